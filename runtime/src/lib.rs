@@ -1,2 +1,32 @@
+//! kiln-runtime: the inference kernels that kiln's generated code calls.
+//!
+//! `no_std`, no dependencies, no allocation. Tensors are f32, batch 1. Rank-4
+//! activations are stored NHWC (channels innermost) so that depthwise and
+//! pointwise convolutions run their innermost loop over contiguous channels,
+//! which the compiler vectorises. Weights arrive pre-arranged by kiln-codegen in
+//! the layout each kernel documents.
+//!
+//! Every kernel takes its shape as plain parameters; the generated code passes
+//! constants, so after inlining and LTO only the kernels a model uses remain in
+//! its binary.
 #![no_std]
-//! placeholder
+
+#[cfg(target_endian = "big")]
+compile_error!("kiln-runtime reads its weight blob as little-endian f32");
+
+mod arena;
+mod conv;
+mod elementwise;
+mod moves;
+mod pool;
+mod wasm;
+
+pub use arena::{Aligned, ArenaGuard, StaticArena, io1, io2, weights_f32};
+pub use conv::{Conv2d, conv2d, dense, depthwise_conv2d, pointwise_conv2d};
+pub use elementwise::{
+    Activation, BinaryOp, activate, binary, binary_broadcast_channel, binary_inplace,
+    binary_scalar, scale, softmax,
+};
+pub use moves::{concat, copy, downsample_nhwc, nchw_to_nhwc, nhwc_to_nchw, permute};
+pub use pool::{Pool2d, avg_pool2d, global_avg_pool, global_max_pool, max_pool2d};
+pub use wasm::{WasmBuffer, run_wasm_infer};

@@ -1,0 +1,412 @@
+//! Convolutions and dense layers (NHWC activations, bias and activation fused).
+
+use crate::elementwise::{Activation, activate};
+
+/// Shape and attributes of a 2-D convolution over one NHWC image.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Conv2d {
+    pub in_h: usize,
+    pub in_w: usize,
+    pub in_c: usize,
+    pub out_h: usize,
+    pub out_w: usize,
+    pub out_c: usize,
+    pub k_h: usize,
+    pub k_w: usize,
+    pub stride_h: usize,
+    pub stride_w: usize,
+    pub dilation_h: usize,
+    pub dilation_w: usize,
+    pub pad_top: usize,
+    pub pad_left: usize,
+    pub groups: usize,
+    pub act: Activation,
+}
+
+impl Conv2d {
+    /// The input rows (or columns) an output position reads: the range of
+    /// kernel taps `k` with `0 <= o*stride + k*dilation - pad < size`.
+    #[inline(always)]
+    fn taps(
+        o: usize,
+        stride: usize,
+        dil: usize,
+        pad: usize,
+        k: usize,
+        size: usize,
+    ) -> (usize, usize) {
+        let start = o * stride;
+        // first tap with start + k*dil >= pad
+        let lo = if start >= pad {
+            0
+        } else {
+            (pad - start).div_ceil(dil)
+        };
+        // last tap + 1 with start + k*dil - pad < size
+        let limit = size + pad; // start + k*dil < limit
+        let hi = if start >= limit {
+            0
+        } else {
+            (limit - start).div_ceil(dil).min(k)
+        };
+        (lo, hi.max(lo))
+    }
+}
+
+#[inline(always)]
+fn init_bias(out: &mut [f32], bias: &[f32]) {
+    if bias.is_empty() {
+        out.fill(0.0);
+    } else {
+        out.copy_from_slice(bias);
+    }
+}
+
+/// General grouped convolution.
+///
+/// `weights` layout: `[groups][k_h][k_w][in_c/groups][out_c/groups]`, so the
+/// innermost loop runs over contiguous output channels. `bias` has `out_c`
+/// values or is empty.
+pub fn conv2d(x: &[f32], weights: &[f32], bias: &[f32], out: &mut [f32], p: &Conv2d) {
+    let (cig, cog) = (p.in_c / p.groups, p.out_c / p.groups);
+    for oy in 0..p.out_h {
+        let (ky0, ky1) = Conv2d::taps(oy, p.stride_h, p.dilation_h, p.pad_top, p.k_h, p.in_h);
+        for ox in 0..p.out_w {
+            let (kx0, kx1) = Conv2d::taps(ox, p.stride_w, p.dilation_w, p.pad_left, p.k_w, p.in_w);
+            let o = &mut out[(oy * p.out_w + ox) * p.out_c..][..p.out_c];
+            init_bias(o, bias);
+            for ky in ky0..ky1 {
+                let iy = oy * p.stride_h + ky * p.dilation_h - p.pad_top;
+                for kx in kx0..kx1 {
+                    let ix = ox * p.stride_w + kx * p.dilation_w - p.pad_left;
+                    let xin = &x[(iy * p.in_w + ix) * p.in_c..][..p.in_c];
+                    for g in 0..p.groups {
+                        let og = &mut o[g * cog..][..cog];
+                        let wg =
+                            &weights[((g * p.k_h + ky) * p.k_w + kx) * cig * cog..][..cig * cog];
+                        for (v, wr) in xin[g * cig..][..cig].iter().zip(wg.chunks_exact(cog)) {
+                            og.iter_mut().zip(wr).for_each(|(a, w)| *a += v * w);
+                        }
+                    }
+                }
+            }
+            activate(o, p.act);
+        }
+    }
+}
+
+/// Depthwise convolution (groups == in_c == out_c).
+///
+/// `weights` layout: `[k_h][k_w][c]`; `bias` has `c` values or is empty.
+pub fn depthwise_conv2d(x: &[f32], weights: &[f32], bias: &[f32], out: &mut [f32], p: &Conv2d) {
+    let c = p.out_c;
+    for oy in 0..p.out_h {
+        let (ky0, ky1) = Conv2d::taps(oy, p.stride_h, p.dilation_h, p.pad_top, p.k_h, p.in_h);
+        for ox in 0..p.out_w {
+            let (kx0, kx1) = Conv2d::taps(ox, p.stride_w, p.dilation_w, p.pad_left, p.k_w, p.in_w);
+            let o = &mut out[(oy * p.out_w + ox) * c..][..c];
+            init_bias(o, bias);
+            for ky in ky0..ky1 {
+                let iy = oy * p.stride_h + ky * p.dilation_h - p.pad_top;
+                for kx in kx0..kx1 {
+                    let ix = ox * p.stride_w + kx * p.dilation_w - p.pad_left;
+                    let xin = &x[(iy * p.in_w + ix) * c..][..c];
+                    let wr = &weights[(ky * p.k_w + kx) * c..][..c];
+                    for ((a, v), w) in o.iter_mut().zip(xin).zip(wr) {
+                        *a += v * w;
+                    }
+                }
+            }
+            activate(o, p.act);
+        }
+    }
+}
+
+/// Pixels processed together by the pointwise kernel: each weight row is
+/// loaded once per block.
+const PW_BLOCK: usize = 4;
+
+/// 1x1 convolution, stride 1, no padding, one group: a `[pixels, in_c] x
+/// [in_c, out_c]` matrix product.
+///
+/// `weights` layout: `[in_c][out_c]`; `bias` has `out_c` values or is empty.
+#[allow(clippy::too_many_arguments)]
+pub fn pointwise_conv2d(
+    x: &[f32],
+    weights: &[f32],
+    bias: &[f32],
+    out: &mut [f32],
+    pixels: usize,
+    in_c: usize,
+    out_c: usize,
+    act: Activation,
+) {
+    let x = &x[..pixels * in_c];
+    let out = &mut out[..pixels * out_c];
+    let full = pixels / PW_BLOCK * PW_BLOCK;
+    let (out_full, out_rest) = out.split_at_mut(full * out_c);
+    for (xb, ob) in x[..full * in_c]
+        .chunks_exact(PW_BLOCK * in_c)
+        .zip(out_full.chunks_exact_mut(PW_BLOCK * out_c))
+    {
+        let (o0, r) = ob.split_at_mut(out_c);
+        let (o1, r) = r.split_at_mut(out_c);
+        let (o2, o3) = r.split_at_mut(out_c);
+        for o in [&mut *o0, &mut *o1, &mut *o2, &mut *o3] {
+            init_bias(o, bias);
+        }
+        let (x0, x1, x2, x3) = (
+            &xb[..in_c],
+            &xb[in_c..2 * in_c],
+            &xb[2 * in_c..3 * in_c],
+            &xb[3 * in_c..],
+        );
+        for (ci, wr) in weights.chunks_exact(out_c).take(in_c).enumerate() {
+            let (v0, v1, v2, v3) = (x0[ci], x1[ci], x2[ci], x3[ci]);
+            for j in 0..out_c {
+                let w = wr[j];
+                o0[j] += v0 * w;
+                o1[j] += v1 * w;
+                o2[j] += v2 * w;
+                o3[j] += v3 * w;
+            }
+        }
+        activate(ob, act);
+    }
+    for (xp, o) in x[full * in_c..]
+        .chunks_exact(in_c)
+        .zip(out_rest.chunks_exact_mut(out_c))
+    {
+        init_bias(o, bias);
+        for (v, wr) in xp.iter().zip(weights.chunks_exact(out_c)) {
+            o.iter_mut().zip(wr).for_each(|(a, w)| *a += v * w);
+        }
+        activate(o, act);
+    }
+}
+
+/// Fully connected layer on one vector: `out = x . W + bias`.
+///
+/// `weights` layout: `[in_features][out_features]`; `bias` has `out_features`
+/// values or is empty.
+pub fn dense(x: &[f32], weights: &[f32], bias: &[f32], out: &mut [f32], act: Activation) {
+    let n = out.len();
+    init_bias(out, bias);
+    for (v, wr) in x.iter().zip(weights.chunks_exact(n)) {
+        out.iter_mut().zip(wr).for_each(|(a, w)| *a += v * w);
+    }
+    activate(out, act);
+}
+
+#[cfg(test)]
+mod tests {
+    extern crate std;
+    use super::*;
+    use std::vec::Vec;
+
+    /// Deterministic pseudo-random values in [-1, 1).
+    fn values(n: usize, seed: u32) -> Vec<f32> {
+        let mut s = seed.wrapping_mul(2_654_435_761).wrapping_add(1);
+        (0..n)
+            .map(|_| {
+                s ^= s << 13;
+                s ^= s >> 17;
+                s ^= s << 5;
+                (s % 2000) as f32 / 1000.0 - 1.0
+            })
+            .collect()
+    }
+
+    /// Straightforward convolution: NHWC input, ONNX OIHW weights.
+    fn naive_conv(x: &[f32], w_oihw: &[f32], bias: &[f32], p: &Conv2d) -> Vec<f32> {
+        let (cig, cog) = (p.in_c / p.groups, p.out_c / p.groups);
+        let mut out = std::vec![0.0; p.out_h * p.out_w * p.out_c];
+        for oy in 0..p.out_h {
+            for ox in 0..p.out_w {
+                for oc in 0..p.out_c {
+                    let g = oc / cog;
+                    let mut acc = if bias.is_empty() { 0.0 } else { bias[oc] };
+                    for ci in 0..cig {
+                        for ky in 0..p.k_h {
+                            for kx in 0..p.k_w {
+                                let iy = (oy * p.stride_h + ky * p.dilation_h) as isize
+                                    - p.pad_top as isize;
+                                let ix = (ox * p.stride_w + kx * p.dilation_w) as isize
+                                    - p.pad_left as isize;
+                                if iy < 0
+                                    || ix < 0
+                                    || iy >= p.in_h as isize
+                                    || ix >= p.in_w as isize
+                                {
+                                    continue;
+                                }
+                                let xv =
+                                    x[(iy as usize * p.in_w + ix as usize) * p.in_c + g * cig + ci];
+                                acc += xv * w_oihw[((oc * cig + ci) * p.k_h + ky) * p.k_w + kx];
+                            }
+                        }
+                    }
+                    out[(oy * p.out_w + ox) * p.out_c + oc] = p.act.apply(acc);
+                }
+            }
+        }
+        out
+    }
+
+    /// OIHW -> [g][kh][kw][cig][cog], the `conv2d` layout.
+    fn arrange_general(w: &[f32], p: &Conv2d) -> Vec<f32> {
+        let (cig, cog) = (p.in_c / p.groups, p.out_c / p.groups);
+        let mut out = std::vec![0.0; w.len()];
+        for oc in 0..p.out_c {
+            let (g, o) = (oc / cog, oc % cog);
+            for ci in 0..cig {
+                for ky in 0..p.k_h {
+                    for kx in 0..p.k_w {
+                        out[((((g * p.k_h + ky) * p.k_w + kx) * cig) + ci) * cog + o] =
+                            w[((oc * cig + ci) * p.k_h + ky) * p.k_w + kx];
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    fn conv(
+        in_hw: (usize, usize),
+        c: (usize, usize),
+        k: (usize, usize),
+        s: (usize, usize),
+        d: usize,
+        pads: [usize; 4],
+        groups: usize,
+    ) -> Conv2d {
+        let out_h = (in_hw.0 + pads[0] + pads[2] - d * (k.0 - 1) - 1) / s.0 + 1;
+        let out_w = (in_hw.1 + pads[1] + pads[3] - d * (k.1 - 1) - 1) / s.1 + 1;
+        Conv2d {
+            in_h: in_hw.0,
+            in_w: in_hw.1,
+            in_c: c.0,
+            out_h,
+            out_w,
+            out_c: c.1,
+            k_h: k.0,
+            k_w: k.1,
+            stride_h: s.0,
+            stride_w: s.1,
+            dilation_h: d,
+            dilation_w: d,
+            pad_top: pads[0],
+            pad_left: pads[1],
+            groups,
+            act: Activation::Clip {
+                min: -0.5,
+                max: 0.7,
+            },
+        }
+    }
+
+    fn assert_close(got: &[f32], want: &[f32]) {
+        assert_eq!(got.len(), want.len());
+        for (i, (g, w)) in got.iter().zip(want).enumerate() {
+            assert!((g - w).abs() <= 1e-5, "element {i}: {g} vs {w}");
+        }
+    }
+
+    #[test]
+    fn general_conv_matches_naive_across_attributes() {
+        let cases = [
+            conv((7, 6), (3, 8), (3, 3), (1, 1), 1, [1, 1, 1, 1], 1),
+            conv((9, 9), (4, 6), (3, 3), (2, 2), 1, [1, 1, 1, 1], 1),
+            conv((9, 8), (4, 6), (5, 5), (2, 1), 1, [2, 1, 0, 2], 2),
+            conv((11, 11), (6, 6), (3, 3), (1, 1), 2, [2, 2, 2, 2], 3),
+            conv((12, 12), (2, 5), (7, 7), (2, 2), 1, [3, 3, 3, 3], 1),
+            conv((5, 5), (3, 4), (1, 1), (1, 1), 1, [0, 0, 0, 0], 1),
+            conv((6, 7), (3, 4), (2, 3), (3, 2), 1, [0, 1, 1, 0], 1),
+        ];
+        for (n, p) in cases.iter().enumerate() {
+            let x = values(p.in_h * p.in_w * p.in_c, n as u32);
+            let w = values(p.out_c * p.in_c / p.groups * p.k_h * p.k_w, 100 + n as u32);
+            let b = values(p.out_c, 200 + n as u32);
+            let want = naive_conv(&x, &w, &b, p);
+            let mut got = std::vec![f32::NAN; want.len()];
+            conv2d(&x, &arrange_general(&w, p), &b, &mut got, p);
+            assert_close(&got, &want);
+        }
+    }
+
+    #[test]
+    fn depthwise_matches_naive() {
+        let cases = [
+            conv((8, 8), (5, 5), (3, 3), (1, 1), 1, [1, 1, 1, 1], 5),
+            conv((9, 10), (4, 4), (3, 3), (2, 2), 1, [0, 1, 1, 0], 4),
+            conv((10, 10), (3, 3), (5, 5), (2, 2), 2, [4, 4, 4, 4], 3),
+            conv((10, 10), (6, 6), (7, 7), (1, 1), 1, [3, 3, 3, 3], 6),
+        ];
+        for (n, p) in cases.iter().enumerate() {
+            let x = values(p.in_h * p.in_w * p.in_c, n as u32);
+            let w = values(p.out_c * p.k_h * p.k_w, 300 + n as u32);
+            let want = naive_conv(&x, &w, &[], p);
+            let mut got = std::vec![f32::NAN; want.len()];
+            // OIHW with I = 1 is [c][kh][kw]; the kernel wants [kh][kw][c].
+            let hwc = arrange_general(
+                &w,
+                &Conv2d {
+                    groups: 1,
+                    in_c: 1,
+                    ..*p
+                },
+            );
+            depthwise_conv2d(&x, &hwc, &[], &mut got, p);
+            assert_close(&got, &want);
+        }
+    }
+
+    #[test]
+    fn pointwise_matches_naive_including_leftover_pixels() {
+        for (n, (h, w, ci, co)) in [(3, 3, 5, 7), (2, 2, 16, 8), (1, 3, 4, 4)]
+            .into_iter()
+            .enumerate()
+        {
+            let p = Conv2d {
+                act: Activation::Relu,
+                ..conv((h, w), (ci, co), (1, 1), (1, 1), 1, [0; 4], 1)
+            };
+            let x = values(h * w * ci, n as u32);
+            let wt = values(co * ci, 50 + n as u32);
+            let b = values(co, 60 + n as u32);
+            let want = naive_conv(&x, &wt, &b, &p);
+            let mut got = std::vec![f32::NAN; want.len()];
+            pointwise_conv2d(
+                &x,
+                &arrange_general(&wt, &p),
+                &b,
+                &mut got,
+                h * w,
+                ci,
+                co,
+                p.act,
+            );
+            assert_close(&got, &want);
+        }
+    }
+
+    #[test]
+    fn dense_matches_naive() {
+        let (i, o) = (13, 5);
+        let x = values(i, 1);
+        let w_oi = values(o * i, 2);
+        let b = values(o, 3);
+        let mut w_io = std::vec![0.0; o * i];
+        for r in 0..o {
+            for c in 0..i {
+                w_io[c * o + r] = w_oi[r * i + c];
+            }
+        }
+        let mut got = [0.0; 5];
+        dense(&x, &w_io, &b, &mut got, Activation::None);
+        let want: Vec<f32> = (0..o)
+            .map(|r| b[r] + (0..i).map(|c| w_oi[r * i + c] * x[c]).sum::<f32>())
+            .collect();
+        assert_close(&got, &want);
+    }
+}

@@ -1,0 +1,325 @@
+//! Activations, element-wise binary ops, softmax.
+
+/// An activation applied element-wise, alone or fused after a conv / dense.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Activation {
+    None,
+    Relu,
+    /// clamp(x, min, max); ReLU6 is `Clip { min: 0, max: 6 }`.
+    Clip {
+        min: f32,
+        max: f32,
+    },
+    /// x * clamp(x + 3, 0, 6) / 6
+    HardSwish,
+    /// clamp(alpha * x + beta, 0, 1)
+    HardSigmoid {
+        alpha: f32,
+        beta: f32,
+    },
+    Sigmoid,
+}
+
+// `f32::clamp` panics when min > max or on NaN bounds; max/min never panic.
+#[allow(clippy::manual_clamp)]
+impl Activation {
+    #[inline(always)]
+    pub fn apply(self, x: f32) -> f32 {
+        match self {
+            Activation::None => x,
+            Activation::Relu => x.max(0.0),
+            Activation::Clip { min, max } => x.max(min).min(max),
+            Activation::HardSwish => x * (x + 3.0).max(0.0).min(6.0) * (1.0 / 6.0),
+            Activation::HardSigmoid { alpha, beta } => (alpha * x + beta).max(0.0).min(1.0),
+            Activation::Sigmoid => sigmoid(x),
+        }
+    }
+}
+
+/// Applies `act` to every element in place. Each variant gets its own loop so
+/// that the simple ones vectorise.
+#[inline]
+#[allow(clippy::manual_clamp)]
+pub fn activate(data: &mut [f32], act: Activation) {
+    match act {
+        Activation::None => {}
+        Activation::Relu => data.iter_mut().for_each(|v| *v = v.max(0.0)),
+        Activation::Clip { min, max } => data.iter_mut().for_each(|v| *v = v.max(min).min(max)),
+        Activation::HardSwish => data
+            .iter_mut()
+            .for_each(|v| *v = Activation::HardSwish.apply(*v)),
+        Activation::HardSigmoid { .. } => data.iter_mut().for_each(|v| *v = act.apply(*v)),
+        Activation::Sigmoid => data.iter_mut().for_each(|v| *v = sigmoid(*v)),
+    }
+}
+
+#[inline(always)]
+fn sigmoid(x: f32) -> f32 {
+    // Symmetric form keeps exp's argument <= 0, so it never overflows.
+    let e = exp(-x.max(-x));
+    if x >= 0.0 {
+        1.0 / (1.0 + e)
+    } else {
+        e / (1.0 + e)
+    }
+}
+
+/// exp(x) for f32 without libm: x = k ln2 + r with |r| <= ln2/2, a degree-6
+/// Taylor polynomial for e^r (relative error < 2e-7), and 2^k built from the
+/// exponent bits.
+#[inline(always)]
+pub(crate) fn exp(x: f32) -> f32 {
+    if x < -87.0 {
+        return 0.0;
+    }
+    let x = x.min(88.0);
+    let k = (x * core::f32::consts::LOG2_E + if x >= 0.0 { 0.5 } else { -0.5 }) as i32;
+    let kf = k as f32;
+    // ln2 split in a high part exact in f32 and a low correction.
+    let r = x - kf * 0.693_145_75 - kf * 1.428_606_8e-6;
+    let p = 1.0
+        + r * (1.0
+            + r * (0.5
+                + r * (1.0 / 6.0 + r * (1.0 / 24.0 + r * (1.0 / 120.0 + r * (1.0 / 720.0))))));
+    let scale = f32::from_bits(((k + 127).clamp(1, 254) as u32) << 23);
+    p * scale
+}
+
+/// An element-wise binary operation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BinaryOp {
+    Add,
+    Sub,
+    Mul,
+    Div,
+    Max,
+    Min,
+}
+
+impl BinaryOp {
+    #[inline(always)]
+    pub fn apply(self, a: f32, b: f32) -> f32 {
+        match self {
+            BinaryOp::Add => a + b,
+            BinaryOp::Sub => a - b,
+            BinaryOp::Mul => a * b,
+            BinaryOp::Div => a / b,
+            BinaryOp::Max => a.max(b),
+            BinaryOp::Min => a.min(b),
+        }
+    }
+}
+
+macro_rules! per_op {
+    ($op:expr, |$f:ident| $body:expr) => {
+        match $op {
+            BinaryOp::Add => {
+                let $f = |a: f32, b: f32| a + b;
+                $body
+            }
+            BinaryOp::Sub => {
+                let $f = |a: f32, b: f32| a - b;
+                $body
+            }
+            BinaryOp::Mul => {
+                let $f = |a: f32, b: f32| a * b;
+                $body
+            }
+            BinaryOp::Div => {
+                let $f = |a: f32, b: f32| a / b;
+                $body
+            }
+            BinaryOp::Max => {
+                let $f = |a: f32, b: f32| a.max(b);
+                $body
+            }
+            BinaryOp::Min => {
+                let $f = |a: f32, b: f32| a.min(b);
+                $body
+            }
+        }
+    };
+}
+
+/// out = a op b, same length.
+#[inline]
+pub fn binary(op: BinaryOp, a: &[f32], b: &[f32], out: &mut [f32]) {
+    per_op!(op, |f| out
+        .iter_mut()
+        .zip(a.iter().zip(b))
+        .for_each(|(o, (x, y))| *o = f(*x, *y)))
+}
+
+/// data = data op other (`data_is_lhs`) or other op data, same length.
+#[inline]
+pub fn binary_inplace(op: BinaryOp, data: &mut [f32], other: &[f32], data_is_lhs: bool) {
+    per_op!(op, |f| if data_is_lhs {
+        data.iter_mut().zip(other).for_each(|(d, o)| *d = f(*d, *o))
+    } else {
+        data.iter_mut().zip(other).for_each(|(d, o)| *d = f(*o, *d))
+    })
+}
+
+/// In place, `data` viewed as `[pixels][channels.len()]` combined with a
+/// per-channel vector (NHWC broadcast of a [1, C, 1, 1] operand).
+#[inline]
+pub fn binary_broadcast_channel(
+    op: BinaryOp,
+    data: &mut [f32],
+    channels: &[f32],
+    data_is_lhs: bool,
+) {
+    let c = channels.len();
+    if c == 0 {
+        return;
+    }
+    per_op!(op, |f| for px in data.chunks_exact_mut(c) {
+        if data_is_lhs {
+            px.iter_mut()
+                .zip(channels)
+                .for_each(|(d, o)| *d = f(*d, *o))
+        } else {
+            px.iter_mut()
+                .zip(channels)
+                .for_each(|(d, o)| *d = f(*o, *d))
+        }
+    })
+}
+
+/// In place, data op scalar (`data_is_lhs`) or scalar op data.
+#[inline]
+pub fn binary_scalar(op: BinaryOp, data: &mut [f32], scalar: f32, data_is_lhs: bool) {
+    per_op!(op, |f| if data_is_lhs {
+        data.iter_mut().for_each(|d| *d = f(*d, scalar))
+    } else {
+        data.iter_mut().for_each(|d| *d = f(scalar, *d))
+    })
+}
+
+/// In place, data *= factor.
+#[inline]
+pub fn scale(data: &mut [f32], factor: f32) {
+    data.iter_mut().for_each(|d| *d *= factor);
+}
+
+/// In place softmax over consecutive groups of `n` elements (the last axis,
+/// or the channels of an NHWC tensor).
+pub fn softmax(data: &mut [f32], n: usize) {
+    if n == 0 {
+        return;
+    }
+    for group in data.chunks_exact_mut(n) {
+        let max = group.iter().fold(f32::NEG_INFINITY, |m, v| m.max(*v));
+        let mut sum = 0.0;
+        for v in group.iter_mut() {
+            *v = exp(*v - max);
+            sum += *v;
+        }
+        let inv = 1.0 / sum;
+        group.iter_mut().for_each(|v| *v *= inv);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    extern crate std;
+    use super::*;
+
+    #[test]
+    fn exp_matches_std_closely() {
+        let mut x = -80.0f32;
+        while x < 80.0 {
+            let (got, want) = (exp(x), std::primitive::f32::exp(x));
+            assert!(
+                ((got - want) / want).abs() < 5e-7,
+                "exp({x}) = {got}, want {want}"
+            );
+            x += 0.173;
+        }
+        assert_eq!(exp(-100.0), 0.0);
+    }
+
+    #[test]
+    fn activations_match_their_definitions() {
+        for i in -80..80 {
+            let x = i as f32 * 0.1;
+            let naive = [
+                x,
+                if x > 0.0 { x } else { 0.0 },
+                x.clamp(0.0, 6.0),
+                x * (x + 3.0).clamp(0.0, 6.0) / 6.0,
+                (0.3 * x + 0.4).clamp(0.0, 1.0),
+                1.0 / (1.0 + (-x).exp()),
+            ];
+            let acts = [
+                Activation::None,
+                Activation::Relu,
+                Activation::Clip { min: 0.0, max: 6.0 },
+                Activation::HardSwish,
+                Activation::HardSigmoid {
+                    alpha: 0.3,
+                    beta: 0.4,
+                },
+                Activation::Sigmoid,
+            ];
+            for (act, want) in acts.iter().zip(naive) {
+                let mut d = [x];
+                activate(&mut d, *act);
+                assert!(
+                    (d[0] - want).abs() < 1e-6,
+                    "{act:?}({x}) = {}, want {want}",
+                    d[0]
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn binary_variants_agree_with_naive() {
+        let a = [1.0, -2.0, 3.0, 4.0, 0.5, -6.0];
+        let b = [2.0, 2.0, -1.0, 0.5, 3.0, 1.0];
+        let ops = [
+            BinaryOp::Add,
+            BinaryOp::Sub,
+            BinaryOp::Mul,
+            BinaryOp::Div,
+            BinaryOp::Max,
+            BinaryOp::Min,
+        ];
+        for op in ops {
+            let mut out = [0.0; 6];
+            binary(op, &a, &b, &mut out);
+            let mut inpl = b;
+            binary_inplace(op, &mut inpl, &a, false);
+            let mut sc = a;
+            binary_scalar(op, &mut sc, 2.0, true);
+            let mut rsc = a;
+            binary_scalar(op, &mut rsc, 2.0, false);
+            let ch = [10.0, -1.0, 0.25];
+            let mut bc = a;
+            binary_broadcast_channel(op, &mut bc, &ch, true);
+            let mut rbc = a;
+            binary_broadcast_channel(op, &mut rbc, &ch, false);
+            for i in 0..6 {
+                assert_eq!(out[i], op.apply(a[i], b[i]));
+                assert_eq!(inpl[i], op.apply(a[i], b[i]));
+                assert_eq!(sc[i], op.apply(a[i], 2.0));
+                assert_eq!(rsc[i], op.apply(2.0, a[i]));
+                assert_eq!(bc[i], op.apply(a[i], ch[i % 3]));
+                assert_eq!(rbc[i], op.apply(ch[i % 3], a[i]));
+            }
+        }
+    }
+
+    #[test]
+    fn softmax_groups_sum_to_one_and_keep_order() {
+        let mut d = [1.0, 2.0, 3.0, 0.0, 0.0, 100.0];
+        softmax(&mut d, 3);
+        let e: std::vec::Vec<f32> = [1.0f32, 2.0, 3.0].iter().map(|v| v.exp()).collect();
+        let s: f32 = e.iter().sum();
+        for i in 0..3 {
+            assert!((d[i] - e[i] / s).abs() < 1e-6);
+        }
+        assert!((d[5] - 1.0).abs() < 1e-6 && d[3] < 1e-30);
+    }
+}
