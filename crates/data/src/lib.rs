@@ -1,0 +1,61 @@
+//! Image classification data for kiln: where the images come from and how they are split.
+//!
+//! - [`Source`] names a data set: the bundled 5,000-image MNIST subset ([`Source::Mnist5k`],
+//!   embedded in the crate, no download), a directory of IDX files (MNIST, Fashion-MNIST) or
+//!   of CIFAR-10 binary batches.
+//! - [`load`] reads it into a [`Dataset`]: train / validation / test [`Split`]s of `u8`
+//!   images in CHW order, the input shape and class count (they feed the search space),
+//!   and the per-channel [`Normalization`] computed on the training split.
+//! - [`Split::batch`] turns images into normalised `f32` batches, optionally with a random
+//!   shift ([`Augment`]).
+//!
+//! Images stay `u8` until batched: CIFAR-10 as `f32` would be 600 MB.
+
+mod batch;
+mod cifar;
+mod dataset;
+mod error;
+mod idx;
+mod mnist5k;
+
+pub use batch::{Augment, Batch};
+pub use cifar::{load_cifar10, read_batch as read_cifar_batch};
+pub use dataset::{DEFAULT_SPLIT_SEED, Dataset, ImageShape, Normalization, Split, SplitOptions};
+pub use error::DataError;
+pub use idx::{IDX_CLASSES, load_idx, load_idx_with_classes, read_idx_images, read_idx_labels};
+pub use mnist5k::{MNIST_5K_GZ, load_mnist_5k, load_mnist_csv, parse_mnist_csv};
+
+use std::path::PathBuf;
+
+/// Where a data set comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    /// The bundled 5,000-image MNIST subset (train 4,000 / test 1,000).
+    Mnist5k,
+    /// A directory with `train-images-idx3-ubyte`, `train-labels-idx1-ubyte`,
+    /// `t10k-images-idx3-ubyte`, `t10k-labels-idx1-ubyte` (each optionally `.gz`).
+    Idx(PathBuf),
+    /// A directory with CIFAR-10's `data_batch_{1..5}.bin` and `test_batch.bin`
+    /// (or its `cifar-10-batches-bin` subdirectory).
+    Cifar10(PathBuf),
+}
+
+impl Source {
+    /// A short name for logs and metrics: `mnist-5k`, `idx:DIR`, `cifar10:DIR`.
+    pub fn name(&self) -> String {
+        match self {
+            Source::Mnist5k => "mnist-5k".to_string(),
+            Source::Idx(dir) => format!("idx:{}", dir.display()),
+            Source::Cifar10(dir) => format!("cifar10:{}", dir.display()),
+        }
+    }
+}
+
+/// Reads a data set and splits it as `options` say.
+pub fn load(source: &Source, options: &SplitOptions) -> Result<Dataset, DataError> {
+    match source {
+        Source::Mnist5k => load_mnist_5k(options),
+        Source::Idx(dir) => load_idx(dir, options),
+        Source::Cifar10(dir) => load_cifar10(dir, options),
+    }
+}
