@@ -1,1 +1,23 @@
-//! placeholder
+//! The search space: what a candidate network is.
+//!
+//! - [`Space`]: the decisions and their choices, read from a TOML file
+//!   (`spaces/mobile.toml` ships as the default).
+//! - [`Genome`]: one choice per decision, a small serde value with a stable
+//!   content id ([`Genome::id`]); sampled, mutated and crossed over with a seed.
+//! - [`Architecture`]: the layer-level network a genome describes for a given
+//!   input shape and class count, with analytic parameter, MAC and activation
+//!   figures. The trainer and the ONNX exporter both build from it, so layer
+//!   and weight names agree by construction.
+
+mod arch;
+mod error;
+mod genome;
+mod space;
+
+pub use arch::{
+    Architecture, ConvBn, InputSpec, LayerSummary, Linear, MbBlock, ParamSpec, SqueezeExcite,
+    Totals,
+};
+pub use error::SpaceError;
+pub use genome::{BlockGene, Genome, StageGene};
+pub use space::{Activation, HeadSpace, Space, StageSpace, StemSpace};

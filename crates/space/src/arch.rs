@@ -1,0 +1,588 @@
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use crate::{Activation, Genome, Space, SpaceError};
+
+/// Input shape and class count; they come from the data set, not the space.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InputSpec {
+    pub channels: usize,
+    pub height: usize,
+    pub width: usize,
+    pub classes: usize,
+}
+
+impl InputSpec {
+    /// The bundled MNIST subset: 1x28x28, 10 classes.
+    pub const MNIST: InputSpec = InputSpec {
+        channels: 1,
+        height: 28,
+        width: 28,
+        classes: 10,
+    };
+}
+
+impl fmt::Display for InputSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}x{}x{} ({} classes)",
+            self.channels, self.height, self.width, self.classes
+        )
+    }
+}
+
+/// A convolution followed by batch norm and an optional activation.
+/// Padding is `kernel / 2` on every side ("same" for stride 1).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ConvBn {
+    /// Layer name; its weights are named `{name}.weight`, `{name}.bn.*`.
+    pub name: String,
+    pub in_channels: usize,
+    pub out_channels: usize,
+    pub kernel: usize,
+    pub stride: usize,
+    pub groups: usize,
+    pub activation: Option<Activation>,
+    /// (height, width) of the input feature map.
+    pub input_hw: (usize, usize),
+    /// (height, width) of the output feature map.
+    pub output_hw: (usize, usize),
+}
+
+impl ConvBn {
+    fn new(
+        name: String,
+        cin: usize,
+        cout: usize,
+        kernel: usize,
+        stride: usize,
+        groups: usize,
+        act: Option<Activation>,
+        hw: (usize, usize),
+    ) -> ConvBn {
+        let out = |x: usize| x.div_ceil(stride);
+        ConvBn {
+            name,
+            in_channels: cin,
+            out_channels: cout,
+            kernel,
+            stride,
+            groups,
+            activation: act,
+            input_hw: hw,
+            output_hw: (out(hw.0), out(hw.1)),
+        }
+    }
+
+    pub fn padding(&self) -> usize {
+        self.kernel / 2
+    }
+
+    /// Shape of the conv weight, OIHW.
+    pub fn weight_shape(&self) -> Vec<usize> {
+        vec![
+            self.out_channels,
+            self.in_channels / self.groups,
+            self.kernel,
+            self.kernel,
+        ]
+    }
+
+    fn params(&self) -> u64 {
+        let w = self.out_channels * (self.in_channels / self.groups) * self.kernel * self.kernel;
+        (w + 2 * self.out_channels) as u64 // + BN gamma and beta
+    }
+
+    fn macs(&self) -> u64 {
+        let (h, w) = self.output_hw;
+        (h * w * self.out_channels * (self.in_channels / self.groups) * self.kernel * self.kernel)
+            as u64
+    }
+}
+
+/// Squeeze-and-excite: global pool, 1x1 reduce + ReLU, 1x1 expand + sigmoid, scale.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SqueezeExcite {
+    /// `{block}.se`; weights `{name}.reduce.*` and `{name}.expand.*`.
+    pub name: String,
+    pub channels: usize,
+    pub reduced: usize,
+    pub hw: (usize, usize),
+}
+
+impl SqueezeExcite {
+    fn params(&self) -> u64 {
+        (2 * self.channels * self.reduced + self.reduced + self.channels) as u64
+    }
+
+    fn macs(&self) -> u64 {
+        // pooling + two 1x1 convs on a 1x1 map + the per-channel scale
+        let pixels = self.hw.0 * self.hw.1 * self.channels;
+        (pixels + 2 * self.channels * self.reduced + pixels) as u64
+    }
+}
+
+/// An inverted-residual (MBConv) block.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct MbBlock {
+    /// `s{stage}.b{block}`.
+    pub name: String,
+    /// 1x1 expansion; absent when the expand ratio is 1.
+    pub expand: Option<ConvBn>,
+    pub depthwise: ConvBn,
+    pub se: Option<SqueezeExcite>,
+    /// 1x1 projection, batch norm, no activation.
+    pub project: ConvBn,
+    /// Input added to the output (stride 1 and equal channel counts).
+    pub residual: bool,
+}
+
+/// The fully connected classifier after global average pooling.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Linear {
+    pub name: String,
+    pub in_features: usize,
+    pub out_features: usize,
+}
+
+/// The network a genome describes for one input shape.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Architecture {
+    pub input: InputSpec,
+    pub stem: ConvBn,
+    pub blocks: Vec<MbBlock>,
+    pub head: Option<ConvBn>,
+    pub classifier: Linear,
+}
+
+/// One weight tensor the network needs, named as in the ONNX model.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParamSpec {
+    pub name: String,
+    pub shape: Vec<usize>,
+}
+
+/// One row of the architecture table. Shapes are (channels, height, width).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct LayerSummary {
+    pub name: String,
+    pub op: String,
+    pub input: [usize; 3],
+    pub output: [usize; 3],
+    pub params: u64,
+    pub macs: u64,
+    /// Bytes of the f32 output activation.
+    pub output_bytes: u64,
+}
+
+/// Whole-network analytic figures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Totals {
+    pub params: u64,
+    pub macs: u64,
+    /// The largest f32 output activation of any layer, in bytes.
+    pub max_activation_bytes: u64,
+    /// The largest input + output pair of any layer, in bytes: a lower bound
+    /// for the arena of a runtime that keeps only those two alive.
+    pub max_layer_io_bytes: u64,
+}
+
+/// Squeeze-excite bottleneck width: a quarter of the channels, at least 4.
+fn se_reduced(channels: usize) -> usize {
+    (channels / 4).max(4)
+}
+
+impl Architecture {
+    /// Builds the layer list for `genome` (already validated against `space`)
+    /// on `input`.
+    pub fn new(
+        space: &Space,
+        genome: &Genome,
+        input: InputSpec,
+    ) -> Result<Architecture, SpaceError> {
+        let dims = |message: String| SpaceError::DoesNotFit {
+            input: input.to_string(),
+            message,
+        };
+        if input.channels == 0 || input.height == 0 || input.width == 0 || input.classes < 2 {
+            return Err(dims(
+                "channels, height and width must be positive and classes at least 2".into(),
+            ));
+        }
+        genome.validate(space, "genome")?;
+        let downsampling =
+            space.stem.stride * space.stages.iter().map(|s| s.stride).product::<usize>();
+        if input.height < downsampling || input.width < downsampling {
+            return Err(dims(format!(
+                "the space downsamples by {downsampling}, more than the {}x{} input allows",
+                input.height, input.width
+            )));
+        }
+
+        let mut hw = (input.height, input.width);
+        let stem = ConvBn::new(
+            "stem".into(),
+            input.channels,
+            genome.stem_width,
+            space.stem.kernel,
+            space.stem.stride,
+            1,
+            Some(space.stem.activation),
+            hw,
+        );
+        hw = stem.output_hw;
+        let mut channels = stem.out_channels;
+        let mut blocks = Vec::new();
+        for (i, (stage, choices)) in genome.stages.iter().zip(&space.stages).enumerate() {
+            for (j, b) in stage.blocks.iter().enumerate() {
+                let name = format!("s{i}.b{j}");
+                let stride = if j == 0 { choices.stride } else { 1 };
+                let mid = channels * b.expand;
+                let act = Some(b.activation);
+                let expand = (b.expand != 1).then(|| {
+                    ConvBn::new(format!("{name}.expand"), channels, mid, 1, 1, 1, act, hw)
+                });
+                let depthwise = ConvBn::new(
+                    format!("{name}.dw"),
+                    mid,
+                    mid,
+                    b.kernel,
+                    stride,
+                    mid,
+                    act,
+                    hw,
+                );
+                let out_hw = depthwise.output_hw;
+                let se = b.se.then(|| SqueezeExcite {
+                    name: format!("{name}.se"),
+                    channels: mid,
+                    reduced: se_reduced(mid),
+                    hw: out_hw,
+                });
+                let project = ConvBn::new(
+                    format!("{name}.project"),
+                    mid,
+                    stage.width,
+                    1,
+                    1,
+                    1,
+                    None,
+                    out_hw,
+                );
+                blocks.push(MbBlock {
+                    name,
+                    expand,
+                    depthwise,
+                    se,
+                    project,
+                    residual: stride == 1 && channels == stage.width,
+                });
+                channels = stage.width;
+                hw = out_hw;
+            }
+        }
+        let head = (genome.head_width > 0).then(|| {
+            ConvBn::new(
+                "head".into(),
+                channels,
+                genome.head_width,
+                1,
+                1,
+                1,
+                Some(space.head.activation),
+                hw,
+            )
+        });
+        if let Some(h) = &head {
+            channels = h.out_channels;
+        }
+        Ok(Architecture {
+            input,
+            stem,
+            blocks,
+            head,
+            classifier: Linear {
+                name: "classifier".into(),
+                in_features: channels,
+                out_features: input.classes,
+            },
+        })
+    }
+
+    /// Every weight tensor, in network order, with ONNX/PyTorch shapes.
+    pub fn parameters(&self) -> Vec<ParamSpec> {
+        let mut out = Vec::new();
+        let p = |out: &mut Vec<ParamSpec>, name: String, shape: Vec<usize>| {
+            out.push(ParamSpec { name, shape })
+        };
+        let conv = |out: &mut Vec<ParamSpec>, c: &ConvBn| {
+            p(out, format!("{}.weight", c.name), c.weight_shape());
+            for stat in ["weight", "bias", "running_mean", "running_var"] {
+                p(out, format!("{}.bn.{stat}", c.name), vec![c.out_channels]);
+            }
+        };
+        conv(&mut out, &self.stem);
+        for b in &self.blocks {
+            if let Some(e) = &b.expand {
+                conv(&mut out, e);
+            }
+            conv(&mut out, &b.depthwise);
+            if let Some(se) = &b.se {
+                p(
+                    &mut out,
+                    format!("{}.reduce.weight", se.name),
+                    vec![se.reduced, se.channels, 1, 1],
+                );
+                p(
+                    &mut out,
+                    format!("{}.reduce.bias", se.name),
+                    vec![se.reduced],
+                );
+                p(
+                    &mut out,
+                    format!("{}.expand.weight", se.name),
+                    vec![se.channels, se.reduced, 1, 1],
+                );
+                p(
+                    &mut out,
+                    format!("{}.expand.bias", se.name),
+                    vec![se.channels],
+                );
+            }
+            conv(&mut out, &b.project);
+        }
+        if let Some(h) = &self.head {
+            conv(&mut out, h);
+        }
+        let c = &self.classifier;
+        p(
+            &mut out,
+            format!("{}.weight", c.name),
+            vec![c.out_features, c.in_features],
+        );
+        p(&mut out, format!("{}.bias", c.name), vec![c.out_features]);
+        out
+    }
+
+    /// One row per layer, with analytic parameter and MAC counts.
+    pub fn layers(&self) -> Vec<LayerSummary> {
+        let mut rows = Vec::new();
+        let row = |name: &str,
+                   op: String,
+                   input: [usize; 3],
+                   output: [usize; 3],
+                   params: u64,
+                   macs: u64| LayerSummary {
+            name: name.to_owned(),
+            op,
+            input,
+            output,
+            params,
+            macs,
+            output_bytes: (output.iter().product::<usize>() * 4) as u64,
+        };
+        let conv_row = |c: &ConvBn| {
+            let kind = if c.groups == 1 { "conv" } else { "dwconv" };
+            let act = c.activation.map(|a| format!("+{a}")).unwrap_or_default();
+            row(
+                &c.name,
+                format!("{kind} {k}x{k}/{s}{act}", k = c.kernel, s = c.stride),
+                [c.in_channels, c.input_hw.0, c.input_hw.1],
+                [c.out_channels, c.output_hw.0, c.output_hw.1],
+                c.params(),
+                c.macs(),
+            )
+        };
+        rows.push(conv_row(&self.stem));
+        for b in &self.blocks {
+            if let Some(e) = &b.expand {
+                rows.push(conv_row(e));
+            }
+            rows.push(conv_row(&b.depthwise));
+            if let Some(se) = &b.se {
+                let shape = [se.channels, se.hw.0, se.hw.1];
+                rows.push(row(
+                    &se.name,
+                    format!("se /{}", se.channels / se.reduced.max(1)),
+                    shape,
+                    shape,
+                    se.params(),
+                    se.macs(),
+                ));
+            }
+            rows.push(conv_row(&b.project));
+            if b.residual {
+                let p = &b.project;
+                let shape = [p.out_channels, p.output_hw.0, p.output_hw.1];
+                rows.push(row(
+                    &format!("{}.add", b.name),
+                    "add".into(),
+                    shape,
+                    shape,
+                    0,
+                    0,
+                ));
+            }
+        }
+        let last = match &self.head {
+            Some(h) => {
+                rows.push(conv_row(h));
+                h
+            }
+            None => self.blocks.last().map(|b| &b.project).unwrap_or(&self.stem),
+        };
+        let (c, h, w) = (last.out_channels, last.output_hw.0, last.output_hw.1);
+        rows.push(row(
+            "pool",
+            "global avg pool".into(),
+            [c, h, w],
+            [c, 1, 1],
+            0,
+            (c * h * w) as u64,
+        ));
+        let l = &self.classifier;
+        rows.push(row(
+            &l.name,
+            "linear".into(),
+            [l.in_features, 1, 1],
+            [l.out_features, 1, 1],
+            (l.in_features * l.out_features + l.out_features) as u64,
+            (l.in_features * l.out_features) as u64,
+        ));
+        rows
+    }
+
+    /// Whole-network figures from [`Architecture::layers`].
+    pub fn totals(&self) -> Totals {
+        let rows = self.layers();
+        let input_bytes = (self.input.channels * self.input.height * self.input.width * 4) as u64;
+        Totals {
+            params: rows.iter().map(|r| r.params).sum(),
+            macs: rows.iter().map(|r| r.macs).sum(),
+            max_activation_bytes: rows
+                .iter()
+                .map(|r| r.output_bytes)
+                .max()
+                .unwrap_or(0)
+                .max(input_bytes),
+            max_layer_io_bytes: rows
+                .iter()
+                .map(|r| (r.input.iter().product::<usize>() * 4) as u64 + r.output_bytes)
+                .max()
+                .unwrap_or(0),
+        }
+    }
+
+    /// The architecture as a fixed-width text table with a totals line.
+    pub fn table(&self) -> String {
+        use fmt::Write;
+        let mut s = String::new();
+        let shape = |d: [usize; 3]| format!("{}x{}x{}", d[0], d[1], d[2]);
+        let _ = writeln!(
+            s,
+            "{:<16} {:<22} {:>12} {:>12} {:>10} {:>12}",
+            "layer", "op", "input", "output", "params", "MACs"
+        );
+        for r in self.layers() {
+            let _ = writeln!(
+                s,
+                "{:<16} {:<22} {:>12} {:>12} {:>10} {:>12}",
+                r.name,
+                r.op,
+                shape(r.input),
+                shape(r.output),
+                r.params,
+                r.macs
+            );
+        }
+        let t = self.totals();
+        let _ = writeln!(
+            s,
+            "total: {} params, {} MACs, largest activation {} bytes (predicted from the genome)",
+            t.params, t.macs, t.max_activation_bytes
+        );
+        s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::SeedableRng;
+    use rand_chacha::ChaCha8Rng;
+
+    fn space() -> Space {
+        Space::from_toml(include_str!("../../../spaces/mobile.toml"), "mobile.toml").unwrap()
+    }
+
+    #[test]
+    fn parameter_list_matches_param_count() {
+        let space = space();
+        let mut rng = ChaCha8Rng::seed_from_u64(11);
+        for _ in 0..20 {
+            let g = Genome::sample(&space, &mut rng);
+            let a = Architecture::new(&space, &g, InputSpec::MNIST).unwrap();
+            // Trainable parameters = every tensor but the BN running statistics.
+            let from_list: usize = a
+                .parameters()
+                .iter()
+                .filter(|p| !p.name.ends_with("running_mean") && !p.name.ends_with("running_var"))
+                .map(|p| p.shape.iter().product::<usize>())
+                .sum();
+            assert_eq!(from_list as u64, a.totals().params);
+        }
+    }
+
+    #[test]
+    fn mobilenetv2_half_width_figures() {
+        let space = Space::from_toml(
+            include_str!("../../../spaces/mobilenetv2.toml"),
+            "mobilenetv2.toml",
+        )
+        .unwrap();
+        let g = Genome::from_json(
+            include_str!("../../../spaces/mobilenetv2-0.5.json"),
+            "mbv2.json",
+            &space,
+        )
+        .unwrap();
+        let input = InputSpec {
+            channels: 3,
+            height: 96,
+            width: 96,
+            classes: 10,
+        };
+        let a = Architecture::new(&space, &g, input).unwrap();
+        assert_eq!(a.blocks.len(), 17);
+        assert_eq!(a.blocks.iter().filter(|b| b.residual).count(), 10);
+        assert_eq!(a.head.as_ref().map(|h| h.output_hw), Some((3, 3)));
+        // Hand count for the first block: dw 3x3 on 16 channels at 48x48, then
+        // project 16 -> 8: MACs = 48*48*16*9 + 48*48*16*8.
+        let rows = a.layers();
+        let b0: u64 = rows
+            .iter()
+            .filter(|r| r.name.starts_with("s0.b0."))
+            .map(|r| r.macs)
+            .sum();
+        assert_eq!(b0, 48 * 48 * 16 * 9 + 48 * 48 * 16 * 8);
+    }
+
+    #[test]
+    fn too_small_input_is_an_error() {
+        let space = space();
+        let g = Genome::sample(&space, &mut ChaCha8Rng::seed_from_u64(1));
+        let input = InputSpec {
+            channels: 1,
+            height: 4,
+            width: 4,
+            classes: 10,
+        };
+        let err = Architecture::new(&space, &g, input)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("downsamples"), "{err}");
+    }
+}

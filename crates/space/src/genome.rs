@@ -1,0 +1,416 @@
+use std::path::Path;
+
+use rand::Rng;
+use rand::seq::IndexedRandom;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::{Activation, Space, SpaceError, StageSpace};
+
+/// One candidate: a choice for every decision of a [`Space`].
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Genome {
+    /// The name of the space this genome belongs to.
+    pub space: String,
+    pub stem_width: usize,
+    pub stages: Vec<StageGene>,
+    /// Width of the 1x1 head conv; 0 = no head conv.
+    pub head_width: usize,
+}
+
+/// The choices of one stage; its depth is the number of blocks.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StageGene {
+    pub width: usize,
+    pub blocks: Vec<BlockGene>,
+}
+
+/// The choices of one inverted-residual block.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BlockGene {
+    pub kernel: usize,
+    pub expand: usize,
+    pub se: bool,
+    pub activation: Activation,
+}
+
+impl Genome {
+    /// Reads a genome from a JSON file and checks it against `space`.
+    pub fn load(path: &Path, space: &Space) -> Result<Genome, SpaceError> {
+        let text = std::fs::read_to_string(path).map_err(|source| SpaceError::Io {
+            path: path.to_owned(),
+            source,
+        })?;
+        Genome::from_json(&text, &path.display().to_string(), space)
+    }
+
+    /// Parses a genome from JSON and checks it against `space`; `origin` names it in errors.
+    pub fn from_json(text: &str, origin: &str, space: &Space) -> Result<Genome, SpaceError> {
+        let genome: Genome = serde_json::from_str(text).map_err(|e| SpaceError::Parse {
+            origin: origin.to_owned(),
+            message: e.to_string(),
+        })?;
+        genome.validate(space, origin)?;
+        Ok(genome)
+    }
+
+    /// The genome as pretty JSON, the form users read and edit.
+    pub fn to_json(&self) -> String {
+        // A Genome holds only strings, integers, booleans and enums: serialising cannot fail.
+        serde_json::to_string_pretty(self).unwrap_or_default()
+    }
+
+    /// A stable content id: the first 16 hex digits of the SHA-256 of the
+    /// canonical (compact) JSON. Identical genomes share an id.
+    pub fn id(&self) -> String {
+        let canonical = serde_json::to_vec(self).unwrap_or_default();
+        let digest = Sha256::digest(&canonical);
+        digest[..8].iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    /// Checks every decision against the space; the error names the first
+    /// decision out of range, e.g. `stages[1].blocks[0].kernel`.
+    pub fn validate(&self, space: &Space, origin: &str) -> Result<(), SpaceError> {
+        let bad = |field: String, message: String| SpaceError::Invalid {
+            origin: origin.to_owned(),
+            field,
+            message,
+        };
+        if self.space != space.name {
+            return Err(bad(
+                "space".into(),
+                format!("genome is for space `{}`, not `{}`", self.space, space.name),
+            ));
+        }
+        check_choice(self.stem_width, &space.stem.widths)
+            .map_err(|m| bad("stem_width".into(), m))?;
+        check_choice(self.head_width, &space.head.widths)
+            .map_err(|m| bad("head_width".into(), m))?;
+        if self.stages.len() != space.stages.len() {
+            return Err(bad(
+                "stages".into(),
+                format!(
+                    "has {} stages, the space has {}",
+                    self.stages.len(),
+                    space.stages.len()
+                ),
+            ));
+        }
+        for (i, (stage, choices)) in self.stages.iter().zip(&space.stages).enumerate() {
+            check_choice(stage.width, &choices.widths)
+                .map_err(|m| bad(format!("stages[{i}].width"), m))?;
+            check_choice(stage.blocks.len(), &choices.depth)
+                .map_err(|m| bad(format!("stages[{i}].blocks"), format!("depth {m}")))?;
+            for (j, block) in stage.blocks.iter().enumerate() {
+                let f = |name: &str| format!("stages[{i}].blocks[{j}].{name}");
+                check_choice(block.kernel, &choices.kernels).map_err(|m| bad(f("kernel"), m))?;
+                check_choice(block.expand, &choices.expand).map_err(|m| bad(f("expand"), m))?;
+                check_choice(block.se, &choices.se).map_err(|m| bad(f("se"), m))?;
+                check_choice(block.activation, &choices.activations)
+                    .map_err(|m| bad(f("activation"), m))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Draws every decision uniformly from its choices.
+    pub fn sample(space: &Space, rng: &mut impl Rng) -> Genome {
+        Genome {
+            space: space.name.clone(),
+            stem_width: pick(&space.stem.widths, rng),
+            stages: space
+                .stages
+                .iter()
+                .map(|s| {
+                    let depth = pick(&s.depth, rng);
+                    StageGene {
+                        width: pick(&s.widths, rng),
+                        blocks: (0..depth).map(|_| sample_block(s, rng)).collect(),
+                    }
+                })
+                .collect(),
+            head_width: pick(&space.head.widths, rng),
+        }
+    }
+
+    /// Returns a copy in which each decision was redrawn with probability
+    /// `rate` (to a different value where there is one). If that changed
+    /// nothing, one decision that has alternatives is changed, so a mutant
+    /// always differs from its parent unless the space has a single point.
+    pub fn mutate(&self, space: &Space, rate: f64, rng: &mut impl Rng) -> Genome {
+        let rate = rate.clamp(0.0, 1.0);
+        let mut child = self.clone();
+        let decisions = child.decisions(space);
+        for d in &decisions {
+            if rng.random_bool(rate) {
+                child.redraw(space, *d, rng);
+            }
+        }
+        if child == *self {
+            let open: Vec<Decision> = decisions
+                .into_iter()
+                .filter(|d| d.choice_count(space) > 1)
+                .collect();
+            if let Some(d) = open.choose(rng) {
+                child.redraw(space, *d, rng);
+            }
+        }
+        child
+    }
+
+    /// Uniform crossover: each decision comes from one parent or the other.
+    /// A block slot that only one parent has is taken from that parent.
+    pub fn crossover(&self, other: &Genome, rng: &mut impl Rng) -> Genome {
+        let stages = self
+            .stages
+            .iter()
+            .zip(&other.stages)
+            .map(|(a, b)| {
+                let depth = either(a.blocks.len(), b.blocks.len(), rng);
+                let blocks = (0..depth)
+                    .map(|j| match (a.blocks.get(j), b.blocks.get(j)) {
+                        (Some(x), Some(y)) => BlockGene {
+                            kernel: either(x.kernel, y.kernel, rng),
+                            expand: either(x.expand, y.expand, rng),
+                            se: either(x.se, y.se, rng),
+                            activation: either(x.activation, y.activation, rng),
+                        },
+                        (Some(x), None) | (None, Some(x)) => *x,
+                        (None, None) => unreachable!("depth is one of the parents' depths"),
+                    })
+                    .collect();
+                StageGene {
+                    width: either(a.width, b.width, rng),
+                    blocks,
+                }
+            })
+            .collect();
+        Genome {
+            space: self.space.clone(),
+            stem_width: either(self.stem_width, other.stem_width, rng),
+            stages,
+            head_width: either(self.head_width, other.head_width, rng),
+        }
+    }
+
+    fn decisions(&self, space: &Space) -> Vec<Decision> {
+        let mut out = vec![Decision::StemWidth, Decision::HeadWidth];
+        for (i, stage) in self.stages.iter().enumerate().take(space.stages.len()) {
+            out.push(Decision::Depth(i));
+            out.push(Decision::Width(i));
+            for j in 0..stage.blocks.len() {
+                out.extend([
+                    Decision::Kernel(i, j),
+                    Decision::Expand(i, j),
+                    Decision::Se(i, j),
+                    Decision::Activation(i, j),
+                ]);
+            }
+        }
+        out
+    }
+
+    fn redraw(&mut self, space: &Space, decision: Decision, rng: &mut impl Rng) {
+        match decision {
+            Decision::StemWidth => {
+                self.stem_width = pick_other(self.stem_width, &space.stem.widths, rng)
+            }
+            Decision::HeadWidth => {
+                self.head_width = pick_other(self.head_width, &space.head.widths, rng)
+            }
+            Decision::Depth(i) => {
+                let s = &space.stages[i];
+                let blocks = &mut self.stages[i].blocks;
+                let depth = pick_other(blocks.len(), &s.depth, rng);
+                // Shallower: drop the last blocks. Deeper: new blocks are drawn fresh.
+                blocks.truncate(depth);
+                while blocks.len() < depth {
+                    blocks.push(sample_block(s, rng));
+                }
+            }
+            Decision::Width(i) => {
+                self.stages[i].width =
+                    pick_other(self.stages[i].width, &space.stages[i].widths, rng)
+            }
+            Decision::Kernel(i, j) => {
+                // A depth mutation earlier in the same pass may have removed block j.
+                if let Some(b) = self.stages[i].blocks.get_mut(j) {
+                    b.kernel = pick_other(b.kernel, &space.stages[i].kernels, rng);
+                }
+            }
+            Decision::Expand(i, j) => {
+                if let Some(b) = self.stages[i].blocks.get_mut(j) {
+                    b.expand = pick_other(b.expand, &space.stages[i].expand, rng);
+                }
+            }
+            Decision::Se(i, j) => {
+                if let Some(b) = self.stages[i].blocks.get_mut(j) {
+                    b.se = pick_other(b.se, &space.stages[i].se, rng);
+                }
+            }
+            Decision::Activation(i, j) => {
+                if let Some(b) = self.stages[i].blocks.get_mut(j) {
+                    b.activation = pick_other(b.activation, &space.stages[i].activations, rng);
+                }
+            }
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Decision {
+    StemWidth,
+    HeadWidth,
+    Depth(usize),
+    Width(usize),
+    Kernel(usize, usize),
+    Expand(usize, usize),
+    Se(usize, usize),
+    Activation(usize, usize),
+}
+
+impl Decision {
+    fn choice_count(self, space: &Space) -> usize {
+        match self {
+            Decision::StemWidth => space.stem.widths.len(),
+            Decision::HeadWidth => space.head.widths.len(),
+            Decision::Depth(i) => space.stages[i].depth.len(),
+            Decision::Width(i) => space.stages[i].widths.len(),
+            Decision::Kernel(i, _) => space.stages[i].kernels.len(),
+            Decision::Expand(i, _) => space.stages[i].expand.len(),
+            Decision::Se(i, _) => space.stages[i].se.len(),
+            Decision::Activation(i, _) => space.stages[i].activations.len(),
+        }
+    }
+}
+
+fn sample_block(s: &StageSpace, rng: &mut impl Rng) -> BlockGene {
+    BlockGene {
+        kernel: pick(&s.kernels, rng),
+        expand: pick(&s.expand, rng),
+        se: pick(&s.se, rng),
+        activation: pick(&s.activations, rng),
+    }
+}
+
+fn either<T>(a: T, b: T, rng: &mut impl Rng) -> T {
+    if rng.random_bool(0.5) { a } else { b }
+}
+
+/// Space validation guarantees non-empty choice lists.
+fn pick<T: Copy>(choices: &[T], rng: &mut impl Rng) -> T {
+    *choices
+        .choose(rng)
+        .expect("space validation rejects empty choice lists")
+}
+
+fn pick_other<T: Copy + PartialEq>(current: T, choices: &[T], rng: &mut impl Rng) -> T {
+    let others: Vec<T> = choices.iter().copied().filter(|c| *c != current).collect();
+    others.choose(rng).copied().unwrap_or(current)
+}
+
+fn check_choice<T: PartialEq + std::fmt::Debug>(value: T, choices: &[T]) -> Result<(), String> {
+    if choices.contains(&value) {
+        Ok(())
+    } else {
+        Err(format!("{value:?} is not one of {choices:?}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::SeedableRng;
+    use rand_chacha::ChaCha8Rng;
+
+    fn space() -> Space {
+        Space::from_toml(include_str!("../../../spaces/mobile.toml"), "mobile.toml").unwrap()
+    }
+
+    #[test]
+    fn same_seed_same_genome() {
+        let space = space();
+        let a = Genome::sample(&space, &mut ChaCha8Rng::seed_from_u64(1));
+        let b = Genome::sample(&space, &mut ChaCha8Rng::seed_from_u64(1));
+        let c = Genome::sample(&space, &mut ChaCha8Rng::seed_from_u64(2));
+        assert_eq!(a, b);
+        assert_eq!(a.id(), b.id());
+        assert_ne!(a.id(), c.id());
+    }
+
+    #[test]
+    fn samples_mutants_and_children_are_valid() {
+        let space = space();
+        let mut rng = ChaCha8Rng::seed_from_u64(7);
+        for _ in 0..200 {
+            let a = Genome::sample(&space, &mut rng);
+            let b = Genome::sample(&space, &mut rng);
+            a.validate(&space, "sample").unwrap();
+            let m = a.mutate(&space, 0.1, &mut rng);
+            m.validate(&space, "mutant").unwrap();
+            assert_ne!(m, a, "a mutant differs from its parent");
+            let child = a.crossover(&b, &mut rng);
+            child.validate(&space, "child").unwrap();
+        }
+    }
+
+    #[test]
+    fn crossover_takes_each_decision_from_a_parent() {
+        let space = space();
+        let mut rng = ChaCha8Rng::seed_from_u64(3);
+        let a = Genome::sample(&space, &mut rng);
+        let b = Genome::sample(&space, &mut rng);
+        for _ in 0..50 {
+            let c = a.crossover(&b, &mut rng);
+            assert!(c.stem_width == a.stem_width || c.stem_width == b.stem_width);
+            for (i, s) in c.stages.iter().enumerate() {
+                assert!(s.width == a.stages[i].width || s.width == b.stages[i].width);
+                assert!(
+                    s.blocks.len() == a.stages[i].blocks.len()
+                        || s.blocks.len() == b.stages[i].blocks.len()
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn json_round_trip_keeps_id() {
+        let space = space();
+        let g = Genome::sample(&space, &mut ChaCha8Rng::seed_from_u64(5));
+        let back = Genome::from_json(&g.to_json(), "g.json", &space).unwrap();
+        assert_eq!(back.id(), g.id());
+    }
+
+    #[test]
+    fn out_of_range_decision_is_named() {
+        let space = space();
+        let mut g = Genome::sample(&space, &mut ChaCha8Rng::seed_from_u64(5));
+        g.stages[1].blocks[0].kernel = 9;
+        let err = Genome::from_json(&g.to_json(), "g.json", &space)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("g.json") && err.contains("stages[1].blocks[0].kernel"),
+            "{err}"
+        );
+
+        let text = Genome::sample(&space, &mut ChaCha8Rng::seed_from_u64(5))
+            .to_json()
+            .replacen("\"stem_width\"", "\"stem_widht\"", 1);
+        let err = Genome::from_json(&text, "g.json", &space)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("g.json") && err.contains("stem_widht"),
+            "{err}"
+        );
+
+        let err = Genome::from_json("{", "g.json", &space)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("g.json"), "{err}");
+    }
+}
