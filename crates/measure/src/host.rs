@@ -1,0 +1,75 @@
+//! Running a generated program on this machine (or under an emulator) with
+//! the protocol of the generated crate: raw little-endian f32 on stdin, raw
+//! little-endian f32 on stdout, exit 0.
+
+use std::path::Path;
+use std::time::Duration;
+
+use crate::MeasureError;
+use crate::process::{Runner, execute, require_success};
+
+/// How long one inference run may take before the program is killed. Generous
+/// because runs under qemu are several times slower than native.
+pub const DEFAULT_RUN_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// Runs the generated program `binary` natively on `input` and returns its
+/// output values.
+///
+/// Errors: the binary is missing, it exits non-zero (the error carries its
+/// stderr), it hangs past [`DEFAULT_RUN_TIMEOUT`], or its output is not a
+/// whole, non-empty number of f32 values.
+pub fn run(binary: &Path, input: &[f32]) -> Result<Vec<f32>, MeasureError> {
+    run_with(&Runner::Native, binary, input, None, DEFAULT_RUN_TIMEOUT)
+}
+
+/// Runs `binary` under `runner` on `input`. When `expected_len` is given the
+/// output must hold exactly that many f32 values.
+pub fn run_with(
+    runner: &Runner,
+    binary: &Path,
+    input: &[f32],
+    expected_len: Option<usize>,
+    timeout: Duration,
+) -> Result<Vec<f32>, MeasureError> {
+    let finished = execute(runner, binary, &[], encode_f32_le(input), timeout)?;
+    require_success(&finished, binary)?;
+    let bytes = finished.stdout.len();
+    let wrong = |detail: String| MeasureError::WrongOutputLength {
+        program: binary.to_path_buf(),
+        bytes,
+        detail,
+    };
+    if bytes == 0 {
+        return Err(wrong(
+            "expected little-endian f32 output, got nothing".into(),
+        ));
+    }
+    if bytes % 4 != 0 {
+        return Err(wrong("not a whole number of 4-byte f32 values".into()));
+    }
+    let output = decode_f32_le(&finished.stdout);
+    if let Some(expected) = expected_len
+        && output.len() != expected
+    {
+        return Err(wrong(format!(
+            "expected {expected} f32 values ({} bytes), got {}",
+            expected * 4,
+            output.len()
+        )));
+    }
+    Ok(output)
+}
+
+/// The wire form of the generated program's input.
+pub fn encode_f32_le(values: &[f32]) -> Vec<u8> {
+    values.iter().flat_map(|v| v.to_le_bytes()).collect()
+}
+
+/// Reads whole little-endian f32 values; trailing bytes are ignored (callers
+/// check the length first).
+pub fn decode_f32_le(bytes: &[u8]) -> Vec<f32> {
+    bytes
+        .chunks_exact(4)
+        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect()
+}
