@@ -1,0 +1,205 @@
+//! The burn network for a `kiln_space::Architecture`, layer for layer.
+
+use burn::module::{Module, Param};
+use burn::nn::conv::Conv2d;
+use burn::nn::{BatchNorm, BatchNormConfig, Linear, PaddingConfig2d};
+use burn::tensor::activation::{hard_swish, relu, sigmoid};
+use burn::tensor::{Device, Tensor, TensorData};
+use kiln_space::{Activation, Architecture, ConvBn, MbBlock, SqueezeExcite};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+/// Batch-norm epsilon; the ONNX export uses the same (contracts.md).
+pub const BN_EPSILON: f64 = 1e-5;
+
+/// Convolution (no bias), batch norm, optional activation.
+#[derive(Module, Debug)]
+pub struct ConvBnLayer {
+    pub conv: Conv2d,
+    pub bn: BatchNorm,
+    #[module(skip)]
+    pub activation: Option<Activation>,
+}
+
+/// Squeeze-excite: pool, 1x1 reduce + ReLU, 1x1 expand + sigmoid, scale.
+#[derive(Module, Debug)]
+pub struct SeLayer {
+    pub reduce: Conv2d,
+    pub expand: Conv2d,
+}
+
+/// Inverted-residual block.
+#[derive(Module, Debug)]
+pub struct BlockLayer {
+    pub expand: Option<ConvBnLayer>,
+    pub depthwise: ConvBnLayer,
+    pub se: Option<SeLayer>,
+    pub project: ConvBnLayer,
+    #[module(skip)]
+    pub residual: bool,
+}
+
+/// The whole network: stem, blocks, optional head, global average pool, classifier.
+#[derive(Module, Debug)]
+pub struct Network {
+    pub stem: ConvBnLayer,
+    pub blocks: Vec<BlockLayer>,
+    pub head: Option<ConvBnLayer>,
+    /// Weight stored `[in, out]` as burn's `Linear` keeps it; the export transposes.
+    pub classifier: Linear,
+}
+
+/// Weight initialisation from one seeded stream, independent of burn's global RNG, so the
+/// same seed gives the same starting point whatever else ran in the process.
+struct Init {
+    rng: ChaCha8Rng,
+}
+
+impl Init {
+    fn normal(&mut self, n: usize, std: f32) -> Vec<f32> {
+        // Box-Muller: two uniforms give one standard normal (the second is dropped for clarity).
+        (0..n)
+            .map(|_| {
+                let u1: f32 = self.rng.random_range(f32::EPSILON..1.0);
+                let u2: f32 = self.rng.random();
+                std * (-2.0 * u1.ln()).sqrt() * (std::f32::consts::TAU * u2).cos()
+            })
+            .collect()
+    }
+
+    /// He (Kaiming) normal with fan-out, as torchvision initialises MobileNet convolutions.
+    fn conv(&mut self, cout: usize, cin_per_group: usize, k: usize, device: &Device) -> Param<Tensor<4>> {
+        let fan_out = (cout * k * k) as f32;
+        let values = self.normal(cout * cin_per_group * k * k, (2.0 / fan_out).sqrt());
+        Param::from_data(TensorData::new(values, [cout, cin_per_group, k, k]), device)
+    }
+}
+
+fn zeros(n: usize, device: &Device) -> Param<Tensor<1>> {
+    Param::from_data(TensorData::new(vec![0f32; n], [n]), device)
+}
+
+fn conv2d(weight: Param<Tensor<4>>, bias: Option<Param<Tensor<1>>>, kernel: usize, stride: usize, groups: usize) -> Conv2d {
+    let p = kernel / 2;
+    Conv2d {
+        weight,
+        bias,
+        stride: [stride, stride],
+        kernel_size: [kernel, kernel],
+        dilation: [1, 1],
+        groups,
+        padding: PaddingConfig2d::Explicit(p, p, p, p),
+    }
+}
+
+impl ConvBnLayer {
+    fn new(spec: &ConvBn, init: &mut Init, device: &Device) -> ConvBnLayer {
+        let weight = init.conv(spec.out_channels, spec.in_channels / spec.groups, spec.kernel, device);
+        ConvBnLayer {
+            conv: conv2d(weight, None, spec.kernel, spec.stride, spec.groups),
+            bn: BatchNormConfig::new(spec.out_channels)
+                .with_epsilon(BN_EPSILON)
+                .init(device),
+            activation: spec.activation,
+        }
+    }
+
+    pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+        let x = self.bn.forward(self.conv.forward(x));
+        match self.activation {
+            None => x,
+            Some(a) => activate(x, a),
+        }
+    }
+}
+
+fn activate(x: Tensor<4>, activation: Activation) -> Tensor<4> {
+    match activation {
+        Activation::Relu6 => x.clamp(0.0, 6.0),
+        Activation::Hswish => hard_swish(x),
+    }
+}
+
+impl SeLayer {
+    fn new(spec: &SqueezeExcite, init: &mut Init, device: &Device) -> SeLayer {
+        let reduce = init.conv(spec.reduced, spec.channels, 1, device);
+        let expand = init.conv(spec.channels, spec.reduced, 1, device);
+        SeLayer {
+            reduce: conv2d(reduce, Some(zeros(spec.reduced, device)), 1, 1, 1),
+            expand: conv2d(expand, Some(zeros(spec.channels, device)), 1, 1, 1),
+        }
+    }
+
+    pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+        let pooled = x.clone().mean_dim(3).mean_dim(2);
+        let scale = sigmoid(self.expand.forward(relu(self.reduce.forward(pooled))));
+        x * scale
+    }
+}
+
+impl BlockLayer {
+    fn new(spec: &MbBlock, init: &mut Init, device: &Device) -> BlockLayer {
+        BlockLayer {
+            expand: spec.expand.as_ref().map(|e| ConvBnLayer::new(e, init, device)),
+            depthwise: ConvBnLayer::new(&spec.depthwise, init, device),
+            se: spec.se.as_ref().map(|s| SeLayer::new(s, init, device)),
+            project: ConvBnLayer::new(&spec.project, init, device),
+            residual: spec.residual,
+        }
+    }
+
+    pub fn forward(&self, input: Tensor<4>) -> Tensor<4> {
+        let mut x = match &self.expand {
+            Some(e) => e.forward(input.clone()),
+            None => input.clone(),
+        };
+        x = self.depthwise.forward(x);
+        if let Some(se) = &self.se {
+            x = se.forward(x);
+        }
+        x = self.project.forward(x);
+        if self.residual { x + input } else { x }
+    }
+}
+
+impl Network {
+    /// A freshly initialised network for `arch`, its weights drawn from `seed`.
+    pub fn new(arch: &Architecture, seed: u64, device: &Device) -> Network {
+        let mut init = Init {
+            rng: ChaCha8Rng::seed_from_u64(seed),
+        };
+        let stem = ConvBnLayer::new(&arch.stem, &mut init, device);
+        let blocks = arch
+            .blocks
+            .iter()
+            .map(|b| BlockLayer::new(b, &mut init, device))
+            .collect();
+        let head = arch.head.as_ref().map(|h| ConvBnLayer::new(h, &mut init, device));
+        let c = &arch.classifier;
+        let weight = init.normal(c.in_features * c.out_features, 0.01);
+        let classifier = Linear {
+            weight: Param::from_data(TensorData::new(weight, [c.in_features, c.out_features]), device),
+            bias: Some(zeros(c.out_features, device)),
+        };
+        Network {
+            stem,
+            blocks,
+            head,
+            classifier,
+        }
+    }
+
+    /// Logits `[batch, classes]` for normalised images `[batch, C, H, W]`.
+    pub fn forward(&self, images: Tensor<4>) -> Tensor<2> {
+        let mut x = self.stem.forward(images);
+        for b in &self.blocks {
+            x = b.forward(x);
+        }
+        if let Some(h) = &self.head {
+            x = h.forward(x);
+        }
+        let [batch, channels, _, _] = x.dims();
+        let pooled = x.mean_dim(3).mean_dim(2).reshape([batch, channels]);
+        self.classifier.forward(pooled)
+    }
+}

@@ -1,0 +1,254 @@
+//! The training loop and evaluation.
+
+use std::time::Instant;
+
+use burn::module::Module;
+use burn::nn::loss::CrossEntropyLossConfig;
+use burn::optim::decay::WeightDecayConfig;
+use burn::optim::momentum::MomentumConfig;
+use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer, SgdConfig};
+use burn::tensor::{Device, Int, Tensor, TensorData};
+use kiln_data::{Dataset, Normalization, Split};
+use kiln_space::{Architecture, InputSpec};
+use rand::SeedableRng;
+use rand::seq::SliceRandom;
+use rand_chacha::ChaCha8Rng;
+
+use crate::metrics::InputNormalization;
+use crate::{EpochMetrics, Metrics, Network, Observer, OptimizerConfig, TrainConfig, TrainError};
+
+/// A trained network with its architecture and what training measured.
+pub struct Trained {
+    pub architecture: Architecture,
+    /// In eval mode (batch norm uses running statistics), on the plain flex device.
+    pub network: Network,
+    pub metrics: Metrics,
+}
+
+/// The input description kiln-space needs, from a data set.
+pub fn input_spec(data: &Dataset) -> InputSpec {
+    InputSpec {
+        channels: data.shape.channels,
+        height: data.shape.height,
+        width: data.shape.width,
+        classes: data.classes,
+    }
+}
+
+/// The CPU device kiln trains on (burn's flex backend).
+pub fn device() -> Device {
+    Device::flex()
+}
+
+/// Runs `f` on a rayon pool of `threads` workers, the pool burn-flex's kernels use.
+pub fn with_threads<R: Send>(threads: usize, f: impl FnOnce() -> R + Send) -> Result<R, TrainError> {
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .map_err(|e| TrainError::Threads(e.to_string()))?;
+    Ok(pool.install(f))
+}
+
+/// Trains a fresh network for `arch` on `data`. `genome_id` only labels the metrics.
+pub fn train(
+    arch: &Architecture,
+    genome_id: &str,
+    data: &Dataset,
+    config: &TrainConfig,
+    observer: &mut dyn Observer,
+) -> Result<Trained, TrainError> {
+    config.validate()?;
+    let spec = input_spec(data);
+    if arch.input != spec {
+        return Err(TrainError::InputMismatch {
+            expected: arch.input.to_string(),
+            found: spec.to_string(),
+            dataset: data.name.clone(),
+        });
+    }
+    if data.train.is_empty() {
+        return Err(TrainError::EmptySplit { dataset: data.name.clone(), split: "train" });
+    }
+    if data.test.is_empty() {
+        return Err(TrainError::EmptySplit { dataset: data.name.clone(), split: "test" });
+    }
+    with_threads(config.threads, || train_on_pool(arch, genome_id, data, config, observer))?
+}
+
+fn optimizer(config: &TrainConfig) -> ModuleOptimizer {
+    let decay = |wd: f32| (wd > 0.0).then(|| WeightDecayConfig::new(wd));
+    match config.optimizer {
+        OptimizerConfig::Adam { weight_decay } => {
+            AdamConfig::new().with_weight_decay(decay(weight_decay)).init()
+        }
+        OptimizerConfig::Sgd { momentum, nesterov, weight_decay } => SgdConfig::new()
+            .with_momentum(Some(
+                MomentumConfig::new()
+                    .with_momentum(momentum)
+                    .with_dampening(0.0)
+                    .with_nesterov(nesterov),
+            ))
+            .with_weight_decay(decay(weight_decay))
+            .init(),
+    }
+}
+
+fn train_on_pool(
+    arch: &Architecture,
+    genome_id: &str,
+    data: &Dataset,
+    config: &TrainConfig,
+    observer: &mut dyn Observer,
+) -> Result<Trained, TrainError> {
+    let plain = device();
+    let autodiff = plain.clone().autodiff();
+    let mut network = Network::new(arch, config.seed, &autodiff);
+    let mut optim = optimizer(config);
+    let loss_fn = CrossEntropyLossConfig::new()
+        .with_smoothing((config.label_smoothing > 0.0).then_some(config.label_smoothing))
+        .init(&autodiff);
+    let mut rng = ChaCha8Rng::seed_from_u64(config.seed ^ 0x5eed_0f_ba7c4);
+    let norm = &data.normalization;
+    let n = data.train.len();
+    // A last batch of one image would make batch-norm statistics degenerate: drop it.
+    let batches = if n % config.batch_size == 1 && n > 1 {
+        n / config.batch_size
+    } else {
+        n.div_ceil(config.batch_size)
+    };
+    let total_steps = batches * config.epochs;
+    let mut order: Vec<usize> = (0..n).collect();
+    let mut epochs = Vec::with_capacity(config.epochs);
+    let mut step = 0;
+    let mut train_seconds = 0.0;
+    let mut images_seen = 0usize;
+
+    for epoch in 1..=config.epochs {
+        observer.epoch_start(epoch, config.epochs, batches);
+        order.shuffle(&mut rng);
+        let (mut loss_sum, mut correct, mut seen) = (0.0f64, 0usize, 0usize);
+        let mut lr = config.lr;
+        let started = Instant::now();
+        for (b, idx) in order.chunks(config.batch_size).take(batches).enumerate() {
+            lr = config.lr_at(step, total_steps, batches);
+            let augment = config.augment.as_ref().map(|a| (a, &mut rng));
+            let batch = data.train.batch(idx, norm, augment);
+            let x = images_tensor(batch.images, idx.len(), data, &autodiff);
+            let labels: Vec<i64> = batch.labels.iter().map(|&l| l as i64).collect();
+            let y = Tensor::<1, Int>::from_data(TensorData::new(labels, [idx.len()]), &autodiff);
+            let logits = network.forward(x);
+            let loss = loss_fn.forward(logits.clone(), y);
+            let loss_value: f32 = loss.clone().into_scalar();
+            if !loss_value.is_finite() {
+                return Err(TrainError::Diverged { epoch, batch: b + 1, loss: loss_value });
+            }
+            let logits = values(logits.detach(), "logits")?;
+            correct += count_correct(&logits, &batch.labels, data.classes);
+            let grads = GradientsParams::from_grads(loss.backward(), &network);
+            network = optim.step(lr, network, grads);
+            loss_sum += f64::from(loss_value) * idx.len() as f64;
+            seen += idx.len();
+            step += 1;
+            observer.batch(b + 1, loss_sum / seen as f64, correct as f64 / seen as f64);
+        }
+        let seconds = started.elapsed().as_secs_f64();
+        train_seconds += seconds;
+        images_seen += seen;
+        let validation_top1 = if data.validation.is_empty() {
+            None
+        } else {
+            Some(evaluate(&network.valid(), &data.validation, data, config.eval_batch_size)?)
+        };
+        let m = EpochMetrics {
+            epoch,
+            lr,
+            train_loss: loss_sum / seen.max(1) as f64,
+            train_top1: correct as f64 / seen.max(1) as f64,
+            validation_top1,
+            train_seconds: seconds,
+            images_per_second: seen as f64 / seconds.max(1e-9),
+        };
+        observer.epoch_end(&m);
+        epochs.push(m);
+    }
+
+    let network = network.valid();
+    let test_top1 = evaluate(&network, &data.test, data, config.eval_batch_size)?;
+    let totals = arch.totals();
+    let metrics = Metrics {
+        source: "host".into(),
+        accuracy_engine: "burn (flex backend), eval mode".into(),
+        dataset: data.name.clone(),
+        input: arch.input,
+        genome_id: genome_id.to_string(),
+        params: totals.params,
+        macs: totals.macs,
+        train_images: data.train.len(),
+        validation_images: data.validation.len(),
+        test_images: data.test.len(),
+        config: config.clone(),
+        normalization: InputNormalization::from_data(&data.normalization),
+        validation_top1: epochs.last().and_then(|e| e.validation_top1),
+        epochs,
+        test_top1,
+        train_seconds,
+        train_images_per_second: images_seen as f64 / train_seconds.max(1e-9),
+    };
+    Ok(Trained { architecture: arch.clone(), network, metrics })
+}
+
+fn images_tensor(images: Vec<f32>, n: usize, data: &Dataset, device: &Device) -> Tensor<4> {
+    let s = data.shape;
+    Tensor::<4>::from_data(TensorData::new(images, [n, s.channels, s.height, s.width]), device)
+}
+
+/// Reads a tensor's values back as `f32`.
+pub fn values<const D: usize>(t: Tensor<D>, what: &str) -> Result<Vec<f32>, TrainError> {
+    t.into_data()
+        .try_into_vec_as::<f32>()
+        .map_err(|e| TrainError::Tensor { what: what.to_string(), message: format!("{e:?}") })
+}
+
+fn count_correct(logits: &[f32], labels: &[usize], classes: usize) -> usize {
+    logits
+        .chunks_exact(classes)
+        .zip(labels)
+        .filter(|(row, label)| argmax(row) == **label)
+        .count()
+}
+
+/// Index of the largest value (the first on ties).
+pub fn argmax(row: &[f32]) -> usize {
+    let mut best = 0;
+    for (i, &v) in row.iter().enumerate() {
+        if v > row[best] {
+            best = i;
+        }
+    }
+    best
+}
+
+/// Logits `[n, classes]` (flattened) of `network` (eval mode) for images `indices` of `split`.
+pub fn logits(
+    network: &Network,
+    split: &Split,
+    indices: &[usize],
+    data: &Dataset,
+    norm: &Normalization,
+) -> Result<Vec<f32>, TrainError> {
+    let batch = split.batch::<ChaCha8Rng>(indices, norm, None);
+    let x = images_tensor(batch.images, indices.len(), data, &device());
+    values(network.forward(x), "logits")
+}
+
+/// Top-1 (fraction) of `network` (eval mode) on `split`.
+pub fn evaluate(network: &Network, split: &Split, data: &Dataset, batch: usize) -> Result<f64, TrainError> {
+    let all: Vec<usize> = (0..split.len()).collect();
+    let mut correct = 0;
+    for idx in all.chunks(batch) {
+        let out = logits(network, split, idx, data, &data.normalization)?;
+        let labels: Vec<usize> = idx.iter().map(|&i| split.label(i)).collect();
+        correct += count_correct(&out, &labels, data.classes);
+    }
+    Ok(correct as f64 / split.len().max(1) as f64)
+}
