@@ -1,0 +1,106 @@
+//! The toolchain: cargo invocations that build a generated crate.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use crate::CodegenError;
+
+/// What to build a generated crate for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BuildTarget {
+    /// This machine, the `kiln-model` binary, tuned for this CPU.
+    Host,
+    /// Static `kiln-model` binary for aarch64 Linux (musl, linked by rust-lld).
+    Aarch64Musl,
+    /// `kiln_model.wasm` (cdylib with the wasm exports, 64 KiB stack).
+    Wasm32,
+}
+
+impl BuildTarget {
+    pub fn triple(self) -> Option<&'static str> {
+        match self {
+            BuildTarget::Host => None,
+            BuildTarget::Aarch64Musl => Some("aarch64-unknown-linux-musl"),
+            BuildTarget::Wasm32 => Some("wasm32-unknown-unknown"),
+        }
+    }
+
+    /// Parses `host` or a target triple.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "host" => Some(BuildTarget::Host),
+            "aarch64-unknown-linux-musl" | "aarch64" => Some(BuildTarget::Aarch64Musl),
+            "wasm32-unknown-unknown" | "wasm32" | "wasm" => Some(BuildTarget::Wasm32),
+            _ => None,
+        }
+    }
+
+    fn name(self) -> &'static str {
+        self.triple().unwrap_or("host")
+    }
+}
+
+/// The target dir generated crates share: `$CARGO_TARGET_DIR/kiln-models`, or
+/// `target/kiln-models` under the kiln workspace. A subdirectory, so a nested
+/// build never waits on the lock of the cargo that runs kiln itself.
+pub fn default_target_dir() -> PathBuf {
+    let base = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target"));
+    base.join("kiln-models")
+}
+
+/// Builds the crate in `crate_dir` (release) and copies the artifact into
+/// `crate_dir/out/`, since all models share `target_dir`. Returns its path.
+pub fn build(crate_dir: &Path, target: BuildTarget, target_dir: &Path) -> Result<PathBuf, CodegenError> {
+    let err = |message: String| CodegenError::Build {
+        crate_dir: crate_dir.to_path_buf(),
+        target: target.name().to_string(),
+        message,
+    };
+    let manifest = crate_dir.join("Cargo.toml");
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let mut cmd = Command::new(cargo);
+    // Variables an outer cargo sets for build scripts/tests must not leak in.
+    for var in ["RUSTFLAGS", "CARGO_ENCODED_RUSTFLAGS", "CARGO_BUILD_RUSTFLAGS", "CARGO_MAKEFLAGS", "CARGO_PRIMARY_PACKAGE"] {
+        cmd.env_remove(var);
+    }
+    match target {
+        BuildTarget::Host => {
+            cmd.args(["build", "--release", "--bin", "kiln-model"]);
+            cmd.env("CARGO_ENCODED_RUSTFLAGS", "-Ctarget-cpu=native");
+        }
+        BuildTarget::Aarch64Musl => {
+            cmd.args(["build", "--release", "--bin", "kiln-model", "--target", "aarch64-unknown-linux-musl"]);
+            cmd.env("CARGO_TARGET_AARCH64_UNKNOWN_LINUX_MUSL_LINKER", "rust-lld");
+            cmd.env("CARGO_ENCODED_RUSTFLAGS", "-Ctarget-feature=+crt-static");
+        }
+        BuildTarget::Wasm32 => {
+            cmd.args(["rustc", "--release", "--lib", "--crate-type", "cdylib", "--target", "wasm32-unknown-unknown"]);
+        }
+    }
+    cmd.arg("--manifest-path").arg(&manifest).arg("--target-dir").arg(target_dir).arg("--quiet");
+    if target == BuildTarget::Wasm32 {
+        cmd.args(["--", "-C", "link-arg=-zstack-size=65536"]);
+    }
+    let out = cmd.output().map_err(|e| err(format!("cannot run cargo: {e}")))?;
+    if !out.status.success() {
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let tail: Vec<&str> = stderr.lines().rev().take(40).collect();
+        let tail: Vec<&str> = tail.into_iter().rev().collect();
+        return Err(err(format!("cargo failed ({}):\n{}", out.status, tail.join("\n"))));
+    }
+    let profile_dir = match target.triple() {
+        None => target_dir.join("release"),
+        Some(t) => target_dir.join(t).join("release"),
+    };
+    let (artifact, file_name) = match target {
+        BuildTarget::Wasm32 => (profile_dir.join("kiln_model.wasm"), "kiln_model.wasm".to_string()),
+        _ => (profile_dir.join("kiln-model"), format!("kiln-model-{}", target.name())),
+    };
+    let dest_dir = crate_dir.join("out");
+    std::fs::create_dir_all(&dest_dir).map_err(|e| CodegenError::Io { path: dest_dir.clone(), source: e })?;
+    let dest = dest_dir.join(file_name);
+    std::fs::copy(&artifact, &dest).map_err(|e| CodegenError::Io { path: artifact.clone(), source: e })?;
+    Ok(dest)
+}
