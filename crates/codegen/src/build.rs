@@ -53,6 +53,11 @@ pub fn default_target_dir() -> PathBuf {
 /// Builds the crate in `crate_dir` (release) and copies the artifact into
 /// `crate_dir/out/`, since all models share `target_dir`. Returns its path.
 pub fn build(crate_dir: &Path, target: BuildTarget, target_dir: &Path) -> Result<PathBuf, CodegenError> {
+    build_bin(crate_dir, "kiln-model", target, target_dir)
+}
+
+/// [`build`] for a crate whose binary is called `bin` (`kiln-bundle`).
+pub fn build_bin(crate_dir: &Path, bin: &str, target: BuildTarget, target_dir: &Path) -> Result<PathBuf, CodegenError> {
     let err = |message: String| CodegenError::Build {
         crate_dir: crate_dir.to_path_buf(),
         target: target.name().to_string(),
@@ -67,11 +72,11 @@ pub fn build(crate_dir: &Path, target: BuildTarget, target_dir: &Path) -> Result
     }
     match target {
         BuildTarget::Host => {
-            cmd.args(["build", "--release", "--bin", "kiln-model"]);
+            cmd.args(["build", "--release", "--bin", bin]);
             cmd.env("CARGO_ENCODED_RUSTFLAGS", "-Ctarget-cpu=native");
         }
         BuildTarget::Aarch64Musl => {
-            cmd.args(["build", "--release", "--bin", "kiln-model", "--target", "aarch64-unknown-linux-musl"]);
+            cmd.args(["build", "--release", "--bin", bin, "--target", "aarch64-unknown-linux-musl"]);
             cmd.env("CARGO_TARGET_AARCH64_UNKNOWN_LINUX_MUSL_LINKER", "rust-lld");
             cmd.env("CARGO_ENCODED_RUSTFLAGS", "-Ctarget-feature=+crt-static");
         }
@@ -95,8 +100,11 @@ pub fn build(crate_dir: &Path, target: BuildTarget, target_dir: &Path) -> Result
         Some(t) => target_dir.join(t).join("release"),
     };
     let (artifact, file_name) = match target {
-        BuildTarget::Wasm32 => (profile_dir.join("kiln_model.wasm"), "kiln_model.wasm".to_string()),
-        _ => (profile_dir.join("kiln-model"), format!("kiln-model-{}", target.name())),
+        BuildTarget::Wasm32 => {
+            let f = format!("{}.wasm", bin.replace('-', "_"));
+            (profile_dir.join(&f), f)
+        }
+        _ => (profile_dir.join(bin), format!("{bin}-{}", target.name())),
     };
     let dest_dir = crate_dir.join("out");
     std::fs::create_dir_all(&dest_dir).map_err(|e| CodegenError::Io { path: dest_dir.clone(), source: e })?;
