@@ -55,8 +55,7 @@ pub struct ConvBn {
 impl ConvBn {
     fn new(
         name: String,
-        cin: usize,
-        cout: usize,
+        (cin, cout): (usize, usize),
         kernel: usize,
         stride: usize,
         groups: usize,
@@ -225,8 +224,7 @@ impl Architecture {
         let mut hw = (input.height, input.width);
         let stem = ConvBn::new(
             "stem".into(),
-            input.channels,
-            genome.stem_width,
+            (input.channels, genome.stem_width),
             space.stem.kernel,
             space.stem.stride,
             1,
@@ -243,12 +241,11 @@ impl Architecture {
                 let mid = channels * b.expand;
                 let act = Some(b.activation);
                 let expand = (b.expand != 1).then(|| {
-                    ConvBn::new(format!("{name}.expand"), channels, mid, 1, 1, 1, act, hw)
+                    ConvBn::new(format!("{name}.expand"), (channels, mid), 1, 1, 1, act, hw)
                 });
                 let depthwise = ConvBn::new(
                     format!("{name}.dw"),
-                    mid,
-                    mid,
+                    (mid, mid),
                     b.kernel,
                     stride,
                     mid,
@@ -264,8 +261,7 @@ impl Architecture {
                 });
                 let project = ConvBn::new(
                     format!("{name}.project"),
-                    mid,
-                    stage.width,
+                    (mid, stage.width),
                     1,
                     1,
                     1,
@@ -287,8 +283,7 @@ impl Architecture {
         let head = (genome.head_width > 0).then(|| {
             ConvBn::new(
                 "head".into(),
-                channels,
-                genome.head_width,
+                (channels, genome.head_width),
                 1,
                 1,
                 1,

@@ -148,7 +148,7 @@ fn nonempty_positive(values: &[usize], _name: &str, zero_ok: bool) -> Result<(),
 }
 
 fn check_kernel(k: usize) -> Result<(), String> {
-    if k == 0 || k % 2 == 0 || k > 11 {
+    if k == 0 || k.is_multiple_of(2) || k > 11 {
         return Err(format!("kernel {k} must be odd and between 1 and 11"));
     }
     Ok(())
