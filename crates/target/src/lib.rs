@@ -330,7 +330,7 @@ pub fn load_all(dir: &Path) -> Result<Vec<Target>, TargetError> {
         path: dir.to_owned(),
         source,
     })?;
-    let mut paths: Vec<PathBuf> = entries
+    let paths: Vec<PathBuf> = entries
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| p.extension().is_some_and(|x| x == "toml"))
         .collect();
