@@ -52,12 +52,21 @@ pub fn default_target_dir() -> PathBuf {
 
 /// Builds the crate in `crate_dir` (release) and copies the artifact into
 /// `crate_dir/out/`, since all models share `target_dir`. Returns its path.
-pub fn build(crate_dir: &Path, target: BuildTarget, target_dir: &Path) -> Result<PathBuf, CodegenError> {
+pub fn build(
+    crate_dir: &Path,
+    target: BuildTarget,
+    target_dir: &Path,
+) -> Result<PathBuf, CodegenError> {
     build_bin(crate_dir, "kiln-model", target, target_dir)
 }
 
 /// [`build`] for a crate whose binary is called `bin` (`kiln-bundle`).
-pub fn build_bin(crate_dir: &Path, bin: &str, target: BuildTarget, target_dir: &Path) -> Result<PathBuf, CodegenError> {
+pub fn build_bin(
+    crate_dir: &Path,
+    bin: &str,
+    target: BuildTarget,
+    target_dir: &Path,
+) -> Result<PathBuf, CodegenError> {
     let err = |message: String| CodegenError::Build {
         crate_dir: crate_dir.to_path_buf(),
         target: target.name().to_string(),
@@ -67,7 +76,13 @@ pub fn build_bin(crate_dir: &Path, bin: &str, target: BuildTarget, target_dir: &
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut cmd = Command::new(cargo);
     // Variables an outer cargo sets for build scripts/tests must not leak in.
-    for var in ["RUSTFLAGS", "CARGO_ENCODED_RUSTFLAGS", "CARGO_BUILD_RUSTFLAGS", "CARGO_MAKEFLAGS", "CARGO_PRIMARY_PACKAGE"] {
+    for var in [
+        "RUSTFLAGS",
+        "CARGO_ENCODED_RUSTFLAGS",
+        "CARGO_BUILD_RUSTFLAGS",
+        "CARGO_MAKEFLAGS",
+        "CARGO_PRIMARY_PACKAGE",
+    ] {
         cmd.env_remove(var);
     }
     match target {
@@ -76,24 +91,49 @@ pub fn build_bin(crate_dir: &Path, bin: &str, target: BuildTarget, target_dir: &
             cmd.env("CARGO_ENCODED_RUSTFLAGS", "-Ctarget-cpu=native");
         }
         BuildTarget::Aarch64Musl => {
-            cmd.args(["build", "--release", "--bin", bin, "--target", "aarch64-unknown-linux-musl"]);
+            cmd.args([
+                "build",
+                "--release",
+                "--bin",
+                bin,
+                "--target",
+                "aarch64-unknown-linux-musl",
+            ]);
             cmd.env("CARGO_TARGET_AARCH64_UNKNOWN_LINUX_MUSL_LINKER", "rust-lld");
             cmd.env("CARGO_ENCODED_RUSTFLAGS", "-Ctarget-feature=+crt-static");
         }
         BuildTarget::Wasm32 => {
-            cmd.args(["rustc", "--release", "--lib", "--crate-type", "cdylib", "--target", "wasm32-unknown-unknown"]);
+            cmd.args([
+                "rustc",
+                "--release",
+                "--lib",
+                "--crate-type",
+                "cdylib",
+                "--target",
+                "wasm32-unknown-unknown",
+            ]);
         }
     }
-    cmd.arg("--manifest-path").arg(&manifest).arg("--target-dir").arg(target_dir).arg("--quiet");
+    cmd.arg("--manifest-path")
+        .arg(&manifest)
+        .arg("--target-dir")
+        .arg(target_dir)
+        .arg("--quiet");
     if target == BuildTarget::Wasm32 {
         cmd.args(["--", "-C", "link-arg=-zstack-size=65536"]);
     }
-    let out = cmd.output().map_err(|e| err(format!("cannot run cargo: {e}")))?;
+    let out = cmd
+        .output()
+        .map_err(|e| err(format!("cannot run cargo: {e}")))?;
     if !out.status.success() {
         let stderr = String::from_utf8_lossy(&out.stderr);
         let tail: Vec<&str> = stderr.lines().rev().take(40).collect();
         let tail: Vec<&str> = tail.into_iter().rev().collect();
-        return Err(err(format!("cargo failed ({}):\n{}", out.status, tail.join("\n"))));
+        return Err(err(format!(
+            "cargo failed ({}):\n{}",
+            out.status,
+            tail.join("\n")
+        )));
     }
     let profile_dir = match target.triple() {
         None => target_dir.join("release"),
@@ -107,8 +147,14 @@ pub fn build_bin(crate_dir: &Path, bin: &str, target: BuildTarget, target_dir: &
         _ => (profile_dir.join(bin), format!("{bin}-{}", target.name())),
     };
     let dest_dir = crate_dir.join("out");
-    std::fs::create_dir_all(&dest_dir).map_err(|e| CodegenError::Io { path: dest_dir.clone(), source: e })?;
+    std::fs::create_dir_all(&dest_dir).map_err(|e| CodegenError::Io {
+        path: dest_dir.clone(),
+        source: e,
+    })?;
     let dest = dest_dir.join(file_name);
-    std::fs::copy(&artifact, &dest).map_err(|e| CodegenError::Io { path: artifact.clone(), source: e })?;
+    std::fs::copy(&artifact, &dest).map_err(|e| CodegenError::Io {
+        path: artifact.clone(),
+        source: e,
+    })?;
     Ok(dest)
 }

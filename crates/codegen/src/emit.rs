@@ -48,10 +48,18 @@ fn act(a: Activation) -> String {
     match a {
         Activation::None => "rt::Activation::None".into(),
         Activation::Relu => "rt::Activation::Relu".into(),
-        Activation::Clip { min, max } => format!("rt::Activation::Clip {{ min: {}, max: {} }}", f(min), f(max)),
+        Activation::Clip { min, max } => format!(
+            "rt::Activation::Clip {{ min: {}, max: {} }}",
+            f(min),
+            f(max)
+        ),
         Activation::HardSwish => "rt::Activation::HardSwish".into(),
         Activation::HardSigmoid { alpha, beta } => {
-            format!("rt::Activation::HardSigmoid {{ alpha: {}, beta: {} }}", f(alpha), f(beta))
+            format!(
+                "rt::Activation::HardSigmoid {{ alpha: {}, beta: {} }}",
+                f(alpha),
+                f(beta)
+            )
         }
         Activation::Sigmoid => "rt::Activation::Sigmoid".into(),
     }
@@ -73,18 +81,23 @@ fn shape(t: &Tensor) -> String {
     format!("[{}]", d.join(","))
 }
 
-/// Logical axes in storage order: NHWC for rank 4, identity otherwise.
 fn storage_axes(t: &Tensor) -> Vec<usize> {
-    if t.is_nhwc() { vec![0, 2, 3, 1] } else { (0..t.shape.len()).collect() }
+    t.storage_axes()
 }
 
 fn sanitize(s: &str) -> String {
-    s.chars().map(|c| if c.is_control() { ' ' } else { c }).collect()
+    s.chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect()
 }
 
 impl Emitter<'_> {
     fn region(&self, t: TensorId) -> String {
-        format!("({}, {})", self.plan.offsets[t], self.graph.tensors[t].len())
+        format!(
+            "({}, {})",
+            self.plan.offsets[t],
+            self.graph.tensors[t].len()
+        )
     }
 
     fn slice(&self, t: TensorId) -> String {
@@ -113,12 +126,19 @@ impl Emitter<'_> {
     }
 
     fn unsupported(op: &Op, reason: impl Into<String>) -> CodegenError {
-        CodegenError::Unsupported { node: op.node.clone(), reason: reason.into() }
+        CodegenError::Unsupported {
+            node: op.node.clone(),
+            reason: reason.into(),
+        }
     }
 
     /// `(x, y)` views for a one-input op that does not run in place.
     fn io1(&self, x: TensorId, y: TensorId) -> String {
-        format!("let (x, y) = rt::io1(a, {}, {});", self.region(x), self.region(y))
+        format!(
+            "let (x, y) = rt::io1(a, {}, {});",
+            self.region(x),
+            self.region(y)
+        )
     }
 
     fn op(&mut self, i: usize, op: &Op) -> Result<(), CodegenError> {
@@ -131,7 +151,10 @@ impl Emitter<'_> {
                 let code = match yt.hwc() {
                     Some((h, w, c)) if !yt.storage_is_logical() => {
                         self.kernels.insert("nchw_to_nhwc");
-                        format!("rt::nchw_to_nhwc(input, &mut {}, {c}, {h}, {w});", self.slice(y))
+                        format!(
+                            "rt::nchw_to_nhwc(input, &mut {}, {c}, {h}, {w});",
+                            self.slice(y)
+                        )
                     }
                     _ => format!("{}.copy_from_slice(input);", self.slice(y)),
                 };
@@ -139,8 +162,12 @@ impl Emitter<'_> {
             }
             OpKind::Conv(c) => {
                 let x = op.inputs[0];
-                let (ih, iw, _) = g.tensors[x].hwc().ok_or_else(|| Self::unsupported(op, "conv input is not an image"))?;
-                let (oh, ow, _) = yt.hwc().ok_or_else(|| Self::unsupported(op, "conv output is not an image"))?;
+                let (ih, iw, _) = g.tensors[x]
+                    .hwc()
+                    .ok_or_else(|| Self::unsupported(op, "conv input is not an image"))?;
+                let (oh, ow, _) = yt
+                    .hwc()
+                    .ok_or_else(|| Self::unsupported(op, "conv output is not an image"))?;
                 let w = self.weights(&weights::conv_weights(c, &g.constants[c.weight].data));
                 let b = match c.bias {
                     Some(b) => {
@@ -178,13 +205,21 @@ k_h: {}, k_w: {}, stride_h: {}, stride_w: {}, dilation_h: {}, dilation_w: {}, pa
                         c.groups,
                         act(c.act)
                     );
-                    let kernel = if c.is_depthwise() { "depthwise_conv2d" } else { "conv2d" };
+                    let kernel = if c.is_depthwise() {
+                        "depthwise_conv2d"
+                    } else {
+                        "conv2d"
+                    };
                     self.kernels.insert(kernel);
                     format!("{{ {io} rt::{kernel}(x, {w}, {b}, y, &{p}); }}")
                 };
                 self.line(op, &code);
             }
-            OpKind::Dense { weight, bias, act: a } => {
+            OpKind::Dense {
+                weight,
+                bias,
+                act: a,
+            } => {
                 let x = op.inputs[0];
                 let wdata = weights::dense_weights(&g.constants[*weight].data, yt.len());
                 let w = self.weights(&wdata);
@@ -196,35 +231,63 @@ k_h: {}, k_w: {}, stride_h: {}, stride_w: {}, dilation_h: {}, dilation_w: {}, pa
                     None => "&[]".into(),
                 };
                 self.kernels.insert("dense");
-                let code = format!("{{ {} rt::dense(x, {w}, {b}, y, {}); }}", self.io1(x, y), act(*a));
+                let code = format!(
+                    "{{ {} rt::dense(x, {w}, {b}, y, {}); }}",
+                    self.io1(x, y),
+                    act(*a)
+                );
                 self.line(op, &code);
             }
             OpKind::MaxPool(p) | OpKind::AvgPool(p) => {
                 let x = op.inputs[0];
-                let (ih, iw, c) = g.tensors[x].hwc().ok_or_else(|| Self::unsupported(op, "pool input is not an image"))?;
-                let (oh, ow, _) = yt.hwc().ok_or_else(|| Self::unsupported(op, "pool output is not an image"))?;
+                let (ih, iw, c) = g.tensors[x]
+                    .hwc()
+                    .ok_or_else(|| Self::unsupported(op, "pool input is not an image"))?;
+                let (oh, ow, _) = yt
+                    .hwc()
+                    .ok_or_else(|| Self::unsupported(op, "pool output is not an image"))?;
                 let name = format!("P{i}");
                 let _ = writeln!(
                     self.params,
                     "const {name}: rt::Pool2d = rt::Pool2d {{ in_h: {ih}, in_w: {iw}, c: {c}, out_h: {oh}, out_w: {ow}, k_h: {}, k_w: {}, \
 stride_h: {}, stride_w: {}, dilation_h: {}, dilation_w: {}, pad_top: {}, pad_left: {}, count_include_pad: {} }};",
-                    p.kernel[0], p.kernel[1], p.stride[0], p.stride[1], p.dilation[0], p.dilation[1], p.pads[0], p.pads[1], p.count_include_pad
+                    p.kernel[0],
+                    p.kernel[1],
+                    p.stride[0],
+                    p.stride[1],
+                    p.dilation[0],
+                    p.dilation[1],
+                    p.pads[0],
+                    p.pads[1],
+                    p.count_include_pad
                 );
-                let kernel = if matches!(op.kind, OpKind::MaxPool(_)) { "max_pool2d" } else { "avg_pool2d" };
+                let kernel = if matches!(op.kind, OpKind::MaxPool(_)) {
+                    "max_pool2d"
+                } else {
+                    "avg_pool2d"
+                };
                 self.kernels.insert(kernel);
                 let code = format!("{{ {} rt::{kernel}(x, y, &{name}); }}", self.io1(x, y));
                 self.line(op, &code);
             }
             OpKind::GlobalSumPool { scale } => {
                 let x = op.inputs[0];
-                let (_, _, c) = g.tensors[x].hwc().ok_or_else(|| Self::unsupported(op, "global pool input is not an image"))?;
+                let (_, _, c) = g.tensors[x]
+                    .hwc()
+                    .ok_or_else(|| Self::unsupported(op, "global pool input is not an image"))?;
                 self.kernels.insert("global_avg_pool");
-                let code = format!("{{ {} rt::global_avg_pool(x, y, {c}, {}); }}", self.io1(x, y), f(*scale));
+                let code = format!(
+                    "{{ {} rt::global_avg_pool(x, y, {c}, {}); }}",
+                    self.io1(x, y),
+                    f(*scale)
+                );
                 self.line(op, &code);
             }
             OpKind::GlobalMaxPool => {
                 let x = op.inputs[0];
-                let (_, _, c) = g.tensors[x].hwc().ok_or_else(|| Self::unsupported(op, "global pool input is not an image"))?;
+                let (_, _, c) = g.tensors[x]
+                    .hwc()
+                    .ok_or_else(|| Self::unsupported(op, "global pool input is not an image"))?;
                 self.kernels.insert("global_max_pool");
                 let code = format!("{{ {} rt::global_max_pool(x, y, {c}); }}", self.io1(x, y));
                 self.line(op, &code);
@@ -235,7 +298,11 @@ stride_h: {}, stride_w: {}, dilation_h: {}, dilation_w: {}, pad_top: {}, pad_lef
                 let code = if in_place {
                     format!("rt::activate(&mut {}, {});", self.slice(y), act(*a))
                 } else {
-                    format!("{{ {} y.copy_from_slice(x); rt::activate(y, {}); }}", self.io1(x, y), act(*a))
+                    format!(
+                        "{{ {} y.copy_from_slice(x); rt::activate(y, {}); }}",
+                        self.io1(x, y),
+                        act(*a)
+                    )
                 };
                 self.line(op, &code);
             }
@@ -249,42 +316,64 @@ stride_h: {}, stride_w: {}, dilation_h: {}, dilation_w: {}, pad_top: {}, pad_lef
                 let code = if in_place {
                     format!("rt::softmax(&mut {}, {n});", self.slice(y))
                 } else {
-                    format!("{{ {} y.copy_from_slice(x); rt::softmax(y, {n}); }}", self.io1(x, y))
+                    format!(
+                        "{{ {} y.copy_from_slice(x); rt::softmax(y, {n}); }}",
+                        self.io1(x, y)
+                    )
                 };
                 self.line(op, &code);
             }
-            OpKind::Binary { op: bop, rhs, data_is_lhs } => {
+            OpKind::Binary {
+                op: bop,
+                rhs,
+                data_is_lhs,
+            } => {
                 let x = op.inputs[0];
                 let bop_s = binop(*bop);
                 let lhs = data_is_lhs;
                 let (reads, apply) = match rhs {
                     Operand::Scalar(s) => {
                         self.kernels.insert("binary_scalar");
-                        (vec![], format!("rt::binary_scalar({bop_s}, y, {}, {lhs});", f(*s)))
+                        (
+                            vec![],
+                            format!("rt::binary_scalar({bop_s}, y, {}, {lhs});", f(*s)),
+                        )
                     }
                     Operand::ChannelConst(k) => {
                         self.kernels.insert("binary_broadcast_channel");
                         let data = g.constants[*k].data.clone();
                         let wk = self.weights(&data);
-                        (vec![], format!("rt::binary_broadcast_channel({bop_s}, y, {wk}, {lhs});"))
+                        (
+                            vec![],
+                            format!("rt::binary_broadcast_channel({bop_s}, y, {wk}, {lhs});"),
+                        )
                     }
                     Operand::Const(k) => {
                         self.kernels.insert("binary_inplace");
                         let data = if yt.storage_is_logical() {
                             g.constants[*k].data.clone()
                         } else {
-                            weights::nchw_to_nhwc(&g.constants[*k].data, &yt.shape)
+                            weights::chw_to_hwc(&g.constants[*k].data, yt.hwc())
                         };
                         let wk = self.weights(&data);
-                        (vec![], format!("rt::binary_inplace({bop_s}, y, {wk}, {lhs});"))
+                        (
+                            vec![],
+                            format!("rt::binary_inplace({bop_s}, y, {wk}, {lhs});"),
+                        )
                     }
                     Operand::Tensor(t) => {
                         self.kernels.insert("binary_inplace");
-                        (vec![*t], format!("rt::binary_inplace({bop_s}, y, r, {lhs});"))
+                        (
+                            vec![*t],
+                            format!("rt::binary_inplace({bop_s}, y, r, {lhs});"),
+                        )
                     }
                     Operand::ChannelTensor(t) => {
                         self.kernels.insert("binary_broadcast_channel");
-                        (vec![*t], format!("rt::binary_broadcast_channel({bop_s}, y, r, {lhs});"))
+                        (
+                            vec![*t],
+                            format!("rt::binary_broadcast_channel({bop_s}, y, r, {lhs});"),
+                        )
                     }
                 };
                 let code = match (in_place, reads.first()) {
@@ -294,7 +383,9 @@ stride_h: {}, stride_w: {}, dilation_h: {}, dilation_w: {}, pad_top: {}, pad_lef
                         self.region(*r),
                         self.region(y)
                     ),
-                    (false, None) => format!("{{ {} y.copy_from_slice(x); {apply} }}", self.io1(x, y)),
+                    (false, None) => {
+                        format!("{{ {} y.copy_from_slice(x); {apply} }}", self.io1(x, y))
+                    }
                     (false, Some(r)) => format!(
                         "{{ let ([x, r], y) = rt::io2(a, [{}, {}], {}); y.copy_from_slice(x); {apply} }}",
                         self.region(x),
@@ -310,15 +401,28 @@ stride_h: {}, stride_w: {}, dilation_h: {}, dilation_w: {}, pad_top: {}, pad_lef
                 let code = if op.is_alias(g) {
                     "/* same memory, no code */".to_string()
                 } else if !xt.storage_is_logical() && yt.storage_is_logical() {
-                    let (h, w, c) = xt.hwc().ok_or_else(|| Self::unsupported(op, "bad reshape input"))?;
+                    let (h, w, c) = xt
+                        .hwc()
+                        .ok_or_else(|| Self::unsupported(op, "bad reshape input"))?;
                     self.kernels.insert("nhwc_to_nchw");
-                    format!("{{ {} rt::nhwc_to_nchw(x, y, {h}, {w}, {c}); }}", self.io1(x, y))
+                    format!(
+                        "{{ {} rt::nhwc_to_nchw(x, y, {h}, {w}, {c}); }}",
+                        self.io1(x, y)
+                    )
                 } else if xt.storage_is_logical() && !yt.storage_is_logical() {
-                    let (h, w, c) = yt.hwc().ok_or_else(|| Self::unsupported(op, "bad reshape output"))?;
+                    let (h, w, c) = yt
+                        .hwc()
+                        .ok_or_else(|| Self::unsupported(op, "bad reshape output"))?;
                     self.kernels.insert("nchw_to_nhwc");
-                    format!("{{ {} rt::nchw_to_nhwc(x, y, {c}, {h}, {w}); }}", self.io1(x, y))
+                    format!(
+                        "{{ {} rt::nchw_to_nhwc(x, y, {c}, {h}, {w}); }}",
+                        self.io1(x, y)
+                    )
                 } else {
-                    return Err(Self::unsupported(op, "reshape between two channel-last images with different shapes"));
+                    return Err(Self::unsupported(
+                        op,
+                        "reshape between two channel-last images with different shapes",
+                    ));
                 };
                 self.line(op, &code);
             }
@@ -337,19 +441,28 @@ stride_h: {}, stride_w: {}, dilation_h: {}, dilation_w: {}, pad_top: {}, pad_lef
                 let storage_perm: Vec<usize> = s_out.iter().map(|o| inv_in[perm[*o]]).collect();
                 let in_dims: Vec<usize> = s_in.iter().map(|ax| xt.shape[*ax]).collect();
                 self.kernels.insert("permute");
-                let code = format!("{{ {} rt::permute(x, y, &{in_dims:?}, &{storage_perm:?}); }}", self.io1(x, y));
+                let code = format!(
+                    "{{ {} rt::permute(x, y, &{in_dims:?}, &{storage_perm:?}); }}",
+                    self.io1(x, y)
+                );
                 self.line(op, &code);
             }
             OpKind::Concat { axis } => {
                 let rank = yt.shape.len();
                 let s = storage_axes(yt);
-                let pos = s.iter().position(|a| a == axis).ok_or_else(|| Self::unsupported(op, "concat axis out of range"))?;
+                let pos = s
+                    .iter()
+                    .position(|a| a == axis)
+                    .ok_or_else(|| Self::unsupported(op, "concat axis out of range"))?;
                 let outer: usize = s[..pos].iter().map(|a| yt.shape[*a]).product();
                 let mut inners = Vec::new();
                 for t in &op.inputs {
                     let tt = &g.tensors[*t];
                     if tt.shape.len() != rank {
-                        return Err(Self::unsupported(op, "concat of tensors with different ranks"));
+                        return Err(Self::unsupported(
+                            op,
+                            "concat of tensors with different ranks",
+                        ));
                     }
                     inners.push(s[pos..].iter().map(|a| tt.shape[*a]).product::<usize>());
                 }
@@ -367,8 +480,12 @@ stride_h: {}, stride_w: {}, dilation_h: {}, dilation_w: {}, pad_top: {}, pad_lef
             }
             OpKind::Downsample { stride } => {
                 let x = op.inputs[0];
-                let (_, iw, c) = g.tensors[x].hwc().ok_or_else(|| Self::unsupported(op, "downsample input is not an image"))?;
-                let (oh, ow, _) = yt.hwc().ok_or_else(|| Self::unsupported(op, "downsample output is not an image"))?;
+                let (_, iw, c) = g.tensors[x]
+                    .hwc()
+                    .ok_or_else(|| Self::unsupported(op, "downsample input is not an image"))?;
+                let (oh, ow, _) = yt
+                    .hwc()
+                    .ok_or_else(|| Self::unsupported(op, "downsample output is not an image"))?;
                 self.kernels.insert("downsample_nhwc");
                 let code = format!(
                     "{{ {} rt::downsample_nhwc(x, y, {iw}, {c}, {}, {}, {oh}, {ow}); }}",
@@ -383,8 +500,19 @@ stride_h: {}, stride_w: {}, dilation_h: {}, dilation_w: {}, pad_top: {}, pad_lef
     }
 }
 
-pub(crate) fn render(graph: &Graph, plan: &ArenaPlan, source_name: &str) -> Result<Rendered, CodegenError> {
-    let mut e = Emitter { graph, plan, blob: Vec::new(), params: String::new(), body: String::new(), kernels: BTreeSet::new() };
+pub(crate) fn render(
+    graph: &Graph,
+    plan: &ArenaPlan,
+    source_name: &str,
+) -> Result<Rendered, CodegenError> {
+    let mut e = Emitter {
+        graph,
+        plan,
+        blob: Vec::new(),
+        params: String::new(),
+        body: String::new(),
+        kernels: BTreeSet::new(),
+    };
     for (i, op) in graph.ops.iter().enumerate() {
         e.op(i, op)?;
     }
@@ -392,7 +520,10 @@ pub(crate) fn render(graph: &Graph, plan: &ArenaPlan, source_name: &str) -> Resu
     let copy_out = match out.hwc() {
         Some((h, w, c)) if !out.storage_is_logical() => {
             e.kernels.insert("nhwc_to_nchw");
-            format!("rt::nhwc_to_nchw(&{}, output, {h}, {w}, {c});", e.slice(graph.output))
+            format!(
+                "rt::nhwc_to_nchw(&{}, output, {h}, {w}, {c});",
+                e.slice(graph.output)
+            )
         }
         _ => format!("output.copy_from_slice(&{});", e.slice(graph.output)),
     };
@@ -442,7 +573,13 @@ pub fn infer(input: &[f32; INPUT_LEN], output: &mut [f32; OUTPUT_LEN]) {{
         "{header}#![no_std]\n#![allow(clippy::all, unused_variables)]\n\nuse kiln_runtime as rt;\n{lib_items}\nkiln_runtime::wasm_entry!(crate::infer, crate::INPUT_LEN, crate::OUTPUT_LEN);\n"
     );
     let weights: Vec<u8> = e.blob.iter().flat_map(|v| v.to_le_bytes()).collect();
-    Ok(Rendered { lib_rs: lib, header, items, weights, kernels: e.kernels.into_iter().collect() })
+    Ok(Rendered {
+        lib_rs: lib,
+        header,
+        items,
+        weights,
+        kernels: e.kernels.into_iter().collect(),
+    })
 }
 
 /// src/main.rs of every generated crate: the host / aarch64 program.

@@ -24,7 +24,8 @@ pub(crate) fn conv_weights(c: &Conv, oihw: &[f32]) -> Vec<f32> {
             for i in 0..cig {
                 for y in 0..kh {
                     for x in 0..kw {
-                        out[(((g * kh + y) * kw + x) * cig + i) * cog + o] = oihw[((oc * cig + i) * kh + y) * kw + x];
+                        out[(((g * kh + y) * kw + x) * cig + i) * cog + o] =
+                            oihw[((oc * cig + i) * kh + y) * kw + x];
                     }
                 }
             }
@@ -45,9 +46,11 @@ pub(crate) fn dense_weights(w: &[f32], out_features: usize) -> Vec<f32> {
     t
 }
 
-/// A constant of logical shape `[1, C, H, W]` in NHWC order.
-pub(crate) fn nchw_to_nhwc(data: &[f32], shape: &[usize]) -> Vec<f32> {
-    let [_, c, h, w] = shape[..] else { return data.to_vec() };
+/// A constant of an image's logical shape, in the image's HWC storage order.
+pub(crate) fn chw_to_hwc(data: &[f32], hwc: Option<(usize, usize, usize)>) -> Vec<f32> {
+    let Some((h, w, c)) = hwc else {
+        return data.to_vec();
+    };
     let mut out = vec![0.0; data.len()];
     for ch in 0..c {
         for p in 0..h * w {

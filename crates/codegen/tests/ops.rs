@@ -17,7 +17,11 @@ fn case(name: &str, shape: &[usize], body: impl FnOnce(&mut GraphBuilder)) -> Ca
     g.input("x", &dims(shape));
     body(&mut g);
     g.output("y", None);
-    Case { name: name.into(), onnx: g.encode(), shape: shape.to_vec() }
+    Case {
+        name: name.into(),
+        onnx: g.encode(),
+        shape: shape.to_vec(),
+    }
 }
 
 #[derive(Clone, Copy)]
@@ -63,8 +67,11 @@ fn check(bundle: &str, cases: &[Case], tol: f32) {
     for (n, e) in &results {
         eprintln!("{n:<28} max abs err {e:.2e}");
     }
-    let bad: Vec<String> =
-        results.iter().filter(|(_, e)| !(*e <= tol)).map(|(n, e)| format!("{n}: max abs err {e}")).collect();
+    let bad: Vec<String> = results
+        .iter()
+        .filter(|(_, e)| !(*e <= tol))
+        .map(|(n, e)| format!("{n}: max abs err {e}"))
+        .collect();
     assert!(bad.is_empty(), "outside {tol}:\n{}", bad.join("\n"));
 }
 
@@ -76,20 +83,107 @@ fn every_op_and_attribute_matches_tract() {
         for s in [1, 2] {
             for (gname, c, group) in [("g1", (4, 6), 1), ("dw", (6, 6), 6), ("g2", (4, 6), 2)] {
                 let pad = k / 2;
-                let spec = ConvSpec { c, hw: (11, 10), k: (k, k), s: (s, s), d: 1, pads: [pad; 4], group, bias: k != 5 };
-                cases.push(conv_case(&format!("conv_k{k}_s{s}_{gname}"), spec, cases.len() as u64));
+                let spec = ConvSpec {
+                    c,
+                    hw: (11, 10),
+                    k: (k, k),
+                    s: (s, s),
+                    d: 1,
+                    pads: [pad; 4],
+                    group,
+                    bias: k != 5,
+                };
+                cases.push(conv_case(
+                    &format!("conv_k{k}_s{s}_{gname}"),
+                    spec,
+                    cases.len() as u64,
+                ));
             }
         }
     }
-    let base = ConvSpec { c: (3, 8), hw: (12, 9), k: (3, 3), s: (1, 1), d: 1, pads: [1; 4], group: 1, bias: true };
-    cases.push(conv_case("conv_asym_pad", ConvSpec { pads: [0, 1, 2, 0], s: (2, 2), ..base }, 101));
-    cases.push(conv_case("conv_asym_stride", ConvSpec { s: (2, 1), ..base }, 102));
-    cases.push(conv_case("conv_dilation2", ConvSpec { d: 2, pads: [2; 4], ..base }, 103));
-    cases.push(conv_case("dwconv_dilation2", ConvSpec { c: (5, 5), group: 5, d: 2, pads: [2; 4], ..base }, 104));
-    cases.push(conv_case("dwconv_asym_pad_s2", ConvSpec { c: (5, 5), group: 5, s: (2, 2), pads: [0, 0, 1, 1], ..base }, 105));
-    cases.push(conv_case("conv_1x1_s2_nopad", ConvSpec { k: (1, 1), s: (2, 2), pads: [0; 4], ..base }, 106));
-    cases.push(conv_case("conv_rect_kernel", ConvSpec { k: (1, 3), pads: [0, 1, 0, 1], ..base }, 107));
-    cases.push(conv_case("dw_multiplier2", ConvSpec { c: (3, 6), group: 3, ..base }, 108));
+    let base = ConvSpec {
+        c: (3, 8),
+        hw: (12, 9),
+        k: (3, 3),
+        s: (1, 1),
+        d: 1,
+        pads: [1; 4],
+        group: 1,
+        bias: true,
+    };
+    cases.push(conv_case(
+        "conv_asym_pad",
+        ConvSpec {
+            pads: [0, 1, 2, 0],
+            s: (2, 2),
+            ..base
+        },
+        101,
+    ));
+    cases.push(conv_case(
+        "conv_asym_stride",
+        ConvSpec { s: (2, 1), ..base },
+        102,
+    ));
+    cases.push(conv_case(
+        "conv_dilation2",
+        ConvSpec {
+            d: 2,
+            pads: [2; 4],
+            ..base
+        },
+        103,
+    ));
+    cases.push(conv_case(
+        "dwconv_dilation2",
+        ConvSpec {
+            c: (5, 5),
+            group: 5,
+            d: 2,
+            pads: [2; 4],
+            ..base
+        },
+        104,
+    ));
+    cases.push(conv_case(
+        "dwconv_asym_pad_s2",
+        ConvSpec {
+            c: (5, 5),
+            group: 5,
+            s: (2, 2),
+            pads: [0, 0, 1, 1],
+            ..base
+        },
+        105,
+    ));
+    cases.push(conv_case(
+        "conv_1x1_s2_nopad",
+        ConvSpec {
+            k: (1, 1),
+            s: (2, 2),
+            pads: [0; 4],
+            ..base
+        },
+        106,
+    ));
+    cases.push(conv_case(
+        "conv_rect_kernel",
+        ConvSpec {
+            k: (1, 3),
+            pads: [0, 1, 0, 1],
+            ..base
+        },
+        107,
+    ));
+    cases.push(conv_case(
+        "dw_multiplier2",
+        ConvSpec {
+            c: (3, 6),
+            group: 3,
+            ..base
+        },
+        108,
+    ));
 
     let img = [1, 6, 9, 8];
     let unary = |name: &str, op: &str, attrs: Vec<Attribute>| {
@@ -101,38 +195,87 @@ fn every_op_and_attribute_matches_tract() {
     cases.push(unary("sigmoid", "Sigmoid", vec![]));
     cases.push(unary("hardswish", "HardSwish", vec![]));
     cases.push(unary("hardsigmoid_default", "HardSigmoid", vec![]));
-    cases.push(unary("hardsigmoid_alpha", "HardSigmoid", vec![Attribute::float("alpha", 1.0 / 6.0), Attribute::float("beta", 0.5)]));
+    cases.push(unary(
+        "hardsigmoid_alpha",
+        "HardSigmoid",
+        vec![
+            Attribute::float("alpha", 1.0 / 6.0),
+            Attribute::float("beta", 0.5),
+        ],
+    ));
     cases.push(case("clip_relu6", &img, |g| {
-        g.initializer("lo", &[], &[0.0]).initializer("hi", &[], &[6.0]);
+        g.initializer("lo", &[], &[0.0])
+            .initializer("hi", &[], &[6.0]);
         g.node("clip", "Clip", &["x", "lo", "hi"], &["y"], vec![]);
     }));
-    cases.push(unary("maxpool_k3_s2_p1", "MaxPool", vec![
-        Attribute::ints("kernel_shape", &[3, 3]),
-        Attribute::ints("strides", &[2, 2]),
-        Attribute::ints("pads", &[1, 1, 1, 1]),
-    ]));
-    cases.push(unary("maxpool_k2_s2", "MaxPool", vec![Attribute::ints("kernel_shape", &[2, 2]), Attribute::ints("strides", &[2, 2])]));
-    cases.push(unary("avgpool_k3_s1_p1_exclude", "AveragePool", vec![
-        Attribute::ints("kernel_shape", &[3, 3]),
-        Attribute::ints("strides", &[1, 1]),
-        Attribute::ints("pads", &[1, 1, 1, 1]),
-    ]));
-    cases.push(unary("avgpool_k3_s2_p1_include", "AveragePool", vec![
-        Attribute::ints("kernel_shape", &[3, 3]),
-        Attribute::ints("strides", &[2, 2]),
-        Attribute::ints("pads", &[1, 1, 1, 1]),
-        Attribute::int("count_include_pad", 1),
-    ]));
+    cases.push(unary(
+        "maxpool_k3_s2_p1",
+        "MaxPool",
+        vec![
+            Attribute::ints("kernel_shape", &[3, 3]),
+            Attribute::ints("strides", &[2, 2]),
+            Attribute::ints("pads", &[1, 1, 1, 1]),
+        ],
+    ));
+    cases.push(unary(
+        "maxpool_k2_s2",
+        "MaxPool",
+        vec![
+            Attribute::ints("kernel_shape", &[2, 2]),
+            Attribute::ints("strides", &[2, 2]),
+        ],
+    ));
+    cases.push(unary(
+        "avgpool_k3_s1_p1_exclude",
+        "AveragePool",
+        vec![
+            Attribute::ints("kernel_shape", &[3, 3]),
+            Attribute::ints("strides", &[1, 1]),
+            Attribute::ints("pads", &[1, 1, 1, 1]),
+        ],
+    ));
+    cases.push(unary(
+        "avgpool_k3_s2_p1_include",
+        "AveragePool",
+        vec![
+            Attribute::ints("kernel_shape", &[3, 3]),
+            Attribute::ints("strides", &[2, 2]),
+            Attribute::ints("pads", &[1, 1, 1, 1]),
+            Attribute::int("count_include_pad", 1),
+        ],
+    ));
     cases.push(unary("global_avg_pool", "GlobalAveragePool", vec![]));
     cases.push(unary("global_max_pool", "GlobalMaxPool", vec![]));
     cases.push(unary("flatten", "Flatten", vec![Attribute::int("axis", 1)]));
-    cases.push(unary("transpose_nhwc", "Transpose", vec![Attribute::ints("perm", &[0, 2, 3, 1])]));
+    cases.push(unary(
+        "transpose_nhwc",
+        "Transpose",
+        vec![Attribute::ints("perm", &[0, 2, 3, 1])],
+    ));
     cases.push(case("softmax_after_flatten", &img, |g| {
-        g.node("flat", "Flatten", &["x"], &["f"], vec![Attribute::int("axis", 1)]);
-        g.node("softmax", "Softmax", &["f"], &["y"], vec![Attribute::int("axis", 1)]);
+        g.node(
+            "flat",
+            "Flatten",
+            &["x"],
+            &["f"],
+            vec![Attribute::int("axis", 1)],
+        );
+        g.node(
+            "softmax",
+            "Softmax",
+            &["f"],
+            &["y"],
+            vec![Attribute::int("axis", 1)],
+        );
     }));
     cases.push(case("softmax_channels", &img, |g| {
-        g.node("softmax", "Softmax", &["x"], &["y"], vec![Attribute::int("axis", 1)]);
+        g.node(
+            "softmax",
+            "Softmax",
+            &["x"],
+            &["y"],
+            vec![Attribute::int("axis", 1)],
+        );
     }));
     cases.push(case("reshape_to_vector", &img, |g| {
         g.initializer_i64("s", &[2], &[1, -1]);
@@ -161,41 +304,88 @@ fn every_op_and_attribute_matches_tract() {
     }));
     cases.push(case("concat_channels", &img, |g| {
         g.node("r", "Relu", &["x"], &["r"], vec![]);
-        g.node("cat", "Concat", &["x", "r"], &["y"], vec![Attribute::int("axis", 1)]);
+        g.node(
+            "cat",
+            "Concat",
+            &["x", "r"],
+            &["y"],
+            vec![Attribute::int("axis", 1)],
+        );
     }));
     cases.push(case("hardswish_written_out", &img, |g| {
-        g.initializer("three", &[], &[3.0]).initializer("zero", &[], &[0.0]).initializer("six", &[], &[6.0]);
+        g.initializer("three", &[], &[3.0])
+            .initializer("zero", &[], &[0.0])
+            .initializer("six", &[], &[6.0]);
         g.node("add3", "Add", &["x", "three"], &["a"], vec![]);
         g.node("clip", "Clip", &["a", "zero", "six"], &["c"], vec![]);
         g.node("mul", "Mul", &["x", "c"], &["m"], vec![]);
         g.node("div6", "Div", &["m", "six"], &["y"], vec![]);
     }));
     cases.push(case("gemm_transb_bias", &[1, 12], |g| {
-        g.initializer("w", &[5, 12], &values(60, 8)).initializer("b", &[5], &values(5, 9));
-        g.node("fc", "Gemm", &["x", "w", "b"], &["y"], vec![Attribute::int("transB", 1)]);
+        g.initializer("w", &[5, 12], &values(60, 8))
+            .initializer("b", &[5], &values(5, 9));
+        g.node(
+            "fc",
+            "Gemm",
+            &["x", "w", "b"],
+            &["y"],
+            vec![Attribute::int("transB", 1)],
+        );
     }));
     cases.push(case("matmul_const", &[1, 12], |g| {
         g.initializer("w", &[12, 7], &values(84, 10));
         g.node("mm", "MatMul", &["x", "w"], &["y"], vec![]);
     }));
     cases.push(case("constant_node_weights", &[1, 3, 6, 6], |g| {
-        g.node("wconst", "Constant", &[], &["w"], vec![Attribute::tensor("value", &[4, 3, 3, 3], &values(108, 11))]);
-        g.node("conv", "Conv", &["x", "w"], &["c"], vec![Attribute::ints("kernel_shape", &[3, 3]), Attribute::ints("pads", &[1, 1, 1, 1])]);
+        g.node(
+            "wconst",
+            "Constant",
+            &[],
+            &["w"],
+            vec![Attribute::tensor("value", &[4, 3, 3, 3], &values(108, 11))],
+        );
+        g.node(
+            "conv",
+            "Conv",
+            &["x", "w"],
+            &["c"],
+            vec![
+                Attribute::ints("kernel_shape", &[3, 3]),
+                Attribute::ints("pads", &[1, 1, 1, 1]),
+            ],
+        );
         g.node("relu", "Relu", &["c"], &["y"], vec![]);
     }));
     cases.push(case("depthwise_bn_relu6", &[1, 4, 7, 7], |g| {
         g.initializer("w", &[4, 1, 3, 3], &values(36, 12));
-        for (n, v) in [("gamma", values(4, 13)), ("beta", values(4, 14)), ("mean", values(4, 15))] {
+        for (n, v) in [
+            ("gamma", values(4, 13)),
+            ("beta", values(4, 14)),
+            ("mean", values(4, 15)),
+        ] {
             g.initializer(n, &[4], &v);
         }
         g.initializer("var", &[4], &[0.5, 1.0, 1.5, 2.0]);
-        g.initializer("lo", &[], &[0.0]).initializer("hi", &[], &[6.0]);
-        g.node("dw", "Conv", &["x", "w"], &["c"], vec![
-            Attribute::ints("kernel_shape", &[3, 3]),
-            Attribute::ints("pads", &[1, 1, 1, 1]),
-            Attribute::int("group", 4),
-        ]);
-        g.node("bn", "BatchNormalization", &["c", "gamma", "beta", "mean", "var"], &["b"], vec![]);
+        g.initializer("lo", &[], &[0.0])
+            .initializer("hi", &[], &[6.0]);
+        g.node(
+            "dw",
+            "Conv",
+            &["x", "w"],
+            &["c"],
+            vec![
+                Attribute::ints("kernel_shape", &[3, 3]),
+                Attribute::ints("pads", &[1, 1, 1, 1]),
+                Attribute::int("group", 4),
+            ],
+        );
+        g.node(
+            "bn",
+            "BatchNormalization",
+            &["c", "gamma", "beta", "mean", "var"],
+            &["b"],
+            vec![],
+        );
         g.node("relu6", "Clip", &["b", "lo", "hi"], &["y"], vec![]);
     }));
     check("ops", &cases, 1e-5);

@@ -36,16 +36,29 @@ impl Tensor {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
-    /// Rank-4 tensors are stored NHWC; everything else in logical order.
+    /// Images (`[1, C, H, W]`, or `[C, H, W]` where tract dropped the batch
+    /// axis) are stored HWC; everything else in logical order.
     pub fn is_nhwc(&self) -> bool {
-        self.shape.len() == 4
+        self.hwc().is_some()
     }
-    /// `(h, w, c)` of a rank-4 tensor.
+    /// `(h, w, c)` of an image tensor.
     pub fn hwc(&self) -> Option<(usize, usize, usize)> {
         match self.shape[..] {
-            [_, c, h, w] => Some((h, w, c)),
+            [1, c, h, w] | [c, h, w] => Some((h, w, c)),
             _ => None,
         }
+    }
+    /// Logical axes in storage order (HWC for images).
+    pub fn storage_axes(&self) -> Vec<usize> {
+        match self.shape.len() {
+            4 if self.is_nhwc() => vec![0, 2, 3, 1],
+            3 => vec![1, 2, 0],
+            r => (0..r).collect(),
+        }
+    }
+    /// The logical channel axis of an image.
+    pub fn channel_axis(&self) -> Option<usize> {
+        self.is_nhwc().then(|| self.shape.len() - 3)
     }
     /// True when NHWC storage and logical (NCHW) order coincide.
     pub fn storage_is_logical(&self) -> bool {

@@ -18,11 +18,22 @@ pub(crate) fn fuse(g: &mut Graph) {
 fn clip_from_max_min(g: &mut Graph) -> bool {
     let mut changed = false;
     for op in &mut g.ops {
-        if let OpKind::Binary { op: bop @ (BinaryOp::Max | BinaryOp::Min), rhs: Operand::Scalar(s), .. } = op.kind {
+        if let OpKind::Binary {
+            op: bop @ (BinaryOp::Max | BinaryOp::Min),
+            rhs: Operand::Scalar(s),
+            ..
+        } = op.kind
+        {
             let act = if bop == BinaryOp::Max {
-                Activation::Clip { min: s, max: f32::INFINITY }
+                Activation::Clip {
+                    min: s,
+                    max: f32::INFINITY,
+                }
             } else {
-                Activation::Clip { min: f32::NEG_INFINITY, max: s }
+                Activation::Clip {
+                    min: f32::NEG_INFINITY,
+                    max: s,
+                }
             };
             op.kind = OpKind::Activation(normalise(act));
             changed = true;
@@ -52,7 +63,12 @@ fn compose(first: Activation, then: Activation) -> Option<Activation> {
         _ => {
             let ((a0, a1), (b0, b1)) = (bounds(first)?, bounds(then)?);
             // clamp(clamp(x, a0, a1), b0, b1) is clamp(x, max(a0,b0), min(a1,b1)) when the ranges overlap
-            (a0.max(b0) <= a1.min(b1)).then(|| normalise(Activation::Clip { min: a0.max(b0), max: a1.min(b1) }))
+            (a0.max(b0) <= a1.min(b1)).then(|| {
+                normalise(Activation::Clip {
+                    min: a0.max(b0),
+                    max: a1.min(b1),
+                })
+            })
         }
     }
 }
@@ -79,7 +95,14 @@ fn fold_into_producer(g: &mut Graph) -> bool {
             (OpKind::Dense { act, .. }, OpKind::Activation(a)) => merge_act(act, a),
             (OpKind::Activation(first), OpKind::Activation(a)) => merge_act(first, a),
             // per-channel / scalar affine after a layer without activation
-            (OpKind::Conv(c), OpKind::Binary { op, rhs, data_is_lhs: true }) if c.act == Activation::None => {
+            (
+                OpKind::Conv(c),
+                OpKind::Binary {
+                    op,
+                    rhs,
+                    data_is_lhs: true,
+                },
+            ) if c.act == Activation::None => {
                 let (w, b, n) = (c.weight, c.bias, c.out_channels);
                 match fold_affine(g, w, b, n, op, &rhs) {
                     Some(bias) => {
@@ -91,9 +114,14 @@ fn fold_into_producer(g: &mut Graph) -> bool {
                     None => false,
                 }
             }
-            (OpKind::Dense { weight, bias, act }, OpKind::Binary { op, rhs, data_is_lhs: true })
-                if *act == Activation::None =>
-            {
+            (
+                OpKind::Dense { weight, bias, act },
+                OpKind::Binary {
+                    op,
+                    rhs,
+                    data_is_lhs: true,
+                },
+            ) if *act == Activation::None => {
                 let (w, b) = (*weight, *bias);
                 let n = g.tensors[data].len();
                 match fold_affine(g, w, b, n, op, &rhs) {
@@ -106,11 +134,25 @@ fn fold_into_producer(g: &mut Graph) -> bool {
                     None => false,
                 }
             }
-            (OpKind::GlobalSumPool { scale }, OpKind::Binary { op: BinaryOp::Mul, rhs: Operand::Scalar(s), .. }) => {
+            (
+                OpKind::GlobalSumPool { scale },
+                OpKind::Binary {
+                    op: BinaryOp::Mul,
+                    rhs: Operand::Scalar(s),
+                    ..
+                },
+            ) => {
                 *scale *= s;
                 true
             }
-            (OpKind::GlobalSumPool { scale }, OpKind::Binary { op: BinaryOp::Div, rhs: Operand::Scalar(s), data_is_lhs: true }) => {
+            (
+                OpKind::GlobalSumPool { scale },
+                OpKind::Binary {
+                    op: BinaryOp::Div,
+                    rhs: Operand::Scalar(s),
+                    data_is_lhs: true,
+                },
+            ) => {
                 *scale /= s;
                 true
             }
@@ -137,7 +179,14 @@ fn merge_act(slot: &mut Activation, then: Activation) -> bool {
 
 /// y = (x W + b) op k per output channel, rewritten into W' and b'. Returns the
 /// new bias constant, or None when `op`/`rhs` is not affine per channel.
-fn fold_affine(g: &mut Graph, weight: usize, bias: Option<usize>, n: usize, op: BinaryOp, rhs: &Operand) -> Option<usize> {
+fn fold_affine(
+    g: &mut Graph,
+    weight: usize,
+    bias: Option<usize>,
+    n: usize,
+    op: BinaryOp,
+    rhs: &Operand,
+) -> Option<usize> {
     let k: Vec<f32> = match rhs {
         Operand::Scalar(s) => vec![*s; n],
         Operand::ChannelConst(c) if g.constants[*c].data.len() == n => g.constants[*c].data.clone(),
@@ -154,7 +203,10 @@ fn fold_affine(g: &mut Graph, weight: usize, bias: Option<usize>, n: usize, op: 
         BinaryOp::Add => b.iter_mut().zip(&k).for_each(|(b, k)| *b += k),
         BinaryOp::Sub => b.iter_mut().zip(&k).for_each(|(b, k)| *b -= k),
         BinaryOp::Mul | BinaryOp::Div => {
-            let f: Vec<f32> = k.iter().map(|k| if op == BinaryOp::Mul { *k } else { 1.0 / k }).collect();
+            let f: Vec<f32> = k
+                .iter()
+                .map(|k| if op == BinaryOp::Mul { *k } else { 1.0 / k })
+                .collect();
             b.iter_mut().zip(&f).for_each(|(b, f)| *b *= f);
             // weights are [out, ...] for both conv (OIHW) and dense ([out, in])
             let w = &mut g.constants[weight].data;

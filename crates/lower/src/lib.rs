@@ -23,19 +23,43 @@ Identity, Constant";
 #[derive(Debug, thiserror::Error)]
 pub enum LowerError {
     #[error("cannot read {source_name}: {message}")]
-    Io { source_name: String, message: String },
+    Io {
+        source_name: String,
+        message: String,
+    },
     #[error("{source_name} is not a valid ONNX model: {message}")]
-    Parse { source_name: String, message: String },
+    Parse {
+        source_name: String,
+        message: String,
+    },
     #[error("{source_name}: {message}")]
-    Input { source_name: String, message: String },
+    Input {
+        source_name: String,
+        message: String,
+    },
     #[error(
         "{source_name}: input '{input}' has symbolic dimension '{dim}' at axis {axis}; give the input shape explicitly"
     )]
-    SymbolicDim { source_name: String, input: String, dim: String, axis: usize },
+    SymbolicDim {
+        source_name: String,
+        input: String,
+        dim: String,
+        axis: usize,
+    },
     #[error("{source_name}: tract could not analyse the model: {message}")]
-    Tract { source_name: String, message: String },
-    #[error("{source_name}: node '{node}' ({op}) is not supported: {reason}. kiln supports: {SUPPORTED}")]
-    Unsupported { source_name: String, node: String, op: String, reason: String },
+    Tract {
+        source_name: String,
+        message: String,
+    },
+    #[error(
+        "{source_name}: node '{node}' ({op}) is not supported: {reason}. kiln supports: {SUPPORTED}"
+    )]
+    Unsupported {
+        source_name: String,
+        node: String,
+        op: String,
+        reason: String,
+    },
 }
 
 /// Options for [`lower_bytes`] / [`lower_file`].
@@ -49,12 +73,19 @@ pub struct LowerOptions {
 /// Lowers an ONNX file.
 pub fn lower_file(path: &Path, options: &LowerOptions) -> Result<Graph, LowerError> {
     let source_name = path.display().to_string();
-    let bytes = std::fs::read(path).map_err(|e| LowerError::Io { source_name: source_name.clone(), message: e.to_string() })?;
+    let bytes = std::fs::read(path).map_err(|e| LowerError::Io {
+        source_name: source_name.clone(),
+        message: e.to_string(),
+    })?;
     lower_bytes(&bytes, &source_name, options)
 }
 
 /// Lowers an in-memory ONNX model; `source_name` names it in errors.
-pub fn lower_bytes(bytes: &[u8], source_name: &str, options: &LowerOptions) -> Result<Graph, LowerError> {
+pub fn lower_bytes(
+    bytes: &[u8],
+    source_name: &str,
+    options: &LowerOptions,
+) -> Result<Graph, LowerError> {
     let typed = translate::load_decluttered(bytes, source_name, options)?;
     let mut graph = translate::translate(&typed, source_name)?;
     fuse::fuse(&mut graph);

@@ -12,10 +12,14 @@ use tract_onnx::prelude::*;
 
 /// Deterministic values in [-1, 1).
 pub fn values(n: usize, seed: u64) -> Vec<f32> {
-    let mut s = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+    let mut s = seed
+        .wrapping_mul(6_364_136_223_846_793_005)
+        .wrapping_add(1_442_695_040_888_963_407);
     (0..n)
         .map(|_| {
-            s = s.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+            s = s
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
             ((s >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
         })
         .collect()
@@ -33,13 +37,23 @@ pub fn tract_run(onnx: &[u8], shape: &[usize], input: &[f32]) -> Vec<f32> {
         .into_runnable()
         .expect("runnable");
     let x = Tensor::from_shape(shape, input).expect("input tensor");
-    let out = model.run(tvec!(x.into())).expect("tract runs the test model");
-    out[0].to_plain_array_view::<f32>().expect("f32 output").iter().copied().collect()
+    let out = model
+        .run(tvec!(x.into()))
+        .expect("tract runs the test model");
+    out[0]
+        .to_plain_array_view::<f32>()
+        .expect("f32 output")
+        .iter()
+        .copied()
+        .collect()
 }
 
 pub fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
     assert_eq!(a.len(), b.len(), "output lengths differ");
-    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max)
 }
 
 /// A scratch folder under the shared target dir (kept for inspection).
@@ -67,9 +81,15 @@ pub fn run_bundle(bundle: &str, cases: &[Case]) -> Vec<(String, f32)> {
         .collect();
     let refs: Vec<_> = graphs.iter().collect();
     let dir = scratch(bundle);
-    kiln_codegen::generate_bundle(&refs, &dir, &GenerateOptions::new(bundle)).expect("bundle generates");
-    let bin = kiln_codegen::build_bin(&dir, "kiln-bundle", BuildTarget::Host, &kiln_codegen::default_target_dir())
-        .unwrap_or_else(|e| panic!("{e}"));
+    kiln_codegen::generate_bundle(&refs, &dir, &GenerateOptions::new(bundle))
+        .expect("bundle generates");
+    let bin = kiln_codegen::build_bin(
+        &dir,
+        "kiln-bundle",
+        BuildTarget::Host,
+        &kiln_codegen::default_target_dir(),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
     cases
         .iter()
         .enumerate()
@@ -93,8 +113,21 @@ pub fn run_binary(bin: &Path, args: &[&str], input: &[f32]) -> Vec<f32> {
         .spawn()
         .expect("spawn generated program");
     let bytes: Vec<u8> = input.iter().flat_map(|v| v.to_le_bytes()).collect();
-    child.stdin.take().expect("stdin").write_all(&bytes).expect("write input");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(&bytes)
+        .expect("write input");
     let out = child.wait_with_output().expect("generated program runs");
-    assert!(out.status.success(), "{}: {}", bin.display(), String::from_utf8_lossy(&out.stderr));
-    out.stdout.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect()
+    assert!(
+        out.status.success(),
+        "{}: {}",
+        bin.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+        .chunks_exact(4)
+        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect()
 }
