@@ -6,6 +6,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use crate::MeasureError;
+use crate::metric::{Metric, Source, Unit};
 use crate::process::{Runner, execute, require_success};
 
 /// How long one inference run may take before the program is killed. Generous
@@ -72,4 +73,112 @@ pub fn decode_f32_le(bytes: &[u8]) -> Vec<f32> {
         .chunks_exact(4)
         .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
         .collect()
+}
+
+/// Timings of a program's bench mode, in microseconds (source `host`).
+///
+/// `emulated` is true when the program ran under an emulator such as
+/// `qemu-aarch64`: such times say nothing about the device's latency.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct HostTiming {
+    pub runs: u64,
+    pub warmup: u64,
+    pub p50: Metric,
+    pub p95: Metric,
+    pub min: Metric,
+    pub max: Metric,
+    pub emulated: bool,
+    /// Which runner produced the times, e.g. `native` or `qemu-aarch64`.
+    pub runner: String,
+}
+
+impl HostTiming {
+    /// How the figures should be labelled in a report.
+    pub fn label(&self) -> String {
+        if self.emulated {
+            format!("host, emulated under {} (not device latency)", self.runner)
+        } else {
+            "host".to_string()
+        }
+    }
+}
+
+/// The JSON line a generated program prints in bench mode (contracts.md).
+/// Fields added later (peak RSS, output check) are ignored here.
+#[derive(Debug, serde::Deserialize)]
+struct BenchReport {
+    source: String,
+    runs: u64,
+    p50_us: f64,
+    p95_us: f64,
+    min_us: f64,
+    max_us: f64,
+}
+
+/// How long a bench-mode run may take before it is killed.
+pub const DEFAULT_BENCH_TIMEOUT: Duration = Duration::from_secs(600);
+
+/// Runs `binary --bench --warmup W --runs N` under `runner`, `input` on stdin,
+/// and reads its JSON report line.
+pub fn bench(
+    runner: &Runner,
+    binary: &Path,
+    input: &[f32],
+    warmup: u64,
+    runs: u64,
+    timeout: Duration,
+) -> Result<HostTiming, MeasureError> {
+    let args = [
+        "--bench".to_string(),
+        "--warmup".to_string(),
+        warmup.to_string(),
+        "--runs".to_string(),
+        runs.to_string(),
+    ];
+    let finished = execute(runner, binary, &args, encode_f32_le(input), timeout)?;
+    require_success(&finished, binary)?;
+    let stdout = String::from_utf8_lossy(&finished.stdout);
+    let report = parse_bench_report(&stdout).map_err(|detail| MeasureError::BadBenchReport {
+        program: binary.to_path_buf(),
+        detail,
+        stdout: stdout.trim_end().to_string(),
+    })?;
+    let us = |value: f64| Metric::new(value, Unit::Microseconds, Source::Host);
+    Ok(HostTiming {
+        runs: report.runs,
+        warmup,
+        p50: us(report.p50_us),
+        p95: us(report.p95_us),
+        min: us(report.min_us),
+        max: us(report.max_us),
+        emulated: runner.is_emulated(),
+        runner: runner.name(),
+    })
+}
+
+/// The last line of `stdout` that is a bench report; checks it is coherent.
+fn parse_bench_report(stdout: &str) -> Result<BenchReport, String> {
+    let line = stdout
+        .lines()
+        .rev()
+        .map(str::trim)
+        .find(|l| l.starts_with('{'))
+        .ok_or_else(|| "no line starting with `{`".to_string())?;
+    let report: BenchReport =
+        serde_json::from_str(line).map_err(|e| format!("`{line}` is not a bench report: {e}"))?;
+    if report.source != "host" {
+        return Err(format!(
+            "source is `{}`; a program run here reports `host`",
+            report.source
+        ));
+    }
+    let ordered = report.min_us <= report.p50_us
+        && report.p50_us <= report.p95_us
+        && report.p95_us <= report.max_us;
+    if report.runs == 0 || !ordered || !report.min_us.is_finite() || report.min_us < 0.0 {
+        return Err(format!(
+            "figures are not ordered min <= p50 <= p95 <= max with runs > 0: `{line}`"
+        ));
+    }
+    Ok(report)
 }

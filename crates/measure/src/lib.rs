@@ -1,12 +1,17 @@
 //! kiln-measure: the only kiln crate that runs built programs (host binaries,
 //! `qemu-aarch64`, wasm under wasmtime) and external tools.
 //!
-//! Every figure it reports carries the source it came from (`device`, `host`,
-//! `sim`, `predicted`) so that one is never presented as another.
+//! Every figure it reports is a [`Metric`] carrying the source it came from
+//! (`device`, `host`, `sim`, `predicted`) so that one is never presented as
+//! another.
 
 pub mod error;
 pub mod host;
+pub mod metric;
 mod process;
+pub mod sim;
+pub mod size;
 
 pub use error::MeasureError;
+pub use metric::{Metric, Source, Unit};
 pub use process::Runner;

@@ -35,6 +35,17 @@ impl Runner {
         }
     }
 
+    /// A short name for reports: `native` or the emulator's file name.
+    pub fn name(&self) -> String {
+        match self {
+            Runner::Native => "native".to_string(),
+            Runner::Emulator { program, .. } => program
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_else(|| program.display().to_string()),
+        }
+    }
+
     /// Whether timings taken through this runner are emulated.
     pub fn is_emulated(&self) -> bool {
         matches!(self, Runner::Emulator { .. })

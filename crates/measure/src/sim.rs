@@ -1,0 +1,431 @@
+//! The simulated device: a generated model's wasm build run under wasmtime
+//! with fuel metering.
+//!
+//! Fuel counts executed wasm operators, so it is deterministic (the same
+//! module and input give the same fuel on every run) and linear in work. A
+//! device profile turns it into milliseconds (see `power`); those figures are
+//! labelled `sim`. Peak linear memory is recorded by a `ResourceLimiter`; an
+//! epoch deadline stops a module that runs away.
+
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::{self, RecvTimeoutError, Sender};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use serde::Serialize;
+use wasmtime::{Config, Engine, Instance, Module, ResourceLimiter, Store, Trap};
+
+use crate::metric::{Metric, Source, Unit};
+
+/// How often the engine's epoch advances; wall-clock deadlines are counted in
+/// these ticks.
+const EPOCH_TICK: Duration = Duration::from_millis(50);
+
+/// The exports a generated model's wasm build provides (contracts.md).
+pub const EXPORT_INPUT_PTR: &str = "kiln_input_ptr";
+pub const EXPORT_OUTPUT_PTR: &str = "kiln_output_ptr";
+pub const EXPORT_INPUT_LEN: &str = "kiln_input_len";
+pub const EXPORT_OUTPUT_LEN: &str = "kiln_output_len";
+pub const EXPORT_INFER: &str = "kiln_infer";
+pub const EXPORT_MEMORY: &str = "memory";
+
+/// Errors of a simulated run; each says what happened and what to do.
+#[derive(Debug, thiserror::Error)]
+pub enum SimError {
+    #[error("cannot read wasm module {path}: {source}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("wasmtime could not compile {module}: {detail}")]
+    Compile { module: String, detail: String },
+    #[error(
+        "{module} could not be instantiated: {detail}; a generated model imports nothing and \
+         exports its memory, build it with `--crate-type cdylib --target wasm32-unknown-unknown`"
+    )]
+    Instantiate { module: String, detail: String },
+    #[error(
+        "{module} does not export `{name}` with the expected type ({detail}); is it a kiln generated model built for wasm32?"
+    )]
+    MissingExport {
+        module: String,
+        name: &'static str,
+        detail: String,
+    },
+    #[error("{module} takes {expected} input values, got {got}")]
+    InputLength {
+        module: String,
+        expected: usize,
+        got: usize,
+    },
+    #[error(
+        "{module} ran out of fuel after {limit} units: the model needs more work than the \
+         simulation budget allows; raise the fuel limit or choose a smaller model"
+    )]
+    OutOfFuel { module: String, limit: u64 },
+    #[error(
+        "{module} needs {requested} bytes of linear memory, over the limit of {limit} bytes: \
+         the model's arena or weights are too large for the device; choose a smaller model \
+         or raise the memory limit"
+    )]
+    OutOfMemory {
+        module: String,
+        requested: u64,
+        limit: u64,
+    },
+    #[error(
+        "{module} was still running after {timeout:?} and was stopped (epoch deadline): \
+         it loops forever or is far too slow for simulation"
+    )]
+    Timeout { module: String, timeout: Duration },
+    #[error("{module} trapped: {trap}; {advice}")]
+    Trap {
+        module: String,
+        trap: String,
+        advice: &'static str,
+    },
+    #[error("{module}: {detail}")]
+    Host { module: String, detail: String },
+}
+
+/// Limits of one simulated run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SimLimits {
+    /// Fuel available to one inference.
+    pub fuel: u64,
+    /// Most linear memory the module may hold, in bytes.
+    pub max_memory_bytes: u64,
+    /// Wall-clock time after which the run is stopped.
+    pub timeout: Duration,
+}
+
+impl Default for SimLimits {
+    fn default() -> Self {
+        Self {
+            // About 2e10 operators: minutes of work; MobileNet-class models
+            // need well under 1e10.
+            fuel: 20_000_000_000,
+            max_memory_bytes: 512 << 20,
+            timeout: Duration::from_secs(300),
+        }
+    }
+}
+
+/// What one simulated inference produced.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SimRun {
+    pub output: Vec<f32>,
+    /// Fuel consumed by `kiln_infer` alone (exact; deterministic).
+    pub fuel: u64,
+    /// Largest linear memory the module held, in bytes (initial size plus growth).
+    pub peak_memory_bytes: u64,
+}
+
+impl SimRun {
+    pub fn fuel_metric(&self) -> Metric {
+        Metric::new(self.fuel as f64, Unit::Fuel, Source::Sim)
+    }
+    pub fn peak_memory_metric(&self) -> Metric {
+        Metric::new(self.peak_memory_bytes as f64, Unit::Bytes, Source::Sim)
+    }
+}
+
+/// A compiled wasm model, ready to run many times.
+pub struct SimModule {
+    name: String,
+    engine: Engine,
+    module: Module,
+    ticker: Option<(Sender<()>, JoinHandle<()>)>,
+}
+
+impl std::fmt::Debug for SimModule {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SimModule")
+            .field("name", &self.name)
+            .finish()
+    }
+}
+
+impl SimModule {
+    /// Compiles the wasm file at `path`.
+    pub fn load(path: &Path) -> Result<Self, SimError> {
+        let bytes = std::fs::read(path).map_err(|source| SimError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Self::from_bytes(&bytes, &path.display().to_string())
+    }
+
+    /// Compiles wasm `bytes`; `name` identifies the module in errors.
+    pub fn from_bytes(bytes: &[u8], name: &str) -> Result<Self, SimError> {
+        let mut config = Config::new();
+        config.consume_fuel(true).epoch_interruption(true);
+        let engine = Engine::new(&config).map_err(|e| SimError::Compile {
+            module: name.to_string(),
+            detail: format!("{e:#}"),
+        })?;
+        let module = Module::new(&engine, bytes).map_err(|e| SimError::Compile {
+            module: name.to_string(),
+            detail: format!("{e:#}"),
+        })?;
+        let ticker = start_epoch_ticker(&engine);
+        Ok(Self {
+            name: name.to_string(),
+            engine,
+            module,
+            ticker: Some(ticker),
+        })
+    }
+
+    /// Runs one inference on `input` within `limits`.
+    pub fn run(&self, input: &[f32], limits: &SimLimits) -> Result<SimRun, SimError> {
+        let module = || self.name.clone();
+        let mut store = Store::new(
+            &self.engine,
+            PeakMemory {
+                limit: limits.max_memory_bytes,
+                peak: 0,
+                refused: None,
+            },
+        );
+        store.limiter(|state| state);
+        let ticks = limits
+            .timeout
+            .as_millis()
+            .div_ceil(EPOCH_TICK.as_millis())
+            .max(1);
+        store.set_epoch_deadline(u64::try_from(ticks).unwrap_or(u64::MAX));
+        store.epoch_deadline_trap();
+        store
+            .set_fuel(limits.fuel)
+            .map_err(|e| self.host_error(e))?;
+
+        let instance = match Instance::new(&mut store, &self.module, &[]) {
+            Ok(instance) => instance,
+            Err(e) => {
+                if let Some(requested) = store.data().refused {
+                    return Err(SimError::OutOfMemory {
+                        module: module(),
+                        requested,
+                        limit: limits.max_memory_bytes,
+                    });
+                }
+                return Err(SimError::Instantiate {
+                    module: module(),
+                    detail: format!("{e:#}"),
+                });
+            }
+        };
+
+        let export = |name: &'static str, e: wasmtime::Error| SimError::MissingExport {
+            module: module(),
+            name,
+            detail: format!("{e:#}"),
+        };
+        let memory = instance
+            .get_memory(&mut store, EXPORT_MEMORY)
+            .ok_or_else(|| SimError::MissingExport {
+                module: module(),
+                name: EXPORT_MEMORY,
+                detail: "no exported memory".into(),
+            })?;
+        let input_ptr = instance
+            .get_typed_func::<(), i32>(&mut store, EXPORT_INPUT_PTR)
+            .map_err(|e| export(EXPORT_INPUT_PTR, e))?;
+        let output_ptr = instance
+            .get_typed_func::<(), i32>(&mut store, EXPORT_OUTPUT_PTR)
+            .map_err(|e| export(EXPORT_OUTPUT_PTR, e))?;
+        let input_len = instance
+            .get_typed_func::<(), i32>(&mut store, EXPORT_INPUT_LEN)
+            .map_err(|e| export(EXPORT_INPUT_LEN, e))?;
+        let output_len = instance
+            .get_typed_func::<(), i32>(&mut store, EXPORT_OUTPUT_LEN)
+            .map_err(|e| export(EXPORT_OUTPUT_LEN, e))?;
+        let infer = instance
+            .get_typed_func::<(), ()>(&mut store, EXPORT_INFER)
+            .map_err(|e| export(EXPORT_INFER, e))?;
+
+        let expected = as_len(
+            input_len
+                .call(&mut store, ())
+                .map_err(|e| self.classify(e, &store, limits))?,
+        );
+        if input.len() != expected {
+            return Err(SimError::InputLength {
+                module: module(),
+                expected,
+                got: input.len(),
+            });
+        }
+        let out_len = as_len(
+            output_len
+                .call(&mut store, ())
+                .map_err(|e| self.classify(e, &store, limits))?,
+        );
+        let in_at = as_len(
+            input_ptr
+                .call(&mut store, ())
+                .map_err(|e| self.classify(e, &store, limits))?,
+        );
+        let out_at = as_len(
+            output_ptr
+                .call(&mut store, ())
+                .map_err(|e| self.classify(e, &store, limits))?,
+        );
+        memory
+            .write(&mut store, in_at, &crate::host::encode_f32_le(input))
+            .map_err(|e| SimError::Host {
+                module: module(),
+                detail: format!(
+                    "input buffer at {in_at} ({expected} f32) is outside linear memory: {e}"
+                ),
+            })?;
+
+        let fuel_before = store.get_fuel().map_err(|e| self.host_error(e))?;
+        infer
+            .call(&mut store, ())
+            .map_err(|e| self.classify(e, &store, limits))?;
+        let fuel_after = store.get_fuel().map_err(|e| self.host_error(e))?;
+
+        let mut bytes = vec![0u8; out_len * 4];
+        memory
+            .read(&store, out_at, &mut bytes)
+            .map_err(|e| SimError::Host {
+                module: module(),
+                detail: format!(
+                    "output buffer at {out_at} ({out_len} f32) is outside linear memory: {e}"
+                ),
+            })?;
+        let peak = store.data().peak.max(memory.data_size(&store) as u64);
+        Ok(SimRun {
+            output: crate::host::decode_f32_le(&bytes),
+            fuel: fuel_before - fuel_after,
+            peak_memory_bytes: peak,
+        })
+    }
+
+    fn host_error(&self, e: wasmtime::Error) -> SimError {
+        SimError::Host {
+            module: self.name.clone(),
+            detail: format!("{e:#}"),
+        }
+    }
+
+    /// Names a failed call: fuel, deadline, memory limit or a wasm trap.
+    fn classify(
+        &self,
+        e: wasmtime::Error,
+        store: &Store<PeakMemory>,
+        limits: &SimLimits,
+    ) -> SimError {
+        let module = self.name.clone();
+        if let Some(requested) = store.data().refused {
+            return SimError::OutOfMemory {
+                module,
+                requested,
+                limit: limits.max_memory_bytes,
+            };
+        }
+        match e.downcast_ref::<Trap>() {
+            Some(Trap::OutOfFuel) => SimError::OutOfFuel {
+                module,
+                limit: limits.fuel,
+            },
+            Some(Trap::Interrupt) => SimError::Timeout {
+                module,
+                timeout: limits.timeout,
+            },
+            Some(trap) => SimError::Trap {
+                module,
+                trap: trap.to_string(),
+                advice: advice_for(trap),
+            },
+            None => SimError::Host {
+                module,
+                detail: format!("{e:#}"),
+            },
+        }
+    }
+}
+
+impl Drop for SimModule {
+    fn drop(&mut self) {
+        if let Some((stop, handle)) = self.ticker.take() {
+            drop(stop);
+            let _ = handle.join();
+        }
+    }
+}
+
+fn advice_for(trap: &Trap) -> &'static str {
+    match trap {
+        Trap::UnreachableCodeReached => {
+            "the model panicked (its panic handler executes `unreachable`): an index out of \
+             bounds or a failed check in the generated code or runtime; run the host build \
+             to see the panic message"
+        }
+        Trap::StackOverflow => {
+            "the wasm stack is too small for the model; raise `-zstack-size` in the wasm build"
+        }
+        Trap::MemoryOutOfBounds => {
+            "the model read or wrote outside its linear memory: a bug in the generated code \
+             or runtime; compare with the host build"
+        }
+        _ => "a bug in the generated code or runtime; compare with the host build",
+    }
+}
+
+/// Pointers and lengths cross the wasm32 boundary as i32; they are unsigned.
+fn as_len(value: i32) -> usize {
+    value as u32 as usize
+}
+
+/// Records the largest linear memory a module asks for and refuses growth
+/// beyond the limit.
+struct PeakMemory {
+    limit: u64,
+    peak: u64,
+    refused: Option<u64>,
+}
+
+impl ResourceLimiter for PeakMemory {
+    fn memory_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        let desired = desired as u64;
+        if desired > self.limit {
+            self.refused = Some(desired);
+            return Ok(false);
+        }
+        self.peak = self.peak.max(desired);
+        Ok(true)
+    }
+
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        _desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        Ok(true)
+    }
+}
+
+/// Advances the engine's epoch every [`EPOCH_TICK`] until the sender is dropped.
+fn start_epoch_ticker(engine: &Engine) -> (Sender<()>, JoinHandle<()>) {
+    let (stop, stopped) = mpsc::channel::<()>();
+    let engine = engine.clone();
+    let handle = std::thread::spawn(move || {
+        loop {
+            match stopped.recv_timeout(EPOCH_TICK) {
+                Err(RecvTimeoutError::Timeout) => engine.increment_epoch(),
+                _ => return,
+            }
+        }
+    });
+    (stop, handle)
+}
