@@ -8,6 +8,7 @@
 pub mod error;
 pub mod host;
 pub mod metric;
+pub mod power;
 mod process;
 pub mod sim;
 pub mod size;
