@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Installs what kiln needs beyond the pinned Rust toolchain: the two cross
+# targets (aarch64 devices, the wasm simulated device) and Debian packages
+# (qemu-user runs aarch64 builds here; openssh-server is the stand-in device
+# for flash tests). Safe to run again; needs root (or sudo) for apt-get.
+set -euo pipefail
+
+rustup target add wasm32-unknown-unknown aarch64-unknown-linux-musl
+
+need=()
+command -v qemu-aarch64 >/dev/null 2>&1 || need+=(qemu-user)
+command -v sshd >/dev/null 2>&1 || [ -x /usr/sbin/sshd ] || need+=(openssh-server)
+command -v ssh >/dev/null 2>&1 || need+=(openssh-client)
+if [ ${#need[@]} -gt 0 ]; then
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  export DEBIAN_FRONTEND=noninteractive
+  $sudo apt-get update -qq
+  $sudo apt-get install -y -qq --no-install-recommends "${need[@]}"
+fi
