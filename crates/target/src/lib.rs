@@ -334,7 +334,10 @@ pub fn load_all(dir: &Path) -> Result<Vec<Target>, TargetError> {
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| p.extension().is_some_and(|x| x == "toml"))
         .collect();
-    let mut targets = paths.iter().map(|p| load_file(p)).collect::<Result<Vec<_>, _>>()?;
+    let mut targets = paths
+        .iter()
+        .map(|p| load_file(p))
+        .collect::<Result<Vec<_>, _>>()?;
     targets.sort_by(|a, b| a.name.cmp(&b.name));
     Ok(targets)
 }
