@@ -1,0 +1,578 @@
+//! Runs a strategy against an evaluator with N workers, journalling every
+//! step. Nothing here knows what a point is or how it is evaluated.
+
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use crate::constraints::Violation;
+use crate::objective::keys;
+use crate::strategy::Origin;
+use crate::{
+    Evaluation, Evaluator, Fitness, Journal, Outcome, SearchError, SearchSpace, Status, Strategy,
+    TrialRecord, TrialSpec,
+};
+
+/// When a search stops and how it runs.
+#[derive(Debug, Clone)]
+pub struct SearchConfig {
+    /// Stop asking once this many trials were evaluated (analytic rejections,
+    /// which cost nothing, do not count).
+    pub trials: Option<usize>,
+    /// Stop asking once this much time passed (running trials finish).
+    pub time_budget: Option<Duration>,
+    pub workers: usize,
+    /// What a strategy's tournament compares.
+    pub fitness: Fitness,
+    /// Stop when this many proposals in a row were already in the journal
+    /// (the space, or the strategy's reach, is exhausted) or analytically
+    /// rejected.
+    pub max_fruitless_asks: usize,
+}
+
+impl Default for SearchConfig {
+    fn default() -> Self {
+        Self {
+            trials: Some(16),
+            time_budget: None,
+            workers: 2,
+            fitness: Fitness::Accuracy,
+            max_fruitless_asks: 500,
+        }
+    }
+}
+
+/// Counts shown while a search runs.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ProgressState {
+    /// Evaluated trials finished (done + infeasible + failed, analytic
+    /// rejections excluded).
+    pub finished: usize,
+    pub feasible: usize,
+    pub failed: usize,
+    pub infeasible: usize,
+    /// Rejected before training by an analytic bound.
+    pub rejected_analytic: usize,
+    pub running: usize,
+    /// Best validation accuracy of a feasible trial.
+    pub best_accuracy: Option<f64>,
+    pub budget: Option<usize>,
+}
+
+/// Receives progress; the CLI draws a bar with it.
+pub trait Progress: Sync {
+    fn update(&self, state: &ProgressState);
+    /// A trial finished; one line for a log.
+    fn trial_finished(&self, _record_line: &str) {}
+}
+
+/// Ignores progress.
+pub struct NoProgress;
+impl Progress for NoProgress {
+    fn update(&self, _state: &ProgressState) {}
+}
+
+/// How a search ended.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SearchSummary {
+    pub state: ProgressState,
+    /// Trials evaluated by this call (not by an earlier, resumed run).
+    pub evaluated_now: usize,
+    /// Why asking stopped.
+    pub stopped: String,
+}
+
+/// The folder of a trial's artifacts inside a run folder.
+pub fn trial_dir(run_dir: &Path, number: u64, id: &str) -> PathBuf {
+    run_dir
+        .join("trials")
+        .join(format!("{number:04}-{}", &id[..id.len().min(16)]))
+}
+
+/// True for a trial rejected before training (no metrics, only predicted violations).
+pub fn is_analytic_rejection(t: &TrialRecord) -> bool {
+    t.status == Status::Infeasible
+        && t.evaluation.as_ref().is_some_and(|e| {
+            e.metrics.is_empty() && e.violations.iter().all(|v| v.source == "predicted")
+        })
+}
+
+/// The outcome a finished record means for a strategy.
+pub fn outcome_of(t: &TrialRecord, fitness: &Fitness) -> Option<Outcome> {
+    match t.status {
+        Status::Done => Some(
+            t.evaluation
+                .as_ref()
+                .and_then(|e| fitness.of(&e.metrics))
+                .map_or(Outcome::Failed, |f| Outcome::Feasible { fitness: f }),
+        ),
+        Status::Infeasible => Some(Outcome::Infeasible),
+        Status::Failed => Some(Outcome::Failed),
+        Status::Pending | Status::Running => None,
+    }
+}
+
+struct Job<P> {
+    number: u64,
+    point: P,
+    id: String,
+}
+
+struct State<'a, P> {
+    strategy: &'a mut dyn Strategy<P>,
+    pending: std::collections::VecDeque<Job<P>>,
+    progress: ProgressState,
+    /// Evaluations started, counted against `trials` (includes earlier runs).
+    started: usize,
+    evaluated_now: usize,
+    stopped: Option<String>,
+}
+
+/// Runs the search until its budget is spent; resumes whatever `journal`
+/// already holds (pending trials first).
+pub fn run_search<S: SearchSpace, E: Evaluator<S::Point>>(
+    space: &S,
+    strategy: &mut dyn Strategy<S::Point>,
+    evaluator: &E,
+    journal: &Journal,
+    run_dir: &Path,
+    config: &SearchConfig,
+    progress: &dyn Progress,
+) -> Result<SearchSummary, SearchError> {
+    let begun = Instant::now();
+    let history = journal.trials()?;
+    let mut replay = Vec::with_capacity(history.len());
+    let mut pending = std::collections::VecDeque::new();
+    let mut state = ProgressState {
+        budget: config.trials,
+        ..ProgressState::default()
+    };
+    let mut started = 0;
+    for t in &history {
+        let point: S::Point = serde_json::from_str(&t.genome).map_err(|e| SearchError::Journal {
+            path: journal.path().to_path_buf(),
+            message: format!("trial {}: genome: {e}", t.number),
+        })?;
+        let outcome = outcome_of(t, &config.fitness);
+        if is_analytic_rejection(t) {
+            state.rejected_analytic += 1;
+        } else {
+            started += 1;
+            count(&mut state, t.status, t.evaluation.as_ref());
+        }
+        if outcome.is_none() {
+            pending.push_back(Job {
+                number: t.number,
+                point: point.clone(),
+                id: t.genome_id.clone(),
+            });
+        }
+        replay.push((point, outcome));
+    }
+    strategy.replay(&replay);
+    drop(replay);
+
+    let shared = Mutex::new(State {
+        strategy,
+        pending,
+        progress: state,
+        started,
+        evaluated_now: 0,
+        stopped: None,
+    });
+    let abort = AtomicBool::new(false);
+    let workers = config.workers.max(1);
+    let results: Vec<Result<(), SearchError>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..workers)
+            .map(|worker| {
+                let shared = &shared;
+                let abort = &abort;
+                scope.spawn(move || {
+                    let r = worker_loop(
+                        space, evaluator, journal, run_dir, config, progress, shared, worker,
+                        begun,
+                    );
+                    if r.is_err() {
+                        abort.store(true, Ordering::SeqCst);
+                    }
+                    r
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join().unwrap_or_else(|_| {
+                    Err(SearchError::Config("a search worker panicked".into()))
+                })
+            })
+            .collect()
+    });
+    for r in results {
+        r?;
+    }
+    let state = shared
+        .into_inner()
+        .map_err(|_| SearchError::Config("a search worker panicked".into()))?;
+    Ok(SearchSummary {
+        state: state.progress,
+        evaluated_now: state.evaluated_now,
+        stopped: state.stopped.unwrap_or_else(|| "budget spent".into()),
+    })
+}
+
+fn count(state: &mut ProgressState, status: Status, evaluation: Option<&Evaluation>) {
+    match status {
+        Status::Done => {
+            state.finished += 1;
+            state.feasible += 1;
+            if let Some(acc) = evaluation.and_then(|e| e.metrics.get(keys::ACCURACY)) {
+                state.best_accuracy = Some(state.best_accuracy.map_or(acc.value, |b| b.max(acc.value)));
+            }
+        }
+        Status::Infeasible => {
+            state.finished += 1;
+            state.infeasible += 1;
+        }
+        Status::Failed => {
+            state.finished += 1;
+            state.failed += 1;
+        }
+        Status::Pending | Status::Running => {}
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn worker_loop<S: SearchSpace, E: Evaluator<S::Point>>(
+    space: &S,
+    evaluator: &E,
+    journal: &Journal,
+    run_dir: &Path,
+    config: &SearchConfig,
+    progress: &dyn Progress,
+    shared: &Mutex<State<'_, S::Point>>,
+    worker: usize,
+    begun: Instant,
+) -> Result<(), SearchError> {
+    let poisoned = || SearchError::Config("a search worker panicked".into());
+    loop {
+        let job = {
+            let mut st = shared.lock().map_err(|_| poisoned())?;
+            let job = next_job(space, evaluator, journal, config, &mut st, begun)?;
+            if job.is_some() {
+                st.progress.running += 1;
+                progress.update(&st.progress);
+            }
+            job
+        };
+        let Some(job) = job else { return Ok(()) };
+        journal.start(job.number)?;
+        let dir = trial_dir(run_dir, job.number, &job.id);
+        std::fs::create_dir_all(&dir).map_err(|e| SearchError::io(&dir, e))?;
+        let spec = TrialSpec {
+            number: job.number,
+            point: job.point,
+            id: job.id,
+            dir,
+            worker,
+        };
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            evaluator.evaluate(&spec)
+        }))
+        .unwrap_or_else(|panic| {
+            let msg = panic
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_else(|| "unknown panic".into());
+            Err(format!("evaluator panicked: {msg}"))
+        });
+        let (status, evaluation, error) = match result {
+            Ok(e) if e.violations.is_empty() => (Status::Done, Some(e), None),
+            Ok(e) => (Status::Infeasible, Some(e), None),
+            Err(msg) => (Status::Failed, None, Some(msg)),
+        };
+        journal.finish(spec.number, status, evaluation.as_ref(), error.as_deref())?;
+        let line = match (&evaluation, &error) {
+            (_, Some(e)) => format!(
+                "trial {} {}: failed: {}",
+                spec.number,
+                spec.id,
+                e.lines().next().unwrap_or("")
+            ),
+            (Some(e), None) => format!(
+                "trial {} {}: {}{}",
+                spec.number,
+                spec.id,
+                status.as_str(),
+                brief(e)
+            ),
+            (None, None) => String::new(),
+        };
+        let mut st = shared.lock().map_err(|_| poisoned())?;
+        let record = TrialRecord {
+            number: spec.number,
+            genome_id: spec.id.clone(),
+            genome: String::new(),
+            origin: String::new(),
+            status,
+            evaluation,
+            error,
+            created_at: 0.0,
+            started_at: None,
+            finished_at: None,
+            attempts: 0,
+        };
+        let outcome = outcome_of(&record, &config.fitness).unwrap_or(Outcome::Failed);
+        st.strategy.tell(&spec.point, outcome);
+        st.progress.running = st.progress.running.saturating_sub(1);
+        count(&mut st.progress, status, record.evaluation.as_ref());
+        st.evaluated_now += 1;
+        progress.trial_finished(&line);
+        progress.update(&st.progress);
+    }
+}
+
+fn brief(e: &Evaluation) -> String {
+    let mut parts = Vec::new();
+    for (k, label) in [
+        (keys::ACCURACY, "acc"),
+        (keys::LATENCY_MS, "latency ms"),
+        (keys::SIZE_BYTES, "size B"),
+    ] {
+        if let Some(f) = e.metrics.get(k) {
+            parts.push(format!("{label} {:.4} ({})", f.value, f.source));
+        }
+    }
+    for v in &e.violations {
+        parts.push(format!("broke {v}"));
+    }
+    if parts.is_empty() {
+        String::new()
+    } else {
+        format!(": {}", parts.join(", "))
+    }
+}
+
+fn next_job<S: SearchSpace, E: Evaluator<S::Point>>(
+    space: &S,
+    evaluator: &E,
+    journal: &Journal,
+    config: &SearchConfig,
+    st: &mut State<'_, S::Point>,
+    begun: Instant,
+) -> Result<Option<Job<S::Point>>, SearchError> {
+    if st.stopped.is_some() {
+        return Ok(None);
+    }
+    if let Some(job) = st.pending.pop_front() {
+        // Re-queued from an earlier run: it already counts as started.
+        return Ok(Some(job));
+    }
+    if config.trials.is_some_and(|n| st.started >= n) {
+        st.stopped = Some(format!("{} trials evaluated", st.started));
+        return Ok(None);
+    }
+    if config.time_budget.is_some_and(|b| begun.elapsed() >= b) {
+        st.stopped = Some("time budget spent".into());
+        return Ok(None);
+    }
+    let mut fruitless = 0;
+    loop {
+        if fruitless >= config.max_fruitless_asks {
+            st.stopped = Some(format!(
+                "{fruitless} proposals in a row were already evaluated or broke a constraint analytically; the space looks exhausted"
+            ));
+            return Ok(None);
+        }
+        let (point, origin) = st.strategy.ask();
+        let id = space.id(&point);
+        if let Some(existing) = journal.find(&id)? {
+            // Evaluated once only: a finished duplicate is told again from
+            // the journal (it ages the population like a re-evaluation would).
+            if let Some(outcome) = outcome_of(&existing, &config.fitness) {
+                st.strategy.tell(&point, outcome);
+            }
+            fruitless += 1;
+            continue;
+        }
+        let genome = serde_json::to_string(&point).map_err(|e| SearchError::Journal {
+            path: journal.path().to_path_buf(),
+            message: format!("genome {id}: {e}"),
+        })?;
+        let violations: Vec<Violation> = evaluator.precheck(&point);
+        if !violations.is_empty() {
+            let eval = Evaluation {
+                violations,
+                ..Evaluation::default()
+            };
+            journal.insert(&id, &genome, origin_name(origin), Status::Infeasible, Some(&eval))?;
+            st.strategy.tell(&point, Outcome::Infeasible);
+            st.progress.rejected_analytic += 1;
+            fruitless += 1;
+            continue;
+        }
+        let number = journal.insert(&id, &genome, origin_name(origin), Status::Pending, None)?;
+        st.started += 1;
+        return Ok(Some(Job { number, point, id }));
+    }
+}
+
+fn origin_name(o: Origin) -> &'static str {
+    o.as_str()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::strategy::tests::Bits;
+    use crate::strategy::{AgingEvolution, EvolutionConfig, RandomSearch};
+    use crate::{Figure, RunMeta};
+    use std::collections::BTreeMap;
+    use std::sync::Arc;
+    use std::sync::atomic::AtomicUsize;
+
+    /// OneMax with a latency that grows with the number of ones in the
+    /// first half; fails on one pattern; counts evaluations per id.
+    struct Synthetic {
+        evaluated: Mutex<BTreeMap<String, usize>>,
+        calls: AtomicUsize,
+        max_latency: f64,
+    }
+
+    impl Evaluator<Vec<bool>> for Synthetic {
+        fn precheck(&self, p: &Vec<bool>) -> Vec<Violation> {
+            // Analytic rejection: all-zero first quarter.
+            if p[..p.len() / 4].iter().all(|b| !b) {
+                vec![Violation {
+                    constraint: "max_size_mb".into(),
+                    limit: 1.0,
+                    actual: Some(2.0),
+                    unit: "MiB".into(),
+                    source: "predicted".into(),
+                }]
+            } else {
+                Vec::new()
+            }
+        }
+        fn evaluate(&self, t: &TrialSpec<Vec<bool>>) -> Result<Evaluation, String> {
+            self.calls.fetch_add(1, Ordering::SeqCst);
+            *self
+                .evaluated
+                .lock()
+                .unwrap()
+                .entry(t.id.clone())
+                .or_insert(0) += 1;
+            assert!(t.dir.is_dir());
+            if t.point[0] && t.point[1] && t.point[2] && !t.point[3] {
+                return Err("build failed: synthetic".into());
+            }
+            let ones = t.point.iter().filter(|b| **b).count() as f64;
+            let lat = t.point[..t.point.len() / 2].iter().filter(|b| **b).count() as f64;
+            let mut e = Evaluation::default();
+            e.metrics.insert(
+                keys::ACCURACY.into(),
+                Figure::new(ones / t.point.len() as f64, "fraction", "host"),
+            );
+            e.metrics
+                .insert(keys::LATENCY_MS.into(), Figure::new(lat, "ms", "sim"));
+            if lat > self.max_latency {
+                e.violations.push(Violation {
+                    constraint: "max_latency_p50_ms".into(),
+                    limit: self.max_latency,
+                    actual: Some(lat),
+                    unit: "ms".into(),
+                    source: "sim".into(),
+                });
+            }
+            Ok(e)
+        }
+    }
+
+    fn synthetic() -> Synthetic {
+        Synthetic {
+            evaluated: Mutex::new(BTreeMap::new()),
+            calls: AtomicUsize::new(0),
+            max_latency: 5.0,
+        }
+    }
+
+    #[test]
+    fn a_search_journals_every_trial_once_and_survives_failures() {
+        let dir = tempfile::tempdir().unwrap();
+        let space = Arc::new(Bits(12));
+        let journal = Journal::create(dir.path(), &RunMeta::default().with("t", 1)).unwrap();
+        let mut strategy = AgingEvolution::new(space.clone(), EvolutionConfig::default(), 5);
+        let eval = synthetic();
+        let config = SearchConfig {
+            trials: Some(40),
+            workers: 3,
+            ..SearchConfig::default()
+        };
+        let s = run_search(
+            &*space,
+            &mut strategy,
+            &eval,
+            &journal,
+            dir.path(),
+            &config,
+            &NoProgress,
+        )
+        .unwrap();
+        assert_eq!(s.state.finished, 40);
+        let trials = journal.trials().unwrap();
+        let evaluated: Vec<_> = trials.iter().filter(|t| !is_analytic_rejection(t)).collect();
+        assert_eq!(evaluated.len(), 40);
+        assert!(trials.iter().all(|t| t.status.is_finished()));
+        assert!(eval.evaluated.lock().unwrap().values().all(|&n| n == 1));
+        // Infeasible trials are recorded with the broken constraint.
+        for t in &trials {
+            if t.status == Status::Infeasible {
+                assert!(!t.evaluation.as_ref().unwrap().violations.is_empty());
+            }
+            if t.status == Status::Failed {
+                assert!(t.error.as_deref().unwrap().contains("build failed"));
+            }
+        }
+    }
+
+    #[test]
+    fn resume_requeues_running_trials_and_repeats_none() {
+        let dir = tempfile::tempdir().unwrap();
+        let space = Arc::new(Bits(12));
+        let meta = RunMeta::default().with("t", 1);
+        let config = SearchConfig {
+            trials: Some(10),
+            workers: 2,
+            ..SearchConfig::default()
+        };
+        let eval = synthetic();
+        {
+            let journal = Journal::create(dir.path(), &meta).unwrap();
+            let mut strategy = RandomSearch::new(space.clone(), 1);
+            run_search(&*space, &mut strategy, &eval, &journal, dir.path(), &config, &NoProgress)
+                .unwrap();
+            // Simulate a kill: two trials left running.
+            let a = journal
+                .insert("x1", "[true,true,true,true,true,true,true,true,true,true,true,true]", "random", Status::Pending, None)
+                .unwrap();
+            journal.start(a).unwrap();
+        }
+        let journal = Journal::resume(dir.path(), &meta).unwrap();
+        let mut strategy = RandomSearch::new(space.clone(), 1);
+        let config = SearchConfig {
+            trials: Some(14),
+            ..config
+        };
+        let s = run_search(&*space, &mut strategy, &eval, &journal, dir.path(), &config, &NoProgress)
+            .unwrap();
+        let trials = journal.trials().unwrap();
+        assert!(trials.iter().all(|t| t.status.is_finished()));
+        let evaluated = trials.iter().filter(|t| !is_analytic_rejection(t)).count();
+        // 10 + the re-queued one + 3 new = 14 (the budget).
+        assert_eq!(evaluated, 14);
+        assert_eq!(s.evaluated_now, 4);
+        assert!(eval.evaluated.lock().unwrap().values().all(|&n| n == 1));
+    }
+}

@@ -1,0 +1,149 @@
+//! Objectives of the Pareto ranking and the scalar fitness of the strategy.
+
+use std::collections::BTreeMap;
+
+use crate::Figure;
+use crate::pareto::Direction;
+
+/// Metric names every evaluator reports (keys of [`crate::Evaluation::metrics`]).
+pub mod keys {
+    /// Top-1 on the validation split, in [0, 1] (what the search ranks by).
+    pub const ACCURACY: &str = "accuracy";
+    /// Top-1 on the test split, in [0, 1] (reported, never used to choose).
+    pub const TEST_ACCURACY: &str = "test_accuracy";
+    /// Latency at the chosen power mode.
+    pub const LATENCY_MS: &str = "latency_ms";
+    pub const SIZE_BYTES: &str = "size_bytes";
+    pub const PEAK_MEMORY_BYTES: &str = "peak_memory_bytes";
+}
+
+/// One axis of the Pareto ranking.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Objective {
+    /// Validation accuracy, maximised.
+    Accuracy,
+    /// Latency at the chosen power mode, minimised.
+    Latency,
+    /// Binary size, minimised.
+    Size,
+    /// Peak memory, minimised.
+    PeakMemory,
+}
+
+impl Objective {
+    pub const ALL: [Objective; 4] = [
+        Objective::Accuracy,
+        Objective::Latency,
+        Objective::Size,
+        Objective::PeakMemory,
+    ];
+
+    pub fn key(self) -> &'static str {
+        match self {
+            Objective::Accuracy => keys::ACCURACY,
+            Objective::Latency => keys::LATENCY_MS,
+            Objective::Size => keys::SIZE_BYTES,
+            Objective::PeakMemory => keys::PEAK_MEMORY_BYTES,
+        }
+    }
+
+    pub fn direction(self) -> Direction {
+        match self {
+            Objective::Accuracy => Direction::Maximize,
+            _ => Direction::Minimize,
+        }
+    }
+
+    /// `accuracy`, `latency`, `size`, `memory`.
+    pub fn parse(s: &str) -> Option<Objective> {
+        match s {
+            "accuracy" => Some(Objective::Accuracy),
+            "latency" => Some(Objective::Latency),
+            "size" => Some(Objective::Size),
+            "memory" | "peak-memory" => Some(Objective::PeakMemory),
+            _ => None,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Objective::Accuracy => "accuracy",
+            Objective::Latency => "latency",
+            Objective::Size => "size",
+            Objective::PeakMemory => "memory",
+        }
+    }
+}
+
+/// The objective vector of a trial's metrics, `None` if one is missing.
+pub fn objective_vector(
+    metrics: &BTreeMap<String, Figure>,
+    objectives: &[Objective],
+) -> Option<Vec<f64>> {
+    objectives
+        .iter()
+        .map(|o| metrics.get(o.key()).map(|f| f.value))
+        .collect()
+}
+
+/// The scalar a strategy's tournament compares (larger is better).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Fitness {
+    /// Validation accuracy.
+    Accuracy,
+    /// MnasNet's soft reward ACC x (LAT / T)^w: below the target T latency
+    /// earns a little, above it costs a little; w = -0.07 in the paper.
+    Mnas { target_ms: f64, w: f64 },
+}
+
+impl Fitness {
+    pub const MNAS_W: f64 = -0.07;
+
+    pub fn of(&self, metrics: &BTreeMap<String, Figure>) -> Option<f64> {
+        let acc = metrics.get(keys::ACCURACY)?.value;
+        match *self {
+            Fitness::Accuracy => Some(acc),
+            Fitness::Mnas { target_ms, w } => {
+                let lat = metrics.get(keys::LATENCY_MS)?.value;
+                (lat > 0.0 && target_ms > 0.0).then(|| acc * (lat / target_ms).powf(w))
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn m(acc: f64, lat: f64) -> BTreeMap<String, Figure> {
+        let mut out = BTreeMap::new();
+        out.insert(keys::ACCURACY.into(), Figure::new(acc, "fraction", "host"));
+        out.insert(keys::LATENCY_MS.into(), Figure::new(lat, "ms", "sim"));
+        out
+    }
+
+    #[test]
+    fn mnas_reward_trades_accuracy_for_latency() {
+        let f = Fitness::Mnas {
+            target_ms: 80.0,
+            w: Fitness::MNAS_W,
+        };
+        // At the target the reward is the accuracy.
+        assert!((f.of(&m(0.9, 80.0)).unwrap() - 0.9).abs() < 1e-12);
+        // Twice as fast is worth about 5% (2^0.07 = 1.0497).
+        let faster = f.of(&m(0.9, 40.0)).unwrap();
+        assert!((faster / 0.9 - 2f64.powf(0.07)).abs() < 1e-12);
+        // A slower model needs more accuracy to win.
+        assert!(f.of(&m(0.9, 160.0)).unwrap() < f.of(&m(0.88, 80.0)).unwrap());
+    }
+
+    #[test]
+    fn missing_metrics_give_no_vector() {
+        let metrics = m(0.5, 3.0);
+        assert_eq!(
+            objective_vector(&metrics, &[Objective::Accuracy, Objective::Latency]),
+            Some(vec![0.5, 3.0])
+        );
+        assert_eq!(objective_vector(&metrics, &[Objective::Size]), None);
+    }
+}

@@ -1,0 +1,51 @@
+//! What a strategy needs of a search space.
+
+use kiln_space::{Genome, Space};
+use rand_chacha::ChaCha8Rng;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+/// A space a strategy can explore. Points are serde values so the journal
+/// can store them; `id` is a content id: equal points have equal ids.
+pub trait SearchSpace: Send + Sync {
+    type Point: Clone + Send + Sync + Serialize + DeserializeOwned;
+    fn sample(&self, rng: &mut ChaCha8Rng) -> Self::Point;
+    /// A point that differs from `parent` (unless the space has one point).
+    fn mutate(&self, parent: &Self::Point, rng: &mut ChaCha8Rng) -> Self::Point;
+    fn crossover(&self, a: &Self::Point, b: &Self::Point, rng: &mut ChaCha8Rng) -> Self::Point;
+    fn id(&self, point: &Self::Point) -> String;
+}
+
+/// A kiln-space search space of genomes.
+pub struct GenomeSpace {
+    pub space: Space,
+    /// Probability that each decision is redrawn by a mutation (at least one always is).
+    pub mutation_rate: f64,
+}
+
+impl GenomeSpace {
+    pub fn new(space: Space) -> Self {
+        // About one or two of the ~30 decisions of spaces/mobile.toml per child:
+        // small steps, as in regularized evolution.
+        Self {
+            space,
+            mutation_rate: 0.05,
+        }
+    }
+}
+
+impl SearchSpace for GenomeSpace {
+    type Point = Genome;
+    fn sample(&self, rng: &mut ChaCha8Rng) -> Genome {
+        Genome::sample(&self.space, rng)
+    }
+    fn mutate(&self, parent: &Genome, rng: &mut ChaCha8Rng) -> Genome {
+        parent.mutate(&self.space, self.mutation_rate, rng)
+    }
+    fn crossover(&self, a: &Genome, b: &Genome, rng: &mut ChaCha8Rng) -> Genome {
+        a.crossover(b, rng)
+    }
+    fn id(&self, point: &Genome) -> String {
+        point.id()
+    }
+}
