@@ -7,16 +7,22 @@ use kiln_train::{ProgressBars, TrainConfig, input_spec, train};
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().collect();
     let epochs = args.get(1).map(|s| s.parse()).transpose()?.unwrap_or(10);
-    let limit = args.get(2).map(|s| s.parse()).transpose()?;
+    let limit = args
+        .get(2)
+        .filter(|s| !s.is_empty())
+        .map(|s| s.parse())
+        .transpose()?;
     let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../..");
     let space = Space::load(format!("{root}/spaces/mobile.toml").as_ref())?;
-    let genome = Genome::load(
-        format!("{root}/crates/train/genomes/mnist-reference.json").as_ref(),
-        &space,
-    )?;
+    let genome_path = std::env::var("KILN_GENOME")
+        .unwrap_or_else(|_| format!("{root}/crates/train/genomes/mnist-reference.json"));
+    let genome = Genome::load(genome_path.as_ref(), &space)?;
     let data = kiln_data::load(
         &Source::Mnist5k,
-        &SplitOptions { train_limit: limit, ..SplitOptions::default() },
+        &SplitOptions {
+            train_limit: limit,
+            ..SplitOptions::default()
+        },
     )?;
     let arch = Architecture::new(&space, &genome, input_spec(&data))?;
     println!("{}", arch.table());
@@ -26,7 +32,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         None => TrainConfig::default(),
     };
     config.epochs = epochs;
-    let trained = train(&arch, &genome.id(), &data, &config, &mut ProgressBars::default())?;
+    let trained = train(
+        &arch,
+        &genome.id(),
+        &data,
+        &config,
+        &mut ProgressBars::default(),
+    )?;
     println!("{}", serde_json::to_string_pretty(&trained.metrics.epochs)?);
     println!(
         "test top-1 {:.2}%  {:.0} img/s",

@@ -76,7 +76,13 @@ impl TrainConfig {
             return bad("epochs", "must be at least 1".into());
         }
         if self.batch_size < 2 {
-            return bad("batch_size", format!("{} is too small for batch norm; use at least 2", self.batch_size));
+            return bad(
+                "batch_size",
+                format!(
+                    "{} is too small for batch norm; use at least 2",
+                    self.batch_size
+                ),
+            );
         }
         if self.eval_batch_size == 0 {
             return bad("eval_batch_size", "must be at least 1".into());
@@ -85,13 +91,22 @@ impl TrainConfig {
             return bad("lr", format!("{} is not a positive number", self.lr));
         }
         if !(0.0..=1.0).contains(&self.min_lr_ratio) {
-            return bad("min_lr_ratio", format!("{} is not in [0, 1]", self.min_lr_ratio));
+            return bad(
+                "min_lr_ratio",
+                format!("{} is not in [0, 1]", self.min_lr_ratio),
+            );
         }
         if !(self.warmup_epochs.is_finite() && self.warmup_epochs >= 0.0) {
-            return bad("warmup_epochs", format!("{} is not a non-negative number", self.warmup_epochs));
+            return bad(
+                "warmup_epochs",
+                format!("{} is not a non-negative number", self.warmup_epochs),
+            );
         }
         if !(0.0..1.0).contains(&self.label_smoothing) {
-            return bad("label_smoothing", format!("{} is not in [0, 1)", self.label_smoothing));
+            return bad(
+                "label_smoothing",
+                format!("{} is not in [0, 1)", self.label_smoothing),
+            );
         }
         if self.threads == 0 {
             return bad("threads", "must be at least 1".into());
@@ -138,11 +153,22 @@ mod tests {
 
     #[test]
     fn bad_settings_name_the_field() {
-        let c = TrainConfig { batch_size: 1, ..TrainConfig::default() };
+        let c = TrainConfig {
+            batch_size: 1,
+            ..TrainConfig::default()
+        };
         let err = c.validate().unwrap_err().to_string();
         assert!(err.contains("batch_size"), "{err}");
-        let c = TrainConfig { label_smoothing: 1.5, ..TrainConfig::default() };
-        assert!(c.validate().unwrap_err().to_string().contains("label_smoothing"));
+        let c = TrainConfig {
+            label_smoothing: 1.5,
+            ..TrainConfig::default()
+        };
+        assert!(
+            c.validate()
+                .unwrap_err()
+                .to_string()
+                .contains("label_smoothing")
+        );
         assert!(TrainConfig::default().validate().is_ok());
     }
 
@@ -151,7 +177,10 @@ mod tests {
         let c: TrainConfig = serde_json::from_str(r#"{"epochs": 3, "optimizer": {"kind": "sgd", "momentum": 0.9, "nesterov": true, "weight_decay": 0.0001}}"#).unwrap();
         assert_eq!(c.epochs, 3);
         assert_eq!(c.batch_size, 64);
-        assert!(matches!(c.optimizer, OptimizerConfig::Sgd { nesterov: true, .. }));
+        assert!(matches!(
+            c.optimizer,
+            OptimizerConfig::Sgd { nesterov: true, .. }
+        ));
         assert!(serde_json::from_str::<TrainConfig>(r#"{"epoch": 3}"#).is_err());
     }
 }

@@ -18,13 +18,22 @@ pub enum TrainError {
     },
     /// A split has no images to train or evaluate on.
     #[error("data set {dataset}: the {split} split is empty")]
-    EmptySplit { dataset: String, split: &'static str },
+    EmptySplit {
+        dataset: String,
+        split: &'static str,
+    },
     /// Reading tensor values back from burn failed.
     #[error("reading tensor `{what}` from burn: {message}")]
     Tensor { what: String, message: String },
     /// Training diverged (loss is NaN or infinite).
-    #[error("training diverged at epoch {epoch}, batch {batch}: loss is {loss}; lower the learning rate")]
-    Diverged { epoch: usize, batch: usize, loss: f32 },
+    #[error(
+        "training diverged at epoch {epoch}, batch {batch}: loss is {loss}; lower the learning rate"
+    )]
+    Diverged {
+        epoch: usize,
+        batch: usize,
+        loss: f32,
+    },
     /// The exporter rejected the weights.
     #[error("ONNX export: {0}")]
     Export(String),

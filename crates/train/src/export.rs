@@ -29,7 +29,12 @@ pub fn named_weights(arch: &Architecture, network: &Network) -> Result<NamedWeig
         match (&spec.expand, &layer.expand) {
             (Some(s), Some(l)) => conv_bn(&mut out, s, l)?,
             (None, None) => {}
-            _ => return Err(mismatch(format!("{}: expand conv present in only one of architecture and network", spec.name))),
+            _ => {
+                return Err(mismatch(format!(
+                    "{}: expand conv present in only one of architecture and network",
+                    spec.name
+                )));
+            }
         }
         conv_bn(&mut out, &spec.depthwise, &layer.depthwise)?;
         match (&spec.se, &layer.se) {
@@ -38,19 +43,34 @@ pub fn named_weights(arch: &Architecture, network: &Network) -> Result<NamedWeig
                 conv(&mut out, &format!("{}.expand", s.name), &l.expand)?;
             }
             (None, None) => {}
-            _ => return Err(mismatch(format!("{}: squeeze-excite present in only one of architecture and network", spec.name))),
+            _ => {
+                return Err(mismatch(format!(
+                    "{}: squeeze-excite present in only one of architecture and network",
+                    spec.name
+                )));
+            }
         }
         conv_bn(&mut out, &spec.project, &layer.project)?;
     }
     match (&arch.head, &network.head) {
         (Some(s), Some(l)) => conv_bn(&mut out, s, l)?,
         (None, None) => {}
-        _ => return Err(mismatch("head conv present in only one of architecture and network".into())),
+        _ => {
+            return Err(mismatch(
+                "head conv present in only one of architecture and network".into(),
+            ));
+        }
     }
     let c = &arch.classifier;
     // burn keeps the linear weight [in, out]; ONNX Gemm with transB=1 wants [out, in].
-    let w = values(network.classifier.weight.val().transpose(), "classifier.weight")?;
-    out.insert(format!("{}.weight", c.name), (vec![c.out_features, c.in_features], w));
+    let w = values(
+        network.classifier.weight.val().transpose(),
+        "classifier.weight",
+    )?;
+    out.insert(
+        format!("{}.weight", c.name),
+        (vec![c.out_features, c.in_features], w),
+    );
     let bias = match &network.classifier.bias {
         Some(b) => values(b.val(), "classifier.bias")?,
         None => vec![0.0; c.out_features],
@@ -59,9 +79,13 @@ pub fn named_weights(arch: &Architecture, network: &Network) -> Result<NamedWeig
 
     for p in arch.parameters() {
         match out.get(&p.name) {
-            Some((shape, v)) if *shape == p.shape && v.len() == p.shape.iter().product::<usize>() => {}
+            Some((shape, v))
+                if *shape == p.shape && v.len() == p.shape.iter().product::<usize>() => {}
             Some((shape, _)) => {
-                return Err(mismatch(format!("{}: network has shape {shape:?}, architecture {:?}", p.name, p.shape)));
+                return Err(mismatch(format!(
+                    "{}: network has shape {shape:?}, architecture {:?}",
+                    p.name, p.shape
+                )));
             }
             None => return Err(mismatch(format!("{}: not in the network", p.name))),
         }

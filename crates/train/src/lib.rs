@@ -8,15 +8,16 @@
 //!   thread pool of `config.threads` workers; with one thread a seed gives identical runs.
 //! - [`named_weights`] reads the trained weights out for `kiln_onnx`.
 //!
-//! The model's input is the *normalised* image (see [`InputNormalization`]); the exported
-//! ONNX does not contain the normalisation, it is recorded in `metrics.json` and in the
-//! ONNX file's metadata.
+//! The burn network takes *normalised* images; the exported ONNX takes raw pixel values
+//! (0..255 as f32) and normalises them in its first two ops ([`ONNX_INPUT`]). The
+//! normalisation is also recorded in `metrics.json` and in the ONNX metadata.
 
 mod config;
 mod error;
 mod export;
 mod metrics;
 mod model;
+mod onnx;
 mod progress;
 mod train;
 
@@ -25,5 +26,9 @@ pub use error::TrainError;
 pub use export::{NamedWeights, named_weights};
 pub use metrics::{EpochMetrics, InputNormalization, Metrics};
 pub use model::{BN_EPSILON, BlockLayer, ConvBnLayer, Network, SeLayer};
+pub use onnx::{ONNX_INPUT, export_onnx, onnx_weights, raw_pixel_normalization};
 pub use progress::{Observer, ProgressBars, Silent};
-pub use train::{Trained, argmax, device, evaluate, input_spec, logits, train, values, with_threads};
+pub use train::{
+    Trained, architecture_for, argmax, device, evaluate, input_spec, logits, train, values,
+    with_threads,
+};

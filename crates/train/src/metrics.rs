@@ -31,10 +31,10 @@ pub struct InputNormalization {
     pub scale: f32,
     pub mean: Vec<f32>,
     pub std: Vec<f32>,
-    /// Always `"caller"`: the ONNX graph starts at the normalised tensor, so whoever feeds
-    /// the model (eval-onnx, the generated runtime's users) applies the transform first.
+    /// `"onnx"`: the exported model applies the transform in its first two ops (Add, Mul),
+    /// so deployed models take raw pixels. The burn network takes normalised input.
     pub applied_by: String,
-    /// The ONNX input layout: `"NCHW f32, normalised"`.
+    /// What the exported model's input is ([`crate::ONNX_INPUT`]).
     pub onnx_input: String,
 }
 
@@ -44,8 +44,8 @@ impl InputNormalization {
             scale: norm.scale,
             mean: norm.mean.clone(),
             std: norm.std.clone(),
-            applied_by: "caller".into(),
-            onnx_input: "NCHW f32, normalised".into(),
+            applied_by: "onnx".into(),
+            onnx_input: crate::ONNX_INPUT.into(),
         }
     }
 

@@ -68,7 +68,13 @@ impl Init {
     }
 
     /// He (Kaiming) normal with fan-out, as torchvision initialises MobileNet convolutions.
-    fn conv(&mut self, cout: usize, cin_per_group: usize, k: usize, device: &Device) -> Param<Tensor<4>> {
+    fn conv(
+        &mut self,
+        cout: usize,
+        cin_per_group: usize,
+        k: usize,
+        device: &Device,
+    ) -> Param<Tensor<4>> {
         let fan_out = (cout * k * k) as f32;
         let values = self.normal(cout * cin_per_group * k * k, (2.0 / fan_out).sqrt());
         Param::from_data(TensorData::new(values, [cout, cin_per_group, k, k]), device)
@@ -79,7 +85,13 @@ fn zeros(n: usize, device: &Device) -> Param<Tensor<1>> {
     Param::from_data(TensorData::new(vec![0f32; n], [n]), device)
 }
 
-fn conv2d(weight: Param<Tensor<4>>, bias: Option<Param<Tensor<1>>>, kernel: usize, stride: usize, groups: usize) -> Conv2d {
+fn conv2d(
+    weight: Param<Tensor<4>>,
+    bias: Option<Param<Tensor<1>>>,
+    kernel: usize,
+    stride: usize,
+    groups: usize,
+) -> Conv2d {
     let p = kernel / 2;
     Conv2d {
         weight,
@@ -94,7 +106,12 @@ fn conv2d(weight: Param<Tensor<4>>, bias: Option<Param<Tensor<1>>>, kernel: usiz
 
 impl ConvBnLayer {
     fn new(spec: &ConvBn, init: &mut Init, device: &Device) -> ConvBnLayer {
-        let weight = init.conv(spec.out_channels, spec.in_channels / spec.groups, spec.kernel, device);
+        let weight = init.conv(
+            spec.out_channels,
+            spec.in_channels / spec.groups,
+            spec.kernel,
+            device,
+        );
         ConvBnLayer {
             conv: conv2d(weight, None, spec.kernel, spec.stride, spec.groups),
             bn: BatchNormConfig::new(spec.out_channels)
@@ -140,7 +157,10 @@ impl SeLayer {
 impl BlockLayer {
     fn new(spec: &MbBlock, init: &mut Init, device: &Device) -> BlockLayer {
         BlockLayer {
-            expand: spec.expand.as_ref().map(|e| ConvBnLayer::new(e, init, device)),
+            expand: spec
+                .expand
+                .as_ref()
+                .map(|e| ConvBnLayer::new(e, init, device)),
             depthwise: ConvBnLayer::new(&spec.depthwise, init, device),
             se: spec.se.as_ref().map(|s| SeLayer::new(s, init, device)),
             project: ConvBnLayer::new(&spec.project, init, device),
@@ -174,11 +194,17 @@ impl Network {
             .iter()
             .map(|b| BlockLayer::new(b, &mut init, device))
             .collect();
-        let head = arch.head.as_ref().map(|h| ConvBnLayer::new(h, &mut init, device));
+        let head = arch
+            .head
+            .as_ref()
+            .map(|h| ConvBnLayer::new(h, &mut init, device));
         let c = &arch.classifier;
         let weight = init.normal(c.in_features * c.out_features, 0.01);
         let classifier = Linear {
-            weight: Param::from_data(TensorData::new(weight, [c.in_features, c.out_features]), device),
+            weight: Param::from_data(
+                TensorData::new(weight, [c.in_features, c.out_features]),
+                device,
+            ),
             bias: Some(zeros(c.out_features, device)),
         };
         Network {

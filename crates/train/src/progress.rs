@@ -26,11 +26,10 @@ pub struct ProgressBars {
 impl Observer for ProgressBars {
     fn epoch_start(&mut self, epoch: usize, epochs: usize, batches: usize) {
         let bar = ProgressBar::new(batches as u64);
-        let style = ProgressStyle::with_template(
-            "{prefix} [{bar:30}] {pos}/{len} {elapsed_precise} {msg}",
-        )
-        .unwrap_or_else(|_| ProgressStyle::default_bar())
-        .progress_chars("=> ");
+        let style =
+            ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} {elapsed_precise} {msg}")
+                .unwrap_or_else(|_| ProgressStyle::default_bar())
+                .progress_chars("=> ");
         bar.set_style(style);
         bar.set_prefix(format!("epoch {epoch:>2}/{epochs}"));
         self.bar = Some(bar);

@@ -35,13 +35,26 @@ pub fn input_spec(data: &Dataset) -> InputSpec {
     }
 }
 
+/// The architecture `genome` describes for `data`'s input shape and class count; a genome
+/// that does not fit the input (e.g. downsamples more than the image allows) is an error.
+pub fn architecture_for(
+    space: &kiln_space::Space,
+    genome: &kiln_space::Genome,
+    data: &Dataset,
+) -> Result<Architecture, TrainError> {
+    Ok(Architecture::new(space, genome, input_spec(data))?)
+}
+
 /// The CPU device kiln trains on (burn's flex backend).
 pub fn device() -> Device {
     Device::flex()
 }
 
 /// Runs `f` on a rayon pool of `threads` workers, the pool burn-flex's kernels use.
-pub fn with_threads<R: Send>(threads: usize, f: impl FnOnce() -> R + Send) -> Result<R, TrainError> {
+pub fn with_threads<R: Send>(
+    threads: usize,
+    f: impl FnOnce() -> R + Send,
+) -> Result<R, TrainError> {
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(threads)
         .build()
@@ -67,21 +80,33 @@ pub fn train(
         });
     }
     if data.train.is_empty() {
-        return Err(TrainError::EmptySplit { dataset: data.name.clone(), split: "train" });
+        return Err(TrainError::EmptySplit {
+            dataset: data.name.clone(),
+            split: "train",
+        });
     }
     if data.test.is_empty() {
-        return Err(TrainError::EmptySplit { dataset: data.name.clone(), split: "test" });
+        return Err(TrainError::EmptySplit {
+            dataset: data.name.clone(),
+            split: "test",
+        });
     }
-    with_threads(config.threads, || train_on_pool(arch, genome_id, data, config, observer))?
+    with_threads(config.threads, || {
+        train_on_pool(arch, genome_id, data, config, observer)
+    })?
 }
 
 fn optimizer(config: &TrainConfig) -> ModuleOptimizer {
     let decay = |wd: f32| (wd > 0.0).then(|| WeightDecayConfig::new(wd));
     match config.optimizer {
-        OptimizerConfig::Adam { weight_decay } => {
-            AdamConfig::new().with_weight_decay(decay(weight_decay)).init()
-        }
-        OptimizerConfig::Sgd { momentum, nesterov, weight_decay } => SgdConfig::new()
+        OptimizerConfig::Adam { weight_decay } => AdamConfig::new()
+            .with_weight_decay(decay(weight_decay))
+            .init(),
+        OptimizerConfig::Sgd {
+            momentum,
+            nesterov,
+            weight_decay,
+        } => SgdConfig::new()
             .with_momentum(Some(
                 MomentumConfig::new()
                     .with_momentum(momentum)
@@ -140,7 +165,11 @@ fn train_on_pool(
             let loss = loss_fn.forward(logits.clone(), y);
             let loss_value: f32 = loss.clone().into_scalar();
             if !loss_value.is_finite() {
-                return Err(TrainError::Diverged { epoch, batch: b + 1, loss: loss_value });
+                return Err(TrainError::Diverged {
+                    epoch,
+                    batch: b + 1,
+                    loss: loss_value,
+                });
             }
             let logits = values(logits.detach(), "logits")?;
             correct += count_correct(&logits, &batch.labels, data.classes);
@@ -157,7 +186,12 @@ fn train_on_pool(
         let validation_top1 = if data.validation.is_empty() {
             None
         } else {
-            Some(evaluate(&network.valid(), &data.validation, data, config.eval_batch_size)?)
+            Some(evaluate(
+                &network.valid(),
+                &data.validation,
+                data,
+                config.eval_batch_size,
+            )?)
         };
         let m = EpochMetrics {
             epoch,
@@ -194,19 +228,29 @@ fn train_on_pool(
         train_seconds,
         train_images_per_second: images_seen as f64 / train_seconds.max(1e-9),
     };
-    Ok(Trained { architecture: arch.clone(), network, metrics })
+    Ok(Trained {
+        architecture: arch.clone(),
+        network,
+        metrics,
+    })
 }
 
 fn images_tensor(images: Vec<f32>, n: usize, data: &Dataset, device: &Device) -> Tensor<4> {
     let s = data.shape;
-    Tensor::<4>::from_data(TensorData::new(images, [n, s.channels, s.height, s.width]), device)
+    Tensor::<4>::from_data(
+        TensorData::new(images, [n, s.channels, s.height, s.width]),
+        device,
+    )
 }
 
 /// Reads a tensor's values back as `f32`.
 pub fn values<const D: usize>(t: Tensor<D>, what: &str) -> Result<Vec<f32>, TrainError> {
     t.into_data()
         .try_into_vec_as::<f32>()
-        .map_err(|e| TrainError::Tensor { what: what.to_string(), message: format!("{e:?}") })
+        .map_err(|e| TrainError::Tensor {
+            what: what.to_string(),
+            message: format!("{e:?}"),
+        })
 }
 
 fn count_correct(logits: &[f32], labels: &[usize], classes: usize) -> usize {
@@ -242,7 +286,12 @@ pub fn logits(
 }
 
 /// Top-1 (fraction) of `network` (eval mode) on `split`.
-pub fn evaluate(network: &Network, split: &Split, data: &Dataset, batch: usize) -> Result<f64, TrainError> {
+pub fn evaluate(
+    network: &Network,
+    split: &Split,
+    data: &Dataset,
+    batch: usize,
+) -> Result<f64, TrainError> {
     let all: Vec<usize> = (0..split.len()).collect();
     let mut correct = 0;
     for idx in all.chunks(batch) {
