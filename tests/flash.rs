@@ -1,0 +1,447 @@
+//! End-to-end tests of `cargo xtask flash` against a stand-in device: an
+//! sshd started by the test on a free loopback port, with a host key and a
+//! client key made for it. The "device" is this machine, so the tests can
+//! look at the kiln folder directly to see that it is as it was after each
+//! failure. Needs openssh-server, openssh-client and qemu-user
+//! (scripts/setup.sh). The tests run one at a time: they share built models.
+
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::{Mutex, MutexGuard, OnceLock};
+use std::time::Duration;
+
+fn serial() -> MutexGuard<'static, ()> {
+    static LOCK: Mutex<()> = Mutex::new(());
+    LOCK.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn run(cmd: &mut Command) -> Output {
+    let out = cmd.output().expect("command starts");
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free loopback port")
+        .port()
+}
+
+fn whoami() -> String {
+    String::from_utf8(run(&mut Command::new("id").arg("-un")).stdout)
+        .unwrap()
+        .trim()
+        .to_string()
+}
+
+/// An sshd on 127.0.0.1 that accepts one key; killed on drop.
+struct Sshd {
+    child: Child,
+    port: u16,
+    dir: tempfile::TempDir,
+}
+
+impl Sshd {
+    fn start() -> Sshd {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        for key in ["host_key", "client_key"] {
+            run(Command::new("ssh-keygen")
+                .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+                .arg(d.join(key)));
+        }
+        std::fs::copy(d.join("client_key.pub"), d.join("authorized_keys")).unwrap();
+        // sshd wants its privilege separation folder.
+        let _ = std::fs::create_dir_all("/run/sshd");
+        let port = free_port();
+        let config = format!(
+            "Port {port}\nListenAddress 127.0.0.1\nHostKey {hk}\nAuthorizedKeysFile {ak}\nPermitRootLogin prohibit-password\nPasswordAuthentication no\nKbdInteractiveAuthentication no\nStrictModes no\nUsePAM no\nPidFile {pid}\nLogLevel ERROR\n",
+            hk = d.join("host_key").display(),
+            ak = d.join("authorized_keys").display(),
+            pid = d.join("sshd.pid").display(),
+        );
+        std::fs::write(d.join("sshd_config"), config).unwrap();
+        let host_pub = std::fs::read_to_string(d.join("host_key.pub")).unwrap();
+        std::fs::write(
+            d.join("known_hosts"),
+            format!("[127.0.0.1]:{port} {}", host_pub.trim()),
+        )
+        .unwrap();
+        let child = Command::new("/usr/sbin/sshd")
+            .args(["-D", "-e", "-f"])
+            .arg(d.join("sshd_config"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("sshd starts (apt-get install openssh-server)");
+        let sshd = Sshd { child, port, dir };
+        // Up to 10 s for it to listen.
+        for _ in 0..200 {
+            if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return sshd;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("sshd did not listen on port {port}");
+    }
+
+    /// The kiln folder of the "device".
+    fn device_dir(&self) -> PathBuf {
+        self.dir.path().join("device")
+    }
+
+    fn ssh_args(&self) -> Vec<String> {
+        let d = self.dir.path();
+        vec![
+            "--host".into(),
+            format!("{}@127.0.0.1", whoami()),
+            "--port".into(),
+            self.port.to_string(),
+            "--identity".into(),
+            d.join("client_key").display().to_string(),
+            "--ssh-option".into(),
+            format!("UserKnownHostsFile={}", d.join("known_hosts").display()),
+            "--ssh-option".into(),
+            "StrictHostKeyChecking=yes".into(),
+        ]
+    }
+}
+
+impl Drop for Sshd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// Two ONNX models of one genome (random weights, seeds 1 and 2), made once.
+fn models() -> &'static (PathBuf, PathBuf, PathBuf) {
+    static MODELS: OnceLock<(PathBuf, PathBuf, PathBuf)> = OnceLock::new();
+    MODELS.get_or_init(|| {
+        let dir = std::env::var_os("CARGO_TARGET_TMPDIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(std::env::temp_dir)
+            .join("kiln-flash-test");
+        std::fs::create_dir_all(&dir).unwrap();
+        let genome = dir.join("genome.json");
+        let g = run(Command::new(env!("CARGO_BIN_EXE_xtask")).args(["space", "sample", "--seed", "7"]));
+        std::fs::write(&genome, &g.stdout).unwrap();
+        let mut out = Vec::new();
+        for seed in ["1", "2"] {
+            let path = dir.join(format!("model-{seed}.onnx"));
+            run(Command::new(env!("CARGO_BIN_EXE_xtask"))
+                .args(["export-onnx", "--genome"])
+                .arg(&genome)
+                .args(["--seed", seed, "-o"])
+                .arg(&path));
+            out.push(path);
+        }
+        (out[0].clone(), out[1].clone(), dir)
+    })
+}
+
+/// A copy of `targets/<name>.toml` whose kiln folder is `device_dir`, with
+/// `runner` replaced when given, in a fresh profile folder.
+fn profile(name: &str, device_dir: &Path, runner: Option<&str>) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let text = std::fs::read_to_string(workspace().join("targets").join(format!("{name}.toml"))).unwrap();
+    let mut out = String::new();
+    for line in text.lines() {
+        if line.starts_with("dir =") {
+            out.push_str(&format!("dir = \"{}\"\n", device_dir.display()));
+            if let Some(r) = runner {
+                out.push_str(&format!("runner = {}\n", toml_string(r)));
+            }
+        } else if line.starts_with("runner =") && runner.is_some() {
+            continue;
+        } else {
+            out.push_str(line);
+            out.push('\n');
+        }
+    }
+    std::fs::write(dir.path().join(format!("{name}.toml")), out).unwrap();
+    dir
+}
+
+fn toml_string(s: &str) -> String {
+    format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))
+}
+
+struct Flash {
+    ok: bool,
+    stdout: String,
+    stderr: String,
+}
+
+/// `cargo xtask flash` with the stand-in device; `envs` set for the run.
+fn flash(sshd: &Sshd, target: &str, profiles: &Path, model: &Path, out: &Path, extra: &[&str], envs: &[(&str, &Path)]) -> Flash {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_xtask"));
+    cmd.args(["flash", "--target", target])
+        .args(sshd.ssh_args())
+        .arg("--model")
+        .arg(model)
+        .arg("--out")
+        .arg(out)
+        .arg("--targets-dir")
+        .arg(profiles)
+        .args(["--warmup", "1", "--runs", "5"])
+        .args(extra);
+    for (k, v) in envs {
+        cmd.env(k, v);
+    }
+    let o = cmd.output().expect("xtask starts");
+    Flash {
+        ok: o.status.success(),
+        stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+    }
+}
+
+/// The version `current` names on the device, if any.
+fn current(device: &Path) -> Option<String> {
+    std::fs::read_to_string(device.join("current"))
+        .ok()
+        .map(|s| s.trim().to_string())
+}
+
+/// Version folders and leftovers in the kiln folder, sorted.
+fn listing(device: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(device)
+        .map(|r| r.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect())
+        .unwrap_or_default();
+    names.sort();
+    names
+}
+
+/// Runs the installed version's benchmark on the "device" directly.
+fn installed_version_runs(device: &Path) -> bool {
+    let Some(v) = current(device) else { return false };
+    let folder = device.join(v);
+    Command::new(folder.join("kiln-model"))
+        .current_dir(&folder)
+        .args(["--bench", "--warmup", "0", "--runs", "1", "--expect", "expected.bin", "input.bin"])
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+/// A stand-in transfer program in `dir` (a bash script).
+fn script(dir: &Path, name: &str, body: &str) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let path = dir.join(name);
+    std::fs::write(&path, format!("#!/bin/bash\n{body}\n")).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    path
+}
+
+fn metrics(out: &Path) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(out.join("metrics.json")).unwrap()).unwrap()
+}
+
+/// Flashes model A with the host profile; returns (profiles, out, version).
+fn install_first(sshd: &Sshd, work: &Path) -> (tempfile::TempDir, PathBuf, String) {
+    let (a, _, _) = models();
+    let profiles = profile("host", &sshd.device_dir(), None);
+    let out = work.join("a");
+    let f = flash(sshd, "host", profiles.path(), a, &out, &[], &[]);
+    assert!(f.ok, "first flash failed:\n{}\n{}", f.stdout, f.stderr);
+    let v = current(&sshd.device_dir()).expect("a current version");
+    (profiles, out, v)
+}
+
+#[test]
+fn host_flash_checks_the_output_and_keeps_the_previous_version() {
+    let _g = serial();
+    let sshd = Sshd::start();
+    let work = tempfile::tempdir().unwrap();
+    let (profiles, out, first) = install_first(&sshd, work.path());
+    let device = sshd.device_dir();
+    let m = metrics(&out);
+    assert_eq!(m["device"]["source"], "device");
+    assert_eq!(m["device"]["bench"]["source"], "device");
+    assert_eq!(m["device"]["bench"]["runs"], 5);
+    assert_eq!(m["device"]["bench"]["output_check"]["passed"], true);
+    assert!(m["device"]["bench"]["output_check"]["max_abs_err"].as_f64().unwrap() <= 1e-4);
+    assert!(m["device"]["bench"]["peak_rss_kib"].as_u64().unwrap() > 0);
+    // the sim and host figures of the same model sit next to it
+    assert_eq!(m["local"]["fuel"]["source"], "sim");
+    assert!(m["local"]["host_timing"]["p50"]["value"].as_f64().unwrap() > 0.0);
+    assert!(installed_version_runs(&device));
+
+    // A second model replaces it; the first stays for rollback.
+    let (_, b, _) = models();
+    let f = flash(&sshd, "host", profiles.path(), b, &work.path().join("b"), &[], &[]);
+    assert!(f.ok, "{}\n{}", f.stdout, f.stderr);
+    assert!(f.stdout.contains("latency [device]"), "{}", f.stdout);
+    assert!(f.stdout.contains("PASS"), "{}", f.stdout);
+    assert!(f.stdout.contains(&format!("previous version {first} kept")), "{}", f.stdout);
+    let second = current(&device).unwrap();
+    assert_ne!(second, first);
+    assert_eq!(std::fs::read_to_string(device.join("previous")).unwrap().trim(), first);
+    let mut expected = vec![first.clone(), second.clone(), "current".to_string(), "previous".to_string()];
+    expected.sort();
+    assert_eq!(listing(&device), expected);
+}
+
+#[test]
+fn emulated_aarch64_device_runs_the_musl_build_under_qemu() {
+    let _g = serial();
+    let sshd = Sshd::start();
+    let work = tempfile::tempdir().unwrap();
+    let (a, _, _) = models();
+    let profiles = profile("qemu-aarch64", &sshd.device_dir(), None);
+    let out = work.path().join("out");
+    let f = flash(&sshd, "qemu-aarch64", profiles.path(), a, &out, &[], &[]);
+    assert!(f.ok, "{}\n{}", f.stdout, f.stderr);
+    assert!(f.stdout.contains("run under qemu-aarch64, emulated"), "{}", f.stdout);
+    let m = metrics(&out);
+    assert_eq!(m["device"]["bench"]["output_check"]["passed"], true);
+    assert_eq!(m["device"]["runner"], "qemu-aarch64");
+    // what was deployed is an aarch64 ELF
+    let v = current(&sshd.device_dir()).unwrap();
+    let elf = std::fs::read(sshd.device_dir().join(v).join("kiln-model")).unwrap();
+    assert_eq!(&elf[..4], b"\x7fELF");
+    assert_eq!(u16::from_le_bytes([elf[18], elf[19]]), 183, "e_machine is EM_AARCH64");
+}
+
+#[test]
+fn a_device_that_refuses_the_connection_is_named() {
+    let _g = serial();
+    let sshd = Sshd::start();
+    let (a, _, _) = models();
+    let work = tempfile::tempdir().unwrap();
+    let profiles = profile("host", &sshd.device_dir(), None);
+    // same keys, but a port where nothing listens
+    let closed = free_port();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_xtask"));
+    let mut args = sshd.ssh_args();
+    args[3] = closed.to_string();
+    let o = cmd
+        .args(["flash", "--target", "host"])
+        .args(&args)
+        .arg("--model")
+        .arg(a)
+        .arg("--out")
+        .arg(work.path())
+        .arg("--targets-dir")
+        .arg(profiles.path())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success());
+    assert!(err.contains("cannot reach the device"), "{err}");
+    assert!(err.contains(&format!("127.0.0.1:{closed}")), "{err}");
+    assert!(err.contains("refused"), "{err}");
+    assert!(!sshd.device_dir().exists(), "nothing may be created");
+}
+
+#[test]
+fn an_upload_cut_off_midway_leaves_the_old_version_working() {
+    let _g = serial();
+    let sshd = Sshd::start();
+    let work = tempfile::tempdir().unwrap();
+    let (profiles, _, first) = install_first(&sshd, work.path());
+    // scp that loses the link after the first 4 KiB of each file
+    let cut = script(
+        work.path(),
+        "scp-cut",
+        r#"args=("$@"); n=${#args[@]}; tmp=$(mktemp)
+head -c 4096 "${args[n-2]}" > "$tmp"; args[n-2]=$tmp
+scp "${args[@]}"; rm -f "$tmp"
+echo 'client_loop: send disconnect: Broken pipe' >&2; exit 255"#,
+    );
+    let (_, b, _) = models();
+    let f = flash(&sshd, "host", profiles.path(), b, &work.path().join("b"), &[], &[("KILN_SCP", &cut)]);
+    assert!(!f.ok, "{}", f.stdout);
+    assert!(f.stderr.contains("upload of kiln-model"), "{}", f.stderr);
+    assert!(f.stderr.contains("Broken pipe"), "{}", f.stderr);
+    assert!(f.stderr.contains("keeps its previous version"), "{}", f.stderr);
+    let device = sshd.device_dir();
+    assert_eq!(current(&device).as_deref(), Some(first.as_str()));
+    assert_eq!(listing(&device), vec![first.clone(), "current".to_string()]);
+    assert!(installed_version_runs(&device));
+}
+
+#[test]
+fn a_checksum_mismatch_discards_the_upload() {
+    let _g = serial();
+    let sshd = Sshd::start();
+    let work = tempfile::tempdir().unwrap();
+    let (profiles, _, first) = install_first(&sshd, work.path());
+    // scp that delivers every file with its last byte changed, and says it went well
+    let corrupt = script(
+        work.path(),
+        "scp-corrupt",
+        r#"args=("$@"); n=${#args[@]}; tmp=$(mktemp)
+cp "${args[n-2]}" "$tmp"; printf X >> "$tmp"; args[n-2]=$tmp
+scp "${args[@]}"; rc=$?; rm -f "$tmp"; exit $rc"#,
+    );
+    let (_, b, _) = models();
+    let f = flash(&sshd, "host", profiles.path(), b, &work.path().join("b"), &[], &[("KILN_SCP", &corrupt)]);
+    assert!(!f.ok, "{}", f.stdout);
+    assert!(f.stderr.contains("checksum mismatch for kiln-model"), "{}", f.stderr);
+    assert!(f.stderr.contains("keeps its previous version"), "{}", f.stderr);
+    let device = sshd.device_dir();
+    assert_eq!(current(&device).as_deref(), Some(first.as_str()));
+    assert_eq!(listing(&device), vec![first.clone(), "current".to_string()]);
+    assert!(installed_version_runs(&device));
+}
+
+#[test]
+fn a_failing_benchmark_rolls_back() {
+    let _g = serial();
+    let sshd = Sshd::start();
+    let work = tempfile::tempdir().unwrap();
+    let (_, _, first) = install_first(&sshd, work.path());
+    // a runner that dies as a program built for the wrong CPU would
+    let broken = profile(
+        "host",
+        &sshd.device_dir(),
+        Some("sh -c 'echo Illegal instruction >&2; exit 132' kiln"),
+    );
+    let (_, b, _) = models();
+    let f = flash(&sshd, "host", broken.path(), b, &work.path().join("b"), &[], &[]);
+    assert!(!f.ok, "{}", f.stdout);
+    assert!(f.stderr.contains("the benchmark on"), "{}", f.stderr);
+    assert!(f.stderr.contains("exit 132"), "{}", f.stderr);
+    assert!(f.stderr.contains("Illegal instruction"), "{}", f.stderr);
+    assert!(f.stderr.contains(&format!("rolled back to the previous version {first}")), "{}", f.stderr);
+    let device = sshd.device_dir();
+    assert_eq!(current(&device).as_deref(), Some(first.as_str()));
+    assert_eq!(listing(&device), vec![first.clone(), "current".to_string()]);
+    assert!(installed_version_runs(&device));
+}
+
+#[test]
+fn dry_run_prints_every_command_and_touches_nothing() {
+    let _g = serial();
+    let sshd = Sshd::start();
+    let work = tempfile::tempdir().unwrap();
+    let (a, _, _) = models();
+    let profiles = profile("jetson", &sshd.device_dir(), None);
+    let f = flash(&sshd, "jetson", profiles.path(), a, &work.path().join("a"), &["--dry-run", "--power-mode", "5W"], &[]);
+    assert!(f.ok, "{}\n{}", f.stdout, f.stderr);
+    for needle in [
+        "BatchMode=yes",
+        "ConnectTimeout=",
+        "scp -q",
+        "sha256sum kiln-model input.bin expected.bin",
+        "nvpmodel -q",
+        "nvpmodel -m 1",
+        "in_power0_input",
+        "--source device",
+    ] {
+        assert!(f.stdout.contains(needle), "no `{needle}` in\n{}", f.stdout);
+    }
+    assert!(!sshd.device_dir().exists(), "a dry run must not touch the device");
+}
