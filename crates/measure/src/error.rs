@@ -66,4 +66,16 @@ pub enum MeasureError {
         detail: String,
         stdout: String,
     },
+
+    /// Running the wasm build under the simulated device failed.
+    #[error(transparent)]
+    Sim(#[from] crate::sim::SimError),
+
+    /// Reading a binary's section sizes failed.
+    #[error(transparent)]
+    Size(#[from] crate::size::SizeError),
+
+    /// The artifacts handed over do not fit the target being measured.
+    #[error("measuring target `{target}`: {detail}")]
+    Artifacts { target: String, detail: String },
 }

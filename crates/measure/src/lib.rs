@@ -5,11 +5,13 @@
 //! (`device`, `host`, `sim`, `predicted`) so that one is never presented as
 //! another.
 
+pub mod bench;
 pub mod error;
 pub mod host;
 pub mod metric;
 pub mod power;
 mod process;
+pub mod report;
 pub mod sim;
 pub mod size;
 

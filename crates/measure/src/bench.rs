@@ -1,0 +1,239 @@
+//! The CI benchmark's baseline: figures of a fixed suite of models under the
+//! simulated device, compared with a committed file. A figure that grows by
+//! more than its stated tolerance fails the benchmark.
+//!
+//! Fuel is exact for a given toolchain, so its tolerance is tight; sizes get a
+//! little room for toolchain noise; arena bytes are exact.
+
+use std::fmt::{self, Write as _};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+/// Errors reading or writing a baseline file.
+#[derive(Debug, thiserror::Error)]
+pub enum BaselineError {
+    #[error("cannot read baseline {path}: {source}; create it with `cargo xtask bench --update`")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("baseline {path} is not valid: {detail}")]
+    Parse { path: PathBuf, detail: String },
+    #[error("cannot write baseline {path}: {source}")]
+    Write {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// The figures kept for one model of the suite (all sim, from the wasm build).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BenchEntry {
+    pub name: String,
+    /// What the model is (e.g. a genome id): a changed identity means the
+    /// suite changed, not that the model regressed.
+    pub identity: String,
+    pub fuel: u64,
+    pub wasm_code_bytes: u64,
+    pub wasm_data_bytes: u64,
+    pub arena_bytes: u64,
+    pub peak_memory_bytes: u64,
+}
+
+/// Allowed growth per figure, in percent of the baseline value.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Tolerances {
+    pub fuel_pct: f64,
+    pub code_pct: f64,
+    pub data_pct: f64,
+    pub arena_pct: f64,
+    pub peak_memory_pct: f64,
+}
+
+impl Default for Tolerances {
+    fn default() -> Self {
+        Self {
+            fuel_pct: 0.5,
+            code_pct: 2.0,
+            data_pct: 1.0,
+            arena_pct: 0.0,
+            peak_memory_pct: 0.0,
+        }
+    }
+}
+
+/// The committed baseline file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Baseline {
+    pub target: String,
+    /// Says where the figures come from and how they are compared.
+    pub note: String,
+    pub tolerances: Tolerances,
+    pub entries: Vec<BenchEntry>,
+}
+
+impl Baseline {
+    pub fn new(target: &str, tolerances: Tolerances, entries: Vec<BenchEntry>) -> Self {
+        Self {
+            target: target.to_string(),
+            note: "sim figures of the wasm32 build under wasmtime (fuel is exact per toolchain); \
+                   a figure may grow by at most its tolerance in percent"
+                .to_string(),
+            tolerances,
+            entries,
+        }
+    }
+
+    pub fn load(path: &Path) -> Result<Self, BaselineError> {
+        let text = std::fs::read_to_string(path).map_err(|source| BaselineError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        serde_json::from_str(&text).map_err(|e| BaselineError::Parse {
+            path: path.to_path_buf(),
+            detail: e.to_string(),
+        })
+    }
+
+    pub fn save(&self, path: &Path) -> Result<(), BaselineError> {
+        let write = |source| BaselineError::Write {
+            path: path.to_path_buf(),
+            source,
+        };
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(write)?;
+        }
+        let mut text = serde_json::to_string_pretty(self)
+            .map_err(|e| write(std::io::Error::other(e)))?;
+        text.push('\n');
+        std::fs::write(path, text).map_err(write)
+    }
+}
+
+/// How one figure moved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Verdict {
+    Same,
+    Improved,
+    /// Grew, within tolerance.
+    Within,
+    Regressed,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct FigureChange {
+    pub model: String,
+    pub figure: &'static str,
+    pub baseline: u64,
+    pub current: u64,
+    pub change_pct: f64,
+    pub tolerance_pct: f64,
+    pub verdict: Verdict,
+}
+
+/// The result of comparing a run with the baseline.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Comparison {
+    pub changes: Vec<FigureChange>,
+    /// Models in the baseline but not in this run, or whose identity changed.
+    pub suite_mismatch: Vec<String>,
+}
+
+impl Comparison {
+    pub fn regressions(&self) -> impl Iterator<Item = &FigureChange> {
+        self.changes.iter().filter(|c| c.verdict == Verdict::Regressed)
+    }
+
+    /// No regression and the suite matches the baseline.
+    pub fn passes(&self) -> bool {
+        self.suite_mismatch.is_empty() && self.regressions().next().is_none()
+    }
+}
+
+/// Compares `current` with `baseline` figure by figure.
+pub fn compare(baseline: &Baseline, current: &[BenchEntry]) -> Comparison {
+    let t = baseline.tolerances;
+    let mut changes = Vec::new();
+    let mut suite_mismatch = Vec::new();
+    for base in &baseline.entries {
+        let Some(now) = current.iter().find(|e| e.name == base.name) else {
+            suite_mismatch.push(format!("{}: not in this run", base.name));
+            continue;
+        };
+        if now.identity != base.identity {
+            suite_mismatch.push(format!(
+                "{}: model changed ({} -> {})",
+                base.name, base.identity, now.identity
+            ));
+            continue;
+        }
+        let figures = [
+            ("fuel", base.fuel, now.fuel, t.fuel_pct),
+            ("wasm code bytes", base.wasm_code_bytes, now.wasm_code_bytes, t.code_pct),
+            ("wasm data bytes", base.wasm_data_bytes, now.wasm_data_bytes, t.data_pct),
+            ("arena bytes", base.arena_bytes, now.arena_bytes, t.arena_pct),
+            ("peak memory bytes", base.peak_memory_bytes, now.peak_memory_bytes, t.peak_memory_pct),
+        ];
+        for (figure, was, is, tolerance_pct) in figures {
+            let change_pct = if was == 0 {
+                if is == 0 { 0.0 } else { f64::INFINITY }
+            } else {
+                (is as f64 - was as f64) / was as f64 * 100.0
+            };
+            let verdict = if is == was {
+                Verdict::Same
+            } else if is < was {
+                Verdict::Improved
+            } else if change_pct <= tolerance_pct {
+                Verdict::Within
+            } else {
+                Verdict::Regressed
+            };
+            changes.push(FigureChange {
+                model: base.name.clone(),
+                figure,
+                baseline: was,
+                current: is,
+                change_pct,
+                tolerance_pct,
+                verdict,
+            });
+        }
+    }
+    for now in current {
+        if !baseline.entries.iter().any(|b| b.name == now.name) {
+            suite_mismatch.push(format!("{}: not in the baseline", now.name));
+        }
+    }
+    Comparison {
+        changes,
+        suite_mismatch,
+    }
+}
+
+impl fmt::Display for Comparison {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut out = String::new();
+        for c in &self.changes {
+            let verdict = match c.verdict {
+                Verdict::Same => "same",
+                Verdict::Improved => "improved",
+                Verdict::Within => "within tolerance",
+                Verdict::Regressed => "REGRESSED",
+            };
+            let _ = writeln!(
+                out,
+                "  {:<28} {:<18} {:>14} -> {:>14} {:>+8.3}% (limit +{}%) {verdict}",
+                c.model, c.figure, c.baseline, c.current, c.change_pct, c.tolerance_pct
+            );
+        }
+        for m in &self.suite_mismatch {
+            let _ = writeln!(out, "  suite mismatch: {m}; run `cargo xtask bench --update` if intended");
+        }
+        f.write_str(&out)
+    }
+}

@@ -1,0 +1,343 @@
+//! One model measured for one device profile: sizes, memory, simulated
+//! latency per power mode, host (or emulated) timings, an output agreement
+//! check between builds, and the pass/fail line per constraint.
+//!
+//! This module takes built artifacts; building them is the toolchain's job
+//! (kiln-codegen).
+
+use std::fmt::{self, Write as _};
+use std::path::PathBuf;
+
+use serde::Serialize;
+
+use kiln_target::Target;
+
+use crate::host::{self, HostTiming};
+use crate::metric::{Metric, Source, Unit};
+use crate::power::{self, Footprint, PowerReport};
+use crate::sim::{SimLimits, SimModule};
+use crate::size::{self, ModelSize};
+use crate::{MeasureError, Runner};
+
+/// Largest difference accepted between the outputs of two builds of the same
+/// model (the wasm sim and a native or emulated program).
+pub const OUTPUT_TOLERANCE: f32 = 1e-5;
+
+/// The built forms of one generated model, and what the compiler knows of it.
+#[derive(Debug, Clone)]
+pub struct Artifacts {
+    /// The wasm32 cdylib (always needed: it is the simulated device).
+    pub wasm: PathBuf,
+    /// The program for the target's triple when it is not wasm32 (an
+    /// aarch64 musl or host binary).
+    pub program: Option<PathBuf>,
+    /// Size of the generated crate's `weights.bin`.
+    pub weight_bytes: u64,
+    /// The planned arena size.
+    pub arena_bytes: u64,
+    pub input_len: usize,
+    pub output_len: usize,
+}
+
+/// What to run besides the simulation.
+#[derive(Debug, Clone)]
+pub struct MeasureOptions {
+    pub sim_limits: SimLimits,
+    /// Bench-mode warm-up and timed runs of the program (native or emulated);
+    /// `runs == 0` skips timing.
+    pub warmup: u64,
+    pub runs: u64,
+}
+
+impl Default for MeasureOptions {
+    fn default() -> Self {
+        Self {
+            sim_limits: SimLimits::default(),
+            warmup: 5,
+            runs: 30,
+        }
+    }
+}
+
+/// Agreement of two builds' outputs on the same input.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct OutputCheck {
+    /// What was compared, e.g. `aarch64 program under qemu-aarch64 vs wasm sim`.
+    pub compared: String,
+    pub max_abs_diff: f32,
+    pub tolerance: f32,
+    pub passed: bool,
+}
+
+/// Everything measured for one target.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TargetReport {
+    pub target: String,
+    pub triple: String,
+    /// Sizes of the binary deployed to the target (the wasm file for wasm32).
+    pub size: ModelSize,
+    /// Sizes of the wasm build when the target deploys something else.
+    pub wasm_size: Option<ModelSize>,
+    pub fuel: Metric,
+    /// wasm peak linear memory (stack, statics, weights, arena).
+    pub sim_peak_memory: Metric,
+    /// Per-mode simulated latency, FPS, energy; constraint checks.
+    pub power: PowerReport,
+    /// Wall-clock timings of the program here (possibly emulated).
+    pub host_timing: Option<HostTiming>,
+    pub output_check: Option<OutputCheck>,
+}
+
+impl TargetReport {
+    /// Every constraint measured and met, and the builds agree.
+    pub fn passes(&self) -> bool {
+        self.power.passes() && self.output_check.as_ref().is_none_or(|c| c.passed)
+    }
+}
+
+/// A fixed, deterministic input for `len` values in [-1, 1).
+pub fn fixed_input(len: usize) -> Vec<f32> {
+    let mut state: u32 = 0x9E37_79B9;
+    (0..len)
+        .map(|_| {
+            // xorshift32: deterministic on every platform.
+            state ^= state << 13;
+            state ^= state >> 17;
+            state ^= state << 5;
+            (state >> 8) as f32 / (1u32 << 23) as f32 - 1.0
+        })
+        .collect()
+}
+
+/// The runner for a program built for `triple` on this x86_64 machine.
+pub fn runner_for(triple: &str) -> Result<Runner, String> {
+    match triple {
+        "aarch64-unknown-linux-musl" => Ok(Runner::qemu_aarch64()),
+        t if t == host_triple() => Ok(Runner::Native),
+        other => Err(format!("kiln cannot run {other} programs on this machine")),
+    }
+}
+
+/// This machine's target triple (as kiln-target names it).
+pub fn host_triple() -> &'static str {
+    if cfg!(all(target_arch = "x86_64", target_os = "linux")) {
+        "x86_64-unknown-linux-gnu"
+    } else if cfg!(all(target_arch = "aarch64", target_os = "linux")) {
+        "aarch64-unknown-linux-gnu"
+    } else {
+        "unknown"
+    }
+}
+
+/// Measures `artifacts` for `target`.
+pub fn measure(
+    target: &Target,
+    artifacts: &Artifacts,
+    options: &MeasureOptions,
+) -> Result<TargetReport, MeasureError> {
+    let input = fixed_input(artifacts.input_len);
+    let wasm_size = size::model_size(
+        &artifacts.wasm,
+        Some(artifacts.weight_bytes),
+        Some(artifacts.arena_bytes),
+    )?;
+    let module = SimModule::load(&artifacts.wasm)?;
+    let sim = module.run(&input, &options.sim_limits)?;
+
+    let is_wasm = target.triple == "wasm32-unknown-unknown";
+    let (size, wasm_size, host_timing, output_check) = if is_wasm {
+        (wasm_size, None, None, None)
+    } else {
+        let program = artifacts
+            .program
+            .as_ref()
+            .ok_or_else(|| MeasureError::Artifacts {
+                target: target.name.clone(),
+                detail: format!("no {} program was built", target.triple),
+            })?;
+        let runner = runner_for(&target.triple).map_err(|detail| MeasureError::Artifacts {
+            target: target.name.clone(),
+            detail,
+        })?;
+        let size = size::model_size(
+            program,
+            Some(artifacts.weight_bytes),
+            Some(artifacts.arena_bytes),
+        )?;
+        let output = host::run_with(
+            &runner,
+            program,
+            &input,
+            Some(artifacts.output_len),
+            host::DEFAULT_RUN_TIMEOUT,
+        )?;
+        let max_abs_diff = output
+            .iter()
+            .zip(&sim.output)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0f32, f32::max);
+        let what = match &runner {
+            Runner::Native => format!("{} program (native)", target.triple),
+            Runner::Emulator { .. } => format!("{} program under {}", target.triple, runner.name()),
+        };
+        let check = OutputCheck {
+            compared: format!("{what} vs wasm sim"),
+            max_abs_diff,
+            tolerance: OUTPUT_TOLERANCE,
+            passed: max_abs_diff <= OUTPUT_TOLERANCE && output.len() == sim.output.len(),
+        };
+        let timing = if options.runs > 0 {
+            Some(host::bench(
+                &runner,
+                program,
+                &input,
+                options.warmup,
+                options.runs,
+                host::DEFAULT_BENCH_TIMEOUT,
+            )?)
+        } else {
+            None
+        };
+        (size, Some(wasm_size), timing, Some(check))
+    };
+
+    let footprint = Footprint {
+        binary_bytes: Some(size.file),
+        peak_memory_bytes: Some(sim.peak_memory_metric()),
+    };
+    let power = power::evaluate(target, sim.fuel, footprint);
+    Ok(TargetReport {
+        target: target.name.clone(),
+        triple: target.triple.clone(),
+        size,
+        wasm_size,
+        fuel: sim.fuel_metric(),
+        sim_peak_memory: sim.peak_memory_metric(),
+        power,
+        host_timing,
+        output_check,
+    })
+}
+
+impl fmt::Display for TargetReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut out = String::new();
+        let _ = writeln!(out, "target {} ({})", self.target, self.triple);
+        let _ = writeln!(
+            out,
+            "  sources: host = measured/read here, sim = wasm fuel under the profile, predicted = profile figure"
+        );
+        write_size(&mut out, "size", &self.size);
+        if let Some(wasm) = &self.wasm_size {
+            write_size(&mut out, "wasm size", wasm);
+        }
+        let _ = writeln!(out, "  memory");
+        if let Some(arena) = self.size.arena {
+            let _ = writeln!(out, "    arena               {arena}");
+        }
+        if self.size.sections.format == size::BinaryFormat::Elf {
+            let _ = writeln!(out, "    static (data+bss)   {}", self.size.static_memory);
+        }
+        let _ = writeln!(out, "    wasm peak linear    {}", self.sim_peak_memory);
+        let _ = writeln!(out, "  fuel                  {}", self.fuel);
+        let _ = writeln!(
+            out,
+            "  latency per power mode ({}; cycles/fuel {})",
+            self.power.note, self.power.cycles_per_fuel
+        );
+        for m in &self.power.modes {
+            let chosen = if self.power.chosen_mode.as_deref() == Some(m.mode.as_str()) {
+                "  <- chosen"
+            } else {
+                ""
+            };
+            let budget = if m.within_power_budget {
+                ""
+            } else {
+                " (over power budget)"
+            };
+            let _ = writeln!(
+                out,
+                "    {:<10} {:>7.1} MHz  p50=p95 {}  {}  {} per inference  at {}{budget}{chosen}",
+                m.mode, m.clock_mhz, m.latency_p50, m.fps, m.energy_per_inference, m.watts
+            );
+        }
+        if self.power.chosen_mode.is_none() {
+            let _ = writeln!(out, "    no power mode is within the power budget");
+        }
+        if let Some(t) = &self.host_timing {
+            let _ = writeln!(
+                out,
+                "  timing [{}]: {} runs after {} warm-up: p50 {:.1} us, p95 {:.1} us, min {:.1} us, max {:.1} us",
+                t.label(),
+                t.runs,
+                t.warmup,
+                t.p50.value,
+                t.p95.value,
+                t.min.value,
+                t.max.value
+            );
+        }
+        if let Some(c) = &self.output_check {
+            let _ = writeln!(
+                out,
+                "  output check: {}: max abs diff {:.2e} (tolerance {:.0e}) {}",
+                c.compared,
+                c.max_abs_diff,
+                c.tolerance,
+                if c.passed { "PASS" } else { "FAIL" }
+            );
+        }
+        let _ = writeln!(out, "  constraints");
+        for c in &self.power.checks {
+            let verdict = match c.passed {
+                Some(true) => "PASS",
+                Some(false) => "FAIL",
+                None => "NOT MEASURED",
+            };
+            let actual = c
+                .actual
+                .map(|a| {
+                    if a.unit == Unit::Mebibytes {
+                        format!("{:.3} MiB [{}]", a.value, a.source)
+                    } else {
+                        a.to_string()
+                    }
+                })
+                .unwrap_or_else(|| "-".into());
+            let _ = writeln!(
+                out,
+                "    {verdict:<12} {:<20} limit {} {}: {actual}",
+                c.constraint, c.limit, c.limit_unit
+            );
+        }
+        let _ = writeln!(
+            out,
+            "  verdict: {}",
+            if self.passes() {
+                "meets every constraint"
+            } else {
+                "does NOT meet every constraint"
+            }
+        );
+        f.write_str(&out)
+    }
+}
+
+fn write_size(out: &mut String, title: &str, size: &ModelSize) {
+    let _ = writeln!(out, "  {title} ({:?})", size.sections.format);
+    let _ = writeln!(out, "    file                {}", size.file);
+    let _ = writeln!(out, "    code (text)         {}", size.code);
+    if let Some(w) = size.weights {
+        let _ = writeln!(out, "    weights             {w}");
+    }
+    if let Some(c) = size.constants_other_than_weights {
+        let _ = writeln!(out, "    other constants     {c}");
+    }
+    let s = &size.sections;
+    let _ = writeln!(
+        out,
+        "    sections (B)        text {} / rodata {} / data {} / bss {} [host]",
+        s.text, s.rodata, s.data, s.bss
+    );
+}
