@@ -26,8 +26,8 @@ pub mod evaluator;
 pub mod journal;
 pub mod objective;
 pub mod pareto;
-// pub mod pipeline;
-// pub mod report;
+pub mod pipeline;
+pub mod report;
 mod space;
 pub mod strategy;
 
