@@ -49,7 +49,7 @@ impl Default for TrainConfig {
     fn default() -> Self {
         TrainConfig {
             epochs: 10,
-            batch_size: 64,
+            batch_size: 16,
             optimizer: OptimizerConfig::Adam { weight_decay: 0.0 },
             lr: 0.005,
             min_lr_ratio: 0.01,
@@ -176,7 +176,7 @@ mod tests {
     fn config_reads_from_partial_json() {
         let c: TrainConfig = serde_json::from_str(r#"{"epochs": 3, "optimizer": {"kind": "sgd", "momentum": 0.9, "nesterov": true, "weight_decay": 0.0001}}"#).unwrap();
         assert_eq!(c.epochs, 3);
-        assert_eq!(c.batch_size, 64);
+        assert_eq!(c.batch_size, 16);
         assert!(matches!(
             c.optimizer,
             OptimizerConfig::Sgd { nesterov: true, .. }
