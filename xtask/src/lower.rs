@@ -19,11 +19,17 @@ pub struct LowerArgs {
 }
 
 pub fn run(args: LowerArgs) -> anyhow::Result<()> {
-    let options = kiln_lower::LowerOptions { input_shape: args.input_shape };
+    let options = kiln_lower::LowerOptions {
+        input_shape: args.input_shape,
+    };
     let graph = kiln_lower::lower_file(&args.model, &options)?;
     let source = args.model.display().to_string();
-    let generated = kiln_codegen::generate(&graph, &args.output, &kiln_codegen::GenerateOptions::new(&source))
-        .with_context(|| format!("generating the crate for {source}"))?;
+    let generated = kiln_codegen::generate(
+        &graph,
+        &args.output,
+        &kiln_codegen::GenerateOptions::new(&source),
+    )
+    .with_context(|| format!("generating the crate for {source}"))?;
     print!("{}", describe(&graph, &generated.plan));
     println!(
         "weights: {} bytes; kernels: {}",
@@ -37,7 +43,10 @@ pub fn run(args: LowerArgs) -> anyhow::Result<()> {
 /// The op list with shapes and arena offsets, then the arena figures.
 pub fn describe(graph: &kiln_ir::Graph, plan: &kiln_ir::ArenaPlan) -> String {
     let mut s = String::new();
-    s.push_str(&format!("{:>4} {:<28} {:<44} {:<24} {:>10}\n", "#", "onnx node", "op", "output", "arena@f32"));
+    s.push_str(&format!(
+        "{:>4} {:<28} {:<44} {:<24} {:>10}\n",
+        "#", "onnx node", "op", "output", "arena@f32"
+    ));
     for (i, op) in graph.ops.iter().enumerate() {
         let t = &graph.tensors[op.output];
         let shape: Vec<String> = t.shape.iter().map(|d| d.to_string()).collect();

@@ -27,17 +27,38 @@ pub struct RunOnnxArgs {
 pub fn run(args: RunOnnxArgs) -> anyhow::Result<()> {
     let target = BuildTarget::parse(&args.target)
         .filter(|t| *t != BuildTarget::Wasm32)
-        .with_context(|| format!("--target {}: expected host or aarch64-unknown-linux-musl", args.target))?;
+        .with_context(|| {
+            format!(
+                "--target {}: expected host or aarch64-unknown-linux-musl",
+                args.target
+            )
+        })?;
     let (shape, input) = read_npy(&args.input)?;
     // The .npy shape fixes any symbolic input dimension.
-    let options = kiln_lower::LowerOptions { input_shape: Some(shape.clone()) };
+    let options = kiln_lower::LowerOptions {
+        input_shape: Some(shape.clone()),
+    };
     let graph = kiln_lower::lower_file(&args.model, &options)?;
-    let stem = args.model.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "model".into());
-    let work = args.work_dir.unwrap_or_else(|| Path::new("runs").join("run-onnx").join(&stem));
-    let generated =
-        kiln_codegen::generate(&graph, &work, &kiln_codegen::GenerateOptions::new(args.model.display().to_string()))?;
+    let stem = args
+        .model
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "model".into());
+    let work = args
+        .work_dir
+        .unwrap_or_else(|| Path::new("runs").join("run-onnx").join(&stem));
+    let generated = kiln_codegen::generate(
+        &graph,
+        &work,
+        &kiln_codegen::GenerateOptions::new(args.model.display().to_string()),
+    )?;
     if generated.input_len != input.len() {
-        bail!("{}: {} values, the model takes {}", args.input.display(), input.len(), generated.input_len);
+        bail!(
+            "{}: {} values, the model takes {}",
+            args.input.display(),
+            input.len(),
+            generated.input_len
+        );
     }
     let binary = kiln_codegen::build(&work, target, &kiln_codegen::default_target_dir())?;
     let runner = match target {
@@ -67,19 +88,26 @@ pub fn run(args: RunOnnxArgs) -> anyhow::Result<()> {
 /// Reads an f32 .npy file: (shape, values in C order).
 pub fn read_npy(path: &Path) -> anyhow::Result<(Vec<usize>, Vec<f32>)> {
     let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-    let npy = npyz::NpyFile::new(&bytes[..]).with_context(|| format!("{} is not a .npy file", path.display()))?;
+    let npy = npyz::NpyFile::new(&bytes[..])
+        .with_context(|| format!("{} is not a .npy file", path.display()))?;
     if npy.order() != npyz::Order::C {
-        bail!("{}: Fortran-order arrays are not supported; save it in C order", path.display());
+        bail!(
+            "{}: Fortran-order arrays are not supported; save it in C order",
+            path.display()
+        );
     }
     let shape: Vec<usize> = npy.shape().iter().map(|d| *d as usize).collect();
-    let values = npy.into_vec::<f32>().with_context(|| format!("{}: expected an f32 array", path.display()))?;
+    let values = npy
+        .into_vec::<f32>()
+        .with_context(|| format!("{}: expected an f32 array", path.display()))?;
     Ok((shape, values))
 }
 
 /// Writes an f32 .npy file in C order.
 pub fn write_npy(path: &Path, shape: &[usize], values: &[f32]) -> anyhow::Result<()> {
     use npyz::WriterBuilder;
-    let file = std::fs::File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
+    let file =
+        std::fs::File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
     let dims: Vec<u64> = shape.iter().map(|d| *d as u64).collect();
     let mut w = npyz::WriteOptions::new()
         .default_dtype()
@@ -87,7 +115,9 @@ pub fn write_npy(path: &Path, shape: &[usize], values: &[f32]) -> anyhow::Result
         .writer(std::io::BufWriter::new(file))
         .begin_nd()
         .with_context(|| format!("writing {}", path.display()))?;
-    w.extend(values.iter().copied()).with_context(|| format!("writing {}", path.display()))?;
-    w.finish().with_context(|| format!("writing {}", path.display()))?;
+    w.extend(values.iter().copied())
+        .with_context(|| format!("writing {}", path.display()))?;
+    w.finish()
+        .with_context(|| format!("writing {}", path.display()))?;
     Ok(())
 }

@@ -1,6 +1,5 @@
 //! Prints tract's decluttered graph of an ONNX file, node by node: what
 //! kiln-lower sees. `cargo run -p kiln-lower --example dump_decluttered -- MODEL.onnx`
-use tract_onnx::prelude::*;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let path = std::env::args()

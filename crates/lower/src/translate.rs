@@ -647,7 +647,7 @@ impl Translator<'_> {
     }
 
     fn binary(&mut self, node: &TypedNode, b: &TypedBinOp) -> Result<(), LowerError> {
-        let op = match b.0.name().as_ref() {
+        let op = match b.0.name() {
             "Add" => BinaryOp::Add,
             "Sub" => BinaryOp::Sub,
             "Mul" => BinaryOp::Mul,
