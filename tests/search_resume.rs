@@ -1,0 +1,129 @@
+//! A search killed with SIGKILL mid-run and resumed: no trial is lost and
+//! none is evaluated twice.
+
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use kiln_search::{Journal, Status};
+
+const TINY_SPACE: &str = r#"
+name = "tiny"
+[stem]
+widths = [4, 8]
+kernel = 3
+stride = 2
+activation = "relu6"
+[[stage]]
+stride = 2
+depth = [1]
+widths = [8, 12]
+kernels = [3]
+expand = [1, 2]
+se = [false]
+activations = ["relu6"]
+[[stage]]
+stride = 1
+depth = [1, 2]
+widths = [16]
+kernels = [3, 5]
+expand = [2, 3]
+se = [false, true]
+activations = ["relu6", "hswish"]
+[head]
+widths = [0, 32]
+activation = "hswish"
+"#;
+
+/// A small space whose networks train and build in seconds (the default
+/// space's random samples are mostly too slow for jetson's 30 FPS; a real
+/// search finds the fast corner with more trials than a test can afford).
+fn tiny_space(dir: &Path) -> String {
+    let path = dir.join("tiny.toml");
+    std::fs::write(&path, TINY_SPACE).unwrap();
+    path.to_str().unwrap().to_string()
+}
+
+fn search(run: &str, space: &str, resume: bool) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_xtask"));
+    c.args([
+        "search", "--target", "jetson", "--trials", "5", "--epochs", "1", "--train-limit", "300",
+        "--population", "3", "--seed", "11", "--workers", "2", "--space", space, "-o", run,
+    ]);
+    if resume {
+        c.arg("--resume");
+    }
+    c
+}
+
+fn snapshot(run: &Path) -> Vec<kiln_search::TrialRecord> {
+    Journal::open(run).and_then(|j| j.trials()).unwrap_or_default()
+}
+
+#[test]
+fn sigkill_then_resume_loses_and_repeats_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = dir.path().join("run");
+    let run_s = run.to_str().unwrap();
+    let space = tiny_space(dir.path());
+    let mut child = search(run_s, &space, false)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Kill once one trial finished while another is running.
+    let deadline = Instant::now() + Duration::from_secs(900);
+    let before = loop {
+        std::thread::sleep(Duration::from_millis(200));
+        let trials = snapshot(&run);
+        let finished = trials.iter().filter(|t| t.status.is_finished()).count();
+        let running = trials.iter().any(|t| t.status == Status::Running);
+        if finished >= 1 && running {
+            child.kill().unwrap(); // SIGKILL on Unix
+            child.wait().unwrap();
+            break snapshot(&run);
+        }
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!("search ended ({status}) before it could be killed");
+        }
+        assert!(Instant::now() < deadline, "no trial finished in time");
+    };
+    let interrupted: Vec<u64> = before
+        .iter()
+        .filter(|t| t.status == Status::Running)
+        .map(|t| t.number)
+        .collect();
+    assert!(!interrupted.is_empty());
+
+    let o = search(run_s, &space, true).output().unwrap();
+    assert!(
+        o.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let after = snapshot(&run);
+    assert!(after.iter().all(|t| t.status.is_finished()), "{after:#?}");
+    let evaluated: Vec<_> = after
+        .iter()
+        .filter(|t| !kiln_search::driver::is_analytic_rejection(t))
+        .collect();
+    assert_eq!(evaluated.len(), 5, "budget of 5 evaluated trials");
+    for t in &before {
+        let now = after.iter().find(|a| a.number == t.number).expect("trial lost");
+        if t.status.is_finished() {
+            // Finished before the kill: kept as it was, not evaluated again.
+            assert_eq!(now, t);
+        } else if t.status == Status::Running {
+            // Interrupted: evaluated exactly once more.
+            assert_eq!(now.attempts, 2, "trial {}", t.number);
+        }
+    }
+    for t in after.iter().filter(|t| !before.iter().any(|b| b.number == t.number)) {
+        assert!(t.attempts <= 1, "new trial {} started {} times", t.number, t.attempts);
+    }
+    let mut ids: Vec<&str> = after.iter().map(|t| t.genome_id.as_str()).collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), after.len(), "a genome was journalled twice");
+}
