@@ -226,6 +226,9 @@ mod tests {
     use super::*;
 
     #[test]
+    // Miri perturbs std's float functions on purpose, so the reference moves;
+    // this test checks arithmetic, not memory safety.
+    #[cfg_attr(miri, ignore)]
     fn exp_matches_std_closely() {
         let mut x = -80.0f32;
         while x < 80.0 {
