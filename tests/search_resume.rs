@@ -47,8 +47,25 @@ fn tiny_space(dir: &Path) -> String {
 fn search(run: &str, space: &str, resume: bool) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_xtask"));
     c.args([
-        "search", "--target", "jetson", "--trials", "5", "--epochs", "1", "--train-limit", "300",
-        "--population", "3", "--seed", "11", "--workers", "2", "--space", space, "-o", run,
+        "search",
+        "--target",
+        "jetson",
+        "--trials",
+        "5",
+        "--epochs",
+        "1",
+        "--train-limit",
+        "300",
+        "--population",
+        "3",
+        "--seed",
+        "11",
+        "--workers",
+        "2",
+        "--space",
+        space,
+        "-o",
+        run,
     ]);
     if resume {
         c.arg("--resume");
@@ -57,7 +74,9 @@ fn search(run: &str, space: &str, resume: bool) -> Command {
 }
 
 fn snapshot(run: &Path) -> Vec<kiln_search::TrialRecord> {
-    Journal::open(run).and_then(|j| j.trials()).unwrap_or_default()
+    Journal::open(run)
+        .and_then(|j| j.trials())
+        .unwrap_or_default()
 }
 
 #[test]
@@ -110,7 +129,10 @@ fn sigkill_then_resume_loses_and_repeats_nothing() {
         .collect();
     assert_eq!(evaluated.len(), 5, "budget of 5 evaluated trials");
     for t in &before {
-        let now = after.iter().find(|a| a.number == t.number).expect("trial lost");
+        let now = after
+            .iter()
+            .find(|a| a.number == t.number)
+            .expect("trial lost");
         if t.status.is_finished() {
             // Finished before the kill: kept as it was, not evaluated again.
             assert_eq!(now, t);
@@ -119,8 +141,16 @@ fn sigkill_then_resume_loses_and_repeats_nothing() {
             assert_eq!(now.attempts, 2, "trial {}", t.number);
         }
     }
-    for t in after.iter().filter(|t| !before.iter().any(|b| b.number == t.number)) {
-        assert!(t.attempts <= 1, "new trial {} started {} times", t.number, t.attempts);
+    for t in after
+        .iter()
+        .filter(|t| !before.iter().any(|b| b.number == t.number))
+    {
+        assert!(
+            t.attempts <= 1,
+            "new trial {} started {} times",
+            t.number,
+            t.attempts
+        );
     }
     let mut ids: Vec<&str> = after.iter().map(|t| t.genome_id.as_str()).collect();
     ids.sort();

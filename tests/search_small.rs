@@ -107,8 +107,23 @@ fn small_search_front_meets_every_jetson_constraint_when_remeasured() {
     let run_s = run.to_str().unwrap();
     let space = tiny_space(dir.path());
     let o = xtask(&[
-        "search", "--target", "jetson", "--trials", "8", "--epochs", "1", "--train-limit", "400",
-        "--population", "4", "--seed", "3", "--space", &space, "-o", run_s,
+        "search",
+        "--target",
+        "jetson",
+        "--trials",
+        "8",
+        "--epochs",
+        "1",
+        "--train-limit",
+        "400",
+        "--population",
+        "4",
+        "--seed",
+        "3",
+        "--space",
+        &space,
+        "-o",
+        run_s,
     ]);
     assert!(o.status.success(), "{}", text(&o));
 
@@ -152,8 +167,24 @@ fn small_search_front_meets_every_jetson_constraint_when_remeasured() {
 
     // Resuming this run as a different search is refused, naming the difference.
     let o = xtask(&[
-        "search", "--target", "pixel", "--trials", "9", "--epochs", "1", "--train-limit", "400",
-        "--population", "4", "--seed", "3", "--space", &space, "--resume", "-o", run_s,
+        "search",
+        "--target",
+        "pixel",
+        "--trials",
+        "9",
+        "--epochs",
+        "1",
+        "--train-limit",
+        "400",
+        "--population",
+        "4",
+        "--seed",
+        "3",
+        "--space",
+        &space,
+        "--resume",
+        "-o",
+        run_s,
     ]);
     assert!(!o.status.success());
     assert!(
@@ -162,7 +193,9 @@ fn small_search_front_meets_every_jetson_constraint_when_remeasured() {
         text(&o)
     );
     // And a new search into the same folder without --resume is refused.
-    let o = xtask(&["search", "--target", "jetson", "--trials", "1", "--space", &space, "-o", run_s]);
+    let o = xtask(&[
+        "search", "--target", "jetson", "--trials", "1", "--space", &space, "-o", run_s,
+    ]);
     assert!(!o.status.success());
     assert!(text(&o).contains("--resume"), "{}", text(&o));
 }
@@ -176,11 +209,21 @@ fn bad_input_gets_clear_messages() {
     assert!(!o.status.success());
     assert!(text(&o).contains("unknown target `nosuch`"), "{}", text(&o));
 
-    let o = xtask(&["search", "--target", "jetson", "--resume", "--trials", "1", "-o", run_s]);
+    let o = xtask(&[
+        "search", "--target", "jetson", "--resume", "--trials", "1", "-o", run_s,
+    ]);
     assert!(!o.status.success());
     assert!(text(&o).contains("holds no search journal"), "{}", text(&o));
 
-    let o = xtask(&["search", "--target", "jetson", "--time-budget", "5x", "-o", run_s]);
+    let o = xtask(&[
+        "search",
+        "--target",
+        "jetson",
+        "--time-budget",
+        "5x",
+        "-o",
+        run_s,
+    ]);
     assert!(!o.status.success());
     assert!(text(&o).contains("unknown unit `x`"), "{}", text(&o));
 

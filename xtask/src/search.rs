@@ -150,7 +150,9 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         number.clear();
     }
     if !number.is_empty() {
-        return Err(format!("`{s}`: a number without a unit at the end (use h, m or s)"));
+        return Err(format!(
+            "`{s}`: a number without a unit at the end (use h, m or s)"
+        ));
     }
     if total <= 0.0 {
         return Err(format!("`{s}` must be longer than zero"));
@@ -182,7 +184,12 @@ impl Progress for Bar {
         ));
     }
     fn trial_finished(&self, line: &str) {
-        self.0.println(line);
+        // A hidden bar (output not a terminal) drops println: log plainly.
+        if self.0.is_hidden() {
+            eprintln!("{line}");
+        } else {
+            self.0.println(line);
+        }
     }
 }
 
@@ -260,7 +267,10 @@ pub fn run(args: Args) -> Result<()> {
         RewardArg::Accuracy => Fitness::Accuracy,
         RewardArg::Mnas => Fitness::Mnas {
             target_ms: kiln_search::report::latency_limit_ms(&target).with_context(|| {
-                format!("--reward mnas needs a latency limit, and `{}` has none", target.name)
+                format!(
+                    "--reward mnas needs a latency limit, and `{}` has none",
+                    target.name
+                )
             })?,
             w: Fitness::MNAS_W,
         },
@@ -288,7 +298,11 @@ pub fn run(args: Args) -> Result<()> {
         .with("batch_size", args.batch_size)
         .with(
             "objectives",
-            objectives.iter().map(|o| o.name()).collect::<Vec<_>>().join(","),
+            objectives
+                .iter()
+                .map(|o| o.name())
+                .collect::<Vec<_>>()
+                .join(","),
         )
         .with("reward", format!("{reward:?}"));
     if strategy_kind == StrategyKind::Evolution {
@@ -380,9 +394,9 @@ pub fn run(args: Args) -> Result<()> {
     println!("Pareto front ({} models):", files.front.len());
     for m in &files.front {
         let fig = |k: &str| {
-            m.metrics
-                .get(k)
-                .map_or("-".into(), |f| format!("{:.3} {} ({})", f.value, f.unit, f.source))
+            m.metrics.get(k).map_or("-".into(), |f| {
+                format!("{:.3} {} ({})", f.value, f.unit, f.source)
+            })
         };
         println!(
             "  {}  accuracy {}  latency {}  size {}",
@@ -400,7 +414,11 @@ pub fn run(args: Args) -> Result<()> {
 pub fn journal_objectives(journal_meta: &RunMeta) -> Vec<Objective> {
     journal_meta
         .get("objectives")
-        .map(|s| s.split(',').filter_map(Objective::parse).collect::<Vec<_>>())
+        .map(|s| {
+            s.split(',')
+                .filter_map(Objective::parse)
+                .collect::<Vec<_>>()
+        })
         .filter(|v| !v.is_empty())
         .unwrap_or_else(|| vec![Objective::Accuracy, Objective::Latency])
 }

@@ -26,7 +26,10 @@ impl Progress for Lines {
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let a: Vec<String> = std::env::args().skip(1).collect();
     if a.len() < 5 {
-        return Err("usage: TARGET RUN_DIR TRIALS EPOCHS TRAIN_LIMIT [evolution|random] [SEED] [WORKERS]".into());
+        return Err(
+            "usage: TARGET RUN_DIR TRIALS EPOCHS TRAIN_LIMIT [evolution|random] [SEED] [WORKERS]"
+                .into(),
+        );
     }
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
     let target = kiln_target::load(&root.join("targets"), &a[0])?;
@@ -85,9 +88,25 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
     let quiet = std::env::var_os("QUIET").is_some();
     let summary = if quiet {
-        kiln_search::run_search(&*gs, s.as_mut(), &evaluator, &journal, &run_dir, &config, &NoProgress)?
+        kiln_search::run_search(
+            &*gs,
+            s.as_mut(),
+            &evaluator,
+            &journal,
+            &run_dir,
+            &config,
+            &NoProgress,
+        )?
     } else {
-        kiln_search::run_search(&*gs, s.as_mut(), &evaluator, &journal, &run_dir, &config, &Lines)?
+        kiln_search::run_search(
+            &*gs,
+            s.as_mut(),
+            &evaluator,
+            &journal,
+            &run_dir,
+            &config,
+            &Lines,
+        )?
     };
     let files = write_report(
         &run_dir,

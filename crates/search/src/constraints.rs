@@ -33,7 +33,11 @@ impl std::fmt::Display for Violation {
                 "{}: {:.3} {} ({}) vs limit {} {}",
                 self.constraint, a, self.unit, self.source, self.limit, self.unit
             ),
-            None => write!(f, "{}: not measured (limit {})", self.constraint, self.limit),
+            None => write!(
+                f,
+                "{}: not measured (limit {})",
+                self.constraint, self.limit
+            ),
         }
     }
 }

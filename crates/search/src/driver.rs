@@ -150,10 +150,11 @@ pub fn run_search<S: SearchSpace, E: Evaluator<S::Point>>(
     };
     let mut started = 0;
     for t in &history {
-        let point: S::Point = serde_json::from_str(&t.genome).map_err(|e| SearchError::Journal {
-            path: journal.path().to_path_buf(),
-            message: format!("trial {}: genome: {e}", t.number),
-        })?;
+        let point: S::Point =
+            serde_json::from_str(&t.genome).map_err(|e| SearchError::Journal {
+                path: journal.path().to_path_buf(),
+                message: format!("trial {}: genome: {e}", t.number),
+            })?;
         let outcome = outcome_of(t, &config.fitness);
         if is_analytic_rejection(t) {
             state.rejected_analytic += 1;
@@ -190,8 +191,7 @@ pub fn run_search<S: SearchSpace, E: Evaluator<S::Point>>(
                 let abort = &abort;
                 scope.spawn(move || {
                     let r = worker_loop(
-                        space, evaluator, journal, run_dir, config, progress, shared, worker,
-                        begun,
+                        space, evaluator, journal, run_dir, config, progress, shared, worker, begun,
                     );
                     if r.is_err() {
                         abort.store(true, Ordering::SeqCst);
@@ -203,9 +203,8 @@ pub fn run_search<S: SearchSpace, E: Evaluator<S::Point>>(
         handles
             .into_iter()
             .map(|h| {
-                h.join().unwrap_or_else(|_| {
-                    Err(SearchError::Config("a search worker panicked".into()))
-                })
+                h.join()
+                    .unwrap_or_else(|_| Err(SearchError::Config("a search worker panicked".into())))
             })
             .collect()
     });
@@ -228,7 +227,8 @@ fn count(state: &mut ProgressState, status: Status, evaluation: Option<&Evaluati
             state.finished += 1;
             state.feasible += 1;
             if let Some(acc) = evaluation.and_then(|e| e.metrics.get(keys::ACCURACY)) {
-                state.best_accuracy = Some(state.best_accuracy.map_or(acc.value, |b| b.max(acc.value)));
+                state.best_accuracy =
+                    Some(state.best_accuracy.map_or(acc.value, |b| b.max(acc.value)));
             }
         }
         Status::Infeasible => {
@@ -277,17 +277,16 @@ fn worker_loop<S: SearchSpace, E: Evaluator<S::Point>>(
             dir,
             worker,
         };
-        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            evaluator.evaluate(&spec)
-        }))
-        .unwrap_or_else(|panic| {
-            let msg = panic
-                .downcast_ref::<String>()
-                .cloned()
-                .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
-                .unwrap_or_else(|| "unknown panic".into());
-            Err(format!("evaluator panicked: {msg}"))
-        });
+        let result =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| evaluator.evaluate(&spec)))
+                .unwrap_or_else(|panic| {
+                    let msg = panic
+                        .downcast_ref::<String>()
+                        .cloned()
+                        .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+                        .unwrap_or_else(|| "unknown panic".into());
+                    Err(format!("evaluator panicked: {msg}"))
+                });
         let (status, evaluation, error) = match result {
             Ok(e) if e.violations.is_empty() => (Status::Done, Some(e), None),
             Ok(e) => (Status::Infeasible, Some(e), None),
@@ -407,7 +406,13 @@ fn next_job<S: SearchSpace, E: Evaluator<S::Point>>(
                 violations,
                 ..Evaluation::default()
             };
-            journal.insert(&id, &genome, origin_name(origin), Status::Infeasible, Some(&eval))?;
+            journal.insert(
+                &id,
+                &genome,
+                origin_name(origin),
+                Status::Infeasible,
+                Some(&eval),
+            )?;
             st.strategy.tell(&point, Outcome::Infeasible);
             st.progress.rejected_analytic += 1;
             fruitless += 1;
@@ -522,7 +527,10 @@ mod tests {
         .unwrap();
         assert_eq!(s.state.finished, 40);
         let trials = journal.trials().unwrap();
-        let evaluated: Vec<_> = trials.iter().filter(|t| !is_analytic_rejection(t)).collect();
+        let evaluated: Vec<_> = trials
+            .iter()
+            .filter(|t| !is_analytic_rejection(t))
+            .collect();
         assert_eq!(evaluated.len(), 40);
         assert!(trials.iter().all(|t| t.status.is_finished()));
         assert!(eval.evaluated.lock().unwrap().values().all(|&n| n == 1));
@@ -551,11 +559,25 @@ mod tests {
         {
             let journal = Journal::create(dir.path(), &meta).unwrap();
             let mut strategy = RandomSearch::new(space.clone(), 1);
-            run_search(&*space, &mut strategy, &eval, &journal, dir.path(), &config, &NoProgress)
-                .unwrap();
+            run_search(
+                &*space,
+                &mut strategy,
+                &eval,
+                &journal,
+                dir.path(),
+                &config,
+                &NoProgress,
+            )
+            .unwrap();
             // Simulate a kill: two trials left running.
             let a = journal
-                .insert("x1", "[true,true,true,true,true,true,true,true,true,true,true,true]", "random", Status::Pending, None)
+                .insert(
+                    "x1",
+                    "[true,true,true,true,true,true,true,true,true,true,true,true]",
+                    "random",
+                    Status::Pending,
+                    None,
+                )
                 .unwrap();
             journal.start(a).unwrap();
         }
@@ -565,8 +587,16 @@ mod tests {
             trials: Some(14),
             ..config
         };
-        let s = run_search(&*space, &mut strategy, &eval, &journal, dir.path(), &config, &NoProgress)
-            .unwrap();
+        let s = run_search(
+            &*space,
+            &mut strategy,
+            &eval,
+            &journal,
+            dir.path(),
+            &config,
+            &NoProgress,
+        )
+        .unwrap();
         let trials = journal.trials().unwrap();
         assert!(trials.iter().all(|t| t.status.is_finished()));
         let evaluated = trials.iter().filter(|t| !is_analytic_rejection(t)).count();

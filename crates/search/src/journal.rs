@@ -135,8 +135,10 @@ impl Journal {
         };
         let conn = Connection::open(path).map_err(err)?;
         // WAL: a process killed mid-write leaves the last committed state.
-        conn.pragma_update(None, "journal_mode", "WAL").map_err(err)?;
-        conn.pragma_update(None, "synchronous", "NORMAL").map_err(err)?;
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(err)?;
+        conn.pragma_update(None, "synchronous", "NORMAL")
+            .map_err(err)?;
         conn.busy_timeout(std::time::Duration::from_secs(10))
             .map_err(err)?;
         conn.execute_batch(SCHEMA).map_err(err)?;
@@ -324,11 +326,7 @@ impl Journal {
             .pop())
     }
 
-    fn query<P: rusqlite::Params>(
-        &self,
-        sql: &str,
-        p: P,
-    ) -> Result<Vec<TrialRecord>, SearchError> {
+    fn query<P: rusqlite::Params>(&self, sql: &str, p: P) -> Result<Vec<TrialRecord>, SearchError> {
         let conn = self.lock()?;
         let mut stmt = conn.prepare(sql).map_err(|e| self.err(e))?;
         let rows = stmt
@@ -416,8 +414,12 @@ mod tests {
     fn trials_survive_reopening_and_running_ones_are_requeued() {
         let dir = tempfile::tempdir().unwrap();
         let j = Journal::create(dir.path(), &meta("jetson")).unwrap();
-        let a = j.insert("aaa", "{}", "random", Status::Pending, None).unwrap();
-        let b = j.insert("bbb", "{}", "random", Status::Pending, None).unwrap();
+        let a = j
+            .insert("aaa", "{}", "random", Status::Pending, None)
+            .unwrap();
+        let b = j
+            .insert("bbb", "{}", "random", Status::Pending, None)
+            .unwrap();
         j.start(a).unwrap();
         j.start(b).unwrap();
         let mut eval = Evaluation::default();
@@ -464,7 +466,11 @@ mod tests {
     fn a_content_id_is_stored_once() {
         let dir = tempfile::tempdir().unwrap();
         let j = Journal::create(dir.path(), &meta("jetson")).unwrap();
-        j.insert("aaa", "{}", "random", Status::Pending, None).unwrap();
-        assert!(j.insert("aaa", "{}", "random", Status::Pending, None).is_err());
+        j.insert("aaa", "{}", "random", Status::Pending, None)
+            .unwrap();
+        assert!(
+            j.insert("aaa", "{}", "random", Status::Pending, None)
+                .is_err()
+        );
     }
 }

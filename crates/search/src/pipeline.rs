@@ -91,7 +91,10 @@ impl Evaluator<Genome> for PipelineEvaluator {
             "macs".into(),
             Figure::new(totals.macs as f64, "count", "predicted"),
         );
-        write(trial.dir.join("genome.json"), trial.point.to_json().as_bytes())?;
+        write(
+            trial.dir.join("genome.json"),
+            trial.point.to_json().as_bytes(),
+        )?;
 
         let t = Instant::now();
         let config = TrainConfig {
@@ -100,7 +103,8 @@ impl Evaluator<Genome> for PipelineEvaluator {
         };
         let trained = kiln_train::train(&arch, &trial.id, &self.data, &config, &mut Silent)
             .map_err(|e| format!("training: {e}"))?;
-        eval.timings.insert("train_s".into(), t.elapsed().as_secs_f64());
+        eval.timings
+            .insert("train_s".into(), t.elapsed().as_secs_f64());
         let m = &trained.metrics;
         let accuracy = m.validation_top1.unwrap_or(m.test_top1);
         let acc_source = "host";
@@ -140,7 +144,8 @@ impl Evaluator<Genome> for PipelineEvaluator {
             ),
             None => None,
         };
-        eval.timings.insert("build_s".into(), t.elapsed().as_secs_f64());
+        eval.timings
+            .insert("build_s".into(), t.elapsed().as_secs_f64());
 
         let t = Instant::now();
         let arena = generated.plan.arena_bytes() as u64;
@@ -167,7 +172,8 @@ impl Evaluator<Genome> for PipelineEvaluator {
                 peak_memory_bytes: Some(sim.peak_memory_metric()),
             },
         );
-        eval.timings.insert("measure_s".into(), t.elapsed().as_secs_f64());
+        eval.timings
+            .insert("measure_s".into(), t.elapsed().as_secs_f64());
 
         if let Some(mode) = report
             .chosen_mode
@@ -179,10 +185,8 @@ impl Evaluator<Genome> for PipelineEvaluator {
                 .insert(keys::LATENCY_MS.into(), mode.latency_p50.into());
             eval.metrics.insert("fps".into(), mode.fps.into());
             eval.metrics.insert("power_w".into(), mode.watts.into());
-            eval.metrics.insert(
-                "energy_mj".into(),
-                mode.energy_per_inference.into(),
-            );
+            eval.metrics
+                .insert("energy_mj".into(), mode.energy_per_inference.into());
         }
         eval.metrics
             .insert(keys::SIZE_BYTES.into(), deployed_size.file.into());

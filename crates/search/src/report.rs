@@ -100,7 +100,13 @@ pub fn impossible_message(trials: &[TrialRecord], target: &str) -> String {
             .iter()
             .flat_map(|e| e.violations.iter().map(|v| v.to_string()))
             .collect();
-        let _ = writeln!(s, "  trial {} {}: broke {}", t.number, t.genome_id, broke.join("; "));
+        let _ = writeln!(
+            s,
+            "  trial {} {}: broke {}",
+            t.number,
+            t.genome_id,
+            broke.join("; ")
+        );
     }
     s
 }
@@ -153,7 +159,11 @@ pub fn write_report(
             trial: t.number,
             genome_id: t.genome_id.clone(),
             genome: serde_json::from_str(&t.genome).unwrap_or(serde_json::Value::Null),
-            metrics: t.evaluation.as_ref().map(|e| e.metrics.clone()).unwrap_or_default(),
+            metrics: t
+                .evaluation
+                .as_ref()
+                .map(|e| e.metrics.clone())
+                .unwrap_or_default(),
             folder: format!("front/{folder}"),
             crowding_distance: *crowding,
         });
@@ -291,14 +301,24 @@ pub fn scatter_svg(
         trials
             .iter()
             .filter(|t| t.status == status)
-            .filter_map(|t| Some((metric_of(t, keys::LATENCY_MS)?, metric_of(t, keys::ACCURACY)? * 100.0)))
+            .filter_map(|t| {
+                Some((
+                    metric_of(t, keys::LATENCY_MS)?,
+                    metric_of(t, keys::ACCURACY)? * 100.0,
+                ))
+            })
             .collect()
     };
     let feasible = pts(Status::Done);
     let infeasible = pts(Status::Infeasible);
     let front_pts: Vec<(f64, f64)> = front
         .iter()
-        .filter_map(|(t, _)| Some((metric_of(t, keys::LATENCY_MS)?, metric_of(t, keys::ACCURACY)? * 100.0)))
+        .filter_map(|(t, _)| {
+            Some((
+                metric_of(t, keys::LATENCY_MS)?,
+                metric_of(t, keys::ACCURACY)? * 100.0,
+            ))
+        })
         .collect();
     let all: Vec<&(f64, f64)> = feasible.iter().chain(&infeasible).collect();
     let mut x_max = all.iter().map(|p| p.0).fold(0.0, f64::max);
@@ -316,7 +336,10 @@ pub fn scatter_svg(
             .margin(20)
             .x_label_area_size(40)
             .y_label_area_size(50)
-            .caption("validation accuracy vs latency (sim, chosen power mode)", ("sans-serif", 18))
+            .caption(
+                "validation accuracy vs latency (sim, chosen power mode)",
+                ("sans-serif", 18),
+            )
             .build_cartesian_2d(0.0..x_max, y_min..100.0)
             .map_err(|e| err(&e))?;
         chart
@@ -327,7 +350,10 @@ pub fn scatter_svg(
             .map_err(|e| err(&e))?;
         if let Some(l) = latency_limit {
             chart
-                .draw_series(LineSeries::new(vec![(l, y_min), (l, 100.0)], RED.stroke_width(2)))
+                .draw_series(LineSeries::new(
+                    vec![(l, y_min), (l, 100.0)],
+                    RED.stroke_width(2),
+                ))
                 .map_err(|e| err(&e))?
                 .label(format!("latency limit {l:.1} ms"))
                 .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], RED));
@@ -348,7 +374,11 @@ pub fn scatter_svg(
             .draw_series(LineSeries::new(front_pts.clone(), orange.stroke_width(2)))
             .map_err(|e| err(&e))?;
         chart
-            .draw_series(front_pts.iter().map(|p| Circle::new(*p, 6, orange.filled())))
+            .draw_series(
+                front_pts
+                    .iter()
+                    .map(|p| Circle::new(*p, 6, orange.filled())),
+            )
             .map_err(|e| err(&e))?
             .label("Pareto front")
             .legend(move |(x, y)| Circle::new((x + 8, y), 6, orange.filled()));
@@ -397,7 +427,11 @@ fn html_report(
         count(Status::Infeasible),
         trials.iter().filter(|t| is_analytic_rejection(t)).count(),
         count(Status::Failed),
-        objectives.iter().map(|o| o.name()).collect::<Vec<_>>().join(", "),
+        objectives
+            .iter()
+            .map(|o| o.name())
+            .collect::<Vec<_>>()
+            .join(", "),
         front.len()
     );
     h.push_str("<p>Sources: <b>host</b> = measured on this machine (accuracy from training here), <b>sim</b> = wasm fuel under the device profile, <b>predicted</b> = analytic or a profile figure, <b>device</b> = measured on the device.</p>\n");
@@ -444,7 +478,10 @@ fn html_report(
         let _ = write!(
             h,
             "<h2>Nothing feasible</h2><pre>{}</pre>\n",
-            escape(&impossible_message(trials, meta.get("target").map_or("?", |s| s)))
+            escape(&impossible_message(
+                trials,
+                meta.get("target").map_or("?", |s| s)
+            ))
         );
     }
     h.push_str("<p>Every trial with its metrics, sources, timings and errors: <a href=\"trials.csv\">trials.csv</a>; the front as JSON: <a href=\"front.json\">front.json</a>.</p>\n</body></html>\n");
@@ -496,12 +533,24 @@ mod tests {
         ];
         for (id, acc, lat, bad) in rows {
             let n = j.insert(id, "{}", "random", Status::Pending, None).unwrap();
-            let status = if bad { Status::Infeasible } else { Status::Done };
-            j.finish(n, status, Some(&eval(acc, lat, bad)), None).unwrap();
+            let status = if bad {
+                Status::Infeasible
+            } else {
+                Status::Done
+            };
+            j.finish(n, status, Some(&eval(acc, lat, bad)), None)
+                .unwrap();
         }
-        let n = j.insert("e", "{}", "random", Status::Pending, None).unwrap();
-        j.finish(n, Status::Failed, None, Some("wasm build: cargo failed, \"x\""))
+        let n = j
+            .insert("e", "{}", "random", Status::Pending, None)
             .unwrap();
+        j.finish(
+            n,
+            Status::Failed,
+            None,
+            Some("wasm build: cargo failed, \"x\""),
+        )
+        .unwrap();
         let files = write_report(
             dir.path(),
             &j,
@@ -519,6 +568,9 @@ mod tests {
         assert_eq!(csv.lines().count(), 6);
         assert!(csv.contains("\"wasm build: cargo failed, \"\"x\"\"\""));
         let msg = impossible_message(&j.trials().unwrap(), "jetson");
-        assert!(msg.contains("trial 4 d: broke max_latency_p50_ms: 80.000 ms (sim) vs limit 50 ms"), "{msg}");
+        assert!(
+            msg.contains("trial 4 d: broke max_latency_p50_ms: 80.000 ms (sim) vs limit 50 ms"),
+            "{msg}"
+        );
     }
 }

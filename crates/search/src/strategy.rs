@@ -354,7 +354,11 @@ pub(crate) mod tests {
         );
         for i in 0..12 {
             let (p, origin) = s.ask();
-            let expected = if i < 5 { Origin::Random } else { Origin::Mutation };
+            let expected = if i < 5 {
+                Origin::Random
+            } else {
+                Origin::Mutation
+            };
             assert_eq!(origin, expected, "ask {i}");
             s.tell(&p, Outcome::Feasible { fitness: ones(&p) });
         }
