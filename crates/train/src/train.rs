@@ -132,7 +132,7 @@ fn train_on_pool(
     let loss_fn = CrossEntropyLossConfig::new()
         .with_smoothing((config.label_smoothing > 0.0).then_some(config.label_smoothing))
         .init(&autodiff);
-    let mut rng = ChaCha8Rng::seed_from_u64(config.seed ^ 0x5eed_0f_ba7c4);
+    let mut rng = ChaCha8Rng::seed_from_u64(config.seed ^ 0x5ee_d0fb_a7c4);
     let norm = &data.normalization;
     let n = data.train.len();
     // A last batch of one image would make batch-norm statistics degenerate: drop it.
