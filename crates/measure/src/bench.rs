@@ -106,8 +106,8 @@ impl Baseline {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir).map_err(write)?;
         }
-        let mut text = serde_json::to_string_pretty(self)
-            .map_err(|e| write(std::io::Error::other(e)))?;
+        let mut text =
+            serde_json::to_string_pretty(self).map_err(|e| write(std::io::Error::other(e)))?;
         text.push('\n');
         std::fs::write(path, text).map_err(write)
     }
@@ -145,7 +145,9 @@ pub struct Comparison {
 
 impl Comparison {
     pub fn regressions(&self) -> impl Iterator<Item = &FigureChange> {
-        self.changes.iter().filter(|c| c.verdict == Verdict::Regressed)
+        self.changes
+            .iter()
+            .filter(|c| c.verdict == Verdict::Regressed)
     }
 
     /// No regression and the suite matches the baseline.
@@ -173,10 +175,30 @@ pub fn compare(baseline: &Baseline, current: &[BenchEntry]) -> Comparison {
         }
         let figures = [
             ("fuel", base.fuel, now.fuel, t.fuel_pct),
-            ("wasm code bytes", base.wasm_code_bytes, now.wasm_code_bytes, t.code_pct),
-            ("wasm data bytes", base.wasm_data_bytes, now.wasm_data_bytes, t.data_pct),
-            ("arena bytes", base.arena_bytes, now.arena_bytes, t.arena_pct),
-            ("peak memory bytes", base.peak_memory_bytes, now.peak_memory_bytes, t.peak_memory_pct),
+            (
+                "wasm code bytes",
+                base.wasm_code_bytes,
+                now.wasm_code_bytes,
+                t.code_pct,
+            ),
+            (
+                "wasm data bytes",
+                base.wasm_data_bytes,
+                now.wasm_data_bytes,
+                t.data_pct,
+            ),
+            (
+                "arena bytes",
+                base.arena_bytes,
+                now.arena_bytes,
+                t.arena_pct,
+            ),
+            (
+                "peak memory bytes",
+                base.peak_memory_bytes,
+                now.peak_memory_bytes,
+                t.peak_memory_pct,
+            ),
         ];
         for (figure, was, is, tolerance_pct) in figures {
             let change_pct = if was == 0 {
@@ -232,7 +254,10 @@ impl fmt::Display for Comparison {
             );
         }
         for m in &self.suite_mismatch {
-            let _ = writeln!(out, "  suite mismatch: {m}; run `cargo xtask bench --update` if intended");
+            let _ = writeln!(
+                out,
+                "  suite mismatch: {m}; run `cargo xtask bench --update` if intended"
+            );
         }
         f.write_str(&out)
     }

@@ -13,7 +13,7 @@ use serde::Serialize;
 use kiln_target::Target;
 
 use crate::host::{self, HostTiming};
-use crate::metric::{Metric, Source, Unit};
+use crate::metric::{Metric, Unit};
 use crate::power::{self, Footprint, PowerReport};
 use crate::sim::{SimLimits, SimModule};
 use crate::size::{self, ModelSize};
