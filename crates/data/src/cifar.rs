@@ -56,9 +56,9 @@ fn split(images: Vec<u8>, labels: Vec<u8>, path: &Path) -> Result<Split, DataErr
 
 /// Reads one batch file: (pixels in CHW order, labels).
 pub fn read_batch(path: &Path) -> Result<(Vec<u8>, Vec<u8>), DataError> {
-    let bytes = std::fs::read(path).map_err(|source| DataError::Io {
+    let bytes = std::fs::read(path).map_err(|error| DataError::Io {
         path: PathBuf::from(path),
-        source,
+        error,
     })?;
     let record = 1 + SHAPE.len();
     if bytes.is_empty() {

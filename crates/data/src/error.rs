@@ -3,11 +3,11 @@ use std::path::PathBuf;
 /// Everything that can be wrong with a data set on disk. Each variant names the file.
 #[derive(Debug, thiserror::Error)]
 pub enum DataError {
-    #[error("cannot read {}: {source}", path.display())]
+    /// The message includes the I/O error (not chained as a source, so it prints once).
+    #[error("cannot read {}: {error}", path.display())]
     Io {
         path: PathBuf,
-        #[source]
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// The file ends before the data its header (or its record size) promises.
     #[error("{} is truncated: {message}", path.display())]

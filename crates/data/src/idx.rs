@@ -90,7 +90,7 @@ fn find(dir: &Path, stem: &str) -> Result<PathBuf, DataError> {
     }
     Err(DataError::Io {
         path: dir.join(stem),
-        source: std::io::Error::new(
+        error: std::io::Error::new(
             ErrorKind::NotFound,
             format!("not found (also looked for {})", candidates[1..].join(", ")),
         ),
@@ -152,9 +152,9 @@ pub fn read_idx_labels(path: &Path, classes: usize) -> Result<Vec<u8>, DataError
 }
 
 fn read_file(path: &Path) -> Result<Vec<u8>, DataError> {
-    let bytes = std::fs::read(path).map_err(|source| DataError::Io {
+    let bytes = std::fs::read(path).map_err(|error| DataError::Io {
         path: path.to_path_buf(),
-        source,
+        error,
     })?;
     maybe_gunzip(&bytes, path)
 }
@@ -231,7 +231,7 @@ pub(crate) fn maybe_gunzip(bytes: &[u8], path: &Path) -> Result<Vec<u8>, DataErr
         return Ok(bytes.to_vec());
     }
     read_all(MultiGzDecoder::new(bytes), path).map_err(|e| match e {
-        DataError::Io { path, source } if source.kind() == ErrorKind::UnexpectedEof => {
+        DataError::Io { path, error } if error.kind() == ErrorKind::UnexpectedEof => {
             DataError::Truncated {
                 path,
                 message: "the gzip stream ends early".into(),

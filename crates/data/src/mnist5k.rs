@@ -34,9 +34,9 @@ pub fn load_mnist_5k(options: &SplitOptions) -> Result<Dataset, DataError> {
 /// Reads a file in the bundled format (gzip'd or plain CSV, 785 integer columns, label last)
 /// and splits it like the bundled set, holding out a fifth as test.
 pub fn load_mnist_csv(path: &Path, options: &SplitOptions) -> Result<Dataset, DataError> {
-    let bytes = std::fs::read(path).map_err(|source| DataError::Io {
+    let bytes = std::fs::read(path).map_err(|error| DataError::Io {
         path: path.to_path_buf(),
-        source,
+        error,
     })?;
     let all = parse_mnist_csv(&bytes, path)?;
     split_mnist_csv(all, format!("csv:{}", path.display()), options)
@@ -139,9 +139,9 @@ pub(crate) fn read_all(mut reader: impl Read, path: &Path) -> Result<Vec<u8>, Da
     let mut out = Vec::new();
     reader
         .read_to_end(&mut out)
-        .map_err(|source| DataError::Io {
+        .map_err(|error| DataError::Io {
             path: path.to_path_buf(),
-            source,
+            error,
         })?;
     Ok(out)
 }
