@@ -72,6 +72,13 @@ pub fn build_bin(
         target: target.name().to_string(),
         message,
     };
+    // Every model's binary is uplifted to the same path of the shared target
+    // dir (`release/kiln-model`); building and copying it out must not
+    // interleave with another thread's build, or we would copy its model.
+    static BUILD_LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _guard = BUILD_LOCK
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
     let manifest = crate_dir.join("Cargo.toml");
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut cmd = Command::new(cargo);
