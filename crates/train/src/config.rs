@@ -43,6 +43,10 @@ pub struct TrainConfig {
     pub threads: usize,
     /// Images per evaluation batch (memory only; results do not depend on it).
     pub eval_batch_size: usize,
+    /// After training, recompute the batch-norm running statistics as the plain average over
+    /// this many training images (no augmentation, weights fixed); 0 keeps the moving
+    /// averages. Short runs profit most: their moving averages lag the fast-moving weights.
+    pub bn_recalibration_images: usize,
 }
 
 impl Default for TrainConfig {
@@ -59,6 +63,7 @@ impl Default for TrainConfig {
             seed: 0,
             threads: 1,
             eval_batch_size: 250,
+            bn_recalibration_images: 1024,
         }
     }
 }

@@ -229,3 +229,29 @@ impl Network {
         self.classifier.forward(pooled)
     }
 }
+
+impl Network {
+    /// Every batch-norm layer, in network order.
+    fn batch_norms_mut(&mut self) -> Vec<&mut BatchNorm> {
+        let mut out = vec![&mut self.stem.bn];
+        for b in &mut self.blocks {
+            if let Some(e) = &mut b.expand {
+                out.push(&mut e.bn);
+            }
+            out.push(&mut b.depthwise.bn);
+            out.push(&mut b.project.bn);
+        }
+        if let Some(h) = &mut self.head {
+            out.push(&mut h.bn);
+        }
+        out
+    }
+
+    /// Sets the running-statistics momentum of every batch norm (1/k over k batches gives
+    /// their plain average, which is how the statistics are recalibrated after training).
+    pub fn set_bn_momentum(&mut self, momentum: f64) {
+        for bn in self.batch_norms_mut() {
+            bn.momentum = momentum;
+        }
+    }
+}

@@ -206,6 +206,17 @@ fn train_on_pool(
         epochs.push(m);
     }
 
+    if config.bn_recalibration_images > 0 {
+        network = recalibrate_bn(network, data, config, &autodiff);
+        if let (Some(last), false) = (epochs.last_mut(), data.validation.is_empty()) {
+            last.validation_top1 = Some(evaluate(
+                &network.valid(),
+                &data.validation,
+                data,
+                config.eval_batch_size,
+            )?);
+        }
+    }
     let network = network.valid();
     let test_top1 = evaluate(&network, &data.test, data, config.eval_batch_size)?;
     let totals = arch.totals();
@@ -233,6 +244,31 @@ fn train_on_pool(
         network,
         metrics,
     })
+}
+
+/// Recomputes the batch-norm running statistics as the average over the first
+/// `config.bn_recalibration_images` training images, in train-mode forward passes.
+fn recalibrate_bn(
+    mut network: Network,
+    data: &Dataset,
+    config: &TrainConfig,
+    device: &Device,
+) -> Network {
+    let n = config.bn_recalibration_images.min(data.train.len());
+    let all: Vec<usize> = (0..n).collect();
+    for (k, idx) in all.chunks(config.batch_size.max(2)).enumerate() {
+        if idx.len() < 2 {
+            break;
+        }
+        network.set_bn_momentum(1.0 / (k + 1) as f64);
+        let batch = data
+            .train
+            .batch::<ChaCha8Rng>(idx, &data.normalization, None);
+        let x = images_tensor(batch.images, idx.len(), data, device);
+        let _ = network.forward(x.detach());
+    }
+    network.set_bn_momentum(0.1);
+    network
 }
 
 fn images_tensor(images: Vec<f32>, n: usize, data: &Dataset, device: &Device) -> Tensor<4> {
