@@ -34,7 +34,7 @@ fn free_port() -> u16 {
 }
 
 fn whoami() -> String {
-    String::from_utf8(run(&mut Command::new("id").arg("-un")).stdout)
+    String::from_utf8(run(Command::new("id").arg("-un")).stdout)
         .unwrap()
         .trim()
         .to_string()
@@ -61,7 +61,7 @@ impl Sshd {
         let _ = std::fs::create_dir_all("/run/sshd");
         let port = free_port();
         let config = format!(
-            "Port {port}\nListenAddress 127.0.0.1\nHostKey {hk}\nAuthorizedKeysFile {ak}\nPermitRootLogin prohibit-password\nPasswordAuthentication no\nKbdInteractiveAuthentication no\nStrictModes no\nUsePAM no\nPidFile {pid}\nLogLevel ERROR\n",
+            "Port {port}\nListenAddress 127.0.0.1\nHostKey {hk}\nAuthorizedKeysFile {ak}\nPermitRootLogin prohibit-password\nPasswordAuthentication no\nKbdInteractiveAuthentication no\nStrictModes no\nUsePAM no\nSubsystem sftp internal-sftp\nPidFile {pid}\nLogLevel ERROR\n",
             hk = d.join("host_key").display(),
             ak = d.join("authorized_keys").display(),
             pid = d.join("sshd.pid").display(),
@@ -135,7 +135,8 @@ fn models() -> &'static (PathBuf, PathBuf, PathBuf) {
             .join("kiln-flash-test");
         std::fs::create_dir_all(&dir).unwrap();
         let genome = dir.join("genome.json");
-        let g = run(Command::new(env!("CARGO_BIN_EXE_xtask")).args(["space", "sample", "--seed", "7"]));
+        let g =
+            run(Command::new(env!("CARGO_BIN_EXE_xtask")).args(["space", "sample", "--seed", "7"]));
         std::fs::write(&genome, &g.stdout).unwrap();
         let mut out = Vec::new();
         for seed in ["1", "2"] {
@@ -155,7 +156,8 @@ fn models() -> &'static (PathBuf, PathBuf, PathBuf) {
 /// `runner` replaced when given, in a fresh profile folder.
 fn profile(name: &str, device_dir: &Path, runner: Option<&str>) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
-    let text = std::fs::read_to_string(workspace().join("targets").join(format!("{name}.toml"))).unwrap();
+    let text =
+        std::fs::read_to_string(workspace().join("targets").join(format!("{name}.toml"))).unwrap();
     let mut out = String::new();
     for line in text.lines() {
         if line.starts_with("dir =") {
@@ -180,19 +182,42 @@ fn toml_string(s: &str) -> String {
 
 struct Flash {
     ok: bool,
+    out: PathBuf,
     stdout: String,
     stderr: String,
 }
 
+/// A fresh output folder for each flash: kiln-codegen copies its artifact
+/// out of a shared target dir, and a crate that is already built there
+/// (fresh) may come back with another model's artifact (see the report);
+/// flash's own check refuses such a program, but tests want the model.
+fn out_dir(model: &Path, target: &str) -> PathBuf {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    static COUNT: AtomicUsize = AtomicUsize::new(0);
+    let n = COUNT.fetch_add(1, Ordering::SeqCst);
+    let stem = model.file_stem().unwrap().to_string_lossy();
+    models()
+        .2
+        .join(format!("out-{}-{stem}-{target}-{n}", std::process::id()))
+}
+
 /// `cargo xtask flash` with the stand-in device; `envs` set for the run.
-fn flash(sshd: &Sshd, target: &str, profiles: &Path, model: &Path, out: &Path, extra: &[&str], envs: &[(&str, &Path)]) -> Flash {
+fn flash(
+    sshd: &Sshd,
+    target: &str,
+    profiles: &Path,
+    model: &Path,
+    extra: &[&str],
+    envs: &[(&str, &Path)],
+) -> Flash {
+    let out = out_dir(model, target);
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_xtask"));
     cmd.args(["flash", "--target", target])
         .args(sshd.ssh_args())
         .arg("--model")
         .arg(model)
         .arg("--out")
-        .arg(out)
+        .arg(&out)
         .arg("--targets-dir")
         .arg(profiles)
         .args(["--warmup", "1", "--runs", "5"])
@@ -203,6 +228,7 @@ fn flash(sshd: &Sshd, target: &str, profiles: &Path, model: &Path, out: &Path, e
     let o = cmd.output().expect("xtask starts");
     Flash {
         ok: o.status.success(),
+        out,
         stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
         stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
     }
@@ -218,7 +244,11 @@ fn current(device: &Path) -> Option<String> {
 /// Version folders and leftovers in the kiln folder, sorted.
 fn listing(device: &Path) -> Vec<String> {
     let mut names: Vec<String> = std::fs::read_dir(device)
-        .map(|r| r.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect())
+        .map(|r| {
+            r.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
         .unwrap_or_default();
     names.sort();
     names
@@ -226,11 +256,22 @@ fn listing(device: &Path) -> Vec<String> {
 
 /// Runs the installed version's benchmark on the "device" directly.
 fn installed_version_runs(device: &Path) -> bool {
-    let Some(v) = current(device) else { return false };
+    let Some(v) = current(device) else {
+        return false;
+    };
     let folder = device.join(v);
     Command::new(folder.join("kiln-model"))
         .current_dir(&folder)
-        .args(["--bench", "--warmup", "0", "--runs", "1", "--expect", "expected.bin", "input.bin"])
+        .args([
+            "--bench",
+            "--warmup",
+            "0",
+            "--runs",
+            "1",
+            "--expect",
+            "expected.bin",
+            "input.bin",
+        ])
         .output()
         .is_ok_and(|o| o.status.success())
 }
@@ -249,29 +290,32 @@ fn metrics(out: &Path) -> serde_json::Value {
 }
 
 /// Flashes model A with the host profile; returns (profiles, out, version).
-fn install_first(sshd: &Sshd, work: &Path) -> (tempfile::TempDir, PathBuf, String) {
+fn install_first(sshd: &Sshd) -> (tempfile::TempDir, PathBuf, String) {
     let (a, _, _) = models();
     let profiles = profile("host", &sshd.device_dir(), None);
-    let out = work.join("a");
-    let f = flash(sshd, "host", profiles.path(), a, &out, &[], &[]);
+    let f = flash(sshd, "host", profiles.path(), a, &[], &[]);
     assert!(f.ok, "first flash failed:\n{}\n{}", f.stdout, f.stderr);
     let v = current(&sshd.device_dir()).expect("a current version");
-    (profiles, out, v)
+    (profiles, f.out, v)
 }
 
 #[test]
 fn host_flash_checks_the_output_and_keeps_the_previous_version() {
     let _g = serial();
     let sshd = Sshd::start();
-    let work = tempfile::tempdir().unwrap();
-    let (profiles, out, first) = install_first(&sshd, work.path());
+    let (profiles, out, first) = install_first(&sshd);
     let device = sshd.device_dir();
     let m = metrics(&out);
     assert_eq!(m["device"]["source"], "device");
     assert_eq!(m["device"]["bench"]["source"], "device");
     assert_eq!(m["device"]["bench"]["runs"], 5);
     assert_eq!(m["device"]["bench"]["output_check"]["passed"], true);
-    assert!(m["device"]["bench"]["output_check"]["max_abs_err"].as_f64().unwrap() <= 1e-4);
+    assert!(
+        m["device"]["bench"]["output_check"]["max_abs_err"]
+            .as_f64()
+            .unwrap()
+            <= 1e-4
+    );
     assert!(m["device"]["bench"]["peak_rss_kib"].as_u64().unwrap() > 0);
     // the sim and host figures of the same model sit next to it
     assert_eq!(m["local"]["fuel"]["source"], "sim");
@@ -280,15 +324,29 @@ fn host_flash_checks_the_output_and_keeps_the_previous_version() {
 
     // A second model replaces it; the first stays for rollback.
     let (_, b, _) = models();
-    let f = flash(&sshd, "host", profiles.path(), b, &work.path().join("b"), &[], &[]);
+    let f = flash(&sshd, "host", profiles.path(), b, &[], &[]);
     assert!(f.ok, "{}\n{}", f.stdout, f.stderr);
     assert!(f.stdout.contains("latency [device]"), "{}", f.stdout);
     assert!(f.stdout.contains("PASS"), "{}", f.stdout);
-    assert!(f.stdout.contains(&format!("previous version {first} kept")), "{}", f.stdout);
+    assert!(
+        f.stdout.contains(&format!("previous version {first} kept")),
+        "{}",
+        f.stdout
+    );
     let second = current(&device).unwrap();
     assert_ne!(second, first);
-    assert_eq!(std::fs::read_to_string(device.join("previous")).unwrap().trim(), first);
-    let mut expected = vec![first.clone(), second.clone(), "current".to_string(), "previous".to_string()];
+    assert_eq!(
+        std::fs::read_to_string(device.join("previous"))
+            .unwrap()
+            .trim(),
+        first
+    );
+    let mut expected = vec![
+        first.clone(),
+        second.clone(),
+        "current".to_string(),
+        "previous".to_string(),
+    ];
     expected.sort();
     assert_eq!(listing(&device), expected);
 }
@@ -297,13 +355,16 @@ fn host_flash_checks_the_output_and_keeps_the_previous_version() {
 fn emulated_aarch64_device_runs_the_musl_build_under_qemu() {
     let _g = serial();
     let sshd = Sshd::start();
-    let work = tempfile::tempdir().unwrap();
     let (a, _, _) = models();
     let profiles = profile("qemu-aarch64", &sshd.device_dir(), None);
-    let out = work.path().join("out");
-    let f = flash(&sshd, "qemu-aarch64", profiles.path(), a, &out, &[], &[]);
+    let f = flash(&sshd, "qemu-aarch64", profiles.path(), a, &[], &[]);
+    let out = f.out.clone();
     assert!(f.ok, "{}\n{}", f.stdout, f.stderr);
-    assert!(f.stdout.contains("run under qemu-aarch64, emulated"), "{}", f.stdout);
+    assert!(
+        f.stdout.contains("run under qemu-aarch64, emulated"),
+        "{}",
+        f.stdout
+    );
     let m = metrics(&out);
     assert_eq!(m["device"]["bench"]["output_check"]["passed"], true);
     assert_eq!(m["device"]["runner"], "qemu-aarch64");
@@ -311,7 +372,11 @@ fn emulated_aarch64_device_runs_the_musl_build_under_qemu() {
     let v = current(&sshd.device_dir()).unwrap();
     let elf = std::fs::read(sshd.device_dir().join(v).join("kiln-model")).unwrap();
     assert_eq!(&elf[..4], b"\x7fELF");
-    assert_eq!(u16::from_le_bytes([elf[18], elf[19]]), 183, "e_machine is EM_AARCH64");
+    assert_eq!(
+        u16::from_le_bytes([elf[18], elf[19]]),
+        183,
+        "e_machine is EM_AARCH64"
+    );
 }
 
 #[test]
@@ -350,7 +415,7 @@ fn an_upload_cut_off_midway_leaves_the_old_version_working() {
     let _g = serial();
     let sshd = Sshd::start();
     let work = tempfile::tempdir().unwrap();
-    let (profiles, _, first) = install_first(&sshd, work.path());
+    let (profiles, _, first) = install_first(&sshd);
     // scp that loses the link after the first 4 KiB of each file
     let cut = script(
         work.path(),
@@ -361,14 +426,25 @@ scp "${args[@]}"; rm -f "$tmp"
 echo 'client_loop: send disconnect: Broken pipe' >&2; exit 255"#,
     );
     let (_, b, _) = models();
-    let f = flash(&sshd, "host", profiles.path(), b, &work.path().join("b"), &[], &[("KILN_SCP", &cut)]);
+    let f = flash(
+        &sshd,
+        "host",
+        profiles.path(),
+        b,
+        &[],
+        &[("KILN_SCP", &cut)],
+    );
     assert!(!f.ok, "{}", f.stdout);
     assert!(f.stderr.contains("upload of kiln-model"), "{}", f.stderr);
     assert!(f.stderr.contains("Broken pipe"), "{}", f.stderr);
-    assert!(f.stderr.contains("keeps its previous version"), "{}", f.stderr);
+    assert!(
+        f.stderr.contains("keeps its previous version"),
+        "{}",
+        f.stderr
+    );
     let device = sshd.device_dir();
     assert_eq!(current(&device).as_deref(), Some(first.as_str()));
-    assert_eq!(listing(&device), vec![first.clone(), "current".to_string()]);
+    assert_eq!(listing(&device), ["current".to_string(), first.clone()]);
     assert!(installed_version_runs(&device));
 }
 
@@ -377,7 +453,7 @@ fn a_checksum_mismatch_discards_the_upload() {
     let _g = serial();
     let sshd = Sshd::start();
     let work = tempfile::tempdir().unwrap();
-    let (profiles, _, first) = install_first(&sshd, work.path());
+    let (profiles, _, first) = install_first(&sshd);
     // scp that delivers every file with its last byte changed, and says it went well
     let corrupt = script(
         work.path(),
@@ -387,13 +463,28 @@ cp "${args[n-2]}" "$tmp"; printf X >> "$tmp"; args[n-2]=$tmp
 scp "${args[@]}"; rc=$?; rm -f "$tmp"; exit $rc"#,
     );
     let (_, b, _) = models();
-    let f = flash(&sshd, "host", profiles.path(), b, &work.path().join("b"), &[], &[("KILN_SCP", &corrupt)]);
+    let f = flash(
+        &sshd,
+        "host",
+        profiles.path(),
+        b,
+        &[],
+        &[("KILN_SCP", &corrupt)],
+    );
     assert!(!f.ok, "{}", f.stdout);
-    assert!(f.stderr.contains("checksum mismatch for kiln-model"), "{}", f.stderr);
-    assert!(f.stderr.contains("keeps its previous version"), "{}", f.stderr);
+    assert!(
+        f.stderr.contains("checksum mismatch for kiln-model"),
+        "{}",
+        f.stderr
+    );
+    assert!(
+        f.stderr.contains("keeps its previous version"),
+        "{}",
+        f.stderr
+    );
     let device = sshd.device_dir();
     assert_eq!(current(&device).as_deref(), Some(first.as_str()));
-    assert_eq!(listing(&device), vec![first.clone(), "current".to_string()]);
+    assert_eq!(listing(&device), ["current".to_string(), first.clone()]);
     assert!(installed_version_runs(&device));
 }
 
@@ -401,8 +492,7 @@ scp "${args[@]}"; rc=$?; rm -f "$tmp"; exit $rc"#,
 fn a_failing_benchmark_rolls_back() {
     let _g = serial();
     let sshd = Sshd::start();
-    let work = tempfile::tempdir().unwrap();
-    let (_, _, first) = install_first(&sshd, work.path());
+    let (_, _, first) = install_first(&sshd);
     // a runner that dies as a program built for the wrong CPU would
     let broken = profile(
         "host",
@@ -410,15 +500,20 @@ fn a_failing_benchmark_rolls_back() {
         Some("sh -c 'echo Illegal instruction >&2; exit 132' kiln"),
     );
     let (_, b, _) = models();
-    let f = flash(&sshd, "host", broken.path(), b, &work.path().join("b"), &[], &[]);
+    let f = flash(&sshd, "host", broken.path(), b, &[], &[]);
     assert!(!f.ok, "{}", f.stdout);
     assert!(f.stderr.contains("the benchmark on"), "{}", f.stderr);
     assert!(f.stderr.contains("exit 132"), "{}", f.stderr);
     assert!(f.stderr.contains("Illegal instruction"), "{}", f.stderr);
-    assert!(f.stderr.contains(&format!("rolled back to the previous version {first}")), "{}", f.stderr);
+    assert!(
+        f.stderr
+            .contains(&format!("rolled back to the previous version {first}")),
+        "{}",
+        f.stderr
+    );
     let device = sshd.device_dir();
     assert_eq!(current(&device).as_deref(), Some(first.as_str()));
-    assert_eq!(listing(&device), vec![first.clone(), "current".to_string()]);
+    assert_eq!(listing(&device), ["current".to_string(), first.clone()]);
     assert!(installed_version_runs(&device));
 }
 
@@ -426,10 +521,16 @@ fn a_failing_benchmark_rolls_back() {
 fn dry_run_prints_every_command_and_touches_nothing() {
     let _g = serial();
     let sshd = Sshd::start();
-    let work = tempfile::tempdir().unwrap();
     let (a, _, _) = models();
     let profiles = profile("jetson", &sshd.device_dir(), None);
-    let f = flash(&sshd, "jetson", profiles.path(), a, &work.path().join("a"), &["--dry-run", "--power-mode", "5W"], &[]);
+    let f = flash(
+        &sshd,
+        "jetson",
+        profiles.path(),
+        a,
+        &["--dry-run", "--power-mode", "5W"],
+        &[],
+    );
     assert!(f.ok, "{}\n{}", f.stdout, f.stderr);
     for needle in [
         "BatchMode=yes",
@@ -443,5 +544,60 @@ fn dry_run_prints_every_command_and_touches_nothing() {
     ] {
         assert!(f.stdout.contains(needle), "no `{needle}` in\n{}", f.stdout);
     }
-    assert!(!sshd.device_dir().exists(), "a dry run must not touch the device");
+    assert!(
+        !sshd.device_dir().exists(),
+        "a dry run must not touch the device"
+    );
+}
+
+#[test]
+fn a_run_folder_gives_its_fronts_most_accurate_model() {
+    let _g = serial();
+    let sshd = Sshd::start();
+    let (a, b, _) = models();
+    // a run folder as kiln-search writes it: front.json fastest first, models under front/
+    let run = tempfile::tempdir().unwrap();
+    for (folder, model) in [("01-fast", b), ("02-accurate", a)] {
+        let dir = run.path().join("front").join(folder);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::copy(model, dir.join("model.onnx")).unwrap();
+    }
+    let front = serde_json::json!({
+        "run": {"target": "host"},
+        "objectives": ["accuracy", "latency"],
+        "front": [
+            {"folder": "front/01-fast", "metrics": {"accuracy": {"value": 0.91, "unit": "", "source": "host"}}},
+            {"folder": "front/02-accurate", "metrics": {"accuracy": {"value": 0.97, "unit": "", "source": "host"}}},
+        ],
+    });
+    std::fs::write(run.path().join("front.json"), front.to_string()).unwrap();
+    let profiles = profile("host", &sshd.device_dir(), None);
+    let flash_run = || {
+        Command::new(env!("CARGO_BIN_EXE_xtask"))
+            .args(["flash", "--target", "host", "--dry-run"])
+            .args(sshd.ssh_args())
+            .arg("--model")
+            .arg(run.path())
+            .arg("--out")
+            .arg(out_dir(a, "host"))
+            .arg("--targets-dir")
+            .arg(profiles.path())
+            .output()
+            .unwrap()
+    };
+    let o = flash_run();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{err}");
+    assert!(err.contains("02-accurate/model.onnx"), "{err}");
+
+    // an empty front is an error that says why
+    std::fs::write(
+        run.path().join("front.json"),
+        r#"{"run":{"target":"host"},"front":[]}"#,
+    )
+    .unwrap();
+    let o = flash_run();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success());
+    assert!(err.contains("the front is empty"), "{err}");
 }

@@ -70,17 +70,30 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let targets_dir = args.targets_dir.clone().unwrap_or_else(common::targets_dir);
     let target = kiln_target::load(&targets_dir, &args.target)?;
     let transport = transport(&args, target.deploy.method, &target.name)?;
-    let dir = target.deploy.dir.clone().unwrap_or_else(|| match target.deploy.method {
-        DeployMethod::Adb => "/data/local/tmp/kiln".to_string(),
-        _ => "/tmp/kiln".to_string(),
-    });
+    let dir = target
+        .deploy
+        .dir
+        .clone()
+        .unwrap_or_else(|| match target.deploy.method {
+            DeployMethod::Adb => "/data/local/tmp/kiln".to_string(),
+            _ => "/tmp/kiln".to_string(),
+        });
     let power = match &args.power_mode {
         None => None,
         Some(name) => {
-            let mode = target.power_modes.iter().find(|m| &m.name == name).with_context(|| {
-                let known: Vec<&str> = target.power_modes.iter().map(|m| m.name.as_str()).collect();
-                format!("--power-mode {name}: target {} has modes {}", target.name, known.join(", "))
-            })?;
+            let mode = target
+                .power_modes
+                .iter()
+                .find(|m| &m.name == name)
+                .with_context(|| {
+                    let known: Vec<&str> =
+                        target.power_modes.iter().map(|m| m.name.as_str()).collect();
+                    format!(
+                        "--power-mode {name}: target {} has modes {}",
+                        target.name,
+                        known.join(", ")
+                    )
+                })?;
             Some(PowerPlan {
                 mode: mode.name.clone(),
                 nvpmodel_id: mode.nvpmodel_id,
@@ -103,9 +116,18 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     } else if target.triple == "aarch64-unknown-linux-musl" {
         BuildTarget::Aarch64Musl
     } else {
-        bail!("target {}: kiln cannot build {} programs for a device", target.name, target.triple);
+        bail!(
+            "target {}: kiln cannot build {} programs for a device",
+            target.name,
+            target.triple
+        );
     };
-    eprintln!("building {} for {} ({})", onnx.display(), target.name, target.triple);
+    eprintln!(
+        "building {} for {} ({})",
+        onnx.display(),
+        target.name,
+        target.triple
+    );
     let graph = kiln_lower::lower_file(&onnx, &kiln_lower::LowerOptions::default())?;
     let crate_dir = out.join("crate");
     let generated = kiln_codegen::generate(
@@ -122,7 +144,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let input_path = out.join("input.bin");
     let expected_path = out.join("expected.bin");
     write(&input_path, &kiln_measure::host::encode_f32_le(&input))?;
-    write(&expected_path, &kiln_measure::host::encode_f32_le(&sim.output))?;
+    write(
+        &expected_path,
+        &kiln_measure::host::encode_f32_le(&sim.output),
+    )?;
 
     // sim and host figures of the same model (host under qemu for aarch64).
     let artifacts = kiln_measure::report::Artifacts {
@@ -139,6 +164,16 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         ..Default::default()
     };
     let local = kiln_measure::report::measure(&target, &artifacts, &local_options)?;
+    // Never ship a program that already disagrees with the simulation here.
+    if let Some(check) = local.output_check.as_ref().filter(|c| !c.passed) {
+        bail!(
+            "not flashing {}: {} differ by {:.2e} (tolerance {:.0e}) here already; rebuild (another build may have replaced the shared artifact)",
+            program.display(),
+            check.compared,
+            check.max_abs_diff,
+            check.tolerance
+        );
+    }
 
     let bench = BenchSettings {
         warmup: args.warmup,
@@ -158,51 +193,100 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             println!("  {c}");
         }
     }
-    let report = result.with_context(|| format!("flashing {} to {}", onnx.display(), device.name()))?;
+    let report =
+        result.with_context(|| format!("flashing {} to {}", onnx.display(), device.name()))?;
     if args.dry_run {
         return Ok(());
     }
     let Some(b) = &report.bench else {
         bail!("the device returned no benchmark figures");
     };
-    println!("flashed {} to {} ({}/{}){}", onnx.display(), report.device, report.dir, report.version,
-        report.previous.as_deref().map(|p| format!(", previous version {p} kept")).unwrap_or_default());
+    println!(
+        "flashed {} to {} ({}/{}){}",
+        onnx.display(),
+        report.device,
+        report.dir,
+        report.version,
+        report
+            .previous
+            .as_deref()
+            .map(|p| format!(", previous version {p} kept"))
+            .unwrap_or_default()
+    );
     println!(
         "  latency [device]   p50 {:.1} us, p95 {:.1} us, min {:.1} us, max {:.1} us ({} runs after {} warm-up{})",
-        b.p50_us, b.p95_us, b.min_us, b.max_us, b.runs, args.warmup,
-        target.deploy.runner.as_deref().map(|r| format!("; run under {r}, emulated")).unwrap_or_default()
+        b.p50_us,
+        b.p95_us,
+        b.min_us,
+        b.max_us,
+        b.runs,
+        args.warmup,
+        target
+            .deploy
+            .runner
+            .as_deref()
+            .map(|r| format!("; run under {r}, emulated"))
+            .unwrap_or_default()
     );
     match b.peak_rss_kib {
-        Some(k) => println!("  peak RSS [device]  {k} KiB{}", if target.deploy.runner.is_some() { " (includes the runner)" } else { "" }),
+        Some(k) => println!(
+            "  peak RSS [device]  {k} KiB{}",
+            if target.deploy.runner.is_some() {
+                " (includes the runner)"
+            } else {
+                ""
+            }
+        ),
         None => println!("  peak RSS [device]  not available (no VmHWM in /proc/self/status)"),
     }
     if let Some(c) = &b.output_check {
         println!(
             "  output check [device] max abs error {} vs the wasm sim's output (tolerance {:e}): {}",
-            c.max_abs_err.map_or("NaN".to_string(), |e| format!("{e:.2e}")),
+            c.max_abs_err
+                .map_or("NaN".to_string(), |e| format!("{e:.2e}")),
             c.tolerance,
             if c.passed { "PASS" } else { "FAIL" }
         );
     }
     let p = &report.power;
     if let Some(mode) = &p.requested_mode {
-        println!("  power mode {mode}: nvpmodel {}", match (p.nvpmodel_set, p.nvpmodel_before) {
-            (Some(id), Some(before)) => format!("-m {id} (was {before}{})", if p.restored == Some(true) { ", restored" } else { "" }),
-            (Some(id), None) => format!("-m {id}"),
-            _ => "not set".to_string(),
-        });
+        println!(
+            "  power mode {mode}: nvpmodel {}",
+            match (p.nvpmodel_set, p.nvpmodel_before) {
+                (Some(id), Some(before)) => format!(
+                    "-m {id} (was {before}{})",
+                    if p.restored == Some(true) {
+                        ", restored"
+                    } else {
+                        ""
+                    }
+                ),
+                (Some(id), None) => format!("-m {id}"),
+                _ => "not set".to_string(),
+            }
+        );
     }
     if let (Some(w), Some(e)) = (p.average_watts, p.energy_per_inference_mj) {
-        println!("  power [device]     {w:.2} W average over {} samples, {e:.3} mJ per inference (average W x p50)", p.samples);
+        println!(
+            "  power [device]     {w:.2} W average over {} samples, {e:.3} mJ per inference (average W x p50)",
+            p.samples
+        );
     }
     for n in &p.notes {
         println!("  note: {n}");
     }
     if let Some(t) = &local.host_timing {
-        println!("  latency [{}] p50 {:.1} us (for comparison)", t.label(), t.p50.value);
+        println!(
+            "  latency [{}] p50 {:.1} us (for comparison)",
+            t.label(),
+            t.p50.value
+        );
     }
     if let Some(m) = local.power.modes.first() {
-        println!("  latency [sim]      p50=p95 {} at mode {}", m.latency_p50, m.mode);
+        println!(
+            "  latency [sim]      p50=p95 {} at mode {}",
+            m.latency_p50, m.mode
+        );
     }
     let metrics = serde_json::json!({
         "model": onnx.display().to_string(),
@@ -226,7 +310,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
 
 fn write(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     if let Some(parent) = path.parent() {
-        std::fs::create_dir_all(parent).with_context(|| format!("cannot create {}", parent.display()))?;
+        std::fs::create_dir_all(parent)
+            .with_context(|| format!("cannot create {}", parent.display()))?;
     }
     std::fs::write(path, bytes).with_context(|| format!("cannot write {}", path.display()))
 }
@@ -235,10 +320,14 @@ fn transport(args: &Args, method: DeployMethod, target: &str) -> anyhow::Result<
     match method {
         DeployMethod::Ssh => {
             if args.serial.is_some() {
-                bail!("--serial is for adb devices; target {target} deploys over ssh (give --host USER@ADDR)");
+                bail!(
+                    "--serial is for adb devices; target {target} deploys over ssh (give --host USER@ADDR)"
+                );
             }
             let Some(host) = &args.host else {
-                bail!("target {target} deploys over ssh: give --host USER@ADDR (and --port, --identity if needed)");
+                bail!(
+                    "target {target} deploys over ssh: give --host USER@ADDR (and --port, --identity if needed)"
+                );
             };
             if host.starts_with('-') || host.contains(char::is_whitespace) {
                 bail!("--host `{host}`: expected USER@ADDR");
@@ -252,9 +341,13 @@ fn transport(args: &Args, method: DeployMethod, target: &str) -> anyhow::Result<
         }
         DeployMethod::Adb => {
             if args.host.is_some() || args.port.is_some() || args.identity.is_some() {
-                bail!("target {target} deploys with adb: use --serial SERIAL, not --host/--port/--identity");
+                bail!(
+                    "target {target} deploys with adb: use --serial SERIAL, not --host/--port/--identity"
+                );
             }
-            Ok(Transport::Adb(AdbTarget { serial: args.serial.clone() }))
+            Ok(Transport::Adb(AdbTarget {
+                serial: args.serial.clone(),
+            }))
         }
         DeployMethod::Wasmtime => bail!(
             "target {target} is the simulated device (wasmtime); nothing to flash: `cargo xtask measure MODEL.onnx --target {target}` measures it"
@@ -266,8 +359,16 @@ fn transport(args: &Args, method: DeployMethod, target: &str) -> anyhow::Result<
 fn resolve_model(args: &Args, target: &str) -> anyhow::Result<(PathBuf, PathBuf)> {
     let run_dir = match &args.model {
         Some(p) if p.is_file() => {
-            let stem = p.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "model".into());
-            let out = args.out.clone().unwrap_or_else(|| common::workspace_root().join("runs/flash").join(target).join(stem));
+            let stem = p
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_else(|| "model".into());
+            let out = args.out.clone().unwrap_or_else(|| {
+                common::workspace_root()
+                    .join("runs/flash")
+                    .join(target)
+                    .join(stem)
+            });
             return Ok((p.clone(), out));
         }
         Some(p) if p.is_dir() => p.clone(),
@@ -275,35 +376,59 @@ fn resolve_model(args: &Args, target: &str) -> anyhow::Result<(PathBuf, PathBuf)
         None => latest_run(&common::workspace_root().join("runs"), target)?,
     };
     let onnx = best_of_front(&run_dir)?;
-    let out = args.out.clone().unwrap_or_else(|| run_dir.join("flash").join(target));
+    let out = args
+        .out
+        .clone()
+        .unwrap_or_else(|| run_dir.join("flash").join(target));
     Ok((onnx, out))
 }
 
-/// The front's best model: the first entry of front.json (a list, or an
-/// object with a `front` list) that names an `.onnx` file.
+/// The front's best model: of the entries of front.json's `front` list
+/// (kiln-search writes them fastest first), the most accurate; its folder
+/// holds `model.onnx`.
 fn best_of_front(run_dir: &Path) -> anyhow::Result<PathBuf> {
     let path = run_dir.join("front.json");
     let text = std::fs::read_to_string(&path).with_context(|| {
-        format!("{} has no front.json (a search run folder); give --model MODEL.onnx instead", run_dir.display())
+        format!(
+            "{} has no front.json (a search run folder); give --model MODEL.onnx instead",
+            run_dir.display()
+        )
     })?;
-    let json: serde_json::Value = serde_json::from_str(&text).with_context(|| format!("{}: not JSON", path.display()))?;
-    let entries = json.as_array().or_else(|| json.get("front").and_then(|f| f.as_array()));
-    let first = entries
-        .and_then(|e| e.iter().find_map(find_onnx))
-        .with_context(|| format!("{}: no front entry names an .onnx file", path.display()))?;
-    let onnx = run_dir.join(first);
+    let json: serde_json::Value =
+        serde_json::from_str(&text).with_context(|| format!("{}: not JSON", path.display()))?;
+    let entries = json
+        .get("front")
+        .and_then(|f| f.as_array())
+        .with_context(|| format!("{}: field `front`: expected a list", path.display()))?;
+    let accuracy = |e: &serde_json::Value| {
+        e.pointer("/metrics/accuracy/value")
+            .and_then(|v| v.as_f64())
+            .unwrap_or(f64::NEG_INFINITY)
+    };
+    let mut best: Option<&serde_json::Value> = None;
+    for e in entries {
+        if best.is_none_or(|b| accuracy(e) > accuracy(b)) {
+            best = Some(e);
+        }
+    }
+    let folder = best
+        .and_then(|e| e.get("folder"))
+        .and_then(|f| f.as_str())
+        .with_context(|| {
+            format!(
+                "{}: the front is empty (no model met every constraint)",
+                path.display()
+            )
+        })?;
+    let onnx = run_dir.join(folder).join("model.onnx");
     if !onnx.is_file() {
-        bail!("{}: the best model {} does not exist", path.display(), onnx.display());
+        bail!(
+            "{}: the best model {} does not exist",
+            path.display(),
+            onnx.display()
+        );
     }
     Ok(onnx)
-}
-
-fn find_onnx(v: &serde_json::Value) -> Option<String> {
-    match v {
-        serde_json::Value::String(s) if s.ends_with(".onnx") => Some(s.clone()),
-        serde_json::Value::Object(m) => m.values().find_map(find_onnx),
-        _ => None,
-    }
 }
 
 /// The newest run folder under `runs/` whose front.json is for `target`.
@@ -318,12 +443,19 @@ fn latest_run(runs: &Path, target: &str) -> anyhow::Result<PathBuf> {
     let mut best: Option<(std::time::SystemTime, PathBuf)> = None;
     for e in entries.flatten() {
         let front = e.path().join("front.json");
-        let Ok(text) = std::fs::read_to_string(&front) else { continue };
+        let Ok(text) = std::fs::read_to_string(&front) else {
+            continue;
+        };
         let for_target = serde_json::from_str::<serde_json::Value>(&text)
             .ok()
-            .and_then(|j| j.get("target").and_then(|t| t.as_str().map(str::to_string)))
+            .and_then(|j| {
+                j.pointer("/run/target")
+                    .and_then(|t| t.as_str().map(str::to_string))
+            })
             .is_some_and(|t| t == target);
-        let Ok(modified) = front.metadata().and_then(|m| m.modified()) else { continue };
+        let Ok(modified) = front.metadata().and_then(|m| m.modified()) else {
+            continue;
+        };
         if for_target && best.as_ref().is_none_or(|(t, _)| modified > *t) {
             best = Some((modified, e.path()));
         }

@@ -132,7 +132,9 @@ mod tests {
     fn quoting_survives_a_shell() {
         let tricky = "a b'c$d";
         let out = execute(
-            &Cmd::new("sh").arg("-c").arg(format!("printf %s {}", shell_quote(tricky))),
+            &Cmd::new("sh")
+                .arg("-c")
+                .arg(format!("printf %s {}", shell_quote(tricky))),
             Duration::from_secs(10),
         )
         .unwrap();

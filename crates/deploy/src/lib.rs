@@ -130,7 +130,8 @@ pub struct Tools {
 
 impl Tools {
     pub fn from_env() -> Self {
-        let get = |var: &str, default: &str| std::env::var_os(var).unwrap_or_else(|| default.into());
+        let get =
+            |var: &str, default: &str| std::env::var_os(var).unwrap_or_else(|| default.into());
         Self {
             ssh: get("KILN_SSH", "ssh"),
             scp: get("KILN_SCP", "scp"),
@@ -314,7 +315,10 @@ impl Device {
                 .arg(s.destination.clone())
                 .arg("--")
                 .arg(format!("sh -c {}", shell_quote(script))),
-            Transport::Adb(a) => self.adb_base(a).arg("shell").arg(format!("sh -c {}", shell_quote(script))),
+            Transport::Adb(a) => self
+                .adb_base(a)
+                .arg("shell")
+                .arg(format!("sh -c {}", shell_quote(script))),
         }
     }
 
@@ -383,11 +387,16 @@ impl Device {
 
     /// Checks the device answers: `echo` through the transport.
     pub fn check_reachable(&mut self) -> Result<(), DeployError> {
-        self.remote("connection check", "echo kiln-ready").map(|_| ())
+        self.remote("connection check", "echo kiln-ready")
+            .map(|_| ())
     }
 
     /// Uploads, verifies, installs and benchmarks `bundle`; see the crate docs.
-    pub fn flash(&mut self, bundle: &Bundle, bench: &BenchSettings) -> Result<FlashReport, DeployError> {
+    pub fn flash(
+        &mut self,
+        bundle: &Bundle,
+        bench: &BenchSettings,
+    ) -> Result<FlashReport, DeployError> {
         self.commands.clear();
         let files = [
             (PROGRAM_NAME, &bundle.program),
@@ -405,7 +414,9 @@ impl Device {
         let nonce = format!(
             "{}-{}",
             std::process::id(),
-            SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.subsec_nanos())
+            SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| d.subsec_nanos())
         );
         let dir = shell_quote(&self.dir);
         let incoming = format!(".incoming-{nonce}");
@@ -438,7 +449,11 @@ impl Device {
                 return Err(DeployError::Upload {
                     file: name.to_string(),
                     device: self.name(),
-                    detail: if detail.is_empty() { "no message".into() } else { detail },
+                    detail: if detail.is_empty() {
+                        "no message".into()
+                    } else {
+                        detail
+                    },
                 });
             }
         }
@@ -523,7 +538,12 @@ impl Device {
         let bench_report = match parsed {
             Ok(b) => b,
             Err(detail) => {
-                let rollback = self.rollback(&version, existed, old_current.as_deref(), old_previous.as_deref());
+                let rollback = self.rollback(
+                    &version,
+                    existed,
+                    old_current.as_deref(),
+                    old_previous.as_deref(),
+                );
                 return Err(DeployError::Bench {
                     device: self.name(),
                     detail,
@@ -565,10 +585,19 @@ impl Device {
     }
 
     /// Puts the pointers back as they were and removes the new version.
-    fn rollback(&mut self, version: &str, existed: bool, current: Option<&str>, previous: Option<&str>) -> String {
+    fn rollback(
+        &mut self,
+        version: &str,
+        existed: bool,
+        current: Option<&str>,
+        previous: Option<&str>,
+    ) -> String {
         let dir = shell_quote(&self.dir);
         let set = |name: &str, value: Option<&str>| match value {
-            Some(v) => format!("echo {} > {name}.tmp && mv {name}.tmp {name}", shell_quote(v)),
+            Some(v) => format!(
+                "echo {} > {name}.tmp && mv {name}.tmp {name}",
+                shell_quote(v)
+            ),
             None => format!("rm -f {name}"),
         };
         let remove = if existed || current == Some(version) || previous == Some(version) {
@@ -586,13 +615,20 @@ impl Device {
                 Some(c) => format!("; rolled back to the previous version {c}"),
                 None => "; the new version was removed (there was no previous one)".to_string(),
             },
-            Err(e) => format!("; ROLLBACK FAILED ({e}): {}/current may name the failed version", self.dir),
+            Err(e) => format!(
+                "; ROLLBACK FAILED ({e}): {}/current may name the failed version",
+                self.dir
+            ),
         }
     }
 
     fn bench_script(&self, version: &str, bench: &BenchSettings) -> String {
         let dir = shell_quote(&self.dir);
-        let runner = bench.runner.as_deref().map(|r| format!("{r} ")).unwrap_or_default();
+        let runner = bench
+            .runner
+            .as_deref()
+            .map(|r| format!("{r} "))
+            .unwrap_or_default();
         let run = format!(
             "{runner}./{PROGRAM_NAME} --bench --warmup {} --runs {} --expect {EXPECTED_NAME} --source device {INPUT_NAME}",
             bench.warmup,
@@ -627,7 +663,12 @@ impl Device {
         if let Some(e) = self.unreachable(f) {
             return Err(e.to_string());
         }
-        let json = f.stdout.lines().rev().map(str::trim).find(|l| l.starts_with('{'));
+        let json = f
+            .stdout
+            .lines()
+            .rev()
+            .map(str::trim)
+            .find(|l| l.starts_with('{'));
         let parsed: Option<DeviceBench> = json.and_then(|l| serde_json::from_str(l).ok());
         if !f.success() {
             let why = match (f.code, &parsed) {
@@ -647,13 +688,23 @@ impl Device {
                 (None, _) => "killed by a signal".to_string(),
             };
             let tail = last_lines(&f.stderr, 4);
-            return Err(if tail.is_empty() { why } else { format!("{why}: {tail}") });
+            return Err(if tail.is_empty() {
+                why
+            } else {
+                format!("{why}: {tail}")
+            });
         }
         let b = parsed.ok_or_else(|| {
-            format!("no bench JSON line in the output: {}", last_lines(&f.stdout, 3))
+            format!(
+                "no bench JSON line in the output: {}",
+                last_lines(&f.stdout, 3)
+            )
         })?;
         if b.source != "device" {
-            return Err(format!("the program labelled its figures `{}`, not `device`", b.source));
+            return Err(format!(
+                "the program labelled its figures `{}`, not `device`",
+                b.source
+            ));
         }
         match &b.output_check {
             Some(c) if c.passed => {}
@@ -680,6 +731,10 @@ fn tagged(text: &str, tag: &str) -> Option<String> {
 }
 
 fn last_lines(text: &str, n: usize) -> String {
-    let lines: Vec<&str> = text.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
+    let lines: Vec<&str> = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect();
     lines[lines.len().saturating_sub(n)..].join(" | ")
 }

@@ -53,7 +53,10 @@ impl PowerOutcome {
         }
         for line in stdout.lines() {
             if let Some(rail) = line.strip_prefix("kiln-rail-unreadable ") {
-                self.note(format!("power not measured: rail {} is not readable on the device", rail.trim()));
+                self.note(format!(
+                    "power not measured: rail {} is not readable on the device",
+                    rail.trim()
+                ));
             }
         }
         let mw: Vec<f64> = stdout
@@ -91,7 +94,11 @@ pub(crate) fn parse_nvpmodel_query(stdout: &str) -> Option<u32> {
 
 impl Device {
     /// Sets the plan's mode; returns the mode to restore, if one was changed.
-    pub(crate) fn set_power_mode(&mut self, plan: &PowerPlan, out: &mut PowerOutcome) -> Option<u32> {
+    pub(crate) fn set_power_mode(
+        &mut self,
+        plan: &PowerPlan,
+        out: &mut PowerOutcome,
+    ) -> Option<u32> {
         out.requested_mode = Some(plan.mode.clone());
         let Some(id) = plan.nvpmodel_id else {
             out.note(format!(
@@ -205,7 +212,11 @@ mod tests {
         assert_eq!(p.average_watts, None);
         assert!(p.notes[0].contains("raise --runs"), "{:?}", p.notes);
         let mut p = PowerOutcome::default();
-        p.read_samples("kiln-rail-unreadable /sys/x\n", 2000.0, Some(&plan(&["/sys/x"])));
+        p.read_samples(
+            "kiln-rail-unreadable /sys/x\n",
+            2000.0,
+            Some(&plan(&["/sys/x"])),
+        );
         assert_eq!(p.average_watts, None);
         assert_eq!(p.notes.len(), 1, "{:?}", p.notes);
         assert!(p.notes[0].contains("/sys/x"), "{:?}", p.notes);
