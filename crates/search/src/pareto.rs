@@ -72,6 +72,8 @@ pub fn crowding_distance(front: &[usize], points: &[Vec<f64>]) -> Vec<f64> {
         return vec![f64::INFINITY; m];
     }
     let objectives = points[front[0]].len();
+    // `k` is the objective axis, indexing every member's point.
+    #[allow(clippy::needless_range_loop)]
     for k in 0..objectives {
         let mut order: Vec<usize> = (0..m).collect();
         order.sort_by(|&a, &b| points[front[a]][k].total_cmp(&points[front[b]][k]));

@@ -475,9 +475,9 @@ fn html_report(
     }
     h.push_str("</table>\n");
     if front.is_empty() {
-        let _ = write!(
+        let _ = writeln!(
             h,
-            "<h2>Nothing feasible</h2><pre>{}</pre>\n",
+            "<h2>Nothing feasible</h2><pre>{}</pre>",
             escape(&impossible_message(
                 trials,
                 meta.get("target").map_or("?", |s| s)
