@@ -5,10 +5,19 @@
 
 use clap::{Parser, Subcommand};
 
+mod bench;
 mod common;
+mod eval_onnx;
 mod export_onnx;
+mod flash;
+mod lower;
+mod measure;
+mod report;
+mod run_onnx;
+mod search;
 mod space;
 mod targets;
+mod train;
 
 /// kiln: hardware-aware neural architecture search for embedded devices.
 ///
@@ -31,6 +40,26 @@ enum Command {
     ExportOnnx(export_onnx::Args),
     /// List the device profiles in targets/ with their constraints.
     Targets(targets::Args),
+    /// Train a genome on a data set and write model.onnx and metrics.json.
+    Train(train::Args),
+    /// Top-1 accuracy of an ONNX model on a data set's test split.
+    EvalOnnx(eval_onnx::Args),
+    /// Lower an ONNX model to kiln's IR and write the generated crate.
+    Lower(lower::LowerArgs),
+    /// Lower, generate, build and run an ONNX model on an input (.npy).
+    RunOnnx(run_onnx::RunOnnxArgs),
+    /// Build an ONNX model for a target and report size, memory and latency
+    /// per power mode, each figure labelled with its source.
+    Measure(measure::Args),
+    /// The CI benchmark: a fixed suite on the simulated device, compared with
+    /// the committed baseline.
+    Bench(bench::Args),
+    /// Search the space for models that meet every constraint of a target.
+    Search(search::Args),
+    /// Regenerate a search run's report from its journal.
+    Report(report::Args),
+    /// Deploy a model to a device, check its output and measure it there.
+    Flash(flash::Args),
 }
 
 fn main() {
@@ -39,6 +68,15 @@ fn main() {
         Command::Space(cmd) => space::run(cmd),
         Command::ExportOnnx(args) => export_onnx::run(args),
         Command::Targets(args) => targets::run(args),
+        Command::Train(args) => train::run(args),
+        Command::EvalOnnx(args) => eval_onnx::run(args),
+        Command::Lower(args) => lower::run(args),
+        Command::RunOnnx(args) => run_onnx::run(args),
+        Command::Measure(args) => measure::run(args),
+        Command::Bench(args) => bench::run(args),
+        Command::Search(args) => search::run(args),
+        Command::Report(args) => report::run(args),
+        Command::Flash(args) => flash::run(args),
     };
     if let Err(e) = result {
         eprintln!("error: {e:#}");

@@ -351,7 +351,7 @@ mod tests {
     }
 
     #[test]
-    fn the_five_profiles_load() {
+    fn the_bundled_profiles_load() {
         let all = load_all(&targets_dir()).unwrap();
         let names: Vec<&str> = all.iter().map(|t| t.name.as_str()).collect();
         assert_eq!(
