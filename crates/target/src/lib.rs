@@ -356,7 +356,14 @@ mod tests {
         let names: Vec<&str> = all.iter().map(|t| t.name.as_str()).collect();
         assert_eq!(
             names,
-            ["host", "jetson", "jetson-orin", "pixel", "wasm-sim"]
+            [
+                "host",
+                "jetson",
+                "jetson-orin",
+                "pixel",
+                "qemu-aarch64",
+                "wasm-sim"
+            ]
         );
         let jetson = load(&targets_dir(), "jetson").unwrap();
         assert_eq!(jetson.triple, "aarch64-unknown-linux-musl");
