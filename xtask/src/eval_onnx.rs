@@ -108,7 +108,9 @@ pub fn run(args: Args) -> Result<()> {
             .zip(b)
             .map(|(x, y)| (x - y).abs())
             .fold(0f32, f32::max);
-        println!("kiln-runtime and tract agree on {agree} of {n} predictions; largest logit difference {max_diff:.2e}");
+        println!(
+            "kiln-runtime and tract agree on {agree} of {n} predictions; largest logit difference {max_diff:.2e}"
+        );
         report["agreement"] = (agree as f64 / n as f64).into();
         report["max_logit_difference"] = f64::from(max_diff).into();
     }
@@ -118,7 +120,10 @@ pub fn run(args: Args) -> Result<()> {
         && n == data.test.len()
     {
         report["burn_top1"] = burn.into();
-        let ours = runtime.as_ref().or(tract.as_ref()).map(|l| top1(l, &data, n));
+        let ours = runtime
+            .as_ref()
+            .or(tract.as_ref())
+            .map(|l| top1(l, &data, n));
         if let Some(ours) = ours {
             println!(
                 "burn (at training): test top-1 {:.2}%; difference {:+.2} points",
@@ -148,7 +153,13 @@ impl Metadata {
             model
                 .properties
                 .get(&format!("onnx.metadata_props.{key}"))
-                .and_then(|t| t.to_plain_array_view::<String>().ok()?.iter().next().cloned())
+                .and_then(|t| {
+                    t.to_plain_array_view::<String>()
+                        .ok()?
+                        .iter()
+                        .next()
+                        .cloned()
+                })
         };
         Ok(Metadata {
             input: prop("kiln.input"),

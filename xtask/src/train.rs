@@ -113,7 +113,12 @@ pub struct Args {
     #[arg(long)]
     pub bench: bool,
     /// Run directory for model.onnx, metrics.json, genome.json, weights.safetensors.
-    #[arg(short = 'o', long = "out", value_name = "RUN_DIR", required_unless_present = "bench")]
+    #[arg(
+        short = 'o',
+        long = "out",
+        value_name = "RUN_DIR",
+        required_unless_present = "bench"
+    )]
     pub out: Option<PathBuf>,
 }
 
@@ -205,7 +210,13 @@ pub fn run(args: Args) -> Result<()> {
     let Some(out) = &args.out else {
         bail!("--out RUN_DIR is required unless --bench is given");
     };
-    let trained = train(&arch, &genome.id(), &data, &config, &mut ProgressBars::default())?;
+    let trained = train(
+        &arch,
+        &genome.id(),
+        &data,
+        &config,
+        &mut ProgressBars::default(),
+    )?;
     let onnx = export_onnx(&trained).context("exporting the trained model")?;
     let weights = onnx_weights(&trained.architecture, &trained.network)?
         .to_safetensors()

@@ -59,7 +59,10 @@ fn twenty_random_genomes_match_tract() {
     for (n, e) in &results {
         eprintln!("{n:<40} max abs err {e:.2e}");
     }
-    let bad: Vec<_> = results.iter().filter(|(_, e)| e.is_nan() || *e > 1e-4).collect();
+    let bad: Vec<_> = results
+        .iter()
+        .filter(|(_, e)| e.is_nan() || *e > 1e-4)
+        .collect();
     assert!(bad.is_empty(), "outside 1e-4: {bad:?}");
 }
 

@@ -249,11 +249,14 @@ fn train_on_pool(
 /// Recomputes the batch-norm running statistics as the average over the first
 /// `config.bn_recalibration_images` training images, in train-mode forward passes.
 fn recalibrate_bn(
-    mut network: Network,
+    network: Network,
     data: &Dataset,
     config: &TrainConfig,
     device: &Device,
 ) -> Network {
+    // Training is over: untracked parameters keep the forward passes from building autodiff
+    // graphs that nothing would consume (batch norm still takes its train path).
+    let mut network = network.no_grad();
     let n = config.bn_recalibration_images.min(data.train.len());
     let all: Vec<usize> = (0..n).collect();
     for (k, idx) in all.chunks(config.batch_size.max(2)).enumerate() {
