@@ -405,7 +405,7 @@ mod tests {
 
     #[test]
     fn missing_field_is_named() {
-        let err = err_of(&jetson_text().replace("cycles_per_fuel = 1.0", ""));
+        let err = err_of(&jetson_text().replace("cycles_per_fuel = 0.25", ""));
         assert!(err.contains("cycles_per_fuel"), "{err}");
         let err = err_of(&jetson_text().replace("triple = \"aarch64-unknown-linux-musl\"\n", ""));
         assert!(err.contains("triple"), "{err}");
