@@ -38,7 +38,13 @@ pub fn run(args: RunOnnxArgs) -> anyhow::Result<()> {
     let options = kiln_lower::LowerOptions {
         input_shape: Some(shape.clone()),
     };
-    let graph = kiln_lower::lower_file(&args.model, &options)?;
+    let graph = kiln_lower::lower_file(&args.model, &options).with_context(|| {
+        format!(
+            "lowering {} for the input {} (shape {shape:?})",
+            args.model.display(),
+            args.input.display()
+        )
+    })?;
     let stem = args
         .model
         .file_stem()

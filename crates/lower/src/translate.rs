@@ -56,7 +56,37 @@ pub(crate) fn load_decluttered(
         .map_err(|e| tract_err(source_name, e))?
         .clone();
     let shape: Vec<usize> = match &options.input_shape {
-        Some(s) => s.clone(),
+        Some(s) => {
+            // A given shape fills in symbolic dimensions; it may not contradict
+            // one the model fixes (a CNN with global pooling would otherwise
+            // silently run at another resolution than it was made for).
+            if !fact.shape.is_open() {
+                let declared: Vec<Option<usize>> = fact
+                    .shape
+                    .dims()
+                    .map(|d| d.concretize().and_then(|d| d.to_usize().ok()))
+                    .collect();
+                let clash = declared.len() != s.len()
+                    || declared
+                        .iter()
+                        .zip(s)
+                        .any(|(d, given)| d.is_some_and(|d| d != *given));
+                if clash {
+                    let shown: Vec<String> = declared
+                        .iter()
+                        .map(|d| d.map_or("?".to_string(), |d| d.to_string()))
+                        .collect();
+                    return Err(LowerError::Input {
+                        source_name: src(),
+                        message: format!(
+                            "input '{input_name}' is declared [{}], the given shape is {s:?}",
+                            shown.join(", ")
+                        ),
+                    });
+                }
+            }
+            s.clone()
+        }
         None => {
             if fact.shape.is_open() {
                 return Err(LowerError::Input {
