@@ -6,7 +6,6 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use indicatif::{ProgressBar, ProgressStyle};
-use kiln_data::{DEFAULT_SPLIT_SEED, Source, SplitOptions};
 use kiln_search::driver::ProgressState;
 use kiln_search::pipeline::PipelineEvaluator;
 use kiln_search::report::{impossible_message, write_report};
@@ -44,21 +43,8 @@ pub struct Args {
     /// Search space file (default spaces/mobile.toml).
     #[arg(long)]
     pub space: Option<PathBuf>,
-    /// Bundled data set (used unless --idx or --cifar is given).
-    #[arg(long, value_enum, default_value = "mnist-5k")]
-    pub data: BuiltinData,
-    /// A directory of IDX files (MNIST, Fashion-MNIST; optionally .gz).
-    #[arg(long, value_name = "DIR", conflicts_with = "cifar")]
-    pub idx: Option<PathBuf>,
-    /// A CIFAR-10 binary directory.
-    #[arg(long, value_name = "DIR")]
-    pub cifar: Option<PathBuf>,
-    /// Share of the training images held out as validation (the search ranks by it).
-    #[arg(long, default_value_t = 0.1)]
-    pub validation: f64,
-    /// Train every candidate on only this many training images (quick runs).
-    #[arg(long, value_name = "N")]
-    pub train_limit: Option<usize>,
+    #[command(flatten)]
+    pub data: crate::train::DataArgs,
     /// Stop after this many evaluated trials.
     #[arg(long, value_name = "N")]
     pub trials: Option<usize>,
@@ -104,13 +90,6 @@ pub struct Args {
     /// Run folder.
     #[arg(short = 'o', long = "out", value_name = "RUN_DIR")]
     pub out: PathBuf,
-}
-
-/// The data sets that ship with kiln.
-#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
-pub enum BuiltinData {
-    #[value(name = "mnist-5k")]
-    Mnist5k,
 }
 
 #[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
@@ -231,20 +210,8 @@ pub fn run(args: Args) -> Result<()> {
         (_, t) => t,
     };
 
-    let source = match (&args.idx, &args.cifar) {
-        (Some(d), _) => Source::Idx(d.clone()),
-        (None, Some(d)) => Source::Cifar10(d.clone()),
-        (None, None) => match args.data {
-            BuiltinData::Mnist5k => Source::Mnist5k,
-        },
-    };
-    let split = SplitOptions {
-        seed: DEFAULT_SPLIT_SEED,
-        validation_fraction: args.validation,
-        train_limit: args.train_limit,
-    };
-    let data = kiln_data::load(&source, &split)
-        .with_context(|| format!("loading data set {}", source.name()))?;
+    let source = args.data.source();
+    let data = args.data.load()?;
     // A space whose networks downsample more than the images allow is refused
     // up front rather than failing every trial.
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(args.seed);
@@ -286,10 +253,13 @@ pub fn run(args: Args) -> Result<()> {
         .with(
             "data",
             format!(
-                "{} (validation {}, train limit {})",
+                "{} (validation {}, split seed {}, train limit {})",
                 source.name(),
-                args.validation,
-                args.train_limit.map_or("none".into(), |n| n.to_string())
+                args.data.validation,
+                args.data.split_seed,
+                args.data
+                    .train_limit
+                    .map_or("none".into(), |n| n.to_string())
             ),
         )
         .with("seed", args.seed)
