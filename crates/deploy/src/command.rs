@@ -71,16 +71,16 @@ impl Finished {
 
 /// Runs `cmd` with stdin closed; kills it after `timeout`.
 pub fn execute(cmd: &Cmd, timeout: Duration) -> Result<Finished, DeployError> {
-    let mut child = Command::new(&cmd.program)
+    let mut command = Command::new(&cmd.program);
+    command
         .args(&cmd.args)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|source| DeployError::Spawn {
-            program: cmd.program.to_string_lossy().into_owned(),
-            source,
-        })?;
+        .stderr(Stdio::piped());
+    let mut child = spawn_retrying_busy(&mut command).map_err(|source| DeployError::Spawn {
+        program: cmd.program.to_string_lossy().into_owned(),
+        source,
+    })?;
     let mut out = child.stdout.take();
     let mut err = child.stderr.take();
     let out_reader = thread::spawn(move || {
@@ -122,6 +122,23 @@ pub fn execute(cmd: &Cmd, timeout: Duration) -> Result<Finished, DeployError> {
         stdout: text(out_reader),
         stderr: text(err_reader),
     })
+}
+
+/// Spawns `command`, retrying briefly on ETXTBSY ("text file busy"): a program
+/// written just before (a test's stand-in scp, a fresh build) can still be open
+/// for writing in a child another thread is forking, until that child execs.
+/// kiln-measure has the same guard; the crates do not depend on each other.
+fn spawn_retrying_busy(command: &mut Command) -> std::io::Result<std::process::Child> {
+    let mut attempt = 0;
+    loop {
+        match command.spawn() {
+            Err(e) if e.kind() == std::io::ErrorKind::ExecutableFileBusy && attempt < 20 => {
+                attempt += 1;
+                thread::sleep(Duration::from_millis(10 * attempt));
+            }
+            other => return other,
+        }
+    }
 }
 
 #[cfg(test)]

@@ -87,9 +87,8 @@ pub(crate) fn execute(
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
-    let mut child = command
-        .spawn()
-        .map_err(|source| match (runner, source.kind()) {
+    let mut child =
+        spawn_retrying_busy(&mut command).map_err(|source| match (runner, source.kind()) {
             (Runner::Emulator { program, install }, std::io::ErrorKind::NotFound) => {
                 MeasureError::ToolMissing {
                     tool: program.display().to_string(),
@@ -191,4 +190,21 @@ pub(crate) fn require_success(finished: &Finished, program: &Path) -> Result<(),
             .trim_end()
             .to_string(),
     })
+}
+
+/// Spawns `command`, retrying briefly on ETXTBSY ("text file busy"): a program
+/// written just before (a freshly built binary, a test's script) can still be
+/// open for writing in a child that another thread is forking, until that
+/// child execs. The condition clears within milliseconds.
+pub(crate) fn spawn_retrying_busy(command: &mut Command) -> std::io::Result<std::process::Child> {
+    let mut attempt = 0;
+    loop {
+        match command.spawn() {
+            Err(e) if e.kind() == std::io::ErrorKind::ExecutableFileBusy && attempt < 20 => {
+                attempt += 1;
+                std::thread::sleep(Duration::from_millis(10 * attempt));
+            }
+            other => return other,
+        }
+    }
 }
