@@ -7,41 +7,15 @@ use std::time::{Duration, Instant};
 
 use kiln_search::{Journal, Status};
 
-const TINY_SPACE: &str = r#"
-name = "tiny"
-[stem]
-widths = [4, 8]
-kernel = 3
-stride = 2
-activation = "relu6"
-[[stage]]
-stride = 2
-depth = [1]
-widths = [8, 12]
-kernels = [3]
-expand = [1, 2]
-se = [false]
-activations = ["relu6"]
-[[stage]]
-stride = 1
-depth = [1, 2]
-widths = [16]
-kernels = [3, 5]
-expand = [2, 3]
-se = [false, true]
-activations = ["relu6", "hswish"]
-[head]
-widths = [0, 32]
-activation = "hswish"
-"#;
-
 /// A small space whose networks train and build in seconds (the default
 /// space's random samples are mostly too slow for jetson's 30 FPS; a real
 /// search finds the fast corner with more trials than a test can afford).
-fn tiny_space(dir: &Path) -> String {
-    let path = dir.join("tiny.toml");
-    std::fs::write(&path, TINY_SPACE).unwrap();
-    path.to_str().unwrap().to_string()
+fn tiny_space() -> String {
+    concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../tests/fixtures/tiny-space.toml"
+    )
+    .to_string()
 }
 
 fn search(run: &str, space: &str, resume: bool) -> Command {
@@ -84,7 +58,7 @@ fn sigkill_then_resume_loses_and_repeats_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let run = dir.path().join("run");
     let run_s = run.to_str().unwrap();
-    let space = tiny_space(dir.path());
+    let space = tiny_space();
     let mut child = search(run_s, &space, false)
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
