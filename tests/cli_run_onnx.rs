@@ -51,8 +51,8 @@ fn tract_logits(model: &Path, shape: &[usize], input: &[f32]) -> Vec<f32> {
         .collect()
 }
 
-/// Exports a genome, runs it through `run-onnx` and through tract.
-fn check(genome: &str, input_arg: &str, shape: [usize; 4], dir: &Path) {
+/// Exports a genome's network with seeded random weights to `dir/model.onnx`.
+fn export(genome: &str, input_arg: &str, dir: &Path) -> std::path::PathBuf {
     let model = dir.join("model.onnx");
     let o = xtask(&[
         "export-onnx",
@@ -66,6 +66,12 @@ fn check(genome: &str, input_arg: &str, shape: [usize; 4], dir: &Path) {
         model.to_str().unwrap(),
     ]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    model
+}
+
+/// Exports a genome, runs it through `run-onnx` and through tract.
+fn check(genome: &str, input_arg: &str, shape: [usize; 4], dir: &Path) {
+    let model = export(genome, input_arg, dir);
     let n: usize = shape.iter().product();
     let input: Vec<f32> = (0..n)
         .map(|i| ((i * 31) % 97) as f32 / 97.0 - 0.3)
@@ -126,18 +132,8 @@ fn random_genome_matches_tract_through_the_cli() {
 fn wrong_input_shape_is_a_clear_error() {
     let dir = tempfile::tempdir().unwrap();
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    let model = dir.path().join("model.onnx");
     let genome = root.join("spaces/mobilenetv2-0.5.json");
-    let o = xtask(&[
-        "export-onnx",
-        "--genome",
-        genome.to_str().unwrap(),
-        "--input",
-        "3x96x96",
-        "-o",
-        model.to_str().unwrap(),
-    ]);
-    assert!(o.status.success());
+    let model = export(genome.to_str().unwrap(), "3x96x96", dir.path());
     let x = dir.path().join("x.npy");
     write_npy(&x, &[1, 3, 32, 32], &vec![0.0; 3 * 32 * 32]);
     let o = xtask(&[
