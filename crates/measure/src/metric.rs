@@ -36,8 +36,8 @@ impl fmt::Display for Source {
 #[serde(rename_all = "snake_case")]
 pub enum Unit {
     Bytes,
-    /// 1024 x 1024 bytes; the profiles' `*_mb` limits are in these.
-    Mebibytes,
+    /// 1,000,000 bytes (SI); the profiles' `*_mb` limits are in these.
+    Megabytes,
     Milliseconds,
     Microseconds,
     FramesPerSecond,
@@ -51,7 +51,7 @@ impl fmt::Display for Unit {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
             Unit::Bytes => "B",
-            Unit::Mebibytes => "MiB",
+            Unit::Megabytes => "MB",
             Unit::Milliseconds => "ms",
             Unit::Microseconds => "us",
             Unit::FramesPerSecond => "FPS",

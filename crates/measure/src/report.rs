@@ -298,8 +298,8 @@ impl fmt::Display for TargetReport {
             let actual = c
                 .actual
                 .map(|a| {
-                    if a.unit == Unit::Mebibytes {
-                        format!("{:.3} MiB [{}]", a.value, a.source)
+                    if a.unit == Unit::Megabytes {
+                        format!("{:.3} MB [{}]", a.value, a.source)
                     } else {
                         a.to_string()
                     }

@@ -109,10 +109,12 @@ fn slow_model_fails_its_latency_and_fps_constraints() {
 }
 
 #[test]
-fn size_and_memory_are_compared_in_mebibytes_with_their_source() {
+fn size_and_memory_are_compared_in_si_megabytes_with_their_source() {
+    // The board allows 1 MB of binary and 2 MB of memory. 1 MiB (1,048,576
+    // bytes) is over 1 MB: the stricter reading of a hard limit.
     let footprint = Footprint {
-        binary_bytes: bytes(2.0 * 1024.0 * 1024.0),
-        peak_memory_bytes: bytes(1024.0 * 1024.0),
+        binary_bytes: bytes(1_048_576.0),
+        peak_memory_bytes: bytes(2_000_000.0),
     };
     let report = evaluate(&board(), 1_000_000, footprint);
     let size = report
@@ -121,14 +123,31 @@ fn size_and_memory_are_compared_in_mebibytes_with_their_source() {
         .find(|c| c.constraint == "max_size_mb")
         .unwrap();
     assert_eq!(size.passed, Some(false));
-    assert_eq!(size.actual.unwrap().value, 2.0);
+    assert_eq!(size.actual.unwrap().value, 1.048576);
+    assert_eq!(size.actual.unwrap().unit, Unit::Megabytes);
     assert_eq!(size.actual.unwrap().source, Source::Host);
     let memory = report
         .checks
         .iter()
         .find(|c| c.constraint == "max_peak_memory_mb")
         .unwrap();
-    assert_eq!(memory.passed, Some(true));
+    assert_eq!(memory.actual.unwrap().value, 2.0);
+    assert_eq!(memory.passed, Some(true), "exactly at the limit passes");
+
+    let over = Footprint {
+        binary_bytes: bytes(1_000_001.0),
+        peak_memory_bytes: bytes(2_000_001.0),
+    };
+    let report = evaluate(&board(), 1_000_000, over);
+    assert!(
+        report
+            .checks
+            .iter()
+            .filter(|c| c.constraint.ends_with("_mb"))
+            .all(|c| c.passed == Some(false)),
+        "one byte over an SI megabyte limit fails: {:?}",
+        report.checks
+    );
 }
 
 #[test]

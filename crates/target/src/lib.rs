@@ -35,7 +35,11 @@ pub struct Target {
 pub struct Constraints {
     pub max_latency_p50_ms: Option<f64>,
     pub max_latency_p95_ms: Option<f64>,
+    /// Largest binary, weights included, in SI megabytes (1 MB = 1,000,000
+    /// bytes: the stricter reading of "MB", so a model within it is within
+    /// the limit whichever reading was meant).
     pub max_size_mb: Option<f64>,
+    /// Largest peak memory while running, in SI megabytes like `max_size_mb`.
     pub max_peak_memory_mb: Option<f64>,
     /// The power budget: only power modes within it may be used.
     pub max_power_w: Option<f64>,
@@ -273,10 +277,10 @@ impl Target {
             parts.push(format!("<= {v} W"));
         }
         if let Some(v) = c.max_size_mb {
-            parts.push(format!("size < {v} MB"));
+            parts.push(format!("size <= {v} MB"));
         }
         if let Some(v) = c.max_peak_memory_mb {
-            parts.push(format!("memory < {v} MB"));
+            parts.push(format!("memory <= {v} MB"));
         }
         if parts.is_empty() {
             "none".into()
