@@ -79,6 +79,32 @@ pub fn build_bin(
     let _guard = BUILD_LOCK
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner());
+    let profile_dir = match target.triple() {
+        None => target_dir.join("release"),
+        Some(t) => target_dir.join(t).join("release"),
+    };
+    let wasm_file = format!("{}.wasm", bin.replace('-', "_"));
+    if target == BuildTarget::Wasm32 {
+        // A cdylib's file name carries no metadata hash: every generated crate
+        // writes the same `deps/kiln_model.wasm`, while cargo keeps each
+        // model's fingerprint apart, so a model rebuilt after another one is
+        // "fresh" and the file left there is the other model's. Without the
+        // file, cargo rebuilds this model (the runtime stays built).
+        for stale in [
+            profile_dir.join("deps").join(&wasm_file),
+            profile_dir.join(&wasm_file),
+        ] {
+            match std::fs::remove_file(&stale) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    return Err(CodegenError::Io {
+                        path: stale,
+                        source: e,
+                    });
+                }
+                _ => {}
+            }
+        }
+    }
     let manifest = crate_dir.join("Cargo.toml");
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut cmd = Command::new(cargo);
@@ -142,15 +168,8 @@ pub fn build_bin(
             tail.join("\n")
         )));
     }
-    let profile_dir = match target.triple() {
-        None => target_dir.join("release"),
-        Some(t) => target_dir.join(t).join("release"),
-    };
     let (artifact, file_name) = match target {
-        BuildTarget::Wasm32 => {
-            let f = format!("{}.wasm", bin.replace('-', "_"));
-            (profile_dir.join(&f), f)
-        }
+        BuildTarget::Wasm32 => (profile_dir.join(&wasm_file), wasm_file),
         _ => (profile_dir.join(bin), format!("{bin}-{}", target.name())),
     };
     let dest_dir = crate_dir.join("out");
