@@ -52,6 +52,20 @@ pub struct ArenaGuard<'a, const N: usize> {
     arena: &'a StaticArena<N>,
 }
 
+impl<const N: usize> ArenaGuard<'_, N> {
+    /// The whole arena as an array (e.g. a program's input buffer).
+    pub fn as_array(&self) -> &[f32; N] {
+        // SAFETY: as in `deref`.
+        unsafe { &*self.arena.cell.get() }
+    }
+
+    /// The whole arena as a writable array.
+    pub fn as_array_mut(&mut self) -> &mut [f32; N] {
+        // SAFETY: as in `deref_mut`.
+        unsafe { &mut *self.arena.cell.get() }
+    }
+}
+
 impl<const N: usize> Deref for ArenaGuard<'_, N> {
     type Target = [f32];
     fn deref(&self) -> &[f32] {
@@ -94,6 +108,24 @@ pub fn weights_f32(bytes: &[u8]) -> &[f32] {
         "kiln weight blob is not an aligned f32 array"
     );
     body
+}
+
+/// The bytes of `x` in memory order: little-endian f32s (big-endian targets
+/// are rejected), e.g. to write a model's output as is.
+pub fn f32_bytes(x: &[f32]) -> &[u8] {
+    // SAFETY: an f32 slice is `size_of_val(x)` initialised bytes, and u8 has
+    // alignment 1; the borrow keeps `x` alive and unchanged.
+    unsafe { core::slice::from_raw_parts(x.as_ptr().cast::<u8>(), core::mem::size_of_val(x)) }
+}
+
+/// The bytes of `x`, writable: reading little-endian f32 data into them fills
+/// `x` without a copy.
+pub fn f32_bytes_mut(x: &mut [f32]) -> &mut [u8] {
+    // SAFETY: as in `f32_bytes`; every byte pattern written is a valid f32,
+    // and the exclusive borrow of `x` is handed on to the byte view.
+    unsafe {
+        core::slice::from_raw_parts_mut(x.as_mut_ptr().cast::<u8>(), core::mem::size_of_val(x))
+    }
 }
 
 /// Splits the arena into `K` read-only views and one writable view.
@@ -150,6 +182,26 @@ mod tests {
         assert!(ARENA.busy.load(Ordering::Relaxed));
         drop(a);
         assert!(!ARENA.busy.load(Ordering::Relaxed));
+    }
+
+    #[test]
+    fn arena_guard_gives_the_whole_arena_as_an_array() {
+        static IO: StaticArena<3> = StaticArena::new();
+        let mut g = IO.lock();
+        *g.as_array_mut() = [1.0, 2.0, 3.0];
+        assert_eq!(g.as_array(), &[1.0, 2.0, 3.0]);
+    }
+
+    #[test]
+    fn f32_byte_views_are_little_endian_and_writable() {
+        let mut x = [1.0f32, -2.0];
+        assert_eq!(
+            f32_bytes(&x),
+            &[0x00, 0x00, 0x80, 0x3f, 0x00, 0x00, 0x00, 0xc0]
+        );
+        f32_bytes_mut(&mut x)[4..].copy_from_slice(&0.5f32.to_le_bytes());
+        assert_eq!(x, [1.0, 0.5]);
+        assert!(f32_bytes(&[]).is_empty());
     }
 
     #[test]

@@ -9,6 +9,10 @@
 //! Every kernel takes its shape as plain parameters; the generated code passes
 //! constants, so after inlining and LTO only the kernels a model uses remain in
 //! its binary.
+//!
+//! On Linux, [`linux`] also provides what a generated model's `no_std`
+//! program needs from the C library (I/O, clock, argv, its `main`), so that
+//! program, like the model, has no `unsafe` of its own.
 #![no_std]
 
 #[cfg(target_endian = "big")]
@@ -17,11 +21,17 @@ compile_error!("kiln-runtime reads its weight blob as little-endian f32");
 mod arena;
 mod conv;
 mod elementwise;
+#[cfg(target_os = "linux")]
+pub mod linux;
 mod moves;
 mod pool;
+mod text;
+mod timing;
 mod wasm;
 
-pub use arena::{Aligned, ArenaGuard, StaticArena, io1, io2, weights_f32};
+pub use arena::{
+    Aligned, ArenaGuard, StaticArena, f32_bytes, f32_bytes_mut, io1, io2, weights_f32,
+};
 pub use conv::{Conv2d, conv2d, dense, depthwise_conv2d, pointwise_conv2d};
 pub use elementwise::{
     Activation, BinaryOp, activate, binary, binary_broadcast_channel, binary_inplace,
@@ -29,4 +39,6 @@ pub use elementwise::{
 };
 pub use moves::{concat, copy, downsample_nhwc, nchw_to_nhwc, nhwc_to_nchw, permute};
 pub use pool::{Pool2d, avg_pool2d, global_avg_pool, global_max_pool, max_pool2d};
+pub use text::{TextOut, parse_usize};
+pub use timing::{nearest_rank, sort_u64};
 pub use wasm::{WasmBuffer, run_wasm_infer};

@@ -219,6 +219,10 @@ lto = true
 codegen-units = 1
 panic = "abort"
 
+# The program is no_std: it has no unwinder, in debug builds either.
+[profile.dev]
+panic = "abort"
+
 # A workspace of its own, even when generated inside another one.
 [workspace]
 "#
