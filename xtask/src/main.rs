@@ -7,6 +7,7 @@ use clap::{Parser, Subcommand};
 
 mod bench;
 mod common;
+mod compare;
 mod eval_onnx;
 mod export_onnx;
 mod flash;
@@ -58,6 +59,8 @@ enum Command {
     Search(search::Args),
     /// Regenerate a search run's report from its journal.
     Report(report::Args),
+    /// Compare finished searches (evolution vs random, fronts vs a baseline).
+    Compare(compare::Args),
     /// Deploy a model to a device, check its output and measure it there.
     Flash(flash::Args),
 }
@@ -76,6 +79,7 @@ fn main() {
         Command::Bench(args) => bench::run(args),
         Command::Search(args) => search::run(args),
         Command::Report(args) => report::run(args),
+        Command::Compare(args) => compare::run(args),
         Command::Flash(args) => flash::run(args),
     };
     if let Err(e) = result {

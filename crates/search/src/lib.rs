@@ -19,6 +19,7 @@
 //!
 //! [`Space`]: kiln_space::Space
 
+pub mod compare;
 pub mod constraints;
 pub mod driver;
 mod error;
