@@ -368,10 +368,7 @@ pub fn markdown(
         if let Some(m) = &b.fastest_within {
             row(
                 &mut s,
-                &format!(
-                    "fastest front model within {:.1} pt",
-                    b.tolerance * 100.0
-                ),
+                &format!("fastest front model within {:.1} pt", b.tolerance * 100.0),
                 m,
             );
         }
@@ -419,7 +416,12 @@ pub fn curves_svg(curves: &[RunCurve]) -> Result<String, SearchError> {
             .collect()
     };
     let all: Vec<(f64, f64)> = curves.iter().flat_map(points).collect();
-    let x_max = curves.iter().map(|c| c.best.len()).max().unwrap_or(1).max(1) as f64;
+    let x_max = curves
+        .iter()
+        .map(|c| c.best.len())
+        .max()
+        .unwrap_or(1)
+        .max(1) as f64;
     let y_min = all.iter().map(|p| p.1).fold(100.0, f64::min);
     let y_min = (y_min - 1.0).clamp(0.0, 99.0).floor();
     let y_max = all.iter().map(|p| p.1).fold(y_min + 1.0, f64::max);
