@@ -215,8 +215,8 @@ fn run(args: Args) -> u8 {
             None => out.str("null"),
             Some(err) => {
                 // `sci` prints a not-finite error as null
-                out.str("{\"max_abs_err\":").sci(f64::from(err));
-                out.str(",\"tolerance\":").sci(f64::from(EXPECT_TOLERANCE));
+                out.str("{\"max_abs_err\":").sci(err);
+                out.str(",\"tolerance\":").sci(EXPECT_TOLERANCE);
                 out.str(",\"passed\":")
                     .str(if passed { "true" } else { "false" })
                     .str("}")
@@ -233,7 +233,7 @@ fn run(args: Args) -> u8 {
             return fail(3, |e| {
                 e.str("output differs from ")
                     .bytes(expect.map_or(&b"the expected output"[..], CStr::to_bytes));
-                e.str(" by more than ").sci(f64::from(EXPECT_TOLERANCE));
+                e.str(" by more than ").sci(EXPECT_TOLERANCE);
             });
         }
         return 0;
