@@ -69,15 +69,18 @@ pub struct Args {
 pub fn run(args: Args) -> anyhow::Result<()> {
     let targets_dir = args.targets_dir.clone().unwrap_or_else(common::targets_dir);
     let target = kiln_target::load(&targets_dir, &args.target)?;
-    let transport = transport(&args, target.deploy.method, &target.name)?;
-    let dir = target
-        .deploy
-        .dir
-        .clone()
-        .unwrap_or_else(|| match target.deploy.method {
-            DeployMethod::Adb => "/data/local/tmp/kiln".to_string(),
-            _ => "/tmp/kiln".to_string(),
-        });
+    let transport = transport(
+        &target,
+        &DeviceFlags {
+            host_flag: "--host",
+            host: args.host.as_deref(),
+            port: args.port,
+            identity: args.identity.as_deref(),
+            ssh_options: &args.ssh_options,
+            serial: args.serial.as_deref(),
+        },
+    )?;
+    let dir = device_dir(&target);
     let power = match &args.power_mode {
         None => None,
         Some(name) => {
@@ -316,41 +319,73 @@ fn write(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     std::fs::write(path, bytes).with_context(|| format!("cannot write {}", path.display()))
 }
 
-fn transport(args: &Args, method: DeployMethod, target: &str) -> anyhow::Result<Transport> {
-    match method {
+/// The device flags of a command line (`flash --host`, `search --device`).
+pub(crate) struct DeviceFlags<'a> {
+    /// How the USER@ADDR flag is spelled in messages.
+    pub host_flag: &'static str,
+    pub host: Option<&'a str>,
+    pub port: Option<u16>,
+    pub identity: Option<&'a Path>,
+    pub ssh_options: &'a [String],
+    pub serial: Option<&'a str>,
+}
+
+/// The kiln folder on the device: the profile's, else a default per method.
+pub(crate) fn device_dir(target: &kiln_target::Target) -> String {
+    target
+        .deploy
+        .dir
+        .clone()
+        .unwrap_or_else(|| match target.deploy.method {
+            DeployMethod::Adb => "/data/local/tmp/kiln".to_string(),
+            _ => "/tmp/kiln".to_string(),
+        })
+}
+
+/// How the profile's device is reached, from the flags given.
+pub(crate) fn transport(
+    target: &kiln_target::Target,
+    f: &DeviceFlags<'_>,
+) -> anyhow::Result<Transport> {
+    let (name, host_flag) = (&target.name, f.host_flag);
+    match target.deploy.method {
         DeployMethod::Ssh => {
-            if args.serial.is_some() {
+            if f.serial.is_some() {
                 bail!(
-                    "--serial is for adb devices; target {target} deploys over ssh (give --host USER@ADDR)"
+                    "--serial is for adb devices; target {name} deploys over ssh (give {host_flag} USER@ADDR)"
                 );
             }
-            let Some(host) = &args.host else {
+            let Some(host) = f.host else {
                 bail!(
-                    "target {target} deploys over ssh: give --host USER@ADDR (and --port, --identity if needed)"
+                    "target {name} deploys over ssh: give {host_flag} USER@ADDR (and --port, --identity if needed)"
                 );
             };
             if host.starts_with('-') || host.contains(char::is_whitespace) {
-                bail!("--host `{host}`: expected USER@ADDR");
+                bail!("{host_flag} `{host}`: expected USER@ADDR");
             }
             Ok(Transport::Ssh(SshTarget {
-                destination: host.clone(),
-                port: args.port,
-                identity: args.identity.clone(),
-                options: args.ssh_options.clone(),
+                destination: host.to_string(),
+                port: f.port,
+                identity: f.identity.map(Path::to_path_buf),
+                options: f.ssh_options.to_vec(),
             }))
         }
         DeployMethod::Adb => {
-            if args.host.is_some() || args.port.is_some() || args.identity.is_some() {
+            // `search --device adb` means the only attached phone.
+            let host_given = f
+                .host
+                .is_some_and(|h| !(host_flag == "--device" && h == "adb"));
+            if host_given || f.port.is_some() || f.identity.is_some() || !f.ssh_options.is_empty() {
                 bail!(
-                    "target {target} deploys with adb: use --serial SERIAL, not --host/--port/--identity"
+                    "target {name} deploys with adb: use --serial SERIAL, not {host_flag} USER@ADDR/--port/--identity/--ssh-option"
                 );
             }
             Ok(Transport::Adb(AdbTarget {
-                serial: args.serial.clone(),
+                serial: f.serial.map(str::to_string),
             }))
         }
         DeployMethod::Wasmtime => bail!(
-            "target {target} is the simulated device (wasmtime); nothing to flash: `cargo xtask measure MODEL.onnx --target {target}` measures it"
+            "target {name} is the simulated device (wasmtime); nothing to flash: `cargo xtask measure MODEL.onnx --target {name}` measures it"
         ),
     }
 }

@@ -19,6 +19,9 @@ use kiln_train::TrainConfig;
 use rand::SeedableRng;
 
 use crate::common::{load_space, targets_dir};
+use crate::flash;
+use kiln_deploy::{BenchSettings, Device, PowerOutcome, PowerPlan, Transport};
+use kiln_search::device::SearchDevice;
 
 /// Search the space for models that meet every hard constraint of a device.
 ///
@@ -29,6 +32,12 @@ use crate::common::{load_space, targets_dir};
 /// the Pareto front or the parents. The run folder gets journal.sqlite (every
 /// trial, resumable), front.json, trials.csv, report.html and front/ (ONNX,
 /// generated crate and binaries of each front model).
+///
+/// With --device (ssh boards) or --serial (adb phones) every candidate is also
+/// flashed to that device and benchmarked there, as MnasNet did on phones:
+/// latency p50/p95 and peak RSS labelled `device`, output checked against the
+/// simulation; the latency constraints and the latency objective then use the
+/// device's figures (the simulated ones stay beside them in the journal).
 ///
 /// With no options beyond --target and -o it searches for 30 minutes on the
 /// bundled MNIST subset.
@@ -90,6 +99,28 @@ pub struct Args {
     /// Run folder.
     #[arg(short = 'o', long = "out", value_name = "RUN_DIR")]
     pub out: PathBuf,
+    /// Measure every candidate on this device: USER@ADDR of an ssh board, or
+    /// `adb` for the only phone attached (see --serial).
+    #[arg(long, value_name = "USER@ADDR | adb", help_heading = "Device")]
+    pub device: Option<String>,
+    /// ssh port of the device [default: 22].
+    #[arg(long, help_heading = "Device")]
+    pub port: Option<u16>,
+    /// ssh private key file.
+    #[arg(long, help_heading = "Device")]
+    pub identity: Option<PathBuf>,
+    /// Extra ssh/scp option, passed as `-o OPT` (repeatable).
+    #[arg(long = "ssh-option", value_name = "OPT", help_heading = "Device")]
+    pub ssh_options: Vec<String>,
+    /// adb serial of the phone (adb profiles; implies measuring on it).
+    #[arg(long, help_heading = "Device")]
+    pub serial: Option<String>,
+    /// Warm-up inferences per candidate on the device.
+    #[arg(long, default_value_t = 5, help_heading = "Device")]
+    pub device_warmup: u64,
+    /// Timed inferences per candidate on the device (p50/p95 over these).
+    #[arg(long, default_value_t = 30, help_heading = "Device")]
+    pub device_runs: u64,
 }
 
 #[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
@@ -230,6 +261,8 @@ pub fn run(args: Args) -> Result<()> {
         })?;
     }
 
+    let device = device_for(&args, &target)?;
+
     let reward = match args.reward {
         RewardArg::Accuracy => Fitness::Accuracy,
         RewardArg::Mnas => Fitness::Mnas {
@@ -284,6 +317,24 @@ pub fn run(args: Args) -> Result<()> {
             ),
         );
     }
+    if let Some(d) = &device {
+        meta = meta
+            .with("device", d.device.name())
+            .with(
+                "device_bench",
+                format!(
+                    "warmup {}, runs {}{}",
+                    d.bench.warmup,
+                    d.bench.runs,
+                    d.bench
+                        .runner
+                        .as_deref()
+                        .map(|r| format!(", runner {r}"))
+                        .unwrap_or_default()
+                ),
+            )
+            .with("device_power_mode", &d.power_identity);
+    }
     let journal = if args.resume {
         Journal::resume(&args.out, &meta)?
     } else {
@@ -311,7 +362,23 @@ pub fn run(args: Args) -> Result<()> {
         ..TrainConfig::default()
     };
     train.validate()?;
-    let evaluator = PipelineEvaluator::new(space, target.clone(), Arc::new(data), train);
+    let mut evaluator = PipelineEvaluator::new(space, target.clone(), Arc::new(data), train);
+    let mut held_mode = None;
+    if let Some(mut d) = device {
+        // Fail fast, before minutes of training, when the device does not answer.
+        d.device
+            .check_reachable()
+            .context("--device: the device must answer before the search starts")?;
+        let before = d.hold_power_mode();
+        let search_device = SearchDevice::new(d.device.clone(), d.bench.clone());
+        eprintln!(
+            "measuring every candidate on {} (folders {}, ...; latency labelled `device`)",
+            search_device.name(),
+            search_device.worker_dir(0)
+        );
+        evaluator.device = Some(search_device);
+        held_mode = before.map(|before| (d, before));
+    }
     let config = SearchConfig {
         trials: args.trials,
         time_budget,
@@ -344,8 +411,20 @@ pub fn run(args: Args) -> Result<()> {
         &args.out,
         &config,
         &progress,
-    )?;
+    );
     progress.0.finish();
+    if let Some((mut d, before)) = held_mode {
+        d.restore_power_mode(before);
+    }
+    let summary = match summary {
+        Ok(s) => s,
+        Err(e @ kiln_search::SearchError::Stopped { .. }) => {
+            // What finished so far is reported; the rest waits for --resume.
+            let _ = write_report(&args.out, &journal, Some(&target), &objectives);
+            return Err(e.into());
+        }
+        Err(e) => return Err(e.into()),
+    };
     let files = write_report(&args.out, &journal, Some(&target), &objectives)?;
     let s = &summary.state;
     println!(
@@ -378,6 +457,117 @@ pub fn run(args: Args) -> Result<()> {
     }
     println!("report: {}", files.report_html.display());
     Ok(())
+}
+
+/// The device a search measures on, from `--device`/`--serial`.
+struct DeviceChoice {
+    device: Device,
+    bench: BenchSettings,
+    /// The power mode the candidates run in, for the run identity.
+    power_identity: String,
+    /// The mode to hold for the whole search, when it can be set.
+    plan: Option<PowerPlan>,
+}
+
+impl DeviceChoice {
+    /// Sets the chosen power mode once for the whole search (not per
+    /// candidate: switching modes before every benchmark would measure the
+    /// clocks settling); returns the mode to restore. Says what happened.
+    fn hold_power_mode(&mut self) -> Option<u32> {
+        let plan = self.plan.clone()?;
+        let mut outcome = PowerOutcome::default();
+        let restore = self.device.set_power_mode(&plan, &mut outcome);
+        if let Some(id) = outcome.nvpmodel_set {
+            eprintln!(
+                "power mode {} (nvpmodel -m {id}) held for the search{}",
+                plan.mode,
+                outcome
+                    .nvpmodel_before
+                    .filter(|b| *b != id)
+                    .map(|b| format!("; mode {b} is restored at the end"))
+                    .unwrap_or_default()
+            );
+        }
+        for n in &outcome.notes {
+            eprintln!("note: {n}");
+        }
+        restore
+    }
+
+    fn restore_power_mode(&mut self, before: u32) {
+        let mut outcome = PowerOutcome::default();
+        self.device.restore_power_mode(before, &mut outcome);
+        for n in &outcome.notes {
+            eprintln!("note: {n}");
+        }
+    }
+}
+
+fn device_for(args: &Args, target: &kiln_target::Target) -> Result<Option<DeviceChoice>> {
+    if args.device.is_none() && args.serial.is_none() {
+        if args.port.is_some() || args.identity.is_some() || !args.ssh_options.is_empty() {
+            bail!("--port, --identity and --ssh-option need --device USER@ADDR");
+        }
+        return Ok(None);
+    }
+    let transport = flash::transport(
+        target,
+        &flash::DeviceFlags {
+            host_flag: "--device",
+            host: args.device.as_deref(),
+            port: args.port,
+            identity: args.identity.as_deref(),
+            ssh_options: &args.ssh_options,
+            serial: args.serial.as_deref(),
+        },
+    )?;
+    let is_adb = matches!(transport, Transport::Adb(_));
+    let device = Device::new(transport, flash::device_dir(target));
+    // The candidates run in the mode the sim figures are for: the fastest
+    // within the power budget.
+    let mode = target.modes_within_budget().first().map(|m| (*m).clone());
+    let (power_identity, plan) = match mode {
+        None => (
+            "as found on the device (no power mode of the profile is within its budget)".into(),
+            None,
+        ),
+        Some(m) if is_adb => (
+            format!(
+                "as found on the phone (kiln sets no phone modes; the sim figures are for mode {})",
+                m.name
+            ),
+            None,
+        ),
+        Some(m) => {
+            let identity = match m.nvpmodel_id {
+                Some(id) => format!("{} (nvpmodel -m {id}, if the device has nvpmodel)", m.name),
+                None => format!(
+                    "as found on the device (mode {} has no nvpmodel_id in the profile)",
+                    m.name
+                ),
+            };
+            let plan = PowerPlan {
+                mode: m.name.clone(),
+                nvpmodel_id: m.nvpmodel_id,
+                rails: Vec::new(),
+            };
+            (identity, Some(plan))
+        }
+    };
+    if args.device_runs == 0 {
+        bail!("--device-runs must be at least 1");
+    }
+    Ok(Some(DeviceChoice {
+        device,
+        bench: BenchSettings {
+            warmup: args.device_warmup,
+            runs: args.device_runs,
+            runner: target.deploy.runner.clone(),
+            power: None,
+        },
+        power_identity,
+        plan,
+    }))
 }
 
 /// Used by `report`: the objectives a journal was searched with.

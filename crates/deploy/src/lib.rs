@@ -353,10 +353,7 @@ impl Device {
     /// A failed connection reads as unreachable: ssh exits 255, adb names the device.
     fn unreachable(&self, f: &Finished) -> Option<DeployError> {
         let detail = last_lines(&f.stderr, 3);
-        let adb_down = matches!(self.transport, Transport::Adb(_))
-            && ["no devices", "not found", "offline", "unauthorized"]
-                .iter()
-                .any(|p| f.stderr.contains(p));
+        let adb_down = matches!(self.transport, Transport::Adb(_)) && adb_own_failure(&f.stderr);
         let ssh_down = matches!(self.transport, Transport::Ssh(_)) && f.code == Some(255);
         (ssh_down || adb_down).then(|| DeployError::Unreachable {
             device: self.name(),
@@ -721,6 +718,25 @@ impl Device {
     }
 }
 
+/// True when adb itself (not the program it ran on the phone) says the phone
+/// cannot be reached. A program's own `sh: x: not found` on the phone is not
+/// that: only adb's lines (`adb: ...`, `error: ...`) count.
+fn adb_own_failure(stderr: &str) -> bool {
+    stderr.lines().map(str::trim).any(|l| {
+        (l.starts_with("adb: ") || l.starts_with("error: "))
+            && [
+                "no devices",
+                "not found",
+                "offline",
+                "unauthorized",
+                "more than one device",
+                "no emulators",
+            ]
+            .iter()
+            .any(|p| l.contains(p))
+    })
+}
+
 /// The value after `tag ` on a line of `text`, if not empty.
 fn tagged(text: &str, tag: &str) -> Option<String> {
     text.lines()
@@ -737,4 +753,30 @@ fn last_lines(text: &str, n: usize) -> String {
         .filter(|l| !l.is_empty())
         .collect();
     lines[lines.len().saturating_sub(n)..].join(" | ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_adbs_own_messages_mean_the_phone_is_unreachable() {
+        for down in [
+            "adb: device 'FAKE' not found",
+            "adb: no devices/emulators found",
+            "error: device offline",
+            "error: device unauthorized.\nThis adb server's $ADB_VENDOR_KEYS is not set",
+            "adb: more than one device/emulator",
+        ] {
+            assert!(adb_own_failure(down), "{down}");
+        }
+        // The program on the phone failing is the program's failure.
+        for program in [
+            "sh: ./kiln-model: not found",
+            "/system/bin/sh: sha256sum: not found",
+            "adb: error: failed to copy 'a' to '/data/local/tmp/x': remote No space left on device",
+        ] {
+            assert!(!adb_own_failure(program), "{program}");
+        }
+    }
 }

@@ -94,11 +94,9 @@ pub(crate) fn parse_nvpmodel_query(stdout: &str) -> Option<u32> {
 
 impl Device {
     /// Sets the plan's mode; returns the mode to restore, if one was changed.
-    pub(crate) fn set_power_mode(
-        &mut self,
-        plan: &PowerPlan,
-        out: &mut PowerOutcome,
-    ) -> Option<u32> {
+    /// `flash` does this around one benchmark; a search holds one mode for
+    /// all its candidates (set once, restored at the end).
+    pub fn set_power_mode(&mut self, plan: &PowerPlan, out: &mut PowerOutcome) -> Option<u32> {
         out.requested_mode = Some(plan.mode.clone());
         let Some(id) = plan.nvpmodel_id else {
             out.note(format!(
@@ -151,7 +149,7 @@ impl Device {
     }
 
     /// Puts back the mode found before the benchmark.
-    pub(crate) fn restore_power_mode(&mut self, before: u32, out: &mut PowerOutcome) {
+    pub fn restore_power_mode(&mut self, before: u32, out: &mut PowerOutcome) {
         let arg = if before == u32::MAX {
             "-m <mode read by nvpmodel -q>".to_string()
         } else {

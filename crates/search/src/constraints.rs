@@ -134,6 +134,50 @@ pub fn measured_violations(report: &kiln_measure::power::PowerReport) -> Vec<Vio
     out
 }
 
+/// The constraints a device's measured latency decides when there is one.
+pub const DEVICE_JUDGED: [&str; 3] = ["max_latency_p50_ms", "max_latency_p95_ms", "min_fps"];
+
+/// [`measured_violations`] with the latency constraints (p50, p95, FPS)
+/// judged on a device's figures instead of the simulation's.
+pub fn device_violations(
+    target: &Target,
+    report: &kiln_measure::power::PowerReport,
+    p50_ms: f64,
+    p95_ms: f64,
+) -> Vec<Violation> {
+    let c = &target.constraints;
+    let device = |constraint: &str, limit: f64, actual: f64, unit: &str| Violation {
+        constraint: constraint.into(),
+        limit,
+        actual: Some(actual),
+        unit: unit.into(),
+        source: "device".into(),
+    };
+    let mut out = Vec::new();
+    if let Some(limit) = c.max_latency_p50_ms.filter(|&l| p50_ms > l) {
+        out.push(device("max_latency_p50_ms", limit, p50_ms, "ms"));
+    }
+    if let Some(limit) = c.max_latency_p95_ms.filter(|&l| p95_ms > l) {
+        out.push(device("max_latency_p95_ms", limit, p95_ms, "ms"));
+    }
+    if let Some(min) = c.min_fps {
+        let fps = if p50_ms > 0.0 {
+            1000.0 / p50_ms
+        } else {
+            f64::INFINITY
+        };
+        if fps < min {
+            out.push(device("min_fps", min, fps, "FPS"));
+        }
+    }
+    out.extend(
+        measured_violations(report)
+            .into_iter()
+            .filter(|v| !DEVICE_JUDGED.contains(&v.constraint.as_str())),
+    );
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -227,5 +271,43 @@ method = "wasmtime"
         assert_eq!(names, ["max_latency_p50_ms", "max_size_mb"]);
         assert_eq!(v[0].source, "sim");
         assert_eq!(v[1].actual, None);
+    }
+
+    #[test]
+    fn device_figures_decide_latency_when_there_are_some() {
+        let t = target(
+            "max_latency_p50_ms = 10.0\nmax_latency_p95_ms = 12.0\nmin_fps = 50.0\nmax_size_mb = 1.0",
+        );
+        // Slow in the simulation (100 ms), too big.
+        let sim = kiln_measure::power::evaluate(
+            &t,
+            100_000_000,
+            kiln_measure::power::Footprint {
+                binary_bytes: Some(kiln_measure::Metric::new(
+                    2.0 * MB,
+                    kiln_measure::Unit::Bytes,
+                    kiln_measure::Source::Host,
+                )),
+                peak_memory_bytes: None,
+            },
+        );
+        // Fast on the device: only the size is left.
+        let v = device_violations(&t, &sim, 5.0, 8.0);
+        let names: Vec<&str> = v.iter().map(|v| v.constraint.as_str()).collect();
+        assert_eq!(names, ["max_size_mb"]);
+        // Slow on the device: p50 breaks p50 and FPS, p95 breaks p95.
+        let v = device_violations(&t, &sim, 25.0, 30.0);
+        let names: Vec<&str> = v.iter().map(|v| v.constraint.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "max_latency_p50_ms",
+                "max_latency_p95_ms",
+                "min_fps",
+                "max_size_mb"
+            ]
+        );
+        assert!(v[..3].iter().all(|v| v.source == "device"));
+        assert_eq!(v[2].actual, Some(40.0));
     }
 }

@@ -10,8 +10,8 @@ use crate::constraints::Violation;
 use crate::objective::keys;
 use crate::strategy::Origin;
 use crate::{
-    Evaluation, Evaluator, Fitness, Journal, Outcome, SearchError, SearchSpace, Status, Strategy,
-    TrialRecord, TrialSpec,
+    EvalError, Evaluation, Evaluator, Fitness, Journal, Outcome, SearchError, SearchSpace, Status,
+    Strategy, TrialRecord, TrialSpec,
 };
 
 /// When a search stops and how it runs.
@@ -127,6 +127,8 @@ struct State<'a, P> {
     started: usize,
     evaluated_now: usize,
     stopped: Option<String>,
+    /// Why an evaluator stopped the search ([`EvalError::Stop`]).
+    fatal: Option<String>,
 }
 
 /// Runs the search until its budget is spent; resumes whatever `journal`
@@ -181,6 +183,7 @@ pub fn run_search<S: SearchSpace, E: Evaluator<S::Point>>(
         started,
         evaluated_now: 0,
         stopped: None,
+        fatal: None,
     });
     let abort = AtomicBool::new(false);
     let workers = config.workers.max(1);
@@ -214,6 +217,12 @@ pub fn run_search<S: SearchSpace, E: Evaluator<S::Point>>(
     let state = shared
         .into_inner()
         .map_err(|_| SearchError::Config("a search worker panicked".into()))?;
+    if let Some(reason) = state.fatal {
+        return Err(SearchError::Stopped {
+            reason,
+            finished: state.progress.finished,
+        });
+    }
     Ok(SearchSummary {
         state: state.progress,
         evaluated_now: state.evaluated_now,
@@ -285,12 +294,24 @@ fn worker_loop<S: SearchSpace, E: Evaluator<S::Point>>(
                         .cloned()
                         .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
                         .unwrap_or_else(|| "unknown panic".into());
-                    Err(format!("evaluator panicked: {msg}"))
+                    Err(EvalError::Failed(format!("evaluator panicked: {msg}")))
                 });
         let (status, evaluation, error) = match result {
             Ok(e) if e.violations.is_empty() => (Status::Done, Some(e), None),
             Ok(e) => (Status::Infeasible, Some(e), None),
-            Err(msg) => (Status::Failed, None, Some(msg)),
+            Err(EvalError::Failed(msg)) => (Status::Failed, None, Some(msg)),
+            Err(EvalError::Stop(reason)) => {
+                // Not the candidate's fault: it waits for `--resume`.
+                journal.requeue(spec.number)?;
+                let mut st = shared.lock().map_err(|_| poisoned())?;
+                st.progress.running = st.progress.running.saturating_sub(1);
+                if st.fatal.is_none() {
+                    st.fatal = Some(format!("trial {} {}: {reason}", spec.number, spec.id));
+                }
+                st.stopped = Some("stopped by the evaluator".into());
+                progress.update(&st.progress);
+                return Ok(());
+            }
         };
         journal.finish(spec.number, status, evaluation.as_ref(), error.as_deref())?;
         let line = match (&evaluation, &error) {
@@ -444,6 +465,8 @@ mod tests {
         evaluated: Mutex<BTreeMap<String, usize>>,
         calls: AtomicUsize,
         max_latency: f64,
+        /// This call (1-based) answers [`EvalError::Stop`].
+        stop_at_call: Option<usize>,
     }
 
     impl Evaluator<Vec<bool>> for Synthetic {
@@ -461,8 +484,11 @@ mod tests {
                 Vec::new()
             }
         }
-        fn evaluate(&self, t: &TrialSpec<Vec<bool>>) -> Result<Evaluation, String> {
-            self.calls.fetch_add(1, Ordering::SeqCst);
+        fn evaluate(&self, t: &TrialSpec<Vec<bool>>) -> Result<Evaluation, EvalError> {
+            let call = self.calls.fetch_add(1, Ordering::SeqCst) + 1;
+            if self.stop_at_call == Some(call) {
+                return Err(EvalError::Stop("the device does not answer".into()));
+            }
             *self
                 .evaluated
                 .lock()
@@ -500,6 +526,7 @@ mod tests {
             evaluated: Mutex::new(BTreeMap::new()),
             calls: AtomicUsize::new(0),
             max_latency: 5.0,
+            stop_at_call: None,
         }
     }
 
@@ -603,6 +630,64 @@ mod tests {
         // 10 + the re-queued one + 3 new = 14 (the budget).
         assert_eq!(evaluated, 14);
         assert_eq!(s.evaluated_now, 4);
+        assert!(eval.evaluated.lock().unwrap().values().all(|&n| n == 1));
+    }
+
+    #[test]
+    fn a_stopping_evaluator_stops_the_search_and_resume_finishes_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let space = Arc::new(Bits(12));
+        let meta = RunMeta::default().with("t", 1);
+        let config = SearchConfig {
+            trials: Some(12),
+            workers: 1,
+            ..SearchConfig::default()
+        };
+        let mut eval = synthetic();
+        eval.stop_at_call = Some(4);
+        {
+            let journal = Journal::create(dir.path(), &meta).unwrap();
+            let mut strategy = RandomSearch::new(space.clone(), 2);
+            let err = run_search(
+                &*space,
+                &mut strategy,
+                &eval,
+                &journal,
+                dir.path(),
+                &config,
+                &NoProgress,
+            )
+            .unwrap_err();
+            let text = err.to_string();
+            assert!(text.contains("the device does not answer"), "{text}");
+            assert!(text.contains("--resume"), "{text}");
+            // Three finished, the fourth waits; none was asked after it.
+            let trials = journal.trials().unwrap();
+            let evaluated: Vec<_> = trials
+                .iter()
+                .filter(|t| !is_analytic_rejection(t))
+                .collect();
+            assert_eq!(evaluated.len(), 4);
+            assert_eq!(evaluated[3].status, Status::Pending);
+            assert!(evaluated[..3].iter().all(|t| t.status.is_finished()));
+        }
+        eval.stop_at_call = None;
+        let journal = Journal::resume(dir.path(), &meta).unwrap();
+        let mut strategy = RandomSearch::new(space.clone(), 2);
+        let s = run_search(
+            &*space,
+            &mut strategy,
+            &eval,
+            &journal,
+            dir.path(),
+            &config,
+            &NoProgress,
+        )
+        .unwrap();
+        assert_eq!(s.state.finished, 12);
+        let trials = journal.trials().unwrap();
+        assert!(trials.iter().all(|t| t.status.is_finished()));
+        // The stopped call evaluated nothing, so every id was evaluated once.
         assert!(eval.evaluated.lock().unwrap().values().all(|&n| n == 1));
     }
 }

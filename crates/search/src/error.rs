@@ -19,6 +19,10 @@ pub enum SearchError {
     Io { path: PathBuf, message: String },
     #[error("{0}")]
     Config(String),
+    #[error(
+        "the search stopped: {reason}. The {finished} trials finished so far are kept in the journal; fix the cause and continue with --resume (the stopped trial is evaluated again)"
+    )]
+    Stopped { reason: String, finished: usize },
     #[error("report: {0}")]
     Report(String),
 }

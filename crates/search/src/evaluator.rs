@@ -57,6 +57,39 @@ pub struct Evaluation {
     pub timings: BTreeMap<String, f64>,
 }
 
+/// Why an evaluation did not finish.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EvalError {
+    /// The candidate failed (build error, trap, a failed output check on the
+    /// device): the trial is recorded failed with this text and the search
+    /// goes on.
+    Failed(String),
+    /// Something outside the candidate broke (the measuring device does not
+    /// answer): the trial goes back to pending and the search stops with
+    /// this text, to be continued with `--resume` once it is fixed.
+    Stop(String),
+}
+
+impl From<String> for EvalError {
+    fn from(message: String) -> Self {
+        EvalError::Failed(message)
+    }
+}
+
+impl From<&str> for EvalError {
+    fn from(message: &str) -> Self {
+        EvalError::Failed(message.to_string())
+    }
+}
+
+impl std::fmt::Display for EvalError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            EvalError::Failed(m) | EvalError::Stop(m) => f.write_str(m),
+        }
+    }
+}
+
 /// Evaluates points. Must be shareable between worker threads.
 pub trait Evaluator<P>: Send + Sync {
     /// Constraints a point breaks before anything is trained (analytic
@@ -64,7 +97,8 @@ pub trait Evaluator<P>: Send + Sync {
     fn precheck(&self, _point: &P) -> Vec<Violation> {
         Vec::new()
     }
-    /// Trains, builds and measures. An `Err` records the trial failed with
-    /// the error text; the search goes on.
-    fn evaluate(&self, trial: &TrialSpec<P>) -> Result<Evaluation, String>;
+    /// Trains, builds and measures. [`EvalError::Failed`] records the trial
+    /// failed with the error text and the search goes on;
+    /// [`EvalError::Stop`] stops the search.
+    fn evaluate(&self, trial: &TrialSpec<P>) -> Result<Evaluation, EvalError>;
 }

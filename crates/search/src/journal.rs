@@ -292,6 +292,18 @@ impl Journal {
         Ok(())
     }
 
+    /// Puts a running trial back to pending (its evaluation was stopped by
+    /// something outside the candidate); `--resume` evaluates it again.
+    pub fn requeue(&self, number: u64) -> Result<(), SearchError> {
+        self.lock()?
+            .execute(
+                "UPDATE trials SET status = 'pending', started_at = NULL WHERE number = ?1",
+                params![number as i64],
+            )
+            .map_err(|e| self.err(e))?;
+        Ok(())
+    }
+
     /// Records the end of a trial.
     pub fn finish(
         &self,

@@ -12,7 +12,8 @@
 //!   analytically before training and on measured figures after.
 //! - [`Journal`]: the SQLite trial database of a run folder.
 //! - [`Evaluator`]: turns a point into measured figures; [`pipeline`] is the
-//!   real one (train, export, lower, build, measure).
+//!   real one (train, export, lower, build, measure), optionally on a real
+//!   device through [`device`] (kiln-deploy).
 //! - [`driver`]: runs a strategy against an evaluator with N workers,
 //!   journalling every step; [`report`] writes front.json, trials.csv and
 //!   report.html from a journal.
@@ -21,6 +22,7 @@
 
 pub mod compare;
 pub mod constraints;
+pub mod device;
 pub mod driver;
 mod error;
 pub mod evaluator;
@@ -34,7 +36,7 @@ pub mod strategy;
 
 pub use driver::{Progress, SearchConfig, SearchSummary, run_search};
 pub use error::SearchError;
-pub use evaluator::{Evaluation, Evaluator, Figure, TrialSpec};
+pub use evaluator::{EvalError, Evaluation, Evaluator, Figure, TrialSpec};
 pub use journal::{Journal, RunMeta, Status, TrialRecord};
 pub use objective::{Fitness, Objective};
 pub use space::{GenomeSpace, SearchSpace};

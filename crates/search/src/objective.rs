@@ -11,8 +11,13 @@ pub mod keys {
     pub const ACCURACY: &str = "accuracy";
     /// Top-1 on the test split, in [0, 1] (reported, never used to choose).
     pub const TEST_ACCURACY: &str = "test_accuracy";
-    /// Latency at the chosen power mode.
+    /// Latency (p50) at the chosen power mode: the device's when the search
+    /// measures on one, else the simulation's.
     pub const LATENCY_MS: &str = "latency_ms";
+    /// p95 latency, from the same source as [`LATENCY_MS`].
+    pub const LATENCY_P95_MS: &str = "latency_p95_ms";
+    /// The simulated latency, always (beside a device's).
+    pub const SIM_LATENCY_MS: &str = "sim_latency_ms";
     pub const SIZE_BYTES: &str = "size_bytes";
     pub const PEAK_MEMORY_BYTES: &str = "peak_memory_bytes";
 }

@@ -2,9 +2,20 @@
 //! generate the crate -> build for wasm32 and the target's triple ->
 //! measure (sizes, simulated latency per power mode, peak memory).
 //!
+//! With a [`SearchDevice`] the target build is also flashed to the device
+//! and benchmarked there: latency p50/p95 and peak RSS labelled `device`.
+//! Then the latency constraints (p50, p95, FPS) are judged on the device's
+//! figures and `latency_ms` (the latency objective, the MnasNet reward) is
+//! the device's p50; the simulated figures stay beside them as
+//! `sim_latency_ms` and `sim_fps`. Size and memory constraints stay on the
+//! build's file size and the simulated peak memory (the device's RSS
+//! includes the process and any runner, so it is recorded, not judged).
+//!
 //! A trial's folder ends up holding `model.onnx`, `metrics.json` (training),
-//! `crate/` (the generated crate, its builds in `crate/out/`) and
-//! `measure.json` (the power report).
+//! `crate/` (the generated crate, its builds in `crate/out/`),
+//! `measure.json` (the power report) and, with a device, `input.bin`,
+//! `expected.bin` (what the device's output is checked against) and
+//! `device.json` (the device's bench line and where the model went).
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -19,9 +30,12 @@ use kiln_space::{Architecture, Genome, Space};
 use kiln_target::Target;
 use kiln_train::{Silent, TrainConfig};
 
-use crate::constraints::{Violation, analytic_violations, measured_violations};
+use crate::constraints::{
+    DEVICE_JUDGED, Violation, analytic_violations, device_violations, measured_violations,
+};
+use crate::device::SearchDevice;
 use crate::objective::keys;
-use crate::{Evaluation, Evaluator, Figure, TrialSpec};
+use crate::{EvalError, Evaluation, Evaluator, Figure, TrialSpec};
 
 /// Train, build and measure genomes of one space for one target.
 pub struct PipelineEvaluator {
@@ -34,6 +48,8 @@ pub struct PipelineEvaluator {
     /// concurrent builds of package `kiln-model` in one dir would overwrite
     /// each other's artifacts).
     pub build_root: PathBuf,
+    /// Measure every candidate on this device too.
+    pub device: Option<SearchDevice>,
 }
 
 impl PipelineEvaluator {
@@ -45,6 +61,7 @@ impl PipelineEvaluator {
             train,
             sim_limits: SimLimits::default(),
             build_root: kiln_codegen::default_target_dir().join("search"),
+            device: None,
         }
     }
 
@@ -73,13 +90,19 @@ impl Evaluator<Genome> for PipelineEvaluator {
     fn precheck(&self, genome: &Genome) -> Vec<Violation> {
         // A genome that does not fit the input is an evaluation error, not a
         // constraint: let `evaluate` record it as failed with the reason.
-        match self.architecture(genome) {
+        let mut violations = match self.architecture(genome) {
             Ok(arch) => analytic_violations(&self.target, &arch.totals()),
             Err(_) => Vec::new(),
+        };
+        // The analytic latency bound comes from the profile's uncalibrated
+        // sim model; with a device the device decides latency.
+        if self.device.is_some() {
+            violations.retain(|v| !DEVICE_JUDGED.contains(&v.constraint.as_str()));
         }
+        violations
     }
 
-    fn evaluate(&self, trial: &TrialSpec<Genome>) -> Result<Evaluation, String> {
+    fn evaluate(&self, trial: &TrialSpec<Genome>) -> Result<Evaluation, EvalError> {
         let mut eval = Evaluation::default();
         let arch = self.architecture(&trial.point)?;
         let totals = arch.totals();
@@ -183,10 +206,83 @@ impl Evaluator<Genome> for PipelineEvaluator {
         {
             eval.metrics
                 .insert(keys::LATENCY_MS.into(), mode.latency_p50.into());
+            eval.metrics
+                .insert(keys::LATENCY_P95_MS.into(), mode.latency_p95.into());
             eval.metrics.insert("fps".into(), mode.fps.into());
+            eval.metrics
+                .insert(keys::SIM_LATENCY_MS.into(), mode.latency_p50.into());
+            eval.metrics.insert("sim_fps".into(), mode.fps.into());
             eval.metrics.insert("power_w".into(), mode.watts.into());
             eval.metrics
                 .insert("energy_mj".into(), mode.energy_per_inference.into());
+        }
+
+        let on_device = match (&self.device, &program) {
+            (None, _) => None,
+            (Some(_), None) => {
+                return Err(EvalError::Stop(format!(
+                    "target {} has no native build ({}) to put on a device",
+                    self.target.name, self.target.triple
+                )));
+            }
+            (Some(device), Some(program)) => {
+                let t = Instant::now();
+                let input_path = trial.dir.join("input.bin");
+                let expected_path = trial.dir.join("expected.bin");
+                write(
+                    input_path.clone(),
+                    &kiln_measure::host::encode_f32_le(&input),
+                )?;
+                write(
+                    expected_path.clone(),
+                    &kiln_measure::host::encode_f32_le(&sim.output),
+                )?;
+                let flashed = device.measure(
+                    trial.worker,
+                    &kiln_deploy::Bundle {
+                        program: program.clone(),
+                        input: input_path,
+                        expected: expected_path,
+                    },
+                )?;
+                eval.timings
+                    .insert("device_s".into(), t.elapsed().as_secs_f64());
+                let bench = flashed
+                    .bench
+                    .clone()
+                    .ok_or("the device returned no benchmark figures")?;
+                let record = serde_json::json!({
+                    "source": "device",
+                    "device": flashed.device,
+                    "dir": flashed.dir,
+                    "version": flashed.version,
+                    "runner": device.bench.runner,
+                    "bench": bench,
+                });
+                if let Ok(json) = serde_json::to_string_pretty(&record) {
+                    write(trial.dir.join("device.json"), json.as_bytes())?;
+                }
+                Some(bench)
+            }
+        };
+        if let Some(b) = &on_device {
+            let p50_ms = b.p50_us / 1000.0;
+            eval.metrics
+                .insert(keys::LATENCY_MS.into(), Figure::new(p50_ms, "ms", "device"));
+            eval.metrics.insert(
+                keys::LATENCY_P95_MS.into(),
+                Figure::new(b.p95_us / 1000.0, "ms", "device"),
+            );
+            if p50_ms > 0.0 {
+                eval.metrics
+                    .insert("fps".into(), Figure::new(1000.0 / p50_ms, "FPS", "device"));
+            }
+            if let Some(kib) = b.peak_rss_kib {
+                eval.metrics.insert(
+                    "device_peak_rss_bytes".into(),
+                    Figure::new(kib as f64 * 1024.0, "B", "device"),
+                );
+            }
         }
         eval.metrics
             .insert(keys::SIZE_BYTES.into(), deployed_size.file.into());
@@ -208,7 +304,12 @@ impl Evaluator<Genome> for PipelineEvaluator {
         if let Ok(json) = serde_json::to_string_pretty(&report) {
             write(trial.dir.join("measure.json"), json.as_bytes())?;
         }
-        eval.violations = measured_violations(&report);
+        eval.violations = match &on_device {
+            Some(b) => {
+                device_violations(&self.target, &report, b.p50_us / 1000.0, b.p95_us / 1000.0)
+            }
+            None => measured_violations(&report),
+        };
         Ok(eval)
     }
 }

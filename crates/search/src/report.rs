@@ -297,6 +297,13 @@ pub fn scatter_svg(
     latency_limit: Option<f64>,
 ) -> Result<String, SearchError> {
     let mut svg = String::new();
+    // `device` when the search measured on one, else `sim`.
+    let latency_source = trials
+        .iter()
+        .filter_map(|t| t.evaluation.as_ref()?.metrics.get(keys::LATENCY_MS))
+        .map(|f| f.source.clone())
+        .next()
+        .unwrap_or_else(|| "sim".into());
     let pts = |status: Status| -> Vec<(f64, f64)> {
         trials
             .iter()
@@ -337,14 +344,14 @@ pub fn scatter_svg(
             .x_label_area_size(40)
             .y_label_area_size(50)
             .caption(
-                "validation accuracy vs latency (sim, chosen power mode)",
+                format!("validation accuracy vs latency ({latency_source}, chosen power mode)"),
                 ("sans-serif", 18),
             )
             .build_cartesian_2d(0.0..x_max, y_min..100.0)
             .map_err(|e| err(&e))?;
         chart
             .configure_mesh()
-            .x_desc("latency ms (sim)")
+            .x_desc(format!("latency ms ({latency_source})"))
             .y_desc("accuracy % (host)")
             .draw()
             .map_err(|e| err(&e))?;

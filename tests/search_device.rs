@@ -1,0 +1,267 @@
+//! `cargo xtask search --device`: every candidate measured on a device, here
+//! the loopback sshd stand-in (tests/common/sshd.rs) with the `host` profile,
+//! so the native build runs "on the device" and the test can look at what
+//! arrived there.
+
+#[path = "common/sshd.rs"]
+mod sshd;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use kiln_search::{Journal, Status, TrialRecord};
+use sshd::{Sshd, current, profile, script};
+
+fn tiny_space() -> String {
+    concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../tests/fixtures/tiny-space.toml"
+    )
+    .to_string()
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "stdout:\n{}\nstderr:\n{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+/// `search --target host` into `run`, on the stand-in device when `device`.
+fn search(
+    sshd: &Sshd,
+    profiles: &Path,
+    run: &Path,
+    workers: &str,
+    device: bool,
+    resume: bool,
+) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_xtask"));
+    c.args(["search", "--target", "host", "--targets-dir"])
+        .arg(profiles)
+        .args([
+            "--trials",
+            "2",
+            "--epochs",
+            "1",
+            "--train-limit",
+            "300",
+            "--population",
+            "2",
+            "--seed",
+            "5",
+            "--workers",
+            workers,
+            "--space",
+            &tiny_space(),
+            "--device-warmup",
+            "1",
+            "--device-runs",
+            "5",
+            "-o",
+        ])
+        .arg(run);
+    if device {
+        c.args(sshd.ssh_args("--device"));
+    }
+    if resume {
+        c.arg("--resume");
+    }
+    c
+}
+
+/// Trials that were evaluated (not rejected before training).
+fn evaluated(run: &Path) -> Vec<TrialRecord> {
+    Journal::open(run)
+        .and_then(|j| j.trials())
+        .unwrap()
+        .into_iter()
+        .filter(|t| !kiln_search::driver::is_analytic_rejection(t))
+        .collect()
+}
+
+fn trial_dir(run: &Path, t: &TrialRecord) -> PathBuf {
+    kiln_search::driver::trial_dir(run, t.number, &t.genome_id)
+}
+
+/// Every finished trial's latency is the device's, the sim's stays beside
+/// it, its output check passed there, and trials.csv / front.json agree.
+fn assert_device_figures(run: &Path, out: &Output) {
+    let trials = evaluated(run);
+    assert_eq!(trials.len(), 2, "{}", text(out));
+    for t in &trials {
+        assert!(
+            matches!(t.status, Status::Done | Status::Infeasible),
+            "trial {} {:?}: {:?}\n{}",
+            t.number,
+            t.status,
+            t.error,
+            text(out)
+        );
+        let m = &t.evaluation.as_ref().unwrap().metrics;
+        for key in [
+            "latency_ms",
+            "latency_p95_ms",
+            "fps",
+            "device_peak_rss_bytes",
+        ] {
+            assert_eq!(m[key].source, "device", "trial {} {key}", t.number);
+        }
+        assert_eq!(m["sim_latency_ms"].source, "sim");
+        assert!(m["latency_p95_ms"].value >= m["latency_ms"].value);
+        let device: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(trial_dir(run, t).join("device.json")).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(device["bench"]["source"], "device");
+        assert_eq!(device["bench"]["runs"], 5);
+        assert_eq!(device["bench"]["output_check"]["passed"], true);
+    }
+
+    let csv = std::fs::read_to_string(run.join("trials.csv")).unwrap();
+    let mut lines = csv.lines();
+    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+    let col = header
+        .iter()
+        .position(|h| *h == "latency_ms_source")
+        .expect("a latency_ms_source column");
+    let rows: Vec<&str> = lines.collect();
+    assert_eq!(rows.len(), 2, "{csv}");
+    for row in rows {
+        assert_eq!(row.split(',').nth(col), Some("device"), "{csv}");
+    }
+
+    let front: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("front.json")).unwrap()).unwrap();
+    let models = front["front"].as_array().unwrap();
+    assert!(!models.is_empty(), "{}", text(out));
+    for m in models {
+        assert_eq!(m["metrics"]["latency_ms"]["source"], "device", "{m}");
+    }
+}
+
+#[test]
+fn every_candidate_is_measured_on_the_device() {
+    let sshd = Sshd::start();
+    let profiles = profile("host", &sshd.device_dir(), None);
+    let dir = tempfile::tempdir().unwrap();
+    let run = dir.path().join("run");
+    let o = search(&sshd, profiles.path(), &run, "2", true, false)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("(device)"), "{}", text(&o));
+    assert_device_figures(&run, &o);
+
+    // What the device runs is the candidates' own builds: each worker's
+    // installed version is the program a trial built, byte for byte.
+    let trials = evaluated(&run);
+    let mut found = 0;
+    for w in 0..2 {
+        let folder = sshd.device_dir().join(format!("search-w{w}"));
+        let Some(v) = current(&folder) else { continue };
+        let on_device = std::fs::read(folder.join(&v).join("kiln-model")).unwrap();
+        let owner = trials.iter().find(|t| {
+            let d: serde_json::Value = serde_json::from_str(
+                &std::fs::read_to_string(trial_dir(&run, t).join("device.json")).unwrap(),
+            )
+            .unwrap();
+            d["version"] == v.as_str()
+        });
+        let owner = owner.unwrap_or_else(|| panic!("{v} on the device is no trial's"));
+        // crate/out holds the wasm build and the native one, `kiln-model-<target>`.
+        let native = std::fs::read_dir(trial_dir(&run, owner).join("crate/out"))
+            .unwrap()
+            .flatten()
+            .map(|e| e.path())
+            .find(|p| {
+                p.file_name()
+                    .is_some_and(|n| n.to_string_lossy().starts_with("kiln-model-"))
+            })
+            .expect("a native build in crate/out");
+        let built = std::fs::read(native).unwrap();
+        assert!(
+            built == on_device,
+            "trial {}'s program differs",
+            owner.number
+        );
+        found += 1;
+    }
+    assert!(found >= 1, "no candidate installed on the device");
+}
+
+#[test]
+fn a_device_that_goes_away_stops_the_search_and_resume_finishes_it() {
+    let sshd = Sshd::start();
+    let profiles = profile("host", &sshd.device_dir(), None);
+    let dir = tempfile::tempdir().unwrap();
+    let run = dir.path().join("run");
+    // An ssh whose link dies after the first candidate: its first six calls
+    // (the search's connection check, then prepare, verify, install, bench
+    // and clean-up of candidate 1) go through, later ones are refused.
+    let calls = dir.path().join("ssh-calls");
+    let flaky = script(
+        dir.path(),
+        "ssh-flaky",
+        &format!(
+            r#"echo x >> '{calls}'
+if [ "$(wc -l < '{calls}')" -gt 6 ]; then
+  echo 'ssh: connect to host 127.0.0.1 port {port}: Connection refused' >&2; exit 255
+fi
+exec ssh "$@""#,
+            calls = calls.display(),
+            port = sshd.port
+        ),
+    );
+    let o = search(&sshd, profiles.path(), &run, "1", true, false)
+        .env("KILN_SSH", &flaky)
+        .output()
+        .unwrap();
+    assert!(!o.status.success(), "{}", text(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("the search stopped"), "{err}");
+    assert!(err.contains("cannot reach the device"), "{err}");
+    assert!(err.contains("Connection refused"), "{err}");
+    assert!(err.contains("--resume"), "{err}");
+    // The first candidate is done; the second waits, not failed.
+    let trials = evaluated(&run);
+    let statuses: Vec<Status> = trials.iter().map(|t| t.status).collect();
+    assert_eq!(statuses.len(), 2, "{}", text(&o));
+    assert!(statuses[0].is_finished() && statuses[0] != Status::Failed);
+    assert_eq!(statuses[1], Status::Pending);
+
+    // Resuming without the device is refused: its figures would mix sources.
+    let o = search(&sshd, profiles.path(), &run, "1", false, true)
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    assert!(text(&o).contains("device: journal has `"), "{}", text(&o));
+
+    // With the device back, --resume evaluates the waiting trial on it.
+    let o = search(&sshd, profiles.path(), &run, "1", true, true)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", text(&o));
+    assert_device_figures(&run, &o);
+}
+
+#[test]
+fn an_unreachable_device_is_refused_before_training() {
+    let sshd = Sshd::start();
+    let profiles = profile("host", &sshd.device_dir(), None);
+    let dir = tempfile::tempdir().unwrap();
+    let run = dir.path().join("run");
+    let mut c = search(&sshd, profiles.path(), &run, "1", false, false);
+    let mut args = sshd.ssh_args("--device");
+    args[3] = sshd::free_port().to_string();
+    let o = c.args(args).output().unwrap();
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("must answer before the search starts"),
+        "{err}"
+    );
+    assert!(err.contains("cannot reach the device"), "{err}");
+    assert!(evaluated(&run).is_empty());
+}
