@@ -16,6 +16,7 @@ mod measure;
 mod report;
 mod run_onnx;
 mod search;
+mod sizes;
 mod space;
 mod targets;
 mod train;
@@ -63,6 +64,8 @@ enum Command {
     Compare(compare::Args),
     /// Deploy a model to a device, check its output and measure it there.
     Flash(flash::Args),
+    /// Binary sizes of the generated program (weights apart), optionally vs tract.
+    Sizes(sizes::Args),
 }
 
 fn main() {
@@ -81,6 +84,7 @@ fn main() {
         Command::Report(args) => report::run(args),
         Command::Compare(args) => compare::run(args),
         Command::Flash(args) => flash::run(args),
+        Command::Sizes(args) => sizes::run(args),
     };
     if let Err(e) = result {
         eprintln!("error: {e:#}");
