@@ -2,7 +2,9 @@
 # Installs what kiln needs beyond the pinned Rust toolchain: the two cross
 # targets (aarch64 devices, the wasm simulated device) and Debian packages
 # (qemu-user runs aarch64 builds here; openssh-server is the stand-in device
-# for flash tests). Safe to run again; needs root (or sudo) for apt-get.
+# for flash tests; an aarch64 C compiler only for `cargo xtask sizes --vs-tract`,
+# whose tract build assembles tract-linalg's ARM kernels). Safe to run again;
+# needs root (or sudo) for apt-get.
 set -euo pipefail
 
 rustup target add wasm32-unknown-unknown aarch64-unknown-linux-musl
@@ -11,6 +13,7 @@ need=()
 command -v qemu-aarch64 >/dev/null 2>&1 || need+=(qemu-user)
 command -v sshd >/dev/null 2>&1 || [ -x /usr/sbin/sshd ] || need+=(openssh-server)
 command -v ssh >/dev/null 2>&1 || need+=(openssh-client)
+command -v aarch64-linux-gnu-gcc >/dev/null 2>&1 || need+=(gcc-aarch64-linux-gnu libc6-dev-arm64-cross)
 if [ ${#need[@]} -gt 0 ]; then
   sudo=""
   [ "$(id -u)" -eq 0 ] || sudo="sudo"
