@@ -25,11 +25,21 @@
 //! Besides the criterion groups (kiln and tract per shape, alternating group by
 //! group), a paired run prints per shape the median of kiln/tract ratios of
 //! back-to-back batches.
+//!
+//! A second paired table times what kiln ships instead: each single-op model
+//! lowered, generated and built for the host like any candidate (native CPU,
+//! LTO, constant shapes), timed by the program's own `--bench` loop against
+//! tract. Its time includes the program's NCHW -> NHWC input and NHWC -> NCHW
+//! output conversions, which a whole network pays once, not per op.
 
+use std::io::Write;
+use std::path::Path;
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use kiln_codegen::{BuildTarget, GenerateOptions};
 use kiln_onnx::{Attribute, Dim, GraphBuilder};
 use kiln_runtime::{Activation, Conv2d};
 use tract_onnx::prelude::*;
@@ -269,6 +279,8 @@ fn nchw_to_nhwc(x: &[f32], c: usize, hw: usize) -> Vec<f32> {
 /// Both engines set up for one shape, on the same data.
 struct Case {
     shape: Shape,
+    onnx: Vec<u8>,
+    x_nchw: Vec<f32>,
     x_nhwc: Vec<f32>,
     w_kiln: Vec<f32>,
     out: Vec<f32>,
@@ -293,11 +305,13 @@ impl Case {
         let o = s.out_hw();
         Case {
             shape: s,
+            x_nchw: x.clone(),
             x_nhwc: nchw_to_nhwc(&x, s.in_c, s.hw * s.hw),
             w_kiln: kiln_weights(&s, &w),
             out: vec![0.0; o * o * s.out_c],
             tract,
             tract_input: Arc::new(input).into_tvalue(),
+            onnx,
         }
     }
 
@@ -328,6 +342,12 @@ impl Case {
         std::hint::black_box(&self.out);
     }
 
+    fn tract_output(&mut self) -> Vec<f32> {
+        let t = self.run_tract();
+        let t = t.to_plain_array_view::<f32>().expect("f32 output");
+        t.iter().copied().collect()
+    }
+
     fn run_tract(&mut self) -> TValue {
         let mut out = self
             .tract
@@ -340,9 +360,7 @@ impl Case {
     /// compared in kiln's NHWC order), and the largest output magnitude.
     fn max_abs_diff(&mut self) -> (f32, f32) {
         self.run_kiln();
-        let t = self.run_tract();
-        let t = t.to_plain_array_view::<f32>().expect("f32 output");
-        let t: Vec<f32> = t.iter().copied().collect();
+        let t = self.tract_output();
         let (c, o) = (self.shape.out_c, self.shape.out_hw());
         assert_eq!(t.len(), self.out.len(), "{}: output sizes", self.shape.name);
         let t = nchw_to_nhwc(&t, c, o * o);
@@ -361,13 +379,116 @@ fn median(mut v: Vec<f64>) -> f64 {
     v[v.len() / 2]
 }
 
-/// Seconds per call of `f`, over a batch of calls lasting about `target`.
+/// Seconds per call of `f`, over `calls` calls.
 fn batch_time(mut f: impl FnMut(), calls: u32) -> f64 {
     let start = Instant::now();
     for _ in 0..calls {
         f();
     }
     start.elapsed().as_secs_f64() / f64::from(calls)
+}
+
+/// Runs model `index` of the bundle program on `input`: its output, or with
+/// `runs`, the p50 of its own timing loop in seconds.
+fn run_program(bin: &Path, index: usize, input: &[f32], runs: Option<u32>) -> Vec<f32> {
+    let mut cmd = Command::new(bin);
+    cmd.arg(index.to_string());
+    if let Some(runs) = runs {
+        cmd.args(["--bench", "--warmup", "3", "--runs", &runs.to_string()]);
+    }
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("run the bundle");
+    let bytes: Vec<u8> = input.iter().flat_map(|v| v.to_le_bytes()).collect();
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(&bytes)
+        .expect("input");
+    let out = child.wait_with_output().expect("bundle finishes");
+    assert!(out.status.success(), "bundle model {index} failed");
+    if runs.is_none() {
+        return out
+            .stdout
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect();
+    }
+    let line = String::from_utf8_lossy(&out.stdout);
+    let p50: Option<f32> = line
+        .split("\"p50_us\":")
+        .nth(1)
+        .and_then(|r| r.split(',').next())
+        .and_then(|v| v.parse().ok());
+    vec![p50.unwrap_or_else(|| panic!("no p50 in {line}")) * 1e-6]
+}
+
+/// The paired table of generated host programs vs tract.
+fn generated_vs_tract(cases: &mut [Case]) {
+    let graphs: Vec<_> = cases
+        .iter()
+        .map(|c| {
+            kiln_lower::lower_bytes(&c.onnx, c.shape.name, &Default::default()).expect("lowers")
+        })
+        .collect();
+    let refs: Vec<_> = graphs.iter().collect();
+    let target_dir = kiln_codegen::default_target_dir();
+    let dir = target_dir.join("bench").join("kernels");
+    kiln_codegen::generate_bundle(&refs, &dir, &GenerateOptions::new("kernels")).expect("generate");
+    let bin = kiln_codegen::build_bin(&dir, "kiln-bundle", BuildTarget::Host, &target_dir)
+        .expect("build");
+    println!("== generated host programs (native, LTO) vs tract, source: host ==");
+    println!("{:<28} {:>10} {:>12}", "shape", "max|diff|", "kiln/tract");
+    for (i, case) in cases.iter_mut().enumerate() {
+        let want = case.tract_output();
+        let got = run_program(&bin, i, &case.x_nchw, None);
+        assert_eq!(got.len(), want.len(), "{}: output sizes", case.shape.name);
+        let scale = want.iter().map(|v| v.abs()).fold(1.0, f32::max);
+        let diff = got
+            .iter()
+            .zip(&want)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0, f32::max);
+        assert!(
+            diff <= 1e-4 * scale,
+            "{}: generated program and tract disagree (max abs diff {diff})",
+            case.shape.name
+        );
+        let once = batch_time(
+            || {
+                case.run_tract();
+            },
+            3,
+        );
+        let runs = ((0.05 / once) as u32).clamp(5, 2000);
+        let mut ratios = Vec::new();
+        for _round in 0..7 {
+            let mut t: Vec<f64> = (0..runs)
+                .map(|_| {
+                    batch_time(
+                        || {
+                            case.run_tract();
+                        },
+                        1,
+                    )
+                })
+                .collect();
+            t.sort_by(|a, b| a.total_cmp(b));
+            let tract_p50 = t[t.len() / 2];
+            let kiln_p50 = f64::from(run_program(&bin, i, &case.x_nchw, Some(runs))[0]);
+            ratios.push(kiln_p50 / tract_p50);
+        }
+        println!(
+            "{:<28} {:>10.1e} {:>12.2}",
+            case.shape.name,
+            diff,
+            median(ratios)
+        );
+    }
+    println!("(kiln/tract: median over 7 rounds of the p50 ratio, each round ~50 ms a side)\n");
 }
 
 fn bench(c: &mut Criterion) {
@@ -413,6 +534,7 @@ fn bench(c: &mut Criterion) {
         );
     }
     println!("(kiln/tract: median of 9 paired batches, each ~20 ms; < 1 means kiln is faster)\n");
+    generated_vs_tract(&mut cases);
 
     for case in &mut cases {
         let mut group = c.benchmark_group(case.shape.name);
