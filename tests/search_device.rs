@@ -117,6 +117,10 @@ fn assert_device_figures(run: &Path, out: &Output) {
         assert_eq!(device["bench"]["source"], "device");
         assert_eq!(device["bench"]["runs"], 5);
         assert_eq!(device["bench"]["output_check"]["passed"], true);
+        // `host` gives its mode no nvpmodel id: the figures are at whatever
+        // mode the device was in, and that is written down.
+        let mode = device["power_mode"].as_str().unwrap();
+        assert!(mode.starts_with("as found on the device"), "{mode}");
     }
 
     let csv = std::fs::read_to_string(run.join("trials.csv")).unwrap();
@@ -152,7 +156,22 @@ fn every_candidate_is_measured_on_the_device() {
         .unwrap();
     assert!(o.status.success(), "{}", text(&o));
     assert!(text(&o).contains("(device)"), "{}", text(&o));
+    assert!(
+        text(&o).contains("power mode `default` not set"),
+        "{}",
+        text(&o)
+    );
     assert_device_figures(&run, &o);
+    let meta = Journal::open(&run).unwrap().meta().unwrap();
+    assert_eq!(
+        meta.get("device"),
+        Some(format!("{}@127.0.0.1:{}", sshd::whoami(), sshd.port).as_str())
+    );
+    assert!(
+        meta.get("device_power_mode")
+            .unwrap()
+            .starts_with("as found")
+    );
 
     // What the device runs is the candidates' own builds: each worker's
     // installed version is the program a trial built, byte for byte.

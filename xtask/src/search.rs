@@ -369,8 +369,9 @@ pub fn run(args: Args) -> Result<()> {
         d.device
             .check_reachable()
             .context("--device: the device must answer before the search starts")?;
-        let before = d.hold_power_mode();
-        let search_device = SearchDevice::new(d.device.clone(), d.bench.clone());
+        let (before, power_mode) = d.hold_power_mode();
+        let mut search_device = SearchDevice::new(d.device.clone(), d.bench.clone());
+        search_device.power_mode = power_mode;
         eprintln!(
             "measuring every candidate on {} (folders {}, ...; latency labelled `device`)",
             search_device.name(),
@@ -472,26 +473,34 @@ struct DeviceChoice {
 impl DeviceChoice {
     /// Sets the chosen power mode once for the whole search (not per
     /// candidate: switching modes before every benchmark would measure the
-    /// clocks settling); returns the mode to restore. Says what happened.
-    fn hold_power_mode(&mut self) -> Option<u32> {
-        let plan = self.plan.clone()?;
+    /// clocks settling). Returns the mode to restore and what the device
+    /// runs in, and says so.
+    fn hold_power_mode(&mut self) -> (Option<u32>, String) {
+        let Some(plan) = self.plan.clone() else {
+            eprintln!("note: power mode {}", self.power_identity);
+            return (None, self.power_identity.clone());
+        };
         let mut outcome = PowerOutcome::default();
         let restore = self.device.set_power_mode(&plan, &mut outcome);
-        if let Some(id) = outcome.nvpmodel_set {
-            eprintln!(
-                "power mode {} (nvpmodel -m {id}) held for the search{}",
-                plan.mode,
-                outcome
-                    .nvpmodel_before
-                    .filter(|b| *b != id)
-                    .map(|b| format!("; mode {b} is restored at the end"))
-                    .unwrap_or_default()
-            );
-        }
+        let held = match outcome.nvpmodel_set {
+            Some(id) => {
+                let held = format!("{} (nvpmodel -m {id}, held for the search)", plan.mode);
+                eprintln!(
+                    "power mode {held}{}",
+                    outcome
+                        .nvpmodel_before
+                        .filter(|b| *b != id)
+                        .map(|b| format!("; mode {b} is restored at the end"))
+                        .unwrap_or_default()
+                );
+                held
+            }
+            None => format!("as found on the device: {}", outcome.notes.join("; ")),
+        };
         for n in &outcome.notes {
             eprintln!("note: {n}");
         }
-        restore
+        (restore, held)
     }
 
     fn restore_power_mode(&mut self, before: u32) {

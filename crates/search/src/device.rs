@@ -21,6 +21,10 @@ pub struct SearchDevice {
     /// workers' folders go under.
     template: Device,
     pub bench: BenchSettings,
+    /// The power mode the device runs in, as found out when the search
+    /// began (set with nvpmodel, or why not); written beside each trial's
+    /// device figures.
+    pub power_mode: String,
 }
 
 impl SearchDevice {
@@ -28,6 +32,7 @@ impl SearchDevice {
         Self {
             template: device,
             bench,
+            power_mode: "as found on the device (not set by kiln)".into(),
         }
     }
 
