@@ -339,7 +339,8 @@ pub unsafe fn run_main(argc: c_int, argv: *const *const c_char, main: fn(Args) -
 }
 
 /// Emits the C `main` of a `#![no_std] #![no_main]` Linux program calling
-/// `$main(args: Args) -> u8` (the exit status), and its panic handler.
+/// `$main(args: Args) -> u8` (the exit status), and its panic handler. The
+/// program must be built with `panic = "abort"` (release and dev profiles).
 #[macro_export]
 macro_rules! linux_main {
     ($main:path) => {
@@ -358,6 +359,12 @@ macro_rules! linux_main {
             fn panic(info: &core::panic::PanicInfo) -> ! {
                 $crate::linux::panic_abort(info)
             }
+
+            // The pre-built core is compiled for unwinding and names this
+            // symbol; with panic = "abort" nothing calls it, but a build
+            // without LTO (a debug build) must still resolve it.
+            #[unsafe(no_mangle)]
+            extern "C" fn rust_eh_personality() {}
         }
     };
 }

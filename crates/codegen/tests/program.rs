@@ -296,3 +296,41 @@ fn mobilenetv2_half_aarch64_code_fits_64_kib_and_matches_the_host_under_qemu() {
         true
     );
 }
+
+/// A `no_std` program on `kiln_runtime::linux_main!`: its exit status is
+/// what its main returns, and a panic names its source line and aborts
+/// (SIGABRT, as std's `panic = "abort"`), without `core::fmt`.
+#[test]
+fn linux_main_returns_the_status_and_a_panic_names_its_location() {
+    use std::os::unix::process::ExitStatusExt;
+    let dir = scratch("program-panic-probe");
+    std::fs::create_dir_all(dir.join("src")).expect("crate dir");
+    let runtime = kiln_codegen::default_runtime_path();
+    let toml = format!(
+        "[package]\nname = \"kiln-panic-probe\"\nversion = \"0.1.0\"\nedition = \"2024\"\npublish = false\n\n\
+         [dependencies]\nkiln-runtime = {{ path = \"{}\" }}\n\n\
+         [profile.release]\npanic = \"abort\"\n\n[profile.dev]\npanic = \"abort\"\n\n[workspace]\n",
+        runtime.display()
+    );
+    std::fs::write(dir.join("Cargo.toml"), toml).expect("Cargo.toml");
+    let main = "#![no_std]\n#![no_main]\nkiln_runtime::linux_main!(crate::run);\n\
+                fn run(args: kiln_runtime::linux::Args) -> u8 {\n    let n = args.count();\n    \
+                let statuses = [40u8, 41];\n    statuses[core::hint::black_box(n)]\n}\n";
+    std::fs::write(dir.join("src/main.rs"), main).expect("main.rs");
+    let bin = kiln_codegen::build_bin(
+        &dir,
+        "kiln-panic-probe",
+        BuildTarget::Host,
+        &kiln_codegen::default_target_dir(),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+
+    let ok = run(None, &bin, &[], &[]);
+    assert_eq!(ok.status.code(), Some(41), "{}", stderr(&ok));
+    let panicked = run(None, &bin, &["one", "two"], &[]);
+    assert_eq!(panicked.status.signal(), Some(6), "{:?}", panicked.status);
+    assert_eq!(
+        stderr(&panicked),
+        "kiln program panicked at src/main.rs:7\n"
+    );
+}
