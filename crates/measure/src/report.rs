@@ -6,7 +6,9 @@
 //! (kiln-codegen).
 
 use std::fmt::{self, Write as _};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::{Duration, Instant, SystemTime};
 
 use serde::Serialize;
 
@@ -44,9 +46,98 @@ pub struct Artifacts {
 pub struct MeasureOptions {
     pub sim_limits: SimLimits,
     /// Bench-mode warm-up and timed runs of the program (native or emulated);
-    /// `runs == 0` skips timing.
+    /// `runs == 0` skips timing. Under an emulator these are upper bounds:
+    /// see [`EMULATED_TIMING_BUDGET`].
     pub warmup: u64,
     pub runs: u64,
+}
+
+/// About how long the timing of an emulated program may take. Emulated times
+/// say nothing about the device, so they get a few runs within this budget
+/// (at least 3, at most the runs asked for, one warm-up) instead of a
+/// device-sized run count; the report states the counts used.
+pub const EMULATED_TIMING_BUDGET: Duration = Duration::from_secs(4);
+
+/// Warm-up and timed runs for an emulated program one run of which took
+/// `one_run`.
+fn emulated_counts(warmup: u64, runs: u64, one_run: Duration) -> (u64, u64) {
+    let per_run = one_run.as_secs_f64().max(1e-6);
+    let fit = (EMULATED_TIMING_BUDGET.as_secs_f64() / per_run) as u64;
+    let warmup = warmup.min(1);
+    (
+        warmup,
+        fit.saturating_sub(warmup).clamp(3, runs.max(3)).min(runs),
+    )
+}
+
+/// The last timing taken, so that profiles sharing a triple (jetson and pixel
+/// both run the aarch64 program) time it once per process.
+struct TimingMemo {
+    program: PathBuf,
+    stamp: (u64, Option<SystemTime>),
+    runner: String,
+    asked: (u64, u64),
+    input_len: usize,
+    timing: HostTiming,
+}
+
+static LAST_TIMING: Mutex<Option<TimingMemo>> = Mutex::new(None);
+
+/// Size and modification time of `program`: a rebuilt program changes both
+/// or at least the time.
+fn file_stamp(program: &Path) -> (u64, Option<SystemTime>) {
+    std::fs::metadata(program)
+        .map(|m| (m.len(), m.modified().ok()))
+        .unwrap_or((0, None))
+}
+
+/// `host::bench` with the `asked` warm-up and runs (an emulated program's
+/// counts fitted to one run taking `one_run`), reusing the previous result for
+/// the same unchanged program, runner, asked counts and input length.
+fn timed(
+    runner: &Runner,
+    program: &Path,
+    input: &[f32],
+    asked: (u64, u64),
+    one_run: Duration,
+) -> Result<HostTiming, MeasureError> {
+    let stamp = file_stamp(program);
+    let same = |m: &TimingMemo| {
+        m.program == program
+            && m.stamp == stamp
+            && stamp.1.is_some()
+            && m.runner == runner.name()
+            && m.asked == asked
+            && m.input_len == input.len()
+    };
+    let mut last = LAST_TIMING
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    if let Some(memo) = last.as_ref().filter(|m| same(m)) {
+        return Ok(memo.timing.clone());
+    }
+    let (warmup, runs) = if runner.is_emulated() {
+        emulated_counts(asked.0, asked.1, one_run)
+    } else {
+        asked
+    };
+    let timing = host::bench(
+        runner,
+        program,
+        input,
+        warmup,
+        runs,
+        host::DEFAULT_BENCH_TIMEOUT,
+    )?;
+    *last = Some(TimingMemo {
+        program: program.to_path_buf(),
+        stamp,
+        runner: runner.name(),
+        asked,
+        input_len: input.len(),
+        timing: timing.clone(),
+    });
+    Ok(timing)
 }
 
 impl Default for MeasureOptions {
@@ -164,6 +255,7 @@ pub fn measure(
             Some(artifacts.weight_bytes),
             Some(artifacts.arena_bytes),
         )?;
+        let started = Instant::now();
         let output = host::run_with(
             &runner,
             program,
@@ -171,6 +263,7 @@ pub fn measure(
             Some(artifacts.output_len),
             host::DEFAULT_RUN_TIMEOUT,
         )?;
+        let one_run = started.elapsed();
         let max_abs_diff = output
             .iter()
             .zip(&sim.output)
@@ -187,14 +280,8 @@ pub fn measure(
             passed: max_abs_diff <= OUTPUT_TOLERANCE && output.len() == sim.output.len(),
         };
         let timing = if options.runs > 0 {
-            Some(host::bench(
-                &runner,
-                program,
-                &input,
-                options.warmup,
-                options.runs,
-                host::DEFAULT_BENCH_TIMEOUT,
-            )?)
+            let asked = (options.warmup, options.runs);
+            Some(timed(&runner, program, &input, asked, one_run)?)
         } else {
             None
         };
@@ -340,4 +427,21 @@ fn write_size(out: &mut String, title: &str, size: &ModelSize) {
         "    sections (B)        text {} / rodata {} / data {} / bss {} [host]",
         s.text, s.rodata, s.data, s.bss
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn emulated_timing_fits_its_budget_within_the_asked_counts() {
+        // a fast program: the asked counts, one warm-up
+        assert_eq!(emulated_counts(5, 30, Duration::from_millis(10)), (1, 30));
+        // 0.5 s a run: 8 runs fit in 4 s, one of them the warm-up
+        assert_eq!(emulated_counts(5, 30, Duration::from_millis(500)), (1, 7));
+        // slower than the budget: still 3 runs
+        assert_eq!(emulated_counts(5, 30, Duration::from_secs(10)), (1, 3));
+        // never more than asked
+        assert_eq!(emulated_counts(0, 2, Duration::from_secs(10)), (0, 2));
+    }
 }
