@@ -39,7 +39,10 @@ fn models() -> &'static (PathBuf, PathBuf, PathBuf) {
 /// The stand-in adb. Environment: FAKE_ADB_ROOT (the phone's filesystem),
 /// FAKE_ADB_SERIAL (the one attached phone), FAKE_ADB_LOG (every call is
 /// appended), FAKE_ADB_PUSH=cut|corrupt (a push that breaks off after 4 KiB,
-/// or delivers the file with a byte added and says it went well).
+/// or delivers the file with a byte added and says it went well),
+/// FAKE_ADB_LEGACY=1 (an adb without shell protocol v2, as before Android 7:
+/// `shell` exits 0 whatever the command did, its stderr comes on stdout, and
+/// lines end in CRLF as through a pty).
 const FAKE_ADB: &str = r#"
 root=${FAKE_ADB_ROOT:?}
 printf '%s\n' "$*" >> "${FAKE_ADB_LOG:?}"
@@ -70,7 +73,11 @@ case "$1" in
     # adb joins its arguments with spaces; the phone's sh runs the line.
     line="$*"
     line=${line//\/data\/local\/tmp/$root\/data\/local\/tmp}
-    cd "$root" && exec sh -c "$line" ;;
+    cd "$root" || exit 1
+    if [ -n "$FAKE_ADB_LEGACY" ]; then
+      sh -c "$line" 2>&1 | sed 's/$/\r/'; exit 0
+    fi
+    exec sh -c "$line" ;;
   *) echo "adb: unknown command $1" >&2; exit 1 ;;
 esac
 "#;
@@ -314,6 +321,36 @@ fn a_program_that_cannot_start_on_the_phone_rolls_back_and_is_not_called_unreach
     assert!(!err.contains("cannot reach the device"), "{err}");
     assert!(err.contains("the benchmark on adb:"), "{err}");
     assert!(err.contains("cannot be started on the device"), "{err}");
+    assert!(
+        err.contains(&format!("rolled back to the previous version {first}")),
+        "{err}"
+    );
+    assert_eq!(current(&phone.kiln_dir()).as_deref(), Some(first.as_str()));
+    assert_eq!(listing(&phone.kiln_dir()), ["current".to_string(), first]);
+    assert!(phone.installed_version_runs());
+}
+
+#[test]
+fn an_adb_that_hides_exit_codes_still_catches_a_failing_benchmark() {
+    let _g = serial_lock();
+    let phone = Phone::new();
+    let legacy = [("FAKE_ADB_LEGACY", "1")];
+    // A whole flash works through it (CRLF output, status from kiln's line).
+    let (a, b, _) = models();
+    let o = phone.flash(SERIAL, a, &[], &legacy);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("PASS"));
+    let first = current(&phone.kiln_dir()).unwrap();
+    // A program dying as one built for the wrong CPU would: adb says 0.
+    phone.add_profile(
+        "phone-sigill",
+        Some("sh -c 'echo Illegal instruction >&2; exit 132' kiln"),
+    );
+    let o = phone.flash_to("phone-sigill", SERIAL, b, &[], &legacy);
+    assert!(!o.status.success(), "{}", text(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("exit 132"), "{err}");
+    assert!(err.contains("Illegal instruction"), "{err}");
     assert!(
         err.contains(&format!("rolled back to the previous version {first}")),
         "{err}"

@@ -318,7 +318,7 @@ impl Device {
             Transport::Adb(a) => self
                 .adb_base(a)
                 .arg("shell")
-                .arg(format!("sh -c {}", shell_quote(script))),
+                .arg(format!("sh -c {}", shell_quote(&adb_status_script(script)))),
         }
     }
 
@@ -350,6 +350,16 @@ impl Device {
         execute(&cmd, timeout)
     }
 
+    /// Runs `script` on the device; over adb the exit status is the one the
+    /// script reported (see [`adb_status_script`]).
+    fn run_shell(&mut self, script: &str, timeout: Duration) -> Result<Finished, DeployError> {
+        let f = self.run(self.shell_command(script), timeout)?;
+        if self.dry_run || !matches!(self.transport, Transport::Adb(_)) {
+            return Ok(f);
+        }
+        Ok(adb_status(f))
+    }
+
     /// A failed connection reads as unreachable: ssh exits 255, adb names the device.
     fn unreachable(&self, f: &Finished) -> Option<DeployError> {
         let detail = last_lines(&f.stderr, 3);
@@ -367,7 +377,7 @@ impl Device {
 
     /// Runs a short script; a non-zero exit is an error naming `step`.
     fn remote(&mut self, step: &str, script: &str) -> Result<Finished, DeployError> {
-        let f = self.run(self.shell_command(script), self.timeouts.command)?;
+        let f = self.run_shell(script, self.timeouts.command)?;
         if f.success() {
             return Ok(f);
         }
@@ -524,7 +534,7 @@ impl Device {
             (None, _) => None,
         };
         let script = self.bench_script(&version, bench);
-        let result = self.run(self.shell_command(&script), self.timeouts.bench);
+        let result = self.run_shell(&script, self.timeouts.bench);
         if let Some(prev_mode) = restore {
             self.restore_power_mode(prev_mode, &mut power);
         }
@@ -578,7 +588,7 @@ impl Device {
     /// Best effort: remove a half-finished upload.
     fn discard(&mut self, incoming: &str) {
         let script = format!("rm -rf {}/{incoming}", shell_quote(&self.dir));
-        let _ = self.run(self.shell_command(&script), self.timeouts.command);
+        let _ = self.run_shell(&script, self.timeouts.command);
     }
 
     /// Puts the pointers back as they were and removes the new version.
@@ -684,7 +694,18 @@ impl Device {
                 (Some(c), _) => format!("exit {c}"),
                 (None, _) => "killed by a signal".to_string(),
             };
-            let tail = last_lines(&f.stderr, 4);
+            let mut tail = last_lines(&f.stderr, 4);
+            if tail.is_empty() {
+                // adb without shell protocol v2 puts the program's stderr in stdout.
+                let messages: String = f
+                    .stdout
+                    .lines()
+                    .map(str::trim)
+                    .filter(|l| !l.starts_with('{') && !l.starts_with("kiln-"))
+                    .map(|l| format!("{l}\n"))
+                    .collect();
+                tail = last_lines(&messages, 4);
+            }
             return Err(if tail.is_empty() {
                 why
             } else {
@@ -716,6 +737,47 @@ impl Device {
         power.read_samples(&f.stdout, b.p50_us, bench.power.as_ref());
         Ok(Some(b))
     }
+}
+
+/// The line an adb shell script ends with: its exit status.
+const ADB_STATUS_TAG: &str = "kiln-exit-status ";
+
+/// `script` in a subshell followed by a line with its exit status. adb before
+/// its shell protocol v2 (Android < 7, or an old adb) exits 0 whatever the
+/// command did and mixes the command's stderr into stdout, so over adb kiln
+/// takes the status from this line, never from adb's exit code alone.
+fn adb_status_script(script: &str) -> String {
+    format!("( {script}\n); echo \"{ADB_STATUS_TAG}$?\"")
+}
+
+/// Reads the status line [`adb_status_script`] printed and removes it. No
+/// line while adb says all went well means the phone's shell never got to
+/// the end (the connection dropped): not a success.
+fn adb_status(mut f: Finished) -> Finished {
+    let found = f.stdout.rfind(ADB_STATUS_TAG).map(|pos| {
+        let code = f.stdout[pos + ADB_STATUS_TAG.len()..]
+            .lines()
+            .next()
+            .and_then(|l| l.trim().parse::<i32>().ok());
+        (pos, code)
+    });
+    match found {
+        Some((pos, Some(code))) => {
+            f.stdout.truncate(pos);
+            // adb's own failure (its exit 1 with `adb: ...`) stays a failure.
+            if f.code == Some(0) || !adb_own_failure(&f.stderr) {
+                f.code = Some(code);
+            }
+        }
+        _ if f.code == Some(0) => {
+            f.code = None;
+            f.stderr.push_str(
+                "\nkiln: the phone's shell ended without reporting its exit status (adb connection lost?)",
+            );
+        }
+        _ => {}
+    }
+    f
 }
 
 /// True when adb itself (not the program it ran on the phone) says the phone
@@ -758,6 +820,44 @@ fn last_lines(text: &str, n: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn adb_exit_status_comes_from_the_scripts_own_line() {
+        let done = |code, stdout: &str, stderr: &str| Finished {
+            code,
+            stdout: stdout.into(),
+            stderr: stderr.into(),
+        };
+        // An old adb: exit 0, CRLF line ends, the script failed with 3.
+        let f = adb_status(done(Some(0), "{\"x\":1}\r\nkiln-exit-status 3\r\n", ""));
+        assert_eq!(f.code, Some(3));
+        assert_eq!(f.stdout, "{\"x\":1}\r\n");
+        // A new adb agrees with the line.
+        assert_eq!(
+            adb_status(done(Some(0), "ok\nkiln-exit-status 0\n", "")).code,
+            Some(0)
+        );
+        // No line although adb says 0: the shell never finished.
+        let f = adb_status(done(Some(0), "partial output", ""));
+        assert_eq!(f.code, None);
+        assert!(f.stderr.contains("without reporting its exit status"));
+        // adb's own failure stays one.
+        let f = adb_status(done(Some(1), "", "adb: device 'X' not found"));
+        assert_eq!(f.code, Some(1));
+        // The wrapped script still runs under sh, exit included.
+        let out = execute(
+            &Cmd::new("sh")
+                .arg("-c")
+                .arg(adb_status_script("echo hi; exit 7")),
+            Duration::from_secs(10),
+        )
+        .unwrap();
+        let f = adb_status(Finished {
+            code: Some(0),
+            ..out
+        });
+        assert_eq!((f.code, f.stdout.as_str()), (Some(7), "hi\n"));
+    }
 
     #[test]
     fn only_adbs_own_messages_mean_the_phone_is_unreachable() {
