@@ -55,9 +55,30 @@ impl GenerateOptions {
 }
 
 /// The runtime/ directory of this workspace (absolute).
+///
+/// The path is fixed when kiln-codegen is compiled. Cargo does not rebuild for
+/// a checkout that moved (or a copy of it built into the same target dir), so
+/// if that path no longer holds the runtime, the runtime/ of the current
+/// directory or its nearest ancestor that has one is used instead.
 pub fn default_runtime_path() -> PathBuf {
-    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../runtime");
+    let compiled = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../runtime");
+    let cwd = std::env::current_dir().unwrap_or_default();
+    let p = runtime_path_from(&compiled, &cwd);
     p.canonicalize().unwrap_or(p)
+}
+
+fn runtime_path_from(compiled: &Path, cwd: &Path) -> PathBuf {
+    let is_runtime = |dir: &Path| {
+        std::fs::read_to_string(dir.join("Cargo.toml"))
+            .is_ok_and(|toml| toml.contains("name = \"kiln-runtime\""))
+    };
+    if is_runtime(compiled) {
+        return compiled.to_path_buf();
+    }
+    cwd.ancestors()
+        .map(|d| d.join("runtime"))
+        .find(|d| is_runtime(d))
+        .unwrap_or_else(|| compiled.to_path_buf())
 }
 
 /// What [`generate`] produced.
@@ -227,4 +248,36 @@ panic = "abort"
 [workspace]
 "#
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn runtime_path_falls_back_to_the_checkout_around_the_current_directory() {
+        let base = std::env::temp_dir().join(format!("kiln-codegen-rt-{}", std::process::id()));
+        let runtime = base.join("checkout/runtime");
+        std::fs::create_dir_all(&runtime).unwrap();
+        std::fs::create_dir_all(base.join("checkout/crates/x")).unwrap();
+        std::fs::write(
+            runtime.join("Cargo.toml"),
+            "[package]\nname = \"kiln-runtime\"\n",
+        )
+        .unwrap();
+        let gone = base.join("moved-away/runtime");
+        let here = base.join("checkout/crates/x");
+        assert_eq!(runtime_path_from(&gone, &here), runtime);
+        // the compiled-in path wins while it holds the runtime
+        assert_eq!(runtime_path_from(&runtime, &base), runtime);
+        // nowhere to be found: the compiled-in path, for cargo's error to name
+        assert_eq!(runtime_path_from(&gone, &base), gone);
+        std::fs::remove_dir_all(&base).unwrap();
+    }
+
+    #[test]
+    fn the_default_runtime_path_is_this_workspaces_runtime() {
+        let p = default_runtime_path();
+        assert!(p.join("src/linux.rs").is_file(), "{}", p.display());
+    }
 }
