@@ -74,7 +74,7 @@ pub trait TextOut {
         for digits in 1..=9 {
             let mut s = (times_pow10(x, digits - 1 - exp) + 0.5) as u64;
             let mut e = exp;
-            if s as f64 >= times_pow10(1.0, digits) {
+            if s as f64 >= POW10[digits as usize] {
                 s /= 10;
                 e += 1;
             }
@@ -100,34 +100,48 @@ pub trait TextOut {
     }
 }
 
+/// 10^0 ..= 10^22: the powers of ten an f64 holds exactly (a table is less
+/// code than the loops computing them).
+const POW10: [f64; 23] = {
+    let mut t = [1.0; 23];
+    let mut i = 1;
+    while i < 23 {
+        t[i] = t[i - 1] * 10.0;
+        i += 1;
+    }
+    t
+};
+
 /// `x * 10^k`, rounded once when 10^|k| is exact (|k| <= 22), which
 /// covers every f32 printed to 9 digits but the tiniest.
-fn times_pow10(x: f64, k: i32) -> f64 {
-    let mut p = 1.0;
-    for _ in 0..k.unsigned_abs().min(22) {
-        p *= 10.0;
+#[inline(never)]
+fn times_pow10(mut x: f64, k: i32) -> f64 {
+    let mut left = k.unsigned_abs() as usize;
+    while left > 0 {
+        let step = left.min(22);
+        x = if k >= 0 {
+            x * POW10[step]
+        } else {
+            x / POW10[step]
+        };
+        left -= step;
     }
-    let rest = k.unsigned_abs().saturating_sub(22) as i32;
-    if k >= 0 {
-        let y = x * p;
-        if rest > 0 { times_pow10(y, rest) } else { y }
-    } else {
-        let y = x / p;
-        if rest > 0 { times_pow10(y, -rest) } else { y }
-    }
+    x
 }
 
 /// Writes `v`'s decimal digits at the end of `out`; returns where they start.
+#[inline(never)]
 fn decimal(mut v: u64, out: &mut [u8; 20]) -> usize {
     let mut i = out.len();
-    loop {
+    for slot in out.iter_mut().rev() {
+        *slot = b'0' + (v % 10) as u8;
         i -= 1;
-        out[i] = b'0' + (v % 10) as u8;
         v /= 10;
         if v == 0 {
-            return i;
+            break;
         }
     }
+    i
 }
 
 /// Parses a decimal `usize` (digits, optionally after one `+`, as
