@@ -1,8 +1,11 @@
 //! `cargo xtask search --device`: every candidate measured on a device, here
 //! the loopback sshd stand-in (tests/common/sshd.rs) with the `host` profile,
 //! so the native build runs "on the device" and the test can look at what
-//! arrived there.
+//! arrived there; and `--serial` against the adb stand-in
+//! (tests/common/adb.rs, a script, not a phone).
 
+#[path = "common/adb.rs"]
+mod adb;
 #[path = "common/sshd.rs"]
 mod sshd;
 
@@ -37,8 +40,20 @@ fn search(
     device: bool,
     resume: bool,
 ) -> Command {
+    let mut c = base_search("host", profiles, run, workers);
+    if device {
+        c.args(sshd.ssh_args("--device"));
+    }
+    if resume {
+        c.arg("--resume");
+    }
+    c
+}
+
+/// `search --target TARGET` of 2 trials of the tiny space into `run`.
+fn base_search(target: &str, profiles: &Path, run: &Path, workers: &str) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_xtask"));
-    c.args(["search", "--target", "host", "--targets-dir"])
+    c.args(["search", "--target", target, "--targets-dir"])
         .arg(profiles)
         .args([
             "--trials",
@@ -62,12 +77,6 @@ fn search(
             "-o",
         ])
         .arg(run);
-    if device {
-        c.args(sshd.ssh_args("--device"));
-    }
-    if resume {
-        c.arg("--resume");
-    }
     c
 }
 
@@ -88,6 +97,12 @@ fn trial_dir(run: &Path, t: &TrialRecord) -> PathBuf {
 /// Every finished trial's latency is the device's, the sim's stays beside
 /// it, its output check passed there, and trials.csv / front.json agree.
 fn assert_device_figures(run: &Path, out: &Output) {
+    // `host` gives its mode no nvpmodel id: the figures are at whatever
+    // mode the device was in, and that is written down.
+    assert_device_figures_of(run, out, "as found on the device");
+}
+
+fn assert_device_figures_of(run: &Path, out: &Output, power_mode: &str) {
     let trials = evaluated(run);
     assert_eq!(trials.len(), 2, "{}", text(out));
     for t in &trials {
@@ -117,10 +132,8 @@ fn assert_device_figures(run: &Path, out: &Output) {
         assert_eq!(device["bench"]["source"], "device");
         assert_eq!(device["bench"]["runs"], 5);
         assert_eq!(device["bench"]["output_check"]["passed"], true);
-        // `host` gives its mode no nvpmodel id: the figures are at whatever
-        // mode the device was in, and that is written down.
         let mode = device["power_mode"].as_str().unwrap();
-        assert!(mode.starts_with("as found on the device"), "{mode}");
+        assert!(mode.starts_with(power_mode), "{mode}");
     }
 
     let csv = std::fs::read_to_string(run.join("trials.csv")).unwrap();
@@ -283,4 +296,30 @@ fn an_unreachable_device_is_refused_before_training() {
     );
     assert!(err.contains("cannot reach the device"), "{err}");
     assert!(evaluated(&run).is_empty());
+}
+
+#[test]
+fn a_search_on_a_phone_goes_through_adb() {
+    let phone = adb::Phone::new();
+    let dir = tempfile::tempdir().unwrap();
+    let run = dir.path().join("run");
+    let mut c = base_search("phone", &phone.profiles(), &run, "2");
+    c.args(["--serial", adb::SERIAL]);
+    phone.env(&mut c);
+    let o = c.output().unwrap();
+    assert!(o.status.success(), "{}", text(&o));
+    assert_device_figures_of(&run, &o, "as found on the phone");
+    // Each worker has its own folder on the phone, reached with -s SERIAL.
+    let calls = phone.adb_calls();
+    let pushes: Vec<&str> = calls.lines().filter(|l| l.contains(" push ")).collect();
+    assert!(!pushes.is_empty(), "{calls}");
+    for p in pushes {
+        assert!(p.starts_with(&format!("-s {} push", adb::SERIAL)), "{p}");
+        assert!(p.contains("/data/local/tmp/kiln/search-w"), "{p}");
+    }
+    let meta = Journal::open(&run).unwrap().meta().unwrap();
+    assert_eq!(
+        meta.get("device"),
+        Some(format!("adb:{}", adb::SERIAL).as_str())
+    );
 }

@@ -362,7 +362,10 @@ impl Device {
 
     /// A failed connection reads as unreachable: ssh exits 255, adb names the device.
     fn unreachable(&self, f: &Finished) -> Option<DeployError> {
-        let detail = last_lines(&f.stderr, 3);
+        let mut detail = last_lines(&f.stderr, 3);
+        if f.stderr.contains("more than one device") {
+            detail.push_str("; pick one with --serial SERIAL (`adb devices` lists them)");
+        }
         let adb_down = matches!(self.transport, Transport::Adb(_)) && adb_own_failure(&f.stderr);
         let ssh_down = matches!(self.transport, Transport::Ssh(_)) && f.code == Some(255);
         (ssh_down || adb_down).then(|| DeployError::Unreachable {
