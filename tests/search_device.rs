@@ -323,3 +323,38 @@ fn a_search_on_a_phone_goes_through_adb() {
         Some(format!("adb:{}", adb::SERIAL).as_str())
     );
 }
+
+#[test]
+fn a_jetson_search_on_an_emulated_board_says_which_power_mode_it_ran_in() {
+    // jetson's profile, its aarch64 builds run under qemu on the stand-in.
+    let sshd = Sshd::start();
+    let profiles = profile("jetson", &sshd.device_dir(), Some("qemu-aarch64"));
+    let dir = tempfile::tempdir().unwrap();
+    let run = dir.path().join("run");
+    let mut c = base_search("jetson", profiles.path(), &run, "2");
+    c.args(sshd.ssh_args("--device"));
+    let o = c.output().unwrap();
+    assert!(o.status.success(), "{}", text(&o));
+    // The profile wants 10W (nvpmodel -m 0); this "board" has no nvpmodel.
+    assert!(
+        text(&o).contains("power mode `10W` not set: the device has no nvpmodel"),
+        "{}",
+        text(&o)
+    );
+    let meta = Journal::open(&run).unwrap().meta().unwrap();
+    assert_eq!(
+        meta.get("device_power_mode"),
+        Some("10W (nvpmodel -m 0, if the device has nvpmodel)")
+    );
+    assert!(
+        meta.get("device_bench")
+            .unwrap()
+            .contains("runner qemu-aarch64")
+    );
+    assert_device_figures_of(&run, &o, "as found on the device: power mode `10W` not set");
+    // What ran on the "board" is the aarch64 build.
+    let folder = sshd.device_dir().join("search-w0");
+    let v = current(&folder).expect("worker 0 installed a candidate");
+    let elf = std::fs::read(folder.join(v).join("kiln-model")).unwrap();
+    assert_eq!(u16::from_le_bytes([elf[18], elf[19]]), 183, "EM_AARCH64");
+}
