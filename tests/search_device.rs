@@ -358,3 +358,36 @@ fn a_jetson_search_on_an_emulated_board_says_which_power_mode_it_ran_in() {
     let elf = std::fs::read(folder.join(v).join("kiln-model")).unwrap();
     assert_eq!(u16::from_le_bytes([elf[18], elf[19]]), 183, "EM_AARCH64");
 }
+
+#[test]
+fn a_candidate_failing_its_output_check_on_the_device_fails_alone() {
+    let sshd = Sshd::start();
+    // A runner that zeroes the first expected value on the device before the
+    // program compares its output with it: every output check fails there.
+    let profiles = profile(
+        "host",
+        &sshd.device_dir(),
+        Some(
+            "sh -c 'dd if=/dev/zero of=expected.bin bs=4 count=1 conv=notrunc 2>/dev/null; exec \"$@\"' kiln",
+        ),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let run = dir.path().join("run");
+    let mut c = base_search("host", profiles.path(), &run, "1");
+    c.args(sshd.ssh_args("--device"));
+    let o = c.output().unwrap();
+    // Nothing feasible, so the search ends with an error, but not a stop:
+    // both trials were evaluated and failed with the device's reason.
+    assert!(!o.status.success(), "{}", text(&o));
+    assert!(!text(&o).contains("the search stopped"), "{}", text(&o));
+    let trials = evaluated(&run);
+    assert_eq!(trials.len(), 2, "{}", text(&o));
+    for t in &trials {
+        assert_eq!(t.status, Status::Failed, "{}", text(&o));
+        let e = t.error.as_deref().unwrap();
+        assert!(e.contains("on the device"), "{e}");
+        assert!(e.contains("output check failed"), "{e}");
+    }
+    // Each failed version was rolled back: nothing of them stays installed.
+    assert_eq!(current(&sshd.device_dir().join("search-w0")), None);
+}
