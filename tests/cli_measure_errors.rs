@@ -46,10 +46,9 @@ fn a_missing_rust_target_names_the_triple_and_the_install_command() {
     let model = write_model(dir.path(), "missing-target");
     let empty_sysroot = dir.path().join("empty-sysroot");
     std::fs::create_dir_all(&empty_sysroot).expect("sysroot dir");
-    // The generated crate's folder name picks its target dir; unique per run.
-    let out = dir
-        .path()
-        .join(format!("kiln-missing-target-{}", std::process::id()));
+    // The generated crate's folder name picks its target dir (under
+    // kiln-models/per-model/); nothing is ever built there.
+    let out = dir.path().join("kiln-missing-target-test");
     let o = Command::new(env!("CARGO_BIN_EXE_xtask"))
         .arg("measure")
         .arg(&model)
