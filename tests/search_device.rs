@@ -295,7 +295,8 @@ fn an_unreachable_device_is_refused_before_training() {
         "{err}"
     );
     assert!(err.contains("cannot reach the device"), "{err}");
-    assert!(evaluated(&run).is_empty());
+    // No journal yet: the same command works once the device answers.
+    assert!(!run.join("journal.sqlite").exists());
 }
 
 #[test]

@@ -261,7 +261,14 @@ pub fn run(args: Args) -> Result<()> {
         })?;
     }
 
-    let device = device_for(&args, &target)?;
+    let mut device = device_for(&args, &target)?;
+    if let Some(d) = device.as_mut() {
+        // Fail fast, before the journal and minutes of training, when the
+        // device does not answer.
+        d.device
+            .check_reachable()
+            .context("--device: the device must answer before the search starts")?;
+    }
 
     let reward = match args.reward {
         RewardArg::Accuracy => Fitness::Accuracy,
@@ -365,10 +372,6 @@ pub fn run(args: Args) -> Result<()> {
     let mut evaluator = PipelineEvaluator::new(space, target.clone(), Arc::new(data), train);
     let mut held_mode = None;
     if let Some(mut d) = device {
-        // Fail fast, before minutes of training, when the device does not answer.
-        d.device
-            .check_reachable()
-            .context("--device: the device must answer before the search starts")?;
         let (before, power_mode) = d.hold_power_mode();
         let mut search_device = SearchDevice::new(d.device.clone(), d.bench.clone());
         search_device.power_mode = power_mode;
