@@ -145,8 +145,13 @@ fn assert_device_figures_of(run: &Path, out: &Output, power_mode: &str) {
         .expect("a latency_ms_source column");
     let rows: Vec<&str> = lines.collect();
     assert_eq!(rows.len(), 2, "{csv}");
+    let sim_col = header
+        .iter()
+        .position(|h| *h == "sim_latency_ms_source")
+        .expect("a sim_latency_ms_source column");
     for row in rows {
         assert_eq!(row.split(',').nth(col), Some("device"), "{csv}");
+        assert_eq!(row.split(',').nth(sim_col), Some("sim"), "{csv}");
     }
 
     let front: serde_json::Value =

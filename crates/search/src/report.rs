@@ -212,13 +212,19 @@ fn copy_model(src: &Path, dest: &Path) -> Result<(), SearchError> {
     Ok(())
 }
 
-const CSV_METRICS: [&str; 10] = [
+const CSV_METRICS: [&str; 14] = [
     keys::ACCURACY,
     keys::TEST_ACCURACY,
     keys::LATENCY_MS,
+    keys::LATENCY_P95_MS,
     "fps",
+    // Beside a device's latency, the simulation's (the same as latency_ms
+    // when there is no device).
+    keys::SIM_LATENCY_MS,
+    "sim_fps",
     keys::SIZE_BYTES,
     keys::PEAK_MEMORY_BYTES,
+    "device_peak_rss_bytes",
     "fuel",
     "arena_bytes",
     "params",
@@ -239,7 +245,7 @@ pub fn trials_csv_text(trials: &[TrialRecord]) -> String {
     for m in CSV_METRICS {
         let _ = write!(s, ",{m},{m}_source");
     }
-    s.push_str(",train_s,build_s,measure_s,attempts,violations,error\n");
+    s.push_str(",train_s,build_s,measure_s,device_s,attempts,violations,error\n");
     for t in trials {
         let _ = write!(
             s,
@@ -258,7 +264,7 @@ pub fn trials_csv_text(trials: &[TrialRecord]) -> String {
                 None => s.push_str(",,"),
             }
         }
-        for k in ["train_s", "build_s", "measure_s"] {
+        for k in ["train_s", "build_s", "measure_s", "device_s"] {
             match e.and_then(|e| e.timings.get(k)) {
                 Some(v) => {
                     let _ = write!(s, ",{v:.2}");
