@@ -110,10 +110,12 @@ fn timed(
             && m.asked == asked
             && m.input_len == input.len()
     };
-    let mut last = LAST_TIMING
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner());
-    if let Some(memo) = last.as_ref().filter(|m| same(m)) {
+    let last = || {
+        LAST_TIMING
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    };
+    if let Some(memo) = last().as_ref().filter(|m| same(m)) {
         return Ok(memo.timing.clone());
     }
     let (warmup, runs) = if runner.is_emulated() {
@@ -121,6 +123,8 @@ fn timed(
     } else {
         asked
     };
+    // Not holding the memo while timing: other threads may time their own
+    // programs meanwhile.
     let timing = host::bench(
         runner,
         program,
@@ -129,7 +133,7 @@ fn timed(
         runs,
         host::DEFAULT_BENCH_TIMEOUT,
     )?;
-    *last = Some(TimingMemo {
+    *last() = Some(TimingMemo {
         program: program.to_path_buf(),
         stamp,
         runner: runner.name(),
