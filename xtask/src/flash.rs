@@ -138,22 +138,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         &crate_dir,
         &kiln_codegen::GenerateOptions::new(onnx.display().to_string()),
     )?;
-    // A target dir of flash's own, held while building: kiln-codegen copies
-    // the artifact out of a path all models share, serialised only within a
-    // process, and other kiln commands build into the default dir.
+    // A target dir of flash's own, so a flash does not wait for a search
+    // building in the default one (kiln-codegen locks the dir per build).
     let target_dir = kiln_codegen::default_target_dir().join("flash");
-    std::fs::create_dir_all(&target_dir)
-        .with_context(|| format!("cannot create {}", target_dir.display()))?;
-    let lock = std::fs::File::options()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(target_dir.join(".kiln-build.lock"))
-        .and_then(|f| f.lock().map(|()| f))
-        .with_context(|| format!("cannot lock {}", target_dir.display()))?;
     let program = kiln_codegen::build(&crate_dir, build_target, &target_dir)?;
     let wasm = kiln_codegen::build(&crate_dir, BuildTarget::Wasm32, &target_dir)?;
-    drop(lock);
     let input = kiln_measure::report::fixed_input(generated.input_len);
     let sim = kiln_measure::sim::SimModule::load(&wasm)?
         .run(&input, &kiln_measure::sim::SimLimits::default())?;

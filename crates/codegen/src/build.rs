@@ -60,6 +60,25 @@ pub fn build(
     build_bin(crate_dir, "kiln-model", target, target_dir)
 }
 
+/// Takes `target_dir/.kiln-build.lock` exclusively, waiting for whoever holds
+/// it; released when the returned file is dropped.
+fn lock_target_dir(target_dir: &Path) -> Result<std::fs::File, CodegenError> {
+    let path = target_dir.join(".kiln-build.lock");
+    let io = |source| CodegenError::Io {
+        path: path.clone(),
+        source,
+    };
+    std::fs::create_dir_all(target_dir).map_err(io)?;
+    let file = std::fs::File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(io)?;
+    file.lock().map_err(io)?;
+    Ok(file)
+}
+
 /// [`build`] for a crate whose binary is called `bin` (`kiln-bundle`).
 pub fn build_bin(
     crate_dir: &Path,
@@ -72,13 +91,12 @@ pub fn build_bin(
         target: target.name().to_string(),
         message,
     };
-    // Every model's binary is uplifted to the same path of the shared target
-    // dir (`release/kiln-model`); building and copying it out must not
-    // interleave with another thread's build, or we would copy its model.
-    static BUILD_LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    let _guard = BUILD_LOCK
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    // Every model's binary is uplifted to the same path of the target dir
+    // (`release/kiln-model`); building and copying it out must not interleave
+    // with another build there, or we would copy its model. A file lock, so
+    // it holds across threads (each opens its own handle) and across
+    // processes (a search, a measure and a test sharing the dir).
+    let _lock = lock_target_dir(target_dir)?;
     let profile_dir = match target.triple() {
         None => target_dir.join("release"),
         Some(t) => target_dir.join(t).join("release"),

@@ -42,7 +42,8 @@ impl std::fmt::Display for Violation {
     }
 }
 
-const MB: f64 = 1024.0 * 1024.0;
+/// The profiles' megabytes are SI megabytes, as `measure` reads them.
+const MB: f64 = kiln_measure::power::BYTES_PER_MB;
 
 /// The fastest clock among power modes within the power budget, if any.
 fn fastest_allowed_clock_mhz(target: &Target) -> Option<f64> {
@@ -68,12 +69,12 @@ pub fn analytic_violations(target: &Target, totals: &Totals) -> Vec<Violation> {
             });
         }
     };
-    check("max_size_mb", c.max_size_mb, weight_bytes / MB, "MiB");
+    check("max_size_mb", c.max_size_mb, weight_bytes / MB, "MB");
     check(
         "max_peak_memory_mb",
         c.max_peak_memory_mb,
         (weight_bytes + totals.max_layer_io_bytes as f64) / MB,
-        "MiB",
+        "MB",
     );
     if let Some(clock) = fastest_allowed_clock_mhz(target) {
         let min_ms =
@@ -220,9 +221,9 @@ method = "wasmtime"
     #[test]
     fn analytic_bounds_reject_only_what_cannot_fit() {
         let t = target("max_size_mb = 1.0\nmax_peak_memory_mb = 2.0\nmax_latency_p50_ms = 10.0");
-        // 100k params = 0.38 MiB, 1e6 MACs = 1 ms at 1000 MHz: fits.
+        // 100k params = 0.4 MB, 1e6 MACs = 1 ms at 1000 MHz: fits.
         assert!(analytic_violations(&t, &totals(100_000, 1_000_000, 100_000)).is_empty());
-        // 1M params = 3.8 MiB of weights: breaks size and memory.
+        // 1M params = 4 MB of weights: breaks size and memory.
         let v = analytic_violations(&t, &totals(1_000_000, 1_000_000, 100_000));
         let names: Vec<&str> = v.iter().map(|v| v.constraint.as_str()).collect();
         assert_eq!(names, ["max_size_mb", "max_peak_memory_mb"]);

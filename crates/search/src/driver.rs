@@ -477,7 +477,7 @@ mod tests {
                     constraint: "max_size_mb".into(),
                     limit: 1.0,
                     actual: Some(2.0),
-                    unit: "MiB".into(),
+                    unit: "MB".into(),
                     source: "predicted".into(),
                 }]
             } else {

@@ -82,23 +82,6 @@ impl PipelineEvaluator {
     }
 }
 
-/// Holds `target_dir` for this process's builds. kiln-codegen copies each
-/// build's artifact out of a path every model shares (`release/kiln-model`)
-/// and serialises that only within one process; another search (or test)
-/// building in the same dir could swap the artifact between build and copy.
-fn lock_target_dir(target_dir: &std::path::Path) -> Result<std::fs::File, String> {
-    let cannot = |e: std::io::Error| format!("cannot lock {}: {e}", target_dir.display());
-    std::fs::create_dir_all(target_dir).map_err(cannot)?;
-    let file = std::fs::File::options()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(target_dir.join(".kiln-build.lock"))
-        .map_err(cannot)?;
-    file.lock().map_err(cannot)?;
-    Ok(file)
-}
-
 fn write(path: PathBuf, bytes: &[u8]) -> Result<(), String> {
     std::fs::write(&path, bytes).map_err(|e| format!("cannot write {}: {e}", path.display()))
 }
@@ -175,7 +158,6 @@ impl Evaluator<Genome> for PipelineEvaluator {
         )
         .map_err(|e| format!("code generation: {e}"))?;
         let target_dir = self.build_root.join(format!("worker-{}", trial.worker));
-        let _lock = lock_target_dir(&target_dir)?;
         let wasm = kiln_codegen::build(&crate_dir, BuildTarget::Wasm32, &target_dir)
             .map_err(|e| format!("wasm build: {e}"))?;
         let program = match self.program_target() {
@@ -185,7 +167,6 @@ impl Evaluator<Genome> for PipelineEvaluator {
             ),
             None => None,
         };
-        drop(_lock);
         eval.timings
             .insert("build_s".into(), t.elapsed().as_secs_f64());
 
