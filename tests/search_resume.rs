@@ -1,5 +1,5 @@
-//! A search killed with SIGKILL mid-run and resumed: no trial is lost and
-//! none is evaluated twice.
+//! A search killed with SIGKILL mid-run, or stopped with Ctrl-C, and resumed:
+//! no trial is lost and none is evaluated twice.
 
 use std::path::Path;
 use std::process::Command;
@@ -130,4 +130,70 @@ fn sigkill_then_resume_loses_and_repeats_nothing() {
     ids.sort();
     ids.dedup();
     assert_eq!(ids.len(), after.len(), "a genome was journalled twice");
+}
+
+#[test]
+fn ctrl_c_finishes_or_requeues_the_running_trials_and_resume_goes_on() {
+    use std::os::unix::process::CommandExt;
+    let dir = tempfile::tempdir().unwrap();
+    let run = dir.path().join("run");
+    let run_s = run.to_str().unwrap();
+    let space = tiny_space();
+    // Its own process group, signalled as a whole, as a terminal's Ctrl-C
+    // does: the builds and programs the search runs get SIGINT too.
+    let child = search(run_s, &space, false)
+        .process_group(0)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let deadline = Instant::now() + Duration::from_secs(900);
+    loop {
+        std::thread::sleep(Duration::from_millis(200));
+        let trials = snapshot(&run);
+        let finished = trials.iter().filter(|t| t.status.is_finished()).count();
+        if finished >= 1 && trials.iter().any(|t| t.status == Status::Running) {
+            let sent = Command::new("kill")
+                .args(["-INT", "--", &format!("-{pid}")])
+                .status()
+                .unwrap();
+            assert!(sent.success());
+            break;
+        }
+        assert!(Instant::now() < deadline, "no trial finished in time");
+    }
+    let o = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(130), "{stderr}");
+    assert!(stderr.contains("Ctrl-C: no new trials"), "{stderr}");
+    assert!(stderr.contains("with --resume continues"), "{stderr}");
+    assert!(run.join("report.html").is_file());
+    let before = snapshot(&run);
+    // Nothing is left running, and the interrupt failed no trial: a trial
+    // whose build it killed waits for --resume instead.
+    assert!(
+        before
+            .iter()
+            .all(|t| t.status.is_finished() || t.status == Status::Pending),
+        "{before:#?}"
+    );
+    assert!(
+        !before.iter().any(|t| t.status == Status::Failed),
+        "{before:#?}"
+    );
+
+    let o = search(run_s, &space, true).output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let after = snapshot(&run);
+    assert!(after.iter().all(|t| t.status.is_finished()), "{after:#?}");
+    let evaluated = after
+        .iter()
+        .filter(|t| !kiln_search::driver::is_analytic_rejection(t))
+        .count();
+    assert_eq!(evaluated, 5, "budget of 5 evaluated trials");
+    for t in before.iter().filter(|t| t.status.is_finished()) {
+        let now = after.iter().find(|a| a.number == t.number).unwrap();
+        assert_eq!(now, t, "a finished trial was evaluated again");
+    }
 }

@@ -5,9 +5,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use kiln_search::Journal;
-use kiln_search::compare::{
-    RunCurve, curves_svg, markdown, median_fraction, seed_pairs, versus_baseline,
-};
+use kiln_search::compare::{RunCurve, curves_svg, markdown, seed_pairs, versus_baseline};
 
 /// Compare searches: best feasible accuracy against trials for every run,
 /// evolution against random search of the same seed (how many trials
@@ -115,9 +113,6 @@ pub fn run(args: Args) -> Result<()> {
     );
     let html_path = write("compare.html", &html)?;
     print!("{md}");
-    if let Some(m) = median_fraction(&pairs) {
-        eprintln!("median fraction {m:.2}");
-    }
     println!("wrote {}", html_path.display());
     Ok(())
 }

@@ -2,6 +2,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
@@ -383,11 +384,14 @@ pub fn run(args: Args) -> Result<()> {
         evaluator.device = Some(search_device);
         held_mode = before.map(|before| (d, before));
     }
+    let interrupt = Arc::new(AtomicBool::new(false));
+    catch_ctrl_c(interrupt.clone(), held_mode.is_some());
     let config = SearchConfig {
         trials: args.trials,
         time_budget,
         workers: args.workers,
         fitness: reward,
+        interrupt: Some(interrupt.clone()),
         ..SearchConfig::default()
     };
     let bar = match args.trials {
@@ -441,7 +445,8 @@ pub fn run(args: Args) -> Result<()> {
         s.failed,
         s.rejected_analytic
     );
-    if files.front.is_empty() {
+    let interrupted = interrupt.load(Ordering::SeqCst);
+    if files.front.is_empty() && !interrupted {
         bail!("{}", impossible_message(&journal.trials()?, &target.name));
     }
     println!("Pareto front ({} models):", files.front.len());
@@ -460,7 +465,48 @@ pub fn run(args: Args) -> Result<()> {
         );
     }
     println!("report: {}", files.report_html.display());
+    if interrupted {
+        eprintln!(
+            "interrupted: {} trial(s) went back to pending; the same command with --resume continues the search",
+            summary.requeued_now
+        );
+        // 130: the shell's status for a command stopped by SIGINT.
+        std::process::exit(130);
+    }
     Ok(())
+}
+
+/// Ctrl-C stops a search in order: the first press stops asking for new
+/// trials and lets the running ones finish (one whose build or benchmark the
+/// press killed goes back to pending, see `SearchConfig::interrupt`), then the
+/// report is written and the device's power mode restored. A second press
+/// exits at once; the journal stays consistent (running trials are
+/// evaluated again on `--resume`).
+fn catch_ctrl_c(flag: Arc<AtomicBool>, holds_power_mode: bool) {
+    let set = ctrlc::set_handler(move || {
+        if flag.swap(true, Ordering::SeqCst) {
+            eprintln!(
+                "\nsecond Ctrl-C: stopping now; running trials are evaluated again on --resume{}",
+                if holds_power_mode {
+                    "; the device's power mode is NOT restored"
+                } else {
+                    ""
+                }
+            );
+            std::process::exit(130);
+        }
+        eprintln!(
+            "\nCtrl-C: no new trials; finishing the running ones, then the report{} (Ctrl-C again stops at once)",
+            if holds_power_mode {
+                " and the device's power mode"
+            } else {
+                ""
+            }
+        );
+    });
+    if let Err(e) = set {
+        eprintln!("warning: Ctrl-C cannot be caught ({e}); it will stop the search at once");
+    }
 }
 
 /// The device a search measures on, from `--device`/`--serial`.

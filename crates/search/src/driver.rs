@@ -2,8 +2,8 @@
 //! step. Nothing here knows what a point is or how it is evaluated.
 
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::constraints::Violation;
@@ -29,6 +29,19 @@ pub struct SearchConfig {
     /// (the space, or the strategy's reach, is exhausted) or analytically
     /// rejected.
     pub max_fruitless_asks: usize,
+    /// Set from outside (a Ctrl-C handler) to stop the search early: no new
+    /// trial starts, and a trial whose evaluation fails from then on goes
+    /// back to pending instead of being recorded as failed (the interrupt
+    /// may have killed its build or benchmark), so `--resume` evaluates it.
+    pub interrupt: Option<Arc<AtomicBool>>,
+}
+
+impl SearchConfig {
+    fn interrupted(&self) -> bool {
+        self.interrupt
+            .as_ref()
+            .is_some_and(|flag| flag.load(Ordering::SeqCst))
+    }
 }
 
 impl Default for SearchConfig {
@@ -39,6 +52,7 @@ impl Default for SearchConfig {
             workers: 2,
             fitness: Fitness::Accuracy,
             max_fruitless_asks: 500,
+            interrupt: None,
         }
     }
 }
@@ -81,6 +95,8 @@ pub struct SearchSummary {
     pub evaluated_now: usize,
     /// Why asking stopped.
     pub stopped: String,
+    /// Trials an interrupt sent back to pending (they wait for `--resume`).
+    pub requeued_now: usize,
 }
 
 /// The folder of a trial's artifacts inside a run folder.
@@ -126,6 +142,7 @@ struct State<'a, P> {
     /// Evaluations started, counted against `trials` (includes earlier runs).
     started: usize,
     evaluated_now: usize,
+    requeued_now: usize,
     stopped: Option<String>,
     /// Why an evaluator stopped the search ([`EvalError::Stop`]).
     fatal: Option<String>,
@@ -182,6 +199,7 @@ pub fn run_search<S: SearchSpace, E: Evaluator<S::Point>>(
         progress: state,
         started,
         evaluated_now: 0,
+        requeued_now: 0,
         stopped: None,
         fatal: None,
     });
@@ -227,6 +245,7 @@ pub fn run_search<S: SearchSpace, E: Evaluator<S::Point>>(
         state: state.progress,
         evaluated_now: state.evaluated_now,
         stopped: state.stopped.unwrap_or_else(|| "budget spent".into()),
+        requeued_now: state.requeued_now,
     })
 }
 
@@ -299,6 +318,19 @@ fn worker_loop<S: SearchSpace, E: Evaluator<S::Point>>(
         let (status, evaluation, error) = match result {
             Ok(e) if e.violations.is_empty() => (Status::Done, Some(e), None),
             Ok(e) => (Status::Infeasible, Some(e), None),
+            Err(EvalError::Failed(_)) if config.interrupted() => {
+                journal.requeue(spec.number)?;
+                let mut st = shared.lock().map_err(|_| poisoned())?;
+                st.progress.running = st.progress.running.saturating_sub(1);
+                st.requeued_now += 1;
+                st.stopped.get_or_insert_with(|| "interrupted".into());
+                progress.trial_finished(&format!(
+                    "trial {} {}: interrupted, back to pending",
+                    spec.number, spec.id
+                ));
+                progress.update(&st.progress);
+                return Ok(());
+            }
             Err(EvalError::Failed(msg)) => (Status::Failed, None, Some(msg)),
             Err(EvalError::Stop(reason)) => {
                 // Not the candidate's fault: it waits for `--resume`.
@@ -386,6 +418,10 @@ fn next_job<S: SearchSpace, E: Evaluator<S::Point>>(
     if st.stopped.is_some() {
         return Ok(None);
     }
+    if config.interrupted() {
+        st.stopped = Some("interrupted".into());
+        return Ok(None);
+    }
     if let Some(job) = st.pending.pop_front() {
         // Re-queued from an earlier run: it already counts as started.
         return Ok(Some(job));
@@ -467,6 +503,9 @@ mod tests {
         max_latency: f64,
         /// This call (1-based) answers [`EvalError::Stop`].
         stop_at_call: Option<usize>,
+        /// This call raises the flag (a Ctrl-C) and fails as a build whose
+        /// cargo the interrupt killed would.
+        interrupt_at_call: Option<(usize, Arc<AtomicBool>)>,
     }
 
     impl Evaluator<Vec<bool>> for Synthetic {
@@ -488,6 +527,12 @@ mod tests {
             let call = self.calls.fetch_add(1, Ordering::SeqCst) + 1;
             if self.stop_at_call == Some(call) {
                 return Err(EvalError::Stop("the device does not answer".into()));
+            }
+            if let Some((at, flag)) = &self.interrupt_at_call
+                && *at == call
+            {
+                flag.store(true, Ordering::SeqCst);
+                return Err("wasm build: cargo failed (signal: 2, SIGINT)".into());
             }
             *self
                 .evaluated
@@ -527,6 +572,7 @@ mod tests {
             calls: AtomicUsize::new(0),
             max_latency: 5.0,
             stop_at_call: None,
+            interrupt_at_call: None,
         }
     }
 
@@ -688,6 +734,71 @@ mod tests {
         let trials = journal.trials().unwrap();
         assert!(trials.iter().all(|t| t.status.is_finished()));
         // The stopped call evaluated nothing, so every id was evaluated once.
+        assert!(eval.evaluated.lock().unwrap().values().all(|&n| n == 1));
+    }
+
+    #[test]
+    fn an_interrupt_stops_asking_requeues_the_trial_it_broke_and_resume_finishes() {
+        let dir = tempfile::tempdir().unwrap();
+        let space = Arc::new(Bits(12));
+        let meta = RunMeta::default().with("t", 1);
+        let flag = Arc::new(AtomicBool::new(false));
+        let config = SearchConfig {
+            trials: Some(12),
+            workers: 1,
+            interrupt: Some(flag.clone()),
+            ..SearchConfig::default()
+        };
+        let mut eval = synthetic();
+        eval.interrupt_at_call = Some((4, flag.clone()));
+        {
+            let journal = Journal::create(dir.path(), &meta).unwrap();
+            let mut strategy = RandomSearch::new(space.clone(), 3);
+            let s = run_search(
+                &*space,
+                &mut strategy,
+                &eval,
+                &journal,
+                dir.path(),
+                &config,
+                &NoProgress,
+            )
+            .unwrap();
+            assert_eq!(s.stopped, "interrupted");
+            assert_eq!((s.evaluated_now, s.requeued_now), (3, 1));
+            let trials = journal.trials().unwrap();
+            let evaluated: Vec<_> = trials
+                .iter()
+                .filter(|t| !is_analytic_rejection(t))
+                .collect();
+            // The broken trial is pending, not failed; nothing was asked after it.
+            assert_eq!(evaluated.len(), 4);
+            assert_eq!(evaluated[3].status, Status::Pending);
+            assert!(evaluated.iter().all(|t| t.status != Status::Failed
+                || t.error.as_deref().is_some_and(|e| e.contains("synthetic"))));
+        }
+        flag.store(false, Ordering::SeqCst);
+        eval.interrupt_at_call = None;
+        let journal = Journal::resume(dir.path(), &meta).unwrap();
+        let mut strategy = RandomSearch::new(space.clone(), 3);
+        let s = run_search(
+            &*space,
+            &mut strategy,
+            &eval,
+            &journal,
+            dir.path(),
+            &config,
+            &NoProgress,
+        )
+        .unwrap();
+        assert_eq!(s.state.finished, 12);
+        assert!(
+            journal
+                .trials()
+                .unwrap()
+                .iter()
+                .all(|t| t.status.is_finished())
+        );
         assert!(eval.evaluated.lock().unwrap().values().all(|&n| n == 1));
     }
 }

@@ -417,7 +417,7 @@ fn html_report(
     let svg = scatter_svg(trials, front, target.and_then(latency_limit_ms))?;
     let count = |s: Status| trials.iter().filter(|t| t.status == s).count();
     let mut h = String::from(
-        "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>kiln search report</title>\n<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:3px 6px;font-size:13px}th{background:#eee}.src{color:#777;font-size:11px}</style></head><body>\n<h1>kiln search report</h1>\n",
+        "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>kiln search report</title>\n<style>body{font-family:sans-serif;margin:2em}.front{overflow-x:auto}table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:3px 6px;font-size:13px}th{background:#eee}.src{color:#777;font-size:11px}</style></head><body>\n<h1>kiln search report</h1>\n",
     );
     h.push_str("<p>");
     for (k, v) in meta {
@@ -456,7 +456,9 @@ fn html_report(
             keys_all.extend(e.metrics.keys().cloned());
         }
     }
-    h.push_str("<table><tr><th>trial</th><th>genome</th><th>folder</th>");
+    // The front has a column per figure: it scrolls in its own box, the
+    // page keeps its width.
+    h.push_str("<div class=\"front\"><table><tr><th>trial</th><th>genome</th><th>folder</th>");
     for k in &keys_all {
         let _ = write!(h, "<th>{}</th>", escape(k));
     }
@@ -486,7 +488,7 @@ fn html_report(
         }
         h.push_str("</tr>\n");
     }
-    h.push_str("</table>\n");
+    h.push_str("</table></div>\n");
     if front.is_empty() {
         let _ = writeln!(
             h,
