@@ -53,6 +53,24 @@ fn snapshot(run: &Path) -> Vec<kiln_search::TrialRecord> {
         .unwrap_or_default()
 }
 
+/// Returns once one trial of the search in `run` finished while another is
+/// running; panics if the search ends first or takes too long.
+fn wait_until_mid_run(run: &Path, child: &mut std::process::Child) {
+    let deadline = Instant::now() + Duration::from_secs(900);
+    loop {
+        std::thread::sleep(Duration::from_millis(200));
+        let trials = snapshot(run);
+        let finished = trials.iter().filter(|t| t.status.is_finished()).count();
+        if finished >= 1 && trials.iter().any(|t| t.status == Status::Running) {
+            return;
+        }
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!("search ended ({status}) before it could be stopped");
+        }
+        assert!(Instant::now() < deadline, "no trial finished in time");
+    }
+}
+
 #[test]
 fn sigkill_then_resume_loses_and_repeats_nothing() {
     let dir = tempfile::tempdir().unwrap();
@@ -65,22 +83,10 @@ fn sigkill_then_resume_loses_and_repeats_nothing() {
         .spawn()
         .unwrap();
     // Kill once one trial finished while another is running.
-    let deadline = Instant::now() + Duration::from_secs(900);
-    let before = loop {
-        std::thread::sleep(Duration::from_millis(200));
-        let trials = snapshot(&run);
-        let finished = trials.iter().filter(|t| t.status.is_finished()).count();
-        let running = trials.iter().any(|t| t.status == Status::Running);
-        if finished >= 1 && running {
-            child.kill().unwrap(); // SIGKILL on Unix
-            child.wait().unwrap();
-            break snapshot(&run);
-        }
-        if let Some(status) = child.try_wait().unwrap() {
-            panic!("search ended ({status}) before it could be killed");
-        }
-        assert!(Instant::now() < deadline, "no trial finished in time");
-    };
+    wait_until_mid_run(&run, &mut child);
+    child.kill().unwrap(); // SIGKILL on Unix
+    child.wait().unwrap();
+    let before = snapshot(&run);
     let interrupted: Vec<u64> = before
         .iter()
         .filter(|t| t.status == Status::Running)
@@ -141,28 +147,18 @@ fn ctrl_c_finishes_or_requeues_the_running_trials_and_resume_goes_on() {
     let space = tiny_space();
     // Its own process group, signalled as a whole, as a terminal's Ctrl-C
     // does: the builds and programs the search runs get SIGINT too.
-    let child = search(run_s, &space, false)
+    let mut child = search(run_s, &space, false)
         .process_group(0)
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    let pid = child.id();
-    let deadline = Instant::now() + Duration::from_secs(900);
-    loop {
-        std::thread::sleep(Duration::from_millis(200));
-        let trials = snapshot(&run);
-        let finished = trials.iter().filter(|t| t.status.is_finished()).count();
-        if finished >= 1 && trials.iter().any(|t| t.status == Status::Running) {
-            let sent = Command::new("kill")
-                .args(["-INT", "--", &format!("-{pid}")])
-                .status()
-                .unwrap();
-            assert!(sent.success());
-            break;
-        }
-        assert!(Instant::now() < deadline, "no trial finished in time");
-    }
+    wait_until_mid_run(&run, &mut child);
+    let sent = Command::new("kill")
+        .args(["-INT", "--", &format!("-{}", child.id())])
+        .status()
+        .unwrap();
+    assert!(sent.success());
     let o = child.wait_with_output().unwrap();
     let stderr = String::from_utf8_lossy(&o.stderr);
     assert_eq!(o.status.code(), Some(130), "{stderr}");

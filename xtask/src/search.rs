@@ -483,25 +483,23 @@ pub fn run(args: Args) -> Result<()> {
 /// exits at once; the journal stays consistent (running trials are
 /// evaluated again on `--resume`).
 fn catch_ctrl_c(flag: Arc<AtomicBool>, holds_power_mode: bool) {
+    let (and_power_mode, power_mode_left) = if holds_power_mode {
+        (
+            " and the device's power mode",
+            "; the device's power mode is NOT restored",
+        )
+    } else {
+        ("", "")
+    };
     let set = ctrlc::set_handler(move || {
         if flag.swap(true, Ordering::SeqCst) {
             eprintln!(
-                "\nsecond Ctrl-C: stopping now; running trials are evaluated again on --resume{}",
-                if holds_power_mode {
-                    "; the device's power mode is NOT restored"
-                } else {
-                    ""
-                }
+                "\nsecond Ctrl-C: stopping now; running trials are evaluated again on --resume{power_mode_left}"
             );
             std::process::exit(130);
         }
         eprintln!(
-            "\nCtrl-C: no new trials; finishing the running ones, then the report{} (Ctrl-C again stops at once)",
-            if holds_power_mode {
-                " and the device's power mode"
-            } else {
-                ""
-            }
+            "\nCtrl-C: no new trials; finishing the running ones, then the report{and_power_mode} (Ctrl-C again stops at once)"
         );
     });
     if let Err(e) = set {

@@ -319,30 +319,23 @@ fn worker_loop<S: SearchSpace, E: Evaluator<S::Point>>(
             Ok(e) if e.violations.is_empty() => (Status::Done, Some(e), None),
             Ok(e) => (Status::Infeasible, Some(e), None),
             Err(EvalError::Failed(_)) if config.interrupted() => {
-                journal.requeue(spec.number)?;
-                let mut st = shared.lock().map_err(|_| poisoned())?;
-                st.progress.running = st.progress.running.saturating_sub(1);
-                st.requeued_now += 1;
-                st.stopped.get_or_insert_with(|| "interrupted".into());
                 progress.trial_finished(&format!(
                     "trial {} {}: interrupted, back to pending",
                     spec.number, spec.id
                 ));
-                progress.update(&st.progress);
-                return Ok(());
+                return send_back(journal, shared, progress, spec.number, |st| {
+                    st.requeued_now += 1;
+                    st.stopped.get_or_insert_with(|| "interrupted".into());
+                });
             }
             Err(EvalError::Failed(msg)) => (Status::Failed, None, Some(msg)),
             Err(EvalError::Stop(reason)) => {
-                // Not the candidate's fault: it waits for `--resume`.
-                journal.requeue(spec.number)?;
-                let mut st = shared.lock().map_err(|_| poisoned())?;
-                st.progress.running = st.progress.running.saturating_sub(1);
-                if st.fatal.is_none() {
-                    st.fatal = Some(format!("trial {} {}: {reason}", spec.number, spec.id));
-                }
-                st.stopped = Some("stopped by the evaluator".into());
-                progress.update(&st.progress);
-                return Ok(());
+                return send_back(journal, shared, progress, spec.number, |st| {
+                    if st.fatal.is_none() {
+                        st.fatal = Some(format!("trial {} {}: {reason}", spec.number, spec.id));
+                    }
+                    st.stopped = Some("stopped by the evaluator".into());
+                });
             }
         };
         journal.finish(spec.number, status, evaluation.as_ref(), error.as_deref())?;
@@ -384,6 +377,26 @@ fn worker_loop<S: SearchSpace, E: Evaluator<S::Point>>(
         progress.trial_finished(&line);
         progress.update(&st.progress);
     }
+}
+
+/// Puts a trial that is not the candidate's fault (the device went away, or
+/// a Ctrl-C killed its build or benchmark) back to pending for `--resume`,
+/// and records why in the shared state.
+fn send_back<'a, P>(
+    journal: &Journal,
+    shared: &Mutex<State<'a, P>>,
+    progress: &dyn Progress,
+    number: u64,
+    record: impl FnOnce(&mut State<'a, P>),
+) -> Result<(), SearchError> {
+    journal.requeue(number)?;
+    let mut st = shared
+        .lock()
+        .map_err(|_| SearchError::Config("a search worker panicked".into()))?;
+    st.progress.running = st.progress.running.saturating_sub(1);
+    record(&mut st);
+    progress.update(&st.progress);
+    Ok(())
 }
 
 fn brief(e: &Evaluation) -> String {
