@@ -13,30 +13,36 @@ pub struct PowerPlan {
     pub mode: String,
     /// `nvpmodel -m N`; `None` when the profile gives no id (the mode cannot be set).
     pub nvpmodel_id: Option<u32>,
-    /// sysfs files in milliwatts, summed per sample.
+    /// sysfs files on the device, each holding one rail's power in
+    /// milliwatts; summed per sample.
     pub rails: Vec<String>,
 }
 
 /// What happened to power during a flash.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct PowerOutcome {
+    /// The profile's mode name the benchmark was asked to run in, if any.
     pub requested_mode: Option<String>,
     /// The nvpmodel id set for the benchmark, if one was set.
     pub nvpmodel_set: Option<u32>,
     /// The mode found before, restored afterwards.
     pub nvpmodel_before: Option<u32>,
+    /// Whether the mode found before was put back; `None` when nothing was
+    /// changed.
     pub restored: Option<bool>,
     /// Power samples read (one per ~50 ms).
     pub samples: usize,
-    /// Mean of the summed rails over the benchmark, `device`-measured.
+    /// Mean of the summed rails over the benchmark, watts, `device`-measured;
+    /// `None` with fewer than 3 samples.
     pub average_watts: Option<f64>,
-    /// average_watts x the p50 latency.
+    /// average_watts x the p50 latency, millijoules.
     pub energy_per_inference_mj: Option<f64>,
     /// What could not be done, and why.
     pub notes: Vec<String>,
 }
 
 impl PowerOutcome {
+    /// Adds a note: a step that could not be done, and why.
     pub fn note(&mut self, text: impl Into<String>) {
         self.notes.push(text.into());
     }
@@ -93,9 +99,12 @@ pub(crate) fn parse_nvpmodel_query(stdout: &str) -> Option<u32> {
 }
 
 impl Device {
-    /// Sets the plan's mode; returns the mode to restore, if one was changed.
-    /// `flash` does this around one benchmark; a search holds one mode for
-    /// all its candidates (set once, restored at the end).
+    /// Sets the plan's mode (`nvpmodel -m`, as root or with passwordless
+    /// sudo); returns the mode to restore, if one was changed (in a dry run
+    /// `u32::MAX`, for a mode not read). `flash` does this around one
+    /// benchmark; a search holds one mode for all its candidates (set once,
+    /// restored at the end). Never fails: what cannot be done becomes a note
+    /// in `out`.
     pub fn set_power_mode(&mut self, plan: &PowerPlan, out: &mut PowerOutcome) -> Option<u32> {
         out.requested_mode = Some(plan.mode.clone());
         let Some(id) = plan.nvpmodel_id else {
@@ -117,14 +126,14 @@ impl Device {
             let _ = self.remote("nvpmodel -m", &nvpmodel(&format!("-m {id}")));
             return Some(u32::MAX);
         }
-        if query.stdout.contains("kiln-no-nvpmodel") {
+        if query.stdout_text().contains("kiln-no-nvpmodel") {
             out.note(format!(
                 "power mode `{}` not set: the device has no nvpmodel; figures are at its current mode",
                 plan.mode
             ));
             return None;
         }
-        let Some(before) = parse_nvpmodel_query(&query.stdout) else {
+        let Some(before) = parse_nvpmodel_query(&query.stdout_text()) else {
             out.note(format!(
                 "power mode `{}` not set: cannot read the current mode from `nvpmodel -q`",
                 plan.mode
@@ -148,7 +157,9 @@ impl Device {
         }
     }
 
-    /// Puts back the mode found before the benchmark.
+    /// Puts back the mode found before the benchmark (`before`, as
+    /// [`Device::set_power_mode`] returned it); a failure becomes a note in
+    /// `out` and `restored: Some(false)`.
     pub fn restore_power_mode(&mut self, before: u32, out: &mut PowerOutcome) {
         let arg = if before == u32::MAX {
             "-m <mode read by nvpmodel -q>".to_string()
