@@ -9,28 +9,35 @@ use crate::{Normalization, Split};
 /// up to `max_shift` in each direction, filling uncovered pixels with 0 (black).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Augment {
+    /// Largest shift in pixels, up and down and left and right (0 turns shifting off).
     pub max_shift: usize,
 }
 
-/// A batch ready for a network: `images` is `[len, C, H, W]` flattened, normalised.
+/// A batch ready for a network.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Batch {
+    /// Normalised images, NCHW `[len, C, H, W]` flattened row-major.
     pub images: Vec<f32>,
+    /// The class of each image, in `0..classes`.
     pub labels: Vec<usize>,
 }
 
 impl Batch {
+    /// Number of images.
     pub fn len(&self) -> usize {
         self.labels.len()
     }
 
+    /// True when the batch has no images.
     pub fn is_empty(&self) -> bool {
         self.labels.is_empty()
     }
 }
 
 impl Split {
-    /// Images `indices` normalised with `norm`; shifted at random when `augment` is given.
+    /// Images `indices` normalised with `norm`; shifted at random when `augment` is given
+    /// (the shift is drawn per image, before normalisation; uncovered pixels are raw 0).
+    /// Panics on an index that is not below [`Split::len`].
     pub fn batch<R: Rng>(
         &self,
         indices: &[usize],

@@ -1,7 +1,8 @@
 //! CIFAR-10's binary format: records of one label byte then 3x32x32 pixels (R, G, B planes).
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
+use crate::io::read_bytes;
 use crate::{DataError, Dataset, ImageShape, Split, SplitOptions};
 
 const SHAPE: ImageShape = ImageShape {
@@ -21,6 +22,10 @@ const TEST_FILE: &str = "test_batch.bin";
 
 /// Loads CIFAR-10 from `dir` (or `dir/cifar-10-batches-bin`, as the archive unpacks):
 /// the five `data_batch_N.bin` are the training images, `test_batch.bin` the test split.
+/// Images are `3 x 32 x 32` `u8` (RGB planes, CHW), ten classes.
+///
+/// Errors: as for [`read_batch`], naming the batch file, and [`DataError::BadSplit`] for
+/// split options that cannot work.
 pub fn load_cifar10(dir: &Path, options: &SplitOptions) -> Result<Dataset, DataError> {
     let nested = dir.join("cifar-10-batches-bin");
     let base = if !dir.join(TEST_FILE).exists() && nested.is_dir() {
@@ -54,12 +59,13 @@ fn split(images: Vec<u8>, labels: Vec<u8>, path: &Path) -> Result<Split, DataErr
     })
 }
 
-/// Reads one batch file: (pixels in CHW order, labels).
+/// Reads one batch file: (pixels, labels). The pixels are the N images of `3 x 32 x 32` `u8`
+/// back to back, each in CHW order (R, G, B planes); the labels are N classes in 0..10.
+///
+/// Errors: [`DataError::Io`] (unreadable), [`DataError::Truncated`] (empty, or not a whole
+/// number of 3,073-byte records), [`DataError::LabelOutOfRange`] (label byte 10 or more).
 pub fn read_batch(path: &Path) -> Result<(Vec<u8>, Vec<u8>), DataError> {
-    let bytes = std::fs::read(path).map_err(|error| DataError::Io {
-        path: PathBuf::from(path),
-        error,
-    })?;
+    let bytes = read_bytes(path)?;
     let record = 1 + SHAPE.len();
     if bytes.is_empty() {
         return Err(DataError::Truncated {

@@ -1,3 +1,5 @@
+//! Splits of `u8` images, the data set they make up, and the per-channel normalisation.
+
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
@@ -8,13 +10,16 @@ use crate::DataError;
 /// Images are `channels x height x width`, stored channel-major (CHW) as in ONNX's NCHW.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ImageShape {
+    /// Colour channels (C): 1 for MNIST, 3 (RGB) for CIFAR-10.
     pub channels: usize,
+    /// Rows (H), in pixels.
     pub height: usize,
+    /// Columns (W), in pixels.
     pub width: usize,
 }
 
 impl ImageShape {
-    /// Values per image.
+    /// Values (bytes, as `u8`) per image: `channels * height * width`.
     pub fn len(&self) -> usize {
         self.channels * self.height * self.width
     }
@@ -38,13 +43,15 @@ pub struct SplitOptions {
     /// Seed of the shuffles that choose the test (where the source has no test file)
     /// and validation images.
     pub seed: u64,
-    /// Share of the training images held out as validation, stratified by class.
+    /// Share of the training images held out as validation, stratified by class: a fraction
+    /// in [0, 1) (0.1 = 10%), rounded to whole images. [`Dataset::from_splits`] rejects
+    /// other values with [`DataError::BadSplit`].
     pub validation_fraction: f64,
     /// Keep only this many training images (after the validation holdout); for quick runs.
     pub train_limit: Option<usize>,
 }
 
-/// The split seed kiln uses unless told otherwise.
+/// The split seed kiln uses unless told otherwise (the bytes of "kiln").
 pub const DEFAULT_SPLIT_SEED: u64 = 0x6b69_6c6e;
 
 impl Default for SplitOptions {
@@ -75,6 +82,7 @@ impl Split {
         })
     }
 
+    /// The shape every image of the split has.
     pub fn shape(&self) -> ImageShape {
         self.shape
     }
@@ -84,25 +92,30 @@ impl Split {
         self.labels.len()
     }
 
+    /// True when the split has no images.
     pub fn is_empty(&self) -> bool {
         self.labels.is_empty()
     }
 
-    /// The pixels of image `i` (CHW).
+    /// The pixels of image `i` (CHW `u8`, [`ImageShape::len`] values). Panics if `i` is not
+    /// below [`Split::len`].
     pub fn image(&self, i: usize) -> &[u8] {
         let n = self.shape.len();
         &self.images[i * n..(i + 1) * n]
     }
 
+    /// The class of image `i`, in `0..classes`. Panics if `i` is not below [`Split::len`].
     pub fn label(&self, i: usize) -> usize {
         usize::from(self.labels[i])
     }
 
+    /// Every image's class, in image order.
     pub fn labels(&self) -> &[u8] {
         &self.labels
     }
 
-    /// The images at `indices`, in that order.
+    /// The images at `indices`, in that order (repeats allowed). Panics on an index that is
+    /// not below [`Split::len`].
     pub fn select(&self, indices: &[usize]) -> Split {
         let mut images = Vec::with_capacity(indices.len() * self.shape.len());
         let mut labels = Vec::with_capacity(indices.len());
@@ -117,7 +130,8 @@ impl Split {
         }
     }
 
-    /// How many images each class has.
+    /// How many images each class has, for classes `0..classes` (labels at or above `classes`
+    /// are not counted).
     pub fn class_counts(&self, classes: usize) -> Vec<usize> {
         let mut counts = vec![0; classes];
         for &l in &self.labels {
@@ -137,7 +151,9 @@ impl Split {
 pub struct Normalization {
     /// Multiplies raw pixels before the mean is subtracted (1/255 for `u8` images).
     pub scale: f32,
+    /// Per-channel mean of the scaled pixels (0..1 units), one value per channel.
     pub mean: Vec<f32>,
+    /// Per-channel (population) standard deviation of the scaled pixels (0..1 units); never 0.
     pub std: Vec<f32>,
 }
 
@@ -176,7 +192,7 @@ impl Normalization {
         }
     }
 
-    /// Identity on 0..1 pixels, for tests.
+    /// Scale to 0..1 and nothing else (mean 0, std 1 for each of `channels`), for tests.
     pub fn unit(channels: usize) -> Normalization {
         Normalization {
             scale: 1.0 / 255.0,
@@ -185,7 +201,8 @@ impl Normalization {
         }
     }
 
-    /// Writes the normalised `image` (CHW `u8`) into `out`.
+    /// Writes the normalised `image` (CHW `u8`) into `out` (CHW `f32`, as many values).
+    /// The channel count is `mean.len()`; each channel is `image.len() / channels` values.
     pub fn apply(&self, image: &[u8], out: &mut [f32]) {
         let channels = self.mean.len().max(1);
         let plane = image.len() / channels;
@@ -208,7 +225,9 @@ impl Normalization {
 pub struct Dataset {
     /// `mnist-5k`, `idx:DIR`, `cifar10:DIR`.
     pub name: String,
+    /// The shape of every image (train, validation and test agree).
     pub shape: ImageShape,
+    /// Number of classes; labels are `0..classes`.
     pub classes: usize,
     /// The images training sees (validation already held out).
     pub train: Split,
@@ -216,13 +235,17 @@ pub struct Dataset {
     pub validation: Split,
     /// Never seen during training or search; reported once per trained model.
     pub test: Split,
-    /// Computed on `train`.
+    /// Computed on `train` only, so no test or validation statistics leak into training.
     pub normalization: Normalization,
 }
 
 impl Dataset {
     /// Holds out validation images from `train_all` (stratified by class, seeded),
     /// applies the training limit and computes the normalisation on what is left.
+    /// `name` names the data set in metrics and errors.
+    ///
+    /// Errors with [`DataError::BadSplit`] when `options.validation_fraction` is not in
+    /// [0, 1) or no training images are left.
     pub fn from_splits(
         name: String,
         classes: usize,
@@ -267,7 +290,7 @@ impl Dataset {
         })
     }
 
-    /// `(channels, height, width)`.
+    /// `(channels, height, width)` of every image, in pixels.
     pub fn input_shape(&self) -> (usize, usize, usize) {
         (self.shape.channels, self.shape.height, self.shape.width)
     }

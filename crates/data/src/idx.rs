@@ -3,25 +3,31 @@
 use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
 
-use flate2::read::MultiGzDecoder;
-
-use crate::mnist5k::read_all;
+use crate::io::read_maybe_gzipped;
 use crate::{DataError, Dataset, ImageShape, Split, SplitOptions};
 
 /// IDX magic: two zero bytes, type 0x08 (unsigned byte), then the number of dimensions.
 const IMAGES_MAGIC: u32 = 0x0000_0803;
 const LABELS_MAGIC: u32 = 0x0000_0801;
 
-/// MNIST and Fashion-MNIST both have ten classes.
+/// The class count [`load_idx`] assumes: MNIST and Fashion-MNIST both have ten classes.
 pub const IDX_CLASSES: usize = 10;
 
 /// Loads `train-*` and `t10k-*` IDX files from `dir` (MNIST, Fashion-MNIST), ten classes.
 /// The test files are the test split; validation is held out of the training files.
+/// Images are one channel (`1 x H x W`, `u8`), H and W as the files say.
+///
+/// Errors ([`DataError`], naming the file): a missing file ([`DataError::Io`]), a file shorter
+/// than its header promises or a cut gzip stream ([`DataError::Truncated`]), a wrong magic
+/// number ([`DataError::BadMagic`]), a label out of range ([`DataError::LabelOutOfRange`]),
+/// label and image counts or train and test image sizes that differ
+/// ([`DataError::ShapeMismatch`]), or split options that cannot work ([`DataError::BadSplit`]).
 pub fn load_idx(dir: &Path, options: &SplitOptions) -> Result<Dataset, DataError> {
     load_idx_with_classes(dir, IDX_CLASSES, options)
 }
 
-/// [`load_idx`] for IDX data sets with another class count.
+/// [`load_idx`] for IDX data sets with another class count (every label must be below
+/// `classes`); errors as for [`load_idx`].
 pub fn load_idx_with_classes(
     dir: &Path,
     classes: usize,
@@ -97,10 +103,14 @@ fn find(dir: &Path, stem: &str) -> Result<PathBuf, DataError> {
     })
 }
 
-/// Reads an IDX image file (`[N, H, W]` of u8): returns the shape (one channel), the pixels
-/// and N.
+/// Reads an IDX image file (`[N, H, W]` of u8, gzip'd or not): returns the shape (one
+/// channel), the pixels (N images of H x W, back to back) and N.
+///
+/// Errors: [`DataError::Io`] (unreadable), [`DataError::Truncated`] (header or pixels cut
+/// short, or a cut gzip stream), [`DataError::BadMagic`] (not `0x00000803`),
+/// [`DataError::ShapeMismatch`] (more bytes than the header promises).
 pub fn read_idx_images(path: &Path) -> Result<(ImageShape, Vec<u8>, usize), DataError> {
-    let bytes = read_file(path)?;
+    let bytes = read_maybe_gzipped(path)?;
     let (dims, offset) = header(
         &bytes,
         path,
@@ -125,9 +135,12 @@ pub fn read_idx_images(path: &Path) -> Result<(ImageShape, Vec<u8>, usize), Data
     Ok((shape, pixels, n))
 }
 
-/// Reads an IDX label file (`[N]` of u8); every label must be below `classes`.
+/// Reads an IDX label file (`[N]` of u8, gzip'd or not); every label must be below `classes`.
+///
+/// Errors as for [`read_idx_images`] (the magic is `0x00000801`), plus
+/// [`DataError::LabelOutOfRange`] with the record index of the first bad label.
 pub fn read_idx_labels(path: &Path, classes: usize) -> Result<Vec<u8>, DataError> {
-    let bytes = read_file(path)?;
+    let bytes = read_maybe_gzipped(path)?;
     let (dims, offset) = header(
         &bytes,
         path,
@@ -149,14 +162,6 @@ pub fn read_idx_labels(path: &Path, classes: usize) -> Result<Vec<u8>, DataError
         });
     }
     Ok(labels)
-}
-
-fn read_file(path: &Path) -> Result<Vec<u8>, DataError> {
-    let bytes = std::fs::read(path).map_err(|error| DataError::Io {
-        path: path.to_path_buf(),
-        error,
-    })?;
-    maybe_gunzip(&bytes, path)
 }
 
 /// Checks the magic and returns the dimensions and where the data starts.
@@ -223,22 +228,6 @@ fn payload(
 fn be_u32(bytes: &[u8], at: usize) -> Option<u32> {
     let b = bytes.get(at..at + 4)?;
     Some(u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
-}
-
-/// Gunzips `bytes` if they start with the gzip magic, else returns them as they are.
-pub(crate) fn maybe_gunzip(bytes: &[u8], path: &Path) -> Result<Vec<u8>, DataError> {
-    if !bytes.starts_with(&[0x1f, 0x8b]) {
-        return Ok(bytes.to_vec());
-    }
-    read_all(MultiGzDecoder::new(bytes), path).map_err(|e| match e {
-        DataError::Io { path, error } if error.kind() == ErrorKind::UnexpectedEof => {
-            DataError::Truncated {
-                path,
-                message: "the gzip stream ends early".into(),
-            }
-        }
-        other => other,
-    })
 }
 
 #[cfg(test)]

@@ -16,6 +16,7 @@ mod cifar;
 mod dataset;
 mod error;
 mod idx;
+mod io;
 mod mnist5k;
 
 pub use batch::{Augment, Batch};
@@ -52,6 +53,9 @@ impl Source {
 }
 
 /// Reads a data set and splits it as `options` say.
+///
+/// Errors: a [`DataError`] naming the file that is missing, truncated or malformed, or
+/// [`DataError::BadSplit`] when `options` cannot produce the splits.
 pub fn load(source: &Source, options: &SplitOptions) -> Result<Dataset, DataError> {
     match source {
         Source::Mnist5k => load_mnist_5k(options),

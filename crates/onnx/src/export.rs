@@ -7,26 +7,37 @@ use crate::{OnnxError, Weights};
 
 /// Input normalisation baked into the model as its first two ops,
 /// `(x - mean) / std` per channel, so a deployed model takes raw pixel values.
+/// Mean and std are in the units of the model's input (raw pixels 0..255 for kiln-train's
+/// models), one value per input channel.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Normalization {
+    /// Per-channel mean, subtracted first (written as an Add of `-mean`).
     pub mean: Vec<f32>,
+    /// Per-channel standard deviation, positive (written as a Mul by `1 / std`).
     pub std: Vec<f32>,
 }
 
 /// What goes into an exported model besides the network.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct ExportOptions {
+    /// Normalise the input in the model; `None` means the input is fed as the network
+    /// expects it.
     pub normalization: Option<Normalization>,
     /// Extra metadata_props (the genome id, the data set, ...).
     pub metadata: Vec<(String, String)>,
 }
 
-/// The name of the model's input and output.
+/// The name of the model's input: f32 `[1, C, H, W]` (NCHW).
 pub const INPUT_NAME: &str = "input";
+/// The name of the model's output: f32 logits `[1, classes]` (no softmax).
 pub const OUTPUT_NAME: &str = "logits";
 
 /// Writes the network of `arch` with `weights` as an ONNX model (opset 17):
-/// input `input` [1, C, H, W], output `logits` [1, classes].
+/// input `input` [1, C, H, W], output `logits` [1, classes]. Batch norm uses epsilon 1e-5.
+///
+/// Errors: [`OnnxError::Weight`] when a weight is missing, extra, misshapen or not finite
+/// ([`Weights::check`]), or when the normalisation does not have one mean and one positive,
+/// finite std per input channel (named `normalization`).
 pub fn export(
     arch: &Architecture,
     weights: &Weights,

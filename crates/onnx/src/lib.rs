@@ -22,15 +22,29 @@ pub use weights::{Tensor, Weights};
 /// What can go wrong writing a model or reading weights.
 #[derive(Debug, thiserror::Error)]
 pub enum OnnxError {
+    /// A weights file cannot be read.
     #[error("cannot read {path}: {source}")]
     Io {
+        /// The file.
         path: String,
+        /// What the operating system reported.
         #[source]
         source: std::io::Error,
     },
     /// A weight tensor is missing, extra, of the wrong shape or not finite.
     #[error("weight `{name}` {message}")]
-    Weight { name: String, message: String },
+    Weight {
+        /// The tensor's name (`normalization` for the export's input normalisation).
+        name: String,
+        /// What is wrong with it.
+        message: String,
+    },
+    /// Bytes that are not a safetensors file kiln can read (or cannot be written as one).
     #[error("{origin}: not a valid safetensors file: {message}")]
-    Safetensors { origin: String, message: String },
+    Safetensors {
+        /// The file path, or the name the caller gave the bytes.
+        origin: String,
+        /// The safetensors library's message, or the unsupported dtype.
+        message: String,
+    },
 }

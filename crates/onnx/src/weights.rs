@@ -14,18 +14,23 @@ use crate::OnnxError;
 /// One weight tensor: shape (ONNX order) and row-major values.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Tensor {
+    /// Dimensions in ONNX order: conv weights OIHW, linear weights `[out, in]`, else `[C]`.
     pub shape: Vec<usize>,
+    /// `shape.iter().product()` values, row-major.
     pub data: Vec<f32>,
 }
 
 /// Weights by name, as [`Architecture::parameters`] names them.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Weights {
+    /// The tensors by name (sorted, so files and models come out in a stable order).
     pub tensors: BTreeMap<String, Tensor>,
 }
 
 impl Weights {
-    /// Adds or replaces a tensor; fails when the shape does not hold the data.
+    /// Adds or replaces a tensor.
+    ///
+    /// Errors: [`OnnxError::Weight`] when `data.len()` is not the product of `shape`.
     pub fn insert(
         &mut self,
         name: &str,
@@ -46,6 +51,7 @@ impl Weights {
         Ok(())
     }
 
+    /// The tensor called `name`, if there is one.
     pub fn get(&self, name: &str) -> Option<&Tensor> {
         self.tensors.get(name)
     }
@@ -53,6 +59,9 @@ impl Weights {
     /// Checks that every parameter of `arch` is present with its shape and
     /// finite values. Extra tensors are an error too: they mean the weights
     /// belong to another architecture.
+    ///
+    /// Errors: [`OnnxError::Weight`] naming the first tensor that is missing, misshapen,
+    /// not finite or extra.
     pub fn check(&self, arch: &Architecture) -> Result<(), OnnxError> {
         let params = arch.parameters();
         for p in &params {
@@ -89,10 +98,17 @@ impl Weights {
         Ok(())
     }
 
-    /// Seeded random weights that keep activations in range: He-normal conv
-    /// and linear weights; batch norm with statistics near (0, 1) and gammas
-    /// near 1, but smaller on projections so residual sums do not grow with
-    /// depth. Nothing is exactly the identity, so BN folding is exercised.
+    /// Seeded random weights that keep activations in range; the same seed gives the same
+    /// weights. For tests and untrained baselines.
+    ///
+    /// - conv and linear weights: He normal (He et al., 2015), std `sqrt(2 / fan_in)` with
+    ///   `fan_in` the product of every dimension but the first;
+    /// - other biases (squeeze-excite, classifier): N(0, 0.05^2);
+    /// - batch norm: beta and running mean N(0, 0.1^2), running variance uniform in
+    ///   [0.5, 1.5), gamma uniform in [0.6, 1.2), but [0.2, 0.5) on projections so residual
+    ///   sums do not grow with depth.
+    ///
+    /// Nothing is exactly the identity, so BN folding is exercised.
     pub fn random(arch: &Architecture, seed: u64) -> Weights {
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
         let mut w = Weights::default();
@@ -129,6 +145,9 @@ impl Weights {
     }
 
     /// Reads a safetensors file (f32 tensors only).
+    ///
+    /// Errors: [`OnnxError::Io`] when the file cannot be read, otherwise as for
+    /// [`Weights::from_safetensors`].
     pub fn load(path: &Path) -> Result<Weights, OnnxError> {
         let origin = path.display().to_string();
         let bytes = std::fs::read(path).map_err(|source| OnnxError::Io {
@@ -138,7 +157,11 @@ impl Weights {
         Weights::from_safetensors(&bytes, &origin)
     }
 
-    /// Parses safetensors bytes; `origin` names them in errors.
+    /// Parses safetensors bytes; `origin` names them in errors. Shapes are not checked
+    /// against an architecture here (see [`Weights::check`]).
+    ///
+    /// Errors: [`OnnxError::Safetensors`] for bytes that are not safetensors or a tensor
+    /// that is not F32.
     pub fn from_safetensors(bytes: &[u8], origin: &str) -> Result<Weights, OnnxError> {
         let st = SafeTensors::deserialize(bytes).map_err(|e| OnnxError::Safetensors {
             origin: origin.into(),
@@ -168,7 +191,10 @@ impl Weights {
         Ok(w)
     }
 
-    /// The weights as safetensors bytes.
+    /// The weights as safetensors bytes (F32, little-endian, no metadata).
+    ///
+    /// Errors: [`OnnxError::Weight`] for a tensor whose shape does not hold its data,
+    /// [`OnnxError::Safetensors`] if serialisation fails.
     pub fn to_safetensors(&self) -> Result<Vec<u8>, OnnxError> {
         let bytes: Vec<(String, Vec<u8>, Vec<usize>)> = self
             .tensors

@@ -1,3 +1,5 @@
+//! The layer-level network a genome describes, with analytic parameter, MAC and memory figures.
+
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
@@ -8,9 +10,13 @@ use crate::{Activation, Genome, Space, SpaceError};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct InputSpec {
+    /// Image channels (C of NCHW): 1 for MNIST, 3 for RGB.
     pub channels: usize,
+    /// Image height (H), in pixels.
     pub height: usize,
+    /// Image width (W), in pixels.
     pub width: usize,
+    /// Number of classes: the classifier's output width (at least 2).
     pub classes: usize,
 }
 
@@ -40,15 +46,21 @@ impl fmt::Display for InputSpec {
 pub struct ConvBn {
     /// Layer name; its weights are named `{name}.weight`, `{name}.bn.*`.
     pub name: String,
+    /// Input channels.
     pub in_channels: usize,
+    /// Output channels.
     pub out_channels: usize,
+    /// Square kernel size, in pixels.
     pub kernel: usize,
+    /// Stride in pixels, the same along height and width.
     pub stride: usize,
+    /// Convolution groups: 1 for a full conv, `in_channels` (= `out_channels`) for depthwise.
     pub groups: usize,
+    /// The activation after batch norm; `None` for the linear projection.
     pub activation: Option<Activation>,
     /// (height, width) of the input feature map.
     pub input_hw: (usize, usize),
-    /// (height, width) of the output feature map.
+    /// (height, width) of the output feature map: `ceil(input / stride)` each.
     pub output_hw: (usize, usize),
 }
 
@@ -76,11 +88,12 @@ impl ConvBn {
         }
     }
 
+    /// Zero padding on each of the four sides, in pixels: `kernel / 2`.
     pub fn padding(&self) -> usize {
         self.kernel / 2
     }
 
-    /// Shape of the conv weight, OIHW.
+    /// Shape of the conv weight, OIHW: `[out_channels, in_channels / groups, kernel, kernel]`.
     pub fn weight_shape(&self) -> Vec<usize> {
         vec![
             self.out_channels,
@@ -102,13 +115,17 @@ impl ConvBn {
     }
 }
 
-/// Squeeze-and-excite: global pool, 1x1 reduce + ReLU, 1x1 expand + sigmoid, scale.
+/// Squeeze-and-excite (Hu et al., 2018, placed after the depthwise conv as in MnasNet and
+/// MobileNetV3): global pool, 1x1 reduce + ReLU, 1x1 expand + sigmoid, scale.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct SqueezeExcite {
     /// `{block}.se`; weights `{name}.reduce.*` and `{name}.expand.*`.
     pub name: String,
+    /// Channels of the feature map it scales (the block's hidden width).
     pub channels: usize,
+    /// Bottleneck width: `max(4, channels / 4)`.
     pub reduced: usize,
+    /// (height, width) of the feature map it scales.
     pub hw: (usize, usize),
 }
 
@@ -124,14 +141,16 @@ impl SqueezeExcite {
     }
 }
 
-/// An inverted-residual (MBConv) block.
+/// An inverted-residual (MBConv) block, as in MobileNetV2 (Sandler et al., 2018).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct MbBlock {
     /// `s{stage}.b{block}`.
     pub name: String,
     /// 1x1 expansion; absent when the expand ratio is 1.
     pub expand: Option<ConvBn>,
+    /// kxk depthwise conv; carries the block's stride.
     pub depthwise: ConvBn,
+    /// Squeeze-excite after the depthwise conv, if the genome chose it.
     pub se: Option<SqueezeExcite>,
     /// 1x1 projection, batch norm, no activation.
     pub project: ConvBn,
@@ -142,36 +161,53 @@ pub struct MbBlock {
 /// The fully connected classifier after global average pooling.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Linear {
+    /// Layer name; weights `{name}.weight` (`[out, in]`) and `{name}.bias`.
     pub name: String,
+    /// Input features: the channels of the last feature map.
     pub in_features: usize,
+    /// Output features: the class count.
     pub out_features: usize,
 }
 
 /// The network a genome describes for one input shape.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Architecture {
+    /// The input the network was built for (NCHW with batch 1: `[1, C, H, W]`).
     pub input: InputSpec,
+    /// The first conv.
     pub stem: ConvBn,
+    /// Every block of every stage, in order.
     pub blocks: Vec<MbBlock>,
+    /// The optional 1x1 conv before global average pooling.
     pub head: Option<ConvBn>,
+    /// The classifier after global average pooling.
     pub classifier: Linear,
 }
 
 /// One weight tensor the network needs, named as in the ONNX model.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ParamSpec {
+    /// E.g. `s0.b1.dw.weight`, `stem.bn.running_var`, `classifier.bias`.
     pub name: String,
+    /// ONNX/PyTorch order: conv weights OIHW, linear weights `[out, in]`, the rest `[C]`.
     pub shape: Vec<usize>,
 }
 
 /// One row of the architecture table. Shapes are (channels, height, width).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct LayerSummary {
+    /// Layer name (`stem`, `s0.b0.dw`, `s0.b0.add`, `pool`, ...).
     pub name: String,
+    /// Short description, e.g. `dwconv 3x3/2+relu6`, `se /4`, `add`, `linear`.
     pub op: String,
+    /// Input shape (channels, height, width).
     pub input: [usize; 3],
+    /// Output shape (channels, height, width).
     pub output: [usize; 3],
+    /// Trainable parameters (weights, biases, BN gamma and beta; not BN running statistics).
     pub params: u64,
+    /// Multiply-accumulates for one image (convs and linear; batch norm is not counted,
+    /// it folds into the conv; pooling and the SE scale count one per value).
     pub macs: u64,
     /// Bytes of the f32 output activation.
     pub output_bytes: u64,
@@ -180,23 +216,28 @@ pub struct LayerSummary {
 /// Whole-network analytic figures.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct Totals {
+    /// Trainable parameters, the sum over [`LayerSummary::params`].
     pub params: u64,
+    /// Multiply-accumulates for one image, the sum over [`LayerSummary::macs`].
     pub macs: u64,
-    /// The largest f32 output activation of any layer, in bytes.
+    /// The largest f32 activation of any layer (the input image included), in bytes.
     pub max_activation_bytes: u64,
     /// The largest input + output pair of any layer, in bytes: a lower bound
     /// for the arena of a runtime that keeps only those two alive.
     pub max_layer_io_bytes: u64,
 }
 
-/// Squeeze-excite bottleneck width: a quarter of the channels, at least 4.
+/// Squeeze-excite bottleneck width: a quarter of the channels as in MobileNetV3, at least 4.
 fn se_reduced(channels: usize) -> usize {
     (channels / 4).max(4)
 }
 
 impl Architecture {
-    /// Builds the layer list for `genome` (already validated against `space`)
-    /// on `input`.
+    /// Builds the layer list for `genome` on `input` (the genome is validated against `space`).
+    ///
+    /// Errors: [`SpaceError::Invalid`] when the genome does not belong to `space`;
+    /// [`SpaceError::DoesNotFit`] when a dimension is 0, `classes` is below 2, or the space
+    /// downsamples by more than the input's height or width.
     pub fn new(
         space: &Space,
         genome: &Genome,
@@ -307,7 +348,9 @@ impl Architecture {
         })
     }
 
-    /// Every weight tensor, in network order, with ONNX/PyTorch shapes.
+    /// Every weight tensor, in network order, with ONNX/PyTorch shapes (conv OIHW, linear
+    /// `[out, in]`). The single source of truth for weight names: the trainer and the ONNX
+    /// exporter both check against it.
     pub fn parameters(&self) -> Vec<ParamSpec> {
         let mut out = Vec::new();
         let p = |out: &mut Vec<ParamSpec>, name: String, shape: Vec<usize>| {
@@ -362,7 +405,8 @@ impl Architecture {
         out
     }
 
-    /// One row per layer, with analytic parameter and MAC counts.
+    /// One row per layer, with analytic parameter and MAC counts and f32 output sizes in
+    /// bytes (for one image).
     pub fn layers(&self) -> Vec<LayerSummary> {
         let mut rows = Vec::new();
         let row = |name: &str,
@@ -471,7 +515,8 @@ impl Architecture {
         }
     }
 
-    /// The architecture as a fixed-width text table with a totals line.
+    /// The architecture as a fixed-width text table (one row per [`Architecture::layers`]
+    /// entry) with a totals line: params, MACs and the largest activation in bytes.
     pub fn table(&self) -> String {
         use fmt::Write;
         let mut s = String::new();

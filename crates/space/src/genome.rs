@@ -1,3 +1,5 @@
+//! Genomes: one choice per decision of a space; sampling, mutation and crossover.
+
 use std::path::Path;
 
 use rand::Rng;
@@ -13,9 +15,11 @@ use crate::{Activation, Space, SpaceError, StageSpace};
 pub struct Genome {
     /// The name of the space this genome belongs to.
     pub space: String,
+    /// Output channels of the stem conv.
     pub stem_width: usize,
+    /// One entry per stage of the space, in order.
     pub stages: Vec<StageGene>,
-    /// Width of the 1x1 head conv; 0 = no head conv.
+    /// Output channels of the 1x1 head conv; 0 = no head conv.
     pub head_width: usize,
 }
 
@@ -23,7 +27,9 @@ pub struct Genome {
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StageGene {
+    /// Output channels of every block of the stage.
     pub width: usize,
+    /// The stage's blocks, input to output; the first applies the stage's stride.
     pub blocks: Vec<BlockGene>,
 }
 
@@ -31,14 +37,21 @@ pub struct StageGene {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct BlockGene {
+    /// Depthwise kernel size in pixels (square, odd).
     pub kernel: usize,
+    /// Expand ratio: hidden channels = input channels x `expand`; 1 = no expand conv.
     pub expand: usize,
+    /// Whether the block has squeeze-excite after the depthwise conv.
     pub se: bool,
+    /// The activation after the expand and depthwise convs.
     pub activation: Activation,
 }
 
 impl Genome {
     /// Reads a genome from a JSON file and checks it against `space`.
+    ///
+    /// Errors: [`SpaceError::Io`] when the file cannot be read, otherwise as for
+    /// [`Genome::from_json`] with the path as origin.
     pub fn load(path: &Path, space: &Space) -> Result<Genome, SpaceError> {
         let text = std::fs::read_to_string(path).map_err(|source| SpaceError::Io {
             path: path.to_owned(),
@@ -48,6 +61,9 @@ impl Genome {
     }
 
     /// Parses a genome from JSON and checks it against `space`; `origin` names it in errors.
+    ///
+    /// Errors: [`SpaceError::Parse`] for invalid JSON or a missing or unknown field; as
+    /// [`Genome::validate`] for a choice the space does not offer.
     pub fn from_json(text: &str, origin: &str, space: &Space) -> Result<Genome, SpaceError> {
         let genome: Genome = serde_json::from_str(text).map_err(|e| SpaceError::Parse {
             origin: origin.to_owned(),
@@ -73,6 +89,9 @@ impl Genome {
 
     /// Checks every decision against the space; the error names the first
     /// decision out of range, e.g. `stages[1].blocks[0].kernel`.
+    ///
+    /// Errors: [`SpaceError::Invalid`] with that field path, for another space's name, a
+    /// stage count that differs from the space's, or a value not among the choices.
     pub fn validate(&self, space: &Space, origin: &str) -> Result<(), SpaceError> {
         let bad = |field: String, message: String| SpaceError::Invalid {
             origin: origin.to_owned(),
@@ -116,7 +135,8 @@ impl Genome {
         Ok(())
     }
 
-    /// Draws every decision uniformly from its choices.
+    /// Draws every decision uniformly from its choices (block decisions for as many blocks as
+    /// the drawn depth). The same `rng` state gives the same genome.
     pub fn sample(space: &Space, rng: &mut impl Rng) -> Genome {
         Genome {
             space: space.name.clone(),
@@ -139,7 +159,8 @@ impl Genome {
     /// Returns a copy in which each decision was redrawn with probability
     /// `rate` (to a different value where there is one). If that changed
     /// nothing, one decision that has alternatives is changed, so a mutant
-    /// always differs from its parent unless the space has a single point.
+    /// always differs from its parent unless the space has a single point. `rate` is a
+    /// probability (clamped to [0, 1]); a deeper stage gets freshly sampled blocks.
     pub fn mutate(&self, space: &Space, rate: f64, rng: &mut impl Rng) -> Genome {
         let rate = rate.clamp(0.0, 1.0);
         let mut child = self.clone();
@@ -162,7 +183,8 @@ impl Genome {
     }
 
     /// Uniform crossover: each decision comes from one parent or the other.
-    /// A block slot that only one parent has is taken from that parent.
+    /// A block slot that only one parent has is taken from that parent. Both parents must
+    /// belong to the same space; the child takes `self`'s space name.
     pub fn crossover(&self, other: &Genome, rng: &mut impl Rng) -> Genome {
         let stages = self
             .stages

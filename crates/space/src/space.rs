@@ -1,3 +1,5 @@
+//! Search-space files: the decisions a genome makes and the choices for each.
+
 use std::fmt;
 use std::path::Path;
 
@@ -9,9 +11,9 @@ use crate::SpaceError;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Activation {
-    /// min(max(x, 0), 6), as in MobileNetV2.
+    /// min(max(x, 0), 6), as in MobileNetV2 (Sandler et al., 2018).
     Relu6,
-    /// x * relu6(x + 3) / 6, as in MobileNetV3.
+    /// x * relu6(x + 3) / 6, as in MobileNetV3 (Howard et al., 2019).
     Hswish,
 }
 
@@ -25,13 +27,19 @@ impl fmt::Display for Activation {
 }
 
 /// A search space: the decisions a genome makes and the choices for each.
+///
+/// Every choice list is non-empty once the space is loaded ([`Space::from_toml`] checks).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Space {
+    /// The space's name; a genome names the space it belongs to.
     pub name: String,
+    /// The first convolution.
     pub stem: StemSpace,
+    /// The stages of inverted-residual blocks, input to output (`[[stage]]` in TOML).
     #[serde(rename = "stage")]
     pub stages: Vec<StageSpace>,
+    /// The optional 1x1 conv before global pooling.
     pub head: HeadSpace,
 }
 
@@ -39,9 +47,13 @@ pub struct Space {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StemSpace {
+    /// Output channel choices, each at least 1.
     pub widths: Vec<usize>,
+    /// Square kernel size in pixels: odd, 1 to 11.
     pub kernel: usize,
+    /// Stride in pixels: 1 or 2.
     pub stride: usize,
+    /// The activation after batch norm.
     pub activation: Activation,
 }
 
@@ -49,12 +61,20 @@ pub struct StemSpace {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StageSpace {
+    /// Stride of the stage's first block, in pixels: 1 or 2.
     pub stride: usize,
+    /// Choices for the number of blocks, each at least 1.
     pub depth: Vec<usize>,
+    /// Output channel choices (the width of every block of the stage), each at least 1.
     pub widths: Vec<usize>,
+    /// Depthwise kernel size choices per block: odd, 1 to 11.
     pub kernels: Vec<usize>,
+    /// Expand-ratio choices per block (hidden channels = input channels x ratio; 1 = no
+    /// expand conv), each at least 1.
     pub expand: Vec<usize>,
+    /// Squeeze-excite choices per block.
     pub se: Vec<bool>,
+    /// Activation choices per block.
     pub activations: Vec<Activation>,
 }
 
@@ -62,12 +82,17 @@ pub struct StageSpace {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct HeadSpace {
+    /// Output channel choices; 0 means no head conv.
     pub widths: Vec<usize>,
+    /// The activation after the head's batch norm.
     pub activation: Activation,
 }
 
 impl Space {
     /// Reads and validates a space file.
+    ///
+    /// Errors: [`SpaceError::Io`] when the file cannot be read, otherwise as for
+    /// [`Space::from_toml`] with the path as origin.
     pub fn load(path: &Path) -> Result<Space, SpaceError> {
         let text = std::fs::read_to_string(path).map_err(|source| SpaceError::Io {
             path: path.to_owned(),
@@ -77,6 +102,10 @@ impl Space {
     }
 
     /// Parses and validates a space from TOML text; `origin` names it in errors.
+    ///
+    /// Errors: [`SpaceError::Parse`] for invalid TOML or a missing, unknown or mistyped
+    /// field; [`SpaceError::Invalid`] naming the field (e.g. `stage[1].kernels`) for an
+    /// empty choice list, a zero width or depth, an even kernel or a stride other than 1 or 2.
     pub fn from_toml(text: &str, origin: &str) -> Result<Space, SpaceError> {
         let space: Space = toml::from_str(text).map_err(|e| SpaceError::Parse {
             origin: origin.to_owned(),
@@ -125,15 +154,6 @@ impl Space {
         nonempty_positive(&self.head.widths, "head.widths", true)
             .map_err(|m| bad("head.widths".into(), m))?;
         Ok(())
-    }
-
-    /// The number of decisions a genome of this space makes at its largest depth.
-    pub fn decision_count(&self) -> usize {
-        2 + self
-            .stages
-            .iter()
-            .map(|s| 2 + 4 * s.depth.iter().copied().max().unwrap_or(0))
-            .sum::<usize>()
     }
 }
 

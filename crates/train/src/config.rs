@@ -9,13 +9,18 @@ use crate::TrainError;
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
 pub enum OptimizerConfig {
+    /// Adam (Kingma and Ba, 2015) with burn's defaults: betas (0.9, 0.999), epsilon 1e-5.
     Adam {
         /// L2 penalty added to the gradient (0 for none).
         weight_decay: f32,
     },
+    /// Stochastic gradient descent with momentum (no dampening).
     Sgd {
+        /// Momentum factor, e.g. 0.9.
         momentum: f64,
+        /// Nesterov momentum instead of the classical form.
         nesterov: bool,
+        /// L2 penalty added to the gradient (0 for none).
         weight_decay: f32,
     },
 }
@@ -24,8 +29,12 @@ pub enum OptimizerConfig {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct TrainConfig {
+    /// Passes over the training split; at least 1.
     pub epochs: usize,
+    /// Images per training step; at least 2 (batch norm needs two). A last batch of one
+    /// image is dropped.
     pub batch_size: usize,
+    /// The optimiser and its settings.
     pub optimizer: OptimizerConfig,
     /// Peak learning rate (reached after `warmup_epochs`, then cosine decay).
     pub lr: f64,
@@ -33,7 +42,8 @@ pub struct TrainConfig {
     pub min_lr_ratio: f64,
     /// Linear warm-up from `lr / 10` over this many epochs (may be fractional).
     pub warmup_epochs: f64,
-    /// Cross-entropy label smoothing in [0, 1); 0 turns it off.
+    /// Cross-entropy label smoothing (Szegedy et al., 2016), a fraction in [0, 1); 0 turns it
+    /// off.
     pub label_smoothing: f32,
     /// Random shifts of the training images; `None` turns augmentation off.
     pub augment: Option<Augment>,
@@ -70,6 +80,10 @@ impl Default for TrainConfig {
 
 impl TrainConfig {
     /// Rejects settings that cannot train.
+    ///
+    /// Errors: [`TrainError::Config`] naming the first bad field (zero epochs, threads or
+    /// evaluation batch, a batch below 2, a learning rate that is not positive, a ratio or
+    /// smoothing outside its range, a negative warm-up).
     pub fn validate(&self) -> Result<(), TrainError> {
         let bad = |field: &str, message: String| {
             Err(TrainError::Config {
@@ -119,7 +133,9 @@ impl TrainConfig {
         Ok(())
     }
 
-    /// Learning rate at `step` of `total` steps (`steps_per_epoch` converts warm-up epochs).
+    /// Learning rate at `step` (0-based) of `total` steps (`steps_per_epoch` converts
+    /// warm-up epochs): linear from `lr / 10` to `lr` over the warm-up, then cosine decay
+    /// (Loshchilov and Hutter, SGDR, 2017, without restarts) to `lr * min_lr_ratio`.
     pub fn lr_at(&self, step: usize, total: usize, steps_per_epoch: usize) -> f64 {
         let warmup = (self.warmup_epochs * steps_per_epoch as f64).round() as usize;
         if step < warmup {

@@ -1,4 +1,5 @@
-//! Trained weights under the names the ONNX exporter expects (contracts.md).
+//! Trained weights under the names the ONNX exporter expects
+//! (`kiln_space::Architecture::parameters`).
 
 use std::collections::BTreeMap;
 
@@ -10,11 +11,15 @@ use crate::model::ConvBnLayer;
 use crate::train::values;
 use crate::{Network, TrainError};
 
-/// name -> (shape in ONNX order, values).
+/// name -> (shape in ONNX order, row-major values): conv weights OIHW, the classifier weight
+/// `[out, in]`, biases and batch-norm tensors `[C]`.
 pub type NamedWeights = BTreeMap<String, (Vec<usize>, Vec<f32>)>;
 
 /// Every weight of `network` (built for `arch`), BN running statistics included, named and
 /// shaped as `arch.parameters()` lists them. Checks that the two agree.
+///
+/// Errors: [`TrainError::Export`] when the network has other blocks, layers or shapes than
+/// the architecture; [`TrainError::Tensor`] when burn cannot hand a tensor back.
 pub fn named_weights(arch: &Architecture, network: &Network) -> Result<NamedWeights, TrainError> {
     let mut out = NamedWeights::new();
     conv_bn(&mut out, &arch.stem, &network.stem)?;

@@ -9,14 +9,17 @@ use kiln_space::{Activation, Architecture, ConvBn, MbBlock, SqueezeExcite};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-/// Batch-norm epsilon; the ONNX export uses the same (contracts.md).
+/// Batch-norm epsilon (PyTorch's default); the ONNX export writes the same value.
 pub const BN_EPSILON: f64 = 1e-5;
 
 /// Convolution (no bias), batch norm, optional activation.
 #[derive(Module, Debug)]
 pub struct ConvBnLayer {
+    /// The convolution: weight OIHW `[out, in / groups, k, k]`, no bias, padding `k / 2`.
     pub conv: Conv2d,
+    /// Batch norm over the output channels (epsilon [`BN_EPSILON`], momentum 0.1).
     pub bn: BatchNorm,
+    /// The activation after batch norm; `None` for the linear projection.
     #[module(skip)]
     pub activation: Option<Activation>,
 }
@@ -24,17 +27,24 @@ pub struct ConvBnLayer {
 /// Squeeze-excite: pool, 1x1 reduce + ReLU, 1x1 expand + sigmoid, scale.
 #[derive(Module, Debug)]
 pub struct SeLayer {
+    /// 1x1 conv with bias, channels -> reduced (`[reduced, channels, 1, 1]`).
     pub reduce: Conv2d,
+    /// 1x1 conv with bias, reduced -> channels (`[channels, reduced, 1, 1]`).
     pub expand: Conv2d,
 }
 
-/// Inverted-residual block.
+/// Inverted-residual block (MobileNetV2's MBConv), as `kiln_space::MbBlock` describes it.
 #[derive(Module, Debug)]
 pub struct BlockLayer {
+    /// 1x1 expansion; absent when the expand ratio is 1.
     pub expand: Option<ConvBnLayer>,
+    /// kxk depthwise conv (`groups` = channels); carries the block's stride.
     pub depthwise: ConvBnLayer,
+    /// Squeeze-excite after the depthwise conv.
     pub se: Option<SeLayer>,
+    /// 1x1 projection, no activation.
     pub project: ConvBnLayer,
+    /// Whether the block's input is added to its output (stride 1, equal channels).
     #[module(skip)]
     pub residual: bool,
 }
@@ -42,8 +52,11 @@ pub struct BlockLayer {
 /// The whole network: stem, blocks, optional head, global average pool, classifier.
 #[derive(Module, Debug)]
 pub struct Network {
+    /// The first conv.
     pub stem: ConvBnLayer,
+    /// Every block of every stage, in order.
     pub blocks: Vec<BlockLayer>,
+    /// The optional 1x1 conv before pooling.
     pub head: Option<ConvBnLayer>,
     /// Weight stored `[in, out]` as burn's `Linear` keeps it; the export transposes.
     pub classifier: Linear,
@@ -67,7 +80,8 @@ impl Init {
             .collect()
     }
 
-    /// He (Kaiming) normal with fan-out, as torchvision initialises MobileNet convolutions.
+    /// He (Kaiming) normal with fan-out (He et al., 2015: std `sqrt(2 / (cout * k * k))`), as
+    /// torchvision initialises MobileNet convolutions. Shape OIHW.
     fn conv(
         &mut self,
         cout: usize,
@@ -121,6 +135,8 @@ impl ConvBnLayer {
         }
     }
 
+    /// Conv, batch norm, activation: NCHW `[n, in, h, w]` -> `[n, out, ceil(h / s),
+    /// ceil(w / s)]`.
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         let x = self.bn.forward(self.conv.forward(x));
         match self.activation {
@@ -147,6 +163,7 @@ impl SeLayer {
         }
     }
 
+    /// Scales each channel of NCHW `x` by its gate in (0, 1); the shape is unchanged.
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         let pooled = x.clone().mean_dim(3).mean_dim(2);
         let scale = sigmoid(self.expand.forward(relu(self.reduce.forward(pooled))));
@@ -168,6 +185,7 @@ impl BlockLayer {
         }
     }
 
+    /// The block on NCHW `input`: `[n, in, h, w]` -> `[n, out, ceil(h / s), ceil(w / s)]`.
     pub fn forward(&self, input: Tensor<4>) -> Tensor<4> {
         let mut x = match &self.expand {
             Some(e) => e.forward(input.clone()),
@@ -183,7 +201,10 @@ impl BlockLayer {
 }
 
 impl Network {
-    /// A freshly initialised network for `arch`, its weights drawn from `seed`.
+    /// A freshly initialised network for `arch`, its weights drawn from `seed` on `device`:
+    /// convs He normal with fan-out, SE and classifier biases 0, classifier weights
+    /// N(0, 0.01^2) (as torchvision initialises MobileNet's classifier), batch norm gamma 1,
+    /// beta 0.
     pub fn new(arch: &Architecture, seed: u64, device: &Device) -> Network {
         let mut init = Init {
             rng: ChaCha8Rng::seed_from_u64(seed),

@@ -13,7 +13,11 @@ use crate::{Network, TrainError, Trained, named_weights};
 /// What the ONNX input is; recorded in metrics.json and the model's metadata.
 pub const ONNX_INPUT: &str = "raw pixel values 0..255 as f32, NCHW, batch 1; per-channel normalisation is the model's first Add/Mul";
 
-/// The weights of `network` as `kiln_onnx::Weights` (BN running statistics included).
+/// The weights of `network` as `kiln_onnx::Weights` (BN running statistics included), named
+/// and shaped as `arch.parameters()` lists them (conv OIHW, classifier `[out, in]`).
+///
+/// Errors: [`TrainError::Export`] when network and architecture disagree or a shape does not
+/// hold its data; [`TrainError::Tensor`] when burn cannot hand a tensor back.
 pub fn onnx_weights(arch: &Architecture, network: &Network) -> Result<Weights, TrainError> {
     let mut weights = Weights::default();
     for (name, (shape, data)) in named_weights(arch, network)? {
@@ -24,7 +28,9 @@ pub fn onnx_weights(arch: &Architecture, network: &Network) -> Result<Weights, T
     Ok(weights)
 }
 
-/// The normalisation in raw-pixel units, as the exporter's first Add/Mul apply it.
+/// The normalisation in raw-pixel units (0..255), as the exporter's first Add/Mul apply it:
+/// `mean / scale` and `std / scale` per channel, so `(pixel - mean') / std'` equals
+/// `(pixel * scale - mean) / std`.
 pub fn raw_pixel_normalization(norm: &Normalization) -> kiln_onnx::Normalization {
     kiln_onnx::Normalization {
         mean: norm.mean.iter().map(|m| m / norm.scale).collect(),
@@ -33,7 +39,13 @@ pub fn raw_pixel_normalization(norm: &Normalization) -> kiln_onnx::Normalization
 }
 
 /// The ONNX model of a trained network, with metadata naming the genome, the data set,
-/// the input convention and burn's test top-1.
+/// the input convention and burn's test top-1 (`kiln.genome_id`, `kiln.dataset`,
+/// `kiln.input`, `kiln.normalization` as JSON, `kiln.test_top1` as a fraction with four
+/// decimals). Returns the bytes of a `.onnx` file (opset 17; input f32 `[1, C, H, W]` of raw
+/// pixels, output `[1, classes]` logits).
+///
+/// Errors: as for [`onnx_weights`], and [`TrainError::Export`] when the exporter rejects the
+/// weights or normalisation.
 pub fn export_onnx(trained: &Trained) -> Result<Vec<u8>, TrainError> {
     let m = &trained.metrics;
     let norm = m.normalization.to_data();

@@ -6,9 +6,12 @@ use crate::EpochMetrics;
 
 /// Told about the run as it goes. `Send` because training runs on its own thread pool.
 pub trait Observer: Send {
+    /// Before epoch `epoch` (1-based) of `epochs`, which has `batches` training steps.
     fn epoch_start(&mut self, _epoch: usize, _epochs: usize, _batches: usize) {}
-    /// After each batch: batches done in this epoch, running mean loss and top-1.
+    /// After each batch: batches done in this epoch, running mean loss and top-1 (a fraction)
+    /// over the epoch so far.
     fn batch(&mut self, _done: usize, _loss: f64, _top1: f64) {}
+    /// After the epoch's validation, with its figures.
     fn epoch_end(&mut self, _metrics: &EpochMetrics) {}
 }
 
@@ -17,7 +20,8 @@ pub struct Silent;
 
 impl Observer for Silent {}
 
-/// One indicatif bar per epoch with loss and accuracy; the finished bar stays as a log line.
+/// One indicatif bar per epoch with loss and accuracy (in percent) and throughput (images/s);
+/// the finished bar stays as a log line.
 #[derive(Default)]
 pub struct ProgressBars {
     bar: Option<ProgressBar>,

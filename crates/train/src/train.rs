@@ -19,9 +19,12 @@ use crate::{EpochMetrics, Metrics, Network, Observer, OptimizerConfig, TrainConf
 
 /// A trained network with its architecture and what training measured.
 pub struct Trained {
+    /// The architecture the network was built from.
     pub architecture: Architecture,
-    /// In eval mode (batch norm uses running statistics), on the plain flex device.
+    /// In eval mode (batch norm uses running statistics), on the plain flex device. Takes
+    /// normalised images.
     pub network: Network,
+    /// What training measured (`metrics.json`).
     pub metrics: Metrics,
 }
 
@@ -37,6 +40,9 @@ pub fn input_spec(data: &Dataset) -> InputSpec {
 
 /// The architecture `genome` describes for `data`'s input shape and class count; a genome
 /// that does not fit the input (e.g. downsamples more than the image allows) is an error.
+///
+/// Errors: [`TrainError::Space`] with the `kiln_space::SpaceError` of
+/// `kiln_space::Architecture::new`.
 pub fn architecture_for(
     space: &kiln_space::Space,
     genome: &kiln_space::Genome,
@@ -51,6 +57,8 @@ pub fn device() -> Device {
 }
 
 /// Runs `f` on a rayon pool of `threads` workers, the pool burn-flex's kernels use.
+///
+/// Errors: [`TrainError::Threads`] when the pool cannot be built.
 pub fn with_threads<R: Send>(
     threads: usize,
     f: impl FnOnce() -> R + Send,
@@ -63,6 +71,13 @@ pub fn with_threads<R: Send>(
 }
 
 /// Trains a fresh network for `arch` on `data`. `genome_id` only labels the metrics.
+/// Runs on a pool of `config.threads` workers; `observer` hears about every batch and epoch.
+/// Accuracies in the metrics are top-1 fractions, times in seconds, throughput in images/s.
+///
+/// Errors: [`TrainError::Config`] for a bad `config`; [`TrainError::InputMismatch`] when
+/// `arch` was built for another input than `data` has; [`TrainError::EmptySplit`] when the
+/// training or test split is empty; [`TrainError::Diverged`] when the loss stops being
+/// finite; [`TrainError::Threads`] and [`TrainError::Tensor`] from the machinery.
 pub fn train(
     arch: &Architecture,
     genome_id: &str,
@@ -282,7 +297,9 @@ fn images_tensor(images: Vec<f32>, n: usize, data: &Dataset, device: &Device) ->
     )
 }
 
-/// Reads a tensor's values back as `f32`.
+/// Reads a tensor's values back as `f32`, row-major; `what` names it in errors.
+///
+/// Errors: [`TrainError::Tensor`] when burn cannot convert the data.
 pub fn values<const D: usize>(t: Tensor<D>, what: &str) -> Result<Vec<f32>, TrainError> {
     t.into_data()
         .try_into_vec_as::<f32>()
@@ -300,7 +317,7 @@ fn count_correct(logits: &[f32], labels: &[usize], classes: usize) -> usize {
         .count()
 }
 
-/// Index of the largest value (the first on ties).
+/// Index of the largest value (the first on ties); 0 for an empty row.
 pub fn argmax(row: &[f32]) -> usize {
     let mut best = 0;
     for (i, &v) in row.iter().enumerate() {
@@ -311,7 +328,10 @@ pub fn argmax(row: &[f32]) -> usize {
     best
 }
 
-/// Logits `[n, classes]` (flattened) of `network` (eval mode) for images `indices` of `split`.
+/// Logits `[n, classes]` (flattened, row-major) of `network` (eval mode) for images
+/// `indices` of `split`, normalised with `norm`; `data` gives the image shape.
+///
+/// Errors: [`TrainError::Tensor`] when burn cannot hand the logits back.
 pub fn logits(
     network: &Network,
     split: &Split,
@@ -324,7 +344,11 @@ pub fn logits(
     values(network.forward(x), "logits")
 }
 
-/// Top-1 (fraction) of `network` (eval mode) on `split`.
+/// Top-1 (a fraction in [0, 1]; 0 for an empty split) of `network` (eval mode) on `split`,
+/// normalised with `data.normalization`, `batch` (at least 1) images at a time;
+/// the result does not depend on it.
+///
+/// Errors: [`TrainError::Tensor`] when burn cannot hand the logits back.
 pub fn evaluate(
     network: &Network,
     split: &Split,
