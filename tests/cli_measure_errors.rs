@@ -46,8 +46,8 @@ fn a_missing_rust_target_names_the_triple_and_the_install_command() {
     let model = write_model(dir.path(), "missing-target");
     let empty_sysroot = dir.path().join("empty-sysroot");
     std::fs::create_dir_all(&empty_sysroot).expect("sysroot dir");
-    // The generated crate's folder name picks its target dir (under
-    // kiln-models/per-model/); nothing is ever built there.
+    // A target dir of its own, so the crippled sysroot never touches the
+    // shared one's builds; nothing is ever built there.
     let out = dir.path().join("kiln-missing-target-test");
     let o = Command::new(env!("CARGO_BIN_EXE_xtask"))
         .arg("measure")
@@ -56,6 +56,7 @@ fn a_missing_rust_target_names_the_triple_and_the_install_command() {
         .arg(profiles())
         .arg("--out")
         .arg(&out)
+        .env("CARGO_TARGET_DIR", dir.path().join("target"))
         .env(
             "CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUSTFLAGS",
             format!("--sysroot={}", empty_sysroot.display()),

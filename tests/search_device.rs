@@ -121,9 +121,9 @@ fn assert_device_figures_of(run: &Path, out: &Output, power_mode: &str) {
             "fps",
             "device_peak_rss_bytes",
         ] {
-            assert_eq!(m[key].source, "device", "trial {} {key}", t.number);
+            assert_eq!(m[key].source.name(), "device", "trial {} {key}", t.number);
         }
-        assert_eq!(m["sim_latency_ms"].source, "sim");
+        assert_eq!(m["sim_latency_ms"].source.name(), "sim");
         assert!(m["latency_p95_ms"].value >= m["latency_ms"].value);
         let device: serde_json::Value = serde_json::from_str(
             &std::fs::read_to_string(trial_dir(run, t).join("device.json")).unwrap(),

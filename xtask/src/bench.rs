@@ -2,17 +2,10 @@
 
 use std::path::PathBuf;
 
-use anyhow::{Context, Result, bail};
-use kiln_measure::bench::{Baseline, BenchEntry, Tolerances, Verdict, compare};
-use kiln_measure::report::fixed_input;
-use kiln_measure::sim::{SimLimits, SimModule};
-use kiln_measure::size::section_sizes;
-use kiln_onnx::{ExportOptions, Weights};
-use kiln_space::{Architecture, Genome, InputSpec, Space};
-use rand::SeedableRng;
+use anyhow::{Result, bail};
+use kiln_measure::bench::{Baseline, compare, self_test};
 
-use crate::common::{space_path, workspace_root};
-use crate::measure::build_model;
+use crate::common::workspace_root;
 
 /// The CI benchmark: lower, build and run a fixed suite (the MobileNetV2-0.5
 /// baseline at 3x96x96 and three fixed genomes of the default space at
@@ -41,83 +34,6 @@ pub struct Args {
     json: bool,
 }
 
-/// One member of the fixed suite.
-struct SuiteModel {
-    name: String,
-    identity: String,
-    onnx: Vec<u8>,
-}
-
-fn suite() -> Result<Vec<SuiteModel>> {
-    let export = |space: &Space, genome: &Genome, input: InputSpec, seed: u64| -> Result<Vec<u8>> {
-        let arch = Architecture::new(space, genome, input)?;
-        let weights = Weights::random(&arch, seed);
-        Ok(kiln_onnx::export(
-            &arch,
-            &weights,
-            &ExportOptions::default(),
-        )?)
-    };
-    let mut models = Vec::new();
-    let v2_space = Space::load(&space_path("mobilenetv2"))?;
-    let v2 = Genome::load(
-        &workspace_root().join("spaces/mobilenetv2-0.5.json"),
-        &v2_space,
-    )?;
-    let v2_input = InputSpec {
-        channels: 3,
-        height: 96,
-        width: 96,
-        classes: 10,
-    };
-    models.push(SuiteModel {
-        name: "mobilenetv2-0.5".into(),
-        identity: format!("{} 3x96x96/10 seed 7", v2.id()),
-        onnx: export(&v2_space, &v2, v2_input, 7)?,
-    });
-    let space = Space::load(&space_path("mobile"))?;
-    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(4);
-    let input = InputSpec {
-        channels: 3,
-        height: 32,
-        width: 32,
-        classes: 10,
-    };
-    for i in 0..3u64 {
-        let genome = Genome::sample(&space, &mut rng);
-        models.push(SuiteModel {
-            name: format!("mobile-genome-{i}"),
-            identity: format!("{} 3x32x32/10 seed {i}", genome.id()),
-            onnx: export(&space, &genome, input, i)?,
-        });
-    }
-    Ok(models)
-}
-
-fn measure_suite() -> Result<Vec<BenchEntry>> {
-    let mut entries = Vec::new();
-    for model in suite()? {
-        let crate_dir = workspace_root().join("runs/bench").join(&model.name);
-        let built = build_model(&model.onnx, &model.name, &crate_dir, &[], None)
-            .with_context(|| format!("building suite model {}", model.name))?;
-        let a = &built.artifacts;
-        let sizes = section_sizes(&a.wasm)?;
-        let run =
-            SimModule::load(&a.wasm)?.run(&fixed_input(a.input_len), &SimLimits::default())?;
-        eprintln!("{:<20} fuel {} [sim]", model.name, run.fuel);
-        entries.push(BenchEntry {
-            name: model.name,
-            identity: model.identity,
-            fuel: run.fuel,
-            wasm_code_bytes: sizes.text,
-            wasm_data_bytes: sizes.data,
-            arena_bytes: a.arena_bytes,
-            peak_memory_bytes: run.peak_memory_bytes,
-        });
-    }
-    Ok(entries)
-}
-
 pub fn run(args: Args) -> Result<()> {
     if args.target != "wasm-sim" {
         bail!(
@@ -127,12 +43,17 @@ pub fn run(args: Args) -> Result<()> {
             args.target
         );
     }
+    let root = workspace_root();
     let path = args
         .baseline
         .clone()
-        .unwrap_or_else(|| workspace_root().join(format!("bench/baseline-{}.json", args.target)));
-    let current = measure_suite()?;
-
+        .unwrap_or_else(|| root.join(format!("bench/baseline-{}.json", args.target)));
+    let current = kiln_pipeline::bench::measure_suite(
+        &root,
+        &root.join("runs/bench"),
+        &kiln_codegen::default_target_dir(),
+        &mut |line| eprintln!("{line}"),
+    )?;
     if args.update {
         let tolerances = Baseline::load(&path)
             .map(|b| b.tolerances)
@@ -141,27 +62,17 @@ pub fn run(args: Args) -> Result<()> {
         println!("wrote {}", path.display());
         return Ok(());
     }
-
     let baseline = Baseline::load(&path)?;
     let comparison = compare(&baseline, &current);
     if args.json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(
-                &serde_json::json!({ "current": current, "comparison": comparison })
-            )?
-        );
+        let json = serde_json::json!({ "current": current, "comparison": comparison });
+        println!("{}", serde_json::to_string_pretty(&json)?);
     } else {
-        println!(
-            "bench {} against {} (all figures sim)",
-            args.target,
-            path.display()
-        );
+        println!("bench {} against {} (all figures sim)", args.target, path.display());
         print!("{comparison}");
     }
-
     if args.self_test {
-        self_test(&baseline, &current)?;
+        println!("{}", self_test(&baseline, &current).map_err(anyhow::Error::msg)?);
     }
     if !comparison.passes() {
         let n = comparison.regressions().count();
@@ -171,31 +82,5 @@ pub fn run(args: Args) -> Result<()> {
         );
     }
     println!("no regression");
-    Ok(())
-}
-
-/// Plants a regression just past the fuel tolerance and checks it is caught.
-fn self_test(baseline: &Baseline, current: &[BenchEntry]) -> Result<()> {
-    let mut planted = current.to_vec();
-    let Some(first) = planted.first_mut() else {
-        bail!("self-test: the suite is empty");
-    };
-    let name = first.name.clone();
-    let base_fuel = baseline
-        .entries
-        .iter()
-        .find(|b| b.name == name)
-        .map(|b| b.fuel)
-        .unwrap_or(first.fuel);
-    let tolerances: Tolerances = baseline.tolerances;
-    let raise_pct = 2.0 * tolerances.fuel_pct.max(0.01);
-    first.fuel = (base_fuel as f64 * (1.0 + raise_pct / 100.0)).ceil() as u64;
-    let caught = compare(baseline, &planted)
-        .regressions()
-        .any(|c| c.model == name && c.figure == "fuel" && c.verdict == Verdict::Regressed);
-    if !caught {
-        bail!("self-test FAILED: a planted fuel regression on {name} was not caught");
-    }
-    println!("self-test: a planted fuel regression on {name} (+{raise_pct:.2}%) is caught");
     Ok(())
 }

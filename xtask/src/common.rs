@@ -5,6 +5,7 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
+use kiln_data::{DEFAULT_SPLIT_SEED, Dataset, Source, SplitOptions};
 use kiln_space::{Genome, InputSpec, Space};
 
 /// The kiln checkout (spaces/, targets/, data/ live here).
@@ -102,5 +103,73 @@ pub struct InputArgs {
 impl InputArgs {
     pub fn spec(&self) -> Result<InputSpec> {
         input_spec(&self.input, self.classes)
+    }
+}
+
+/// Which data set to use. Shared by `train`, `eval-onnx` and `search`.
+#[derive(clap::Args, Debug, Clone)]
+pub struct DataArgs {
+    /// A bundled data set: `mnist-5k` (5,000 MNIST digits in the repository: 4,000 train,
+    /// 1,000 test). Ignored when --idx or --cifar is given.
+    #[arg(long, value_enum, default_value = "mnist-5k")]
+    pub data: BuiltinData,
+    /// A directory of IDX files (MNIST, Fashion-MNIST): train-images-idx3-ubyte,
+    /// train-labels-idx1-ubyte, t10k-images-idx3-ubyte, t10k-labels-idx1-ubyte, each may be .gz.
+    #[arg(long, value_name = "DIR", conflicts_with = "cifar")]
+    pub idx: Option<PathBuf>,
+    /// A CIFAR-10 binary directory: data_batch_1.bin .. data_batch_5.bin and test_batch.bin
+    /// (or the cifar-10-batches-bin folder the archive unpacks to).
+    #[arg(long, value_name = "DIR")]
+    pub cifar: Option<PathBuf>,
+    /// Share of the training images held out (stratified) as the validation split.
+    #[arg(long, default_value_t = 0.1)]
+    pub validation: f64,
+    /// Seed of the train/validation(/test) split; fixed so every run sees the same test set.
+    #[arg(long, default_value_t = DEFAULT_SPLIT_SEED)]
+    pub split_seed: u64,
+    /// Train on only this many of the training images (quick runs).
+    #[arg(long, value_name = "N")]
+    pub train_limit: Option<usize>,
+}
+
+/// The data sets that ship with kiln.
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BuiltinData {
+    #[value(name = "mnist-5k")]
+    Mnist5k,
+}
+
+impl DataArgs {
+    pub fn source(&self) -> Source {
+        match (&self.idx, &self.cifar) {
+            (Some(dir), _) => Source::Idx(dir.clone()),
+            (None, Some(dir)) => Source::Cifar10(dir.clone()),
+            (None, None) => match self.data {
+                BuiltinData::Mnist5k => Source::Mnist5k,
+            },
+        }
+    }
+
+    /// The data's identity in a search journal: resuming with other data
+    /// is refused.
+    pub fn identity(&self) -> String {
+        format!(
+            "{} (validation {}, split seed {}, train limit {})",
+            self.source().name(),
+            self.validation,
+            self.split_seed,
+            self.train_limit.map_or("none".into(), |n| n.to_string())
+        )
+    }
+
+    pub fn load(&self) -> Result<Dataset> {
+        let options = SplitOptions {
+            seed: self.split_seed,
+            validation_fraction: self.validation,
+            train_limit: self.train_limit,
+        };
+        let source = self.source();
+        kiln_data::load(&source, &options)
+            .with_context(|| format!("loading data set {}", source.name()))
     }
 }

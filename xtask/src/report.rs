@@ -7,7 +7,6 @@ use kiln_search::Journal;
 use kiln_search::report::write_report;
 
 use crate::common::targets_dir;
-use crate::search::{journal_objectives, journal_target};
 
 /// Rewrite front.json, trials.csv, report.html and front/ of a search run
 /// folder from its journal (journal.sqlite). Works on a finished, a killed
@@ -25,13 +24,11 @@ pub fn run(args: Args) -> Result<()> {
     let journal = Journal::open(&args.run_dir)?;
     let meta = journal.meta()?;
     let targets = args.targets_dir.unwrap_or_else(targets_dir);
-    let target = journal_target(&meta, &targets);
-    let files = write_report(
-        &args.run_dir,
-        &journal,
-        target.as_ref(),
-        &journal_objectives(&meta),
-    )?;
+    // Without its profile the report has no constraint line, nothing worse.
+    let target = meta
+        .get("target")
+        .and_then(|name| kiln_target::load(&targets, name).ok());
+    let files = write_report(&args.run_dir, &journal, target.as_ref(), &meta.objectives())?;
     println!(
         "{} models on the front; wrote {}, {}, {}",
         files.front.len(),

@@ -4,7 +4,11 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
-use kiln_codegen::BuildTarget;
+use kiln_pipeline::ModelSource;
+use kiln_pipeline::run::Program;
+use kiln_target::Triple;
+
+use crate::common::workspace_root;
 
 #[derive(clap::Args, Debug)]
 pub struct RunOnnxArgs {
@@ -19,67 +23,43 @@ pub struct RunOnnxArgs {
     /// `host` or `aarch64-unknown-linux-musl` (run under qemu-aarch64).
     #[arg(long, default_value = "host")]
     pub target: String,
-    /// Folder for the generated crate [default: runs/run-onnx/<model name>].
+    /// Folder for the generated crate [default: runs/run-onnx/<model name>-<content hash>].
     #[arg(long)]
     pub work_dir: Option<PathBuf>,
 }
 
 pub fn run(args: RunOnnxArgs) -> anyhow::Result<()> {
-    let target = BuildTarget::parse(&args.target)
-        .filter(|t| *t != BuildTarget::Wasm32)
-        .with_context(|| {
-            format!(
-                "--target {}: expected host or aarch64-unknown-linux-musl",
-                args.target
-            )
-        })?;
+    let triple: Triple = args
+        .target
+        .parse()
+        .with_context(|| format!("--target {}", args.target))?;
     let (shape, input) = read_npy(&args.input)?;
-    // The .npy shape fixes any symbolic input dimension.
-    let options = kiln_lower::LowerOptions {
-        input_shape: Some(shape.clone()),
-    };
-    let graph = kiln_lower::lower_file(&args.model, &options).with_context(|| {
+    let onnx = std::fs::read(&args.model)
+        .with_context(|| format!("cannot read {}", args.model.display()))?;
+    let work = args.work_dir.clone().unwrap_or_else(|| {
+        kiln_pipeline::content_dir(&workspace_root().join("runs/run-onnx"), &args.model, &onnx)
+    });
+    let name = args.model.display().to_string();
+    let program = Program::build(
+        &ModelSource {
+            onnx: &onnx,
+            name: &name,
+            crate_dir: &work,
+            target_dir: &kiln_codegen::default_target_dir(),
+            // The .npy shape fixes any symbolic input dimension.
+            input_shape: Some(shape.clone()),
+        },
+        triple,
+    )
+    .with_context(|| {
         format!(
-            "lowering {} for the input {} (shape {shape:?})",
-            args.model.display(),
+            "building {name} for the input {} (shape {shape:?})",
             args.input.display()
         )
     })?;
-    let stem = args
-        .model
-        .file_stem()
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "model".into());
-    let work = args
-        .work_dir
-        .unwrap_or_else(|| Path::new("runs").join("run-onnx").join(&stem));
-    let generated = kiln_codegen::generate(
-        &graph,
-        &work,
-        &kiln_codegen::GenerateOptions::new(args.model.display().to_string()),
-    )?;
-    if generated.input_len != input.len() {
-        bail!(
-            "{}: {} values, the model takes {}",
-            args.input.display(),
-            input.len(),
-            generated.input_len
-        );
-    }
-    let binary = kiln_codegen::build(&work, target, &kiln_codegen::default_target_dir())?;
-    let runner = match target {
-        BuildTarget::Host => kiln_measure::Runner::Native,
-        _ => kiln_measure::Runner::qemu_aarch64(),
-    };
-    let output = kiln_measure::host::run_with(
-        &runner,
-        &binary,
-        &input,
-        Some(generated.output_len),
-        kiln_measure::host::DEFAULT_RUN_TIMEOUT,
-    )?;
-    let out_shape = graph.tensors[graph.output].shape.clone();
-    write_npy(&args.output, &out_shape, &output)?;
+    let output = program.run(&input, &args.input.display().to_string())?;
+    let out_shape = &program.built.output_shape;
+    write_npy(&args.output, out_shape, &output)?;
     eprintln!(
         "{} -> {} ({} values, shape {:?}); generated crate in {}",
         args.input.display(),

@@ -2,30 +2,20 @@
 //! apart, and optionally the same figures for a static program that runs the
 //! same ONNX file through tract, with the size ratio against the goal.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
-use kiln_measure::report::host_triple;
+use kiln_codegen::reference::{TRACT_PROFILE, build_tract_reference, tract_toolchain_env};
 use kiln_measure::size::{BinaryFormat, ModelSize, SectionSizes, model_size, section_sizes};
+use kiln_pipeline::{ModelSource, build_model, content_dir};
+use kiln_target::Triple;
 
 use crate::common::{targets_dir, workspace_root};
-use crate::measure::build_model;
 
 /// The goals: generated code <= 64 KiB; generated program (weights
 /// apart) <= 1/20 of the tract program.
 const CODE_GOAL_BYTES: u64 = 64 * 1024;
 const RATIO_GOAL: f64 = 1.0 / 20.0;
-
-/// The cargo profile of the tract reference: release with the settings
-/// kiln-codegen gives every generated crate (root Cargo.toml).
-const TRACT_PROFILE: &str = "tract-size";
-const TRACT_EXAMPLE: &str = "tract_infer";
-
-/// What installs an aarch64 C compiler/assembler for tract-linalg's kernels.
-const AARCH64_CC: &str = "aarch64-linux-gnu-gcc";
-const AARCH64_CC_INSTALL: &str =
-    "apt-get install -y --no-install-recommends gcc-aarch64-linux-gnu libc6-dev-arm64-cross";
 
 /// Binary sizes of a model's generated program for a target, read from the
 /// built file (`host`): text (code), rodata with the weights apart, data,
@@ -41,7 +31,7 @@ const AARCH64_CC_INSTALL: &str =
 pub struct Args {
     /// The ONNX model (input [1,C,H,W] f32, one output).
     model: PathBuf,
-    /// Device profile from targets/ (e.g. jetson).
+    /// Device profile: a name from targets/ (e.g. jetson) or a profile file.
     #[arg(long)]
     target: String,
     /// Also build the tract reference program and print the size ratio.
@@ -52,7 +42,7 @@ pub struct Args {
     /// Full input shape N,C,H,W when the model has symbolic dimensions.
     #[arg(long, value_delimiter = ',')]
     input_shape: Option<Vec<usize>>,
-    /// Folder for the generated crate (default: runs/sizes/<model name>).
+    /// Folder for the generated crate (default: runs/sizes/<model name>-<content hash>).
     #[arg(long)]
     out: Option<PathBuf>,
     /// Folder of profiles (default: targets/ of the checkout).
@@ -63,7 +53,7 @@ pub struct Args {
 pub fn run(args: Args) -> Result<()> {
     let dir = args.targets_dir.clone().unwrap_or_else(targets_dir);
     let target = kiln_target::load(&dir, &args.target)?;
-    let is_wasm = target.triple.starts_with("wasm32");
+    let is_wasm = target.triple.is_wasm();
     if args.vs_tract && is_wasm {
         bail!(
             "--vs-tract compares native programs; target {} builds {} (pick an aarch64 or host target, e.g. jetson)",
@@ -73,50 +63,39 @@ pub fn run(args: Args) -> Result<()> {
     }
     // Checked before anything is built, so a missing compiler costs nothing.
     let toolchain_env = if args.vs_tract {
-        cross_toolchain_env(&target.triple)?
+        tract_toolchain_env(target.triple.as_str(), target.triple.is_host())?
     } else {
         Vec::new()
     };
     let onnx = std::fs::read(&args.model)
         .with_context(|| format!("cannot read model {}", args.model.display()))?;
-    let name = args
-        .model
-        .file_stem()
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "model".into());
-    let crate_dir = args
-        .out
-        .clone()
-        .unwrap_or_else(|| workspace_root().join("runs/sizes").join(&name));
-
+    let crate_dir = args.out.clone().unwrap_or_else(|| {
+        content_dir(&workspace_root().join("runs/sizes"), &args.model, &onnx)
+    });
+    let name = args.model.display().to_string();
     let built = build_model(
-        &onnx,
-        &args.model.display().to_string(),
-        &crate_dir,
-        &[target.triple.as_str()],
-        args.input_shape.clone(),
+        &ModelSource {
+            onnx: &onnx,
+            name: &name,
+            crate_dir: &crate_dir,
+            target_dir: &kiln_codegen::default_target_dir(),
+            input_shape: args.input_shape.clone(),
+        },
+        &[Triple::Wasm32, target.triple],
     )?;
-    let artifacts = built.for_target(&target);
-    let program = if is_wasm {
-        artifacts.wasm.clone()
-    } else {
-        artifacts
-            .program
-            .clone()
-            .with_context(|| format!("no program was built for {}", target.triple))?
-    };
-    let generated = model_size(
-        &program,
-        Some(artifacts.weight_bytes),
-        Some(artifacts.arena_bytes),
-    )
-    .with_context(|| format!("reading the sections of {}", program.display()))?;
+    let program = match is_wasm {
+        true => built.wasm()?,
+        false => built
+            .program(target.triple)
+            .with_context(|| format!("no program was built for {}", target.triple))?,
+    }
+    .to_path_buf();
+    let generated = model_size(&program, Some(built.weight_bytes), Some(built.arena_bytes))
+        .with_context(|| format!("reading the sections of {}", program.display()))?;
 
     println!(
-        "model {}, target {} ({}); figures read from the binaries [host]",
-        args.model.display(),
-        target.name,
-        target.triple
+        "model {name}, target {} ({}); figures read from the binaries [host]",
+        target.name, target.triple
     );
     println!(
         "\ngenerated program {} (opt-level 3, lto, codegen-units 1, panic abort)",
@@ -126,7 +105,19 @@ pub fn run(args: Args) -> Result<()> {
     let generated_bytes = size_without_weights(&generated);
 
     if args.vs_tract {
-        let tract = build_tract_reference(&target.triple, &toolchain_env)?;
+        eprintln!(
+            "building the tract reference for {} (profile {TRACT_PROFILE}; minutes when cold)...",
+            target.triple
+        );
+        let target_dir = std::env::var_os("CARGO_TARGET_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| workspace_root().join("target"));
+        let tract = build_tract_reference(
+            &workspace_root(),
+            target.triple.as_str(),
+            &target_dir,
+            &toolchain_env,
+        )?;
         let sections = section_sizes(&tract)
             .with_context(|| format!("reading the sections of {}", tract.display()))?;
         println!(
@@ -216,123 +207,4 @@ fn bytes(n: u64) -> String {
 
 fn pass(ok: bool) -> &'static str {
     if ok { "PASS" } else { "FAIL" }
-}
-
-/// Builds the tract reference example for `triple` into the shared target
-/// dir and returns the binary's path. The toolchain invocation mirrors
-/// kiln-codegen's: release-grade profile, rust-lld, static musl for aarch64;
-/// `toolchain_env` comes from [`cross_toolchain_env`].
-fn build_tract_reference(triple: &str, toolchain_env: &[(String, String)]) -> Result<PathBuf> {
-    let root = workspace_root();
-    let target_dir = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root.join("target"));
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let mut cmd = Command::new(cargo);
-    // Run from the checkout so its .cargo/config.toml (rust-lld, self-contained
-    // musl) applies; variables an outer cargo sets must not leak in.
-    cmd.current_dir(&root);
-    for var in [
-        "RUSTFLAGS",
-        "CARGO_ENCODED_RUSTFLAGS",
-        "CARGO_BUILD_RUSTFLAGS",
-        "CARGO_MAKEFLAGS",
-        "CARGO_PRIMARY_PACKAGE",
-    ] {
-        cmd.env_remove(var);
-    }
-    cmd.args([
-        "build",
-        "--quiet",
-        "--package",
-        "kiln-lower",
-        "--example",
-        TRACT_EXAMPLE,
-        "--profile",
-        TRACT_PROFILE,
-        "--target",
-        triple,
-        "--manifest-path",
-    ])
-    .arg(root.join("Cargo.toml"))
-    .arg("--target-dir")
-    .arg(&target_dir);
-    cmd.envs(toolchain_env.iter().map(|(k, v)| (k, v)));
-    eprintln!(
-        "building the tract reference for {triple} (profile {TRACT_PROFILE}; minutes when cold)..."
-    );
-    let out = cmd.output().context("cannot run cargo")?;
-    if !out.status.success() {
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        let tail: Vec<&str> = stderr.lines().rev().take(40).collect();
-        let tail: Vec<&str> = tail.into_iter().rev().collect();
-        let missing = ["may not be installed", "can't find crate for `core`"]
-            .iter()
-            .any(|m| stderr.contains(m));
-        let hint = if missing {
-            format!(
-                "\nthe Rust target {triple} is missing; install it with `rustup target add {triple}`"
-            )
-        } else if stderr.contains("failed to find tool")
-            || stderr.contains("No such file or directory")
-        {
-            format!(
-                "\nan aarch64 C compiler may be missing; install one with `{AARCH64_CC_INSTALL}`"
-            )
-        } else {
-            String::new()
-        };
-        bail!(
-            "building the tract reference failed ({}):\n{}{hint}",
-            out.status,
-            tail.join("\n")
-        );
-    }
-    let binary = target_dir
-        .join(triple)
-        .join(TRACT_PROFILE)
-        .join("examples")
-        .join(TRACT_EXAMPLE);
-    if !binary.is_file() {
-        bail!(
-            "cargo built the tract reference but {} is missing",
-            binary.display()
-        );
-    }
-    Ok(binary)
-}
-
-/// The variables cargo needs to build tract for `triple`: rust-lld for aarch64
-/// and, since tract-linalg assembles its NEON kernels (and compiles SVE ones)
-/// with the `cc` crate, an aarch64 C compiler unless the user has set one.
-fn cross_toolchain_env(triple: &str) -> Result<Vec<(String, String)>> {
-    if !triple.starts_with("aarch64") || triple == host_triple() {
-        return Ok(Vec::new());
-    }
-    let env_triple = triple.replace('-', "_");
-    let mut env = vec![(
-        format!("CARGO_TARGET_{}_LINKER", env_triple.to_uppercase()),
-        "rust-lld".to_string(),
-    )];
-    let cc_var = format!("CC_{env_triple}");
-    if std::env::var_os(&cc_var).is_some() || std::env::var_os("TARGET_CC").is_some() {
-        return Ok(env);
-    }
-    if !on_path(AARCH64_CC) {
-        bail!(
-            "building tract for {triple} needs an aarch64 C compiler for tract-linalg's assembly kernels, and {AARCH64_CC} is not on PATH; install it with `{AARCH64_CC_INSTALL}` (or set {cc_var} to another aarch64 compiler)"
-        );
-    }
-    env.push((cc_var, AARCH64_CC.to_string()));
-    env.push((
-        format!("AR_{env_triple}"),
-        "aarch64-linux-gnu-ar".to_string(),
-    ));
-    Ok(env)
-}
-
-fn on_path(program: &str) -> bool {
-    std::env::var_os("PATH").is_some_and(|paths| {
-        std::env::split_paths(&paths).any(|dir| Path::new(&dir).join(program).is_file())
-    })
 }

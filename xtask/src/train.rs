@@ -3,69 +3,11 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
-use kiln_data::{DEFAULT_SPLIT_SEED, Dataset, Source, SplitOptions};
 use kiln_train::{
-    Metrics, OptimizerConfig, ProgressBars, Silent, TrainConfig, architecture_for, export_onnx,
-    onnx_weights, train,
+    Metrics, OptimizerConfig, ProgressBars, Silent, TrainConfig, architecture_for, train,
 };
 
-use crate::common::load_genome;
-
-/// Which data set to use. Shared by `train` and `eval-onnx`.
-#[derive(clap::Args, Debug, Clone)]
-pub struct DataArgs {
-    /// A bundled data set: `mnist-5k` (5,000 MNIST digits in the repository: 4,000 train,
-    /// 1,000 test). Ignored when --idx or --cifar is given.
-    #[arg(long, value_enum, default_value = "mnist-5k")]
-    pub data: BuiltinData,
-    /// A directory of IDX files (MNIST, Fashion-MNIST): train-images-idx3-ubyte,
-    /// train-labels-idx1-ubyte, t10k-images-idx3-ubyte, t10k-labels-idx1-ubyte, each may be .gz.
-    #[arg(long, value_name = "DIR", conflicts_with = "cifar")]
-    pub idx: Option<PathBuf>,
-    /// A CIFAR-10 binary directory: data_batch_1.bin .. data_batch_5.bin and test_batch.bin
-    /// (or the cifar-10-batches-bin folder the archive unpacks to).
-    #[arg(long, value_name = "DIR")]
-    pub cifar: Option<PathBuf>,
-    /// Share of the training images held out (stratified) as the validation split.
-    #[arg(long, default_value_t = 0.1)]
-    pub validation: f64,
-    /// Seed of the train/validation(/test) split; fixed so every run sees the same test set.
-    #[arg(long, default_value_t = DEFAULT_SPLIT_SEED)]
-    pub split_seed: u64,
-    /// Train on only this many of the training images (quick runs).
-    #[arg(long, value_name = "N")]
-    pub train_limit: Option<usize>,
-}
-
-/// The data sets that ship with kiln.
-#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
-pub enum BuiltinData {
-    #[value(name = "mnist-5k")]
-    Mnist5k,
-}
-
-impl DataArgs {
-    pub fn source(&self) -> Source {
-        match (&self.idx, &self.cifar) {
-            (Some(dir), _) => Source::Idx(dir.clone()),
-            (None, Some(dir)) => Source::Cifar10(dir.clone()),
-            (None, None) => match self.data {
-                BuiltinData::Mnist5k => Source::Mnist5k,
-            },
-        }
-    }
-
-    pub fn load(&self) -> Result<Dataset> {
-        let options = SplitOptions {
-            seed: self.split_seed,
-            validation_fraction: self.validation,
-            train_limit: self.train_limit,
-        };
-        let source = self.source();
-        kiln_data::load(&source, &options)
-            .with_context(|| format!("loading data set {}", source.name()))
-    }
-}
+use crate::common::{DataArgs, load_genome};
 
 /// Train the network a genome describes on real data (burn, flex CPU backend) and write
 /// RUN_DIR/model.onnx (normalisation baked in: input is raw pixels 0..255),
@@ -210,29 +152,16 @@ pub fn run(args: Args) -> Result<()> {
     let Some(out) = &args.out else {
         bail!("--out RUN_DIR is required unless --bench is given");
     };
-    let trained = train(
+    let metrics = kiln_pipeline::train::train_run(
         &arch,
-        &genome.id(),
+        &genome,
         &data,
         &config,
         &mut ProgressBars::default(),
+        out,
     )?;
-    let onnx = export_onnx(&trained).context("exporting the trained model")?;
-    let weights = onnx_weights(&trained.architecture, &trained.network)?
-        .to_safetensors()
-        .context("encoding the trained weights as safetensors")?;
-    std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
-    write(&out.join("model.onnx"), &onnx)?;
-    write(&out.join("weights.safetensors"), &weights)?;
-    write(&out.join("genome.json"), genome.to_json().as_bytes())?;
-    let metrics = serde_json::to_string_pretty(&trained.metrics)?;
-    write(&out.join("metrics.json"), metrics.as_bytes())?;
-    print_summary(&trained.metrics, out);
+    print_summary(&metrics, out);
     Ok(())
-}
-
-fn write(path: &Path, bytes: &[u8]) -> Result<()> {
-    std::fs::write(path, bytes).with_context(|| format!("cannot write {}", path.display()))
 }
 
 fn print_summary(m: &Metrics, out: &Path) {

@@ -1,9 +1,60 @@
-//! The toolchain: cargo invocations that build a generated crate.
+//! The toolchain: cargo invocations that build a generated crate (and the
+//! tract reference program `cargo xtask sizes --vs-tract` compares with).
+//! cargo runs through kiln-process with [`BUILD_TIMEOUT`].
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::time::Duration;
+
+use kiln_process::Cmd;
 
 use crate::CodegenError;
+
+/// The longest one cargo build may take before it is stopped: a cold build
+/// of the runtime is seconds, of the tract reference (all of tract with LTO)
+/// tens of minutes on a small machine.
+pub const BUILD_TIMEOUT: Duration = Duration::from_secs(60 * 60);
+
+/// Variables an outer cargo sets for build scripts and tests that must not
+/// leak into a nested build.
+const OUTER_CARGO_VARS: [&str; 5] = [
+    "RUSTFLAGS",
+    "CARGO_ENCODED_RUSTFLAGS",
+    "CARGO_BUILD_RUSTFLAGS",
+    "CARGO_MAKEFLAGS",
+    "CARGO_PRIMARY_PACKAGE",
+];
+
+/// `cargo` (the one running kiln, if any) with the outer cargo's variables removed.
+pub(crate) fn cargo() -> Cmd {
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    OUTER_CARGO_VARS
+        .iter()
+        .fold(Cmd::new(cargo), |cmd, var| cmd.env_remove(var))
+}
+
+/// Runs a cargo build; a failure carries the last 40 lines of cargo's stderr
+/// and, when the Rust target is missing, the command that installs it.
+pub(crate) fn run_cargo(cmd: &Cmd, triple: Option<&str>) -> Result<(), String> {
+    let out = kiln_process::run(cmd, None, BUILD_TIMEOUT).map_err(|e| e.to_string())?;
+    if out.success() {
+        return Ok(());
+    }
+    let stderr = out.stderr_text();
+    let missing = ["may not be installed", "can't find crate for `core`"]
+        .iter()
+        .any(|m| stderr.contains(m));
+    let hint = match triple {
+        Some(t) if missing => {
+            format!("\nthe Rust target {t} is missing; install it with `rustup target add {t}`")
+        }
+        _ => String::new(),
+    };
+    Err(format!(
+        "cargo failed ({}):\n{}{hint}",
+        out.status_text(),
+        out.stderr_tail(40)
+    ))
+}
 
 /// What to build a generated crate for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -17,21 +68,13 @@ pub enum BuildTarget {
 }
 
 impl BuildTarget {
+    /// The `--target` cargo is given; `None` for the host (no `--target`, so
+    /// the program lands in `release/` and may use `-Ctarget-cpu=native`).
     pub fn triple(self) -> Option<&'static str> {
         match self {
             BuildTarget::Host => None,
             BuildTarget::Aarch64Musl => Some("aarch64-unknown-linux-musl"),
             BuildTarget::Wasm32 => Some("wasm32-unknown-unknown"),
-        }
-    }
-
-    /// Parses `host` or a target triple.
-    pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "host" => Some(BuildTarget::Host),
-            "aarch64-unknown-linux-musl" | "aarch64" => Some(BuildTarget::Aarch64Musl),
-            "wasm32-unknown-unknown" | "wasm32" | "wasm" => Some(BuildTarget::Wasm32),
-            _ => None,
         }
     }
 
@@ -123,69 +166,36 @@ pub fn build_bin(
             }
         }
     }
-    let manifest = crate_dir.join("Cargo.toml");
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let mut cmd = Command::new(cargo);
-    // Variables an outer cargo sets for build scripts/tests must not leak in.
-    for var in [
-        "RUSTFLAGS",
-        "CARGO_ENCODED_RUSTFLAGS",
-        "CARGO_BUILD_RUSTFLAGS",
-        "CARGO_MAKEFLAGS",
-        "CARGO_PRIMARY_PACKAGE",
-    ] {
-        cmd.env_remove(var);
-    }
-    match target {
-        BuildTarget::Host => {
-            cmd.args(["build", "--release", "--bin", bin]);
-            cmd.env("CARGO_ENCODED_RUSTFLAGS", "-Ctarget-cpu=native");
-        }
-        BuildTarget::Aarch64Musl => {
-            cmd.args([
-                "build",
-                "--release",
-                "--bin",
-                bin,
-                "--target",
-                "aarch64-unknown-linux-musl",
-            ]);
-            cmd.env("CARGO_TARGET_AARCH64_UNKNOWN_LINUX_MUSL_LINKER", "rust-lld");
-            cmd.env("CARGO_ENCODED_RUSTFLAGS", "-Ctarget-feature=+crt-static");
-        }
-        BuildTarget::Wasm32 => {
-            cmd.args([
-                "rustc",
-                "--release",
-                "--lib",
-                "--crate-type",
-                "cdylib",
-                "--target",
-                "wasm32-unknown-unknown",
-            ]);
-        }
-    }
-    cmd.arg("--manifest-path")
-        .arg(&manifest)
+    let mut cmd = cargo();
+    cmd = match target {
+        BuildTarget::Host => cmd
+            .args(["build", "--release", "--bin", bin])
+            .env("CARGO_ENCODED_RUSTFLAGS", "-Ctarget-cpu=native"),
+        BuildTarget::Aarch64Musl => cmd
+            .args(["build", "--release", "--bin", bin, "--target"])
+            .arg("aarch64-unknown-linux-musl")
+            .env("CARGO_TARGET_AARCH64_UNKNOWN_LINUX_MUSL_LINKER", "rust-lld")
+            .env("CARGO_ENCODED_RUSTFLAGS", "-Ctarget-feature=+crt-static"),
+        BuildTarget::Wasm32 => cmd.args([
+            "rustc",
+            "--release",
+            "--lib",
+            "--crate-type",
+            "cdylib",
+            "--target",
+            "wasm32-unknown-unknown",
+        ]),
+    };
+    cmd = cmd
+        .arg("--manifest-path")
+        .arg(crate_dir.join("Cargo.toml"))
         .arg("--target-dir")
         .arg(target_dir)
         .arg("--quiet");
     if target == BuildTarget::Wasm32 {
-        cmd.args(["--", "-C", "link-arg=-zstack-size=65536"]);
+        cmd = cmd.args(["--", "-C", "link-arg=-zstack-size=65536"]);
     }
-    let out = cmd
-        .output()
-        .map_err(|e| err(format!("cannot run cargo: {e}")))?;
-    if !out.status.success() {
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        let tail: Vec<&str> = stderr.lines().rev().take(40).collect();
-        let tail: Vec<&str> = tail.into_iter().rev().collect();
-        return Err(err(format!(
-            "cargo failed ({}):\n{}",
-            out.status,
-            tail.join("\n")
-        )));
-    }
+    run_cargo(&cmd, target.triple()).map_err(err)?;
     let (artifact, file_name) = match target {
         BuildTarget::Wasm32 => (profile_dir.join(&wasm_file), wasm_file),
         _ => (profile_dir.join(bin), format!("{bin}-{}", target.name())),

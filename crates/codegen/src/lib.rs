@@ -5,16 +5,17 @@
 //! blob, each constant already rearranged into the layout its kernel reads),
 //! `src/lib.rs` (one kernel call per IR op over a static arena planned by
 //! [`kiln_ir::plan`]) and `src/main.rs` (the host/aarch64 program speaking the
-//! stdin/stdout protocol of contracts.md).
+//! stdin/stdout protocol of [`program`]).
 
 mod build;
 mod emit;
+pub mod program;
+pub mod reference;
 mod weights;
 
 use std::path::{Path, PathBuf};
 
-pub use build::{BuildTarget, build, build_bin, default_target_dir};
-pub use emit::render_lib;
+pub use build::{BUILD_TIMEOUT, BuildTarget, build, build_bin, default_target_dir};
 use kiln_ir::{ArenaPlan, Graph, PlanError};
 
 #[derive(Debug, thiserror::Error)]

@@ -156,6 +156,37 @@ impl Comparison {
     }
 }
 
+/// Checks that [`compare`] catches a regression: raises the fuel of the
+/// first model of `current` to twice the fuel tolerance over its baseline
+/// and compares again. `Ok` carries a line for the user; `Err` says the
+/// planted regression went unnoticed.
+pub fn self_test(baseline: &Baseline, current: &[BenchEntry]) -> Result<String, String> {
+    let mut planted = current.to_vec();
+    let first = planted
+        .first_mut()
+        .ok_or_else(|| "self-test: the suite is empty".to_string())?;
+    let name = first.name.clone();
+    let base_fuel = baseline
+        .entries
+        .iter()
+        .find(|b| b.name == name)
+        .map_or(first.fuel, |b| b.fuel);
+    let raise_pct = 2.0 * baseline.tolerances.fuel_pct.max(0.01);
+    first.fuel = (base_fuel as f64 * (1.0 + raise_pct / 100.0)).ceil() as u64;
+    let caught = compare(baseline, &planted)
+        .regressions()
+        .any(|c| c.model == name && c.figure == "fuel" && c.verdict == Verdict::Regressed);
+    if caught {
+        Ok(format!(
+            "self-test: a planted fuel regression on {name} (+{raise_pct:.2}%) is caught"
+        ))
+    } else {
+        Err(format!(
+            "self-test FAILED: a planted fuel regression on {name} was not caught"
+        ))
+    }
+}
+
 /// Compares `current` with `baseline` figure by figure.
 pub fn compare(baseline: &Baseline, current: &[BenchEntry]) -> Comparison {
     let t = baseline.tolerances;

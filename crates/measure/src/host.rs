@@ -5,9 +5,11 @@
 use std::path::Path;
 use std::time::Duration;
 
+use kiln_codegen::program::BenchLine;
+
 use crate::MeasureError;
-use crate::metric::{Metric, Source, Unit};
 use crate::process::{Runner, execute, require_success};
+use crate::{Metric, Source, Unit};
 
 /// How long one inference run may take before the program is killed. Generous
 /// because runs under qemu are several times slower than native.
@@ -103,18 +105,6 @@ impl HostTiming {
     }
 }
 
-/// The JSON line a generated program prints in bench mode (contracts.md).
-/// Fields added later (peak RSS, output check) are ignored here.
-#[derive(Debug, serde::Deserialize)]
-struct BenchReport {
-    source: String,
-    runs: u64,
-    p50_us: f64,
-    p95_us: f64,
-    min_us: f64,
-    max_us: f64,
-}
-
 /// How long a bench-mode run may take before it is killed.
 pub const DEFAULT_BENCH_TIMEOUT: Duration = Duration::from_secs(600);
 
@@ -137,8 +127,8 @@ pub fn bench(
     ];
     let finished = execute(runner, binary, &args, encode_f32_le(input), timeout)?;
     require_success(&finished, binary)?;
-    let stdout = String::from_utf8_lossy(&finished.stdout);
-    let report = parse_bench_report(&stdout).map_err(|detail| MeasureError::BadBenchReport {
+    let stdout = finished.stdout_text();
+    let report = BenchLine::parse(&stdout, "host").map_err(|detail| MeasureError::BadBenchReport {
         program: binary.to_path_buf(),
         detail,
         stdout: stdout.trim_end().to_string(),
@@ -154,31 +144,4 @@ pub fn bench(
         emulated: runner.is_emulated(),
         runner: runner.name(),
     })
-}
-
-/// The last line of `stdout` that is a bench report; checks it is coherent.
-fn parse_bench_report(stdout: &str) -> Result<BenchReport, String> {
-    let line = stdout
-        .lines()
-        .rev()
-        .map(str::trim)
-        .find(|l| l.starts_with('{'))
-        .ok_or_else(|| "no line starting with `{`".to_string())?;
-    let report: BenchReport =
-        serde_json::from_str(line).map_err(|e| format!("`{line}` is not a bench report: {e}"))?;
-    if report.source != "host" {
-        return Err(format!(
-            "source is `{}`; a program run here reports `host`",
-            report.source
-        ));
-    }
-    let ordered = report.min_us <= report.p50_us
-        && report.p50_us <= report.p95_us
-        && report.p95_us <= report.max_us;
-    if report.runs == 0 || !ordered || !report.min_us.is_finite() || report.min_us < 0.0 {
-        return Err(format!(
-            "figures are not ordered min <= p50 <= p95 <= max with runs > 0: `{line}`"
-        ));
-    }
-    Ok(report)
 }

@@ -8,7 +8,6 @@
 pub mod bench;
 pub mod error;
 pub mod host;
-pub mod metric;
 pub mod power;
 mod process;
 pub mod report;
@@ -16,5 +15,5 @@ pub mod sim;
 pub mod size;
 
 pub use error::MeasureError;
-pub use metric::{Metric, Source, Unit};
+pub use kiln_metric::{Metric, Source, Unit};
 pub use process::Runner;

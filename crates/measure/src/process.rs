@@ -1,13 +1,12 @@
-//! Running one external program with piped stdin/stdout/stderr and a timeout.
-//!
-//! All program execution in kiln goes through here, so that a missing tool,
-//! a failed exit and a hang each become a [`MeasureError`] naming the program.
+//! How a built program is started here: natively or under a user-mode
+//! emulator. Execution itself is kiln-process's; this module adds the
+//! runner and turns its errors into [`MeasureError`]s naming the program.
 
-use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::thread::{self, JoinHandle};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use kiln_process::{Cmd, Finished, ProcessError};
+use kiln_target::Triple;
 
 use crate::MeasureError;
 
@@ -35,6 +34,27 @@ impl Runner {
         }
     }
 
+    /// The runner for a program built for `triple` on this machine: native
+    /// for the host's triple, the triple's emulator otherwise.
+    ///
+    /// Errors: a message for wasm32 (run under wasmtime, not as a program)
+    /// or a triple this machine cannot run.
+    pub fn for_triple(triple: Triple) -> Result<Self, String> {
+        if triple.is_host() {
+            return Ok(Runner::Native);
+        }
+        match triple.emulator() {
+            Some((program, package)) => Ok(Runner::Emulator {
+                program: PathBuf::from(program),
+                install: format!("apt-get install -y {package}"),
+            }),
+            None if triple.is_wasm() => Err(format!(
+                "{triple} builds run under wasmtime (the simulated device), not as programs"
+            )),
+            None => Err(format!("kiln cannot run {triple} programs on this machine")),
+        }
+    }
+
     /// A short name for reports: `native` or the emulator's file name.
     pub fn name(&self) -> String {
         match self {
@@ -52,14 +72,6 @@ impl Runner {
     }
 }
 
-/// What a finished program left behind.
-#[derive(Debug)]
-pub(crate) struct Finished {
-    pub status: ExitStatus,
-    pub stdout: Vec<u8>,
-    pub stderr: Vec<u8>,
-}
-
 /// Starts `binary` with `args` under `runner`, feeds `stdin`, and waits at
 /// most `timeout` for it to exit.
 pub(crate) fn execute(
@@ -74,137 +86,44 @@ pub(crate) fn execute(
             path: binary.to_path_buf(),
         });
     }
-    let mut command = match runner {
-        Runner::Native => Command::new(binary),
-        Runner::Emulator { program, .. } => {
-            let mut command = Command::new(program);
-            command.arg(binary);
-            command
-        }
-    };
-    command
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut child =
-        spawn_retrying_busy(&mut command).map_err(|source| match (runner, source.kind()) {
-            (Runner::Emulator { program, install }, std::io::ErrorKind::NotFound) => {
-                MeasureError::ToolMissing {
-                    tool: program.display().to_string(),
-                    install: install.clone(),
-                }
+    let cmd = match runner {
+        Runner::Native => Cmd::new(binary),
+        Runner::Emulator { program, .. } => Cmd::new(program).arg(binary),
+    }
+    .args(args);
+    kiln_process::run(&cmd, Some(stdin), timeout).map_err(|e| match (runner, e) {
+        (Runner::Emulator { program, install }, ProcessError::NotFound { .. }) => {
+            MeasureError::ToolMissing {
+                tool: program.display().to_string(),
+                install: install.clone(),
             }
-            _ => MeasureError::Spawn {
-                program: binary.to_path_buf(),
-                source,
-            },
-        })?;
-
-    let writer = child.stdin.take().map(|mut pipe| {
-        thread::spawn(move || {
-            // A program that rejects its input exits before reading it all;
-            // the broken pipe is then expected and its exit status says why.
-            let _ = pipe.write_all(&stdin);
-        })
-    });
-    let stdout_reader = child.stdout.take().map(read_all);
-    let stderr_reader = child.stderr.take().map(read_all);
-
-    let status = wait_with_timeout(&mut child, binary, timeout);
-    if let Some(writer) = writer {
-        let _ = writer.join();
-    }
-    let stdout = collect(stdout_reader, binary)?;
-    let stderr = collect(stderr_reader, binary)?;
-    Ok(Finished {
-        status: status?,
-        stdout,
-        stderr,
-    })
-}
-
-fn read_all<R: Read + Send + 'static>(mut pipe: R) -> JoinHandle<std::io::Result<Vec<u8>>> {
-    thread::spawn(move || {
-        let mut bytes = Vec::new();
-        pipe.read_to_end(&mut bytes)?;
-        Ok(bytes)
-    })
-}
-
-fn collect(
-    reader: Option<JoinHandle<std::io::Result<Vec<u8>>>>,
-    program: &Path,
-) -> Result<Vec<u8>, MeasureError> {
-    let Some(reader) = reader else {
-        return Ok(Vec::new());
-    };
-    match reader.join() {
-        Ok(result) => result.map_err(|source| MeasureError::ProgramIo {
-            program: program.to_path_buf(),
+        }
+        (_, ProcessError::NotFound { .. }) => MeasureError::BinaryMissing {
+            path: binary.to_path_buf(),
+        },
+        (_, ProcessError::Timeout { timeout, .. }) => MeasureError::Timeout {
+            program: binary.to_path_buf(),
+            timeout,
+        },
+        (_, ProcessError::Spawn { source, .. }) => MeasureError::Spawn {
+            program: binary.to_path_buf(),
             source,
-        }),
-        Err(_) => Err(MeasureError::ProgramIo {
-            program: program.to_path_buf(),
-            source: std::io::Error::other("pipe reader thread panicked"),
-        }),
-    }
-}
-
-fn wait_with_timeout(
-    child: &mut Child,
-    program: &Path,
-    timeout: Duration,
-) -> Result<ExitStatus, MeasureError> {
-    let started = Instant::now();
-    let io_error = |source| MeasureError::ProgramIo {
-        program: program.to_path_buf(),
-        source,
-    };
-    loop {
-        if let Some(status) = child.try_wait().map_err(io_error)? {
-            return Ok(status);
-        }
-        if started.elapsed() >= timeout {
-            // Only the child this function started is killed.
-            let _ = child.kill();
-            let _ = child.wait();
-            return Err(MeasureError::Timeout {
-                program: program.to_path_buf(),
-                timeout,
-            });
-        }
-        thread::sleep(Duration::from_millis(5));
-    }
+        },
+        (_, ProcessError::Io { source, .. }) => MeasureError::ProgramIo {
+            program: binary.to_path_buf(),
+            source,
+        },
+    })
 }
 
 /// Turns a non-zero exit into [`MeasureError::ProgramFailed`] with its stderr.
 pub(crate) fn require_success(finished: &Finished, program: &Path) -> Result<(), MeasureError> {
-    if finished.status.success() {
+    if finished.success() {
         return Ok(());
     }
     Err(MeasureError::ProgramFailed {
         program: program.to_path_buf(),
-        status: finished.status.to_string(),
-        stderr: String::from_utf8_lossy(&finished.stderr)
-            .trim_end()
-            .to_string(),
+        status: finished.status_text(),
+        stderr: finished.stderr_text(),
     })
-}
-
-/// Spawns `command`, retrying briefly on ETXTBSY ("text file busy"): a program
-/// written just before (a freshly built binary, a test's script) can still be
-/// open for writing in a child that another thread is forking, until that
-/// child execs. The condition clears within milliseconds.
-pub(crate) fn spawn_retrying_busy(command: &mut Command) -> std::io::Result<std::process::Child> {
-    let mut attempt = 0;
-    loop {
-        match command.spawn() {
-            Err(e) if e.kind() == std::io::ErrorKind::ExecutableFileBusy && attempt < 20 => {
-                attempt += 1;
-                std::thread::sleep(Duration::from_millis(10 * attempt));
-            }
-            other => return other,
-        }
-    }
 }

@@ -12,10 +12,10 @@ use std::time::{Duration, Instant, SystemTime};
 
 use serde::Serialize;
 
-use kiln_target::Target;
+use kiln_target::{Target, Triple};
 
 use crate::host::{self, HostTiming};
-use crate::metric::{Metric, Unit};
+use crate::{Metric, Unit};
 use crate::power::{self, Footprint, PowerReport};
 use crate::sim::{SimLimits, SimModule};
 use crate::size::{self, ModelSize};
@@ -154,25 +154,33 @@ impl Default for MeasureOptions {
     }
 }
 
-/// Agreement of two builds' outputs on the same input.
+/// Agreement of two builds' outputs on the same input, checked here (the
+/// program's own `--expect` check on a device is
+/// [`kiln_codegen::program::ProgramOutputCheck`]).
 #[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct OutputCheck {
+pub struct BuildAgreement {
     /// What was compared, e.g. `aarch64 program under qemu-aarch64 vs wasm sim`.
     pub compared: String,
+    /// Largest absolute difference between the two outputs.
     pub max_abs_diff: f32,
+    /// [`OUTPUT_TOLERANCE`].
     pub tolerance: f32,
+    /// Within the tolerance and of equal length.
     pub passed: bool,
 }
 
 /// Everything measured for one target.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct TargetReport {
+    /// The profile's name.
     pub target: String,
-    pub triple: String,
+    /// The profile's triple.
+    pub triple: Triple,
     /// Sizes of the binary deployed to the target (the wasm file for wasm32).
     pub size: ModelSize,
     /// Sizes of the wasm build when the target deploys something else.
     pub wasm_size: Option<ModelSize>,
+    /// Fuel of one simulated inference.
     pub fuel: Metric,
     /// wasm peak linear memory (stack, statics, weights, arena).
     pub sim_peak_memory: Metric,
@@ -180,7 +188,8 @@ pub struct TargetReport {
     pub power: PowerReport,
     /// Wall-clock timings of the program here (possibly emulated).
     pub host_timing: Option<HostTiming>,
-    pub output_check: Option<OutputCheck>,
+    /// The native or emulated program's output against the wasm sim's.
+    pub output_check: Option<BuildAgreement>,
 }
 
 impl TargetReport {
@@ -204,26 +213,6 @@ pub fn fixed_input(len: usize) -> Vec<f32> {
         .collect()
 }
 
-/// The runner for a program built for `triple` on this x86_64 machine.
-pub fn runner_for(triple: &str) -> Result<Runner, String> {
-    match triple {
-        "aarch64-unknown-linux-musl" => Ok(Runner::qemu_aarch64()),
-        t if t == host_triple() => Ok(Runner::Native),
-        other => Err(format!("kiln cannot run {other} programs on this machine")),
-    }
-}
-
-/// This machine's target triple (as kiln-target names it).
-pub fn host_triple() -> &'static str {
-    if cfg!(all(target_arch = "x86_64", target_os = "linux")) {
-        "x86_64-unknown-linux-gnu"
-    } else if cfg!(all(target_arch = "aarch64", target_os = "linux")) {
-        "aarch64-unknown-linux-gnu"
-    } else {
-        "unknown"
-    }
-}
-
 /// Measures `artifacts` for `target`.
 pub fn measure(
     target: &Target,
@@ -239,7 +228,7 @@ pub fn measure(
     let module = SimModule::load(&artifacts.wasm)?;
     let sim = module.run(&input, &options.sim_limits)?;
 
-    let is_wasm = target.triple == "wasm32-unknown-unknown";
+    let is_wasm = target.triple.is_wasm();
     let (size, wasm_size, host_timing, output_check) = if is_wasm {
         (wasm_size, None, None, None)
     } else {
@@ -250,7 +239,7 @@ pub fn measure(
                 target: target.name.clone(),
                 detail: format!("no {} program was built", target.triple),
             })?;
-        let runner = runner_for(&target.triple).map_err(|detail| MeasureError::Artifacts {
+        let runner = Runner::for_triple(target.triple).map_err(|detail| MeasureError::Artifacts {
             target: target.name.clone(),
             detail,
         })?;
@@ -277,7 +266,7 @@ pub fn measure(
             Runner::Native => format!("{} program (native)", target.triple),
             Runner::Emulator { .. } => format!("{} program under {}", target.triple, runner.name()),
         };
-        let check = OutputCheck {
+        let check = BuildAgreement {
             compared: format!("{what} vs wasm sim"),
             max_abs_diff,
             tolerance: OUTPUT_TOLERANCE,
@@ -299,7 +288,7 @@ pub fn measure(
     let power = power::evaluate(target, sim.fuel, footprint);
     Ok(TargetReport {
         target: target.name.clone(),
-        triple: target.triple.clone(),
+        triple: target.triple,
         size,
         wasm_size,
         fuel: sim.fuel_metric(),

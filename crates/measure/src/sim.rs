@@ -15,7 +15,7 @@ use std::time::Duration;
 use serde::Serialize;
 use wasmtime::{Config, Engine, Instance, Module, ResourceLimiter, Store, Trap};
 
-use crate::metric::{Metric, Source, Unit};
+use crate::{Metric, Source, Unit};
 
 /// How often the engine's epoch advances; wall-clock deadlines are counted in
 /// these ticks.

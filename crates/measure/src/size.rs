@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use object::{Object, ObjectSection, SectionKind};
 use serde::Serialize;
 
-use crate::metric::{Metric, Source, Unit};
+use crate::{Metric, Source, Unit};
 
 /// Errors reading a binary's sections.
 #[derive(Debug, thiserror::Error)]

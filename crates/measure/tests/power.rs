@@ -2,7 +2,8 @@
 
 use std::path::Path;
 
-use kiln_measure::power::{Footprint, SIM_SPREAD_NOTE, evaluate, sim_latency_ms};
+use kiln_measure::power::{Footprint, SIM_SPREAD_NOTE, evaluate};
+use kiln_target::SimModel;
 use kiln_measure::{Metric, Source, Unit};
 use kiln_target::Target;
 
@@ -61,7 +62,10 @@ fn small() -> Footprint {
 #[test]
 fn latency_is_fuel_times_cycles_per_fuel_over_clock() {
     // 5e6 fuel x 2 cycles at 1000 MHz = 1e7 cycles / 1e9 Hz = 10 ms.
-    assert_eq!(sim_latency_ms(5_000_000, 2.0, 1000.0), 10.0);
+    let sim = SimModel {
+        cycles_per_fuel: 2.0,
+    };
+    assert_eq!(sim.latency_ms(5_000_000, 1000.0), 10.0);
 }
 
 #[test]
@@ -99,7 +103,7 @@ fn slow_model_fails_its_latency_and_fps_constraints() {
         .checks
         .iter()
         .filter(|c| c.passed == Some(false))
-        .map(|c| c.constraint)
+        .map(|c| c.constraint.field())
         .collect();
     assert_eq!(
         failed,
@@ -120,7 +124,7 @@ fn size_and_memory_are_compared_in_si_megabytes_with_their_source() {
     let size = report
         .checks
         .iter()
-        .find(|c| c.constraint == "max_size_mb")
+        .find(|c| c.constraint.field() == "max_size_mb")
         .unwrap();
     assert_eq!(size.passed, Some(false));
     assert_eq!(size.actual.unwrap().value, 1.048576);
@@ -129,7 +133,7 @@ fn size_and_memory_are_compared_in_si_megabytes_with_their_source() {
     let memory = report
         .checks
         .iter()
-        .find(|c| c.constraint == "max_peak_memory_mb")
+        .find(|c| c.constraint.field() == "max_peak_memory_mb")
         .unwrap();
     assert_eq!(memory.actual.unwrap().value, 2.0);
     assert_eq!(memory.passed, Some(true), "exactly at the limit passes");
@@ -143,7 +147,7 @@ fn size_and_memory_are_compared_in_si_megabytes_with_their_source() {
         report
             .checks
             .iter()
-            .filter(|c| c.constraint.ends_with("_mb"))
+            .filter(|c| c.constraint.field().ends_with("_mb"))
             .all(|c| c.passed == Some(false)),
         "one byte over an SI megabyte limit fails: {:?}",
         report.checks
@@ -156,7 +160,7 @@ fn unmeasured_figures_are_never_counted_as_passing() {
     let size = report
         .checks
         .iter()
-        .find(|c| c.constraint == "max_size_mb")
+        .find(|c| c.constraint.field() == "max_size_mb")
         .unwrap();
     assert_eq!(size.passed, None);
     assert!(size.actual.is_none());
@@ -173,7 +177,7 @@ fn no_mode_within_the_power_budget_means_no_chosen_mode() {
     let power = report
         .checks
         .iter()
-        .find(|c| c.constraint == "max_power_w")
+        .find(|c| c.constraint.field() == "max_power_w")
         .unwrap();
     assert_eq!(power.passed, Some(false));
     assert!(!report.passes());

@@ -10,7 +10,7 @@ use std::fmt::Write as _;
 use plotters::prelude::*;
 
 use crate::objective::keys;
-use crate::{Figure, Journal, Objective, SearchError, Status, TrialRecord};
+use crate::{Journal, Metric, Source, Objective, SearchError, Status, TrialRecord};
 
 /// One run's best-feasible-accuracy curve.
 #[derive(Debug, Clone)]
@@ -97,7 +97,7 @@ impl RunCurve {
     }
 }
 
-fn figure<'a>(t: &'a TrialRecord, key: &str) -> Option<&'a Figure> {
+fn figure<'a>(t: &'a TrialRecord, key: &str) -> Option<&'a Metric> {
     t.evaluation.as_ref()?.metrics.get(key)
 }
 
@@ -182,7 +182,7 @@ pub struct BaselineRow {
     pub genome_id: String,
     pub accuracy: f64,
     pub latency_ms: f64,
-    pub latency_source: String,
+    pub latency_source: Source,
     pub params: Option<f64>,
     pub macs: Option<f64>,
 }
@@ -196,7 +196,7 @@ impl BaselineRow {
             genome_id: t.genome_id.clone(),
             accuracy: accuracy(t)?,
             latency_ms: lat.value,
-            latency_source: lat.source.clone(),
+            latency_source: lat.source,
             params: figure(t, "params").map(|f| f.value),
             macs: figure(t, "macs").map(|f| f.value),
         })
@@ -484,17 +484,18 @@ mod tests {
     use std::collections::BTreeMap;
 
     use super::*;
-    use crate::Evaluation;
+    use crate::{Evaluation, Unit};
 
     fn trial(number: u64, status: Status, acc: f64, lat: f64) -> TrialRecord {
         let mut metrics = BTreeMap::new();
-        let fig = |v: f64, unit: &str, source: &str| Figure {
-            value: v,
-            unit: unit.into(),
-            source: source.into(),
-        };
-        metrics.insert(keys::ACCURACY.to_string(), fig(acc, "fraction", "host"));
-        metrics.insert(keys::LATENCY_MS.to_string(), fig(lat, "ms", "sim"));
+        metrics.insert(
+            keys::ACCURACY.to_string(),
+            Metric::new(acc, Unit::Fraction, Source::Host),
+        );
+        metrics.insert(
+            keys::LATENCY_MS.to_string(),
+            Metric::new(lat, Unit::Milliseconds, Source::Sim),
+        );
         TrialRecord {
             number,
             genome_id: format!("g{number}"),

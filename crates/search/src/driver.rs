@@ -110,7 +110,10 @@ pub fn trial_dir(run_dir: &Path, number: u64, id: &str) -> PathBuf {
 pub fn is_analytic_rejection(t: &TrialRecord) -> bool {
     t.status == Status::Infeasible
         && t.evaluation.as_ref().is_some_and(|e| {
-            e.metrics.is_empty() && e.violations.iter().all(|v| v.source == "predicted")
+            e.metrics.is_empty()
+                && e.violations
+                    .iter()
+                    .all(|v| v.actual.is_some_and(|a| a.source == crate::Source::Predicted))
         })
 }
 
@@ -403,11 +406,11 @@ fn brief(e: &Evaluation) -> String {
     let mut parts = Vec::new();
     for (k, label) in [
         (keys::ACCURACY, "acc"),
-        (keys::LATENCY_MS, "latency ms"),
-        (keys::SIZE_BYTES, "size B"),
+        (keys::LATENCY_MS, "latency"),
+        (keys::SIZE_BYTES, "size"),
     ] {
         if let Some(f) = e.metrics.get(k) {
-            parts.push(format!("{label} {:.4} ({})", f.value, f.source));
+            parts.push(format!("{label} {} ({})", f.value_with_unit(), f.source));
         }
     }
     for v in &e.violations {
@@ -503,7 +506,8 @@ mod tests {
     use super::*;
     use crate::strategy::tests::Bits;
     use crate::strategy::{AgingEvolution, EvolutionConfig, RandomSearch};
-    use crate::{Figure, RunMeta};
+    use crate::{Metric, RunMeta, Source, Unit};
+    use kiln_target::Constraint;
     use std::collections::BTreeMap;
     use std::sync::Arc;
     use std::sync::atomic::AtomicUsize;
@@ -525,13 +529,11 @@ mod tests {
         fn precheck(&self, p: &Vec<bool>) -> Vec<Violation> {
             // Analytic rejection: all-zero first quarter.
             if p[..p.len() / 4].iter().all(|b| !b) {
-                vec![Violation {
-                    constraint: "max_size_mb".into(),
-                    limit: 1.0,
-                    actual: Some(2.0),
-                    unit: "MB".into(),
-                    source: "predicted".into(),
-                }]
+                vec![Violation::failed(
+                    Constraint::MaxSizeMb,
+                    1.0,
+                    Metric::new(2.0, Unit::Megabytes, Source::Predicted),
+                )]
             } else {
                 Vec::new()
             }
@@ -562,18 +564,16 @@ mod tests {
             let mut e = Evaluation::default();
             e.metrics.insert(
                 keys::ACCURACY.into(),
-                Figure::new(ones / t.point.len() as f64, "fraction", "host"),
+                Metric::new(ones / t.point.len() as f64, Unit::Fraction, Source::Host),
             );
             e.metrics
-                .insert(keys::LATENCY_MS.into(), Figure::new(lat, "ms", "sim"));
+                .insert(keys::LATENCY_MS.into(), Metric::new(lat, Unit::Milliseconds, Source::Sim));
             if lat > self.max_latency {
-                e.violations.push(Violation {
-                    constraint: "max_latency_p50_ms".into(),
-                    limit: self.max_latency,
-                    actual: Some(lat),
-                    unit: "ms".into(),
-                    source: "sim".into(),
-                });
+                e.violations.push(Violation::failed(
+                    Constraint::MaxLatencyP50Ms,
+                    self.max_latency,
+                    Metric::new(lat, Unit::Milliseconds, Source::Sim),
+                ));
             }
             Ok(e)
         }

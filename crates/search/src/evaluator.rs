@@ -5,32 +5,9 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
+use kiln_metric::Metric;
+
 use crate::constraints::Violation;
-
-/// One figure with its unit and where it came from (`device`, `host`, `sim`,
-/// `predicted`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Figure {
-    pub value: f64,
-    pub unit: String,
-    pub source: String,
-}
-
-impl Figure {
-    pub fn new(value: f64, unit: impl Into<String>, source: impl Into<String>) -> Self {
-        Self {
-            value,
-            unit: unit.into(),
-            source: source.into(),
-        }
-    }
-}
-
-impl From<kiln_measure::Metric> for Figure {
-    fn from(m: kiln_measure::Metric) -> Self {
-        Figure::new(m.value, m.unit.to_string(), m.source.to_string())
-    }
-}
 
 /// One trial handed to an evaluator.
 #[derive(Debug, Clone)]
@@ -50,7 +27,7 @@ pub struct TrialSpec<P> {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Evaluation {
     /// Figures by name (see [`crate::objective::keys`]), each labelled.
-    pub metrics: BTreeMap<String, Figure>,
+    pub metrics: BTreeMap<String, Metric>,
     /// Broken hard constraints; empty means feasible.
     pub violations: Vec<Violation>,
     /// Seconds spent per stage (`train`, `build`, `measure`), host wall clock.

@@ -63,6 +63,20 @@ pub struct RunMeta {
 }
 
 impl RunMeta {
+    /// The objectives the run was searched with (`objectives` field);
+    /// accuracy and latency when it names none.
+    pub fn objectives(&self) -> Vec<crate::Objective> {
+        let named: Vec<crate::Objective> = self
+            .get("objectives")
+            .map(|s| s.split(',').filter_map(crate::Objective::parse).collect())
+            .unwrap_or_default();
+        if named.is_empty() {
+            vec![crate::Objective::Accuracy, crate::Objective::Latency]
+        } else {
+            named
+        }
+    }
+
     pub fn with(mut self, key: &str, value: impl ToString) -> Self {
         self.fields.insert(key.to_string(), value.to_string());
         self
@@ -413,7 +427,7 @@ fn _assert_sync() {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::Figure;
+    use crate::{Metric, Source, Unit};
 
     fn meta(target: &str) -> RunMeta {
         RunMeta::default()
@@ -436,7 +450,7 @@ mod tests {
         j.start(b).unwrap();
         let mut eval = Evaluation::default();
         eval.metrics
-            .insert("accuracy".into(), Figure::new(0.5, "fraction", "host"));
+            .insert("accuracy".into(), Metric::new(0.5, Unit::Fraction, Source::Host));
         j.finish(a, Status::Done, Some(&eval), None).unwrap();
         drop(j);
 

@@ -8,12 +8,12 @@
 //!   or evaluation, so both can change without touching them.
 //! - [`pareto`]: NSGA-II non-dominated sorting and crowding distance over
 //!   configurable [`Objective`]s.
-//! - [`constraints`]: hard constraints of a device profile, judged
-//!   analytically before training and on measured figures after.
+//! - [`constraints`]: the analytic precheck of a device profile's hard
+//!   constraints (lower bounds judged by kiln-target before training).
 //! - [`Journal`]: the SQLite trial database of a run folder.
-//! - [`Evaluator`]: turns a point into measured figures; [`pipeline`] is the
-//!   real one (train, export, lower, build, measure), optionally on a real
-//!   device through [`device`] (kiln-deploy).
+//! - [`Evaluator`]: turns a point into measured figures. The real one
+//!   (train, export, lower, build, measure, optionally on a device) is
+//!   kiln-pipeline's; this crate holds no heavy dependency.
 //! - [`driver`]: runs a strategy against an evaluator with N workers,
 //!   journalling every step; [`report`] writes front.json, trials.csv and
 //!   report.html from a journal.
@@ -21,22 +21,23 @@
 //! [`Space`]: kiln_space::Space
 
 pub mod compare;
+pub mod compare_runs;
 pub mod constraints;
-pub mod device;
 pub mod driver;
 mod error;
 pub mod evaluator;
+pub mod front_file;
 pub mod journal;
 pub mod objective;
 pub mod pareto;
-pub mod pipeline;
 pub mod report;
 mod space;
 pub mod strategy;
 
 pub use driver::{Progress, SearchConfig, SearchSummary, run_search};
 pub use error::SearchError;
-pub use evaluator::{EvalError, Evaluation, Evaluator, Figure, TrialSpec};
+pub use evaluator::{EvalError, Evaluation, Evaluator, TrialSpec};
+pub use kiln_metric::{Metric, Source, Unit};
 pub use journal::{Journal, RunMeta, Status, TrialRecord};
 pub use objective::{Fitness, Objective};
 pub use space::{GenomeSpace, SearchSpace};

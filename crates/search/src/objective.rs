@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::Figure;
+use crate::Metric;
 use crate::pareto::Direction;
 
 /// Metric names every evaluator reports (keys of [`crate::Evaluation::metrics`]).
@@ -70,6 +70,28 @@ impl Objective {
         }
     }
 
+    /// Parses a list of names (`accuracy,latency`), dropping repeats.
+    ///
+    /// Errors: an unknown name, or an empty list (the message names the
+    /// known ones).
+    pub fn parse_list<S: AsRef<str>>(names: &[S]) -> Result<Vec<Objective>, String> {
+        let mut out = Vec::new();
+        for n in names {
+            let n = n.as_ref().trim();
+            let o = Objective::parse(n).ok_or_else(|| {
+                format!("unknown objective `{n}` (accuracy, latency, size, memory)")
+            })?;
+            if !out.contains(&o) {
+                out.push(o);
+            }
+        }
+        if out.is_empty() {
+            return Err("give at least one of accuracy, latency, size, memory".into());
+        }
+        Ok(out)
+    }
+
+    /// The name [`Objective::parse`] reads.
     pub fn name(self) -> &'static str {
         match self {
             Objective::Accuracy => "accuracy",
@@ -82,7 +104,7 @@ impl Objective {
 
 /// The objective vector of a trial's metrics, `None` if one is missing.
 pub fn objective_vector(
-    metrics: &BTreeMap<String, Figure>,
+    metrics: &BTreeMap<String, Metric>,
     objectives: &[Objective],
 ) -> Option<Vec<f64>> {
     objectives
@@ -104,7 +126,7 @@ pub enum Fitness {
 impl Fitness {
     pub const MNAS_W: f64 = -0.07;
 
-    pub fn of(&self, metrics: &BTreeMap<String, Figure>) -> Option<f64> {
+    pub fn of(&self, metrics: &BTreeMap<String, Metric>) -> Option<f64> {
         let acc = metrics.get(keys::ACCURACY)?.value;
         match *self {
             Fitness::Accuracy => Some(acc),
@@ -119,11 +141,12 @@ impl Fitness {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::{Source, Unit};
 
-    fn m(acc: f64, lat: f64) -> BTreeMap<String, Figure> {
+    fn m(acc: f64, lat: f64) -> BTreeMap<String, Metric> {
         let mut out = BTreeMap::new();
-        out.insert(keys::ACCURACY.into(), Figure::new(acc, "fraction", "host"));
-        out.insert(keys::LATENCY_MS.into(), Figure::new(lat, "ms", "sim"));
+        out.insert(keys::ACCURACY.into(), Metric::new(acc, Unit::Fraction, Source::Host));
+        out.insert(keys::LATENCY_MS.into(), Metric::new(lat, Unit::Milliseconds, Source::Sim));
         out
     }
 

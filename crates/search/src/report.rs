@@ -8,25 +8,15 @@ use std::path::{Path, PathBuf};
 
 use kiln_target::Target;
 use plotters::prelude::*;
-use serde::Serialize;
 
 use crate::constraints::Violation;
 use crate::driver::{is_analytic_rejection, trial_dir};
 use crate::objective::{keys, objective_vector};
 use crate::pareto::{crowding_distance, non_dominated_sort};
-use crate::{Figure, Journal, Objective, SearchError, Status, TrialRecord};
+use crate::{Journal, Objective, SearchError, Source, Status, TrialRecord};
+use kiln_target::Constraint;
 
-/// One model of the front, as written to `front.json`.
-#[derive(Debug, Clone, Serialize)]
-pub struct FrontModel {
-    pub trial: u64,
-    pub genome_id: String,
-    pub genome: serde_json::Value,
-    pub metrics: std::collections::BTreeMap<String, Figure>,
-    /// The model's folder under `front/`.
-    pub folder: String,
-    pub crowding_distance: f64,
-}
+pub use crate::front_file::{FrontFile, FrontModel};
 
 /// The feasible trials on the Pareto front over `objectives`, in order of
 /// increasing latency (or the first objective's value when latency is not
@@ -63,8 +53,10 @@ pub fn front(trials: &[TrialRecord], objectives: &[Objective]) -> Vec<(TrialReco
 fn excess(v: &Violation) -> f64 {
     match v.actual {
         None => f64::INFINITY,
-        Some(a) if v.constraint.starts_with("min_") => (v.limit / a.max(1e-12) - 1.0).max(0.0),
-        Some(a) => (a / v.limit.max(1e-12) - 1.0).max(0.0),
+        Some(a) if v.constraint == Constraint::MinFps => {
+            (v.limit / a.value.max(1e-12) - 1.0).max(0.0)
+        }
+        Some(a) => (a.value / v.limit.max(1e-12) - 1.0).max(0.0),
     }
 }
 
@@ -168,17 +160,12 @@ pub fn write_report(
             crowding_distance: *crowding,
         });
     }
-    let front_json = run_dir.join("front.json");
-    let json = serde_json::json!({
-        "run": meta.fields,
-        "objectives": objectives.iter().map(|o| o.name()).collect::<Vec<_>>(),
-        "front": front_models,
-    });
-    std::fs::write(
-        &front_json,
-        serde_json::to_string_pretty(&json).map_err(|e| SearchError::Report(e.to_string()))?,
-    )
-    .map_err(|e| SearchError::io(&front_json, e))?;
+    let front_json = FrontFile {
+        run: meta.fields.clone(),
+        objectives: objectives.iter().map(|o| o.name().to_string()).collect(),
+        front: front_models.clone(),
+    }
+    .write(run_dir)?;
 
     let trials_csv = run_dir.join("trials.csv");
     std::fs::write(&trials_csv, trials_csv_text(&trials))
@@ -307,9 +294,9 @@ pub fn scatter_svg(
     let latency_source = trials
         .iter()
         .filter_map(|t| t.evaluation.as_ref()?.metrics.get(keys::LATENCY_MS))
-        .map(|f| f.source.clone())
+        .map(|f| f.source)
         .next()
-        .unwrap_or_else(|| "sim".into());
+        .unwrap_or(Source::Sim);
     let pts = |status: Status| -> Vec<(f64, f64)> {
         trials
             .iter()
@@ -479,8 +466,8 @@ fn html_report(
                         h,
                         "<td>{} {} <span class=\"src\">({})</span></td>",
                         fmt_value(f.value),
-                        escape(&f.unit),
-                        escape(&f.source)
+                        escape(f.unit.symbol()),
+                        f.source
                     );
                 }
                 None => h.push_str("<td></td>"),
@@ -516,22 +503,20 @@ fn fmt_value(v: f64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{Evaluation, RunMeta};
+    use crate::{Evaluation, Metric, RunMeta, Unit};
 
     fn eval(acc: f64, lat: f64, violated: bool) -> Evaluation {
         let mut e = Evaluation::default();
         e.metrics
-            .insert(keys::ACCURACY.into(), Figure::new(acc, "fraction", "host"));
+            .insert(keys::ACCURACY.into(), Metric::new(acc, Unit::Fraction, Source::Host));
         e.metrics
-            .insert(keys::LATENCY_MS.into(), Figure::new(lat, "ms", "sim"));
+            .insert(keys::LATENCY_MS.into(), Metric::new(lat, Unit::Milliseconds, Source::Sim));
         if violated {
-            e.violations.push(Violation {
-                constraint: "max_latency_p50_ms".into(),
-                limit: 50.0,
-                actual: Some(lat),
-                unit: "ms".into(),
-                source: "sim".into(),
-            });
+            e.violations.push(Violation::failed(
+                Constraint::MaxLatencyP50Ms,
+                50.0,
+                Metric::new(lat, Unit::Milliseconds, Source::Sim),
+            ));
         }
         e
     }

@@ -10,22 +10,29 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-/// The Rust target triples kiln builds for.
-pub const SUPPORTED_TRIPLES: &[&str] = &[
-    "aarch64-unknown-linux-musl",
-    "wasm32-unknown-unknown",
-    "x86_64-unknown-linux-gnu",
-];
+pub mod constraints;
+mod triple;
+
+pub use constraints::{BYTES_PER_MB, Constraint, ConstraintCheck, Figures};
+pub use kiln_metric::{Metric, Source, Unit};
+pub use triple::{Triple, UnsupportedTriple};
 
 /// A device profile. `name` is the file stem (`targets/jetson.toml` -> `jetson`).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Target {
+    /// The file stem: `targets/jetson.toml` is `jetson`.
     pub name: String,
+    /// One line for listings.
     pub description: String,
-    pub triple: String,
+    /// What programs for this device are built as.
+    pub triple: Triple,
+    /// Hard constraints a model must meet.
     pub constraints: Constraints,
+    /// The device's power modes (at least one).
     pub power_modes: Vec<PowerMode>,
+    /// How simulated fuel becomes device time.
     pub sim: SimModel,
+    /// How a model reaches the device.
     pub deploy: Deploy,
 }
 
@@ -33,7 +40,9 @@ pub struct Target {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Constraints {
+    /// Median latency limit, ms (MnasNet's phone: 80).
     pub max_latency_p50_ms: Option<f64>,
+    /// 95th-percentile latency limit, ms (MnasNet's phone: 120).
     pub max_latency_p95_ms: Option<f64>,
     /// Largest binary, weights included, in SI megabytes (1 MB = 1,000,000
     /// bytes: the stricter reading of "MB", so a model within it is within
@@ -43,6 +52,7 @@ pub struct Constraints {
     pub max_peak_memory_mb: Option<f64>,
     /// The power budget: only power modes within it may be used.
     pub max_power_w: Option<f64>,
+    /// Fewest inferences per second (a Jetson at 30 FPS).
     pub min_fps: Option<f64>,
 }
 
@@ -50,10 +60,13 @@ pub struct Constraints {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PowerMode {
+    /// The mode's name, e.g. `10W`.
     pub name: String,
     /// Board power in this mode, used for energy per inference.
     pub watts: f64,
+    /// Active CPU cores.
     pub cores: u32,
+    /// CPU clock, MHz.
     pub clock_mhz: f64,
     /// `nvpmodel -m N` selects this mode on Jetson boards.
     pub nvpmodel_id: Option<u32>,
@@ -64,7 +77,16 @@ pub struct PowerMode {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SimModel {
+    /// Device cycles per unit of wasm fuel (uncalibrated profiles say so).
     pub cycles_per_fuel: f64,
+}
+
+impl SimModel {
+    /// Simulated latency in milliseconds of `fuel` on a core at `clock_mhz`:
+    /// fuel x cycles_per_fuel / (clock_mhz x 1000).
+    pub fn latency_ms(&self, fuel: u64, clock_mhz: f64) -> f64 {
+        fuel as f64 * self.cycles_per_fuel / (clock_mhz * 1e3)
+    }
 }
 
 /// How a model reaches the device.
@@ -89,9 +111,11 @@ impl fmt::Display for DeployMethod {
     }
 }
 
+/// The `[deploy]` table of a profile.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Deploy {
+    /// ssh, adb or wasmtime (the simulated device).
     pub method: DeployMethod,
     /// Folder on the device that holds kiln's programs.
     pub dir: Option<String>,
@@ -101,6 +125,18 @@ pub struct Deploy {
     /// sysfs files read for power (milliwatts) while a benchmark runs.
     #[serde(default)]
     pub power_rails: Vec<String>,
+}
+
+impl Deploy {
+    /// The kiln folder on the device: the profile's `dir`, else
+    /// `/data/local/tmp/kiln` for adb phones (the one folder an adb shell may
+    /// write and execute in) and `/tmp/kiln` otherwise.
+    pub fn device_dir(&self) -> String {
+        self.dir.clone().unwrap_or_else(|| match self.method {
+            DeployMethod::Adb => "/data/local/tmp/kiln".to_string(),
+            _ => "/tmp/kiln".to_string(),
+        })
+    }
 }
 
 /// The file layout of a profile; `Target` adds the name.
@@ -117,24 +153,44 @@ struct TargetFile {
     deploy: Deploy,
 }
 
+/// Why a profile could not be loaded; every variant names the file.
 #[derive(Debug, thiserror::Error)]
 pub enum TargetError {
+    /// The file could not be read.
     #[error("cannot read {path}: {source}")]
     Io {
+        /// The profile file or folder.
         path: PathBuf,
+        /// The OS error.
         #[source]
         source: std::io::Error,
     },
+    /// Not valid TOML, or a field of the wrong type or unknown.
     #[error("{path}: {message}")]
-    Parse { path: PathBuf, message: String },
-    #[error("{path}: field `{field}`: {message}")]
-    Invalid {
+    Parse {
+        /// The profile file.
         path: PathBuf,
-        field: String,
+        /// The TOML parser's message (with line and column).
         message: String,
     },
-    #[error("unknown target `{name}`; known targets: {known}")]
-    Unknown { name: String, known: String },
+    /// A field's value is out of range or contradicts another.
+    #[error("{path}: field `{field}`: {message}")]
+    Invalid {
+        /// The profile file.
+        path: PathBuf,
+        /// The field, e.g. `power_mode[1].watts`.
+        field: String,
+        /// What is wrong with it.
+        message: String,
+    },
+    /// No profile of that name in the profiles folder.
+    #[error("unknown target `{name}`; known targets: {known} (or give a profile file: --target ./myboard.toml)")]
+    Unknown {
+        /// The name asked for.
+        name: String,
+        /// The names that exist, comma-separated.
+        known: String,
+    },
 }
 
 impl Target {
@@ -149,10 +205,18 @@ impl Target {
             .and_then(|s| s.to_str())
             .unwrap_or_default()
             .to_owned();
+        let triple = file
+            .triple
+            .parse::<Triple>()
+            .map_err(|e| TargetError::Invalid {
+                path: path.to_owned(),
+                field: "triple".into(),
+                message: e.to_string(),
+            })?;
         let target = Target {
             name,
             description: file.description,
-            triple: file.triple,
+            triple,
             constraints: file.constraints,
             power_modes: file.power_modes,
             sim: file.sim,
@@ -168,16 +232,6 @@ impl Target {
             field: field.to_owned(),
             message,
         };
-        if !SUPPORTED_TRIPLES.contains(&self.triple.as_str()) {
-            return Err(bad(
-                "triple",
-                format!(
-                    "`{}` is not one of {}",
-                    self.triple,
-                    SUPPORTED_TRIPLES.join(", ")
-                ),
-            ));
-        }
         let c = &self.constraints;
         for (field, value) in [
             ("constraints.max_latency_p50_ms", c.max_latency_p50_ms),
@@ -236,7 +290,7 @@ impl Target {
             ));
         }
         positive(self.sim.cycles_per_fuel).map_err(|m| bad("sim.cycles_per_fuel", m))?;
-        let wasm = self.triple.starts_with("wasm32");
+        let wasm = self.triple.is_wasm();
         if wasm != (self.deploy.method == DeployMethod::Wasmtime) {
             return Err(bad(
                 "deploy.method",
@@ -307,8 +361,13 @@ pub fn load_file(path: &Path) -> Result<Target, TargetError> {
     Target::from_toml(&text, path)
 }
 
-/// Loads `dir/<name>.toml`; an unknown name lists the known ones.
+/// Loads `dir/<name>.toml`; an unknown name lists the known ones. A `name`
+/// that is a path to a file (it contains `/` or ends in `.toml`) loads that
+/// file instead: a user's own board profile.
 pub fn load(dir: &Path, name: &str) -> Result<Target, TargetError> {
+    if name.contains('/') || name.ends_with(".toml") {
+        return load_file(Path::new(name));
+    }
     let path = dir.join(format!("{name}.toml"));
     let valid_name = !name.is_empty()
         && name
@@ -370,7 +429,7 @@ mod tests {
             ]
         );
         let jetson = load(&targets_dir(), "jetson").unwrap();
-        assert_eq!(jetson.triple, "aarch64-unknown-linux-musl");
+        assert_eq!(jetson.triple, Triple::Aarch64LinuxMusl);
         assert_eq!(jetson.constraints.min_fps, Some(30.0));
         assert_eq!(jetson.modes_within_budget()[0].name, "10W");
         let pixel = load(&targets_dir(), "pixel").unwrap();
@@ -383,8 +442,23 @@ mod tests {
     fn unknown_target_lists_known_ones() {
         let err = load(&targets_dir(), "iphone").unwrap_err().to_string();
         assert!(err.contains("iphone") && err.contains("jetson"), "{err}");
-        let err = load(&targets_dir(), "../Cargo").unwrap_err().to_string();
+        let err = load(&targets_dir(), "bad name").unwrap_err().to_string();
         assert!(err.contains("unknown target"), "{err}");
+    }
+
+    #[test]
+    fn a_path_loads_a_users_own_profile() {
+        let dir = tempfile::tempdir().unwrap();
+        let mine = dir.path().join("myboard.toml");
+        std::fs::write(&mine, jetson_text()).unwrap();
+        let t = load(&targets_dir(), &mine.display().to_string()).unwrap();
+        assert_eq!(t.name, "myboard");
+        assert_eq!(t.triple, Triple::Aarch64LinuxMusl);
+        let missing = dir.path().join("nope.toml");
+        let err = load(&targets_dir(), &missing.display().to_string())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("nope.toml"), "{err}");
     }
 
     fn jetson_text() -> String {

@@ -12,7 +12,7 @@
 
 use kiln_deploy::{BenchSettings, Bundle, DeployError, Device, FlashReport};
 
-use crate::EvalError;
+use kiln_search::EvalError;
 
 /// A device and how candidates are benchmarked on it.
 #[derive(Debug, Clone)]
@@ -20,6 +20,7 @@ pub struct SearchDevice {
     /// Transport, tools and timeouts; its `dir` is the kiln folder the
     /// workers' folders go under.
     template: Device,
+    /// Warm-up, runs and runner of each candidate's benchmark.
     pub bench: BenchSettings,
     /// The power mode the device runs in, as found out when the search
     /// began (set with nvpmodel, or why not); written beside each trial's
@@ -28,6 +29,7 @@ pub struct SearchDevice {
 }
 
 impl SearchDevice {
+    /// Candidates go into folders under `device.dir`, benchmarked with `bench`.
     pub fn new(device: Device, bench: BenchSettings) -> Self {
         Self {
             template: device,

@@ -1,5 +1,5 @@
 //! A real search through the library, without the xtask command line:
-//! `cargo run -p kiln-search --example small_search -- TARGET RUN_DIR TRIALS EPOCHS TRAIN_LIMIT [evolution|random] [SEED] [WORKERS]`
+//! `cargo run -p kiln-pipeline --example small_search -- TARGET RUN_DIR TRIALS EPOCHS TRAIN_LIMIT [evolution|random] [SEED] [WORKERS]`
 //! Used to check the pipeline end to end and for the strategy benchmarks.
 
 use std::path::{Path, PathBuf};
@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use kiln_data::SplitOptions;
 use kiln_search::driver::{NoProgress, ProgressState};
-use kiln_search::pipeline::PipelineEvaluator;
+use kiln_pipeline::PipelineEvaluator;
 use kiln_search::report::write_report;
 use kiln_search::strategy::EvolutionConfig;
 use kiln_search::{

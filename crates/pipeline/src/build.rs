@@ -1,0 +1,179 @@
+//! ONNX -> kiln IR -> generated crate -> builds: the compile half of a
+//! candidate's path, composed once. Every command that builds a model
+//! (search, measure, sizes, run-onnx, eval-onnx, flash, bench) comes here.
+
+use std::path::{Path, PathBuf};
+
+use kiln_codegen::{BuildTarget, GenerateOptions};
+use kiln_measure::report::Artifacts;
+use kiln_target::{Target, Triple};
+use sha2::{Digest, Sha256};
+
+use crate::PipelineError;
+
+/// The one mapping from a profile's triple to what kiln-codegen builds.
+pub fn build_target(triple: Triple) -> BuildTarget {
+    match triple {
+        Triple::Wasm32 => BuildTarget::Wasm32,
+        t if t.is_host() => BuildTarget::Host,
+        Triple::Aarch64LinuxMusl => BuildTarget::Aarch64Musl,
+        // A non-host x86_64 cannot occur on the machines kiln runs on; build
+        // it as the host would, which is what the profile asks for.
+        Triple::X86_64LinuxGnu => BuildTarget::Host,
+    }
+}
+
+/// The first 16 hex digits of the SHA-256 of `bytes`: the content key of
+/// work folders and file fingerprints.
+pub fn content_id(bytes: &[u8]) -> String {
+    let digest = Sha256::digest(bytes);
+    digest[..8].iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A work folder for a model that two runs can share without colliding:
+/// `base/<file stem>-<content id>`. Two different models both called
+/// `model.onnx` get different folders; the same model gets the same one
+/// (and its generated crate is then rebuilt in no time).
+pub fn content_dir(base: &Path, model_path: &Path, onnx: &[u8]) -> PathBuf {
+    let stem = model_path
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "model".into());
+    base.join(format!("{stem}-{}", content_id(onnx)))
+}
+
+/// What to build: an ONNX model, where its generated crate goes, and which
+/// cargo target dir the builds use.
+#[derive(Debug, Clone)]
+pub struct ModelSource<'a> {
+    /// The ONNX bytes.
+    pub onnx: &'a [u8],
+    /// How the model is named in messages and the generated sources (its path).
+    pub name: &'a str,
+    /// Folder of the generated crate (created if missing).
+    pub crate_dir: &'a Path,
+    /// Cargo target dir; builds in it are serialised by kiln-codegen's lock.
+    pub target_dir: &'a Path,
+    /// The full input shape N,C,H,W when the model has symbolic dimensions.
+    pub input_shape: Option<Vec<usize>>,
+}
+
+/// A generated model and its builds.
+#[derive(Debug, Clone)]
+pub struct BuiltModel {
+    /// The wasm32 cdylib (the simulated device), when wasm32 was asked for.
+    pub wasm: Option<PathBuf>,
+    /// One program per native triple asked for.
+    pub programs: Vec<(Triple, PathBuf)>,
+    /// Bytes of the generated crate's `weights.bin`.
+    pub weight_bytes: u64,
+    /// Bytes of the planned arena.
+    pub arena_bytes: u64,
+    /// f32 values the program reads (the input's element count).
+    pub input_len: usize,
+    /// f32 values the program writes.
+    pub output_len: usize,
+    /// The output's ONNX (logical) shape.
+    pub output_shape: Vec<usize>,
+    /// The generated crate's folder.
+    pub crate_dir: PathBuf,
+}
+
+impl BuiltModel {
+    /// The program built for `triple`, if one was.
+    pub fn program(&self, triple: Triple) -> Option<&Path> {
+        self.programs
+            .iter()
+            .find(|(t, _)| *t == triple)
+            .map(|(_, p)| p.as_path())
+    }
+
+    /// The wasm32 build.
+    ///
+    /// Errors: wasm32 was not among the triples built.
+    pub fn wasm(&self) -> Result<&Path, PipelineError> {
+        self.wasm.as_deref().ok_or_else(|| {
+            PipelineError::Invalid("the model was not built for wasm32 (the simulated device)".into())
+        })
+    }
+
+    /// What kiln-measure needs to measure this model for `target`.
+    ///
+    /// Errors: no wasm32 build (the simulation needs it).
+    pub fn artifacts_for(&self, target: &Target) -> Result<Artifacts, PipelineError> {
+        Ok(Artifacts {
+            wasm: self.wasm()?.to_path_buf(),
+            program: self.program(target.triple).map(Path::to_path_buf),
+            weight_bytes: self.weight_bytes,
+            arena_bytes: self.arena_bytes,
+            input_len: self.input_len,
+            output_len: self.output_len,
+        })
+    }
+}
+
+/// Lowers `source.onnx`, writes the generated crate and builds it for each
+/// triple in `triples` once (include [`Triple::Wasm32`] for the simulated
+/// device, which every measurement needs).
+///
+/// Errors: the lowering's (naming the ONNX node and op), code generation's,
+/// or a build's (cargo's last lines; a missing Rust target names the
+/// `rustup target add` that installs it).
+pub fn build_model(source: &ModelSource<'_>, triples: &[Triple]) -> Result<BuiltModel, PipelineError> {
+    let options = kiln_lower::LowerOptions {
+        input_shape: source.input_shape.clone(),
+    };
+    let graph = kiln_lower::lower_bytes(source.onnx, source.name, &options)?;
+    let generated = kiln_codegen::generate(
+        &graph,
+        source.crate_dir,
+        &GenerateOptions::new(source.name),
+    )?;
+    let build = |t: BuildTarget| kiln_codegen::build(source.crate_dir, t, source.target_dir);
+    let wasm = match triples.contains(&Triple::Wasm32) {
+        true => Some(build(BuildTarget::Wasm32)?),
+        false => None,
+    };
+    let mut programs: Vec<(Triple, PathBuf)> = Vec::new();
+    for &triple in triples {
+        if triple.is_wasm() || programs.iter().any(|(t, _)| *t == triple) {
+            continue;
+        }
+        programs.push((triple, build(build_target(triple))?));
+    }
+    Ok(BuiltModel {
+        wasm,
+        programs,
+        weight_bytes: generated.weight_bytes as u64,
+        arena_bytes: generated.plan.arena_bytes() as u64,
+        input_len: generated.input_len,
+        output_len: generated.output_len,
+        output_shape: graph.tensors[graph.output].shape.clone(),
+        crate_dir: source.crate_dir.to_path_buf(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn same_name_different_models_get_different_folders() {
+        let base = Path::new("/runs/measure");
+        let a = content_dir(base, Path::new("a/model.onnx"), b"one");
+        let b = content_dir(base, Path::new("b/model.onnx"), b"two");
+        let a2 = content_dir(base, Path::new("c/model.onnx"), b"one");
+        assert_ne!(a, b);
+        assert_eq!(a, a2);
+        assert!(a.file_name().unwrap().to_string_lossy().starts_with("model-"));
+    }
+
+    #[test]
+    fn every_triple_maps_to_a_build() {
+        assert_eq!(build_target(Triple::Wasm32), BuildTarget::Wasm32);
+        if Triple::host() == Some(Triple::X86_64LinuxGnu) {
+            assert_eq!(build_target(Triple::X86_64LinuxGnu), BuildTarget::Host);
+            assert_eq!(build_target(Triple::Aarch64LinuxMusl), BuildTarget::Aarch64Musl);
+        }
+    }
+}

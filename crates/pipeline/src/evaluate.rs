@@ -1,0 +1,301 @@
+//! The real evaluator: train (short budget) -> export ONNX -> lower ->
+//! generate the crate -> build for wasm32 and the target's triple ->
+//! measure (sizes, simulated latency per power mode, peak memory).
+//!
+//! With a [`SearchDevice`] the target build is also flashed to the device
+//! and benchmarked there: latency p50/p95 and peak RSS labelled `device`.
+//! Then the latency constraints (p50, p95, FPS) are judged on the device's
+//! figures and `latency_ms` (the latency objective, the MnasNet reward) is
+//! the device's p50; the simulated figures stay beside them as
+//! `sim_latency_ms` and `sim_fps`. Size and memory constraints stay on the
+//! build's file size and the simulated peak memory (the device's RSS
+//! includes the process and any runner, so it is recorded, not judged).
+//!
+//! A trial's folder ends up holding `model.onnx`, `metrics.json` (training),
+//! `crate/` (the generated crate, its builds in `crate/out/`),
+//! `measure.json` (the power report) and, with a device, `input.bin`,
+//! `expected.bin` (what the device's output is checked against) and
+//! `device.json` (the device's bench line and where the model went).
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+use kiln_codegen::program::BenchLine;
+use kiln_data::Dataset;
+use kiln_measure::power::{self, Footprint};
+use kiln_measure::sim::{SimLimits, SimModule};
+use kiln_measure::size;
+use kiln_metric::{Metric, Source, Unit};
+use kiln_search::constraints::{Violation, analytic_violations};
+use kiln_search::objective::keys;
+use kiln_search::{EvalError, Evaluation, Evaluator, TrialSpec};
+use kiln_space::{Architecture, Genome, Space};
+use kiln_target::{Target, Triple};
+use kiln_train::{Silent, TrainConfig};
+
+use crate::build::{BuiltModel, ModelSource, build_model};
+use crate::judge::{device_latency, violations};
+use crate::search_device::SearchDevice;
+
+/// Train, build and measure genomes of one space for one target.
+pub struct PipelineEvaluator {
+    /// The space the genomes come from.
+    pub space: Space,
+    /// The device profile candidates are built and judged for.
+    pub target: Target,
+    /// The data every candidate trains on and is ranked on (validation split).
+    pub data: Arc<Dataset>,
+    /// Training settings; each trial's seed is this seed XOR its number.
+    pub train: TrainConfig,
+    /// Fuel and memory limits of the simulated inference.
+    pub sim_limits: SimLimits,
+    /// Cargo target dirs for the generated crates, one per worker (two
+    /// concurrent builds of package `kiln-model` in one dir would overwrite
+    /// each other's artifacts).
+    pub build_root: PathBuf,
+    /// Measure every candidate on this device too.
+    pub device: Option<SearchDevice>,
+}
+
+impl PipelineEvaluator {
+    /// An evaluator with default sim limits, building under
+    /// `$CARGO_TARGET_DIR/kiln-models/search`, with no device.
+    pub fn new(space: Space, target: Target, data: Arc<Dataset>, train: TrainConfig) -> Self {
+        Self {
+            space,
+            target,
+            data,
+            train,
+            sim_limits: SimLimits::default(),
+            build_root: kiln_codegen::default_target_dir().join("search"),
+            device: None,
+        }
+    }
+
+    fn architecture(&self, genome: &Genome) -> Result<Architecture, String> {
+        genome
+            .validate(&self.space, "genome")
+            .map_err(|e| e.to_string())?;
+        kiln_train::architecture_for(&self.space, genome, &self.data).map_err(|e| e.to_string())
+    }
+
+}
+
+fn write(path: &Path, bytes: &[u8]) -> Result<(), String> {
+    std::fs::write(path, bytes).map_err(|e| format!("cannot write {}: {e}", path.display()))
+}
+
+impl Evaluator<Genome> for PipelineEvaluator {
+    fn precheck(&self, genome: &Genome) -> Vec<Violation> {
+        // A genome that does not fit the input is an evaluation error, not a
+        // constraint: let `evaluate` record it as failed with the reason.
+        let mut violations = match self.architecture(genome) {
+            Ok(arch) => analytic_violations(&self.target, &arch.totals()),
+            Err(_) => Vec::new(),
+        };
+        // The analytic latency bound comes from the profile's uncalibrated
+        // sim model; with a device the device decides latency.
+        if self.device.is_some() {
+            violations.retain(|v| !v.constraint.is_latency());
+        }
+        violations
+    }
+
+    fn evaluate(&self, trial: &TrialSpec<Genome>) -> Result<Evaluation, EvalError> {
+        let mut eval = Evaluation::default();
+        let onnx = self.train_and_export(trial, &mut eval)?;
+
+        let t = Instant::now();
+        let onnx_path = trial.dir.join("model.onnx");
+        let name = onnx_path.display().to_string();
+        let target_dir = self.build_root.join(format!("worker-{}", trial.worker));
+        let built = build_model(
+            &ModelSource {
+                onnx: &onnx,
+                name: &name,
+                crate_dir: &trial.dir.join("crate"),
+                target_dir: &target_dir,
+                input_shape: None,
+            },
+            &[Triple::Wasm32, self.target.triple],
+        )
+        .map_err(|e| e.to_string())?;
+        eval.timings
+            .insert("build_s".into(), t.elapsed().as_secs_f64());
+        self.measure(trial, &built, &mut eval)?;
+        Ok(eval)
+    }
+}
+
+impl PipelineEvaluator {
+    /// Trains the trial's network and writes genome.json, metrics.json and
+    /// model.onnx into its folder; records params, MACs (`predicted`) and
+    /// validation/test accuracy (`host`, trained from scratch).
+    fn train_and_export(
+        &self,
+        trial: &TrialSpec<Genome>,
+        eval: &mut Evaluation,
+    ) -> Result<Vec<u8>, EvalError> {
+        let arch = self.architecture(&trial.point)?;
+        let totals = arch.totals();
+        let count = |v: u64| Metric::new(v as f64, Unit::Count, Source::Predicted);
+        eval.metrics.insert("params".into(), count(totals.params));
+        eval.metrics.insert("macs".into(), count(totals.macs));
+        write(&trial.dir.join("genome.json"), trial.point.to_json().as_bytes())?;
+
+        let t = Instant::now();
+        let config = TrainConfig {
+            seed: self.train.seed ^ trial.number,
+            ..self.train.clone()
+        };
+        let trained = kiln_train::train(&arch, &trial.id, &self.data, &config, &mut Silent)
+            .map_err(|e| format!("training: {e}"))?;
+        eval.timings
+            .insert("train_s".into(), t.elapsed().as_secs_f64());
+        let m = &trained.metrics;
+        let fraction = |v: f64| Metric::new(v, Unit::Fraction, Source::Host);
+        eval.metrics.insert(
+            keys::ACCURACY.into(),
+            fraction(m.validation_top1.unwrap_or(m.test_top1)),
+        );
+        eval.metrics
+            .insert(keys::TEST_ACCURACY.into(), fraction(m.test_top1));
+        if let Ok(json) = serde_json::to_string_pretty(m) {
+            write(&trial.dir.join("metrics.json"), json.as_bytes())?;
+        }
+        let onnx = kiln_train::export_onnx(&trained).map_err(|e| format!("ONNX export: {e}"))?;
+        write(&trial.dir.join("model.onnx"), &onnx)?;
+        Ok(onnx)
+    }
+
+    /// Sizes, the simulated run, the power report, the device run if any,
+    /// and the constraints judged.
+    fn measure(
+        &self,
+        trial: &TrialSpec<Genome>,
+        built: &BuiltModel,
+        eval: &mut Evaluation,
+    ) -> Result<(), EvalError> {
+        let t = Instant::now();
+        let (weights, arena) = (Some(built.weight_bytes), Some(built.arena_bytes));
+        let program = built.program(self.target.triple);
+        let wasm = built.wasm().map_err(|e| e.to_string())?;
+        let deployed = program.unwrap_or(wasm);
+        let deployed_size = size::model_size(deployed, weights, arena).map_err(|e| e.to_string())?;
+        let wasm_size = size::model_size(wasm, weights, arena).map_err(|e| e.to_string())?;
+        let module = SimModule::load(wasm).map_err(|e| format!("wasm sim: {e}"))?;
+        // Fuel does not depend on the values (no data-dependent branches in the
+        // kernels); any fixed input will do.
+        let input: Vec<f32> = (0..built.input_len)
+            .map(|i| ((i * 37 % 255) as f32) / 255.0)
+            .collect();
+        let sim = module
+            .run(&input, &self.sim_limits)
+            .map_err(|e| format!("wasm sim run: {e}"))?;
+        let footprint = Footprint {
+            binary_bytes: Some(deployed_size.file),
+            peak_memory_bytes: Some(sim.peak_memory_metric()),
+        };
+        let report = power::evaluate(&self.target, sim.fuel, footprint);
+        eval.timings
+            .insert("measure_s".into(), t.elapsed().as_secs_f64());
+
+        if let Some(mode) = report.chosen_or_first() {
+            let m = &mut eval.metrics;
+            m.insert(keys::LATENCY_MS.into(), mode.latency_p50);
+            m.insert(keys::LATENCY_P95_MS.into(), mode.latency_p95);
+            m.insert("fps".into(), mode.fps);
+            m.insert(keys::SIM_LATENCY_MS.into(), mode.latency_p50);
+            m.insert("sim_fps".into(), mode.fps);
+            m.insert("power_w".into(), mode.watts);
+            m.insert("energy_mj".into(), mode.energy_per_inference);
+        }
+        let on_device = match &self.device {
+            None => None,
+            Some(device) => {
+                let program = program.ok_or_else(|| {
+                    EvalError::Stop(format!(
+                        "target {} has no native build ({}) to put on a device",
+                        self.target.name, self.target.triple
+                    ))
+                })?;
+                Some(self.run_on_device(device, trial, program, &input, &sim.output, eval)?)
+            }
+        };
+        if let Some(b) = &on_device {
+            let (p50, p95, fps) = device_latency(b);
+            let m = &mut eval.metrics;
+            m.insert(keys::LATENCY_MS.into(), p50);
+            m.insert(keys::LATENCY_P95_MS.into(), p95);
+            if let Some(fps) = fps {
+                m.insert("fps".into(), fps);
+            }
+            if let Some(kib) = b.peak_rss_kib {
+                m.insert(
+                    "device_peak_rss_bytes".into(),
+                    Metric::new(kib as f64 * 1024.0, Unit::Bytes, Source::Device),
+                );
+            }
+        }
+        let m = &mut eval.metrics;
+        m.insert(keys::SIZE_BYTES.into(), deployed_size.file);
+        m.insert("wasm_size_bytes".into(), wasm_size.file);
+        m.insert(keys::PEAK_MEMORY_BYTES.into(), sim.peak_memory_metric());
+        m.insert("fuel".into(), sim.fuel_metric());
+        let planned = |v: u64| Metric::new(v as f64, Unit::Bytes, Source::Predicted);
+        m.insert("arena_bytes".into(), planned(built.arena_bytes));
+        m.insert("weights_bytes".into(), planned(built.weight_bytes));
+        if let Ok(json) = serde_json::to_string_pretty(&report) {
+            write(&trial.dir.join("measure.json"), json.as_bytes())?;
+        }
+        eval.violations = violations(&self.target, &report, &footprint, on_device.as_ref());
+        Ok(())
+    }
+
+    /// Flashes the program with its input and the simulation's output to
+    /// the worker's folder on the device, benchmarks it there and writes
+    /// `device.json` into the trial's folder.
+    fn run_on_device(
+        &self,
+        device: &SearchDevice,
+        trial: &TrialSpec<Genome>,
+        program: &Path,
+        input: &[f32],
+        expected: &[f32],
+        eval: &mut Evaluation,
+    ) -> Result<BenchLine, EvalError> {
+        let t = Instant::now();
+        let input_path = trial.dir.join("input.bin");
+        let expected_path = trial.dir.join("expected.bin");
+        write(&input_path, &kiln_measure::host::encode_f32_le(input))?;
+        write(&expected_path, &kiln_measure::host::encode_f32_le(expected))?;
+        let flashed = device.measure(
+            trial.worker,
+            &kiln_deploy::Bundle {
+                program: program.to_path_buf(),
+                input: input_path,
+                expected: expected_path,
+            },
+        )?;
+        eval.timings
+            .insert("device_s".into(), t.elapsed().as_secs_f64());
+        let bench = flashed
+            .bench
+            .clone()
+            .ok_or("the device returned no benchmark figures")?;
+        let record = serde_json::json!({
+            "source": "device",
+            "device": flashed.device,
+            "dir": flashed.dir,
+            "version": flashed.version,
+            "runner": device.bench.runner,
+            "power_mode": device.power_mode,
+            "bench": bench,
+        });
+        if let Ok(json) = serde_json::to_string_pretty(&record) {
+            write(&trial.dir.join("device.json"), json.as_bytes())?;
+        }
+        Ok(bench)
+    }
+}

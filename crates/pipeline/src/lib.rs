@@ -1,0 +1,82 @@
+//! kiln-pipeline: the one composer of a candidate's path.
+//!
+//! ```text
+//! ONNX bytes, or a genome -> trained weights -> ONNX       (evaluate: kiln-train)
+//!   -> kiln IR -> generated crate -> builds               (build: kiln-lower, kiln-codegen)
+//!   -> labelled figures                                   (kiln-measure: host, sim; kiln-deploy: device)
+//!   -> constraints judged once                            (judge: kiln-target's Constraints::check)
+//! ```
+//!
+//! Every command that turns a model into built, measured or flashed
+//! artefacts calls this crate: `search` ([`search::search`] with the real
+//! [`PipelineEvaluator`]), `measure`, `sizes`, `run-onnx`, `eval-onnx`
+//! ([`build::build_model`]), `flash` ([`flash::flash`]). The command line
+//! (xtask) only parses flags, calls one function here and prints.
+
+pub mod bench;
+pub mod build;
+pub mod device;
+pub mod eval;
+mod evaluate;
+pub mod flash;
+pub mod judge;
+pub mod run;
+pub mod search;
+mod search_device;
+pub mod train;
+
+use std::path::PathBuf;
+
+pub use build::{BuiltModel, ModelSource, build_model, build_target, content_dir, content_id};
+pub use evaluate::PipelineEvaluator;
+pub use search_device::SearchDevice;
+
+/// What went wrong along the pipeline; each stage's error names its file,
+/// node, field or program.
+#[derive(Debug, thiserror::Error)]
+pub enum PipelineError {
+    /// Lowering the ONNX model (names the node and op type).
+    #[error(transparent)]
+    Lower(#[from] kiln_lower::LowerError),
+    /// Generating or building the crate.
+    #[error(transparent)]
+    Codegen(#[from] kiln_codegen::CodegenError),
+    /// Running or reading a built program.
+    #[error(transparent)]
+    Measure(#[from] kiln_measure::MeasureError),
+    /// Reaching or using the device.
+    #[error(transparent)]
+    Deploy(#[from] kiln_deploy::DeployError),
+    /// The search, its journal or its report.
+    #[error(transparent)]
+    Search(#[from] kiln_search::SearchError),
+    /// The search space file.
+    #[error(transparent)]
+    Space(#[from] kiln_space::SpaceError),
+    /// Training settings or training itself.
+    #[error(transparent)]
+    Train(#[from] kiln_train::TrainError),
+    /// Reading or writing a file.
+    #[error("{path}: {message}")]
+    Io {
+        /// The file or folder.
+        path: PathBuf,
+        /// The OS error.
+        message: String,
+    },
+    /// A request that cannot be carried out, in the user's words.
+    #[error("{0}")]
+    Invalid(String),
+}
+
+impl From<kiln_measure::sim::SimError> for PipelineError {
+    fn from(e: kiln_measure::sim::SimError) -> Self {
+        PipelineError::Measure(e.into())
+    }
+}
+
+impl From<kiln_measure::size::SizeError> for PipelineError {
+    fn from(e: kiln_measure::size::SizeError) -> Self {
+        PipelineError::Measure(e.into())
+    }
+}

@@ -1,0 +1,278 @@
+//! A whole search composed: the run's identity, the journal (new or
+//! resumed), the strategy, the real evaluator, the device's power mode held
+//! for the search, the driver, and the report.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use kiln_data::Dataset;
+use kiln_search::report::{ReportFiles, latency_limit_ms, write_report};
+use kiln_search::strategy::EvolutionConfig;
+use kiln_search::{
+    AgingEvolution, Fitness, GenomeSpace, Journal, Objective, Progress, RandomSearch, RunMeta,
+    SearchConfig, SearchError, SearchSummary, Strategy, StrategyKind, run_search,
+};
+use kiln_space::{Genome, Space};
+use kiln_target::Target;
+use kiln_train::TrainConfig;
+use rand::SeedableRng;
+
+use crate::PipelineError;
+use crate::build::content_id;
+use crate::device::SearchDeviceChoice;
+use crate::evaluate::PipelineEvaluator;
+use crate::search_device::SearchDevice;
+
+/// What the tournament of aging evolution compares.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reward {
+    /// Validation accuracy.
+    Accuracy,
+    /// MnasNet's ACC x (LAT/T)^-0.07, T the profile's latency limit.
+    Mnas,
+}
+
+/// Everything a search needs.
+#[derive(Debug)]
+pub struct SearchRequest {
+    /// The device profile.
+    pub target: Target,
+    /// The search space file.
+    pub space_path: PathBuf,
+    /// The data every candidate trains on.
+    pub data: Dataset,
+    /// The data's identity for the journal (source, validation share, split
+    /// seed, train limit): resuming with other data is refused.
+    pub data_identity: String,
+    /// Aging evolution or random search.
+    pub strategy: StrategyKind,
+    /// Population, tournament and crossover of aging evolution.
+    pub evolution: EvolutionConfig,
+    /// Epochs, batch size and seed of each candidate's training.
+    pub train: TrainConfig,
+    /// Candidates evaluated at once.
+    pub workers: usize,
+    /// Stop after this many evaluated trials.
+    pub trials: Option<usize>,
+    /// Stop asking after this long.
+    pub time_budget: Option<Duration>,
+    /// Objectives of the Pareto front.
+    pub objectives: Vec<Objective>,
+    /// What the tournament compares.
+    pub reward: Reward,
+    /// Continue the journal in `out`.
+    pub resume: bool,
+    /// The run folder.
+    pub out: PathBuf,
+    /// Measure every candidate on this device too.
+    pub device: Option<SearchDeviceChoice>,
+    /// Set by a Ctrl-C handler: no new trials, running ones finish.
+    pub interrupt: Arc<AtomicBool>,
+}
+
+/// What a finished (or interrupted) search left.
+#[derive(Debug)]
+pub struct SearchOutcome {
+    /// The driver's counts and why it stopped.
+    pub summary: SearchSummary,
+    /// The report files and the front.
+    pub files: ReportFiles,
+    /// Whether Ctrl-C stopped it.
+    pub interrupted: bool,
+}
+
+/// Checks the request, opens the journal and runs the search to its end,
+/// then writes the report. `note` receives messages for the user (power
+/// mode, where candidates are measured).
+///
+/// Errors: a space that does not fit the data, a device that does not
+/// answer, `--reward mnas` without a latency limit, a journal that holds a
+/// different search, and a search stopped by its device (the report of what
+/// finished is written first; `--resume` continues).
+pub fn search(
+    req: SearchRequest,
+    progress: &dyn Progress,
+    note: &mut dyn FnMut(&str),
+) -> Result<SearchOutcome, PipelineError> {
+    let space_text = std::fs::read_to_string(&req.space_path).map_err(|e| PipelineError::Io {
+        path: req.space_path.clone(),
+        message: e.to_string(),
+    })?;
+    let space = Space::from_toml(&space_text, &req.space_path.display().to_string())?;
+    check_space_fits(&space, &req.space_path, &req.data, req.train.seed)?;
+    let mut device = req.device.clone();
+    if let Some(d) = device.as_mut() {
+        // Fail fast, before the journal and minutes of training.
+        d.device.check_reachable().map_err(|e| {
+            PipelineError::Invalid(format!(
+                "--device: the device must answer before the search starts: {e}"
+            ))
+        })?;
+    }
+    let fitness = fitness(&req)?;
+    let meta = run_identity(&req, &space, &space_text, &fitness);
+    let journal = if req.resume {
+        Journal::resume(&req.out, &meta)?
+    } else {
+        Journal::create(&req.out, &meta)?
+    };
+    let genome_space = Arc::new(GenomeSpace::new(space.clone()));
+    let mut strategy = strategy(&req, genome_space.clone());
+    req.train.validate()?;
+    let mut evaluator = PipelineEvaluator::new(
+        space,
+        req.target.clone(),
+        Arc::new(req.data),
+        req.train.clone(),
+    );
+    let mut held_mode = None;
+    if let Some(mut d) = device {
+        let (before, power_mode, notes) = d.hold_power_mode();
+        notes.iter().for_each(|n| note(n));
+        let mut search_device = SearchDevice::new(d.device.clone(), d.bench.clone());
+        search_device.power_mode = power_mode;
+        note(&format!(
+            "measuring every candidate on {} (folders {}, ...; latency labelled `device`)",
+            search_device.name(),
+            search_device.worker_dir(0)
+        ));
+        evaluator.device = Some(search_device);
+        held_mode = before.map(|before| (d, before));
+    }
+    note(&format!(
+        "searching {} for `{}` ({}); run folder {}",
+        meta.get("space").unwrap_or("?"),
+        req.target.name,
+        req.target.constraint_summary(),
+        req.out.display()
+    ));
+    let config = SearchConfig {
+        trials: req.trials,
+        time_budget: req.time_budget,
+        workers: req.workers,
+        fitness,
+        interrupt: Some(req.interrupt.clone()),
+        ..SearchConfig::default()
+    };
+    let summary = run_search(
+        &*genome_space,
+        strategy.as_mut(),
+        &evaluator,
+        &journal,
+        &req.out,
+        &config,
+        progress,
+    );
+    if let Some((mut d, before)) = held_mode {
+        d.restore_power_mode(before).iter().for_each(|n| note(n));
+    }
+    let summary = match summary {
+        Ok(s) => s,
+        Err(e @ SearchError::Stopped { .. }) => {
+            // What finished so far is reported; the rest waits for --resume.
+            let _ = write_report(&req.out, &journal, Some(&req.target), &req.objectives);
+            return Err(e.into());
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let files = write_report(&req.out, &journal, Some(&req.target), &req.objectives)?;
+    Ok(SearchOutcome {
+        summary,
+        files,
+        interrupted: req.interrupt.load(Ordering::SeqCst),
+    })
+}
+
+/// A space whose networks downsample more than the images allow is refused
+/// up front rather than failing every trial (8 sampled genomes checked).
+fn check_space_fits(
+    space: &Space,
+    path: &Path,
+    data: &Dataset,
+    seed: u64,
+) -> Result<(), PipelineError> {
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+    for _ in 0..8 {
+        let g = Genome::sample(space, &mut rng);
+        kiln_train::architecture_for(space, &g, data).map_err(|e| {
+            PipelineError::Invalid(format!(
+                "space {} does not fit data set {} ({}x{}x{}, {} classes): {e}",
+                path.display(),
+                data.name,
+                data.shape.channels,
+                data.shape.height,
+                data.shape.width,
+                data.classes
+            ))
+        })?;
+    }
+    Ok(())
+}
+
+fn fitness(req: &SearchRequest) -> Result<Fitness, PipelineError> {
+    Ok(match req.reward {
+        Reward::Accuracy => Fitness::Accuracy,
+        Reward::Mnas => Fitness::Mnas {
+            target_ms: latency_limit_ms(&req.target).ok_or_else(|| {
+                PipelineError::Invalid(format!(
+                    "--reward mnas needs a latency limit, and `{}` has none",
+                    req.target.name
+                ))
+            })?,
+            w: Fitness::MNAS_W,
+        },
+    })
+}
+
+fn strategy(req: &SearchRequest, space: Arc<GenomeSpace>) -> Box<dyn Strategy<Genome>> {
+    let seed = req.train.seed;
+    match req.strategy {
+        StrategyKind::Evolution => Box::new(AgingEvolution::new(space, req.evolution, seed)),
+        StrategyKind::Random => Box::new(RandomSearch::new(space, seed)),
+    }
+}
+
+/// The run's identity, stored in the journal: resuming with any field
+/// different is refused, naming the field.
+fn run_identity(req: &SearchRequest, space: &Space, space_text: &str, fitness: &Fitness) -> RunMeta {
+    let objectives: Vec<&str> = req.objectives.iter().map(|o| o.name()).collect();
+    let mut meta = RunMeta::default()
+        .with("target", &req.target.name)
+        .with("space", &space.name)
+        .with("space_file", content_id(space_text.as_bytes()))
+        .with("data", &req.data_identity)
+        .with("seed", req.train.seed)
+        .with("strategy", req.strategy.name())
+        .with("epochs", req.train.epochs)
+        .with("batch_size", req.train.batch_size)
+        .with("objectives", objectives.join(","))
+        .with("reward", format!("{fitness:?}"));
+    if req.strategy == StrategyKind::Evolution {
+        let e = &req.evolution;
+        meta = meta.with(
+            "evolution",
+            format!(
+                "population {}, tournament {}, crossover {}",
+                e.population, e.tournament, e.crossover
+            ),
+        );
+    }
+    if let Some(d) = &req.device {
+        let runner = d
+            .bench
+            .runner
+            .as_deref()
+            .map(|r| format!(", runner {r}"))
+            .unwrap_or_default();
+        meta = meta
+            .with("device", d.device.name())
+            .with(
+                "device_bench",
+                format!("warmup {}, runs {}{runner}", d.bench.warmup, d.bench.runs),
+            )
+            .with("device_power_mode", &d.power_identity);
+    }
+    meta
+}

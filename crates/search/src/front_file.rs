@@ -1,0 +1,138 @@
+//! `front.json`: the Pareto front of a run, written by [`write_report`]
+//! and read back by `cargo xtask flash` (the model to deploy). This module is
+//! the file's one owner: both sides use [`FrontFile`].
+//!
+//! [`write_report`]: crate::report::write_report
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::objective::keys;
+use crate::{Metric, SearchError};
+
+/// One model of the front.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FrontModel {
+    /// Its trial number in the journal.
+    pub trial: u64,
+    /// The genome's content id.
+    pub genome_id: String,
+    /// The genome as JSON.
+    pub genome: serde_json::Value,
+    /// Every figure of the trial, labelled.
+    pub metrics: BTreeMap<String, Metric>,
+    /// Its folder relative to the run folder (`front/01-ID`), holding
+    /// `model.onnx` and the generated crate.
+    pub folder: String,
+    /// NSGA-II crowding distance within the front.
+    pub crowding_distance: f64,
+}
+
+impl FrontModel {
+    /// Its validation accuracy, if it has one.
+    pub fn accuracy(&self) -> Option<f64> {
+        self.metrics.get(keys::ACCURACY).map(|m| m.value)
+    }
+}
+
+/// The whole `front.json`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FrontFile {
+    /// The run's identity (the journal's meta table: target, space, data ...).
+    pub run: BTreeMap<String, String>,
+    /// The objectives the front is over, by name.
+    pub objectives: Vec<String>,
+    /// The models, fastest first.
+    pub front: Vec<FrontModel>,
+}
+
+impl FrontFile {
+    /// The file's name in a run folder.
+    pub const NAME: &'static str = "front.json";
+
+    /// Reads `run_dir/front.json`.
+    ///
+    /// Errors: [`SearchError::Report`] naming the file when it is missing
+    /// (not a search run folder) or is not a front file.
+    pub fn read(run_dir: &Path) -> Result<FrontFile, SearchError> {
+        let path = run_dir.join(Self::NAME);
+        let text = std::fs::read_to_string(&path).map_err(|e| {
+            SearchError::Report(format!(
+                "{}: {e} (is {} a search run folder?)",
+                path.display(),
+                run_dir.display()
+            ))
+        })?;
+        serde_json::from_str(&text)
+            .map_err(|e| SearchError::Report(format!("{}: not a front file: {e}", path.display())))
+    }
+
+    /// Writes `run_dir/front.json` atomically (a temporary file renamed
+    /// into place, so a reader never sees half a file).
+    pub fn write(&self, run_dir: &Path) -> Result<PathBuf, SearchError> {
+        let path = run_dir.join(Self::NAME);
+        let tmp = run_dir.join(format!(".{}.tmp", Self::NAME));
+        let text =
+            serde_json::to_string_pretty(self).map_err(|e| SearchError::Report(e.to_string()))?;
+        std::fs::write(&tmp, text).map_err(|e| SearchError::io(&tmp, e))?;
+        std::fs::rename(&tmp, &path).map_err(|e| SearchError::io(&path, e))?;
+        Ok(path)
+    }
+
+    /// The device profile the run searched for.
+    pub fn target(&self) -> Option<&str> {
+        self.run.get("target").map(String::as_str)
+    }
+
+    /// The most accurate model of the front (the first of equals).
+    pub fn most_accurate(&self) -> Option<&FrontModel> {
+        let acc = |m: &FrontModel| m.accuracy().unwrap_or(f64::NEG_INFINITY);
+        self.front
+            .iter()
+            .fold(None, |best: Option<&FrontModel>, m| match best {
+                Some(b) if acc(b) >= acc(m) => Some(b),
+                _ => Some(m),
+            })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Source, Unit};
+
+    fn model(trial: u64, acc: f64) -> FrontModel {
+        let mut metrics = BTreeMap::new();
+        metrics.insert(
+            keys::ACCURACY.to_string(),
+            Metric::new(acc, Unit::Fraction, Source::Host),
+        );
+        FrontModel {
+            trial,
+            genome_id: format!("g{trial}"),
+            genome: serde_json::Value::Null,
+            metrics,
+            folder: format!("front/0{trial}-g{trial}"),
+            crowding_distance: 0.0,
+        }
+    }
+
+    #[test]
+    fn written_and_read_back_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = FrontFile {
+            run: BTreeMap::from([("target".to_string(), "jetson".to_string())]),
+            objectives: vec!["accuracy".into(), "latency".into()],
+            front: vec![model(1, 0.9), model(2, 0.95), model(3, 0.95)],
+        };
+        file.write(dir.path()).unwrap();
+        let back = FrontFile::read(dir.path()).unwrap();
+        assert_eq!(back, file);
+        assert_eq!(back.target(), Some("jetson"));
+        assert_eq!(back.most_accurate().unwrap().trial, 2);
+        let err = FrontFile::read(&dir.path().join("nope")).unwrap_err();
+        assert!(err.to_string().contains("front.json"), "{err}");
+    }
+}
