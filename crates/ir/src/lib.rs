@@ -3,11 +3,15 @@
 //!
 //! A [`Graph`] is a flat, ordered list of [`Op`]s over [`Tensor`]s with static
 //! shapes. Shapes are ONNX-logical (a rank-4 image is `[1, C, H, W]`), but
-//! rank-4 tensors are *stored* NHWC; every op's semantics below is in terms of
-//! that storage. Constants keep ONNX layout (conv weights OIHW, dense weights
-//! `[out, in]`); kiln-codegen rearranges them for the kernels.
+//! images (`[1, C, H, W]`, and `[C, H, W]` where tract dropped the batch axis)
+//! are *stored* NHWC (channels innermost); every other tensor is stored in
+//! logical order (see [`Tensor::storage_axes`]). Shapes and axes in the op
+//! descriptions below are ONNX-logical; the kernels work on the storage.
+//! Constants keep ONNX layout (conv weights OIHW, dense weights `[out, in]`);
+//! kiln-codegen rearranges them for the kernels. All data is f32: lengths and
+//! offsets are in f32 elements unless a name says bytes.
 //!
-//! [`plan`] assigns every tensor an offset in one arena.
+//! [`plan()`] assigns every tensor an offset in one arena.
 
 mod plan;
 
@@ -30,9 +34,11 @@ pub struct Tensor {
 }
 
 impl Tensor {
+    /// Number of elements (f32 values, not bytes): the product of the shape.
     pub fn len(&self) -> usize {
         self.shape.iter().product()
     }
+    /// True when some dimension is 0.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
@@ -41,14 +47,17 @@ impl Tensor {
     pub fn is_nhwc(&self) -> bool {
         self.hwc().is_some()
     }
-    /// `(h, w, c)` of an image tensor.
+    /// `(h, w, c)` of an image tensor (`[1, C, H, W]` or `[C, H, W]`); `None`
+    /// for any other shape.
     pub fn hwc(&self) -> Option<(usize, usize, usize)> {
         match self.shape[..] {
             [1, c, h, w] | [c, h, w] => Some((h, w, c)),
             _ => None,
         }
     }
-    /// Logical axes in storage order (HWC for images).
+    /// Logical axes in storage order, outermost first: `[0, 2, 3, 1]` for a
+    /// `[1, C, H, W]` image (NHWC), `[1, 2, 0]` for rank 3 (HWC), identity
+    /// otherwise.
     pub fn storage_axes(&self) -> Vec<usize> {
         match self.shape.len() {
             4 if self.is_nhwc() => vec![0, 2, 3, 1],
@@ -56,11 +65,13 @@ impl Tensor {
             r => (0..r).collect(),
         }
     }
-    /// The logical channel axis of an image.
+    /// The logical channel axis of an image (1 for `[1, C, H, W]`, 0 for
+    /// `[C, H, W]`); `None` for non-images.
     pub fn channel_axis(&self) -> Option<usize> {
         self.is_nhwc().then(|| self.shape.len() - 3)
     }
-    /// True when NHWC storage and logical (NCHW) order coincide.
+    /// True when storage and logical order coincide: non-images, and images
+    /// with H*W = 1 or C = 1 (so their NHWC storage is also NCHW).
     pub fn storage_is_logical(&self) -> bool {
         match self.hwc() {
             Some((h, w, c)) => h * w == 1 || c == 1,
@@ -72,30 +83,57 @@ impl Tensor {
 /// Constant data (weights, biases, broadcast operands), ONNX layout.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Constant {
+    /// Name for generated code and diagnostics (e.g. `conv1.weight`).
     pub name: String,
+    /// ONNX-logical shape (conv weight OIHW, dense weight `[out, in]`).
     pub shape: Vec<usize>,
+    /// The values, row-major over `shape` (logical order, not NHWC);
+    /// `data.len()` is the product of `shape`.
     pub data: Vec<f32>,
 }
 
 /// Element-wise activation, fused into a producer or standing alone.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Activation {
+    /// Identity (no activation).
     None,
+    /// `max(x, 0)`.
     Relu,
-    Clip { min: f32, max: f32 },
+    /// `min(max(x, min), max)`; either bound may be infinite.
+    Clip {
+        /// Lower bound (may be `-inf`).
+        min: f32,
+        /// Upper bound (may be `inf`).
+        max: f32,
+    },
+    /// `x * relu6(x + 3) / 6`.
     HardSwish,
-    HardSigmoid { alpha: f32, beta: f32 },
+    /// `max(0, min(1, alpha * x + beta))`.
+    HardSigmoid {
+        /// Slope.
+        alpha: f32,
+        /// Offset.
+        beta: f32,
+    },
+    /// `1 / (1 + exp(-x))`.
     Sigmoid,
 }
 
-/// Element-wise binary operation.
+/// Element-wise binary operation `lhs op rhs`; which side is the data input
+/// is [`OpKind::Binary::data_is_lhs`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum BinaryOp {
+    /// `lhs + rhs`.
     Add,
+    /// `lhs - rhs`.
     Sub,
+    /// `lhs * rhs`.
     Mul,
+    /// `lhs / rhs`.
     Div,
+    /// `max(lhs, rhs)`.
     Max,
+    /// `min(lhs, rhs)`.
     Min,
 }
 
@@ -107,48 +145,68 @@ pub enum Operand {
     /// An activation tensor with one value per channel of `data`
     /// (`[1, C, 1, 1]` against `[1, C, H, W]`, or `[1, C]` against `[1, C]`).
     ChannelTensor(TensorId),
-    /// A constant with one value per channel (index into constants).
+    /// A constant with one value per channel: shape `[C]` (index into
+    /// [`Graph::constants`]).
     ChannelConst(ConstId),
-    /// A constant of the same shape.
+    /// A constant of the output's logical shape, stored in logical order
+    /// (index into [`Graph::constants`]).
     Const(ConstId),
+    /// One value for every element.
     Scalar(f32),
 }
 
-/// A 2-D convolution over an NHWC image.
+/// A 2-D convolution: `[1, in, H, W] -> [1, out, OH, OW]` logical (or the
+/// batch-less rank-3 form), both stored NHWC.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Conv {
+    /// Kernel height and width, in pixels.
     pub kernel: [usize; 2],
+    /// Vertical and horizontal stride, in pixels.
     pub stride: [usize; 2],
+    /// Vertical and horizontal dilation (1 = dense kernel).
     pub dilation: [usize; 2],
-    /// top, left, bottom, right
+    /// Zero padding in pixels: top, left, bottom, right.
     pub pads: [usize; 4],
+    /// Number of groups; `in_channels` and `out_channels` are multiples of it.
     pub groups: usize,
+    /// Input channels (C of the input image).
     pub in_channels: usize,
+    /// Output channels (C of the output image).
     pub out_channels: usize,
     /// OIHW: `[out, in/groups, kh, kw]`.
     pub weight: ConstId,
-    /// `[out]`.
+    /// `[out]`; `None` means zero.
     pub bias: Option<ConstId>,
+    /// Applied to every output element after the bias.
     pub act: Activation,
 }
 
 impl Conv {
+    /// One group per channel, as many outputs as inputs (channel multiplier 1).
     pub fn is_depthwise(&self) -> bool {
         self.groups > 1 && self.groups == self.in_channels && self.groups == self.out_channels
     }
+    /// A 1x1 ungrouped convolution with stride 1 and no padding: a matrix
+    /// product over the channels of every pixel.
     pub fn is_pointwise(&self) -> bool {
         self.groups == 1 && self.kernel == [1, 1] && self.stride == [1, 1] && self.pads == [0; 4]
     }
 }
 
-/// A 2-D max or average pool over an NHWC image.
+/// A 2-D max or average pool: `[1, C, H, W] -> [1, C, OH, OW]` logical (or
+/// the batch-less rank-3 form), both stored NHWC.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Pool {
+    /// Window height and width, in pixels.
     pub kernel: [usize; 2],
+    /// Vertical and horizontal stride, in pixels.
     pub stride: [usize; 2],
+    /// Vertical and horizontal dilation (1 = dense window).
     pub dilation: [usize; 2],
-    /// top, left, bottom, right
+    /// Padding in pixels: top, left, bottom, right.
     pub pads: [usize; 4],
+    /// Average pools only: divide by the whole window, padding included
+    /// (otherwise by the number of real pixels in it).
     pub count_include_pad: bool,
 }
 
@@ -158,30 +216,45 @@ pub struct Pool {
 pub enum OpKind {
     /// Logical NCHW input (outside the arena) -> NHWC or logical tensor.
     Input,
+    /// A 2-D convolution with fused bias and activation.
     Conv(Conv),
     /// `[1, in] -> [1, out]`; weight `[out, in]`.
     Dense {
+        /// `[out, in]` (ONNX Gemm with transB = 1).
         weight: ConstId,
+        /// `[out]`; `None` means zero.
         bias: Option<ConstId>,
+        /// Applied to every output after the bias.
         act: Activation,
     },
+    /// Max pool.
     MaxPool(Pool),
+    /// Average pool.
     AvgPool(Pool),
     /// `[1, C, H, W] -> [1, C, 1, 1]`: per channel, scale * sum over pixels.
     GlobalSumPool {
+        /// Factor applied to each sum: `1 / (H * W)` for an average pool.
         scale: f32,
     },
+    /// `[1, C, H, W] -> [1, C, 1, 1]`: per channel, the max over pixels.
     GlobalMaxPool,
+    /// Element-wise `data op rhs` (or `rhs op data`); the output has the data
+    /// input's shape and storage.
     Binary {
+        /// The operation.
         op: BinaryOp,
+        /// The second operand and how it broadcasts against the data input.
         rhs: Operand,
+        /// True when the data input (`inputs[0]`) is the left operand.
         data_is_lhs: bool,
     },
+    /// A standalone element-wise activation (not fused into a producer).
     Activation(Activation),
     /// Softmax over the channels (rank 4) or the last axis (rank 2).
     Softmax,
     /// Concat along a logical axis; all inputs share the other dims.
     Concat {
+        /// Logical (ONNX) axis, e.g. 1 for the channels of `[1, C, H, W]`.
         axis: usize,
     },
     /// Same elements in logical order, new shape. Storage changes only when
@@ -189,10 +262,12 @@ pub enum OpKind {
     Reshape,
     /// Logical transpose: output axis `i` is input axis `perm[i]`.
     Transpose {
+        /// Permutation of the logical axes (as ONNX Transpose's `perm`).
         perm: Vec<usize>,
     },
     /// Every `stride`-th row / column of an image (from stride-2 1x1 convs).
     Downsample {
+        /// Vertical and horizontal step, in pixels (1 = keep every one).
         stride: [usize; 2],
     },
 }
@@ -202,8 +277,12 @@ pub enum OpKind {
 pub struct Op {
     /// The ONNX node (tract node name) it came from.
     pub node: String,
+    /// What it computes.
     pub kind: OpKind,
+    /// Activation tensors read; `inputs[0]` is the data input. A tensor
+    /// operand of [`OpKind::Binary`] is in its [`Operand`], not here.
     pub inputs: Vec<TensorId>,
+    /// The tensor it writes.
     pub output: TensorId,
 }
 
@@ -241,8 +320,11 @@ impl Op {
 /// The whole model: ops in execution order.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Graph {
+    /// Every activation tensor, indexed by [`TensorId`].
     pub tensors: Vec<Tensor>,
+    /// Every constant, indexed by [`ConstId`].
     pub constants: Vec<Constant>,
+    /// The schedule: ops in execution order, each after its inputs' producers.
     pub ops: Vec<Op>,
     /// The network input tensor (produced by the `Input` op).
     pub input: TensorId,
@@ -251,6 +333,7 @@ pub struct Graph {
 }
 
 impl Graph {
+    /// Appends a tensor with the ONNX-logical `shape`; returns its id.
     pub fn add_tensor(&mut self, name: impl Into<String>, shape: Vec<usize>) -> TensorId {
         self.tensors.push(Tensor {
             name: name.into(),
@@ -259,6 +342,8 @@ impl Graph {
         self.tensors.len() - 1
     }
 
+    /// Appends a constant; `data` is row-major over the ONNX-logical `shape`
+    /// (the caller keeps `data.len()` equal to its product). Returns its id.
     pub fn add_constant(
         &mut self,
         name: impl Into<String>,
@@ -286,7 +371,7 @@ impl Graph {
         last
     }
 
-    /// For each tensor, the index of the op producing it.
+    /// For each tensor, the index of the op producing it (`None` if none does).
     pub fn producers(&self) -> Vec<Option<usize>> {
         let mut p = vec![None; self.tensors.len()];
         for (i, op) in self.ops.iter().enumerate() {
@@ -305,11 +390,6 @@ impl Graph {
         }
         n[self.output] += 1;
         n
-    }
-
-    /// Total number of f32 weights.
-    pub fn weight_count(&self) -> usize {
-        self.constants.iter().map(|c| c.data.len()).sum()
     }
 }
 

@@ -10,31 +10,40 @@
 
 use crate::{Graph, TensorId};
 
+/// Why a graph cannot be planned.
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum PlanError {
+    /// An op reads tensor `.0` (named `.1`) before any op has written it: the
+    /// schedule is out of order or the tensor is never produced.
     #[error("tensor t{0} ({1}) is read but no op produces it")]
     Unproduced(TensorId, String),
 }
 
-/// Where each tensor lives; sizes in f32 elements.
+/// Where each tensor lives; sizes and offsets in f32 elements (4 bytes each),
+/// over each tensor's storage (NHWC for images, see [`crate::Tensor`]).
 #[derive(Clone, Debug, PartialEq)]
 pub struct ArenaPlan {
-    /// Offset of each tensor in the arena (elements).
+    /// Offset of each tensor in the arena (elements), indexed by tensor id;
+    /// 0 for a tensor no op produces.
     pub offsets: Vec<usize>,
-    /// Buffer index of each tensor; tensors sharing a buffer share memory.
+    /// Buffer index of each tensor; tensors sharing a buffer share memory
+    /// (`usize::MAX` for a tensor no op produces).
     pub buffer_of: Vec<usize>,
     /// Arena length (elements).
     pub arena_len: usize,
     /// Largest total of buffers live at once (elements).
     pub lower_bound: usize,
-    /// The op indexes that run in place (output shares its input's buffer).
+    /// For each op (by index), whether it runs in place (its output shares
+    /// its data input's buffer).
     pub in_place: Vec<bool>,
 }
 
 impl ArenaPlan {
+    /// Arena size in bytes (`arena_len` f32 elements).
     pub fn arena_bytes(&self) -> usize {
         self.arena_len * 4
     }
+    /// [`ArenaPlan::lower_bound`] in bytes.
     pub fn lower_bound_bytes(&self) -> usize {
         self.lower_bound * 4
     }
@@ -47,7 +56,12 @@ struct Buffer {
     members: Vec<TensorId>,
 }
 
-/// Plans the arena of `graph`.
+/// Plans the arena of `graph`: merges tensors into buffers (aliasing
+/// reshapes, in-place element-wise ops) and places the buffers first fit,
+/// largest first.
+///
+/// # Errors
+/// [`PlanError::Unproduced`] when an op reads a tensor no earlier op writes.
 pub fn plan(graph: &Graph) -> Result<ArenaPlan, PlanError> {
     let last = graph.last_uses();
     let n_ops = graph.ops.len();

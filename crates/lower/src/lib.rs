@@ -2,14 +2,19 @@
 //!
 //! tract-onnx parses, types and declutters the model (batch norm folded into
 //! conv weights, constants folded). The decluttered graph is then translated
-//! node by node into [`kiln_ir::Graph`]; [`fuse`] afterwards folds per-channel
-//! arithmetic and activations into the convolutions before them.
+//! node by node into [`kiln_ir::Graph`]; a fusion pass afterwards folds
+//! per-channel arithmetic and activations into the convolutions before them.
+//!
+//! Shapes in the result are ONNX-logical (images `[1, C, H, W]`) while images
+//! are stored NHWC; the program's input and output stay in ONNX (NCHW) order.
+//! Only batch 1 and f32 are compiled.
 
 mod fuse;
 mod translate;
 
 use std::path::Path;
 
+/// The lowered model (re-exported from kiln-ir).
 pub use kiln_ir::Graph;
 
 /// The ONNX operations (after tract's decluttering) kiln can lower.
@@ -19,45 +24,74 @@ BatchNormalization after Conv, Relu, Clip, HardSwish, HardSigmoid, Sigmoid, Add,
 ReduceMean/ReduceSum/ReduceMax over H and W, Softmax, Concat, Flatten, Reshape, Transpose, Squeeze, Unsqueeze, \
 Identity, Constant";
 
-/// What went wrong while lowering.
+/// What went wrong while lowering. Every variant names the model
+/// (`source_name`: the path, or the name given to [`lower_bytes`]).
 #[derive(Debug, thiserror::Error)]
 pub enum LowerError {
+    /// The file could not be read.
     #[error("cannot read {source_name}: {message}")]
     Io {
+        /// The model's path.
         source_name: String,
+        /// The I/O error.
         message: String,
     },
+    /// The bytes are not an ONNX model tract can parse (garbage, truncated).
     #[error("{source_name} is not a valid ONNX model: {message}")]
     Parse {
+        /// The model's name.
         source_name: String,
+        /// tract's parse error.
         message: String,
     },
+    /// The model's inputs or outputs are outside what kiln compiles: not
+    /// exactly one input and one output, a batch other than 1, no declared
+    /// rank, a given shape contradicting the declared one, a constant output.
     #[error("{source_name}: {message}")]
     Input {
+        /// The model's name.
         source_name: String,
+        /// What is wrong, naming the input.
         message: String,
     },
+    /// A symbolic dimension other than the batch (axis 0) and no
+    /// [`LowerOptions::input_shape`] to fix it.
     #[error(
         "{source_name}: input '{input}' has symbolic dimension '{dim}' at axis {axis}; give the input shape explicitly"
     )]
     SymbolicDim {
+        /// The model's name.
         source_name: String,
+        /// The ONNX input's name.
         input: String,
+        /// The symbol (e.g. `H`), or `?`.
         dim: String,
+        /// Its axis in the ONNX (NCHW) input shape.
         axis: usize,
     },
+    /// tract failed to type, declutter or order the model.
     #[error("{source_name}: tract could not analyse the model: {message}")]
     Tract {
+        /// The model's name.
         source_name: String,
+        /// tract's error chain.
         message: String,
     },
+    /// A node kiln (or tract-onnx) cannot lower; the message lists
+    /// [`SUPPORTED`].
     #[error(
         "{source_name}: node '{node}' ({op}) is not supported: {reason}. kiln supports: {SUPPORTED}"
     )]
     Unsupported {
+        /// The model's name.
         source_name: String,
+        /// The node's name (tract's name for the decluttered node, which is
+        /// the ONNX node's name or derived from it).
         node: String,
+        /// The op type: the ONNX op_type when tract does not implement it,
+        /// else tract's name for the decluttered op (e.g. `Tanh`, `Reduce<Sum>`).
         op: String,
+        /// Why, e.g. `reduction over axes [1]; kiln reduces H and W of images only`.
         reason: String,
     },
 }
@@ -65,12 +99,18 @@ pub enum LowerError {
 /// Options for [`lower_bytes`] / [`lower_file`].
 #[derive(Clone, Debug, Default)]
 pub struct LowerOptions {
-    /// Full input shape (ONNX order, batch first). Needed when the model has
-    /// symbolic dimensions other than the batch.
+    /// Full input shape (ONNX order, batch first, e.g. `[1, 3, 96, 96]`
+    /// NCHW). Needed when the model has symbolic dimensions other than the
+    /// batch; may not contradict a dimension the model fixes. `None`: the
+    /// declared shape, a symbolic batch taken as 1.
     pub input_shape: Option<Vec<usize>>,
 }
 
-/// Lowers an ONNX file.
+/// Lowers an ONNX file into a fused [`Graph`] (see [`lower_bytes`]).
+///
+/// # Errors
+/// [`LowerError::Io`] when the file cannot be read (naming the path), else
+/// as [`lower_bytes`].
 pub fn lower_file(path: &Path, options: &LowerOptions) -> Result<Graph, LowerError> {
     let source_name = path.display().to_string();
     let bytes = std::fs::read(path).map_err(|e| LowerError::Io {
@@ -80,7 +120,15 @@ pub fn lower_file(path: &Path, options: &LowerOptions) -> Result<Graph, LowerErr
     lower_bytes(&bytes, &source_name, options)
 }
 
-/// Lowers an in-memory ONNX model; `source_name` names it in errors.
+/// Lowers an in-memory ONNX model into a fused [`Graph`]: ONNX-logical
+/// shapes, images stored NHWC, batch 1, f32. `source_name` names the model in
+/// errors.
+///
+/// # Errors
+/// [`LowerError::Parse`] for bytes that are not ONNX; [`LowerError::Input`] /
+/// [`LowerError::SymbolicDim`] for inputs and outputs kiln cannot fix;
+/// [`LowerError::Unsupported`] naming the first node (and its op) kiln cannot
+/// lower; [`LowerError::Tract`] when tract cannot analyse the model.
 pub fn lower_bytes(
     bytes: &[u8],
     source_name: &str,
@@ -93,7 +141,12 @@ pub fn lower_bytes(
 }
 
 /// Loads the ONNX model with tract and returns the typed, decluttered model
-/// kiln lowers from (also what tests use as the reference).
+/// kiln lowers from (also what tests use as the reference), with the input
+/// fixed to its static NCHW shape (symbolic batch = 1).
+///
+/// # Errors
+/// As [`lower_bytes`], except that nothing is translated, so no
+/// [`LowerError::Unsupported`] for ops tract implements.
 pub fn decluttered_model(
     bytes: &[u8],
     source_name: &str,

@@ -1,0 +1,251 @@
+//! tract's decluttered TypedModel -> kiln IR, node by node.
+//!
+//! [`load`] is the front end (ONNX bytes -> decluttered model). [`translate`]
+//! walks the model in tract's eval order and hands each node to the function
+//! for its op kind: [`conv`] (Conv), [`einsum`] (1x1 convs and dense layers),
+//! [`binary`] (element-wise binary ops), [`pool`] (pools and reductions),
+//! [`activation`] (element-wise activations, Softmax) and [`shape`] (axis
+//! ops, copies, Concat, Downsample). Constants are never translated on their
+//! own: they are read from the facts where a node uses them.
+
+mod activation;
+mod binary;
+mod conv;
+mod einsum;
+mod load;
+mod pool;
+mod shape;
+#[cfg(test)]
+mod tests;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use kiln_ir::{Graph, OpKind, TensorId};
+use tract_onnx::prelude::*;
+use tract_onnx::tract_core::ops::Downsample;
+use tract_onnx::tract_core::ops::array::TypedConcat;
+use tract_onnx::tract_core::ops::binary::TypedBinOp;
+use tract_onnx::tract_core::ops::cast::Cast;
+use tract_onnx::tract_core::ops::change_axes::AxisOp;
+use tract_onnx::tract_core::ops::cnn::{Conv as TractConv, MaxPool, SumPool};
+use tract_onnx::tract_core::ops::einsum::EinSum;
+use tract_onnx::tract_core::ops::element_wise::ElementWiseOp;
+use tract_onnx::tract_core::ops::identity::Identity;
+use tract_onnx::tract_core::ops::konst::Const;
+use tract_onnx::tract_core::ops::nn::{DataFormat, Reduce, Softmax};
+use tract_onnx::tract_core::ops::source::TypedSource;
+
+use crate::LowerError;
+
+pub(crate) use load::load_decluttered;
+
+/// A node input: a tensor computed at run time, or a constant tract folded.
+#[derive(Clone)]
+enum Value {
+    Act(TensorId),
+    Const(Arc<Tensor>),
+}
+
+/// The graph under construction and where each tract outlet went.
+struct Translator<'a> {
+    model: &'a TypedModel,
+    source_name: &'a str,
+    graph: Graph,
+    values: HashMap<OutletId, TensorId>,
+}
+
+/// Translates the decluttered model into kiln IR (before fusion).
+pub(crate) fn translate(model: &TypedModel, source_name: &str) -> Result<Graph, LowerError> {
+    let mut t = Translator {
+        model,
+        source_name,
+        graph: Graph::default(),
+        values: HashMap::new(),
+    };
+    let order = model.eval_order().map_err(|e| tract_err(source_name, e))?;
+    for id in order {
+        t.node(model.node(id))?;
+    }
+    let outputs = model
+        .output_outlets()
+        .map_err(|e| tract_err(source_name, e))?;
+    if outputs.len() != 1 {
+        return Err(LowerError::Input {
+            source_name: source_name.into(),
+            message: format!(
+                "the model has {} outputs; kiln lowers models with exactly one",
+                outputs.len()
+            ),
+        });
+    }
+    let out = *t.values.get(&outputs[0]).ok_or_else(|| LowerError::Input {
+        source_name: source_name.into(),
+        message: "the model output is a constant".into(),
+    })?;
+    t.graph.output = out;
+    Ok(t.graph)
+}
+
+fn tract_err(source_name: &str, e: impl std::fmt::Display) -> LowerError {
+    LowerError::Tract {
+        source_name: source_name.to_string(),
+        message: format!("{e:#}"),
+    }
+}
+
+/// An image kiln can convolve or pool: `[1, C, H, W]` NCHW, or `[C, H, W]`
+/// where tract dropped the batch axis.
+fn image_format(fmt: DataFormat, shape: &[usize]) -> bool {
+    (fmt == DataFormat::NCHW && shape.len() == 4 && shape[0] == 1)
+        || (fmt == DataFormat::CHW && shape.len() == 3)
+}
+
+/// Same elements in the same storage order (leading unit axes aside).
+fn same_storage(a: &kiln_ir::Tensor, b: &kiln_ir::Tensor) -> bool {
+    let strip = |s: &[usize]| -> Vec<usize> { s.iter().copied().skip_while(|d| *d == 1).collect() };
+    strip(&a.shape) == strip(&b.shape)
+        && (a.is_nhwc() == b.is_nhwc() || (a.storage_is_logical() && b.storage_is_logical()))
+}
+
+/// A shape-only tensor (no name) for the layout questions of [`kiln_ir::Tensor`].
+fn shape_only(shape: Vec<usize>) -> kiln_ir::Tensor {
+    kiln_ir::Tensor {
+        name: String::new(),
+        shape,
+    }
+}
+
+fn dims(fact: &TypedFact) -> Option<Vec<usize>> {
+    fact.shape.as_concrete().map(|s| s.to_vec())
+}
+
+impl Translator<'_> {
+    /// Dispatches one node to the translation of its op kind.
+    fn node(&mut self, node: &TypedNode) -> Result<(), LowerError> {
+        // Constant-valued outlets are read from their facts where used.
+        if node.outputs.iter().all(|o| o.fact.konst.is_some()) || node.op_is::<Const>() {
+            return Ok(());
+        }
+        let op = &node.op;
+        if op.is::<TypedSource>() {
+            self.input(node)
+        } else if let Some(conv) = op.downcast_ref::<TractConv>() {
+            self.conv(node, conv)
+        } else if let Some(e) = op.downcast_ref::<EinSum>() {
+            self.einsum(node, e)
+        } else if let Some(b) = op.downcast_ref::<TypedBinOp>() {
+            self.binary(node, b)
+        } else if let Some(e) = op.downcast_ref::<ElementWiseOp>() {
+            self.element_wise(node, e)
+        } else if let Some(r) = op.downcast_ref::<Reduce>() {
+            self.reduce(node, r)
+        } else if let Some(p) = op.downcast_ref::<MaxPool>() {
+            self.max_pool(node, p)
+        } else if let Some(p) = op.downcast_ref::<SumPool>() {
+            self.sum_pool(node, p)
+        } else if let Some(a) = op.downcast_ref::<AxisOp>() {
+            self.axis_op(node, a)
+        } else if op.is::<Identity>()
+            || op
+                .downcast_ref::<Cast>()
+                .is_some_and(|c| c.to == f32::datum_type())
+        {
+            self.copy(node)
+        } else if let Some(c) = op.downcast_ref::<TypedConcat>() {
+            self.concat(node, c)
+        } else if let Some(s) = op.downcast_ref::<Softmax>() {
+            self.softmax(node, s)
+        } else if let Some(d) = op.downcast_ref::<Downsample>() {
+            self.downsample(node, d)
+        } else {
+            Err(self.unsupported(node, "no kiln kernel for this operation"))
+        }
+    }
+
+    /// The model input: becomes [`OpKind::Input`] and the graph's input.
+    fn input(&mut self, node: &TypedNode) -> Result<(), LowerError> {
+        let out = self.emit(node, OpKind::Input, vec![])?;
+        self.graph.input = out;
+        Ok(())
+    }
+
+    fn unsupported(&self, node: &TypedNode, reason: impl Into<String>) -> LowerError {
+        LowerError::Unsupported {
+            source_name: self.source_name.into(),
+            node: node.name.clone(),
+            op: node.op.name().to_string(),
+            reason: reason.into(),
+        }
+    }
+
+    fn fact(&self, outlet: OutletId) -> Result<&TypedFact, LowerError> {
+        self.model
+            .outlet_fact(outlet)
+            .map_err(|e| tract_err(self.source_name, e))
+    }
+
+    fn value(&self, node: &TypedNode, slot: usize) -> Result<Value, LowerError> {
+        let outlet = node.inputs[slot];
+        let fact = self.fact(outlet)?;
+        if let Some(k) = &fact.konst {
+            return Ok(Value::Const(k.clone()));
+        }
+        self.values
+            .get(&outlet)
+            .map(|t| Value::Act(*t))
+            .ok_or_else(|| self.unsupported(node, "input is not computed by a supported op"))
+    }
+
+    fn act_input(&self, node: &TypedNode, slot: usize) -> Result<TensorId, LowerError> {
+        match self.value(node, slot)? {
+            Value::Act(t) => Ok(t),
+            Value::Const(_) => Err(self.unsupported(
+                node,
+                format!("input {slot} is a constant where kiln expects a tensor"),
+            )),
+        }
+    }
+
+    /// A constant's values as f32, in its own (row-major) layout.
+    fn const_f32(&self, node: &TypedNode, t: &Tensor) -> Result<Vec<f32>, LowerError> {
+        let c = t
+            .cast_to::<f32>()
+            .map_err(|e| self.unsupported(node, format!("constant is not numeric: {e}")))?;
+        let view = c
+            .to_plain_array_view::<f32>()
+            .map_err(|e| self.unsupported(node, e.to_string()))?;
+        Ok(view.iter().copied().collect())
+    }
+
+    /// The static ONNX-logical shape of output 0; f32 only.
+    fn output_shape(&self, node: &TypedNode) -> Result<Vec<usize>, LowerError> {
+        let fact = self.fact(OutletId::new(node.id, 0))?;
+        if fact.datum_type != f32::datum_type() {
+            return Err(self.unsupported(
+                node,
+                format!("output type {:?}; kiln computes f32 only", fact.datum_type),
+            ));
+        }
+        dims(fact).ok_or_else(|| self.unsupported(node, "output shape is not static"))
+    }
+
+    /// Appends the op computing `node`'s output 0 and records that tensor.
+    fn emit(
+        &mut self,
+        node: &TypedNode,
+        kind: OpKind,
+        inputs: Vec<TensorId>,
+    ) -> Result<TensorId, LowerError> {
+        let shape = self.output_shape(node)?;
+        let out = self.graph.add_tensor(node.name.clone(), shape);
+        self.graph.ops.push(kiln_ir::Op {
+            node: node.name.clone(),
+            kind,
+            inputs,
+            output: out,
+        });
+        self.values.insert(OutletId::new(node.id, 0), out);
+        Ok(out)
+    }
+}

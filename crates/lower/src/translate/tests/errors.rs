@@ -1,0 +1,92 @@
+//! What the user sees when kiln cannot lower a model: the node, its op
+//! type and why.
+
+use super::*;
+
+/// The `Unsupported` fields of an error, or a panic showing what came instead.
+fn unsupported(err: LowerError) -> (String, String, String) {
+    match err {
+        LowerError::Unsupported {
+            source_name,
+            node,
+            op,
+            reason,
+        } => {
+            assert_eq!(source_name, "test.onnx");
+            (node, op, reason)
+        }
+        other => panic!("expected Unsupported, got {other}"),
+    }
+}
+
+#[test]
+fn unsupported_ops_name_the_node_and_op_type() {
+    let tanh = model(&[1, 3, 4, 4], |g| {
+        g.node("my_tanh", "Tanh", &["x"], &["y"], vec![]);
+    });
+    let (node, op, reason) = unsupported(translated(&tanh).unwrap_err());
+    assert_eq!((node.as_str(), op.as_str()), ("my_tanh", "Tanh"));
+    assert!(reason.contains("Tanh"), "{reason}");
+
+    let over_channels = model(&[1, 3, 4, 4], |g| {
+        g.node(
+            "rm",
+            "ReduceMean",
+            &["x"],
+            &["y"],
+            vec![Attribute::ints("axes", &[1])],
+        );
+    });
+    let (node, op, reason) = unsupported(translated(&over_channels).unwrap_err());
+    assert!(node.starts_with("rm"), "{node}");
+    assert!(op.starts_with("Reduce"), "{op}");
+    assert!(reason.contains("axes [1]"), "{reason}");
+
+    let softmax_w = model(&[1, 3, 4, 4], |g| {
+        g.node(
+            "sm",
+            "Softmax",
+            &["x"],
+            &["y"],
+            vec![Attribute::int("axis", 3)],
+        );
+    });
+    let (node, op, _) = unsupported(translated(&softmax_w).unwrap_err());
+    assert_eq!((node.as_str(), op.as_str()), ("sm", "Softmax"));
+}
+
+#[test]
+fn broadcast_kiln_cannot_store_is_an_error_not_a_wrong_op() {
+    // a [1, C, H, 1] operand is neither per channel nor the full shape
+    let onnx = model(&[1, 3, 4, 5], |g| {
+        g.initializer("k", &[1, 3, 4, 1], &ramp(12));
+        g.node("mul", "Mul", &["x", "k"], &["y"], vec![]);
+    });
+    let (node, _, reason) = unsupported(translated(&onnx).unwrap_err());
+    assert_eq!(node, "mul");
+    assert!(reason.contains("broadcast"), "{reason}");
+}
+
+#[test]
+fn front_end_rejects_batch_above_one_and_contradicting_shapes() {
+    let onnx = model(&[2, 3, 4, 4], |g| {
+        g.node("r", "Relu", &["x"], &["y"], vec![]);
+    });
+    let err = translated(&onnx).unwrap_err();
+    assert!(
+        matches!(&err, LowerError::Input { message, .. } if message.contains("batch size 2")),
+        "{err}"
+    );
+
+    let onnx = model(&[1, 3, 4, 4], |g| {
+        g.node("r", "Relu", &["x"], &["y"], vec![]);
+    });
+    let opts = LowerOptions {
+        input_shape: Some(vec![1, 3, 8, 8]),
+    };
+    let err = crate::lower_bytes(&onnx, "test.onnx", &opts).unwrap_err();
+    assert!(
+        matches!(&err, LowerError::Input { message, .. } if message.contains("declared [1, 3, 4, 4]")),
+        "{err}"
+    );
+}
