@@ -5,10 +5,11 @@ use core::cell::UnsafeCell;
 use core::ops::{Deref, DerefMut};
 use core::sync::atomic::{AtomicBool, Ordering};
 
-/// One statically allocated block of f32 scratch memory for all intermediate
-/// tensors of a model. Zero-initialised, so it lands in `.bss` and costs no
-/// binary size. Access goes through [`StaticArena::lock`], which hands out one
-/// exclusive guard at a time.
+/// One statically allocated block of `N` f32 (`4 * N` bytes) of scratch memory
+/// for all intermediate tensors of a model. Zero-initialised, so it lands in
+/// `.bss` and costs no binary size. Access goes through [`StaticArena::lock`],
+/// which hands out one exclusive guard at a time. Tensors live in it at the
+/// offsets kiln's planner chose (in f32 elements); images are stored NHWC.
 pub struct StaticArena<const N: usize> {
     cell: UnsafeCell<[f32; N]>,
     busy: AtomicBool,
@@ -21,6 +22,8 @@ pub struct StaticArena<const N: usize> {
 unsafe impl<const N: usize> Sync for StaticArena<N> {}
 
 impl<const N: usize> StaticArena<N> {
+    /// An unlocked arena of `N` zeros; `const`, so it can initialise a
+    /// `static`.
     pub const fn new() -> Self {
         Self {
             cell: UnsafeCell::new([0.0; N]),
@@ -28,7 +31,9 @@ impl<const N: usize> StaticArena<N> {
         }
     }
 
-    /// Exclusive access to the arena; waits while another caller holds it.
+    /// Exclusive access to the arena; waits (spinning) while another caller
+    /// holds it. Locking twice on one thread without dropping the first guard
+    /// never returns.
     pub fn lock(&self) -> ArenaGuard<'_, N> {
         while self
             .busy
@@ -88,12 +93,15 @@ impl<const N: usize> Drop for ArenaGuard<'_, N> {
     }
 }
 
-/// Over-aligned wrapper for `include_bytes!` data, so the weight blob can be
-/// read as `&[f32]` in place: `static W: &Aligned<[u8]> = &Aligned(*include_bytes!("w.bin"));`
+/// Over-aligned (16-byte) wrapper for `include_bytes!` data, so the weight blob
+/// can be read as `&[f32]` in place:
+/// `static W: &Aligned<[u8]> = &Aligned(*include_bytes!("w.bin"));`
 #[repr(C, align(16))]
 pub struct Aligned<T: ?Sized>(pub T);
 
-/// Views a little-endian f32 blob as `&[f32]` without copying.
+/// Views a little-endian f32 blob as `&[f32]` without copying (`bytes.len() / 4`
+/// values). kiln-codegen's blob holds every constant of a model back to back,
+/// each already in the layout its kernel reads (documented at each kernel).
 ///
 /// # Panics
 /// If `bytes` is not 4-byte aligned or its length is not a multiple of 4; the
@@ -157,7 +165,11 @@ pub fn io2<const K: usize>(
     (views, out)
 }
 
-/// [`io2`] with one read view, the common case.
+/// [`io2`] with one read view, the common case: `read` and `write` are
+/// `(offset, len)` in f32 elements.
+///
+/// # Panics
+/// As [`io2`]: if a region is out of bounds or the read overlaps the write.
 #[inline]
 pub fn io1(arena: &mut [f32], read: (usize, usize), write: (usize, usize)) -> (&[f32], &mut [f32]) {
     let ([x], y) = io2(arena, [read], write);

@@ -2,24 +2,47 @@
 
 use crate::elementwise::{Activation, activate};
 
-/// Shape and attributes of a 2-D convolution over one NHWC image.
+/// Shape and attributes of a 2-D convolution over one NHWC image (batch 1).
+///
+/// The input is stored `[in_h][in_w][in_c]` and the output
+/// `[out_h][out_w][out_c]`, channels innermost. Sizes are counts of pixels,
+/// channels or kernel taps. Padding is implicit zeros: only the top and left
+/// amounts are given, the bottom and right ones follow from `out_h` and
+/// `out_w`. kiln-codegen writes one as a `const` per convolution.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Conv2d {
+    /// Input height in pixels.
     pub in_h: usize,
+    /// Input width in pixels.
     pub in_w: usize,
+    /// Input channels (a multiple of `groups`).
     pub in_c: usize,
+    /// Output height in pixels.
     pub out_h: usize,
+    /// Output width in pixels.
     pub out_w: usize,
+    /// Output channels (a multiple of `groups`).
     pub out_c: usize,
+    /// Kernel height in taps.
     pub k_h: usize,
+    /// Kernel width in taps.
     pub k_w: usize,
+    /// Vertical step between output rows, in input rows (at least 1).
     pub stride_h: usize,
+    /// Horizontal step between output columns, in input columns (at least 1).
     pub stride_w: usize,
+    /// Vertical distance between kernel taps, in input rows (at least 1).
     pub dilation_h: usize,
+    /// Horizontal distance between kernel taps, in input columns (at least 1).
     pub dilation_w: usize,
+    /// Zero rows above the input.
     pub pad_top: usize,
+    /// Zero columns left of the input.
     pub pad_left: usize,
+    /// Channel groups: 1 for a full convolution, `in_c` (== `out_c`) for a
+    /// depthwise one.
     pub groups: usize,
+    /// Activation applied to every output after the bias.
     pub act: Activation,
 }
 
@@ -62,11 +85,18 @@ fn init_bias(out: &mut [f32], bias: &[f32]) {
     }
 }
 
-/// General grouped convolution.
+/// General grouped convolution: `out = act(conv(x, weights) + bias)`.
 ///
+/// `x` is the NHWC input `[in_h][in_w][in_c]`, `out` the NHWC output
+/// `[out_h][out_w][out_c]`; every output element is written.
 /// `weights` layout: `[groups][k_h][k_w][in_c/groups][out_c/groups]`, so the
 /// innermost loop runs over contiguous output channels. `bias` has `out_c`
-/// values or is empty.
+/// values or is empty (no bias).
+///
+/// # Panics
+/// If `x`, `weights` or `out` is shorter than the shapes in `p` say, if `bias`
+/// is neither empty nor `out_c` long, or if `groups` or a dilation is 0. The
+/// generated code passes consistent shapes.
 pub fn conv2d(x: &[f32], weights: &[f32], bias: &[f32], out: &mut [f32], p: &Conv2d) {
     let (cig, cog) = (p.in_c / p.groups, p.out_c / p.groups);
     for oy in 0..p.out_h {
@@ -95,9 +125,17 @@ pub fn conv2d(x: &[f32], weights: &[f32], bias: &[f32], out: &mut [f32], p: &Con
     }
 }
 
-/// Depthwise convolution (groups == in_c == out_c).
+/// Depthwise convolution (groups == in_c == out_c):
+/// `out = act(conv(x, weights) + bias)`, channel by channel.
 ///
-/// `weights` layout: `[k_h][k_w][c]`; `bias` has `c` values or is empty.
+/// `x` is the NHWC input `[in_h][in_w][c]`, `out` the NHWC output
+/// `[out_h][out_w][c]`, with `c = p.out_c` (`p.in_c` and `p.groups` are not
+/// read); every output element is written. `weights` layout: `[k_h][k_w][c]`;
+/// `bias` has `c` values or is empty (no bias).
+///
+/// # Panics
+/// If `x`, `weights` or `out` is shorter than the shapes in `p` say, if `bias`
+/// is neither empty nor `c` long, or if a dilation is 0.
 pub fn depthwise_conv2d(x: &[f32], weights: &[f32], bias: &[f32], out: &mut [f32], p: &Conv2d) {
     let c = p.out_c;
     for oy in 0..p.out_h {
@@ -132,9 +170,16 @@ const PW_PIXELS: usize = 4;
 const PW_CHANNELS: usize = 8;
 
 /// 1x1 convolution, stride 1, no padding, one group: a `[pixels, in_c] x
-/// [in_c, out_c]` matrix product.
+/// [in_c, out_c]` matrix product, plus `bias`, then `act`.
 ///
-/// `weights` layout: `[in_c][out_c]`; `bias` has `out_c` values or is empty.
+/// `x` is `[pixels][in_c]` (an NHWC image with `pixels = H * W`), `out` is
+/// `[pixels][out_c]`; elements past those lengths are neither read nor
+/// written. `weights` layout: `[in_c][out_c]`; `bias` has `out_c` values or
+/// is empty (no bias).
+///
+/// # Panics
+/// If `in_c` or `out_c` is 0, if `x`, `weights` or `out` is shorter than the
+/// shapes say, or if `bias` is neither empty nor `out_c` long.
 #[allow(clippy::too_many_arguments)]
 pub fn pointwise_conv2d(
     x: &[f32],
@@ -229,10 +274,16 @@ fn pointwise_tile<const C: usize>(
     }
 }
 
-/// Fully connected layer on one vector: `out = x . W + bias`.
+/// Fully connected layer on one vector: `out = act(x . W + bias)`.
 ///
-/// `weights` layout: `[in_features][out_features]`; `bias` has `out_features`
-/// values or is empty.
+/// `out.len()` is the number of output features and every element of `out` is
+/// written. `weights` layout: `[in_features][out_features]` (row `i` holds the
+/// weights of input `i`); the product runs over the first
+/// `min(x.len(), weights.len() / out.len())` inputs. `bias` has
+/// `out_features` values or is empty (no bias).
+///
+/// # Panics
+/// If `out` is empty, or `bias` is neither empty nor `out.len()` long.
 pub fn dense(x: &[f32], weights: &[f32], bias: &[f32], out: &mut [f32], act: Activation) {
     let n = out.len();
     init_bias(out, bias);

@@ -1,28 +1,40 @@
 //! Activations, element-wise binary ops, softmax.
 
 /// An activation applied element-wise, alone or fused after a conv / dense.
+///
+/// No variant panics, whatever its parameters: clamps are written as
+/// `max` then `min` (a NaN input of `max`/`min` yields the other operand).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Activation {
+    /// The identity: x.
     None,
+    /// max(x, 0).
     Relu,
     /// clamp(x, min, max); ReLU6 is `Clip { min: 0, max: 6 }`.
     Clip {
+        /// Lower bound (may be `f32::NEG_INFINITY`).
         min: f32,
+        /// Upper bound (may be `f32::INFINITY`).
         max: f32,
     },
     /// x * clamp(x + 3, 0, 6) / 6
     HardSwish,
     /// clamp(alpha * x + beta, 0, 1)
     HardSigmoid {
+        /// Slope (ONNX's default is 0.2).
         alpha: f32,
+        /// Offset (ONNX's default is 0.5).
         beta: f32,
     },
+    /// 1 / (1 + e^-x), with kiln's own `exp` (relative error below 2e-7;
+    /// 0 below x = -87).
     Sigmoid,
 }
 
 // `f32::clamp` panics when min > max or on NaN bounds; max/min never panic.
 #[allow(clippy::manual_clamp)]
 impl Activation {
+    /// The activation of one value.
     #[inline(always)]
     pub fn apply(self, x: f32) -> f32 {
         match self {
@@ -36,8 +48,8 @@ impl Activation {
     }
 }
 
-/// Applies `act` to every element in place. Each variant gets its own loop so
-/// that the simple ones vectorise.
+/// Applies `act` to every element of `data` in place (any length, any
+/// layout). Each variant gets its own loop so that the simple ones vectorise.
 #[inline]
 #[allow(clippy::manual_clamp)]
 pub fn activate(data: &mut [f32], act: Activation) {
@@ -85,18 +97,26 @@ pub(crate) fn exp(x: f32) -> f32 {
     p * scale
 }
 
-/// An element-wise binary operation.
+/// An element-wise binary operation on f32 (IEEE arithmetic: nothing panics,
+/// division by zero gives an infinity or NaN).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum BinaryOp {
+    /// a + b.
     Add,
+    /// a - b.
     Sub,
+    /// a * b.
     Mul,
+    /// a / b.
     Div,
+    /// The larger of a and b (`f32::max`: a NaN operand yields the other).
     Max,
+    /// The smaller of a and b (`f32::min`: a NaN operand yields the other).
     Min,
 }
 
 impl BinaryOp {
+    /// `a op b`.
     #[inline(always)]
     pub fn apply(self, a: f32, b: f32) -> f32 {
         match self {
@@ -141,7 +161,8 @@ macro_rules! per_op {
     };
 }
 
-/// out = a op b, same length.
+/// out = a op b, element by element, in any layout (all three the same
+/// length; past the shortest, nothing is read or written). Never panics.
 #[inline]
 pub fn binary(op: BinaryOp, a: &[f32], b: &[f32], out: &mut [f32]) {
     per_op!(op, |f| out
@@ -150,7 +171,9 @@ pub fn binary(op: BinaryOp, a: &[f32], b: &[f32], out: &mut [f32]) {
         .for_each(|(o, (x, y))| *o = f(*x, *y)))
 }
 
-/// data = data op other (`data_is_lhs`) or other op data, same length.
+/// In place, data = data op other (`data_is_lhs`) or other op data, element by
+/// element in any layout (both the same length; past the shorter, nothing is
+/// read or written). Never panics.
 #[inline]
 pub fn binary_inplace(op: BinaryOp, data: &mut [f32], other: &[f32], data_is_lhs: bool) {
     per_op!(op, |f| if data_is_lhs {
@@ -161,7 +184,10 @@ pub fn binary_inplace(op: BinaryOp, data: &mut [f32], other: &[f32], data_is_lhs
 }
 
 /// In place, `data` viewed as `[pixels][channels.len()]` combined with a
-/// per-channel vector (NHWC broadcast of a [1, C, 1, 1] operand).
+/// per-channel vector (NHWC broadcast of a [1, C, 1, 1] operand): each pixel's
+/// `data[p][c] = data[p][c] op channels[c]` (`data_is_lhs`) or
+/// `channels[c] op data[p][c]`. A trailing partial pixel is left unchanged;
+/// empty `channels` leaves `data` unchanged. Never panics.
 #[inline]
 pub fn binary_broadcast_channel(
     op: BinaryOp,
@@ -186,7 +212,8 @@ pub fn binary_broadcast_channel(
     })
 }
 
-/// In place, data op scalar (`data_is_lhs`) or scalar op data.
+/// In place, data = data op scalar (`data_is_lhs`) or scalar op data, for every
+/// element in any layout. Never panics.
 #[inline]
 pub fn binary_scalar(op: BinaryOp, data: &mut [f32], scalar: f32, data_is_lhs: bool) {
     per_op!(op, |f| if data_is_lhs {
@@ -196,14 +223,17 @@ pub fn binary_scalar(op: BinaryOp, data: &mut [f32], scalar: f32, data_is_lhs: b
     })
 }
 
-/// In place, data *= factor.
+/// In place, data *= factor, for every element. Never panics.
 #[inline]
 pub fn scale(data: &mut [f32], factor: f32) {
     data.iter_mut().for_each(|d| *d *= factor);
 }
 
 /// In place softmax over consecutive groups of `n` elements (the last axis,
-/// or the channels of an NHWC tensor).
+/// or the channels of an NHWC tensor): each group becomes
+/// `e^(v - max) / sum(e^(u - max))`, so it sums to 1 and large values do not
+/// overflow. A trailing partial group is left unchanged, as is everything when
+/// `n` is 0. Never panics.
 pub fn softmax(data: &mut [f32], n: usize) {
     if n == 0 {
         return;

@@ -4,7 +4,17 @@
 //! activations are stored NHWC (channels innermost) so that depthwise and
 //! pointwise convolutions run their innermost loop over contiguous channels,
 //! which the compiler vectorises. Weights arrive pre-arranged by kiln-codegen in
-//! the layout each kernel documents.
+//! the layout each kernel documents:
+//!
+//! | kernel | weights |
+//! |---|---|
+//! | [`conv2d`] | `[groups][k_h][k_w][in_c/groups][out_c/groups]` |
+//! | [`depthwise_conv2d`] | `[k_h][k_w][c]` |
+//! | [`pointwise_conv2d`] | `[in_c][out_c]` |
+//! | [`dense`] | `[in_features][out_features]` |
+//!
+//! Biases and per-channel operands hold one value per output channel.
+//! Tensor lengths and arena offsets are counts of f32 elements, not bytes.
 //!
 //! Every kernel takes its shape as plain parameters; the generated code passes
 //! constants, so after inlining and LTO only the kernels a model uses remain in

@@ -1,6 +1,6 @@
 //! Process services for a generated model's `no_std` Linux program (host and
 //! aarch64 musl): file descriptors, argv, a monotonic clock, peak RSS, the C
-//! `main` entry point and the panic handler (see [`linux_main!`]).
+//! `main` entry point and the panic handler (see [`linux_main!`](crate::linux_main!)).
 //!
 //! Both targets link a C library (glibc, or musl's static libc.a shipped
 //! with rustc), so this module declares the few libc functions it needs
@@ -70,8 +70,11 @@ impl Errno {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Fd(c_int);
 
+/// Standard input (descriptor 0).
 pub const STDIN: Fd = Fd(0);
+/// Standard output (descriptor 1).
 pub const STDOUT: Fd = Fd(1);
+/// Standard error (descriptor 2).
 pub const STDERR: Fd = Fd(2);
 
 impl Fd {
@@ -81,7 +84,11 @@ impl Fd {
         Fd(fd)
     }
 
-    /// One `read(2)`, retried on `EINTR`; `Ok(0)` at end of file.
+    /// One `read(2)` into `buf`, retried on `EINTR`: the number of bytes read,
+    /// `Ok(0)` at end of file.
+    ///
+    /// # Errors
+    /// The `errno` of a failed `read(2)` other than `EINTR`.
     pub fn read(self, buf: &mut [u8]) -> Result<usize, Errno> {
         loop {
             // SAFETY: `buf` is valid for writes of `buf.len()` bytes and
@@ -95,7 +102,12 @@ impl Fd {
         }
     }
 
-    /// Reads until `buf` is full or the end of file; returns the bytes read.
+    /// Reads until `buf` is full or the end of file; returns the number of
+    /// bytes read.
+    ///
+    /// # Errors
+    /// The `errno` of the first failed `read(2)` (bytes read before it are
+    /// in `buf` but not counted).
     pub fn read_full(self, buf: &mut [u8]) -> Result<usize, Errno> {
         let mut done = 0;
         while done < buf.len() {
@@ -110,6 +122,9 @@ impl Fd {
     /// Reads to the end of file, keeping the first `buf.len()` bytes in
     /// `buf`; returns how many bytes there were in all (may exceed `buf.len()`,
     /// so a caller can say how long a wrong-sized input was).
+    ///
+    /// # Errors
+    /// The `errno` of the first failed `read(2)`.
     pub fn read_to_end_into(self, buf: &mut [u8]) -> Result<usize, Errno> {
         let mut total = self.read_full(buf)?;
         if total == buf.len() {
@@ -125,6 +140,10 @@ impl Fd {
     }
 
     /// Writes all of `bytes` (`write(2)` in a loop, retried on `EINTR`).
+    ///
+    /// # Errors
+    /// The `errno` of a failed `write(2)`, or `Errno(0)` if it wrote nothing.
+    /// Part of `bytes` may have been written before the error.
     pub fn write_all(self, mut bytes: &[u8]) -> Result<(), Errno> {
         while !bytes.is_empty() {
             // SAFETY: `bytes` is valid for reads of `bytes.len()` bytes.
@@ -145,6 +164,10 @@ impl Fd {
 pub struct File(Fd);
 
 impl File {
+    /// Opens `path` read-only (`O_RDONLY | O_CLOEXEC`).
+    ///
+    /// # Errors
+    /// The `errno` of a failed `open(2)`, e.g. `Errno(2)` for a missing file.
     pub fn open(path: &CStr) -> Result<Self, Errno> {
         // SAFETY: `path` is a valid NUL-terminated string; the variadic mode
         // argument is not read without O_CREAT.
@@ -156,6 +179,7 @@ impl File {
         }
     }
 
+    /// The descriptor, valid while this `File` lives.
     pub fn fd(&self) -> Fd {
         self.0
     }
@@ -180,8 +204,12 @@ pub struct FdWriter {
 }
 
 impl FdWriter {
+    /// Size of the buffer in bytes.
     pub const CAPACITY: usize = 512;
 
+    /// An empty writer to `fd`; nothing is written before the buffer fills or
+    /// [`FdWriter::finish`] is called. Dropping it without `finish` loses what
+    /// is buffered.
     pub const fn new(fd: Fd) -> Self {
         Self {
             fd,
@@ -200,7 +228,10 @@ impl FdWriter {
         self.len = 0;
     }
 
-    /// Writes out what is buffered; the first error of this writer, if any.
+    /// Writes out what is buffered.
+    ///
+    /// # Errors
+    /// The first error of this writer (from this or an earlier flush), if any.
     pub fn finish(mut self) -> Result<(), Errno> {
         self.flush();
         self.error.map_or(Ok(()), Err)
@@ -277,6 +308,9 @@ pub struct Args {
 }
 
 impl Args {
+    /// The arguments C's `main` received: `argc` entries of `argv`, program
+    /// name first; null entries are skipped, and a null `argv` gives none.
+    ///
     /// # Safety
     /// `argv` must point to `argc` valid NUL-terminated strings that live,
     /// unchanged, until the process exits (what C's `main` receives).
@@ -329,7 +363,8 @@ pub fn panic_abort(info: &core::panic::PanicInfo) -> ! {
     unsafe { sys::abort() }
 }
 
-/// The C `main` of a program built with [`linux_main!`].
+/// The C `main` of a program built with [`linux_main!`](crate::linux_main!): runs `main` on the
+/// arguments and returns its exit status.
 ///
 /// # Safety
 /// `argc`/`argv` must be what the C runtime passed to `main`.

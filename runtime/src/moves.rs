@@ -1,12 +1,19 @@
 //! Layout moves: NCHW <-> NHWC, general permutation, concat, strided picks.
 
-/// out = x.
+/// out = x, element for element.
+///
+/// # Panics
+/// If the two lengths differ.
 #[inline]
 pub fn copy(x: &[f32], out: &mut [f32]) {
     out.copy_from_slice(x);
 }
 
-/// [C][H][W] -> [H][W][C].
+/// `[C][H][W]` -> `[H][W][C]`: an image from ONNX (NCHW, batch 1) order into
+/// kiln's NHWC storage. Writes the first `c * h * w` elements of `out`.
+///
+/// # Panics
+/// If `c` is 0, or `x` or `out` is shorter than `c * h * w`.
 pub fn nchw_to_nhwc(x: &[f32], out: &mut [f32], c: usize, h: usize, w: usize) {
     let hw = h * w;
     for (p, px) in out[..hw * c].chunks_exact_mut(c).enumerate() {
@@ -16,7 +23,11 @@ pub fn nchw_to_nhwc(x: &[f32], out: &mut [f32], c: usize, h: usize, w: usize) {
     }
 }
 
-/// [H][W][C] -> [C][H][W].
+/// `[H][W][C]` -> `[C][H][W]`: an image from kiln's NHWC storage back into ONNX
+/// (NCHW, batch 1) order. Writes the first `c * h * w` elements of `out`.
+///
+/// # Panics
+/// If `c` is 0, or `x` or `out` is shorter than `c * h * w`.
 pub fn nhwc_to_nchw(x: &[f32], out: &mut [f32], h: usize, w: usize, c: usize) {
     let hw = h * w;
     for (p, px) in x[..hw * c].chunks_exact(c).enumerate() {
@@ -30,7 +41,16 @@ pub fn nhwc_to_nchw(x: &[f32], out: &mut [f32], h: usize, w: usize, c: usize) {
 pub const MAX_RANK: usize = 6;
 
 /// out = x transposed: output axis `i` is input axis `perm[i]`.
-/// `dims` are the input dims; rank <= [`MAX_RANK`].
+/// `dims` are the input dims; rank <= 6 (`MAX_RANK`).
+///
+/// `x` and `out` are dense row-major (last axis fastest) in the order given:
+/// kiln-codegen passes storage order, so an NHWC image's dims are `[H, W, C]`.
+/// Writes the first `dims.iter().product()` elements of `out` (fewer if `out`
+/// is shorter).
+///
+/// # Panics
+/// If the rank exceeds 6, `perm` is shorter than `dims` or names an
+/// axis `>= dims.len()`, or `x` is shorter than the product of `dims`.
 pub fn permute(x: &[f32], out: &mut [f32], dims: &[usize], perm: &[usize]) {
     let rank = dims.len();
     let mut in_strides = [0usize; MAX_RANK];
@@ -66,7 +86,12 @@ pub fn permute(x: &[f32], out: &mut [f32], dims: &[usize], perm: &[usize]) {
 
 /// Concatenation: each input viewed as `[outer][inner_i]`, output
 /// `[outer][sum of inner_i]`. Channel concat of NHWC images has
-/// `outer = H * W` and `inner_i = C_i`.
+/// `outer = H * W` and `inner_i = C_i`. `inputs` and `inners` pair up in
+/// order (an input without an inner length is skipped).
+///
+/// # Panics
+/// If an input is shorter than `outer * inner_i`, or `out` shorter than
+/// `outer * sum of inner_i`.
 pub fn concat(inputs: &[&[f32]], inners: &[usize], outer: usize, out: &mut [f32]) {
     let total: usize = inners.iter().sum();
     for o in 0..outer {
@@ -79,7 +104,14 @@ pub fn concat(inputs: &[&[f32]], inners: &[usize], outer: usize, out: &mut [f32]
 }
 
 /// Keeps every `stride_h`-th row and `stride_w`-th column of an NHWC image,
-/// starting at 0.
+/// starting at 0: `out[oy][ox][..] = x[oy * stride_h][ox * stride_w][..]`.
+///
+/// `x` is `[in_h][in_w][c]` (the height is not needed), `out` is
+/// `[out_h][out_w][c]`; sizes in pixels and channels.
+///
+/// # Panics
+/// If `out` is shorter than `out_h * out_w * c`, or a picked pixel lies
+/// outside `x`.
 #[allow(clippy::too_many_arguments)]
 pub fn downsample_nhwc(
     x: &[f32],

@@ -1,20 +1,39 @@
 //! Pooling over NHWC images.
 
-/// Shape and attributes of a 2-D max or average pool.
+/// Shape and attributes of a 2-D max or average pool over one NHWC image.
+///
+/// The input is stored `[in_h][in_w][c]` and the output `[out_h][out_w][c]`,
+/// channels innermost. Sizes are counts of pixels, channels or window taps.
+/// Only the top and left padding are given; the bottom and right ones follow
+/// from `out_h` and `out_w`. Padded positions are never read. kiln-codegen
+/// writes one as a `const` per pool.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Pool2d {
+    /// Input height in pixels.
     pub in_h: usize,
+    /// Input width in pixels.
     pub in_w: usize,
+    /// Channels (input and output).
     pub c: usize,
+    /// Output height in pixels.
     pub out_h: usize,
+    /// Output width in pixels.
     pub out_w: usize,
+    /// Window height in taps.
     pub k_h: usize,
+    /// Window width in taps.
     pub k_w: usize,
+    /// Vertical step between output rows, in input rows (at least 1).
     pub stride_h: usize,
+    /// Horizontal step between output columns, in input columns (at least 1).
     pub stride_w: usize,
+    /// Vertical distance between window taps, in input rows (at least 1).
     pub dilation_h: usize,
+    /// Horizontal distance between window taps, in input columns (at least 1).
     pub dilation_w: usize,
+    /// Padding rows above the input.
     pub pad_top: usize,
+    /// Padding columns left of the input.
     pub pad_left: usize,
     /// Average pool only: divide by the full window (padding counts as zeros)
     /// instead of the number of in-bounds taps.
@@ -72,18 +91,35 @@ fn pool(x: &[f32], out: &mut [f32], p: &Pool2d, max: bool) {
     }
 }
 
-/// Max pool; padded positions never win.
+/// Max pool; padded positions never win (a window wholly in the padding gives
+/// `f32::NEG_INFINITY`). `x` is `[in_h][in_w][c]`, `out` `[out_h][out_w][c]`
+/// (see [`Pool2d`]); every output element is written.
+///
+/// # Panics
+/// If `x` or `out` is shorter than the shapes in `p` say, or a dilation is 0.
 pub fn max_pool2d(x: &[f32], out: &mut [f32], p: &Pool2d) {
     pool(x, out, p, true)
 }
 
-/// Average pool.
+/// Average pool: the mean of the in-bounds taps of each window, or their sum
+/// over `k_h * k_w` with [`Pool2d::count_include_pad`] (a window wholly in the
+/// padding gives 0). `x` is `[in_h][in_w][c]`, `out` `[out_h][out_w][c]` (see
+/// [`Pool2d`]); every output element is written.
+///
+/// # Panics
+/// If `x` or `out` is shorter than the shapes in `p` say, or a dilation is 0.
 pub fn avg_pool2d(x: &[f32], out: &mut [f32], p: &Pool2d) {
     pool(x, out, p, false)
 }
 
-/// out[c] = scale * sum over pixels of x[pixel][c]; `scale = 1 / pixels`
+/// `out[c] = scale * sum over pixels of x[pixel][c]`; `scale = 1 / pixels`
 /// gives the global average pool.
+///
+/// `x` is an NHWC image `[pixels][c]` (a trailing partial pixel is ignored);
+/// the first `c` elements of `out` are written.
+///
+/// # Panics
+/// If `c` is 0 or `out` is shorter than `c`.
 pub fn global_avg_pool(x: &[f32], out: &mut [f32], c: usize, scale: f32) {
     out[..c].fill(0.0);
     for px in x.chunks_exact(c) {
@@ -92,7 +128,14 @@ pub fn global_avg_pool(x: &[f32], out: &mut [f32], c: usize, scale: f32) {
     out[..c].iter_mut().for_each(|a| *a *= scale);
 }
 
-/// out[c] = max over pixels of x[pixel][c].
+/// `out[c] = max over pixels of x[pixel][c]` (`f32::NEG_INFINITY` when `x` has
+/// no whole pixel).
+///
+/// `x` is an NHWC image `[pixels][c]` (a trailing partial pixel is ignored);
+/// the first `c` elements of `out` are written.
+///
+/// # Panics
+/// If `c` is 0 or `out` is shorter than `c`.
 pub fn global_max_pool(x: &[f32], out: &mut [f32], c: usize) {
     out[..c].fill(f32::NEG_INFINITY);
     for px in x.chunks_exact(c) {

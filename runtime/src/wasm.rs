@@ -2,7 +2,9 @@
 
 use core::cell::UnsafeCell;
 
-/// A fixed buffer the wasm host writes the input into / reads the output from.
+/// A fixed buffer of `N` f32 the wasm host writes the input into / reads the
+/// output from (a model's input in ONNX NCHW order, or its output), through
+/// the pointer [`WasmBuffer::as_mut_ptr`] exports.
 pub struct WasmBuffer<const N: usize>(UnsafeCell<[f32; N]>);
 
 // SAFETY: only used on wasm32-unknown-unknown, which runs one thread; the host
@@ -10,9 +12,14 @@ pub struct WasmBuffer<const N: usize>(UnsafeCell<[f32; N]>);
 unsafe impl<const N: usize> Sync for WasmBuffer<N> {}
 
 impl<const N: usize> WasmBuffer<N> {
+    /// `N` zeros; `const`, so it can initialise a `static`.
     pub const fn new() -> Self {
         Self(UnsafeCell::new([0.0; N]))
     }
+
+    /// A pointer to the first of the `N` f32, valid as long as the buffer.
+    /// Reading or writing through it is up to the caller: only while no
+    /// [`run_wasm_infer`] on this buffer is running.
     pub fn as_mut_ptr(&self) -> *mut f32 {
         self.0.get().cast()
     }
@@ -24,7 +31,8 @@ impl<const N: usize> Default for WasmBuffer<N> {
     }
 }
 
-/// Runs `infer` from the input buffer into the output buffer.
+/// Runs `infer` from the input buffer into the output buffer (both in ONNX
+/// order, as the model's `infer` takes and gives them).
 ///
 /// # Safety
 /// No other reference to either buffer may be alive during the call, i.e. the
