@@ -43,7 +43,7 @@ fn layers(architecture_md: &str) -> BTreeMap<String, usize> {
 /// Package name and the kiln crates (and anyhow) in [dependencies] and
 /// [build-dependencies] of a Cargo.toml.
 fn manifest_deps(toml_text: &str) -> (String, Vec<String>) {
-    let value: toml::Value = toml_text.parse().expect("Cargo.toml parses");
+    let value: toml::Table = toml::from_str(toml_text).expect("Cargo.toml parses");
     let name = value["package"]["name"]
         .as_str()
         .expect("package.name")
@@ -59,7 +59,10 @@ fn manifest_deps(toml_text: &str) -> (String, Vec<String>) {
 
 /// Every edge that goes to the same or a later layer, or to a crate the
 /// layers do not name.
-fn layer_violations(layers: &BTreeMap<String, usize>, crates: &[(String, Vec<String>)]) -> Vec<String> {
+fn layer_violations(
+    layers: &BTreeMap<String, usize>,
+    crates: &[(String, Vec<String>)],
+) -> Vec<String> {
     let mut out = Vec::new();
     for (name, deps) in crates {
         let Some(&own) = layers.get(name) else {
@@ -81,7 +84,10 @@ fn layer_violations(layers: &BTreeMap<String, usize>, crates: &[(String, Vec<Str
 
 fn workspace_manifests() -> Vec<PathBuf> {
     let root = root();
-    let mut out = vec![root.join("xtask/Cargo.toml"), root.join("runtime/Cargo.toml")];
+    let mut out = vec![
+        root.join("xtask/Cargo.toml"),
+        root.join("runtime/Cargo.toml"),
+    ];
     let mut crates: Vec<PathBuf> = std::fs::read_dir(root.join("crates"))
         .expect("crates/")
         .flatten()
@@ -297,11 +303,10 @@ fn ident_before(b: &[char], i: usize) -> bool {
 
 /// `'x'` or `'\n'` (a char literal), not a lifetime `'a`.
 fn is_char_literal(b: &[char], i: usize) -> bool {
-    match (b.get(i + 1), b.get(i + 2)) {
-        (Some('\\'), _) => true,
-        (Some(_), Some('\'')) => true,
-        _ => false,
-    }
+    matches!(
+        (b.get(i + 1), b.get(i + 2)),
+        (Some('\\'), _) | (Some(_), Some('\''))
+    )
 }
 
 /// Functions longer than `max` lines (signature to closing brace): `name
@@ -351,8 +356,10 @@ fn fn_name(line: &str) -> Option<String> {
     let words: Vec<&str> = t.split_whitespace().collect();
     let k = words.iter().position(|w| *w == "fn")?;
     let qualifiers_only = words[..k].iter().all(|w| {
-        matches!(*w, "pub" | "const" | "async" | "unsafe" | "extern" | "\"C\"" | "\"\"")
-            || w.starts_with("pub(")
+        matches!(
+            *w,
+            "pub" | "const" | "async" | "unsafe" | "extern" | "\"C\"" | "\"\""
+        ) || w.starts_with("pub(")
     });
     if !qualifiers_only {
         return None;
@@ -366,7 +373,11 @@ fn no_file_over_700_lines_and_no_function_over_150() {
     let mut problems = Vec::new();
     for path in sources() {
         let text = std::fs::read_to_string(&path).unwrap_or_default();
-        let shown = path.strip_prefix(root()).unwrap_or(&path).display().to_string();
+        let shown = path
+            .strip_prefix(root())
+            .unwrap_or(&path)
+            .display()
+            .to_string();
         let lines = text.lines().count();
         if lines > MAX_FILE_LINES {
             problems.push(format!("{shown}: {lines} lines (at most {MAX_FILE_LINES})"));
@@ -382,9 +393,14 @@ fn no_file_over_700_lines_and_no_function_over_150() {
 
 #[test]
 fn the_length_checks_catch_planted_violations() {
-    let body: String = (0..151).map(|i| format!("    let x{i} = \"{{\";\n")).collect();
+    let body: String = (0..151)
+        .map(|i| format!("    let x{i} = \"{{\";\n"))
+        .collect();
     let planted = format!("pub(crate) fn too_long() {{\n{body}}}\nfn short() {{ '}}'; }}\n");
-    assert_eq!(long_functions(&planted, MAX_FN_LINES), ["too_long (153 lines)"]);
+    assert_eq!(
+        long_functions(&planted, MAX_FN_LINES),
+        ["too_long (153 lines)"]
+    );
     let within = "fn a() {\n    let s = r#\"}\"#;\n}\n#[cfg(test)]\nmod tests { fn b() {} }\n";
     assert!(long_functions(within, 1).is_empty() || long_functions(within, 1) == ["a (3 lines)"]);
     assert_eq!(long_functions(within, 2), ["a (3 lines)"]);
@@ -426,8 +442,12 @@ fn generated_sources_contain_no_unsafe() {
             .expect("export");
         let graph = kiln_lower::lower_bytes(&onnx, "model", &Default::default()).expect("lower");
         let crate_dir = dir.path().join(format!("m{i}"));
-        kiln_codegen::generate(&graph, &crate_dir, &kiln_codegen::GenerateOptions::new("model"))
-            .expect("generate");
+        kiln_codegen::generate(
+            &graph,
+            &crate_dir,
+            &kiln_codegen::GenerateOptions::new("model"),
+        )
+        .expect("generate");
         for file in ["src/lib.rs", "src/main.rs"] {
             let text = std::fs::read_to_string(crate_dir.join(file)).expect("generated source");
             assert!(
@@ -437,7 +457,9 @@ fn generated_sources_contain_no_unsafe() {
         }
     }
     assert!(contains_unsafe("fn f() { unsafe { g() } }"), "planted");
-    assert!(!contains_unsafe("// unsafe in a comment\nlet s = \"unsafe\";"));
+    assert!(!contains_unsafe(
+        "// unsafe in a comment\nlet s = \"unsafe\";"
+    ));
 }
 
 fn contains_unsafe(text: &str) -> bool {

@@ -68,11 +68,18 @@ pub fn run(args: Args) -> Result<()> {
         let json = serde_json::json!({ "current": current, "comparison": comparison });
         println!("{}", serde_json::to_string_pretty(&json)?);
     } else {
-        println!("bench {} against {} (all figures sim)", args.target, path.display());
+        println!(
+            "bench {} against {} (all figures sim)",
+            args.target,
+            path.display()
+        );
         print!("{comparison}");
     }
     if args.self_test {
-        println!("{}", self_test(&baseline, &current).map_err(anyhow::Error::msg)?);
+        println!(
+            "{}",
+            self_test(&baseline, &current).map_err(anyhow::Error::msg)?
+        );
     }
     if !comparison.passes() {
         let n = comparison.regressions().count();

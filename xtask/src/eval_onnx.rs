@@ -64,9 +64,7 @@ pub fn run(args: Args) -> Result<()> {
     }
     let r = evaluate(&bytes, &name, &data, n, engines, &work_dir)?;
     if r.metadata.input.is_none() {
-        eprintln!(
-            "note: {name} has no kiln.input metadata; fed raw pixel values 0..255 as f32"
-        );
+        eprintln!("note: {name} has no kiln.input metadata; fed raw pixel values 0..255 as f32");
     }
     let mut report = serde_json::json!({
         "source": "host",

@@ -148,14 +148,19 @@ fn print_flashed(f: &Flashed, onnx: &std::path::Path, warmup: u64, target: &kiln
     match b.peak_rss_kib {
         Some(k) => println!(
             "  peak RSS [device]  {k} KiB{}",
-            if runner.is_some() { " (includes the runner)" } else { "" }
+            if runner.is_some() {
+                " (includes the runner)"
+            } else {
+                ""
+            }
         ),
         None => println!("  peak RSS [device]  not available (no VmHWM in /proc/self/status)"),
     }
     if let Some(c) = &b.output_check {
         println!(
             "  output check [device] max abs error {} vs the wasm sim's output (tolerance {:e}): {}",
-            c.max_abs_err.map_or("NaN".to_string(), |e| format!("{e:.2e}")),
+            c.max_abs_err
+                .map_or("NaN".to_string(), |e| format!("{e:.2e}")),
             c.tolerance,
             if c.passed { "PASS" } else { "FAIL" }
         );
@@ -164,7 +169,11 @@ fn print_flashed(f: &Flashed, onnx: &std::path::Path, warmup: u64, target: &kiln
     if let Some(mode) = &p.requested_mode {
         let how = match (p.nvpmodel_set, p.nvpmodel_before) {
             (Some(id), Some(before)) => {
-                let restored = if p.restored == Some(true) { ", restored" } else { "" };
+                let restored = if p.restored == Some(true) {
+                    ", restored"
+                } else {
+                    ""
+                };
                 format!("-m {id} (was {before}{restored})")
             }
             (Some(id), None) => format!("-m {id}"),
@@ -182,10 +191,17 @@ fn print_flashed(f: &Flashed, onnx: &std::path::Path, warmup: u64, target: &kiln
         println!("  note: {n}");
     }
     if let Some(t) = &f.local.host_timing {
-        println!("  latency [{}] p50 {:.1} us (for comparison)", t.label(), t.p50.value);
+        println!(
+            "  latency [{}] p50 {:.1} us (for comparison)",
+            t.label(),
+            t.p50.value
+        );
     }
     if let Some(m) = f.local.power.modes.first() {
-        println!("  latency [sim]      p50=p95 {} at mode {}", m.latency_p50, m.mode);
+        println!(
+            "  latency [sim]      p50=p95 {} at mode {}",
+            m.latency_p50, m.mode
+        );
     }
     println!("  figures: {}", f.metrics.display());
 }

@@ -251,9 +251,9 @@ pub fn run(args: Args) -> Result<()> {
     println!("Pareto front ({} models):", files.front.len());
     for m in &files.front {
         let fig = |k: &str| {
-            m.metrics
-                .get(k)
-                .map_or("-".into(), |f| format!("{} ({})", f.value_with_unit(), f.source))
+            m.metrics.get(k).map_or("-".into(), |f| {
+                format!("{} ({})", f.value_with_unit(), f.source)
+            })
         };
         println!(
             "  {}  accuracy {}  latency {}  size {}",

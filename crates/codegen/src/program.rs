@@ -71,9 +71,9 @@ impl BenchLine {
             .rev()
             .map(str::trim)
             .find(|l| l.starts_with('{'))
-            .ok_or_else(|| "no bench JSON line (a line starting with `{`)".to_string())?;
-        let b: BenchLine =
-            serde_json::from_str(line).map_err(|e| format!("`{line}` is not a bench line: {e}"))?;
+            .ok_or_else(|| "no bench JSON line (no line starting with `{`)".to_string())?;
+        let b: BenchLine = serde_json::from_str(line)
+            .map_err(|e| format!("`{line}` is not a bench report: {e}"))?;
         if b.source != expected_source {
             return Err(format!(
                 "the program labelled its figures `{}`, not `{expected_source}`",

@@ -128,11 +128,12 @@ pub fn bench(
     let finished = execute(runner, binary, &args, encode_f32_le(input), timeout)?;
     require_success(&finished, binary)?;
     let stdout = finished.stdout_text();
-    let report = BenchLine::parse(&stdout, "host").map_err(|detail| MeasureError::BadBenchReport {
-        program: binary.to_path_buf(),
-        detail,
-        stdout: stdout.trim_end().to_string(),
-    })?;
+    let report =
+        BenchLine::parse(&stdout, "host").map_err(|detail| MeasureError::BadBenchReport {
+            program: binary.to_path_buf(),
+            detail,
+            stdout: stdout.trim_end().to_string(),
+        })?;
     let us = |value: f64| Metric::new(value, Unit::Microseconds, Source::Host);
     Ok(HostTiming {
         runs: report.runs,

@@ -15,11 +15,11 @@ use serde::Serialize;
 use kiln_target::{Target, Triple};
 
 use crate::host::{self, HostTiming};
-use crate::{Metric, Unit};
 use crate::power::{self, Footprint, PowerReport};
 use crate::sim::{SimLimits, SimModule};
 use crate::size::{self, ModelSize};
 use crate::{MeasureError, Runner};
+use crate::{Metric, Unit};
 
 /// Largest difference accepted between the outputs of two builds of the same
 /// model (the wasm sim and a native or emulated program).
@@ -239,10 +239,11 @@ pub fn measure(
                 target: target.name.clone(),
                 detail: format!("no {} program was built", target.triple),
             })?;
-        let runner = Runner::for_triple(target.triple).map_err(|detail| MeasureError::Artifacts {
-            target: target.name.clone(),
-            detail,
-        })?;
+        let runner =
+            Runner::for_triple(target.triple).map_err(|detail| MeasureError::Artifacts {
+                target: target.name.clone(),
+                detail,
+            })?;
         let size = size::model_size(
             program,
             Some(artifacts.weight_bytes),

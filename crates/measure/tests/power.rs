@@ -3,8 +3,8 @@
 use std::path::Path;
 
 use kiln_measure::power::{Footprint, SIM_SPREAD_NOTE, evaluate};
-use kiln_target::SimModel;
 use kiln_measure::{Metric, Source, Unit};
+use kiln_target::SimModel;
 use kiln_target::Target;
 
 const BOARD: &str = r#"

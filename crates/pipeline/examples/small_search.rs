@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use kiln_data::SplitOptions;
-use kiln_search::driver::{NoProgress, ProgressState};
 use kiln_pipeline::PipelineEvaluator;
+use kiln_search::driver::{NoProgress, ProgressState};
 use kiln_search::report::write_report;
 use kiln_search::strategy::EvolutionConfig;
 use kiln_search::{

@@ -31,7 +31,12 @@ pub struct SuiteModel {
     pub onnx: Vec<u8>,
 }
 
-fn export(space: &Space, genome: &Genome, input: InputSpec, seed: u64) -> Result<Vec<u8>, PipelineError> {
+fn export(
+    space: &Space,
+    genome: &Genome,
+    input: InputSpec,
+    seed: u64,
+) -> Result<Vec<u8>, PipelineError> {
     let arch = Architecture::new(space, genome, input)?;
     let weights = Weights::random(&arch, seed);
     kiln_onnx::export(&arch, &weights, &ExportOptions::default())
@@ -91,7 +96,8 @@ pub fn measure_suite(
         )?;
         let wasm = built.wasm()?;
         let sizes = section_sizes(wasm)?;
-        let run = SimModule::load(wasm)?.run(&fixed_input(built.input_len), &SimLimits::default())?;
+        let run =
+            SimModule::load(wasm)?.run(&fixed_input(built.input_len), &SimLimits::default())?;
         progress(&format!("{:<20} fuel {} [sim]", model.name, run.fuel));
         entries.push(BenchEntry {
             name: model.name,

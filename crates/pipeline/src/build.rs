@@ -93,7 +93,9 @@ impl BuiltModel {
     /// Errors: wasm32 was not among the triples built.
     pub fn wasm(&self) -> Result<&Path, PipelineError> {
         self.wasm.as_deref().ok_or_else(|| {
-            PipelineError::Invalid("the model was not built for wasm32 (the simulated device)".into())
+            PipelineError::Invalid(
+                "the model was not built for wasm32 (the simulated device)".into(),
+            )
         })
     }
 
@@ -119,16 +121,16 @@ impl BuiltModel {
 /// Errors: the lowering's (naming the ONNX node and op), code generation's,
 /// or a build's (cargo's last lines; a missing Rust target names the
 /// `rustup target add` that installs it).
-pub fn build_model(source: &ModelSource<'_>, triples: &[Triple]) -> Result<BuiltModel, PipelineError> {
+pub fn build_model(
+    source: &ModelSource<'_>,
+    triples: &[Triple],
+) -> Result<BuiltModel, PipelineError> {
     let options = kiln_lower::LowerOptions {
         input_shape: source.input_shape.clone(),
     };
     let graph = kiln_lower::lower_bytes(source.onnx, source.name, &options)?;
-    let generated = kiln_codegen::generate(
-        &graph,
-        source.crate_dir,
-        &GenerateOptions::new(source.name),
-    )?;
+    let generated =
+        kiln_codegen::generate(&graph, source.crate_dir, &GenerateOptions::new(source.name))?;
     let build = |t: BuildTarget| kiln_codegen::build(source.crate_dir, t, source.target_dir);
     let wasm = match triples.contains(&Triple::Wasm32) {
         true => Some(build(BuildTarget::Wasm32)?),
@@ -165,7 +167,12 @@ mod tests {
         let a2 = content_dir(base, Path::new("c/model.onnx"), b"one");
         assert_ne!(a, b);
         assert_eq!(a, a2);
-        assert!(a.file_name().unwrap().to_string_lossy().starts_with("model-"));
+        assert!(
+            a.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("model-")
+        );
     }
 
     #[test]
@@ -173,7 +180,10 @@ mod tests {
         assert_eq!(build_target(Triple::Wasm32), BuildTarget::Wasm32);
         if Triple::host() == Some(Triple::X86_64LinuxGnu) {
             assert_eq!(build_target(Triple::X86_64LinuxGnu), BuildTarget::Host);
-            assert_eq!(build_target(Triple::Aarch64LinuxMusl), BuildTarget::Aarch64Musl);
+            assert_eq!(
+                build_target(Triple::Aarch64LinuxMusl),
+                BuildTarget::Aarch64Musl
+            );
         }
     }
 }

@@ -4,7 +4,9 @@
 
 use std::path::Path;
 
-use kiln_deploy::{AdbTarget, BenchSettings, Device, PowerOutcome, PowerPlan, SshTarget, Transport};
+use kiln_deploy::{
+    AdbTarget, BenchSettings, Device, PowerOutcome, PowerPlan, SshTarget, Transport,
+};
 use kiln_target::{DeployMethod, PowerMode, Target};
 
 use crate::PipelineError;

@@ -85,7 +85,11 @@ pub fn evaluate(
         let agree = (0..n)
             .filter(|&i| argmax(&a[i * c..(i + 1) * c]) == argmax(&b[i * c..(i + 1) * c]))
             .count();
-        let max_diff = a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0f32, f32::max);
+        let max_diff = a
+            .iter()
+            .zip(b)
+            .map(|(x, y)| (x - y).abs())
+            .fold(0f32, f32::max);
         report.agreement = Some(agree as f64 / n as f64);
         report.max_logit_difference = Some(f64::from(max_diff));
     }
@@ -101,7 +105,13 @@ pub fn read_metadata(onnx: &[u8], name: &str) -> Result<KilnMetadata, PipelineEr
         model
             .properties
             .get(&format!("onnx.metadata_props.{key}"))
-            .and_then(|t| t.to_plain_array_view::<String>().ok()?.iter().next().cloned())
+            .and_then(|t| {
+                t.to_plain_array_view::<String>()
+                    .ok()?
+                    .iter()
+                    .next()
+                    .cloned()
+            })
     };
     Ok(KilnMetadata {
         input: prop("kiln.input"),
@@ -121,8 +131,9 @@ fn run_runtime(
     data: &Dataset,
     n: usize,
 ) -> Result<Vec<f32>, PipelineError> {
-    let host = Triple::host()
-        .ok_or_else(|| PipelineError::Invalid("kiln cannot build programs for this machine".into()))?;
+    let host = Triple::host().ok_or_else(|| {
+        PipelineError::Invalid("kiln cannot build programs for this machine".into())
+    })?;
     let program = Program::build(
         &ModelSource {
             onnx,
@@ -133,7 +144,12 @@ fn run_runtime(
         },
         host,
     )?;
-    check_lengths(program.built.input_len, program.built.output_len, data, name)?;
+    check_lengths(
+        program.built.input_len,
+        program.built.output_len,
+        data,
+        name,
+    )?;
     let mut logits = Vec::with_capacity(n * data.classes);
     for i in 0..n {
         logits.extend(program.run(&raw_image(data, i), &format!("test image {i}"))?);
@@ -156,7 +172,9 @@ fn run_tract(onnx: &[u8], name: &str, data: &Dataset, n: usize) -> Result<Vec<f3
             raw_image(data, i),
         )
         .map_err(|e| PipelineError::Invalid(format!("{name}: test image {i}: {e}")))?;
-        let out = model.run(tvec!(Tensor::from(x).into())).map_err(tract_err)?;
+        let out = model
+            .run(tvec!(Tensor::from(x).into()))
+            .map_err(tract_err)?;
         let view = out[0].to_plain_array_view::<f32>().map_err(tract_err)?;
         check_lengths(s.len(), view.len(), data, name)?;
         logits.extend(view.iter().copied());

@@ -79,7 +79,6 @@ impl PipelineEvaluator {
             .map_err(|e| e.to_string())?;
         kiln_train::architecture_for(&self.space, genome, &self.data).map_err(|e| e.to_string())
     }
-
 }
 
 fn write(path: &Path, bytes: &[u8]) -> Result<(), String> {
@@ -142,7 +141,10 @@ impl PipelineEvaluator {
         let count = |v: u64| Metric::new(v as f64, Unit::Count, Source::Predicted);
         eval.metrics.insert("params".into(), count(totals.params));
         eval.metrics.insert("macs".into(), count(totals.macs));
-        write(&trial.dir.join("genome.json"), trial.point.to_json().as_bytes())?;
+        write(
+            &trial.dir.join("genome.json"),
+            trial.point.to_json().as_bytes(),
+        )?;
 
         let t = Instant::now();
         let config = TrainConfig {
@@ -182,7 +184,8 @@ impl PipelineEvaluator {
         let program = built.program(self.target.triple);
         let wasm = built.wasm().map_err(|e| e.to_string())?;
         let deployed = program.unwrap_or(wasm);
-        let deployed_size = size::model_size(deployed, weights, arena).map_err(|e| e.to_string())?;
+        let deployed_size =
+            size::model_size(deployed, weights, arena).map_err(|e| e.to_string())?;
         let wasm_size = size::model_size(wasm, weights, arena).map_err(|e| e.to_string())?;
         let module = SimModule::load(wasm).map_err(|e| format!("wasm sim: {e}"))?;
         // Fuel does not depend on the values (no data-dependent branches in the

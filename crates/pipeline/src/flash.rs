@@ -106,7 +106,10 @@ fn flash_on(device: &mut Device, req: &FlashRequest<'_>) -> Result<Option<Flashe
     let input_path = req.out.join("input.bin");
     let expected_path = req.out.join("expected.bin");
     write(&input_path, &kiln_measure::host::encode_f32_le(&input))?;
-    write(&expected_path, &kiln_measure::host::encode_f32_le(&sim.output))?;
+    write(
+        &expected_path,
+        &kiln_measure::host::encode_f32_le(&sim.output),
+    )?;
 
     // sim and host figures of the same model (host under qemu for aarch64).
     let local_options = MeasureOptions {
@@ -114,7 +117,8 @@ fn flash_on(device: &mut Device, req: &FlashRequest<'_>) -> Result<Option<Flashe
         runs: req.runs.clamp(1, 10),
         ..Default::default()
     };
-    let local = kiln_measure::report::measure(target, &built.artifacts_for(target)?, &local_options)?;
+    let local =
+        kiln_measure::report::measure(target, &built.artifacts_for(target)?, &local_options)?;
     if let Some(check) = local.output_check.as_ref().filter(|c| !c.passed) {
         return Err(PipelineError::Invalid(format!(
             "not flashing {}: {} differ by {:.2e} (tolerance {:.0e}) here already; rebuild (another build may have replaced the shared artifact)",
@@ -213,9 +217,8 @@ pub fn resolve_model(
 
 /// The front's most accurate model's `model.onnx`.
 fn best_of_front(run_dir: &Path) -> Result<PathBuf, PipelineError> {
-    let front = FrontFile::read(run_dir).map_err(|e| {
-        PipelineError::Invalid(format!("{e}; give --model MODEL.onnx instead"))
-    })?;
+    let front = FrontFile::read(run_dir)
+        .map_err(|e| PipelineError::Invalid(format!("{e}; give --model MODEL.onnx instead")))?;
     let path = run_dir.join(FrontFile::NAME);
     let best = front.most_accurate().ok_or_else(|| {
         PipelineError::Invalid(format!(

@@ -130,9 +130,18 @@ mod tests {
         let names: Vec<&str> = v.iter().map(|v| v.constraint.field()).collect();
         assert_eq!(
             names,
-            ["max_latency_p50_ms", "max_latency_p95_ms", "min_fps", "max_size_mb"]
+            [
+                "max_latency_p50_ms",
+                "max_latency_p95_ms",
+                "min_fps",
+                "max_size_mb"
+            ]
         );
-        assert!(v[..3].iter().all(|v| v.actual.unwrap().source == Source::Device));
+        assert!(
+            v[..3]
+                .iter()
+                .all(|v| v.actual.unwrap().source == Source::Device)
+        );
         assert_eq!(v[2].actual.unwrap().value, 40.0);
     }
 }

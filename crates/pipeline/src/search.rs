@@ -236,7 +236,12 @@ fn strategy(req: &SearchRequest, space: Arc<GenomeSpace>) -> Box<dyn Strategy<Ge
 
 /// The run's identity, stored in the journal: resuming with any field
 /// different is refused, naming the field.
-fn run_identity(req: &SearchRequest, space: &Space, space_text: &str, fitness: &Fitness) -> RunMeta {
+fn run_identity(
+    req: &SearchRequest,
+    space: &Space,
+    space_text: &str,
+    fitness: &Fitness,
+) -> RunMeta {
     let objectives: Vec<&str> = req.objectives.iter().map(|o| o.name()).collect();
     let mut meta = RunMeta::default()
         .with("target", &req.target.name)

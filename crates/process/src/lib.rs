@@ -337,7 +337,12 @@ mod tests {
 
     #[test]
     fn stdin_reaches_the_program_and_stdout_comes_back() {
-        let f = run(&Cmd::new("cat"), Some(b"abc".to_vec()), Duration::from_secs(10)).unwrap();
+        let f = run(
+            &Cmd::new("cat"),
+            Some(b"abc".to_vec()),
+            Duration::from_secs(10),
+        )
+        .unwrap();
         assert!(f.success());
         assert_eq!(f.stdout, b"abc");
     }
@@ -356,7 +361,12 @@ mod tests {
     #[test]
     fn a_hanging_program_is_killed_and_named() {
         let started = Instant::now();
-        let err = run(&Cmd::new("sleep").arg("30"), None, Duration::from_millis(200)).unwrap_err();
+        let err = run(
+            &Cmd::new("sleep").arg("30"),
+            None,
+            Duration::from_millis(200),
+        )
+        .unwrap_err();
         assert!(matches!(err, ProcessError::Timeout { .. }), "{err}");
         assert!(err.to_string().contains("sleep 30"), "{err}");
         assert!(started.elapsed() < Duration::from_secs(20));
@@ -368,7 +378,11 @@ mod tests {
         let cmd = Cmd::new("sh").arg("-c").arg("sleep 30 & sleep 30");
         let err = run(&cmd, None, Duration::from_millis(300)).unwrap_err();
         assert!(matches!(err, ProcessError::Timeout { .. }), "{err}");
-        assert!(started.elapsed() < Duration::from_secs(10), "{:?}", started.elapsed());
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "{:?}",
+            started.elapsed()
+        );
     }
 
     #[test]

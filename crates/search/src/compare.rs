@@ -10,7 +10,7 @@ use std::fmt::Write as _;
 use plotters::prelude::*;
 
 use crate::objective::keys;
-use crate::{Journal, Metric, Source, Objective, SearchError, Status, TrialRecord};
+use crate::{Journal, Metric, Objective, SearchError, Source, Status, TrialRecord};
 
 /// One run's best-feasible-accuracy curve.
 #[derive(Debug, Clone)]

@@ -25,10 +25,7 @@ pub fn analytic_violations(target: &Target, totals: &Totals) -> Vec<Violation> {
     let weight_bytes = totals.params as f64 * 4.0;
     let mut figures = Figures {
         size_bytes: bound(weight_bytes, Unit::Bytes),
-        peak_memory_bytes: bound(
-            weight_bytes + totals.max_layer_io_bytes as f64,
-            Unit::Bytes,
-        ),
+        peak_memory_bytes: bound(weight_bytes + totals.max_layer_io_bytes as f64, Unit::Bytes),
         ..Figures::default()
     };
     // The fastest clock the power budget allows (profiles always have one:

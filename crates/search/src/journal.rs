@@ -449,8 +449,10 @@ mod tests {
         j.start(a).unwrap();
         j.start(b).unwrap();
         let mut eval = Evaluation::default();
-        eval.metrics
-            .insert("accuracy".into(), Metric::new(0.5, Unit::Fraction, Source::Host));
+        eval.metrics.insert(
+            "accuracy".into(),
+            Metric::new(0.5, Unit::Fraction, Source::Host),
+        );
         j.finish(a, Status::Done, Some(&eval), None).unwrap();
         drop(j);
 

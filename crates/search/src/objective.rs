@@ -145,8 +145,14 @@ mod tests {
 
     fn m(acc: f64, lat: f64) -> BTreeMap<String, Metric> {
         let mut out = BTreeMap::new();
-        out.insert(keys::ACCURACY.into(), Metric::new(acc, Unit::Fraction, Source::Host));
-        out.insert(keys::LATENCY_MS.into(), Metric::new(lat, Unit::Milliseconds, Source::Sim));
+        out.insert(
+            keys::ACCURACY.into(),
+            Metric::new(acc, Unit::Fraction, Source::Host),
+        );
+        out.insert(
+            keys::LATENCY_MS.into(),
+            Metric::new(lat, Unit::Milliseconds, Source::Sim),
+        );
         out
     }
 

@@ -507,10 +507,14 @@ mod tests {
 
     fn eval(acc: f64, lat: f64, violated: bool) -> Evaluation {
         let mut e = Evaluation::default();
-        e.metrics
-            .insert(keys::ACCURACY.into(), Metric::new(acc, Unit::Fraction, Source::Host));
-        e.metrics
-            .insert(keys::LATENCY_MS.into(), Metric::new(lat, Unit::Milliseconds, Source::Sim));
+        e.metrics.insert(
+            keys::ACCURACY.into(),
+            Metric::new(acc, Unit::Fraction, Source::Host),
+        );
+        e.metrics.insert(
+            keys::LATENCY_MS.into(),
+            Metric::new(lat, Unit::Milliseconds, Source::Sim),
+        );
         if violated {
             e.violations.push(Violation::failed(
                 Constraint::MaxLatencyP50Ms,

@@ -232,7 +232,10 @@ mod tests {
         let checks = c.check(&figures);
         let by = |k: Constraint| checks.iter().find(|x| x.constraint == k).unwrap();
         assert_eq!(by(Constraint::MaxSizeMb).passed, Some(false));
-        assert_eq!(by(Constraint::MaxSizeMb).actual.unwrap().source, Source::Host);
+        assert_eq!(
+            by(Constraint::MaxSizeMb).actual.unwrap().source,
+            Source::Host
+        );
         assert_eq!(by(Constraint::MinFps).passed, Some(true));
         assert_eq!(by(Constraint::MaxLatencyP50Ms).passed, None);
         assert!(!by(Constraint::MaxLatencyP50Ms).holds());

@@ -184,7 +184,9 @@ pub enum TargetError {
         message: String,
     },
     /// No profile of that name in the profiles folder.
-    #[error("unknown target `{name}`; known targets: {known} (or give a profile file: --target ./myboard.toml)")]
+    #[error(
+        "unknown target `{name}`; known targets: {known} (or give a profile file: --target ./myboard.toml)"
+    )]
     Unknown {
         /// The name asked for.
         name: String,

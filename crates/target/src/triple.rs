@@ -39,7 +39,11 @@ impl Triple {
 
     /// The triple of the machine kiln runs on, if kiln can build for it.
     pub fn host() -> Option<Triple> {
-        if cfg!(all(target_arch = "x86_64", target_os = "linux", target_env = "gnu")) {
+        if cfg!(all(
+            target_arch = "x86_64",
+            target_os = "linux",
+            target_env = "gnu"
+        )) {
             Some(Triple::X86_64LinuxGnu)
         } else {
             None
@@ -75,7 +79,9 @@ impl fmt::Display for Triple {
 
 /// A triple kiln cannot build for.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("`{0}` is not one of aarch64-unknown-linux-musl, wasm32-unknown-unknown, x86_64-unknown-linux-gnu")]
+#[error(
+    "`{0}` is not one of aarch64-unknown-linux-musl, wasm32-unknown-unknown, x86_64-unknown-linux-gnu"
+)]
 pub struct UnsupportedTriple(pub String);
 
 impl FromStr for Triple {

@@ -50,41 +50,57 @@ fn read_into(file: Option<&CStr>, buf: &mut [u8]) -> Result<usize, os::Errno> {
     }
 }
 
-fn run(args: Args) -> u8 {
-    let mut bench = false;
-    let (mut warmup, mut runs) = (10usize, 100usize);
-    let mut file: Option<&CStr> = None;
-    let (mut expect, mut source): (Option<&CStr>, &[u8]) = (None, b"host");
+/// The command line, parsed.
+struct Options<'a> {
+    bench: bool,
+    warmup: usize,
+    runs: usize,
+    file: Option<&'a CStr>,
+    expect: Option<&'a CStr>,
+    source: &'a [u8],
+}
+
+/// Parses the command line; `Err` carries the exit status (after printing
+/// the usage error, or the help).
+fn parse(args: Args) -> Result<Options<'static>, u8> {
+    let mut o = Options {
+        bench: false,
+        warmup: 10,
+        runs: 100,
+        file: None,
+        expect: None,
+        source: b"host",
+    };
     let mut args = args.skip(1);
     while let Some(arg) = args.next() {
         let a = arg.to_bytes();
         match a {
-            b"--bench" => bench = true,
+            b"--bench" => o.bench = true,
             b"--warmup" | b"--runs" => {
                 let Some(v) = args.next().and_then(|v| rt::parse_usize(v.to_bytes())) else {
-                    return fail(2, |e| {
+                    return Err(fail(2, |e| {
                         e.bytes(a).str(" needs a number\n").str(USAGE);
-                    });
+                    }));
                 };
                 if a == b"--warmup" {
-                    warmup = v;
+                    o.warmup = v;
                 } else if v > MAX_RUNS {
-                    return fail(2, |e| {
+                    return Err(fail(2, |e| {
                         e.str("--runs ")
                             .num(v as u64)
                             .str(" is above the most this program keeps, ");
                         e.num(MAX_RUNS as u64).str("\n").str(USAGE);
-                    });
+                    }));
                 } else {
-                    runs = v.max(1);
+                    o.runs = v.max(1);
                 }
             }
             b"--expect" => match args.next() {
-                Some(v) => expect = Some(v),
+                Some(v) => o.expect = Some(v),
                 None => {
-                    return fail(2, |e| {
+                    return Err(fail(2, |e| {
                         e.str("--expect needs a file\n").str(USAGE);
-                    });
+                    }));
                 }
             },
             b"--source" => match args.next().map(CStr::to_bytes) {
@@ -92,151 +108,86 @@ fn run(args: Args) -> u8 {
                     if v.iter()
                         .all(|c| c.is_ascii_alphanumeric() || *c == b'-' || *c == b'_') =>
                 {
-                    source = v
+                    o.source = v
                 }
                 _ => {
-                    return fail(2, |e| {
+                    return Err(fail(2, |e| {
                         e.str("--source needs a label such as device\n").str(USAGE);
-                    });
+                    }));
                 }
             },
             b"-h" | b"--help" => {
                 let mut out = FdWriter::new(os::STDOUT);
                 out.str(USAGE).str("\n");
-                return if out.finish().is_ok() { 0 } else { 1 };
+                return Err(if out.finish().is_ok() { 0 } else { 1 });
             }
             _ if a.starts_with(b"--") => {
-                return fail(2, |e| {
+                return Err(fail(2, |e| {
                     e.str("unknown option ").bytes(a).str("\n").str(USAGE);
-                });
+                }));
             }
-            _ => file = Some(arg),
+            _ => o.file = Some(arg),
         }
     }
-    let mut input = INPUT.lock();
-    let got = match read_into(file, rt::f32_bytes_mut(&mut input)) {
+    Ok(o)
+}
+
+/// What is being read, for messages: `cannot read {label}{name}: ...`, and
+/// when `named` the length error starts with `{name}: `.
+struct Source<'a> {
+    label: &'static str,
+    name: &'a [u8],
+    named: bool,
+}
+
+/// Reads exactly `want` f32 values (`file`, else stdin) into `buf`.
+fn read_exact_f32(
+    file: Option<&CStr>,
+    buf: &mut [u8],
+    want: usize,
+    what: Source,
+) -> Result<(), u8> {
+    let got = match read_into(file, buf) {
         Ok(n) => n,
         Err(err) => {
-            return fail(2, |e| {
-                e.str("cannot read ")
-                    .bytes(file.map_or(&b"stdin"[..], CStr::to_bytes))
-                    .str(": ");
+            return Err(fail(2, |e| {
+                e.str("cannot read ").str(what.label).bytes(what.name).str(": ");
                 err.describe(e);
-            });
+            }));
         }
     };
-    if got != INPUT_LEN * 4 {
-        return fail(2, |e| {
-            e.str("expected ")
-                .num((INPUT_LEN * 4) as u64)
-                .str(" bytes (")
-                .num(INPUT_LEN as u64);
+    if got != want * 4 {
+        return Err(fail(2, |e| {
+            if what.named {
+                e.bytes(what.name).str(": ");
+            }
+            e.str("expected ").num((want * 4) as u64);
+            e.str(" bytes (").num(want as u64);
             e.str(" f32), got ").num(got as u64);
-        });
+        }));
+    }
+    Ok(())
+}
+
+fn run(args: Args) -> u8 {
+    let o = match parse(args) {
+        Ok(o) => o,
+        Err(status) => return status,
+    };
+    let mut input = INPUT.lock();
+    let what = Source {
+        label: "",
+        name: o.file.map_or(&b"stdin"[..], CStr::to_bytes),
+        named: false,
+    };
+    if let Err(status) = read_exact_f32(o.file, rt::f32_bytes_mut(&mut input), INPUT_LEN, what) {
+        return status;
     }
     let x = input.as_array();
     let mut output = OUTPUT.lock();
     let y = output.as_array_mut();
-    if bench {
-        for _ in 0..warmup {
-            infer(x, y);
-        }
-        let mut samples = [0u64; MAX_RUNS];
-        let times = &mut samples[..runs];
-        for t in times.iter_mut() {
-            let start = os::monotonic_nanos();
-            infer(core::hint::black_box(x), y);
-            *t = os::monotonic_nanos().saturating_sub(start);
-        }
-        rt::sort_u64(times);
-        let pick = |num, den| rt::nearest_rank(times, num, den).unwrap_or(0);
-        let mut check = None;
-        if let Some(path) = expect {
-            let mut want = EXPECTED.lock();
-            let read = File::open(path)
-                .and_then(|f| f.fd().read_to_end_into(rt::f32_bytes_mut(&mut want)));
-            let got = match read {
-                Ok(n) => n,
-                Err(err) => {
-                    return fail(2, |e| {
-                        e.str("cannot read expected output ")
-                            .bytes(path.to_bytes())
-                            .str(": ");
-                        err.describe(e);
-                    });
-                }
-            };
-            if got != OUTPUT_LEN * 4 {
-                return fail(2, |e| {
-                    e.bytes(path.to_bytes())
-                        .str(": expected ")
-                        .num((OUTPUT_LEN * 4) as u64);
-                    e.str(" bytes (")
-                        .num(OUTPUT_LEN as u64)
-                        .str(" f32), got ")
-                        .num(got as u64);
-                });
-            }
-            let err = y
-                .iter()
-                .zip(want.iter())
-                .map(|(y, w)| (y - w).abs())
-                .fold(0f32, |m, e| {
-                    if e.is_nan() || m.is_nan() {
-                        f32::NAN
-                    } else {
-                        m.max(e)
-                    }
-                });
-            check = Some(err);
-        }
-        // NaN compares false: a NaN output fails the check
-        let passed = check.is_none_or(|err| err <= EXPECT_TOLERANCE);
-        let mut out = FdWriter::new(os::STDOUT);
-        out.str("{\"source\":\"")
-            .bytes(source)
-            .str("\",\"runs\":")
-            .num(runs as u64);
-        out.str(",\"p50_us\":")
-            .fixed3(pick(1, 2))
-            .str(",\"p95_us\":")
-            .fixed3(pick(19, 20));
-        out.str(",\"min_us\":")
-            .fixed3(times[0])
-            .str(",\"max_us\":")
-            .fixed3(times[runs - 1]);
-        out.str(",\"peak_rss_kib\":");
-        match os::peak_rss_kib() {
-            Some(kib) => out.num(kib),
-            None => out.str("null"),
-        };
-        out.str(",\"output_check\":");
-        match check {
-            None => out.str("null"),
-            Some(err) => {
-                // `sci` prints a not-finite error as null
-                out.str("{\"max_abs_err\":").sci(err);
-                out.str(",\"tolerance\":").sci(EXPECT_TOLERANCE);
-                out.str(",\"passed\":")
-                    .str(if passed { "true" } else { "false" })
-                    .str("}")
-            }
-        };
-        out.str("}\n");
-        if let Err(err) = out.finish() {
-            return fail(1, |e| {
-                e.str("cannot write output: ");
-                err.describe(e);
-            });
-        }
-        if !passed {
-            return fail(3, |e| {
-                e.str("output differs from ")
-                    .bytes(expect.map_or(&b"the expected output"[..], CStr::to_bytes));
-                e.str(" by more than ").sci(EXPECT_TOLERANCE);
-            });
-        }
-        return 0;
+    if o.bench {
+        return bench(&o, x, y);
     }
     infer(x, y);
     if let Err(err) = os::STDOUT.write_all(rt::f32_bytes(y)) {
@@ -246,4 +197,106 @@ fn run(args: Args) -> u8 {
         });
     }
     0
+}
+
+/// Warm-up, timed runs, the `--expect` check and the JSON line.
+fn bench(o: &Options, x: &[f32; INPUT_LEN], y: &mut [f32; OUTPUT_LEN]) -> u8 {
+    for _ in 0..o.warmup {
+        infer(x, y);
+    }
+    let mut samples = [0u64; MAX_RUNS];
+    let times = &mut samples[..o.runs];
+    for t in times.iter_mut() {
+        let start = os::monotonic_nanos();
+        infer(core::hint::black_box(x), y);
+        *t = os::monotonic_nanos().saturating_sub(start);
+    }
+    rt::sort_u64(times);
+    let check = match o.expect {
+        None => None,
+        Some(path) => match max_abs_error(path, y) {
+            Ok(err) => Some(err),
+            Err(status) => return status,
+        },
+    };
+    // NaN compares false: a NaN output fails the check
+    let passed = check.is_none_or(|err| err <= EXPECT_TOLERANCE);
+    if let Err(err) = bench_line(o.source, times, check, passed) {
+        return fail(1, |e| {
+            e.str("cannot write output: ");
+            err.describe(e);
+        });
+    }
+    if !passed {
+        return fail(3, |e| {
+            e.str("output differs from ")
+                .bytes(o.expect.map_or(&b"the expected output"[..], CStr::to_bytes));
+            e.str(" by more than ").sci(EXPECT_TOLERANCE);
+        });
+    }
+    0
+}
+
+/// The largest absolute difference between `y` and the LE f32 file `path`
+/// (NaN if either has a NaN).
+fn max_abs_error(path: &CStr, y: &[f32; OUTPUT_LEN]) -> Result<f32, u8> {
+    let mut want = EXPECTED.lock();
+    let what = Source {
+        label: "expected output ",
+        name: path.to_bytes(),
+        named: true,
+    };
+    read_exact_f32(Some(path), rt::f32_bytes_mut(&mut want), OUTPUT_LEN, what)?;
+    Ok(y.iter()
+        .zip(want.as_array().iter())
+        .map(|(y, w)| (y - w).abs())
+        .fold(0f32, |m, e| {
+            if e.is_nan() || m.is_nan() {
+                f32::NAN
+            } else {
+                m.max(e)
+            }
+        }))
+}
+
+/// Prints the bench JSON line (kiln_codegen::program::BenchLine).
+fn bench_line(
+    source: &[u8],
+    times: &[u64],
+    check: Option<f32>,
+    passed: bool,
+) -> Result<(), os::Errno> {
+    let pick = |num, den| rt::nearest_rank(times, num, den).unwrap_or(0);
+    let mut out = FdWriter::new(os::STDOUT);
+    out.str("{\"source\":\"")
+        .bytes(source)
+        .str("\",\"runs\":")
+        .num(times.len() as u64);
+    out.str(",\"p50_us\":")
+        .fixed3(pick(1, 2))
+        .str(",\"p95_us\":")
+        .fixed3(pick(19, 20));
+    out.str(",\"min_us\":")
+        .fixed3(times[0])
+        .str(",\"max_us\":")
+        .fixed3(times[times.len() - 1]);
+    out.str(",\"peak_rss_kib\":");
+    match os::peak_rss_kib() {
+        Some(kib) => out.num(kib),
+        None => out.str("null"),
+    };
+    out.str(",\"output_check\":");
+    match check {
+        None => out.str("null"),
+        Some(err) => {
+            // `sci` prints a not-finite error as null
+            out.str("{\"max_abs_err\":").sci(err);
+            out.str(",\"tolerance\":").sci(EXPECT_TOLERANCE);
+            out.str(",\"passed\":")
+                .str(if passed { "true" } else { "false" })
+                .str("}")
+        }
+    };
+    out.str("}\n");
+    out.finish()
 }
