@@ -19,7 +19,9 @@ pub struct RunCurve {
     pub label: String,
     /// `evolution` or `random` (the journal's `strategy`).
     pub strategy: String,
+    /// The run's seed (journal field `seed`).
     pub seed: String,
+    /// The device profile searched for (journal field `target`).
     pub target: String,
     /// `best[k]`: the best validation accuracy of a feasible trial among the
     /// first k + 1 finished trials (in the order they were asked); `None`
@@ -30,7 +32,10 @@ pub struct RunCurve {
 }
 
 impl RunCurve {
-    /// Builds the curve of a journal. `label` names the run in outputs.
+    /// Builds the curve of a journal. `label` names the run in outputs;
+    /// missing meta fields read `?`.
+    ///
+    /// Errors: [`SearchError::Journal`] reading the journal.
     pub fn from_journal(label: &str, journal: &Journal) -> Result<RunCurve, SearchError> {
         let meta = journal.meta()?;
         let trials = journal.trials()?;
@@ -43,6 +48,8 @@ impl RunCurve {
         ))
     }
 
+    /// Builds the curve of `trials` with the given run fields: finished
+    /// trials ordered by number, `done` ones counting towards the best.
     pub fn from_trials(
         label: &str,
         strategy: &str,
@@ -78,7 +85,8 @@ impl RunCurve {
         }
     }
 
-    /// The best feasible accuracy within the first `budget` finished trials.
+    /// The best feasible accuracy (fraction) within the first `budget`
+    /// finished trials (all of them when the run has fewer).
     pub fn best_within(&self, budget: usize) -> Option<f64> {
         self.best
             .get(budget.min(self.best.len()).checked_sub(1)?)
@@ -108,11 +116,13 @@ fn accuracy(t: &TrialRecord) -> Option<f64> {
 /// Evolution against random search with the same seed and trial budget.
 #[derive(Debug, Clone)]
 pub struct SeedPair {
+    /// The seed both runs share.
     pub seed: String,
     /// Finished trials both runs have (the shorter run's count).
     pub budget: usize,
     /// The random search's best feasible accuracy within the budget.
     pub random_best: Option<f64>,
+    /// The evolution run's best feasible accuracy within the budget.
     pub evolution_best: Option<f64>,
     /// Trials evolution needed to reach `random_best` (None: never did).
     pub evolution_trials_to_reach: Option<usize>,
@@ -131,7 +141,8 @@ impl SeedPair {
     }
 }
 
-/// Pairs every `evolution` run with the `random` run of the same seed.
+/// Pairs every `evolution` run with the first `random` run of the same
+/// seed; an evolution run without one is left out.
 pub fn seed_pairs(curves: &[RunCurve]) -> Vec<SeedPair> {
     let mut pairs = Vec::new();
     for evo in curves.iter().filter(|c| c.strategy == "evolution") {
@@ -177,13 +188,21 @@ pub fn median_fraction(pairs: &[SeedPair]) -> Option<f64> {
 /// A front model set against the baseline.
 #[derive(Debug, Clone)]
 pub struct BaselineRow {
+    /// The run's label.
     pub run: String,
+    /// Trial number in that run's journal.
     pub trial: u64,
+    /// The genome's content id.
     pub genome_id: String,
+    /// Validation accuracy, a fraction in 0..1.
     pub accuracy: f64,
+    /// Latency (p50, ms) at the chosen power mode.
     pub latency_ms: f64,
+    /// Where the latency comes from (`sim` or `device`).
     pub latency_source: Source,
+    /// Parameter count, if recorded.
     pub params: Option<f64>,
+    /// Multiply-accumulates per image, if recorded.
     pub macs: Option<f64>,
 }
 
@@ -206,6 +225,7 @@ impl BaselineRow {
 /// The outcome of "front's best vs the baseline".
 #[derive(Debug, Clone)]
 pub struct BaselineComparison {
+    /// The baseline run's evaluated trial.
     pub baseline: BaselineRow,
     /// The baseline's status in its own run (it may itself break a
     /// constraint of the target).
@@ -220,7 +240,9 @@ pub struct BaselineComparison {
 }
 
 impl BaselineComparison {
-    /// Baseline latency / the chosen front model's latency.
+    /// Baseline latency / the latency of [`Self::fastest_within`] (above 1:
+    /// the front model is faster); `None` without such a model or when its
+    /// latency is not above 0.
     pub fn speedup(&self) -> Option<f64> {
         let m = self.fastest_within.as_ref()?;
         (m.latency_ms > 0.0).then(|| self.baseline.latency_ms / m.latency_ms)
@@ -229,7 +251,11 @@ impl BaselineComparison {
 
 /// Compares the fronts of `curves` with the single evaluated trial of a
 /// baseline run (e.g. MobileNetV2-0.5 searched in its one-point space with
-/// the same epochs, data and target).
+/// the same epochs, data and target): its first `done` or `infeasible` trial
+/// with accuracy and latency. `tolerance` is a fraction of accuracy (0.005 =
+/// half a point).
+///
+/// Errors: [`SearchError::Report`] when the baseline has no such trial.
 pub fn versus_baseline(
     curves: &[RunCurve],
     baseline_label: &str,
@@ -275,7 +301,10 @@ fn pct(v: Option<f64>) -> String {
     v.map_or("none feasible".into(), |v| format!("{:.2}", v * 100.0))
 }
 
-/// The comparison as Markdown (tables for the README and the terminal).
+/// The comparison as Markdown (tables for the README and the terminal):
+/// the runs, the seed pairs with their median (goal <= 0.50 of the budget),
+/// and the baseline rows with the speed-up (goal >= 1.5x). Accuracies are
+/// shown in percent for reading.
 pub fn markdown(
     curves: &[RunCurve],
     pairs: &[SeedPair],
@@ -405,7 +434,10 @@ pub fn markdown(
 }
 
 /// Best feasible accuracy against finished trials, one line per run
-/// (evolution orange, random blue), as an SVG string.
+/// (evolution orange, random blue), as an SVG string; accuracy shown in
+/// percent.
+///
+/// Errors: [`SearchError::Report`] when plotting fails.
 pub fn curves_svg(curves: &[RunCurve]) -> Result<String, SearchError> {
     let err = |e: &dyn std::fmt::Display| SearchError::Report(format!("plot: {e}"));
     let points = |c: &RunCurve| -> Vec<(f64, f64)> {

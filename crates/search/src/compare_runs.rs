@@ -35,9 +35,11 @@ fn open(dir: &Path) -> Result<Journal, SearchError> {
 /// against the single trial of a `baseline` run within `tolerance_points`
 /// percentage points of accuracy, and writes the three files into `out`.
 ///
-/// Errors: a folder without a journal, runs for different targets, a
-/// baseline for another target, a tolerance outside 0..100, a file that
-/// cannot be written.
+/// Errors: [`SearchError::Config`] for a folder without a journal, runs for
+/// different targets, a baseline for another target or a tolerance outside
+/// 0..100; [`SearchError::Report`] for a baseline without an evaluated trial
+/// or a failed plot; [`SearchError::Io`] for a file that cannot be written;
+/// [`SearchError::Journal`] for a journal that cannot be read.
 pub fn compare_runs(
     runs: &[PathBuf],
     baseline: Option<&Path>,

@@ -20,6 +20,11 @@ pub type Violation = ConstraintCheck;
 /// Constraints the analytic figures of a network already break (lower bounds,
 /// labelled `predicted`). Only failed bounds count: a constraint with no
 /// bound (power, for instance) is left to the measurement.
+///
+/// The bounds: size = params x 4 bytes; peak memory = that + the largest
+/// layer's input + output bytes; p50 and p95 latency = MACs taken as fuel
+/// through the profile's sim model (ms) at the fastest clock the power budget
+/// allows; FPS = 1000 / that latency.
 pub fn analytic_violations(target: &Target, totals: &Totals) -> Vec<Violation> {
     let bound = |value, unit| Some(Metric::new(value, unit, Source::Predicted));
     let weight_bytes = totals.params as f64 * 4.0;

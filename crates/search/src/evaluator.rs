@@ -14,7 +14,9 @@ use crate::constraints::Violation;
 pub struct TrialSpec<P> {
     /// Trial number in the journal (1-based, order of asking).
     pub number: u64,
+    /// The point to evaluate.
     pub point: P,
+    /// Its content id ([`crate::SearchSpace::id`]).
     pub id: String,
     /// A folder of its own for artifacts (created by the driver).
     pub dir: PathBuf,
@@ -26,11 +28,15 @@ pub struct TrialSpec<P> {
 /// What an evaluation measured.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Evaluation {
-    /// Figures by name (see [`crate::objective::keys`]), each labelled.
+    /// Figures by name (see [`crate::objective::keys`]), each with its unit
+    /// and source (`host`, `sim`, `device`, `predicted`).
     pub metrics: BTreeMap<String, Metric>,
-    /// Broken hard constraints; empty means feasible.
+    /// Broken hard constraints, as judged by kiln-target; empty means
+    /// feasible.
     pub violations: Vec<Violation>,
-    /// Seconds spent per stage (`train`, `build`, `measure`), host wall clock.
+    /// Seconds spent per stage, host wall clock. kiln-pipeline writes
+    /// `train_s`, `build_s`, `measure_s` and, on a device, `device_s` (the
+    /// keys trials.csv reads).
     pub timings: BTreeMap<String, f64>,
 }
 

@@ -31,7 +31,7 @@ pub struct FrontModel {
 }
 
 impl FrontModel {
-    /// Its validation accuracy, if it has one.
+    /// Its validation accuracy (a fraction in 0..1), if it has one.
     pub fn accuracy(&self) -> Option<f64> {
         self.metrics.get(keys::ACCURACY).map(|m| m.value)
     }
@@ -44,7 +44,9 @@ pub struct FrontFile {
     pub run: BTreeMap<String, String>,
     /// The objectives the front is over, by name.
     pub objectives: Vec<String>,
-    /// The models, fastest first.
+    /// The models, fastest first when latency is an objective (else by
+    /// the first objective's value, ascending: see
+    /// [`crate::report::front`]).
     pub front: Vec<FrontModel>,
 }
 
@@ -70,7 +72,10 @@ impl FrontFile {
     }
 
     /// Writes `run_dir/front.json` atomically (a temporary file renamed
-    /// into place, so a reader never sees half a file).
+    /// into place, so a reader never sees half a file); returns its path.
+    ///
+    /// Errors: [`SearchError::Io`] writing or renaming,
+    /// [`SearchError::Report`] if serialising fails.
     pub fn write(&self, run_dir: &Path) -> Result<PathBuf, SearchError> {
         let path = run_dir.join(Self::NAME);
         let tmp = run_dir.join(format!(".{}.tmp", Self::NAME));

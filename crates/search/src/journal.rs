@@ -21,17 +21,22 @@ pub const JOURNAL_FILE: &str = "journal.sqlite";
 /// Status of a trial.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Status {
+    /// Waiting to be evaluated (new, or sent back by an interrupt, a
+    /// stopping evaluator or a resume).
     Pending,
+    /// Being evaluated by a worker.
     Running,
     /// Evaluated and within every hard constraint.
     Done,
     /// Broke a hard constraint (analytic or measured).
     Infeasible,
-    /// Could not be evaluated; `error` says why.
+    /// Could not be evaluated; [`TrialRecord::error`] says why.
     Failed,
 }
 
 impl Status {
+    /// The name stored in the `status` column (`pending`, `running`, `done`,
+    /// `infeasible`, `failed`).
     pub fn as_str(self) -> &'static str {
         match self {
             Status::Pending => "pending",
@@ -41,6 +46,7 @@ impl Status {
             Status::Failed => "failed",
         }
     }
+    /// Reads a name written by [`Status::as_str`]; `None` for any other.
     pub fn parse(s: &str) -> Option<Status> {
         Some(match s {
             "pending" => Status::Pending,
@@ -51,6 +57,7 @@ impl Status {
             _ => return None,
         })
     }
+    /// Done, infeasible or failed: the trial will not be evaluated again.
     pub fn is_finished(self) -> bool {
         matches!(self, Status::Done | Status::Infeasible | Status::Failed)
     }
@@ -59,6 +66,8 @@ impl Status {
 /// What identifies a search: resuming requires every field to match.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RunMeta {
+    /// Field name -> value (`target`, `space`, `seed`, `strategy`,
+    /// `objectives`, ...), the rows of the `meta` table.
     pub fields: BTreeMap<String, String>,
 }
 
@@ -77,10 +86,12 @@ impl RunMeta {
         }
     }
 
+    /// Sets `key` to `value` (replacing any earlier value).
     pub fn with(mut self, key: &str, value: impl ToString) -> Self {
         self.fields.insert(key.to_string(), value.to_string());
         self
     }
+    /// The value of `key`, if set.
     pub fn get(&self, key: &str) -> Option<&str> {
         self.fields.get(key).map(String::as_str)
     }
@@ -91,17 +102,24 @@ impl RunMeta {
 pub struct TrialRecord {
     /// 1-based, in the order trials were asked.
     pub number: u64,
+    /// The point's content id (unique in the journal).
     pub genome_id: String,
     /// The point as JSON.
     pub genome: String,
     /// `random`, `mutation`, `crossover`.
     pub origin: String,
+    /// Where the trial stands.
     pub status: Status,
+    /// What was measured (stored as JSON); analytic rejections hold only
+    /// violations. `None` until finished, and for failed trials.
     pub evaluation: Option<Evaluation>,
+    /// Why a failed trial failed.
     pub error: Option<String>,
-    /// Unix seconds.
+    /// When the trial was asked, Unix seconds.
     pub created_at: f64,
+    /// When its last evaluation started, Unix seconds.
     pub started_at: Option<f64>,
+    /// When it finished, Unix seconds.
     pub finished_at: Option<f64>,
     /// How many times evaluation started (more than 1 only after a resume).
     pub attempts: u32,
@@ -166,8 +184,12 @@ impl Journal {
         }
     }
 
-    /// Starts a new journal in `run_dir` (created if missing). A folder that
-    /// already holds a search is refused.
+    /// Starts a new journal in `run_dir` (created if missing) and stores
+    /// `meta`.
+    ///
+    /// Errors: [`SearchError::AlreadyExists`] when the folder's journal
+    /// already holds a run identity or trials; [`SearchError::Io`] when the
+    /// folder cannot be created; [`SearchError::Journal`] for SQLite errors.
     pub fn create(run_dir: &Path, meta: &RunMeta) -> Result<Journal, SearchError> {
         std::fs::create_dir_all(run_dir).map_err(|e| SearchError::io(run_dir, e))?;
         let path = Self::path_in(run_dir);
@@ -196,7 +218,10 @@ impl Journal {
         Ok(journal)
     }
 
-    /// Opens an existing journal for reading (reports).
+    /// Opens an existing journal as it is (reports, comparisons).
+    ///
+    /// Errors: [`SearchError::NothingToResume`] when `run_dir` has no
+    /// journal file; [`SearchError::Journal`] for SQLite errors.
     pub fn open(run_dir: &Path) -> Result<Journal, SearchError> {
         let path = Self::path_in(run_dir);
         if !path.is_file() {
@@ -211,6 +236,10 @@ impl Journal {
     /// Reopens a journal to continue its search: `meta` must match the stored
     /// identity; trials that were running when the search stopped go back to
     /// pending.
+    ///
+    /// Errors: [`SearchError::NothingToResume`] without a journal,
+    /// [`SearchError::ResumeMismatch`] naming every differing field,
+    /// [`SearchError::Journal`] for SQLite errors.
     pub fn resume(run_dir: &Path, meta: &RunMeta) -> Result<Journal, SearchError> {
         let journal = Self::open(run_dir)?;
         let stored = journal.meta()?;
@@ -243,6 +272,7 @@ impl Journal {
         Ok(journal)
     }
 
+    /// The journal file's path.
     pub fn path(&self) -> &Path {
         &self.path
     }
@@ -253,6 +283,9 @@ impl Journal {
             .map_err(|_| self.err("a worker panicked while holding the journal"))
     }
 
+    /// The stored run identity.
+    ///
+    /// Errors: [`SearchError::Journal`].
     pub fn meta(&self) -> Result<RunMeta, SearchError> {
         let conn = self.lock()?;
         let mut stmt = conn
@@ -269,7 +302,11 @@ impl Journal {
         Ok(meta)
     }
 
-    /// Adds a trial; returns its number.
+    /// Adds a trial; returns its number. A finished `status` (an analytic
+    /// rejection) also sets `finished_at`.
+    ///
+    /// Errors: [`SearchError::Journal`], also when `genome_id` is already
+    /// stored (the column is UNIQUE).
     pub fn insert(
         &self,
         genome_id: &str,
@@ -295,6 +332,8 @@ impl Journal {
     }
 
     /// Marks a pending trial running (counts an attempt).
+    ///
+    /// Errors: [`SearchError::Journal`].
     pub fn start(&self, number: u64) -> Result<(), SearchError> {
         self.lock()?
             .execute(
@@ -308,6 +347,8 @@ impl Journal {
 
     /// Puts a running trial back to pending (its evaluation was stopped by
     /// something outside the candidate); `--resume` evaluates it again.
+    ///
+    /// Errors: [`SearchError::Journal`].
     pub fn requeue(&self, number: u64) -> Result<(), SearchError> {
         self.lock()?
             .execute(
@@ -318,7 +359,9 @@ impl Journal {
         Ok(())
     }
 
-    /// Records the end of a trial.
+    /// Records the end of a trial: its status, evaluation and error text.
+    ///
+    /// Errors: [`SearchError::Journal`].
     pub fn finish(
         &self,
         number: u64,
@@ -340,12 +383,17 @@ impl Journal {
         Ok(())
     }
 
-    /// Every trial, in order.
+    /// Every trial, by number.
+    ///
+    /// Errors: [`SearchError::Journal`], also for a row whose status or
+    /// evaluation does not parse.
     pub fn trials(&self) -> Result<Vec<TrialRecord>, SearchError> {
         self.query("SELECT number, genome_id, genome, origin, status, evaluation, error, created_at, started_at, finished_at, attempts FROM trials ORDER BY number", [])
     }
 
     /// The trial of a content id, if any.
+    ///
+    /// Errors: as [`Journal::trials`].
     pub fn find(&self, genome_id: &str) -> Result<Option<TrialRecord>, SearchError> {
         Ok(self
             .query("SELECT number, genome_id, genome, origin, status, evaluation, error, created_at, started_at, finished_at, attempts FROM trials WHERE genome_id = ?1", [genome_id])?
@@ -408,7 +456,9 @@ impl Journal {
     /// would release its lease here.
     pub fn close(self) {}
 
-    /// Number of trials per status.
+    /// Number of trials per status name ([`Status::as_str`]).
+    ///
+    /// Errors: as [`Journal::trials`].
     pub fn counts(&self) -> Result<BTreeMap<&'static str, u64>, SearchError> {
         let mut out = BTreeMap::new();
         for t in self.trials()? {

@@ -2,12 +2,15 @@
 //!
 //! - [`SearchSpace`]: what a strategy needs of a space (sample, mutate,
 //!   crossover, content id); [`GenomeSpace`] wraps a kiln-space [`Space`].
-//! - [`Strategy`]: ask/tell. [`AgingEvolution`] (regularized evolution:
-//!   tournament parents, mutation and optional crossover, the oldest member
-//!   leaves) and [`RandomSearch`], the baseline. Strategies never see storage
+//! - [`Strategy`]: ask/tell. [`AgingEvolution`] (regularized evolution,
+//!   Real et al. 2019: tournament parents, mutation and optional crossover,
+//!   the oldest member leaves) and [`RandomSearch`], the baseline. Strategies never see storage
 //!   or evaluation, so both can change without touching them.
-//! - [`pareto`]: NSGA-II non-dominated sorting and crowding distance over
-//!   configurable [`Objective`]s.
+//! - [`pareto`]: NSGA-II non-dominated sorting and crowding distance (Deb
+//!   et al. 2002) over configurable [`Objective`]s; [`Fitness`] is the scalar
+//!   tournaments compare (accuracy, or the MnasNet reward of Tan et al. 2019).
+//! - Units throughout: accuracy a fraction in 0..1, latency in ms, sizes in
+//!   bytes; every figure is a [`Metric`] labelled with its [`Source`].
 //! - [`constraints`]: the analytic precheck of a device profile's hard
 //!   constraints (lower bounds judged by kiln-target before training).
 //! - [`Journal`]: the SQLite trial database of a run folder.
@@ -16,7 +19,8 @@
 //!   kiln-pipeline's; this crate holds no heavy dependency.
 //! - [`driver`]: runs a strategy against an evaluator with N workers,
 //!   journalling every step; [`report`] writes front.json, trials.csv and
-//!   report.html from a journal.
+//!   report.html from a journal; [`compare`] and [`compare_runs`] set
+//!   finished runs against each other and a baseline.
 //!
 //! [`Space`]: kiln_space::Space
 

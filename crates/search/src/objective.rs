@@ -11,14 +11,17 @@ pub mod keys {
     pub const ACCURACY: &str = "accuracy";
     /// Top-1 on the test split, in [0, 1] (reported, never used to choose).
     pub const TEST_ACCURACY: &str = "test_accuracy";
-    /// Latency (p50) at the chosen power mode: the device's when the search
-    /// measures on one, else the simulation's.
+    /// Latency (p50, ms) at the chosen power mode: the device's (`device`)
+    /// when the search measures on one, else the simulation's (`sim`).
     pub const LATENCY_MS: &str = "latency_ms";
-    /// p95 latency, from the same source as [`LATENCY_MS`].
+    /// p95 latency (ms), from the same source as [`LATENCY_MS`].
     pub const LATENCY_P95_MS: &str = "latency_p95_ms";
-    /// The simulated latency, always (beside a device's).
+    /// The simulated p50 latency (ms, `sim`), always (beside a device's).
     pub const SIM_LATENCY_MS: &str = "sim_latency_ms";
+    /// Size in bytes of the binary built for the target's triple, or of the
+    /// wasm build when there is none (`host`: the file as built).
     pub const SIZE_BYTES: &str = "size_bytes";
+    /// Peak memory in bytes while running one inference (`sim`).
     pub const PEAK_MEMORY_BYTES: &str = "peak_memory_bytes";
 }
 
@@ -27,15 +30,16 @@ pub mod keys {
 pub enum Objective {
     /// Validation accuracy, maximised.
     Accuracy,
-    /// Latency at the chosen power mode, minimised.
+    /// Latency (ms, p50) at the chosen power mode, minimised.
     Latency,
-    /// Binary size, minimised.
+    /// Binary size (bytes), minimised.
     Size,
-    /// Peak memory, minimised.
+    /// Peak memory (bytes), minimised.
     PeakMemory,
 }
 
 impl Objective {
+    /// Every objective, in the order accuracy, latency, size, memory.
     pub const ALL: [Objective; 4] = [
         Objective::Accuracy,
         Objective::Latency,
@@ -43,6 +47,7 @@ impl Objective {
         Objective::PeakMemory,
     ];
 
+    /// The metric key the objective reads (see [`keys`]).
     pub fn key(self) -> &'static str {
         match self {
             Objective::Accuracy => keys::ACCURACY,
@@ -52,6 +57,7 @@ impl Objective {
         }
     }
 
+    /// Maximise for accuracy, minimise for the others.
     pub fn direction(self) -> Direction {
         match self {
             Objective::Accuracy => Direction::Maximize,
@@ -59,7 +65,8 @@ impl Objective {
         }
     }
 
-    /// `accuracy`, `latency`, `size`, `memory`.
+    /// Reads `accuracy`, `latency`, `size`, `memory` (or `peak-memory`);
+    /// `None` for any other name.
     pub fn parse(s: &str) -> Option<Objective> {
         match s {
             "accuracy" => Some(Objective::Accuracy),
@@ -72,8 +79,8 @@ impl Objective {
 
     /// Parses a list of names (`accuracy,latency`), dropping repeats.
     ///
-    /// Errors: an unknown name, or an empty list (the message names the
-    /// known ones).
+    /// Errors: an unknown name, or an empty list; the message (a plain
+    /// `String`, not a [`crate::SearchError`]) names the known ones.
     pub fn parse_list<S: AsRef<str>>(names: &[S]) -> Result<Vec<Objective>, String> {
         let mut out = Vec::new();
         for n in names {
@@ -102,7 +109,8 @@ impl Objective {
     }
 }
 
-/// The objective vector of a trial's metrics, `None` if one is missing.
+/// The objective vector of a trial's metrics (values in each metric's own
+/// unit, in the order of `objectives`), `None` if one is missing.
 pub fn objective_vector(
     metrics: &BTreeMap<String, Metric>,
     objectives: &[Objective],
@@ -116,16 +124,28 @@ pub fn objective_vector(
 /// The scalar a strategy's tournament compares (larger is better).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Fitness {
-    /// Validation accuracy.
+    /// Validation accuracy (a fraction in 0..1).
     Accuracy,
-    /// MnasNet's soft reward ACC x (LAT / T)^w: below the target T latency
-    /// earns a little, above it costs a little; w = -0.07 in the paper.
-    Mnas { target_ms: f64, w: f64 },
+    /// MnasNet's soft reward ACC x (LAT / T)^w (Tan et al. 2019, "MnasNet:
+    /// Platform-Aware Neural Architecture Search for Mobile"): ACC the
+    /// validation accuracy, LAT the latency ([`keys::LATENCY_MS`]); below the
+    /// target T earns a little, above it costs a little.
+    Mnas {
+        /// T, the target latency in ms (kiln-pipeline passes the profile's
+        /// tightest limit, [`crate::report::latency_limit_ms`]).
+        target_ms: f64,
+        /// The exponent w; the paper's soft constraint uses [`Fitness::MNAS_W`].
+        w: f64,
+    },
 }
 
 impl Fitness {
+    /// w = -0.07, the exponent of MnasNet's soft latency reward (Tan et al. 2019).
     pub const MNAS_W: f64 = -0.07;
 
+    /// The fitness of a trial's metrics. `None` when accuracy is missing, or
+    /// for [`Fitness::Mnas`] when latency is missing or latency or target is
+    /// not above 0.
     pub fn of(&self, metrics: &BTreeMap<String, Metric>) -> Option<f64> {
         let acc = metrics.get(keys::ACCURACY)?.value;
         match *self {

@@ -1,16 +1,21 @@
-//! NSGA-II ranking: fast non-dominated sorting and crowding distance.
+//! NSGA-II ranking: fast non-dominated sorting and crowding distance, as
+//! defined by Deb et al. 2002 ("A fast and elitist multiobjective genetic
+//! algorithm: NSGA-II").
 //!
-//! Points are vectors of objective values with one [`Direction`] per
-//! objective.
+//! Points are vectors of objective values (any units, one per objective, in
+//! the same order in every point) with one [`Direction`] per objective.
 
 /// Whether an objective is to be made small or large.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Direction {
+    /// Smaller is better (latency, size, memory).
     Minimize,
+    /// Larger is better (accuracy).
     Maximize,
 }
 
-/// `a` is at least as good as `b` in every objective and better in one.
+/// `a` is at least as good as `b` in every objective and better in one
+/// (Pareto dominance). Equal points do not dominate each other.
 pub fn dominates(a: &[f64], b: &[f64], directions: &[Direction]) -> bool {
     let mut better = false;
     for ((x, y), d) in a.iter().zip(b).zip(directions) {
@@ -29,7 +34,9 @@ pub fn dominates(a: &[f64], b: &[f64], directions: &[Direction]) -> bool {
 }
 
 /// Fronts of indices into `points`: front 0 is non-dominated, front 1 is
-/// non-dominated once front 0 is removed, and so on (Deb et al. 2002).
+/// non-dominated once front 0 is removed, and so on (Deb et al. 2002's fast
+/// non-dominated sort, O(M N^2) for N points and M objectives). With finite
+/// values every index appears in exactly one front.
 pub fn non_dominated_sort(points: &[Vec<f64>], directions: &[Direction]) -> Vec<Vec<usize>> {
     let n = points.len();
     let mut dominated_by_me: Vec<Vec<usize>> = vec![Vec::new(); n];
@@ -64,7 +71,8 @@ pub fn non_dominated_sort(points: &[Vec<f64>], directions: &[Direction]) -> Vec<
 
 /// Crowding distance of each member of `front` (same order): the sum over
 /// objectives of the normalised gap between its neighbours; the extremes of
-/// every objective get infinity so they are always kept.
+/// every objective get infinity so they are always kept, and so does every
+/// member of a front of one or two (Deb et al. 2002).
 pub fn crowding_distance(front: &[usize], points: &[Vec<f64>]) -> Vec<f64> {
     let m = front.len();
     let mut distance = vec![0.0; m];

@@ -18,9 +18,10 @@ use kiln_target::Constraint;
 
 pub use crate::front_file::{FrontFile, FrontModel};
 
-/// The feasible trials on the Pareto front over `objectives`, in order of
-/// increasing latency (or the first objective's value when latency is not
-/// one).
+/// The feasible (`done`) trials on the Pareto front over `objectives`, each
+/// with its NSGA-II crowding distance, in order of increasing latency (or
+/// the first objective's value when latency is not one; ties by trial
+/// number). Trials missing an objective's metric are left out.
 pub fn front(trials: &[TrialRecord], objectives: &[Objective]) -> Vec<(TrialRecord, f64)> {
     let feasible: Vec<(&TrialRecord, Vec<f64>)> = trials
         .iter()
@@ -61,7 +62,9 @@ fn excess(v: &Violation) -> f64 {
 }
 
 /// The `n` infeasible trials closest to feasibility (smallest summed
-/// relative excess over their broken constraints), measured ones first.
+/// relative excess over their broken constraints: actual / limit - 1, or
+/// limit / actual - 1 for minimum FPS; an unmeasured figure counts as
+/// infinite), measured ones first.
 pub fn closest_infeasible(trials: &[TrialRecord], n: usize) -> Vec<&TrialRecord> {
     let mut infeasible: Vec<(&TrialRecord, f64)> = trials
         .iter()
@@ -76,7 +79,8 @@ pub fn closest_infeasible(trials: &[TrialRecord], n: usize) -> Vec<&TrialRecord>
     infeasible.into_iter().take(n).map(|(t, _)| t).collect()
 }
 
-/// The "nothing feasible" message: the closest candidates and what each broke.
+/// The "nothing feasible" message for device profile `target`: the five
+/// closest candidates ([`closest_infeasible`]) and what each broke.
 pub fn impossible_message(trials: &[TrialRecord], target: &str) -> String {
     let mut s = format!(
         "no candidate met every hard constraint of `{target}` ({} trials). Closest candidates:\n",
@@ -106,14 +110,19 @@ pub fn impossible_message(trials: &[TrialRecord], target: &str) -> String {
 /// What [`write_report`] wrote.
 #[derive(Debug, Clone)]
 pub struct ReportFiles {
+    /// `front.json` ([`FrontFile`]).
     pub front_json: PathBuf,
+    /// `trials.csv`: every trial, each metric followed by its source.
     pub trials_csv: PathBuf,
+    /// `report.html`: the scatter plot and the front's table.
     pub report_html: PathBuf,
+    /// The front's models as written to `front.json`, in [`front`]'s order.
     pub front: Vec<FrontModel>,
 }
 
-/// The latency a model must not exceed under `target` (the tightest of
-/// p50, p95 and 1000 / min FPS), for the plot's constraint line.
+/// The latency in ms a model must not exceed under `target` (the tightest
+/// of p50, p95 and 1000 / min FPS), for the plot's constraint line and the
+/// MnasNet target; `None` when the profile limits none of them.
 pub fn latency_limit_ms(target: &Target) -> Option<f64> {
     let c = &target.constraints;
     [
@@ -126,7 +135,14 @@ pub fn latency_limit_ms(target: &Target) -> Option<f64> {
     .min_by(f64::total_cmp)
 }
 
-/// Writes front.json, trials.csv, report.html and front/ into `run_dir`.
+/// Writes front.json, trials.csv, report.html and front/ into `run_dir`,
+/// replacing earlier ones. `front/NN-ID/` is a copy of the trial's folder
+/// (model.onnx, generated crate and binaries); `target` adds its constraints
+/// and latency limit to the page.
+///
+/// Errors: [`SearchError::Journal`] reading the journal,
+/// [`SearchError::Io`] writing or copying, [`SearchError::Report`] when the
+/// plot or `front.json` cannot be made.
 pub fn write_report(
     run_dir: &Path,
     journal: &Journal,
@@ -226,7 +242,10 @@ fn csv_field(s: &str) -> String {
     }
 }
 
-/// One row per trial; each metric column is followed by its source.
+/// The text of `trials.csv`: one row per trial; each metric column (in the
+/// metric's own unit: accuracy a fraction, latency ms, sizes bytes) is
+/// followed by its source column; then stage seconds, attempts, violations
+/// and error text.
 pub fn trials_csv_text(trials: &[TrialRecord]) -> String {
     let mut s = String::from("trial,genome_id,origin,status");
     for m in CSV_METRICS {
@@ -283,7 +302,12 @@ fn metric_of(t: &TrialRecord, key: &str) -> Option<f64> {
     t.evaluation.as_ref()?.metrics.get(key).map(|f| f.value)
 }
 
-/// The accuracy-vs-latency scatter as an SVG string.
+/// The accuracy-vs-latency scatter as an SVG string: latency in ms on x
+/// (labelled with its source), validation accuracy shown in percent on y
+/// for reading (stored as a fraction); feasible trials blue, infeasible grey,
+/// the front orange, `latency_limit` (ms) a red line.
+///
+/// Errors: [`SearchError::Report`] when plotting fails.
 pub fn scatter_svg(
     trials: &[TrialRecord],
     front: &[(TrialRecord, f64)],

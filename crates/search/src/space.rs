@@ -8,22 +8,29 @@ use serde::de::DeserializeOwned;
 /// A space a strategy can explore. Points are serde values so the journal
 /// can store them; `id` is a content id: equal points have equal ids.
 pub trait SearchSpace: Send + Sync {
+    /// One candidate (a genome for [`GenomeSpace`]), stored in the journal
+    /// as JSON.
     type Point: Clone + Send + Sync + Serialize + DeserializeOwned;
+    /// A point drawn at random from the space.
     fn sample(&self, rng: &mut ChaCha8Rng) -> Self::Point;
     /// A point that differs from `parent` (unless the space has one point).
     fn mutate(&self, parent: &Self::Point, rng: &mut ChaCha8Rng) -> Self::Point;
+    /// A point that mixes the decisions of `a` and `b`.
     fn crossover(&self, a: &Self::Point, b: &Self::Point, rng: &mut ChaCha8Rng) -> Self::Point;
+    /// The point's content id (the journal's key: a point is evaluated once).
     fn id(&self, point: &Self::Point) -> String;
 }
 
 /// A kiln-space search space of genomes.
 pub struct GenomeSpace {
+    /// The space file the genomes come from.
     pub space: Space,
     /// Probability that each decision is redrawn by a mutation (at least one always is).
     pub mutation_rate: f64,
 }
 
 impl GenomeSpace {
+    /// Wraps `space` with a mutation rate of 0.05 per decision.
     pub fn new(space: Space) -> Self {
         // About one or two of the ~30 decisions of spaces/mobile.toml per child:
         // small steps, as in regularized evolution.

@@ -15,8 +15,12 @@ use crate::SearchSpace;
 /// What became of an evaluated point.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Outcome {
-    /// Met every hard constraint; `fitness` is larger-is-better.
-    Feasible { fitness: f64 },
+    /// Met every hard constraint.
+    Feasible {
+        /// The trial's [`crate::Fitness`], larger is better; a non-finite
+        /// value never joins a population.
+        fitness: f64,
+    },
     /// Broke a hard constraint: never a parent.
     Infeasible,
     /// Could not be evaluated (build error, trap): never a parent.
@@ -26,12 +30,16 @@ pub enum Outcome {
 /// How a proposed point was made.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Origin {
+    /// Sampled uniformly from the space.
     Random,
+    /// A mutant of one tournament winner.
     Mutation,
+    /// A crossover of two tournament winners, then mutated.
     Crossover,
 }
 
 impl Origin {
+    /// `random`, `mutation` or `crossover` (the journal's `origin` column).
     pub fn as_str(self) -> &'static str {
         match self {
             Origin::Random => "random",
@@ -43,7 +51,11 @@ impl Origin {
 
 /// The ask/tell interface.
 pub trait Strategy<P>: Send {
+    /// Proposes the next point and how it was made. May repeat a point
+    /// already in the journal (the driver then tells it the stored outcome
+    /// again, if the trial has finished).
     fn ask(&mut self) -> (P, Origin);
+    /// Reports what became of a point, in any order relative to `ask`.
     fn tell(&mut self, point: &P, outcome: Outcome);
     /// Rebuilds state from a journal's history (in the order trials were
     /// asked): counts each as asked and tells its outcome when it has one.
@@ -53,11 +65,14 @@ pub trait Strategy<P>: Send {
 /// Which strategy a search uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StrategyKind {
+    /// [`AgingEvolution`].
     Evolution,
+    /// [`RandomSearch`].
     Random,
 }
 
 impl StrategyKind {
+    /// `evolution` or `random` (the journal's `strategy` field).
     pub fn name(self) -> &'static str {
         match self {
             StrategyKind::Evolution => "evolution",
@@ -73,6 +88,7 @@ pub struct RandomSearch<S: SearchSpace> {
 }
 
 impl<S: SearchSpace> RandomSearch<S> {
+    /// Samples `space` from a ChaCha8 stream seeded with `seed`.
     pub fn new(space: Arc<S>, seed: u64) -> Self {
         Self {
             space,
@@ -117,9 +133,11 @@ impl Default for EvolutionConfig {
     }
 }
 
-/// Regularized (aging) evolution (Real et al. 2019): children come from
-/// tournament winners, and the oldest member leaves when a child joins, so
-/// no architecture survives long on one lucky evaluation.
+/// Regularized (aging) evolution (Real et al. 2019, "Regularized Evolution
+/// for Image Classifier Architecture Search"): children come from tournament
+/// winners, and the oldest member leaves when a child joins, so no
+/// architecture survives long on one lucky evaluation. Only feasible points
+/// with a finite fitness join the population.
 pub struct AgingEvolution<S: SearchSpace> {
     space: Arc<S>,
     config: EvolutionConfig,
@@ -130,6 +148,8 @@ pub struct AgingEvolution<S: SearchSpace> {
 }
 
 impl<S: SearchSpace> AgingEvolution<S> {
+    /// An empty population over `space`, seeded with `seed`. `population` and
+    /// `tournament` below 1 are raised to 1, `crossover` clamped to 0..1.
     pub fn new(space: Arc<S>, config: EvolutionConfig, seed: u64) -> Self {
         Self {
             space,

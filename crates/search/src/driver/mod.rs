@@ -22,6 +22,7 @@ pub struct SearchConfig {
     pub trials: Option<usize>,
     /// Stop asking once this much time passed (running trials finish).
     pub time_budget: Option<Duration>,
+    /// Worker threads evaluating at once (0 counts as 1).
     pub workers: usize,
     /// What a strategy's tournament compares.
     pub fitness: Fitness,
@@ -63,19 +64,25 @@ pub struct ProgressState {
     /// Evaluated trials finished (done + infeasible + failed, analytic
     /// rejections excluded).
     pub finished: usize,
+    /// Finished trials that met every hard constraint.
     pub feasible: usize,
+    /// Trials that could not be evaluated.
     pub failed: usize,
+    /// Measured trials that broke a hard constraint.
     pub infeasible: usize,
     /// Rejected before training by an analytic bound.
     pub rejected_analytic: usize,
+    /// Trials being evaluated now.
     pub running: usize,
-    /// Best validation accuracy of a feasible trial.
+    /// Best validation accuracy (fraction in 0..1) of a feasible trial.
     pub best_accuracy: Option<f64>,
+    /// [`SearchConfig::trials`], for the bar's length.
     pub budget: Option<usize>,
 }
 
 /// Receives progress; the CLI draws a bar with it.
 pub trait Progress: Sync {
+    /// The counts changed (a trial started or ended).
     fn update(&self, state: &ProgressState);
     /// A trial finished; one line for a log.
     fn trial_finished(&self, _record_line: &str) {}
@@ -90,6 +97,7 @@ impl Progress for NoProgress {
 /// How a search ended.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SearchSummary {
+    /// The final counts (earlier runs of a resumed search included).
     pub state: ProgressState,
     /// Trials evaluated by this call (not by an earlier, resumed run).
     pub evaluated_now: usize,
@@ -99,7 +107,9 @@ pub struct SearchSummary {
     pub requeued_now: usize,
 }
 
-/// The folder of a trial's artifacts inside a run folder.
+/// The folder of a trial's artifacts inside a run folder:
+/// `trials/NNNN-ID`, with the number zero-padded to 4 digits and the id cut
+/// to its first 16 characters.
 pub fn trial_dir(run_dir: &Path, number: u64, id: &str) -> PathBuf {
     run_dir
         .join("trials")
@@ -118,7 +128,9 @@ pub fn is_analytic_rejection(t: &TrialRecord) -> bool {
         })
 }
 
-/// The outcome a finished record means for a strategy.
+/// The outcome a finished record means for a strategy: `None` for pending
+/// or running trials. A `done` trial whose fitness cannot be computed (a
+/// metric missing) counts as [`Outcome::Failed`].
 pub fn outcome_of(t: &TrialRecord, fitness: &Fitness) -> Option<Outcome> {
     match t.status {
         Status::Done => Some(
@@ -153,7 +165,15 @@ struct State<'a, P> {
 }
 
 /// Runs the search until its budget is spent; resumes whatever `journal`
-/// already holds (pending trials first).
+/// already holds (pending trials first), after replaying its history into
+/// `strategy`. A panic or [`EvalError::Failed`] in an evaluation records the
+/// trial failed and the search goes on.
+///
+/// Errors: [`SearchError::Stopped`] when the evaluator answered
+/// [`EvalError::Stop`]; [`SearchError::Journal`] for a journal error or a
+/// stored genome that does not parse; [`SearchError::Io`] when a trial
+/// folder cannot be created; [`SearchError::Config`] when a worker panicked
+/// outside an evaluation.
 pub fn run_search<S: SearchSpace, E: Evaluator<S::Point>>(
     space: &S,
     strategy: &mut dyn Strategy<S::Point>,
