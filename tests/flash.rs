@@ -10,6 +10,9 @@ mod sshd;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
+
+use kiln_search::front_file::{FrontFile, FrontModel};
+use kiln_search::{Metric, Source, Unit};
 use std::sync::{Mutex, MutexGuard, OnceLock};
 
 use sshd::{Sshd, current, free_port, listing, profile, script};
@@ -378,15 +381,24 @@ fn a_run_folder_gives_its_fronts_most_accurate_model() {
         std::fs::create_dir_all(&dir).unwrap();
         std::fs::copy(model, dir.join("model.onnx")).unwrap();
     }
-    let front = serde_json::json!({
-        "run": {"target": "host"},
-        "objectives": ["accuracy", "latency"],
-        "front": [
-            {"folder": "front/01-fast", "metrics": {"accuracy": {"value": 0.91, "unit": "", "source": "host"}}},
-            {"folder": "front/02-accurate", "metrics": {"accuracy": {"value": 0.97, "unit": "", "source": "host"}}},
-        ],
-    });
-    std::fs::write(run.path().join("front.json"), front.to_string()).unwrap();
+    let model = |trial: u64, folder: &str, accuracy: f64| FrontModel {
+        trial,
+        genome_id: folder.to_string(),
+        genome: serde_json::Value::Null,
+        metrics: [(
+            "accuracy".to_string(),
+            Metric::new(accuracy, Unit::Fraction, Source::Host),
+        )]
+        .into(),
+        folder: format!("front/{folder}"),
+        crowding_distance: 0.0,
+    };
+    let mut front = FrontFile {
+        run: [("target".to_string(), "host".to_string())].into(),
+        objectives: vec!["accuracy".into(), "latency".into()],
+        front: vec![model(1, "01-fast", 0.91), model(2, "02-accurate", 0.97)],
+    };
+    front.write(run.path()).unwrap();
     let profiles = profile("host", &sshd.device_dir(), None);
     let flash_run = || {
         Command::new(env!("CARGO_BIN_EXE_xtask"))
@@ -407,11 +419,8 @@ fn a_run_folder_gives_its_fronts_most_accurate_model() {
     assert!(err.contains("02-accurate/model.onnx"), "{err}");
 
     // an empty front is an error that says why
-    std::fs::write(
-        run.path().join("front.json"),
-        r#"{"run":{"target":"host"},"front":[]}"#,
-    )
-    .unwrap();
+    front.front.clear();
+    front.write(run.path()).unwrap();
     let o = flash_run();
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(!o.status.success());

@@ -135,8 +135,12 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let s = s.trim();
     let d = match s.parse::<f64>() {
         Ok(m) if m.is_finite() && m >= 0.0 => Duration::from_secs_f64(m * 60.0),
-        _ => humantime::parse_duration(s)
-            .map_err(|e| format!("`{s}` is not a duration like 30m, 90s or 1h30m: {e}"))?,
+        _ => humantime::parse_duration(s).map_err(|e| match e {
+            humantime::DurationError::UnknownUnit { unit, .. } if !unit.is_empty() => {
+                format!("`{s}`: unknown unit `{unit}` (use h, m or s)")
+            }
+            e => format!("`{s}` is not a duration like 30m, 90s or 1h30m: {e}"),
+        })?,
     };
     if d.is_zero() {
         return Err(format!("`{s}` must be longer than zero"));

@@ -12,6 +12,7 @@
 
 mod builder;
 mod export;
+pub mod metadata;
 pub mod proto;
 mod weights;
 
@@ -37,6 +38,14 @@ pub enum OnnxError {
         /// The tensor's name (`normalization` for the export's input normalisation).
         name: String,
         /// What is wrong with it.
+        message: String,
+    },
+    /// Bytes that are not an ONNX model.
+    #[error("{origin} is not an ONNX model: {message}")]
+    Model {
+        /// The file path, or the name the caller gave the bytes.
+        origin: String,
+        /// The protobuf decoder's message.
         message: String,
     },
     /// Bytes that are not a safetensors file kiln can read (or cannot be written as one).

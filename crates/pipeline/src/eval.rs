@@ -96,27 +96,15 @@ pub fn evaluate(
     Ok(report)
 }
 
-/// Reads the `kiln.*` metadata properties of an ONNX model.
+/// Reads the `kiln.*` metadata properties of an ONNX model (keys owned by
+/// [`kiln_onnx::metadata`]).
 pub fn read_metadata(onnx: &[u8], name: &str) -> Result<KilnMetadata, PipelineError> {
-    let model = tract_onnx::onnx()
-        .model_for_read(&mut &onnx[..])
-        .map_err(|e| PipelineError::Invalid(format!("{name}: tract cannot read the model: {e}")))?;
-    let prop = |key: &str| {
-        model
-            .properties
-            .get(&format!("onnx.metadata_props.{key}"))
-            .and_then(|t| {
-                t.to_plain_array_view::<String>()
-                    .ok()?
-                    .iter()
-                    .next()
-                    .cloned()
-            })
-    };
+    use kiln_onnx::metadata;
+    let props = metadata::read(onnx, name).map_err(|e| PipelineError::Invalid(e.to_string()))?;
     Ok(KilnMetadata {
-        input: prop("kiln.input"),
-        dataset: prop("kiln.dataset"),
-        test_top1: prop("kiln.test_top1").and_then(|s| s.parse().ok()),
+        input: props.get(metadata::INPUT).cloned(),
+        dataset: props.get(metadata::DATASET).cloned(),
+        test_top1: props.get(metadata::TEST_TOP1).and_then(|s| s.parse().ok()),
     })
 }
 

@@ -5,7 +5,7 @@
 //! the model (eval-onnx, the generated runtime) feeds images as they are.
 
 use kiln_data::Normalization;
-use kiln_onnx::{ExportOptions, Weights};
+use kiln_onnx::{ExportOptions, Weights, metadata};
 use kiln_space::Architecture;
 
 use crate::{Network, TrainError, Trained, named_weights};
@@ -54,11 +54,11 @@ pub fn export_onnx(trained: &Trained) -> Result<Vec<u8>, TrainError> {
     let options = ExportOptions {
         normalization: Some(raw_pixel_normalization(&norm)),
         metadata: vec![
-            ("kiln.genome_id".into(), m.genome_id.clone()),
-            ("kiln.dataset".into(), m.dataset.clone()),
-            ("kiln.input".into(), ONNX_INPUT.into()),
-            ("kiln.normalization".into(), normalization_json),
-            ("kiln.test_top1".into(), format!("{:.4}", m.test_top1)),
+            (metadata::GENOME_ID.into(), m.genome_id.clone()),
+            (metadata::DATASET.into(), m.dataset.clone()),
+            (metadata::INPUT.into(), ONNX_INPUT.into()),
+            (metadata::NORMALIZATION.into(), normalization_json),
+            (metadata::TEST_TOP1.into(), format!("{:.4}", m.test_top1)),
         ],
     };
     let weights = onnx_weights(&trained.architecture, &trained.network)?;

@@ -1,0 +1,54 @@
+//! The `kiln.*` metadata keys of a model kiln trained, owned here: kiln-train
+//! writes them through [`ExportOptions::metadata`](crate::ExportOptions), and
+//! [`read`] reads any model's `metadata_props` back without tract.
+
+use std::collections::BTreeMap;
+
+use prost::Message;
+
+use crate::OnnxError;
+use crate::proto::ModelProto;
+
+/// The genome's content id.
+pub const GENOME_ID: &str = "kiln.genome_id";
+/// The data set the model was trained on (its name, e.g. `mnist-5k`).
+pub const DATASET: &str = "kiln.dataset";
+/// How the input is fed (raw pixel values 0..255 as f32, NCHW).
+pub const INPUT: &str = "kiln.input";
+/// The input normalisation baked into the model, as JSON.
+pub const NORMALIZATION: &str = "kiln.normalization";
+/// burn's test top-1 at training, a fraction with four decimals.
+pub const TEST_TOP1: &str = "kiln.test_top1";
+
+/// The `metadata_props` of the ONNX model in `bytes`, key -> value.
+///
+/// Errors: [`OnnxError::Model`] when the bytes are not an ONNX model.
+pub fn read(bytes: &[u8], origin: &str) -> Result<BTreeMap<String, String>, OnnxError> {
+    let model = ModelProto::decode(bytes).map_err(|e| OnnxError::Model {
+        origin: origin.to_string(),
+        message: e.to_string(),
+    })?;
+    Ok(model
+        .metadata_props
+        .into_iter()
+        .map(|p| (p.key, p.value))
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Dim, GraphBuilder};
+
+    #[test]
+    fn reads_back_what_a_builder_wrote_and_refuses_garbage() {
+        let mut g = GraphBuilder::new("m");
+        g.input("x", &[Dim::Fixed(1)]);
+        g.node("id", "Identity", &["x"], &["y"], vec![]);
+        g.output("y", None);
+        let bytes = g.encode();
+        assert!(read(&bytes, "m.onnx").unwrap().is_empty());
+        let err = read(b"\xff\xff\xff", "junk.onnx").unwrap_err();
+        assert!(err.to_string().contains("junk.onnx"), "{err}");
+    }
+}
