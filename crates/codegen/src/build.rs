@@ -63,7 +63,8 @@ pub enum BuildTarget {
     Host,
     /// Static `kiln-model` binary for aarch64 Linux (musl, linked by rust-lld).
     Aarch64Musl,
-    /// `kiln_model.wasm` (cdylib with the wasm exports, 64 KiB stack).
+    /// `kiln_model.wasm`: a cdylib with the exports of `wasm_entry!` and its
+    /// linear memory, 64 KiB stack (`-zstack-size=65536`).
     Wasm32,
 }
 
@@ -94,7 +95,16 @@ pub fn default_target_dir() -> PathBuf {
 }
 
 /// Builds the crate in `crate_dir` (release) and copies the artifact into
-/// `crate_dir/out/`, since all models share `target_dir`. Returns its path.
+/// `crate_dir/out/`, since all models share `target_dir`. Returns its path:
+/// `out/kiln-model-host`, `out/kiln-model-aarch64-unknown-linux-musl` or
+/// `out/kiln_model.wasm`.
+///
+/// Builds into one `target_dir` are serialised by a file lock
+/// (`target_dir/.kiln-build.lock`), across threads and processes.
+///
+/// Errors: [`CodegenError::Build`] when cargo fails or times out (naming
+/// `rustup target add` when the Rust target is missing);
+/// [`CodegenError::Io`] for the lock, a stale wasm file or the copy.
 pub fn build(
     crate_dir: &Path,
     target: BuildTarget,
@@ -122,7 +132,8 @@ fn lock_target_dir(target_dir: &Path) -> Result<std::fs::File, CodegenError> {
     Ok(file)
 }
 
-/// [`build`] for a crate whose binary is called `bin` (`kiln-bundle`).
+/// [`build`] for a crate whose binary is called `bin` (`kiln-bundle`); the
+/// artifact is `out/<bin>-<triple or host>` or `out/<bin with _>.wasm`.
 pub fn build_bin(
     crate_dir: &Path,
     bin: &str,

@@ -4,8 +4,14 @@
 //! The crate (package `kiln-model`) holds `weights.bin` (one little-endian f32
 //! blob, each constant already rearranged into the layout its kernel reads),
 //! `src/lib.rs` (one kernel call per IR op over a static arena planned by
-//! [`kiln_ir::plan`]) and `src/main.rs` (the host/aarch64 program speaking the
-//! stdin/stdout protocol of [`program`]).
+//! [`kiln_ir::plan`], ending in `kiln_runtime::wasm_entry!`, which gives the
+//! wasm32 build its exports) and `src/main.rs` (the host/aarch64 program
+//! speaking the stdin/stdout protocol of [`program`]).
+//!
+//! Layouts: the generated `infer` takes and gives tensors in ONNX (NCHW)
+//! order; inside, images are stored NHWC in the arena. Weights are LE f32 in
+//! each kernel's order: depthwise `[kh][kw][c]`, pointwise `[ci][co]`,
+//! general conv `[g][kh][kw][ci/g][co/g]`, dense `[in][out]`.
 
 mod build;
 mod emit;
@@ -18,21 +24,41 @@ use std::path::{Path, PathBuf};
 pub use build::{BUILD_TIMEOUT, BuildTarget, build, build_bin, default_target_dir};
 use kiln_ir::{ArenaPlan, Graph, PlanError};
 
+/// What went wrong generating or building a crate.
 #[derive(Debug, thiserror::Error)]
 pub enum CodegenError {
+    /// A file or folder could not be created, written, locked or copied.
     #[error("cannot write {path}: {source}")]
     Io {
+        /// The file or folder involved.
         path: PathBuf,
+        /// The operating system's error.
         source: std::io::Error,
     },
+    /// [`kiln_ir::plan`] could not lay out the arena.
     #[error("arena planning failed: {0}")]
     Plan(#[from] PlanError),
+    /// An op the emitter cannot express: an operand that is not an image
+    /// where a kernel needs one, a transpose above rank 6, a concat of mixed
+    /// ranks or with its axis out of range, a reshape between two NHWC-stored
+    /// images of different shapes.
     #[error("node '{node}': {reason}")]
-    Unsupported { node: String, reason: String },
+    Unsupported {
+        /// The ONNX node's name.
+        node: String,
+        /// Why it is not supported.
+        reason: String,
+    },
+    /// cargo failed or outlived [`BUILD_TIMEOUT`], a compiler the build
+    /// needs is missing, or the artifact it should have made is missing.
     #[error("building {crate_dir} for {target}: {message}")]
     Build {
+        /// The crate being built.
         crate_dir: PathBuf,
+        /// The Rust target triple, or `host`.
         target: String,
+        /// cargo's exit status and the last 40 lines of its stderr, or what
+        /// is missing, with the install command where kiln knows it.
         message: String,
     },
 }
@@ -47,6 +73,7 @@ pub struct GenerateOptions {
 }
 
 impl GenerateOptions {
+    /// Options with [`default_runtime_path`] and `source_name`.
     pub fn new(source_name: impl Into<String>) -> Self {
         Self {
             runtime_path: default_runtime_path(),
@@ -85,17 +112,28 @@ fn runtime_path_from(compiled: &Path, cwd: &Path) -> PathBuf {
 /// What [`generate`] produced.
 #[derive(Clone, Debug)]
 pub struct Generated {
+    /// The crate's folder (for a bundle, the bundle's).
     pub crate_dir: PathBuf,
+    /// The arena plan `src/lib.rs` was written against (sizes in f32;
+    /// `arena_bytes()` in bytes).
     pub plan: ArenaPlan,
+    /// Number of f32 input values (the input tensor in NCHW order).
     pub input_len: usize,
+    /// Number of f32 output values (ONNX order).
     pub output_len: usize,
-    /// Size of weights.bin.
+    /// Size of weights.bin, bytes (4 per f32).
     pub weight_bytes: usize,
-    /// Runtime kernels the generated code calls.
+    /// Runtime kernels the generated code calls, sorted by name.
     pub kernels: Vec<&'static str>,
 }
 
-/// Writes the crate for `graph` into `crate_dir` (created if missing).
+/// Writes the crate for `graph` into `crate_dir` (created if missing):
+/// `Cargo.toml` (package `kiln-model`, version from a hash of the content),
+/// `weights.bin`, `src/lib.rs`, `src/main.rs`. Files whose content is
+/// unchanged are not rewritten, so cargo does not rebuild them.
+///
+/// Errors: [`CodegenError::Plan`], [`CodegenError::Unsupported`],
+/// [`CodegenError::Io`].
 pub fn generate(
     graph: &Graph,
     crate_dir: &Path,
@@ -145,8 +183,13 @@ fn crate_writer(
 
 /// Writes several models into one crate (package `kiln-bundle`, modules
 /// `m0`, `m1`, ...), so a test suite or benchmark builds them all at once.
-/// Its binary is `kiln-bundle INDEX [--bench --warmup W --runs N]`, with the
-/// same stdin/stdout protocol as `kiln-model`.
+/// Its binary is `kiln-bundle INDEX [--bench --warmup W --runs N]`: LE f32
+/// on stdin only (no input file), LE f32 on stdout, and a bench line with
+/// source `host` and neither `peak_rss_kib` nor `output_check`. The bundle's
+/// program uses std, unlike `kiln-model`'s. One [`Generated`] per graph, in
+/// order.
+///
+/// Errors: as [`generate`].
 pub fn generate_bundle(
     graphs: &[&Graph],
     crate_dir: &Path,

@@ -3,12 +3,20 @@
 //! that line is read back, on this machine (kiln-measure) and on a device
 //! (kiln-deploy).
 //!
-//! Protocol: the program reads raw little-endian f32 input (NCHW, batch 1) on
-//! stdin and writes raw little-endian f32 output on stdout. With `--bench
-//! --warmup W --runs N [--expect FILE] [--source LABEL]` it runs the model
-//! W + N times and prints one JSON line, [`BenchLine`]; with `--expect` it
-//! compares its output with FILE (LE f32) and exits [`EXIT_OUTPUT_MISMATCH`]
-//! when they differ by more than [`EXPECT_TOLERANCE`].
+//! Protocol: `kiln-model [--bench --warmup W --runs N [--expect FILE]
+//! [--source LABEL]] [INPUT_FILE]`. The program reads raw little-endian f32
+//! input (NCHW, batch 1; exactly `INPUT_LEN` x 4 bytes) from INPUT_FILE or
+//! stdin and writes raw little-endian f32 output (ONNX order) on stdout. With
+//! `--bench` it runs the model W + N times (defaults 10 and 100; N at most
+//! 10,000, 0 taken as 1) and prints one JSON line, [`BenchLine`], instead of
+//! the output; with `--expect` it compares its output with FILE (LE f32) and
+//! exits [`EXIT_OUTPUT_MISMATCH`] when they differ by more than
+//! [`EXPECT_TOLERANCE`]. Other exit statuses: 0 success, 1 stdout could not
+//! be written, 2 a usage error or input of the wrong size.
+//!
+//! The wasm32 build has no command line: its exports come from
+//! `kiln_runtime::wasm_entry!`, which [`crate::generate`] writes into the
+//! generated `src/lib.rs`.
 
 use serde::{Deserialize, Serialize};
 
@@ -40,9 +48,10 @@ pub struct BenchLine {
     pub source: String,
     /// Timed runs (after the warm-up).
     pub runs: u64,
-    /// Median wall-clock time of one inference, microseconds.
+    /// Median wall-clock time of one inference (nearest rank), microseconds
+    /// with three decimals (the program times in nanoseconds).
     pub p50_us: f64,
-    /// 95th percentile, microseconds.
+    /// 95th percentile (nearest rank), microseconds.
     pub p95_us: f64,
     /// Fastest run, microseconds.
     pub min_us: f64,

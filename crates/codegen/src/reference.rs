@@ -64,6 +64,9 @@ pub fn tract_toolchain_env(
 /// [`TRACT_PROFILE`]) and returns the binary's path. `env` comes from
 /// [`tract_toolchain_env`]. Runs from the workspace so its
 /// `.cargo/config.toml` (rust-lld, self-contained musl) applies.
+///
+/// Errors: [`CodegenError::Build`] when cargo fails (with a hint when an
+/// aarch64 C compiler seems missing) or the binary is not where expected.
 pub fn build_tract_reference(
     workspace_root: &Path,
     triple: &str,

@@ -1,7 +1,8 @@
 //! The generated `no_std` device program (`src/main.rs` of a model crate)
 //! keeps the command-line contract kiln-measure and kiln-deploy rely on
-//! (contracts.md), and the aarch64 build of MobileNetV2-0.5 keeps its code
-//! within the 64 KiB, matching the host build under qemu.
+//! (specified in `kiln_codegen::program`, crates/codegen/src/program.rs), and
+//! the aarch64 build of MobileNetV2-0.5 keeps its code within the issue's
+//! 64 KiB, matching the host build under qemu.
 
 mod common;
 

@@ -13,43 +13,69 @@ use serde::{Deserialize, Serialize};
 /// Errors reading or writing a baseline file.
 #[derive(Debug, thiserror::Error)]
 pub enum BaselineError {
+    /// The file could not be read (e.g. it does not exist yet).
     #[error("cannot read baseline {path}: {source}; create it with `cargo xtask bench --update`")]
     Read {
+        /// The baseline file.
         path: PathBuf,
+        /// The operating system's error.
         #[source]
         source: std::io::Error,
     },
+    /// The file is not a JSON [`Baseline`].
     #[error("baseline {path} is not valid: {detail}")]
-    Parse { path: PathBuf, detail: String },
+    Parse {
+        /// The baseline file.
+        path: PathBuf,
+        /// serde_json's message.
+        detail: String,
+    },
+    /// Creating its folder, serialising or writing failed.
     #[error("cannot write baseline {path}: {source}")]
     Write {
+        /// The baseline file.
         path: PathBuf,
+        /// The operating system's (or serialiser's) error.
         #[source]
         source: std::io::Error,
     },
 }
 
-/// The figures kept for one model of the suite (all sim, from the wasm build).
+/// The figures kept for one model of the suite, from its wasm32 build: fuel
+/// and peak memory are `sim`, section sizes are read from the file, the
+/// arena is the compiler's plan. Plain numbers in the JSON file, no labels.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BenchEntry {
+    /// The suite member's name; entries are matched by it.
     pub name: String,
     /// What the model is (e.g. a genome id): a changed identity means the
     /// suite changed, not that the model regressed.
     pub identity: String,
+    /// Fuel of one simulated inference (wasm operators).
     pub fuel: u64,
+    /// The wasm code section, bytes.
     pub wasm_code_bytes: u64,
+    /// The wasm data section (weights and other constants), bytes.
     pub wasm_data_bytes: u64,
+    /// The planned arena, bytes.
     pub arena_bytes: u64,
+    /// Peak wasm linear memory of the simulated run, bytes.
     pub peak_memory_bytes: u64,
 }
 
-/// Allowed growth per figure, in percent of the baseline value.
+/// Allowed growth per figure, in percent of the baseline value (the
+/// defaults: fuel 0.5, code 2, data 1, arena and peak memory 0).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Tolerances {
+    /// For [`BenchEntry::fuel`].
     pub fuel_pct: f64,
+    /// For [`BenchEntry::wasm_code_bytes`].
     pub code_pct: f64,
+    /// For [`BenchEntry::wasm_data_bytes`].
     pub data_pct: f64,
+    /// For [`BenchEntry::arena_bytes`].
     pub arena_pct: f64,
+    /// For [`BenchEntry::peak_memory_bytes`].
     pub peak_memory_pct: f64,
 }
 
@@ -65,17 +91,22 @@ impl Default for Tolerances {
     }
 }
 
-/// The committed baseline file.
+/// The committed baseline file (e.g. `bench/baseline-wasm-sim.json`, pretty JSON).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Baseline {
+    /// The profile the suite was measured for (e.g. `wasm-sim`).
     pub target: String,
     /// Says where the figures come from and how they are compared.
     pub note: String,
+    /// Allowed growth per figure; stored in the file, so a baseline carries
+    /// its own limits.
     pub tolerances: Tolerances,
+    /// One entry per suite member.
     pub entries: Vec<BenchEntry>,
 }
 
 impl Baseline {
+    /// A baseline for `target` with the standard note.
     pub fn new(target: &str, tolerances: Tolerances, entries: Vec<BenchEntry>) -> Self {
         Self {
             target: target.to_string(),
@@ -87,6 +118,9 @@ impl Baseline {
         }
     }
 
+    /// Reads the JSON file at `path`.
+    ///
+    /// Errors: [`BaselineError::Read`], [`BaselineError::Parse`].
     pub fn load(path: &Path) -> Result<Self, BaselineError> {
         let text = std::fs::read_to_string(path).map_err(|source| BaselineError::Read {
             path: path.to_path_buf(),
@@ -98,6 +132,9 @@ impl Baseline {
         })
     }
 
+    /// Writes pretty JSON with a final newline to `path`, creating its folder.
+    ///
+    /// Errors: [`BaselineError::Write`].
     pub fn save(&self, path: &Path) -> Result<(), BaselineError> {
         let write = |source| BaselineError::Write {
             path: path.to_path_buf(),
@@ -117,33 +154,49 @@ impl Baseline {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Verdict {
+    /// Unchanged.
     Same,
+    /// Smaller than the baseline.
     Improved,
     /// Grew, within tolerance.
     Within,
+    /// Grew by more than the tolerance: fails the benchmark.
     Regressed,
 }
 
+/// One figure of one model, baseline against this run.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct FigureChange {
+    /// The suite member's name.
     pub model: String,
+    /// `fuel`, `wasm code bytes`, `wasm data bytes`, `arena bytes` or
+    /// `peak memory bytes`.
     pub figure: &'static str,
+    /// The baseline's value.
     pub baseline: u64,
+    /// This run's value.
     pub current: u64,
+    /// (current - baseline) / baseline x 100; infinite when the baseline is
+    /// 0 and the figure is not.
     pub change_pct: f64,
+    /// The allowed growth, percent.
     pub tolerance_pct: f64,
+    /// How the figure moved.
     pub verdict: Verdict,
 }
 
 /// The result of comparing a run with the baseline.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Comparison {
+    /// Every figure of every model found in both, in baseline order.
     pub changes: Vec<FigureChange>,
-    /// Models in the baseline but not in this run, or whose identity changed.
+    /// One message per model in the baseline but not in this run, whose
+    /// identity changed, or in this run but not in the baseline.
     pub suite_mismatch: Vec<String>,
 }
 
 impl Comparison {
+    /// The changes whose verdict is [`Verdict::Regressed`].
     pub fn regressions(&self) -> impl Iterator<Item = &FigureChange> {
         self.changes
             .iter()
@@ -187,7 +240,8 @@ pub fn self_test(baseline: &Baseline, current: &[BenchEntry]) -> Result<String, 
     }
 }
 
-/// Compares `current` with `baseline` figure by figure.
+/// Compares `current` with `baseline` figure by figure, models matched by
+/// name; a model whose identity changed is a suite mismatch, not compared.
 pub fn compare(baseline: &Baseline, current: &[BenchEntry]) -> Comparison {
     let t = baseline.tolerances;
     let mut changes = Vec::new();

@@ -1,6 +1,7 @@
 //! Running a generated program on this machine (or under an emulator) with
-//! the protocol of the generated crate: raw little-endian f32 on stdin, raw
-//! little-endian f32 on stdout, exit 0.
+//! the protocol of the generated crate: raw little-endian f32 on stdin (the
+//! input in ONNX NCHW order), raw little-endian f32 on stdout, exit 0. The
+//! command line and bench line are specified by [`kiln_codegen::program`].
 
 use std::path::Path;
 use std::time::Duration;
@@ -15,8 +16,8 @@ use crate::{Metric, Source, Unit};
 /// because runs under qemu are several times slower than native.
 pub const DEFAULT_RUN_TIMEOUT: Duration = Duration::from_secs(120);
 
-/// Runs the generated program `binary` natively on `input` and returns its
-/// output values.
+/// Runs the generated program `binary` natively on `input` (the model's
+/// input in NCHW order) and returns its output values, in ONNX order.
 ///
 /// Errors: the binary is missing, it exits non-zero (the error carries its
 /// stderr), it hangs past [`DEFAULT_RUN_TIMEOUT`], or its output is not a
@@ -25,8 +26,13 @@ pub fn run(binary: &Path, input: &[f32]) -> Result<Vec<f32>, MeasureError> {
     run_with(&Runner::Native, binary, input, None, DEFAULT_RUN_TIMEOUT)
 }
 
-/// Runs `binary` under `runner` on `input`. When `expected_len` is given the
-/// output must hold exactly that many f32 values.
+/// Runs `binary` under `runner` on `input` (NCHW values, written to stdin as
+/// LE f32) and returns the LE f32 values of its stdout. When `expected_len`
+/// is given the output must hold exactly that many f32 values.
+///
+/// Errors: as [`run`], plus [`MeasureError::ToolMissing`] when the emulator
+/// is not installed, [`MeasureError::Timeout`] after `timeout`, and
+/// [`MeasureError::WrongOutputLength`] for a count other than `expected_len`.
 pub fn run_with(
     runner: &Runner,
     binary: &Path,
@@ -63,13 +69,14 @@ pub fn run_with(
     Ok(output)
 }
 
-/// The wire form of the generated program's input.
+/// The wire form of the generated program's input: each value as 4
+/// little-endian bytes, in order (4 x `values.len()` bytes).
 pub fn encode_f32_le(values: &[f32]) -> Vec<u8> {
     values.iter().flat_map(|v| v.to_le_bytes()).collect()
 }
 
-/// Reads whole little-endian f32 values; trailing bytes are ignored (callers
-/// check the length first).
+/// Reads whole 4-byte little-endian f32 values; trailing bytes are ignored
+/// (callers check the length first).
 pub fn decode_f32_le(bytes: &[u8]) -> Vec<f32> {
     bytes
         .chunks_exact(4)
@@ -83,19 +90,27 @@ pub fn decode_f32_le(bytes: &[u8]) -> Vec<f32> {
 /// `qemu-aarch64`: such times say nothing about the device's latency.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct HostTiming {
+    /// Timed runs, as the program's bench line reports them.
     pub runs: u64,
+    /// Warm-up runs asked for (`--warmup`), not timed.
     pub warmup: u64,
+    /// Median wall-clock time of one inference, us, `host`.
     pub p50: Metric,
+    /// 95th-percentile time of one inference, us, `host`.
     pub p95: Metric,
+    /// Fastest timed run, us, `host`.
     pub min: Metric,
+    /// Slowest timed run, us, `host`.
     pub max: Metric,
+    /// The program ran under an emulator: the times are not device latency.
     pub emulated: bool,
     /// Which runner produced the times, e.g. `native` or `qemu-aarch64`.
     pub runner: String,
 }
 
 impl HostTiming {
-    /// How the figures should be labelled in a report.
+    /// How the figures should be labelled in a report: `host`, or `host,
+    /// emulated under RUNNER (not device latency)`.
     pub fn label(&self) -> String {
         if self.emulated {
             format!("host, emulated under {} (not device latency)", self.runner)
@@ -105,11 +120,18 @@ impl HostTiming {
     }
 }
 
-/// How long a bench-mode run may take before it is killed.
+/// How long a bench-mode run (all warm-up and timed runs) may take before
+/// it is killed.
 pub const DEFAULT_BENCH_TIMEOUT: Duration = Duration::from_secs(600);
 
-/// Runs `binary --bench --warmup W --runs N` under `runner`, `input` on stdin,
-/// and reads its JSON report line.
+/// Runs `binary --bench --warmup W --runs N` under `runner`, `input` on stdin
+/// as LE f32, and reads its JSON bench line with
+/// [`BenchLine::parse`](kiln_codegen::program::BenchLine::parse), which must
+/// carry the label `host` (the program's default `--source`).
+///
+/// Errors: the binary or emulator is missing, the program exits non-zero
+/// (with its stderr) or outlives `timeout`, or
+/// [`MeasureError::BadBenchReport`] when the line is missing or incoherent.
 pub fn bench(
     runner: &Runner,
     binary: &Path,

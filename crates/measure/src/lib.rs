@@ -3,7 +3,14 @@
 //!
 //! Every figure it reports is a [`Metric`] carrying the source it came from
 //! (`device`, `host`, `sim`, `predicted`) so that one is never presented as
-//! another.
+//! another. Sizes and memory are in bytes (profile limits are judged in SI
+//! MB, 10^6 bytes, by kiln-target); host timings in microseconds; simulated
+//! latency in milliseconds, derived from wasm fuel by [`power`].
+//!
+//! The programs it runs speak the command line of
+//! [`kiln_codegen::program`]: LE f32 input on stdin, LE f32 output on stdout,
+//! and one JSON bench line. Their wasm builds export the functions of
+//! `kiln_runtime::wasm_entry!` (see [`sim`]).
 
 pub mod bench;
 pub mod error;

@@ -1,9 +1,11 @@
 //! The power and constraint model: simulated latency per power mode of a
 //! device profile, energy per inference, and a pass/fail per constraint.
 //!
-//! Simulated latency = fuel x the profile's cycles per fuel / the mode's
-//! clock. It is one number per mode: the simulation is deterministic, so its
-//! p50 and p95 are equal by construction and no spread is invented.
+//! Simulated latency (ms) = fuel x the profile's `cycles_per_fuel` / (the
+//! mode's clock in MHz x 1000), computed by
+//! [`kiln_target::SimModel::latency_ms`]. It is one number per mode: the
+//! simulation is deterministic, so its p50 and p95 are equal by construction
+//! and no spread is invented.
 
 use serde::Serialize;
 
@@ -11,10 +13,11 @@ use kiln_target::{Constraint, ConstraintCheck, Figures, Target};
 
 use crate::{Metric, Source, Unit};
 
-/// Said wherever simulated p50/p95 are shown.
+/// Said wherever simulated p50/p95 are shown: why they are equal.
 pub const SIM_SPREAD_NOTE: &str =
     "sim latency is deterministic (fuel x cycles per fuel / clock): p50 = p95 by construction";
 
+/// Bytes per MB in the profiles' limits: SI (10^6), re-exported from kiln-target.
 pub use kiln_target::BYTES_PER_MB;
 
 /// Simulated figures of one power mode.
@@ -24,29 +27,31 @@ pub struct ModeFigures {
     pub mode: String,
     /// The mode's rated watts (`predicted`: taken from the profile).
     pub watts: Metric,
-    /// The mode's clock, MHz.
+    /// The mode's clock, MHz (from the profile).
     pub clock_mhz: f64,
-    /// Simulated latency, ms.
+    /// Simulated latency, ms, `sim`: fuel x cycles_per_fuel / (clock_mhz x 1000).
     pub latency_p50: Metric,
     /// Equal to `latency_p50` (see [`SIM_SPREAD_NOTE`]).
     pub latency_p95: Metric,
-    /// 1000 / latency, FPS.
+    /// 1000 / latency in ms, FPS, `sim`.
     pub fps: Metric,
-    /// Rated watts x latency, mJ.
+    /// Rated watts x latency in ms, mJ, `sim`.
     pub energy_per_inference: Metric,
     /// Mode power within the profile's `max_power_w` (true if none is set).
     pub within_power_budget: bool,
-    /// Every latency, FPS and power constraint passes in this mode.
+    /// Every latency, FPS and power constraint passes in this mode (a
+    /// constraint the profile does not set passes).
     pub meets_constraints: bool,
 }
 
 /// Figures the constraint model needs besides fuel.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct Footprint {
-    /// The deployed binary's file size for the target.
+    /// The deployed binary's file size for the target, bytes; judged against
+    /// `max_size_mb` in SI MB. `None` is NOT MEASURED, never a pass.
     pub binary_bytes: Option<Metric>,
-    /// Peak memory while running (wasm peak linear memory, or the ELF static
-    /// footprint).
+    /// Peak memory while running, bytes (wasm peak linear memory, or the ELF
+    /// static footprint); judged against `max_peak_memory_mb` in SI MB.
     pub peak_memory_bytes: Option<Metric>,
 }
 
@@ -55,9 +60,9 @@ pub struct Footprint {
 pub struct PowerReport {
     /// The profile's name.
     pub target: String,
-    /// Fuel of one simulated inference.
+    /// Fuel of one simulated inference (unit `fuel`, `sim`).
     pub fuel: Metric,
-    /// The profile's device cycles per unit of fuel.
+    /// The profile's device cycles per unit of fuel (`[sim] cycles_per_fuel`).
     pub cycles_per_fuel: f64,
     /// Figures per power mode, in the profile's order.
     pub modes: Vec<ModeFigures>,
@@ -71,7 +76,8 @@ pub struct PowerReport {
 }
 
 impl PowerReport {
-    /// All constraints measured and passing.
+    /// A mode is within the power budget and every constraint is measured
+    /// and passing.
     pub fn passes(&self) -> bool {
         self.chosen_mode.is_some() && self.checks.iter().all(ConstraintCheck::holds)
     }
@@ -87,7 +93,10 @@ impl PowerReport {
 }
 
 /// Evaluates `fuel` (from one simulated inference) under every power mode of
-/// `target`, and checks its constraints.
+/// `target`, chooses the fastest mode within `max_power_w`, and has
+/// [`kiln_target::Constraints::check`] judge the chosen mode's figures (the
+/// fastest mode's when none is within budget) with `footprint`'s size and
+/// memory. Latency, FPS and energy are `sim`; watts are `predicted`.
 pub fn evaluate(target: &Target, fuel: u64, footprint: Footprint) -> PowerReport {
     let constraints = &target.constraints;
     let cycles_per_fuel = target.sim.cycles_per_fuel;

@@ -21,8 +21,10 @@ use crate::size::{self, ModelSize};
 use crate::{MeasureError, Runner};
 use crate::{Metric, Unit};
 
-/// Largest difference accepted between the outputs of two builds of the same
-/// model (the wasm sim and a native or emulated program).
+/// Largest absolute difference accepted between the outputs of two builds
+/// of the same model (the wasm sim and a native or emulated program). Tighter
+/// than the device program's own `--expect` check,
+/// [`kiln_codegen::program::EXPECT_TOLERANCE`] (1e-4).
 pub const OUTPUT_TOLERANCE: f32 = 1e-5;
 
 /// The built forms of one generated model, and what the compiler knows of it.
@@ -33,22 +35,26 @@ pub struct Artifacts {
     /// The program for the target's triple when it is not wasm32 (an
     /// aarch64 musl or host binary).
     pub program: Option<PathBuf>,
-    /// Size of the generated crate's `weights.bin`.
+    /// Size of the generated crate's `weights.bin`, bytes.
     pub weight_bytes: u64,
-    /// The planned arena size.
+    /// The planned arena size, bytes.
     pub arena_bytes: u64,
+    /// Number of f32 input values (the NCHW input tensor's length).
     pub input_len: usize,
+    /// Number of f32 output values the program must write.
     pub output_len: usize,
 }
 
 /// What to run besides the simulation.
 #[derive(Debug, Clone)]
 pub struct MeasureOptions {
+    /// Fuel, memory and time limits of the simulated run.
     pub sim_limits: SimLimits,
-    /// Bench-mode warm-up and timed runs of the program (native or emulated);
-    /// `runs == 0` skips timing. Under an emulator these are upper bounds:
-    /// see [`EMULATED_TIMING_BUDGET`].
+    /// Bench-mode warm-up runs of the program (native or emulated); default
+    /// 5. Under an emulator at most 1: see [`EMULATED_TIMING_BUDGET`].
     pub warmup: u64,
+    /// Bench-mode timed runs; default 30; `0` skips timing. Under an
+    /// emulator an upper bound: see [`EMULATED_TIMING_BUDGET`].
     pub runs: u64,
 }
 
@@ -159,13 +165,15 @@ impl Default for MeasureOptions {
 /// [`kiln_codegen::program::ProgramOutputCheck`]).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct BuildAgreement {
-    /// What was compared, e.g. `aarch64 program under qemu-aarch64 vs wasm sim`.
+    /// What was compared, e.g. `aarch64-unknown-linux-musl program under
+    /// qemu-aarch64 vs wasm sim`.
     pub compared: String,
     /// Largest absolute difference between the two outputs.
     pub max_abs_diff: f32,
     /// [`OUTPUT_TOLERANCE`].
     pub tolerance: f32,
-    /// Within the tolerance and of equal length.
+    /// Within the tolerance and of equal length. A NaN difference is
+    /// skipped by the maximum, so it does not fail the check.
     pub passed: bool,
 }
 
@@ -176,19 +184,23 @@ pub struct TargetReport {
     pub target: String,
     /// The profile's triple.
     pub triple: Triple,
-    /// Sizes of the binary deployed to the target (the wasm file for wasm32).
+    /// Sizes of the binary deployed to the target (the wasm file for
+    /// wasm32), bytes, `host`.
     pub size: ModelSize,
     /// Sizes of the wasm build when the target deploys something else.
     pub wasm_size: Option<ModelSize>,
-    /// Fuel of one simulated inference.
+    /// Fuel of one simulated inference (unit `fuel`, `sim`).
     pub fuel: Metric,
-    /// wasm peak linear memory (stack, statics, weights, arena).
+    /// wasm peak linear memory (stack, statics, weights, arena), bytes,
+    /// `sim`; the figure judged against `max_peak_memory_mb`.
     pub sim_peak_memory: Metric,
     /// Per-mode simulated latency, FPS, energy; constraint checks.
     pub power: PowerReport,
-    /// Wall-clock timings of the program here (possibly emulated).
+    /// Wall-clock timings of the program here (possibly emulated), us,
+    /// `host`; `None` for wasm32 targets or when `runs` is 0.
     pub host_timing: Option<HostTiming>,
-    /// The native or emulated program's output against the wasm sim's.
+    /// The native or emulated program's output against the wasm sim's;
+    /// `None` for wasm32 targets.
     pub output_check: Option<BuildAgreement>,
 }
 
@@ -199,7 +211,8 @@ impl TargetReport {
     }
 }
 
-/// A fixed, deterministic input for `len` values in [-1, 1).
+/// A fixed, deterministic input for `len` values in [-1, 1) (xorshift32 from
+/// a fixed seed), the same on every platform.
 pub fn fixed_input(len: usize) -> Vec<f32> {
     let mut state: u32 = 0x9E37_79B9;
     (0..len)
@@ -213,7 +226,19 @@ pub fn fixed_input(len: usize) -> Vec<f32> {
         .collect()
 }
 
-/// Measures `artifacts` for `target`.
+/// Measures `artifacts` for `target` on [`fixed_input`]: sizes of the wasm
+/// build and of the target's program, one simulated run (fuel, peak linear
+/// memory), and for a non-wasm triple one run of the program (native or under
+/// its emulator) compared with the sim's output, then bench-mode timings.
+/// [`power::evaluate`] turns the fuel into per-mode figures and judges the
+/// constraints, with the deployed file's size and the sim's peak memory.
+///
+/// Timings of an unchanged program with the same runner, counts and input
+/// length are reused from the previous call in this process.
+///
+/// Errors: [`MeasureError::Size`] and [`MeasureError::Sim`] from the wasm
+/// build; [`MeasureError::Artifacts`] when no program was given or the triple
+/// cannot run here; the errors of [`host::run_with`] and [`host::bench`].
 pub fn measure(
     target: &Target,
     artifacts: &Artifacts,

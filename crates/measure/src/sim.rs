@@ -3,9 +3,10 @@
 //!
 //! Fuel counts executed wasm operators, so it is deterministic (the same
 //! module and input give the same fuel on every run) and linear in work. A
-//! device profile turns it into milliseconds (see `power`); those figures are
-//! labelled `sim`. Peak linear memory is recorded by a `ResourceLimiter`; an
-//! epoch deadline stops a module that runs away.
+//! device profile turns it into milliseconds (see [`crate::power`]: fuel x
+//! cycles_per_fuel / clock); those figures are labelled `sim`. Peak linear
+//! memory is recorded by a `ResourceLimiter`; an epoch deadline stops a
+//! module that runs away.
 
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{self, RecvTimeoutError, Sender};
@@ -21,82 +22,153 @@ use crate::{Metric, Source, Unit};
 /// these ticks.
 const EPOCH_TICK: Duration = Duration::from_millis(50);
 
-/// The exports a generated model's wasm build provides (contracts.md).
+// The exports a generated model's wasm build provides: the functions come
+// from `kiln_runtime::wasm_entry!`, which kiln-codegen writes at the end of
+// the generated `src/lib.rs` (crates/codegen/src/emit.rs, `render`); the
+// memory is the one the Rust wasm32 linker exports by default for a cdylib
+// (kiln-codegen's `BuildTarget::Wasm32`). Pointers and lengths are wasm i32,
+// read as unsigned.
+
+/// Export `() -> i32`: address in linear memory of the input buffer,
+/// `kiln_input_len` f32 in ONNX (NCHW) order, written LE by the host.
 pub const EXPORT_INPUT_PTR: &str = "kiln_input_ptr";
+/// Export `() -> i32`: address of the output buffer, `kiln_output_len` LE
+/// f32 in ONNX order, valid after `kiln_infer`.
 pub const EXPORT_OUTPUT_PTR: &str = "kiln_output_ptr";
+/// Export `() -> i32`: number of f32 input values (not bytes).
 pub const EXPORT_INPUT_LEN: &str = "kiln_input_len";
+/// Export `() -> i32`: number of f32 output values (not bytes).
 pub const EXPORT_OUTPUT_LEN: &str = "kiln_output_len";
+/// Export `() -> ()`: one inference from the input buffer into the output
+/// buffer; the only call whose fuel is counted.
 pub const EXPORT_INFER: &str = "kiln_infer";
+/// The module's exported linear memory.
 pub const EXPORT_MEMORY: &str = "memory";
 
 /// Errors of a simulated run; each says what happened and what to do.
 #[derive(Debug, thiserror::Error)]
 pub enum SimError {
+    /// The wasm file could not be read.
     #[error("cannot read wasm module {path}: {source}")]
     Read {
+        /// The wasm file.
         path: PathBuf,
+        /// The operating system's error.
         #[source]
         source: std::io::Error,
     },
+    /// wasmtime refused the bytes (not valid wasm, or an engine error).
     #[error("wasmtime could not compile {module}: {detail}")]
-    Compile { module: String, detail: String },
+    Compile {
+        /// The module's name (its path, for a file).
+        module: String,
+        /// wasmtime's message.
+        detail: String,
+    },
+    /// Instantiation failed for a reason other than the memory limit
+    /// (e.g. the module imports something).
     #[error(
         "{module} could not be instantiated: {detail}; a generated model imports nothing and \
          exports its memory, build it with `--crate-type cdylib --target wasm32-unknown-unknown`"
     )]
-    Instantiate { module: String, detail: String },
+    Instantiate {
+        /// The module's name.
+        module: String,
+        /// wasmtime's message.
+        detail: String,
+    },
+    /// An export of [`EXPORT_INPUT_PTR`] .. [`EXPORT_MEMORY`] is absent or
+    /// has another type.
     #[error(
         "{module} does not export `{name}` with the expected type ({detail}); is it a kiln generated model built for wasm32?"
     )]
     MissingExport {
+        /// The module's name.
         module: String,
+        /// The export's name.
         name: &'static str,
+        /// wasmtime's message.
         detail: String,
     },
+    /// The input does not have `kiln_input_len` values.
     #[error("{module} takes {expected} input values, got {got}")]
     InputLength {
+        /// The module's name.
         module: String,
+        /// f32 values the module takes.
         expected: usize,
+        /// f32 values given.
         got: usize,
     },
+    /// The run used up [`SimLimits::fuel`].
     #[error(
         "{module} ran out of fuel after {limit} units: the model needs more work than the \
          simulation budget allows; raise the fuel limit or choose a smaller model"
     )]
-    OutOfFuel { module: String, limit: u64 },
+    OutOfFuel {
+        /// The module's name.
+        module: String,
+        /// The fuel limit, in fuel units (wasm operators).
+        limit: u64,
+    },
+    /// The module asked for more linear memory than
+    /// [`SimLimits::max_memory_bytes`] (at instantiation or by `memory.grow`).
     #[error(
         "{module} needs {requested} bytes of linear memory, over the limit of {limit} bytes: \
          the model's arena or weights are too large for the device; choose a smaller model \
          or raise the memory limit"
     )]
     OutOfMemory {
+        /// The module's name.
         module: String,
+        /// Linear memory size asked for, bytes.
         requested: u64,
+        /// The limit, bytes.
         limit: u64,
     },
+    /// The epoch deadline ([`SimLimits::timeout`], wall clock) passed.
     #[error(
         "{module} was still running after {timeout:?} and was stopped (epoch deadline): \
          it loops forever or is far too slow for simulation"
     )]
-    Timeout { module: String, timeout: Duration },
+    Timeout {
+        /// The module's name.
+        module: String,
+        /// The wall-clock limit.
+        timeout: Duration,
+    },
+    /// Any other wasm trap: `unreachable` (a panic in the model), stack
+    /// overflow, out-of-bounds access, ...
     #[error("{module} trapped: {trap}; {advice}")]
     Trap {
+        /// The module's name.
         module: String,
+        /// wasmtime's description of the trap.
         trap: String,
+        /// What the trap usually means and what to do.
         advice: &'static str,
     },
+    /// An error on the host side: fuel bookkeeping, or an input/output
+    /// buffer outside linear memory.
     #[error("{module}: {detail}")]
-    Host { module: String, detail: String },
+    Host {
+        /// The module's name.
+        module: String,
+        /// What failed.
+        detail: String,
+    },
 }
 
 /// Limits of one simulated run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SimLimits {
-    /// Fuel available to one inference.
+    /// Fuel available to one run (wasm operators; the export calls before
+    /// `kiln_infer` draw from it too).
     pub fuel: u64,
-    /// Most linear memory the module may hold, in bytes.
+    /// Most linear memory the module may hold, in bytes (default 512 MiB).
     pub max_memory_bytes: u64,
-    /// Wall-clock time after which the run is stopped.
+    /// Wall-clock time after which the run is stopped, counted in 50 ms
+    /// epoch ticks.
     pub timeout: Duration,
 }
 
@@ -115,6 +187,7 @@ impl Default for SimLimits {
 /// What one simulated inference produced.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct SimRun {
+    /// The model's output, `kiln_output_len` f32 in ONNX order.
     pub output: Vec<f32>,
     /// Fuel consumed by `kiln_infer` alone (exact; deterministic).
     pub fuel: u64,
@@ -123,15 +196,20 @@ pub struct SimRun {
 }
 
 impl SimRun {
+    /// [`SimRun::fuel`] as a metric: unit `fuel`, source `sim`.
     pub fn fuel_metric(&self) -> Metric {
         Metric::new(self.fuel as f64, Unit::Fuel, Source::Sim)
     }
+
+    /// [`SimRun::peak_memory_bytes`] as a metric: bytes, source `sim`.
     pub fn peak_memory_metric(&self) -> Metric {
         Metric::new(self.peak_memory_bytes as f64, Unit::Bytes, Source::Sim)
     }
 }
 
-/// A compiled wasm model, ready to run many times.
+/// A compiled wasm model, ready to run many times. Each run gets a fresh
+/// instance, so runs do not share state. A thread advances the engine's epoch
+/// every 50 ms while the module lives.
 pub struct SimModule {
     name: String,
     engine: Engine,
@@ -149,6 +227,8 @@ impl std::fmt::Debug for SimModule {
 
 impl SimModule {
     /// Compiles the wasm file at `path`.
+    ///
+    /// Errors: [`SimError::Read`], [`SimError::Compile`].
     pub fn load(path: &Path) -> Result<Self, SimError> {
         let bytes = std::fs::read(path).map_err(|source| SimError::Read {
             path: path.to_path_buf(),
@@ -157,7 +237,10 @@ impl SimModule {
         Self::from_bytes(&bytes, &path.display().to_string())
     }
 
-    /// Compiles wasm `bytes`; `name` identifies the module in errors.
+    /// Compiles wasm `bytes` with fuel metering and epoch interruption on;
+    /// `name` identifies the module in errors.
+    ///
+    /// Errors: [`SimError::Compile`].
     pub fn from_bytes(bytes: &[u8], name: &str) -> Result<Self, SimError> {
         let mut config = Config::new();
         config.consume_fuel(true).epoch_interruption(true);
@@ -178,7 +261,12 @@ impl SimModule {
         })
     }
 
-    /// Runs one inference on `input` within `limits`.
+    /// Instantiates the module, writes `input` (f32 in ONNX NCHW order, LE
+    /// in linear memory) to its input buffer, calls `kiln_infer` once and
+    /// reads the output back.
+    ///
+    /// Errors: every [`SimError`] but `Read` and `Compile`; a trap is named
+    /// (fuel, memory limit, deadline, `unreachable`, ...).
     pub fn run(&self, input: &[f32], limits: &SimLimits) -> Result<SimRun, SimError> {
         let module = || self.name.clone();
         let mut store = Store::new(

@@ -3,7 +3,9 @@
 //! ELF: allocated sections grouped into text (code), rodata, data and bss.
 //! Wasm: the code section and the data section (initialised linear memory);
 //! zero-initialised wasm memory (its "bss") is not in the file, so wasm memory
-//! is measured at run time instead (see `sim`).
+//! is measured at run time instead (see [`crate::sim`]).
+//!
+//! Every figure is in bytes and labelled `host` (read from a file here).
 
 use std::path::{Path, PathBuf};
 
@@ -15,23 +17,40 @@ use crate::{Metric, Source, Unit};
 /// Errors reading a binary's sections.
 #[derive(Debug, thiserror::Error)]
 pub enum SizeError {
+    /// The file could not be read.
     #[error("cannot read binary {path}: {source}")]
     Read {
+        /// The binary.
         path: PathBuf,
+        /// The operating system's error.
         #[source]
         source: std::io::Error,
     },
+    /// The `object` crate could not parse the file.
     #[error("{path} is not an ELF or wasm file kiln can read: {detail}")]
-    Parse { path: PathBuf, detail: String },
+    Parse {
+        /// The binary.
+        path: PathBuf,
+        /// The `object` crate's message.
+        detail: String,
+    },
+    /// An object format other than ELF or wasm (Mach-O, PE, ...).
     #[error("{path} is a {format} file; kiln measures ELF and wasm builds")]
-    UnsupportedFormat { path: PathBuf, format: String },
+    UnsupportedFormat {
+        /// The binary.
+        path: PathBuf,
+        /// The format, as `object` names it.
+        format: String,
+    },
 }
 
 /// The container format of a measured binary.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum BinaryFormat {
+    /// ELF (host and aarch64 programs); serialised `elf`.
     Elf,
+    /// WebAssembly (the wasm32 cdylib); serialised `wasm`.
     Wasm,
 }
 
@@ -41,41 +60,58 @@ pub enum BinaryFormat {
 /// 0 (read-only data lives in the data section) and `bss` is 0 (not in the file).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct SectionSizes {
+    /// The container format.
     pub format: BinaryFormat,
+    /// The whole file, bytes.
     pub file_bytes: u64,
+    /// Code: ELF allocated text sections, or the wasm code section.
     pub text: u64,
+    /// ELF allocated read-only data (incl. strings and data with
+    /// relocations); 0 for wasm.
     pub rodata: u64,
+    /// ELF allocated writable data and TLS data, or the wasm data section.
     pub data: u64,
+    /// ELF zero-initialised sections (bss, TLS bss, common); 0 for wasm.
     pub bss: u64,
 }
 
 impl SectionSizes {
-    /// Memory the binary claims before running: initialised plus zeroed data.
+    /// Memory the binary claims before running: initialised plus zeroed
+    /// data (`data + bss`), bytes.
     pub fn static_footprint(&self) -> u64 {
         self.data + self.bss
     }
 }
 
 /// Sizes of a generated model's binary with its weights told apart from code.
+/// Every metric is in bytes, source `host`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ModelSize {
+    /// The raw section sizes the metrics come from.
     pub sections: SectionSizes,
     /// Machine code (ELF `.text`, wasm code section).
     pub code: Metric,
     /// The weight blob (size of the generated crate's `weights.bin`), if known.
     pub weights: Option<Metric>,
-    /// Read-only data (ELF) or data section (wasm) other than the weights.
+    /// Read-only data (ELF) or data section (wasm) minus the weights (0 if
+    /// the weights are larger); present when the weights are known.
     pub constants_other_than_weights: Option<Metric>,
-    /// Data + bss: static memory the program holds while running (ELF only;
-    /// wasm's zeroed memory is not in the file).
+    /// Data + bss: static memory the program holds while running. For wasm
+    /// this is only the data section (zeroed memory is not in the file):
+    /// use the sim's peak linear memory there.
     pub static_memory: Metric,
-    /// The model's intermediate-tensor arena, as planned by the compiler.
+    /// The model's intermediate-tensor arena in bytes (f32 count x 4), as
+    /// planned by `kiln_ir::plan` for kiln-codegen, if known. Labelled `host`
+    /// like the rest, though it is the compiler's plan, not read from the file.
     pub arena: Option<Metric>,
     /// The whole file on disk.
     pub file: Metric,
 }
 
 /// Reads the section sizes of the ELF or wasm file at `path`.
+///
+/// Errors: [`SizeError::Read`], [`SizeError::Parse`],
+/// [`SizeError::UnsupportedFormat`].
 pub fn section_sizes(path: &Path) -> Result<SectionSizes, SizeError> {
     let bytes = std::fs::read(path).map_err(|source| SizeError::Read {
         path: path.to_path_buf(),
@@ -147,6 +183,8 @@ fn is_allocated_elf_section(section: &object::Section<'_, '_>) -> bool {
 /// Sizes of a generated model's binary: `weights_bytes` is the size of its
 /// `weights.bin` (the blob is embedded in rodata on ELF and in the data
 /// section on wasm), `arena_bytes` the planned arena size, both if known.
+///
+/// Errors: those of [`section_sizes`].
 pub fn model_size(
     binary: &Path,
     weights_bytes: Option<u64>,

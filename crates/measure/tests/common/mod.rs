@@ -44,7 +44,8 @@ fn cargo(command: &[&str], args: &[&str], what: &str) {
 pub fn wasm(name: &str) -> PathBuf {
     static BUILT: OnceLock<()> = OnceLock::new();
     BUILT.get_or_init(|| {
-        // The model as kiln builds a generated crate for wasm (contracts.md).
+        // The model as kiln-codegen builds a generated crate for wasm
+        // (`build_bin` with `BuildTarget::Wasm32`, crates/codegen/src/build.rs).
         cargo(
             &["rustc"],
             &[
