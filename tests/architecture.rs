@@ -5,6 +5,7 @@
 //!   ARCHITECTURE.md);
 //! - `std::process::Command` appears only in kiln-process, the one runner;
 //! - no library crate depends on anyhow (only the command line does);
+//! - the light crates (kiln-search among them) reach no tract, burn or wasmtime;
 //! - runtime/ has no dependency;
 //! - generated model sources contain no `unsafe`;
 //! - no source file over 700 lines, no function over 150 lines outside tests.
@@ -135,6 +136,62 @@ fn only_the_command_line_depends_on_anyhow_and_runtime_on_nothing() {
             assert!(deps.is_empty(), "runtime/ gained dependencies: {deps:?}");
         }
     }
+}
+
+/// The heavy crates (minutes to build, megabytes of code).
+const HEAVY: [&str; 3] = ["tract-onnx", "burn", "wasmtime"];
+
+/// Crates that must stay light: the leaves, the profile and space models,
+/// the IR and code generator, device deployment, and the strategy library.
+const LIGHT: [&str; 9] = [
+    "kiln-runtime",
+    "kiln-metric",
+    "kiln-process",
+    "kiln-space",
+    "kiln-target",
+    "kiln-ir",
+    "kiln-codegen",
+    "kiln-deploy",
+    "kiln-search",
+];
+
+/// The heavy crates `name` reaches through workspace crates' dependencies.
+fn heavy_reached(name: &str, crates: &[(String, Vec<String>)]) -> Vec<String> {
+    let mut seen = vec![name.to_string()];
+    let mut stack = vec![name.to_string()];
+    let mut heavy = Vec::new();
+    while let Some(c) = stack.pop() {
+        let Some((_, deps)) = crates.iter().find(|(n, _)| *n == c) else {
+            continue;
+        };
+        for d in deps {
+            if HEAVY.contains(&d.as_str()) && !heavy.contains(d) {
+                heavy.push(format!("{d} (through {c})"));
+            } else if d.starts_with("kiln-") && !seen.contains(d) {
+                seen.push(d.clone());
+                stack.push(d.clone());
+            }
+        }
+    }
+    heavy
+}
+
+#[test]
+fn light_crates_reach_no_heavy_dependency() {
+    let crates = all_crates();
+    let mut problems = Vec::new();
+    for name in LIGHT {
+        let heavy = heavy_reached(name, &crates);
+        if !heavy.is_empty() {
+            problems.push(format!("{name} reaches {}", heavy.join(", ")));
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+    let planted = vec![
+        ("kiln-search".to_string(), vec!["kiln-measure".to_string()]),
+        ("kiln-measure".to_string(), vec!["wasmtime".to_string()]),
+    ];
+    assert_eq!(heavy_reached("kiln-search", &planted).len(), 1, "planted");
 }
 
 // ---------------------------------------------------------------- sources
