@@ -26,7 +26,8 @@ pub struct Args {
     /// Evaluate only the first N test images.
     #[arg(long, value_name = "N")]
     pub limit: Option<usize>,
-    /// Where the generated crate goes (default: kiln-model/ next to the model).
+    /// Where the generated crate goes (default: kiln-model/<name>-<content hash>
+    /// next to the model).
     #[arg(long, value_name = "DIR")]
     pub work_dir: Option<PathBuf>,
 }
@@ -53,7 +54,7 @@ pub fn run(args: Args) -> Result<()> {
     }
     let work_dir = args.work_dir.clone().unwrap_or_else(|| {
         let parent = args.model.parent().unwrap_or(Path::new("."));
-        parent.join("kiln-model")
+        kiln_pipeline::content_dir(&parent.join("kiln-model"), &args.model, &bytes, None)
     });
     let engines = Engines {
         runtime: args.engine != Engine::Tract,

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
-use kiln_onnx::{ExportOptions, Weights, export};
+use kiln_onnx::{ExportOptions, Weights, export, metadata};
 use kiln_space::Architecture;
 
 use crate::common::{InputArgs, load_genome};
@@ -42,8 +42,8 @@ pub fn run(args: Args) -> Result<()> {
     let options = ExportOptions {
         normalization: None,
         metadata: vec![
-            ("kiln.genome_id".into(), genome.id()),
-            ("kiln.genome".into(), serde_json::to_string(&genome)?),
+            (metadata::GENOME_ID.into(), genome.id()),
+            (metadata::GENOME.into(), serde_json::to_string(&genome)?),
         ],
     };
     let what = match &args.weights {

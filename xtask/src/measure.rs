@@ -60,10 +60,15 @@ pub fn run(args: Args) -> Result<()> {
         .collect::<Result<Vec<Target>, _>>()?;
     let onnx = std::fs::read(&args.model)
         .with_context(|| format!("cannot read model {}", args.model.display()))?;
-    let crate_dir = args
-        .out
-        .clone()
-        .unwrap_or_else(|| content_dir(&workspace_root().join("runs/measure"), &args.model, &onnx));
+    let crate_dir = args.out.clone().unwrap_or_else(|| {
+        let shape = args.input_shape.as_deref();
+        content_dir(
+            &workspace_root().join("runs/measure"),
+            &args.model,
+            &onnx,
+            shape,
+        )
+    });
     let mut triples = vec![Triple::Wasm32];
     triples.extend(targets.iter().map(|t| t.triple));
 

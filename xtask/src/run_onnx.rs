@@ -37,7 +37,8 @@ pub fn run(args: RunOnnxArgs) -> anyhow::Result<()> {
     let onnx = std::fs::read(&args.model)
         .with_context(|| format!("cannot read {}", args.model.display()))?;
     let work = args.work_dir.clone().unwrap_or_else(|| {
-        kiln_pipeline::content_dir(&workspace_root().join("runs/run-onnx"), &args.model, &onnx)
+        let base = workspace_root().join("runs/run-onnx");
+        kiln_pipeline::content_dir(&base, &args.model, &onnx, Some(&shape))
     });
     let name = args.model.display().to_string();
     let program = Program::build(

@@ -54,7 +54,7 @@ pub struct Args {
     pub trials: Option<usize>,
     /// Stop asking after this long (e.g. 30m, 90s, 1h30m); running trials finish.
     /// Default 30m when --trials is not given.
-    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    #[arg(long, value_name = "DURATION", value_parser = kiln_pipeline::search::parse_budget)]
     pub time_budget: Option<Duration>,
     /// Search strategy.
     #[arg(long, value_enum, default_value = "evolution")]
@@ -128,24 +128,6 @@ pub enum StrategyArg {
 pub enum RewardArg {
     Accuracy,
     Mnas,
-}
-
-/// `30m`, `90s`, `1h 30m`, `2h` (humantime's syntax); a bare number is minutes.
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let s = s.trim();
-    let d = match s.parse::<f64>() {
-        Ok(m) if m.is_finite() && m >= 0.0 => Duration::from_secs_f64(m * 60.0),
-        _ => humantime::parse_duration(s).map_err(|e| match e {
-            humantime::DurationError::UnknownUnit { unit, .. } if !unit.is_empty() => {
-                format!("`{s}`: unknown unit `{unit}` (use h, m or s)")
-            }
-            e => format!("`{s}` is not a duration like 30m, 90s or 1h30m: {e}"),
-        })?,
-    };
-    if d.is_zero() {
-        return Err(format!("`{s}` must be longer than zero"));
-    }
-    Ok(d)
 }
 
 struct Bar(ProgressBar);

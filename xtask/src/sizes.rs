@@ -69,10 +69,15 @@ pub fn run(args: Args) -> Result<()> {
     };
     let onnx = std::fs::read(&args.model)
         .with_context(|| format!("cannot read model {}", args.model.display()))?;
-    let crate_dir = args
-        .out
-        .clone()
-        .unwrap_or_else(|| content_dir(&workspace_root().join("runs/sizes"), &args.model, &onnx));
+    let crate_dir = args.out.clone().unwrap_or_else(|| {
+        let shape = args.input_shape.as_deref();
+        content_dir(
+            &workspace_root().join("runs/sizes"),
+            &args.model,
+            &onnx,
+            shape,
+        )
+    });
     let name = args.model.display().to_string();
     let built = build_model(
         &ModelSource {

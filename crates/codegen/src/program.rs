@@ -85,8 +85,8 @@ impl BenchLine {
             .map_err(|e| format!("`{line}` is not a bench report: {e}"))?;
         if b.source != expected_source {
             return Err(format!(
-                "the program labelled its figures `{}`, not `{expected_source}`",
-                b.source
+                "source is `{}`: the program labelled its figures `{}`, not `{expected_source}`",
+                b.source, b.source
             ));
         }
         let ordered = b.min_us <= b.p50_us && b.p50_us <= b.p95_us && b.p95_us <= b.max_us;

@@ -97,7 +97,7 @@ fn malformed_bench_reports_are_rejected() {
         ("echo '{\"runs\": 3}'", "not a bench report"),
         (
             r#"echo '{"source":"device","runs":3,"p50_us":2,"p95_us":3,"min_us":1,"max_us":4}'"#,
-            "labelled its figures `device`, not `host`",
+            "source is `device`",
         ),
         (
             r#"echo '{"source":"host","runs":3,"p50_us":5,"p95_us":3,"min_us":1,"max_us":4}'"#,

@@ -11,6 +11,8 @@ use crate::proto::ModelProto;
 
 /// The genome's content id.
 pub const GENOME_ID: &str = "kiln.genome_id";
+/// The genome itself, as JSON (models written by `cargo xtask export-onnx`).
+pub const GENOME: &str = "kiln.genome";
 /// The data set the model was trained on (its name, e.g. `mnist-5k`).
 pub const DATASET: &str = "kiln.dataset";
 /// How the input is fed (raw pixel values 0..255 as f32, NCHW).

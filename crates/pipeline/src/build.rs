@@ -11,15 +11,15 @@ use sha2::{Digest, Sha256};
 
 use crate::PipelineError;
 
-/// The one mapping from a profile's triple to what kiln-codegen builds.
-pub fn build_target(triple: Triple) -> BuildTarget {
+/// The one mapping from a profile's triple to what kiln-codegen builds;
+/// `None` for a triple this machine cannot cross-build (x86_64 elsewhere
+/// than on an x86_64 host).
+pub fn build_target(triple: Triple) -> Option<BuildTarget> {
     match triple {
-        Triple::Wasm32 => BuildTarget::Wasm32,
-        t if t.is_host() => BuildTarget::Host,
-        Triple::Aarch64LinuxMusl => BuildTarget::Aarch64Musl,
-        // A non-host x86_64 cannot occur on the machines kiln runs on; build
-        // it as the host would, which is what the profile asks for.
-        Triple::X86_64LinuxGnu => BuildTarget::Host,
+        Triple::Wasm32 => Some(BuildTarget::Wasm32),
+        t if t.is_host() => Some(BuildTarget::Host),
+        Triple::Aarch64LinuxMusl => Some(BuildTarget::Aarch64Musl),
+        Triple::X86_64LinuxGnu => None,
     }
 }
 
@@ -31,15 +31,25 @@ pub fn content_id(bytes: &[u8]) -> String {
 }
 
 /// A work folder for a model that two runs can share without colliding:
-/// `base/<file stem>-<content id>`. Two different models both called
-/// `model.onnx` get different folders; the same model gets the same one
-/// (and its generated crate is then rebuilt in no time).
-pub fn content_dir(base: &Path, model_path: &Path, onnx: &[u8]) -> PathBuf {
+/// `base/<file stem>-<content id>`, the id over the ONNX bytes and the input
+/// shape given for symbolic dimensions (both decide the generated crate).
+/// Two different models both called `model.onnx` get different folders; the
+/// same model gets the same one (and its crate is then rebuilt in no time).
+pub fn content_dir(
+    base: &Path,
+    model_path: &Path,
+    onnx: &[u8],
+    input_shape: Option<&[usize]>,
+) -> PathBuf {
     let stem = model_path
         .file_stem()
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_else(|| "model".into());
-    base.join(format!("{stem}-{}", content_id(onnx)))
+    let mut key = onnx.to_vec();
+    if let Some(shape) = input_shape {
+        key.extend(format!("\ninput shape {shape:?}").bytes());
+    }
+    base.join(format!("{stem}-{}", content_id(&key)))
 }
 
 /// What to build: an ONNX model, where its generated crate goes, and which
@@ -141,7 +151,12 @@ pub fn build_model(
         if triple.is_wasm() || programs.iter().any(|(t, _)| *t == triple) {
             continue;
         }
-        programs.push((triple, build(build_target(triple))?));
+        let target = build_target(triple).ok_or_else(|| {
+            PipelineError::Invalid(format!(
+                "kiln cannot build {triple} programs on this machine"
+            ))
+        })?;
+        programs.push((triple, build(target)?));
     }
     Ok(BuiltModel {
         wasm,
@@ -162,11 +177,13 @@ mod tests {
     #[test]
     fn same_name_different_models_get_different_folders() {
         let base = Path::new("/runs/measure");
-        let a = content_dir(base, Path::new("a/model.onnx"), b"one");
-        let b = content_dir(base, Path::new("b/model.onnx"), b"two");
-        let a2 = content_dir(base, Path::new("c/model.onnx"), b"one");
+        let a = content_dir(base, Path::new("a/model.onnx"), b"one", None);
+        let b = content_dir(base, Path::new("b/model.onnx"), b"two", None);
+        let a2 = content_dir(base, Path::new("c/model.onnx"), b"one", None);
+        let shaped = content_dir(base, Path::new("a/model.onnx"), b"one", Some(&[1, 3, 8, 8]));
         assert_ne!(a, b);
         assert_eq!(a, a2);
+        assert_ne!(a, shaped);
         assert!(
             a.file_name()
                 .unwrap()
@@ -177,12 +194,15 @@ mod tests {
 
     #[test]
     fn every_triple_maps_to_a_build() {
-        assert_eq!(build_target(Triple::Wasm32), BuildTarget::Wasm32);
+        assert_eq!(build_target(Triple::Wasm32), Some(BuildTarget::Wasm32));
         if Triple::host() == Some(Triple::X86_64LinuxGnu) {
-            assert_eq!(build_target(Triple::X86_64LinuxGnu), BuildTarget::Host);
+            assert_eq!(
+                build_target(Triple::X86_64LinuxGnu),
+                Some(BuildTarget::Host)
+            );
             assert_eq!(
                 build_target(Triple::Aarch64LinuxMusl),
-                BuildTarget::Aarch64Musl
+                Some(BuildTarget::Aarch64Musl)
             );
         }
     }

@@ -197,7 +197,7 @@ pub fn resolve_model(
         Some(p) if p.is_file() => {
             let out = match out {
                 Some(o) => o.to_path_buf(),
-                None => content_dir(&runs.join("flash").join(target), p, &read(p)?),
+                None => content_dir(&runs.join("flash").join(target), p, &read(p)?, None),
             };
             return Ok((p.to_path_buf(), out));
         }
@@ -283,8 +283,11 @@ pub(crate) fn write(path: &Path, bytes: &[u8]) -> Result<(), PipelineError> {
     if let Some(parent) = path.parent() {
         std::fs::create_dir_all(parent).map_err(io)?;
     }
+    // A name of this process's own, so two writers never rename each other's file.
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let mut tmp = path.as_os_str().to_owned();
-    tmp.push(".tmp");
+    tmp.push(format!(".{}-{n}.tmp", std::process::id()));
     std::fs::write(&tmp, bytes).map_err(io)?;
     std::fs::rename(&tmp, path).map_err(io)
 }

@@ -113,6 +113,12 @@ pub fn search(
     }
     let fitness = fitness(&req)?;
     let meta = run_identity(&req, &space, &space_text, &fitness);
+    // Ctrl-C during the checks above: stop before anything is written.
+    if req.interrupt.load(Ordering::SeqCst) {
+        return Err(PipelineError::Invalid(
+            "interrupted before the search started; nothing was written".into(),
+        ));
+    }
     let journal = if req.resume {
         Journal::resume(&req.out, &meta)?
     } else {
@@ -183,6 +189,48 @@ pub fn search(
         files,
         interrupted: req.interrupt.load(Ordering::SeqCst),
     })
+}
+
+/// A time budget such as `30m`, `90s`, `1h30m`, `1.5h`; a bare number is
+/// minutes.
+///
+/// Errors: a unit other than h, m or s, a number without a unit after
+/// others, a zero or out-of-range duration (the message quotes the input).
+pub fn parse_budget(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let seconds = match s.parse::<f64>() {
+        Ok(minutes) => minutes * 60.0,
+        Err(_) => {
+            let mut total = 0.0;
+            let mut number = String::new();
+            for c in s.chars() {
+                if c.is_ascii_digit() || c == '.' {
+                    number.push(c);
+                    continue;
+                }
+                let n: f64 = number
+                    .parse()
+                    .map_err(|_| format!("`{s}` is not a duration like 30m, 90s or 1h30m"))?;
+                total += n * match c {
+                    'h' => 3600.0,
+                    'm' => 60.0,
+                    's' => 1.0,
+                    _ => return Err(format!("`{s}`: unknown unit `{c}` (use h, m or s)")),
+                };
+                number.clear();
+            }
+            if !number.is_empty() {
+                return Err(format!(
+                    "`{s}`: a number without a unit at the end (use h, m or s)"
+                ));
+            }
+            total
+        }
+    };
+    match Duration::try_from_secs_f64(seconds) {
+        Ok(d) if !d.is_zero() => Ok(d),
+        _ => Err(format!("`{s}` must be a duration longer than zero")),
+    }
 }
 
 /// A space whose networks downsample more than the images allow is refused
@@ -280,4 +328,23 @@ fn run_identity(
             .with("device_power_mode", &d.power_identity);
     }
     meta
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn budgets_read_as_a_user_writes_them() {
+        assert_eq!(parse_budget("30m"), Ok(Duration::from_secs(1800)));
+        assert_eq!(parse_budget("1h30m"), Ok(Duration::from_secs(5400)));
+        assert_eq!(parse_budget("1.5h"), Ok(Duration::from_secs(5400)));
+        assert_eq!(parse_budget("90s"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_budget("2"), Ok(Duration::from_secs(120)));
+        assert!(parse_budget("5x").unwrap_err().contains("unknown unit `x`"));
+        assert!(parse_budget("30M").is_err());
+        assert!(parse_budget("0").is_err());
+        assert!(parse_budget("1e300").is_err());
+        assert!(parse_budget("-5").is_err());
+    }
 }

@@ -32,7 +32,9 @@ pub struct Evaluation {
     /// and source (`host`, `sim`, `device`, `predicted`).
     pub metrics: BTreeMap<String, Metric>,
     /// Broken hard constraints, as judged by kiln-target; empty means
-    /// feasible.
+    /// feasible. Journals written before the checks were typed (a plain
+    /// `actual` number, `unit` and `source` strings) still read.
+    #[serde(deserialize_with = "legacy::violations")]
     pub violations: Vec<Violation>,
     /// Seconds spent per stage, host wall clock. kiln-pipeline writes
     /// `train_s`, `build_s`, `measure_s` and, on a device, `device_s` (the
@@ -84,4 +86,77 @@ pub trait Evaluator<P>: Send + Sync {
     /// failed with the error text and the search goes on;
     /// [`EvalError::Stop`] stops the search.
     fn evaluate(&self, trial: &TrialSpec<P>) -> Result<Evaluation, EvalError>;
+}
+
+/// Reading the violations of journals written before `Violation` became
+/// kiln-target's `ConstraintCheck`, so old runs can still be reported.
+mod legacy {
+    use kiln_metric::{Metric, Source, Unit};
+    use kiln_target::{Constraint, ConstraintCheck};
+    use serde::{Deserialize, Deserializer};
+
+    /// The earlier form: `{constraint, limit, actual: f64?, unit, source}`,
+    /// `source` `none` when nothing was measured.
+    #[derive(Deserialize)]
+    struct Old {
+        constraint: Constraint,
+        limit: f64,
+        actual: Option<f64>,
+        unit: String,
+        source: String,
+    }
+
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Either {
+        Now(ConstraintCheck),
+        Old(Old),
+    }
+
+    pub(super) fn violations<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Vec<ConstraintCheck>, D::Error> {
+        let all = Vec::<Either>::deserialize(d)?;
+        Ok(all
+            .into_iter()
+            .map(|v| match v {
+                Either::Now(c) => c,
+                Either::Old(o) => {
+                    let unit = o.unit.parse::<Unit>().unwrap_or(o.constraint.unit());
+                    let actual = match (o.actual, o.source.parse::<Source>()) {
+                        (Some(value), Ok(source)) => Some(Metric::new(value, unit, source)),
+                        _ => None,
+                    };
+                    ConstraintCheck {
+                        constraint: o.constraint,
+                        limit: o.limit,
+                        limit_unit: o.constraint.unit(),
+                        passed: actual.map(|_| false),
+                        actual,
+                    }
+                }
+            })
+            .collect())
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use crate::Evaluation;
+
+        #[test]
+        fn journals_from_before_typed_checks_still_read() {
+            let old = r#"{"metrics":{},"violations":[
+                {"constraint":"max_latency_p50_ms","limit":10.0,"actual":12.5,"unit":"ms","source":"sim"},
+                {"constraint":"max_size_mb","limit":1.0,"actual":null,"unit":"MB","source":"none"}
+            ],"timings":{}}"#;
+            let e: Evaluation = serde_json::from_str(old).unwrap();
+            assert_eq!(e.violations.len(), 2);
+            assert_eq!(e.violations[0].actual.unwrap().value, 12.5);
+            assert_eq!(e.violations[0].passed, Some(false));
+            assert_eq!(e.violations[1].actual, None);
+            let again: Evaluation =
+                serde_json::from_str(&serde_json::to_string(&e).unwrap()).unwrap();
+            assert_eq!(again, e);
+        }
+    }
 }

@@ -45,6 +45,9 @@ impl Triple {
             target_env = "gnu"
         )) {
             Some(Triple::X86_64LinuxGnu)
+        } else if cfg!(all(target_arch = "aarch64", target_os = "linux")) {
+            // A static musl program runs on any aarch64 Linux.
+            Some(Triple::Aarch64LinuxMusl)
         } else {
             None
         }
