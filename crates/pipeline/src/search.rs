@@ -282,6 +282,28 @@ fn strategy(req: &SearchRequest, space: Arc<GenomeSpace>) -> Box<dyn Strategy<Ge
     }
 }
 
+/// The space file's fingerprint in the run identity: its content id. A run
+/// journalled before this fingerprint (FNV-1a of the text) resumes with the
+/// fingerprint it has, when the file is unchanged.
+fn space_fingerprint(req: &SearchRequest, space_text: &str) -> String {
+    let legacy = {
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+        for b in space_text.bytes() {
+            h ^= u64::from(b);
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+        format!("{h:016x}")
+    };
+    let journalled = req
+        .resume
+        .then(|| Journal::open(&req.out).and_then(|j| j.meta()).ok())
+        .flatten();
+    match journalled {
+        Some(meta) if meta.get("space_file") == Some(legacy.as_str()) => legacy,
+        _ => content_id(space_text.as_bytes()),
+    }
+}
+
 /// The run's identity, stored in the journal: resuming with any field
 /// different is refused, naming the field.
 fn run_identity(
@@ -294,7 +316,7 @@ fn run_identity(
     let mut meta = RunMeta::default()
         .with("target", &req.target.name)
         .with("space", &space.name)
-        .with("space_file", content_id(space_text.as_bytes()))
+        .with("space_file", space_fingerprint(req, space_text))
         .with("data", &req.data_identity)
         .with("seed", req.train.seed)
         .with("strategy", req.strategy.name())
