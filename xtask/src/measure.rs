@@ -7,7 +7,7 @@ use std::time::Instant;
 use anyhow::{Context, Result};
 use kiln_measure::report::{MeasureOptions, TargetReport, measure};
 use kiln_measure::sim::SimLimits;
-use kiln_pipeline::{ModelSource, build_model, content_dir};
+use kiln_pipeline::build_file;
 use kiln_target::{Target, Triple};
 
 use crate::common::{targets_dir, workspace_root};
@@ -58,30 +58,15 @@ pub fn run(args: Args) -> Result<()> {
         .iter()
         .map(|name| kiln_target::load(&dir, name))
         .collect::<Result<Vec<Target>, _>>()?;
-    let onnx = std::fs::read(&args.model)
-        .with_context(|| format!("cannot read model {}", args.model.display()))?;
-    let crate_dir = args.out.clone().unwrap_or_else(|| {
-        let shape = args.input_shape.as_deref();
-        content_dir(
-            &workspace_root().join("runs/measure"),
-            &args.model,
-            &onnx,
-            shape,
-        )
-    });
     let mut triples = vec![Triple::Wasm32];
     triples.extend(targets.iter().map(|t| t.triple));
-
-    let started = Instant::now();
     let name = args.model.display().to_string();
-    let built = build_model(
-        &ModelSource {
-            onnx: &onnx,
-            name: &name,
-            crate_dir: &crate_dir,
-            target_dir: &kiln_codegen::default_target_dir(),
-            input_shape: args.input_shape.clone(),
-        },
+    let started = Instant::now();
+    let built = build_file(
+        &args.model,
+        &workspace_root().join("runs/measure"),
+        args.out.as_deref(),
+        args.input_shape.clone(),
         &triples,
     )?;
     let build_time = started.elapsed();
@@ -105,7 +90,10 @@ pub fn run(args: Args) -> Result<()> {
     if args.json {
         println!("{}", serde_json::to_string_pretty(&reports)?);
     } else {
-        println!("model {name} (generated crate {})", crate_dir.display());
+        println!(
+            "model {name} (generated crate {})",
+            built.crate_dir.display()
+        );
         for report in &reports {
             println!("\n{report}");
         }

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use anyhow::{Context, Result, bail};
 use kiln_codegen::reference::{TRACT_PROFILE, build_tract_reference, tract_toolchain_env};
 use kiln_measure::size::{BinaryFormat, ModelSize, SectionSizes, model_size, section_sizes};
-use kiln_pipeline::{ModelSource, build_model, content_dir};
+use kiln_pipeline::build_file;
 use kiln_target::Triple;
 
 use crate::common::{targets_dir, workspace_root};
@@ -67,26 +67,12 @@ pub fn run(args: Args) -> Result<()> {
     } else {
         Vec::new()
     };
-    let onnx = std::fs::read(&args.model)
-        .with_context(|| format!("cannot read model {}", args.model.display()))?;
-    let crate_dir = args.out.clone().unwrap_or_else(|| {
-        let shape = args.input_shape.as_deref();
-        content_dir(
-            &workspace_root().join("runs/sizes"),
-            &args.model,
-            &onnx,
-            shape,
-        )
-    });
     let name = args.model.display().to_string();
-    let built = build_model(
-        &ModelSource {
-            onnx: &onnx,
-            name: &name,
-            crate_dir: &crate_dir,
-            target_dir: &kiln_codegen::default_target_dir(),
-            input_shape: args.input_shape.clone(),
-        },
+    let built = build_file(
+        &args.model,
+        &workspace_root().join("runs/sizes"),
+        args.out.as_deref(),
+        args.input_shape.clone(),
         &[Triple::Wasm32, target.triple],
     )?;
     let program = match is_wasm {

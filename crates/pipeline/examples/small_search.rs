@@ -87,27 +87,16 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         ..SearchConfig::default()
     };
     let quiet = std::env::var_os("QUIET").is_some();
-    let summary = if quiet {
-        kiln_search::run_search(
-            &*gs,
-            s.as_mut(),
-            &evaluator,
-            &journal,
-            &run_dir,
-            &config,
-            &NoProgress,
-        )?
-    } else {
-        kiln_search::run_search(
-            &*gs,
-            s.as_mut(),
-            &evaluator,
-            &journal,
-            &run_dir,
-            &config,
-            &Lines,
-        )?
-    };
+    let progress: &dyn Progress = if quiet { &NoProgress } else { &Lines };
+    let summary = kiln_search::run_search(
+        &*gs,
+        s.as_mut(),
+        &evaluator,
+        &journal,
+        &run_dir,
+        &config,
+        progress,
+    )?;
     let files = write_report(
         &run_dir,
         &journal,

@@ -26,7 +26,10 @@ pub fn build_target(triple: Triple) -> Option<BuildTarget> {
 /// The first 16 hex digits of the SHA-256 of `bytes`: the content key of
 /// work folders and file fingerprints.
 pub fn content_id(bytes: &[u8]) -> String {
-    let digest = Sha256::digest(bytes);
+    hex16(Sha256::digest(bytes).as_slice())
+}
+
+fn hex16(digest: &[u8]) -> String {
     digest[..8].iter().map(|b| format!("{b:02x}")).collect()
 }
 
@@ -45,11 +48,42 @@ pub fn content_dir(
         .file_stem()
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_else(|| "model".into());
-    let mut key = onnx.to_vec();
+    let mut key = Sha256::new();
+    key.update(onnx);
     if let Some(shape) = input_shape {
-        key.extend(format!("\ninput shape {shape:?}").bytes());
+        key.update(format!("\ninput shape {shape:?}"));
     }
-    base.join(format!("{stem}-{}", content_id(&key)))
+    base.join(format!("{stem}-{}", hex16(key.finalize().as_slice())))
+}
+
+/// Reads the ONNX file `model` and builds it for `triples` with
+/// [`build_model`], the generated crate in `out` or else in
+/// [`content_dir`]`(work_base, ...)`, builds in kiln-codegen's default
+/// target dir. `measure` and `sizes` start here.
+///
+/// Errors: the file cannot be read (named), or [`build_model`]'s.
+pub fn build_file(
+    model: &Path,
+    work_base: &Path,
+    out: Option<&Path>,
+    input_shape: Option<Vec<usize>>,
+    triples: &[Triple],
+) -> Result<BuiltModel, PipelineError> {
+    let onnx = crate::files::read(model)?;
+    let crate_dir = match out {
+        Some(dir) => dir.to_path_buf(),
+        None => content_dir(work_base, model, &onnx, input_shape.as_deref()),
+    };
+    build_model(
+        &ModelSource {
+            onnx: &onnx,
+            name: &model.display().to_string(),
+            crate_dir: &crate_dir,
+            target_dir: &kiln_codegen::default_target_dir(),
+            input_shape,
+        },
+        triples,
+    )
 }
 
 /// What to build: an ONNX model, where its generated crate goes, and which

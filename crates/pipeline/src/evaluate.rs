@@ -81,8 +81,9 @@ impl PipelineEvaluator {
     }
 }
 
+/// [`crate::files::write`] with the error as a trial's failure text.
 fn write(path: &Path, bytes: &[u8]) -> Result<(), String> {
-    std::fs::write(path, bytes).map_err(|e| format!("cannot write {}: {e}", path.display()))
+    crate::files::write(path, bytes).map_err(|e| format!("cannot write {e}"))
 }
 
 impl Evaluator<Genome> for PipelineEvaluator {

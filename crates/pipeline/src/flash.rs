@@ -14,6 +14,7 @@ use kiln_target::{Target, Triple};
 
 use crate::PipelineError;
 use crate::build::{ModelSource, build_model, content_dir};
+use crate::files::{read, write};
 
 /// What to flash where.
 #[derive(Debug, Clone)]
@@ -264,30 +265,4 @@ fn latest_run(runs: &Path, target: &str) -> Result<PathBuf, PipelineError> {
         }
     }
     best.map(|(_, p)| p).ok_or_else(none)
-}
-
-fn read(path: &Path) -> Result<Vec<u8>, PipelineError> {
-    std::fs::read(path).map_err(|e| PipelineError::Io {
-        path: path.to_path_buf(),
-        message: e.to_string(),
-    })
-}
-
-/// Writes `bytes` to `path` atomically (a temporary file renamed into place),
-/// creating its folder.
-pub(crate) fn write(path: &Path, bytes: &[u8]) -> Result<(), PipelineError> {
-    let io = |e: std::io::Error| PipelineError::Io {
-        path: path.to_path_buf(),
-        message: e.to_string(),
-    };
-    if let Some(parent) = path.parent() {
-        std::fs::create_dir_all(parent).map_err(io)?;
-    }
-    // A name of this process's own, so two writers never rename each other's file.
-    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let mut tmp = path.as_os_str().to_owned();
-    tmp.push(format!(".{}-{n}.tmp", std::process::id()));
-    std::fs::write(&tmp, bytes).map_err(io)?;
-    std::fs::rename(&tmp, path).map_err(io)
 }

@@ -18,6 +18,7 @@ pub mod build;
 pub mod device;
 pub mod eval;
 mod evaluate;
+mod files;
 pub mod flash;
 pub mod judge;
 pub mod run;
@@ -27,7 +28,9 @@ pub mod train;
 
 use std::path::PathBuf;
 
-pub use build::{BuiltModel, ModelSource, build_model, build_target, content_dir, content_id};
+pub use build::{
+    BuiltModel, ModelSource, build_file, build_model, build_target, content_dir, content_id,
+};
 pub use evaluate::PipelineEvaluator;
 pub use search_device::SearchDevice;
 

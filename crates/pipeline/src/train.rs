@@ -11,7 +11,7 @@ use kiln_space::{Architecture, Genome};
 use kiln_train::{Metrics, Observer, TrainConfig};
 
 use crate::PipelineError;
-use crate::flash::write;
+use crate::files::write;
 
 /// Trains `arch` (the network of `genome` for `data`) and writes the run
 /// folder `out`. Returns the training metrics.

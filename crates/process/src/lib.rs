@@ -10,7 +10,7 @@
 //! No other kiln crate uses `std::process::Command` (checked by
 //! `tests/architecture.rs`).
 
-use std::ffi::{OsStr, OsString};
+use std::ffi::OsString;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -105,16 +105,6 @@ impl Cmd {
     pub fn current_dir(mut self, dir: impl Into<PathBuf>) -> Self {
         self.dir = Some(dir.into());
         self
-    }
-
-    /// The program as given.
-    pub fn program(&self) -> &OsStr {
-        &self.program
-    }
-
-    /// The arguments as given.
-    pub fn arguments(&self) -> &[OsString] {
-        &self.args
     }
 
     /// The command as a shell line a user could paste (environment changes
