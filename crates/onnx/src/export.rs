@@ -1,6 +1,6 @@
 //! Architecture + weights -> ONNX model.
 
-use kiln_space::{Activation, Architecture, ConvBn, MbBlock};
+use kiln_space::{Activation, Architecture, ConvBn, Layer, LayerKey, Linear, MbBlock};
 
 use crate::builder::{Attribute, Dim, GraphBuilder};
 use crate::{OnnxError, Weights};
@@ -108,7 +108,40 @@ pub fn export(
     if let Some(h) = &arch.head {
         x = conv_bn(&mut g, h, &x);
     }
-    g.node("pool", "GlobalAveragePool", &[&x], &["pool"], vec![]);
+    pooled_classifier(&mut g, &arch.classifier, &x, OUTPUT_NAME);
+    Ok(g.encode())
+}
+
+/// Writes one layer alone as an ONNX model (opset 17), with seeded random weights
+/// ([`Weights::random_for`]): input `input` `[1, C, H, W]` from the key's input shape,
+/// the layer's output (named after its last node), written exactly as [`export`] writes that layer inside a network.
+/// A latency lookup table builds and measures these.
+pub fn export_layer(key: &LayerKey, seed: u64) -> Vec<u8> {
+    let layer = key.layer();
+    let [c, h, w] = key.input_shape();
+    let mut g = GraphBuilder::new("kiln-layer");
+    g.input(INPUT_NAME, &[Dim::Fixed(1), c.into(), h.into(), w.into()]);
+    g.metadata("kiln.layer", &key.to_string());
+    for (name, t) in &Weights::random_for(layer.parameters(), seed).tensors {
+        g.initializer(name, &t.shape, &t.data);
+    }
+    g.initializer("const.zero", &[], &[0.0]);
+    g.initializer("const.six", &[], &[6.0]);
+    let out = match &layer {
+        Layer::Conv(conv) => conv_bn(&mut g, conv, INPUT_NAME),
+        Layer::Block(b) => block(&mut g, b, INPUT_NAME),
+        Layer::Classifier { linear, .. } => {
+            pooled_classifier(&mut g, linear, INPUT_NAME, "logits");
+            "logits".into()
+        }
+    };
+    g.output(&out, None);
+    g.encode()
+}
+
+/// Global average pool, flatten and the Gemm of `c`, from `x` into `out`.
+fn pooled_classifier(g: &mut GraphBuilder, c: &Linear, x: &str, out: &str) {
+    g.node("pool", "GlobalAveragePool", &[x], &["pool"], vec![]);
     g.node(
         "flatten",
         "Flatten",
@@ -116,16 +149,14 @@ pub fn export(
         &["flatten"],
         vec![Attribute::int("axis", 1)],
     );
-    let c = &arch.classifier;
     let (w, b) = (format!("{}.weight", c.name), format!("{}.bias", c.name));
     g.node(
         &c.name,
         "Gemm",
         &["flatten", &w, &b],
-        &[OUTPUT_NAME],
+        &[out],
         vec![Attribute::int("transB", 1)],
     );
-    Ok(g.encode())
 }
 
 fn block(g: &mut GraphBuilder, b: &MbBlock, input: &str) -> String {

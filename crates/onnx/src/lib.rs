@@ -17,7 +17,7 @@ pub mod proto;
 mod weights;
 
 pub use builder::{Attribute, DEFAULT_OPSET, Dim, GraphBuilder};
-pub use export::{ExportOptions, INPUT_NAME, Normalization, OUTPUT_NAME, export};
+pub use export::{ExportOptions, INPUT_NAME, Normalization, OUTPUT_NAME, export, export_layer};
 pub use weights::{Tensor, Weights};
 
 /// What can go wrong writing a model or reading weights.

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use kiln_space::Architecture;
+use kiln_space::{Architecture, ParamSpec};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use safetensors::{Dtype, SafeTensors, tensor::TensorView};
@@ -110,9 +110,15 @@ impl Weights {
     ///
     /// Nothing is exactly the identity, so BN folding is exercised.
     pub fn random(arch: &Architecture, seed: u64) -> Weights {
+        Weights::random_for(arch.parameters(), seed)
+    }
+
+    /// Seeded random weights for any list of parameters (one layer's, for instance), drawn
+    /// as [`Weights::random`] draws them.
+    pub fn random_for(params: Vec<ParamSpec>, seed: u64) -> Weights {
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
         let mut w = Weights::default();
-        for p in arch.parameters() {
+        for p in params {
             let n: usize = p.shape.iter().product();
             let data: Vec<f32> = if p.name.ends_with(".bn.weight") {
                 let (lo, hi) = if p.name.contains(".project.") {

@@ -75,3 +75,66 @@ fn mobilenetv2_half_width_runs_in_tract_with_normalisation() {
     let model = export(&arch, &weights, &options).unwrap();
     check_logits(&run_in_tract(&model, &input), "mobilenetv2-0.5");
 }
+
+#[test]
+fn every_kind_of_layer_exports_alone_and_runs_with_its_output_shape() {
+    use kiln_space::{Activation, LayerKey};
+    let keys = [
+        LayerKey::Conv {
+            in_channels: 3,
+            out_channels: 8,
+            kernel: 3,
+            stride: 2,
+            activation: Activation::Relu6,
+            height: 9,
+            width: 9,
+        },
+        LayerKey::Block {
+            in_channels: 8,
+            out_channels: 8,
+            kernel: 5,
+            expand: 3,
+            stride: 1,
+            se: true,
+            activation: Activation::Hswish,
+            height: 5,
+            width: 5,
+        },
+        LayerKey::Block {
+            in_channels: 8,
+            out_channels: 12,
+            kernel: 3,
+            expand: 1,
+            stride: 2,
+            se: false,
+            activation: Activation::Relu6,
+            height: 5,
+            width: 5,
+        },
+        LayerKey::Classifier {
+            features: 12,
+            classes: 10,
+            height: 3,
+            width: 3,
+        },
+    ];
+    let expected: [&[usize]; 4] = [&[1, 8, 5, 5], &[1, 8, 5, 5], &[1, 12, 3, 3], &[1, 10]];
+    for (key, want) in keys.iter().zip(expected) {
+        let bytes = kiln_onnx::export_layer(key, 7);
+        let model = tract_onnx::onnx()
+            .model_for_read(&mut &bytes[..])
+            .unwrap_or_else(|e| panic!("{key}: {e}"))
+            .into_optimized()
+            .unwrap_or_else(|e| panic!("{key}: {e}"))
+            .into_runnable()
+            .unwrap();
+        let [c, h, w] = key.input_shape();
+        let data: Vec<f32> = (0..c * h * w).map(|i| (i % 13) as f32 / 13.0).collect();
+        let x = tract_ndarray::Array4::from_shape_vec([1, c, h, w], data).unwrap();
+        let out = model.run(tvec!(Tensor::from(x).into())).unwrap();
+        let y = out[0].to_plain_array_view::<f32>().unwrap();
+        assert_eq!(y.shape(), want, "{key}");
+        assert!(y.iter().all(|v| v.is_finite()), "{key}");
+        assert_eq!(bytes, kiln_onnx::export_layer(key, 7), "{key}: seeded");
+    }
+}

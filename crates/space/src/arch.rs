@@ -4,7 +4,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use crate::{Activation, Genome, Space, SpaceError};
+use crate::{Activation, BlockGene, Genome, Space, SpaceError};
 
 /// Input shape and class count; they come from the data set, not the space.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -65,7 +65,7 @@ pub struct ConvBn {
 }
 
 impl ConvBn {
-    fn new(
+    pub(crate) fn new(
         name: String,
         (cin, cout): (usize, usize),
         kernel: usize,
@@ -101,6 +101,21 @@ impl ConvBn {
             self.kernel,
             self.kernel,
         ]
+    }
+
+    /// The conv weight and the four batch-norm tensors (`{name}.weight`, `{name}.bn.*`).
+    pub fn parameters(&self) -> Vec<ParamSpec> {
+        let mut out = vec![ParamSpec {
+            name: format!("{}.weight", self.name),
+            shape: self.weight_shape(),
+        }];
+        for stat in ["weight", "bias", "running_mean", "running_var"] {
+            out.push(ParamSpec {
+                name: format!("{}.bn.{stat}", self.name),
+                shape: vec![self.out_channels],
+            });
+        }
+        out
     }
 
     fn params(&self) -> u64 {
@@ -158,6 +173,81 @@ pub struct MbBlock {
     pub residual: bool,
 }
 
+impl MbBlock {
+    /// The block named `name` taking `cin` channels at `hw` to `cout` channels, with the
+    /// choices of `gene` and `stride` on its depthwise conv. The one constructor: the
+    /// architecture and the latency table's layer keys both build blocks here.
+    pub(crate) fn new(
+        name: String,
+        (cin, cout): (usize, usize),
+        gene: &BlockGene,
+        stride: usize,
+        hw: (usize, usize),
+    ) -> MbBlock {
+        let mid = cin * gene.expand;
+        let act = Some(gene.activation);
+        let expand = (gene.expand != 1)
+            .then(|| ConvBn::new(format!("{name}.expand"), (cin, mid), 1, 1, 1, act, hw));
+        let depthwise = ConvBn::new(
+            format!("{name}.dw"),
+            (mid, mid),
+            gene.kernel,
+            stride,
+            mid,
+            act,
+            hw,
+        );
+        let out_hw = depthwise.output_hw;
+        let se = gene.se.then(|| SqueezeExcite {
+            name: format!("{name}.se"),
+            channels: mid,
+            reduced: se_reduced(mid),
+            hw: out_hw,
+        });
+        let project = ConvBn::new(
+            format!("{name}.project"),
+            (mid, cout),
+            1,
+            1,
+            1,
+            None,
+            out_hw,
+        );
+        MbBlock {
+            residual: stride == 1 && cin == cout,
+            name,
+            expand,
+            depthwise,
+            se,
+            project,
+        }
+    }
+
+    /// The block's weight tensors, in order (see [`Architecture::parameters`]).
+    pub fn parameters(&self) -> Vec<ParamSpec> {
+        let mut out = Vec::new();
+        if let Some(e) = &self.expand {
+            out.extend(e.parameters());
+        }
+        out.extend(self.depthwise.parameters());
+        if let Some(se) = &self.se {
+            let p = |name: String, shape: Vec<usize>| ParamSpec { name, shape };
+            out.push(p(
+                format!("{}.reduce.weight", se.name),
+                vec![se.reduced, se.channels, 1, 1],
+            ));
+            out.push(p(format!("{}.reduce.bias", se.name), vec![se.reduced]));
+            out.push(p(
+                format!("{}.expand.weight", se.name),
+                vec![se.channels, se.reduced, 1, 1],
+            ));
+            out.push(p(format!("{}.expand.bias", se.name), vec![se.channels]));
+        }
+        out.extend(self.project.parameters());
+        out
+    }
+}
+
 /// The fully connected classifier after global average pooling.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Linear {
@@ -167,6 +257,22 @@ pub struct Linear {
     pub in_features: usize,
     /// Output features: the class count.
     pub out_features: usize,
+}
+
+impl Linear {
+    /// `{name}.weight` (`[out, in]`) and `{name}.bias` (`[out]`).
+    pub fn parameters(&self) -> Vec<ParamSpec> {
+        vec![
+            ParamSpec {
+                name: format!("{}.weight", self.name),
+                shape: vec![self.out_features, self.in_features],
+            },
+            ParamSpec {
+                name: format!("{}.bias", self.name),
+                shape: vec![self.out_features],
+            },
+        ]
+    }
 }
 
 /// The network a genome describes for one input shape.
@@ -279,44 +385,9 @@ impl Architecture {
             for (j, b) in stage.blocks.iter().enumerate() {
                 let name = format!("s{i}.b{j}");
                 let stride = if j == 0 { choices.stride } else { 1 };
-                let mid = channels * b.expand;
-                let act = Some(b.activation);
-                let expand = (b.expand != 1).then(|| {
-                    ConvBn::new(format!("{name}.expand"), (channels, mid), 1, 1, 1, act, hw)
-                });
-                let depthwise = ConvBn::new(
-                    format!("{name}.dw"),
-                    (mid, mid),
-                    b.kernel,
-                    stride,
-                    mid,
-                    act,
-                    hw,
-                );
-                let out_hw = depthwise.output_hw;
-                let se = b.se.then(|| SqueezeExcite {
-                    name: format!("{name}.se"),
-                    channels: mid,
-                    reduced: se_reduced(mid),
-                    hw: out_hw,
-                });
-                let project = ConvBn::new(
-                    format!("{name}.project"),
-                    (mid, stage.width),
-                    1,
-                    1,
-                    1,
-                    None,
-                    out_hw,
-                );
-                blocks.push(MbBlock {
-                    name,
-                    expand,
-                    depthwise,
-                    se,
-                    project,
-                    residual: stride == 1 && channels == stage.width,
-                });
+                let block = MbBlock::new(name, (channels, stage.width), b, stride, hw);
+                let out_hw = block.project.output_hw;
+                blocks.push(block);
                 channels = stage.width;
                 hw = out_hw;
             }
@@ -352,56 +423,14 @@ impl Architecture {
     /// `[out, in]`). The single source of truth for weight names: the trainer and the ONNX
     /// exporter both check against it.
     pub fn parameters(&self) -> Vec<ParamSpec> {
-        let mut out = Vec::new();
-        let p = |out: &mut Vec<ParamSpec>, name: String, shape: Vec<usize>| {
-            out.push(ParamSpec { name, shape })
-        };
-        let conv = |out: &mut Vec<ParamSpec>, c: &ConvBn| {
-            p(out, format!("{}.weight", c.name), c.weight_shape());
-            for stat in ["weight", "bias", "running_mean", "running_var"] {
-                p(out, format!("{}.bn.{stat}", c.name), vec![c.out_channels]);
-            }
-        };
-        conv(&mut out, &self.stem);
+        let mut out = self.stem.parameters();
         for b in &self.blocks {
-            if let Some(e) = &b.expand {
-                conv(&mut out, e);
-            }
-            conv(&mut out, &b.depthwise);
-            if let Some(se) = &b.se {
-                p(
-                    &mut out,
-                    format!("{}.reduce.weight", se.name),
-                    vec![se.reduced, se.channels, 1, 1],
-                );
-                p(
-                    &mut out,
-                    format!("{}.reduce.bias", se.name),
-                    vec![se.reduced],
-                );
-                p(
-                    &mut out,
-                    format!("{}.expand.weight", se.name),
-                    vec![se.channels, se.reduced, 1, 1],
-                );
-                p(
-                    &mut out,
-                    format!("{}.expand.bias", se.name),
-                    vec![se.channels],
-                );
-            }
-            conv(&mut out, &b.project);
+            out.extend(b.parameters());
         }
         if let Some(h) = &self.head {
-            conv(&mut out, h);
+            out.extend(h.parameters());
         }
-        let c = &self.classifier;
-        p(
-            &mut out,
-            format!("{}.weight", c.name),
-            vec![c.out_features, c.in_features],
-        );
-        p(&mut out, format!("{}.bias", c.name), vec![c.out_features]);
+        out.extend(self.classifier.parameters());
         out
     }
 

@@ -8,10 +8,13 @@
 //!   input shape and class count, with analytic parameter, MAC and activation
 //!   figures. The trainer and the ONNX exporter both build from it, so layer
 //!   and weight names agree by construction.
+//! - [`LayerKey`]: one layer's configuration, the unit of a latency lookup
+//!   table; [`Space::layer_keys`] enumerates every key a space can produce.
 
 mod arch;
 mod error;
 mod genome;
+mod layer_key;
 mod space;
 
 pub use arch::{
@@ -20,4 +23,5 @@ pub use arch::{
 };
 pub use error::SpaceError;
 pub use genome::{BlockGene, Genome, StageGene};
+pub use layer_key::{Layer, LayerKey};
 pub use space::{Activation, HeadSpace, Space, StageSpace, StemSpace};

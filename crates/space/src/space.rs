@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use crate::SpaceError;
 
 /// The activation a block (or the stem or head) uses after its convolutions.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Activation {
     /// min(max(x, 0), 6), as in MobileNetV2 (Sandler et al., 2018).
