@@ -76,7 +76,7 @@ pub enum Layer {
     /// A conv + batch norm + activation.
     Conv(ConvBn),
     /// An inverted-residual block.
-    Block(MbBlock),
+    Block(Box<MbBlock>),
     /// Global average pooling over `(height, width)`, then the linear classifier.
     Classifier {
         /// (height, width) pooled.
@@ -159,13 +159,13 @@ impl LayerKey {
                     se,
                     activation,
                 };
-                Layer::Block(MbBlock::new(
+                Layer::Block(Box::new(MbBlock::new(
                     "layer".into(),
                     (in_channels, out_channels),
                     &gene,
                     stride,
                     (height, width),
-                ))
+                )))
             }
             LayerKey::Classifier {
                 features,
