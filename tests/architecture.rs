@@ -153,8 +153,9 @@ fn only_the_command_line_depends_on_anyhow_and_runtime_on_nothing() {
 const HEAVY: [&str; 3] = ["tract-onnx", "burn", "wasmtime"];
 
 /// Crates that must stay light: the leaves, the profile and space models,
-/// the IR and code generator, device deployment, and the strategy library.
-const LIGHT: [&str; 9] = [
+/// the IR and code generator, device deployment, the strategy library and
+/// the latency tables.
+const LIGHT: [&str; 10] = [
     "kiln-runtime",
     "kiln-metric",
     "kiln-process",
@@ -164,6 +165,7 @@ const LIGHT: [&str; 9] = [
     "kiln-codegen",
     "kiln-deploy",
     "kiln-search",
+    "kiln-latency",
 ];
 
 /// The heavy crates `name` reaches through workspace crates' dependencies.

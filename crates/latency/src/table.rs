@@ -1,0 +1,298 @@
+//! The table file: per-layer figures keyed by [`LayerKey`], and what they were measured
+//! for. JSON, versioned ([`FORMAT_VERSION`]); this module is its one reader and writer.
+
+use std::collections::{BTreeMap, HashMap};
+
+use kiln_metric::{Metric, Source, Unit};
+use kiln_space::{InputSpec, LayerKey};
+use serde::{Deserialize, Serialize};
+
+use crate::LatencyError;
+
+/// The table file's format version; a file of another version is refused.
+pub const FORMAT_VERSION: u32 = 1;
+
+/// What a table was measured for. A table is used only where every field matches
+/// ([`LatencyTable::check_identity`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TableIdentity {
+    /// Where the entries were measured: `sim` (wasm fuel), `host` (native wall clock on
+    /// this machine) or `device`.
+    pub source: Source,
+    /// The space's name.
+    pub space: String,
+    /// The space file's content id (SHA-256 of its text).
+    pub space_fingerprint: String,
+    /// Input shape and class count the layers were enumerated for.
+    pub input: InputSpec,
+    /// The device profile's name.
+    pub target: String,
+    /// kiln-codegen's runtime fingerprint: a changed kernel or emitter gives another one.
+    pub runtime: String,
+    /// For `sim` tables: device cycles per fuel and the power modes' clocks the
+    /// milliseconds were derived with; empty for other sources.
+    pub sim_modes: Vec<SimMode>,
+}
+
+/// One power mode of a `sim` table: latency (ms) = fuel x `cycles_per_fuel` / (`clock_mhz`
+/// x 1000), the profile's sim model.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SimMode {
+    /// The power mode's name (`10W`).
+    pub name: String,
+    /// Its CPU clock, MHz.
+    pub clock_mhz: f64,
+    /// The profile's device cycles per unit of fuel.
+    pub cycles_per_fuel: f64,
+}
+
+/// One layer's figures.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Entry {
+    /// The layer.
+    pub key: LayerKey,
+    /// The additive figure the predictor sums: fuel (`sim`) or the median of the timed
+    /// runs in microseconds (`host`, `device`). The program's input and output copies
+    /// are not in it (measured apart and subtracted).
+    pub cost: Metric,
+    /// `host` and `device`: the best of the timed runs, microseconds.
+    pub best: Option<Metric>,
+    /// `sim`: the layer's latency per power mode, ms.
+    pub per_mode_ms: BTreeMap<String, Metric>,
+}
+
+/// The fitted constant every network adds to the sum of its layers (the input layout,
+/// the input normalisation, the output copy, calls), in the cost's unit.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Overhead {
+    /// The constant: the mean of (measured - sum of entries) over the fit networks.
+    pub cost: Metric,
+    /// How many whole networks it was fitted on.
+    pub fitted_on: usize,
+    /// The largest |predicted - measured| / measured over those networks, with the
+    /// constant applied.
+    pub max_relative_error: f64,
+}
+
+/// How the predictor agreed with whole-network measurements (`cargo xtask lut check`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Agreement {
+    /// Genomes sampled and measured whole.
+    pub samples: usize,
+    /// The sampling seed.
+    pub seed: u64,
+    /// Share of genomes predicted within 5% of their measurement (0..=1).
+    pub within_5: f64,
+    /// Share within 10% (0..=1).
+    pub within_10: f64,
+    /// The largest |predicted - measured| / measured.
+    pub max_relative_error: f64,
+    /// Kendall's tau-b between the predicted and the measured ranking.
+    pub kendall_tau: f64,
+    /// When it was checked (UTC, RFC 3339 date).
+    pub date: String,
+}
+
+/// A latency lookup table (see the crate docs).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LatencyTable {
+    /// [`FORMAT_VERSION`] when written.
+    pub format_version: u32,
+    /// What the table was measured for.
+    pub identity: TableIdentity,
+    /// The per-network constant, once fitted.
+    pub overhead: Option<Overhead>,
+    /// The last whole-network check, if any.
+    pub agreement: Option<Agreement>,
+    /// One entry per layer key, sorted by key.
+    pub entries: Vec<Entry>,
+    #[serde(skip)]
+    index: HashMap<LayerKey, usize>,
+}
+
+/// One field in which a table differs from what was asked for.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FieldMismatch {
+    /// The field (`space_fingerprint`, `input`, ...).
+    pub field: &'static str,
+    /// The table's value.
+    pub table: String,
+    /// The wanted value.
+    pub wanted: String,
+}
+
+impl LatencyTable {
+    /// An empty table for `identity`.
+    pub fn new(identity: TableIdentity) -> LatencyTable {
+        LatencyTable {
+            format_version: FORMAT_VERSION,
+            identity,
+            overhead: None,
+            agreement: None,
+            entries: Vec::new(),
+            index: HashMap::new(),
+        }
+    }
+
+    /// Reads a table; `origin` (the file) names it in errors.
+    ///
+    /// Errors: [`LatencyError::Corrupt`] for text that is not a table (with serde's line
+    /// and column) or a key listed twice; [`LatencyError::Version`] for another format
+    /// version.
+    pub fn from_json(text: &str, origin: &str) -> Result<LatencyTable, LatencyError> {
+        #[derive(Deserialize)]
+        struct Version {
+            format_version: u32,
+        }
+        let corrupt = |message: String| LatencyError::Corrupt {
+            origin: origin.into(),
+            message,
+        };
+        let v: Version = serde_json::from_str(text).map_err(|e| corrupt(e.to_string()))?;
+        if v.format_version != FORMAT_VERSION {
+            return Err(LatencyError::Version {
+                origin: origin.into(),
+                found: v.format_version,
+                expected: FORMAT_VERSION,
+            });
+        }
+        let mut table: LatencyTable =
+            serde_json::from_str(text).map_err(|e| corrupt(e.to_string()))?;
+        let entries = std::mem::take(&mut table.entries);
+        for e in entries {
+            if table.index.contains_key(&e.key) {
+                return Err(corrupt(format!("layer `{}` is listed twice", e.key)));
+            }
+            table.insert(e);
+        }
+        Ok(table)
+    }
+
+    /// The table as pretty JSON, entries sorted by key.
+    pub fn to_json(&self) -> String {
+        let mut sorted = self.clone();
+        sorted.entries.sort_by_key(|e| e.key);
+        // Plain data (numbers, strings, enums): serialising cannot fail.
+        serde_json::to_string_pretty(&sorted).unwrap_or_default() + "\n"
+    }
+
+    /// Adds or replaces the entry of its key.
+    pub fn insert(&mut self, entry: Entry) {
+        match self.index.get(&entry.key) {
+            Some(&i) => self.entries[i] = entry,
+            None => {
+                self.index.insert(entry.key, self.entries.len());
+                self.entries.push(entry);
+            }
+        }
+    }
+
+    /// The entry of `key`, if measured.
+    pub fn get(&self, key: &LayerKey) -> Option<&Entry> {
+        self.index.get(key).map(|&i| &self.entries[i])
+    }
+
+    /// Every field in which the table differs from `wanted` (empty: it may be used).
+    pub fn mismatches(&self, wanted: &TableIdentity) -> Vec<FieldMismatch> {
+        let t = &self.identity;
+        let mut out = Vec::new();
+        let mut cmp = |field, a: String, b: String| {
+            if a != b {
+                out.push(FieldMismatch {
+                    field,
+                    table: a,
+                    wanted: b,
+                });
+            }
+        };
+        cmp("source", t.source.to_string(), wanted.source.to_string());
+        cmp("space", t.space.clone(), wanted.space.clone());
+        cmp(
+            "space_fingerprint",
+            t.space_fingerprint.clone(),
+            wanted.space_fingerprint.clone(),
+        );
+        cmp("input", t.input.to_string(), wanted.input.to_string());
+        cmp("target", t.target.clone(), wanted.target.clone());
+        cmp("runtime", t.runtime.clone(), wanted.runtime.clone());
+        cmp("sim_modes", modes(&t.sim_modes), modes(&wanted.sim_modes));
+        out
+    }
+
+    /// Refuses a table measured for anything else than `wanted`.
+    ///
+    /// Errors: [`LatencyError::Mismatch`] naming every differing field with both values.
+    pub fn check_identity(&self, wanted: &TableIdentity, origin: &str) -> Result<(), LatencyError> {
+        let fields = self.mismatches(wanted);
+        if fields.is_empty() {
+            return Ok(());
+        }
+        Err(LatencyError::Mismatch {
+            origin: origin.into(),
+            details: fields
+                .iter()
+                .map(|f| format!("{}: table {}, wanted {}", f.field, f.table, f.wanted))
+                .collect::<Vec<_>>()
+                .join("; "),
+        })
+    }
+
+    /// Whether this table's costs can be reused for `wanted` without measuring again:
+    /// fuel does not depend on the device, so a `sim` table of the same space, input and
+    /// runtime serves any target (only its milliseconds are derived again).
+    pub fn costs_reusable_for(&self, wanted: &TableIdentity) -> bool {
+        self.mismatches(wanted).iter().all(|f| {
+            self.identity.source == Source::Sim && matches!(f.field, "target" | "sim_modes")
+        })
+    }
+
+    /// The relative error band used to reject a candidate by prediction: the last
+    /// check's largest error, else the overhead fit's, else `None` (not fitted).
+    pub fn margin(&self) -> Option<f64> {
+        self.agreement
+            .as_ref()
+            .map(|a| a.max_relative_error)
+            .or(self.overhead.as_ref().map(|o| o.max_relative_error))
+    }
+
+    /// An entry for `key` with `cost` (fuel for `sim`, median microseconds otherwise),
+    /// its per-mode milliseconds derived from this table's sim modes.
+    pub fn entry(&self, key: LayerKey, cost: Metric, best: Option<Metric>) -> Entry {
+        let per_mode_ms = self
+            .identity
+            .sim_modes
+            .iter()
+            .map(|m| {
+                let ms = cost.value * m.cycles_per_fuel / (m.clock_mhz * 1e3);
+                (
+                    m.name.clone(),
+                    Metric::new(ms, Unit::Milliseconds, Source::Sim),
+                )
+            })
+            .collect();
+        Entry {
+            key,
+            cost,
+            best,
+            per_mode_ms,
+        }
+    }
+}
+
+fn modes(m: &[SimMode]) -> String {
+    m.iter()
+        .map(|m| {
+            format!(
+                "{} {} MHz x {} cycles/fuel",
+                m.name, m.clock_mhz, m.cycles_per_fuel
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
