@@ -51,4 +51,6 @@ pub use moves::{concat, copy, downsample_nhwc, nchw_to_nhwc, nhwc_to_nchw, permu
 pub use pool::{Pool2d, avg_pool2d, global_avg_pool, global_max_pool, max_pool2d};
 pub use text::{TextOut, parse_usize};
 pub use timing::{nearest_rank, sort_u64};
-pub use wasm::{WasmBuffer, run_wasm_infer};
+pub use wasm::{
+    BundleCall, BundleMember, WasmBuffer, call_prefix, max_len, run_wasm_bundle, run_wasm_infer,
+};

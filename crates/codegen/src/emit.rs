@@ -34,6 +34,8 @@ struct Emitter<'a> {
     blob: Vec<f32>,
     params: String,
     body: String,
+    /// The `Input` op's statement (the input into the arena), repeated by `io`.
+    input_code: Option<String>,
     kernels: BTreeSet<&'static str>,
 }
 
@@ -166,7 +168,11 @@ impl Emitter<'_> {
     fn op(&mut self, i: usize, op: &Op) -> Result<(), CodegenError> {
         let in_place = self.plan.in_place[i];
         let code = match &op.kind {
-            OpKind::Input => self.input(op),
+            OpKind::Input => {
+                let code = self.input(op);
+                self.input_code = Some(code.clone());
+                code
+            }
             OpKind::Conv(c) => self.conv(i, op, c)?,
             OpKind::Dense { weight, bias, act } => self.dense(op, *weight, *bias, *act),
             OpKind::MaxPool(p) => self.pool(i, op, p, "max_pool2d")?,
@@ -201,6 +207,7 @@ pub(crate) fn render(
         blob: Vec::new(),
         params: String::new(),
         body: String::new(),
+        input_code: None,
         kernels: BTreeSet::new(),
     };
     for (i, op) in graph.ops.iter().enumerate() {
@@ -251,8 +258,8 @@ impl Emitter<'_> {
         }
     }
 
-    /// The consts, statics and `infer` of the model, the weights file named
-    /// `@WEIGHTS_FILE@`.
+    /// The consts, statics, `infer` and `io` of the model, the weights file
+    /// named `@WEIGHTS_FILE@`.
     fn items(&self, copy_out: &str) -> String {
         let graph = self.graph;
         let mut items = String::new();
@@ -276,6 +283,17 @@ pub fn infer(input: &[f32; INPUT_LEN], output: &mut [f32; OUTPUT_LEN]) {{
     let w = rt::weights_f32(&WEIGHTS.0);
 {body}    {copy_out}
 }}
+
+/// Runs only the program's I/O: the input statement and the final copy out
+/// of [`infer`], under the same arena lock, and nothing else. Inside a whole
+/// network a layer has no such I/O, so latency tables measure a one-layer
+/// model's `infer` and subtract this.
+pub fn io(input: &[f32; INPUT_LEN], output: &mut [f32; OUTPUT_LEN]) {{
+    let mut arena = ARENA.lock();
+    let a: &mut [f32] = &mut arena;
+    {input_code}
+    {copy_out}
+}}
 "#,
             input_len = graph.tensors[graph.input].len(),
             output_len = graph.tensors[graph.output].len(),
@@ -284,6 +302,7 @@ pub fn infer(input: &[f32; INPUT_LEN], output: &mut [f32; OUTPUT_LEN]) {{
             out_shape = shape(&graph.tensors[graph.output]),
             params = self.params,
             body = self.body,
+            input_code = self.input_code.as_deref().unwrap_or("/* no input op */"),
         );
         items
     }
@@ -293,6 +312,6 @@ pub fn infer(input: &[f32; INPUT_LEN], output: &mut [f32; OUTPUT_LEN]) {{
 /// (`#![no_std]`, on kiln-runtime's Linux module; see the template's header).
 pub(crate) const MAIN_RS: &str = include_str!("templates/model_main.rs");
 
-/// src/main.rs of a bundle: `kiln-bundle INDEX [--bench --warmup W --runs N]`,
-/// its models' calls in place of `@ARMS@`.
+/// src/main.rs of a bundle: `kiln-bundle INDEX [--io] [--bench --warmup W
+/// --runs N]`, its models' calls in place of `@ARMS@`.
 pub(crate) const BUNDLE_MAIN_RS: &str = include_str!("templates/bundle_main.rs");

@@ -15,6 +15,7 @@
 
 mod build;
 mod emit;
+mod fingerprint;
 pub mod program;
 pub mod reference;
 mod weights;
@@ -22,6 +23,7 @@ mod weights;
 use std::path::{Path, PathBuf};
 
 pub use build::{BUILD_TIMEOUT, BuildTarget, build, build_bin, default_target_dir};
+pub use fingerprint::{EMIT_VERSION, runtime_fingerprint};
 use kiln_ir::{ArenaPlan, Graph, PlanError};
 
 /// What went wrong generating or building a crate.
@@ -182,12 +184,24 @@ fn crate_writer(
 }
 
 /// Writes several models into one crate (package `kiln-bundle`, modules
-/// `m0`, `m1`, ...), so a test suite or benchmark builds them all at once.
-/// Its binary is `kiln-bundle INDEX [--bench --warmup W --runs N]`: LE f32
-/// on stdin only (no input file), LE f32 on stdout, and a bench line with
-/// source `host` and neither `peak_rss_kib` nor `output_check`. The bundle's
-/// program uses std, unlike `kiln-model`'s. One [`Generated`] per graph, in
-/// order.
+/// `m0`, `m1`, ...), so a test suite, a benchmark or a latency table builds
+/// them all at once. Each module has `infer` and `io` (the input and output
+/// moves alone, which a latency table subtracts from `infer`).
+///
+/// Its binary is `kiln-bundle INDEX [--io] [--bench --warmup W --runs N]`:
+/// LE f32 on stdin only (no input file), LE f32 on stdout, and a bench line
+/// with source `host` and neither `peak_rss_kib` nor `output_check`; `--io`
+/// runs model INDEX's `io` instead of its `infer`. The bundle's program uses
+/// std, unlike `kiln-model`'s.
+///
+/// Its wasm32 build (`build_bin(dir, "kiln-bundle", BuildTarget::Wasm32, ..)`)
+/// exports, from `kiln_runtime::wasm_bundle_entry!`, `kiln_bundle_count`,
+/// `kiln_bundle_input_len(i)`, `kiln_bundle_output_len(i)`, `kiln_input_ptr`,
+/// `kiln_output_ptr` (buffers shared by all models, sized for the largest),
+/// `kiln_bundle_infer(i)` and `kiln_bundle_io(i)`; an index out of range
+/// traps. kiln-measure's `SimBundle` runs it.
+///
+/// One [`Generated`] per graph, in order.
 ///
 /// Errors: as [`generate`].
 pub fn generate_bundle(
@@ -213,7 +227,7 @@ pub fn generate_bundle(
             r.header.replace("//!", "//")
         ));
         arms.push_str(&format!(
-            "        {i} => run(kiln_bundle::m{i}::infer, &input, bench),\n"
+            "        {i} => run(if io {{ kiln_bundle::m{i}::io }} else {{ kiln_bundle::m{i}::infer }}, &input, bench),\n"
         ));
         write(&format!("weights_{i}.bin"), &r.weights)?;
         blobs.push(r.weights.clone());
@@ -226,6 +240,11 @@ pub fn generate_bundle(
             kernels: r.kernels,
         });
     }
+    let members: Vec<String> = (0..graphs.len()).map(|i| format!("m{i}")).collect();
+    lib.push_str(&format!(
+        "\nkiln_runtime::wasm_bundle_entry!({});\n",
+        members.join(", ")
+    ));
     let mut parts: Vec<&[u8]> = vec![lib.as_bytes()];
     parts.extend(blobs.iter().map(|b| b.as_slice()));
     let toml = cargo_toml(

@@ -16,7 +16,8 @@
 //!
 //! The wasm32 build has no command line: its exports come from
 //! `kiln_runtime::wasm_entry!`, which [`crate::generate`] writes into the
-//! generated `src/lib.rs`.
+//! generated `src/lib.rs` (a bundle's, from `kiln_runtime::wasm_bundle_entry!`;
+//! see [`crate::generate_bundle`]).
 
 use serde::{Deserialize, Serialize};
 

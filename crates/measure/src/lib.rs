@@ -10,7 +10,7 @@
 //! The programs it runs speak the command line of
 //! [`kiln_codegen::program`]: LE f32 input on stdin, LE f32 output on stdout,
 //! and one JSON bench line. Their wasm builds export the functions of
-//! `kiln_runtime::wasm_entry!` (see [`sim`]).
+//! `kiln_runtime::wasm_entry!` (a bundle's, `wasm_bundle_entry!`; see [`sim`]).
 
 pub mod bench;
 pub mod error;
@@ -19,6 +19,7 @@ pub mod power;
 mod process;
 pub mod report;
 pub mod sim;
+mod sim_bundle;
 pub mod size;
 
 pub use error::MeasureError;

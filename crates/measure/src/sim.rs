@@ -7,6 +7,9 @@
 //! cycles_per_fuel / clock); those figures are labelled `sim`. Peak linear
 //! memory is recorded by a `ResourceLimiter`; an epoch deadline stops a
 //! module that runs away.
+//!
+//! [`SimModule`] runs one model's build; [`SimBundle`] runs the models of a
+//! bundle's build one at a time, each's `infer` or its `io` alone.
 
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{self, RecvTimeoutError, Sender};
@@ -14,8 +17,12 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use serde::Serialize;
-use wasmtime::{Config, Engine, Instance, Module, ResourceLimiter, Store, Trap};
+use wasmtime::{
+    Config, Engine, Instance, Memory, Module, ResourceLimiter, Store, Trap, TypedFunc, WasmParams,
+    WasmResults,
+};
 
+pub use crate::sim_bundle::{BundlePart, SimBundle};
 use crate::{Metric, Source, Unit};
 
 /// How often the engine's epoch advances; wall-clock deadlines are counted in
@@ -44,6 +51,25 @@ pub const EXPORT_OUTPUT_LEN: &str = "kiln_output_len";
 pub const EXPORT_INFER: &str = "kiln_infer";
 /// The module's exported linear memory.
 pub const EXPORT_MEMORY: &str = "memory";
+
+// A bundle's wasm build (`kiln_codegen::generate_bundle`, several models in
+// one module) exports, from `kiln_runtime::wasm_bundle_entry!`, the memory,
+// `kiln_input_ptr` and `kiln_output_ptr` (buffers shared by all its models,
+// sized for the largest; each model uses a prefix) and the functions below.
+// An index out of range executes `unreachable`.
+
+/// Bundle export `() -> i32`: the number of models in the bundle.
+pub const EXPORT_BUNDLE_COUNT: &str = "kiln_bundle_count";
+/// Bundle export `(i32) -> i32`: model i's number of f32 input values.
+pub const EXPORT_BUNDLE_INPUT_LEN: &str = "kiln_bundle_input_len";
+/// Bundle export `(i32) -> i32`: model i's number of f32 output values.
+pub const EXPORT_BUNDLE_OUTPUT_LEN: &str = "kiln_bundle_output_len";
+/// Bundle export `(i32) -> ()`: model i's `infer`, from the input buffer into
+/// the output buffer.
+pub const EXPORT_BUNDLE_INFER: &str = "kiln_bundle_infer";
+/// Bundle export `(i32) -> ()`: model i's `io` alone: the same input move
+/// and final output copy as its `infer`, nothing else.
+pub const EXPORT_BUNDLE_IO: &str = "kiln_bundle_io";
 
 /// Errors of a simulated run; each says what happened and what to do.
 #[derive(Debug, thiserror::Error)]
@@ -77,8 +103,9 @@ pub enum SimError {
         /// wasmtime's message.
         detail: String,
     },
-    /// An export of [`EXPORT_INPUT_PTR`] .. [`EXPORT_MEMORY`] is absent or
-    /// has another type.
+    /// An export of [`EXPORT_INPUT_PTR`] .. [`EXPORT_MEMORY`] (for a bundle,
+    /// [`EXPORT_BUNDLE_COUNT`] .. [`EXPORT_BUNDLE_IO`]) is absent or has
+    /// another type.
     #[error(
         "{module} does not export `{name}` with the expected type ({detail}); is it a kiln generated model built for wasm32?"
     )]
@@ -89,6 +116,16 @@ pub enum SimError {
         name: &'static str,
         /// wasmtime's message.
         detail: String,
+    },
+    /// A bundle has no model at this index.
+    #[error("{module} holds {count} models (indices 0..{count}); there is no model {index}")]
+    BundleIndex {
+        /// The module's name.
+        module: String,
+        /// The index asked for.
+        index: usize,
+        /// The number of models in the bundle.
+        count: usize,
     },
     /// The input does not have `kiln_input_len` values.
     #[error("{module} takes {expected} input values, got {got}")]
@@ -189,7 +226,8 @@ impl Default for SimLimits {
 pub struct SimRun {
     /// The model's output, `kiln_output_len` f32 in ONNX order.
     pub output: Vec<f32>,
-    /// Fuel consumed by `kiln_infer` alone (exact; deterministic).
+    /// Fuel consumed by the one measured call alone, `kiln_infer` (for a
+    /// bundle, `kiln_bundle_infer` or `kiln_bundle_io`); exact, deterministic.
     pub fuel: u64,
     /// Largest linear memory the module held, in bytes (initial size plus growth).
     pub peak_memory_bytes: u64,
@@ -211,16 +249,13 @@ impl SimRun {
 /// instance, so runs do not share state. A thread advances the engine's epoch
 /// every 50 ms while the module lives.
 pub struct SimModule {
-    name: String,
-    engine: Engine,
-    module: Module,
-    ticker: Option<(Sender<()>, JoinHandle<()>)>,
+    sim: Sim,
 }
 
 impl std::fmt::Debug for SimModule {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SimModule")
-            .field("name", &self.name)
+            .field("name", &self.sim.name)
             .finish()
     }
 }
@@ -230,11 +265,7 @@ impl SimModule {
     ///
     /// Errors: [`SimError::Read`], [`SimError::Compile`].
     pub fn load(path: &Path) -> Result<Self, SimError> {
-        let bytes = std::fs::read(path).map_err(|source| SimError::Read {
-            path: path.to_path_buf(),
-            source,
-        })?;
-        Self::from_bytes(&bytes, &path.display().to_string())
+        Sim::load(path).map(|sim| Self { sim })
     }
 
     /// Compiles wasm `bytes` with fuel metering and epoch interruption on;
@@ -242,6 +273,61 @@ impl SimModule {
     ///
     /// Errors: [`SimError::Compile`].
     pub fn from_bytes(bytes: &[u8], name: &str) -> Result<Self, SimError> {
+        Sim::from_bytes(bytes, name).map(|sim| Self { sim })
+    }
+
+    /// Instantiates the module, writes `input` (f32 in ONNX NCHW order, LE
+    /// in linear memory) to its input buffer, calls `kiln_infer` once and
+    /// reads the output back.
+    ///
+    /// Errors: every [`SimError`] but `Read`, `Compile` and `BundleIndex`; a
+    /// trap is named (fuel, memory limit, deadline, `unreachable`, ...).
+    pub fn run(&self, input: &[f32], limits: &SimLimits) -> Result<SimRun, SimError> {
+        let mut inst = self.sim.instantiate(limits)?;
+        let input_ptr = inst.func::<(), i32>(EXPORT_INPUT_PTR)?;
+        let output_ptr = inst.func::<(), i32>(EXPORT_OUTPUT_PTR)?;
+        let input_len = inst.func::<(), i32>(EXPORT_INPUT_LEN)?;
+        let output_len = inst.func::<(), i32>(EXPORT_OUTPUT_LEN)?;
+        let infer = inst.func::<(), ()>(EXPORT_INFER)?;
+
+        let expected = as_len(inst.call(&input_len, ())?);
+        if input.len() != expected {
+            return Err(SimError::InputLength {
+                module: self.sim.name.clone(),
+                expected,
+                got: input.len(),
+            });
+        }
+        let out_len = as_len(inst.call(&output_len, ())?);
+        let in_at = as_len(inst.call(&input_ptr, ())?);
+        let out_at = as_len(inst.call(&output_ptr, ())?);
+        inst.counted_run(in_at, input, &infer, (), out_at, out_len)
+    }
+}
+
+/// The wasmtime side that [`SimModule`] and [`SimBundle`] share: the engine
+/// (fuel metering, epoch interruption), the compiled module and the thread
+/// that advances the epoch, stopped on drop.
+pub(crate) struct Sim {
+    /// The module's name in errors (its path, for a file).
+    pub(crate) name: String,
+    engine: Engine,
+    module: Module,
+    ticker: Option<(Sender<()>, JoinHandle<()>)>,
+}
+
+impl Sim {
+    /// Reads and compiles the wasm file at `path`.
+    pub(crate) fn load(path: &Path) -> Result<Self, SimError> {
+        let bytes = std::fs::read(path).map_err(|source| SimError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Self::from_bytes(&bytes, &path.display().to_string())
+    }
+
+    /// Compiles `bytes` with fuel metering and epoch interruption on.
+    pub(crate) fn from_bytes(bytes: &[u8], name: &str) -> Result<Self, SimError> {
         let mut config = Config::new();
         config.consume_fuel(true).epoch_interruption(true);
         let engine = Engine::new(&config).map_err(|e| SimError::Compile {
@@ -261,14 +347,12 @@ impl SimModule {
         })
     }
 
-    /// Instantiates the module, writes `input` (f32 in ONNX NCHW order, LE
-    /// in linear memory) to its input buffer, calls `kiln_infer` once and
-    /// reads the output back.
-    ///
-    /// Errors: every [`SimError`] but `Read` and `Compile`; a trap is named
-    /// (fuel, memory limit, deadline, `unreachable`, ...).
-    pub fn run(&self, input: &[f32], limits: &SimLimits) -> Result<SimRun, SimError> {
-        let module = || self.name.clone();
+    /// A fresh instance under `limits`: memory limiter, epoch deadline and
+    /// fuel set, the exported memory found.
+    pub(crate) fn instantiate<'a>(
+        &'a self,
+        limits: &'a SimLimits,
+    ) -> Result<Instantiated<'a>, SimError> {
         let mut store = Store::new(
             &self.engine,
             PeakMemory {
@@ -294,102 +378,30 @@ impl SimModule {
             Err(e) => {
                 if let Some(requested) = store.data().refused {
                     return Err(SimError::OutOfMemory {
-                        module: module(),
+                        module: self.name.clone(),
                         requested,
                         limit: limits.max_memory_bytes,
                     });
                 }
                 return Err(SimError::Instantiate {
-                    module: module(),
+                    module: self.name.clone(),
                     detail: format!("{e:#}"),
                 });
             }
         };
-
-        let export = |name: &'static str, e: wasmtime::Error| SimError::MissingExport {
-            module: module(),
-            name,
-            detail: format!("{e:#}"),
-        };
         let memory = instance
             .get_memory(&mut store, EXPORT_MEMORY)
             .ok_or_else(|| SimError::MissingExport {
-                module: module(),
+                module: self.name.clone(),
                 name: EXPORT_MEMORY,
                 detail: "no exported memory".into(),
             })?;
-        let input_ptr = instance
-            .get_typed_func::<(), i32>(&mut store, EXPORT_INPUT_PTR)
-            .map_err(|e| export(EXPORT_INPUT_PTR, e))?;
-        let output_ptr = instance
-            .get_typed_func::<(), i32>(&mut store, EXPORT_OUTPUT_PTR)
-            .map_err(|e| export(EXPORT_OUTPUT_PTR, e))?;
-        let input_len = instance
-            .get_typed_func::<(), i32>(&mut store, EXPORT_INPUT_LEN)
-            .map_err(|e| export(EXPORT_INPUT_LEN, e))?;
-        let output_len = instance
-            .get_typed_func::<(), i32>(&mut store, EXPORT_OUTPUT_LEN)
-            .map_err(|e| export(EXPORT_OUTPUT_LEN, e))?;
-        let infer = instance
-            .get_typed_func::<(), ()>(&mut store, EXPORT_INFER)
-            .map_err(|e| export(EXPORT_INFER, e))?;
-
-        let expected = as_len(
-            input_len
-                .call(&mut store, ())
-                .map_err(|e| self.classify(e, &store, limits))?,
-        );
-        if input.len() != expected {
-            return Err(SimError::InputLength {
-                module: module(),
-                expected,
-                got: input.len(),
-            });
-        }
-        let out_len = as_len(
-            output_len
-                .call(&mut store, ())
-                .map_err(|e| self.classify(e, &store, limits))?,
-        );
-        let in_at = as_len(
-            input_ptr
-                .call(&mut store, ())
-                .map_err(|e| self.classify(e, &store, limits))?,
-        );
-        let out_at = as_len(
-            output_ptr
-                .call(&mut store, ())
-                .map_err(|e| self.classify(e, &store, limits))?,
-        );
-        memory
-            .write(&mut store, in_at, &crate::host::encode_f32_le(input))
-            .map_err(|e| SimError::Host {
-                module: module(),
-                detail: format!(
-                    "input buffer at {in_at} ({expected} f32) is outside linear memory: {e}"
-                ),
-            })?;
-
-        let fuel_before = store.get_fuel().map_err(|e| self.host_error(e))?;
-        infer
-            .call(&mut store, ())
-            .map_err(|e| self.classify(e, &store, limits))?;
-        let fuel_after = store.get_fuel().map_err(|e| self.host_error(e))?;
-
-        let mut bytes = vec![0u8; out_len * 4];
-        memory
-            .read(&store, out_at, &mut bytes)
-            .map_err(|e| SimError::Host {
-                module: module(),
-                detail: format!(
-                    "output buffer at {out_at} ({out_len} f32) is outside linear memory: {e}"
-                ),
-            })?;
-        let peak = store.data().peak.max(memory.data_size(&store) as u64);
-        Ok(SimRun {
-            output: crate::host::decode_f32_le(&bytes),
-            fuel: fuel_before - fuel_after,
-            peak_memory_bytes: peak,
+        Ok(Instantiated {
+            sim: self,
+            limits,
+            store,
+            instance,
+            memory,
         })
     }
 
@@ -399,16 +411,104 @@ impl SimModule {
             detail: format!("{e:#}"),
         }
     }
+}
+
+impl Drop for Sim {
+    fn drop(&mut self) {
+        if let Some((stop, handle)) = self.ticker.take() {
+            drop(stop);
+            let _ = handle.join();
+        }
+    }
+}
+
+/// One instance of a [`Sim`] module, with its store and limits.
+pub(crate) struct Instantiated<'a> {
+    sim: &'a Sim,
+    limits: &'a SimLimits,
+    store: Store<PeakMemory>,
+    instance: Instance,
+    memory: Memory,
+}
+
+impl Instantiated<'_> {
+    /// The exported function `name` with type `P -> R`.
+    pub(crate) fn func<P: WasmParams, R: WasmResults>(
+        &mut self,
+        name: &'static str,
+    ) -> Result<TypedFunc<P, R>, SimError> {
+        self.instance
+            .get_typed_func::<P, R>(&mut self.store, name)
+            .map_err(|e| SimError::MissingExport {
+                module: self.sim.name.clone(),
+                name,
+                detail: format!("{e:#}"),
+            })
+    }
+
+    /// Calls `f`; a failure is named (fuel, deadline, memory, trap).
+    pub(crate) fn call<P: WasmParams, R: WasmResults>(
+        &mut self,
+        f: &TypedFunc<P, R>,
+        args: P,
+    ) -> Result<R, SimError> {
+        f.call(&mut self.store, args).map_err(|e| self.classify(e))
+    }
+
+    /// Writes `input` (LE f32) at `in_at`, calls `f(args)` counting its fuel
+    /// alone, and reads `out_len` f32 at `out_at`.
+    pub(crate) fn counted_run<P: WasmParams>(
+        &mut self,
+        in_at: usize,
+        input: &[f32],
+        f: &TypedFunc<P, ()>,
+        args: P,
+        out_at: usize,
+        out_len: usize,
+    ) -> Result<SimRun, SimError> {
+        let module = || self.sim.name.clone();
+        self.memory
+            .write(&mut self.store, in_at, &crate::host::encode_f32_le(input))
+            .map_err(|e| SimError::Host {
+                module: module(),
+                detail: format!(
+                    "input buffer at {in_at} ({} f32) is outside linear memory: {e}",
+                    input.len()
+                ),
+            })?;
+        let fuel_before = self.fuel()?;
+        self.call(f, args)?;
+        let fuel_after = self.fuel()?;
+        let mut bytes = vec![0u8; out_len * 4];
+        self.memory
+            .read(&self.store, out_at, &mut bytes)
+            .map_err(|e| SimError::Host {
+                module: module(),
+                detail: format!(
+                    "output buffer at {out_at} ({out_len} f32) is outside linear memory: {e}"
+                ),
+            })?;
+        let peak = self
+            .store
+            .data()
+            .peak
+            .max(self.memory.data_size(&self.store) as u64);
+        Ok(SimRun {
+            output: crate::host::decode_f32_le(&bytes),
+            fuel: fuel_before - fuel_after,
+            peak_memory_bytes: peak,
+        })
+    }
+
+    fn fuel(&self) -> Result<u64, SimError> {
+        self.store.get_fuel().map_err(|e| self.sim.host_error(e))
+    }
 
     /// Names a failed call: fuel, deadline, memory limit or a wasm trap.
-    fn classify(
-        &self,
-        e: wasmtime::Error,
-        store: &Store<PeakMemory>,
-        limits: &SimLimits,
-    ) -> SimError {
-        let module = self.name.clone();
-        if let Some(requested) = store.data().refused {
+    fn classify(&self, e: wasmtime::Error) -> SimError {
+        let module = self.sim.name.clone();
+        let limits = self.limits;
+        if let Some(requested) = self.store.data().refused {
             return SimError::OutOfMemory {
                 module,
                 requested,
@@ -437,15 +537,6 @@ impl SimModule {
     }
 }
 
-impl Drop for SimModule {
-    fn drop(&mut self) {
-        if let Some((stop, handle)) = self.ticker.take() {
-            drop(stop);
-            let _ = handle.join();
-        }
-    }
-}
-
 fn advice_for(trap: &Trap) -> &'static str {
     match trap {
         Trap::UnreachableCodeReached => {
@@ -465,7 +556,7 @@ fn advice_for(trap: &Trap) -> &'static str {
 }
 
 /// Pointers and lengths cross the wasm32 boundary as i32; they are unsigned.
-fn as_len(value: i32) -> usize {
+pub(crate) fn as_len(value: i32) -> usize {
     value as u32 as usize
 }
 
