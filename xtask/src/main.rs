@@ -12,6 +12,7 @@ mod eval_onnx;
 mod export_onnx;
 mod flash;
 mod lower;
+mod lut;
 mod measure;
 mod report;
 mod run_onnx;
@@ -66,6 +67,9 @@ enum Command {
     Flash(flash::Args),
     /// Binary sizes of the generated program (weights apart), optionally vs tract.
     Sizes(sizes::Args),
+    /// Latency lookup tables: build one per target, check it against whole networks.
+    #[command(subcommand)]
+    Lut(lut::LutCommand),
 }
 
 fn main() {
@@ -85,6 +89,7 @@ fn main() {
         Command::Compare(args) => compare::run(args),
         Command::Flash(args) => flash::run(args),
         Command::Sizes(args) => sizes::run(args),
+        Command::Lut(cmd) => lut::run(cmd),
     };
     if let Err(e) = result {
         eprintln!("error: {e:#}");

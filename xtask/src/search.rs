@@ -8,7 +8,7 @@ use std::time::Duration;
 use anyhow::{Result, bail};
 use indicatif::{ProgressBar, ProgressStyle};
 use kiln_pipeline::device::{DeviceFlags, SearchDeviceChoice};
-use kiln_pipeline::search::{Reward, SearchRequest, search};
+use kiln_pipeline::search::{Reward, SearchRequest, TableChoice, search};
 use kiln_search::driver::ProgressState;
 use kiln_search::report::impossible_message;
 use kiln_search::strategy::EvolutionConfig;
@@ -94,6 +94,11 @@ pub struct Args {
     /// Run folder.
     #[arg(short = 'o', long = "out", value_name = "RUN_DIR")]
     pub out: PathBuf,
+    /// Latency lookup table to reject candidates by predicted latency before training
+    /// (default: tables/sim-<target>-<space>-<CxHxW>-<classes>.json when it matches the
+    /// run; `cargo xtask lut build` writes it). `off` uses none.
+    #[arg(long, value_name = "FILE | off")]
+    pub lut: Option<PathBuf>,
     /// Measure every candidate on this device: USER@ADDR of an ssh board, or
     /// `adb` for the only phone attached (see --serial).
     #[arg(long, value_name = "USER@ADDR | adb", help_heading = "Device")]
@@ -202,6 +207,11 @@ pub fn run(args: Args) -> Result<()> {
         resume: args.resume,
         out: args.out.clone(),
         device,
+        latency_table: match &args.lut {
+            None => TableChoice::Default(crate::common::workspace_root()),
+            Some(p) if p.as_os_str() == "off" => TableChoice::Off,
+            Some(p) => TableChoice::Given(p.clone()),
+        },
         interrupt: interrupt.clone(),
     };
     catch_ctrl_c(interrupt, holds_power_mode);

@@ -23,6 +23,7 @@ use std::time::Instant;
 
 use kiln_codegen::program::BenchLine;
 use kiln_data::Dataset;
+use kiln_latency::LatencyTable;
 use kiln_measure::power::{self, Footprint};
 use kiln_measure::sim::{SimLimits, SimModule};
 use kiln_measure::size;
@@ -56,6 +57,11 @@ pub struct PipelineEvaluator {
     pub build_root: PathBuf,
     /// Measure every candidate on this device too.
     pub device: Option<SearchDevice>,
+    /// A latency lookup table for this space, input and target: the precheck rejects a
+    /// genome whose predicted latency breaks a limit by more than the table's measured
+    /// error, and every trial records the prediction (`predicted_latency_ms`) beside the
+    /// measurement.
+    pub latency_table: Option<Arc<LatencyTable>>,
 }
 
 impl PipelineEvaluator {
@@ -70,7 +76,18 @@ impl PipelineEvaluator {
             sim_limits: SimLimits::default(),
             build_root: kiln_codegen::default_target_dir().join("search"),
             device: None,
+            latency_table: None,
         }
+    }
+
+    /// The latency limits the table's prediction breaks beyond its margin; `None` without
+    /// a table or when it cannot predict the genome (then the MAC bound stays the judge).
+    fn table_precheck(&self, genome: &Genome) -> Option<Vec<Violation>> {
+        let table = self.latency_table.as_ref()?;
+        let arch = self.architecture(genome).ok()?;
+        kiln_latency::precheck(&arch, table, &self.target)
+            .ok()
+            .map(|p| p.violations)
     }
 
     fn architecture(&self, genome: &Genome) -> Result<Architecture, String> {
@@ -98,6 +115,10 @@ impl Evaluator<Genome> for PipelineEvaluator {
         // sim model; with a device the device decides latency.
         if self.device.is_some() {
             violations.retain(|v| !v.constraint.is_latency());
+        } else if let Some(table_checks) = self.table_precheck(genome) {
+            // The table is the tighter judge of latency, its error margin included.
+            violations.retain(|v| !v.constraint.is_latency());
+            violations.extend(table_checks);
         }
         violations
     }
@@ -142,6 +163,12 @@ impl PipelineEvaluator {
         let count = |v: u64| Metric::new(v as f64, Unit::Count, Source::Predicted);
         eval.metrics.insert("params".into(), count(totals.params));
         eval.metrics.insert("macs".into(), count(totals.macs));
+        if let Some(table) = &self.latency_table
+            && let Ok(p) = kiln_latency::precheck(&arch, table, &self.target)
+        {
+            eval.metrics
+                .insert(keys::PREDICTED_LATENCY_MS.into(), p.latency);
+        }
         write(
             &trial.dir.join("genome.json"),
             trial.point.to_json().as_bytes(),

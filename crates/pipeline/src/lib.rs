@@ -21,6 +21,7 @@ mod evaluate;
 mod files;
 pub mod flash;
 pub mod judge;
+pub mod lut;
 pub mod run;
 pub mod search;
 mod search_device;

@@ -8,6 +8,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use kiln_data::Dataset;
+use kiln_latency::LatencyTable;
+use kiln_metric::Source;
 use kiln_search::report::{ReportFiles, latency_limit_ms, write_report};
 use kiln_search::strategy::EvolutionConfig;
 use kiln_search::{
@@ -23,6 +25,7 @@ use crate::PipelineError;
 use crate::build::content_id;
 use crate::device::SearchDeviceChoice;
 use crate::evaluate::PipelineEvaluator;
+use crate::lut;
 use crate::search_device::SearchDevice;
 
 /// What the tournament of aging evolution compares.
@@ -68,8 +71,23 @@ pub struct SearchRequest {
     pub out: PathBuf,
     /// Measure every candidate on this device too.
     pub device: Option<SearchDeviceChoice>,
+    /// The latency lookup table: `Given(file)` must match the run (else an error naming
+    /// the mismatch); `Default` uses `tables/sim-<target>-<space>-<input>.json` under
+    /// `root` when it matches and says why not otherwise; `Off` uses none.
+    pub latency_table: TableChoice,
     /// Set by a Ctrl-C handler: no new trials, running ones finish.
     pub interrupt: Arc<AtomicBool>,
+}
+
+/// Which latency lookup table a search uses (see [`SearchRequest::latency_table`]).
+#[derive(Debug, Clone, PartialEq)]
+pub enum TableChoice {
+    /// This file; a table for another space, input, target or runtime is an error.
+    Given(PathBuf),
+    /// The default `sim` table of the checkout at this root, if there is a matching one.
+    Default(PathBuf),
+    /// No table: latency is judged before training by the MAC bound only.
+    Off,
 }
 
 /// What a finished (or interrupted) search left.
@@ -127,12 +145,14 @@ pub fn search(
     let genome_space = Arc::new(GenomeSpace::new(space.clone()));
     let mut strategy = strategy(&req, genome_space.clone());
     req.train.validate()?;
+    let table = latency_table(&req, &space, note)?.map(Arc::new);
     let mut evaluator = PipelineEvaluator::new(
-        space,
+        space.clone(),
         req.target.clone(),
         Arc::new(req.data),
         req.train.clone(),
     );
+    evaluator.latency_table = table;
     let mut held_mode = None;
     if let Some(mut d) = device {
         let (before, power_mode, notes) = d.hold_power_mode();
@@ -189,6 +209,53 @@ pub fn search(
         files,
         interrupted: req.interrupt.load(Ordering::SeqCst),
     })
+}
+
+/// The table of [`SearchRequest::latency_table`], loaded and checked, with a note saying
+/// which table judges latency before training.
+fn latency_table(
+    req: &SearchRequest,
+    space: &Space,
+    note: &mut dyn FnMut(&str),
+) -> Result<Option<LatencyTable>, PipelineError> {
+    let input = kiln_train::input_spec(&req.data);
+    let wanted = || lut::identity(&req.space_path, space, input, &req.target, Source::Sim);
+    let (path, explicit) = match &req.latency_table {
+        TableChoice::Off => return Ok(None),
+        TableChoice::Given(path) => (path.clone(), true),
+        TableChoice::Default(root) => (
+            lut::default_table_path(root, Source::Sim, &req.target.name, &space.name, input),
+            false,
+        ),
+    };
+    if !explicit && !path.exists() {
+        note(&format!(
+            "no latency table at {} (`cargo xtask lut build --target {}` builds one in a few \
+             minutes); latency is judged before training by the MAC bound only",
+            path.display(),
+            req.target.name
+        ));
+        return Ok(None);
+    }
+    match lut::load_table(&path, &wanted()?) {
+        Ok(table) => {
+            let margin = table
+                .margin()
+                .map_or("unfitted".into(), |m| format!("{:.2}%", 100.0 * m));
+            note(&format!(
+                "latency table {} ({} layers, error margin {margin}): a candidate whose \
+                 predicted latency breaks a limit by more than the margin is not trained",
+                path.display(),
+                table.entries.len()
+            ));
+            Ok(Some(table))
+        }
+        Err(e) if !explicit => {
+            note(&format!("latency table not used: {e}"));
+            Ok(None)
+        }
+        Err(e) => Err(e),
+    }
 }
 
 /// A time budget such as `30m`, `90s`, `1h30m`, `1.5h`; a bare number is

@@ -23,6 +23,10 @@ pub mod keys {
     pub const SIZE_BYTES: &str = "size_bytes";
     /// Peak memory in bytes while running one inference (`sim`).
     pub const PEAK_MEMORY_BYTES: &str = "peak_memory_bytes";
+    /// The latency lookup table's prediction (ms, `predicted`) at the power mode the
+    /// analytic precheck uses, recorded beside the measured latency when a table is
+    /// in use.
+    pub const PREDICTED_LATENCY_MS: &str = "predicted_latency_ms";
 }
 
 /// One axis of the Pareto ranking.

@@ -1,0 +1,162 @@
+//! Measuring many models per build: ONNX models -> one generated bundle -> one build ->
+//! each member measured on its own, whole (`infer`) and its I/O alone (`io`).
+
+use std::path::Path;
+
+use kiln_codegen::program::BenchLine;
+use kiln_codegen::{BuildTarget, GenerateOptions};
+use kiln_measure::report::fixed_input;
+use kiln_measure::sim::{BundlePart, SimBundle, SimLimits};
+use kiln_metric::Source;
+use kiln_process::Cmd;
+
+use crate::PipelineError;
+
+/// Where and how a bundle's members are measured.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum MeasurePath {
+    /// The wasm32 build under wasmtime: fuel (deterministic).
+    Sim,
+    /// The native build on this machine: wall clock, `runs` timed runs after `warmup`.
+    Host {
+        /// Untimed runs first.
+        warmup: u32,
+        /// Timed runs.
+        runs: u32,
+    },
+}
+
+/// One member's figures: the whole program (`infer`) and its input/output moves alone
+/// (`io`). Sim: fuel in `median` (and `best`, equal). Host: microseconds.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct MemberCost {
+    /// `infer`: median (host) or fuel (sim).
+    pub infer_median: f64,
+    /// `infer`: best run (host) or fuel (sim).
+    pub infer_best: f64,
+    /// `io`: median (host) or fuel (sim).
+    pub io_median: f64,
+    /// `io`: best run (host) or fuel (sim).
+    pub io_best: f64,
+}
+
+impl MemberCost {
+    /// The layers' own cost: `infer` - `io` (medians).
+    pub fn ops(&self) -> f64 {
+        (self.infer_median - self.io_median).max(0.0)
+    }
+
+    /// The layers' own best: `infer` - `io` (best runs).
+    pub fn ops_best(&self) -> f64 {
+        (self.infer_best - self.io_best).max(0.0)
+    }
+}
+
+impl MeasurePath {
+    /// The label of the figures this path measures.
+    pub fn source(self) -> Source {
+        match self {
+            MeasurePath::Sim => Source::Sim,
+            MeasurePath::Host { .. } => Source::Host,
+        }
+    }
+}
+
+/// Lowers `models` (name, ONNX bytes), writes them as one bundle crate in `crate_dir`,
+/// builds it once for `path` into `target_dir` and measures every member, in order.
+///
+/// Errors: lowering (naming the model and node), code generation, the build, or a run.
+pub fn measure_models(
+    models: &[(String, Vec<u8>)],
+    crate_dir: &Path,
+    target_dir: &Path,
+    path: MeasurePath,
+) -> Result<Vec<MemberCost>, PipelineError> {
+    let mut graphs = Vec::with_capacity(models.len());
+    for (name, onnx) in models {
+        graphs.push(kiln_lower::lower_bytes(onnx, name, &Default::default())?);
+    }
+    let refs: Vec<&kiln_ir::Graph> = graphs.iter().collect();
+    let generated =
+        kiln_codegen::generate_bundle(&refs, crate_dir, &GenerateOptions::new("latency table"))?;
+    match path {
+        MeasurePath::Sim => {
+            let wasm =
+                kiln_codegen::build_bin(crate_dir, "kiln-bundle", BuildTarget::Wasm32, target_dir)?;
+            let bundle = SimBundle::load(&wasm)?;
+            let limits = SimLimits::default();
+            generated
+                .iter()
+                .enumerate()
+                .map(|(i, g)| {
+                    let input = fixed_input(g.input_len);
+                    let infer = bundle.run(i, &input, BundlePart::Infer, &limits)?.fuel as f64;
+                    let io = bundle.run(i, &input, BundlePart::Io, &limits)?.fuel as f64;
+                    Ok(MemberCost {
+                        infer_median: infer,
+                        infer_best: infer,
+                        io_median: io,
+                        io_best: io,
+                    })
+                })
+                .collect()
+        }
+        MeasurePath::Host { warmup, runs } => {
+            let program =
+                kiln_codegen::build_bin(crate_dir, "kiln-bundle", BuildTarget::Host, target_dir)?;
+            generated
+                .iter()
+                .enumerate()
+                .map(|(i, g)| {
+                    let input = kiln_measure::host::encode_f32_le(&fixed_input(g.input_len));
+                    // alternate the two so a slow spell of the machine hits both
+                    let infer = host_bench(&program, i, false, warmup, runs, &input)?;
+                    let io = host_bench(&program, i, true, warmup, runs, &input)?;
+                    Ok(MemberCost {
+                        infer_median: infer.p50_us,
+                        infer_best: infer.min_us,
+                        io_median: io.p50_us,
+                        io_best: io.min_us,
+                    })
+                })
+                .collect()
+        }
+    }
+}
+
+/// `kiln-bundle INDEX [--io] --bench --warmup W --runs N < input`, its bench line read.
+fn host_bench(
+    program: &Path,
+    index: usize,
+    io: bool,
+    warmup: u32,
+    runs: u32,
+    input: &[u8],
+) -> Result<BenchLine, PipelineError> {
+    let mut cmd = Cmd::new(program.as_os_str()).arg(index.to_string());
+    if io {
+        cmd = cmd.arg("--io");
+    }
+    let cmd = cmd
+        .args(["--bench", "--warmup"])
+        .arg(warmup.to_string())
+        .arg("--runs")
+        .arg(runs.to_string());
+    let failed = |message: String| {
+        PipelineError::Invalid(format!("{} (member {index}): {message}", program.display()))
+    };
+    let out = kiln_process::run(
+        &cmd,
+        Some(input.to_vec()),
+        std::time::Duration::from_secs(600),
+    )
+    .map_err(|e| failed(e.to_string()))?;
+    if !out.success() {
+        return Err(failed(format!(
+            "exited {}: {}",
+            out.status_text(),
+            out.stderr_tail(10)
+        )));
+    }
+    BenchLine::parse(&out.stdout_text(), "host").map_err(failed)
+}

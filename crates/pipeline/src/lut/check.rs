@@ -1,0 +1,247 @@
+//! `lut check`: sampled genomes built and measured whole on the table's path, against
+//! the table's prediction and the analytic MAC bound.
+
+use std::time::Instant;
+
+use kiln_latency::{Agreement, LatencyTable, agreement, predict};
+use serde::Serialize;
+
+use super::{LutRequest, MeasurePath, invalid, measure_networks, sample_networks, save};
+use crate::PipelineError;
+
+/// One sampled genome.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CheckRow {
+    /// The genome's id.
+    pub genome: String,
+    /// Its multiply-accumulates (analytic).
+    pub macs: u64,
+    /// The analytic lower bound kiln-search's precheck uses (each MAC at least one
+    /// fuel through the profile's sim model), ms, `predicted`; `sim` tables only.
+    pub mac_bound_ms: Option<f64>,
+    /// The table's prediction, ms, `predicted`.
+    pub predicted_ms: f64,
+    /// The whole network measured on the table's path, ms (`sim` or `host`).
+    pub measured_ms: f64,
+    /// (predicted - measured) / measured.
+    pub relative_error: f64,
+}
+
+/// How the three judges of latency compare at one limit.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RejectionAt {
+    /// The limit, ms.
+    pub limit_ms: f64,
+    /// Genomes the MAC bound rejects (bound > limit).
+    pub by_mac_bound: usize,
+    /// Genomes the predictor rejects (predicted / (1 + margin) > limit).
+    pub by_prediction: usize,
+    /// Genomes over the limit as measured.
+    pub measured_over: usize,
+    /// Genomes the predictor rejects that measured within the limit (should be 0).
+    pub rejected_but_feasible: usize,
+}
+
+/// What `lut check` found; written to JSON for the README.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CheckReport {
+    /// The device profile.
+    pub target: String,
+    /// Where the networks were measured (`sim` or `host`).
+    pub source: String,
+    /// The power mode latencies are given for.
+    pub mode: String,
+    /// Per genome, in sampling order.
+    pub rows: Vec<CheckRow>,
+    /// Share within 5% / 10%, largest error, Kendall's tau.
+    pub agreement: Agreement,
+    /// The margin the search rejects with (the largest error found here).
+    pub margin: f64,
+    /// Mean time of one prediction on this machine, microseconds (`host`).
+    pub predict_us: f64,
+    /// At the target's own p50 limit, if it has one.
+    pub at_target_limit: Option<RejectionAt>,
+    /// At the sample's median measured latency (a limit that binds half of them).
+    pub at_median: RejectionAt,
+}
+
+/// Samples `samples` genomes with `seed` (use a seed other than the build's, whose
+/// networks fitted the constant), measures them whole, compares with the table, and
+/// writes the agreement (and so the search's margin) into the table file.
+///
+/// Errors: as [`super::build_table`]; a table without a fitted constant.
+pub fn check_table(
+    req: &LutRequest,
+    table: &mut LatencyTable,
+    samples: usize,
+    seed: u64,
+    date: &str,
+) -> Result<CheckReport, PipelineError> {
+    let mode = req
+        .target
+        .modes_within_budget()
+        .first()
+        .map(|m| (m.name.clone(), m.clock_mhz))
+        .unwrap_or_default();
+    let nets = sample_networks(&req.space, req.input, samples.max(2), seed)?;
+    let costs = measure_networks(&nets, &req.work_dir, req.path)?;
+    let started = Instant::now();
+    let mut predicted = Vec::with_capacity(nets.len());
+    for (_, arch, _) in &nets {
+        predicted.push(predict(arch, table, &mode.0).map_err(invalid)?.value);
+    }
+    let predict_us = started.elapsed().as_secs_f64() * 1e6 / nets.len() as f64;
+    let to_ms = |cost: f64| match req.path {
+        MeasurePath::Sim => req.target.sim.latency_ms(cost.round() as u64, mode.1),
+        MeasurePath::Host { .. } => cost / 1e3,
+    };
+    let measured: Vec<f64> = costs.iter().map(|c| to_ms(c.infer_median)).collect();
+    let found = agreement(&predicted, &measured, seed, date).ok_or_else(|| {
+        PipelineError::Invalid("the sampled genomes all measured the same: nothing to rank".into())
+    })?;
+    let rows: Vec<CheckRow> = nets
+        .iter()
+        .zip(predicted.iter().zip(&measured))
+        .map(|((g, arch, _), (&p, &m))| {
+            let macs = arch.totals().macs;
+            CheckRow {
+                genome: g.id(),
+                macs,
+                mac_bound_ms: matches!(req.path, MeasurePath::Sim)
+                    .then(|| req.target.sim.latency_ms(macs, mode.1)),
+                predicted_ms: p,
+                measured_ms: m,
+                relative_error: (p - m) / m,
+            }
+        })
+        .collect();
+    let margin = found.max_relative_error;
+    let at = |limit_ms: f64| RejectionAt {
+        limit_ms,
+        by_mac_bound: rows
+            .iter()
+            .filter(|r| r.mac_bound_ms.is_some_and(|b| b > limit_ms))
+            .count(),
+        by_prediction: rows
+            .iter()
+            .filter(|r| r.predicted_ms / (1.0 + margin) > limit_ms)
+            .count(),
+        measured_over: rows.iter().filter(|r| r.measured_ms > limit_ms).count(),
+        rejected_but_feasible: rows
+            .iter()
+            .filter(|r| r.predicted_ms / (1.0 + margin) > limit_ms && r.measured_ms <= limit_ms)
+            .count(),
+    };
+    let mut sorted = measured.clone();
+    sorted.sort_by(f64::total_cmp);
+    let report = CheckReport {
+        target: req.target.name.clone(),
+        source: req.path.source().to_string(),
+        mode: mode.0,
+        at_target_limit: req.target.constraints.max_latency_p50_ms.map(at),
+        at_median: at(sorted[sorted.len() / 2]),
+        rows,
+        agreement: found.clone(),
+        margin,
+        predict_us,
+    };
+    table.agreement = Some(found);
+    save(table, &req.table_path)?;
+    Ok(report)
+}
+
+impl CheckReport {
+    /// The report as the terminal shows it: one row per genome (MAC bound, prediction,
+    /// measurement, error), then the agreement and the rejection counts.
+    pub fn to_text(&self) -> String {
+        use std::fmt::Write;
+        let mut s = String::new();
+        let src = &self.source;
+        let _ = writeln!(
+            s,
+            "{:<18} {:>12} {:>16} {:>16} {:>16} {:>8}",
+            "genome",
+            "MACs",
+            "MAC bound ms",
+            "predicted ms",
+            format!("{src} ms"),
+            "error"
+        );
+        for r in &self.rows {
+            let bound = r.mac_bound_ms.map_or("-".into(), |b| format!("{b:.4}"));
+            let _ = writeln!(
+                s,
+                "{:<18} {:>12} {:>16} {:>16.4} {:>16.4} {:>7.2}%",
+                r.genome,
+                r.macs,
+                bound,
+                r.predicted_ms,
+                r.measured_ms,
+                100.0 * r.relative_error
+            );
+        }
+        let a = &self.agreement;
+        let _ = writeln!(
+            s,
+            "{} genomes, {} at power mode {}: {:.0}% within 5%, {:.0}% within 10%, largest error \
+             {:.2}%, Kendall's tau {:.3} (predicted vs {src}); one prediction {:.1} us (host)",
+            a.samples,
+            self.target,
+            self.mode,
+            100.0 * a.within_5,
+            100.0 * a.within_10,
+            100.0 * a.max_relative_error,
+            a.kendall_tau,
+            self.predict_us
+        );
+        for (what, r) in [
+            ("the target's limit", self.at_target_limit.as_ref()),
+            ("the median", Some(&self.at_median)),
+        ] {
+            if let Some(r) = r {
+                let _ = writeln!(
+                    s,
+                    "at {what} ({:.4} ms): MAC bound rejects {}, the table rejects {} (margin \
+                     {:.2}%), {} measure over it; rejected but feasible: {}",
+                    r.limit_ms,
+                    r.by_mac_bound,
+                    r.by_prediction,
+                    100.0 * self.margin,
+                    r.measured_over,
+                    r.rejected_but_feasible
+                );
+            }
+        }
+        s
+    }
+}
+
+/// Today's date (UTC) as `YYYY-MM-DD`, from the system clock (the civil-from-days
+/// conversion of the proleptic Gregorian calendar).
+pub fn today() -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let days = (secs / 86_400) as i64;
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!("{year:04}-{month:02}-{day:02}")
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn today_is_a_plausible_date() {
+        let d = super::today();
+        assert_eq!(d.len(), 10, "{d}");
+        assert!(d.as_str() >= "2026-01-01", "{d}");
+    }
+}

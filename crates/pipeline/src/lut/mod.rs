@@ -1,0 +1,340 @@
+//! Latency lookup tables built on a target's measurement path (`cargo xtask lut build`)
+//! and checked against whole networks (`cargo xtask lut check`).
+//!
+//! Build: every [`LayerKey`] the space can produce at the input shape
+//! ([`Space::layer_keys`]) is written alone as ONNX ([`kiln_onnx::export_layer`]); a
+//! batch of them becomes one generated bundle, built once; each member is measured whole
+//! and its I/O alone, and the difference is the layer's entry. The table is written
+//! (atomically) after every batch, so an interrupted build resumes where it stopped.
+//! Then a few whole networks, sampled with the build's seed, are built and measured the
+//! same way and the per-network constant is fitted on them.
+//!
+//! A `sim` table's fuel does not depend on the device: a table of the same space, input
+//! and runtime built for another target lends its entries (only the milliseconds are
+//! derived again), so `lut build --target pixel` after `--target jetson` measures nothing.
+
+mod bundle;
+mod check;
+
+use std::path::{Path, PathBuf};
+
+use kiln_latency::{LatencyTable, SimMode, TableIdentity, fit_overhead, sum_of_layers};
+use kiln_metric::{Metric, Source, Unit};
+use kiln_onnx::{ExportOptions, Normalization, Weights};
+use kiln_space::{Architecture, Genome, InputSpec, LayerKey, Space};
+use kiln_target::Target;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+
+pub use bundle::{MeasurePath, MemberCost, measure_models};
+pub use check::{CheckReport, CheckRow, RejectionAt, check_table, today};
+
+use crate::PipelineError;
+use crate::build::content_id;
+
+/// What `lut build` and `lut check` need.
+#[derive(Debug, Clone)]
+pub struct LutRequest {
+    /// The space file (its text is fingerprinted).
+    pub space_path: PathBuf,
+    /// The space it holds.
+    pub space: Space,
+    /// Input shape and classes the layers are enumerated for.
+    pub input: InputSpec,
+    /// The device profile.
+    pub target: Target,
+    /// Where layers are measured: `Sim` (wasm fuel) or `Host` (native wall clock).
+    pub path: MeasurePath,
+    /// The table file.
+    pub table_path: PathBuf,
+    /// Generated bundles and their builds go here.
+    pub work_dir: PathBuf,
+    /// Layers per generated bundle.
+    pub batch: usize,
+    /// Whole networks the per-network constant is fitted on.
+    pub fit_networks: usize,
+    /// Seed of the layers' random weights and of the fit networks.
+    pub seed: u64,
+}
+
+/// What a build did, for the progress line.
+#[derive(Debug, Clone, PartialEq)]
+pub enum LutEvent {
+    /// Entries found in the table file (resumed) or lent by another target's table.
+    Reused {
+        /// Entries taken over.
+        entries: usize,
+        /// Where from.
+        from: PathBuf,
+    },
+    /// A batch was measured and the table written.
+    Batch {
+        /// Entries in the table now.
+        done: usize,
+        /// Keys the space has.
+        total: usize,
+    },
+    /// The per-network constant was fitted.
+    Fitted {
+        /// Networks fitted on.
+        networks: usize,
+        /// The constant, in the cost unit.
+        overhead: Metric,
+        /// Largest relative error left on them.
+        max_relative_error: f64,
+    },
+}
+
+/// The table file's default place: `tables/<source>-<target>-<space>-<C>x<H>x<W>-<classes>.json`
+/// under `root`.
+pub fn default_table_path(
+    root: &Path,
+    source: Source,
+    target: &str,
+    space: &str,
+    input: InputSpec,
+) -> PathBuf {
+    root.join("tables").join(format!(
+        "{source}-{target}-{space}-{}x{}x{}-{}.json",
+        input.channels, input.height, input.width, input.classes
+    ))
+}
+
+/// The identity a table for this space file, input, target and measurement path has.
+///
+/// Errors: the space file or the runtime cannot be read.
+pub fn identity(
+    space_path: &Path,
+    space: &Space,
+    input: InputSpec,
+    target: &Target,
+    source: Source,
+) -> Result<TableIdentity, PipelineError> {
+    let text = crate::files::read(space_path)?;
+    let runtime = kiln_codegen::runtime_fingerprint(&kiln_codegen::default_runtime_path())?;
+    let sim_modes = match source {
+        Source::Sim => target
+            .power_modes
+            .iter()
+            .map(|m| SimMode {
+                name: m.name.clone(),
+                clock_mhz: m.clock_mhz,
+                cycles_per_fuel: target.sim.cycles_per_fuel,
+            })
+            .collect(),
+        _ => Vec::new(),
+    };
+    Ok(TableIdentity {
+        source,
+        space: space.name.clone(),
+        space_fingerprint: content_id(&text),
+        input,
+        target: target.name.clone(),
+        runtime,
+        sim_modes,
+    })
+}
+
+/// Reads the table at `path`, refusing one measured for anything but `wanted`.
+///
+/// Errors: the file cannot be read; [`kiln_latency::LatencyError`] (as
+/// [`PipelineError::Invalid`]) for a corrupt file or a mismatch, naming each field.
+pub fn load_table(path: &Path, wanted: &TableIdentity) -> Result<LatencyTable, PipelineError> {
+    let origin = path.display().to_string();
+    let text = String::from_utf8_lossy(&crate::files::read(path)?).into_owned();
+    let table = LatencyTable::from_json(&text, &origin).map_err(invalid)?;
+    table.check_identity(wanted, &origin).map_err(invalid)?;
+    Ok(table)
+}
+
+fn invalid(e: kiln_latency::LatencyError) -> PipelineError {
+    PipelineError::Invalid(e.to_string())
+}
+
+fn save(table: &LatencyTable, path: &Path) -> Result<(), PipelineError> {
+    crate::files::write(path, table.to_json().as_bytes())
+}
+
+/// Builds (or resumes, or completes from another target's `sim` table) the table of
+/// `req`, writing it after every batch; see the module docs.
+///
+/// Errors: a table file of another identity at `req.table_path` (naming each field; it
+/// is left alone), lowering, building or measuring a layer (naming it).
+pub fn build_table(
+    req: &LutRequest,
+    progress: &mut dyn FnMut(LutEvent),
+) -> Result<LatencyTable, PipelineError> {
+    let source = req.path.source();
+    let wanted = identity(&req.space_path, &req.space, req.input, &req.target, source)?;
+    let mut table = start_table(req, &wanted, progress)?;
+    let keys: Vec<LayerKey> = req.space.layer_keys(req.input)?.into_iter().collect();
+    let missing: Vec<LayerKey> = keys
+        .iter()
+        .filter(|k| table.get(k).is_none())
+        .copied()
+        .collect();
+    // a folder of this process's own: two builds at once must not rewrite each other's
+    // bundle (the shared target dir is locked per build)
+    let crate_dir = req.work_dir.join(format!("layers-{}", std::process::id()));
+    let target_dir = req.work_dir.join("target");
+    for batch in missing.chunks(req.batch.max(1)) {
+        let models: Vec<(String, Vec<u8>)> = batch
+            .iter()
+            .map(|k| (k.to_string(), kiln_onnx::export_layer(k, req.seed)))
+            .collect();
+        let costs = measure_models(&models, &crate_dir, &target_dir, req.path)?;
+        for (key, c) in batch.iter().zip(costs) {
+            let entry = match source {
+                Source::Sim => table.entry(*key, Metric::new(c.ops(), Unit::Fuel, source), None),
+                _ => table.entry(
+                    *key,
+                    Metric::new(c.ops(), Unit::Microseconds, source),
+                    Some(Metric::new(c.ops_best(), Unit::Microseconds, source)),
+                ),
+            };
+            table.insert(entry);
+        }
+        save(&table, &req.table_path)?;
+        progress(LutEvent::Batch {
+            done: keys.iter().filter(|k| table.get(k).is_some()).count(),
+            total: keys.len(),
+        });
+    }
+    if table.overhead.is_none() {
+        fit(req, &mut table, progress)?;
+        save(&table, &req.table_path)?;
+    }
+    Ok(table)
+}
+
+/// The table to continue: the file at `req.table_path` when it matches, else an empty
+/// one filled with the costs of a sibling `sim` table that can lend them.
+fn start_table(
+    req: &LutRequest,
+    wanted: &TableIdentity,
+    progress: &mut dyn FnMut(LutEvent),
+) -> Result<LatencyTable, PipelineError> {
+    if req.table_path.exists() {
+        let table = load_table(&req.table_path, wanted)?;
+        progress(LutEvent::Reused {
+            entries: table.entries.len(),
+            from: req.table_path.clone(),
+        });
+        return Ok(table);
+    }
+    let mut table = LatencyTable::new(wanted.clone());
+    let dir = req.table_path.parent().unwrap_or(Path::new("."));
+    let siblings = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "json"));
+    for path in siblings {
+        let Ok(bytes) = std::fs::read(&path) else {
+            continue;
+        };
+        let text = String::from_utf8_lossy(&bytes);
+        let Ok(other) = LatencyTable::from_json(&text, "") else {
+            continue;
+        };
+        if !other.costs_reusable_for(wanted) || other.entries.is_empty() {
+            continue;
+        }
+        for e in &other.entries {
+            let entry = table.entry(e.key, e.cost, e.best);
+            table.insert(entry);
+        }
+        // fuel is fuel on every target: the fitted constant carries over too
+        table.overhead = other.overhead.clone();
+        table.agreement = other.agreement.clone();
+        progress(LutEvent::Reused {
+            entries: table.entries.len(),
+            from: path,
+        });
+        save(&table, &req.table_path)?;
+        break;
+    }
+    Ok(table)
+}
+
+/// Whole networks sampled with `seed`, exported as a search candidate is (seeded random
+/// weights, the input normalisation in the model), with their architectures.
+pub(crate) fn sample_networks(
+    space: &Space,
+    input: InputSpec,
+    n: usize,
+    seed: u64,
+) -> Result<Vec<(Genome, Architecture, Vec<u8>)>, PipelineError> {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let options = ExportOptions {
+        normalization: Some(Normalization {
+            mean: vec![127.5; input.channels],
+            std: vec![64.0; input.channels],
+        }),
+        metadata: Vec::new(),
+    };
+    let mut out = Vec::with_capacity(n);
+    for i in 0..n {
+        let g = Genome::sample(space, &mut rng);
+        let arch = Architecture::new(space, &g, input)?;
+        let onnx = kiln_onnx::export(&arch, &Weights::random(&arch, seed ^ i as u64), &options)
+            .map_err(|e| PipelineError::Invalid(format!("export of genome {}: {e}", g.id())))?;
+        out.push((g, arch, onnx));
+    }
+    Ok(out)
+}
+
+/// Builds and measures networks in bundles of at most 8 (their weights share one wasm
+/// memory); the whole-program figure of each (`infer`, I/O included, as the search's
+/// measurement is).
+pub(crate) fn measure_networks(
+    nets: &[(Genome, Architecture, Vec<u8>)],
+    work_dir: &Path,
+    path: MeasurePath,
+) -> Result<Vec<MemberCost>, PipelineError> {
+    let mut out = Vec::with_capacity(nets.len());
+    for chunk in nets.chunks(8) {
+        let models: Vec<(String, Vec<u8>)> = chunk
+            .iter()
+            .map(|(g, _, onnx)| (format!("genome {}", g.id()), onnx.clone()))
+            .collect();
+        out.extend(measure_models(
+            &models,
+            &work_dir.join(format!("networks-{}", std::process::id())),
+            &work_dir.join("target"),
+            path,
+        )?);
+    }
+    Ok(out)
+}
+
+/// Fits the per-network constant on `req.fit_networks` networks sampled with `req.seed`.
+fn fit(
+    req: &LutRequest,
+    table: &mut LatencyTable,
+    progress: &mut dyn FnMut(LutEvent),
+) -> Result<(), PipelineError> {
+    let nets = sample_networks(&req.space, req.input, req.fit_networks.max(1), req.seed)?;
+    let costs = measure_networks(&nets, &req.work_dir, req.path)?;
+    let sums = nets
+        .iter()
+        .map(|(_, a, _)| sum_of_layers(a, table))
+        .collect::<Result<Vec<f64>, _>>()
+        .map_err(invalid)?;
+    let measured: Vec<f64> = costs.iter().map(|c| c.infer_median).collect();
+    let unit = match req.path {
+        MeasurePath::Sim => Unit::Fuel,
+        MeasurePath::Host { .. } => Unit::Microseconds,
+    };
+    let overhead = fit_overhead(&sums, &measured, unit).ok_or_else(|| {
+        PipelineError::Invalid("the fit networks' measurements are not positive".into())
+    })?;
+    progress(LutEvent::Fitted {
+        networks: overhead.fitted_on,
+        overhead: overhead.cost,
+        max_relative_error: overhead.max_relative_error,
+    });
+    table.overhead = Some(overhead);
+    Ok(())
+}

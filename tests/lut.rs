@@ -1,0 +1,248 @@
+//! `cargo xtask lut build / check` on a tiny space, as a user runs them: the table
+//! predicts whole networks measured on the same path; an interrupted table resumes; bad
+//! tables are refused by name; a search with a binding latency limit rejects candidates
+//! by prediction before training any.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn xtask(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_xtask"))
+        .args(args)
+        .output()
+        .expect("xtask starts")
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "stdout:\n{}\nstderr:\n{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+fn tiny_space() -> String {
+    concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../tests/fixtures/tiny-space.toml"
+    )
+    .to_string()
+}
+
+fn json(path: &Path) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+/// Builds the tiny space's sim table for jetson at `dir/table.json`.
+fn build(dir: &Path) -> PathBuf {
+    let table = dir.join("table.json");
+    let o = xtask(&[
+        "lut",
+        "build",
+        "--target",
+        "jetson",
+        "--space",
+        &tiny_space(),
+        "--table",
+        table.to_str().unwrap(),
+        "--fit",
+        "3",
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    table
+}
+
+#[test]
+fn a_tiny_table_predicts_measured_networks_and_resumes() {
+    let dir = tempfile::tempdir().unwrap();
+    let table = build(dir.path());
+    let t = json(&table);
+    let entries = t["entries"].as_array().unwrap();
+    assert!(entries.len() > 20, "{t}");
+    for e in entries {
+        assert_eq!(e["cost"]["source"], "sim", "{e}");
+        assert_eq!(e["cost"]["unit"], "fuel", "{e}");
+        assert!(e["cost"]["value"].as_f64().unwrap() > 0.0, "{e}");
+        assert_eq!(e["per_mode_ms"]["10W"]["source"], "sim", "{e}");
+    }
+    assert_eq!(t["overhead"]["fitted_on"], 3);
+
+    // Genomes sampled with another seed, measured whole: fuel is nearly additive.
+    let report = dir.path().join("check.json");
+    let o = xtask(&[
+        "lut",
+        "check",
+        "--target",
+        "jetson",
+        "--space",
+        &tiny_space(),
+        "--table",
+        table.to_str().unwrap(),
+        "--samples",
+        "6",
+        "--json",
+        report.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("within 5%"), "{}", text(&o));
+    let r = json(&report);
+    assert_eq!(r["rows"].as_array().unwrap().len(), 6);
+    let a = &r["agreement"];
+    assert_eq!(a["within_5"], 1.0, "{r}");
+    assert!(a["max_relative_error"].as_f64().unwrap() < 0.05, "{r}");
+    assert!(a["kendall_tau"].as_f64().unwrap() > 0.6, "{r}");
+    for row in r["rows"].as_array().unwrap() {
+        // the MAC bound is a lower bound of the measured latency
+        assert!(row["mac_bound_ms"].as_f64().unwrap() <= row["measured_ms"].as_f64().unwrap());
+    }
+    // the check's error is the table's margin from now on
+    assert_eq!(json(&table)["agreement"], r["agreement"]);
+
+    // An interrupted build (entries missing) resumes and measures only what is missing.
+    let mut t = json(&table);
+    let all = t["entries"].as_array().unwrap().len();
+    t["entries"].as_array_mut().unwrap().truncate(all - 5);
+    std::fs::write(&table, t.to_string()).unwrap();
+    let o = build(dir.path());
+    assert_eq!(json(&o)["entries"].as_array().unwrap().len(), all);
+
+    // Another target lends the fuel: nothing is measured, the milliseconds follow pixel.
+    let pixel = dir.path().join("pixel.json");
+    let o = xtask(&[
+        "lut",
+        "build",
+        "--target",
+        "pixel",
+        "--space",
+        &tiny_space(),
+        "--table",
+        pixel.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(!text(&o).contains("measured"), "{}", text(&o));
+    assert_eq!(json(&pixel)["identity"]["target"], "pixel");
+}
+
+#[test]
+fn bad_tables_are_refused_by_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let table = dir.path().join("table.json");
+    std::fs::write(&table, "{\"format_version\": 1, \"entries\": [").unwrap();
+    let args = |t: &Path, input: &str| {
+        xtask(&[
+            "lut",
+            "check",
+            "--target",
+            "jetson",
+            "--space",
+            &tiny_space(),
+            "--input",
+            input,
+            "--table",
+            t.to_str().unwrap(),
+        ])
+    };
+    let o = args(&table, "1x28x28");
+    assert!(!o.status.success());
+    assert!(
+        text(&o).contains("is not a valid latency table"),
+        "{}",
+        text(&o)
+    );
+
+    // a table of another input shape names the field
+    let mut t: serde_json::Value = serde_json::json!({
+        "format_version": 1,
+        "identity": {"source": "sim", "space": "tiny", "space_fingerprint": "x",
+            "input": {"channels": 3, "height": 32, "width": 32, "classes": 10},
+            "target": "jetson", "runtime": "r", "sim_modes": []},
+        "overhead": null, "agreement": null, "entries": []
+    });
+    std::fs::write(&table, t.to_string()).unwrap();
+    let o = args(&table, "1x28x28");
+    assert!(!o.status.success());
+    assert!(
+        text(&o).contains("input: table 3x32x32 (10 classes), wanted 1x28x28 (10 classes)"),
+        "{}",
+        text(&o)
+    );
+    t["format_version"] = 7.into();
+    std::fs::write(&table, t.to_string()).unwrap();
+    let o = args(&table, "1x28x28");
+    assert!(text(&o).contains("format version 7"), "{}", text(&o));
+
+    let o = xtask(&["lut", "build", "--target", "jetson", "--source", "host"]);
+    assert!(!o.status.success());
+    assert!(text(&o).contains("not device latency"), "{}", text(&o));
+}
+
+#[test]
+fn a_binding_latency_limit_rejects_by_prediction_before_training() {
+    let dir = tempfile::tempdir().unwrap();
+    let table = build(dir.path());
+    // A jetson whose p50 limit every tiny network breaks by more than the table's
+    // margin: below overhead + the cheapest conv, classifier and two blocks.
+    let t = json(&table);
+    let cheapest = |kind: &str| {
+        t["entries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["key"]["kind"] == kind)
+            .map(|e| e["cost"]["value"].as_f64().unwrap())
+            .fold(f64::INFINITY, f64::min)
+    };
+    let least_fuel = t["overhead"]["cost"]["value"].as_f64().unwrap()
+        + cheapest("conv")
+        + cheapest("classifier")
+        + 2.0 * cheapest("block");
+    let margin = t["overhead"]["max_relative_error"].as_f64().unwrap();
+    let ms_per_fuel = 0.25 / (1479.0 * 1e3); // jetson's sim model at 10 W
+    let limit = least_fuel * ms_per_fuel / (1.0 + margin) / 1.5;
+    let profile = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../targets/jetson.toml"),
+    )
+    .unwrap()
+    .replace(
+        "max_latency_p50_ms = 100.0",
+        &format!("max_latency_p50_ms = {limit}"),
+    );
+    let profile_path = dir.path().join("jetson.toml");
+    std::fs::write(&profile_path, profile).unwrap();
+    let run = dir.path().join("run");
+    let o = xtask(&[
+        "search",
+        "--target",
+        profile_path.to_str().unwrap(),
+        "--space",
+        &tiny_space(),
+        "--lut",
+        table.to_str().unwrap(),
+        "--trials",
+        "1",
+        "--epochs",
+        "1",
+        "--train-limit",
+        "200",
+        "-o",
+        run.to_str().unwrap(),
+    ]);
+    assert!(text(&o).contains("latency table"), "{}", text(&o));
+    // nothing was trained: no trial folder holds a model
+    let trained = std::fs::read_dir(run.join("trials"))
+        .map(|d| {
+            d.flatten()
+                .filter(|e| e.path().join("model.onnx").exists())
+                .count()
+        })
+        .unwrap_or(0);
+    assert_eq!(trained, 0, "{}", text(&o));
+    let csv = std::fs::read_to_string(run.join("trials.csv")).unwrap();
+    assert!(csv.lines().count() > 1, "{csv}");
+    assert!(
+        csv.lines()
+            .skip(1)
+            .all(|l| l.contains("max_latency_p50_ms")),
+        "{csv}"
+    );
+}

@@ -1,0 +1,166 @@
+//! `cargo xtask lut`: latency lookup tables (build, check).
+
+use std::path::PathBuf;
+
+use anyhow::{Result, bail};
+use kiln_pipeline::lut::{self, LutEvent, LutRequest, MeasurePath};
+
+use crate::common::{InputArgs, load_space, space_path, targets_dir, workspace_root};
+
+/// Latency lookup tables: per-layer figures measured on a target's path, from which a
+/// search predicts a candidate's latency in microseconds instead of building it.
+#[derive(clap::Subcommand)]
+pub enum LutCommand {
+    /// Measure every layer configuration the space can produce at the input shape
+    /// (one generated bundle per batch of layers, each timed on its own), fit the
+    /// per-network constant, and write the table. An interrupted build resumes.
+    Build(Args),
+    /// Sample genomes, build and measure them whole on the same path, and print
+    /// predicted vs measured, the share within 5% and 10%, the largest error and
+    /// Kendall's tau; the largest error becomes the margin the search rejects with.
+    Check(CheckArgs),
+}
+
+/// What a table is for and where it lives.
+#[derive(clap::Args)]
+pub struct Args {
+    /// Device profile: a name from targets/ or a profile file.
+    #[arg(long)]
+    target: String,
+    /// Search space file (default: spaces/mobile.toml).
+    #[arg(long)]
+    space: Option<PathBuf>,
+    #[command(flatten)]
+    input: InputArgs,
+    /// Where layers are measured: `sim` (wasm fuel, deterministic) or `host` (this
+    /// machine's wall clock; only for a target whose programs run here). `device`
+    /// tables are not built yet.
+    #[arg(long, default_value = "sim")]
+    source: String,
+    /// Table file (default: tables/<source>-<target>-<space>-<CxHxW>-<classes>.json).
+    #[arg(long)]
+    table: Option<PathBuf>,
+    /// Layers per generated bundle (one build each).
+    #[arg(long, default_value_t = 200)]
+    batch: usize,
+    /// Whole networks the per-network constant is fitted on.
+    #[arg(long, default_value_t = 8)]
+    fit: usize,
+    /// Timed runs per layer for `host` tables (the median is the entry).
+    #[arg(long, default_value_t = 50)]
+    runs: u32,
+    /// Seed of the layers' random weights and of the fit networks.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+}
+
+/// `lut check`: the table's arguments plus the sample.
+#[derive(clap::Args)]
+pub struct CheckArgs {
+    #[command(flatten)]
+    table: Args,
+    /// Genomes to sample and measure whole.
+    #[arg(long, default_value_t = 50)]
+    samples: usize,
+    /// Seed of the sample (other than the build's, whose networks fitted the constant).
+    #[arg(long = "sample-seed", default_value_t = 1)]
+    sample_seed: u64,
+    /// Also write the report here as JSON (default: beside the table, `.check.json`).
+    #[arg(long)]
+    json: Option<PathBuf>,
+}
+
+pub fn run(cmd: LutCommand) -> Result<()> {
+    match cmd {
+        LutCommand::Build(args) => {
+            let req = request(&args)?;
+            let started = std::time::Instant::now();
+            let table = lut::build_table(&req, &mut print_event)?;
+            println!(
+                "{}: {} layers, built in {:.0} s (host wall clock)",
+                req.table_path.display(),
+                table.entries.len(),
+                started.elapsed().as_secs_f64()
+            );
+            Ok(())
+        }
+        LutCommand::Check(args) => {
+            let req = request(&args.table)?;
+            let mut table = lut::build_table(&req, &mut print_event)?;
+            let report = lut::check_table(
+                &req,
+                &mut table,
+                args.samples,
+                args.sample_seed,
+                &lut::today(),
+            )?;
+            print!("{}", report.to_text());
+            let json = args
+                .json
+                .unwrap_or_else(|| req.table_path.with_extension("check.json"));
+            std::fs::write(&json, serde_json::to_string_pretty(&report)? + "\n")?;
+            println!("report: {}", json.display());
+            Ok(())
+        }
+    }
+}
+
+fn request(args: &Args) -> Result<LutRequest> {
+    let target = kiln_target::load(&targets_dir(), &args.target)?;
+    let space_file = args.space.clone().unwrap_or_else(|| space_path("mobile"));
+    let space = load_space(Some(&space_file))?;
+    let input = args.input.spec()?;
+    let path = match args.source.as_str() {
+        "sim" => MeasurePath::Sim,
+        "host" if target.triple.is_host() => MeasurePath::Host {
+            warmup: 5,
+            runs: args.runs.max(1),
+        },
+        "host" => bail!(
+            "--source host: {} programs ({}) do not run natively here, and times under an \
+             emulator are not device latency; use --source sim",
+            target.name,
+            target.triple
+        ),
+        "device" => bail!(
+            "--source device: device tables are not built yet (the bundle would be flashed \
+             and timed per layer over the deploy path); use --source sim"
+        ),
+        other => bail!("--source `{other}`: expected sim or host"),
+    };
+    let root = workspace_root();
+    let table_path = args.table.clone().unwrap_or_else(|| {
+        lut::default_table_path(&root, path.source(), &target.name, &space.name, input)
+    });
+    Ok(LutRequest {
+        space_path: space_file,
+        space,
+        input,
+        work_dir: root.join("runs/lut").join(path.source().to_string()),
+        target,
+        path,
+        table_path,
+        batch: args.batch,
+        fit_networks: args.fit,
+        seed: args.seed,
+    })
+}
+
+fn print_event(e: LutEvent) {
+    match e {
+        LutEvent::Reused { entries, from } => {
+            eprintln!("{entries} entries from {}", from.display())
+        }
+        LutEvent::Batch { done, total } => eprintln!("measured {done} of {total} layers"),
+        LutEvent::Fitted {
+            networks,
+            overhead,
+            max_relative_error,
+        } => eprintln!(
+            "per-network constant {:.0} {} fitted on {networks} networks (largest error {:.2}%)",
+            overhead.value,
+            overhead.unit.symbol(),
+            100.0 * max_relative_error
+        ),
+    }
+}
