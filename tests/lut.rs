@@ -246,3 +246,58 @@ fn a_binding_latency_limit_rejects_by_prediction_before_training() {
         "{csv}"
     );
 }
+
+#[test]
+fn calibration_fits_the_host_profile_to_native_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let profile = dir.path().join("host.toml");
+    std::fs::copy(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../targets/host.toml"),
+        &profile,
+    )
+    .unwrap();
+    let table = dir.path().join("table.json");
+    let o = xtask(&[
+        "lut",
+        "check",
+        "--target",
+        profile.to_str().unwrap(),
+        "--space",
+        &tiny_space(),
+        "--table",
+        table.to_str().unwrap(),
+        "--fit",
+        "2",
+        "--samples",
+        "4",
+        "--calibrate",
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("calibrated host: cycles_per_fuel"), "{}", text(&o));
+    let c = json(&dir.path().join("host.calibration.json"));
+    assert_eq!(c["measured_on"], "host");
+    assert_eq!(c["samples"], 4);
+    assert_eq!(c["assumed_cycles_per_fuel"], 0.5);
+    let fitted = c["cycles_per_fuel"].as_f64().unwrap();
+    assert!(fitted > 0.0 && fitted.is_finite(), "{c}");
+    // the profile now carries it
+    let t = kiln_target::load_file(&profile).unwrap();
+    assert_eq!(t.sim.cycles_per_fuel, fitted);
+
+    // an aarch64 board cannot be calibrated from this machine
+    let o = xtask(&[
+        "lut",
+        "check",
+        "--target",
+        "jetson",
+        "--space",
+        &tiny_space(),
+        "--table",
+        dir.path().join("j.json").to_str().unwrap(),
+        "--samples",
+        "2",
+        "--calibrate",
+    ]);
+    assert!(!o.status.success());
+    assert!(text(&o).contains("only its device can calibrate it"), "{}", text(&o));
+}

@@ -68,6 +68,11 @@ pub struct CheckArgs {
     /// Also write the report here as JSON (default: beside the table, `.check.json`).
     #[arg(long)]
     json: Option<PathBuf>,
+    /// Also fit the profile's sim model (`cycles_per_fuel`) to native runs of the same
+    /// networks on this machine and write it beside the profile
+    /// (`<profile>.calibration.json`); only for a target whose programs run here.
+    #[arg(long)]
+    calibrate: bool,
 }
 
 pub fn run(cmd: LutCommand) -> Result<()> {
@@ -100,6 +105,29 @@ pub fn run(cmd: LutCommand) -> Result<()> {
                 .unwrap_or_else(|| req.table_path.with_extension("check.json"));
             std::fs::write(&json, serde_json::to_string_pretty(&report)? + "\n")?;
             println!("report: {}", json.display());
+            if args.calibrate {
+                let profile = profile_path(&args.table.target);
+                let c = lut::calibrate(
+                    &req,
+                    &profile,
+                    args.samples,
+                    args.sample_seed,
+                    &lut::today(),
+                )?;
+                println!(
+                    "calibrated {}: cycles_per_fuel {:.4} (was {}), fitted on {} networks run \
+                     natively (host): median error {:.1}%, largest {:.1}%, Kendall's tau of fuel \
+                     vs host time {:.3}; written to {}",
+                    req.target.name,
+                    c.cycles_per_fuel,
+                    c.assumed_cycles_per_fuel,
+                    c.samples,
+                    100.0 * c.median_relative_error,
+                    100.0 * c.max_relative_error,
+                    c.kendall_tau,
+                    kiln_target::Calibration::path_for(&profile).display()
+                );
+            }
             Ok(())
         }
     }
@@ -144,6 +172,15 @@ fn request(args: &Args) -> Result<LutRequest> {
         fit_networks: args.fit,
         seed: args.seed,
     })
+}
+
+/// The profile file `--target` names (a path, or `targets/<name>.toml`).
+fn profile_path(target: &str) -> PathBuf {
+    if target.contains('/') || target.ends_with(".toml") {
+        PathBuf::from(target)
+    } else {
+        targets_dir().join(format!("{target}.toml"))
+    }
 }
 
 fn print_event(e: LutEvent) {

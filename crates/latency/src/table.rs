@@ -252,6 +252,23 @@ impl LatencyTable {
         })
     }
 
+    /// This table's costs under `wanted`'s identity, the milliseconds derived again from
+    /// its sim modes, the fitted constant and the last check kept; `None` unless
+    /// [`LatencyTable::costs_reusable_for`] allows it.
+    pub fn retarget(&self, wanted: &TableIdentity) -> Option<LatencyTable> {
+        if !self.costs_reusable_for(wanted) {
+            return None;
+        }
+        let mut out = LatencyTable::new(wanted.clone());
+        for e in &self.entries {
+            let entry = out.entry(e.key, e.cost, e.best);
+            out.insert(entry);
+        }
+        out.overhead = self.overhead.clone();
+        out.agreement = self.agreement.clone();
+        Some(out)
+    }
+
     /// The relative error band used to reject a candidate by prediction: the last
     /// check's largest error, else the overhead fit's, else `None` (not fitted).
     pub fn margin(&self) -> Option<f64> {

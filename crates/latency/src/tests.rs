@@ -161,6 +161,15 @@ fn tables_round_trip_and_refuse_other_identities_by_field() {
     pixel.sim_modes[0].clock_mhz = 2000.0;
     assert!(back.check_identity(&pixel, "t.json").is_err());
     assert!(back.costs_reusable_for(&pixel));
+    let moved = back.retarget(&pixel).unwrap();
+    moved.check_identity(&pixel, "pixel").unwrap();
+    let e = moved.get(&k).unwrap();
+    assert_eq!(e.cost, back.get(&k).unwrap().cost);
+    // twice the clock: half the milliseconds
+    let ms = |t: &LatencyTable| t.get(&k).unwrap().per_mode_ms["fast"].value;
+    assert!((ms(&moved) * 2.0 - ms(&back)).abs() < 1e-12);
+    assert_eq!(moved.overhead, back.overhead);
+    assert!(back.retarget(&other).is_none());
 }
 
 #[test]

@@ -63,6 +63,7 @@ fn small() -> Footprint {
 fn latency_is_fuel_times_cycles_per_fuel_over_clock() {
     // 5e6 fuel x 2 cycles at 1000 MHz = 1e7 cycles / 1e9 Hz = 10 ms.
     let sim = SimModel {
+        calibration: None,
         cycles_per_fuel: 2.0,
     };
     assert_eq!(sim.latency_ms(5_000_000, 1000.0), 10.0);

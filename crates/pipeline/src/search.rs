@@ -220,42 +220,45 @@ fn latency_table(
 ) -> Result<Option<LatencyTable>, PipelineError> {
     let input = kiln_train::input_spec(&req.data);
     let wanted = || lut::identity(&req.space_path, space, input, &req.target, Source::Sim);
-    let (path, explicit) = match &req.latency_table {
+    let found = match &req.latency_table {
         TableChoice::Off => return Ok(None),
-        TableChoice::Given(path) => (path.clone(), true),
-        TableChoice::Default(root) => (
-            lut::default_table_path(root, Source::Sim, &req.target.name, &space.name, input),
-            false,
-        ),
+        TableChoice::Given(path) => (lut::load_table(path, &wanted()?)?, path.clone()),
+        TableChoice::Default(root) => {
+            let path =
+                lut::default_table_path(root, Source::Sim, &req.target.name, &space.name, input);
+            match lut::find_table(&path, &wanted()?) {
+                Ok(Some(found)) => found,
+                Ok(None) => {
+                    note(&format!(
+                        "no latency table for {} at {} (`cargo xtask lut build --target {}` \
+                         builds one in a few minutes); latency is judged before training by \
+                         the MAC bound only",
+                        req.target.name,
+                        path.display(),
+                        req.target.name
+                    ));
+                    return Ok(None);
+                }
+                Err(e) => {
+                    note(&format!("latency table not used: {e}"));
+                    return Ok(None);
+                }
+            }
+        }
     };
-    if !explicit && !path.exists() {
-        note(&format!(
-            "no latency table at {} (`cargo xtask lut build --target {}` builds one in a few \
-             minutes); latency is judged before training by the MAC bound only",
-            path.display(),
-            req.target.name
-        ));
-        return Ok(None);
-    }
-    match lut::load_table(&path, &wanted()?) {
-        Ok(table) => {
-            let margin = table
-                .margin()
-                .map_or("unfitted".into(), |m| format!("{:.2}%", 100.0 * m));
-            note(&format!(
-                "latency table {} ({} layers, error margin {margin}): a candidate whose \
-                 predicted latency breaks a limit by more than the margin is not trained",
-                path.display(),
-                table.entries.len()
-            ));
-            Ok(Some(table))
-        }
-        Err(e) if !explicit => {
-            note(&format!("latency table not used: {e}"));
-            Ok(None)
-        }
-        Err(e) => Err(e),
-    }
+    let (table, path) = found;
+    let margin = table
+        .margin()
+        .map_or("unfitted".into(), |m| format!("{:.2}%", 100.0 * m));
+    note(&format!(
+        "latency table {} ({} layers, error margin {margin}, milliseconds for {}): a \
+         candidate whose predicted latency breaks a limit by more than the margin is not \
+         trained",
+        path.display(),
+        table.entries.len(),
+        req.target.name
+    ));
+    Ok(Some(table))
 }
 
 /// A time budget such as `30m`, `90s`, `1h30m`, `1.5h`; a bare number is

@@ -10,9 +10,11 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+mod calibration;
 pub mod constraints;
 mod triple;
 
+pub use calibration::Calibration;
 pub use constraints::{BYTES_PER_MB, Constraint, ConstraintCheck, Figures};
 pub use kiln_metric::{Metric, Source, Unit};
 pub use triple::{Triple, UnsupportedTriple};
@@ -77,8 +79,13 @@ pub struct PowerMode {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SimModel {
-    /// Device cycles per unit of wasm fuel (uncalibrated profiles say so).
+    /// Device cycles per unit of wasm fuel (uncalibrated profiles say so). With a
+    /// calibration file beside the profile, its fitted value.
     pub cycles_per_fuel: f64,
+    /// The calibration applied, if any (read from `<profile>.calibration.json`, never
+    /// from the TOML).
+    #[serde(skip_deserializing, default)]
+    pub calibration: Option<Calibration>,
 }
 
 impl SimModel {
@@ -354,13 +361,19 @@ fn positive(v: f64) -> Result<(), String> {
     }
 }
 
-/// Loads one profile file.
+/// Loads one profile file and applies the calibration beside it, if any
+/// ([`Calibration::load_beside`]).
 pub fn load_file(path: &Path) -> Result<Target, TargetError> {
     let text = std::fs::read_to_string(path).map_err(|source| TargetError::Io {
         path: path.to_owned(),
         source,
     })?;
-    Target::from_toml(&text, path)
+    let mut target = Target::from_toml(&text, path)?;
+    if let Some(c) = Calibration::load_beside(path)? {
+        target.sim.cycles_per_fuel = c.cycles_per_fuel;
+        target.sim.calibration = Some(c);
+    }
+    Ok(target)
 }
 
 /// Loads `dir/<name>.toml`; an unknown name lists the known ones. A `name`

@@ -14,6 +14,7 @@
 //! derived again), so `lut build --target pixel` after `--target jetson` measures nothing.
 
 mod bundle;
+mod calibrate;
 mod check;
 
 use std::path::{Path, PathBuf};
@@ -27,6 +28,7 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
 pub use bundle::{MeasurePath, MemberCost, measure_models};
+pub use calibrate::calibrate;
 pub use check::{CheckReport, CheckRow, RejectionAt, check_table, today};
 
 use crate::PipelineError;
@@ -135,7 +137,8 @@ pub fn identity(
     })
 }
 
-/// Reads the table at `path`, refusing one measured for anything but `wanted`.
+/// Reads the table at `path`, refusing one measured for anything but `wanted` (a `sim`
+/// table of another target lends its fuel: its milliseconds are derived for `wanted`).
 ///
 /// Errors: the file cannot be read; [`kiln_latency::LatencyError`] (as
 /// [`PipelineError::Invalid`]) for a corrupt file or a mismatch, naming each field.
@@ -143,6 +146,9 @@ pub fn load_table(path: &Path, wanted: &TableIdentity) -> Result<LatencyTable, P
     let origin = path.display().to_string();
     let text = String::from_utf8_lossy(&crate::files::read(path)?).into_owned();
     let table = LatencyTable::from_json(&text, &origin).map_err(invalid)?;
+    if let Some(t) = table.retarget(wanted) {
+        return Ok(t);
+    }
     table.check_identity(wanted, &origin).map_err(invalid)?;
     Ok(table)
 }
@@ -207,55 +213,73 @@ pub fn build_table(
     Ok(table)
 }
 
-/// The table to continue: the file at `req.table_path` when it matches, else an empty
-/// one filled with the costs of a sibling `sim` table that can lend them.
+/// The table to continue: the file at `req.table_path` (resumed when it matches, its
+/// fuel lent when only the target differs), else a sibling `sim` table's fuel, else an
+/// empty table.
 fn start_table(
     req: &LutRequest,
     wanted: &TableIdentity,
     progress: &mut dyn FnMut(LutEvent),
 ) -> Result<LatencyTable, PipelineError> {
-    if req.table_path.exists() {
-        let table = load_table(&req.table_path, wanted)?;
-        progress(LutEvent::Reused {
-            entries: table.entries.len(),
-            from: req.table_path.clone(),
-        });
-        return Ok(table);
+    match find_table(&req.table_path, wanted)? {
+        Some((table, from)) => {
+            progress(LutEvent::Reused {
+                entries: table.entries.len(),
+                from: from.clone(),
+            });
+            if from != req.table_path {
+                save(&table, &req.table_path)?;
+            }
+            Ok(table)
+        }
+        None => Ok(LatencyTable::new(wanted.clone())),
     }
-    let mut table = LatencyTable::new(wanted.clone());
-    let dir = req.table_path.parent().unwrap_or(Path::new("."));
-    let siblings = std::fs::read_dir(dir)
+}
+
+/// The table for `wanted`: the file at `path` when it matches or can lend its costs
+/// (a `sim` table of another target or sim model, retargeted), else the first table
+/// beside it that can lend its costs, with the file it came from. `None` when there is
+/// none.
+///
+/// Errors: the file at `path` is corrupt, or was measured for another space, input,
+/// runtime or source (naming each field).
+pub fn find_table(
+    path: &Path,
+    wanted: &TableIdentity,
+) -> Result<Option<(LatencyTable, PathBuf)>, PipelineError> {
+    if path.exists() {
+        let origin = path.display().to_string();
+        let text = String::from_utf8_lossy(&crate::files::read(path)?).into_owned();
+        let table = LatencyTable::from_json(&text, &origin).map_err(invalid)?;
+        if let Some(t) = table.retarget(wanted) {
+            return Ok(Some((t, path.to_path_buf())));
+        }
+        table.check_identity(wanted, &origin).map_err(invalid)?;
+    }
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let mut siblings: Vec<PathBuf> = std::fs::read_dir(dir)
         .into_iter()
         .flatten()
         .flatten()
         .map(|e| e.path())
-        .filter(|p| p.extension().is_some_and(|x| x == "json"));
-    for path in siblings {
-        let Ok(bytes) = std::fs::read(&path) else {
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .collect();
+    siblings.sort();
+    for sibling in siblings {
+        let Ok(bytes) = std::fs::read(&sibling) else {
             continue;
         };
-        let text = String::from_utf8_lossy(&bytes);
-        let Ok(other) = LatencyTable::from_json(&text, "") else {
+        let Ok(other) = LatencyTable::from_json(&String::from_utf8_lossy(&bytes), "") else {
             continue;
         };
-        if !other.costs_reusable_for(wanted) || other.entries.is_empty() {
+        if other.entries.is_empty() {
             continue;
         }
-        for e in &other.entries {
-            let entry = table.entry(e.key, e.cost, e.best);
-            table.insert(entry);
+        if let Some(t) = other.retarget(wanted) {
+            return Ok(Some((t, sibling)));
         }
-        // fuel is fuel on every target: the fitted constant carries over too
-        table.overhead = other.overhead.clone();
-        table.agreement = other.agreement.clone();
-        progress(LutEvent::Reused {
-            entries: table.entries.len(),
-            from: path,
-        });
-        save(&table, &req.table_path)?;
-        break;
     }
-    Ok(table)
+    Ok(None)
 }
 
 /// Whole networks sampled with `seed`, exported as a search candidate is (seeded random
