@@ -191,10 +191,12 @@ fn print_event(e: LutEvent) {
         LutEvent::Batch { done, total } => eprintln!("measured {done} of {total} layers"),
         LutEvent::Fitted {
             networks,
+            scale,
             overhead,
             max_relative_error,
         } => eprintln!(
-            "per-network constant {:.0} {} fitted on {networks} networks (largest error {:.2}%)",
+            "whole program = {scale:.4} x sum of layers + {:.0} {}, fitted on {networks} \
+             networks built alone (largest error {:.2}%)",
             overhead.value,
             overhead.unit.symbol(),
             100.0 * max_relative_error

@@ -7,18 +7,35 @@ use kiln_metric::{Metric, Source, Unit};
 
 use crate::table::{Agreement, Overhead};
 
-/// Fits the per-network constant: the mean of `measured[i] - sums[i]` (the least-squares
-/// constant), in `unit` (fuel or us) and from `source`, with the largest relative error
-/// left on those networks. `None` when there is nothing to fit on or a measurement is
-/// not positive.
+/// Fits the line `measured = scale x sum + constant` by least squares over the fit
+/// networks (in `unit`: fuel or us), with the largest relative error left on them. With
+/// fewer than three networks, or sums too alike to fix a slope, the scale is 1 and the
+/// constant the mean residual. `None` when there is nothing to fit on or a measurement
+/// is not positive.
 pub fn fit_overhead(sums: &[f64], measured: &[f64], unit: Unit) -> Option<Overhead> {
     if sums.is_empty() || sums.len() != measured.len() || measured.iter().any(|m| *m <= 0.0) {
         return None;
     }
-    let c = measured.iter().zip(sums).map(|(m, s)| m - s).sum::<f64>() / sums.len() as f64;
-    let predicted: Vec<f64> = sums.iter().map(|s| s + c).collect();
+    let n = sums.len() as f64;
+    let mean_s = sums.iter().sum::<f64>() / n;
+    let mean_m = measured.iter().sum::<f64>() / n;
+    let sxx: f64 = sums.iter().map(|s| (s - mean_s).powi(2)).sum();
+    let sxy: f64 = sums
+        .iter()
+        .zip(measured)
+        .map(|(s, m)| (s - mean_s) * (m - mean_m))
+        .sum();
+    let spread = sxx.sqrt() / mean_s.abs().max(f64::MIN_POSITIVE);
+    let scale = if sums.len() >= 3 && spread > 1e-3 {
+        sxy / sxx
+    } else {
+        1.0
+    };
+    let c = mean_m - scale * mean_s;
+    let predicted: Vec<f64> = sums.iter().map(|s| scale * s + c).collect();
     Some(Overhead {
         cost: Metric::new(c, unit, Source::Predicted),
+        scale,
         fitted_on: sums.len(),
         max_relative_error: relative_errors(&predicted, measured)
             .into_iter()
@@ -72,8 +89,13 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_constant_is_the_mean_residual() {
+    fn the_line_is_least_squares_and_the_constant_alone_for_two_networks() {
+        // exactly 0.9 x sum + 50
+        let o = fit_overhead(&[100.0, 200.0, 400.0], &[140.0, 230.0, 410.0], Unit::Fuel).unwrap();
+        assert!((o.scale - 0.9).abs() < 1e-12 && (o.cost.value - 50.0).abs() < 1e-9);
+        assert!(o.max_relative_error < 1e-12);
         let o = fit_overhead(&[100.0, 200.0], &[110.0, 214.0], Unit::Fuel).unwrap();
+        assert_eq!(o.scale, 1.0);
         assert_eq!(o.cost.value, 12.0);
         assert_eq!(o.cost.source, Source::Predicted);
         // 112 vs 110 is the worst: 2/110

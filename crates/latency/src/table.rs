@@ -64,13 +64,20 @@ pub struct Entry {
     pub per_mode_ms: BTreeMap<String, Metric>,
 }
 
-/// The fitted constant every network adds to the sum of its layers (the input layout,
-/// the input normalisation, the output copy, calls), in the cost's unit.
+/// The line that turns the sum of a network's layer entries into its whole-program
+/// figure: `scale x sum + cost`. The constant is what every network adds (the input
+/// layout, the input normalisation, the output copy, calls); the scale is how a model
+/// built alone (as the search builds it) differs from its layers measured in a bundle
+/// (the compiler specialises a kernel that a single model calls with constant
+/// arguments; in a bundle of hundreds of layers it cannot). Fitted on whole networks.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Overhead {
-    /// The constant: the mean of (measured - sum of entries) over the fit networks.
+    /// The per-network constant, in the cost's unit.
     pub cost: Metric,
+    /// The factor on the sum of the entries (1 when fitted on too few networks).
+    #[serde(default = "one")]
+    pub scale: f64,
     /// How many whole networks it was fitted on.
     pub fitted_on: usize,
     /// The largest |predicted - measured| / measured over those networks, with the
@@ -300,6 +307,10 @@ impl LatencyTable {
             per_mode_ms,
         }
     }
+}
+
+fn one() -> f64 {
+    1.0
 }
 
 fn modes(m: &[SimMode]) -> String {

@@ -124,6 +124,63 @@ pub fn measure_models(
     }
 }
 
+/// Builds each model alone, as the search builds a candidate (one generated crate, one
+/// build for `path` into `target_dir`), and measures the whole program: fuel of one
+/// simulated inference (`Sim`) or the median of the timed native runs in microseconds
+/// (`Host`), on [`fixed_input`].
+///
+/// Errors: lowering, building or running a model (naming it).
+pub fn measure_alone(
+    models: &[(String, Vec<u8>)],
+    work_dir: &Path,
+    path: MeasurePath,
+) -> Result<Vec<f64>, PipelineError> {
+    let crate_dir = work_dir.join(format!("alone-{}", std::process::id()));
+    let target_dir = work_dir.join("target");
+    let mut out = Vec::with_capacity(models.len());
+    for (name, onnx) in models {
+        let source = crate::ModelSource {
+            onnx,
+            name,
+            crate_dir: &crate_dir,
+            target_dir: &target_dir,
+            input_shape: None,
+        };
+        let figure = match path {
+            MeasurePath::Sim => {
+                let built = crate::build_model(&source, &[kiln_target::Triple::Wasm32])?;
+                let module = kiln_measure::sim::SimModule::load(built.wasm()?)?;
+                module
+                    .run(&fixed_input(built.input_len), &SimLimits::default())?
+                    .fuel as f64
+            }
+            MeasurePath::Host { warmup, runs } => {
+                let triple = kiln_target::Triple::host().ok_or_else(|| {
+                    PipelineError::Invalid("this machine's triple is not one kiln builds".into())
+                })?;
+                let built = crate::build_model(&source, &[triple])?;
+                let program = built.program(triple).ok_or_else(|| {
+                    PipelineError::Invalid(format!("{name}: no native program was built"))
+                })?;
+                let runner =
+                    kiln_measure::Runner::for_triple(triple).map_err(PipelineError::Invalid)?;
+                kiln_measure::host::bench(
+                    &runner,
+                    program,
+                    &fixed_input(built.input_len),
+                    u64::from(warmup),
+                    u64::from(runs),
+                    std::time::Duration::from_secs(600),
+                )?
+                .p50
+                .value
+            }
+        };
+        out.push(figure);
+    }
+    Ok(out)
+}
+
 /// `kiln-bundle INDEX [--io] --bench --warmup W --runs N < input`, its bench line read.
 fn host_bench(
     program: &Path,

@@ -21,7 +21,8 @@ pub struct CheckRow {
     pub mac_bound_ms: Option<f64>,
     /// The table's prediction, ms, `predicted`.
     pub predicted_ms: f64,
-    /// The whole network measured on the table's path, ms (`sim` or `host`).
+    /// The whole network built alone (as the search builds it) and measured on the
+    /// table's path, ms (`sim` or `host`).
     pub measured_ms: f64,
     /// (predicted - measured) / measured.
     pub relative_error: f64,
@@ -95,7 +96,7 @@ pub fn check_table(
         MeasurePath::Sim => req.target.sim.latency_ms(cost.round() as u64, mode.1),
         MeasurePath::Host { .. } => cost / 1e3,
     };
-    let measured: Vec<f64> = costs.iter().map(|c| to_ms(c.infer_median)).collect();
+    let measured: Vec<f64> = costs.iter().map(|&c| to_ms(c)).collect();
     let found = agreement(&predicted, &measured, seed, date).ok_or_else(|| {
         PipelineError::Invalid("the sampled genomes all measured the same: nothing to rank".into())
     })?;

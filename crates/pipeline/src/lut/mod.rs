@@ -27,7 +27,7 @@ use kiln_target::Target;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
-pub use bundle::{MeasurePath, MemberCost, measure_models};
+pub use bundle::{MeasurePath, MemberCost, measure_alone, measure_models};
 pub use calibrate::calibrate;
 pub use check::{CheckReport, CheckRow, RejectionAt, check_table, today};
 
@@ -76,10 +76,12 @@ pub enum LutEvent {
         /// Keys the space has.
         total: usize,
     },
-    /// The per-network constant was fitted.
+    /// The line from the sum of entries to the whole program was fitted.
     Fitted {
         /// Networks fitted on.
         networks: usize,
+        /// The factor on the sum.
+        scale: f64,
         /// The constant, in the cost unit.
         overhead: Metric,
         /// Largest relative error left on them.
@@ -284,7 +286,7 @@ pub fn find_table(
 
 /// Whole networks sampled with `seed`, exported as a search candidate is (seeded random
 /// weights, the input normalisation in the model), with their architectures.
-pub(crate) fn sample_networks(
+pub fn sample_networks(
     space: &Space,
     input: InputSpec,
     n: usize,
@@ -309,44 +311,34 @@ pub(crate) fn sample_networks(
     Ok(out)
 }
 
-/// Builds and measures networks in bundles of at most 8 (their weights share one wasm
-/// memory); the whole-program figure of each (`infer`, I/O included, as the search's
-/// measurement is).
-pub(crate) fn measure_networks(
+/// Builds each network alone, as the search builds a candidate, and measures the whole
+/// program ([`measure_alone`]): fuel (`Sim`) or median microseconds (`Host`).
+pub fn measure_networks(
     nets: &[(Genome, Architecture, Vec<u8>)],
     work_dir: &Path,
     path: MeasurePath,
-) -> Result<Vec<MemberCost>, PipelineError> {
-    let mut out = Vec::with_capacity(nets.len());
-    for chunk in nets.chunks(8) {
-        let models: Vec<(String, Vec<u8>)> = chunk
-            .iter()
-            .map(|(g, _, onnx)| (format!("genome {}", g.id()), onnx.clone()))
-            .collect();
-        out.extend(measure_models(
-            &models,
-            &work_dir.join(format!("networks-{}", std::process::id())),
-            &work_dir.join("target"),
-            path,
-        )?);
-    }
-    Ok(out)
+) -> Result<Vec<f64>, PipelineError> {
+    let models: Vec<(String, Vec<u8>)> = nets
+        .iter()
+        .map(|(g, _, onnx)| (format!("genome {}", g.id()), onnx.clone()))
+        .collect();
+    measure_alone(&models, work_dir, path)
 }
 
-/// Fits the per-network constant on `req.fit_networks` networks sampled with `req.seed`.
+/// Fits the line from the sum of entries to the whole program on `req.fit_networks`
+/// networks sampled with `req.seed`, each built alone as the search builds it.
 fn fit(
     req: &LutRequest,
     table: &mut LatencyTable,
     progress: &mut dyn FnMut(LutEvent),
 ) -> Result<(), PipelineError> {
     let nets = sample_networks(&req.space, req.input, req.fit_networks.max(1), req.seed)?;
-    let costs = measure_networks(&nets, &req.work_dir, req.path)?;
+    let measured = measure_networks(&nets, &req.work_dir, req.path)?;
     let sums = nets
         .iter()
         .map(|(_, a, _)| sum_of_layers(a, table))
         .collect::<Result<Vec<f64>, _>>()
         .map_err(invalid)?;
-    let measured: Vec<f64> = costs.iter().map(|c| c.infer_median).collect();
     let unit = match req.path {
         MeasurePath::Sim => Unit::Fuel,
         MeasurePath::Host { .. } => Unit::Microseconds,
@@ -356,6 +348,7 @@ fn fit(
     })?;
     progress(LutEvent::Fitted {
         networks: overhead.fitted_on,
+        scale: overhead.scale,
         overhead: overhead.cost,
         max_relative_error: overhead.max_relative_error,
     });
