@@ -218,9 +218,14 @@ pub enum OpKind {
     Input,
     /// A 2-D convolution with fused bias and activation.
     Conv(Conv),
-    /// `[1, in] -> [1, out]`; weight `[out, in]`.
+    /// `in` inputs -> `out` outputs (`[1, in] -> [1, out]`, or any input
+    /// shape of `in` elements, e.g. a whole `[1, C, H, W]` map when a
+    /// Flatten was folded into the product); the output is stored in
+    /// logical order.
     Dense {
-        /// `[out, in]` (ONNX Gemm with transB = 1).
+        /// `[out, in]` (ONNX Gemm with transB = 1), `in` running over the
+        /// input's elements in its *storage* order (the same as logical
+        /// order for `[1, in]`; HWC for an image).
         weight: ConstId,
         /// `[out]`; `None` means zero.
         bias: Option<ConstId>,

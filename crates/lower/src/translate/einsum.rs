@@ -1,7 +1,8 @@
 //! tract `EinSum` with one constant operand -> a 1x1 [`kiln_ir::Conv`]
 //! (contracting the channel axis of an image) or [`OpKind::Dense`]
-//! (contracting the last axis of `[1, K]`). This is how Gemm, MatMul and 1x1
-//! Conv arrive after decluttering.
+//! (contracting every axis of the input that is not 1: `[1, K]`, or a whole
+//! `C x H x W` map when tract folded a Flatten or Reshape into the product).
+//! This is how Gemm, MatMul and 1x1 Conv arrive after decluttering.
 
 use kiln_ir::{Activation, Conv, OpKind};
 use tract_onnx::prelude::*;
@@ -10,11 +11,11 @@ use tract_onnx::tract_core::ops::einsum::EinSum;
 use super::{Translator, Value, shape_only};
 use crate::LowerError;
 
-/// The axes of a matrix-vector einsum: `k` contracted (axis of the data `x`
-/// and of the weight `w`), `n` produced (axis of `w` and of the output).
+/// The axes of a matrix-vector einsum: `k` contracted (pairs of an axis of
+/// the data `x` and one of the weight `w`), `n` produced (axis of `w` and of
+/// the output).
 struct Contraction {
-    kx: usize,
-    kw: usize,
+    k: Vec<(usize, usize)>,
     nw: usize,
     no: usize,
 }
@@ -26,18 +27,37 @@ struct Shapes<'s> {
     out: &'s [usize],
 }
 
-/// The weight as a row-major `[n][k]` matrix, from any layout of `w` whose
-/// `n` axis is `nw` and `k` axis is `kw`.
-fn weight_nk(data: &[f32], w_shape: &[usize], kw: usize, nw: usize) -> Vec<f32> {
-    let (k, n) = (w_shape[kw], w_shape[nw]);
-    let mut strides = vec![1usize; w_shape.len()];
-    for i in (0..w_shape.len().saturating_sub(1)).rev() {
-        strides[i] = strides[i + 1] * w_shape[i + 1];
+fn row_major_strides(shape: &[usize]) -> Vec<usize> {
+    let mut strides = vec![1usize; shape.len()];
+    for i in (0..shape.len().saturating_sub(1)).rev() {
+        strides[i] = strides[i + 1] * shape[i + 1];
+    }
+    strides
+}
+
+/// The weight as a row-major `[n][k]` matrix. `walk` lists, outermost
+/// first, the extent of each contracted axis in the order the kernel reads
+/// the data and that axis's stride in `w`; `k` is the product of the extents.
+fn weight_nk(data: &[f32], w_shape: &[usize], nw: usize, walk: &[(usize, usize)]) -> Vec<f32> {
+    let n = w_shape[nw];
+    let n_stride = row_major_strides(w_shape)[nw];
+    let k: usize = walk.iter().map(|(e, _)| e).product();
+    let mut offsets = Vec::with_capacity(k);
+    let mut idx = vec![0usize; walk.len()];
+    for _ in 0..k {
+        offsets.push(idx.iter().zip(walk).map(|(i, (_, s))| i * s).sum::<usize>());
+        for a in (0..walk.len()).rev() {
+            idx[a] += 1;
+            if idx[a] < walk[a].0 {
+                break;
+            }
+            idx[a] = 0;
+        }
     }
     let mut nk = vec![0.0; n * k];
     for r in 0..n {
-        for c in 0..k {
-            nk[r * k + c] = data[r * strides[nw] + c * strides[kw]];
+        for (col, off) in offsets.iter().enumerate() {
+            nk[r * k + col] = data[r * n_stride + off];
         }
     }
     nk
@@ -79,28 +99,44 @@ impl Translator<'_> {
             out: &out_shape,
         };
         let c = self.contraction(node, e, (xs, ws), &shapes)?;
-        let (k, n) = (w_shape[c.kw], w_shape[c.nw]);
-        let nk = weight_nk(&self.const_f32(node, &w)?, &w_shape, c.kw, c.nw);
+        let n = w_shape[c.nw];
+        let data = self.const_f32(node, &w)?;
+        let w_strides = row_major_strides(&w_shape);
         let xt = self.graph.tensors[x].clone();
         let ot = shape_only(out_shape.clone());
-        let pointwise = match (xt.hwc(), ot.hwc()) {
-            (Some((h, w, _)), Some((oh, ow, _))) => {
+        let pointwise = match (xt.hwc(), ot.hwc(), &c.k[..]) {
+            (Some((h, w, _)), Some((oh, ow, _)), [(kx, _)]) => {
                 (h, w) == (oh, ow)
-                    && xt.channel_axis() == Some(c.kx)
+                    && xt.channel_axis() == Some(*kx)
                     && ot.channel_axis() == Some(c.no)
             }
             _ => false,
         };
+        let contracted: usize = c.k.iter().map(|(kx, _)| x_shape[*kx]).product();
         let weight_name = format!("{}.weight", node.name);
         let kind = if pointwise {
+            let (kx, kw) = c.k[0];
+            let k = x_shape[kx];
+            let nk = weight_nk(&data, &w_shape, c.nw, &[(k, w_strides[kw])]);
             pointwise_conv(
                 self.graph.add_constant(weight_name, vec![n, k, 1, 1], nk),
                 k,
                 n,
             )
-        } else if xt.len() == k && ot.len() == n {
+        } else if xt.len() == contracted && ot.len() == n && ot.storage_is_logical() {
+            // every axis of x that is not 1 is contracted: walk x as stored
+            let mut x_to_w = vec![0; x_shape.len()];
+            for (kx, kw) in &c.k {
+                x_to_w[*kx] = w_strides[*kw];
+            }
+            let walk: Vec<(usize, usize)> = xt
+                .storage_axes()
+                .iter()
+                .map(|a| (x_shape[*a], x_to_w[*a]))
+                .collect();
+            let nk = weight_nk(&data, &w_shape, c.nw, &walk);
             OpKind::Dense {
-                weight: self.graph.add_constant(weight_name, vec![n, k], nk),
+                weight: self.graph.add_constant(weight_name, vec![n, xt.len()], nk),
                 bias: None,
                 act: Activation::None,
             }
@@ -114,8 +150,8 @@ impl Translator<'_> {
         Ok(())
     }
 
-    /// Finds the contracted and the produced axis; every other axis must pass
-    /// through from `x` to the output in order, or have extent 1.
+    /// Finds the contracted axes and the produced axis; every other axis must
+    /// pass through from `x` to the output in order, or have extent 1.
     fn contraction(
         &self,
         node: &TypedNode,
@@ -123,12 +159,12 @@ impl Translator<'_> {
         (xs, ws): (usize, usize),
         shapes: &Shapes<'_>,
     ) -> Result<Contraction, LowerError> {
-        let (mut k_axis, mut n_axis) = (None, None);
+        let (mut k_axes, mut n_axis) = (Vec::new(), None);
         let mut passthrough = Vec::new();
         for axis in e.axes.iter_all_axes() {
             let (ix, iw, o) = (&axis.inputs[xs], &axis.inputs[ws], &axis.outputs[0]);
             match (ix.len(), iw.len(), o.len()) {
-                (1, 1, 0) if k_axis.is_none() => k_axis = Some((ix[0], iw[0])),
+                (1, 1, 0) => k_axes.push((ix[0], iw[0])),
                 (0, 1, 1) if n_axis.is_none() => n_axis = Some((iw[0], o[0])),
                 (1, 0, 1) => passthrough.push((ix[0], o[0])),
                 // axes of extent 1 that only one side carries
@@ -143,7 +179,7 @@ impl Translator<'_> {
                 }
             }
         }
-        let (Some((kx, kw)), Some((nw, no))) = (k_axis, n_axis) else {
+        let (false, Some((nw, no))) = (k_axes.is_empty(), n_axis) else {
             return Err(self.unsupported(
                 node,
                 format!("einsum {} has no contracted/output axis pair", e.axes),
@@ -153,6 +189,6 @@ impl Translator<'_> {
         if passthrough.windows(2).any(|p| p[0].1 > p[1].1) {
             return Err(self.unsupported(node, format!("einsum {} moves axes", e.axes)));
         }
-        Ok(Contraction { kx, kw, nw, no })
+        Ok(Contraction { k: k_axes, nw, no })
     }
 }

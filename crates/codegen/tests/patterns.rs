@@ -1,0 +1,98 @@
+//! Patterns from models people export (issue 19, "bring your own model"):
+//! each a small model written with kiln_onnx::GraphBuilder, lowered,
+//! generated into one bundle, built once and compared with tract on the same
+//! ONNX. Max abs error per pattern <= 1e-5. Each case says where its pattern
+//! comes from.
+
+mod common;
+
+use common::{Case, run_bundle, values};
+use kiln_onnx::{Attribute, Dim, GraphBuilder};
+
+fn dims(s: &[usize]) -> Vec<Dim> {
+    s.iter().map(|d| Dim::Fixed(*d)).collect()
+}
+
+/// A graph with input `x` of `shape`; `body` adds nodes ending in output `y`.
+fn case(name: &str, shape: &[usize], body: impl FnOnce(&mut GraphBuilder)) -> Case {
+    let mut g = GraphBuilder::new(name);
+    g.input("x", &dims(shape));
+    body(&mut g);
+    g.output("y", None);
+    Case {
+        name: name.into(),
+        onnx: g.encode(),
+        shape: shape.to_vec(),
+    }
+}
+
+/// A 3x3 conv with padding 1 from `input` (`ci` channels) to `output`.
+fn conv3x3(g: &mut GraphBuilder, name: &str, (input, output): (&str, &str), ci: usize, co: usize) {
+    let (w, b) = (format!("{name}.w"), format!("{name}.b"));
+    g.initializer(&w, &[co, ci, 3, 3], &values(co * ci * 9, co as u64 + 31));
+    g.initializer(&b, &[co], &values(co, ci as u64 + 37));
+    g.node(
+        name,
+        "Conv",
+        &[input, &w, &b],
+        &[output],
+        vec![
+            Attribute::ints("kernel_shape", &[3, 3]),
+            Attribute::ints("pads", &[1, 1, 1, 1]),
+        ],
+    );
+}
+
+/// The LeNet / VGG / Keras head: conv features, Flatten of the whole
+/// `C x H x W` map (H*W > 1), a Gemm. tract folds the Flatten into the matrix
+/// product, so the dense layer contracts three axes at once.
+fn flatten_gemm() -> Case {
+    case("flatten_chw_gemm", &[1, 2, 5, 4], |g| {
+        conv3x3(g, "c", ("x", "c"), 2, 3);
+        g.node("r", "Relu", &["c"], &["r"], vec![]);
+        g.node(
+            "flat",
+            "Flatten",
+            &["r"],
+            &["f"],
+            vec![Attribute::int("axis", 1)],
+        );
+        g.initializer("w", &[6, 60], &values(360, 3))
+            .initializer("b", &[6], &values(6, 4));
+        g.node(
+            "fc",
+            "Gemm",
+            &["f", "w", "b"],
+            &["y"],
+            vec![Attribute::int("transB", 1)],
+        );
+    })
+}
+
+/// PyTorch's `x.view(x.size(0), -1)` then `nn.Linear` exported as a constant
+/// Reshape, MatMul and Add (older exporters write Linear this way).
+fn reshape_matmul_add() -> Case {
+    case("reshape_chw_matmul_add", &[1, 3, 4, 4], |g| {
+        g.initializer_i64("s", &[2], &[1, -1]);
+        g.node("reshape", "Reshape", &["x", "s"], &["f"], vec![]);
+        g.initializer("w", &[48, 5], &values(240, 5))
+            .initializer("b", &[5], &values(5, 6));
+        g.node("mm", "MatMul", &["f", "w"], &["m"], vec![]);
+        g.node("add", "Add", &["m", "b"], &["y"], vec![]);
+    })
+}
+
+#[test]
+fn exported_patterns_match_tract() {
+    let cases = vec![flatten_gemm(), reshape_matmul_add()];
+    let results = run_bundle("patterns", &cases);
+    for (n, e) in &results {
+        eprintln!("{n:<28} max abs err {e:.2e}");
+    }
+    let bad: Vec<String> = results
+        .iter()
+        .filter(|(_, e)| e.is_nan() || *e > 1e-5)
+        .map(|(n, e)| format!("{n}: max abs err {e}"))
+        .collect();
+    assert!(bad.is_empty(), "outside 1e-5:\n{}", bad.join("\n"));
+}
