@@ -11,6 +11,19 @@ const SHAPE: ImageShape = ImageShape {
     width: 32,
 };
 const CLASSES: usize = 10;
+/// CIFAR-10's classes in label order (`batches.meta.txt`).
+const CLASS_NAMES: [&str; CLASSES] = [
+    "airplane",
+    "automobile",
+    "bird",
+    "cat",
+    "deer",
+    "dog",
+    "frog",
+    "horse",
+    "ship",
+    "truck",
+];
 const TRAIN_FILES: [&str; 5] = [
     "data_batch_1.bin",
     "data_batch_2.bin",
@@ -45,7 +58,7 @@ pub fn load_cifar10(dir: &Path, options: &SplitOptions) -> Result<Dataset, DataE
     let test = split(test_images, test_labels, &base.join(TEST_FILE))?;
     Dataset::from_splits(
         format!("cifar10:{}", dir.display()),
-        CLASSES,
+        CLASS_NAMES.iter().map(|n| n.to_string()).collect(),
         train,
         test,
         options,

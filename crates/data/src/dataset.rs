@@ -223,12 +223,16 @@ impl Normalization {
 /// A loaded, split data set.
 #[derive(Debug, Clone)]
 pub struct Dataset {
-    /// `mnist-5k`, `idx:DIR`, `cifar10:DIR`.
+    /// `mnist-5k`, `idx:DIR`, `cifar10:DIR`, `images:DIR (CxHxW, fit)`.
     pub name: String,
     /// The shape of every image (train, validation and test agree).
     pub shape: ImageShape,
     /// Number of classes; labels are `0..classes`.
     pub classes: usize,
+    /// The name of each class, label `i` is `class_names[i]` (`classes` names): the digits
+    /// `"0"`..`"9"` for MNIST and IDX, CIFAR-10's ten names, the sorted folder names of an
+    /// image folder. Recorded with every trained model.
+    pub class_names: Vec<String>,
     /// The images training sees (validation already held out).
     pub train: Split,
     /// Held out of the training images; what a search ranks candidates by.
@@ -242,17 +246,19 @@ pub struct Dataset {
 impl Dataset {
     /// Holds out validation images from `train_all` (stratified by class, seeded),
     /// applies the training limit and computes the normalisation on what is left.
-    /// `name` names the data set in metrics and errors.
+    /// `name` names the data set in metrics and errors; there are `class_names.len()`
+    /// classes, label `i` named `class_names[i]`.
     ///
     /// Errors with [`DataError::BadSplit`] when `options.validation_fraction` is not in
     /// [0, 1) or no training images are left.
     pub fn from_splits(
         name: String,
-        classes: usize,
+        class_names: Vec<String>,
         train_all: Split,
         test: Split,
         options: &SplitOptions,
     ) -> Result<Dataset, DataError> {
+        let classes = class_names.len();
         if !(0.0..1.0).contains(&options.validation_fraction) {
             return Err(DataError::BadSplit {
                 origin: name,
@@ -283,6 +289,7 @@ impl Dataset {
             name,
             shape: train_all.shape(),
             classes,
+            class_names,
             train,
             validation,
             test,
@@ -294,6 +301,11 @@ impl Dataset {
     pub fn input_shape(&self) -> (usize, usize, usize) {
         (self.shape.channels, self.shape.height, self.shape.width)
     }
+}
+
+/// Class names `"0"`, `"1"`, ... for data sets whose classes are numbered (MNIST, IDX).
+pub(crate) fn numbered_classes(classes: usize) -> Vec<String> {
+    (0..classes).map(|c| c.to_string()).collect()
 }
 
 /// Splits indices `0..labels.len()` into (rest, chosen) where `chosen` has `k` indices with

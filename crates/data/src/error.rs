@@ -70,4 +70,41 @@ pub enum DataError {
         /// Which option is out of range, or which split would be empty.
         message: String,
     },
+    /// A class folder of an image folder holds no image file (or none that decodes).
+    #[error("class folder {} has no usable .jpg, .jpeg or .png image{}", path.display(), detail)]
+    EmptyClass {
+        /// The class folder.
+        path: PathBuf,
+        /// What else the folder held, e.g. " (2 other files ignored)"; may be empty.
+        detail: String,
+    },
+    /// An image folder with fewer than two classes: nothing to classify.
+    #[error("{} has {} class folder{} ({}); a classifier needs at least two (one folder per class: DIR/<class>/*.jpg)", path.display(), found.len(), if found.len() == 1 { "" } else { "s" }, found.join(", "))]
+    TooFewClasses {
+        /// The image folder (or its `train` folder).
+        path: PathBuf,
+        /// The class folders found.
+        found: Vec<String>,
+    },
+    /// More than 1% of an image folder's files are not images or do not decode.
+    #[error("{}: {bad} of {total} image files are not images or do not decode (more than 1%), e.g. {}", path.display(), examples.join("; "))]
+    TooManyBadFiles {
+        /// The image folder.
+        path: PathBuf,
+        /// Files that failed.
+        bad: usize,
+        /// Image files (by extension) in the folder.
+        total: usize,
+        /// The first few bad files, each with its reason.
+        examples: Vec<String>,
+    },
+    /// An image folder that is not laid out as `DIR/<class>/*.png|jpg` or
+    /// `DIR/{train,test}/<class>/...`, or options that do not fit it.
+    #[error("{}: {message}", path.display())]
+    Layout {
+        /// The folder at fault.
+        path: PathBuf,
+        /// What is wrong and what is expected.
+        message: String,
+    },
 }

@@ -3,6 +3,7 @@
 use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
 
+use crate::dataset::numbered_classes;
 use crate::io::read_maybe_gzipped;
 use crate::{DataError, Dataset, ImageShape, Split, SplitOptions};
 
@@ -52,7 +53,7 @@ pub fn load_idx_with_classes(
     }
     Dataset::from_splits(
         format!("idx:{}", dir.display()),
-        classes,
+        numbered_classes(classes),
         train,
         test,
         options,

@@ -1,11 +1,12 @@
 //! Image classification data for kiln: where the images come from and how they are split.
 //!
 //! - [`Source`] names a data set: the bundled 5,000-image MNIST subset ([`Source::Mnist5k`],
-//!   embedded in the crate, no download), a directory of IDX files (MNIST, Fashion-MNIST) or
-//!   of CIFAR-10 binary batches.
+//!   embedded in the crate, no download), a directory of IDX files (MNIST, Fashion-MNIST), of
+//!   CIFAR-10 binary batches, or of PNG/JPEG images in one folder per class
+//!   ([`Source::Images`], decoded once and cached on disk).
 //! - [`load`] reads it into a [`Dataset`]: train / validation / test [`Split`]s of `u8`
 //!   images in CHW order, the input shape and class count (they feed the search space),
-//!   and the per-channel [`Normalization`] computed on the training split.
+//!   the class names, and the per-channel [`Normalization`] computed on the training split.
 //! - [`Split::batch`] turns images into normalised `f32` batches, optionally with a random
 //!   shift ([`Augment`]).
 //!
@@ -16,6 +17,7 @@ mod cifar;
 mod dataset;
 mod error;
 mod idx;
+mod images;
 mod io;
 mod mnist5k;
 
@@ -24,6 +26,10 @@ pub use cifar::{load_cifar10, read_batch as read_cifar_batch};
 pub use dataset::{DEFAULT_SPLIT_SEED, Dataset, ImageShape, Normalization, Split, SplitOptions};
 pub use error::DataError;
 pub use idx::{IDX_CLASSES, load_idx, load_idx_with_classes, read_idx_images, read_idx_labels};
+pub use images::{
+    Fit, IMAGES_TEST_FRACTION, ImageEvent, ImageOptions, MAX_BAD_FRACTION, MAX_DEFAULT_SIDE,
+    Resolution, load_images, stderr_report,
+};
 pub use mnist5k::{MNIST_5K_GZ, load_mnist_5k, load_mnist_csv, parse_mnist_csv};
 
 use std::path::PathBuf;
@@ -39,20 +45,27 @@ pub enum Source {
     /// A directory with CIFAR-10's `data_batch_{1..5}.bin` and `test_batch.bin`
     /// (or its `cifar-10-batches-bin` subdirectory).
     Cifar10(PathBuf),
+    /// A folder of PNG/JPEG images, one subfolder per class (`DIR/<class>/*.png`), or
+    /// `DIR/train/<class>/...` and `DIR/test/<class>/...`; see [`load_images`].
+    Images(PathBuf, ImageOptions),
 }
 
 impl Source {
-    /// A short name for logs and metrics: `mnist-5k`, `idx:DIR`, `cifar10:DIR`.
+    /// A short name for logs and metrics: `mnist-5k`, `idx:DIR`, `cifar10:DIR`,
+    /// `images:DIR (resolution HxW|auto, channels C|auto, crop|letterbox)`.
     pub fn name(&self) -> String {
         match self {
             Source::Mnist5k => "mnist-5k".to_string(),
             Source::Idx(dir) => format!("idx:{}", dir.display()),
             Source::Cifar10(dir) => format!("cifar10:{}", dir.display()),
+            Source::Images(dir, o) => format!("images:{} ({})", dir.display(), o.describe()),
         }
     }
 }
 
-/// Reads a data set and splits it as `options` say.
+/// Reads a data set and splits it as `options` say. An image folder reports its decoding
+/// progress and warnings on standard error ([`stderr_report`]); [`load_images`] takes
+/// another reporter.
 ///
 /// Errors: a [`DataError`] naming the file that is missing, truncated or malformed, or
 /// [`DataError::BadSplit`] when `options` cannot produce the splits.
@@ -61,5 +74,6 @@ pub fn load(source: &Source, options: &SplitOptions) -> Result<Dataset, DataErro
         Source::Mnist5k => load_mnist_5k(options),
         Source::Idx(dir) => load_idx(dir, options),
         Source::Cifar10(dir) => load_cifar10(dir, options),
+        Source::Images(dir, o) => load_images(dir, o, options, &mut stderr_report()),
     }
 }

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
-use crate::dataset::stratified_split;
+use crate::dataset::{numbered_classes, stratified_split};
 use crate::io::{maybe_gunzip, read_bytes};
 use crate::{DataError, Dataset, ImageShape, Split, SplitOptions};
 
@@ -57,7 +57,7 @@ fn split_mnist_csv(all: Split, name: String, options: &SplitOptions) -> Result<D
     let (train_idx, test_idx) = stratified_split(all.labels(), MNIST_CLASSES, test_len, &mut rng);
     let train = all.select(&train_idx);
     let test = all.select(&test_idx);
-    Dataset::from_splits(name, MNIST_CLASSES, train, test, options)
+    Dataset::from_splits(name, numbered_classes(MNIST_CLASSES), train, test, options)
 }
 
 /// Parses MNIST-as-CSV (`gz` or plain): 784 pixel columns 0..255 then the label 0..9.
