@@ -1,0 +1,141 @@
+//! Batch norm in a supernet. Running statistics of a shared layer mean nothing (each
+//! sub-network sees other channels and other inputs), so training always normalises with
+//! the batch's statistics, and a sub-network is judged with statistics recalibrated for
+//! it alone (Once-for-All, BigNAS): a few training batches through that sub-network,
+//! their per-channel mean and variance accumulated per layer.
+
+use std::collections::HashMap;
+
+use burn::tensor::{Tensor, TensorData};
+
+use crate::SupernetError;
+
+/// Batch-norm epsilon, as kiln-train and the ONNX export use.
+pub const BN_EPSILON: f64 = kiln_train::BN_EPSILON;
+
+/// One layer's accumulated statistics over the pixels it saw.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct LayerStats {
+    sum: Vec<f64>,
+    sum_sq: Vec<f64>,
+    count: f64,
+}
+
+impl LayerStats {
+    /// Per-channel mean.
+    pub fn mean(&self) -> Vec<f32> {
+        self.sum
+            .iter()
+            .map(|s| (s / self.count.max(1.0)) as f32)
+            .collect()
+    }
+
+    /// Per-channel (biased) variance.
+    pub fn var(&self) -> Vec<f32> {
+        self.sum
+            .iter()
+            .zip(&self.sum_sq)
+            .map(|(s, q)| {
+                let n = self.count.max(1.0);
+                let m = s / n;
+                (q / n - m * m).max(0.0) as f32
+            })
+            .collect()
+    }
+}
+
+/// How batch norm normalises during a forward pass.
+#[derive(Debug, Clone, PartialEq)]
+pub enum BnMode {
+    /// With the batch's own statistics (training).
+    Batch,
+    /// With the batch's statistics, accumulating them per layer (recalibration).
+    Collect,
+    /// With recalibrated statistics (judging, exporting).
+    Fixed,
+}
+
+/// The batch-norm state of one forward pass over one sub-network: the mode and the
+/// statistics per layer name (`stem`, `s0.b1.dw`, ..., as the architecture names layers).
+#[derive(Debug, Clone, PartialEq)]
+pub struct BnContext {
+    /// The mode.
+    pub mode: BnMode,
+    /// Statistics by layer name.
+    pub stats: HashMap<String, LayerStats>,
+}
+
+impl BnContext {
+    /// Batch statistics, nothing kept.
+    pub fn batch() -> BnContext {
+        BnContext {
+            mode: BnMode::Batch,
+            stats: HashMap::new(),
+        }
+    }
+
+    /// Batch statistics, accumulated.
+    pub fn collect() -> BnContext {
+        BnContext {
+            mode: BnMode::Collect,
+            stats: HashMap::new(),
+        }
+    }
+
+    /// Normalises NCHW `y` (`[n, c, h, w]`) of layer `name` and applies `gamma`, `beta`
+    /// (`[c]` each).
+    ///
+    /// Errors: [`SupernetError::Stats`] in `Fixed` mode when the layer was never
+    /// recalibrated or has another width; [`SupernetError::Tensor`] when burn cannot hand
+    /// the statistics back.
+    pub fn apply(
+        &mut self,
+        name: &str,
+        y: Tensor<4>,
+        gamma: Tensor<1>,
+        beta: Tensor<1>,
+    ) -> Result<Tensor<4>, SupernetError> {
+        let [n, c, h, w] = y.dims();
+        let device = y.device();
+        let (mean, var) = match self.mode {
+            BnMode::Batch | BnMode::Collect => {
+                let flat = y.clone().swap_dims(0, 1).reshape([c, n * h * w]);
+                let (var, mean) = flat.var_mean_bias(1);
+                if self.mode == BnMode::Collect {
+                    let m = kiln_train::values(mean.clone().detach(), "batch mean")
+                        .map_err(|e| SupernetError::Tensor(e.to_string()))?;
+                    let v = kiln_train::values(var.clone().detach(), "batch variance")
+                        .map_err(|e| SupernetError::Tensor(e.to_string()))?;
+                    let pixels = (n * h * w) as f64;
+                    let s = self.stats.entry(name.to_string()).or_default();
+                    if s.sum.len() != c {
+                        *s = LayerStats {
+                            sum: vec![0.0; c],
+                            sum_sq: vec![0.0; c],
+                            count: 0.0,
+                        };
+                    }
+                    for i in 0..c {
+                        let (mi, vi) = (f64::from(m[i]), f64::from(v[i]));
+                        s.sum[i] += mi * pixels;
+                        s.sum_sq[i] += (vi + mi * mi) * pixels;
+                    }
+                    s.count += pixels;
+                }
+                (mean.reshape([1, c, 1, 1]), var.reshape([1, c, 1, 1]))
+            }
+            BnMode::Fixed => {
+                let s = self
+                    .stats
+                    .get(name)
+                    .filter(|s| s.sum.len() == c)
+                    .ok_or_else(|| SupernetError::Stats(name.to_string()))?;
+                let t =
+                    |v: Vec<f32>| Tensor::<4>::from_data(TensorData::new(v, [1, c, 1, 1]), &device);
+                (t(s.mean()), t(s.var()))
+            }
+        };
+        let scale = gamma.reshape([1, c, 1, 1]) / (var + BN_EPSILON).sqrt();
+        Ok((y - mean) * scale + beta.reshape([1, c, 1, 1]))
+    }
+}

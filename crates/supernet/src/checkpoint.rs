@@ -1,0 +1,213 @@
+//! The supernet's folder: `supernet.safetensors` (every parameter by name),
+//! `supernet.json` (what it was trained for and how far), `metrics.json` (per epoch).
+//! Each written atomically after every epoch, so a killed training resumes from the last
+//! finished epoch (the optimiser's moments start afresh; the weights do not).
+
+use std::path::Path;
+
+use burn::module::Param;
+use burn::tensor::{Device, Tensor};
+use kiln_onnx::Weights;
+use kiln_space::{InputSpec, Space};
+use serde::{Deserialize, Serialize};
+
+use crate::init::FromTensors;
+use crate::net::SuperConv;
+use crate::{SuperNet, SupernetConfig, SupernetError, SupernetMetrics};
+
+/// Version of `supernet.json`; another is refused.
+pub const CHECKPOINT_VERSION: u32 = 1;
+
+/// What a supernet was trained for: a supernet is used only where all of it matches.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SupernetIdentity {
+    /// The space (its whole definition).
+    pub space: Space,
+    /// Input shape and classes.
+    pub input: InputSpec,
+    /// The data set and split (`kiln_data` identity string).
+    pub data: String,
+    /// The training settings.
+    pub config: SupernetConfig,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct State {
+    format_version: u32,
+    identity: SupernetIdentity,
+    epochs_done: usize,
+}
+
+fn io(path: &Path, e: impl std::fmt::Display) -> SupernetError {
+    SupernetError::Checkpoint {
+        path: path.display().to_string(),
+        message: e.to_string(),
+    }
+}
+
+fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), SupernetError> {
+    let tmp = path.with_extension(format!("tmp-{}", std::process::id()));
+    std::fs::write(&tmp, bytes).map_err(|e| io(&tmp, e))?;
+    std::fs::rename(&tmp, path).map_err(|e| io(path, e))
+}
+
+fn add<const D: usize>(
+    w: &mut Weights,
+    name: String,
+    p: &Param<Tensor<D>>,
+) -> Result<(), SupernetError> {
+    let t = p.val();
+    let shape = t.dims().to_vec();
+    let data = kiln_train::values(t, &name).map_err(|e| SupernetError::Tensor(e.to_string()))?;
+    w.insert(&name, shape, data)?;
+    Ok(())
+}
+
+fn add_conv(w: &mut Weights, name: &str, c: &SuperConv) -> Result<(), SupernetError> {
+    add(w, format!("{name}.weight"), &c.weight)?;
+    add(w, format!("{name}.gamma"), &c.gamma)?;
+    add(w, format!("{name}.beta"), &c.beta)
+}
+
+/// Every parameter of `net` by the names [`SuperNet`]'s builder reads them under.
+fn tensors(net: &SuperNet) -> Result<Weights, SupernetError> {
+    let mut w = Weights::default();
+    add_conv(&mut w, "stem", &net.stem)?;
+    for (n, b) in net.blocks.iter().enumerate() {
+        if let Some(e) = &b.expand {
+            add_conv(&mut w, &format!("blocks.{n}.expand"), e)?;
+        }
+        add_conv(&mut w, &format!("blocks.{n}.dw"), &b.depthwise)?;
+        if let Some(se) = &b.se {
+            add(
+                &mut w,
+                format!("blocks.{n}.se.reduce_weight"),
+                &se.reduce_weight,
+            )?;
+            add(
+                &mut w,
+                format!("blocks.{n}.se.reduce_bias"),
+                &se.reduce_bias,
+            )?;
+            add(
+                &mut w,
+                format!("blocks.{n}.se.expand_weight"),
+                &se.expand_weight,
+            )?;
+            add(
+                &mut w,
+                format!("blocks.{n}.se.expand_bias"),
+                &se.expand_bias,
+            )?;
+        }
+        add_conv(&mut w, &format!("blocks.{n}.project"), &b.project)?;
+    }
+    if let Some(h) = &net.head {
+        add_conv(&mut w, "head", h)?;
+    }
+    add(&mut w, "classifier.weight".into(), &net.classifier_weight)?;
+    add(&mut w, "classifier.bias".into(), &net.classifier_bias)?;
+    Ok(w)
+}
+
+/// Writes the checkpoint of `net` after `epochs_done` epochs into `dir` (created).
+///
+/// Errors: [`SupernetError::Checkpoint`] naming the file that could not be written.
+pub fn save(
+    dir: &Path,
+    net: &SuperNet,
+    identity: &SupernetIdentity,
+    epochs_done: usize,
+    metrics: &SupernetMetrics,
+) -> Result<(), SupernetError> {
+    std::fs::create_dir_all(dir).map_err(|e| io(dir, e))?;
+    let bytes = tensors(net)?.to_safetensors()?;
+    write_atomic(&dir.join("supernet.safetensors"), &bytes)?;
+    let state = State {
+        format_version: CHECKPOINT_VERSION,
+        identity: identity.clone(),
+        epochs_done,
+    };
+    write_atomic(&dir.join("metrics.json"), pretty(metrics).as_bytes())?;
+    write_atomic(&dir.join("supernet.json"), pretty(&state).as_bytes())
+}
+
+/// Pretty JSON of plain data (numbers, strings, enums: cannot fail).
+fn pretty<T: Serialize>(v: &T) -> String {
+    serde_json::to_string_pretty(v).unwrap_or_default() + "\n"
+}
+
+/// Loads the supernet in `dir` onto `device`: its identity, the epochs done, and the
+/// per-epoch metrics so far.
+///
+/// Errors: [`SupernetError::Checkpoint`] for a missing or corrupt file (naming it), another
+/// format version, or a tensor missing or misshapen.
+pub fn load(
+    dir: &Path,
+    device: &Device,
+) -> Result<(SuperNet, SupernetIdentity, usize, SupernetMetrics), SupernetError> {
+    let state_path = dir.join("supernet.json");
+    let text = std::fs::read_to_string(&state_path).map_err(|e| io(&state_path, e))?;
+    let state: State = serde_json::from_str(&text).map_err(|e| io(&state_path, e))?;
+    if state.format_version != CHECKPOINT_VERSION {
+        return Err(io(
+            &state_path,
+            format!(
+                "format version {}, this kiln reads {CHECKPOINT_VERSION}",
+                state.format_version
+            ),
+        ));
+    }
+    let weights_path = dir.join("supernet.safetensors");
+    let weights = Weights::load(&weights_path).map_err(|e| io(&weights_path, e))?;
+    let origin = weights_path.display().to_string();
+    let mut init = FromTensors {
+        tensors: &weights.tensors,
+        origin: &origin,
+    };
+    let id = state.identity;
+    let net = SuperNet::build(&id.space, id.input, &mut init, device)?;
+    let metrics_path = dir.join("metrics.json");
+    let metrics = std::fs::read_to_string(&metrics_path)
+        .ok()
+        .and_then(|t| serde_json::from_str(&t).ok())
+        .unwrap_or_default();
+    Ok((net, id, state.epochs_done, metrics))
+}
+
+impl SupernetIdentity {
+    /// Refuses a supernet trained for another space, input or data (naming the first
+    /// field that differs). Training settings may differ.
+    ///
+    /// Errors: [`SupernetError::Mismatch`].
+    pub fn check(&self, wanted: &SupernetIdentity, dir: &Path) -> Result<(), SupernetError> {
+        let fields: [(&'static str, String, String); 2] = [
+            ("input", self.input.to_string(), wanted.input.to_string()),
+            ("data", self.data.clone(), wanted.data.clone()),
+        ];
+        if self.space != wanted.space {
+            return Err(SupernetError::Mismatch {
+                path: dir.display().to_string(),
+                field: "space",
+                supernet: format!("space `{}`", self.space.name),
+                wanted: format!(
+                    "space `{}` (or another definition of it)",
+                    wanted.space.name
+                ),
+            });
+        }
+        for (field, a, b) in fields {
+            if a != b {
+                return Err(SupernetError::Mismatch {
+                    path: dir.display().to_string(),
+                    field,
+                    supernet: a,
+                    wanted: b,
+                });
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,119 @@
+//! Judging a sub-network: batch norm recalibrated for it, then top-1 on a split.
+
+use burn::tensor::{Tensor, TensorData};
+use kiln_data::{Dataset, Split};
+use kiln_space::Genome;
+use rand_chacha::ChaCha8Rng;
+
+use crate::bn::{BnContext, BnMode};
+use crate::{SuperNet, SupernetError};
+
+/// How a sub-network is judged.
+#[derive(Debug, Clone, PartialEq)]
+pub struct JudgeSettings {
+    /// Training images (the first ones, no augmentation: the same for every candidate)
+    /// the batch-norm statistics are recalibrated on.
+    pub recalibration_images: usize,
+    /// Images per forward pass (memory only; at least 2).
+    pub batch: usize,
+}
+
+impl Default for JudgeSettings {
+    fn default() -> Self {
+        JudgeSettings {
+            recalibration_images: 500,
+            batch: 250,
+        }
+    }
+}
+
+/// A judged sub-network.
+#[derive(Debug, Clone)]
+pub struct Judgement {
+    /// Top-1 on the validation split (the test split when there is no validation), a
+    /// fraction; inherited from the supernet, measured here (`host`).
+    pub top1: f64,
+    /// Its recalibrated batch-norm statistics (fixed mode), for export.
+    pub bn: BnContext,
+}
+
+fn images(net: &SuperNet, split: &Split, idx: &[usize], data: &Dataset) -> Tensor<4> {
+    let batch = split.batch::<ChaCha8Rng>(idx, &data.normalization, None);
+    let s = data.shape;
+    let device = net.stem.gamma.val().device();
+    Tensor::<4>::from_data(
+        TensorData::new(batch.images, [idx.len(), s.channels, s.height, s.width]),
+        &device,
+    )
+}
+
+/// Recalibrates `genome`'s batch-norm statistics on the first
+/// `settings.recalibration_images` training images. Pass a supernet without autodiff
+/// (`net.valid()` of one being trained).
+///
+/// Errors: as [`SuperNet::forward`].
+pub fn recalibrate(
+    net: &SuperNet,
+    genome: &Genome,
+    data: &Dataset,
+    settings: &JudgeSettings,
+) -> Result<BnContext, SupernetError> {
+    let n = settings.recalibration_images.min(data.train.len());
+    let all: Vec<usize> = (0..n).collect();
+    let mut bn = BnContext::collect();
+    for idx in all.chunks(settings.batch.max(2)) {
+        if idx.len() < 2 {
+            break;
+        }
+        let x = images(net, &data.train, idx, data);
+        let _ = net.forward(genome, x, &mut bn)?;
+    }
+    bn.mode = BnMode::Fixed;
+    Ok(bn)
+}
+
+/// Top-1 (a fraction) of `genome`'s sub-network on `split` with the statistics of `bn`,
+/// and its logits `[n, classes]` row-major.
+///
+/// Errors: as [`SuperNet::forward`]; [`SupernetError::Tensor`].
+pub fn accuracy(
+    net: &SuperNet,
+    genome: &Genome,
+    bn: &mut BnContext,
+    split: &Split,
+    data: &Dataset,
+    batch: usize,
+) -> Result<(f64, Vec<f32>), SupernetError> {
+    let all: Vec<usize> = (0..split.len()).collect();
+    let (mut correct, mut logits) = (0, Vec::new());
+    for idx in all.chunks(batch.max(1)) {
+        let out = net.forward(genome, images(net, split, idx, data), bn)?;
+        let out =
+            kiln_train::values(out, "logits").map_err(|e| SupernetError::Tensor(e.to_string()))?;
+        for (row, &i) in out.chunks_exact(data.classes).zip(idx) {
+            correct += usize::from(kiln_train::argmax(row) == split.label(i));
+        }
+        logits.extend(out);
+    }
+    Ok((correct as f64 / split.len().max(1) as f64, logits))
+}
+
+/// Recalibrates and measures `genome`'s validation top-1 (test top-1 without a validation
+/// split): the inherited accuracy a weight-sharing search ranks by.
+///
+/// Errors: as [`recalibrate`] and [`accuracy`].
+pub fn judge(
+    net: &SuperNet,
+    genome: &Genome,
+    data: &Dataset,
+    settings: &JudgeSettings,
+) -> Result<Judgement, SupernetError> {
+    let mut bn = recalibrate(net, genome, data, settings)?;
+    let split = if data.validation.is_empty() {
+        &data.test
+    } else {
+        &data.validation
+    };
+    let (top1, _) = accuracy(net, genome, &mut bn, split, data, settings.batch)?;
+    Ok(Judgement { top1, bn })
+}

@@ -1,0 +1,88 @@
+//! kiln-supernet: weight sharing. One [`SuperNet`] holds every choice of a search space at
+//! its largest; any genome of the space is a sub-network of it (first blocks, first
+//! channels, centre of the kernel; see [`net`]). It is trained once ([`train`]) with the
+//! sandwich rule and in-place distillation (BigNAS, Yu et al., 2020; slimmable networks,
+//! Yu and Huang, 2019): each step trains the largest sub-network on the labels and the
+//! smallest and a few random ones on the largest's predictions. A sub-network is then
+//! judged in a second or so ([`judge`]): its batch-norm statistics recalibrated on a fixed
+//! set of training images, its validation top-1 measured. That accuracy is *inherited*
+//! (from the supernet), never to be confused with one trained from scratch or
+//! fine-tuned. [`extract`] slices a sub-network's weights out under the names
+//! `kiln_space::Architecture::parameters` gives, so the existing exporter and compile
+//! path take it as they take a trained network.
+
+pub mod bn;
+mod checkpoint;
+mod extract;
+mod init;
+mod judge;
+pub mod net;
+mod sandwich;
+pub mod shapes;
+mod train;
+
+pub use checkpoint::{CHECKPOINT_VERSION, SupernetIdentity, load, save};
+pub use extract::{export_subnet, subnet_weights};
+pub use judge::{JudgeSettings, Judgement, accuracy, judge, recalibrate};
+pub use net::SuperNet;
+pub use sandwich::{largest, smallest};
+pub use train::{EpochRecord, Progress, SupernetConfig, SupernetMetrics, train};
+
+/// What went wrong with a supernet, in the user's words.
+#[derive(Debug, thiserror::Error)]
+pub enum SupernetError {
+    /// A genome that is not a sub-network of this supernet.
+    #[error("the genome is not a sub-network of this supernet: {0}")]
+    Genome(String),
+    /// A layer judged without recalibrated batch-norm statistics (a bug, not user input).
+    #[error("batch norm of layer `{0}` was not recalibrated for this sub-network")]
+    Stats(String),
+    /// burn could not hand a tensor back.
+    #[error("tensor error: {0}")]
+    Tensor(String),
+    /// A checkpoint that cannot be used.
+    #[error("{path}: {message}")]
+    Checkpoint {
+        /// The checkpoint file or folder.
+        path: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// A supernet trained for something else than what it is used for.
+    #[error(
+        "the supernet in {path} was trained for another {field} ({supernet}; this run has \
+         {wanted}): train one for this run with `cargo xtask supernet train`"
+    )]
+    Mismatch {
+        /// The supernet's folder.
+        path: String,
+        /// `space`, `input`, `classes`, `data`.
+        field: &'static str,
+        /// The supernet's value.
+        supernet: String,
+        /// The run's value.
+        wanted: String,
+    },
+    /// Settings that cannot train.
+    #[error("supernet settings: {0}")]
+    Config(String),
+    /// The loss stopped being finite.
+    #[error("training diverged in epoch {epoch}, batch {batch}: loss {loss}; lower --lr")]
+    Diverged {
+        /// Epoch (1-based).
+        epoch: usize,
+        /// Batch (1-based).
+        batch: usize,
+        /// The loss.
+        loss: f32,
+    },
+    /// Training machinery (thread pool, data).
+    #[error(transparent)]
+    Train(#[from] kiln_train::TrainError),
+    /// The ONNX export.
+    #[error(transparent)]
+    Onnx(#[from] kiln_onnx::OnnxError),
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,195 @@
+//! A supernet of a tiny space: sub-networks run, their extracted weights are exactly the
+//! architecture's, the exported model computes what the supernet computes (tract as the
+//! reference), checkpoints round-trip, and a short training resumes.
+
+use kiln_data::{Dataset, Source, SplitOptions};
+use kiln_space::{Genome, Space};
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use tract_onnx::prelude::*;
+
+use super::*;
+use crate::bn::BnContext;
+use crate::init::Seeded;
+
+fn space() -> Space {
+    Space::from_toml(
+        include_str!("../../../tests/fixtures/tiny-space.toml"),
+        "tiny",
+    )
+    .unwrap()
+}
+
+fn data() -> Dataset {
+    kiln_data::load(
+        &Source::Mnist5k,
+        &SplitOptions {
+            seed: kiln_data::DEFAULT_SPLIT_SEED,
+            validation_fraction: 0.1,
+            train_limit: Some(96),
+        },
+    )
+    .unwrap()
+}
+
+fn net(data: &Dataset) -> SuperNet {
+    let input = kiln_train::input_spec(data);
+    SuperNet::build(&space(), input, &mut Seeded::new(3), &kiln_train::device()).unwrap()
+}
+
+fn genomes() -> Vec<Genome> {
+    let s = space();
+    let mut rng = ChaCha8Rng::seed_from_u64(8);
+    let mut out = vec![largest(&s), smallest(&s)];
+    out.extend((0..3).map(|_| Genome::sample(&s, &mut rng)));
+    out
+}
+
+fn settings() -> JudgeSettings {
+    JudgeSettings {
+        recalibration_images: 64,
+        batch: 32,
+    }
+}
+
+#[test]
+fn every_sub_network_extracts_exactly_its_architectures_weights() {
+    let data = data();
+    let net = net(&data);
+    for g in genomes() {
+        let j = judge(&net, &g, &data, &settings()).unwrap();
+        assert!((0.0..=1.0).contains(&j.top1));
+        let w = subnet_weights(&net, &g, &j.bn).unwrap();
+        let arch = net.architecture(&g).unwrap();
+        w.check(&arch)
+            .unwrap_or_else(|e| panic!("genome {}: {e}", g.id()));
+    }
+}
+
+#[test]
+fn the_exported_sub_network_computes_what_the_supernet_computes() {
+    let data = data();
+    let net = net(&data);
+    for g in genomes().into_iter().take(3) {
+        let mut j = judge(&net, &g, &data, &settings()).unwrap();
+        let idx = [0usize, 1, 2];
+        let (_, ours) = accuracy(&net, &g, &mut j.bn, &data.test, &data, 250).unwrap();
+        let onnx = export_subnet(&net, &g, &j.bn, &data, 0.5).unwrap();
+        let model = tract_onnx::onnx()
+            .model_for_read(&mut &onnx[..])
+            .unwrap()
+            .into_optimized()
+            .unwrap()
+            .into_runnable()
+            .unwrap();
+        let s = data.shape;
+        for (k, &i) in idx.iter().enumerate() {
+            // the model takes raw pixels: its first ops normalise
+            let raw: Vec<f32> = data.test.image(i).iter().map(|&p| f32::from(p)).collect();
+            let x = tract_ndarray::Array4::from_shape_vec([1, s.channels, s.height, s.width], raw)
+                .unwrap();
+            let out = model.run(tvec!(Tensor::from(x).into())).unwrap();
+            let theirs: Vec<f32> = out[0]
+                .to_plain_array_view::<f32>()
+                .unwrap()
+                .iter()
+                .copied()
+                .collect();
+            let mine = &ours[k * data.classes..(k + 1) * data.classes];
+            for (a, b) in mine.iter().zip(&theirs) {
+                assert!(
+                    (a - b).abs() < 1e-3 * (1.0 + b.abs()),
+                    "genome {}: {mine:?} vs {theirs:?}",
+                    g.id()
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn training_checkpoints_every_epoch_and_resumes() {
+    let data = data();
+    let dir = tempfile::tempdir().unwrap();
+    let config = SupernetConfig {
+        epochs: 1,
+        batch_size: 16,
+        recalibration_images: 48,
+        ..SupernetConfig::default()
+    };
+    let mut events = Vec::new();
+    let (trained, m) = train(
+        &space(),
+        &data,
+        "mnist-5k test",
+        &config,
+        dir.path(),
+        false,
+        &mut |p| events.push(p),
+    )
+    .unwrap();
+    assert_eq!(m.epochs.len(), 1);
+    assert!(m.epochs[0].loss.is_finite());
+    assert!(events.iter().any(|e| matches!(e, Progress::Epoch(_))));
+
+    // the checkpoint holds the same network
+    let (loaded, id, done, _) = load(dir.path(), &kiln_train::device()).unwrap();
+    assert_eq!(done, 1);
+    let g = largest(&space());
+    let x = |n: &SuperNet| {
+        let mut bn = BnContext::batch();
+        let imgs = data
+            .train
+            .batch::<ChaCha8Rng>(&[0, 1, 2, 3], &data.normalization, None);
+        let s = data.shape;
+        let t = burn::tensor::Tensor::<4>::from_data(
+            burn::tensor::TensorData::new(imgs.images, [4, s.channels, s.height, s.width]),
+            &kiln_train::device(),
+        );
+        kiln_train::values(n.forward(&g, t, &mut bn).unwrap(), "logits").unwrap()
+    };
+    assert_eq!(x(&trained), x(&loaded));
+
+    // two epochs with --resume: one more is trained
+    let more = SupernetConfig {
+        epochs: 2,
+        ..config
+    };
+    let mut resumed = None;
+    let (_, m) = train(
+        &space(),
+        &data,
+        "mnist-5k test",
+        &more,
+        dir.path(),
+        true,
+        &mut |p| {
+            if let Progress::Resumed(n) = p {
+                resumed = Some(n)
+            }
+        },
+    )
+    .unwrap();
+    assert_eq!(resumed, Some(1));
+    assert_eq!(m.epochs.len(), 2);
+
+    // another data set is refused, naming it
+    let err = id
+        .check(
+            &SupernetIdentity {
+                data: "cifar-10".into(),
+                ..id.clone()
+            },
+            dir.path(),
+        )
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("another data"), "{err}");
+
+    // a damaged checkpoint is an error naming the file
+    std::fs::write(dir.path().join("supernet.safetensors"), b"not a checkpoint").unwrap();
+    let err = load(dir.path(), &kiln_train::device())
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("supernet.safetensors"), "{err}");
+}

@@ -1,0 +1,284 @@
+//! Training a supernet once: the sandwich rule with in-place distillation.
+
+use std::path::Path;
+use std::time::Instant;
+
+use burn::module::Module;
+use burn::nn::loss::CrossEntropyLossConfig;
+use burn::optim::{AdamConfig, GradientsParams};
+use burn::tensor::activation::{log_softmax, softmax};
+use burn::tensor::{Int, Tensor, TensorData};
+use kiln_data::{Augment, Dataset};
+use kiln_space::{Genome, Space};
+use rand::SeedableRng;
+use rand::seq::SliceRandom;
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+
+use crate::bn::BnContext;
+use crate::checkpoint::{SupernetIdentity, load, save};
+use crate::init::Seeded;
+use crate::judge::{JudgeSettings, judge};
+use crate::{SuperNet, SupernetError, largest, smallest};
+
+/// How a supernet is trained. `Default` is what `cargo xtask supernet train` uses.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SupernetConfig {
+    /// Passes over the training split.
+    pub epochs: usize,
+    /// Images per step (at least 2).
+    pub batch_size: usize,
+    /// Adam's peak learning rate (linear warm-up over the first 5% of steps, cosine decay
+    /// to 1% of it).
+    pub lr: f64,
+    /// Random sub-networks per step besides the largest and the smallest (BigNAS uses 2).
+    pub random_subnets: usize,
+    /// Largest random shift of a training image, pixels (0: none).
+    pub max_shift: usize,
+    /// Seeds the weights, the batch order, the shifts and the random sub-networks.
+    pub seed: u64,
+    /// Worker threads of the tensor kernels.
+    pub threads: usize,
+    /// Training images the batch-norm statistics of a judged sub-network are
+    /// recalibrated on.
+    pub recalibration_images: usize,
+}
+
+impl Default for SupernetConfig {
+    fn default() -> Self {
+        SupernetConfig {
+            epochs: 10,
+            batch_size: 32,
+            lr: 0.003,
+            random_subnets: 2,
+            max_shift: 2,
+            seed: 0,
+            threads: 1,
+            recalibration_images: 500,
+        }
+    }
+}
+
+impl SupernetConfig {
+    fn validate(&self) -> Result<(), SupernetError> {
+        let bad = |m: &str| Err(SupernetError::Config(m.into()));
+        if self.epochs == 0 {
+            return bad("epochs must be at least 1");
+        }
+        if self.batch_size < 2 {
+            return bad("batch_size must be at least 2 (batch norm needs two images)");
+        }
+        if !(self.lr.is_finite() && self.lr > 0.0) {
+            return bad("lr must be a positive number");
+        }
+        if self.threads == 0 {
+            return bad("threads must be at least 1");
+        }
+        Ok(())
+    }
+
+    fn lr_at(&self, step: usize, total: usize) -> f64 {
+        let warm = (total / 20).max(1);
+        if step < warm {
+            return self.lr * (0.1 + 0.9 * step as f64 / warm as f64);
+        }
+        let t = (step - warm) as f64 / (total - warm).max(1) as f64;
+        self.lr * (0.01 + 0.99 * 0.5 * (1.0 + (std::f64::consts::PI * t).cos()))
+    }
+}
+
+/// One epoch's figures. Accuracies are validation top-1 fractions of the largest and the
+/// smallest sub-network, inherited (batch norm recalibrated), measured here (`host`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EpochRecord {
+    /// 1-based.
+    pub epoch: usize,
+    /// Learning rate at the epoch's last step.
+    pub lr: f64,
+    /// Mean training loss per step (cross-entropy of the largest + distillation losses).
+    pub loss: f64,
+    /// Validation top-1 of the largest sub-network.
+    pub largest_top1: f64,
+    /// Validation top-1 of the smallest sub-network.
+    pub smallest_top1: f64,
+    /// Wall-clock seconds of the epoch's training steps (`host`).
+    pub seconds: f64,
+}
+
+/// `metrics.json` of a supernet.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct SupernetMetrics {
+    /// Where the figures were measured.
+    pub source: String,
+    /// What the accuracies are.
+    pub accuracy_kind: String,
+    /// Per epoch.
+    pub epochs: Vec<EpochRecord>,
+}
+
+/// Trains a supernet for `space` on `data` into `dir`, checkpointing after every epoch;
+/// with `resume`, continues from the checkpoint in `dir` (refused if it was trained for
+/// another space, input or data). `progress` hears every step (epoch, step, steps, loss)
+/// and every epoch's record. Returns the supernet (without autodiff) and its metrics.
+///
+/// Errors: bad settings; a checkpoint that does not match or cannot be read or written;
+/// a diverged loss; burn's errors.
+pub fn train(
+    space: &Space,
+    data: &Dataset,
+    data_identity: &str,
+    config: &SupernetConfig,
+    dir: &Path,
+    resume: bool,
+    progress: &mut (dyn FnMut(Progress) + Send),
+) -> Result<(SuperNet, SupernetMetrics), SupernetError> {
+    config.validate()?;
+    let identity = SupernetIdentity {
+        space: space.clone(),
+        input: kiln_train::input_spec(data),
+        data: data_identity.into(),
+        config: config.clone(),
+    };
+    kiln_train::with_threads(config.threads, || {
+        train_on_pool(&identity, data, dir, resume, progress)
+    })?
+}
+
+/// What [`train`] reports as it goes.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Progress {
+    /// A step finished.
+    Step {
+        /// 1-based epoch.
+        epoch: usize,
+        /// 1-based step of the epoch.
+        step: usize,
+        /// Steps per epoch.
+        steps: usize,
+        /// Mean loss of the epoch so far.
+        loss: f64,
+    },
+    /// An epoch finished and was checkpointed.
+    Epoch(EpochRecord),
+    /// Training resumed after this many epochs.
+    Resumed(usize),
+}
+
+fn train_on_pool(
+    identity: &SupernetIdentity,
+    data: &Dataset,
+    dir: &Path,
+    resume: bool,
+    progress: &mut (dyn FnMut(Progress) + Send),
+) -> Result<(SuperNet, SupernetMetrics), SupernetError> {
+    let config = &identity.config;
+    let ad = kiln_train::device().autodiff();
+    let (mut net, done, mut metrics) = if resume && dir.join("supernet.json").is_file() {
+        let (net, found, done, metrics) = load(dir, &ad)?;
+        found.check(identity, dir)?;
+        progress(Progress::Resumed(done));
+        (net, done, metrics)
+    } else {
+        let mut init = Seeded::new(config.seed);
+        let net = SuperNet::build(&identity.space, identity.input, &mut init, &ad)?;
+        (net, 0, SupernetMetrics::default())
+    };
+    metrics.source = "host".into();
+    metrics.accuracy_kind =
+        "inherited from the supernet, batch norm recalibrated, validation split".into();
+    let mut optim = AdamConfig::new().init();
+    let ce = CrossEntropyLossConfig::new().init(&ad);
+    let n = data.train.len();
+    let steps = if n % config.batch_size == 1 {
+        n / config.batch_size
+    } else {
+        n.div_ceil(config.batch_size)
+    };
+    let total = steps * config.epochs;
+    let (big, small) = (largest(&identity.space), smallest(&identity.space));
+    let augment = (config.max_shift > 0).then_some(Augment {
+        max_shift: config.max_shift,
+    });
+    for epoch in done + 1..=config.epochs {
+        // seeded per epoch, so a resumed run sees the batches it would have seen
+        let mut rng = ChaCha8Rng::seed_from_u64(config.seed ^ (epoch as u64) << 32);
+        let mut order: Vec<usize> = (0..n).collect();
+        order.shuffle(&mut rng);
+        let (started, mut loss_sum, mut lr) = (Instant::now(), 0.0, config.lr);
+        for (s, idx) in order.chunks(config.batch_size).take(steps).enumerate() {
+            lr = config.lr_at((epoch - 1) * steps + s, total);
+            let batch = data.train.batch(
+                idx,
+                &data.normalization,
+                augment.as_ref().map(|a| (a, &mut rng)),
+            );
+            let x = Tensor::<4>::from_data(
+                TensorData::new(
+                    batch.images,
+                    [
+                        idx.len(),
+                        data.shape.channels,
+                        data.shape.height,
+                        data.shape.width,
+                    ],
+                ),
+                &ad,
+            );
+            let labels: Vec<i64> = batch.labels.iter().map(|&l| l as i64).collect();
+            let y = Tensor::<1, Int>::from_data(TensorData::new(labels, [idx.len()]), &ad);
+            let mut bn = BnContext::batch();
+            let logits = net.forward(&big, x.clone(), &mut bn)?;
+            let mut loss = ce.forward(logits.clone(), y);
+            // in-place distillation: the others learn the largest's predictions
+            let teacher = softmax(logits.detach(), 1);
+            let mut students: Vec<Genome> = vec![small.clone()];
+            students.extend(
+                (0..config.random_subnets).map(|_| Genome::sample(&identity.space, &mut rng)),
+            );
+            for g in &students {
+                let out = net.forward(g, x.clone(), &mut bn)?;
+                let kd = (teacher.clone() * log_softmax(out, 1))
+                    .sum_dim(1)
+                    .mean()
+                    .neg();
+                loss = loss + kd;
+            }
+            let value: f32 = loss.clone().into_scalar();
+            if !value.is_finite() {
+                return Err(SupernetError::Diverged {
+                    epoch,
+                    batch: s + 1,
+                    loss: value,
+                });
+            }
+            let grads = GradientsParams::from_grads(loss.backward(), &net);
+            net = optim.step(lr, net, grads);
+            loss_sum += f64::from(value);
+            progress(Progress::Step {
+                epoch,
+                step: s + 1,
+                steps,
+                loss: loss_sum / (s + 1) as f64,
+            });
+        }
+        let seconds = started.elapsed().as_secs_f64();
+        let plain = net.valid();
+        let settings = JudgeSettings {
+            recalibration_images: config.recalibration_images,
+            ..JudgeSettings::default()
+        };
+        let record = EpochRecord {
+            epoch,
+            lr,
+            loss: loss_sum / steps.max(1) as f64,
+            largest_top1: judge(&plain, &big, data, &settings)?.top1,
+            smallest_top1: judge(&plain, &small, data, &settings)?.top1,
+            seconds,
+        };
+        metrics.epochs.push(record.clone());
+        save(dir, &plain, identity, epoch, &metrics)?;
+        progress(Progress::Epoch(record));
+    }
+    Ok((net.valid(), metrics))
+}
