@@ -574,10 +574,10 @@ fn contains_unsafe(text: &str) -> bool {
 }
 
 /// The command line stays a thin layer: flags, one library call, printing.
-/// 16 subcommands at about 140 lines each (clap flags with their `--help`
+/// 18 subcommands at about 130 lines each (clap flags with their `--help`
 /// text are most of it).
 #[test]
-fn xtask_stays_under_2200_lines() {
+fn xtask_stays_under_2400_lines() {
     let total: usize = sources()
         .iter()
         .filter(|p| p.starts_with(root().join("xtask/src")))
@@ -589,7 +589,7 @@ fn xtask_stays_under_2200_lines() {
         })
         .sum();
     assert!(
-        total < 2200,
+        total < 2400,
         "xtask/src holds {total} lines; move logic a library could own into kiln-pipeline"
     );
 }

@@ -19,6 +19,7 @@ mod run_onnx;
 mod search;
 mod sizes;
 mod space;
+mod supernet;
 mod targets;
 mod train;
 
@@ -67,6 +68,9 @@ enum Command {
     Flash(flash::Args),
     /// Binary sizes of the generated program (weights apart), optionally vs tract.
     Sizes(sizes::Args),
+    /// Weight sharing: train a supernet once, judge and export its sub-networks.
+    #[command(subcommand)]
+    Supernet(supernet::SupernetCommand),
     /// Latency lookup tables: build one per target, check it against whole networks.
     #[command(subcommand)]
     Lut(lut::LutCommand),
@@ -90,6 +94,7 @@ fn main() {
         Command::Flash(args) => flash::run(args),
         Command::Sizes(args) => sizes::run(args),
         Command::Lut(cmd) => lut::run(cmd),
+        Command::Supernet(cmd) => supernet::run(cmd),
     };
     if let Err(e) = result {
         eprintln!("error: {e:#}");

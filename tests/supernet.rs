@@ -1,0 +1,139 @@
+//! `cargo xtask supernet` as a user runs it: train a tiny supernet for one epoch on the
+//! bundled data, export a sub-network, and check the generated program's predictions
+//! against the supernet's; resume; bad input.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn xtask(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_xtask"))
+        .args(args)
+        .output()
+        .expect("xtask starts")
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "stdout:\n{}\nstderr:\n{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+fn tiny_space() -> String {
+    concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../tests/fixtures/tiny-space.toml"
+    )
+    .to_string()
+}
+
+fn train(dir: &Path, epochs: &str, extra: &[&str]) -> Output {
+    let mut args = vec![
+        "supernet",
+        "train",
+        "--space",
+        "",
+        "--epochs",
+        epochs,
+        "--train-limit",
+        "300",
+        "-o",
+        dir.to_str().unwrap(),
+    ];
+    let space = tiny_space();
+    args[3] = &space;
+    args.extend_from_slice(extra);
+    xtask(&args)
+}
+
+#[test]
+fn a_tiny_supernet_trains_resumes_and_its_exported_sub_network_agrees_with_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let net = dir.path().join("net");
+    let o = train(&net, "1", &[]);
+    assert!(o.status.success(), "{}", text(&o));
+    let metrics: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(net.join("metrics.json")).unwrap()).unwrap();
+    assert_eq!(metrics["epochs"].as_array().unwrap().len(), 1, "{metrics}");
+    assert_eq!(metrics["source"], "host");
+    assert!(
+        metrics["accuracy_kind"]
+            .as_str()
+            .unwrap()
+            .contains("inherited")
+    );
+
+    // a second epoch, resumed from the checkpoint
+    let o = train(&net, "2", &["--resume"]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("resumed after epoch 1"), "{}", text(&o));
+
+    // a sub-network exported and run through the generated program
+    let genome = dir.path().join("g.json");
+    let o = xtask(&["space", "sample", "--seed", "4", "--space", &tiny_space()]);
+    std::fs::write(&genome, &o.stdout).unwrap();
+    let model = dir.path().join("m.onnx");
+    let o = xtask(&[
+        "supernet",
+        "export",
+        "--supernet",
+        net.to_str().unwrap(),
+        "--genome",
+        genome.to_str().unwrap(),
+        "--train-limit",
+        "300",
+        "-o",
+        model.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("inherited"), "{}", text(&o));
+    let o = xtask(&["eval-onnx", model.to_str().unwrap(), "--train-limit", "300"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    let report: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+    // same parity bar as training: within 0.2 points of the supernet's own figure
+    let diff = report["difference_points"].as_f64().unwrap();
+    assert!(diff.abs() <= 0.2, "{}", text(&o));
+
+    // bad input: other data, a genome of another space, a damaged checkpoint
+    let o = xtask(&[
+        "supernet",
+        "export",
+        "--supernet",
+        net.to_str().unwrap(),
+        "--genome",
+        genome.to_str().unwrap(),
+        "--train-limit",
+        "200",
+        "-o",
+        model.to_str().unwrap(),
+    ]);
+    assert!(!o.status.success());
+    assert!(
+        text(&o).contains("trained for another data"),
+        "{}",
+        text(&o)
+    );
+    let other = dir.path().join("other.json");
+    let o = xtask(&["space", "sample", "--seed", "1"]);
+    std::fs::write(&other, &o.stdout).unwrap();
+    let o = xtask(&[
+        "supernet",
+        "export",
+        "--supernet",
+        net.to_str().unwrap(),
+        "--genome",
+        other.to_str().unwrap(),
+        "--train-limit",
+        "300",
+        "-o",
+        model.to_str().unwrap(),
+    ]);
+    assert!(!o.status.success());
+    assert!(text(&o).contains("other.json"), "{}", text(&o));
+    std::fs::write(net.join("supernet.json"), "{").unwrap();
+    let o = train(&net, "3", &["--resume"]);
+    assert!(!o.status.success());
+    assert!(text(&o).contains("supernet.json"), "{}", text(&o));
+}

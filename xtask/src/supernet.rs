@@ -1,0 +1,175 @@
+//! `cargo xtask supernet`: weight sharing (train once, judge and export sub-networks).
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use indicatif::{ProgressBar, ProgressStyle};
+use kiln_supernet::{JudgeSettings, Progress, SupernetConfig, SupernetIdentity};
+
+use crate::common::{DataArgs, load_space};
+
+/// Weight sharing: one supernet holding every choice of a space, trained once; any
+/// genome of the space judged (inherited accuracy) in a second, and exported.
+#[derive(clap::Subcommand)]
+pub enum SupernetCommand {
+    /// Train a supernet with the sandwich rule (largest, smallest and random
+    /// sub-networks each step) and in-place distillation from the largest. Writes
+    /// DIR/supernet.safetensors, supernet.json and metrics.json (per epoch: loss, the
+    /// largest's and the smallest's validation top-1, inherited) after every epoch;
+    /// `--resume` continues a killed run.
+    Train(TrainArgs),
+    /// Judge a genome's sub-network (batch norm recalibrated) and write its ONNX model
+    /// (inherited weights; the test top-1 in its metadata, so `eval-onnx` compares).
+    Export(ExportArgs),
+}
+
+/// `supernet train`.
+#[derive(clap::Args)]
+pub struct TrainArgs {
+    /// Search space file (default: spaces/mobile.toml).
+    #[arg(long)]
+    space: Option<PathBuf>,
+    #[command(flatten)]
+    data: DataArgs,
+    /// Passes over the training split.
+    #[arg(long, default_value_t = 10)]
+    epochs: usize,
+    /// Seed of the weights, batch order, shifts and random sub-networks.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Images per step.
+    #[arg(long, default_value_t = 32)]
+    batch_size: usize,
+    /// Adam's peak learning rate.
+    #[arg(long, default_value_t = 0.003)]
+    lr: f64,
+    /// Worker threads of the tensor kernels.
+    #[arg(long, default_value_t = 1)]
+    threads: usize,
+    /// Continue the checkpoint in DIR.
+    #[arg(long)]
+    resume: bool,
+    /// The supernet's folder.
+    #[arg(short = 'o', long = "out", value_name = "DIR")]
+    out: PathBuf,
+}
+
+/// `supernet export`.
+#[derive(clap::Args)]
+pub struct ExportArgs {
+    /// The supernet's folder (`supernet train -o DIR`).
+    #[arg(long, value_name = "DIR")]
+    supernet: PathBuf,
+    /// Genome JSON file of the supernet's space.
+    #[arg(long)]
+    genome: PathBuf,
+    #[command(flatten)]
+    data: DataArgs,
+    /// Where to write the model.
+    #[arg(short = 'o', long = "out", value_name = "MODEL.onnx")]
+    out: PathBuf,
+}
+
+pub fn run(cmd: SupernetCommand) -> Result<()> {
+    match cmd {
+        SupernetCommand::Train(a) => train(a),
+        SupernetCommand::Export(a) => export(a),
+    }
+}
+
+fn train(a: TrainArgs) -> Result<()> {
+    let space = load_space(a.space.as_deref())?;
+    let data = a.data.load()?;
+    let config = SupernetConfig {
+        epochs: a.epochs,
+        batch_size: a.batch_size,
+        lr: a.lr,
+        seed: a.seed,
+        threads: a.threads,
+        ..SupernetConfig::default()
+    };
+    let bar = ProgressBar::new(0);
+    bar.set_style(
+        ProgressStyle::with_template(
+            "epoch {prefix} [{elapsed_precise}] {bar:30} {pos}/{len} | {msg}",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    // a hidden bar (output not a terminal) drops println: log plainly then
+    let say = |line: String| {
+        if bar.is_hidden() {
+            eprintln!("{line}");
+        } else {
+            bar.println(line);
+        }
+    };
+    let report = |p: Progress| match p {
+        Progress::Step {
+            epoch,
+            step,
+            steps,
+            loss,
+        } => {
+            bar.set_prefix(format!("{epoch}/{}", config.epochs));
+            bar.set_length(steps as u64);
+            bar.set_position(step as u64);
+            bar.set_message(format!("loss {loss:.4}"));
+        }
+        Progress::Epoch(r) => say(format!(
+            "epoch {}: loss {:.4}, validation top-1 largest {:.2}%, smallest {:.2}% (inherited, \
+             host), {:.0} s",
+            r.epoch,
+            r.loss,
+            100.0 * r.largest_top1,
+            100.0 * r.smallest_top1,
+            r.seconds
+        )),
+        Progress::Resumed(done) => say(format!("resumed after epoch {done}")),
+    };
+    let mut report = report;
+    kiln_supernet::train(
+        &space,
+        &data,
+        &a.data.identity(),
+        &config,
+        &a.out,
+        a.resume,
+        &mut report,
+    )?;
+    bar.finish_and_clear();
+    println!("supernet: {}", a.out.display());
+    Ok(())
+}
+
+fn export(a: ExportArgs) -> Result<()> {
+    let device = kiln_train::device();
+    let (net, identity, epochs, _) = kiln_supernet::load(&a.supernet, &device)?;
+    let data = a.data.load()?;
+    let wanted = SupernetIdentity {
+        space: identity.space.clone(),
+        input: kiln_train::input_spec(&data),
+        data: a.data.identity(),
+        config: identity.config.clone(),
+    };
+    identity.check(&wanted, &a.supernet)?;
+    // the supernet's own space judges the genome: the one it was trained on
+    let genome = kiln_space::Genome::load(&a.genome, &identity.space)?;
+    let settings = JudgeSettings {
+        recalibration_images: identity.config.recalibration_images,
+        ..JudgeSettings::default()
+    };
+    let mut j = kiln_supernet::judge(&net, &genome, &data, &settings)?;
+    let (test, _) =
+        kiln_supernet::accuracy(&net, &genome, &mut j.bn, &data.test, &data, settings.batch)?;
+    let onnx = kiln_supernet::export_subnet(&net, &genome, &j.bn, &data, test)?;
+    std::fs::write(&a.out, onnx).with_context(|| format!("cannot write {}", a.out.display()))?;
+    println!(
+        "genome {}: validation top-1 {:.2}%, test top-1 {:.2}% (inherited from a supernet of \
+         {epochs} epochs, batch norm recalibrated; host); model {}",
+        genome.id(),
+        100.0 * j.top1,
+        100.0 * test,
+        a.out.display()
+    );
+    Ok(())
+}
