@@ -5,7 +5,7 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
-use kiln_data::{DEFAULT_SPLIT_SEED, Dataset, Source, SplitOptions};
+use kiln_data::{DEFAULT_SPLIT_SEED, Dataset, Fit, ImageOptions, Resolution, Source, SplitOptions};
 use kiln_space::{Genome, InputSpec, Space};
 
 /// The kiln checkout (spaces/, targets/, data/ live here).
@@ -110,7 +110,7 @@ impl InputArgs {
 #[derive(clap::Args, Debug, Clone)]
 pub struct DataArgs {
     /// A bundled data set: `mnist-5k` (5,000 MNIST digits in the repository: 4,000 train,
-    /// 1,000 test). Ignored when --idx or --cifar is given.
+    /// 1,000 test). Ignored when --idx, --cifar or --images is given.
     #[arg(long, value_enum, default_value = "mnist-5k")]
     pub data: BuiltinData,
     /// A directory of IDX files (MNIST, Fashion-MNIST): train-images-idx3-ubyte,
@@ -119,8 +119,21 @@ pub struct DataArgs {
     pub idx: Option<PathBuf>,
     /// A CIFAR-10 binary directory: data_batch_1.bin .. data_batch_5.bin and test_batch.bin
     /// (or the cifar-10-batches-bin folder the archive unpacks to).
-    #[arg(long, value_name = "DIR")]
+    #[arg(long, value_name = "DIR", conflicts_with = "images")]
     pub cifar: Option<PathBuf>,
+    /// PNG/JPEG images, a folder per class: DIR/<class>/*.jpg (20% of each class is held out as
+    /// test) or DIR/train/<class>/ and DIR/test/<class>/. Decoded once, cached in DIR/.kiln-cache.
+    #[arg(long, value_name = "DIR", conflicts_with = "idx")]
+    pub images: Option<PathBuf>,
+    /// --images: fit every image to HxW (default: the median size, longer side <= 224, multiples of 8).
+    #[arg(long, value_name = "HxW")]
+    pub resolution: Option<Resolution>,
+    /// --images: 1 (grey) or 3 (RGB) channels (default: 1 when every image is grey).
+    #[arg(long)]
+    pub channels: Option<usize>,
+    /// --images: `crop` (centre) or `letterbox` (black bars) images of another aspect ratio.
+    #[arg(long, default_value = "crop")]
+    pub fit: Fit,
     /// Share of the training images held out (stratified) as the validation split.
     #[arg(long, default_value_t = 0.1)]
     pub validation: f64,
@@ -141,35 +154,34 @@ pub enum BuiltinData {
 
 impl DataArgs {
     pub fn source(&self) -> Source {
-        match (&self.idx, &self.cifar) {
-            (Some(dir), _) => Source::Idx(dir.clone()),
-            (None, Some(dir)) => Source::Cifar10(dir.clone()),
-            (None, None) => match self.data {
+        let options = ImageOptions::new(self.resolution, self.channels, self.fit);
+        match (&self.idx, &self.cifar, &self.images) {
+            (Some(dir), _, _) => Source::Idx(dir.clone()),
+            (None, Some(dir), _) => Source::Cifar10(dir.clone()),
+            (None, None, Some(dir)) => Source::Images(dir.clone(), options),
+            (None, None, None) => match self.data {
                 BuiltinData::Mnist5k => Source::Mnist5k,
             },
         }
     }
 
-    /// The data's identity in a search journal: resuming with other data
-    /// is refused.
+    fn split(&self) -> SplitOptions {
+        let (seed, validation_fraction) = (self.split_seed, self.validation);
+        SplitOptions {
+            seed,
+            validation_fraction,
+            train_limit: self.train_limit,
+        }
+    }
+
+    /// The data's identity in a search journal: resuming with other data is refused.
     pub fn identity(&self) -> String {
-        format!(
-            "{} (validation {}, split seed {}, train limit {})",
-            self.source().name(),
-            self.validation,
-            self.split_seed,
-            self.train_limit.map_or("none".into(), |n| n.to_string())
-        )
+        self.source().identity(&self.split())
     }
 
     pub fn load(&self) -> Result<Dataset> {
-        let options = SplitOptions {
-            seed: self.split_seed,
-            validation_fraction: self.validation,
-            train_limit: self.train_limit,
-        };
         let source = self.source();
-        kiln_data::load(&source, &options)
+        kiln_data::load(&source, &self.split())
             .with_context(|| format!("loading data set {}", source.name()))
     }
 }

@@ -83,6 +83,8 @@ pub fn run(args: Args) -> Result<()> {
             report[format!("{engine}_top1")] = top1.into();
         }
     }
+    println!("per class: {}", r.per_class_line());
+    report["per_class"] = serde_json::to_value(&r.per_class)?;
     if let (Some(agree), Some(diff)) = (r.agreement, r.max_logit_difference) {
         println!(
             "kiln-runtime and tract agree on {} of {n} predictions; largest logit difference {diff:.2e}",

@@ -48,7 +48,7 @@ pub struct Args {
     #[arg(long)]
     pub space: Option<PathBuf>,
     #[command(flatten)]
-    pub data: DataArgs,
+    pub data: Box<DataArgs>,
     /// Stop after this many evaluated trials.
     #[arg(long, value_name = "N")]
     pub trials: Option<usize>,

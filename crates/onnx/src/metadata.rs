@@ -15,6 +15,9 @@ pub const GENOME_ID: &str = "kiln.genome_id";
 pub const GENOME: &str = "kiln.genome";
 /// The data set the model was trained on (its name, e.g. `mnist-5k`).
 pub const DATASET: &str = "kiln.dataset";
+/// The class names in output order (output `i` is class `names[i]`), as a JSON array of
+/// strings, e.g. `["cat","dog"]`.
+pub const CLASS_NAMES: &str = "kiln.class_names";
 /// How the input is fed (raw pixel values 0..255 as f32, NCHW).
 pub const INPUT: &str = "kiln.input";
 /// The input normalisation baked into the model, as JSON.

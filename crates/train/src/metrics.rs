@@ -78,6 +78,10 @@ pub struct Metrics {
     pub dataset: String,
     /// The network's input shape and class count.
     pub input: InputSpec,
+    /// The name of each class, in output order (`kiln_data::Dataset::class_names`); empty in
+    /// metrics written before class names were recorded.
+    #[serde(default)]
+    pub class_names: Vec<String>,
     /// The genome's content id (`kiln_space::Genome::id`), or the caller's label.
     pub genome_id: String,
     /// Trainable parameters (analytic, `kiln_space::Totals::params`).

@@ -39,9 +39,9 @@ pub fn raw_pixel_normalization(norm: &Normalization) -> kiln_onnx::Normalization
 }
 
 /// The ONNX model of a trained network, with metadata naming the genome, the data set,
-/// the input convention and burn's test top-1 (`kiln.genome_id`, `kiln.dataset`,
+/// the input convention, burn's test top-1 and the classes (`kiln.genome_id`, `kiln.dataset`,
 /// `kiln.input`, `kiln.normalization` as JSON, `kiln.test_top1` as a fraction with four
-/// decimals). Returns the bytes of a `.onnx` file (opset 17; input f32 `[1, C, H, W]` of raw
+/// decimals, `kiln.class_names` as a JSON array in output order, when known). Returns the bytes of a `.onnx` file (opset 17; input f32 `[1, C, H, W]` of raw
 /// pixels, output `[1, classes]` logits).
 ///
 /// Errors: as for [`onnx_weights`], and [`TrainError::Export`] when the exporter rejects the
@@ -51,7 +51,7 @@ pub fn export_onnx(trained: &Trained) -> Result<Vec<u8>, TrainError> {
     let norm = m.normalization.to_data();
     let normalization_json =
         serde_json::to_string(&m.normalization).map_err(|e| TrainError::Export(e.to_string()))?;
-    let options = ExportOptions {
+    let mut options = ExportOptions {
         normalization: Some(raw_pixel_normalization(&norm)),
         metadata: vec![
             (metadata::GENOME_ID.into(), m.genome_id.clone()),
@@ -61,6 +61,11 @@ pub fn export_onnx(trained: &Trained) -> Result<Vec<u8>, TrainError> {
             (metadata::TEST_TOP1.into(), format!("{:.4}", m.test_top1)),
         ],
     };
+    if !m.class_names.is_empty() {
+        let names =
+            serde_json::to_string(&m.class_names).map_err(|e| TrainError::Export(e.to_string()))?;
+        options.metadata.push((metadata::CLASS_NAMES.into(), names));
+    }
     let weights = onnx_weights(&trained.architecture, &trained.network)?;
     kiln_onnx::export(&trained.architecture, &weights, &options)
         .map_err(|e| TrainError::Export(e.to_string()))

@@ -240,6 +240,7 @@ fn train_on_pool(
         accuracy_engine: "burn (flex backend), eval mode".into(),
         dataset: data.name.clone(),
         input: arch.input,
+        class_names: data.class_names.clone(),
         genome_id: genome_id.to_string(),
         params: totals.params,
         macs: totals.macs,
