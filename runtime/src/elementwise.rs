@@ -113,6 +113,9 @@ pub enum BinaryOp {
     Max,
     /// The smaller of a and b (`f32::min`: a NaN operand yields the other).
     Min,
+    /// ONNX PRelu / LeakyRelu with slope b: `a * b` where `a < 0`, else `a`
+    /// (a NaN `a` stays NaN).
+    PRelu,
 }
 
 impl BinaryOp {
@@ -126,8 +129,15 @@ impl BinaryOp {
             BinaryOp::Div => a / b,
             BinaryOp::Max => a.max(b),
             BinaryOp::Min => a.min(b),
+            BinaryOp::PRelu => prelu(a, b),
         }
     }
+}
+
+/// `x * slope` for negative `x`, else `x`; NaN stays NaN.
+#[inline(always)]
+fn prelu(x: f32, slope: f32) -> f32 {
+    if x < 0.0 { x * slope } else { x }
 }
 
 macro_rules! per_op {
@@ -155,6 +165,10 @@ macro_rules! per_op {
             }
             BinaryOp::Min => {
                 let $f = |a: f32, b: f32| a.min(b);
+                $body
+            }
+            BinaryOp::PRelu => {
+                let $f = prelu;
                 $body
             }
         }
@@ -318,6 +332,7 @@ mod tests {
             BinaryOp::Div,
             BinaryOp::Max,
             BinaryOp::Min,
+            BinaryOp::PRelu,
         ];
         for op in ops {
             let mut out = [0.0; 6];
@@ -342,6 +357,17 @@ mod tests {
                 assert_eq!(rbc[i], op.apply(ch[i % 3], a[i]));
             }
         }
+    }
+
+    #[test]
+    fn prelu_scales_negatives_and_keeps_nan() {
+        let mut d = [-2.0, 0.0, 3.0, f32::NAN];
+        binary_broadcast_channel(BinaryOp::PRelu, &mut d, &[0.5, 2.0], true);
+        assert_eq!(d[..3], [-1.0, 0.0, 3.0]);
+        assert!(d[3].is_nan());
+        let mut s = [-4.0, 1.0];
+        binary_scalar(BinaryOp::PRelu, &mut s, 0.1, true);
+        assert_eq!(s, [-0.4, 1.0]);
     }
 
     #[test]

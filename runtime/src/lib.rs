@@ -47,7 +47,7 @@ pub use elementwise::{
     Activation, BinaryOp, activate, binary, binary_broadcast_channel, binary_inplace,
     binary_scalar, scale, softmax,
 };
-pub use moves::{concat, copy, downsample_nhwc, nchw_to_nhwc, nhwc_to_nchw, permute};
+pub use moves::{concat, copy, downsample_nhwc, nchw_to_nhwc, nhwc_to_nchw, permute, slice};
 pub use pool::{Pool2d, avg_pool2d, global_avg_pool, global_max_pool, max_pool2d};
 pub use text::{TextOut, parse_usize};
 pub use timing::{nearest_rank, sort_u64};

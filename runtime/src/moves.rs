@@ -103,6 +103,28 @@ pub fn concat(inputs: &[&[f32]], inners: &[usize], outer: usize, out: &mut [f32]
     }
 }
 
+/// A range of one axis: `x` viewed as `[outer][extent][inner]` (storage
+/// order), `out` as `[outer][end - start][inner]` holding
+/// `x[o][start..end][..]`. Channels `start..end` of an NHWC image have
+/// `outer = H * W`, `inner = 1`.
+///
+/// # Panics
+/// If `start > end`, or `x` or `out` is too short for those views.
+pub fn slice(
+    x: &[f32],
+    out: &mut [f32],
+    outer: usize,
+    extent: usize,
+    inner: usize,
+    start: usize,
+    end: usize,
+) {
+    let n = (end - start) * inner;
+    for o in 0..outer {
+        out[o * n..][..n].copy_from_slice(&x[(o * extent + start) * inner..][..n]);
+    }
+}
+
 /// Keeps every `stride_h`-th row and `stride_w`-th column of an NHWC image,
 /// starting at 0: `out[oy][ox][..] = x[oy * stride_h][ox * stride_w][..]`.
 ///
@@ -169,6 +191,15 @@ mod tests {
         let mut out = [0.0; 6];
         concat(&[&a, &b], &[2, 1], 2, &mut out);
         assert_eq!(out, [1.0, 2.0, 9.0, 3.0, 4.0, 8.0]);
+    }
+
+    #[test]
+    fn slice_keeps_a_range_of_the_middle_axis() {
+        let x: [f32; 24] = core::array::from_fn(|i| i as f32); // [2][4][3]
+        let mut out = [0.0; 12];
+        slice(&x, &mut out, 2, 4, 3, 1, 3);
+        assert_eq!(out[..6], [3.0, 4.0, 5.0, 6.0, 7.0, 8.0]);
+        assert_eq!(out[6..], [15.0, 16.0, 17.0, 18.0, 19.0, 20.0]);
     }
 
     #[test]

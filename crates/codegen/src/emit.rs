@@ -83,6 +83,7 @@ fn binop(op: BinaryOp) -> &'static str {
         BinaryOp::Div => "rt::BinaryOp::Div",
         BinaryOp::Max => "rt::BinaryOp::Max",
         BinaryOp::Min => "rt::BinaryOp::Min",
+        BinaryOp::PRelu => "rt::BinaryOp::PRelu",
     }
 }
 
@@ -189,6 +190,7 @@ impl Emitter<'_> {
             OpKind::Reshape => self.reshape(op)?,
             OpKind::Transpose { perm } => self.transpose(op, perm)?,
             OpKind::Concat { axis } => self.concat(op, *axis)?,
+            OpKind::Slice { axis, start, end } => self.slice_op(op, *axis, *start, *end)?,
             OpKind::Downsample { stride } => self.downsample(op, *stride)?,
         };
         self.line(op, &code);

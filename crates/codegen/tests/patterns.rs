@@ -82,9 +82,98 @@ fn reshape_matmul_add() -> Case {
     })
 }
 
+/// Darknet / YOLO exports: every conv followed by LeakyRelu (alpha 0.1).
+fn leaky_relu() -> Case {
+    case("conv_leaky_relu", &[1, 3, 7, 6], |g| {
+        conv3x3(g, "c", ("x", "c"), 3, 4);
+        g.node(
+            "leaky",
+            "LeakyRelu",
+            &["c"],
+            &["y"],
+            vec![Attribute::float("alpha", 0.1)],
+        );
+    })
+}
+
+/// PyTorch's `nn.PReLU(C)` exports a slope of shape `[C, 1, 1]`, `nn.PReLU()`
+/// one of shape `[1]` (face and super-resolution models use both).
+fn prelu() -> Case {
+    case("conv_prelu_channel_scalar", &[1, 2, 6, 6], |g| {
+        conv3x3(g, "c", ("x", "c"), 2, 5);
+        g.initializer("slope", &[5, 1, 1], &values(5, 41));
+        g.node("p", "PRelu", &["c", "slope"], &["p"], vec![]);
+        conv3x3(g, "c2", ("p", "c2"), 5, 3);
+        g.initializer("s1", &[1], &[0.25]);
+        g.node("p2", "PRelu", &["c2", "s1"], &["y"], vec![]);
+    })
+}
+
+/// ShuffleNetV2's unit: Split of the channels into halves, one half through
+/// a branch, Concat back.
+fn split_concat() -> Case {
+    case("split_branch_concat", &[1, 6, 5, 5], |g| {
+        g.node(
+            "split",
+            "Split",
+            &["x"],
+            &["a", "b"],
+            vec![Attribute::int("axis", 1)],
+        );
+        conv3x3(g, "branch", ("b", "bc"), 3, 3);
+        g.node("r", "Relu", &["bc"], &["br"], vec![]);
+        g.node(
+            "cat",
+            "Concat",
+            &["a", "br"],
+            &["y"],
+            vec![Attribute::int("axis", 1)],
+        );
+    })
+}
+
+/// tf2onnx keeps TensorFlow's channels-last layout: an NHWC input,
+/// Transpose(0,3,1,2) before each Conv, Transpose(0,2,3,1) after it; tract
+/// folds the transposes into channels-last convolutions.
+fn nhwc_transposes() -> Case {
+    case("nhwc_transpose_conv", &[1, 7, 6, 3], |g| {
+        g.node(
+            "to_nchw",
+            "Transpose",
+            &["x"],
+            &["t"],
+            vec![Attribute::ints("perm", &[0, 3, 1, 2])],
+        );
+        conv3x3(g, "c", ("t", "c"), 3, 4);
+        g.node("r", "Relu", &["c"], &["r"], vec![]);
+        g.initializer("pw", &[2, 4, 1, 1], &values(8, 43));
+        g.node(
+            "pwc",
+            "Conv",
+            &["r", "pw"],
+            &["p"],
+            vec![Attribute::ints("kernel_shape", &[1, 1])],
+        );
+        g.node(
+            "to_nhwc",
+            "Transpose",
+            &["p"],
+            &["y"],
+            vec![Attribute::ints("perm", &[0, 2, 3, 1])],
+        );
+    })
+}
+
 #[test]
 fn exported_patterns_match_tract() {
-    let cases = vec![flatten_gemm(), reshape_matmul_add()];
+    let cases = vec![
+        flatten_gemm(),
+        reshape_matmul_add(),
+        leaky_relu(),
+        prelu(),
+        split_concat(),
+        nhwc_transposes(),
+    ];
     let results = run_bundle("patterns", &cases);
     for (n, e) in &results {
         eprintln!("{n:<28} max abs err {e:.2e}");

@@ -135,6 +135,9 @@ pub enum BinaryOp {
     Max,
     /// `min(lhs, rhs)`.
     Min,
+    /// ONNX PRelu / LeakyRelu: `lhs * rhs` where `lhs < 0`, else `lhs` (a
+    /// NaN `lhs` stays NaN); `rhs` is the slope.
+    PRelu,
 }
 
 /// How the second operand of a binary op lines up with the first (`data`).
@@ -269,6 +272,17 @@ pub enum OpKind {
     Transpose {
         /// Permutation of the logical axes (as ONNX Transpose's `perm`).
         perm: Vec<usize>,
+    },
+    /// The elements `start..end` of logical axis `axis` (ONNX Slice with
+    /// step 1, and each output of Split); input and output share their
+    /// storage convention.
+    Slice {
+        /// Logical (ONNX) axis, e.g. 1 for the channels of `[1, C, H, W]`.
+        axis: usize,
+        /// First index kept.
+        start: usize,
+        /// One past the last index kept.
+        end: usize,
     },
     /// Every `stride`-th row / column of an image (from stride-2 1x1 convs).
     Downsample {
@@ -466,6 +480,7 @@ impl fmt::Display for OpKind {
             OpKind::Concat { axis } => write!(f, "concat axis {axis}"),
             OpKind::Reshape => write!(f, "reshape"),
             OpKind::Transpose { perm } => write!(f, "transpose {perm:?}"),
+            OpKind::Slice { axis, start, end } => write!(f, "slice axis {axis} {start}..{end}"),
             OpKind::Downsample { stride } => write!(f, "downsample {}x{}", stride[0], stride[1]),
         }
     }

@@ -7,11 +7,21 @@ use kiln_ir::{Activation, BinaryOp, Graph, OpKind, Operand};
 /// Runs all rewrites until none applies.
 pub(crate) fn fuse(g: &mut Graph) {
     loop {
-        let changed = clip_from_max_min(g) | fold_into_producer(g);
+        let changed = drop_unread(g) | clip_from_max_min(g) | fold_into_producer(g);
         if !changed {
             break;
         }
     }
+}
+
+/// Removes ops whose output nothing reads (e.g. the multiplication tract
+/// wires for PRelu's negative branch once the PRelu reads its operand).
+fn drop_unread(g: &mut Graph) -> bool {
+    let counts = g.consumer_counts();
+    let before = g.ops.len();
+    g.ops
+        .retain(|op| counts[op.output] > 0 || matches!(op.kind, OpKind::Input));
+    g.ops.len() != before
 }
 
 /// Max(x, a) -> Clip{a, inf}, Min(x, b) -> Clip{-inf, b}; Clip{0, inf} -> Relu.
@@ -215,7 +225,7 @@ fn fold_affine(
                 row.iter_mut().for_each(|v| *v *= f[o]);
             }
         }
-        BinaryOp::Max | BinaryOp::Min => return None,
+        BinaryOp::Max | BinaryOp::Min | BinaryOp::PRelu => return None,
     }
     let name = format!("{}.folded_bias", g.constants[weight].name);
     Some(g.add_constant(name, vec![n], b))

@@ -18,11 +18,13 @@ use std::path::Path;
 pub use kiln_ir::Graph;
 
 /// The ONNX operations (after tract's decluttering) kiln can lower.
-pub const SUPPORTED: &str = "Conv (any kernel, stride, dilation, padding, groups), Gemm/MatMul with constant weights, \
-BatchNormalization after Conv, Relu, Clip, HardSwish, HardSigmoid, Sigmoid, Add, Sub, Mul, Div, Max, Min \
-(same shape, per-channel or scalar operands), MaxPool, AveragePool, GlobalAveragePool, GlobalMaxPool, \
-ReduceMean/ReduceSum/ReduceMax over H and W, Softmax, Concat, Flatten, Reshape, Transpose, Squeeze, Unsqueeze, \
-Identity, Constant";
+pub const SUPPORTED: &str = "Conv (any kernel, stride, dilation, padding, groups; NCHW, or NHWC between \
+tf2onnx's Transposes), Gemm/MatMul with constant weights (any transB, alpha, beta; also over a whole \
+Flatten'ed or Reshape'd CxHxW map), BatchNormalization after Conv, Relu, Clip, LeakyRelu, PRelu (per-channel \
+or scalar slope), HardSwish, HardSigmoid, Sigmoid, Add, Sub, Mul, Div, Max, Min (same shape, per-channel or \
+scalar operands, constants that broadcast), MaxPool, AveragePool, GlobalAveragePool, GlobalMaxPool, \
+ReduceMean/ReduceSum/ReduceMax over H and W, Softmax, Concat, Split, Slice (step 1), Flatten, Reshape, \
+Transpose, Squeeze, Unsqueeze, Identity, Constant";
 
 /// What went wrong while lowering. Every variant names the model
 /// (`source_name`: the path, or the name given to [`lower_bytes`]).

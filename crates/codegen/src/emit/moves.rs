@@ -116,6 +116,36 @@ impl Emitter<'_> {
         ))
     }
 
+    /// Indices `start..end` of logical `axis`: in storage order the input is
+    /// `[outer][extent][inner]` around that axis.
+    pub(super) fn slice_op(
+        &mut self,
+        op: &Op,
+        axis: usize,
+        start: usize,
+        end: usize,
+    ) -> Result<String, CodegenError> {
+        let g = self.graph;
+        let (x, y) = (op.inputs[0], op.output);
+        let xt = &g.tensors[x];
+        let s = xt.storage_axes();
+        if s != g.tensors[y].storage_axes() || start > end || end > xt.shape[axis] {
+            return Err(Self::unsupported(op, "slice changes the storage order"));
+        }
+        let pos = s
+            .iter()
+            .position(|a| *a == axis)
+            .ok_or_else(|| Self::unsupported(op, "slice axis out of range"))?;
+        let outer: usize = s[..pos].iter().map(|a| xt.shape[*a]).product();
+        let inner: usize = s[pos + 1..].iter().map(|a| xt.shape[*a]).product();
+        self.kernels.insert("slice");
+        Ok(format!(
+            "{{ {} rt::slice(x, y, {outer}, {}, {inner}, {start}, {end}); }}",
+            self.io1(x, y),
+            xt.shape[axis]
+        ))
+    }
+
     /// Every `stride`-th row and column of an image.
     pub(super) fn downsample(
         &mut self,

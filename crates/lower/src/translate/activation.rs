@@ -1,28 +1,38 @@
-//! Element-wise activations tract keeps as their own ops (Sigmoid, HardSwish)
-//! and Softmax. ReLU and Clip arrive as Max/Min with constants and go through
+//! Element-wise activations tract keeps as their own ops (Sigmoid, HardSwish,
+//! LeakyRelu) and Softmax. ReLU and Clip arrive as Max/Min with constants and go through
 //! [`super::binary`]; fusion turns them into activations afterwards.
 
-use kiln_ir::{Activation, OpKind};
+use kiln_ir::{Activation, BinaryOp, OpKind, Operand};
 use tract_onnx::prelude::*;
 use tract_onnx::tract_core::ops::element_wise::ElementWiseOp;
-use tract_onnx::tract_core::ops::nn::{Softmax, SoftmaxKind};
+use tract_onnx::tract_core::ops::nn::{LeakyRelu, Softmax, SoftmaxKind};
 
 use super::Translator;
 use crate::LowerError;
 
 impl Translator<'_> {
-    /// Sigmoid or HardSwish -> [`OpKind::Activation`].
+    /// Sigmoid or HardSwish -> [`OpKind::Activation`]; LeakyRelu -> a
+    /// [`BinaryOp::PRelu`] with a scalar slope.
     pub(super) fn element_wise(
         &mut self,
         node: &TypedNode,
         e: &ElementWiseOp,
     ) -> Result<(), LowerError> {
+        let x = self.act_input(node, 0)?;
+        if let Some(l) = e.0.downcast_ref::<LeakyRelu>() {
+            let kind = OpKind::Binary {
+                op: BinaryOp::PRelu,
+                rhs: Operand::Scalar(l.alpha),
+                data_is_lhs: true,
+            };
+            self.emit(node, kind, vec![x])?;
+            return Ok(());
+        }
         let act = match e.0.name().as_ref() {
             "Sigmoid" => Activation::Sigmoid,
             "HardSwish" => Activation::HardSwish,
             other => return Err(self.unsupported(node, format!("element-wise {other}"))),
         };
-        let x = self.act_input(node, 0)?;
         self.emit(node, OpKind::Activation(act), vec![x])?;
         Ok(())
     }

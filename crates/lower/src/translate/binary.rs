@@ -32,6 +32,39 @@ fn per_channel(out: &kiln_ir::Tensor, s: &[usize]) -> bool {
         .all(|(i, d)| *d == 1 || i as isize + offset == chan as isize)
 }
 
+/// `vals` of shape `from` broadcast (numpy rules) to shape `to`, row-major;
+/// `None` when the shapes do not broadcast.
+fn broadcast(vals: &[f32], from: &[usize], to: &[usize]) -> Option<Vec<f32>> {
+    if from.len() > to.len() {
+        return None;
+    }
+    let pad = to.len() - from.len();
+    let mut strides = vec![0usize; to.len()];
+    let mut s = 1;
+    for i in (0..from.len()).rev() {
+        let (f, t) = (from[i], to[i + pad]);
+        if f != t && f != 1 {
+            return None;
+        }
+        strides[i + pad] = if f == 1 { 0 } else { s };
+        s *= f;
+    }
+    let n: usize = to.iter().product();
+    let mut out = Vec::with_capacity(n);
+    let mut idx = vec![0usize; to.len()];
+    for _ in 0..n {
+        out.push(vals[idx.iter().zip(&strides).map(|(i, s)| i * s).sum::<usize>()]);
+        for a in (0..to.len()).rev() {
+            idx[a] += 1;
+            if idx[a] < to[a] {
+                break;
+            }
+            idx[a] = 0;
+        }
+    }
+    Some(out)
+}
+
 impl Translator<'_> {
     /// Add, Sub, Mul, Div, Max, Min of a tensor and a tensor or constant.
     pub(super) fn binary(&mut self, node: &TypedNode, b: &TypedBinOp) -> Result<(), LowerError> {
@@ -87,7 +120,8 @@ impl Translator<'_> {
     }
 
     /// The constant operand `k` against the run-time tensor `x`: a scalar, a
-    /// per-channel constant `[C]` or a constant of the output's shape.
+    /// per-channel constant `[C]` or a constant of the output's shape (any
+    /// other broadcastable constant is expanded to that shape).
     fn const_operand(
         &mut self,
         node: &TypedNode,
@@ -115,6 +149,10 @@ impl Translator<'_> {
         } else if same_storage(&shape_only(ks.clone()), out_t) {
             let shape = out_t.shape.clone();
             Ok(Operand::Const(self.graph.add_constant(name, shape, vals)))
+        } else if let Some(full) = broadcast(&vals, &ks, &out_t.shape) {
+            // e.g. a conv bias [1, 1, 1, C] over a channels-last [1, H, W, C]
+            let shape = out_t.shape.clone();
+            Ok(Operand::Const(self.graph.add_constant(name, shape, full)))
         } else {
             Err(self.unsupported(
                 node,

@@ -4,6 +4,7 @@
 use kiln_ir::{Activation, Conv, OpKind};
 use tract_onnx::prelude::*;
 use tract_onnx::tract_core::ops::cnn::{Conv as TractConv, KernelFormat, PoolSpec};
+use tract_onnx::tract_core::ops::nn::DataFormat;
 
 use super::{Translator, Value, image_format};
 use crate::LowerError;
@@ -57,7 +58,9 @@ fn to_oihw(raw: Vec<f32>, fmt: KernelFormat, [co, cig, kh, kw]: [usize; 4]) -> V
 }
 
 impl Translator<'_> {
-    /// A 2-D convolution with constant weights over an NCHW image.
+    /// A 2-D convolution with constant weights over an NCHW image, or over a
+    /// channels-last `[1, H, W, C]` one (tract folds tf2onnx's input
+    /// Transpose into the conv) between two transposes.
     pub(super) fn conv(&mut self, node: &TypedNode, conv: &TractConv) -> Result<(), LowerError> {
         if conv.q_params.is_some() {
             return Err(self.unsupported(node, "quantized convolution"));
@@ -65,9 +68,37 @@ impl Translator<'_> {
         let spec = &conv.pool_spec;
         let x = self.act_input(node, 0)?;
         let shape = self.graph.tensors[x].shape.clone();
-        if !image_format(spec.data_format, &shape) || spec.kernel_shape.len() != 2 {
-            return Err(self.unsupported(node, "only 2-D convolution over NCHW images"));
+        let channels_last = spec.data_format == DataFormat::NHWC
+            && shape.len() == 4
+            && shape[0] == 1
+            && spec.kernel_shape.len() == 2;
+        if channels_last {
+            let ir = self.conv_params(node, conv, &shape[1..3])?;
+            return self.channels_last(node, OpKind::Conv(ir), x);
         }
+        if !image_format(spec.data_format, &shape) || spec.kernel_shape.len() != 2 {
+            return Err(self.unsupported(
+                node,
+                format!(
+                    "only 2-D convolution over NCHW or NHWC images ({:?} input {shape:?})",
+                    spec.data_format
+                ),
+            ));
+        }
+        let ir = self.conv_params(node, conv, &shape[shape.len() - 2..])?;
+        self.emit(node, OpKind::Conv(ir), vec![x])?;
+        Ok(())
+    }
+
+    /// The IR conv of `conv` over an image of spatial size `hw`: weights in
+    /// OIHW, explicit padding, the bias (a zero bias dropped).
+    fn conv_params(
+        &mut self,
+        node: &TypedNode,
+        conv: &TractConv,
+        hw: &[usize],
+    ) -> Result<Conv, LowerError> {
+        let spec = &conv.pool_spec;
         let Value::Const(kernel) = self.value(node, 1)? else {
             return Err(self.unsupported(node, "weights are computed at run time"));
         };
@@ -86,7 +117,7 @@ impl Translator<'_> {
         }
         let oihw = to_oihw(raw, conv.kernel_fmt, [co, ci / g, kh, kw]);
         let bias = self.conv_bias(node, co)?;
-        let window = Window::new(spec, &shape[shape.len() - 2..]);
+        let window = Window::new(spec, hw);
         let weight = self.graph.add_constant(
             format!("{}.weight", node.name),
             vec![co, ci / g, kh, kw],
@@ -96,7 +127,7 @@ impl Translator<'_> {
             self.graph
                 .add_constant(format!("{}.bias", node.name), vec![co], b)
         });
-        let ir = Conv {
+        Ok(Conv {
             kernel: [kh, kw],
             stride: window.stride,
             dilation: window.dilation,
@@ -107,9 +138,7 @@ impl Translator<'_> {
             weight,
             bias,
             act: Activation::None,
-        };
-        self.emit(node, OpKind::Conv(ir), vec![x])?;
-        Ok(())
+        })
     }
 
     /// The conv's bias (input 2) as `co` values; `None` when absent or all

@@ -112,6 +112,21 @@ impl Translator<'_> {
             }
             _ => false,
         };
+        // tf2onnx's `[1, H, W, C]` maps: the last axis is contracted
+        let channels_last = x_shape.len() == 4
+            && x_shape[0] == 1
+            && out_shape.len() == 4
+            && x_shape[1..3] == out_shape[1..3]
+            && c.k.len() == 1
+            && c.k[0].0 == 3
+            && c.no == 3;
+        if channels_last && !pointwise {
+            let (k, kw) = (x_shape[3], c.k[0].1);
+            let nk = weight_nk(&data, &w_shape, c.nw, &[(k, w_strides[kw])]);
+            let weight = format!("{}.weight", node.name);
+            let weight = self.graph.add_constant(weight, vec![n, k, 1, 1], nk);
+            return self.channels_last(node, pointwise_conv(weight, k, n), x);
+        }
         let contracted: usize = c.k.iter().map(|(kx, _)| x_shape[*kx]).product();
         let weight_name = format!("{}.weight", node.name);
         let kind = if pointwise {

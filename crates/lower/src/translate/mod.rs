@@ -4,8 +4,9 @@
 //! walks the model in tract's eval order and hands each node to the function
 //! for its op kind: [`conv`] (Conv), [`einsum`] (1x1 convs and dense layers),
 //! [`binary`] (element-wise binary ops), [`pool`] (pools and reductions),
-//! [`activation`] (element-wise activations, Softmax) and [`shape`] (axis
-//! ops, copies, Concat, Downsample). Constants are never translated on their
+//! [`activation`] (element-wise activations, Softmax), [`select`] (Iff on
+//! a comparison with a constant: PRelu) and [`shape`] (axis ops, copies,
+//! Concat, Slice, Downsample). Constants are never translated on their
 //! own: they are read from the facts where a node uses them.
 
 mod activation;
@@ -14,6 +15,7 @@ mod conv;
 mod einsum;
 mod load;
 mod pool;
+mod select;
 mod shape;
 #[cfg(test)]
 mod tests;
@@ -24,7 +26,7 @@ use std::sync::Arc;
 use kiln_ir::{Graph, OpKind, TensorId};
 use tract_onnx::prelude::*;
 use tract_onnx::tract_core::ops::Downsample;
-use tract_onnx::tract_core::ops::array::TypedConcat;
+use tract_onnx::tract_core::ops::array::{Slice, TypedConcat};
 use tract_onnx::tract_core::ops::binary::TypedBinOp;
 use tract_onnx::tract_core::ops::cast::Cast;
 use tract_onnx::tract_core::ops::change_axes::AxisOp;
@@ -33,6 +35,7 @@ use tract_onnx::tract_core::ops::einsum::EinSum;
 use tract_onnx::tract_core::ops::element_wise::ElementWiseOp;
 use tract_onnx::tract_core::ops::identity::Identity;
 use tract_onnx::tract_core::ops::konst::Const;
+use tract_onnx::tract_core::ops::logic::Iff;
 use tract_onnx::tract_core::ops::nn::{DataFormat, Reduce, Softmax};
 use tract_onnx::tract_core::ops::source::TypedSource;
 
@@ -134,6 +137,9 @@ impl Translator<'_> {
             self.conv(node, conv)
         } else if let Some(e) = op.downcast_ref::<EinSum>() {
             self.einsum(node, e)
+        } else if self.is_condition(node) {
+            // read by the Iff that uses it (see select.rs)
+            Ok(())
         } else if let Some(b) = op.downcast_ref::<TypedBinOp>() {
             self.binary(node, b)
         } else if let Some(e) = op.downcast_ref::<ElementWiseOp>() {
@@ -158,6 +164,10 @@ impl Translator<'_> {
             self.softmax(node, s)
         } else if let Some(d) = op.downcast_ref::<Downsample>() {
             self.downsample(node, d)
+        } else if let Some(s) = op.downcast_ref::<Slice>() {
+            self.slice(node, s)
+        } else if op.is::<Iff>() {
+            self.iff(node)
         } else {
             Err(self.unsupported(node, "no kiln kernel for this operation"))
         }
@@ -228,6 +238,62 @@ impl Translator<'_> {
             ));
         }
         dims(fact).ok_or_else(|| self.unsupported(node, "output shape is not static"))
+    }
+
+    /// Appends an op writing a new tensor of logical `shape` that no tract
+    /// outlet names: a step kiln adds inside one node (the transposes around
+    /// a channels-last convolution). Named after the node and `suffix`.
+    fn push(
+        &mut self,
+        node: &TypedNode,
+        suffix: &str,
+        (kind, inputs): (OpKind, Vec<TensorId>),
+        shape: Vec<usize>,
+    ) -> TensorId {
+        let out = self
+            .graph
+            .add_tensor(format!("{}.{suffix}", node.name), shape);
+        self.graph.ops.push(kiln_ir::Op {
+            node: node.name.clone(),
+            kind,
+            inputs,
+            output: out,
+        });
+        out
+    }
+
+    /// Emits `kind` for a node whose input `x` and output are channels-last
+    /// `[1, H, W, C]` (tf2onnx's layout, which tract keeps): `x` is
+    /// transposed to `[1, C, H, W]`, `kind` computes the `[1, C', H', W']`
+    /// image, and that is transposed back into the node's output.
+    fn channels_last(
+        &mut self,
+        node: &TypedNode,
+        kind: OpKind,
+        x: TensorId,
+    ) -> Result<(), LowerError> {
+        let xs = self.graph.tensors[x].shape.clone();
+        let os = self.output_shape(node)?;
+        let nchw = self.push(
+            node,
+            "nchw",
+            (
+                OpKind::Transpose {
+                    perm: vec![0, 3, 1, 2],
+                },
+                vec![x],
+            ),
+            vec![1, xs[3], xs[1], xs[2]],
+        );
+        let y = self.push(node, "op", (kind, vec![nchw]), vec![1, os[3], os[1], os[2]]);
+        self.emit(
+            node,
+            OpKind::Transpose {
+                perm: vec![0, 2, 3, 1],
+            },
+            vec![y],
+        )?;
+        Ok(())
     }
 
     /// Appends the op computing `node`'s output 0 and records that tensor.

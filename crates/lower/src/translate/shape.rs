@@ -1,13 +1,14 @@
 //! Ops that move or select elements without arithmetic: axis ops (reshape,
-//! transpose), Identity and f32 casts (copies), Concat and Downsample.
+//! transpose), Identity and f32 casts (copies), Concat, Slice and Downsample.
 
 use kiln_ir::OpKind;
 use tract_onnx::prelude::*;
+use tract_onnx::tract_core::internal::DimLike;
 use tract_onnx::tract_core::ops::Downsample;
-use tract_onnx::tract_core::ops::array::TypedConcat;
+use tract_onnx::tract_core::ops::array::{Slice, TypedConcat};
 use tract_onnx::tract_core::ops::change_axes::AxisOp;
 
-use super::Translator;
+use super::{Translator, shape_only};
 use crate::LowerError;
 
 impl Translator<'_> {
@@ -42,6 +43,33 @@ impl Translator<'_> {
             .map(|i| self.act_input(node, i))
             .collect::<Result<Vec<_>, _>>()?;
         self.emit(node, OpKind::Concat { axis: c.axis }, inputs)?;
+        Ok(())
+    }
+
+    /// A range of one axis (ONNX Slice with step 1; tract writes each
+    /// output of a Split as one).
+    pub(super) fn slice(&mut self, node: &TypedNode, s: &Slice) -> Result<(), LowerError> {
+        let x = self.act_input(node, 0)?;
+        let range = (s.start.to_usize(), s.end.to_usize());
+        let (Ok(start), Ok(end)) = range else {
+            return Err(self.unsupported(node, "slice bounds are not constant"));
+        };
+        let out = shape_only(self.output_shape(node)?);
+        if out.storage_axes() != self.graph.tensors[x].storage_axes() {
+            return Err(self.unsupported(
+                node,
+                format!(
+                    "slice of axis {} from {:?} changes kiln's storage order",
+                    s.axis, self.graph.tensors[x].shape
+                ),
+            ));
+        }
+        let kind = OpKind::Slice {
+            axis: s.axis,
+            start,
+            end,
+        };
+        self.emit(node, kind, vec![x])?;
         Ok(())
     }
 
