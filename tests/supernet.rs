@@ -96,6 +96,56 @@ fn a_tiny_supernet_trains_resumes_and_its_exported_sub_network_agrees_with_it() 
     let diff = report["difference_points"].as_f64().unwrap();
     assert!(diff.abs() <= 0.2, "{}", text(&o));
 
+    // a search whose candidates inherit from it: built and measured, not trained
+    let run = dir.path().join("run");
+    let o = xtask(&[
+        "search",
+        "--target",
+        "jetson",
+        "--space",
+        &tiny_space(),
+        "--supernet",
+        net.to_str().unwrap(),
+        "--trials",
+        "3",
+        "--train-limit",
+        "300",
+        "--lut",
+        "off",
+        "-o",
+        run.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(
+        text(&o).contains("inherit weights and accuracy"),
+        "{}",
+        text(&o)
+    );
+    let csv = std::fs::read_to_string(run.join("trials.csv")).unwrap();
+    let rows: Vec<&str> = csv.lines().skip(1).collect();
+    assert!(rows.iter().any(|r| r.contains(",done,")), "{csv}");
+    for row in rows.iter().filter(|r| r.contains(",done,")) {
+        assert!(row.contains("inherited from the supernet"), "{row}");
+    }
+    assert!(run.join("front.json").is_file());
+    // the same search with another supernet folder is another run
+    let o = xtask(&[
+        "search",
+        "--target",
+        "jetson",
+        "--space",
+        &tiny_space(),
+        "--trials",
+        "4",
+        "--train-limit",
+        "300",
+        "--resume",
+        "-o",
+        run.to_str().unwrap(),
+    ]);
+    assert!(!o.status.success());
+    assert!(text(&o).contains("evaluator"), "{}", text(&o));
+
     // bad input: other data, a genome of another space, a damaged checkpoint
     let o = xtask(&[
         "supernet",

@@ -99,6 +99,11 @@ pub struct Args {
     /// run; `cargo xtask lut build` writes it). `off` uses none.
     #[arg(long, value_name = "FILE | off")]
     pub lut: Option<PathBuf>,
+    /// Inherit each candidate's weights and accuracy from this supernet (`cargo xtask
+    /// supernet train -o DIR`) instead of training it; candidates are still built and
+    /// measured. It must have been trained for this space and data.
+    #[arg(long, value_name = "DIR")]
+    pub supernet: Option<PathBuf>,
     /// Measure every candidate on this device: USER@ADDR of an ssh board, or
     /// `adb` for the only phone attached (see --serial).
     #[arg(long, value_name = "USER@ADDR | adb", help_heading = "Device")]
@@ -212,6 +217,7 @@ pub fn run(args: Args) -> Result<()> {
             Some(p) if p.as_os_str() == "off" => TableChoice::Off,
             Some(p) => TableChoice::Given(p.clone()),
         },
+        supernet: args.supernet.clone(),
         interrupt: interrupt.clone(),
     };
     catch_ctrl_c(interrupt, holds_power_mode);

@@ -36,6 +36,7 @@ use kiln_target::{Target, Triple};
 use kiln_train::{Silent, TrainConfig};
 
 use crate::build::{BuiltModel, ModelSource, build_model};
+use crate::inherit::SupernetJudge;
 use crate::judge::{device_latency, violations};
 use crate::search_device::SearchDevice;
 
@@ -62,6 +63,9 @@ pub struct PipelineEvaluator {
     /// error, and every trial records the prediction (`predicted_latency_ms`) beside the
     /// measurement.
     pub latency_table: Option<Arc<LatencyTable>>,
+    /// Inherit each candidate's weights and accuracy from this supernet instead of
+    /// training it (it is still built and measured).
+    pub supernet: Option<Arc<SupernetJudge>>,
 }
 
 impl PipelineEvaluator {
@@ -77,6 +81,7 @@ impl PipelineEvaluator {
             build_root: kiln_codegen::default_target_dir().join("search"),
             device: None,
             latency_table: None,
+            supernet: None,
         }
     }
 
@@ -173,6 +178,11 @@ impl PipelineEvaluator {
             &trial.dir.join("genome.json"),
             trial.point.to_json().as_bytes(),
         )?;
+        if let Some(judge) = &self.supernet {
+            let onnx = judge.judge_and_export(&trial.point, &self.data, eval)?;
+            write(&trial.dir.join("model.onnx"), &onnx)?;
+            return Ok(onnx);
+        }
 
         let t = Instant::now();
         let config = TrainConfig {
@@ -191,6 +201,10 @@ impl PipelineEvaluator {
         );
         eval.metrics
             .insert(keys::TEST_ACCURACY.into(), fraction(m.test_top1));
+        eval.labels.insert(
+            kiln_search::evaluator::ACCURACY_KIND.into(),
+            format!("trained from scratch ({} epochs)", config.epochs),
+        );
         if let Ok(json) = serde_json::to_string_pretty(m) {
             write(&trial.dir.join("metrics.json"), json.as_bytes())?;
         }

@@ -20,6 +20,7 @@ pub mod eval;
 mod evaluate;
 mod files;
 pub mod flash;
+mod inherit;
 pub mod judge;
 pub mod lut;
 pub mod run;
@@ -33,6 +34,7 @@ pub use build::{
     BuiltModel, ModelSource, build_file, build_model, build_target, content_dir, content_id,
 };
 pub use evaluate::PipelineEvaluator;
+pub use inherit::SupernetJudge;
 pub use search_device::SearchDevice;
 
 /// What went wrong along the pipeline; each stage's error names its file,

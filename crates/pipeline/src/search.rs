@@ -25,6 +25,7 @@ use crate::PipelineError;
 use crate::build::content_id;
 use crate::device::SearchDeviceChoice;
 use crate::evaluate::PipelineEvaluator;
+use crate::inherit::SupernetJudge;
 use crate::lut;
 use crate::search_device::SearchDevice;
 
@@ -75,6 +76,10 @@ pub struct SearchRequest {
     /// the mismatch); `Default` uses `tables/sim-<target>-<space>-<input>.json` under
     /// `root` when it matches and says why not otherwise; `Off` uses none.
     pub latency_table: TableChoice,
+    /// Inherit candidates' weights and accuracy from the supernet in this folder
+    /// (`cargo xtask supernet train`) instead of training each; it must have been trained
+    /// for this space and data.
+    pub supernet: Option<PathBuf>,
     /// Set by a Ctrl-C handler: no new trials, running ones finish.
     pub interrupt: Arc<AtomicBool>,
 }
@@ -153,6 +158,16 @@ pub fn search(
         req.train.clone(),
     );
     evaluator.latency_table = table;
+    if let Some(dir) = &req.supernet {
+        let judge = SupernetJudge::load(dir, &space, &evaluator.data, &req.data_identity)?;
+        note(&format!(
+            "candidates inherit weights and accuracy from the supernet in {} ({} epochs); each \
+             is still built and measured",
+            dir.display(),
+            judge.epochs
+        ));
+        evaluator.supernet = Some(Arc::new(judge));
+    }
     let mut held_mode = None;
     if let Some(mut d) = device {
         let (before, power_mode, notes) = d.hold_power_mode();
@@ -394,6 +409,9 @@ fn run_identity(
         .with("batch_size", req.train.batch_size)
         .with("objectives", objectives.join(","))
         .with("reward", format!("{fitness:?}"));
+    if let Some(dir) = &req.supernet {
+        meta = meta.with("evaluator", format!("supernet {}", dir.display()));
+    }
     if req.strategy == StrategyKind::Evolution {
         let e = &req.evolution;
         meta = meta.with(

@@ -40,7 +40,15 @@ pub struct Evaluation {
     /// `train_s`, `build_s`, `measure_s` and, on a device, `device_s` (the
     /// keys trials.csv reads).
     pub timings: BTreeMap<String, f64>,
+    /// What a figure is, in words, by key: `accuracy_kind` says whether the accuracy was
+    /// trained from scratch, inherited from a supernet or fine-tuned (trials.csv shows
+    /// it). Journals written before it read as empty.
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
 }
+
+/// [`Evaluation::labels`] key of what the accuracy is.
+pub const ACCURACY_KIND: &str = "accuracy_kind";
 
 /// Why an evaluation did not finish.
 #[derive(Debug, Clone, PartialEq, Eq)]

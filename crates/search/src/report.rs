@@ -247,7 +247,7 @@ fn csv_field(s: &str) -> String {
 /// followed by its source column; then stage seconds, attempts, violations
 /// and error text.
 pub fn trials_csv_text(trials: &[TrialRecord]) -> String {
-    let mut s = String::from("trial,genome_id,origin,status");
+    let mut s = String::from("trial,genome_id,origin,status,accuracy_kind");
     for m in CSV_METRICS {
         let _ = write!(s, ",{m},{m}_source");
     }
@@ -262,6 +262,8 @@ pub fn trials_csv_text(trials: &[TrialRecord]) -> String {
             t.status.as_str()
         );
         let e = t.evaluation.as_ref();
+        let kind = e.and_then(|e| e.labels.get(crate::evaluator::ACCURACY_KIND));
+        let _ = write!(s, ",{}", csv_field(kind.map_or("", String::as_str)));
         for m in CSV_METRICS {
             match e.and_then(|e| e.metrics.get(m)) {
                 Some(f) => {

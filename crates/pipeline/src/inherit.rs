@@ -1,0 +1,114 @@
+//! The weight-sharing path of the search's evaluator: a candidate's weights and accuracy
+//! inherited from a supernet (kiln-supernet) instead of training it, then built and
+//! measured like any candidate, so its hard constraints are judged on measured figures.
+
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::Instant;
+
+use kiln_data::Dataset;
+use kiln_metric::{Metric, Source, Unit};
+use kiln_search::Evaluation;
+use kiln_search::evaluator::ACCURACY_KIND;
+use kiln_search::objective::keys;
+use kiln_space::{Genome, Space};
+use kiln_supernet::{JudgeSettings, SuperNet, SupernetIdentity};
+
+use crate::PipelineError;
+
+/// A trained supernet, ready to judge and export sub-networks.
+pub struct SupernetJudge {
+    // burn's modules are not shared across threads: one judgement at a time
+    net: Mutex<SuperNet>,
+    /// The supernet's folder.
+    pub dir: PathBuf,
+    /// Epochs it was trained for.
+    pub epochs: usize,
+    /// Batch-norm recalibration and batch size.
+    pub settings: JudgeSettings,
+}
+
+impl SupernetJudge {
+    /// Loads the supernet in `dir`, refusing one trained for another space, input or
+    /// data than `space` and `data` (`data_identity` as the search records it).
+    ///
+    /// Errors: the checkpoint cannot be read; a mismatch, naming the field.
+    pub fn load(
+        dir: &Path,
+        space: &Space,
+        data: &Dataset,
+        data_identity: &str,
+    ) -> Result<SupernetJudge, PipelineError> {
+        let invalid = |e: kiln_supernet::SupernetError| PipelineError::Invalid(e.to_string());
+        let (net, identity, epochs, _) =
+            kiln_supernet::load(dir, &kiln_train::device()).map_err(invalid)?;
+        let wanted = SupernetIdentity {
+            space: space.clone(),
+            input: kiln_train::input_spec(data),
+            data: data_identity.into(),
+            config: identity.config.clone(),
+        };
+        identity.check(&wanted, dir).map_err(invalid)?;
+        Ok(SupernetJudge {
+            net: Mutex::new(net),
+            dir: dir.to_path_buf(),
+            epochs,
+            settings: JudgeSettings {
+                recalibration_images: identity.config.recalibration_images,
+                ..JudgeSettings::default()
+            },
+        })
+    }
+
+    /// Judges `genome` (batch norm recalibrated, validation and test top-1, both
+    /// inherited, `host`), records them in `eval` with what they are, and returns its
+    /// ONNX model.
+    ///
+    /// Errors: the message for the trial's failure.
+    pub(crate) fn judge_and_export(
+        &self,
+        genome: &Genome,
+        data: &Dataset,
+        eval: &mut Evaluation,
+    ) -> Result<Vec<u8>, String> {
+        let started = Instant::now();
+        let net = self
+            .net
+            .lock()
+            .map_err(|_| "the supernet's lock was poisoned")?;
+        let run = || -> Result<(f64, f64, Vec<u8>), kiln_supernet::SupernetError> {
+            let mut j = kiln_supernet::judge(&net, genome, data, &self.settings)?;
+            let (test, _) = kiln_supernet::accuracy(
+                &net,
+                genome,
+                &mut j.bn,
+                &data.test,
+                data,
+                self.settings.batch,
+            )?;
+            let onnx = kiln_supernet::export_subnet(&net, genome, &j.bn, data, test)?;
+            Ok((j.top1, test, onnx))
+        };
+        let (validation, test, onnx) = kiln_train::with_threads(1, run)
+            .map_err(|e| e.to_string())?
+            .map_err(|e| format!("supernet: {e}"))?;
+        let fraction = |v: f64| Metric::new(v, Unit::Fraction, Source::Host);
+        eval.metrics
+            .insert(keys::ACCURACY.into(), fraction(validation));
+        eval.metrics
+            .insert(keys::TEST_ACCURACY.into(), fraction(test));
+        eval.labels.insert(
+            ACCURACY_KIND.into(),
+            format!(
+                "inherited from the supernet in {} ({} epochs), batch norm recalibrated on {} \
+                 training images",
+                self.dir.display(),
+                self.epochs,
+                self.settings.recalibration_images
+            ),
+        );
+        eval.timings
+            .insert("judge_s".into(), started.elapsed().as_secs_f64());
+        Ok(onnx)
+    }
+}
