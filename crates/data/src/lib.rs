@@ -61,6 +61,18 @@ impl Source {
             Source::Images(dir, o) => format!("images:{} ({})", dir.display(), o.describe()),
         }
     }
+
+    /// The data's identity with its split, as a search journal records it (resuming with
+    /// other data is refused): `NAME (validation F, split seed S, train limit N|none)`.
+    pub fn identity(&self, options: &SplitOptions) -> String {
+        format!(
+            "{} (validation {}, split seed {}, train limit {})",
+            self.name(),
+            options.validation_fraction,
+            options.seed,
+            options.train_limit.map_or("none".into(), |n| n.to_string())
+        )
+    }
 }
 
 /// Reads a data set and splits it as `options` say. An image folder reports its decoding

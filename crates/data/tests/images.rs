@@ -508,6 +508,15 @@ fn options_are_checked_and_named_in_the_source() {
     assert_eq!("letterbox".parse::<Fit>().unwrap(), Fit::Letterbox);
     assert!("stretch".parse::<Fit>().is_err());
     let source = Source::Images(dir.path().to_path_buf(), ImageOptions::default());
+    // The journal identity keeps the format searches were journalled with.
+    assert_eq!(
+        Source::Mnist5k.identity(&SplitOptions::default()),
+        "mnist-5k (validation 0.1, split seed 1802071150, train limit none)"
+    );
+    assert_eq!(
+        ImageOptions::new(None, None, Fit::Crop),
+        ImageOptions::default()
+    );
     assert!(
         source
             .name()

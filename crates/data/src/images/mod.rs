@@ -130,6 +130,16 @@ impl Default for ImageOptions {
 }
 
 impl ImageOptions {
+    /// The options with the cache on.
+    pub fn new(resolution: Option<Resolution>, channels: Option<usize>, fit: Fit) -> Self {
+        ImageOptions {
+            resolution,
+            channels,
+            fit,
+            cache: true,
+        }
+    }
+
     /// The settings in words: `resolution 96x96, channels auto, crop`.
     pub fn describe(&self) -> String {
         let or_auto = |v: Option<String>| v.unwrap_or_else(|| "auto".into());
