@@ -188,6 +188,11 @@ fn print_event(e: LutEvent) {
         LutEvent::Reused { entries, from } => {
             eprintln!("{entries} entries from {}", from.display())
         }
+        LutEvent::Stale { path } => eprintln!(
+            "{} was measured with another runtime (a kernel or the code generator changed): \
+             measuring it again",
+            path.display()
+        ),
         LutEvent::Batch { done, total } => eprintln!("measured {done} of {total} layers"),
         LutEvent::Fitted {
             networks,

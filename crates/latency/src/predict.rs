@@ -24,14 +24,17 @@ pub fn sum_of_layers(arch: &Architecture, table: &LatencyTable) -> Result<f64, L
 }
 
 /// The predicted cost of `arch`: the fitted line applied to [`sum_of_layers`]
-/// (`scale x sum + constant`, see [`crate::Overhead`]), labelled
+/// (`scale x sum + per_layer x layers + constant`, see [`crate::Overhead`]), labelled
 /// `predicted`, in the table's cost unit (`fuel` for a `sim` table, `us` otherwise).
 ///
 /// Errors: [`LatencyError::Missing`]; [`LatencyError::NotFitted`] when the table has no
 /// fitted constant yet.
 pub fn predict_cost(arch: &Architecture, table: &LatencyTable) -> Result<Metric, LatencyError> {
     let overhead = table.overhead.as_ref().ok_or(LatencyError::NotFitted)?;
-    let value = overhead.scale * sum_of_layers(arch, table)? + overhead.cost.value;
+    let layers = arch.layer_keys().len() as f64;
+    let value = overhead.scale * sum_of_layers(arch, table)?
+        + overhead.per_layer * layers
+        + overhead.cost.value;
     Ok(Metric::new(value, overhead.cost.unit, Source::Predicted))
 }
 

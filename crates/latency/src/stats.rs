@@ -7,36 +7,55 @@ use kiln_metric::{Metric, Source, Unit};
 
 use crate::table::{Agreement, Overhead};
 
-/// Fits the line `measured = scale x sum + constant` by least squares over the fit
-/// networks (in `unit`: fuel or us), with the largest relative error left on them. With
-/// fewer than three networks, or sums too alike to fix a slope, the scale is 1 and the
-/// constant the mean residual. `None` when there is nothing to fit on or a measurement
-/// is not positive.
-pub fn fit_overhead(sums: &[f64], measured: &[f64], unit: Unit) -> Option<Overhead> {
-    if sums.is_empty() || sums.len() != measured.len() || measured.iter().any(|m| *m <= 0.0) {
+/// Fits `measured = scale x sum + constant + per_layer x layers` by least squares over
+/// the fit networks (`sums` of their entries, their layer counts, their measurements, in
+/// `unit`: fuel or us), with the largest relative error left on them. With fewer networks
+/// than the terms need, or terms too alike to tell apart, the fit drops `per_layer`,
+/// then `scale` (1), keeping at least the constant (the mean residual). `None` when there
+/// is nothing to fit on or a measurement is not positive.
+pub fn fit_overhead(
+    sums: &[f64],
+    layers: &[usize],
+    measured: &[f64],
+    unit: Unit,
+) -> Option<Overhead> {
+    let n = sums.len();
+    if n == 0 || layers.len() != n || measured.len() != n || measured.iter().any(|m| *m <= 0.0) {
         return None;
     }
-    let n = sums.len() as f64;
-    let mean_s = sums.iter().sum::<f64>() / n;
-    let mean_m = measured.iter().sum::<f64>() / n;
-    let sxx: f64 = sums.iter().map(|s| (s - mean_s).powi(2)).sum();
-    let sxy: f64 = sums
-        .iter()
-        .zip(measured)
-        .map(|(s, m)| (s - mean_s) * (m - mean_m))
-        .sum();
-    let spread = sxx.sqrt() / mean_s.abs().max(f64::MIN_POSITIVE);
-    let scale = if sums.len() >= 3 && spread > 1e-3 {
-        sxy / sxx
-    } else {
-        1.0
+    let l: Vec<f64> = layers.iter().map(|&x| x as f64).collect();
+    // (scale, per_layer) from the centred normal equations, then the constant
+    let mean = |v: &[f64]| v.iter().sum::<f64>() / n as f64;
+    let (ms, ml, mm) = (mean(sums), mean(&l), mean(measured));
+    let dot = |a: &[f64], ma: f64, b: &[f64], mb: f64| -> f64 {
+        a.iter().zip(b).map(|(x, y)| (x - ma) * (y - mb)).sum()
     };
-    let c = mean_m - scale * mean_s;
-    let predicted: Vec<f64> = sums.iter().map(|s| scale * s + c).collect();
+    let (sss, sll, ssl) = (
+        dot(sums, ms, sums, ms),
+        dot(&l, ml, &l, ml),
+        dot(sums, ms, &l, ml),
+    );
+    let (ssy, sly) = (dot(sums, ms, measured, mm), dot(&l, ml, measured, mm));
+    let det = sss * sll - ssl * ssl;
+    let tell_apart = |v: f64, scale: f64| v > 1e-9 * scale.max(f64::MIN_POSITIVE);
+    let (scale, per_layer) = if n >= 4 && tell_apart(det, sss * sll) {
+        ((ssy * sll - sly * ssl) / det, (sly * sss - ssy * ssl) / det)
+    } else if n >= 3 && tell_apart(sss, ms * ms) {
+        (ssy / sss, 0.0)
+    } else {
+        (1.0, 0.0)
+    };
+    let c = mm - scale * ms - per_layer * ml;
+    let predicted: Vec<f64> = sums
+        .iter()
+        .zip(&l)
+        .map(|(s, x)| scale * s + per_layer * x + c)
+        .collect();
     Some(Overhead {
         cost: Metric::new(c, unit, Source::Predicted),
         scale,
-        fitted_on: sums.len(),
+        per_layer,
+        fitted_on: n,
         max_relative_error: relative_errors(&predicted, measured)
             .into_iter()
             .fold(0.0, f64::max),
@@ -90,18 +109,39 @@ mod tests {
 
     #[test]
     fn the_line_is_least_squares_and_the_constant_alone_for_two_networks() {
-        // exactly 0.9 x sum + 50
-        let o = fit_overhead(&[100.0, 200.0, 400.0], &[140.0, 230.0, 410.0], Unit::Fuel).unwrap();
+        // exactly 0.9 x sum + 50 (three networks: no per-layer term)
+        let o = fit_overhead(
+            &[100.0, 200.0, 400.0],
+            &[3, 4, 5],
+            &[140.0, 230.0, 410.0],
+            Unit::Fuel,
+        )
+        .unwrap();
         assert!((o.scale - 0.9).abs() < 1e-12 && (o.cost.value - 50.0).abs() < 1e-9);
+        assert_eq!(o.per_layer, 0.0);
         assert!(o.max_relative_error < 1e-12);
-        let o = fit_overhead(&[100.0, 200.0], &[110.0, 214.0], Unit::Fuel).unwrap();
+        // exactly 1.1 x sum - 7 x layers + 30
+        let sums = [100.0, 220.0, 400.0, 90.0, 300.0];
+        let layers = [3, 5, 4, 6, 8];
+        let measured: Vec<f64> = sums
+            .iter()
+            .zip(layers)
+            .map(|(s, l)| 1.1 * s - 7.0 * l as f64 + 30.0)
+            .collect();
+        let o = fit_overhead(&sums, &layers, &measured, Unit::Fuel).unwrap();
+        assert!((o.scale - 1.1).abs() < 1e-9, "{o:?}");
+        assert!(
+            (o.per_layer + 7.0).abs() < 1e-6 && (o.cost.value - 30.0).abs() < 1e-6,
+            "{o:?}"
+        );
+        let o = fit_overhead(&[100.0, 200.0], &[3, 3], &[110.0, 214.0], Unit::Fuel).unwrap();
         assert_eq!(o.scale, 1.0);
         assert_eq!(o.cost.value, 12.0);
         assert_eq!(o.cost.source, Source::Predicted);
         // 112 vs 110 is the worst: 2/110
         assert!((o.max_relative_error - 2.0 / 110.0).abs() < 1e-12);
-        assert!(fit_overhead(&[], &[], Unit::Fuel).is_none());
-        assert!(fit_overhead(&[1.0], &[0.0], Unit::Fuel).is_none());
+        assert!(fit_overhead(&[], &[], &[], Unit::Fuel).is_none());
+        assert!(fit_overhead(&[1.0], &[1], &[0.0], Unit::Fuel).is_none());
     }
 
     #[test]

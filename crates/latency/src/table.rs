@@ -65,7 +65,7 @@ pub struct Entry {
 }
 
 /// The line that turns the sum of a network's layer entries into its whole-program
-/// figure: `scale x sum + cost`. The constant is what every network adds (the input
+/// figure: `scale x sum + per_layer x layers + cost`. The constant is what every network adds (the input
 /// layout, the input normalisation, the output copy, calls); the scale is how a model
 /// built alone (as the search builds it) differs from its layers measured in a bundle
 /// (the compiler specialises a kernel that a single model calls with constant
@@ -78,6 +78,11 @@ pub struct Overhead {
     /// The factor on the sum of the entries (1 when fitted on too few networks).
     #[serde(default = "one")]
     pub scale: f64,
+    /// Added per layer of the network, in the cost's unit (0 when fitted on too few
+    /// networks): a layer measured alone in a bundle costs a little more than inside a
+    /// network.
+    #[serde(default)]
+    pub per_layer: f64,
     /// How many whole networks it was fitted on.
     pub fitted_on: usize,
     /// The largest |predicted - measured| / measured over those networks, with the

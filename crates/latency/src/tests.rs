@@ -88,7 +88,8 @@ fn an_additive_cost_is_predicted_exactly_after_the_constant_is_fitted() {
         .map(|a| sum_of_layers(a, &t).unwrap())
         .collect();
     let measured: Vec<f64> = archs[..5].iter().map(truth).collect();
-    t.overhead = fit_overhead(&sums, &measured, Unit::Fuel);
+    let layers: Vec<usize> = archs[..5].iter().map(|a| a.layer_keys().len()).collect();
+    t.overhead = fit_overhead(&sums, &layers, &measured, Unit::Fuel);
     for a in &archs {
         let p = predict_cost(a, &t).unwrap();
         assert_eq!(p.source, Source::Predicted);
@@ -128,7 +129,7 @@ fn a_missing_layer_is_named() {
 #[test]
 fn tables_round_trip_and_refuse_other_identities_by_field() {
     let mut t = full_table();
-    t.overhead = fit_overhead(&[1.0], &[2.0], Unit::Fuel);
+    t.overhead = fit_overhead(&[1.0], &[1], &[2.0], Unit::Fuel);
     let back = LatencyTable::from_json(&t.to_json(), "t.json").unwrap();
     assert_eq!(back.entries.len(), t.entries.len());
     let k = t.entries[3].key;
@@ -201,7 +202,7 @@ fn precheck_rejects_only_beyond_the_margin() {
     let mut t = full_table();
     let arch = &genomes(1)[0];
     let sum = sum_of_layers(arch, &t).unwrap();
-    t.overhead = fit_overhead(&[sum], &[sum + 1000.0], Unit::Fuel);
+    t.overhead = fit_overhead(&[sum], &[4], &[sum + 1000.0], Unit::Fuel);
     t.overhead.as_mut().unwrap().max_relative_error = 0.10;
     let ms = (sum + 1000.0) / 1e6;
     // predicted 10% over the limit: inside the margin, kept

@@ -69,6 +69,12 @@ pub enum LutEvent {
         /// Where from.
         from: PathBuf,
     },
+    /// The table file was measured with another runtime (a kernel or the emitter
+    /// changed): it is measured again from scratch.
+    Stale {
+        /// The file.
+        path: PathBuf,
+    },
     /// A batch was measured and the table written.
     Batch {
         /// Entries in the table now.
@@ -223,6 +229,13 @@ fn start_table(
     wanted: &TableIdentity,
     progress: &mut dyn FnMut(LutEvent),
 ) -> Result<LatencyTable, PipelineError> {
+    if stale_runtime_only(&req.table_path, wanted) {
+        // kernels changed since it was measured: everything in it is out of date
+        progress(LutEvent::Stale {
+            path: req.table_path.clone(),
+        });
+        return Ok(LatencyTable::new(wanted.clone()));
+    }
     match find_table(&req.table_path, wanted)? {
         Some((table, from)) => {
             progress(LutEvent::Reused {
@@ -236,6 +249,22 @@ fn start_table(
         }
         None => Ok(LatencyTable::new(wanted.clone())),
     }
+}
+
+/// Whether the table at `path` differs from `wanted` only by the runtime fingerprint
+/// (and the target or sim model, which a rebuild sets anyway).
+fn stale_runtime_only(path: &Path, wanted: &TableIdentity) -> bool {
+    let Ok(bytes) = std::fs::read(path) else {
+        return false;
+    };
+    let Ok(table) = LatencyTable::from_json(&String::from_utf8_lossy(&bytes), "") else {
+        return false;
+    };
+    let fields = table.mismatches(wanted);
+    fields.iter().any(|f| f.field == "runtime")
+        && fields
+            .iter()
+            .all(|f| matches!(f.field, "runtime" | "target" | "sim_modes"))
 }
 
 /// The table for `wanted`: the file at `path` when it matches or can lend its costs
@@ -343,7 +372,8 @@ fn fit(
         MeasurePath::Sim => Unit::Fuel,
         MeasurePath::Host { .. } => Unit::Microseconds,
     };
-    let overhead = fit_overhead(&sums, &measured, unit).ok_or_else(|| {
+    let layers: Vec<usize> = nets.iter().map(|(_, a, _)| a.layer_keys().len()).collect();
+    let overhead = fit_overhead(&sums, &layers, &measured, unit).ok_or_else(|| {
         PipelineError::Invalid("the fit networks' measurements are not positive".into())
     })?;
     progress(LutEvent::Fitted {
