@@ -128,6 +128,62 @@ fn a_tiny_supernet_trains_resumes_and_its_exported_sub_network_agrees_with_it() 
         assert!(row.contains("inherited from the supernet"), "{row}");
     }
     assert!(run.join("front.json").is_file());
+    // judge only: inherited accuracy and predicted latency, then the front measured
+    let table = dir.path().join("table.json");
+    let o = xtask(&[
+        "lut",
+        "build",
+        "--target",
+        "jetson",
+        "--space",
+        &tiny_space(),
+        "--table",
+        table.to_str().unwrap(),
+        "--fit",
+        "4",
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    let fast = dir.path().join("fast");
+    let o = xtask(&[
+        "search",
+        "--target",
+        "jetson",
+        "--space",
+        &tiny_space(),
+        "--supernet",
+        net.to_str().unwrap(),
+        "--judge-only",
+        "--lut",
+        table.to_str().unwrap(),
+        "--trials",
+        "12",
+        "--train-limit",
+        "300",
+        "-o",
+        fast.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(
+        text(&o).contains("candidates judged (accuracy inherited, latency predicted)"),
+        "{}",
+        text(&o)
+    );
+    let front: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(fast.join("front.json")).unwrap()).unwrap();
+    let models = front["front"].as_array().unwrap();
+    assert!(!models.is_empty(), "{front}");
+    for m in models {
+        // every front model was built and measured: its latency is the sim's, the
+        // prediction kept beside it
+        assert_eq!(m["metrics"]["latency_ms"]["source"], "sim", "{m}");
+        assert_eq!(
+            m["metrics"]["predicted_latency_ms"]["source"], "predicted",
+            "{m}"
+        );
+    }
+    let csv = std::fs::read_to_string(fast.join("trials.csv")).unwrap();
+    assert!(csv.contains(",predicted,"), "{csv}");
+
     // the same search with another supernet folder is another run
     let o = xtask(&[
         "search",

@@ -104,6 +104,11 @@ pub struct Args {
     /// measured. It must have been trained for this space and data.
     #[arg(long, value_name = "DIR")]
     pub supernet: Option<PathBuf>,
+    /// With --supernet and a latency table: judge candidates by inherited accuracy and
+    /// predicted latency without building them (about a second each), then build and
+    /// measure only the front.
+    #[arg(long, requires = "supernet")]
+    pub judge_only: bool,
     /// Measure every candidate on this device: USER@ADDR of an ssh board, or
     /// `adb` for the only phone attached (see --serial).
     #[arg(long, value_name = "USER@ADDR | adb", help_heading = "Device")]
@@ -218,6 +223,7 @@ pub fn run(args: Args) -> Result<()> {
             Some(p) => TableChoice::Given(p.clone()),
         },
         supernet: args.supernet.clone(),
+        judge_only: args.judge_only,
         interrupt: interrupt.clone(),
     };
     catch_ctrl_c(interrupt, holds_power_mode);
@@ -246,6 +252,12 @@ pub fn run(args: Args) -> Result<()> {
         s.failed,
         s.rejected_analytic
     );
+    if args.judge_only {
+        println!(
+            "{} candidates judged (accuracy inherited, latency predicted), {} built and measured",
+            s.finished, outcome.confirmed
+        );
+    }
     if files.front.is_empty() && !outcome.interrupted {
         let journal = kiln_search::Journal::open(&args.out)?;
         bail!("{}", impossible_message(&journal.trials()?, &target.name));

@@ -66,6 +66,10 @@ pub struct PipelineEvaluator {
     /// Inherit each candidate's weights and accuracy from this supernet instead of
     /// training it (it is still built and measured).
     pub supernet: Option<Arc<SupernetJudge>>,
+    /// With a supernet and a latency table: judge candidates only (inherited accuracy,
+    /// latency predicted by the table, size and memory analytic bounds, all labelled),
+    /// build nothing; the search then builds and measures its front.
+    pub judge_only: bool,
 }
 
 impl PipelineEvaluator {
@@ -82,6 +86,7 @@ impl PipelineEvaluator {
             device: None,
             latency_table: None,
             supernet: None,
+            judge_only: false,
         }
     }
 
@@ -131,6 +136,10 @@ impl Evaluator<Genome> for PipelineEvaluator {
     fn evaluate(&self, trial: &TrialSpec<Genome>) -> Result<Evaluation, EvalError> {
         let mut eval = Evaluation::default();
         let onnx = self.train_and_export(trial, &mut eval)?;
+        if self.judge_only {
+            self.predicted_figures(trial, &mut eval)?;
+            return Ok(eval);
+        }
 
         let t = Instant::now();
         let onnx_path = trial.dir.join("model.onnx");
@@ -155,6 +164,45 @@ impl Evaluator<Genome> for PipelineEvaluator {
 }
 
 impl PipelineEvaluator {
+    /// Judge-only figures: the table's latency (p50 = p95, FPS) at the precheck's power
+    /// mode and the analytic size and memory bounds, all `predicted`; the trial is
+    /// labelled so the search measures it later if it reaches the front.
+    fn predicted_figures(
+        &self,
+        trial: &TrialSpec<Genome>,
+        eval: &mut Evaluation,
+    ) -> Result<(), EvalError> {
+        let table = self
+            .latency_table
+            .as_ref()
+            .ok_or("judging without building needs a latency table")?;
+        let arch = self.architecture(&trial.point)?;
+        let p = kiln_latency::precheck(&arch, table, &self.target).map_err(|e| e.to_string())?;
+        let totals = arch.totals();
+        let bound = |v: f64, u| Metric::new(v, u, Source::Predicted);
+        let m = &mut eval.metrics;
+        m.insert(keys::LATENCY_MS.into(), p.latency);
+        m.insert(keys::LATENCY_P95_MS.into(), p.latency);
+        if p.latency.value > 0.0 {
+            m.insert(
+                "fps".into(),
+                bound(1000.0 / p.latency.value, Unit::FramesPerSecond),
+            );
+        }
+        let weights = totals.params as f64 * 4.0;
+        m.insert(keys::SIZE_BYTES.into(), bound(weights, Unit::Bytes));
+        m.insert(
+            keys::PEAK_MEMORY_BYTES.into(),
+            bound(weights + totals.max_layer_io_bytes as f64, Unit::Bytes),
+        );
+        eval.violations = p.violations;
+        eval.labels.insert(
+            kiln_search::evaluator::FIGURES.into(),
+            crate::confirm::PREDICTED_ONLY.into(),
+        );
+        Ok(())
+    }
+
     /// Trains the trial's network and writes genome.json, metrics.json and
     /// model.onnx into its folder; records params, MACs (`predicted`) and
     /// validation/test accuracy (`host`, trained from scratch).

@@ -15,6 +15,7 @@
 
 pub mod bench;
 pub mod build;
+mod confirm;
 pub mod device;
 pub mod eval;
 mod evaluate;

@@ -80,6 +80,9 @@ pub struct SearchRequest {
     /// (`cargo xtask supernet train`) instead of training each; it must have been trained
     /// for this space and data.
     pub supernet: Option<PathBuf>,
+    /// With a supernet and a latency table: judge candidates without building them and
+    /// build and measure only the front, at the end.
+    pub judge_only: bool,
     /// Set by a Ctrl-C handler: no new trials, running ones finish.
     pub interrupt: Arc<AtomicBool>,
 }
@@ -104,6 +107,8 @@ pub struct SearchOutcome {
     pub files: ReportFiles,
     /// Whether Ctrl-C stopped it.
     pub interrupted: bool,
+    /// Front candidates built and measured after a judge-only search (0 otherwise).
+    pub confirmed: usize,
 }
 
 /// Checks the request, opens the journal and runs the search to its end,
@@ -168,6 +173,19 @@ pub fn search(
         ));
         evaluator.supernet = Some(Arc::new(judge));
     }
+    if req.judge_only {
+        if evaluator.supernet.is_none() || evaluator.latency_table.is_none() {
+            return Err(PipelineError::Invalid(
+                "--judge-only needs --supernet DIR and a latency table (see `cargo xtask lut \
+                 build`): candidates are judged by inherited accuracy and predicted latency"
+                    .into(),
+            ));
+        }
+        evaluator.judge_only = true;
+        note(
+            "judging candidates without building them; the front is built and measured at the end",
+        );
+    }
     let mut held_mode = None;
     if let Some(mut d) = device {
         let (before, power_mode, notes) = d.hold_power_mode();
@@ -218,11 +236,18 @@ pub fn search(
         }
         Err(e) => return Err(e.into()),
     };
+    let mut confirmed = 0;
+    if evaluator.judge_only && !req.interrupt.load(Ordering::SeqCst) {
+        evaluator.judge_only = false;
+        confirmed =
+            crate::confirm::confirm_front(&req.out, &journal, &evaluator, &req.objectives, note)?;
+    }
     let files = write_report(&req.out, &journal, Some(&req.target), &req.objectives)?;
     Ok(SearchOutcome {
         summary,
         files,
         interrupted: req.interrupt.load(Ordering::SeqCst),
+        confirmed,
     })
 }
 
@@ -410,7 +435,8 @@ fn run_identity(
         .with("objectives", objectives.join(","))
         .with("reward", format!("{fitness:?}"));
     if let Some(dir) = &req.supernet {
-        meta = meta.with("evaluator", format!("supernet {}", dir.display()));
+        let mode = if req.judge_only { ", judge only" } else { "" };
+        meta = meta.with("evaluator", format!("supernet {}{mode}", dir.display()));
     }
     if req.strategy == StrategyKind::Evolution {
         let e = &req.evolution;

@@ -49,6 +49,9 @@ pub struct Evaluation {
 
 /// [`Evaluation::labels`] key of what the accuracy is.
 pub const ACCURACY_KIND: &str = "accuracy_kind";
+/// [`Evaluation::labels`] key saying whether the figures were measured or only
+/// predicted (a weight-sharing search judges first and measures its front after).
+pub const FIGURES: &str = "figures";
 
 /// Why an evaluation did not finish.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1,0 +1,92 @@
+//! The weight-sharing search's second phase: candidates were judged by inherited accuracy
+//! and predicted latency only; the front is now built and measured for real, and judged
+//! on the measured figures, until every front model has been measured.
+
+use kiln_search::driver::trial_dir;
+use kiln_search::evaluator::FIGURES;
+use kiln_search::objective::keys;
+use kiln_search::report::front;
+use kiln_search::{EvalError, Evaluator, Journal, Objective, Status, TrialSpec};
+use kiln_space::Genome;
+
+use crate::PipelineError;
+use crate::evaluate::PipelineEvaluator;
+
+/// [`kiln_search::Evaluation::labels`] value of a trial whose figures are predicted.
+pub(crate) const PREDICTED_ONLY: &str = "judged only: accuracy inherited, latency predicted";
+
+/// Builds and measures every front member of `journal` still judged only, with
+/// `evaluator` (which must build), records the measured evaluation in its place (the
+/// prediction kept as `predicted_latency_ms`), and repeats while the front changes.
+/// Returns how many candidates were built and measured.
+///
+/// Errors: the journal; an evaluation that stops the search (a device that does not
+/// answer).
+pub(crate) fn confirm_front(
+    run_dir: &std::path::Path,
+    journal: &Journal,
+    evaluator: &PipelineEvaluator,
+    objectives: &[Objective],
+    note: &mut dyn FnMut(&str),
+) -> Result<usize, PipelineError> {
+    let mut built = 0;
+    // each round measures at least one trial, and there are finitely many
+    loop {
+        let trials = journal.trials()?;
+        let pending: Vec<_> = front(&trials, objectives)
+            .into_iter()
+            .map(|(t, _)| t)
+            .filter(|t| {
+                t.evaluation
+                    .as_ref()
+                    .and_then(|e| e.labels.get(FIGURES))
+                    .is_some_and(|f| f == PREDICTED_ONLY)
+            })
+            .collect();
+        if pending.is_empty() {
+            return Ok(built);
+        }
+        for t in pending {
+            let genome: Genome = serde_json::from_str(&t.genome)
+                .map_err(|e| PipelineError::Invalid(format!("trial {}: {e}", t.number)))?;
+            let spec = TrialSpec {
+                number: t.number,
+                point: genome,
+                id: t.genome_id.clone(),
+                dir: trial_dir(run_dir, t.number, &t.genome_id),
+                worker: 0,
+            };
+            let predicted = t
+                .evaluation
+                .as_ref()
+                .and_then(|e| e.metrics.get(keys::PREDICTED_LATENCY_MS).copied());
+            match evaluator.evaluate(&spec) {
+                Ok(mut eval) => {
+                    if let Some(p) = predicted {
+                        eval.metrics.insert(keys::PREDICTED_LATENCY_MS.into(), p);
+                    }
+                    let status = if eval.violations.is_empty() {
+                        Status::Done
+                    } else {
+                        Status::Infeasible
+                    };
+                    note(&format!(
+                        "front candidate {} built and measured: {}",
+                        t.number,
+                        if status == Status::Done {
+                            "feasible"
+                        } else {
+                            "infeasible as measured"
+                        }
+                    ));
+                    journal.finish(t.number, status, Some(&eval), None)?;
+                }
+                Err(EvalError::Failed(msg)) => {
+                    journal.finish(t.number, Status::Failed, None, Some(&msg))?;
+                }
+                Err(EvalError::Stop(msg)) => return Err(PipelineError::Invalid(msg)),
+            }
+            built += 1;
+        }
+    }
+}
