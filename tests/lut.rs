@@ -4,30 +4,10 @@
 //! by prediction before training any.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+#[path = "common/cli.rs"]
+mod cli;
 
-fn xtask(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_xtask"))
-        .args(args)
-        .output()
-        .expect("xtask starts")
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "stdout:\n{}\nstderr:\n{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
-
-fn tiny_space() -> String {
-    concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../tests/fixtures/tiny-space.toml"
-    )
-    .to_string()
-}
+use cli::{text, tiny_space, xtask};
 
 fn json(path: &Path) -> serde_json::Value {
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()

@@ -3,30 +3,12 @@
 //! against the supernet's; resume; bad input.
 
 use std::path::Path;
-use std::process::{Command, Output};
+#[path = "common/cli.rs"]
+mod cli;
 
-fn xtask(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_xtask"))
-        .args(args)
-        .output()
-        .expect("xtask starts")
-}
+use std::process::Output;
 
-fn text(o: &Output) -> String {
-    format!(
-        "stdout:\n{}\nstderr:\n{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
-
-fn tiny_space() -> String {
-    concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../tests/fixtures/tiny-space.toml"
-    )
-    .to_string()
-}
+use cli::{text, tiny_space, xtask};
 
 fn train(dir: &Path, epochs: &str, extra: &[&str]) -> Output {
     let mut args = vec![

@@ -114,6 +114,10 @@ fn train(a: TrainArgs) -> Result<()> {
             bar.set_length(steps as u64);
             bar.set_position(step as u64);
             bar.set_message(format!("loss {loss:.4}"));
+            // a hidden bar shows nothing: a plain line every tenth of an epoch
+            if bar.is_hidden() && step % (steps / 10).max(1) == 0 {
+                eprintln!("epoch {epoch}/{}: step {step}/{steps}, loss {loss:.4}", config.epochs);
+            }
         }
         Progress::Epoch(r) => say(format!(
             "epoch {}: loss {:.4}, validation top-1 largest {:.2}%, smallest {:.2}% (inherited, \

@@ -1,0 +1,29 @@
+//! Running `cargo xtask` as a user does, for the end-to-end tests.
+
+use std::process::{Command, Output};
+
+/// Runs the xtask binary with `args`.
+pub fn xtask(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_xtask"))
+        .args(args)
+        .output()
+        .expect("xtask starts")
+}
+
+/// stdout and stderr of `o`, for assertion messages.
+pub fn text(o: &Output) -> String {
+    format!(
+        "stdout:\n{}\nstderr:\n{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+/// The small search space whose networks train and build in seconds.
+pub fn tiny_space() -> String {
+    concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../tests/fixtures/tiny-space.toml"
+    )
+    .to_string()
+}
