@@ -116,7 +116,10 @@ fn train(a: TrainArgs) -> Result<()> {
             bar.set_message(format!("loss {loss:.4}"));
             // a hidden bar shows nothing: a plain line every tenth of an epoch
             if bar.is_hidden() && step % (steps / 10).max(1) == 0 {
-                eprintln!("epoch {epoch}/{}: step {step}/{steps}, loss {loss:.4}", config.epochs);
+                eprintln!(
+                    "epoch {epoch}/{}: step {step}/{steps}, loss {loss:.4}",
+                    config.epochs
+                );
             }
         }
         Progress::Epoch(r) => say(format!(
