@@ -227,8 +227,13 @@ impl PipelineEvaluator {
             trial.point.to_json().as_bytes(),
         )?;
         if let Some(judge) = &self.supernet {
-            let onnx = judge.judge_and_export(&trial.point, &self.data, eval)?;
-            write(&trial.dir.join("model.onnx"), &onnx)?;
+            let export = !self.judge_only;
+            let onnx = judge
+                .judge_and_export(&trial.point, &self.data, eval, export)?
+                .unwrap_or_default();
+            if export {
+                write(&trial.dir.join("model.onnx"), &onnx)?;
+            }
             return Ok(onnx);
         }
 

@@ -60,9 +60,10 @@ impl SupernetJudge {
         })
     }
 
-    /// Judges `genome` (batch norm recalibrated, validation and test top-1, both
-    /// inherited, `host`), records them in `eval` with what they are, and returns its
-    /// ONNX model.
+    /// Judges `genome` (batch norm recalibrated, validation top-1, inherited, `host`)
+    /// and records it in `eval` with what it is. With `export`, also its test top-1 and
+    /// its ONNX model (returned); without, only the validation split is run (judging
+    /// many candidates, the search's judge-only mode) and no model is written.
     ///
     /// Errors: the message for the trial's failure.
     pub(crate) fn judge_and_export(
@@ -70,14 +71,19 @@ impl SupernetJudge {
         genome: &Genome,
         data: &Dataset,
         eval: &mut Evaluation,
-    ) -> Result<Vec<u8>, String> {
+        export: bool,
+    ) -> Result<Option<Vec<u8>>, String> {
         let started = Instant::now();
         let net = self
             .net
             .lock()
             .map_err(|_| "the supernet's lock was poisoned")?;
-        let run = || -> Result<(f64, f64, Vec<u8>), kiln_supernet::SupernetError> {
+        type Judged = (f64, Option<(f64, Vec<u8>)>);
+        let run = || -> Result<Judged, kiln_supernet::SupernetError> {
             let mut j = kiln_supernet::judge(&net, genome, data, &self.settings)?;
+            if !export {
+                return Ok((j.top1, None));
+            }
             let (test, _) = kiln_supernet::accuracy(
                 &net,
                 genome,
@@ -87,16 +93,18 @@ impl SupernetJudge {
                 self.settings.batch,
             )?;
             let onnx = kiln_supernet::export_subnet(&net, genome, &j.bn, data, test)?;
-            Ok((j.top1, test, onnx))
+            Ok((j.top1, Some((test, onnx))))
         };
-        let (validation, test, onnx) = kiln_train::with_threads(1, run)
+        let (validation, exported) = kiln_train::with_threads(1, run)
             .map_err(|e| e.to_string())?
             .map_err(|e| format!("supernet: {e}"))?;
         let fraction = |v: f64| Metric::new(v, Unit::Fraction, Source::Host);
         eval.metrics
             .insert(keys::ACCURACY.into(), fraction(validation));
-        eval.metrics
-            .insert(keys::TEST_ACCURACY.into(), fraction(test));
+        if let Some((test, _)) = &exported {
+            eval.metrics
+                .insert(keys::TEST_ACCURACY.into(), fraction(*test));
+        }
         eval.labels.insert(
             ACCURACY_KIND.into(),
             format!(
@@ -109,6 +117,6 @@ impl SupernetJudge {
         );
         eval.timings
             .insert("judge_s".into(), started.elapsed().as_secs_f64());
-        Ok(onnx)
+        Ok(exported.map(|(_, onnx)| onnx))
     }
 }
