@@ -101,7 +101,10 @@ fn train_records_class_names_and_eval_reads_the_cache_and_prints_them() {
         stdout.contains("per class: cat ") && stdout.contains(", dog "),
         "{stdout}"
     );
-    assert!(stdout.contains("burn (at training)"), "{stdout}");
+    assert!(
+        stdout.contains("(trained from scratch (1 epochs)): test top-1"),
+        "{stdout}"
+    );
 
     // Another folder whose classes differ: the outputs would be misread, so it is refused.
     let other = tmp.path().join("insects");

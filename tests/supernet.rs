@@ -73,6 +73,11 @@ fn a_tiny_supernet_trains_resumes_and_its_exported_sub_network_agrees_with_it() 
     let o = xtask(&["eval-onnx", model.to_str().unwrap(), "--train-limit", "300"]);
     assert!(o.status.success(), "{}", text(&o));
     let stdout = String::from_utf8_lossy(&o.stdout);
+    // the model's own accuracy is labelled for what it is
+    assert!(
+        stdout.contains("(inherited from a supernet): test top-1"),
+        "{stdout}"
+    );
     let report: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
     // same parity bar as training: within 0.2 points of the supernet's own figure
     let diff = report["difference_points"].as_f64().unwrap();

@@ -100,8 +100,13 @@ pub fn run(args: Args) -> Result<()> {
     {
         report["burn_top1"] = burn.into();
         if let Some(ours) = r.runtime_top1.or(r.tract_top1) {
+            let kind = r
+                .metadata
+                .accuracy_kind
+                .as_deref()
+                .unwrap_or("burn, at training");
             println!(
-                "burn (at training): test top-1 {:.2}%; difference {:+.2} points",
+                "when written ({kind}): test top-1 {:.2}%; difference {:+.2} points",
                 burn * 100.0,
                 (ours - burn) * 100.0
             );

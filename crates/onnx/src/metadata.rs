@@ -22,8 +22,12 @@ pub const CLASS_NAMES: &str = "kiln.class_names";
 pub const INPUT: &str = "kiln.input";
 /// The input normalisation baked into the model, as JSON.
 pub const NORMALIZATION: &str = "kiln.normalization";
-/// burn's test top-1 at training, a fraction with four decimals.
+/// The model's test top-1 when it was written, a fraction with four decimals (what it
+/// is says [`ACCURACY_KIND`]; burn's at training when that key is absent).
 pub const TEST_TOP1: &str = "kiln.test_top1";
+/// What [`TEST_TOP1`] is, in words: `trained from scratch (N epochs)` or `inherited
+/// from a supernet` (kiln-supernet's exports).
+pub const ACCURACY_KIND: &str = "kiln.accuracy_kind";
 
 /// The `metadata_props` of the ONNX model in `bytes`, key -> value.
 ///

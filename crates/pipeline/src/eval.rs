@@ -29,8 +29,11 @@ pub struct KilnMetadata {
     pub input: Option<String>,
     /// `kiln.dataset`: the data set it was trained on.
     pub dataset: Option<String>,
-    /// `kiln.test_top1`: burn's test top-1 at training, a fraction.
+    /// `kiln.test_top1`: the model's test top-1 when it was written, a fraction.
     pub test_top1: Option<f64>,
+    /// `kiln.accuracy_kind`: what that top-1 is (trained from scratch, inherited from a
+    /// supernet); absent in models written before the key.
+    pub accuracy_kind: Option<String>,
     /// `kiln.class_names`: the class of each output, in order.
     pub class_names: Option<Vec<String>>,
 }
@@ -150,6 +153,7 @@ pub fn read_metadata(onnx: &[u8], name: &str) -> Result<KilnMetadata, PipelineEr
         input: props.get(metadata::INPUT).cloned(),
         dataset: props.get(metadata::DATASET).cloned(),
         test_top1: props.get(metadata::TEST_TOP1).and_then(|s| s.parse().ok()),
+        accuracy_kind: props.get(metadata::ACCURACY_KIND).cloned(),
         class_names: props
             .get(metadata::CLASS_NAMES)
             .and_then(|s| serde_json::from_str(s).ok()),

@@ -173,7 +173,7 @@ pub fn export_subnet(
             ),
             (metadata::TEST_TOP1.into(), format!("{test_top1:.4}")),
             (
-                "kiln.accuracy_kind".into(),
+                metadata::ACCURACY_KIND.into(),
                 "inherited from a supernet".into(),
             ),
         ],

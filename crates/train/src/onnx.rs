@@ -59,6 +59,10 @@ pub fn export_onnx(trained: &Trained) -> Result<Vec<u8>, TrainError> {
             (metadata::INPUT.into(), ONNX_INPUT.into()),
             (metadata::NORMALIZATION.into(), normalization_json),
             (metadata::TEST_TOP1.into(), format!("{:.4}", m.test_top1)),
+            (
+                metadata::ACCURACY_KIND.into(),
+                format!("trained from scratch ({} epochs)", m.config.epochs),
+            ),
         ],
     };
     if !m.class_names.is_empty() {
