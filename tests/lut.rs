@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 #[path = "common/cli.rs"]
 mod cli;
 
-use cli::{text, tiny_space, xtask};
+use cli::{lut_build, text, tiny_space, xtask};
 
 fn json(path: &Path) -> serde_json::Value {
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
@@ -16,18 +16,7 @@ fn json(path: &Path) -> serde_json::Value {
 /// Builds the tiny space's sim table for jetson at `dir/table.json`.
 fn build(dir: &Path) -> PathBuf {
     let table = dir.join("table.json");
-    let o = xtask(&[
-        "lut",
-        "build",
-        "--target",
-        "jetson",
-        "--space",
-        &tiny_space(),
-        "--table",
-        table.to_str().unwrap(),
-        "--fit",
-        "6",
-    ]);
+    let o = lut_build("jetson", &table, &["--fit", "6"]);
     assert!(o.status.success(), "{}", text(&o));
     table
 }
@@ -91,16 +80,7 @@ fn a_tiny_table_predicts_measured_networks_and_resumes() {
 
     // Another target lends the fuel: nothing is measured, the milliseconds follow pixel.
     let pixel = dir.path().join("pixel.json");
-    let o = xtask(&[
-        "lut",
-        "build",
-        "--target",
-        "pixel",
-        "--space",
-        &tiny_space(),
-        "--table",
-        pixel.to_str().unwrap(),
-    ]);
+    let o = lut_build("pixel", &pixel, &[]);
     assert!(o.status.success(), "{}", text(&o));
     assert!(!text(&o).contains("measured"), "{}", text(&o));
     assert_eq!(json(&pixel)["identity"]["target"], "pixel");
@@ -110,18 +90,7 @@ fn a_tiny_table_predicts_measured_networks_and_resumes() {
     let runtime = t["identity"]["runtime"].clone();
     t["identity"]["runtime"] = "an older runtime".into();
     std::fs::write(&pixel, t.to_string()).unwrap();
-    let o = xtask(&[
-        "lut",
-        "build",
-        "--target",
-        "pixel",
-        "--space",
-        &tiny_space(),
-        "--table",
-        pixel.to_str().unwrap(),
-        "--fit",
-        "2",
-    ]);
+    let o = lut_build("pixel", &pixel, &["--fit", "2"]);
     assert!(o.status.success(), "{}", text(&o));
     assert!(
         text(&o).contains("measured with another runtime"),

@@ -8,7 +8,7 @@ mod cli;
 
 use std::process::Output;
 
-use cli::{text, tiny_space, xtask};
+use cli::{lut_build, text, tiny_space, xtask};
 
 fn train(dir: &Path, epochs: &str, extra: &[&str]) -> Output {
     let mut args = vec![
@@ -27,6 +27,23 @@ fn train(dir: &Path, epochs: &str, extra: &[&str]) -> Output {
     args[3] = &space;
     args.extend_from_slice(extra);
     xtask(&args)
+}
+
+/// `supernet export` of `genome` from the supernet in `net` to `model`, on the bundled
+/// data limited to `train_limit` training images.
+fn export(net: &Path, genome: &Path, train_limit: &str, model: &Path) -> Output {
+    xtask(&[
+        "supernet",
+        "export",
+        "--supernet",
+        net.to_str().unwrap(),
+        "--genome",
+        genome.to_str().unwrap(),
+        "--train-limit",
+        train_limit,
+        "-o",
+        model.to_str().unwrap(),
+    ])
 }
 
 #[test]
@@ -56,18 +73,7 @@ fn a_tiny_supernet_trains_resumes_and_its_exported_sub_network_agrees_with_it() 
     let o = xtask(&["space", "sample", "--seed", "4", "--space", &tiny_space()]);
     std::fs::write(&genome, &o.stdout).unwrap();
     let model = dir.path().join("m.onnx");
-    let o = xtask(&[
-        "supernet",
-        "export",
-        "--supernet",
-        net.to_str().unwrap(),
-        "--genome",
-        genome.to_str().unwrap(),
-        "--train-limit",
-        "300",
-        "-o",
-        model.to_str().unwrap(),
-    ]);
+    let o = export(&net, &genome, "300", &model);
     assert!(o.status.success(), "{}", text(&o));
     assert!(text(&o).contains("inherited"), "{}", text(&o));
     let o = xtask(&["eval-onnx", model.to_str().unwrap(), "--train-limit", "300"]);
@@ -117,18 +123,7 @@ fn a_tiny_supernet_trains_resumes_and_its_exported_sub_network_agrees_with_it() 
     assert!(run.join("front.json").is_file());
     // judge only: inherited accuracy and predicted latency, then the front measured
     let table = dir.path().join("table.json");
-    let o = xtask(&[
-        "lut",
-        "build",
-        "--target",
-        "jetson",
-        "--space",
-        &tiny_space(),
-        "--table",
-        table.to_str().unwrap(),
-        "--fit",
-        "4",
-    ]);
+    let o = lut_build("jetson", &table, &["--fit", "4"]);
     assert!(o.status.success(), "{}", text(&o));
     let fast = dir.path().join("fast");
     let o = xtask(&[
@@ -190,18 +185,7 @@ fn a_tiny_supernet_trains_resumes_and_its_exported_sub_network_agrees_with_it() 
     assert!(text(&o).contains("evaluator"), "{}", text(&o));
 
     // bad input: other data, a genome of another space, a damaged checkpoint
-    let o = xtask(&[
-        "supernet",
-        "export",
-        "--supernet",
-        net.to_str().unwrap(),
-        "--genome",
-        genome.to_str().unwrap(),
-        "--train-limit",
-        "200",
-        "-o",
-        model.to_str().unwrap(),
-    ]);
+    let o = export(&net, &genome, "200", &model);
     assert!(!o.status.success());
     assert!(
         text(&o).contains("trained for another data"),
@@ -211,18 +195,7 @@ fn a_tiny_supernet_trains_resumes_and_its_exported_sub_network_agrees_with_it() 
     let other = dir.path().join("other.json");
     let o = xtask(&["space", "sample", "--seed", "1"]);
     std::fs::write(&other, &o.stdout).unwrap();
-    let o = xtask(&[
-        "supernet",
-        "export",
-        "--supernet",
-        net.to_str().unwrap(),
-        "--genome",
-        other.to_str().unwrap(),
-        "--train-limit",
-        "300",
-        "-o",
-        model.to_str().unwrap(),
-    ]);
+    let o = export(&net, &other, "300", &model);
     assert!(!o.status.success());
     assert!(text(&o).contains("other.json"), "{}", text(&o));
     std::fs::write(net.join("supernet.json"), "{").unwrap();

@@ -27,3 +27,20 @@ pub fn tiny_space() -> String {
     )
     .to_string()
 }
+
+/// `lut build --target TARGET --space <tiny space> --table TABLE` with `extra` flags.
+pub fn lut_build(target: &str, table: &std::path::Path, extra: &[&str]) -> Output {
+    let space = tiny_space();
+    let mut args = vec![
+        "lut",
+        "build",
+        "--target",
+        target,
+        "--space",
+        &space,
+        "--table",
+        table.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    xtask(&args)
+}

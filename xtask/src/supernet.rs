@@ -2,9 +2,9 @@
 
 use std::path::PathBuf;
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 use indicatif::{ProgressBar, ProgressStyle};
-use kiln_supernet::{JudgeSettings, Progress, SupernetConfig, SupernetIdentity};
+use kiln_supernet::{Progress, SupernetConfig};
 
 use crate::common::{DataArgs, load_space};
 
@@ -103,7 +103,7 @@ fn train(a: TrainArgs) -> Result<()> {
             bar.println(line);
         }
     };
-    let report = |p: Progress| match p {
+    let mut report = |p: Progress| match p {
         Progress::Step {
             epoch,
             step,
@@ -133,7 +133,6 @@ fn train(a: TrainArgs) -> Result<()> {
         )),
         Progress::Resumed(done) => say(format!("resumed after epoch {done}")),
     };
-    let mut report = report;
     kiln_supernet::train(
         &space,
         &data,
@@ -149,33 +148,24 @@ fn train(a: TrainArgs) -> Result<()> {
 }
 
 fn export(a: ExportArgs) -> Result<()> {
-    let device = kiln_train::device();
-    let (net, identity, epochs, _) = kiln_supernet::load(&a.supernet, &device)?;
     let data = a.data.load()?;
-    let wanted = SupernetIdentity {
-        space: identity.space.clone(),
-        input: kiln_train::input_spec(&data),
-        data: a.data.identity(),
-        config: identity.config.clone(),
-    };
-    identity.check(&wanted, &a.supernet)?;
+    let judge = kiln_pipeline::SupernetJudge::load(&a.supernet, None, &data, &a.data.identity())?;
     // the supernet's own space judges the genome: the one it was trained on
-    let genome = kiln_space::Genome::load(&a.genome, &identity.space)?;
-    let settings = JudgeSettings {
-        recalibration_images: identity.config.recalibration_images,
-        ..JudgeSettings::default()
+    let genome = kiln_space::Genome::load(&a.genome, &judge.space()?)?;
+    let judged = judge.judge(&genome, &data, true)?;
+    let Some((test, onnx)) = judged.exported else {
+        bail!(
+            "the supernet judged genome {} but wrote no model",
+            genome.id()
+        );
     };
-    let mut j = kiln_supernet::judge(&net, &genome, &data, &settings)?;
-    let (test, _) =
-        kiln_supernet::accuracy(&net, &genome, &mut j.bn, &data.test, &data, settings.batch)?;
-    let onnx = kiln_supernet::export_subnet(&net, &genome, &j.bn, &data, test)?;
     std::fs::write(&a.out, onnx).with_context(|| format!("cannot write {}", a.out.display()))?;
     println!(
-        "genome {}: validation top-1 {:.2}%, test top-1 {:.2}% (inherited from a supernet of \
-         {epochs} epochs, batch norm recalibrated; host); model {}",
+        "genome {}: validation top-1 {:.2}%, test top-1 {:.2}% ({}; host); model {}",
         genome.id(),
-        100.0 * j.top1,
+        100.0 * judged.validation_top1,
         100.0 * test,
+        judge.accuracy_kind(),
         a.out.display()
     );
     Ok(())

@@ -3,7 +3,7 @@
 //! the search's rejection by prediction.
 
 use kiln_metric::{Metric, Source, Unit};
-use kiln_space::Architecture;
+use kiln_space::{Architecture, LayerKey};
 use kiln_target::{ConstraintCheck, Figures, Target};
 
 use crate::{LatencyError, LatencyTable};
@@ -13,14 +13,16 @@ use crate::{LatencyError, LatencyTable};
 ///
 /// Errors: [`LatencyError::Missing`] naming the first layer the table lacks.
 pub fn sum_of_layers(arch: &Architecture, table: &LatencyTable) -> Result<f64, LatencyError> {
-    let mut sum = 0.0;
-    for key in arch.layer_keys() {
-        let e = table.get(&key).ok_or_else(|| LatencyError::Missing {
+    sum_of(&arch.layer_keys(), table)
+}
+
+fn sum_of(keys: &[LayerKey], table: &LatencyTable) -> Result<f64, LatencyError> {
+    keys.iter().try_fold(0.0, |sum, key| {
+        let e = table.get(key).ok_or_else(|| LatencyError::Missing {
             key: key.to_string(),
         })?;
-        sum += e.cost.value;
-    }
-    Ok(sum)
+        Ok(sum + e.cost.value)
+    })
 }
 
 /// The predicted cost of `arch`: the fitted line applied to [`sum_of_layers`]
@@ -31,9 +33,9 @@ pub fn sum_of_layers(arch: &Architecture, table: &LatencyTable) -> Result<f64, L
 /// fitted constant yet.
 pub fn predict_cost(arch: &Architecture, table: &LatencyTable) -> Result<Metric, LatencyError> {
     let overhead = table.overhead.as_ref().ok_or(LatencyError::NotFitted)?;
-    let layers = arch.layer_keys().len() as f64;
-    let value = overhead.scale * sum_of_layers(arch, table)?
-        + overhead.per_layer * layers
+    let keys = arch.layer_keys();
+    let value = overhead.scale * sum_of(&keys, table)?
+        + overhead.per_layer * keys.len() as f64
         + overhead.cost.value;
     Ok(Metric::new(value, overhead.cost.unit, Source::Predicted))
 }

@@ -90,14 +90,11 @@ impl PipelineEvaluator {
         }
     }
 
-    /// The latency limits the table's prediction breaks beyond its margin; `None` without
-    /// a table or when it cannot predict the genome (then the MAC bound stays the judge).
-    fn table_precheck(&self, genome: &Genome) -> Option<Vec<Violation>> {
+    /// The table's prediction for `arch`; `None` without a table or when it cannot
+    /// predict it (then the MAC bound stays the judge of latency before training).
+    fn table_prediction(&self, arch: &Architecture) -> Option<kiln_latency::LatencyPrecheck> {
         let table = self.latency_table.as_ref()?;
-        let arch = self.architecture(genome).ok()?;
-        kiln_latency::precheck(&arch, table, &self.target)
-            .ok()
-            .map(|p| p.violations)
+        kiln_latency::precheck(arch, table, &self.target).ok()
     }
 
     fn architecture(&self, genome: &Genome) -> Result<Architecture, String> {
@@ -117,18 +114,18 @@ impl Evaluator<Genome> for PipelineEvaluator {
     fn precheck(&self, genome: &Genome) -> Vec<Violation> {
         // A genome that does not fit the input is an evaluation error, not a
         // constraint: let `evaluate` record it as failed with the reason.
-        let mut violations = match self.architecture(genome) {
-            Ok(arch) => analytic_violations(&self.target, &arch.totals()),
-            Err(_) => Vec::new(),
+        let Ok(arch) = self.architecture(genome) else {
+            return Vec::new();
         };
+        let mut violations = analytic_violations(&self.target, &arch.totals());
         // The analytic latency bound comes from the profile's uncalibrated
         // sim model; with a device the device decides latency.
         if self.device.is_some() {
             violations.retain(|v| !v.constraint.is_latency());
-        } else if let Some(table_checks) = self.table_precheck(genome) {
+        } else if let Some(p) = self.table_prediction(&arch) {
             // The table is the tighter judge of latency, its error margin included.
             violations.retain(|v| !v.constraint.is_latency());
-            violations.extend(table_checks);
+            violations.extend(p.violations);
         }
         violations
     }
@@ -189,12 +186,14 @@ impl PipelineEvaluator {
                 bound(1000.0 / p.latency.value, Unit::FramesPerSecond),
             );
         }
-        let weights = totals.params as f64 * 4.0;
-        m.insert(keys::SIZE_BYTES.into(), bound(weights, Unit::Bytes));
-        m.insert(
-            keys::PEAK_MEMORY_BYTES.into(),
-            bound(weights + totals.max_layer_io_bytes as f64, Unit::Bytes),
-        );
+        // size and memory: the analytic lower bounds the precheck judges
+        let bounds = kiln_search::constraints::analytic_bounds(&self.target, &totals);
+        if let Some(size) = bounds.size_bytes {
+            m.insert(keys::SIZE_BYTES.into(), size);
+        }
+        if let Some(memory) = bounds.peak_memory_bytes {
+            m.insert(keys::PEAK_MEMORY_BYTES.into(), memory);
+        }
         eval.violations = p.violations;
         eval.labels.insert(
             kiln_search::evaluator::FIGURES.into(),
@@ -216,9 +215,7 @@ impl PipelineEvaluator {
         let count = |v: u64| Metric::new(v as f64, Unit::Count, Source::Predicted);
         eval.metrics.insert("params".into(), count(totals.params));
         eval.metrics.insert("macs".into(), count(totals.macs));
-        if let Some(table) = &self.latency_table
-            && let Ok(p) = kiln_latency::precheck(&arch, table, &self.target)
-        {
+        if let Some(p) = self.table_prediction(&arch) {
             eval.metrics
                 .insert(keys::PREDICTED_LATENCY_MS.into(), p.latency);
         }
@@ -229,7 +226,7 @@ impl PipelineEvaluator {
         if let Some(judge) = &self.supernet {
             let export = !self.judge_only;
             let onnx = judge
-                .judge_and_export(&trial.point, &self.data, eval, export)?
+                .judge_into(&trial.point, &self.data, eval, export)?
                 .unwrap_or_default();
             if export {
                 write(&trial.dir.join("model.onnx"), &onnx)?;

@@ -28,14 +28,25 @@ pub struct SupernetJudge {
     pub settings: JudgeSettings,
 }
 
+/// A sub-network judged by [`SupernetJudge::judge`]: accuracies inherited, measured
+/// here (`host`), fractions.
+#[derive(Debug, Clone)]
+pub struct Inherited {
+    /// Validation top-1 (batch norm recalibrated).
+    pub validation_top1: f64,
+    /// Test top-1 and the ONNX model, when asked for.
+    pub exported: Option<(f64, Vec<u8>)>,
+}
+
 impl SupernetJudge {
     /// Loads the supernet in `dir`, refusing one trained for another space, input or
-    /// data than `space` and `data` (`data_identity` as the search records it).
+    /// data than `space` (`None`: its own) and `data` (`data_identity` as the search
+    /// records it).
     ///
     /// Errors: the checkpoint cannot be read; a mismatch, naming the field.
     pub fn load(
         dir: &Path,
-        space: &Space,
+        space: Option<&Space>,
         data: &Dataset,
         data_identity: &str,
     ) -> Result<SupernetJudge, PipelineError> {
@@ -43,7 +54,7 @@ impl SupernetJudge {
         let (net, identity, epochs, _) =
             kiln_supernet::load(dir, &kiln_train::device()).map_err(invalid)?;
         let wanted = SupernetIdentity {
-            space: space.clone(),
+            space: space.unwrap_or(&identity.space).clone(),
             input: kiln_train::input_spec(data),
             data: data_identity.into(),
             config: identity.config.clone(),
@@ -60,13 +71,54 @@ impl SupernetJudge {
         })
     }
 
-    /// Judges `genome` (batch norm recalibrated, validation top-1, inherited, `host`)
-    /// and records it in `eval` with what it is. With `export`, also its test top-1 and
-    /// its ONNX model (returned); without, only the validation split is run (judging
-    /// many candidates, the search's judge-only mode) and no model is written.
+    /// The space the supernet was trained on (genomes are read against it).
+    pub fn space(&self) -> Result<Space, PipelineError> {
+        let net = self.net.lock().map_err(|_| poisoned())?;
+        Ok(net.space.clone())
+    }
+
+    /// Judges `genome`: batch norm recalibrated, validation top-1; with `export`, also
+    /// its test top-1 and its ONNX model (the test split is run only then: judging many
+    /// candidates, the search's judge-only mode, skips it).
+    ///
+    /// Errors: a genome outside the supernet's space; burn's or the exporter's errors.
+    pub fn judge(
+        &self,
+        genome: &Genome,
+        data: &Dataset,
+        export: bool,
+    ) -> Result<Inherited, PipelineError> {
+        let net = self.net.lock().map_err(|_| poisoned())?;
+        let run = || -> Result<Inherited, kiln_supernet::SupernetError> {
+            let mut j = kiln_supernet::judge(&net, genome, data, &self.settings)?;
+            let exported = if export {
+                let (test, _) = kiln_supernet::accuracy(
+                    &net,
+                    genome,
+                    &mut j.bn,
+                    &data.test,
+                    data,
+                    self.settings.batch,
+                )?;
+                let onnx = kiln_supernet::export_subnet(&net, genome, &j.bn, data, test)?;
+                Some((test, onnx))
+            } else {
+                None
+            };
+            Ok(Inherited {
+                validation_top1: j.top1,
+                exported,
+            })
+        };
+        kiln_train::with_threads(1, run)?
+            .map_err(|e| PipelineError::Invalid(format!("supernet: {e}")))
+    }
+
+    /// [`SupernetJudge::judge`] recorded in `eval`: the accuracies (`host`) with what
+    /// they are (`accuracy_kind`) and the time taken; returns the model when exported.
     ///
     /// Errors: the message for the trial's failure.
-    pub(crate) fn judge_and_export(
+    pub(crate) fn judge_into(
         &self,
         genome: &Genome,
         data: &Dataset,
@@ -74,49 +126,35 @@ impl SupernetJudge {
         export: bool,
     ) -> Result<Option<Vec<u8>>, String> {
         let started = Instant::now();
-        let net = self
-            .net
-            .lock()
-            .map_err(|_| "the supernet's lock was poisoned")?;
-        type Judged = (f64, Option<(f64, Vec<u8>)>);
-        let run = || -> Result<Judged, kiln_supernet::SupernetError> {
-            let mut j = kiln_supernet::judge(&net, genome, data, &self.settings)?;
-            if !export {
-                return Ok((j.top1, None));
-            }
-            let (test, _) = kiln_supernet::accuracy(
-                &net,
-                genome,
-                &mut j.bn,
-                &data.test,
-                data,
-                self.settings.batch,
-            )?;
-            let onnx = kiln_supernet::export_subnet(&net, genome, &j.bn, data, test)?;
-            Ok((j.top1, Some((test, onnx))))
-        };
-        let (validation, exported) = kiln_train::with_threads(1, run)
-            .map_err(|e| e.to_string())?
-            .map_err(|e| format!("supernet: {e}"))?;
+        let judged = self
+            .judge(genome, data, export)
+            .map_err(|e| e.to_string())?;
         let fraction = |v: f64| Metric::new(v, Unit::Fraction, Source::Host);
         eval.metrics
-            .insert(keys::ACCURACY.into(), fraction(validation));
-        if let Some((test, _)) = &exported {
+            .insert(keys::ACCURACY.into(), fraction(judged.validation_top1));
+        if let Some((test, _)) = &judged.exported {
             eval.metrics
                 .insert(keys::TEST_ACCURACY.into(), fraction(*test));
         }
-        eval.labels.insert(
-            ACCURACY_KIND.into(),
-            format!(
-                "inherited from the supernet in {} ({} epochs), batch norm recalibrated on {} \
-                 training images",
-                self.dir.display(),
-                self.epochs,
-                self.settings.recalibration_images
-            ),
-        );
+        eval.labels
+            .insert(ACCURACY_KIND.into(), self.accuracy_kind());
         eval.timings
             .insert("judge_s".into(), started.elapsed().as_secs_f64());
-        Ok(exported.map(|(_, onnx)| onnx))
+        Ok(judged.exported.map(|(_, onnx)| onnx))
     }
+
+    /// What an accuracy from this supernet is, in words.
+    pub fn accuracy_kind(&self) -> String {
+        format!(
+            "inherited from the supernet in {} ({} epochs), batch norm recalibrated on {} \
+             training images",
+            self.dir.display(),
+            self.epochs,
+            self.settings.recalibration_images
+        )
+    }
+}
+
+fn poisoned() -> PipelineError {
+    PipelineError::Invalid("the supernet's lock was poisoned by a panic".into())
 }

@@ -35,7 +35,7 @@ pub use build::{
     BuiltModel, ModelSource, build_file, build_model, build_target, content_dir, content_id,
 };
 pub use evaluate::PipelineEvaluator;
-pub use inherit::SupernetJudge;
+pub use inherit::{Inherited, SupernetJudge};
 pub use search_device::SearchDevice;
 
 /// What went wrong along the pipeline; each stage's error names its file,

@@ -26,6 +26,18 @@ pub type Violation = ConstraintCheck;
 /// through the profile's sim model (ms) at the fastest clock the power budget
 /// allows; FPS = 1000 / that latency.
 pub fn analytic_violations(target: &Target, totals: &Totals) -> Vec<Violation> {
+    let figures = analytic_bounds(target, totals);
+    target
+        .constraints
+        .check(&figures)
+        .into_iter()
+        .filter(|c| c.passed == Some(false))
+        .collect()
+}
+
+/// The analytic lower bounds of [`analytic_violations`] (size, peak memory, p50/p95
+/// latency, FPS), each labelled `predicted`.
+pub fn analytic_bounds(target: &Target, totals: &Totals) -> Figures {
     let bound = |value, unit| Some(Metric::new(value, unit, Source::Predicted));
     let weight_bytes = totals.params as f64 * 4.0;
     let mut figures = Figures {
@@ -43,12 +55,7 @@ pub fn analytic_violations(target: &Target, totals: &Totals) -> Vec<Violation> {
             figures.fps = bound(1000.0 / min_ms, Unit::FramesPerSecond);
         }
     }
-    target
-        .constraints
-        .check(&figures)
-        .into_iter()
-        .filter(|c| c.passed == Some(false))
-        .collect()
+    figures
 }
 
 #[cfg(test)]

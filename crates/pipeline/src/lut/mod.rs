@@ -151,14 +151,34 @@ pub fn identity(
 /// Errors: the file cannot be read; [`kiln_latency::LatencyError`] (as
 /// [`PipelineError::Invalid`]) for a corrupt file or a mismatch, naming each field.
 pub fn load_table(path: &Path, wanted: &TableIdentity) -> Result<LatencyTable, PipelineError> {
-    let origin = path.display().to_string();
+    adopt(read_table(path)?, wanted, path)
+}
+
+/// Reads the table file at `path`.
+///
+/// Errors: the file cannot be read, or is not a table of this format (naming it).
+fn read_table(path: &Path) -> Result<LatencyTable, PipelineError> {
     let text = String::from_utf8_lossy(&crate::files::read(path)?).into_owned();
-    let table = LatencyTable::from_json(&text, &origin).map_err(invalid)?;
-    if let Some(t) = table.retarget(wanted) {
-        return Ok(t);
+    LatencyTable::from_json(&text, &path.display().to_string()).map_err(invalid)
+}
+
+/// `table` under `wanted`'s identity (its costs lent, see [`LatencyTable::retarget`]),
+/// or the mismatch naming every field, `path` as the file.
+fn adopt(
+    table: LatencyTable,
+    wanted: &TableIdentity,
+    path: &Path,
+) -> Result<LatencyTable, PipelineError> {
+    match table.retarget(wanted) {
+        Some(t) => Ok(t),
+        None => {
+            // not lendable: the identity differs in a field that matters, named here
+            table
+                .check_identity(wanted, &path.display().to_string())
+                .map_err(invalid)?;
+            Ok(table)
+        }
     }
-    table.check_identity(wanted, &origin).map_err(invalid)?;
-    Ok(table)
 }
 
 fn invalid(e: kiln_latency::LatencyError) -> PipelineError {
@@ -222,44 +242,41 @@ pub fn build_table(
 }
 
 /// The table to continue: the file at `req.table_path` (resumed when it matches, its
-/// fuel lent when only the target differs), else a sibling `sim` table's fuel, else an
-/// empty table.
+/// fuel lent when only the target differs, measured again when only the runtime
+/// differs), else a sibling `sim` table's fuel, else an empty table.
 fn start_table(
     req: &LutRequest,
     wanted: &TableIdentity,
     progress: &mut dyn FnMut(LutEvent),
 ) -> Result<LatencyTable, PipelineError> {
-    if stale_runtime_only(&req.table_path, wanted) {
-        // kernels changed since it was measured: everything in it is out of date
-        progress(LutEvent::Stale {
-            path: req.table_path.clone(),
-        });
-        return Ok(LatencyTable::new(wanted.clone()));
-    }
-    match find_table(&req.table_path, wanted)? {
-        Some((table, from)) => {
-            progress(LutEvent::Reused {
-                entries: table.entries.len(),
-                from: from.clone(),
-            });
-            if from != req.table_path {
-                save(&table, &req.table_path)?;
-            }
-            Ok(table)
+    let path = &req.table_path;
+    let found = if path.exists() {
+        let table = read_table(path)?;
+        if stale_runtime_only(&table, wanted) {
+            // kernels changed since it was measured: everything in it is out of date
+            progress(LutEvent::Stale { path: path.clone() });
+            return Ok(LatencyTable::new(wanted.clone()));
         }
-        None => Ok(LatencyTable::new(wanted.clone())),
+        Some((adopt(table, wanted, path)?, path.clone()))
+    } else {
+        sibling_table(path, wanted)
+    };
+    let Some((table, from)) = found else {
+        return Ok(LatencyTable::new(wanted.clone()));
+    };
+    progress(LutEvent::Reused {
+        entries: table.entries.len(),
+        from: from.clone(),
+    });
+    if from != *path {
+        save(&table, path)?;
     }
+    Ok(table)
 }
 
-/// Whether the table at `path` differs from `wanted` only by the runtime fingerprint
-/// (and the target or sim model, which a rebuild sets anyway).
-fn stale_runtime_only(path: &Path, wanted: &TableIdentity) -> bool {
-    let Ok(bytes) = std::fs::read(path) else {
-        return false;
-    };
-    let Ok(table) = LatencyTable::from_json(&String::from_utf8_lossy(&bytes), "") else {
-        return false;
-    };
+/// Whether `table` differs from `wanted` in the runtime fingerprint and otherwise only
+/// in the target or sim model (which a rebuild sets anyway).
+fn stale_runtime_only(table: &LatencyTable, wanted: &TableIdentity) -> bool {
     let fields = table.mismatches(wanted);
     fields.iter().any(|f| f.field == "runtime")
         && fields
@@ -279,14 +296,14 @@ pub fn find_table(
     wanted: &TableIdentity,
 ) -> Result<Option<(LatencyTable, PathBuf)>, PipelineError> {
     if path.exists() {
-        let origin = path.display().to_string();
-        let text = String::from_utf8_lossy(&crate::files::read(path)?).into_owned();
-        let table = LatencyTable::from_json(&text, &origin).map_err(invalid)?;
-        if let Some(t) = table.retarget(wanted) {
-            return Ok(Some((t, path.to_path_buf())));
-        }
-        table.check_identity(wanted, &origin).map_err(invalid)?;
+        return Ok(Some((load_table(path, wanted)?, path.to_path_buf())));
     }
+    Ok(sibling_table(path, wanted))
+}
+
+/// The first table in `path`'s folder (by name) that can lend its costs to `wanted`;
+/// files that are not tables are passed over.
+fn sibling_table(path: &Path, wanted: &TableIdentity) -> Option<(LatencyTable, PathBuf)> {
     let dir = path.parent().unwrap_or(Path::new("."));
     let mut siblings: Vec<PathBuf> = std::fs::read_dir(dir)
         .into_iter()
@@ -296,21 +313,11 @@ pub fn find_table(
         .filter(|p| p.extension().is_some_and(|x| x == "json"))
         .collect();
     siblings.sort();
-    for sibling in siblings {
-        let Ok(bytes) = std::fs::read(&sibling) else {
-            continue;
-        };
-        let Ok(other) = LatencyTable::from_json(&String::from_utf8_lossy(&bytes), "") else {
-            continue;
-        };
-        if other.entries.is_empty() {
-            continue;
-        }
-        if let Some(t) = other.retarget(wanted) {
-            return Ok(Some((t, sibling)));
-        }
-    }
-    Ok(None)
+    siblings.into_iter().find_map(|sibling| {
+        let other = read_table(&sibling).ok()?;
+        let lent = other.retarget(wanted).filter(|t| !t.entries.is_empty())?;
+        Some((lent, sibling))
+    })
 }
 
 /// Whole networks sampled with `seed`, exported as a search candidate is (seeded random
@@ -374,7 +381,11 @@ fn fit(
     };
     let layers: Vec<usize> = nets.iter().map(|(_, a, _)| a.layer_keys().len()).collect();
     let overhead = fit_overhead(&sums, &layers, &measured, unit).ok_or_else(|| {
-        PipelineError::Invalid("the fit networks' measurements are not positive".into())
+        PipelineError::Invalid(format!(
+            "{}: the networks measured to fit the table's line did not all measure above \
+             zero",
+            req.table_path.display()
+        ))
     })?;
     progress(LutEvent::Fitted {
         networks: overhead.fitted_on,
