@@ -84,6 +84,15 @@ fn sigkill_then_resume_loses_and_repeats_nothing() {
         .unwrap();
     // Kill once one trial finished while another is running.
     wait_until_mid_run(&run, &mut child);
+    // The same command with --resume while the search runs is refused,
+    // naming the holder, and re-queues nothing (issue 18).
+    let second = search(run_s, &space, true).output().unwrap();
+    let said = String::from_utf8_lossy(&second.stderr);
+    assert!(!second.status.success(), "{said}");
+    assert!(said.contains("in use by a running search"), "{said}");
+    assert!(said.contains(&format!("process {} on", child.id())), "{said}");
+    let mid = snapshot(&run);
+    assert!(mid.iter().all(|t| t.attempts <= 1), "{mid:#?}");
     child.kill().unwrap(); // SIGKILL on Unix
     child.wait().unwrap();
     let before = snapshot(&run);

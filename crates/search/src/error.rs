@@ -31,6 +31,36 @@ pub enum SearchError {
         /// The existing journal file.
         path: PathBuf,
     },
+    /// Another live process holds the run's lease (a search on the same
+    /// run folder or shared run).
+    #[error(
+        "{path} is in use by a running search: {holder} (last heartbeat {age} ago); wait for it \
+         to end or stop it (a lease whose holder died is taken over once its heartbeat is \
+         older than {grace})"
+    )]
+    Busy {
+        /// The journal.
+        path: PathBuf,
+        /// Who holds it (`process 1234 on host h`).
+        holder: String,
+        /// How long ago it renewed its lease (`3 s`).
+        age: String,
+        /// After how long a silent holder is taken for dead (`30 s`).
+        grace: String,
+    },
+    /// The journal was written by a kiln with another schema.
+    #[error(
+        "journal {path} has schema version {found}; this kiln reads version {expected}: use the \
+         kiln that wrote it (or a newer one), or start another run"
+    )]
+    Schema {
+        /// The journal.
+        path: PathBuf,
+        /// The version stored.
+        found: i64,
+        /// [`crate::journal::SCHEMA_VERSION`].
+        expected: i64,
+    },
     /// No journal file where one was expected (resume, reports).
     #[error("--resume: {path} holds no search journal")]
     NothingToResume {
