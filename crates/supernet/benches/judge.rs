@@ -1,0 +1,145 @@
+//! Judging throughput: how many sub-networks a weight-sharing search judges per second
+//! (batch norm recalibrated, then validation top-1), on the bundled data.
+//!
+//! ```sh
+//! cargo bench -p kiln-supernet --bench judge -- SUPERNET_DIR [--candidates 200] [--workers 2]
+//! ```
+//!
+//! `SUPERNET_DIR` is a folder written by `cargo xtask supernet train`. Genomes are drawn
+//! from the supernet's space (seed 0); each worker holds its own copy of the supernet
+//! and runs its kernels on one thread. Prints wall time, candidates per second and the
+//! median seconds of the two phases (`host`, this machine). With `--against IMAGES`, each
+//! candidate is also judged with that many recalibration images, and the agreement of
+//! the two rankings is printed (Kendall's tau-b, largest difference in points).
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Instant;
+
+use kiln_data::{Source, SplitOptions};
+use kiln_space::Genome;
+use kiln_supernet::{JudgeSettings, accuracy, recalibrate};
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+
+fn main() {
+    let mut args = std::env::args().skip(1).filter(|a| a != "--bench");
+    let mut dir = None;
+    let (mut candidates, mut workers) = (200usize, 2usize);
+    let (mut recal, mut against) = (None, None);
+    while let Some(a) = args.next() {
+        let mut num = |name: &str| -> usize {
+            args.next()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or_else(|| panic!("{name} takes a number"))
+        };
+        match a.as_str() {
+            "--candidates" => candidates = num("--candidates"),
+            "--workers" => workers = num("--workers").max(1),
+            "--recalibration" => recal = Some(num("--recalibration")),
+            "--against" => against = Some(num("--against")),
+            _ => dir = Some(PathBuf::from(a)),
+        }
+    }
+    let Some(dir) = dir else {
+        eprintln!(
+            "usage: judge SUPERNET_DIR [--candidates N] [--workers W] [--recalibration IMAGES]"
+        );
+        return;
+    };
+    let device = kiln_train::device();
+    let (net, identity, epochs, _) = kiln_supernet::load(&dir, &device).expect("supernet");
+    let data = kiln_data::load(
+        &Source::Mnist5k,
+        &SplitOptions {
+            seed: kiln_data::DEFAULT_SPLIT_SEED,
+            validation_fraction: 0.1,
+            train_limit: None,
+        },
+    )
+    .expect("bundled data");
+    let settings = JudgeSettings {
+        recalibration_images: recal.unwrap_or(identity.config.recalibration_images),
+        ..JudgeSettings::default()
+    };
+    let mut rng = ChaCha8Rng::seed_from_u64(0);
+    let genomes: Vec<Genome> = (0..candidates)
+        .map(|_| Genome::sample(&identity.space, &mut rng))
+        .collect();
+    let next = AtomicUsize::new(0);
+    let started = Instant::now();
+    let other = against.map(|n| JudgeSettings {
+        recalibration_images: n,
+        ..settings.clone()
+    });
+    type Judged = (f64, f64, f64, Option<f64>);
+    let phases: Vec<Judged> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..workers)
+            .map(|_| {
+                let net = net.clone();
+                let (data, genomes, next) = (&data, &genomes, &next);
+                let (settings, other) = (&settings, &other);
+                s.spawn(move || {
+                    kiln_train::with_threads(1, || {
+                        let mut out = Vec::new();
+                        loop {
+                            let i = next.fetch_add(1, Ordering::Relaxed);
+                            let Some(g) = genomes.get(i) else { break };
+                            let t0 = Instant::now();
+                            let mut bn = recalibrate(&net, g, data, settings).expect("recalibrate");
+                            let t1 = Instant::now();
+                            let (top1, _) =
+                                accuracy(&net, g, &mut bn, &data.validation, data, settings.batch)
+                                    .expect("validate");
+                            let seconds = t1.elapsed().as_secs_f64();
+                            let second = other.as_ref().map(|o| {
+                                let j = kiln_supernet::judge(&net, g, data, o).expect("judge");
+                                j.top1
+                            });
+                            out.push(((t1 - t0).as_secs_f64(), seconds, top1, second));
+                        }
+                        out
+                    })
+                    .expect("thread pool")
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().expect("worker"))
+            .collect()
+    });
+    let wall = started.elapsed().as_secs_f64();
+    let median = |mut v: Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    println!(
+        "supernet {} ({} epochs), {} recalibration images, {} validation images",
+        dir.display(),
+        epochs,
+        settings.recalibration_images,
+        data.validation.len()
+    );
+    println!(
+        "{candidates} candidates, {workers} workers: {wall:.1} s wall, {:.2} candidates/s (host); \
+         median recalibration {:.3} s, validation {:.3} s",
+        candidates as f64 / wall,
+        median(phases.iter().map(|p| p.0).collect()),
+        median(phases.iter().map(|p| p.1).collect()),
+    );
+    if let Some(n) = against {
+        let a: Vec<f64> = phases.iter().map(|p| p.2).collect();
+        let b: Vec<f64> = phases.iter().filter_map(|p| p.3).collect();
+        let worst = a
+            .iter()
+            .zip(&b)
+            .map(|(x, y)| (x - y).abs())
+            .fold(0.0, f64::max);
+        println!(
+            "against {n} recalibration images: Kendall tau-b {:.3}, largest difference {:.2} points",
+            kiln_latency::kendall_tau(&a, &b).unwrap_or(f64::NAN),
+            worst * 100.0
+        );
+    }
+}
