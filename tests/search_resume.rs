@@ -90,7 +90,10 @@ fn sigkill_then_resume_loses_and_repeats_nothing() {
     let said = String::from_utf8_lossy(&second.stderr);
     assert!(!second.status.success(), "{said}");
     assert!(said.contains("in use by a running search"), "{said}");
-    assert!(said.contains(&format!("process {} on", child.id())), "{said}");
+    assert!(
+        said.contains(&format!("process {} on", child.id())),
+        "{said}"
+    );
     let mid = snapshot(&run);
     assert!(mid.iter().all(|t| t.attempts <= 1), "{mid:#?}");
     child.kill().unwrap(); // SIGKILL on Unix

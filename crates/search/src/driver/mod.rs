@@ -184,38 +184,7 @@ pub fn run_search<S: SearchSpace, E: Evaluator<S::Point>>(
     progress: &dyn Progress,
 ) -> Result<SearchSummary, SearchError> {
     let begun = Instant::now();
-    let history = journal.trials()?;
-    let mut replay = Vec::with_capacity(history.len());
-    let mut pending = std::collections::VecDeque::new();
-    let mut state = ProgressState {
-        budget: config.trials,
-        ..ProgressState::default()
-    };
-    let mut started = 0;
-    for t in &history {
-        let point: S::Point =
-            serde_json::from_str(&t.genome).map_err(|e| SearchError::Journal {
-                path: journal.path().to_path_buf(),
-                message: format!("trial {}: genome: {e}", t.number),
-            })?;
-        let outcome = outcome_of(t, &config.fitness);
-        if is_analytic_rejection(t) {
-            state.rejected_analytic += 1;
-        } else {
-            started += 1;
-            count(&mut state, t.status, t.evaluation.as_ref());
-        }
-        if outcome.is_none() {
-            pending.push_back(Job {
-                number: t.number,
-                point: point.clone(),
-                id: t.genome_id.clone(),
-            });
-        }
-        replay.push((point, outcome));
-    }
-    strategy.replay(&replay);
-    drop(replay);
+    let (state, started, pending) = replay_history(space, strategy, journal, config)?;
 
     let shared = Mutex::new(State {
         strategy,
@@ -271,6 +240,52 @@ pub fn run_search<S: SearchSpace, E: Evaluator<S::Point>>(
         stopped: state.stopped.unwrap_or_else(|| "budget spent".into()),
         requeued_now: state.requeued_now,
     })
+}
+
+/// What a journal's history left: counts, evaluations started, trials to evaluate.
+type Replayed<P> = (ProgressState, usize, std::collections::VecDeque<Job<P>>);
+
+/// Replays a journal's history into `strategy`: the counts so far, the
+/// evaluations started (against the budget) and the trials still to
+/// evaluate (pending or running), by number.
+fn replay_history<S: SearchSpace>(
+    _space: &S,
+    strategy: &mut dyn Strategy<S::Point>,
+    journal: &Journal,
+    config: &SearchConfig,
+) -> Result<Replayed<S::Point>, SearchError> {
+    let history = journal.trials()?;
+    let mut replay = Vec::with_capacity(history.len());
+    let mut pending = std::collections::VecDeque::new();
+    let mut state = ProgressState {
+        budget: config.trials,
+        ..ProgressState::default()
+    };
+    let mut started = 0;
+    for t in &history {
+        let point: S::Point =
+            serde_json::from_str(&t.genome).map_err(|e| SearchError::Journal {
+                path: journal.path().to_path_buf(),
+                message: format!("trial {}: genome: {e}", t.number),
+            })?;
+        let outcome = outcome_of(t, &config.fitness);
+        if is_analytic_rejection(t) {
+            state.rejected_analytic += 1;
+        } else {
+            started += 1;
+            count(&mut state, t.status, t.evaluation.as_ref());
+        }
+        if outcome.is_none() {
+            pending.push_back(Job {
+                number: t.number,
+                point: point.clone(),
+                id: t.genome_id.clone(),
+            });
+        }
+        replay.push((point, outcome));
+    }
+    strategy.replay(&replay);
+    Ok((state, started, pending))
 }
 
 fn count(state: &mut ProgressState, status: Status, evaluation: Option<&Evaluation>) {
@@ -329,16 +344,7 @@ fn worker_loop<S: SearchSpace, E: Evaluator<S::Point>>(
             dir,
             worker,
         };
-        let result =
-            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| evaluator.evaluate(&spec)))
-                .unwrap_or_else(|panic| {
-                    let msg = panic
-                        .downcast_ref::<String>()
-                        .cloned()
-                        .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
-                        .unwrap_or_else(|| "unknown panic".into());
-                    Err(EvalError::Failed(format!("evaluator panicked: {msg}")))
-                });
+        let result = evaluate_caught(evaluator, &spec);
         let (status, evaluation, error) = match result {
             Ok(e) if e.violations.is_empty() => (Status::Done, Some(e), None),
             Ok(e) => (Status::Infeasible, Some(e), None),
@@ -363,22 +369,13 @@ fn worker_loop<S: SearchSpace, E: Evaluator<S::Point>>(
             }
         };
         journal.finish(spec.number, status, evaluation.as_ref(), error.as_deref())?;
-        let line = match (&evaluation, &error) {
-            (_, Some(e)) => format!(
-                "trial {} {}: failed: {}",
-                spec.number,
-                spec.id,
-                e.lines().next().unwrap_or("")
-            ),
-            (Some(e), None) => format!(
-                "trial {} {}: {}{}",
-                spec.number,
-                spec.id,
-                status.as_str(),
-                brief(e)
-            ),
-            (None, None) => String::new(),
-        };
+        let line = trial_line(
+            spec.number,
+            &spec.id,
+            status,
+            evaluation.as_ref(),
+            error.as_deref(),
+        );
         let mut st = shared.lock().map_err(|_| poisoned())?;
         let record = TrialRecord {
             number: spec.number,
@@ -421,6 +418,40 @@ fn send_back<'a, P>(
     record(&mut st);
     progress.update(&st.progress);
     Ok(())
+}
+
+/// Evaluates one trial; a panic becomes [`EvalError::Failed`].
+fn evaluate_caught<P, E: Evaluator<P>>(
+    evaluator: &E,
+    spec: &TrialSpec<P>,
+) -> Result<Evaluation, EvalError> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| evaluator.evaluate(spec)))
+        .unwrap_or_else(|panic| {
+            let msg = panic
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_else(|| "unknown panic".into());
+            Err(EvalError::Failed(format!("evaluator panicked: {msg}")))
+        })
+}
+
+/// The log line of a finished trial.
+fn trial_line(
+    number: u64,
+    id: &str,
+    status: Status,
+    evaluation: Option<&Evaluation>,
+    error: Option<&str>,
+) -> String {
+    match (evaluation, error) {
+        (_, Some(e)) => format!(
+            "trial {number} {id}: failed: {}",
+            e.lines().next().unwrap_or("")
+        ),
+        (Some(e), None) => format!("trial {number} {id}: {}{}", status.as_str(), brief(e)),
+        (None, None) => format!("trial {number} {id}: {}", status.as_str()),
+    }
 }
 
 fn brief(e: &Evaluation) -> String {
@@ -471,6 +502,20 @@ fn next_job<S: SearchSpace, E: Evaluator<S::Point>>(
         st.stopped = Some("time budget spent".into());
         return Ok(None);
     }
+    propose(space, evaluator, journal, config, st)
+}
+
+/// Asks the strategy until it proposes a point that is new and passes the
+/// precheck, journals it pending and returns it; analytic rejections are
+/// journalled and told on the way. `None` (with [`State::stopped`] set)
+/// when too many proposals in a row were fruitless.
+fn propose<S: SearchSpace, E: Evaluator<S::Point>>(
+    space: &S,
+    evaluator: &E,
+    journal: &Journal,
+    config: &SearchConfig,
+    st: &mut State<'_, S::Point>,
+) -> Result<Option<Job<S::Point>>, SearchError> {
     let mut fruitless = 0;
     loop {
         if fruitless >= config.max_fruitless_asks {
@@ -521,6 +566,9 @@ fn next_job<S: SearchSpace, E: Evaluator<S::Point>>(
 fn origin_name(o: Origin) -> &'static str {
     o.as_str()
 }
+
+mod shared;
+pub use shared::{WorkConfig, WorkSummary, run_shared_search, work};
 
 #[cfg(test)]
 mod tests;

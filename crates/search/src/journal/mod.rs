@@ -23,6 +23,7 @@ use crate::{Evaluation, SearchError};
 mod backend;
 mod lease;
 mod location;
+mod postgres;
 mod sqlite;
 #[cfg(test)]
 mod tests;
@@ -195,7 +196,7 @@ fn backend(location: &Location, create_folder: bool) -> Result<Arc<dyn Backend>,
             }
             Arc::new(sqlite::Sqlite::open(&Journal::path_in(dir))?)
         }
-        Location::Postgres { .. } => return Err(not_shared()),
+        Location::Postgres { url, run } => Arc::new(postgres::Postgres::connect(url, run)?),
     })
 }
 
@@ -231,6 +232,21 @@ impl Journal {
         options: &LeaseOptions,
     ) -> Result<Journal, SearchError> {
         let backend = backend(location, true)?;
+        // An existing run is refused before its lease is asked for, so the
+        // message names the differing settings even while it runs.
+        let stored = backend.meta()?;
+        if !stored.fields.is_empty() {
+            let path = backend.location().to_path_buf();
+            let differences = differences(&stored, meta);
+            return Err(if differences.is_empty() {
+                SearchError::AlreadyExists { path }
+            } else {
+                SearchError::ResumeMismatch {
+                    path,
+                    differences: differences.join("; "),
+                }
+            });
+        }
         let mut journal = Journal::unleased(backend);
         journal.lease(Role::Search, options)?;
         journal.backend.create(meta, options)?;
