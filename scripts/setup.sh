@@ -3,7 +3,9 @@
 # targets (aarch64 devices, the wasm simulated device) and Debian packages
 # (qemu-user runs aarch64 builds here; openssh-server is the stand-in device
 # for flash tests; an aarch64 C compiler only for `cargo xtask sizes --vs-tract`,
-# whose tract build assembles tract-linalg's ARM kernels). Safe to run again;
+# whose tract build assembles tract-linalg's ARM kernels; PostgreSQL's server
+# binaries for the shared-journal tests, which start throwaway clusters of their
+# own with initdb and pg_ctl as the `postgres` user). Safe to run again;
 # needs root (or sudo) for apt-get.
 set -euo pipefail
 
@@ -14,6 +16,8 @@ command -v qemu-aarch64 >/dev/null 2>&1 || need+=(qemu-user)
 command -v sshd >/dev/null 2>&1 || [ -x /usr/sbin/sshd ] || need+=(openssh-server)
 command -v ssh >/dev/null 2>&1 || need+=(openssh-client)
 command -v aarch64-linux-gnu-gcc >/dev/null 2>&1 || need+=(gcc-aarch64-linux-gnu libc6-dev-arm64-cross)
+compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || command -v initdb >/dev/null 2>&1 \
+  || need+=(postgresql)
 if [ ${#need[@]} -gt 0 ]; then
   sudo=""
   [ "$(id -u)" -eq 0 ] || sudo="sudo"
