@@ -189,6 +189,8 @@ fn a_binding_latency_limit_rejects_by_prediction_before_training() {
     let run = dir.path().join("run");
     let o = xtask(&[
         "search",
+        "--evaluator",
+        "train",
         "--target",
         profile_path.to_str().unwrap(),
         "--space",

@@ -53,30 +53,37 @@ fn search(
 /// `search --target TARGET` of 2 trials of the tiny space into `run`.
 fn base_search(target: &str, profiles: &Path, run: &Path, workers: &str) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_xtask"));
-    c.args(["search", "--target", target, "--targets-dir"])
-        .arg(profiles)
-        .args([
-            "--trials",
-            "2",
-            "--epochs",
-            "1",
-            "--train-limit",
-            "300",
-            "--population",
-            "2",
-            "--seed",
-            "5",
-            "--workers",
-            workers,
-            "--space",
-            &tiny_space(),
-            "--device-warmup",
-            "1",
-            "--device-runs",
-            "5",
-            "-o",
-        ])
-        .arg(run);
+    c.args([
+        "search",
+        "--evaluator",
+        "train",
+        "--target",
+        target,
+        "--targets-dir",
+    ])
+    .arg(profiles)
+    .args([
+        "--trials",
+        "2",
+        "--epochs",
+        "1",
+        "--train-limit",
+        "300",
+        "--population",
+        "2",
+        "--seed",
+        "5",
+        "--workers",
+        workers,
+        "--space",
+        &tiny_space(),
+        "--device-warmup",
+        "1",
+        "--device-runs",
+        "5",
+        "-o",
+    ])
+    .arg(run);
     c
 }
 

@@ -82,6 +82,8 @@ fn small_search_front_meets_every_jetson_constraint_when_remeasured() {
     let space = tiny_space();
     let o = xtask(&[
         "search",
+        "--evaluator",
+        "train",
         "--target",
         "jetson",
         "--trials",
@@ -142,6 +144,8 @@ fn small_search_front_meets_every_jetson_constraint_when_remeasured() {
     // Resuming this run as a different search is refused, naming the difference.
     let o = xtask(&[
         "search",
+        "--evaluator",
+        "train",
         "--target",
         "pixel",
         "--trials",
@@ -168,7 +172,17 @@ fn small_search_front_meets_every_jetson_constraint_when_remeasured() {
     );
     // And a new search into the same folder without --resume is refused.
     let o = xtask(&[
-        "search", "--target", "jetson", "--trials", "1", "--space", &space, "-o", run_s,
+        "search",
+        "--evaluator",
+        "train",
+        "--target",
+        "jetson",
+        "--trials",
+        "1",
+        "--space",
+        &space,
+        "-o",
+        run_s,
     ]);
     assert!(!o.status.success());
     assert!(text(&o).contains("--resume"), "{}", text(&o));
@@ -179,18 +193,39 @@ fn bad_input_gets_clear_messages() {
     let dir = tempfile::tempdir().unwrap();
     let run = dir.path().join("run");
     let run_s = run.to_str().unwrap();
-    let o = xtask(&["search", "--target", "nosuch", "--trials", "1", "-o", run_s]);
+    let o = xtask(&[
+        "search",
+        "--evaluator",
+        "train",
+        "--target",
+        "nosuch",
+        "--trials",
+        "1",
+        "-o",
+        run_s,
+    ]);
     assert!(!o.status.success());
     assert!(text(&o).contains("unknown target `nosuch`"), "{}", text(&o));
 
     let o = xtask(&[
-        "search", "--target", "jetson", "--resume", "--trials", "1", "-o", run_s,
+        "search",
+        "--evaluator",
+        "train",
+        "--target",
+        "jetson",
+        "--resume",
+        "--trials",
+        "1",
+        "-o",
+        run_s,
     ]);
     assert!(!o.status.success());
     assert!(text(&o).contains("holds no search journal"), "{}", text(&o));
 
     let o = xtask(&[
         "search",
+        "--evaluator",
+        "train",
         "--target",
         "jetson",
         "--time-budget",

@@ -105,6 +105,8 @@ fn a_tiny_supernet_trains_resumes_and_its_exported_sub_network_agrees_with_it() 
         "300",
         "--lut",
         "off",
+        "--fine-tune",
+        "0",
         "-o",
         run.to_str().unwrap(),
     ]);
@@ -134,7 +136,8 @@ fn a_tiny_supernet_trains_resumes_and_its_exported_sub_network_agrees_with_it() 
         &tiny_space(),
         "--supernet",
         net.to_str().unwrap(),
-        "--judge-only",
+        "--fine-tune",
+        "0",
         "--lut",
         table.to_str().unwrap(),
         "--trials",
@@ -146,7 +149,8 @@ fn a_tiny_supernet_trains_resumes_and_its_exported_sub_network_agrees_with_it() 
     ]);
     assert!(o.status.success(), "{}", text(&o));
     assert!(
-        text(&o).contains("candidates judged (accuracy inherited, latency predicted)"),
+        text(&o).contains("candidates judged (accuracy inherited, latency predicted)")
+            && text(&o).contains("0 fine-tuned"),
         "{}",
         text(&o)
     );
@@ -166,13 +170,15 @@ fn a_tiny_supernet_trains_resumes_and_its_exported_sub_network_agrees_with_it() 
     let csv = std::fs::read_to_string(fast.join("trials.csv")).unwrap();
     assert!(csv.contains(",predicted,"), "{csv}");
 
-    // the same search with another supernet folder is another run
+    // the same search trained from scratch is another run
     let o = xtask(&[
         "search",
         "--target",
         "jetson",
         "--space",
         &tiny_space(),
+        "--evaluator",
+        "train",
         "--trials",
         "4",
         "--train-limit",
@@ -183,6 +189,8 @@ fn a_tiny_supernet_trains_resumes_and_its_exported_sub_network_agrees_with_it() 
     ]);
     assert!(!o.status.success());
     assert!(text(&o).contains("evaluator"), "{}", text(&o));
+
+    the_default_search_trains_a_cached_supernet_and_fine_tunes_its_front(dir.path(), &table);
 
     // bad input: other data, a genome of another space, a damaged checkpoint
     let o = export(&net, &genome, "200", &model);
@@ -202,4 +210,85 @@ fn a_tiny_supernet_trains_resumes_and_its_exported_sub_network_agrees_with_it() 
     let o = train(&net, "3", &["--resume"]);
     assert!(!o.status.success());
     assert!(text(&o).contains("supernet.json"), "{}", text(&o));
+}
+
+/// The README's main command in small: no `--supernet`, so a supernet is trained into the
+/// cache (one epoch), candidates are judged by inherited accuracy and predicted latency,
+/// the front is built, measured and fine-tuned; a second search for another target
+/// reuses the cached supernet; each front model, measured again on its own, meets every
+/// constraint of the target.
+fn the_default_search_trains_a_cached_supernet_and_fine_tunes_its_front(dir: &Path, table: &Path) {
+    let cache = dir.join("cache");
+    let search = |target: &str, out: &Path| {
+        xtask(&[
+            "search",
+            "--target",
+            target,
+            "--space",
+            &tiny_space(),
+            "--supernet-cache",
+            cache.to_str().unwrap(),
+            "--supernet-epochs",
+            "1",
+            "--fine-tune",
+            "1",
+            "--lut",
+            table.to_str().unwrap(),
+            "--trials",
+            "10",
+            "--train-limit",
+            "300",
+            "-o",
+            out.to_str().unwrap(),
+        ])
+    };
+    let run = dir.join("default");
+    let o = search("jetson", &run);
+    assert!(o.status.success(), "{}", text(&o));
+    let out = text(&o);
+    assert!(out.contains("trained 1 epochs"), "{out}");
+    assert!(out.contains("10 candidates judged"), "{out}");
+    assert!(!out.contains(" 0 fine-tuned"), "{out}");
+    let front: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("front.json")).unwrap()).unwrap();
+    let models = front["front"].as_array().unwrap();
+    assert!(!models.is_empty(), "{front}");
+    let csv = std::fs::read_to_string(run.join("trials.csv")).unwrap();
+    assert!(
+        csv.contains("fine-tuned 1 epochs from weights inherited"),
+        "{csv}"
+    );
+    let html = std::fs::read_to_string(run.join("report.html")).unwrap();
+    assert!(
+        html.contains("fine-tuned"),
+        "the report shows accuracy kinds apart"
+    );
+    for m in models {
+        assert_eq!(m["metrics"]["latency_ms"]["source"], "sim", "{m}");
+        let model = run.join(m["folder"].as_str().unwrap()).join("model.onnx");
+        let o = xtask(&[
+            "measure",
+            model.to_str().unwrap(),
+            "--target",
+            "jetson",
+            "--json",
+        ]);
+        assert!(o.status.success(), "{}", text(&o));
+        let reports: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        let checks = &reports[0]["power"]["checks"];
+        assert!(
+            checks.as_array().is_some_and(|c| !c.is_empty()),
+            "{reports}"
+        );
+        for c in checks.as_array().unwrap() {
+            assert_eq!(
+                c["passed"], true,
+                "front model {model:?} measured alone: {c}"
+            );
+        }
+    }
+    // another target reuses the cached supernet
+    let o = search("pixel", &dir.join("pixel"));
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("cached, reused"), "{}", text(&o));
 }

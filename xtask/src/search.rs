@@ -8,6 +8,7 @@ use std::time::Duration;
 use anyhow::{Result, bail};
 use indicatif::{ProgressBar, ProgressStyle};
 use kiln_pipeline::device::{DeviceFlags, SearchDeviceChoice};
+use kiln_pipeline::finetune::FineTune;
 use kiln_pipeline::search::{Reward, SearchRequest, TableChoice, search};
 use kiln_search::driver::ProgressState;
 use kiln_search::report::impossible_message;
@@ -19,13 +20,17 @@ use crate::common::{DataArgs, space_path, targets_dir};
 
 /// Search the space for models that meet every hard constraint of a device.
 ///
-/// Each candidate is trained on the data (short budget), exported to ONNX,
-/// compiled into a no_std Rust program, built for the target's triple and for
-/// wasm, and measured (sizes; simulated latency per power mode; peak memory).
-/// Candidates that break a constraint are recorded infeasible and never join
-/// the Pareto front or the parents. The run folder gets journal.sqlite (every
-/// trial, resumable), front.json, trials.csv, report.html and front/ (ONNX,
-/// generated crate and binaries of each front model).
+/// By default with weight sharing: one supernet for the space and data (trained
+/// once, then cached) gives every candidate its weights and inherited accuracy;
+/// the latency lookup table predicts its latency, so candidates are judged in a
+/// second or two without being built. The front is then built and measured for
+/// real (the hard constraints are judged on measured figures) and its best
+/// models fine-tuned from their inherited weights. `--evaluator train` trains,
+/// builds and measures every candidate instead. Candidates that break a
+/// constraint are recorded infeasible and never join the Pareto front or the
+/// parents. The run folder gets journal.sqlite (every trial, resumable),
+/// front.json, trials.csv, report.html and front/ (ONNX, generated crate and
+/// binaries of each front model).
 ///
 /// With --device (ssh boards) or --serial (adb phones) every candidate is also
 /// flashed to that device and benchmarked there, as MnasNet did on phones:
@@ -33,8 +38,8 @@ use crate::common::{DataArgs, space_path, targets_dir};
 /// simulation; the latency constraints and the latency objective then use the
 /// device's figures (the simulated ones stay beside them in the journal).
 ///
-/// With no options beyond --target and -o it searches for 30 minutes on the
-/// bundled MNIST subset.
+/// With no options beyond --target and -o it searches the bundled MNIST subset:
+/// about 15 minutes to train the supernet the first time, then a few minutes.
 #[derive(clap::Args, Debug)]
 pub struct Args {
     /// Device profile: a name from targets/ (`cargo xtask targets` lists
@@ -53,7 +58,7 @@ pub struct Args {
     #[arg(long, value_name = "N")]
     pub trials: Option<usize>,
     /// Stop asking after this long (e.g. 30m, 90s, 1h30m); running trials finish.
-    /// Default 30m when --trials is not given.
+    /// Default when --trials is not given: 3m judging with a supernet, else 30m.
     #[arg(long, value_name = "DURATION", value_parser = kiln_pipeline::search::parse_budget)]
     pub time_budget: Option<Duration>,
     /// Search strategy.
@@ -68,7 +73,7 @@ pub struct Args {
     /// Aging evolution: probability a child is a crossover of two winners.
     #[arg(long, default_value_t = 0.2)]
     pub crossover: f64,
-    /// Training epochs per candidate.
+    /// Training epochs per candidate (`--evaluator train`).
     #[arg(long, default_value_t = 2)]
     pub epochs: usize,
     /// Training batch size.
@@ -99,16 +104,24 @@ pub struct Args {
     /// run; `cargo xtask lut build` writes it). `off` uses none.
     #[arg(long, value_name = "FILE | off")]
     pub lut: Option<PathBuf>,
-    /// Inherit each candidate's weights and accuracy from this supernet (`cargo xtask
-    /// supernet train -o DIR`) instead of training it; candidates are still built and
-    /// measured. It must have been trained for this space and data.
+    /// How candidates get their accuracy: `supernet` (inherited from a supernet,
+    /// weight sharing) or `train` (each trained from scratch for --epochs).
+    #[arg(long, value_enum, default_value = "supernet")]
+    pub evaluator: EvaluatorArg,
+    /// Use this supernet (`cargo xtask supernet train -o DIR`, trained for this space
+    /// and data) instead of the cached one.
     #[arg(long, value_name = "DIR")]
     pub supernet: Option<PathBuf>,
-    /// With --supernet and a latency table: judge candidates by inherited accuracy and
-    /// predicted latency without building them (about a second each), then build and
-    /// measure only the front.
-    #[arg(long, requires = "supernet")]
-    pub judge_only: bool,
+    /// Where supernets are cached, one per space, data and training settings.
+    #[arg(long, value_name = "DIR", default_value = "runs/supernets")]
+    pub supernet_cache: PathBuf,
+    /// Epochs of a supernet trained for the cache.
+    #[arg(long, default_value_t = 2)]
+    pub supernet_epochs: usize,
+    /// Epochs of fine-tuning of the front's models from their inherited weights (the
+    /// 5 most accurate; 0: none).
+    #[arg(long, default_value_t = 2)]
+    pub fine_tune: usize,
     /// Measure every candidate on this device: USER@ADDR of an ssh board, or
     /// `adb` for the only phone attached (see --serial).
     #[arg(long, value_name = "USER@ADDR | adb", help_heading = "Device")]
@@ -137,6 +150,12 @@ pub struct Args {
 pub enum StrategyArg {
     Evolution,
     Random,
+}
+
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EvaluatorArg {
+    Supernet,
+    Train,
 }
 
 #[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
@@ -182,10 +201,13 @@ pub fn run(args: Args) -> Result<()> {
     let device = device_for(&args, &target)?;
     let holds_power_mode = device.as_ref().is_some_and(|d| d.plan.is_some());
     let interrupt = Arc::new(AtomicBool::new(false));
+    let data = args.data.load()?;
+    let space = args.space.clone().unwrap_or_else(|| space_path("mobile"));
+    let supernet = supernet_for(&args, &space, &data)?;
     let request = SearchRequest {
         target: target.clone(),
-        space_path: args.space.clone().unwrap_or_else(|| space_path("mobile")),
-        data: args.data.load()?,
+        space_path: space,
+        data,
         data_identity: args.data.identity(),
         strategy: match args.strategy {
             StrategyArg::Evolution => StrategyKind::Evolution,
@@ -205,9 +227,10 @@ pub fn run(args: Args) -> Result<()> {
         },
         workers: args.workers,
         trials: args.trials,
-        time_budget: match (args.trials, args.time_budget) {
-            (None, None) => Some(Duration::from_secs(30 * 60)),
-            (_, t) => t,
+        time_budget: match (args.trials, args.time_budget, &supernet) {
+            (None, None, Some(_)) => Some(Duration::from_secs(3 * 60)),
+            (None, None, None) => Some(Duration::from_secs(30 * 60)),
+            (_, t, _) => t,
         },
         objectives: objectives.clone(),
         reward: match args.reward {
@@ -222,8 +245,11 @@ pub fn run(args: Args) -> Result<()> {
             Some(p) if p.as_os_str() == "off" => TableChoice::Off,
             Some(p) => TableChoice::Given(p.clone()),
         },
-        supernet: args.supernet.clone(),
-        judge_only: args.judge_only,
+        supernet,
+        fine_tune: FineTune {
+            epochs: args.fine_tune,
+            ..FineTune::default()
+        },
         interrupt: interrupt.clone(),
     };
     catch_ctrl_c(interrupt, holds_power_mode);
@@ -252,10 +278,21 @@ pub fn run(args: Args) -> Result<()> {
         s.failed,
         s.rejected_analytic
     );
-    if args.judge_only {
+    if args.evaluator == EvaluatorArg::Supernet {
+        let built = if outcome.judge_only {
+            outcome.confirmed
+        } else {
+            s.finished
+        };
         println!(
-            "{} candidates judged (accuracy inherited, latency predicted), {} built and measured",
-            s.finished, outcome.confirmed
+            "{} candidates judged (accuracy inherited{}), {built} built and measured, {} fine-tuned",
+            s.finished,
+            if outcome.judge_only {
+                ", latency predicted"
+            } else {
+                ""
+            },
+            outcome.fine_tuned
         );
     }
     if files.front.is_empty() && !outcome.interrupted {
@@ -318,6 +355,43 @@ fn catch_ctrl_c(flag: Arc<AtomicBool>, holds_power_mode: bool) {
     if let Err(e) = set {
         eprintln!("warning: Ctrl-C cannot be caught ({e}); it will stop the search at once");
     }
+}
+
+/// The supernet of `--evaluator supernet`: `--supernet DIR`, or the cached one for this
+/// space and data (trained first when the cache lacks it, with a progress bar).
+fn supernet_for(
+    args: &Args,
+    space: &std::path::Path,
+    data: &kiln_data::Dataset,
+) -> Result<Option<PathBuf>> {
+    if args.evaluator == EvaluatorArg::Train || args.supernet.is_some() {
+        return Ok(args.supernet.clone());
+    }
+    let config = kiln_supernet::SupernetConfig {
+        epochs: args.supernet_epochs,
+        threads: args.workers.max(1),
+        ..Default::default()
+    };
+    let cache = crate::common::workspace_root().join(&args.supernet_cache);
+    let (bar, mut report) = crate::supernet::epoch_bar(config.epochs);
+    let cached = kiln_pipeline::supernet_cache::ensure(
+        &cache,
+        space,
+        data,
+        &args.data.identity(),
+        &config,
+        &mut report,
+    )?;
+    bar.finish_and_clear();
+    eprintln!(
+        "supernet {}: {}",
+        cached.dir.display(),
+        match cached.trained_epochs {
+            0 => "cached, reused".to_string(),
+            n => format!("trained {n} epochs"),
+        }
+    );
+    Ok(Some(cached.dir))
 }
 
 /// The device a search measures on, from `--device`/`--serial`.

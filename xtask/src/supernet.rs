@@ -88,51 +88,7 @@ fn train(a: TrainArgs) -> Result<()> {
         threads: a.threads,
         ..SupernetConfig::default()
     };
-    let bar = ProgressBar::new(0);
-    bar.set_style(
-        ProgressStyle::with_template(
-            "epoch {prefix} [{elapsed_precise}] {bar:30} {pos}/{len} | {msg}",
-        )
-        .unwrap_or_else(|_| ProgressStyle::default_bar()),
-    );
-    // a hidden bar (output not a terminal) drops println: log plainly then
-    let say = |line: String| {
-        if bar.is_hidden() {
-            eprintln!("{line}");
-        } else {
-            bar.println(line);
-        }
-    };
-    let mut report = |p: Progress| match p {
-        Progress::Step {
-            epoch,
-            step,
-            steps,
-            loss,
-        } => {
-            bar.set_prefix(format!("{epoch}/{}", config.epochs));
-            bar.set_length(steps as u64);
-            bar.set_position(step as u64);
-            bar.set_message(format!("loss {loss:.4}"));
-            // a hidden bar shows nothing: a plain line every tenth of an epoch
-            if bar.is_hidden() && step % (steps / 10).max(1) == 0 {
-                eprintln!(
-                    "epoch {epoch}/{}: step {step}/{steps}, loss {loss:.4}",
-                    config.epochs
-                );
-            }
-        }
-        Progress::Epoch(r) => say(format!(
-            "epoch {}: loss {:.4}, validation top-1 largest {:.2}%, smallest {:.2}% (inherited, \
-             host), {:.0} s",
-            r.epoch,
-            r.loss,
-            100.0 * r.largest_top1,
-            100.0 * r.smallest_top1,
-            r.seconds
-        )),
-        Progress::Resumed(done) => say(format!("resumed after epoch {done}")),
-    };
+    let (bar, mut report) = epoch_bar(config.epochs);
     kiln_supernet::train(
         &space,
         &data,
@@ -145,6 +101,55 @@ fn train(a: TrainArgs) -> Result<()> {
     bar.finish_and_clear();
     println!("supernet: {}", a.out.display());
     Ok(())
+}
+
+/// A progress bar for supernet training and the reporter that drives it (per-epoch
+/// lines; plain lines when the bar is hidden, output not a terminal).
+pub fn epoch_bar(epochs: usize) -> (ProgressBar, impl FnMut(Progress) + Send) {
+    let bar = ProgressBar::new(0);
+    bar.set_style(
+        ProgressStyle::with_template(
+            "epoch {prefix} [{elapsed_precise}] {bar:30} {pos}/{len} | {msg}",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    let b = bar.clone();
+    let say = move |line: String| {
+        if b.is_hidden() {
+            eprintln!("{line}");
+        } else {
+            b.println(line);
+        }
+    };
+    let b = bar.clone();
+    let report = move |p: Progress| match p {
+        Progress::Step {
+            epoch,
+            step,
+            steps,
+            loss,
+        } => {
+            b.set_prefix(format!("{epoch}/{epochs}"));
+            b.set_length(steps as u64);
+            b.set_position(step as u64);
+            b.set_message(format!("loss {loss:.4}"));
+            // a hidden bar shows nothing: a plain line every tenth of an epoch
+            if b.is_hidden() && step % (steps / 10).max(1) == 0 {
+                eprintln!("supernet epoch {epoch}/{epochs}: step {step}/{steps}, loss {loss:.4}");
+            }
+        }
+        Progress::Epoch(r) => say(format!(
+            "supernet epoch {}: loss {:.4}, validation top-1 largest {:.2}%, smallest {:.2}% \
+             (inherited, host), {:.0} s",
+            r.epoch,
+            r.loss,
+            100.0 * r.largest_top1,
+            100.0 * r.smallest_top1,
+            r.seconds
+        )),
+        Progress::Resumed(done) => say(format!("supernet resumed after epoch {done}")),
+    };
+    (bar, report)
 }
 
 fn export(a: ExportArgs) -> Result<()> {

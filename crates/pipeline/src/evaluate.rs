@@ -70,6 +70,10 @@ pub struct PipelineEvaluator {
     /// latency predicted by the table, size and memory analytic bounds, all labelled),
     /// build nothing; the search then builds and measures its front.
     pub judge_only: bool,
+    /// With a supernet: train each candidate this many epochs from its inherited weights
+    /// instead of judging it (0: judge only); the search's last phase sets it for the
+    /// front (see [`crate::finetune`]).
+    pub fine_tune_epochs: usize,
 }
 
 impl PipelineEvaluator {
@@ -87,6 +91,7 @@ impl PipelineEvaluator {
             latency_table: None,
             supernet: None,
             judge_only: false,
+            fine_tune_epochs: 0,
         }
     }
 
@@ -223,6 +228,14 @@ impl PipelineEvaluator {
             &trial.dir.join("genome.json"),
             trial.point.to_json().as_bytes(),
         )?;
+        if let (Some(judge), n @ 1..) = (&self.supernet, self.fine_tune_epochs) {
+            let config =
+                crate::finetune::fine_tune_config(&self.train, n, self.train.seed ^ trial.number);
+            let onnx =
+                crate::finetune::fine_tune_into(judge, &arch, trial, &self.data, &config, eval)?;
+            write(&trial.dir.join("model.onnx"), &onnx)?;
+            return Ok(onnx);
+        }
         if let Some(judge) = &self.supernet {
             let export = !self.judge_only;
             let onnx = judge

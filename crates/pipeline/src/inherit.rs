@@ -18,8 +18,9 @@ use crate::PipelineError;
 
 /// A trained supernet, ready to judge and export sub-networks.
 pub struct SupernetJudge {
-    // burn's modules are not shared across threads: one judgement at a time
-    net: Mutex<SuperNet>,
+    // burn's modules are not shared across threads: one copy per worker, each judging
+    // one sub-network at a time
+    nets: Vec<Mutex<SuperNet>>,
     /// The supernet's folder.
     pub dir: PathBuf,
     /// Epochs it was trained for.
@@ -41,7 +42,8 @@ pub struct Inherited {
 impl SupernetJudge {
     /// Loads the supernet in `dir`, refusing one trained for another space, input or
     /// data than `space` (`None`: its own) and `data` (`data_identity` as the search
-    /// records it).
+    /// records it). One copy judges at a time; [`SupernetJudge::with_copies`] gives each
+    /// worker its own.
     ///
     /// Errors: the checkpoint cannot be read; a mismatch, naming the field.
     pub fn load(
@@ -61,7 +63,7 @@ impl SupernetJudge {
         };
         identity.check(&wanted, dir).map_err(invalid)?;
         Ok(SupernetJudge {
-            net: Mutex::new(net),
+            nets: vec![Mutex::new(net)],
             dir: dir.to_path_buf(),
             epochs,
             settings: JudgeSettings {
@@ -71,10 +73,52 @@ impl SupernetJudge {
         })
     }
 
+    /// The same supernet held `copies` times (at least once), so that many workers
+    /// judge at once (each copy a few MB of weights).
+    pub fn with_copies(mut self, copies: usize) -> SupernetJudge {
+        if let Some(first) = self
+            .nets
+            .first()
+            .and_then(|m| m.lock().ok().map(|n| n.clone()))
+        {
+            while self.nets.len() < copies {
+                self.nets.push(Mutex::new(first.clone()));
+            }
+        }
+        self
+    }
+
+    /// A copy of the supernet no other worker is using, or the first one to wait for.
+    fn net(&self) -> Result<std::sync::MutexGuard<'_, SuperNet>, PipelineError> {
+        for m in &self.nets {
+            if let Ok(guard) = m.try_lock() {
+                return Ok(guard);
+            }
+        }
+        self.nets[0].lock().map_err(|_| poisoned())
+    }
+
     /// The space the supernet was trained on (genomes are read against it).
     pub fn space(&self) -> Result<Space, PipelineError> {
-        let net = self.net.lock().map_err(|_| poisoned())?;
-        Ok(net.space.clone())
+        Ok(self.net()?.space.clone())
+    }
+
+    /// `genome`'s weights as inherited (batch norm recalibrated), the starting point of
+    /// fine-tuning, with its inherited validation top-1 (a fraction).
+    ///
+    /// Errors: a genome outside the supernet's space; burn's errors.
+    pub fn inherited_weights(
+        &self,
+        genome: &Genome,
+        data: &Dataset,
+    ) -> Result<(f64, kiln_onnx::Weights), PipelineError> {
+        let net = self.net()?;
+        let run = || -> Result<_, kiln_supernet::SupernetError> {
+            let j = kiln_supernet::judge(&net, genome, data, &self.settings)?;
+            Ok((j.top1, kiln_supernet::subnet_weights(&net, genome, &j.bn)?))
+        };
+        kiln_train::with_threads(1, run)?
+            .map_err(|e| PipelineError::Invalid(format!("supernet: {e}")))
     }
 
     /// Judges `genome`: batch norm recalibrated, validation top-1; with `export`, also
@@ -88,7 +132,7 @@ impl SupernetJudge {
         data: &Dataset,
         export: bool,
     ) -> Result<Inherited, PipelineError> {
-        let net = self.net.lock().map_err(|_| poisoned())?;
+        let net = self.net()?;
         let run = || -> Result<Inherited, kiln_supernet::SupernetError> {
             let mut j = kiln_supernet::judge(&net, genome, data, &self.settings)?;
             let exported = if export {

@@ -20,6 +20,7 @@ pub mod device;
 pub mod eval;
 mod evaluate;
 mod files;
+pub mod finetune;
 pub mod flash;
 mod inherit;
 pub mod judge;
@@ -27,6 +28,7 @@ pub mod lut;
 pub mod run;
 pub mod search;
 mod search_device;
+pub mod supernet_cache;
 pub mod train;
 
 use std::path::PathBuf;

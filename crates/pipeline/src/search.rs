@@ -25,6 +25,7 @@ use crate::PipelineError;
 use crate::build::content_id;
 use crate::device::SearchDeviceChoice;
 use crate::evaluate::PipelineEvaluator;
+use crate::finetune::FineTune;
 use crate::inherit::SupernetJudge;
 use crate::lut;
 use crate::search_device::SearchDevice;
@@ -77,12 +78,15 @@ pub struct SearchRequest {
     /// `root` when it matches and says why not otherwise; `Off` uses none.
     pub latency_table: TableChoice,
     /// Inherit candidates' weights and accuracy from the supernet in this folder
-    /// (`cargo xtask supernet train`) instead of training each; it must have been trained
-    /// for this space and data.
+    /// (`cargo xtask supernet train`, or [`crate::supernet_cache::ensure`]) instead of
+    /// training each; it must have been trained for this space and data. With a latency
+    /// table, candidates are then judged without being built (inherited accuracy,
+    /// predicted latency) and only the front is built and measured, at the end; without
+    /// one, every candidate is built and measured.
     pub supernet: Option<PathBuf>,
-    /// With a supernet and a latency table: judge candidates without building them and
-    /// build and measure only the front, at the end.
-    pub judge_only: bool,
+    /// With a supernet: how the front's models are fine-tuned from their inherited
+    /// weights after it was measured.
+    pub fine_tune: FineTune,
     /// Set by a Ctrl-C handler: no new trials, running ones finish.
     pub interrupt: Arc<AtomicBool>,
 }
@@ -107,8 +111,12 @@ pub struct SearchOutcome {
     pub files: ReportFiles,
     /// Whether Ctrl-C stopped it.
     pub interrupted: bool,
+    /// Whether candidates were judged without being built (a supernet and a table).
+    pub judge_only: bool,
     /// Front candidates built and measured after a judge-only search (0 otherwise).
     pub confirmed: usize,
+    /// Front models fine-tuned from their inherited weights.
+    pub fine_tuned: usize,
 }
 
 /// Checks the request, opens the journal and runs the search to its end,
@@ -140,7 +148,9 @@ pub fn search(
         })?;
     }
     let fitness = fitness(&req)?;
-    let meta = run_identity(&req, &space, &space_text, &fitness);
+    let table = latency_table(&req, &space, note)?.map(Arc::new);
+    let judge_only = req.supernet.is_some() && table.is_some();
+    let meta = run_identity(&req, &space, &space_text, &fitness, judge_only);
     // Ctrl-C during the checks above: stop before anything is written.
     if req.interrupt.load(Ordering::SeqCst) {
         return Err(PipelineError::Invalid(
@@ -155,7 +165,6 @@ pub fn search(
     let genome_space = Arc::new(GenomeSpace::new(space.clone()));
     let mut strategy = strategy(&req, genome_space.clone());
     req.train.validate()?;
-    let table = latency_table(&req, &space, note)?.map(Arc::new);
     let mut evaluator = PipelineEvaluator::new(
         space.clone(),
         req.target.clone(),
@@ -164,27 +173,21 @@ pub fn search(
     );
     evaluator.latency_table = table;
     if let Some(dir) = &req.supernet {
-        let judge = SupernetJudge::load(dir, Some(&space), &evaluator.data, &req.data_identity)?;
+        let judge = SupernetJudge::load(dir, Some(&space), &evaluator.data, &req.data_identity)?
+            .with_copies(req.workers);
         note(&format!(
-            "candidates inherit weights and accuracy from the supernet in {} ({} epochs); each \
-             is still built and measured",
+            "candidates inherit weights and accuracy from the supernet in {} ({} epochs); {}",
             dir.display(),
-            judge.epochs
+            judge.epochs,
+            if judge_only {
+                "they are judged without being built (latency predicted by the table); the \
+                 front is built and measured at the end"
+            } else {
+                "each is still built and measured (no latency table to predict from)"
+            }
         ));
         evaluator.supernet = Some(Arc::new(judge));
-    }
-    if req.judge_only {
-        if evaluator.supernet.is_none() || evaluator.latency_table.is_none() {
-            return Err(PipelineError::Invalid(
-                "--judge-only needs --supernet DIR and a latency table (see `cargo xtask lut \
-                 build`): candidates are judged by inherited accuracy and predicted latency"
-                    .into(),
-            ));
-        }
-        evaluator.judge_only = true;
-        note(
-            "judging candidates without building them; the front is built and measured at the end",
-        );
+        evaluator.judge_only = judge_only;
     }
     let mut held_mode = None;
     if let Some(mut d) = device {
@@ -236,18 +239,32 @@ pub fn search(
         }
         Err(e) => return Err(e.into()),
     };
-    let mut confirmed = 0;
+    let (mut confirmed, mut fine_tuned) = (0, 0);
     if evaluator.judge_only && !req.interrupt.load(Ordering::SeqCst) {
         evaluator.judge_only = false;
         confirmed =
             crate::confirm::confirm_front(&req.out, &journal, &evaluator, &req.objectives, note)?;
+    }
+    let ft = req.fine_tune;
+    if evaluator.supernet.is_some() && ft.epochs > 0 && !req.interrupt.load(Ordering::SeqCst) {
+        evaluator.fine_tune_epochs = ft.epochs;
+        fine_tuned = crate::finetune::fine_tune_front(
+            &req.out,
+            &journal,
+            &evaluator,
+            &req.objectives,
+            ft.models,
+            note,
+        )?;
     }
     let files = write_report(&req.out, &journal, Some(&req.target), &req.objectives)?;
     Ok(SearchOutcome {
         summary,
         files,
         interrupted: req.interrupt.load(Ordering::SeqCst),
+        judge_only,
         confirmed,
+        fine_tuned,
     })
 }
 
@@ -421,6 +438,7 @@ fn run_identity(
     space: &Space,
     space_text: &str,
     fitness: &Fitness,
+    judge_only: bool,
 ) -> RunMeta {
     let objectives: Vec<&str> = req.objectives.iter().map(|o| o.name()).collect();
     let mut meta = RunMeta::default()
@@ -435,8 +453,17 @@ fn run_identity(
         .with("objectives", objectives.join(","))
         .with("reward", format!("{fitness:?}"));
     if let Some(dir) = &req.supernet {
-        let mode = if req.judge_only { ", judge only" } else { "" };
-        meta = meta.with("evaluator", format!("supernet {}{mode}", dir.display()));
+        let mode = if judge_only { ", judge only" } else { "" };
+        let ft = req.fine_tune;
+        meta = meta.with(
+            "evaluator",
+            format!(
+                "supernet {}{mode}, fine-tune {} epochs x {} models",
+                dir.display(),
+                ft.epochs,
+                ft.models
+            ),
+        );
     }
     if req.strategy == StrategyKind::Evolution {
         let e = &req.evolution;

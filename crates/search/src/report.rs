@@ -460,7 +460,8 @@ fn html_report(
             .join(", "),
         front.len()
     );
-    h.push_str("<p>Sources: <b>host</b> = measured on this machine (accuracy from training here), <b>sim</b> = wasm fuel under the device profile, <b>predicted</b> = analytic or a profile figure, <b>device</b> = measured on the device.</p>\n");
+    h.push_str("<p>Sources: <b>host</b> = measured on this machine (accuracy from training here), <b>sim</b> = wasm fuel under the device profile, <b>predicted</b> = analytic, a profile figure or the latency lookup table, <b>device</b> = measured on the device.</p>\n");
+    h.push_str(&accuracy_kinds(trials));
     h.push_str(&svg);
     h.push_str("\n<h2>Pareto front</h2>\n");
     let mut keys_all: std::collections::BTreeSet<String> = std::collections::BTreeSet::new();
@@ -471,7 +472,7 @@ fn html_report(
     }
     // The front has a column per figure: it scrolls in its own box, the
     // page keeps its width.
-    h.push_str("<div class=\"front\"><table><tr><th>trial</th><th>genome</th><th>folder</th>");
+    h.push_str("<div class=\"front\"><table><tr><th>trial</th><th>genome</th><th>folder</th><th>accuracy is</th>");
     for k in &keys_all {
         let _ = write!(h, "<th>{}</th>", escape(k));
     }
@@ -485,6 +486,11 @@ fn html_report(
             rank + 1,
             escape(&t.genome_id)
         );
+        let kind = t
+            .evaluation
+            .as_ref()
+            .and_then(|e| e.labels.get(crate::evaluator::ACCURACY_KIND));
+        let _ = write!(h, "<td>{}</td>", escape(kind.map_or("", |k| k)));
         for k in &keys_all {
             match t.evaluation.as_ref().and_then(|e| e.metrics.get(k)) {
                 Some(f) => {
@@ -516,6 +522,32 @@ fn html_report(
     Ok(h)
 }
 
+/// How many evaluated trials' accuracies are of each kind (inherited from a supernet,
+/// fine-tuned, trained from scratch), as a paragraph; empty without any label.
+fn accuracy_kinds(trials: &[TrialRecord]) -> String {
+    let mut kinds: std::collections::BTreeMap<&str, usize> = std::collections::BTreeMap::new();
+    for t in trials {
+        if let Some(k) = t
+            .evaluation
+            .as_ref()
+            .and_then(|e| e.labels.get(crate::evaluator::ACCURACY_KIND))
+        {
+            *kinds.entry(k.as_str()).or_default() += 1;
+        }
+    }
+    if kinds.is_empty() {
+        return String::new();
+    }
+    let items: Vec<String> = kinds
+        .iter()
+        .map(|(k, n)| format!("<li>{n} {}</li>", escape(k)))
+        .collect();
+    format!(
+        "<p>What the accuracies are (each measured here, <b>host</b>):</p><ul>{}</ul>\n",
+        items.concat()
+    )
+}
+
 fn fmt_value(v: f64) -> String {
     if v.fract() == 0.0 && v.abs() < 1e15 {
         format!("{v:.0}")
@@ -541,6 +573,13 @@ mod tests {
             keys::LATENCY_MS.into(),
             Metric::new(lat, Unit::Milliseconds, Source::Sim),
         );
+        let kind = if acc > 0.85 {
+            "fine-tuned 2 epochs"
+        } else {
+            "inherited from a supernet"
+        };
+        e.labels
+            .insert(crate::evaluator::ACCURACY_KIND.into(), kind.into());
         if violated {
             e.violations.push(Violation::failed(
                 Constraint::MaxLatencyP50Ms,
@@ -594,6 +633,13 @@ mod tests {
         assert!(html.contains("<svg"), "no plot");
         assert!(html.contains("Pareto front"));
         assert!(html.contains("(sim)") && html.contains("(host)"));
+        // accuracies of different kinds stay apart: counted, and named per front model
+        assert!(html.contains("<li>2 fine-tuned 2 epochs</li>"), "{html}");
+        assert!(
+            html.contains("<li>2 inherited from a supernet</li>"),
+            "{html}"
+        );
+        assert!(html.contains("<td>fine-tuned 2 epochs</td>"), "{html}");
         let csv = std::fs::read_to_string(&files.trials_csv).unwrap();
         assert_eq!(csv.lines().count(), 6);
         assert!(csv.contains("\"wasm build: cargo failed, \"\"x\"\"\""));

@@ -15,6 +15,7 @@
 mod config;
 mod error;
 mod export;
+mod import;
 mod metrics;
 mod model;
 mod onnx;
@@ -29,6 +30,6 @@ pub use model::{BN_EPSILON, BlockLayer, ConvBnLayer, Network, SeLayer};
 pub use onnx::{ONNX_INPUT, export_onnx, onnx_weights, raw_pixel_normalization};
 pub use progress::{Observer, ProgressBars, Silent};
 pub use train::{
-    Trained, architecture_for, argmax, device, evaluate, input_spec, logits, train, values,
-    with_threads,
+    Trained, architecture_for, argmax, device, evaluate, input_spec, logits, train, train_from,
+    values, with_threads,
 };

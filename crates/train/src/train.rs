@@ -85,6 +85,23 @@ pub fn train(
     config: &TrainConfig,
     observer: &mut dyn Observer,
 ) -> Result<Trained, TrainError> {
+    train_from(arch, None, genome_id, data, config, observer)
+}
+
+/// [`train`] starting from `start` (every weight and batch-norm statistic of `arch`, as
+/// [`Network::from_weights`] reads them) instead of a seeded initialisation: fine-tuning,
+/// e.g. of a sub-network whose weights were inherited from a supernet. `None` is [`train`].
+///
+/// Errors: as [`train`]; [`TrainError::Export`] for starting weights that do not fit
+/// `arch`.
+pub fn train_from(
+    arch: &Architecture,
+    start: Option<&kiln_onnx::Weights>,
+    genome_id: &str,
+    data: &Dataset,
+    config: &TrainConfig,
+    observer: &mut dyn Observer,
+) -> Result<Trained, TrainError> {
     config.validate()?;
     let spec = input_spec(data);
     if arch.input != spec {
@@ -107,7 +124,7 @@ pub fn train(
         });
     }
     with_threads(config.threads, || {
-        train_on_pool(arch, genome_id, data, config, observer)
+        train_on_pool(arch, start, genome_id, data, config, observer)
     })?
 }
 
@@ -135,6 +152,7 @@ fn optimizer(config: &TrainConfig) -> ModuleOptimizer {
 
 fn train_on_pool(
     arch: &Architecture,
+    start: Option<&kiln_onnx::Weights>,
     genome_id: &str,
     data: &Dataset,
     config: &TrainConfig,
@@ -142,7 +160,10 @@ fn train_on_pool(
 ) -> Result<Trained, TrainError> {
     let plain = device();
     let autodiff = plain.clone().autodiff();
-    let mut network = Network::new(arch, config.seed, &autodiff);
+    let mut network = match start {
+        Some(w) => Network::from_weights(arch, w, &autodiff)?,
+        None => Network::new(arch, config.seed, &autodiff),
+    };
     let mut optim = optimizer(config);
     let loss_fn = CrossEntropyLossConfig::new()
         .with_smoothing((config.label_smoothing > 0.0).then_some(config.label_smoothing))

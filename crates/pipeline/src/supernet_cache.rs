@@ -1,0 +1,90 @@
+//! The supernet a weight-sharing search uses when none is given: trained once per space,
+//! input, data and training settings, and kept in a cache folder, so a second search of
+//! the same space (for another target, with another seed or strategy) starts judging at
+//! once.
+//!
+//! The folder is `ROOT/<space>-<id>`, `id` the content id of the space file's text, the
+//! input shape and classes, the data's identity and the training settings: anything
+//! that changes the supernet changes the folder. A training killed half-way resumes from
+//! its last epoch's checkpoint.
+
+use std::path::{Path, PathBuf};
+
+use kiln_data::Dataset;
+use kiln_space::Space;
+use kiln_supernet::{Progress, SupernetConfig};
+
+use crate::PipelineError;
+use crate::build::content_id;
+
+/// The cache folder of the supernet for this space file, data and settings under `root`.
+pub fn cache_dir(
+    root: &Path,
+    space: &Space,
+    space_text: &str,
+    data: &Dataset,
+    data_identity: &str,
+    config: &SupernetConfig,
+) -> PathBuf {
+    let key = serde_json::json!({
+        "space_file": space_text,
+        "input": kiln_train::input_spec(data).to_string(),
+        "data": data_identity,
+        "config": config,
+    });
+    let id = content_id(key.to_string().as_bytes());
+    root.join(format!("{}-{}", space.name, &id[..12]))
+}
+
+/// What [`ensure`] did.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CachedSupernet {
+    /// The supernet's folder.
+    pub dir: PathBuf,
+    /// Epochs trained by this call (0: the cached one was complete).
+    pub trained_epochs: usize,
+}
+
+/// The supernet of [`cache_dir`] for the space file at `space_path`, trained first (or
+/// its training resumed) when the cache does not hold all `config.epochs` epochs.
+/// `progress` hears each step and epoch of any training.
+///
+/// Errors: the space file; a checkpoint in the folder that cannot be read or that was
+/// trained for something else; training errors.
+pub fn ensure(
+    root: &Path,
+    space_path: &Path,
+    data: &Dataset,
+    data_identity: &str,
+    config: &SupernetConfig,
+    progress: &mut (dyn FnMut(Progress) + Send),
+) -> Result<CachedSupernet, PipelineError> {
+    let text = std::fs::read_to_string(space_path).map_err(|e| PipelineError::Io {
+        path: space_path.to_path_buf(),
+        message: e.to_string(),
+    })?;
+    let space = Space::from_toml(&text, &space_path.display().to_string())?;
+    let dir = cache_dir(root, &space, &text, data, data_identity, config);
+    let resume = dir.join("supernet.json").is_file();
+    let mut trained_epochs = 0;
+    let mut count = |p: Progress| {
+        if matches!(p, Progress::Epoch(_)) {
+            trained_epochs += 1;
+        }
+        progress(p);
+    };
+    kiln_supernet::train(
+        &space,
+        data,
+        data_identity,
+        config,
+        &dir,
+        resume,
+        &mut count,
+    )
+    .map_err(|e| PipelineError::Invalid(format!("supernet in {}: {e}", dir.display())))?;
+    Ok(CachedSupernet {
+        dir,
+        trained_epochs,
+    })
+}
