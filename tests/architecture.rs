@@ -9,7 +9,7 @@
 //! - runtime/ has no dependency;
 //! - generated model sources contain no `unsafe`;
 //! - no source file over 700 lines, no function over 150 lines outside tests;
-//! - xtask/src under 2,000 lines in all.
+//! - xtask/src under 2,530 lines in all.
 //!
 //! Each checker also runs on a planted violation, so a checker that cannot
 //! fail fails here.
@@ -575,9 +575,10 @@ fn contains_unsafe(text: &str) -> bool {
 
 /// The command line stays a thin layer: flags, one library call, printing.
 /// 18 subcommands at about 130 lines each (clap flags with their `--help`
-/// text are most of it).
+/// text are most of it), plus 130 for the 19th, `worker` (issue 18: joining a
+/// search shared through PostgreSQL).
 #[test]
-fn xtask_stays_under_2400_lines() {
+fn xtask_stays_under_2530_lines() {
     let total: usize = sources()
         .iter()
         .filter(|p| p.starts_with(root().join("xtask/src")))
@@ -589,7 +590,7 @@ fn xtask_stays_under_2400_lines() {
         })
         .sum();
     assert!(
-        total < 2400,
+        total < 2530,
         "xtask/src holds {total} lines; move logic a library could own into kiln-pipeline"
     );
 }

@@ -22,6 +22,7 @@ mod space;
 mod supernet;
 mod targets;
 mod train;
+mod worker;
 
 /// kiln: hardware-aware neural architecture search for embedded devices.
 ///
@@ -71,6 +72,8 @@ enum Command {
     /// Weight sharing: train a supernet once, judge and export its sub-networks.
     #[command(subcommand)]
     Supernet(supernet::SupernetCommand),
+    /// Join a search run across machines (a PostgreSQL journal) and evaluate its trials.
+    Worker(worker::Args),
     /// Latency lookup tables: build one per target, check it against whole networks.
     #[command(subcommand)]
     Lut(lut::LutCommand),
@@ -95,6 +98,7 @@ fn main() {
         Command::Sizes(args) => sizes::run(args),
         Command::Lut(cmd) => lut::run(cmd),
         Command::Supernet(cmd) => supernet::run(cmd),
+        Command::Worker(args) => worker::run(args),
     };
     if let Err(e) = result {
         eprintln!("error: {e:#}");

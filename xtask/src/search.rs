@@ -96,6 +96,11 @@ pub struct Args {
     /// seed and strategy); trials that were running are evaluated again.
     #[arg(long)]
     pub resume: bool,
+    /// Share the run through this database (also $KILN_JOURNAL): postgres://USER@HOST/DB; the
+    /// run is named after RUN_DIR. `cargo xtask worker --journal URL` on any machine joins it;
+    /// --workers 0 leaves evaluation to them.
+    #[arg(long, value_name = "URL")]
+    pub journal: Option<String>,
     /// Run folder.
     #[arg(short = 'o', long = "out", value_name = "RUN_DIR")]
     pub out: PathBuf,
@@ -192,7 +197,11 @@ pub fn run(args: Args) -> Result<()> {
     let target = kiln_target::load(&targets, &args.target)?;
     let objectives = Objective::parse_list(&args.objectives)
         .map_err(|e| anyhow::anyhow!("--objectives: {e}"))?;
-    if args.workers == 0 {
+    let journal = args
+        .journal
+        .clone()
+        .or_else(|| std::env::var("KILN_JOURNAL").ok());
+    if args.workers == 0 && journal.is_none() {
         bail!("--workers must be at least 1");
     }
     if args.trials == Some(0) {
@@ -251,6 +260,7 @@ pub fn run(args: Args) -> Result<()> {
             ..FineTune::default()
         },
         interrupt: interrupt.clone(),
+        journal,
     };
     catch_ctrl_c(interrupt, holds_power_mode);
     let bar = match args.trials {

@@ -30,6 +30,7 @@ pub mod search;
 mod search_device;
 pub mod supernet_cache;
 pub mod train;
+pub mod worker;
 
 use std::path::PathBuf;
 

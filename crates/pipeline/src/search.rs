@@ -14,7 +14,7 @@ use kiln_search::report::{ReportFiles, latency_limit_ms, write_report};
 use kiln_search::strategy::EvolutionConfig;
 use kiln_search::{
     AgingEvolution, Fitness, GenomeSpace, Journal, Objective, Progress, RandomSearch, RunMeta,
-    SearchConfig, SearchError, SearchSummary, Strategy, StrategyKind, run_search,
+    SearchConfig, SearchError, SearchSummary, Strategy, StrategyKind,
 };
 use kiln_space::{Genome, Space};
 use kiln_target::Target;
@@ -89,6 +89,10 @@ pub struct SearchRequest {
     pub fine_tune: FineTune,
     /// Set by a Ctrl-C handler: no new trials, running ones finish.
     pub interrupt: Arc<AtomicBool>,
+    /// A shared journal (`postgres://...`, see [`crate::worker`]): the run is named after
+    /// `out`'s folder and workers on other machines evaluate its trials. `None`: the run
+    /// folder's journal.sqlite.
+    pub journal: Option<String>,
 }
 
 /// Which latency lookup table a search uses (see [`SearchRequest::latency_table`]).
@@ -157,11 +161,13 @@ pub fn search(
             "interrupted before the search started; nothing was written".into(),
         ));
     }
-    let journal = if req.resume {
-        Journal::resume(&req.out, &meta)?
-    } else {
-        Journal::create(&req.out, &meta)?
-    };
+    let journal = crate::worker::search_journal(
+        req.journal.as_deref(),
+        &req.out,
+        req.resume,
+        meta.clone(),
+        &space_text,
+    )?;
     let genome_space = Arc::new(GenomeSpace::new(space.clone()));
     let mut strategy = strategy(&req, genome_space.clone());
     req.train.validate()?;
@@ -218,7 +224,8 @@ pub fn search(
         interrupt: Some(req.interrupt.clone()),
         ..SearchConfig::default()
     };
-    let summary = run_search(
+    let summary = crate::worker::drive(
+        req.journal.is_some(),
         &*genome_space,
         strategy.as_mut(),
         &evaluator,

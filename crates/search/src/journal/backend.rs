@@ -132,6 +132,11 @@ pub trait Backend: Send + Sync {
     /// Gives the lease up.
     fn release(&self, holder: &Holder) -> Result<(), SearchError>;
 
+    /// The grace period the run was created with (shared runs), so every
+    /// holder beats often enough for it.
+    fn run_grace(&self) -> Result<Option<Duration>, SearchError> {
+        Ok(None)
+    }
     fn claim(&self, _holder: &Holder) -> Result<Option<Row>, SearchError> {
         Err(not_shared())
     }

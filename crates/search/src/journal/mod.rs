@@ -200,6 +200,15 @@ fn backend(location: &Location, create_folder: bool) -> Result<Arc<dyn Backend>,
     })
 }
 
+/// The runs of a shared journal's database (`url`), by name, each with
+/// whether its search marked it finished.
+///
+/// Errors: an unreachable database or another schema version, as
+/// [`Journal::open_at`].
+pub fn shared_runs(url: &str) -> Result<Vec<(String, bool)>, SearchError> {
+    postgres::Postgres::connect(url, "")?.runs()
+}
+
 impl Journal {
     /// The journal path of `run_dir`.
     pub fn path_in(run_dir: &Path) -> PathBuf {
@@ -344,6 +353,11 @@ impl Journal {
     }
 
     fn lease(&mut self, role: Role, options: &LeaseOptions) -> Result<(), SearchError> {
+        // A shared run's own grace period rules, whatever this process was told.
+        let options = &LeaseOptions {
+            grace: self.backend.run_grace()?.unwrap_or(options.grace),
+            ..*options
+        };
         self.backend.acquire(&self.holder, role, options.grace)?;
         self.leased = true;
         let (backend, holder) = (self.backend.clone(), self.holder.clone());

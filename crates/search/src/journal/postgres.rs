@@ -144,6 +144,13 @@ impl Postgres {
         })
     }
 
+    /// Every run in the database, by name, with whether it is finished.
+    pub(super) fn runs(&self) -> Result<Vec<(String, bool)>, SearchError> {
+        let rows =
+            self.with(|c| c.query("SELECT run, finished FROM kiln_runs ORDER BY run", &[]))?;
+        Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+    }
+
     fn poisoned(&self) -> SearchError {
         SearchError::Journal {
             path: self.location.clone(),
@@ -507,6 +514,14 @@ impl Backend for Postgres {
             Ok(row.as_ref().map(read_row))
         })?;
         Ok(row)
+    }
+
+    fn run_grace(&self) -> Result<Option<Duration>, SearchError> {
+        let grace: Option<f64> = self.with(|c| {
+            c.query_opt("SELECT grace_s FROM kiln_runs WHERE run = $1", &[&self.run])
+                .map(|r| r.map(|r| r.get(0)))
+        })?;
+        Ok(grace.and_then(|g| Duration::try_from_secs_f64(g).ok()))
     }
 
     fn live_workers(&self) -> Result<usize, SearchError> {

@@ -1,0 +1,254 @@
+//! Searches across machines: a search whose journal is a PostgreSQL
+//! database (`--journal postgres://...`), and the workers that join it
+//! (`cargo xtask worker`).
+//!
+//! The search stores what a worker needs beside the run's identity: the
+//! space file (`space.toml`, checked against the identity's fingerprint) and
+//! the kiln runtime's fingerprint. A worker rebuilds the evaluator from them
+//! (target profile by name from its own `targets/`, training settings from
+//! the identity, its own copy of the data, which must have the run's
+//! identity) and refuses to join when its runtime differs.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::time::Duration;
+
+use kiln_data::Dataset;
+use kiln_search::driver::{WorkConfig, WorkSummary, run_shared_search, work};
+use kiln_search::journal::{LeaseOptions, Location, shared_runs};
+use kiln_search::{
+    Evaluator, GenomeSpace, Journal, Progress, RunMeta, SearchConfig, SearchError, SearchSummary,
+    Strategy,
+};
+use kiln_space::{Genome, Space};
+use kiln_train::TrainConfig;
+
+use crate::PipelineError;
+use crate::build::content_id;
+
+/// The run file holding the space's TOML text.
+const SPACE_FILE: &str = "space.toml";
+
+/// Grace period and attempts of a shared run: 60 s and 3, or
+/// `KILN_JOURNAL_GRACE_S` seconds (tests shorten it).
+pub fn lease_options() -> LeaseOptions {
+    let grace = std::env::var("KILN_JOURNAL_GRACE_S")
+        .ok()
+        .and_then(|s| s.parse::<f64>().ok())
+        .and_then(|s| Duration::try_from_secs_f64(s).ok())
+        .filter(|d| !d.is_zero())
+        .unwrap_or(Duration::from_secs(60));
+    LeaseOptions {
+        grace,
+        ..LeaseOptions::default()
+    }
+}
+
+fn runtime_fingerprint() -> Result<String, PipelineError> {
+    Ok(kiln_codegen::runtime_fingerprint(
+        &kiln_codegen::default_runtime_path(),
+    )?)
+}
+
+/// Opens the journal of a search: `run_dir`'s SQLite journal, or with `url`
+/// the run named after `run_dir`'s folder in that database (its identity
+/// gains the runtime fingerprint; the space file is stored for workers).
+///
+/// Errors: as [`Journal::create`] / [`Journal::resume`]; a shared run with a
+/// supernet or a device (workers cannot evaluate those yet).
+pub(crate) fn search_journal(
+    url: Option<&str>,
+    run_dir: &Path,
+    resume: bool,
+    meta: RunMeta,
+    space_text: &str,
+) -> Result<Journal, PipelineError> {
+    let Some(url) = url else {
+        return Ok(if resume {
+            Journal::resume(run_dir, &meta)?
+        } else {
+            Journal::create(run_dir, &meta)?
+        });
+    };
+    if meta.get("evaluator").is_some() || meta.get("device").is_some() {
+        return Err(PipelineError::Invalid(
+            "--journal postgres://...: workers train and measure candidates on their own \
+             machine; a supernet or a device is not shared with them yet (search with \
+             --evaluator train and without --device, or with the run folder's journal)"
+                .into(),
+        ));
+    }
+    let run = run_dir
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let location = Location::parse(url, &run)?;
+    let meta = meta.with("runtime", runtime_fingerprint()?);
+    let journal = if resume {
+        Journal::resume_at(&location, &meta, &lease_options())?
+    } else {
+        Journal::create_at(&location, &meta, &lease_options())?
+    };
+    journal.put_file(SPACE_FILE, space_text.as_bytes())?;
+    Ok(journal)
+}
+
+/// Runs the search's driver: [`kiln_search::run_search`] on a folder journal,
+/// the ask side of a shared run ([`run_shared_search`]) otherwise.
+///
+/// Errors: the driver's.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn drive<E: Evaluator<Genome>>(
+    shared: bool,
+    space: &GenomeSpace,
+    strategy: &mut dyn Strategy<Genome>,
+    evaluator: &E,
+    journal: &Journal,
+    run_dir: &Path,
+    config: &SearchConfig,
+    progress: &dyn Progress,
+) -> Result<SearchSummary, SearchError> {
+    if shared {
+        run_shared_search(
+            space, strategy, evaluator, journal, run_dir, config, progress,
+        )
+    } else {
+        kiln_search::run_search(
+            space, strategy, evaluator, journal, run_dir, config, progress,
+        )
+    }
+}
+
+/// A worker joining a shared run.
+#[derive(Debug)]
+pub struct WorkerRequest {
+    /// The database (`postgres://USER@HOST/DB`).
+    pub journal: String,
+    /// The run to join; `None` for the only unfinished run in the database.
+    pub run: Option<String>,
+    /// This machine's copy of the run's data.
+    pub data: Dataset,
+    /// Its identity, which must equal the run's.
+    pub data_identity: String,
+    /// Where device profiles are found (the run's target by name).
+    pub targets_dir: PathBuf,
+    /// Candidates evaluated at once.
+    pub threads: usize,
+    /// Where trial folders are written (`DIR/<run>/trials/...`).
+    pub work_dir: PathBuf,
+    /// Set by a Ctrl-C handler: claim nothing more.
+    pub interrupt: Arc<AtomicBool>,
+}
+
+/// Joins the run and evaluates its trials until it is finished.
+///
+/// Errors: no run or several unfinished ones without `run`; a worker whose
+/// kiln runtime, data or space differ from the run's (naming both sides); an
+/// unknown target; the journal's errors.
+pub fn worker(
+    req: WorkerRequest,
+    progress: &dyn Progress,
+    note: &mut dyn FnMut(&str),
+) -> Result<WorkSummary, PipelineError> {
+    let run = match req.run.clone() {
+        Some(run) => run,
+        None => only_active_run(&req.journal)?,
+    };
+    let location = Location::parse(&req.journal, &run)?;
+    let journal = Journal::join(&location, &lease_options())?;
+    let meta = journal.meta()?;
+    let field = |k: &str| meta.get(k).unwrap_or("").to_string();
+    let mut differences = Vec::new();
+    let runtime = runtime_fingerprint()?;
+    if field("runtime") != runtime {
+        differences.push(format!(
+            "kiln runtime: the run's is {}, this worker's is {runtime} (build the same kiln \
+             commit on both machines)",
+            field("runtime")
+        ));
+    }
+    if field("data") != req.data_identity {
+        differences.push(format!(
+            "data: the run's is `{}`, this worker's is `{}`",
+            field("data"),
+            req.data_identity
+        ));
+    }
+    if meta.get("evaluator").is_some() || meta.get("device").is_some() {
+        differences.push("the run uses a supernet or a device, which workers cannot".into());
+    }
+    let space_text = journal
+        .file(SPACE_FILE)?
+        .map(|b| String::from_utf8_lossy(&b).into_owned())
+        .unwrap_or_default();
+    if content_id(space_text.as_bytes()) != field("space_file") {
+        differences.push("space: the stored space file does not match the run's".into());
+    }
+    if !differences.is_empty() {
+        return Err(PipelineError::Invalid(format!(
+            "this worker cannot join {}: {}",
+            location.display(),
+            differences.join("; ")
+        )));
+    }
+    let space = Space::from_toml(&space_text, &format!("{} (run {run})", SPACE_FILE))?;
+    let target = kiln_target::load(&req.targets_dir, &field("target"))
+        .map_err(|e| PipelineError::Invalid(format!("run {run}: {e}")))?;
+    let number = |k: &str| -> Result<u64, PipelineError> {
+        field(k).parse().map_err(|_| {
+            PipelineError::Invalid(format!("run {run}: `{k}` is `{}`, not a number", field(k)))
+        })
+    };
+    let train = TrainConfig {
+        epochs: number("epochs")? as usize,
+        batch_size: number("batch_size")? as usize,
+        seed: number("seed")?,
+        threads: 1,
+        ..TrainConfig::default()
+    };
+    let evaluator =
+        crate::evaluate::PipelineEvaluator::new(space.clone(), target, Arc::new(req.data), train);
+    let work_dir = req.work_dir.join(&run);
+    note(&format!(
+        "joined {} as {} with {} thread(s); trial folders in {}",
+        location.display(),
+        journal.holder().describe(),
+        req.threads.max(1),
+        work_dir.display()
+    ));
+    let config = WorkConfig {
+        threads: req.threads,
+        interrupt: Some(req.interrupt.clone()),
+        ..WorkConfig::default()
+    };
+    Ok(work(
+        &GenomeSpace::new(space),
+        &evaluator,
+        &journal,
+        &work_dir,
+        &config,
+        progress,
+    )?)
+}
+
+fn only_active_run(url: &str) -> Result<String, PipelineError> {
+    let runs = shared_runs(url)?;
+    let active: Vec<&String> = runs.iter().filter(|r| !r.1).map(|r| &r.0).collect();
+    match active.as_slice() {
+        [one] => Ok((*one).clone()),
+        [] => Err(PipelineError::Invalid(format!(
+            "{}: no unfinished run to join; start one with `cargo xtask search --journal URL -o \
+             RUN_DIR` (the run is named after RUN_DIR)",
+            kiln_search::journal::redact(url)
+        ))),
+        many => Err(PipelineError::Invalid(format!(
+            "{}: several unfinished runs ({}); choose one with --run NAME",
+            kiln_search::journal::redact(url),
+            many.iter()
+                .map(|s| s.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ))),
+    }
+}
