@@ -10,7 +10,11 @@
 //! and runs its kernels on one thread. Prints wall time, candidates per second and the
 //! median seconds of the two phases (`host`, this machine). With `--against IMAGES`, each
 //! candidate is also judged with that many recalibration images, and the agreement of
-//! the two rankings is printed (Kendall's tau-b, largest difference in points).
+//! the two rankings is printed (Kendall's tau-b, largest difference in points). With
+//! `--stand-alone EPOCHS`, each candidate is also trained from scratch for that many
+//! epochs (kiln-train's defaults otherwise) and the ranking by inherited accuracy is
+//! compared with the ranking by stand-alone accuracy (Kendall's tau-b), the pairs
+//! printed as CSV lines (`pair,genome,inherited,stand_alone`) for a scatter plot.
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -26,7 +30,7 @@ fn main() {
     let mut args = std::env::args().skip(1).filter(|a| a != "--bench");
     let mut dir = None;
     let (mut candidates, mut workers) = (200usize, 2usize);
-    let (mut recal, mut against) = (None, None);
+    let (mut recal, mut against, mut alone) = (None, None, None);
     while let Some(a) = args.next() {
         let mut num = |name: &str| -> usize {
             args.next()
@@ -38,6 +42,7 @@ fn main() {
             "--workers" => workers = num("--workers").max(1),
             "--recalibration" => recal = Some(num("--recalibration")),
             "--against" => against = Some(num("--against")),
+            "--stand-alone" => alone = Some(num("--stand-alone")),
             _ => dir = Some(PathBuf::from(a)),
         }
     }
@@ -72,12 +77,12 @@ fn main() {
         recalibration_images: n,
         ..settings.clone()
     });
-    type Judged = (f64, f64, f64, Option<f64>);
+    type Judged = (f64, f64, f64, Option<f64>, Option<f64>, usize);
     let phases: Vec<Judged> = std::thread::scope(|s| {
         let handles: Vec<_> = (0..workers)
             .map(|_| {
                 let net = net.clone();
-                let (data, genomes, next) = (&data, &genomes, &next);
+                let (data, genomes, next, alone) = (&data, &genomes, &next, alone);
                 let (settings, other) = (&settings, &other);
                 s.spawn(move || {
                     kiln_train::with_threads(1, || {
@@ -96,7 +101,31 @@ fn main() {
                                 let j = kiln_supernet::judge(&net, g, data, o).expect("judge");
                                 j.top1
                             });
-                            out.push(((t1 - t0).as_secs_f64(), seconds, top1, second));
+                            let stand_alone = alone.map(|epochs| {
+                                let config = kiln_train::TrainConfig {
+                                    epochs,
+                                    seed: i as u64,
+                                    ..Default::default()
+                                };
+                                let arch = net.architecture(g).expect("architecture");
+                                let t = kiln_train::train(
+                                    &arch,
+                                    &g.id(),
+                                    data,
+                                    &config,
+                                    &mut kiln_train::Silent,
+                                )
+                                .expect("training");
+                                t.metrics.validation_top1.unwrap_or(t.metrics.test_top1)
+                            });
+                            out.push((
+                                (t1 - t0).as_secs_f64(),
+                                seconds,
+                                top1,
+                                second,
+                                stand_alone,
+                                i,
+                            ));
                         }
                         out
                     })
@@ -140,6 +169,24 @@ fn main() {
             "against {n} recalibration images: Kendall tau-b {:.3}, largest difference {:.2} points",
             kiln_latency::kendall_tau(&a, &b).unwrap_or(f64::NAN),
             worst * 100.0
+        );
+    }
+    if let Some(epochs) = alone {
+        let mut pairs: Vec<(usize, f64, f64)> = phases
+            .iter()
+            .filter_map(|p| Some((p.5, p.2, p.4?)))
+            .collect();
+        pairs.sort_by_key(|p| p.0);
+        for (i, inherited, stand_alone) in &pairs {
+            println!("pair,{},{inherited:.4},{stand_alone:.4}", genomes[*i].id());
+        }
+        let a: Vec<f64> = pairs.iter().map(|p| p.1).collect();
+        let b: Vec<f64> = pairs.iter().map(|p| p.2).collect();
+        println!(
+            "inherited vs stand-alone ({epochs} epochs from scratch, validation top-1, {} \
+             genomes): Kendall tau-b {:.3}",
+            pairs.len(),
+            kiln_latency::kendall_tau(&a, &b).unwrap_or(f64::NAN)
         );
     }
 }
