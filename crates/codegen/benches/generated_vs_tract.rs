@@ -1,11 +1,20 @@
-//! Generated code vs tract (optimized plan, one thread) on the same ONNX:
-//! MobileNetV2-0.5 at 96x96x3 / 10 classes and two random genomes of the
-//! default space at the same input. Everything is measured on this machine
+//! Generated code vs tract (optimized plan, one thread) and onnxruntime (CPU
+//! provider, one thread) on the same ONNX: MobileNetV2-0.5, MnasNet-0.5, an
+//! FBNet-style network (`bench/nets/`) and two random genomes of the default
+//! space, all at 96x96x3 / 10 classes. Everything is measured on this machine
 //! (source: host).
 //!
-//! Besides the criterion groups, an alternating run (tract, kiln, tract, ...)
-//! prints the latency ratio kiln/tract per model, the arena against its lower
-//! bound, and the lower + generate + build time of a fresh candidate.
+//! Besides the criterion groups (kiln and tract), an alternating run prints
+//! per model the best time of each engine over `ROUNDS` rounds (kiln, tract,
+//! onnxruntime in turn; each engine `WARMUP` runs then `RUNS` timed ones per
+//! round; kiln and onnxruntime in a fresh process each round), the ratios of
+//! the best times and the median of the per-round p50 ratios, the arena
+//! against its lower bound, and the lower + generate + build time of a fresh
+//! candidate.
+//!
+//! onnxruntime runs through `scripts/ort-bench.py` under the interpreter named
+//! by `KILN_ORT_PYTHON` (a Python with the `onnxruntime` and `numpy` wheels);
+//! without it the onnxruntime column is left out.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -51,6 +60,16 @@ fn models() -> Vec<Model> {
         name: "mobilenetv2-0.5".into(),
         onnx: export(&mnv2, &g, 1),
     }];
+    // Spaces of one choice per decision have one genome; the FBNet space's
+    // is a fixed sample.
+    for (name, seed) in [("mnasnet-0.5", 2), ("fbnet", 3)] {
+        let space = Space::load(&repo(&format!("bench/nets/{name}.toml"))).expect("space");
+        let g = Genome::sample(&space, &mut rand_chacha::ChaCha8Rng::seed_from_u64(seed));
+        out.push(Model {
+            name: name.into(),
+            onnx: export(&space, &g, seed),
+        });
+    }
     let space = Space::load(&repo("spaces/mobile.toml")).expect("space");
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(77);
     for i in 0..2 {
@@ -95,14 +114,53 @@ fn tract_once(plan: &Plan, x: &Tensor) {
     plan(x)
 }
 
-/// The generated program's own timing loop: p50 per run in microseconds.
-fn kiln_p50_us(bin: &Path, index: usize, input: &[f32], runs: usize) -> f64 {
+/// Rounds of the alternating run, and each engine's runs per round.
+const ROUNDS: usize = 5;
+const WARMUP: usize = 20;
+const RUNS: usize = 200;
+
+/// One engine's figures for one round, microseconds per run.
+#[derive(Clone, Copy)]
+struct Times {
+    min_us: f64,
+    p50_us: f64,
+}
+
+/// A number following `"key":` in a one-line JSON report.
+fn field(line: &str, key: &str) -> f64 {
+    line.split(&format!("\"{key}\":"))
+        .nth(1)
+        .and_then(|r| r.split([',', '}']).next())
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no {key} in {line}"))
+}
+
+fn tract_times(plan: &Plan, x: &Tensor) -> Times {
+    for _ in 0..WARMUP {
+        tract_once(plan, x);
+    }
+    let mut t: Vec<f64> = (0..RUNS)
+        .map(|_| {
+            let s = Instant::now();
+            tract_once(plan, x);
+            s.elapsed().as_secs_f64() * 1e6
+        })
+        .collect();
+    t.sort_by(|a, b| a.total_cmp(b));
+    Times {
+        min_us: t[0],
+        p50_us: t[t.len() / 2],
+    }
+}
+
+/// The generated program's own timing loop (a fresh process).
+fn kiln_times(bin: &Path, index: usize, input: &[f32], warmup: usize, runs: usize) -> Times {
     let mut child = Command::new(bin)
         .args([
             &index.to_string(),
             "--bench",
             "--warmup",
-            "3",
+            &warmup.to_string(),
             "--runs",
             &runs.to_string(),
         ])
@@ -119,17 +177,65 @@ fn kiln_p50_us(bin: &Path, index: usize, input: &[f32], runs: usize) -> f64 {
         .expect("input");
     let out = child.wait_with_output().expect("bundle finishes");
     let line = String::from_utf8_lossy(&out.stdout);
-    let p50 = line
-        .split("\"p50_us\":")
-        .nth(1)
-        .and_then(|r| r.split(',').next())
-        .and_then(|v| v.parse().ok());
-    p50.unwrap_or_else(|| panic!("no p50 in {line}"))
+    Times {
+        min_us: field(&line, "min_us"),
+        p50_us: field(&line, "p50_us"),
+    }
+}
+
+/// onnxruntime through `scripts/ort-bench.py` (a fresh process), if
+/// `KILN_ORT_PYTHON` names an interpreter that has it.
+fn ort_times(python: &Path, onnx: &Path, input: &Path) -> Option<Times> {
+    let out = Command::new(python)
+        .arg(repo("scripts/ort-bench.py"))
+        .arg(onnx)
+        .arg(input)
+        .args(["--warmup", &WARMUP.to_string(), "--runs", &RUNS.to_string()])
+        .output()
+        .ok()?;
+    if !out.status.success() {
+        eprintln!(
+            "onnxruntime left out: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        return None;
+    }
+    let line = String::from_utf8_lossy(&out.stdout);
+    Some(Times {
+        min_us: field(&line, "min_us"),
+        p50_us: field(&line, "p50_us"),
+    })
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(|a, b| a.total_cmp(b));
     v[v.len() / 2]
+}
+
+/// Best of each engine over the rounds, and the median per-round p50 ratio.
+struct Summary {
+    best: [f64; 3],
+    p50_ratio: [f64; 2],
+}
+
+fn summarise(rounds: &[[Option<Times>; 3]]) -> Summary {
+    let best = |e: usize| {
+        rounds
+            .iter()
+            .filter_map(|r| r[e].map(|t| t.min_us))
+            .fold(f64::NAN, f64::min)
+    };
+    let ratio = |e: usize| {
+        let v: Vec<f64> = rounds
+            .iter()
+            .filter_map(|r| Some(r[0]?.p50_us / r[e]?.p50_us))
+            .collect();
+        if v.is_empty() { f64::NAN } else { median(v) }
+    };
+    Summary {
+        best: [best(0), best(1), best(2)],
+        p50_ratio: [ratio(1), ratio(2)],
+    }
 }
 
 fn bench(c: &mut Criterion) {
@@ -157,28 +263,54 @@ fn bench(c: &mut Criterion) {
         x.as_slice(),
     )
     .expect("tensor");
+    let input_path = dir.join("input.f32");
+    let bytes: Vec<u8> = x.iter().flat_map(|v| v.to_le_bytes()).collect();
+    std::fs::write(&input_path, bytes).expect("write input");
+    let python = std::env::var_os("KILN_ORT_PYTHON").map(PathBuf::from);
+    if python.is_none() {
+        println!("KILN_ORT_PYTHON not set: onnxruntime left out (see scripts/ort-bench.py)");
+    }
 
-    println!("\n== kiln vs tract, alternating, source: host ==");
+    println!(
+        "\n== kiln vs tract vs onnxruntime, one thread, source: host; best of {ROUNDS} alternating rounds of {WARMUP} + {RUNS} runs =="
+    );
+    println!(
+        "{:<24} {:>9} {:>9} {:>9} {:>10} {:>10} {:>11} {:>11}  arena / lower bound",
+        "model",
+        "kiln us",
+        "tract us",
+        "ort us",
+        "kiln/ort",
+        "kiln/tract",
+        "p50 k/ort",
+        "p50 k/tract"
+    );
     for (i, m) in models.iter().enumerate() {
+        let onnx_path = dir.join(format!("{}.onnx", m.name));
+        std::fs::write(&onnx_path, &m.onnx).expect("write onnx");
         let plan = tract_plan(&m.onnx);
-        let mut ratios = Vec::new();
-        for _round in 0..7 {
-            let runs = 30;
-            let mut t = Vec::new();
-            for _ in 0..runs {
-                let s = Instant::now();
-                tract_once(&plan, &xt);
-                t.push(s.elapsed().as_secs_f64() * 1e6);
-            }
-            let tract_us = median(t);
-            let kiln_us = kiln_p50_us(&bin, i, &x, runs);
-            ratios.push(kiln_us / tract_us);
-        }
+        let rounds: Vec<[Option<Times>; 3]> = (0..ROUNDS)
+            .map(|_| {
+                let k = kiln_times(&bin, i, &x, WARMUP, RUNS);
+                let t = tract_times(&plan, &xt);
+                let o = python
+                    .as_deref()
+                    .and_then(|py| ort_times(py, &onnx_path, &input_path));
+                [Some(k), Some(t), o]
+            })
+            .collect();
+        let s = summarise(&rounds);
         let p = &gens[i].plan;
         println!(
-            "{:<28} latency kiln/tract (host, median of 7 alternating rounds): {:.3}   arena {} B / lower bound {} B = {:.3}",
+            "{:<24} {:>9.1} {:>9.1} {:>9.1} {:>10.3} {:>10.3} {:>11.3} {:>11.3}  {} B / {} B = {:.3}",
             m.name,
-            median(ratios),
+            s.best[0],
+            s.best[1],
+            s.best[2],
+            s.best[0] / s.best[2],
+            s.best[0] / s.best[1],
+            s.p50_ratio[1],
+            s.p50_ratio[0],
             p.arena_bytes(),
             p.lower_bound_bytes(),
             p.arena_len as f64 / p.lower_bound as f64
@@ -228,8 +360,8 @@ fn bench(c: &mut Criterion) {
         group.bench_function("tract", |b| b.iter(|| tract_once(&plan, &xt)));
         group.bench_function("kiln", |b| {
             b.iter_custom(|iters| {
-                let p50 = kiln_p50_us(&bin, i, &x, iters.max(1) as usize);
-                Duration::from_secs_f64(p50 * 1e-6 * iters as f64)
+                let t = kiln_times(&bin, i, &x, 3, iters.max(1) as usize);
+                Duration::from_secs_f64(t.p50_us * 1e-6 * iters as f64)
             })
         });
         group.finish();
