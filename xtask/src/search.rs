@@ -379,7 +379,9 @@ fn supernet_for(
     }
     let config = kiln_supernet::SupernetConfig {
         epochs: args.supernet_epochs,
-        threads: args.workers.max(1),
+        // burn's CPU kernels run on one thread here (no rayon feature); more would
+        // only change the cache key
+        threads: 1,
         ..Default::default()
     };
     let cache = crate::common::workspace_root().join(&args.supernet_cache);
