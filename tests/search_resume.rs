@@ -22,6 +22,8 @@ fn search(run: &str, space: &str, resume: bool) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_xtask"));
     c.args([
         "search",
+        "--evaluator",
+        "train",
         "--target",
         "jetson",
         "--trials",
