@@ -226,7 +226,7 @@ pub fn search(
     };
     let summary = crate::worker::drive(
         req.journal.is_some(),
-        &*genome_space,
+        &genome_space,
         strategy.as_mut(),
         &evaluator,
         &journal,
