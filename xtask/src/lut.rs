@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use anyhow::{Result, bail};
+use kiln_pipeline::device::DeviceFlags;
 use kiln_pipeline::lut::{self, LutEvent, LutRequest, MeasurePath};
 
 use crate::common::{InputArgs, load_space, space_path, targets_dir, workspace_root};
@@ -32,12 +33,29 @@ pub struct Args {
     space: Option<PathBuf>,
     #[command(flatten)]
     input: InputArgs,
-    /// Where layers are measured: `sim` (wasm fuel, deterministic) or `host` (this
-    /// machine's wall clock; only for a target whose programs run here). `device`
-    /// tables are not built yet.
+    /// Where layers are measured: `sim` (wasm fuel, deterministic), `host` (this
+    /// machine's wall clock; only for a target whose programs run here) or `device`
+    /// (the profile's device over ssh/adb, as `flash` reaches it: --device USER@ADDR
+    /// [--port --identity --ssh-option], or --serial for adb).
     #[arg(long, default_value = "sim")]
     source: String,
-    /// Table file (default: tables/<source>-<target>-<space>-<CxHxW>-<classes>.json).
+    /// `--source device`: USER@ADDR of the ssh device.
+    #[arg(long)]
+    device: Option<String>,
+    /// `--source device`: ssh port [default: 22].
+    #[arg(long)]
+    port: Option<u16>,
+    /// `--source device`: ssh private key file.
+    #[arg(long)]
+    identity: Option<PathBuf>,
+    /// `--source device`: extra ssh/scp option `-o OPT` (repeatable).
+    #[arg(long = "ssh-option", value_name = "OPT")]
+    ssh_options: Vec<String>,
+    /// `--source device`: adb serial of the phone.
+    #[arg(long)]
+    serial: Option<String>,
+    /// Table file (default: tables/<source>-<target>-<space>-<CxHxW>-<classes>.json;
+    /// device tables: tables/device-<target>-<host_port>-...).
     #[arg(long)]
     table: Option<PathBuf>,
     /// Layers per generated bundle (one build each).
@@ -46,7 +64,7 @@ pub struct Args {
     /// Whole networks the per-network constant is fitted on.
     #[arg(long, default_value_t = 8)]
     fit: usize,
-    /// Timed runs per layer for `host` tables (the median is the entry).
+    /// Timed runs per layer for `host` and `device` tables (the median is the entry).
     #[arg(long, default_value_t = 50)]
     runs: u32,
     /// Seed of the layers' random weights and of the fit networks.
@@ -150,16 +168,29 @@ fn request(args: &Args) -> Result<LutRequest> {
             target.name,
             target.triple
         ),
-        "device" => bail!(
-            "--source device: device tables are not built yet (the bundle would be flashed \
-             and timed per layer over the deploy path); use --source sim"
-        ),
-        other => bail!("--source `{other}`: expected sim or host"),
+        "device" => {
+            let flags = DeviceFlags {
+                host_flag: "--device",
+                host: args.device.as_deref(),
+                port: args.port,
+                identity: args.identity.as_deref(),
+                ssh_options: &args.ssh_options,
+                serial: args.serial.as_deref(),
+            };
+            lut::device_path(&target, &flags, 5, args.runs.max(1))?
+        }
+        other => bail!("--source `{other}`: expected sim, host or device"),
     };
+    if !matches!(path, MeasurePath::Device(_))
+        && (args.device.is_some() || args.serial.is_some() || args.port.is_some())
+    {
+        bail!("--device, --serial and --port are for --source device");
+    }
     let root = workspace_root();
-    let table_path = args.table.clone().unwrap_or_else(|| {
-        lut::default_table_path(&root, path.source(), &target.name, &space.name, input)
-    });
+    let table_path = args
+        .table
+        .clone()
+        .unwrap_or_else(|| lut::default_path_for(&root, &path, &target.name, &space.name, input));
     Ok(LutRequest {
         space_path: space_file,
         space,
@@ -184,27 +215,5 @@ fn profile_path(target: &str) -> PathBuf {
 }
 
 fn print_event(e: LutEvent) {
-    match e {
-        LutEvent::Reused { entries, from } => {
-            eprintln!("{entries} entries from {}", from.display())
-        }
-        LutEvent::Stale { path } => eprintln!(
-            "{} was measured with another runtime (a kernel or the code generator changed): \
-             measuring it again",
-            path.display()
-        ),
-        LutEvent::Batch { done, total } => eprintln!("measured {done} of {total} layers"),
-        LutEvent::Fitted {
-            networks,
-            scale,
-            overhead,
-            max_relative_error,
-        } => eprintln!(
-            "whole program = {scale:.4} x sum of layers + {:.0} {}, fitted on {networks} \
-             networks built alone (largest error {:.2}%)",
-            overhead.value,
-            overhead.unit.symbol(),
-            100.0 * max_relative_error
-        ),
-    }
+    eprintln!("{e}");
 }

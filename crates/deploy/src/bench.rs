@@ -7,7 +7,10 @@ use kiln_codegen::program::{BenchLine, EXIT_OUTPUT_MISMATCH, EXPECT_TOLERANCE};
 use kiln_process::{Finished, shell_quote};
 
 use crate::transport::last_lines;
-use crate::{Device, EXPECTED_NAME, INPUT_NAME, PROGRAM_NAME, PowerOutcome, PowerPlan, Transport};
+use crate::{
+    DeployError, Device, EXPECTED_NAME, INPUT_NAME, PROGRAM_NAME, PowerOutcome, PowerPlan,
+    Transport,
+};
 
 /// The `--source` label of figures measured on the device.
 const DEVICE_SOURCE: &str = "device";
@@ -58,6 +61,40 @@ impl Device {
             Err(e) => return Err(e.to_string()),
         };
         Ok((figures, power))
+    }
+
+    /// Runs the program of `version` (installed with
+    /// [`Device::install_program`]) in its folder, under `runner` when given
+    /// (the profile's, e.g. `qemu-aarch64`), with `args` and the first
+    /// `input_bytes` bytes of its input on stdin, within the benchmark
+    /// deadline; returns what it printed. kiln-pipeline's latency tables run
+    /// a bundle's members this way (`INDEX [--io] --bench ...`).
+    ///
+    /// Errors: [`DeployError::Unreachable`] when the device stops answering;
+    /// [`DeployError::Remote`] (step `running the installed program`) when
+    /// the program exits non-zero; [`DeployError::Spawn`],
+    /// [`DeployError::Timeout`], [`DeployError::Io`].
+    pub fn run_installed(
+        &mut self,
+        version: &str,
+        runner: Option<&str>,
+        args: &[String],
+        input_bytes: usize,
+    ) -> Result<String, DeployError> {
+        let runner = runner.map(|r| format!("{r} ")).unwrap_or_default();
+        let args: Vec<String> = args.iter().map(|a| shell_quote(a)).collect();
+        let script = format!(
+            "cd {}/{} && head -c {input_bytes} {INPUT_NAME} | {runner}./{PROGRAM_NAME} {}",
+            shell_quote(&self.dir),
+            shell_quote(version),
+            args.join(" ")
+        );
+        let f = self.remote_within(
+            "running the installed program",
+            &script,
+            self.timeouts.bench,
+        )?;
+        Ok(f.stdout_text())
     }
 
     /// The shell line that runs the bench mode in the version folder; with

@@ -73,7 +73,7 @@ fn hex(bytes: &[u8]) -> String {
 /// they make and the temporary upload folder.
 struct Upload<'a> {
     /// (name on the device, local file, local sha256).
-    files: [(&'static str, &'a Path, String); 3],
+    files: Vec<(&'static str, &'a Path, String)>,
     /// `m-<16 hex digits>`, derived from the three hashes.
     version: String,
     /// `.incoming-<pid>-<nanos>`, inside the kiln folder.
@@ -82,13 +82,19 @@ struct Upload<'a> {
 
 impl<'a> Upload<'a> {
     fn new(bundle: &'a Bundle) -> Result<Upload<'a>, DeployError> {
-        let hashed =
-            |name: &'static str, path: &'a Path| sha256_file(path).map(|hash| (name, path, hash));
-        let files = [
-            hashed(PROGRAM_NAME, &bundle.program)?,
-            hashed(INPUT_NAME, &bundle.input)?,
-            hashed(EXPECTED_NAME, &bundle.expected)?,
-        ];
+        Upload::of(&[
+            (PROGRAM_NAME, &bundle.program),
+            (INPUT_NAME, &bundle.input),
+            (EXPECTED_NAME, &bundle.expected),
+        ])
+    }
+
+    /// The upload of `files` (name on the device, local file).
+    fn of(files: &[(&'static str, &'a Path)]) -> Result<Upload<'a>, DeployError> {
+        let files = files
+            .iter()
+            .map(|&(name, path)| sha256_file(path).map(|hash| (name, path, hash)))
+            .collect::<Result<Vec<_>, _>>()?;
         let joined: String = files.iter().map(|(n, _, h)| format!("{n} {h}\n")).collect();
         let version = format!("m-{}", &hex(&Sha256::digest(joined.as_bytes()))[..16]);
         let nonce = format!(
@@ -166,6 +172,32 @@ impl Device {
             commands: self.commands.clone(),
             dry_run: self.dry_run,
         })
+    }
+
+    /// Puts `program` and its `input` on the device as [`Device::flash`] does
+    /// (a temporary folder, sha256 there, one rename, the pointer files) but
+    /// runs nothing, so a program with another command line (a latency
+    /// table's bundle of layers, each run on its own with
+    /// [`Device::run_installed`]) travels once. Keeps only this version and
+    /// the previous one. Returns the version folder (`m-...`).
+    ///
+    /// Errors: as [`Device::flash`], without [`DeployError::Bench`].
+    pub fn install_program(&mut self, program: &Path, input: &Path) -> Result<String, DeployError> {
+        self.commands.clear();
+        let upload = Upload::of(&[(PROGRAM_NAME, program), (INPUT_NAME, input)])?;
+        let before = self.prepare(&upload)?;
+        self.upload(&upload)?;
+        let verified = self.verify(&upload);
+        self.discard_on_error(&upload, verified)?;
+        let installed = self.install(&upload);
+        self.discard_on_error(&upload, installed)?;
+        let previous = if before.current.as_deref() == Some(upload.version.as_str()) {
+            before.previous
+        } else {
+            before.current
+        };
+        self.remove_old_versions(&upload.version, previous.as_deref())?;
+        Ok(upload.version)
     }
 
     /// Step 1: a fresh upload folder (stale ones from cut-off uploads go);

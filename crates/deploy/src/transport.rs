@@ -130,7 +130,17 @@ impl Device {
 
     /// Runs a short script; a non-zero exit is an error naming `step`.
     pub(crate) fn remote(&mut self, step: &str, script: &str) -> Result<Finished, DeployError> {
-        let f = self.run_shell(script, self.timeouts.command)?;
+        self.remote_within(step, script, self.timeouts.command)
+    }
+
+    /// [`Device::remote`] with its own deadline.
+    pub(crate) fn remote_within(
+        &mut self,
+        step: &str,
+        script: &str,
+        timeout: Duration,
+    ) -> Result<Finished, DeployError> {
+        let f = self.run_shell(script, timeout)?;
         if f.success() {
             return Ok(f);
         }

@@ -33,6 +33,17 @@ pub struct TableIdentity {
     /// For `sim` tables: device cycles per fuel and the power modes' clocks the
     /// milliseconds were derived with; empty for other sources.
     pub sim_modes: Vec<SimMode>,
+    /// For `device` tables: the device measured, as reached (`host:port` or
+    /// `adb:SERIAL`; no user, key or option).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device: Option<String>,
+    /// For `device` tables: the program the device ran the builds under (the
+    /// profile's runner; `qemu-aarch64` means the figures are emulated), if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub runner: Option<String>,
+    /// For `device` tables: the power mode the device ran in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub power_mode: Option<String>,
 }
 
 /// One power mode of a `sim` table: latency (ms) = fuel x `cycles_per_fuel` / (`clock_mhz`
@@ -234,6 +245,10 @@ impl LatencyTable {
         cmp("target", t.target.clone(), wanted.target.clone());
         cmp("runtime", t.runtime.clone(), wanted.runtime.clone());
         cmp("sim_modes", modes(&t.sim_modes), modes(&wanted.sim_modes));
+        let text = |v: &Option<String>| v.clone().unwrap_or_else(|| "none".into());
+        cmp("device", text(&t.device), text(&wanted.device));
+        cmp("runner", text(&t.runner), text(&wanted.runner));
+        cmp("power_mode", text(&t.power_mode), text(&wanted.power_mode));
         out
     }
 

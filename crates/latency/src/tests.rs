@@ -48,6 +48,9 @@ fn identity() -> TableIdentity {
             clock_mhz: 1000.0,
             cycles_per_fuel: 1.0,
         }],
+        device: None,
+        runner: None,
+        power_mode: None,
     }
 }
 
@@ -171,6 +174,36 @@ fn tables_round_trip_and_refuse_other_identities_by_field() {
     assert!((ms(&moved) * 2.0 - ms(&back)).abs() < 1e-12);
     assert_eq!(moved.overhead, back.overhead);
     assert!(back.retarget(&other).is_none());
+}
+
+#[test]
+fn a_device_table_serves_only_its_device_and_runner() {
+    let mut measured = identity();
+    measured.source = Source::Device;
+    measured.sim_modes.clear();
+    measured.device = Some("board-a:22".into());
+    measured.runner = Some("qemu-aarch64".into());
+    let t = LatencyTable::new(measured.clone());
+    let back = LatencyTable::from_json(&t.to_json(), "d.json").unwrap();
+    back.check_identity(&measured, "d.json").unwrap();
+    let mut other = measured.clone();
+    other.device = Some("board-b:22".into());
+    other.runner = None;
+    let err = back
+        .check_identity(&other, "d.json")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("device: table board-a:22, wanted board-b:22"),
+        "{err}"
+    );
+    assert!(
+        err.contains("runner: table qemu-aarch64, wanted none"),
+        "{err}"
+    );
+    assert!(!back.costs_reusable_for(&other));
+    // tables of other sources keep their files as they were: no device fields
+    assert!(!full_table().to_json().contains("\"device\""));
 }
 
 #[test]

@@ -10,10 +10,11 @@ use kiln_measure::sim::{BundlePart, SimBundle, SimLimits};
 use kiln_metric::Source;
 use kiln_process::Cmd;
 
+use super::OnDevice;
 use crate::PipelineError;
 
 /// Where and how a bundle's members are measured.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone)]
 pub enum MeasurePath {
     /// The wasm32 build under wasmtime: fuel (deterministic).
     Sim,
@@ -24,10 +25,13 @@ pub enum MeasurePath {
         /// Timed runs.
         runs: u32,
     },
+    /// The device's own build over the deploy path (ssh/adb): wall clock there, under
+    /// the profile's runner.
+    Device(Box<OnDevice>),
 }
 
 /// One member's figures: the whole program (`infer`) and its input/output moves alone
-/// (`io`). Sim: fuel in `median` (and `best`, equal). Host: microseconds.
+/// (`io`). Sim: fuel in `median` (and `best`, equal). Host, device: microseconds.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct MemberCost {
     /// `infer`: median (host) or fuel (sim).
@@ -54,10 +58,11 @@ impl MemberCost {
 
 impl MeasurePath {
     /// The label of the figures this path measures.
-    pub fn source(self) -> Source {
+    pub fn source(&self) -> Source {
         match self {
             MeasurePath::Sim => Source::Sim,
             MeasurePath::Host { .. } => Source::Host,
+            MeasurePath::Device(_) => Source::Device,
         }
     }
 }
@@ -70,7 +75,7 @@ pub fn measure_models(
     models: &[(String, Vec<u8>)],
     crate_dir: &Path,
     target_dir: &Path,
-    path: MeasurePath,
+    path: &MeasurePath,
 ) -> Result<Vec<MemberCost>, PipelineError> {
     let mut graphs = Vec::with_capacity(models.len());
     for (name, onnx) in models {
@@ -101,7 +106,16 @@ pub fn measure_models(
                 })
                 .collect()
         }
-        MeasurePath::Host { warmup, runs } => {
+        MeasurePath::Device(on) => {
+            let build = crate::build::build_target(on.triple).ok_or_else(|| {
+                PipelineError::Invalid(format!("kiln cannot build {} programs", on.triple))
+            })?;
+            let program = kiln_codegen::build_bin(crate_dir, "kiln-bundle", build, target_dir)?;
+            let lens: Vec<usize> = generated.iter().map(|g| g.input_len).collect();
+            let work = target_dir.parent().unwrap_or(crate_dir);
+            on.measure_members(&program, &lens, work)
+        }
+        &MeasurePath::Host { warmup, runs } => {
             let program =
                 kiln_codegen::build_bin(crate_dir, "kiln-bundle", BuildTarget::Host, target_dir)?;
             generated
@@ -127,13 +141,14 @@ pub fn measure_models(
 /// Builds each model alone, as the search builds a candidate (one generated crate, one
 /// build for `path` into `target_dir`), and measures the whole program: fuel of one
 /// simulated inference (`Sim`) or the median of the timed native runs in microseconds
-/// (`Host`), on [`fixed_input`].
+/// (`Host`), on [`fixed_input`]; on a device, flashed and timed there
+/// ([`OnDevice::measure_alone`], microseconds).
 ///
 /// Errors: lowering, building or running a model (naming it).
 pub fn measure_alone(
     models: &[(String, Vec<u8>)],
     work_dir: &Path,
-    path: MeasurePath,
+    path: &MeasurePath,
 ) -> Result<Vec<f64>, PipelineError> {
     let crate_dir = work_dir.join(format!("alone-{}", std::process::id()));
     let target_dir = work_dir.join("target");
@@ -154,7 +169,8 @@ pub fn measure_alone(
                     .run(&fixed_input(built.input_len), &SimLimits::default())?
                     .fuel as f64
             }
-            MeasurePath::Host { warmup, runs } => {
+            MeasurePath::Device(on) => on.measure_alone(&source, work_dir)?,
+            &MeasurePath::Host { warmup, runs } => {
                 let triple = kiln_target::Triple::host().ok_or_else(|| {
                     PipelineError::Invalid("this machine's triple is not one kiln builds".into())
                 })?;

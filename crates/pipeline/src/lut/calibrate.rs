@@ -39,12 +39,12 @@ pub fn calibrate(
         .map(|m| (m.name.clone(), m.clock_mhz));
     let (mode, clock) = mode.unwrap_or_default();
     let nets = sample_networks(&req.space, req.input, samples.max(2), seed)?;
-    let fuel: Vec<f64> = measure_networks(&nets, &req.work_dir, MeasurePath::Sim)?;
+    let fuel: Vec<f64> = measure_networks(&nets, &req.work_dir, &MeasurePath::Sim)?;
     let host_path = MeasurePath::Host {
         warmup: 5,
         runs: 30,
     };
-    let host_ms: Vec<f64> = measure_networks(&nets, &req.work_dir, host_path)?
+    let host_ms: Vec<f64> = measure_networks(&nets, &req.work_dir, &host_path)?
         .iter()
         .map(|us| us / 1e3)
         .collect();

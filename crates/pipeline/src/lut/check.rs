@@ -48,8 +48,13 @@ pub struct RejectionAt {
 pub struct CheckReport {
     /// The device profile.
     pub target: String,
-    /// Where the networks were measured (`sim` or `host`).
+    /// Where the networks were measured (`sim`, `host` or `device`).
     pub source: String,
+    /// `device`: the device, as the table names it (`host:port`, `adb:SERIAL`).
+    pub device: Option<String>,
+    /// `device`: the program the device ran the builds under; `qemu-aarch64` (any
+    /// emulator) means the figures are emulated, not the board's latency.
+    pub runner: Option<String>,
     /// The power mode latencies are given for.
     pub mode: String,
     /// Per genome, in sampling order.
@@ -85,7 +90,15 @@ pub fn check_table(
         .map(|m| (m.name.clone(), m.clock_mhz))
         .unwrap_or_default();
     let nets = sample_networks(&req.space, req.input, samples.max(2), seed)?;
-    let costs = measure_networks(&nets, &req.work_dir, req.path)?;
+    let costs = match &req.path {
+        MeasurePath::Device(on) => {
+            let restore = on.begin()?;
+            let costs = measure_networks(&nets, &req.work_dir, &req.path);
+            on.end(restore);
+            costs?
+        }
+        path => measure_networks(&nets, &req.work_dir, path)?,
+    };
     let started = Instant::now();
     let mut predicted = Vec::with_capacity(nets.len());
     for (_, arch, _) in &nets {
@@ -94,7 +107,7 @@ pub fn check_table(
     let predict_us = started.elapsed().as_secs_f64() * 1e6 / nets.len() as f64;
     let to_ms = |cost: f64| match req.path {
         MeasurePath::Sim => req.target.sim.latency_ms(cost.round() as u64, mode.1),
-        MeasurePath::Host { .. } => cost / 1e3,
+        _ => cost / 1e3,
     };
     let measured: Vec<f64> = costs.iter().map(|&c| to_ms(c)).collect();
     let found = agreement(&predicted, &measured, seed, date).ok_or_else(|| {
@@ -138,6 +151,8 @@ pub fn check_table(
     let report = CheckReport {
         target: req.target.name.clone(),
         source: req.path.source().to_string(),
+        device: table.identity.device.clone(),
+        runner: table.identity.runner.clone(),
         mode: mode.0,
         at_target_limit: req.target.constraints.max_latency_p50_ms.map(at),
         at_median: at(sorted[sorted.len() / 2]),
@@ -180,6 +195,16 @@ impl CheckReport {
                 r.measured_ms,
                 100.0 * r.relative_error
             );
+        }
+        if let Some(device) = &self.device {
+            let how = match &self.runner {
+                Some(r) if r.contains("qemu") => {
+                    format!(" under {r}: emulated, not the board's latency")
+                }
+                Some(r) => format!(" under {r}"),
+                None => String::new(),
+            };
+            let _ = writeln!(s, "measured on the device {device}{how}");
         }
         let a = &self.agreement;
         let _ = writeln!(

@@ -9,6 +9,10 @@
 //! Then a few whole networks, sampled with the build's seed, are built and measured the
 //! same way and the per-network constant is fitted on them.
 //!
+//! A `device` table is measured on the device itself, over the deploy path (`device`
+//! module): a batch's bundle travels once and each layer is timed there; its identity
+//! names the device, the runner (an emulator's figures say so) and the power mode.
+//!
 //! A `sim` table's fuel does not depend on the device: a table of the same space, input
 //! and runtime built for another target lends its entries (only the milliseconds are
 //! derived again), so `lut build --target pixel` after `--target jetson` measures nothing.
@@ -16,6 +20,7 @@
 mod bundle;
 mod calibrate;
 mod check;
+mod device;
 
 use std::path::{Path, PathBuf};
 
@@ -30,6 +35,7 @@ use rand_chacha::ChaCha8Rng;
 pub use bundle::{MeasurePath, MemberCost, measure_alone, measure_models};
 pub use calibrate::calibrate;
 pub use check::{CheckReport, CheckRow, RejectionAt, check_table, today};
+pub use device::{OnDevice, device_name, device_path};
 
 use crate::PipelineError;
 use crate::build::content_id;
@@ -45,7 +51,8 @@ pub struct LutRequest {
     pub input: InputSpec,
     /// The device profile.
     pub target: Target,
-    /// Where layers are measured: `Sim` (wasm fuel) or `Host` (native wall clock).
+    /// Where layers are measured: `Sim` (wasm fuel), `Host` (native wall clock) or
+    /// `Device` (wall clock on the device, over ssh/adb).
     pub path: MeasurePath,
     /// The table file.
     pub table_path: PathBuf,
@@ -95,6 +102,37 @@ pub enum LutEvent {
     },
 }
 
+impl std::fmt::Display for LutEvent {
+    /// The progress line the command line prints.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            LutEvent::Reused { entries, from } => {
+                write!(f, "{entries} entries from {}", from.display())
+            }
+            LutEvent::Stale { path } => write!(
+                f,
+                "{} was measured with another runtime (a kernel or the code generator \
+                 changed): measuring it again",
+                path.display()
+            ),
+            LutEvent::Batch { done, total } => write!(f, "measured {done} of {total} layers"),
+            LutEvent::Fitted {
+                networks,
+                scale,
+                overhead,
+                max_relative_error,
+            } => write!(
+                f,
+                "whole program = {scale:.4} x sum of layers + {:.0} {}, fitted on {networks} \
+                 networks built alone (largest error {:.2}%)",
+                overhead.value,
+                overhead.unit.symbol(),
+                100.0 * max_relative_error
+            ),
+        }
+    }
+}
+
 /// The table file's default place: `tables/<source>-<target>-<space>-<C>x<H>x<W>-<classes>.json`
 /// under `root`.
 pub fn default_table_path(
@@ -110,7 +148,61 @@ pub fn default_table_path(
     ))
 }
 
-/// The identity a table for this space file, input, target and measurement path has.
+/// The table file's default place for `path`: [`default_table_path`], and for a device
+/// table `tables/device-<target>-<device>-<space>-<C>x<H>x<W>-<classes>.json`, the
+/// device's name ([`device_name`]) with characters other than letters, digits, `.` and
+/// `-` as `_`, so tables of two devices (or of the sim and the host) never share a file.
+pub fn default_path_for(
+    root: &Path,
+    path: &MeasurePath,
+    target: &str,
+    space: &str,
+    input: InputSpec,
+) -> PathBuf {
+    let MeasurePath::Device(on) = path else {
+        return default_table_path(root, path.source(), target, space, input);
+    };
+    let device: String = device_name(&on.choice.device)
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '.' || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    default_table_path(
+        root,
+        Source::Device,
+        &format!("{target}-{device}"),
+        space,
+        input,
+    )
+}
+
+/// The identity `req`'s table has: [`identity`], and for a device table the device,
+/// runner and power mode it is measured with.
+///
+/// Errors: as [`identity`].
+pub fn request_identity(req: &LutRequest) -> Result<TableIdentity, PipelineError> {
+    let mut id = identity(
+        &req.space_path,
+        &req.space,
+        req.input,
+        &req.target,
+        req.path.source(),
+    )?;
+    if let MeasurePath::Device(on) = &req.path {
+        id.device = Some(device_name(&on.choice.device));
+        id.runner = on.choice.bench.runner.clone();
+        id.power_mode = Some(on.choice.power_identity.clone());
+    }
+    Ok(id)
+}
+
+/// The identity a table for this space file, input, target and measurement path has
+/// (no device fields: see [`request_identity`]).
 ///
 /// Errors: the space file or the runtime cannot be read.
 pub fn identity(
@@ -142,6 +234,9 @@ pub fn identity(
         target: target.name.clone(),
         runtime,
         sim_modes,
+        device: None,
+        runner: None,
+        power_mode: None,
     })
 }
 
@@ -190,16 +285,18 @@ fn save(table: &LatencyTable, path: &Path) -> Result<(), PipelineError> {
 }
 
 /// Builds (or resumes, or completes from another target's `sim` table) the table of
-/// `req`, writing it after every batch; see the module docs.
+/// `req`, writing it after every batch; see the module docs. On a device, its power mode
+/// is held while measuring and put back afterwards, also after a failure.
 ///
 /// Errors: a table file of another identity at `req.table_path` (naming each field; it
-/// is left alone), lowering, building or measuring a layer (naming it).
+/// is left alone), lowering, building or measuring a layer (naming it); a device that
+/// stops answering (the table keeps every batch measured before, and says how to
+/// resume).
 pub fn build_table(
     req: &LutRequest,
     progress: &mut dyn FnMut(LutEvent),
 ) -> Result<LatencyTable, PipelineError> {
-    let source = req.path.source();
-    let wanted = identity(&req.space_path, &req.space, req.input, &req.target, source)?;
+    let wanted = request_identity(req)?;
     let mut table = start_table(req, &wanted, progress)?;
     let keys: Vec<LayerKey> = req.space.layer_keys(req.input)?.into_iter().collect();
     let missing: Vec<LayerKey> = keys
@@ -207,16 +304,53 @@ pub fn build_table(
         .filter(|k| table.get(k).is_none())
         .copied()
         .collect();
+    if missing.is_empty() && table.overhead.is_some() {
+        return Ok(table);
+    }
+    let on_device = match &req.path {
+        MeasurePath::Device(on) => Some((on, on.begin()?)),
+        _ => None,
+    };
+    let result = measure_missing(req, &mut table, &keys, &missing, progress);
+    if let Some((on, restore)) = on_device {
+        on.end(restore);
+        if let Err(e) = &result {
+            return Err(PipelineError::Invalid(format!(
+                "{e}\n{} keeps the {} layers measured so far (of {}): run the same command \
+                 again to resume",
+                req.table_path.display(),
+                table.entries.len(),
+                keys.len()
+            )));
+        }
+    }
+    result.map(|()| table)
+}
+
+/// Measures the `missing` layers batch by batch, saving the table after each, then fits
+/// the constant if it is not fitted yet.
+fn measure_missing(
+    req: &LutRequest,
+    table: &mut LatencyTable,
+    keys: &[LayerKey],
+    missing: &[LayerKey],
+    progress: &mut dyn FnMut(LutEvent),
+) -> Result<(), PipelineError> {
+    let source = req.path.source();
     // a folder of this process's own: two builds at once must not rewrite each other's
     // bundle (the shared target dir is locked per build)
     let crate_dir = req.work_dir.join(format!("layers-{}", std::process::id()));
     let target_dir = req.work_dir.join("target");
-    for batch in missing.chunks(req.batch.max(1)) {
+    for (i, batch) in missing.chunks(req.batch.max(1)).enumerate() {
+        if let (MeasurePath::Device(on), true) = (&req.path, i > 0) {
+            // before minutes of building, not after
+            on.check_reachable()?;
+        }
         let models: Vec<(String, Vec<u8>)> = batch
             .iter()
             .map(|k| (k.to_string(), kiln_onnx::export_layer(k, req.seed)))
             .collect();
-        let costs = measure_models(&models, &crate_dir, &target_dir, req.path)?;
+        let costs = measure_models(&models, &crate_dir, &target_dir, &req.path)?;
         for (key, c) in batch.iter().zip(costs) {
             let entry = match source {
                 Source::Sim => table.entry(*key, Metric::new(c.ops(), Unit::Fuel, source), None),
@@ -228,17 +362,17 @@ pub fn build_table(
             };
             table.insert(entry);
         }
-        save(&table, &req.table_path)?;
+        save(table, &req.table_path)?;
         progress(LutEvent::Batch {
             done: keys.iter().filter(|k| table.get(k).is_some()).count(),
             total: keys.len(),
         });
     }
     if table.overhead.is_none() {
-        fit(req, &mut table, progress)?;
-        save(&table, &req.table_path)?;
+        fit(req, table, progress)?;
+        save(table, &req.table_path)?;
     }
-    Ok(table)
+    Ok(())
 }
 
 /// The table to continue: the file at `req.table_path` (resumed when it matches, its
@@ -352,7 +486,7 @@ pub fn sample_networks(
 pub fn measure_networks(
     nets: &[(Genome, Architecture, Vec<u8>)],
     work_dir: &Path,
-    path: MeasurePath,
+    path: &MeasurePath,
 ) -> Result<Vec<f64>, PipelineError> {
     let models: Vec<(String, Vec<u8>)> = nets
         .iter()
@@ -369,7 +503,7 @@ fn fit(
     progress: &mut dyn FnMut(LutEvent),
 ) -> Result<(), PipelineError> {
     let nets = sample_networks(&req.space, req.input, req.fit_networks.max(1), req.seed)?;
-    let measured = measure_networks(&nets, &req.work_dir, req.path)?;
+    let measured = measure_networks(&nets, &req.work_dir, &req.path)?;
     let sums = nets
         .iter()
         .map(|(_, a, _)| sum_of_layers(a, table))
@@ -377,7 +511,7 @@ fn fit(
         .map_err(invalid)?;
     let unit = match req.path {
         MeasurePath::Sim => Unit::Fuel,
-        MeasurePath::Host { .. } => Unit::Microseconds,
+        _ => Unit::Microseconds,
     };
     let layers: Vec<usize> = nets.iter().map(|(_, a, _)| a.layer_keys().len()).collect();
     let overhead = fit_overhead(&sums, &layers, &measured, unit).ok_or_else(|| {
