@@ -50,7 +50,7 @@ impl Conv2d {
     /// The input rows (or columns) an output position reads: the range of
     /// kernel taps `k` with `0 <= o*stride + k*dilation - pad < size`.
     #[inline(always)]
-    fn taps(
+    pub(crate) fn taps(
         o: usize,
         stride: usize,
         dil: usize,
@@ -133,10 +133,53 @@ pub fn conv2d(x: &[f32], weights: &[f32], bias: &[f32], out: &mut [f32], p: &Con
 /// read); every output element is written. `weights` layout: `[k_h][k_w][c]`;
 /// `bias` has `c` values or is empty (no bias).
 ///
+/// With AVX2+FMA enabled in the build, the explicit-SIMD kernel
+/// (`depthwise_avx2`) runs; otherwise this file's loop, its twin.
+///
 /// # Panics
 /// If `x`, `weights` or `out` is shorter than the shapes in `p` say, if `bias`
-/// is neither empty nor `c` long, or if a dilation is 0.
+/// is neither empty nor `c` long, or if a stride or dilation is 0.
 pub fn depthwise_conv2d(x: &[f32], weights: &[f32], bias: &[f32], out: &mut [f32], p: &Conv2d) {
+    let c = p.out_c;
+    assert!(x.len() >= p.in_h * p.in_w * c, "x too short");
+    assert!(weights.len() >= p.k_h * p.k_w * c, "weights too short");
+    assert!(out.len() >= p.out_h * p.out_w * c, "out too short");
+    assert!(bias.is_empty() || bias.len() == c, "bias length");
+    assert!(p.stride_h * p.stride_w * p.dilation_h * p.dilation_w > 0);
+    #[cfg(all(
+        target_arch = "x86_64",
+        target_feature = "avx2",
+        target_feature = "fma"
+    ))]
+    {
+        // SAFETY: this build enables AVX2 and FMA everywhere, so the CPU has
+        // them; the asserts above are the lengths the kernel needs.
+        unsafe { crate::depthwise_avx2::depthwise_avx2(x, weights, bias, out, p) }
+    }
+    #[cfg(not(all(
+        target_arch = "x86_64",
+        target_feature = "avx2",
+        target_feature = "fma"
+    )))]
+    depthwise_portable(x, weights, bias, out, p)
+}
+
+/// The portable depthwise loop (see [`depthwise_conv2d`]).
+#[cfg_attr(
+    all(
+        target_arch = "x86_64",
+        target_feature = "avx2",
+        target_feature = "fma"
+    ),
+    allow(dead_code)
+)]
+pub(crate) fn depthwise_portable(
+    x: &[f32],
+    weights: &[f32],
+    bias: &[f32],
+    out: &mut [f32],
+    p: &Conv2d,
+) {
     let c = p.out_c;
     for oy in 0..p.out_h {
         let (ky0, ky1) = Conv2d::taps(oy, p.stride_h, p.dilation_h, p.pad_top, p.k_h, p.in_h);
@@ -436,6 +479,11 @@ mod tests {
             conv((9, 10), (4, 4), (3, 3), (2, 2), 1, [0, 1, 1, 0], 4),
             conv((10, 10), (3, 3), (5, 5), (2, 2), 2, [4, 4, 4, 4], 3),
             conv((10, 10), (6, 6), (7, 7), (1, 1), 1, [3, 3, 3, 3], 6),
+            // 16 + 16 + 8 + 5 channels; interior runs of 4 and leftovers.
+            conv((7, 17), (45, 45), (3, 3), (1, 1), 1, [1, 1, 1, 1], 45),
+            conv((9, 23), (40, 40), (5, 5), (2, 2), 1, [2, 2, 2, 2], 40),
+            conv((6, 21), (20, 20), (3, 5), (1, 2), 1, [0, 2, 1, 1], 20),
+            conv((3, 2), (16, 16), (3, 3), (1, 1), 1, [1, 1, 1, 1], 16),
         ];
         for (n, p) in cases.iter().enumerate() {
             let x = values(p.in_h * p.in_w * p.in_c, n as u32);
@@ -453,6 +501,22 @@ mod tests {
             );
             depthwise_conv2d(&x, &hwc, &[], &mut got, p);
             assert_close(&got, &want);
+            let mut twin = std::vec![f32::NAN; want.len()];
+            depthwise_portable(&x, &hwc, &[], &mut twin, p);
+            assert_close(&twin, &want);
+            #[cfg(all(target_arch = "x86_64", not(miri)))]
+            if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
+                for act in [Activation::Relu, Activation::HardSwish, Activation::Sigmoid] {
+                    let q = Conv2d { act, ..*p };
+                    let b = values(p.out_c, 400 + n as u32);
+                    let mut simd = std::vec![f32::NAN; want.len()];
+                    // SAFETY: AVX2 and FMA detected; lengths as asserted by
+                    // `depthwise_conv2d`.
+                    unsafe { crate::depthwise_avx2::depthwise_avx2(&x, &hwc, &b, &mut simd, &q) };
+                    depthwise_portable(&x, &hwc, &b, &mut twin, &q);
+                    assert_close(&simd, &twin);
+                }
+            }
         }
     }
 

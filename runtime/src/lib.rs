@@ -10,8 +10,10 @@
 //! |---|---|
 //! | [`conv2d`] | `[groups][k_h][k_w][in_c/groups][out_c/groups]` |
 //! | [`depthwise_conv2d`] | `[k_h][k_w][c]` |
+//! | [`conv2d_gemm`] (one group) | [`pack_gemm`] of `[k_h][k_w][in_c][out_c]` |
 //! | [`pointwise_conv2d`] | `[in_c][out_c]` |
 //! | [`dense`] | `[in_features][out_features]` |
+//! | [`gemm`] (pointwise and dense) | [`pack_gemm`]'s panels: per 16 (or 8) output columns, bias then `[k][16]` |
 //!
 //! Biases and per-channel operands hold one value per output channel.
 //! Tensor lengths and arena offsets are counts of f32 elements, not bytes.
@@ -31,6 +33,22 @@ compile_error!("kiln-runtime reads its weight blob as little-endian f32");
 mod arena;
 mod conv;
 mod elementwise;
+mod gemm;
+mod im2col;
+// Compiled on every x86-64 build so its tests run wherever the CPU has the
+// features; `gemm` calls it only when the build enables them.
+#[cfg(target_arch = "x86_64")]
+#[cfg_attr(
+    not(all(target_feature = "avx2", target_feature = "fma")),
+    allow(dead_code)
+)]
+mod depthwise_avx2;
+#[cfg(target_arch = "x86_64")]
+#[cfg_attr(
+    not(all(target_feature = "avx2", target_feature = "fma")),
+    allow(dead_code)
+)]
+mod gemm_avx2;
 #[cfg(target_os = "linux")]
 pub mod linux;
 mod moves;
@@ -47,6 +65,8 @@ pub use elementwise::{
     Activation, BinaryOp, activate, binary, binary_broadcast_channel, binary_inplace,
     binary_scalar, scale, softmax,
 };
+pub use gemm::{NARROW, PANEL, gemm, gemm_panels, pack_gemm, packed_gemm_len};
+pub use im2col::{MAX_PATCH, conv2d_gemm};
 pub use moves::{concat, copy, downsample_nhwc, nchw_to_nhwc, nhwc_to_nchw, permute, slice};
 pub use pool::{Pool2d, avg_pool2d, global_avg_pool, global_max_pool, max_pool2d};
 pub use text::{TextOut, parse_usize};

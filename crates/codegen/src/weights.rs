@@ -34,6 +34,13 @@ pub(crate) fn conv_weights(c: &Conv, oihw: &[f32]) -> Vec<f32> {
     out
 }
 
+/// `[k][n]` weights and their bias (or none) packed for `kiln_runtime::gemm`.
+pub(crate) fn gemm_weights(w: &[f32], bias: Option<&[f32]>, k: usize, n: usize) -> Vec<f32> {
+    let mut out = vec![0.0; kiln_runtime::packed_gemm_len(k, n)];
+    kiln_runtime::pack_gemm(w, bias.unwrap_or(&[]), k, n, &mut out);
+    out
+}
+
 /// `[out][in]` -> `[in][out]`.
 pub(crate) fn dense_weights(w: &[f32], out_features: usize) -> Vec<f32> {
     let in_features = w.len() / out_features.max(1);

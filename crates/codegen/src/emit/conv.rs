@@ -1,5 +1,6 @@
 //! Convolutions and dense layers: their weights go into the blob in the
-//! layout the kernel reads, their shapes into a `const` (general and depthwise
+//! layout the kernel reads (pointwise and dense: packed with their bias for
+//! `rt::gemm`), their shapes into a `const` (general and depthwise
 //! convolutions) or the call itself (pointwise, dense).
 
 use std::fmt::Write as _;
@@ -22,27 +23,47 @@ impl Emitter<'_> {
         }
     }
 
-    /// Op `i`, a convolution: pointwise ones call `rt::pointwise_conv2d`, the
-    /// others `rt::depthwise_conv2d` / `rt::conv2d` with a `const P{i}`.
+    /// Op `i`, a convolution: pointwise ones call `rt::gemm`, the others
+    /// `rt::depthwise_conv2d`, `rt::conv2d_gemm` (one group, a patch of at
+    /// most `MAX_PATCH` values: the stem) or `rt::conv2d` with a `const P{i}`.
     pub(super) fn conv(&mut self, i: usize, op: &Op, c: &Conv) -> Result<String, CodegenError> {
         let (x, y) = (op.inputs[0], op.output);
         let (ih, iw, _) = self.image(op, x, "conv input")?;
         let (oh, ow, _) = self.image(op, y, "conv output")?;
         let g = self.graph;
-        let w = self.weights(&weights::conv_weights(c, &g.constants[c.weight].data));
-        let b = self.bias(c.bias);
         let io = self.io1(x, y);
+        let arranged = weights::conv_weights(c, &g.constants[c.weight].data);
         if c.is_pointwise() {
-            self.kernels.insert("pointwise_conv2d");
+            let bias = c.bias.map(|b| g.constants[b].data.as_slice());
+            let (k, n) = (c.in_channels, c.out_channels);
+            let w = self.weights(&weights::gemm_weights(&arranged, bias, k, n));
+            self.kernels.insert("gemm");
             return Ok(format!(
-                "{{ {io} rt::pointwise_conv2d(x, {w}, {b}, y, {}, {}, {}, {}); }}",
+                "{{ {io} rt::gemm(x, {w}, y, {}, {k}, {n}, {}); }}",
                 oh * ow,
-                c.in_channels,
-                c.out_channels,
                 act(c.act)
             ));
         }
         let p = format!("P{i}");
+        let patch = c.kernel[0] * c.kernel[1] * c.in_channels;
+        let im2col = c.groups == 1 && patch <= kiln_runtime::MAX_PATCH;
+        let call = if im2col {
+            let bias = c.bias.map(|b| g.constants[b].data.as_slice());
+            let packed = weights::gemm_weights(&arranged, bias, patch, c.out_channels);
+            let w = self.weights(&packed);
+            self.kernels.insert("conv2d_gemm");
+            format!("rt::conv2d_gemm(x, {w}, y, &{p})")
+        } else {
+            let w = self.weights(&arranged);
+            let b = self.bias(c.bias);
+            let kernel = if c.is_depthwise() {
+                "depthwise_conv2d"
+            } else {
+                "conv2d"
+            };
+            self.kernels.insert(kernel);
+            format!("rt::{kernel}(x, {w}, {b}, y, &{p})")
+        };
         let _ = writeln!(
             self.params,
             "const {p}: rt::Conv2d = rt::Conv2d {{ in_h: {ih}, in_w: {iw}, in_c: {}, out_h: {oh}, out_w: {ow}, out_c: {}, \
@@ -60,16 +81,11 @@ k_h: {}, k_w: {}, stride_h: {}, stride_w: {}, dilation_h: {}, dilation_w: {}, pa
             c.groups,
             act(c.act)
         );
-        let kernel = if c.is_depthwise() {
-            "depthwise_conv2d"
-        } else {
-            "conv2d"
-        };
-        self.kernels.insert(kernel);
-        Ok(format!("{{ {io} rt::{kernel}(x, {w}, {b}, y, &{p}); }}"))
+        Ok(format!("{{ {io} {call}; }}"))
     }
 
-    /// A dense layer: `[out][in]` weights transposed to `[in][out]`.
+    /// A dense layer: `[out][in]` weights transposed to `[in][out]` and
+    /// packed with the bias for `rt::gemm` (one row).
     pub(super) fn dense(
         &mut self,
         op: &Op,
@@ -79,12 +95,14 @@ k_h: {}, k_w: {}, stride_h: {}, stride_w: {}, dilation_h: {}, dilation_w: {}, pa
     ) -> String {
         let (x, y) = (op.inputs[0], op.output);
         let g = self.graph;
-        let wdata = weights::dense_weights(&g.constants[weight].data, g.tensors[y].len());
-        let w = self.weights(&wdata);
-        let b = self.bias(bias);
-        self.kernels.insert("dense");
+        let n = g.tensors[y].len();
+        let wdata = weights::dense_weights(&g.constants[weight].data, n);
+        let k = wdata.len() / n.max(1);
+        let bias = bias.map(|b| g.constants[b].data.as_slice());
+        let w = self.weights(&weights::gemm_weights(&wdata, bias, k, n));
+        self.kernels.insert("gemm");
         format!(
-            "{{ {} rt::dense(x, {w}, {b}, y, {}); }}",
+            "{{ {} rt::gemm(x, {w}, y, 1, {k}, {n}, {}); }}",
             self.io1(x, y),
             act(a)
         )
