@@ -132,19 +132,7 @@ pub fn run(cmd: LutCommand) -> Result<()> {
                     args.sample_seed,
                     &lut::today(),
                 )?;
-                println!(
-                    "calibrated {}: cycles_per_fuel {:.4} (was {}), fitted on {} networks run \
-                     natively (host): median error {:.1}%, largest {:.1}%, Kendall's tau of fuel \
-                     vs host time {:.3}; written to {}",
-                    req.target.name,
-                    c.cycles_per_fuel,
-                    c.assumed_cycles_per_fuel,
-                    c.samples,
-                    100.0 * c.median_relative_error,
-                    100.0 * c.max_relative_error,
-                    c.kendall_tau,
-                    kiln_target::Calibration::path_for(&profile).display()
-                );
+                println!("{}", lut::calibration_text(&c, &req.target.name, &profile));
             }
             Ok(())
         }

@@ -86,3 +86,20 @@ pub fn calibrate(
     )?;
     Ok(calibration)
 }
+
+/// The line `lut check --calibrate` prints: the fitted `cycles_per_fuel` of `target`,
+/// what it was, its errors, and the file it went to (beside `profile`).
+pub fn calibration_text(c: &Calibration, target: &str, profile: &Path) -> String {
+    format!(
+        "calibrated {target}: cycles_per_fuel {:.4} (was {}), fitted on {} networks run \
+         natively (host): median error {:.1}%, largest {:.1}%, Kendall's tau of fuel vs host \
+         time {:.3}; written to {}",
+        c.cycles_per_fuel,
+        c.assumed_cycles_per_fuel,
+        c.samples,
+        100.0 * c.median_relative_error,
+        100.0 * c.max_relative_error,
+        c.kendall_tau,
+        Calibration::path_for(profile).display()
+    )
+}

@@ -33,7 +33,7 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
 pub use bundle::{MeasurePath, MemberCost, measure_alone, measure_models};
-pub use calibrate::calibrate;
+pub use calibrate::{calibrate, calibration_text};
 pub use check::{CheckReport, CheckRow, RejectionAt, check_table, today};
 pub use device::{OnDevice, device_name, device_path};
 
