@@ -65,7 +65,15 @@ pub fn ensure(
     })?;
     let space = Space::from_toml(&text, &space_path.display().to_string())?;
     let dir = cache_dir(root, &space, &text, data, data_identity, config);
-    let resume = dir.join("supernet.json").is_file();
+    let state = dir.join("supernet.json");
+    if epochs_done(&state) >= Some(config.epochs) {
+        // complete: loading it (and checking its identity) is the search's job
+        return Ok(CachedSupernet {
+            dir,
+            trained_epochs: 0,
+        });
+    }
+    let resume = state.is_file();
     let mut trained_epochs = 0;
     let mut count = |p: Progress| {
         if matches!(p, Progress::Epoch(_)) {
@@ -87,4 +95,65 @@ pub fn ensure(
         dir,
         trained_epochs,
     })
+}
+
+/// Epochs a checkpoint's `supernet.json` says are done; `None` when there is none or it
+/// cannot be read (training then says why).
+fn epochs_done(state: &Path) -> Option<usize> {
+    let text = std::fs::read_to_string(state).ok()?;
+    let v: serde_json::Value = serde_json::from_str(&text).ok()?;
+    v.get("epochs_done")?.as_u64().map(|n| n as usize)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_cache_folder_changes_with_anything_that_changes_the_supernet() {
+        let text = include_str!("../../../tests/fixtures/tiny-space.toml");
+        let space = Space::from_toml(text, "tiny").unwrap();
+        let options = |limit| kiln_data::SplitOptions {
+            seed: kiln_data::DEFAULT_SPLIT_SEED,
+            validation_fraction: 0.1,
+            train_limit: Some(limit),
+        };
+        let data = kiln_data::load(&kiln_data::Source::Mnist5k, &options(100)).unwrap();
+        let config = SupernetConfig::default();
+        let root = Path::new("cache");
+        let dir = |text: &str, identity: &str, config: &SupernetConfig| {
+            cache_dir(root, &space, text, &data, identity, config)
+        };
+        let base = dir(text, "mnist-5k limit 100", &config);
+        assert!(base.starts_with(root));
+        assert!(
+            base.file_name()
+                .unwrap()
+                .to_str()
+                .unwrap()
+                .starts_with("tiny-")
+        );
+        assert_eq!(base, dir(text, "mnist-5k limit 100", &config));
+        assert_ne!(base, dir(text, "mnist-5k limit 200", &config));
+        assert_ne!(
+            base,
+            dir(&format!("{text}\n# edited"), "mnist-5k limit 100", &config)
+        );
+        let longer = SupernetConfig {
+            epochs: 3,
+            ..config.clone()
+        };
+        assert_ne!(base, dir(text, "mnist-5k limit 100", &longer));
+    }
+
+    #[test]
+    fn a_checkpoint_says_how_many_epochs_are_done() {
+        let tmp = tempfile::tempdir().unwrap();
+        let state = tmp.path().join("supernet.json");
+        assert_eq!(epochs_done(&state), None);
+        std::fs::write(&state, r#"{"format_version": 1, "epochs_done": 2}"#).unwrap();
+        assert_eq!(epochs_done(&state), Some(2));
+        std::fs::write(&state, "{").unwrap();
+        assert_eq!(epochs_done(&state), None);
+    }
 }
