@@ -276,59 +276,15 @@ pub fn run(args: Args) -> Result<()> {
     let outcome = search(request, &progress, &mut |line| eprintln!("{line}"));
     progress.0.finish();
     let outcome = outcome?;
-    let (summary, files) = (&outcome.summary, &outcome.files);
-    let s = &summary.state;
-    println!(
-        "stopped: {}. {} trials evaluated ({} this run): {} feasible, {} infeasible, {} failed; {} rejected before training.",
-        summary.stopped,
-        s.finished,
-        summary.evaluated_now,
-        s.feasible,
-        s.infeasible,
-        s.failed,
-        s.rejected_analytic
-    );
-    if args.evaluator == EvaluatorArg::Supernet {
-        let built = if outcome.judge_only {
-            outcome.confirmed
-        } else {
-            s.finished
-        };
-        println!(
-            "{} candidates judged (accuracy inherited{}), {built} built and measured, {} fine-tuned",
-            s.finished,
-            if outcome.judge_only {
-                ", latency predicted"
-            } else {
-                ""
-            },
-            outcome.fine_tuned
-        );
-    }
-    if files.front.is_empty() && !outcome.interrupted {
+    outcome.summary_lines().iter().for_each(|l| println!("{l}"));
+    if outcome.files.front.is_empty() && !outcome.interrupted {
         let journal = kiln_search::Journal::open(&args.out)?;
         bail!("{}", impossible_message(&journal.trials()?, &target.name));
     }
-    println!("Pareto front ({} models):", files.front.len());
-    for m in &files.front {
-        let fig = |k: &str| {
-            m.metrics.get(k).map_or("-".into(), |f| {
-                format!("{} ({})", f.value_with_unit(), f.source)
-            })
-        };
-        println!(
-            "  {}  accuracy {}  latency {}  size {}",
-            m.folder,
-            fig("accuracy"),
-            fig("latency_ms"),
-            fig("size_bytes")
-        );
-    }
-    println!("report: {}", files.report_html.display());
     if outcome.interrupted {
         eprintln!(
             "interrupted: {} trial(s) went back to pending; the same command with --resume continues the search",
-            summary.requeued_now
+            outcome.summary.requeued_now
         );
         // 130: the shell's status for a command stopped by SIGINT.
         std::process::exit(130);

@@ -28,6 +28,7 @@ pub mod lut;
 pub mod run;
 pub mod search;
 mod search_device;
+mod summary;
 pub mod supernet_cache;
 pub mod train;
 pub mod worker;

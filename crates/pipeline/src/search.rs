@@ -115,6 +115,8 @@ pub struct SearchOutcome {
     pub files: ReportFiles,
     /// Whether Ctrl-C stopped it.
     pub interrupted: bool,
+    /// Whether candidates inherited their accuracy from a supernet.
+    pub weight_sharing: bool,
     /// Whether candidates were judged without being built (a supernet and a table).
     pub judge_only: bool,
     /// Front candidates built and measured after a judge-only search (0 otherwise).
@@ -269,6 +271,7 @@ pub fn search(
         summary,
         files,
         interrupted: req.interrupt.load(Ordering::SeqCst),
+        weight_sharing: req.supernet.is_some(),
         judge_only,
         confirmed,
         fine_tuned,

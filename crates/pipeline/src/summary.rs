@@ -1,0 +1,54 @@
+//! What a finished search says to its user: the counts, what the candidates' accuracies
+//! are, the Pareto front with each figure's source, and where the report is.
+
+use crate::search::SearchOutcome;
+
+impl SearchOutcome {
+    /// The closing summary, one line per entry: why the search stopped and its counts;
+    /// with weight sharing, how many candidates were judged, built and measured, and
+    /// fine-tuned; the front (accuracy, latency and size with their sources); the report.
+    pub fn summary_lines(&self) -> Vec<String> {
+        let (summary, files) = (&self.summary, &self.files);
+        let s = &summary.state;
+        let mut lines = vec![format!(
+            "stopped: {}. {} trials evaluated ({} this run): {} feasible, {} infeasible, {} \
+             failed; {} rejected before training.",
+            summary.stopped,
+            s.finished,
+            summary.evaluated_now,
+            s.feasible,
+            s.infeasible,
+            s.failed,
+            s.rejected_analytic
+        )];
+        if self.weight_sharing {
+            let (built, how) = if self.judge_only {
+                (self.confirmed, ", latency predicted")
+            } else {
+                (s.finished, "")
+            };
+            lines.push(format!(
+                "{} candidates judged (accuracy inherited{how}), {built} built and measured, {} \
+                 fine-tuned",
+                s.finished, self.fine_tuned
+            ));
+        }
+        lines.push(format!("Pareto front ({} models):", files.front.len()));
+        for m in &files.front {
+            let fig = |k: &str| {
+                m.metrics.get(k).map_or("-".into(), |f| {
+                    format!("{} ({})", f.value_with_unit(), f.source)
+                })
+            };
+            lines.push(format!(
+                "  {}  accuracy {}  latency {}  size {}",
+                m.folder,
+                fig("accuracy"),
+                fig("latency_ms"),
+                fig("size_bytes")
+            ));
+        }
+        lines.push(format!("report: {}", files.report_html.display()));
+        lines
+    }
+}
