@@ -245,12 +245,29 @@ pub fn run_shared_search<S: SearchSpace, E: Evaluator<S::Point>>(
         ..WorkConfig::default()
     };
     let quiet = super::NoProgress;
+    // Set when the search's own threads stopped early (an error, or their
+    // evaluator's Stop): asking ends too rather than wait for other workers.
+    let local_stopped = AtomicBool::new(false);
     let (asked, worked) = std::thread::scope(|scope| {
         let local = (config.workers > 0).then(|| {
-            scope.spawn(|| work(space, evaluator, journal, run_dir, &work_config, &quiet))
+            scope.spawn(|| {
+                let r = work(space, evaluator, journal, run_dir, &work_config, &quiet);
+                if !r.as_ref().is_ok_and(|w| w.stopped.is_none()) {
+                    local_stopped.store(true, Ordering::SeqCst);
+                }
+                r
+            })
         });
         let asked = ask_loop(
-            space, evaluator, journal, config, progress, &mut st, &mut told, begun,
+            space,
+            evaluator,
+            journal,
+            config,
+            progress,
+            &mut st,
+            &mut told,
+            begun,
+            &local_stopped,
         );
         // Done (the run is finished), interrupted or failed: the local
         // threads leave; an unfinished run stays open for the workers and
@@ -291,16 +308,22 @@ fn ask_loop<S: SearchSpace, E: Evaluator<S::Point>>(
     st: &mut State<'_, S::Point>,
     told: &mut HashSet<u64>,
     begun: Instant,
+    local_stopped: &AtomicBool,
 ) -> Result<(), SearchError> {
     let poll = Duration::from_millis(200);
     loop {
+        if local_stopped.load(Ordering::SeqCst) {
+            st.stopped = Some("stopped by the evaluator".into());
+            return Ok(());
+        }
         let trials = journal.trials()?;
         let (mut pending, mut running) = (0, 0);
         for t in &trials {
             match t.status {
                 Status::Pending => pending += 1,
                 Status::Running => running += 1,
-                _ if told.insert(t.number) => {
+                // Analytic rejections were told when asked (here or in replay).
+                _ if told.insert(t.number) && !is_analytic_rejection(t) => {
                     let point: S::Point =
                         serde_json::from_str(&t.genome).map_err(|e| SearchError::Journal {
                             path: journal.path().to_path_buf(),
@@ -308,17 +331,15 @@ fn ask_loop<S: SearchSpace, E: Evaluator<S::Point>>(
                         })?;
                     let outcome = outcome_of(t, &config.fitness).unwrap_or(Outcome::Failed);
                     st.strategy.tell(&point, outcome);
-                    if !is_analytic_rejection(t) {
-                        count(&mut st.progress, t.status, t.evaluation.as_ref());
-                        st.evaluated_now += 1;
-                        progress.trial_finished(&trial_line(
-                            t.number,
-                            &t.genome_id,
-                            t.status,
-                            t.evaluation.as_ref(),
-                            t.error.as_deref(),
-                        ));
-                    }
+                    count(&mut st.progress, t.status, t.evaluation.as_ref());
+                    st.evaluated_now += 1;
+                    progress.trial_finished(&trial_line(
+                        t.number,
+                        &t.genome_id,
+                        t.status,
+                        t.evaluation.as_ref(),
+                        t.error.as_deref(),
+                    ));
                 }
                 _ => {}
             }

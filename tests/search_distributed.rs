@@ -1,0 +1,206 @@
+//! A search across processes sharing a PostgreSQL journal, as across
+//! machines: one `search --journal URL --workers 0` asks, three `worker`
+//! processes evaluate, one of them is SIGKILLed mid-trial. Every trial is
+//! evaluated to completion, the killed one once more by another worker, none
+//! lost, and the front is the one a single process finds with the same seed
+//! and random search. A worker whose data differ from the run's is refused.
+
+#[path = "common/postgres.rs"]
+mod pg;
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use kiln_search::journal::Location;
+use kiln_search::{Journal, Status, TrialRecord};
+
+fn tiny_space() -> String {
+    concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../tests/fixtures/tiny-space.toml"
+    )
+    .to_string()
+}
+
+fn xtask(args: &[&str]) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_xtask"));
+    // A killed worker is noticed within seconds, not a minute (with room for
+    // a heartbeat delayed by a busy machine).
+    c.args(args).env("KILN_JOURNAL_GRACE_S", "8");
+    c
+}
+
+fn search(run_dir: &Path, journal: Option<&str>, workers: &str) -> Command {
+    let space = tiny_space();
+    let mut c = xtask(&[
+        "search",
+        "--target",
+        "jetson",
+        "--space",
+        &space,
+        "--trials",
+        "6",
+        "--epochs",
+        "1",
+        "--train-limit",
+        "300",
+        "--strategy",
+        "random",
+        "--seed",
+        "11",
+        "--workers",
+        workers,
+        "--lut",
+        "off",
+        "-o",
+    ]);
+    c.arg(run_dir);
+    // Each candidate trained from scratch, where the command line offers other evaluators.
+    let help = xtask(&["search", "--help"]).output().unwrap();
+    if String::from_utf8_lossy(&help.stdout).contains("--evaluator") {
+        c.args(["--evaluator", "train"]);
+    }
+    if let Some(url) = journal {
+        c.args(["--journal", url]);
+    }
+    c
+}
+
+fn worker(url: &str, out: &Path, train_limit: &str) -> Command {
+    let mut c = xtask(&[
+        "worker",
+        "--journal",
+        url,
+        "--run",
+        "dist",
+        "--train-limit",
+        train_limit,
+        "-o",
+    ]);
+    c.arg(out);
+    c
+}
+
+fn wait(child: &mut Child, what: &str) -> std::process::ExitStatus {
+    let deadline = Instant::now() + Duration::from_secs(1200);
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        assert!(Instant::now() < deadline, "{what} did not end");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+fn front_ids(run_dir: &Path) -> Vec<String> {
+    let text = std::fs::read_to_string(run_dir.join("front.json")).unwrap();
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let mut ids: Vec<String> = v["front"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["genome_id"].as_str().unwrap().to_string())
+        .collect();
+    ids.sort();
+    ids
+}
+
+#[test]
+fn three_workers_one_killed_evaluate_every_trial_once_to_completion() {
+    let Some(server) = pg::server() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let run_dir = dir.path().join("dist");
+    let mut asker = search(&run_dir, Some(&server.url), "0")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let location = Location::parse(&server.url, "dist").unwrap();
+    let snapshot = || -> Vec<TrialRecord> {
+        Journal::open_at(&location)
+            .and_then(|j| j.trials())
+            .unwrap_or_default()
+    };
+    let deadline = Instant::now() + Duration::from_secs(300);
+    while snapshot().is_empty() {
+        assert!(Instant::now() < deadline, "the search asked nothing");
+        assert!(
+            asker.try_wait().unwrap().is_none(),
+            "the search ended early"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let mut workers: Vec<Child> = (0..3)
+        .map(|i| {
+            worker(&server.url, &dir.path().join(format!("w{i}")), "300")
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    // Every worker busy: the first one certainly holds a running trial.
+    let running_when_killed = loop {
+        let running: Vec<u64> = snapshot()
+            .iter()
+            .filter(|t| t.status == Status::Running)
+            .map(|t| t.number)
+            .collect();
+        if running.len() == 3 {
+            break running;
+        }
+        assert!(Instant::now() < deadline, "three trials never ran at once");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    workers[0].kill().unwrap(); // SIGKILL
+    workers[0].wait().unwrap();
+    let status = wait(&mut asker, "the search");
+    let out = asker.wait_with_output().unwrap();
+    assert!(status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    for (i, w) in workers.iter_mut().enumerate().skip(1) {
+        assert!(wait(w, "a worker").success(), "worker {i} failed");
+    }
+
+    let trials = snapshot();
+    let evaluated: Vec<&TrialRecord> = trials
+        .iter()
+        .filter(|t| !kiln_search::driver::is_analytic_rejection(t))
+        .collect();
+    assert_eq!(evaluated.len(), 6, "{trials:#?}");
+    assert!(
+        evaluated
+            .iter()
+            .all(|t| matches!(t.status, Status::Done | Status::Infeasible)),
+        "every trial evaluated to completion: {trials:#?}"
+    );
+    let again: Vec<&&TrialRecord> = evaluated.iter().filter(|t| t.attempts == 2).collect();
+    assert_eq!(
+        again.len(),
+        1,
+        "only the killed worker's trial ran twice: {trials:#?}"
+    );
+    assert!(running_when_killed.contains(&again[0].number));
+    assert!(evaluated.iter().all(|t| t.attempts <= 2));
+
+    // One process, the same seed and random search: the same front.
+    let alone = dir.path().join("alone");
+    let o = search(&alone, None, "2").output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let single = Journal::open(&alone).unwrap().trials().unwrap();
+    let ids = |ts: &[TrialRecord]| ts.iter().map(|t| t.genome_id.clone()).collect::<Vec<_>>();
+    assert_eq!(ids(&trials), ids(&single));
+    assert_eq!(front_ids(&run_dir), front_ids(&alone));
+
+    // Another data set than the run's: refused, naming both.
+    let o = worker(&server.url, &dir.path().join("w9"), "200")
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success(), "{said}");
+    assert!(
+        said.contains("cannot join") && said.contains("data: the run's is"),
+        "{said}"
+    );
+    assert!(!said.contains("postgres://postgres:"), "{said}");
+}
