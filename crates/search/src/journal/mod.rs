@@ -247,7 +247,10 @@ impl Journal {
         if !stored.fields.is_empty() {
             let path = backend.location().to_path_buf();
             let differences = differences(&stored, meta);
-            return Err(if differences.is_empty() {
+            // a run folder is continued only with --resume, whatever its settings; a
+            // shared run of that name with other settings is named field by field
+            let folder = matches!(location, Location::Folder(_));
+            return Err(if differences.is_empty() || folder {
                 SearchError::AlreadyExists { path }
             } else {
                 SearchError::ResumeMismatch {
