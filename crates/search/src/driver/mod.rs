@@ -43,6 +43,23 @@ impl SearchConfig {
             .as_ref()
             .is_some_and(|flag| flag.load(Ordering::SeqCst))
     }
+
+    /// Whether a failed evaluation was the interrupt's doing. A terminal's Ctrl-C
+    /// reaches the trial's build and the handler that sets the flag at once, and the
+    /// build may die first: with an interrupt to watch, a failure waits up to half a
+    /// second for the flag before it counts as the trial's own.
+    fn failure_was_interrupt(&self) -> bool {
+        if self.interrupt.is_none() {
+            return false;
+        }
+        for _ in 0..10 {
+            if self.interrupted() {
+                return true;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        self.interrupted()
+    }
 }
 
 impl Default for SearchConfig {
@@ -348,7 +365,7 @@ fn worker_loop<S: SearchSpace, E: Evaluator<S::Point>>(
         let (status, evaluation, error) = match result {
             Ok(e) if e.violations.is_empty() => (Status::Done, Some(e), None),
             Ok(e) => (Status::Infeasible, Some(e), None),
-            Err(EvalError::Failed(_)) if config.interrupted() => {
+            Err(EvalError::Failed(_)) if config.failure_was_interrupt() => {
                 progress.trial_finished(&format!(
                     "trial {} {}: interrupted, back to pending",
                     spec.number, spec.id
