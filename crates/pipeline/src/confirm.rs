@@ -6,7 +6,9 @@ use kiln_search::driver::trial_dir;
 use kiln_search::evaluator::FIGURES;
 use kiln_search::objective::keys;
 use kiln_search::report::front;
-use kiln_search::{EvalError, Evaluator, Journal, Objective, Status, TrialSpec};
+use kiln_search::{
+    EvalError, Evaluation, Evaluator, Journal, Objective, Status, TrialRecord, TrialSpec,
+};
 use kiln_space::Genome;
 
 use crate::PipelineError;
@@ -47,24 +49,8 @@ pub(crate) fn confirm_front(
             return Ok(built);
         }
         for t in pending {
-            let genome: Genome = serde_json::from_str(&t.genome)
-                .map_err(|e| PipelineError::Invalid(format!("trial {}: {e}", t.number)))?;
-            let spec = TrialSpec {
-                number: t.number,
-                point: genome,
-                id: t.genome_id.clone(),
-                dir: trial_dir(run_dir, t.number, &t.genome_id),
-                worker: 0,
-            };
-            let predicted = t
-                .evaluation
-                .as_ref()
-                .and_then(|e| e.metrics.get(keys::PREDICTED_LATENCY_MS).copied());
-            match evaluator.evaluate(&spec) {
-                Ok(mut eval) => {
-                    if let Some(p) = predicted {
-                        eval.metrics.insert(keys::PREDICTED_LATENCY_MS.into(), p);
-                    }
+            match re_evaluate(run_dir, evaluator, &t)? {
+                Ok(eval) => {
                     let status = if eval.violations.is_empty() {
                         Status::Done
                     } else {
@@ -89,4 +75,34 @@ pub(crate) fn confirm_front(
             built += 1;
         }
     }
+}
+
+/// Evaluates journalled trial `t` again with `evaluator` in its own folder, keeping the
+/// table's prediction it had (`predicted_latency_ms`) beside the new figures.
+///
+/// Errors: the trial's genome cannot be read (outer); the evaluation's (inner).
+pub(crate) fn re_evaluate(
+    run_dir: &std::path::Path,
+    evaluator: &PipelineEvaluator,
+    t: &TrialRecord,
+) -> Result<Result<Evaluation, EvalError>, PipelineError> {
+    let genome: Genome = serde_json::from_str(&t.genome)
+        .map_err(|e| PipelineError::Invalid(format!("trial {}: {e}", t.number)))?;
+    let spec = TrialSpec {
+        number: t.number,
+        point: genome,
+        id: t.genome_id.clone(),
+        dir: trial_dir(run_dir, t.number, &t.genome_id),
+        worker: 0,
+    };
+    let predicted = t
+        .evaluation
+        .as_ref()
+        .and_then(|e| e.metrics.get(keys::PREDICTED_LATENCY_MS).copied());
+    Ok(evaluator.evaluate(&spec).map(|mut eval| {
+        if let Some(p) = predicted {
+            eval.metrics.insert(keys::PREDICTED_LATENCY_MS.into(), p);
+        }
+        eval
+    }))
 }

@@ -110,6 +110,33 @@ impl PipelineEvaluator {
     }
 }
 
+/// Records a trained network in `eval` (validation top-1 as the accuracy ranked by,
+/// test top-1, both `host` fractions, and what the accuracy is: `kind`), writes its
+/// `metrics.json` into `dir` and returns its ONNX model.
+///
+/// Errors: the message for the trial's failure (a file or the export).
+pub(crate) fn record_trained(
+    trained: &kiln_train::Trained,
+    kind: String,
+    dir: &Path,
+    eval: &mut Evaluation,
+) -> Result<Vec<u8>, String> {
+    let m = &trained.metrics;
+    let fraction = |v: f64| Metric::new(v, Unit::Fraction, Source::Host);
+    eval.metrics.insert(
+        keys::ACCURACY.into(),
+        fraction(m.validation_top1.unwrap_or(m.test_top1)),
+    );
+    eval.metrics
+        .insert(keys::TEST_ACCURACY.into(), fraction(m.test_top1));
+    eval.labels
+        .insert(kiln_search::evaluator::ACCURACY_KIND.into(), kind);
+    if let Ok(json) = serde_json::to_string_pretty(m) {
+        write(&dir.join("metrics.json"), json.as_bytes())?;
+    }
+    kiln_train::export_onnx(trained).map_err(|e| format!("ONNX export: {e}"))
+}
+
 /// [`crate::files::write`] with the error as a trial's failure text.
 fn write(path: &Path, bytes: &[u8]) -> Result<(), String> {
     crate::files::write(path, bytes).map_err(|e| format!("cannot write {e}"))
@@ -256,22 +283,8 @@ impl PipelineEvaluator {
             .map_err(|e| format!("training: {e}"))?;
         eval.timings
             .insert("train_s".into(), t.elapsed().as_secs_f64());
-        let m = &trained.metrics;
-        let fraction = |v: f64| Metric::new(v, Unit::Fraction, Source::Host);
-        eval.metrics.insert(
-            keys::ACCURACY.into(),
-            fraction(m.validation_top1.unwrap_or(m.test_top1)),
-        );
-        eval.metrics
-            .insert(keys::TEST_ACCURACY.into(), fraction(m.test_top1));
-        eval.labels.insert(
-            kiln_search::evaluator::ACCURACY_KIND.into(),
-            format!("trained from scratch ({} epochs)", config.epochs),
-        );
-        if let Ok(json) = serde_json::to_string_pretty(m) {
-            write(&trial.dir.join("metrics.json"), json.as_bytes())?;
-        }
-        let onnx = kiln_train::export_onnx(&trained).map_err(|e| format!("ONNX export: {e}"))?;
+        let kind = format!("trained from scratch ({} epochs)", config.epochs);
+        let onnx = record_trained(&trained, kind, &trial.dir, eval)?;
         write(&trial.dir.join("model.onnx"), &onnx)?;
         Ok(onnx)
     }

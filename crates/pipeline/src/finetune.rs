@@ -6,11 +6,10 @@
 use std::time::Instant;
 
 use kiln_metric::{Metric, Source, Unit};
-use kiln_search::driver::trial_dir;
 use kiln_search::evaluator::ACCURACY_KIND;
 use kiln_search::objective::keys;
 use kiln_search::report::front;
-use kiln_search::{EvalError, Evaluation, Evaluator, Journal, Objective, Status, TrialSpec};
+use kiln_search::{EvalError, Evaluation, Journal, Objective, Status, TrialSpec};
 use kiln_space::{Architecture, Genome};
 use kiln_train::{Silent, TrainConfig};
 
@@ -78,29 +77,16 @@ pub(crate) fn fine_tune_into(
         .map_err(|e| format!("fine-tuning: {e}"))?;
     eval.timings
         .insert("fine_tune_s".into(), t.elapsed().as_secs_f64());
-    let m = &trained.metrics;
-    let fraction = |v: f64| Metric::new(v, Unit::Fraction, Source::Host);
     eval.metrics.insert(
-        keys::ACCURACY.into(),
-        fraction(m.validation_top1.unwrap_or(m.test_top1)),
+        INHERITED_ACCURACY.into(),
+        Metric::new(inherited, Unit::Fraction, Source::Host),
     );
-    eval.metrics
-        .insert(keys::TEST_ACCURACY.into(), fraction(m.test_top1));
-    eval.metrics
-        .insert(INHERITED_ACCURACY.into(), fraction(inherited));
-    eval.labels.insert(
-        ACCURACY_KIND.into(),
-        format!(
-            "fine-tuned {} epochs from weights inherited from the supernet in {}",
-            config.epochs,
-            judge.dir.display()
-        ),
+    let kind = format!(
+        "fine-tuned {} epochs from weights inherited from the supernet in {}",
+        config.epochs,
+        judge.dir.display()
     );
-    if let Ok(json) = serde_json::to_string_pretty(m) {
-        crate::files::write(&trial.dir.join("metrics.json"), json.as_bytes())
-            .map_err(|e| format!("cannot write {e}"))?;
-    }
-    kiln_train::export_onnx(&trained).map_err(|e| format!("ONNX export: {e}"))
+    crate::evaluate::record_trained(&trained, kind, &trial.dir, eval)
 }
 
 /// Fine-tunes up to `models` front models of `journal` whose accuracy is inherited, the
@@ -139,25 +125,9 @@ pub(crate) fn fine_tune_front(
     chosen.truncate(models);
     let mut done = 0;
     for t in chosen {
-        let genome: Genome = serde_json::from_str(&t.genome)
-            .map_err(|e| PipelineError::Invalid(format!("trial {}: {e}", t.number)))?;
-        let spec = TrialSpec {
-            number: t.number,
-            point: genome,
-            id: t.genome_id.clone(),
-            dir: trial_dir(run_dir, t.number, &t.genome_id),
-            worker: 0,
-        };
         let before = accuracy(&t);
-        match evaluator.evaluate(&spec) {
-            Ok(mut eval) => {
-                if let Some(p) = t
-                    .evaluation
-                    .as_ref()
-                    .and_then(|e| e.metrics.get(keys::PREDICTED_LATENCY_MS))
-                {
-                    eval.metrics.insert(keys::PREDICTED_LATENCY_MS.into(), *p);
-                }
+        match crate::confirm::re_evaluate(run_dir, evaluator, &t)? {
+            Ok(eval) => {
                 let status = if eval.violations.is_empty() {
                     Status::Done
                 } else {
