@@ -11,8 +11,10 @@ use crate::table::{Agreement, Overhead};
 /// the fit networks (`sums` of their entries, their layer counts, their measurements, in
 /// `unit`: fuel or us), with the largest relative error left on them. With fewer networks
 /// than the terms need, or terms too alike to tell apart, the fit drops `per_layer`,
-/// then `scale` (1), keeping at least the constant (the mean residual). `None` when there
-/// is nothing to fit on or a measurement is not positive.
+/// then `scale` (1), keeping at least the constant (the mean residual); when that lone
+/// constant comes out negative, the fit is a ratio instead (`scale` = mean measured / mean
+/// sum, constant 0), so no prediction goes negative. `None` when there is nothing to fit
+/// on or a measurement is not positive.
 pub fn fit_overhead(
     sums: &[f64],
     layers: &[usize],
@@ -46,6 +48,14 @@ pub fn fit_overhead(
         (1.0, 0.0)
     };
     let c = mm - scale * ms - per_layer * ml;
+    // With one free term, a negative constant (the layers measured alone cost more than
+    // the whole network: noise, or call overhead counted per layer) can make a small
+    // network's prediction negative. A ratio through the origin stays positive.
+    let (scale, c) = if n < 3 && c < 0.0 && ms > 0.0 {
+        (mm / ms, 0.0)
+    } else {
+        (scale, c)
+    };
     let predicted: Vec<f64> = sums
         .iter()
         .zip(&l)
@@ -140,6 +150,17 @@ mod tests {
         assert_eq!(o.cost.source, Source::Predicted);
         // 112 vs 110 is the worst: 2/110
         assert!((o.max_relative_error - 2.0 / 110.0).abs() < 1e-12);
+        // the layers alone cost more than the networks: a ratio, never a negative constant
+        let o = fit_overhead(
+            &[1700.0, 600.0],
+            &[9, 5],
+            &[1385.0, 470.0],
+            Unit::Microseconds,
+        )
+        .unwrap();
+        assert_eq!(o.cost.value, 0.0);
+        assert!((o.scale - 1855.0 / 2300.0).abs() < 1e-12, "{o:?}");
+        assert!(o.scale * 10.0 + o.cost.value > 0.0);
         assert!(fit_overhead(&[], &[], &[], Unit::Fuel).is_none());
         assert!(fit_overhead(&[1.0], &[1], &[0.0], Unit::Fuel).is_none());
     }
