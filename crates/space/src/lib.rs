@@ -3,7 +3,9 @@
 //! - [`Space`]: the decisions and their choices, read from a TOML file
 //!   (`spaces/mobile.toml` ships as the default).
 //! - [`Genome`]: one choice per decision, a small serde value with a stable
-//!   content id ([`Genome::id`]); sampled, mutated and crossed over with a seed.
+//!   content id ([`Genome::id`]); sampled, mutated and crossed over with a seed;
+//!   as a choice vector ([`Space::choice_counts`], [`Genome::choices`],
+//!   [`Genome::from_choices`]) for strategies with one distribution per decision.
 //! - [`Architecture`]: the layer-level network a genome describes for a given
 //!   input shape and class count, with analytic parameter, MAC and activation
 //!   figures. The trainer and the ONNX exporter both build from it, so layer
@@ -12,6 +14,7 @@
 //!   table; [`Space::layer_keys`] enumerates every key a space can produce.
 
 mod arch;
+mod choices;
 mod error;
 mod genome;
 mod layer_key;
