@@ -35,6 +35,7 @@ mod conv;
 mod elementwise;
 mod gemm;
 mod im2col;
+pub mod int8;
 // Compiled on every x86-64 build so its tests run wherever the CPU has the
 // features; `gemm` calls it only when the build enables them.
 #[cfg(target_arch = "x86_64")]
