@@ -4,7 +4,9 @@
 //!   crossover, content id); [`GenomeSpace`] wraps a kiln-space [`Space`].
 //! - [`Strategy`]: ask/tell. [`AgingEvolution`] (regularized evolution,
 //!   Real et al. 2019: tournament parents, mutation and optional crossover,
-//!   the oldest member leaves) and [`RandomSearch`], the baseline. Strategies never see storage
+//!   the oldest member leaves; optionally NSGA-II parent selection),
+//!   [`Reinforce`] (MnasNet's REINFORCE controller), [`Tpe`] (Tree-structured
+//!   Parzen Estimator) and [`RandomSearch`], the baseline. Strategies never see storage
 //!   or evaluation, so both can change without touching them.
 //! - [`pareto`]: NSGA-II non-dominated sorting and crowding distance (Deb
 //!   et al. 2002) over configurable [`Objective`]s; [`Fitness`] is the scalar
@@ -44,5 +46,5 @@ pub use evaluator::{EvalError, Evaluation, Evaluator, TrialSpec};
 pub use journal::{Journal, RunMeta, Status, TrialRecord};
 pub use kiln_metric::{Metric, Source, Unit};
 pub use objective::{Fitness, Objective};
-pub use space::{GenomeSpace, SearchSpace};
-pub use strategy::{AgingEvolution, Outcome, RandomSearch, Strategy, StrategyKind};
+pub use space::{CategoricalSpace, GenomeSpace, SearchSpace};
+pub use strategy::{AgingEvolution, Outcome, RandomSearch, Reinforce, Strategy, StrategyKind, Tpe};

@@ -114,6 +114,40 @@ pub fn crowded_order(points: &[Vec<f64>], directions: &[Direction]) -> Vec<usize
     out
 }
 
+/// The hypervolume of two-objective `points` (Zitzler & Thiele 1998): the
+/// area, in the product of the objectives' units, that the points dominate
+/// and that dominates `reference` (one value per objective, as bad as any
+/// point of interest: accuracy 0 and the latency limit, say). Points that do
+/// not dominate `reference` add nothing; an empty set has 0. The points are
+/// swept in order of the first objective, best first, O(N log N).
+pub fn hypervolume_2d(points: &[Vec<f64>], directions: [Direction; 2], reference: [f64; 2]) -> f64 {
+    // Oriented so that larger is better in both.
+    let orient = |v: f64, d: Direction| match d {
+        Direction::Maximize => v,
+        Direction::Minimize => -v,
+    };
+    let r = [
+        orient(reference[0], directions[0]),
+        orient(reference[1], directions[1]),
+    ];
+    let mut p: Vec<[f64; 2]> = points
+        .iter()
+        .filter(|v| v.len() >= 2)
+        .map(|v| [orient(v[0], directions[0]), orient(v[1], directions[1])])
+        .filter(|v| v[0] > r[0] && v[1] > r[1])
+        .collect();
+    p.sort_by(|a, b| b[0].total_cmp(&a[0]).then(b[1].total_cmp(&a[1])));
+    let mut area = 0.0;
+    let mut top = r[1];
+    for v in p {
+        if v[1] > top {
+            area += (v[0] - r[0]) * (v[1] - top);
+            top = v[1];
+        }
+    }
+    area
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -158,5 +192,15 @@ mod tests {
         assert!(d[2] > d[1], "{d:?}");
         let order = crowded_order(&p, &DIRS);
         assert_eq!(&order[2..], &[2, 1]);
+    }
+
+    #[test]
+    fn hypervolume_of_hand_made_fronts() {
+        // (accuracy up, latency down), reference (0, 10).
+        let dirs = [Maximize, Minimize];
+        let p = pts(&[(0.5, 2.0), (0.8, 6.0), (0.6, 7.0), (0.9, 11.0)]);
+        // 0.5 x 8 + (0.8 - 0.5) x 4 = 5.2; (0.6, 7) is dominated, (0.9, 11) beyond the reference.
+        assert!((hypervolume_2d(&p, dirs, [0.0, 10.0]) - 5.2).abs() < 1e-12);
+        assert_eq!(hypervolume_2d(&[], dirs, [0.0, 10.0]), 0.0);
     }
 }

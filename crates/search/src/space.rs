@@ -21,6 +21,21 @@ pub trait SearchSpace: Send + Sync {
     fn id(&self, point: &Self::Point) -> String;
 }
 
+/// A space whose points are one option per categorical decision, for
+/// strategies that keep a distribution per decision ([`crate::strategy::Reinforce`],
+/// [`crate::strategy::Tpe`]).
+pub trait CategoricalSpace: SearchSpace {
+    /// The number of options of each decision, in a fixed order (every entry at least 1).
+    fn choice_counts(&self) -> Vec<usize>;
+    /// A point's option per decision; `None` for a decision the point does
+    /// not use (a block slot beyond its stage's depth), or for every decision
+    /// of a point from another space.
+    fn encode(&self, point: &Self::Point) -> Vec<Option<usize>>;
+    /// The point of one option index per decision (`choice_counts()`'s
+    /// length, each below its count); `None` for any other vector.
+    fn decode(&self, choices: &[usize]) -> Option<Self::Point>;
+}
+
 /// A kiln-space search space of genomes.
 pub struct GenomeSpace {
     /// The space file the genomes come from.
@@ -54,5 +69,19 @@ impl SearchSpace for GenomeSpace {
     }
     fn id(&self, point: &Genome) -> String {
         point.id()
+    }
+}
+
+impl CategoricalSpace for GenomeSpace {
+    fn choice_counts(&self) -> Vec<usize> {
+        self.space.choice_counts()
+    }
+    fn encode(&self, point: &Genome) -> Vec<Option<usize>> {
+        point
+            .choices(&self.space)
+            .unwrap_or_else(|_| vec![None; self.space.choice_counts().len()])
+    }
+    fn decode(&self, choices: &[usize]) -> Option<Genome> {
+        Genome::from_choices(&self.space, choices).ok()
     }
 }

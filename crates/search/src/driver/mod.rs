@@ -7,11 +7,11 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::constraints::Violation;
-use crate::objective::keys;
+use crate::objective::{keys, objective_vector};
 use crate::strategy::Origin;
 use crate::{
-    EvalError, Evaluation, Evaluator, Fitness, Journal, Outcome, SearchError, SearchSpace, Status,
-    Strategy, TrialRecord, TrialSpec,
+    EvalError, Evaluation, Evaluator, Fitness, Journal, Objective, Outcome, SearchError,
+    SearchSpace, Status, Strategy, TrialRecord, TrialSpec,
 };
 
 /// When a search stops and how it runs.
@@ -26,6 +26,9 @@ pub struct SearchConfig {
     pub workers: usize,
     /// What a strategy's tournament compares.
     pub fitness: Fitness,
+    /// The objective values told with a feasible outcome (NSGA-II parent
+    /// selection ranks by them); accuracy and latency by default.
+    pub objectives: Vec<Objective>,
     /// Stop when this many proposals in a row were already in the journal
     /// (the space, or the strategy's reach, is exhausted) or analytically
     /// rejected.
@@ -69,6 +72,7 @@ impl Default for SearchConfig {
             time_budget: None,
             workers: 2,
             fitness: Fitness::Accuracy,
+            objectives: vec![Objective::Accuracy, Objective::Latency],
             max_fruitless_asks: 500,
             interrupt: None,
         }
@@ -145,17 +149,22 @@ pub fn is_analytic_rejection(t: &TrialRecord) -> bool {
         })
 }
 
-/// The outcome a finished record means for a strategy: `None` for pending
-/// or running trials. A `done` trial whose fitness cannot be computed (a
-/// metric missing) counts as [`Outcome::Failed`].
-pub fn outcome_of(t: &TrialRecord, fitness: &Fitness) -> Option<Outcome> {
+/// The outcome a finished record means for a strategy under `config`'s
+/// fitness and objectives: `None` for pending or running trials. A `done`
+/// trial whose fitness cannot be computed (a metric missing) counts as
+/// [`Outcome::Failed`]; one missing an objective is told without objective values.
+pub fn outcome_of(t: &TrialRecord, config: &SearchConfig) -> Option<Outcome> {
     match t.status {
-        Status::Done => Some(
-            t.evaluation
-                .as_ref()
-                .and_then(|e| fitness.of(&e.metrics))
-                .map_or(Outcome::Failed, |f| Outcome::Feasible { fitness: f }),
-        ),
+        Status::Done => Some(t.evaluation.as_ref().map_or(Outcome::Failed, |e| {
+            config
+                .fitness
+                .of(&e.metrics)
+                .map_or(Outcome::Failed, |fitness| Outcome::Feasible {
+                    fitness,
+                    objectives: objective_vector(&e.metrics, &config.objectives)
+                        .unwrap_or_default(),
+                })
+        })),
         Status::Infeasible => Some(Outcome::Infeasible),
         Status::Failed => Some(Outcome::Failed),
         Status::Pending | Status::Running => None,
@@ -285,7 +294,7 @@ fn replay_history<S: SearchSpace>(
                 path: journal.path().to_path_buf(),
                 message: format!("trial {}: genome: {e}", t.number),
             })?;
-        let outcome = outcome_of(t, &config.fitness);
+        let outcome = outcome_of(t, config);
         if is_analytic_rejection(t) {
             state.rejected_analytic += 1;
         } else {
@@ -407,7 +416,7 @@ fn worker_loop<S: SearchSpace, E: Evaluator<S::Point>>(
             finished_at: None,
             attempts: 0,
         };
-        let outcome = outcome_of(&record, &config.fitness).unwrap_or(Outcome::Failed);
+        let outcome = outcome_of(&record, config).unwrap_or(Outcome::Failed);
         st.strategy.tell(&spec.point, outcome);
         st.progress.running = st.progress.running.saturating_sub(1);
         count(&mut st.progress, status, record.evaluation.as_ref());
@@ -546,7 +555,7 @@ fn propose<S: SearchSpace, E: Evaluator<S::Point>>(
         if let Some(existing) = journal.find(&id)? {
             // Evaluated once only: a finished duplicate is told again from
             // the journal (it ages the population like a re-evaluation would).
-            if let Some(outcome) = outcome_of(&existing, &config.fitness) {
+            if let Some(outcome) = outcome_of(&existing, config) {
                 st.strategy.tell(&point, outcome);
             }
             fruitless += 1;

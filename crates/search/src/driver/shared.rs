@@ -329,7 +329,7 @@ fn ask_loop<S: SearchSpace, E: Evaluator<S::Point>>(
                             path: journal.path().to_path_buf(),
                             message: format!("trial {}: genome: {e}", t.number),
                         })?;
-                    let outcome = outcome_of(t, &config.fitness).unwrap_or(Outcome::Failed);
+                    let outcome = outcome_of(t, config).unwrap_or(Outcome::Failed);
                     st.strategy.tell(&point, outcome);
                     count(&mut st.progress, t.status, t.evaluation.as_ref());
                     st.evaluated_now += 1;

@@ -10,16 +10,30 @@ use std::sync::Arc;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use crate::SearchSpace;
+use crate::pareto::{Direction, crowding_distance, non_dominated_sort};
+use crate::{CategoricalSpace, Objective, SearchSpace};
+
+mod ask_stream;
+mod reinforce;
+#[cfg(test)]
+mod toy_tests;
+mod tpe;
+
+pub use reinforce::{Reinforce, ReinforceConfig};
+pub use tpe::{Tpe, TpeConfig};
 
 /// What became of an evaluated point.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Outcome {
     /// Met every hard constraint.
     Feasible {
         /// The trial's [`crate::Fitness`], larger is better; a non-finite
         /// value never joins a population.
         fitness: f64,
+        /// The trial's objective values in the order of
+        /// [`crate::SearchConfig::objectives`], each in its metric's unit
+        /// (accuracy a fraction, latency ms); empty when one is missing.
+        objectives: Vec<f64>,
     },
     /// Broke a hard constraint: never a parent.
     Infeasible,
@@ -36,15 +50,29 @@ pub enum Origin {
     Mutation,
     /// A crossover of two tournament winners, then mutated.
     Crossover,
+    /// Drawn from a learned distribution ([`Reinforce`]'s policy, [`Tpe`]'s
+    /// density of good points).
+    Model,
+}
+
+impl Outcome {
+    /// A feasible outcome with a fitness and no objective values.
+    pub fn feasible(fitness: f64) -> Outcome {
+        Outcome::Feasible {
+            fitness,
+            objectives: Vec::new(),
+        }
+    }
 }
 
 impl Origin {
-    /// `random`, `mutation` or `crossover` (the journal's `origin` column).
+    /// `random`, `mutation`, `crossover` or `model` (the journal's `origin` column).
     pub fn as_str(self) -> &'static str {
         match self {
             Origin::Random => "random",
             Origin::Mutation => "mutation",
             Origin::Crossover => "crossover",
+            Origin::Model => "model",
         }
     }
 }
@@ -65,19 +93,80 @@ pub trait Strategy<P>: Send {
 /// Which strategy a search uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StrategyKind {
-    /// [`AgingEvolution`].
+    /// [`AgingEvolution`] with tournaments on the scalar fitness.
     Evolution,
     /// [`RandomSearch`].
     Random,
+    /// [`AgingEvolution`] with NSGA-II parent selection
+    /// ([`AgingEvolution::with_pareto_selection`]).
+    Nsga2,
+    /// [`Reinforce`], MnasNet's policy-gradient controller.
+    Reinforce,
+    /// [`Tpe`], the Tree-structured Parzen Estimator.
+    Tpe,
 }
 
 impl StrategyKind {
-    /// `evolution` or `random` (the journal's `strategy` field).
+    /// Every strategy, in the order of [`StrategyKind::name`]'s list.
+    pub const ALL: [StrategyKind; 5] = [
+        StrategyKind::Evolution,
+        StrategyKind::Random,
+        StrategyKind::Nsga2,
+        StrategyKind::Reinforce,
+        StrategyKind::Tpe,
+    ];
+
+    /// `evolution`, `random`, `nsga2`, `reinforce` or `tpe` (the journal's
+    /// `strategy` field).
     pub fn name(self) -> &'static str {
         match self {
             StrategyKind::Evolution => "evolution",
             StrategyKind::Random => "random",
+            StrategyKind::Nsga2 => "nsga2",
+            StrategyKind::Reinforce => "reinforce",
+            StrategyKind::Tpe => "tpe",
         }
+    }
+
+    /// The strategy [`StrategyKind::name`] names.
+    ///
+    /// Errors: any other name; the message lists the known ones.
+    pub fn parse(name: &str) -> Result<StrategyKind, String> {
+        let known = Self::ALL.map(|k| k.name());
+        Self::ALL
+            .into_iter()
+            .find(|k| k.name() == name.trim())
+            .ok_or_else(|| format!("unknown strategy `{name}` ({})", known.join(", ")))
+    }
+
+    /// Whether it is the aging evolution (either parent selection), whose
+    /// [`EvolutionConfig`] belongs to the run's identity.
+    pub fn is_evolution(self) -> bool {
+        matches!(self, StrategyKind::Evolution | StrategyKind::Nsga2)
+    }
+}
+
+/// The strategy `kind` over `space`, seeded with `seed`: `evolution` for the
+/// aging evolution's settings, `objectives` (the run's, in
+/// [`crate::SearchConfig::objectives`]'s order) for NSGA-II's ranking.
+pub fn build<S: CategoricalSpace + 'static>(
+    kind: StrategyKind,
+    space: Arc<S>,
+    evolution: EvolutionConfig,
+    objectives: &[Objective],
+    seed: u64,
+) -> Box<dyn Strategy<S::Point>> {
+    match kind {
+        StrategyKind::Evolution => Box::new(AgingEvolution::new(space, evolution, seed)),
+        StrategyKind::Random => Box::new(RandomSearch::new(space, seed)),
+        StrategyKind::Nsga2 => Box::new(
+            AgingEvolution::new(space, evolution, seed)
+                .with_pareto_selection(objectives.iter().map(|o| o.direction()).collect()),
+        ),
+        StrategyKind::Reinforce => {
+            Box::new(Reinforce::new(space, ReinforceConfig::default(), seed))
+        }
+        StrategyKind::Tpe => Box::new(Tpe::new(space, TpeConfig::default(), seed)),
     }
 }
 
@@ -144,6 +233,10 @@ pub struct AgingEvolution<S: SearchSpace> {
     rng: ChaCha8Rng,
     /// Feasible members, oldest first.
     population: VecDeque<(S::Point, f64)>,
+    /// The members' objective values (same order as `population`).
+    objectives: VecDeque<Vec<f64>>,
+    /// NSGA-II parent selection over these objectives' directions.
+    pareto: Option<Vec<Direction>>,
     asked: usize,
 }
 
@@ -160,8 +253,24 @@ impl<S: SearchSpace> AgingEvolution<S> {
             },
             rng: ChaCha8Rng::seed_from_u64(seed),
             population: VecDeque::new(),
+            objectives: VecDeque::new(),
+            pareto: None,
             asked: 0,
         }
+    }
+
+    /// NSGA-II parent selection (Deb et al. 2002, "A fast and elitist
+    /// multiobjective genetic algorithm: NSGA-II"): each parent is the winner
+    /// of a binary tournament under the crowded-comparison order (lower
+    /// Pareto rank, then larger crowding distance) over the population's
+    /// objective values ([`Outcome::Feasible`]'s `objectives`, one
+    /// `directions` entry each), so the whole front breeds, not only the
+    /// fittest point. Survival stays aging (the oldest member leaves), not
+    /// NSGA-II's elitist truncation. A member told without objective values
+    /// is ranked on its fitness alone (with every member).
+    pub fn with_pareto_selection(mut self, directions: Vec<Direction>) -> Self {
+        self.pareto = Some(directions);
+        self
     }
 
     /// The current members with their fitness, oldest first.
@@ -170,6 +279,15 @@ impl<S: SearchSpace> AgingEvolution<S> {
     }
 
     fn tournament(&mut self) -> S::Point {
+        if let Some(directions) = &self.pareto {
+            let winner = pareto_tournament(
+                &self.population,
+                &self.objectives,
+                directions,
+                &mut self.rng,
+            );
+            return self.population[winner].0.clone();
+        }
         let mut best: Option<&(S::Point, f64)> = None;
         for _ in 0..self.config.tournament {
             let i = self.rng.random_range(0..self.population.len());
@@ -183,13 +301,18 @@ impl<S: SearchSpace> AgingEvolution<S> {
             .unwrap_or_else(|| self.population[0].0.clone())
     }
 
-    fn join(&mut self, point: &S::Point, outcome: Outcome) {
-        if let Outcome::Feasible { fitness } = outcome
+    fn join(&mut self, point: &S::Point, outcome: &Outcome) {
+        if let Outcome::Feasible {
+            fitness,
+            objectives,
+        } = outcome
             && fitness.is_finite()
         {
-            self.population.push_back((point.clone(), fitness));
+            self.population.push_back((point.clone(), *fitness));
+            self.objectives.push_back(objectives.clone());
             while self.population.len() > self.config.population {
                 self.population.pop_front();
+                self.objectives.pop_front();
             }
         }
     }
@@ -212,7 +335,7 @@ impl<S: SearchSpace> Strategy<S::Point> for AgingEvolution<S> {
     }
 
     fn tell(&mut self, point: &S::Point, outcome: Outcome) {
-        self.join(point, outcome);
+        self.join(point, &outcome);
     }
 
     fn replay(&mut self, history: &[(S::Point, Option<Outcome>)]) {
@@ -222,10 +345,44 @@ impl<S: SearchSpace> Strategy<S::Point> for AgingEvolution<S> {
         self.rng = ChaCha8Rng::seed_from_u64(self.rng.random::<u64>() ^ history.len() as u64);
         for (point, outcome) in history {
             if let Some(outcome) = outcome {
-                self.join(point, *outcome);
+                self.join(point, outcome);
             }
         }
     }
+}
+
+/// The index of the winner of one binary tournament under NSGA-II's
+/// crowded-comparison order (Deb et al. 2002): two members drawn with
+/// replacement; the lower non-domination rank wins, then the larger crowding
+/// distance, then the first drawn. Members' objective vectors of another
+/// length than `directions` make every member ranked on its fitness alone.
+fn pareto_tournament<P>(
+    population: &VecDeque<(P, f64)>,
+    objectives: &VecDeque<Vec<f64>>,
+    directions: &[Direction],
+    rng: &mut ChaCha8Rng,
+) -> usize {
+    let complete = objectives.iter().all(|o| o.len() == directions.len()) && !directions.is_empty();
+    let (points, dirs): (Vec<Vec<f64>>, Vec<Direction>) = if complete {
+        (objectives.iter().cloned().collect(), directions.to_vec())
+    } else {
+        (
+            population.iter().map(|(_, f)| vec![*f]).collect(),
+            vec![Direction::Maximize],
+        )
+    };
+    let mut rank = vec![0usize; points.len()];
+    let mut crowding = vec![0.0; points.len()];
+    for (r, front) in non_dominated_sort(&points, &dirs).into_iter().enumerate() {
+        for (i, d) in front.iter().zip(crowding_distance(&front, &points)) {
+            rank[*i] = r;
+            crowding[*i] = d;
+        }
+    }
+    let a = rng.random_range(0..points.len());
+    let b = rng.random_range(0..points.len());
+    let better = rank[b] < rank[a] || (rank[b] == rank[a] && crowding[b] > crowding[a]);
+    if better { b } else { a }
 }
 
 #[cfg(test)]
@@ -268,7 +425,7 @@ pub(crate) mod tests {
             let (p, _) = strategy.ask();
             let f = ones(&p);
             best = best.max(f);
-            strategy.tell(&p, Outcome::Feasible { fitness: f });
+            strategy.tell(&p, Outcome::feasible(f));
         }
         best
     }
@@ -319,7 +476,7 @@ pub(crate) mod tests {
             (0..30)
                 .map(|_| {
                     let (p, _) = s.ask();
-                    s.tell(&p, Outcome::Feasible { fitness: ones(&p) });
+                    s.tell(&p, Outcome::feasible(ones(&p)));
                     space.id(&p)
                 })
                 .collect::<Vec<_>>()
@@ -348,7 +505,7 @@ pub(crate) mod tests {
                 1 => Outcome::Failed,
                 _ => {
                     feasible.push(p.clone());
-                    Outcome::Feasible { fitness: ones(&p) }
+                    Outcome::feasible(ones(&p))
                 }
             };
             s.tell(&p, outcome);
@@ -380,7 +537,7 @@ pub(crate) mod tests {
                 Origin::Mutation
             };
             assert_eq!(origin, expected, "ask {i}");
-            s.tell(&p, Outcome::Feasible { fitness: ones(&p) });
+            s.tell(&p, Outcome::feasible(ones(&p)));
         }
     }
 }
