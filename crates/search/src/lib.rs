@@ -22,7 +22,8 @@
 //! - [`driver`]: runs a strategy against an evaluator with N workers,
 //!   journalling every step; [`report`] writes front.json, trials.csv and
 //!   report.html from a journal; [`compare`] and [`compare_runs`] set
-//!   finished runs against each other and a baseline.
+//!   finished runs against each other and a baseline; [`quality`] draws the
+//!   strategy benchmark's curves (best feasible accuracy, hypervolume).
 //!
 //! [`Space`]: kiln_space::Space
 
@@ -36,6 +37,7 @@ pub mod front_file;
 pub mod journal;
 pub mod objective;
 pub mod pareto;
+pub mod quality;
 pub mod report;
 mod space;
 pub mod strategy;

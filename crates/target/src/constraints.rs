@@ -178,6 +178,15 @@ impl fmt::Display for ConstraintCheck {
 }
 
 impl Constraints {
+    /// Replaces every latency limit with `ms` milliseconds (a search's
+    /// `--latency-limit`): p50 and p95 at most `ms`, and at least `1000 / ms`
+    /// frames per second, so none of the profile's own is tighter.
+    pub fn set_latency_limit_ms(&mut self, ms: f64) {
+        self.max_latency_p50_ms = Some(ms);
+        self.max_latency_p95_ms = Some(ms);
+        self.min_fps = Some(1000.0 / ms);
+    }
+
     /// The limit the profile sets for `c`, if any.
     pub fn limit(&self, c: Constraint) -> Option<f64> {
         match c {
@@ -242,5 +251,20 @@ mod tests {
         assert_eq!(checks.len(), 3);
         let json = serde_json::to_string(by(Constraint::MaxSizeMb)).unwrap();
         assert!(json.contains("\"max_size_mb\""), "{json}");
+    }
+
+    #[test]
+    fn a_latency_limit_replaces_every_latency_limit() {
+        let mut c = Constraints {
+            max_latency_p50_ms: Some(100.0),
+            min_fps: Some(30.0),
+            max_size_mb: Some(5.0),
+            ..Constraints::default()
+        };
+        c.set_latency_limit_ms(50.0);
+        assert_eq!(c.max_latency_p50_ms, Some(50.0));
+        assert_eq!(c.max_latency_p95_ms, Some(50.0));
+        assert_eq!(c.min_fps, Some(20.0));
+        assert_eq!(c.max_size_mb, Some(5.0));
     }
 }

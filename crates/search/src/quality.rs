@@ -1,0 +1,266 @@
+//! The strategy quality benchmark's curves: per run, after each candidate
+//! judged, the best feasible accuracy so far and the hypervolume of the
+//! feasible (accuracy, latency) points so far; per strategy, the median and
+//! the spread over seeds; written as CSV and hand-drawn SVG.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use crate::driver::is_analytic_rejection;
+use crate::objective::keys;
+use crate::pareto::{Direction, hypervolume_2d};
+use crate::{Status, TrialRecord};
+
+/// One run's curves, indexed by candidates judged minus one.
+#[derive(Debug, Clone, PartialEq)]
+pub struct QualityCurve {
+    /// The strategy's name.
+    pub strategy: String,
+    /// The run's seed.
+    pub seed: u64,
+    /// Best validation accuracy (fraction) of a feasible trial so far; `None` before one.
+    pub best_accuracy: Vec<Option<f64>>,
+    /// Hypervolume of the feasible points so far in (accuracy, latency / limit)
+    /// against the reference (accuracy 0, the latency limit): a fraction of the
+    /// unit square, 0 before a feasible trial.
+    pub hypervolume: Vec<f64>,
+}
+
+impl QualityCurve {
+    /// The curves of `trials` (a journal's, in ask order): every evaluated
+    /// trial counts as judged (analytic rejections, free, do not; pending ones
+    /// are skipped); feasible trials (`done`) add their accuracy and latency
+    /// ([`keys::LATENCY_MS`], ms) against `limit_ms`.
+    pub fn from_trials(strategy: &str, seed: u64, trials: &[TrialRecord], limit_ms: f64) -> Self {
+        let mut points: Vec<Vec<f64>> = Vec::new();
+        let (mut best_accuracy, mut hypervolume) = (Vec::new(), Vec::new());
+        let mut best: Option<f64> = None;
+        for t in trials {
+            if is_analytic_rejection(t) || matches!(t.status, Status::Pending | Status::Running) {
+                continue;
+            }
+            if t.status == Status::Done
+                && let Some(e) = &t.evaluation
+                && let (Some(a), Some(l)) = (
+                    e.metrics.get(keys::ACCURACY),
+                    e.metrics.get(keys::LATENCY_MS),
+                )
+            {
+                best = Some(best.map_or(a.value, |b: f64| b.max(a.value)));
+                points.push(vec![a.value, l.value / limit_ms]);
+            }
+            best_accuracy.push(best);
+            hypervolume.push(hypervolume_2d(
+                &points,
+                [Direction::Maximize, Direction::Minimize],
+                [0.0, 1.0],
+            ));
+        }
+        Self {
+            strategy: strategy.into(),
+            seed,
+            best_accuracy,
+            hypervolume,
+        }
+    }
+}
+
+/// Per strategy: its name and, per candidates judged, (median, min, max) over seeds.
+pub type Spread = Vec<(String, Vec<(f64, f64, f64)>)>;
+
+/// `strategy,seed,judged,best_accuracy,hypervolume`, one row per candidate
+/// judged of every curve (best accuracy empty before a feasible trial).
+pub fn csv(curves: &[QualityCurve]) -> String {
+    let mut out = String::from("strategy,seed,judged,best_accuracy,hypervolume\n");
+    for c in curves {
+        for (i, (a, h)) in c.best_accuracy.iter().zip(&c.hypervolume).enumerate() {
+            let a = a.map_or(String::new(), |a| format!("{a:.4}"));
+            let _ = writeln!(out, "{},{},{},{a},{h:.5}", c.strategy, c.seed, i + 1);
+        }
+    }
+    out
+}
+
+/// Per strategy (in first-seen order) and candidates judged: (median, min,
+/// max) over the seeds whose run got that far, of `value` (a best accuracy
+/// before any feasible trial counts as 0).
+pub fn spread(curves: &[QualityCurve], value: impl Fn(&QualityCurve, usize) -> f64) -> Spread {
+    let mut order: Vec<String> = Vec::new();
+    let mut by: BTreeMap<String, Vec<&QualityCurve>> = BTreeMap::new();
+    for c in curves {
+        if !order.contains(&c.strategy) {
+            order.push(c.strategy.clone());
+        }
+        by.entry(c.strategy.clone()).or_default().push(c);
+    }
+    order
+        .into_iter()
+        .map(|s| {
+            let runs = &by[&s];
+            let len = runs.iter().map(|c| c.hypervolume.len()).max().unwrap_or(0);
+            let rows = (0..len)
+                .map(|i| {
+                    let mut v: Vec<f64> = runs
+                        .iter()
+                        .filter(|c| i < c.hypervolume.len())
+                        .map(|c| value(c, i))
+                        .collect();
+                    v.sort_by(f64::total_cmp);
+                    let median = if v.len() % 2 == 1 {
+                        v[v.len() / 2]
+                    } else {
+                        (v[v.len() / 2 - 1] + v[v.len() / 2]) / 2.0
+                    };
+                    (median, v[0], v[v.len() - 1])
+                })
+                .collect();
+            (s, rows)
+        })
+        .collect()
+}
+
+/// The best-accuracy value [`spread`] reads (0 before a feasible trial).
+pub fn accuracy_at(c: &QualityCurve, i: usize) -> f64 {
+    c.best_accuracy[i].unwrap_or(0.0)
+}
+
+/// The hypervolume value [`spread`] reads.
+pub fn hypervolume_at(c: &QualityCurve, i: usize) -> f64 {
+    c.hypervolume[i]
+}
+
+const COLOURS: [&str; 6] = [
+    "#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b",
+];
+
+/// An SVG (640 x 400 px) of [`spread`]'s rows: per strategy the median as a
+/// line and the min-max band shaded, x candidates judged, y `label` between
+/// the smallest minimum and the largest maximum.
+pub fn svg(rows: &Spread, label: &str) -> String {
+    let (w, h, left, bottom, top, right) = (640.0, 400.0, 60.0, 40.0, 20.0, 130.0);
+    let n = rows.iter().map(|(_, r)| r.len()).max().unwrap_or(1).max(2);
+    let all = rows
+        .iter()
+        .flat_map(|(_, r)| r.iter().flat_map(|t| [t.1, t.2]));
+    let (lo, hi) = all.fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| {
+        (a.min(v), b.max(v))
+    });
+    let (lo, hi) = if lo < hi { (lo, hi) } else { (0.0, 1.0) };
+    let x = |i: usize| left + (w - left - right) * i as f64 / (n - 1) as f64;
+    let y = |v: f64| h - bottom - (h - bottom - top) * (v - lo) / (hi - lo);
+    let mut out = format!(
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}\" height=\"{h}\" font-family=\"sans-serif\" font-size=\"12\">\n\
+         <rect width=\"{w}\" height=\"{h}\" fill=\"white\"/>\n\
+         <line x1=\"{left}\" y1=\"{}\" x2=\"{}\" y2=\"{}\" stroke=\"black\"/>\n\
+         <line x1=\"{left}\" y1=\"{top}\" x2=\"{left}\" y2=\"{}\" stroke=\"black\"/>\n",
+        h - bottom,
+        w - right,
+        h - bottom,
+        h - bottom
+    );
+    for k in 0..=4 {
+        let v = lo + (hi - lo) * f64::from(k) / 4.0;
+        let _ = writeln!(
+            out,
+            "<text x=\"{}\" y=\"{:.1}\" text-anchor=\"end\">{v:.3}</text>",
+            left - 4.0,
+            y(v) + 4.0
+        );
+        let i = (n - 1) * k as usize / 4;
+        let _ = writeln!(
+            out,
+            "<text x=\"{:.1}\" y=\"{}\" text-anchor=\"middle\">{}</text>",
+            x(i),
+            h - bottom + 16.0,
+            i + 1
+        );
+    }
+    let _ = writeln!(
+        out,
+        "<text x=\"{:.1}\" y=\"{}\" text-anchor=\"middle\">candidates judged</text>\n\
+         <text x=\"14\" y=\"{top}\" transform=\"rotate(-90 14 {top})\" text-anchor=\"end\">{label}</text>",
+        left + (w - left - right) / 2.0,
+        h - 4.0
+    );
+    for (k, (name, r)) in rows.iter().enumerate() {
+        let colour = COLOURS[k % COLOURS.len()];
+        let upper: Vec<String> = r
+            .iter()
+            .enumerate()
+            .map(|(i, t)| format!("{:.1},{:.1}", x(i), y(t.2)))
+            .collect();
+        let lower: Vec<String> = r
+            .iter()
+            .enumerate()
+            .rev()
+            .map(|(i, t)| format!("{:.1},{:.1}", x(i), y(t.1)))
+            .collect();
+        let median: Vec<String> = r
+            .iter()
+            .enumerate()
+            .map(|(i, t)| format!("{:.1},{:.1}", x(i), y(t.0)))
+            .collect();
+        let _ = writeln!(
+            out,
+            "<polygon points=\"{} {}\" fill=\"{colour}\" fill-opacity=\"0.12\" stroke=\"none\"/>\n\
+             <polyline points=\"{}\" fill=\"none\" stroke=\"{colour}\" stroke-width=\"2\"/>\n\
+             <text x=\"{}\" y=\"{}\" fill=\"{colour}\">{name}</text>",
+            upper.join(" "),
+            lower.join(" "),
+            median.join(" "),
+            w - right + 10.0,
+            top + 16.0 * (k as f64 + 1.0)
+        );
+    }
+    out.push_str("</svg>\n");
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Evaluation, Metric, Source, Unit};
+
+    fn trial(status: Status, acc: f64, lat: f64) -> TrialRecord {
+        let mut e = Evaluation::default();
+        e.metrics.insert(
+            keys::ACCURACY.into(),
+            Metric::new(acc, Unit::Fraction, Source::Host),
+        );
+        e.metrics.insert(
+            keys::LATENCY_MS.into(),
+            Metric::new(lat, Unit::Milliseconds, Source::Predicted),
+        );
+        TrialRecord {
+            number: 0,
+            genome_id: String::new(),
+            genome: String::new(),
+            origin: String::new(),
+            status,
+            evaluation: Some(e),
+            error: None,
+            created_at: 0.0,
+            started_at: None,
+            finished_at: None,
+            attempts: 0,
+        }
+    }
+
+    #[test]
+    fn curves_count_judged_trials_and_feasible_points() {
+        let trials = [
+            trial(Status::Infeasible, 0.9, 30.0),
+            trial(Status::Done, 0.5, 5.0),
+            trial(Status::Done, 0.8, 6.0),
+            trial(Status::Done, 0.6, 8.0),
+        ];
+        let c = QualityCurve::from_trials("tpe", 1, &trials, 10.0);
+        assert_eq!(c.best_accuracy, vec![None, Some(0.5), Some(0.8), Some(0.8)]);
+        // 0.5 x 0.5 + 0.3 x 0.4 = 0.37; the last point is dominated.
+        assert!((c.hypervolume[2] - 0.37).abs() < 1e-12 && c.hypervolume[3] == c.hypervolume[2]);
+        assert!(csv(std::slice::from_ref(&c)).contains("tpe,1,3,0.8000,0.37000\n"));
+        let rows = spread(&[c], accuracy_at);
+        assert_eq!(rows[0].1[0], (0.0, 0.0, 0.0));
+        assert!(svg(&rows, "best accuracy").contains("<polyline"));
+    }
+}
