@@ -14,6 +14,7 @@ mod flash;
 mod lower;
 mod lut;
 mod measure;
+mod quantize;
 mod report;
 mod run_onnx;
 mod search;
@@ -49,6 +50,8 @@ enum Command {
     Train(train::Args),
     /// Top-1 accuracy of an ONNX model on a data set's test split.
     EvalOnnx(eval_onnx::Args),
+    /// Post-training int8 quantization of an ONNX model (a QDQ model out).
+    Quantize(quantize::Args),
     /// Lower an ONNX model to kiln's IR and write the generated crate.
     Lower(lower::LowerArgs),
     /// Lower, generate, build and run an ONNX model on an input (.npy).
@@ -87,6 +90,7 @@ fn main() {
         Command::Targets(args) => targets::run(args),
         Command::Train(args) => train::run(args),
         Command::EvalOnnx(args) => eval_onnx::run(args),
+        Command::Quantize(args) => quantize::run(args),
         Command::Lower(args) => lower::run(args),
         Command::RunOnnx(args) => run_onnx::run(args),
         Command::Measure(args) => measure::run(args),

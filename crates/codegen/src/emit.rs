@@ -9,6 +9,7 @@
 
 mod conv;
 mod elementwise;
+mod int8;
 mod moves;
 mod pool;
 
@@ -187,11 +188,15 @@ impl Emitter<'_> {
                 rhs,
                 data_is_lhs,
             } => self.binary(op, *bop, rhs, *data_is_lhs, in_place),
+            OpKind::Reshape if self.graph.tensors[op.output].dtype == kiln_ir::DType::I8 => {
+                self.int8_reshape(op)?
+            }
             OpKind::Reshape => self.reshape(op)?,
             OpKind::Transpose { perm } => self.transpose(op, perm)?,
             OpKind::Concat { axis } => self.concat(op, *axis)?,
             OpKind::Slice { axis, start, end } => self.slice_op(op, *axis, *start, *end)?,
             OpKind::Downsample { stride } => self.downsample(op, *stride)?,
+            OpKind::Int8(q) => self.int8(i, op, q)?,
         };
         self.line(op, &code);
         Ok(())

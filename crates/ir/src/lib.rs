@@ -8,13 +8,17 @@
 //! logical order (see [`Tensor::storage_axes`]). Shapes and axes in the op
 //! descriptions below are ONNX-logical; the kernels work on the storage.
 //! Constants keep ONNX layout (conv weights OIHW, dense weights `[out, in]`);
-//! kiln-codegen rearranges them for the kernels. All data is f32: lengths and
-//! offsets are in f32 elements unless a name says bytes.
+//! kiln-codegen rearranges them for the kernels. Data is f32 except the i8
+//! tensors and integer data of quantized models ([`int8`]); lengths are in
+//! elements and arena offsets in f32 elements (an i8 tensor takes
+//! [`Tensor::storage_len`] of them) unless a name says bytes.
 //!
 //! [`plan()`] assigns every tensor an offset in one arena.
 
+pub mod int8;
 mod plan;
 
+pub use int8::{QOp, QParams, QWeights, quantize_multiplier};
 pub use plan::{ArenaPlan, PlanError, plan};
 
 use std::fmt;
@@ -31,9 +35,29 @@ pub struct Tensor {
     pub name: String,
     /// ONNX-logical shape, batch included.
     pub shape: Vec<usize>,
+    /// Element type: f32, or i8 (one byte each) for quantized tensors.
+    pub dtype: DType,
+}
+
+/// Element type of a [`Tensor`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum DType {
+    /// 32-bit float, one arena element.
+    #[default]
+    F32,
+    /// Quantized i8 (see [`int8`]), one byte; four share an arena element.
+    I8,
 }
 
 impl Tensor {
+    /// Arena elements (4 bytes each) the tensor's storage takes: `len()` for
+    /// f32, `ceil(len / 4)` for i8.
+    pub fn storage_len(&self) -> usize {
+        match self.dtype {
+            DType::F32 => self.len(),
+            DType::I8 => self.len().div_ceil(4),
+        }
+    }
     /// Number of elements (f32 values, not bytes): the product of the shape.
     pub fn len(&self) -> usize {
         self.shape.iter().product()
@@ -289,6 +313,8 @@ pub enum OpKind {
         /// Vertical and horizontal step, in pixels (1 = keep every one).
         stride: [usize; 2],
     },
+    /// An int8 op (see [`int8`]).
+    Int8(QOp),
 }
 
 /// One op of the schedule.
@@ -357,8 +383,16 @@ impl Graph {
         self.tensors.push(Tensor {
             name: name.into(),
             shape,
+            dtype: DType::F32,
         });
         self.tensors.len() - 1
+    }
+
+    /// Appends an i8 tensor (see [`DType::I8`]) with the ONNX-logical `shape`.
+    pub fn add_tensor_i8(&mut self, name: impl Into<String>, shape: Vec<usize>) -> TensorId {
+        let t = self.add_tensor(name, shape);
+        self.tensors[t].dtype = DType::I8;
+        t
     }
 
     /// Appends a constant; `data` is row-major over the ONNX-logical `shape`
@@ -482,6 +516,7 @@ impl fmt::Display for OpKind {
             OpKind::Transpose { perm } => write!(f, "transpose {perm:?}"),
             OpKind::Slice { axis, start, end } => write!(f, "slice axis {axis} {start}..{end}"),
             OpKind::Downsample { stride } => write!(f, "downsample {}x{}", stride[0], stride[1]),
+            OpKind::Int8(q) => write!(f, "{q}"),
         }
     }
 }

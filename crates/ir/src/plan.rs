@@ -20,7 +20,8 @@ pub enum PlanError {
 }
 
 /// Where each tensor lives; sizes and offsets in f32 elements (4 bytes each),
-/// over each tensor's storage (NHWC for images, see [`crate::Tensor`]).
+/// over each tensor's storage (NHWC for images, see [`crate::Tensor`]; an i8
+/// tensor takes a quarter, [`crate::Tensor::storage_len`]).
 #[derive(Clone, Debug, PartialEq)]
 pub struct ArenaPlan {
     /// Offset of each tensor in the arena (elements), indexed by tensor id;
@@ -80,7 +81,7 @@ pub fn plan(graph: &Graph) -> Result<ArenaPlan, PlanError> {
         let out_end = end_of(out, i);
         let shared = if let Some(&data) = op.inputs.first() {
             let b = buffer_of[data].expect("checked above");
-            let same_len = graph.tensors[data].len() == graph.tensors[out].len();
+            let same_len = graph.tensors[data].storage_len() == graph.tensors[out].storage_len();
             let rhs_elsewhere = op.reads().iter().skip(1).all(|t| buffer_of[*t] != Some(b));
             let all_die_here = buffers[b].members.iter().all(|m| end_of(*m, i) <= i);
             if op.is_alias(graph) {
@@ -97,14 +98,14 @@ pub fn plan(graph: &Graph) -> Result<ArenaPlan, PlanError> {
         match shared {
             Some(b) => {
                 let buf = &mut buffers[b];
-                buf.len = buf.len.max(graph.tensors[out].len());
+                buf.len = buf.len.max(graph.tensors[out].storage_len());
                 buf.end = buf.end.max(out_end);
                 buf.members.push(out);
                 buffer_of[out] = Some(b);
             }
             None => {
                 buffers.push(Buffer {
-                    len: graph.tensors[out].len(),
+                    len: graph.tensors[out].storage_len(),
                     start: i,
                     end: out_end,
                     members: vec![out],

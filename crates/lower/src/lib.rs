@@ -10,6 +10,7 @@
 //! Only batch 1 and f32 are compiled.
 
 mod fuse;
+mod qdq;
 mod translate;
 
 use std::path::Path;
@@ -96,7 +97,28 @@ pub enum LowerError {
         /// Why, e.g. `reduction over axes [1]; kiln reduces H and W of images only`.
         reason: String,
     },
+    /// A QDQ model's quantization parameters are invalid or outside what
+    /// kiln lowers (zero or negative scale, zero point out of range or of
+    /// another type, per-axis scales on an unsupported axis, scale and zero
+    /// point (or data) shapes that do not match).
+    #[error("{source_name}: node '{node}' ({op}): {message}")]
+    Quantization {
+        /// The model's name.
+        source_name: String,
+        /// The ONNX node's name (`#index op` when it has none).
+        node: String,
+        /// Its op_type.
+        op: String,
+        /// What is wrong, with the values.
+        message: String,
+    },
 }
+
+/// A bad QuantizeLinear / DequantizeLinear parameter or quantized pattern
+/// (zero or negative scale, zero point out of range, per-axis scales on an
+/// axis kiln does not take, scale and zero point shapes that differ); see
+/// [`LowerError::Quantization`].
+pub use qdq::QdqReport;
 
 /// Options for [`lower_bytes`] / [`lower_file`].
 #[derive(Clone, Debug, Default)]
@@ -136,10 +158,33 @@ pub fn lower_bytes(
     source_name: &str,
     options: &LowerOptions,
 ) -> Result<Graph, LowerError> {
+    lower_bytes_reported(bytes, source_name, options).map(|(g, _)| g)
+}
+
+/// [`lower_bytes`], also saying what a QDQ (quantized) model kept in f32:
+/// the report is `None` for a float model. A QDQ model (any
+/// QuantizeLinear/DequantizeLinear node) is read from its ONNX graph
+/// directly, not through tract (see the `qdq` module): int8 ops where a
+/// float op sits between DequantizeLinear and QuantizeLinear, f32 with an
+/// explicit Dequantize/Quantize elsewhere.
+///
+/// # Errors
+/// As [`lower_bytes`], and [`LowerError::Quantization`] naming the node of a
+/// bad scale or zero point.
+pub fn lower_bytes_reported(
+    bytes: &[u8],
+    source_name: &str,
+    options: &LowerOptions,
+) -> Result<(Graph, Option<QdqReport>), LowerError> {
+    let proto = qdq::parse(bytes, source_name)?;
+    if qdq::is_qdq(&proto) {
+        let (graph, report) = qdq::lower(&proto, source_name, options)?;
+        return Ok((graph, Some(report)));
+    }
     let typed = translate::load_decluttered(bytes, source_name, options)?;
     let mut graph = translate::translate(&typed, source_name)?;
     fuse::fuse(&mut graph);
-    Ok(graph)
+    Ok((graph, None))
 }
 
 /// Loads the ONNX model with tract and returns the typed, decluttered model

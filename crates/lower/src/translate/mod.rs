@@ -116,6 +116,7 @@ fn shape_only(shape: Vec<usize>) -> kiln_ir::Tensor {
     kiln_ir::Tensor {
         name: String::new(),
         shape,
+        dtype: kiln_ir::DType::F32,
     }
 }
 

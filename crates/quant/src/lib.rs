@@ -1,0 +1,163 @@
+//! kiln-quant: post-training static quantization of an f32 ONNX model into
+//! an int8 QDQ ONNX model (QuantizeLinear/DequantizeLinear pairs), which
+//! kiln-lower lowers to integer-only kernels and onnxruntime and tract also
+//! run.
+//!
+//! Steps: batch norm after a convolution is folded into its weights and
+//! bias; the float model runs on calibration images (tract) and every
+//! activation to be quantized records its range (min/max, or a percentile
+//! of the values); then weights become int8 symmetric per output channel
+//! (`scale[o] = max|w[o]| / 127`, values in -127..=127), activations int8
+//! asymmetric per tensor (`scale = (max - min) / 255` over a range widened
+//! to hold 0, `zero_point = round(-128 - min / scale)`), biases int32 in
+//! units of `input scale * weight scale[o]` (zero point 0). As onnxruntime's
+//! `quantize_static` does, a ReLU/Clip right after a Conv/Gemm/Add is
+//! quantized at its output only (the integer kernel folds it into its output
+//! range), and the model's input and output stay f32.
+//!
+//! Quantized: Conv, Gemm, Add (two tensors), GlobalAveragePool, Flatten,
+//! Relu, Clip, HardSwish, HardSigmoid, Sigmoid. Anything else (an Add or Mul
+//! by a constant such as the input normalisation, a squeeze-excite Mul) is
+//! left in f32 between dequantized inputs and a quantized output.
+
+mod calibrate;
+mod fold;
+mod insert;
+
+use kiln_onnx::proto::ModelProto;
+use prost::Message;
+
+pub use calibrate::Range;
+
+/// How activation ranges are taken from the calibration run.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Calibration {
+    /// The smallest and largest value seen.
+    MinMax,
+    /// The `p`-th and `(100 - p)`-th percentiles of the values seen (e.g.
+    /// 99.99), which clips rare outliers.
+    Percentile(f64),
+}
+
+/// Options of [`quantize`].
+#[derive(Clone, Copy, Debug)]
+pub struct QuantizeOptions {
+    /// Range estimate.
+    pub calibration: Calibration,
+    /// Fewer calibration images than this gives a warning (default 100).
+    pub min_images: usize,
+}
+
+impl Default for QuantizeOptions {
+    fn default() -> Self {
+        QuantizeOptions {
+            calibration: Calibration::MinMax,
+            min_images: 100,
+        }
+    }
+}
+
+/// What [`quantize`] produced.
+#[derive(Clone, Debug)]
+pub struct Quantized {
+    /// The QDQ ONNX model's bytes.
+    pub onnx: Vec<u8>,
+    /// Warnings (e.g. too few calibration images, with the count).
+    pub warnings: Vec<String>,
+    /// Number of activation tensors quantized.
+    pub activations: usize,
+    /// Number of weight tensors quantized (Conv and Gemm).
+    pub weights: usize,
+    /// Bytes of the f32 weights replaced, and of their int8 + int32 + scale
+    /// replacements.
+    pub weight_bytes: (usize, usize),
+}
+
+/// What went wrong while quantizing.
+#[derive(Debug, thiserror::Error)]
+pub enum QuantError {
+    /// The bytes are not an ONNX model kiln can read.
+    #[error("not an ONNX model kiln can read: {0}")]
+    Parse(String),
+    /// No calibration images.
+    #[error("no calibration images: quantization needs at least one")]
+    NoImages,
+    /// An image does not have the model's input length.
+    #[error("calibration image {index} has {got} values; the model's input takes {want}")]
+    ImageShape {
+        /// Index of the image.
+        index: usize,
+        /// Its length.
+        got: usize,
+        /// The input's element count.
+        want: usize,
+    },
+    /// A node the quantizer cannot handle (named).
+    #[error("node '{node}' ({op}): {message}")]
+    Node {
+        /// The node's name.
+        node: String,
+        /// Its op_type.
+        op: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// tract could not run the float model for calibration.
+    #[error("calibration run failed: {0}")]
+    Calibrate(String),
+}
+
+/// Quantizes the f32 ONNX model `onnx` (batch 1, NCHW input of
+/// `input_shape`) with `images` (each the model's input in NCHW order, as
+/// the model takes it: raw pixels for kiln's models) for calibration.
+///
+/// # Errors
+/// [`QuantError::Parse`] for bytes that are not ONNX, [`QuantError::NoImages`],
+/// [`QuantError::ImageShape`] for an image of the wrong length,
+/// [`QuantError::Node`] naming a node (e.g. a batch norm not after a
+/// convolution), [`QuantError::Calibrate`] when tract cannot run the model.
+pub fn quantize(
+    onnx: &[u8],
+    input_shape: &[usize],
+    images: &[Vec<f32>],
+    options: &QuantizeOptions,
+) -> Result<Quantized, QuantError> {
+    if images.is_empty() {
+        return Err(QuantError::NoImages);
+    }
+    let want: usize = input_shape.iter().product();
+    if let Some((index, im)) = images.iter().enumerate().find(|(_, im)| im.len() != want) {
+        return Err(QuantError::ImageShape {
+            index,
+            got: im.len(),
+            want,
+        });
+    }
+    let mut warnings = Vec::new();
+    if images.len() < options.min_images {
+        warnings.push(format!(
+            "calibration on {} images (fewer than {}): activation ranges may be too narrow",
+            images.len(),
+            options.min_images
+        ));
+    }
+    let mut model = ModelProto::decode(onnx).map_err(|e| QuantError::Parse(e.to_string()))?;
+    fold::fold_batch_norms(&mut model)?;
+    let plan = insert::plan(&model)?;
+    let folded = model.encode_to_vec();
+    let ranges = calibrate::ranges(
+        &folded,
+        input_shape,
+        images,
+        &plan.activations,
+        options.calibration,
+    )?;
+    let report = insert::insert(&mut model, &plan, &ranges)?;
+    Ok(Quantized {
+        onnx: model.encode_to_vec(),
+        warnings,
+        activations: plan.activations.len(),
+        weights: report.weights,
+        weight_bytes: report.weight_bytes,
+    })
+}
