@@ -61,9 +61,11 @@ pub struct Args {
     /// Default when --trials is not given: 3m judging with a supernet, else 30m.
     #[arg(long, value_name = "DURATION", value_parser = kiln_pipeline::search::parse_budget)]
     pub time_budget: Option<Duration>,
-    /// Search strategy.
-    #[arg(long, value_enum, default_value = "evolution")]
-    pub strategy: StrategyArg,
+    /// Search strategy: evolution (aging), nsga2 (aging evolution, parents by Pareto rank
+    /// and crowding), reinforce (MnasNet's REINFORCE controller, rewarded ACC x
+    /// (LAT/T)^-0.07), tpe (Tree-structured Parzen Estimator) or random.
+    #[arg(long, default_value = "evolution", value_parser = StrategyKind::parse)]
+    pub strategy: StrategyKind,
     /// Aging evolution: population size (the first P trials are random).
     #[arg(long, default_value_t = 12)]
     pub population: usize,
@@ -92,6 +94,10 @@ pub struct Args {
     /// (ACC x (LAT/T)^-0.07, T = the target's latency limit).
     #[arg(long, value_enum, default_value = "accuracy")]
     pub reward: RewardArg,
+    /// Replace the target's latency limits with this many ms (p50, p95; FPS dropped; recorded in
+    /// the run's identity).
+    #[arg(long, value_name = "MS")]
+    pub latency_limit: Option<f64>,
     /// Continue the search journalled in RUN_DIR (same target, space, data,
     /// seed and strategy); trials that were running are evaluated again.
     #[arg(long)]
@@ -149,12 +155,6 @@ pub struct Args {
     /// Timed inferences per candidate on the device (p50/p95 over these).
     #[arg(long, default_value_t = 30, help_heading = "Device")]
     pub device_runs: u64,
-}
-
-#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
-pub enum StrategyArg {
-    Evolution,
-    Random,
 }
 
 #[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
@@ -218,10 +218,7 @@ pub fn run(args: Args) -> Result<()> {
         space_path: space,
         data,
         data_identity: args.data.identity(),
-        strategy: match args.strategy {
-            StrategyArg::Evolution => StrategyKind::Evolution,
-            StrategyArg::Random => StrategyKind::Random,
-        },
+        strategy: args.strategy,
         evolution: EvolutionConfig {
             population: args.population,
             tournament: args.tournament,
@@ -246,6 +243,7 @@ pub fn run(args: Args) -> Result<()> {
             RewardArg::Accuracy => Reward::Accuracy,
             RewardArg::Mnas => Reward::Mnas,
         },
+        latency_limit_ms: args.latency_limit,
         resume: args.resume,
         out: args.out.clone(),
         device,

@@ -13,8 +13,8 @@ use kiln_metric::Source;
 use kiln_search::report::{ReportFiles, latency_limit_ms, write_report};
 use kiln_search::strategy::EvolutionConfig;
 use kiln_search::{
-    AgingEvolution, Fitness, GenomeSpace, Journal, Objective, Progress, RandomSearch, RunMeta,
-    SearchConfig, SearchError, SearchSummary, Strategy, StrategyKind,
+    Fitness, GenomeSpace, Journal, Objective, Progress, RunMeta, SearchConfig, SearchError,
+    SearchSummary, Strategy, StrategyKind,
 };
 use kiln_space::{Genome, Space};
 use kiln_target::Target;
@@ -51,7 +51,8 @@ pub struct SearchRequest {
     /// The data's identity for the journal (source, validation share, split
     /// seed, train limit): resuming with other data is refused.
     pub data_identity: String,
-    /// Aging evolution or random search.
+    /// The strategy (`reinforce` is rewarded with MnasNet's reward whenever the
+    /// profile has a latency limit, whatever `reward` says).
     pub strategy: StrategyKind,
     /// Population, tournament and crossover of aging evolution.
     pub evolution: EvolutionConfig,
@@ -67,6 +68,10 @@ pub struct SearchRequest {
     pub objectives: Vec<Objective>,
     /// What the tournament compares.
     pub reward: Reward,
+    /// Replaces the profile's latency limits with this many ms (p50, p95; FPS dropped)
+    /// (see `kiln_target::Constraints::set_latency_limit_ms`); recorded in the run's
+    /// identity as `latency_limit_ms`.
+    pub latency_limit_ms: Option<f64>,
     /// Continue the journal in `out`.
     pub resume: bool,
     /// The run folder.
@@ -134,7 +139,7 @@ pub struct SearchOutcome {
 /// different search, and a search stopped by its device (the report of what
 /// finished is written first; `--resume` continues).
 pub fn search(
-    req: SearchRequest,
+    mut req: SearchRequest,
     progress: &dyn Progress,
     note: &mut dyn FnMut(&str),
 ) -> Result<SearchOutcome, PipelineError> {
@@ -143,6 +148,14 @@ pub fn search(
         message: e.to_string(),
     })?;
     let space = Space::from_toml(&space_text, &req.space_path.display().to_string())?;
+    if let Some(ms) = req.latency_limit_ms {
+        if !(ms.is_finite() && ms > 0.0) {
+            return Err(PipelineError::Invalid(format!(
+                "--latency-limit must be a number of ms above 0, not {ms}"
+            )));
+        }
+        req.target.constraints.set_latency_limit_ms(ms);
+    }
     check_space_fits(&space, &req.space_path, &req.data, req.train.seed)?;
     let mut device = req.device.clone();
     if let Some(d) = device.as_mut() {
@@ -223,6 +236,7 @@ pub fn search(
         time_budget: req.time_budget,
         workers: req.workers,
         fitness,
+        objectives: req.objectives.clone(),
         interrupt: Some(req.interrupt.clone()),
         ..SearchConfig::default()
     };
@@ -397,9 +411,11 @@ fn check_space_fits(
 }
 
 fn fitness(req: &SearchRequest) -> Result<Fitness, PipelineError> {
+    let reinforce =
+        req.strategy == StrategyKind::Reinforce && latency_limit_ms(&req.target).is_some();
     Ok(match req.reward {
-        Reward::Accuracy => Fitness::Accuracy,
-        Reward::Mnas => Fitness::Mnas {
+        Reward::Accuracy if !reinforce => Fitness::Accuracy,
+        Reward::Accuracy | Reward::Mnas => Fitness::Mnas {
             target_ms: latency_limit_ms(&req.target).ok_or_else(|| {
                 PipelineError::Invalid(format!(
                     "--reward mnas needs a latency limit, and `{}` has none",
@@ -412,11 +428,8 @@ fn fitness(req: &SearchRequest) -> Result<Fitness, PipelineError> {
 }
 
 fn strategy(req: &SearchRequest, space: Arc<GenomeSpace>) -> Box<dyn Strategy<Genome>> {
-    let seed = req.train.seed;
-    match req.strategy {
-        StrategyKind::Evolution => Box::new(AgingEvolution::new(space, req.evolution, seed)),
-        StrategyKind::Random => Box::new(RandomSearch::new(space, seed)),
-    }
+    let (kind, seed) = (req.strategy, req.train.seed);
+    kiln_search::strategy::build(kind, space, req.evolution, &req.objectives, seed)
 }
 
 /// The space file's fingerprint in the run identity: its content id. A run
@@ -475,7 +488,10 @@ fn run_identity(
             ),
         );
     }
-    if req.strategy == StrategyKind::Evolution {
+    if let Some(ms) = req.latency_limit_ms {
+        meta = meta.with("latency_limit_ms", ms);
+    }
+    if req.strategy.is_evolution() {
         let e = &req.evolution;
         meta = meta.with(
             "evolution",

@@ -193,8 +193,11 @@ pub fn worker(
         )));
     }
     let space = Space::from_toml(&space_text, &format!("{} (run {run})", SPACE_FILE))?;
-    let target = kiln_target::load(&req.targets_dir, &field("target"))
+    let mut target = kiln_target::load(&req.targets_dir, &field("target"))
         .map_err(|e| PipelineError::Invalid(format!("run {run}: {e}")))?;
+    if let Some(ms) = meta.get("latency_limit_ms").and_then(|v| v.parse().ok()) {
+        target.constraints.set_latency_limit_ms(ms);
+    }
     let number = |k: &str| -> Result<u64, PipelineError> {
         field(k).parse().map_err(|_| {
             PipelineError::Invalid(format!("run {run}: `{k}` is `{}`, not a number", field(k)))

@@ -179,12 +179,12 @@ impl fmt::Display for ConstraintCheck {
 
 impl Constraints {
     /// Replaces every latency limit with `ms` milliseconds (a search's
-    /// `--latency-limit`): p50 and p95 at most `ms`, and at least `1000 / ms`
-    /// frames per second, so none of the profile's own is tighter.
+    /// `--latency-limit`): p50 and p95 at most `ms`; the FPS limit is dropped
+    /// (p50 <= `ms` says the same), so none of the profile's own is tighter.
     pub fn set_latency_limit_ms(&mut self, ms: f64) {
         self.max_latency_p50_ms = Some(ms);
         self.max_latency_p95_ms = Some(ms);
-        self.min_fps = Some(1000.0 / ms);
+        self.min_fps = None;
     }
 
     /// The limit the profile sets for `c`, if any.
@@ -264,7 +264,7 @@ mod tests {
         c.set_latency_limit_ms(50.0);
         assert_eq!(c.max_latency_p50_ms, Some(50.0));
         assert_eq!(c.max_latency_p95_ms, Some(50.0));
-        assert_eq!(c.min_fps, Some(20.0));
+        assert_eq!(c.min_fps, None);
         assert_eq!(c.max_size_mb, Some(5.0));
     }
 }
