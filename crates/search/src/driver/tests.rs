@@ -313,3 +313,54 @@ fn an_interrupt_stops_asking_requeues_the_trial_it_broke_and_resume_finishes() {
     );
     assert!(eval.evaluated.lock().unwrap().values().all(|&n| n == 1));
 }
+
+/// The genomes a journal holds, in ask order.
+fn asked(journal: &Journal) -> Vec<String> {
+    journal
+        .trials()
+        .unwrap()
+        .into_iter()
+        .map(|t| t.genome)
+        .collect()
+}
+
+#[test]
+fn reinforce_and_tpe_resumed_from_a_journal_ask_what_an_uninterrupted_run_asks() {
+    use crate::strategy::{StrategyKind, build};
+    let space = Arc::new(Bits(12));
+    let meta = RunMeta::default().with("t", 1);
+    let run = |dir: &Path, trials: usize, kind: StrategyKind| {
+        let journal = if Journal::exists_in(dir) {
+            Journal::resume(dir, &meta).unwrap()
+        } else {
+            Journal::create(dir, &meta).unwrap()
+        };
+        let mut strategy = build(kind, space.clone(), EvolutionConfig::default(), &[], 3);
+        let config = SearchConfig {
+            trials: Some(trials),
+            workers: 1,
+            ..SearchConfig::default()
+        };
+        let eval = synthetic();
+        run_search(
+            &*space,
+            strategy.as_mut(),
+            &eval,
+            &journal,
+            dir,
+            &config,
+            &NoProgress,
+        )
+        .unwrap();
+        asked(&journal)
+    };
+    for kind in [StrategyKind::Reinforce, StrategyKind::Tpe] {
+        let (whole, parts) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let uninterrupted = run(whole.path(), 40, kind);
+        let first = run(parts.path(), 20, kind);
+        let resumed = run(parts.path(), 40, kind);
+        assert!(first.len() < resumed.len());
+        // Repeats, failures and analytic rejections included.
+        assert_eq!(resumed, uninterrupted, "{}", kind.name());
+    }
+}
