@@ -55,7 +55,12 @@ pub fn qadd(p: &QAdd, a: &[u8], b: &[u8], y: &mut [u8]) {
 
 /// Global average pool of an int8 `[hw][c]` image into `[c]`: per channel
 /// `y = clamp(y_zero + sum (x - x_zero) * M)` with `M = s_x / (s_y * hw)` as
-/// `(mult, shift)`.
+/// `(mult, shift, left)`: the sum is first shifted left by `left` and
+/// `M / 2^left` is `mult * 2^(shift - 31)`, so the high multiply keeps
+/// `left` more fraction bits (as TFLite's Add shifts its inputs by 20): with
+/// `M` near 1/8 the doubling high multiply would otherwise round at 1/8
+/// of a step and the double rounding would be off by one on ~1 value in 6.
+/// kiln-codegen takes the largest `left` (<= 20) with `255 * hw * 2^left < 2^30`.
 ///
 /// # Panics
 /// If `x` is shorter than `hw * c` or `y` than `c`.
@@ -64,7 +69,7 @@ pub fn qglobal_avg_pool(
     c: usize,
     x: &[u8],
     x_zero: i32,
-    (mult, shift): (i32, i32),
+    (mult, shift, left): (i32, i32, i32),
     out: OutRange,
     y: &mut [u8],
 ) {
@@ -74,7 +79,7 @@ pub fn qglobal_avg_pool(
         for p in 0..hw {
             acc += v(x[p * c + ch]) - x_zero;
         }
-        *yv = out.put(multiply_by_quantized_multiplier(acc, mult, shift));
+        *yv = out.put(multiply_by_quantized_multiplier(acc << left, mult, shift));
     }
 }
 
@@ -254,7 +259,7 @@ mod tests {
             lo: -128,
             hi: 127,
         };
-        qglobal_avg_pool(4, 2, &x, 0, (1 << 30, -1), out, &mut y);
+        qglobal_avg_pool(4, 2, &x, 0, (1 << 30, -1, 0), out, &mut y);
         // 101/4 = 25.25 rounds twice (50.5 -> 51, 25.5 -> 26), +1;
         // -17/4 = -4.25: -8.5 -> -8, -4 -> -4, +1
         assert_eq!([y[0] as i8, y[1] as i8], [27, -3]);
@@ -262,5 +267,8 @@ mod tests {
         let mut z = [0u8; 2];
         qlut(&table, &y, &mut z);
         assert_eq!([z[0] as i8, z[1] as i8], [28, -2]);
+        // with 8 more fraction bits the same sums round once: 25.25 -> 25
+        qglobal_avg_pool(4, 2, &x, 0, (1 << 30, -9, 8), out, &mut y);
+        assert_eq!([y[0] as i8, y[1] as i8], [26, -3]);
     }
 }

@@ -29,9 +29,44 @@ pub fn split_io<T, const K: usize>(
     (views, out)
 }
 
+/// `[h][w][c]` (NHWC storage) into `[c][h][w]` (logical NCHW order), for
+/// any element type (an int8 Flatten of an image).
+///
+/// # Panics
+/// If a slice is shorter than `h * w * c`.
+pub fn hwc_to_chw<T: Copy>(x: &[T], y: &mut [T], h: usize, w: usize, c: usize) {
+    for p in 0..h * w {
+        for ch in 0..c {
+            y[ch * h * w + p] = x[p * c + ch];
+        }
+    }
+}
+
+/// `[c][h][w]` into `[h][w][c]`, the inverse of [`hwc_to_chw`].
+///
+/// # Panics
+/// If a slice is shorter than `h * w * c`.
+pub fn chw_to_hwc<T: Copy>(x: &[T], y: &mut [T], h: usize, w: usize, c: usize) {
+    for p in 0..h * w {
+        for ch in 0..c {
+            y[p * c + ch] = x[ch * h * w + p];
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn layout_moves_invert_each_other() {
+        let x: [u8; 12] = core::array::from_fn(|i| i as u8);
+        let (mut y, mut z) = ([0u8; 12], [0u8; 12]);
+        hwc_to_chw(&x, &mut y, 2, 2, 3);
+        assert_eq!(y[..4], [0, 3, 6, 9]);
+        chw_to_hwc(&y, &mut z, 2, 2, 3);
+        assert_eq!(z, x);
+    }
 
     #[test]
     fn byte_views_on_both_sides_of_the_write() {

@@ -22,6 +22,22 @@ fn list<T: std::fmt::Display>(v: &[T]) -> String {
         .join(",")
 }
 
+/// `(mult, shift, left)` of a pool over `n` values (see
+/// `rt::int8::qglobal_avg_pool`): `mult * 2^(shift - 31) = m / 2^left` with
+/// the largest `left` (at most 20) keeping `255 * n * 2^left` below 2^30 (the
+/// shifted sum fits an i32) and `m / 2^left` above 2^-30.
+fn pool_multiplier(m: f64, n: usize) -> (i32, i32, i32) {
+    let mut left = 0;
+    while left < 20
+        && (255 * n as u64) << (left + 1) < 1 << 30
+        && m / ((1u64 << (left + 1)) as f64) > 1.0 / (1u64 << 30) as f64
+    {
+        left += 1;
+    }
+    let (q, s) = quantize_multiplier(m / (1u64 << left) as f64);
+    (q, s, left)
+}
+
 fn range(out: QParams, clamp: (i32, i32)) -> String {
     format!(
         "rt::int8::OutRange {{ zero_point: {}, lo: {}, hi: {} }}",
@@ -187,11 +203,10 @@ impl Emitter<'_> {
             QOp::GlobalAvgPool { input, output } => {
                 self.kernels.insert(name("qglobal_avg_pool"));
                 let (h, w, c) = self.image(op, x, "the pooled input")?;
-                let (m, s) = quantize_multiplier(
-                    input.scale as f64 / (output.scale as f64 * (h * w) as f64),
-                );
+                let m = input.scale as f64 / (output.scale as f64 * (h * w) as f64);
+                let (m, s, l) = pool_multiplier(m, h * w);
                 format!(
-                    "{{ {} rt::int8::qglobal_avg_pool({}, {c}, x0, {}, ({m}, {s}), {}, y); }}",
+                    "{{ {} rt::int8::qglobal_avg_pool({}, {c}, x0, {}, ({m}, {s}, {l}), {}, y); }}",
                     self.bio(&[x], y),
                     h * w,
                     input.zero_point,
@@ -275,15 +290,32 @@ impl Emitter<'_> {
         ))
     }
 
-    /// A reshape of an i8 tensor: only the storage-keeping (aliasing) kind.
+    /// A reshape of an i8 tensor: no code when the storage is kept, else the
+    /// bytes moved between NHWC and logical order.
     pub(super) fn int8_reshape(&mut self, op: &Op) -> Result<String, CodegenError> {
-        if op.is_alias(self.graph) {
-            Ok("/* same memory, no code */".to_string())
+        let g = self.graph;
+        let (x, y) = (op.inputs[0], op.output);
+        let (xt, yt) = (&g.tensors[x], &g.tensors[y]);
+        let (kernel, (h, w, c)) = if op.is_alias(g) {
+            return Ok("/* same memory, no code */".to_string());
+        } else if !xt.storage_is_logical() && yt.storage_is_logical() {
+            ("hwc_to_chw", self.image(op, x, "the reshaped input")?)
+        } else if xt.storage_is_logical() && !yt.storage_is_logical() {
+            ("chw_to_hwc", self.image(op, y, "the reshaped output")?)
         } else {
-            Err(Self::unsupported(
+            return Err(Self::unsupported(
                 op,
-                "an int8 reshape that changes the storage order",
-            ))
-        }
+                "an int8 reshape between two image layouts",
+            ));
+        };
+        self.kernels.insert(if kernel == "hwc_to_chw" {
+            "int8::hwc_to_chw"
+        } else {
+            "int8::chw_to_hwc"
+        });
+        Ok(format!(
+            "{{ {} rt::int8::{kernel}(x0, y, {h}, {w}, {c}); }}",
+            self.bio(&[x], y)
+        ))
     }
 }

@@ -4,7 +4,7 @@
 
 use kiln_ir::{Activation, BinaryOp, OpKind, Operand, TensorId};
 
-use super::quant::conv_out;
+use super::layers::conv_out;
 use super::{Qdq, Val};
 use crate::LowerError;
 

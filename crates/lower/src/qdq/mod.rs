@@ -20,6 +20,7 @@
 //! values, the same integer arithmetic).
 
 mod float;
+mod layers;
 mod params;
 mod quant;
 
