@@ -148,14 +148,7 @@ pub fn search(
         message: e.to_string(),
     })?;
     let space = Space::from_toml(&space_text, &req.space_path.display().to_string())?;
-    if let Some(ms) = req.latency_limit_ms {
-        if !(ms.is_finite() && ms > 0.0) {
-            return Err(PipelineError::Invalid(format!(
-                "--latency-limit must be a number of ms above 0, not {ms}"
-            )));
-        }
-        req.target.constraints.set_latency_limit_ms(ms);
-    }
+    override_latency_limit(&mut req)?;
     check_space_fits(&space, &req.space_path, &req.data, req.train.seed)?;
     let mut device = req.device.clone();
     if let Some(d) = device.as_mut() {
@@ -406,6 +399,21 @@ fn check_space_fits(
                 data.classes
             ))
         })?;
+    }
+    Ok(())
+}
+
+/// Applies [`SearchRequest::latency_limit_ms`] to the request's profile.
+///
+/// Errors: a limit that is not a number of ms above 0.
+fn override_latency_limit(req: &mut SearchRequest) -> Result<(), PipelineError> {
+    if let Some(ms) = req.latency_limit_ms {
+        if !(ms.is_finite() && ms > 0.0) {
+            return Err(PipelineError::Invalid(format!(
+                "--latency-limit must be a number of ms above 0, not {ms}"
+            )));
+        }
+        req.target.constraints.set_latency_limit_ms(ms);
     }
     Ok(())
 }
