@@ -257,6 +257,18 @@ fn write(out: &Path, curves: &[QualityCurve], limit: f64, budget: usize) -> Resu
             100.0 * ahi
         );
     }
+    md += "\nAgainst random search of the same seed, at the shorter run's length: candidates \
+           judged to reach random's final best feasible accuracy, and the final hypervolume's \
+           difference.\n\n| strategy | seed | to reach random's best | hypervolume - random's |\n|---|---|---|---|\n";
+    for v in quality::versus_random(curves) {
+        let reach = v
+            .to_reach
+            .map_or("not reached".into(), |n| format!("{n} of {}", v.budget));
+        md += &format!(
+            "| {} | {} | {reach} | {:+.4} |\n",
+            v.strategy, v.seed, v.hypervolume_gain
+        );
+    }
     std::fs::write(out.join("summary.md"), md)?;
     Ok(())
 }
