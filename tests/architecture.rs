@@ -9,7 +9,7 @@
 //! - runtime/ has no dependency;
 //! - generated model sources contain no `unsafe`;
 //! - no source file over 700 lines, no function over 150 lines outside tests;
-//! - xtask/src under 2,530 lines in all.
+//! - xtask/src under 2,580 lines in all.
 //!
 //! Each checker also runs on a planted violation, so a checker that cannot
 //! fail fails here.
@@ -576,9 +576,10 @@ fn contains_unsafe(text: &str) -> bool {
 /// The command line stays a thin layer: flags, one library call, printing.
 /// 18 subcommands at about 130 lines each (clap flags with their `--help`
 /// text are most of it), plus 130 for the 19th, `worker` (issue 18: joining a
-/// search shared through PostgreSQL).
+/// search shared through PostgreSQL), plus 50 for the 20th, `quantize`
+/// (issue 17: flags, one kiln-quant call, one line printed).
 #[test]
-fn xtask_stays_under_2530_lines() {
+fn xtask_stays_under_2580_lines() {
     let total: usize = sources()
         .iter()
         .filter(|p| p.starts_with(root().join("xtask/src")))
@@ -590,7 +591,7 @@ fn xtask_stays_under_2530_lines() {
         })
         .sum();
     assert!(
-        total < 2530,
+        total < 2580,
         "xtask/src holds {total} lines; move logic a library could own into kiln-pipeline"
     );
 }

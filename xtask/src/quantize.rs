@@ -2,10 +2,8 @@
 
 use std::path::PathBuf;
 
-use anyhow::{Context, Result, bail};
-use kiln_quant::{Calibration, QuantizeOptions, quantize};
-
-use crate::common::DataArgs;
+use anyhow::{Context, Result};
+use kiln_quant::{Calibration, QuantizeOptions};
 
 /// Quantize an f32 ONNX model to an int8 QDQ model, calibrated on training images.
 #[derive(clap::Args, Debug)]
@@ -13,11 +11,11 @@ pub struct Args {
     /// The f32 ONNX model (e.g. RUN_DIR/model.onnx).
     pub model: PathBuf,
     #[command(flatten)]
-    pub data: DataArgs,
+    pub data: crate::common::DataArgs,
     /// Where the QDQ model goes.
     #[arg(short, long)]
     pub output: PathBuf,
-    /// Calibration images (the first N of the training split).
+    /// Calibrate on the first N training images.
     #[arg(long, default_value_t = 500)]
     pub calibration_images: usize,
     /// Percentile range (e.g. 99.99) instead of min/max.
@@ -25,44 +23,26 @@ pub struct Args {
     pub percentile: Option<f64>,
 }
 
-pub fn run(args: Args) -> Result<()> {
-    let bytes = std::fs::read(&args.model)
-        .with_context(|| format!("cannot read {}", args.model.display()))?;
-    let data = args.data.load()?;
-    let n = args.calibration_images.min(data.train.len());
-    if n == 0 {
-        bail!("data set {}: the training split is empty", data.name);
-    }
-    let s = &data.shape;
-    let shape = [1, s.channels, s.height, s.width];
-    let images: Vec<Vec<f32>> = (0..n)
-        .map(|i| data.train.image(i).iter().map(|p| *p as f32).collect())
-        .collect();
-    let calibration = args
+pub fn run(a: Args) -> Result<()> {
+    let bytes =
+        std::fs::read(&a.model).with_context(|| format!("cannot read {}", a.model.display()))?;
+    let (shape, images) = kiln_quant::calibration_images(&a.data.load()?, a.calibration_images);
+    let calibration = a
         .percentile
         .map_or(Calibration::MinMax, Calibration::Percentile);
-    let q = quantize(
-        &bytes,
-        &shape,
-        &images,
-        &QuantizeOptions {
-            calibration,
-            ..Default::default()
-        },
-    )
-    .with_context(|| format!("quantizing {}", args.model.display()))?;
-    for w in &q.warnings {
-        eprintln!("warning: {w}");
-    }
-    std::fs::write(&args.output, &q.onnx)
-        .with_context(|| format!("cannot write {}", args.output.display()))?;
-    let (f, i) = q.weight_bytes;
+    let options = QuantizeOptions {
+        calibration,
+        ..Default::default()
+    };
+    let q = kiln_quant::quantize(&bytes, &shape, &images, &options)?;
+    q.warnings.iter().for_each(|w| eprintln!("warning: {w}"));
+    std::fs::write(&a.output, &q.onnx)
+        .with_context(|| format!("cannot write {}", a.output.display()))?;
     println!(
-        "quantized {} weight tensors and {} activations on {n} calibration images ({calibration:?}); weights {f} B f32 -> {i} B int8/int32/scales ({:.2}x smaller); wrote {}",
-        q.weights,
-        q.activations,
-        f as f64 / i.max(1) as f64,
-        args.output.display()
+        "{} ({} images, {calibration:?}); wrote {}",
+        q.summary(),
+        images.len(),
+        a.output.display()
     );
     Ok(())
 }

@@ -199,3 +199,37 @@ mod tests {
         assert_eq!(p.dequantize(-1), 1.0);
     }
 }
+
+#[cfg(test)]
+mod plan_tests {
+    use crate::{Graph, Op, OpKind, QOp, QParams, plan};
+
+    #[test]
+    fn the_planner_sizes_int8_tensors_at_one_byte() {
+        let mut g = Graph::default();
+        let x = g.add_tensor("x", vec![1, 10]);
+        let q = g.add_tensor_i8("q", vec![1, 10]);
+        let y = g.add_tensor("y", vec![1, 10]);
+        let p = QParams {
+            scale: 0.1,
+            zero_point: 0,
+        };
+        let op = |kind, i, o| Op {
+            node: "n".into(),
+            kind,
+            inputs: i,
+            output: o,
+        };
+        g.ops = vec![
+            op(OpKind::Input, vec![], x),
+            op(OpKind::Int8(QOp::Quantize(p)), vec![x], q),
+            op(OpKind::Int8(QOp::Dequantize(p)), vec![q], y),
+        ];
+        g.output = y;
+        assert_eq!(g.tensors[q].storage_len(), 3);
+        let plan = plan(&g).expect("plans");
+        // x (10) and q (3) live together, then q (3) and y (10)
+        assert_eq!(plan.lower_bound, 13);
+        assert_eq!(plan.arena_len, 13);
+    }
+}

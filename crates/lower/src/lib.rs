@@ -7,7 +7,8 @@
 //!
 //! Shapes in the result are ONNX-logical (images `[1, C, H, W]`) while images
 //! are stored NHWC; the program's input and output stay in ONNX (NCHW) order.
-//! Only batch 1 and f32 are compiled.
+//! Only batch 1 is compiled; f32, and int8 for QDQ (quantized) models, which
+//! are read from their ONNX graph instead (see `lower_bytes_reported`).
 
 mod fuse;
 mod qdq;

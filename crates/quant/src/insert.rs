@@ -139,6 +139,136 @@ pub(crate) fn act_params(r: Range) -> (f32, i8) {
     (scale, zp)
 }
 
+/// A DequantizeLinear of initializers `{name}.quantized`, `.scale`,
+/// `.zero_point` into `name` (per `axis` when given).
+fn dequantize(name: &str, axis: Option<i64>) -> NodeProto {
+    let (q, s, z) = (
+        format!("{name}.quantized"),
+        format!("{name}.scale"),
+        format!("{name}.zero_point"),
+    );
+    node(
+        &format!("{name}.dequantize"),
+        "DequantizeLinear",
+        &[&q, &s, &z],
+        name,
+        axis,
+    )
+}
+
+/// QuantizeLinear of `src` and DequantizeLinear into `dst` with `t`'s
+/// scale and zero point.
+fn qdq(t: &str, src: &str, dst: &str) -> [NodeProto; 2] {
+    let (q, s, z) = (
+        format!("{t}.q"),
+        format!("{t}.scale"),
+        format!("{t}.zero_point"),
+    );
+    [
+        node(
+            &format!("{t}.quantize"),
+            "QuantizeLinear",
+            &[src, &s, &z],
+            &q,
+            None,
+        ),
+        node(
+            &format!("{t}.dequantize"),
+            "DequantizeLinear",
+            &[&q, &s, &z],
+            dst,
+            None,
+        ),
+    ]
+}
+
+/// Replaces the f32 weights (and bias) of Conv / Gemm node `n`, whose input
+/// has scale `sx`, by int8 per output channel (and int32) initializers and
+/// returns their DequantizeLinear nodes.
+fn quantize_weights(
+    g: &mut kiln_onnx::proto::GraphProto,
+    n: &NodeProto,
+    sx: f32,
+    report: &mut Report,
+) -> Result<Vec<NodeProto>, QuantError> {
+    let trans_b = n.attribute.iter().any(|a| a.name == "transB" && a.i != 0);
+    let axis = if n.op_type == "Gemm" && !trans_b {
+        1
+    } else {
+        0
+    };
+    let wi = g
+        .initializer
+        .iter()
+        .position(|t| t.name == n.input[1])
+        .ok_or_else(|| QuantError::Node {
+            node: n.name.clone(),
+            op: n.op_type.clone(),
+            message: "weights are not an initializer".into(),
+        })?;
+    let wt = g.initializer.remove(wi);
+    let w = floats(&wt);
+    let o = wt.dims[axis] as usize;
+    let at = |k: usize| if axis == 0 { k / (w.len() / o) } else { k % o };
+    let mut scales = vec![0f32; o];
+    for (k, v) in w.iter().enumerate() {
+        scales[at(k)] = scales[at(k)].max(v.abs());
+    }
+    scales
+        .iter_mut()
+        .for_each(|s| *s = if *s > 0.0 { *s / 127.0 } else { 1.0 });
+    let q: Vec<u8> = w
+        .iter()
+        .enumerate()
+        .map(|(k, v)| (v / scales[at(k)]).round_ties_even().clamp(-127.0, 127.0) as i8 as u8)
+        .collect();
+    let wn = wt.name.clone();
+    report.weights += 1;
+    report.weight_bytes.0 += w.len() * 4;
+    report.weight_bytes.1 += q.len() + o * 5;
+    g.initializer
+        .push(int_tensor(&format!("{wn}.quantized"), &wt.dims, INT8, q));
+    g.initializer
+        .push(f32_tensor(&format!("{wn}.scale"), &[o as i64], &scales));
+    g.initializer.push(int_tensor(
+        &format!("{wn}.zero_point"),
+        &[o as i64],
+        INT8,
+        vec![0; o],
+    ));
+    let mut out = vec![dequantize(&wn, Some(axis as i64))];
+    let bias = n.input.get(2).filter(|s| !s.is_empty());
+    if let Some(bn) = bias
+        && let Some(bi) = g.initializer.iter().position(|t| &t.name == bn)
+    {
+        let b = floats(&g.initializer.remove(bi));
+        let bs: Vec<f32> = (0..o).map(|c| sx * scales[c]).collect();
+        let qb: Vec<u8> = (0..o)
+            .flat_map(|c| {
+                (((b[c] as f64) / bs[c] as f64).round().clamp(-2e9, 2e9) as i32).to_le_bytes()
+            })
+            .collect();
+        report.weight_bytes.0 += b.len() * 4;
+        report.weight_bytes.1 += o * 12;
+        g.initializer.push(int_tensor(
+            &format!("{bn}.quantized"),
+            &[o as i64],
+            INT32,
+            qb,
+        ));
+        g.initializer
+            .push(f32_tensor(&format!("{bn}.scale"), &[o as i64], &bs));
+        g.initializer.push(int_tensor(
+            &format!("{bn}.zero_point"),
+            &[o as i64],
+            INT32,
+            vec![0; o * 4],
+        ));
+        out.push(dequantize(bn, Some(0)));
+    }
+    Ok(out)
+}
+
 /// Writes the QDQ pairs and quantized weights into `m`.
 pub(crate) fn insert(
     m: &mut ModelProto,
@@ -151,7 +281,6 @@ pub(crate) fn insert(
         .ok_or_else(|| QuantError::Parse("no graph".into()))?;
     let input = g.input.first().map(|i| i.name.clone()).unwrap_or_default();
     let mut params: HashMap<String, (f32, i8)> = HashMap::new();
-    let mut front: Vec<NodeProto> = Vec::new();
     for t in &plan.activations {
         let r = ranges
             .get(t)
@@ -168,142 +297,19 @@ pub(crate) fn insert(
             vec![z as u8],
         ));
     }
-    let qdq = |t: &str, src: &str, dst: &str| {
-        vec![
-            node(
-                &format!("{t}.quantize"),
-                "QuantizeLinear",
-                &[src, &format!("{t}.scale"), &format!("{t}.zero_point")],
-                &format!("{t}.q"),
-                None,
-            ),
-            node(
-                &format!("{t}.dequantize"),
-                "DequantizeLinear",
-                &[
-                    &format!("{t}.q"),
-                    &format!("{t}.scale"),
-                    &format!("{t}.zero_point"),
-                ],
-                dst,
-                None,
-            ),
-        ]
-    };
     let mut report = Report {
         weights: 0,
         weight_bytes: (0, 0),
     };
-    // weights and biases of Conv / Gemm whose input is quantized
-    let nodes = g.node.clone();
-    for n in &nodes {
-        let Some(x) = n.input.first() else { continue };
-        if !matches!(n.op_type.as_str(), "Conv" | "Gemm") || !params.contains_key(x) {
-            continue;
-        }
-        let sx = params[x].0;
-        let trans_b = n.attribute.iter().any(|a| a.name == "transB" && a.i != 0);
-        let axis = if n.op_type == "Gemm" && !trans_b {
-            1
-        } else {
-            0
-        };
-        let wi = g
-            .initializer
-            .iter()
-            .position(|t| t.name == n.input[1])
-            .ok_or_else(|| QuantError::Node {
-                node: n.name.clone(),
-                op: n.op_type.clone(),
-                message: "weights are not an initializer".into(),
-            })?;
-        let wt = g.initializer.remove(wi);
-        let w = floats(&wt);
-        let dims = wt.dims.clone();
-        let o = dims[axis] as usize;
-        let at = |k: usize| if axis == 0 { k / (w.len() / o) } else { k % o };
-        let mut scales = vec![0f32; o];
-        for (k, v) in w.iter().enumerate() {
-            scales[at(k)] = scales[at(k)].max(v.abs());
-        }
-        scales
-            .iter_mut()
-            .for_each(|s| *s = if *s > 0.0 { *s / 127.0 } else { 1.0 });
-        let q: Vec<u8> = w
-            .iter()
-            .enumerate()
-            .map(|(k, v)| (v / scales[at(k)]).round_ties_even().clamp(-127.0, 127.0) as i8 as u8)
-            .collect();
-        let wn = wt.name.clone();
-        report.weights += 1;
-        report.weight_bytes.0 += w.len() * 4;
-        report.weight_bytes.1 += q.len() + o * 5;
-        g.initializer
-            .push(int_tensor(&format!("{wn}.quantized"), &dims, INT8, q));
-        g.initializer
-            .push(f32_tensor(&format!("{wn}.scale"), &[o as i64], &scales));
-        g.initializer.push(int_tensor(
-            &format!("{wn}.zero_point"),
-            &[o as i64],
-            INT8,
-            vec![0; o],
-        ));
-        front.push(node(
-            &format!("{wn}.dequantize"),
-            "DequantizeLinear",
-            &[
-                &format!("{wn}.quantized"),
-                &format!("{wn}.scale"),
-                &format!("{wn}.zero_point"),
-            ],
-            &wn,
-            Some(axis as i64),
-        ));
-        if let Some(bn) = n.input.get(2).filter(|s| !s.is_empty())
-            && let Some(bi) = g.initializer.iter().position(|t| &t.name == bn)
-        {
-            {
-                let bt = g.initializer.remove(bi);
-                let b = floats(&bt);
-                let bs: Vec<f32> = (0..o).map(|c| sx * scales[c]).collect();
-                let qb: Vec<u8> = (0..o)
-                    .flat_map(|c| {
-                        (((b[c] as f64) / bs[c] as f64).round().clamp(-2e9, 2e9) as i32)
-                            .to_le_bytes()
-                    })
-                    .collect();
-                report.weight_bytes.0 += b.len() * 4;
-                report.weight_bytes.1 += o * 4 + o * 8;
-                g.initializer.push(int_tensor(
-                    &format!("{bn}.quantized"),
-                    &[o as i64],
-                    INT32,
-                    qb,
-                ));
-                g.initializer
-                    .push(f32_tensor(&format!("{bn}.scale"), &[o as i64], &bs));
-                g.initializer.push(int_tensor(
-                    &format!("{bn}.zero_point"),
-                    &[o as i64],
-                    INT32,
-                    vec![0; o * 4],
-                ));
-                front.push(node(
-                    &format!("{bn}.dequantize"),
-                    "DequantizeLinear",
-                    &[
-                        &format!("{bn}.quantized"),
-                        &format!("{bn}.scale"),
-                        &format!("{bn}.zero_point"),
-                    ],
-                    bn,
-                    Some(0),
-                ));
-            }
+    // weights and biases of Conv / Gemm whose input is quantized go first
+    let mut out_nodes = Vec::new();
+    for n in g.node.clone() {
+        let sx = n.input.first().and_then(|x| params.get(x));
+        if let (true, Some((sx, _))) = (matches!(n.op_type.as_str(), "Conv" | "Gemm"), sx) {
+            out_nodes.extend(quantize_weights(g, &n, *sx, &mut report)?);
         }
     }
-    // activations: producer writes `t.float`, Q/DQ give `t` back
-    let mut out_nodes = front;
+    // activations: the producer writes `t.float`, Q/DQ give `t` back
     if params.contains_key(&input) {
         let dq = format!("{input}.dequantized");
         out_nodes.extend(qdq(&input, &input, &dq));

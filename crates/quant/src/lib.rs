@@ -73,6 +73,31 @@ pub struct Quantized {
     pub weight_bytes: (usize, usize),
 }
 
+impl Quantized {
+    /// One line for the command line: what was quantized and the weight
+    /// bytes before and after.
+    pub fn summary(&self) -> String {
+        let (f, i) = self.weight_bytes;
+        format!(
+            "quantized {} weight tensors and {} activations; weights {f} B f32 -> {i} B (int8 weights, int32 biases, scales and zero points: {:.2}x smaller)",
+            self.weights,
+            self.activations,
+            f as f64 / i.max(1) as f64
+        )
+    }
+}
+
+/// The first `n` training images of `data` as the model's input: raw pixel
+/// values (0..255 as f32), NCHW, as kiln's trained models take them; and the
+/// input shape `[1, C, H, W]`.
+pub fn calibration_images(data: &kiln_data::Dataset, n: usize) -> (Vec<usize>, Vec<Vec<f32>>) {
+    let s = &data.shape;
+    let images = (0..n.min(data.train.len()))
+        .map(|i| data.train.image(i).iter().map(|p| *p as f32).collect())
+        .collect();
+    (vec![1, s.channels, s.height, s.width], images)
+}
+
 /// What went wrong while quantizing.
 #[derive(Debug, thiserror::Error)]
 pub enum QuantError {
