@@ -2,12 +2,14 @@
 //! (batch norm recalibrated, then validation top-1), on the bundled data.
 //!
 //! ```sh
-//! cargo bench -p kiln-supernet --bench judge -- SUPERNET_DIR [--candidates 200] [--workers 2]
+//! cargo bench -p kiln-supernet --bench judge -- SUPERNET_DIR [--candidates 200] [--workers 2] \
+//!     [--engine kernels|burn]
 //! ```
 //!
 //! `SUPERNET_DIR` is a folder written by `cargo xtask supernet train`. Genomes are drawn
-//! from the supernet's space (seed 0); each worker holds its own copy of the supernet
-//! and runs its kernels on one thread. Prints wall time, candidates per second and the
+//! from the supernet's space (seed 0). `--engine kernels` (the search's) judges on
+//! kiln-runtime's kernels, all workers sharing one copy of the weights; `--engine burn`
+//! on burn's forward pass, each worker with its own copy; each worker runs on one thread. Prints wall time, candidates per second and the
 //! median seconds of the two phases (`host`, this machine). With `--against IMAGES`, each
 //! candidate is also judged with that many recalibration images, and the agreement of
 //! the two rankings is printed (Kendall's tau-b, largest difference in points). With
@@ -22,7 +24,7 @@ use std::time::Instant;
 
 use kiln_data::{Source, SplitOptions};
 use kiln_space::Genome;
-use kiln_supernet::{JudgeSettings, accuracy, recalibrate};
+use kiln_supernet::{JudgeSettings, SupernetWeights, accuracy, recalibrate};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
@@ -31,6 +33,7 @@ fn main() {
     let mut dir = None;
     let (mut candidates, mut workers) = (200usize, 2usize);
     let (mut recal, mut against, mut alone) = (None, None, None);
+    let mut burn = false;
     while let Some(a) = args.next() {
         let mut num = |name: &str| -> usize {
             args.next()
@@ -43,6 +46,11 @@ fn main() {
             "--recalibration" => recal = Some(num("--recalibration")),
             "--against" => against = Some(num("--against")),
             "--stand-alone" => alone = Some(num("--stand-alone")),
+            "--engine" => match args.next().as_deref() {
+                Some("burn") => burn = true,
+                Some("kernels") => burn = false,
+                other => panic!("--engine takes kernels or burn, not {other:?}"),
+            },
             _ => dir = Some(PathBuf::from(a)),
         }
     }
@@ -54,6 +62,7 @@ fn main() {
     };
     let device = kiln_train::device();
     let (net, identity, epochs, _) = kiln_supernet::load(&dir, &device).expect("supernet");
+    let weights = SupernetWeights::of(&net).expect("supernet weights");
     let data = kiln_data::load(
         &Source::Mnist5k,
         &SplitOptions {
@@ -82,7 +91,8 @@ fn main() {
         let handles: Vec<_> = (0..workers)
             .map(|_| {
                 let net = net.clone();
-                let (data, genomes, next, alone) = (&data, &genomes, &next, alone);
+                let (data, genomes, next, alone, weights) =
+                    (&data, &genomes, &next, alone, &weights);
                 let (settings, other) = (&settings, &other);
                 s.spawn(move || {
                     kiln_train::with_threads(1, || {
@@ -91,15 +101,28 @@ fn main() {
                             let i = next.fetch_add(1, Ordering::Relaxed);
                             let Some(g) = genomes.get(i) else { break };
                             let t0 = Instant::now();
-                            let mut bn = recalibrate(&net, g, data, settings).expect("recalibrate");
+                            let mut bn = if burn {
+                                recalibrate(&net, g, data, settings)
+                            } else {
+                                weights.recalibrate(g, data, settings)
+                            }
+                            .expect("recalibrate");
                             let t1 = Instant::now();
-                            let (top1, _) =
-                                accuracy(&net, g, &mut bn, &data.validation, data, settings.batch)
-                                    .expect("validate");
+                            let (split, b) = (&data.validation, settings.batch);
+                            let (top1, _) = if burn {
+                                accuracy(&net, g, &mut bn, split, data, b)
+                            } else {
+                                weights.accuracy(g, &mut bn, split, data, b)
+                            }
+                            .expect("validate");
                             let seconds = t1.elapsed().as_secs_f64();
                             let second = other.as_ref().map(|o| {
-                                let j = kiln_supernet::judge(&net, g, data, o).expect("judge");
-                                j.top1
+                                let j = if burn {
+                                    kiln_supernet::judge(&net, g, data, o)
+                                } else {
+                                    weights.judge(g, data, o)
+                                };
+                                j.expect("judge").top1
                             });
                             let stand_alone = alone.map(|epochs| {
                                 let config = kiln_train::TrainConfig {
@@ -144,11 +167,16 @@ fn main() {
         v[v.len() / 2]
     };
     println!(
-        "supernet {} ({} epochs), {} recalibration images, {} validation images",
+        "supernet {} ({} epochs), {} recalibration images, {} validation images, on {}",
         dir.display(),
         epochs,
         settings.recalibration_images,
-        data.validation.len()
+        data.validation.len(),
+        if burn {
+            "burn"
+        } else {
+            "kiln-runtime's kernels"
+        }
     );
     println!(
         "{candidates} candidates, {workers} workers: {wall:.1} s wall, {:.2} candidates/s (host); \

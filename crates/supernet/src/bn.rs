@@ -82,6 +82,25 @@ impl BnContext {
         }
     }
 
+    /// Adds one batch's per-channel `mean` and biased `var` over `pixels` values per
+    /// channel to layer `name`'s statistics (restarted when the width changed).
+    pub(crate) fn accumulate(&mut self, name: &str, mean: &[f64], var: &[f64], pixels: f64) {
+        let c = mean.len();
+        let s = self.stats.entry(name.to_string()).or_default();
+        if s.sum.len() != c {
+            *s = LayerStats {
+                sum: vec![0.0; c],
+                sum_sq: vec![0.0; c],
+                count: 0.0,
+            };
+        }
+        for (i, (m, v)) in mean.iter().zip(var).enumerate() {
+            s.sum[i] += m * pixels;
+            s.sum_sq[i] += (v + m * m) * pixels;
+        }
+        s.count += pixels;
+    }
+
     /// Normalises NCHW `y` (`[n, c, h, w]`) of layer `name` and applies `gamma`, `beta`
     /// (`[c]` each).
     ///
@@ -106,21 +125,8 @@ impl BnContext {
                         .map_err(|e| SupernetError::Tensor(e.to_string()))?;
                     let v = kiln_train::values(var.clone().detach(), "batch variance")
                         .map_err(|e| SupernetError::Tensor(e.to_string()))?;
-                    let pixels = (n * h * w) as f64;
-                    let s = self.stats.entry(name.to_string()).or_default();
-                    if s.sum.len() != c {
-                        *s = LayerStats {
-                            sum: vec![0.0; c],
-                            sum_sq: vec![0.0; c],
-                            count: 0.0,
-                        };
-                    }
-                    for i in 0..c {
-                        let (mi, vi) = (f64::from(m[i]), f64::from(v[i]));
-                        s.sum[i] += mi * pixels;
-                        s.sum_sq[i] += (vi + mi * mi) * pixels;
-                    }
-                    s.count += pixels;
+                    let wide = |x: Vec<f32>| x.into_iter().map(f64::from).collect::<Vec<_>>();
+                    self.accumulate(name, &wide(m), &wide(v), (n * h * w) as f64);
                 }
                 (mean.reshape([1, c, 1, 1]), var.reshape([1, c, 1, 1]))
             }

@@ -157,11 +157,7 @@ impl SuperNet {
 
     /// Index into [`SuperNet::blocks`] of stage `stage`, block `block`.
     pub(crate) fn block_index(&self, stage: usize, block: usize) -> usize {
-        let before: usize = self.space.stages[..stage]
-            .iter()
-            .map(|s| s.depth.iter().copied().max().unwrap_or(0))
-            .sum();
-        before + block
+        block_index(&self.space, stage, block)
     }
 
     /// Logits `[n, classes]` of `genome`'s sub-network for normalised images `[n, C, H, W]`,
@@ -239,6 +235,16 @@ fn vector(
 ) -> Result<Param<Tensor<1>>, SupernetError> {
     let v = init.values(name, &[n])?;
     Ok(Param::from_data(TensorData::new(v, [n]), device))
+}
+
+/// Index of stage `stage`, block `block` among a supernet's block positions (every stage
+/// at its largest depth, in order).
+pub(crate) fn block_index(space: &Space, stage: usize, block: usize) -> usize {
+    let before: usize = space.stages[..stage]
+        .iter()
+        .map(|s| s.depth.iter().copied().max().unwrap_or(0))
+        .sum();
+    before + block
 }
 
 /// The centre `k x k` of a `k_max x k_max` kernel starts here.

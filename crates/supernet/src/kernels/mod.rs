@@ -1,0 +1,241 @@
+//! Judging on kiln-runtime's kernels: the same batch-norm recalibration and top-1 as
+//! [`crate::judge`], computed by the inference kernels kiln generates models with
+//! instead of burn. Why: a judgement is inference only (batch norm with the batch's
+//! statistics, then with the recalibrated ones), and burn's CPU backend spent about
+//! half of it in a depthwise convolution written for training; kiln's NHWC kernels
+//! run the whole batch's pointwise layers as one packed GEMM.
+//!
+//! [`SupernetWeights`] reads the supernet's tensors out of burn once; it is plain data
+//! (`Send + Sync`), so any number of workers judge with one copy. Each judgement slices
+//! its genome's weights into the runtime's layouts ([`subnet`]) and runs them
+//! ([`forward`]). This crate's tests check that both paths agree.
+
+mod forward;
+mod subnet;
+
+use kiln_data::{Dataset, Split};
+use kiln_space::{Architecture, Genome, InputSpec, Space};
+use rand_chacha::ChaCha8Rng;
+
+use crate::bn::{BnContext, BnMode};
+use crate::judge::{JudgeSettings, Judgement};
+use crate::net::SuperConv;
+use crate::{SuperNet, SupernetError};
+use forward::Maps;
+use subnet::SubNet;
+
+/// A conv at its largest: OIHW `[out_max, in_max / groups, k_max, k_max]`, with its
+/// batch norm's gamma and beta (`[out_max]` each).
+pub(crate) struct ConvWeights {
+    pub weight: Vec<f32>,
+    pub dims: [usize; 4],
+    pub gamma: Vec<f32>,
+    pub beta: Vec<f32>,
+}
+
+/// Squeeze-excite at its largest: reduce `[reduced_max][channels_max]`, expand
+/// `[channels_max][reduced_max]`, their biases.
+pub(crate) struct SeWeights {
+    pub channels: usize,
+    pub reduced: usize,
+    pub reduce_weight: Vec<f32>,
+    pub reduce_bias: Vec<f32>,
+    pub expand_weight: Vec<f32>,
+    pub expand_bias: Vec<f32>,
+}
+
+/// One block position at its largest.
+pub(crate) struct BlockWeights {
+    pub expand: Option<ConvWeights>,
+    pub depthwise: ConvWeights,
+    pub se: Option<SeWeights>,
+    pub project: ConvWeights,
+}
+
+/// A supernet's weights as plain `f32` arrays (the layouts of [`SuperNet`]'s tensors),
+/// shared by every worker that judges with kiln-runtime's kernels.
+pub struct SupernetWeights {
+    pub(crate) stem: ConvWeights,
+    pub(crate) blocks: Vec<BlockWeights>,
+    pub(crate) head: Option<ConvWeights>,
+    /// `[features_max][classes]`.
+    pub(crate) classifier_weight: Vec<f32>,
+    pub(crate) classifier_bias: Vec<f32>,
+    pub(crate) space: Space,
+    input: InputSpec,
+}
+
+fn values<const D: usize>(t: burn::tensor::Tensor<D>) -> Result<Vec<f32>, SupernetError> {
+    kiln_train::values(t, "supernet weight").map_err(|e| SupernetError::Tensor(e.to_string()))
+}
+
+fn conv_weights(sc: &SuperConv) -> Result<ConvWeights, SupernetError> {
+    let w = sc.weight.val();
+    Ok(ConvWeights {
+        dims: w.dims(),
+        weight: values(w)?,
+        gamma: values(sc.gamma.val())?,
+        beta: values(sc.beta.val())?,
+    })
+}
+
+impl SupernetWeights {
+    /// Reads every tensor of `net` (a few MB).
+    ///
+    /// Errors: [`SupernetError::Tensor`] when burn cannot hand a tensor back.
+    pub fn of(net: &SuperNet) -> Result<SupernetWeights, SupernetError> {
+        let mut blocks = Vec::with_capacity(net.blocks.len());
+        for b in &net.blocks {
+            let se = match &b.se {
+                Some(s) => {
+                    let [reduced, channels, _, _] = s.reduce_weight.val().dims();
+                    Some(SeWeights {
+                        channels,
+                        reduced,
+                        reduce_weight: values(s.reduce_weight.val())?,
+                        reduce_bias: values(s.reduce_bias.val())?,
+                        expand_weight: values(s.expand_weight.val())?,
+                        expand_bias: values(s.expand_bias.val())?,
+                    })
+                }
+                None => None,
+            };
+            blocks.push(BlockWeights {
+                expand: b.expand.as_ref().map(conv_weights).transpose()?,
+                depthwise: conv_weights(&b.depthwise)?,
+                se,
+                project: conv_weights(&b.project)?,
+            });
+        }
+        Ok(SupernetWeights {
+            stem: conv_weights(&net.stem)?,
+            blocks,
+            head: net.head.as_ref().map(conv_weights).transpose()?,
+            classifier_weight: values(net.classifier_weight.val())?,
+            classifier_bias: values(net.classifier_bias.val())?,
+            space: net.space.clone(),
+            input: net.input,
+        })
+    }
+
+    /// The space the supernet holds.
+    pub fn space(&self) -> &Space {
+        &self.space
+    }
+
+    pub(crate) fn architecture(&self, genome: &Genome) -> Result<Architecture, SupernetError> {
+        Architecture::new(&self.space, genome, self.input)
+            .map_err(|e| SupernetError::Genome(e.to_string()))
+    }
+
+    /// [`crate::recalibrate`] on kiln-runtime's kernels: `genome`'s batch-norm statistics
+    /// over the first `settings.recalibration_images` training images.
+    ///
+    /// Errors: [`SupernetError::Genome`] for a genome outside the space.
+    pub fn recalibrate(
+        &self,
+        genome: &Genome,
+        data: &Dataset,
+        settings: &JudgeSettings,
+    ) -> Result<BnContext, SupernetError> {
+        recalibrate(&SubNet::of(self, genome)?, data, settings)
+    }
+
+    /// [`crate::accuracy`] on kiln-runtime's kernels: top-1 (a fraction) on `split` with
+    /// the statistics of `bn`, and the logits `[n, classes]` row-major.
+    ///
+    /// Errors: [`SupernetError::Genome`]; [`SupernetError::Stats`] when `bn` was not
+    /// recalibrated for this genome.
+    pub fn accuracy(
+        &self,
+        genome: &Genome,
+        bn: &mut BnContext,
+        split: &Split,
+        data: &Dataset,
+        batch: usize,
+    ) -> Result<(f64, Vec<f32>), SupernetError> {
+        accuracy(&SubNet::of(self, genome)?, bn, split, data, batch)
+    }
+
+    /// [`crate::judge`] on kiln-runtime's kernels: recalibrated, then validation top-1
+    /// (test top-1 without a validation split), an accuracy inherited from the supernet.
+    ///
+    /// Errors: as [`SupernetWeights::recalibrate`] and [`SupernetWeights::accuracy`].
+    pub fn judge(
+        &self,
+        genome: &Genome,
+        data: &Dataset,
+        settings: &JudgeSettings,
+    ) -> Result<Judgement, SupernetError> {
+        let net = SubNet::of(self, genome)?;
+        let mut bn = recalibrate(&net, data, settings)?;
+        let split = if data.validation.is_empty() {
+            &data.test
+        } else {
+            &data.validation
+        };
+        let (top1, _) = accuracy(&net, &mut bn, split, data, settings.batch)?;
+        Ok(Judgement { top1, bn })
+    }
+}
+
+/// Normalised images `idx` of `split`, NHWC.
+fn images(net: &SubNet, split: &Split, idx: &[usize], data: &Dataset) -> Maps {
+    let batch = split.batch::<ChaCha8Rng>(idx, &data.normalization, None);
+    let (c, h, w) = net.input;
+    let mut nhwc = vec![0.0; batch.images.len()];
+    for (x, out) in batch
+        .images
+        .chunks_exact(c * h * w)
+        .zip(nhwc.chunks_exact_mut(c * h * w))
+    {
+        kiln_runtime::nchw_to_nhwc(x, out, c, h, w);
+    }
+    Maps {
+        data: nhwc,
+        n: idx.len(),
+        pixels: h * w,
+        c,
+    }
+}
+
+fn recalibrate(
+    net: &SubNet,
+    data: &Dataset,
+    settings: &JudgeSettings,
+) -> Result<BnContext, SupernetError> {
+    let n = settings.recalibration_images.min(data.train.len());
+    let all: Vec<usize> = (0..n).collect();
+    let mut bn = BnContext::collect();
+    for idx in all.chunks(settings.batch.max(2)) {
+        // one image has no variance to normalise with (as the burn path)
+        if idx.len() < 2 {
+            break;
+        }
+        forward::forward(net, images(net, &data.train, idx, data), &mut bn)?;
+    }
+    bn.mode = BnMode::Fixed;
+    Ok(bn)
+}
+
+fn accuracy(
+    net: &SubNet,
+    bn: &mut BnContext,
+    split: &Split,
+    data: &Dataset,
+    batch: usize,
+) -> Result<(f64, Vec<f32>), SupernetError> {
+    let all: Vec<usize> = (0..split.len()).collect();
+    let (mut correct, mut logits) = (0, Vec::with_capacity(split.len() * net.classes));
+    for idx in all.chunks(batch.max(1)) {
+        let out = forward::forward(net, images(net, split, idx, data), bn)?;
+        for (row, &i) in out.chunks_exact(net.classes).zip(idx) {
+            correct += usize::from(kiln_train::argmax(row) == split.label(i));
+        }
+        logits.extend(out);
+    }
+    Ok((correct as f64 / split.len().max(1) as f64, logits))
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,104 @@
+//! Both judges agree: kiln-runtime's kernels against burn's forward pass, on the tiny
+//! test space and the default space, same supernet, same images.
+
+use kiln_data::{Dataset, Source, SplitOptions};
+use kiln_space::{Genome, Space};
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+
+use crate::init::Seeded;
+use crate::{JudgeSettings, SuperNet, SupernetWeights, accuracy, judge, largest, smallest};
+
+fn data() -> Dataset {
+    kiln_data::load(
+        &Source::Mnist5k,
+        &SplitOptions {
+            seed: kiln_data::DEFAULT_SPLIT_SEED,
+            validation_fraction: 0.1,
+            train_limit: Some(200),
+        },
+    )
+    .unwrap()
+}
+
+fn close(a: f32, b: f32, what: &str) {
+    let tol = 2e-3 * a.abs().max(b.abs()).max(1.0);
+    assert!((a - b).abs() <= tol, "{what}: kernels {a}, burn {b}");
+}
+
+fn agree(space: &Space, genomes: usize) {
+    let data = data();
+    let input = kiln_train::input_spec(&data);
+    let net = SuperNet::build(space, input, &mut Seeded::new(5), &kiln_train::device()).unwrap();
+    let weights = SupernetWeights::of(&net).unwrap();
+    let settings = JudgeSettings {
+        recalibration_images: 100,
+        batch: 40,
+    };
+    let mut rng = ChaCha8Rng::seed_from_u64(11);
+    let mut all = vec![largest(space), smallest(space)];
+    all.extend((0..genomes).map(|_| Genome::sample(space, &mut rng)));
+    for g in &all {
+        let id = g.id();
+        let burn = judge(&net, g, &data, &settings).unwrap();
+        let ours = weights.judge(g, &data, &settings).unwrap();
+        assert_eq!(burn.bn.stats.len(), ours.bn.stats.len(), "{id}: layers");
+        for (name, s) in &burn.bn.stats {
+            let o = &ours.bn.stats[name];
+            for (a, b) in o.mean().iter().zip(s.mean()) {
+                close(*a, b, &format!("{id} {name} mean"));
+            }
+            for (a, b) in o.var().iter().zip(s.var()) {
+                close(*a, b, &format!("{id} {name} var"));
+            }
+        }
+        // the same statistics give the same logits
+        let mut bn = burn.bn.clone();
+        let (top1, logits) = accuracy(&net, g, &mut bn, &data.validation, &data, 64).unwrap();
+        let (our_top1, our_logits) = weights
+            .accuracy(g, &mut bn, &data.validation, &data, 64)
+            .unwrap();
+        assert_eq!(logits.len(), our_logits.len());
+        for (a, b) in our_logits.iter().zip(&logits) {
+            close(*a, *b, &format!("{id} logit"));
+        }
+        // a near tie may flip one image
+        let one = 1.0 / data.validation.len() as f64;
+        assert!(
+            (top1 - our_top1).abs() <= one + 1e-12,
+            "{id}: {top1} vs {our_top1}"
+        );
+        assert!((burn.top1 - ours.top1).abs() <= 2.0 * one + 1e-12, "{id}");
+    }
+}
+
+#[test]
+fn the_tiny_space_judges_the_same_on_both_paths() {
+    let space = Space::from_toml(
+        include_str!("../../../../tests/fixtures/tiny-space.toml"),
+        "tiny",
+    )
+    .unwrap();
+    agree(&space, 4);
+}
+
+#[test]
+fn the_default_space_judges_the_same_on_both_paths() {
+    let space = Space::from_toml(include_str!("../../../../spaces/mobile.toml"), "mobile").unwrap();
+    agree(&space, 3);
+}
+
+#[test]
+fn fixed_statistics_are_required() {
+    let data = data();
+    let space = Space::from_toml(include_str!("../../../../spaces/mobile.toml"), "mobile").unwrap();
+    let input = kiln_train::input_spec(&data);
+    let net = SuperNet::build(&space, input, &mut Seeded::new(5), &kiln_train::device()).unwrap();
+    let weights = SupernetWeights::of(&net).unwrap();
+    let mut bn = crate::bn::BnContext::collect();
+    bn.mode = crate::bn::BnMode::Fixed;
+    let err = weights
+        .accuracy(&largest(&space), &mut bn, &data.test, &data, 64)
+        .unwrap_err();
+    assert!(err.to_string().contains("`stem`"), "{err}");
+}
