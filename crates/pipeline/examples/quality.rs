@@ -105,8 +105,7 @@ fn main() -> Result<(), Error> {
     };
     target.constraints.set_latency_limit_ms(limit);
     eprintln!("latency limit {limit:.3} ms (p50, p95) on {}", target.name);
-    let judge = SupernetJudge::load(&a.supernet, Some(&space), &data, &source.identity(&split))?
-        .with_copies(a.workers);
+    let judge = SupernetJudge::load(&a.supernet, Some(&space), &data, &source.identity(&split))?;
     let train = kiln_train::TrainConfig {
         threads: 1,
         ..Default::default()

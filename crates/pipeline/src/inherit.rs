@@ -3,7 +3,7 @@
 //! measured like any candidate, so its hard constraints are judged on measured figures.
 
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use kiln_data::Dataset;
@@ -12,15 +12,16 @@ use kiln_search::Evaluation;
 use kiln_search::evaluator::ACCURACY_KIND;
 use kiln_search::objective::keys;
 use kiln_space::{Genome, Space};
-use kiln_supernet::{JudgeSettings, SuperNet, SupernetIdentity};
+use kiln_supernet::{JudgeSettings, SuperNet, SupernetIdentity, SupernetWeights};
 
 use crate::PipelineError;
 
 /// A trained supernet, ready to judge and export sub-networks.
 pub struct SupernetJudge {
-    // burn's modules are not shared across threads: one copy per worker, each judging
-    // one sub-network at a time
-    nets: Vec<Mutex<SuperNet>>,
+    // Judging runs kiln-runtime's kernels on plain arrays, shared by every worker;
+    // exporting (the front only) slices burn's tensors, one copy behind a lock.
+    weights: Arc<SupernetWeights>,
+    net: Mutex<SuperNet>,
     /// The supernet's folder.
     pub dir: PathBuf,
     /// Epochs it was trained for.
@@ -42,8 +43,7 @@ pub struct Inherited {
 impl SupernetJudge {
     /// Loads the supernet in `dir`, refusing one trained for another space, input or
     /// data than `space` (`None`: its own) and `data` (`data_identity` as the search
-    /// records it). One copy judges at a time; [`SupernetJudge::with_copies`] gives each
-    /// worker its own.
+    /// records it). Any number of workers judge with it at once.
     ///
     /// Errors: the checkpoint cannot be read; a mismatch, naming the field.
     pub fn load(
@@ -63,7 +63,8 @@ impl SupernetJudge {
         };
         identity.check(&wanted, dir).map_err(invalid)?;
         Ok(SupernetJudge {
-            nets: vec![Mutex::new(net)],
+            weights: Arc::new(SupernetWeights::of(&net).map_err(invalid)?),
+            net: Mutex::new(net),
             dir: dir.to_path_buf(),
             epochs,
             settings: JudgeSettings {
@@ -73,34 +74,14 @@ impl SupernetJudge {
         })
     }
 
-    /// The same supernet held `copies` times (at least once), so that many workers
-    /// judge at once (each copy a few MB of weights).
-    pub fn with_copies(mut self, copies: usize) -> SupernetJudge {
-        if let Some(first) = self
-            .nets
-            .first()
-            .and_then(|m| m.lock().ok().map(|n| n.clone()))
-        {
-            while self.nets.len() < copies {
-                self.nets.push(Mutex::new(first.clone()));
-            }
-        }
-        self
-    }
-
-    /// A copy of the supernet no other worker is using, or the first one to wait for.
+    /// The burn copy, for exporting.
     fn net(&self) -> Result<std::sync::MutexGuard<'_, SuperNet>, PipelineError> {
-        for m in &self.nets {
-            if let Ok(guard) = m.try_lock() {
-                return Ok(guard);
-            }
-        }
-        self.nets[0].lock().map_err(|_| poisoned())
+        self.net.lock().map_err(|_| poisoned())
     }
 
     /// The space the supernet was trained on (genomes are read against it).
     pub fn space(&self) -> Result<Space, PipelineError> {
-        Ok(self.net()?.space.clone())
+        Ok(self.weights.space().clone())
     }
 
     /// `genome`'s weights as inherited (batch norm recalibrated), the starting point of
@@ -112,18 +93,19 @@ impl SupernetJudge {
         genome: &Genome,
         data: &Dataset,
     ) -> Result<(f64, kiln_onnx::Weights), PipelineError> {
+        let j = self
+            .weights
+            .judge(genome, data, &self.settings)
+            .map_err(failed)?;
         let net = self.net()?;
-        let run = || -> Result<_, kiln_supernet::SupernetError> {
-            let j = kiln_supernet::judge(&net, genome, data, &self.settings)?;
-            Ok((j.top1, kiln_supernet::subnet_weights(&net, genome, &j.bn)?))
-        };
-        kiln_train::with_threads(1, run)?
-            .map_err(|e| PipelineError::Invalid(format!("supernet: {e}")))
+        let run = || kiln_supernet::subnet_weights(&net, genome, &j.bn);
+        let weights = kiln_train::with_threads(1, run)?.map_err(failed)?;
+        Ok((j.top1, weights))
     }
 
-    /// Judges `genome`: batch norm recalibrated, validation top-1; with `export`, also
-    /// its test top-1 and its ONNX model (the test split is run only then: judging many
-    /// candidates, the search's judge-only mode, skips it).
+    /// Judges `genome` on kiln-runtime's kernels: batch norm recalibrated, validation
+    /// top-1; with `export`, also its test top-1 and its ONNX model (the test split is
+    /// run only then: judging many candidates, the search's judge-only mode, skips it).
     ///
     /// Errors: a genome outside the supernet's space; burn's or the exporter's errors.
     pub fn judge(
@@ -132,30 +114,25 @@ impl SupernetJudge {
         data: &Dataset,
         export: bool,
     ) -> Result<Inherited, PipelineError> {
-        let net = self.net()?;
-        let run = || -> Result<Inherited, kiln_supernet::SupernetError> {
-            let mut j = kiln_supernet::judge(&net, genome, data, &self.settings)?;
-            let exported = if export {
-                let (test, _) = kiln_supernet::accuracy(
-                    &net,
-                    genome,
-                    &mut j.bn,
-                    &data.test,
-                    data,
-                    self.settings.batch,
-                )?;
-                let onnx = kiln_supernet::export_subnet(&net, genome, &j.bn, data, test)?;
-                Some((test, onnx))
-            } else {
-                None
-            };
-            Ok(Inherited {
-                validation_top1: j.top1,
-                exported,
-            })
+        let mut j = self
+            .weights
+            .judge(genome, data, &self.settings)
+            .map_err(failed)?;
+        let exported = if export {
+            let (test, _) = self
+                .weights
+                .accuracy(genome, &mut j.bn, &data.test, data, self.settings.batch)
+                .map_err(failed)?;
+            let net = self.net()?;
+            let run = || kiln_supernet::export_subnet(&net, genome, &j.bn, data, test);
+            Some((test, kiln_train::with_threads(1, run)?.map_err(failed)?))
+        } else {
+            None
         };
-        kiln_train::with_threads(1, run)?
-            .map_err(|e| PipelineError::Invalid(format!("supernet: {e}")))
+        Ok(Inherited {
+            validation_top1: j.top1,
+            exported,
+        })
     }
 
     /// [`SupernetJudge::judge`] recorded in `eval`: the accuracies (`host`) with what
@@ -197,6 +174,10 @@ impl SupernetJudge {
             self.settings.recalibration_images
         )
     }
+}
+
+fn failed(e: kiln_supernet::SupernetError) -> PipelineError {
+    PipelineError::Invalid(format!("supernet: {e}"))
 }
 
 fn poisoned() -> PipelineError {

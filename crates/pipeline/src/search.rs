@@ -187,8 +187,7 @@ pub fn search(
     );
     evaluator.latency_table = table;
     if let Some(dir) = &req.supernet {
-        let judge = SupernetJudge::load(dir, Some(&space), &evaluator.data, &req.data_identity)?
-            .with_copies(req.workers);
+        let judge = SupernetJudge::load(dir, Some(&space), &evaluator.data, &req.data_identity)?;
         note(&format!(
             "candidates inherit weights and accuracy from the supernet in {} ({} epochs); {}",
             dir.display(),
