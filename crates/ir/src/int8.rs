@@ -88,6 +88,20 @@ pub enum QOp {
         /// Output range in quantized units.
         clamp: (i32, i32),
     },
+    /// `inputs[0] * inputs[1]`: the same shape, or `inputs[1]` one value per
+    /// channel of the image `inputs[0]` (`[1, C, 1, 1]`, a squeeze-excite gate).
+    Mul {
+        /// First input's quantization.
+        a: QParams,
+        /// Second input's quantization.
+        b: QParams,
+        /// Output quantization.
+        output: QParams,
+        /// Output range in quantized units.
+        clamp: (i32, i32),
+        /// True when `inputs[1]` has one value per channel.
+        per_channel: bool,
+    },
     /// `[1, C, H, W] -> [1, C, 1, 1]` mean over pixels.
     GlobalAvgPool {
         /// Input quantization.
@@ -130,6 +144,9 @@ impl fmt::Display for QOp {
             }
             QOp::Dense(_) => write!(f, "qdense"),
             QOp::Add { .. } => write!(f, "qadd"),
+            QOp::Mul { per_channel, .. } => {
+                write!(f, "qmul{}", if *per_channel { " per channel" } else { "" })
+            }
             QOp::GlobalAvgPool { .. } => write!(f, "qglobal-avg-pool"),
             QOp::Lut { what, .. } => write!(f, "qlut {what}"),
         }

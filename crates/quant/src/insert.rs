@@ -15,6 +15,7 @@ const QUANTIZED: &[&str] = &[
     "Conv",
     "Gemm",
     "Add",
+    "Mul",
     "GlobalAveragePool",
     "Flatten",
     "Relu",
@@ -43,7 +44,7 @@ fn is_init(m: &ModelProto, name: &str) -> bool {
 /// Data inputs of node `n` that are quantized (not initializers).
 fn data_inputs<'a>(m: &ModelProto, n: &'a NodeProto) -> Vec<&'a String> {
     let k = match n.op_type.as_str() {
-        "Add" => 2,
+        "Add" | "Mul" => 2,
         _ => 1,
     };
     n.input
@@ -68,7 +69,7 @@ pub(crate) fn plan(m: &ModelProto) -> Result<Plan, QuantError> {
     let outputs: HashSet<&str> = g.output.iter().map(|o| o.name.as_str()).collect();
     let quantized = |n: &NodeProto| {
         QUANTIZED.contains(&n.op_type.as_str())
-            && !(n.op_type == "Add" && data_inputs(m, n).len() < 2)
+            && !(matches!(n.op_type.as_str(), "Add" | "Mul") && data_inputs(m, n).len() < 2)
     };
     // a Conv/Gemm/Add output read only by a ReLU/Clip: that one's output is quantized
     let folded = |t: &str| {

@@ -15,10 +15,11 @@
 //! quantized at its output only (the integer kernel folds it into its output
 //! range), and the model's input and output stay f32.
 //!
-//! Quantized: Conv, Gemm, Add (two tensors), GlobalAveragePool, Flatten,
-//! Relu, Clip, HardSwish, HardSigmoid, Sigmoid. Anything else (an Add or Mul
-//! by a constant such as the input normalisation, a squeeze-excite Mul) is
-//! left in f32 between dequantized inputs and a quantized output.
+//! Quantized: Conv, Gemm, Add and Mul of two tensors (a squeeze-excite gate
+//! included), GlobalAveragePool, Flatten, Relu, Clip, HardSwish,
+//! HardSigmoid, Sigmoid. Anything else (an Add or Mul by a constant such as
+//! the input normalisation) is left in f32 between dequantized inputs and a
+//! quantized output.
 
 mod calibrate;
 mod fold;

@@ -53,6 +53,65 @@ pub fn qadd(p: &QAdd, a: &[u8], b: &[u8], y: &mut [u8]) {
     }
 }
 
+/// Requantization of [`qmul`]: `y = y_zero + (a - a_zero) * (b - b_zero) * M`
+/// with `M = s_a * s_b / s_y`; the product (|p| <= 65,536) is shifted left
+/// by `left` first and `M / 2^left` is `mult * 2^(shift - 31)`, so the
+/// doubling high multiply keeps `left` more fraction bits (see
+/// [`qglobal_avg_pool`]).
+#[derive(Clone, Copy, Debug)]
+pub struct QMul {
+    /// Zero point of input a.
+    pub a_zero: i32,
+    /// Zero point of input b.
+    pub b_zero: i32,
+    /// Q0.31 multiplier of `M / 2^left`.
+    pub mult: i32,
+    /// Its shift.
+    pub shift: i32,
+    /// Left shift of the product (<= 14).
+    pub left: i32,
+    /// Output zero point and clamp range.
+    pub out: OutRange,
+}
+
+impl QMul {
+    #[inline]
+    fn one(&self, a: u8, b: u8) -> u8 {
+        let p = (v(a) - self.a_zero) * (v(b) - self.b_zero);
+        self.out.put(multiply_by_quantized_multiplier(
+            p << self.left,
+            self.mult,
+            self.shift,
+        ))
+    }
+}
+
+/// `y = a * b` element-wise on int8 tensors of the same length (see [`QMul`]).
+///
+/// # Panics
+/// If the lengths differ.
+pub fn qmul(p: &QMul, a: &[u8], b: &[u8], y: &mut [u8]) {
+    assert!(a.len() == y.len() && b.len() == y.len());
+    for ((yv, av), bv) in y.iter_mut().zip(a).zip(b) {
+        *yv = p.one(*av, *bv);
+    }
+}
+
+/// `y = a * b` where `a` is an `[hw][c]` image and `b` holds one value per
+/// channel (a squeeze-excite gate): `y[p][ch] = a[p][ch] * b[ch]`.
+///
+/// # Panics
+/// If `a` or `y` is shorter than `hw * c` or `b` than `c`.
+pub fn qmul_channel(p: &QMul, hw: usize, c: usize, a: &[u8], b: &[u8], y: &mut [u8]) {
+    assert!(a.len() >= hw * c && y.len() >= hw * c && b.len() >= c);
+    for px in 0..hw {
+        let (ar, yr) = (&a[px * c..][..c], &mut y[px * c..][..c]);
+        for ((yv, av), bv) in yr.iter_mut().zip(ar).zip(&b[..c]) {
+            *yv = p.one(*av, *bv);
+        }
+    }
+}
+
 /// Global average pool of an int8 `[hw][c]` image into `[c]`: per channel
 /// `y = clamp(y_zero + sum (x - x_zero) * M)` with `M = s_x / (s_y * hw)` as
 /// `(mult, shift, left)`: the sum is first shifted left by `left` and
@@ -244,6 +303,53 @@ mod tests {
             "{off} of {} off by one ({ties} ties)",
             a.len()
         );
+    }
+
+    #[test]
+    fn mul_matches_float_within_one_step() {
+        let (sa, sb, sy) = (0.03f64, 0.02f64, 0.05f64);
+        let m = sa * sb / sy / (1 << 14) as f64;
+        let (mut q, mut e) = (m, 0);
+        while q < 0.5 {
+            q *= 2.0;
+            e -= 1;
+        }
+        let p = QMul {
+            a_zero: 7,
+            b_zero: -3,
+            mult: (q * (1u64 << 31) as f64).round() as i32,
+            shift: e,
+            left: 14,
+            out: OutRange {
+                zero_point: -2,
+                lo: -128,
+                hi: 127,
+            },
+        };
+        let a: Vec<u8> = (0..65536).map(|i| (i % 256) as u8).collect();
+        let b: Vec<u8> = (0..65536).map(|i| (i / 256) as u8).collect();
+        let mut y = std::vec![0u8; a.len()];
+        qmul(&p, &a, &b, &mut y);
+        let mut off = 0;
+        for i in 0..a.len() {
+            let real = sa * (v(a[i]) - 7) as f64 * sb * (v(b[i]) + 3) as f64;
+            let want = ((real / sy).round_ties_even() as i32 - 2).clamp(-128, 127);
+            let d = (v(y[i]) - want).abs();
+            assert!(d <= 1, "a={} b={}", v(a[i]), v(b[i]));
+            off += d as usize;
+        }
+        assert!(off * 100 <= a.len(), "{off} off by one");
+        // per channel: the same values with b broadcast over 3 pixels
+        let (a2, b2) = (&a[..6], &b[..2]);
+        let mut y2 = [0u8; 6];
+        qmul_channel(&p, 3, 2, a2, b2, &mut y2);
+        for px in 0..3 {
+            for ch in 0..2 {
+                let mut one = [0u8];
+                qmul(&p, &a2[px * 2 + ch..][..1], &b2[ch..][..1], &mut one);
+                assert_eq!(y2[px * 2 + ch], one[0]);
+            }
+        }
     }
 
     #[test]

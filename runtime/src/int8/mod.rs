@@ -21,7 +21,9 @@ mod io;
 mod requant;
 
 pub use conv::{PerChannel, QConv2d, qconv2d, qdepthwise_conv2d, qgemm};
-pub use elementwise::{QAdd, dequantize, qadd, qglobal_avg_pool, qlut, quantize};
+pub use elementwise::{
+    QAdd, QMul, dequantize, qadd, qglobal_avg_pool, qlut, qmul, qmul_channel, quantize,
+};
 pub use io::{chw_to_hwc, hwc_to_chw, split_io};
 pub use requant::{
     OutRange, multiply_by_quantized_multiplier, rounding_divide_by_pot,

@@ -23,7 +23,8 @@ fn list<T: std::fmt::Display>(v: &[T]) -> String {
 }
 
 /// `(mult, shift, left)` of a pool over `n` values (see
-/// `rt::int8::qglobal_avg_pool`): `mult * 2^(shift - 31) = m / 2^left` with
+/// `rt::int8::qglobal_avg_pool`; a product of two int8 values is bounded as
+/// a sum of 256): `mult * 2^(shift - 31) = m / 2^left` with
 /// the largest `left` (at most 20) keeping `255 * n * 2^left` below 2^30 (the
 /// shifted sum fits an i32) and `m / 2^left` above 2^-30.
 fn pool_multiplier(m: f64, n: usize) -> (i32, i32, i32) {
@@ -199,6 +200,34 @@ impl Emitter<'_> {
                     b.zero_point,
                     range(*output, *clamp)
                 )
+            }
+            QOp::Mul {
+                a,
+                b,
+                output,
+                clamp,
+                per_channel,
+            } => {
+                let m = a.scale as f64 * b.scale as f64 / output.scale as f64;
+                let (m, s, l) = pool_multiplier(m, 256);
+                let p = format!(
+                    "rt::int8::QMul {{ a_zero: {}, b_zero: {}, mult: {m}, shift: {s}, left: {l}, out: {} }}",
+                    a.zero_point,
+                    b.zero_point,
+                    range(*output, *clamp)
+                );
+                let io = self.bio(&[x, op.inputs[1]], y);
+                if *per_channel {
+                    self.kernels.insert("int8::qmul_channel");
+                    let (h, w, c) = self.image(op, x, "the scaled input")?;
+                    format!(
+                        "{{ {io} rt::int8::qmul_channel(&{p}, {}, {c}, x0, x1, y); }}",
+                        h * w
+                    )
+                } else {
+                    self.kernels.insert("int8::qmul");
+                    format!("{{ {io} rt::int8::qmul(&{p}, x0, x1, y); }}")
+                }
             }
             QOp::GlobalAvgPool { input, output } => {
                 self.kernels.insert(name("qglobal_avg_pool"));

@@ -26,7 +26,11 @@ impl Qdq<'_> {
     /// Node `i` in f32.
     pub(super) fn float_op(&mut self, i: usize) -> Result<(), LowerError> {
         let n = &self.nodes[i];
-        let (op, node, out) = (n.op_type.clone(), n.name.clone(), n.output[0].clone());
+        let (op, node, out) = (
+            n.op_type.clone(),
+            super::node_name(n, i),
+            n.output[0].clone(),
+        );
         let (x, was_q) = self.f32_input(i, 0)?;
         let xs = self.graph.tensors[x].shape.clone();
         let (kind, shape, rhs_q) = match op.as_str() {

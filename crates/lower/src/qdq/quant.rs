@@ -240,7 +240,7 @@ impl Qdq<'_> {
         }
         if !matches!(
             op.as_str(),
-            "Conv" | "Gemm" | "MatMul" | "Add" | "GlobalAveragePool"
+            "Conv" | "Gemm" | "MatMul" | "Add" | "Mul" | "GlobalAveragePool"
         ) && !LUT_OPS.contains(&op.as_str())
         {
             return Ok(false);
@@ -248,7 +248,7 @@ impl Qdq<'_> {
         let Val::Deq(x, px) = self.val(i, 0)? else {
             return Ok(false);
         };
-        let fold = matches!(op.as_str(), "Conv" | "Gemm" | "MatMul" | "Add");
+        let fold = matches!(op.as_str(), "Conv" | "Gemm" | "MatMul" | "Add" | "Mul");
         let Some(close) = self.closing(i, fold)? else {
             return Ok(false);
         };
@@ -258,7 +258,7 @@ impl Qdq<'_> {
             out.quantize(close.range.1).min(127),
         );
         let name = self.nodes[close.q].output[0].clone();
-        let node = self.nodes[i].name.clone();
+        let node = super::node_name(&self.nodes[i], i);
         let (kind, inputs, shape) = match op.as_str() {
             "Conv" => match self.int8_conv(i, x, px, out, clamp)? {
                 Some(k) => k,
@@ -268,6 +268,30 @@ impl Qdq<'_> {
                 Some(k) => k,
                 None => return Ok(false),
             },
+            "Mul" => {
+                let Val::Deq(b, pb) = self.val(i, 1)? else {
+                    return Ok(false);
+                };
+                let (sa, sb) = (
+                    self.graph.tensors[x].shape.clone(),
+                    self.graph.tensors[b].shape.clone(),
+                );
+                let (inputs, a, bq, per_channel) = match (&sa[..], &sb[..]) {
+                    _ if sa == sb => (vec![x, b], px, pb, false),
+                    ([1, c, _, _], [1, d, 1, 1]) if c == d => (vec![x, b], px, pb, true),
+                    ([1, d, 1, 1], [1, c, _, _]) if c == d => (vec![b, x], pb, px, true),
+                    _ => return Ok(false),
+                };
+                let shape = self.graph.tensors[inputs[0]].shape.clone();
+                let kind = QOp::Mul {
+                    a,
+                    b: bq,
+                    output: out,
+                    clamp,
+                    per_channel,
+                };
+                (kind, inputs, shape)
+            }
             "Add" => {
                 let Val::Deq(b, pb) = self.val(i, 1)? else {
                     return Ok(false);
@@ -335,9 +359,8 @@ impl Qdq<'_> {
             _ => return Ok(false),
         };
         let shape = self.reshape_target(i, &self.graph.tensors[x].shape.clone())?;
-        let n = &self.nodes[i];
-        let node = n.name.clone();
-        let mut name = n.output[0].clone();
+        let node = super::node_name(&self.nodes[i], i);
+        let mut name = self.nodes[i].output[0].clone();
         let y = self.graph.add_tensor_i8(name.clone(), shape);
         self.graph.ops.push(kiln_ir::Op {
             node: node.clone(),
