@@ -58,6 +58,20 @@ pub fn recalibrate(
     data: &Dataset,
     settings: &JudgeSettings,
 ) -> Result<BnContext, SupernetError> {
+    recalibrate_with(data, settings, |idx, bn| {
+        net.forward(genome, images(net, &data.train, idx, data), bn)
+            .map(drop)
+    })
+}
+
+/// The recalibration loop of both judges: `forward` runs the training images `idx`
+/// with batch norm collecting statistics, in batches of at least two (one image has no
+/// variance to normalise with).
+pub(crate) fn recalibrate_with(
+    data: &Dataset,
+    settings: &JudgeSettings,
+    mut forward: impl FnMut(&[usize], &mut BnContext) -> Result<(), SupernetError>,
+) -> Result<BnContext, SupernetError> {
     let n = settings.recalibration_images.min(data.train.len());
     let all: Vec<usize> = (0..n).collect();
     let mut bn = BnContext::collect();
@@ -65,11 +79,30 @@ pub fn recalibrate(
         if idx.len() < 2 {
             break;
         }
-        let x = images(net, &data.train, idx, data);
-        let _ = net.forward(genome, x, &mut bn)?;
+        forward(idx, &mut bn)?;
     }
     bn.mode = BnMode::Fixed;
     Ok(bn)
+}
+
+/// The top-1 loop of both judges: `forward` gives the logits `[idx.len(), classes]`
+/// row-major of images `idx` of `split`; returns top-1 (a fraction) and all logits.
+pub(crate) fn accuracy_with(
+    split: &Split,
+    classes: usize,
+    batch: usize,
+    mut forward: impl FnMut(&[usize]) -> Result<Vec<f32>, SupernetError>,
+) -> Result<(f64, Vec<f32>), SupernetError> {
+    let all: Vec<usize> = (0..split.len()).collect();
+    let (mut correct, mut logits) = (0, Vec::with_capacity(split.len() * classes));
+    for idx in all.chunks(batch.max(1)) {
+        let out = forward(idx)?;
+        for (row, &i) in out.chunks_exact(classes).zip(idx) {
+            correct += usize::from(kiln_train::argmax(row) == split.label(i));
+        }
+        logits.extend(out);
+    }
+    Ok((correct as f64 / split.len().max(1) as f64, logits))
 }
 
 /// Top-1 (a fraction) of `genome`'s sub-network on `split` with the statistics of `bn`,
@@ -84,18 +117,10 @@ pub fn accuracy(
     data: &Dataset,
     batch: usize,
 ) -> Result<(f64, Vec<f32>), SupernetError> {
-    let all: Vec<usize> = (0..split.len()).collect();
-    let (mut correct, mut logits) = (0, Vec::new());
-    for idx in all.chunks(batch.max(1)) {
+    accuracy_with(split, data.classes, batch, |idx| {
         let out = net.forward(genome, images(net, split, idx, data), bn)?;
-        let out =
-            kiln_train::values(out, "logits").map_err(|e| SupernetError::Tensor(e.to_string()))?;
-        for (row, &i) in out.chunks_exact(data.classes).zip(idx) {
-            correct += usize::from(kiln_train::argmax(row) == split.label(i));
-        }
-        logits.extend(out);
-    }
-    Ok((correct as f64 / split.len().max(1) as f64, logits))
+        kiln_train::values(out, "logits").map_err(|e| SupernetError::Tensor(e.to_string()))
+    })
 }
 
 /// Recalibrates and measures `genome`'s validation top-1 (test top-1 without a validation

@@ -17,8 +17,8 @@ use kiln_data::{Dataset, Split};
 use kiln_space::{Architecture, Genome, InputSpec, Space};
 use rand_chacha::ChaCha8Rng;
 
-use crate::bn::{BnContext, BnMode};
-use crate::judge::{JudgeSettings, Judgement};
+use crate::bn::BnContext;
+use crate::judge::{JudgeSettings, Judgement, accuracy_with, recalibrate_with};
 use crate::net::SuperConv;
 use crate::{SuperNet, SupernetError};
 use forward::Maps;
@@ -204,18 +204,9 @@ fn recalibrate(
     data: &Dataset,
     settings: &JudgeSettings,
 ) -> Result<BnContext, SupernetError> {
-    let n = settings.recalibration_images.min(data.train.len());
-    let all: Vec<usize> = (0..n).collect();
-    let mut bn = BnContext::collect();
-    for idx in all.chunks(settings.batch.max(2)) {
-        // one image has no variance to normalise with (as the burn path)
-        if idx.len() < 2 {
-            break;
-        }
-        forward::forward(net, images(net, &data.train, idx, data), &mut bn)?;
-    }
-    bn.mode = BnMode::Fixed;
-    Ok(bn)
+    recalibrate_with(data, settings, |idx, bn| {
+        forward::forward(net, images(net, &data.train, idx, data), bn).map(drop)
+    })
 }
 
 fn accuracy(
@@ -225,16 +216,9 @@ fn accuracy(
     data: &Dataset,
     batch: usize,
 ) -> Result<(f64, Vec<f32>), SupernetError> {
-    let all: Vec<usize> = (0..split.len()).collect();
-    let (mut correct, mut logits) = (0, Vec::with_capacity(split.len() * net.classes));
-    for idx in all.chunks(batch.max(1)) {
-        let out = forward::forward(net, images(net, split, idx, data), bn)?;
-        for (row, &i) in out.chunks_exact(net.classes).zip(idx) {
-            correct += usize::from(kiln_train::argmax(row) == split.label(i));
-        }
-        logits.extend(out);
-    }
-    Ok((correct as f64 / split.len().max(1) as f64, logits))
+    accuracy_with(split, net.classes, batch, |idx| {
+        forward::forward(net, images(net, split, idx, data), bn)
+    })
 }
 
 #[cfg(test)]
