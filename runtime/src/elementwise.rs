@@ -2,8 +2,10 @@
 
 /// An activation applied element-wise, alone or fused after a conv / dense.
 ///
-/// No variant panics, whatever its parameters: clamps are written as
-/// `max` then `min` (a NaN input of `max`/`min` yields the other operand).
+/// No variant panics, whatever its parameters: clamps are a lower bound
+/// then an upper one, each a comparison that gives the bound when `x` is NaN
+/// (as x86's `maxps`/`minps` do, so the AVX2 kernels' epilogues match), not
+/// `f32::max`/`min`, which wasm32 has no instruction for (a call each).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Activation {
     /// The identity: x.
@@ -39,13 +41,25 @@ impl Activation {
     pub fn apply(self, x: f32) -> f32 {
         match self {
             Activation::None => x,
-            Activation::Relu => x.max(0.0),
-            Activation::Clip { min, max } => x.max(min).min(max),
-            Activation::HardSwish => x * (x + 3.0).max(0.0).min(6.0) * (1.0 / 6.0),
-            Activation::HardSigmoid { alpha, beta } => (alpha * x + beta).max(0.0).min(1.0),
+            Activation::Relu => above(x, 0.0),
+            Activation::Clip { min, max } => below(above(x, min), max),
+            Activation::HardSwish => x * below(above(x + 3.0, 0.0), 6.0) * (1.0 / 6.0),
+            Activation::HardSigmoid { alpha, beta } => below(above(alpha * x + beta, 0.0), 1.0),
             Activation::Sigmoid => sigmoid(x),
         }
     }
+}
+
+/// `x` if it is greater than `lo`, else `lo` (also for a NaN `x`).
+#[inline(always)]
+fn above(x: f32, lo: f32) -> f32 {
+    if x > lo { x } else { lo }
+}
+
+/// `x` if it is less than `hi`, else `hi` (also for a NaN `x`).
+#[inline(always)]
+fn below(x: f32, hi: f32) -> f32 {
+    if x < hi { x } else { hi }
 }
 
 /// Applies `act` to every element of `data` in place (any length, any
@@ -55,8 +69,10 @@ impl Activation {
 pub fn activate(data: &mut [f32], act: Activation) {
     match act {
         Activation::None => {}
-        Activation::Relu => data.iter_mut().for_each(|v| *v = v.max(0.0)),
-        Activation::Clip { min, max } => data.iter_mut().for_each(|v| *v = v.max(min).min(max)),
+        Activation::Relu => data.iter_mut().for_each(|v| *v = above(*v, 0.0)),
+        Activation::Clip { min, max } => data
+            .iter_mut()
+            .for_each(|v| *v = below(above(*v, min), max)),
         Activation::HardSwish => data
             .iter_mut()
             .for_each(|v| *v = Activation::HardSwish.apply(*v)),

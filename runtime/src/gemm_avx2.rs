@@ -1,7 +1,9 @@
 //! The AVX2+FMA microkernel of [`crate::gemm`]: a tile of 6 rows by a
-//! 16-column panel in 12 `ymm` accumulators (8 rows by 8 columns for a
-//! narrow panel), one panel row loaded and one `x` value broadcast per row
-//! and step. Twin of `gemm::gemm_portable` (same tiles, layout and order).
+//! 16-column panel in 12 `ymm` accumulators (8 rows by one vector for a
+//! last panel of at most 8 columns), one panel row loaded and one `x` value
+//! broadcast per row and step; a last panel narrower than its vectors is
+//! read with masked loads. Twin of `gemm::gemm_portable` (same layout and
+//! summation order).
 
 use core::arch::x86_64::*;
 
@@ -24,20 +26,37 @@ pub(crate) unsafe fn gemm_avx2(
     let mut at = 0;
     for (c0, width) in gemm_panels(s.n) {
         let panel = &packed[at..at + (s.k + 1) * width];
-        let cols = width.min(s.n - c0);
+        // Lanes of the last vector of a row that hold columns: all for a
+        // panel of whole vectors, the first `width % 8` otherwise.
+        let lanes = match width % 8 {
+            0 => 8,
+            l => l,
+        };
+        let mask = _mm256_cmpgt_epi32(
+            _mm256_set1_epi32(lanes as i32),
+            _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7),
+        );
         let mut r0 = 0;
         while r0 < s.m {
-            let rows = if width == PANEL { MR } else { MR_NARROW }.min(s.m - r0);
-            let t = Tile { r0, rows, c0, cols };
-            if width == PANEL {
-                // SAFETY: the caller guarantees AVX2+FMA and the lengths
-                // `gemm::check` asks for, which cover every row of this tile
-                // and the whole panel.
-                unsafe { tile::<MR, 2>(x, panel, out, s, t, act) };
-            } else {
-                debug_assert_eq!(width, NARROW);
-                // SAFETY: as above.
-                unsafe { tile::<MR_NARROW, 1>(x, panel, out, s, t, act) };
+            let rows = if width > NARROW { MR } else { MR_NARROW }.min(s.m - r0);
+            let t = Tile {
+                r0,
+                rows,
+                c0,
+                cols: width,
+                mask,
+            };
+            // SAFETY (each call): the caller guarantees AVX2+FMA and the
+            // lengths `gemm::check` asks for, which cover every row of this
+            // tile and the whole panel, `(k + 1) * width` values; a last
+            // vector past `width` is read through `mask`.
+            unsafe {
+                match width {
+                    PANEL => tile::<MR, 2, false>(x, panel, out, s, t, act),
+                    NARROW => tile::<MR_NARROW, 1, false>(x, panel, out, s, t, act),
+                    w if w < NARROW => tile::<MR_NARROW, 1, true>(x, panel, out, s, t, act),
+                    _ => tile::<MR, 2, true>(x, panel, out, s, t, act),
+                }
             }
             r0 += rows;
         }
@@ -45,25 +64,46 @@ pub(crate) unsafe fn gemm_avx2(
     }
 }
 
-/// Where one tile sits: rows `r0..r0 + rows`, columns `c0..c0 + cols`.
+/// Where one tile sits: rows `r0..r0 + rows`, the panel's `cols` columns
+/// from `c0`, and the lanes of its last vector that hold columns.
 #[derive(Clone, Copy)]
 struct Tile {
     r0: usize,
     rows: usize,
     c0: usize,
     cols: usize,
+    mask: __m256i,
 }
 
-/// `R` rows by a panel of `V` vectors. Rows past `t.rows` read the last real
+/// Loads 8 lanes, or only those of `mask` (the others read as 0).
+///
+/// # Safety
+/// AVX2; the 8 (or masked) lanes at `p` are readable.
+#[target_feature(enable = "avx2,fma")]
+#[inline]
+unsafe fn load<const MASKED: bool>(p: *const f32, mask: __m256i) -> __m256 {
+    // SAFETY: the caller guarantees the lanes read are in bounds.
+    unsafe {
+        if MASKED {
+            _mm256_maskload_ps(p, mask)
+        } else {
+            _mm256_loadu_ps(p)
+        }
+    }
+}
+
+/// `R` rows by a panel of `V` vectors, `t.cols` columns wide (`8V`, or
+/// fewer when `MASKED`: then rows are `t.cols` apart and each row's last
+/// vector is read through `t.mask`). Rows past `t.rows` read the last real
 /// row and are not stored.
 ///
 /// # Safety
-/// AVX2+FMA present; `panel` holds `(k + 1) * 8V` values; `x` holds rows
-/// `t.r0 .. t.r0 + t.rows` of `k` values `x_stride` apart, `out` the same
-/// rows of `out_stride`, with `t.c0 + t.cols <= n`.
+/// AVX2+FMA present; `panel` holds `(k + 1) * t.cols` values; `x` holds
+/// rows `t.r0 .. t.r0 + t.rows` of `k` values `x_stride` apart, `out` the
+/// same rows of `out_stride`, with `t.c0 + t.cols <= n`.
 #[target_feature(enable = "avx2,fma")]
 #[inline]
-unsafe fn tile<const R: usize, const V: usize>(
+unsafe fn tile<const R: usize, const V: usize, const MASKED: bool>(
     x: &[f32],
     panel: &[f32],
     out: &mut [f32],
@@ -71,7 +111,8 @@ unsafe fn tile<const R: usize, const V: usize>(
     t: Tile,
     act: Activation,
 ) {
-    let w = V * 8;
+    let w = if MASKED { t.cols } else { V * 8 };
+    debug_assert!(t.cols <= V * 8 && (MASKED || t.cols == V * 8));
     debug_assert!(panel.len() >= (s.k + 1) * w && t.rows >= 1 && t.rows <= R);
     debug_assert!(x.len() >= (t.r0 + t.rows - 1) * s.x_stride + s.k);
     let xp: [*const f32; R] = core::array::from_fn(|r| {
@@ -79,17 +120,20 @@ unsafe fn tile<const R: usize, const V: usize>(
         unsafe { x.as_ptr().add((t.r0 + r.min(t.rows - 1)) * s.x_stride) }
     });
     let pp = panel.as_ptr();
-    let mut acc = [[_mm256_setzero_ps(); V]; R];
-    for a in acc.iter_mut() {
-        for (v, lane) in a.iter_mut().enumerate() {
-            // SAFETY: the bias row is the panel's first `w` values.
-            *lane = unsafe { _mm256_loadu_ps(pp.add(v * 8)) };
-        }
-    }
+    // SAFETY: vector v of row i (0 the bias) starts at i * w + 8v; all of
+    // it is in the panel but for a masked last vector, read through the mask.
+    let row = |i: usize| -> [__m256; V] {
+        core::array::from_fn(|v| unsafe {
+            if v + 1 == V {
+                load::<MASKED>(pp.add(i * w + v * 8), t.mask)
+            } else {
+                _mm256_loadu_ps(pp.add(i * w + v * 8))
+            }
+        })
+    };
+    let mut acc = [row(0); R];
     for i in 0..s.k {
-        // SAFETY: row i of the panel starts at (i + 1) * w < panel.len().
-        let wr: [__m256; V] =
-            core::array::from_fn(|v| unsafe { _mm256_loadu_ps(pp.add((i + 1) * w + v * 8)) });
+        let wr = row(i + 1);
         for r in 0..R {
             // SAFETY: i < k, so x row r's element i is in bounds.
             let xv = unsafe { _mm256_broadcast_ss(&*xp[r].add(i)) };
@@ -101,7 +145,7 @@ unsafe fn tile<const R: usize, const V: usize>(
     let fast = epilogue(&mut acc, act);
     for (r, a) in acc.iter().enumerate().take(t.rows) {
         let o = &mut out[(t.r0 + r) * s.out_stride + t.c0..][..t.cols];
-        if t.cols == w {
+        if !MASKED {
             for (v, lane) in a.iter().enumerate() {
                 // SAFETY: `o` has `w` = 8V values, so lanes v*8..v*8+8 fit.
                 unsafe { _mm256_storeu_ps(o.as_mut_ptr().add(v * 8), *lane) };

@@ -13,7 +13,7 @@
 //! | [`conv2d_gemm`] (one group) | [`pack_gemm`] of `[k_h][k_w][in_c][out_c]` |
 //! | [`pointwise_conv2d`] | `[in_c][out_c]` |
 //! | [`dense`] | `[in_features][out_features]` |
-//! | [`gemm`] (pointwise and dense) | [`pack_gemm`]'s panels: per 16 (or 8) output columns, bias then `[k][16]` |
+//! | [`gemm`] (pointwise and dense) | [`pack_gemm`]'s panels: per 16 output columns (the last `n % 16` unpadded), bias then `[k][16]` |
 //!
 //! Biases and per-channel operands hold one value per output channel.
 //! Tensor lengths and arena offsets are counts of f32 elements, not bytes.

@@ -347,6 +347,12 @@ fn supernet_for(
         &args.data.identity(),
         &config,
         &mut report,
+        &mut |dir| {
+            eprintln!(
+                "another search is training the supernet in {}; waiting for it",
+                dir.display()
+            )
+        },
     )?;
     bar.finish_and_clear();
     eprintln!(

@@ -47,10 +47,13 @@ pub struct CachedSupernet {
 
 /// The supernet of [`cache_dir`] for the space file at `space_path`, trained first (or
 /// its training resumed) when the cache does not hold all `config.epochs` epochs.
-/// `progress` hears each step and epoch of any training.
+/// `progress` hears each step and epoch of any training. Two searches that want the
+/// same supernet train it once: the second waits (told through `waiting`, with the
+/// folder) on the first's lock on `train.lock` in the folder, which the operating system
+/// releases when the first ends, however it ends, then reuses or resumes what it left.
 ///
-/// Errors: the space file; a checkpoint in the folder that cannot be read or that was
-/// trained for something else; training errors.
+/// Errors: the space file; the folder or its lock file; a checkpoint in the folder
+/// that cannot be read or that was trained for something else; training errors.
 pub fn ensure(
     root: &Path,
     space_path: &Path,
@@ -58,20 +61,24 @@ pub fn ensure(
     data_identity: &str,
     config: &SupernetConfig,
     progress: &mut (dyn FnMut(Progress) + Send),
+    waiting: &mut dyn FnMut(&Path),
 ) -> Result<CachedSupernet, PipelineError> {
-    let text = std::fs::read_to_string(space_path).map_err(|e| PipelineError::Io {
-        path: space_path.to_path_buf(),
-        message: e.to_string(),
-    })?;
+    let text = std::fs::read_to_string(space_path).map_err(|e| io(space_path, e))?;
     let space = Space::from_toml(&text, &space_path.display().to_string())?;
     let dir = cache_dir(root, &space, &text, data, data_identity, config);
     let state = dir.join("supernet.json");
-    if epochs_done(&state) >= Some(config.epochs) {
-        // complete: loading it (and checking its identity) is the search's job
-        return Ok(CachedSupernet {
-            dir,
-            trained_epochs: 0,
-        });
+    let complete = || epochs_done(&state) >= Some(config.epochs);
+    // complete: loading it (and checking its identity) is the search's job
+    let reused = CachedSupernet {
+        dir: dir.clone(),
+        trained_epochs: 0,
+    };
+    if complete() {
+        return Ok(reused);
+    }
+    let _lock = lock(&dir, waiting)?;
+    if complete() {
+        return Ok(reused);
     }
     let resume = state.is_file();
     let mut trained_epochs = 0;
@@ -95,6 +102,35 @@ pub fn ensure(
         dir,
         trained_epochs,
     })
+}
+
+/// The exclusive lock on `dir/train.lock`, held until the returned file is dropped;
+/// `waiting` hears the folder when another process holds it.
+fn lock(dir: &Path, waiting: &mut dyn FnMut(&Path)) -> Result<std::fs::File, PipelineError> {
+    std::fs::create_dir_all(dir).map_err(|e| io(dir, e))?;
+    let path = dir.join("train.lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| io(&path, e))?;
+    match file.try_lock() {
+        Ok(()) => {}
+        Err(std::fs::TryLockError::WouldBlock) => {
+            waiting(dir);
+            file.lock().map_err(|e| io(&path, e))?;
+        }
+        Err(std::fs::TryLockError::Error(e)) => return Err(io(&path, e)),
+    }
+    Ok(file)
+}
+
+fn io(path: &Path, e: std::io::Error) -> PipelineError {
+    PipelineError::Io {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    }
 }
 
 /// Epochs a checkpoint's `supernet.json` says are done; `None` when there is none or it
@@ -144,6 +180,30 @@ mod tests {
             ..config.clone()
         };
         assert_ne!(base, dir(text, "mnist-5k limit 100", &longer));
+    }
+
+    #[test]
+    fn a_second_holder_of_the_training_lock_waits_for_the_first() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("tiny-0123");
+        let mut told = Vec::new();
+        let first = lock(&dir, &mut |d| told.push(d.to_path_buf())).unwrap();
+        assert!(told.is_empty());
+        let (tx, rx) = std::sync::mpsc::channel();
+        let second = {
+            let dir = dir.clone();
+            std::thread::spawn(move || {
+                let held = lock(&dir, &mut |_| tx.send("waiting").unwrap()).unwrap();
+                tx.send("locked").unwrap();
+                drop(held);
+            })
+        };
+        assert_eq!(rx.recv().unwrap(), "waiting");
+        let still = rx.recv_timeout(std::time::Duration::from_millis(200));
+        assert!(still.is_err(), "{still:?}: the second took a held lock");
+        drop(first);
+        assert_eq!(rx.recv().unwrap(), "locked");
+        second.join().unwrap();
     }
 
     #[test]
