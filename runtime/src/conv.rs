@@ -133,8 +133,9 @@ pub fn conv2d(x: &[f32], weights: &[f32], bias: &[f32], out: &mut [f32], p: &Con
 /// read); every output element is written. `weights` layout: `[k_h][k_w][c]`;
 /// `bias` has `c` values or is empty (no bias).
 ///
-/// With AVX2+FMA enabled in the build, the explicit-SIMD kernel
-/// (`depthwise_avx2`) runs; otherwise this file's loop, its twin.
+/// With AVX2+FMA enabled in the build (or, with the `std` feature, present
+/// in the CPU), the explicit-SIMD kernel (`depthwise_avx2`) runs; otherwise
+/// this file's loop, its twin.
 ///
 /// # Panics
 /// If `x`, `weights` or `out` is shorter than the shapes in `p` say, if `bias`
@@ -146,33 +147,18 @@ pub fn depthwise_conv2d(x: &[f32], weights: &[f32], bias: &[f32], out: &mut [f32
     assert!(out.len() >= p.out_h * p.out_w * c, "out too short");
     assert!(bias.is_empty() || bias.len() == c, "bias length");
     assert!(p.stride_h * p.stride_w * p.dilation_h * p.dilation_w > 0);
-    #[cfg(all(
-        target_arch = "x86_64",
-        target_feature = "avx2",
-        target_feature = "fma"
-    ))]
-    {
-        // SAFETY: this build enables AVX2 and FMA everywhere, so the CPU has
-        // them; the asserts above are the lengths the kernel needs.
-        unsafe { crate::depthwise_avx2::depthwise_avx2(x, weights, bias, out, p) }
+    #[cfg(target_arch = "x86_64")]
+    if crate::cpu::avx2_fma() {
+        // SAFETY: `avx2_fma` is true only when the build enables AVX2 and
+        // FMA or the CPU was found to have them; the asserts above are the
+        // lengths the kernel needs.
+        unsafe { crate::depthwise_avx2::depthwise_avx2(x, weights, bias, out, p) };
+        return;
     }
-    #[cfg(not(all(
-        target_arch = "x86_64",
-        target_feature = "avx2",
-        target_feature = "fma"
-    )))]
     depthwise_portable(x, weights, bias, out, p)
 }
 
 /// The portable depthwise loop (see [`depthwise_conv2d`]).
-#[cfg_attr(
-    all(
-        target_arch = "x86_64",
-        target_feature = "avx2",
-        target_feature = "fma"
-    ),
-    allow(dead_code)
-)]
 pub(crate) fn depthwise_portable(
     x: &[f32],
     weights: &[f32],
@@ -328,6 +314,28 @@ fn pointwise_tile<const C: usize>(
 /// # Panics
 /// If `out` is empty, or `bias` is neither empty nor `out.len()` long.
 pub fn dense(x: &[f32], weights: &[f32], bias: &[f32], out: &mut [f32], act: Activation) {
+    assert!(bias.is_empty() || bias.len() == out.len(), "bias length");
+    #[cfg(target_arch = "x86_64")]
+    if crate::cpu::avx2_fma() {
+        // SAFETY: `avx2_fma` is true only when the build enables AVX2 and
+        // FMA or the CPU was found to have them; the loop checks its bounds.
+        unsafe { crate::gemm_avx2::dense_avx2(x, weights, bias, out, act) };
+        return;
+    }
+    dense_portable(x, weights, bias, out, act)
+}
+
+/// [`dense`]'s loop, which the compiler vectorises for the features of the
+/// function it is inlined into (`gemm_avx2::dense_avx2` enables AVX2): the
+/// same operations in the same order either way (no fused multiply-add).
+#[inline(always)]
+pub(crate) fn dense_portable(
+    x: &[f32],
+    weights: &[f32],
+    bias: &[f32],
+    out: &mut [f32],
+    act: Activation,
+) {
     let n = out.len();
     init_bias(out, bias);
     for (v, wr) in x.iter().zip(weights.chunks_exact(n)) {

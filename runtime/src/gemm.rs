@@ -23,8 +23,16 @@ pub const PANEL: usize = 16;
 /// narrow or narrower with tiles of [`MR_NARROW`] rows.
 pub const NARROW: usize = 8;
 /// Rows of `x` (pixels) one AVX2 tile covers with a panel of two vectors.
+#[cfg_attr(
+    not(any(target_arch = "x86_64", target_arch = "aarch64")),
+    allow(dead_code)
+)]
 pub(crate) const MR: usize = 6;
 /// Rows one AVX2 tile covers with a panel of one vector.
+#[cfg_attr(
+    not(any(target_arch = "x86_64", target_arch = "aarch64")),
+    allow(dead_code)
+)]
 pub(crate) const MR_NARROW: usize = 8;
 
 /// The panels of an `n`-column matrix as (first column, width): full panels
@@ -83,8 +91,8 @@ pub(crate) struct GemmShape {
 /// `out = act(x . W + bias)` over packed weights, `m` rows: the pointwise
 /// convolution of `m` pixels (`x` is `[m][k]`, `out` `[m][n]`) or, with
 /// `m = 1`, a dense layer. `packed` is [`pack_gemm`]'s output for `k`, `n`.
-/// Uses the AVX2+FMA microkernel when the build enables those features, the
-/// portable one otherwise.
+/// Uses the AVX2+FMA microkernel when the build enables those features (or,
+/// with the `std` feature, the CPU has them), the portable one otherwise.
 ///
 /// # Panics
 /// If `x`, `packed` or `out` is shorter than the shapes say, or `k` or `n`
@@ -122,21 +130,14 @@ pub(crate) fn gemm_rows(
     act: Activation,
 ) {
     check(x, packed, out, s);
-    #[cfg(all(
-        target_arch = "x86_64",
-        target_feature = "avx2",
-        target_feature = "fma"
-    ))]
-    {
-        // SAFETY: this build enables AVX2 and FMA for every function, so the
-        // CPU it runs on has them; `check` proved every slice long enough.
-        unsafe { crate::gemm_avx2::gemm_avx2(x, packed, out, s, act) }
+    #[cfg(target_arch = "x86_64")]
+    if crate::cpu::avx2_fma() {
+        // SAFETY: `avx2_fma` is true only when the build enables AVX2 and
+        // FMA or the CPU was found to have them; `check` proved every slice
+        // long enough.
+        unsafe { crate::gemm_avx2::gemm_avx2(x, packed, out, s, act) };
+        return;
     }
-    #[cfg(not(all(
-        target_arch = "x86_64",
-        target_feature = "avx2",
-        target_feature = "fma"
-    )))]
     gemm_portable(x, packed, out, s, act)
 }
 
@@ -170,14 +171,6 @@ pub(crate) const PORTABLE: [(usize, usize); 2] = [(MR, PANEL), (MR_NARROW, NARRO
 pub(crate) const PORTABLE: [(usize, usize); 2] = [(6, 8), (4, 8)];
 
 /// The portable product with this build's tiles ([`PORTABLE`]).
-#[cfg_attr(
-    all(
-        target_arch = "x86_64",
-        target_feature = "avx2",
-        target_feature = "fma"
-    ),
-    allow(dead_code)
-)]
 #[inline(always)]
 pub(crate) fn gemm_portable(
     x: &[f32],
@@ -192,14 +185,6 @@ pub(crate) fn gemm_portable(
 /// [`gemm_portable`] with the shape as plain arguments (passed in registers,
 /// where a shape behind a reference is read from memory).
 #[allow(clippy::too_many_arguments)]
-#[cfg_attr(
-    all(
-        target_arch = "x86_64",
-        target_feature = "avx2",
-        target_feature = "fma"
-    ),
-    allow(dead_code)
-)]
 fn portable_args(
     x: &[f32],
     packed: &[f32],

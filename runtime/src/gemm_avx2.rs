@@ -164,6 +164,23 @@ unsafe fn tile<const R: usize, const V: usize, const MASKED: bool>(
     }
 }
 
+/// [`crate::dense`] compiled with AVX2 and FMA enabled: the portable loop,
+/// vectorised 8 lanes wide, with the portable rounding (a multiply then an
+/// add; Rust never fuses them on its own).
+///
+/// # Safety
+/// The CPU must support AVX2 and FMA.
+#[target_feature(enable = "avx2,fma")]
+pub(crate) unsafe fn dense_avx2(
+    x: &[f32],
+    weights: &[f32],
+    bias: &[f32],
+    out: &mut [f32],
+    act: Activation,
+) {
+    crate::conv::dense_portable(x, weights, bias, out, act)
+}
+
 /// Applies the activations that have a vector form to the accumulators, in
 /// the portable `Activation::apply`'s operation order; false for the others
 /// (applied afterwards to the stored values).

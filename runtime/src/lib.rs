@@ -25,30 +25,32 @@
 //! On Linux, [`linux`] also provides what a generated model's `no_std`
 //! program needs from the C library (I/O, clock, argv, its `main`), so that
 //! program, like the model, has no `unsafe` of its own.
+//!
+//! With the `std` feature (for host libraries; generated programs never
+//! enable it), an x86-64 build that does not enable AVX2 and FMA itself
+//! detects them at run time and calls the AVX2 kernels where the CPU has
+//! them (see `cpu.rs`). The API is the same with or without it.
 #![no_std]
+
+#[cfg(feature = "std")]
+extern crate std;
 
 #[cfg(target_endian = "big")]
 compile_error!("kiln-runtime reads its weight blob as little-endian f32");
 
 mod arena;
 mod conv;
+#[cfg(target_arch = "x86_64")]
+mod cpu;
 mod elementwise;
 mod gemm;
 mod im2col;
 pub mod int8;
-// Compiled on every x86-64 build so its tests run wherever the CPU has the
-// features; `gemm` calls it only when the build enables them.
+// Compiled on every x86-64 build (`#[target_feature]` functions): called
+// when `cpu::avx2_fma` says so, and tested wherever the CPU has the features.
 #[cfg(target_arch = "x86_64")]
-#[cfg_attr(
-    not(all(target_feature = "avx2", target_feature = "fma")),
-    allow(dead_code)
-)]
 mod depthwise_avx2;
 #[cfg(target_arch = "x86_64")]
-#[cfg_attr(
-    not(all(target_feature = "avx2", target_feature = "fma")),
-    allow(dead_code)
-)]
 mod gemm_avx2;
 #[cfg(target_os = "linux")]
 pub mod linux;
