@@ -83,13 +83,17 @@ pub fn qconv2d(p: &QConv2d, x: &[u8], w: &[u8], pc: PerChannel<'_>, y: &mut [u8]
     let wlen = p.k[0] * p.k[1] * cig;
     assert!(x.len() >= p.in_h * p.in_w * p.in_c && w.len() >= p.out_c * wlen);
     assert!(y.len() >= p.out_h * p.out_w * p.out_c && pc.bias.len() >= p.out_c);
+    // per output pixel and block of output channels: each tap's position is
+    // found once, then every channel of the block accumulates over it
+    let mut acc = [0i32; DW_CHUNK];
     for oy in 0..p.out_h {
         for ox in 0..p.out_w {
-            let yrow = &mut y[(oy * p.out_w + ox) * p.out_c..][..p.out_c];
-            for (o, yv) in yrow.iter_mut().enumerate() {
-                let g = o / cog;
-                let wo = &w[o * wlen..][..wlen];
-                let mut acc = 0i32;
+            let mut o0 = 0;
+            while o0 < p.out_c {
+                let g = o0 / cog;
+                let nb = DW_CHUNK.min((g + 1) * cog - o0);
+                let acc = &mut acc[..nb];
+                acc.fill(0);
                 for ky in 0..p.k[0] {
                     let Some(iy) = tap(oy, ky, p.stride[0], p.dilation[0], p.pad[0], p.in_h) else {
                         continue;
@@ -100,17 +104,27 @@ pub fn qconv2d(p: &QConv2d, x: &[u8], w: &[u8], pc: PerChannel<'_>, y: &mut [u8]
                             continue;
                         };
                         let xs = &x[(iy * p.in_w + ix) * p.in_c + g * cig..][..cig];
-                        let ws = &wo[(ky * p.k[1] + kx) * cig..][..cig];
-                        for (a, b) in xs.iter().zip(ws) {
-                            acc += (v(*a) - p.x_zero) * v(*b);
+                        let t = (ky * p.k[1] + kx) * cig;
+                        for (j, a) in acc.iter_mut().enumerate() {
+                            let ws = &w[(o0 + j) * wlen + t..][..cig];
+                            for (xb, wb) in xs.iter().zip(ws) {
+                                *a += (v(*xb) - p.x_zero) * v(*wb);
+                            }
                         }
                     }
                 }
-                *yv = p.out.put(pc.scale(o, acc));
+                let yrow = &mut y[(oy * p.out_w + ox) * p.out_c + o0..][..nb];
+                for (j, (yv, a)) in yrow.iter_mut().zip(acc.iter()).enumerate() {
+                    *yv = p.out.put(pc.scale(o0 + j, *a));
+                }
+                o0 += nb;
             }
         }
     }
 }
+
+/// Output channels whose weight sums [`qgemm`] keeps at once.
+const GEMM_BLOCK: usize = 64;
 
 /// Channels processed together by [`qdepthwise_conv2d`]'s accumulators.
 const DW_CHUNK: usize = 64;
@@ -178,17 +192,26 @@ pub fn qgemm(
     y: &mut [u8],
 ) {
     assert!(x.len() >= m * k && w.len() >= n * k && y.len() >= m * n && pc.bias.len() >= n);
-    for r in 0..m {
-        let xs = &x[r * k..][..k];
-        let yrow = &mut y[r * n..][..n];
-        for (o, yv) in yrow.iter_mut().enumerate() {
-            let ws = &w[o * k..][..k];
-            let mut acc = 0i32;
-            for (a, b) in xs.iter().zip(ws) {
-                acc += (v(*a) - x_zero) * v(*b);
-            }
-            *yv = out.put(pc.scale(o, acc));
+    // sum (x - z) w = sum x w - z sum w: the inner loop is a plain i8 dot
+    // product (which the compiler vectorises), the zero point's share one
+    // product per output, its weight sums computed once per block of outputs
+    let mut wsum = [0i32; GEMM_BLOCK];
+    let mut o0 = 0;
+    while o0 < n {
+        let nb = GEMM_BLOCK.min(n - o0);
+        for (j, s) in wsum[..nb].iter_mut().enumerate() {
+            *s = w[(o0 + j) * k..][..k].iter().map(|b| v(*b)).sum();
         }
+        for r in 0..m {
+            let xs = &x[r * k..][..k];
+            let yrow = &mut y[r * n + o0..][..nb];
+            for (j, yv) in yrow.iter_mut().enumerate() {
+                let ws = &w[(o0 + j) * k..][..k];
+                let dot: i32 = xs.iter().zip(ws).map(|(a, b)| v(*a) * v(*b)).sum();
+                *yv = out.put(pc.scale(o0 + j, dot - x_zero * wsum[j]));
+            }
+        }
+        o0 += nb;
     }
 }
 
@@ -334,38 +357,41 @@ mod tests {
     #[test]
     fn gemm_matches_a_1x1_convolution() {
         let mut r = rng(11);
-        let (m, k, n) = (9, 13, 7);
-        let x = bytes(m * k, &mut r);
-        let w = bytes(n * k, &mut r);
-        let (bias, mult, shift) = params(&mut r, n);
-        let pc = PerChannel {
-            bias: &bias,
-            mult: &mult,
-            shift: &shift,
-        };
-        let out = OutRange {
-            zero_point: -20,
-            lo: -20,
-            hi: 127,
-        };
-        let p = QConv2d {
-            in_h: 3,
-            in_w: 3,
-            in_c: k,
-            out_h: 3,
-            out_w: 3,
-            out_c: n,
-            k: [1, 1],
-            stride: [1, 1],
-            dilation: [1, 1],
-            pad: [0, 0],
-            groups: 1,
-            x_zero: 17,
-            out,
-        };
-        let want = naive(&p, &x, &w, pc);
-        let mut y = std::vec![0u8; m * n];
-        qgemm(m, k, n, &x, 17, &w, pc, out, &mut y);
-        assert_eq!(y, want);
+        // (pixels as h x w, k, n): n = 70 spans two blocks of weight sums
+        for (h, w, k, n) in [(3, 3, 13, 7), (1, 3, 20, 70)] {
+            let m = h * w;
+            let x = bytes(m * k, &mut r);
+            let wt = bytes(n * k, &mut r);
+            let (bias, mult, shift) = params(&mut r, n);
+            let pc = PerChannel {
+                bias: &bias,
+                mult: &mult,
+                shift: &shift,
+            };
+            let out = OutRange {
+                zero_point: -20,
+                lo: -20,
+                hi: 127,
+            };
+            let p = QConv2d {
+                in_h: h,
+                in_w: w,
+                in_c: k,
+                out_h: h,
+                out_w: w,
+                out_c: n,
+                k: [1, 1],
+                stride: [1, 1],
+                dilation: [1, 1],
+                pad: [0, 0],
+                groups: 1,
+                x_zero: 17,
+                out,
+            };
+            let want = naive(&p, &x, &wt, pc);
+            let mut y = std::vec![0u8; m * n];
+            qgemm(m, k, n, &x, 17, &wt, pc, out, &mut y);
+            assert_eq!(y, want, "{m}x{k}x{n}");
+        }
     }
 }
