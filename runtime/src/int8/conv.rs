@@ -191,24 +191,36 @@ pub fn qgemm(
     out: OutRange,
     y: &mut [u8],
 ) {
-    assert!(x.len() >= m * k && w.len() >= n * k && y.len() >= m * n && pc.bias.len() >= n);
+    assert!(x.len() >= m * k && w.len() >= n * k && y.len() >= m * n);
+    assert!(pc.bias.len() >= n && pc.mult.len() >= n && pc.shift.len() >= n);
     // sum (x - z) w = sum x w - z sum w: the inner loop is a plain i8 dot
     // product (which the compiler vectorises), the zero point's share one
     // product per output, its weight sums computed once per block of outputs
     let mut wsum = [0i32; GEMM_BLOCK];
+    let mut acc = [0i32; GEMM_BLOCK];
     let mut o0 = 0;
     while o0 < n {
         let nb = GEMM_BLOCK.min(n - o0);
         for (j, s) in wsum[..nb].iter_mut().enumerate() {
             *s = w[(o0 + j) * k..][..k].iter().map(|b| v(*b)).sum();
         }
+        let (bias, mult, shift) = (
+            &pc.bias[o0..][..nb],
+            &pc.mult[o0..][..nb],
+            &pc.shift[o0..][..nb],
+        );
         for r in 0..m {
             let xs = &x[r * k..][..k];
-            let yrow = &mut y[r * n + o0..][..nb];
-            for (j, yv) in yrow.iter_mut().enumerate() {
+            // the dot products first, then the requantization of the whole
+            // block in a loop of its own (so both can be vectorised)
+            for (j, a) in acc[..nb].iter_mut().enumerate() {
                 let ws = &w[(o0 + j) * k..][..k];
                 let dot: i32 = xs.iter().zip(ws).map(|(a, b)| v(*a) * v(*b)).sum();
-                *yv = out.put(pc.scale(o0 + j, dot - x_zero * wsum[j]));
+                *a = dot - x_zero * wsum[j] + bias[j];
+            }
+            let yrow = &mut y[r * n + o0..][..nb];
+            for (j, yv) in yrow.iter_mut().enumerate() {
+                *yv = out.put(multiply_by_quantized_multiplier(acc[j], mult[j], shift[j]));
             }
         }
         o0 += nb;
