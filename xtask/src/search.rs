@@ -347,12 +347,7 @@ fn supernet_for(
         &args.data.identity(),
         &config,
         &mut report,
-        &mut |dir| {
-            eprintln!(
-                "another search is training the supernet in {}; waiting for it",
-                dir.display()
-            )
-        },
+        &mut |note| eprintln!("{note}"),
     )?;
     bar.finish_and_clear();
     eprintln!(

@@ -170,7 +170,7 @@ fn export(a: ExportArgs) -> Result<()> {
         genome.id(),
         100.0 * judged.validation_top1,
         100.0 * test,
-        judge.accuracy_kind(),
+        judge.accuracy_kind(&data),
         a.out.display()
     );
     Ok(())

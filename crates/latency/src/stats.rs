@@ -40,18 +40,22 @@ pub fn fit_overhead(
     let (ssy, sly) = (dot(sums, ms, measured, mm), dot(&l, ml, measured, mm));
     let det = sss * sll - ssl * ssl;
     let tell_apart = |v: f64, scale: f64| v > 1e-9 * scale.max(f64::MIN_POSITIVE);
-    let (scale, per_layer) = if n >= 4 && tell_apart(det, sss * sll) {
-        ((ssy * sll - sly * ssl) / det, (sly * sss - ssy * ssl) / det)
+    let (scale, per_layer, lone) = if n >= 4 && tell_apart(det, sss * sll) {
+        (
+            (ssy * sll - sly * ssl) / det,
+            (sly * sss - ssy * ssl) / det,
+            false,
+        )
     } else if n >= 3 && tell_apart(sss, ms * ms) {
-        (ssy / sss, 0.0)
+        (ssy / sss, 0.0, false)
     } else {
-        (1.0, 0.0)
+        (1.0, 0.0, true)
     };
     let c = mm - scale * ms - per_layer * ml;
-    // With one free term, a negative constant (the layers measured alone cost more than
+    // With the constant the only free term, a negative one (the layers measured alone cost more than
     // the whole network: noise, or call overhead counted per layer) can make a small
     // network's prediction negative. A ratio through the origin stays positive.
-    let (scale, c) = if n < 3 && c < 0.0 && ms > 0.0 {
+    let (scale, c) = if lone && c < 0.0 && ms > 0.0 {
         (mm / ms, 0.0)
     } else {
         (scale, c)
@@ -161,6 +165,16 @@ mod tests {
         assert_eq!(o.cost.value, 0.0);
         assert!((o.scale - 1855.0 / 2300.0).abs() < 1e-12, "{o:?}");
         assert!(o.scale * 10.0 + o.cost.value > 0.0);
+        // three networks whose sums cannot be told apart: the same
+        let o = fit_overhead(
+            &[1700.0; 3],
+            &[9; 3],
+            &[1385.0, 1390.0, 1380.0],
+            Unit::Microseconds,
+        )
+        .unwrap();
+        assert_eq!(o.cost.value, 0.0);
+        assert!((o.scale - 1385.0 / 1700.0).abs() < 1e-12, "{o:?}");
         assert!(fit_overhead(&[], &[], &[], Unit::Fuel).is_none());
         assert!(fit_overhead(&[1.0], &[1], &[0.0], Unit::Fuel).is_none());
     }

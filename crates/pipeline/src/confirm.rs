@@ -10,6 +10,8 @@ use kiln_search::{
     EvalError, Evaluation, Evaluator, Journal, Objective, Status, TrialRecord, TrialSpec,
 };
 use kiln_space::Genome;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use crate::PipelineError;
 use crate::evaluate::PipelineEvaluator;
@@ -19,8 +21,8 @@ pub(crate) const PREDICTED_ONLY: &str = "judged only: accuracy inherited, latenc
 
 /// Builds and measures every front member of `journal` still judged only, with
 /// `evaluator` (which must build), records the measured evaluation in its place (the
-/// prediction kept as `predicted_latency_ms`), and repeats while the front changes.
-/// Returns how many candidates were built and measured.
+/// prediction kept as `predicted_latency_ms`), and repeats while the front changes;
+/// `workers` build at once. Returns how many candidates were built and measured.
 ///
 /// Errors: the journal; an evaluation that stops the search (a device that does not
 /// answer).
@@ -29,6 +31,7 @@ pub(crate) fn confirm_front(
     journal: &Journal,
     evaluator: &PipelineEvaluator,
     objectives: &[Objective],
+    workers: usize,
     note: &mut dyn FnMut(&str),
 ) -> Result<usize, PipelineError> {
     let mut built = 0;
@@ -48,8 +51,9 @@ pub(crate) fn confirm_front(
         if pending.is_empty() {
             return Ok(built);
         }
-        for t in pending {
-            match re_evaluate(run_dir, evaluator, &t)? {
+        let results = re_evaluate_all(run_dir, evaluator, &pending, workers);
+        for (t, result) in pending.into_iter().zip(results) {
+            match result? {
                 Ok(eval) => {
                     let status = if eval.violations.is_empty() {
                         Status::Done
@@ -77,6 +81,44 @@ pub(crate) fn confirm_front(
     }
 }
 
+/// [`re_evaluate`] of each of `trials`, `workers` at a time (each with its own worker
+/// number, so its own build folder), the results in the order of `trials`.
+pub(crate) fn re_evaluate_all(
+    run_dir: &std::path::Path,
+    evaluator: &PipelineEvaluator,
+    trials: &[TrialRecord],
+    workers: usize,
+) -> Vec<Result<Result<Evaluation, EvalError>, PipelineError>> {
+    let next = AtomicUsize::new(0);
+    let slots = Mutex::new((0..trials.len()).map(|_| None).collect::<Vec<_>>());
+    std::thread::scope(|s| {
+        for worker in 0..workers.clamp(1, trials.len().max(1)) {
+            let (next, slots) = (&next, &slots);
+            s.spawn(move || {
+                loop {
+                    let i = next.fetch_add(1, Ordering::SeqCst);
+                    let Some(t) = trials.get(i) else { break };
+                    let r = re_evaluate(run_dir, evaluator, t, worker);
+                    if let Ok(mut slots) = slots.lock() {
+                        slots[i] = Some(r);
+                    }
+                }
+            });
+        }
+    });
+    let slots = slots.into_inner().unwrap_or_else(|p| p.into_inner());
+    slots
+        .into_iter()
+        .zip(trials)
+        .map(|(r, t)| {
+            r.unwrap_or_else(|| {
+                let msg = format!("trial {}: its evaluation panicked", t.number);
+                Err(PipelineError::Invalid(msg))
+            })
+        })
+        .collect()
+}
+
 /// Evaluates journalled trial `t` again with `evaluator` in its own folder, keeping the
 /// table's prediction it had (`predicted_latency_ms`) beside the new figures.
 ///
@@ -85,6 +127,7 @@ pub(crate) fn re_evaluate(
     run_dir: &std::path::Path,
     evaluator: &PipelineEvaluator,
     t: &TrialRecord,
+    worker: usize,
 ) -> Result<Result<Evaluation, EvalError>, PipelineError> {
     let genome: Genome = serde_json::from_str(&t.genome)
         .map_err(|e| PipelineError::Invalid(format!("trial {}: {e}", t.number)))?;
@@ -93,7 +136,7 @@ pub(crate) fn re_evaluate(
         point: genome,
         id: t.genome_id.clone(),
         dir: trial_dir(run_dir, t.number, &t.genome_id),
-        worker: 0,
+        worker,
     };
     let predicted = t
         .evaluation

@@ -91,8 +91,8 @@ pub(crate) fn fine_tune_into(
 
 /// Fine-tunes up to `models` front models of `journal` whose accuracy is inherited, the
 /// most accurate first, with `evaluator` (a supernet and `fine_tune_epochs` set), and
-/// records each fine-tuned, built and measured evaluation in its trial's place. Returns
-/// how many were fine-tuned.
+/// records each fine-tuned, built and measured evaluation in its trial's place;
+/// `workers` fine-tune at once. Returns how many were fine-tuned.
 ///
 /// Errors: the journal; an evaluation that stops the search (a device that does not
 /// answer).
@@ -102,6 +102,7 @@ pub(crate) fn fine_tune_front(
     evaluator: &PipelineEvaluator,
     objectives: &[Objective],
     models: usize,
+    workers: usize,
     note: &mut dyn FnMut(&str),
 ) -> Result<usize, PipelineError> {
     let trials = journal.trials()?;
@@ -124,9 +125,10 @@ pub(crate) fn fine_tune_front(
     chosen.sort_by(|a, b| accuracy(b).total_cmp(&accuracy(a)));
     chosen.truncate(models);
     let mut done = 0;
-    for t in chosen {
+    let results = crate::confirm::re_evaluate_all(run_dir, evaluator, &chosen, workers);
+    for (t, result) in chosen.into_iter().zip(results) {
         let before = accuracy(&t);
-        match crate::confirm::re_evaluate(run_dir, evaluator, &t)? {
+        match result? {
             Ok(eval) => {
                 let status = if eval.violations.is_empty() {
                     Status::Done

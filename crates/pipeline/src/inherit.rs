@@ -19,7 +19,8 @@ use crate::PipelineError;
 /// A trained supernet, ready to judge and export sub-networks.
 pub struct SupernetJudge {
     // Judging runs kiln-runtime's kernels on plain arrays, shared by every worker;
-    // exporting (the front only) slices burn's tensors, one copy behind a lock.
+    // exporting (a model to build or fine-tune) slices burn's tensors, one copy behind
+    // a lock.
     weights: Arc<SupernetWeights>,
     net: Mutex<SuperNet>,
     /// The supernet's folder.
@@ -158,20 +159,20 @@ impl SupernetJudge {
                 .insert(keys::TEST_ACCURACY.into(), fraction(*test));
         }
         eval.labels
-            .insert(ACCURACY_KIND.into(), self.accuracy_kind());
+            .insert(ACCURACY_KIND.into(), self.accuracy_kind(data));
         eval.timings
             .insert("judge_s".into(), started.elapsed().as_secs_f64());
         Ok(judged.exported.map(|(_, onnx)| onnx))
     }
 
-    /// What an accuracy from this supernet is, in words.
-    pub fn accuracy_kind(&self) -> String {
+    /// What an accuracy from this supernet is, in words, for `data`.
+    pub fn accuracy_kind(&self, data: &Dataset) -> String {
         format!(
             "inherited from the supernet in {} ({} epochs), batch norm recalibrated on {} \
              training images",
             self.dir.display(),
             self.epochs,
-            self.settings.recalibration_images
+            self.settings.images_used(data.train.len())
         )
     }
 }

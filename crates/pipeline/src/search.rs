@@ -254,24 +254,14 @@ pub fn search(
         }
         Err(e) => return Err(e.into()),
     };
-    let (mut confirmed, mut fine_tuned) = (0, 0);
-    if evaluator.judge_only && !req.interrupt.load(Ordering::SeqCst) {
-        evaluator.judge_only = false;
-        confirmed =
-            crate::confirm::confirm_front(&req.out, &journal, &evaluator, &req.objectives, note)?;
-    }
-    let ft = req.fine_tune;
-    if evaluator.supernet.is_some() && ft.epochs > 0 && !req.interrupt.load(Ordering::SeqCst) {
-        evaluator.fine_tune_epochs = ft.epochs;
-        fine_tuned = crate::finetune::fine_tune_front(
-            &req.out,
-            &journal,
-            &evaluator,
-            &req.objectives,
-            ft.models,
-            note,
-        )?;
-    }
+    let phase = FrontPhase {
+        out: &req.out,
+        objectives: &req.objectives,
+        workers: req.workers.max(1),
+        fine_tune: req.fine_tune,
+        interrupt: &req.interrupt,
+    };
+    let (confirmed, fine_tuned) = finish_front(&phase, &journal, &mut evaluator, note)?;
     let files = write_report(&req.out, &journal, Some(&req.target), &req.objectives)?;
     Ok(SearchOutcome {
         summary,
@@ -282,6 +272,54 @@ pub fn search(
         confirmed,
         fine_tuned,
     })
+}
+
+/// What the last phases of a search need of its request.
+struct FrontPhase<'a> {
+    out: &'a Path,
+    objectives: &'a [Objective],
+    workers: usize,
+    fine_tune: FineTune,
+    interrupt: &'a AtomicBool,
+}
+
+/// The weight-sharing search's last phases: the judged-only front built and measured
+/// until every member is, then its most accurate models fine-tuned, each by as many
+/// workers as judged. Returns (built and measured, fine-tuned).
+///
+/// Errors: the journal; an evaluation that stops the search.
+fn finish_front(
+    p: &FrontPhase,
+    journal: &Journal,
+    evaluator: &mut PipelineEvaluator,
+    note: &mut dyn FnMut(&str),
+) -> Result<(usize, usize), PipelineError> {
+    let (mut confirmed, mut fine_tuned) = (0, 0);
+    if evaluator.judge_only && !p.interrupt.load(Ordering::SeqCst) {
+        evaluator.judge_only = false;
+        confirmed = crate::confirm::confirm_front(
+            p.out,
+            journal,
+            evaluator,
+            p.objectives,
+            p.workers,
+            note,
+        )?;
+    }
+    let ft = p.fine_tune;
+    if evaluator.supernet.is_some() && ft.epochs > 0 && !p.interrupt.load(Ordering::SeqCst) {
+        evaluator.fine_tune_epochs = ft.epochs;
+        fine_tuned = crate::finetune::fine_tune_front(
+            p.out,
+            journal,
+            evaluator,
+            p.objectives,
+            ft.models,
+            p.workers,
+            note,
+        )?;
+    }
+    Ok((confirmed, fine_tuned))
 }
 
 /// The table of [`SearchRequest::latency_table`], loaded and checked, with a note saying

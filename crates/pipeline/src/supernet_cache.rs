@@ -48,9 +48,10 @@ pub struct CachedSupernet {
 /// The supernet of [`cache_dir`] for the space file at `space_path`, trained first (or
 /// its training resumed) when the cache does not hold all `config.epochs` epochs.
 /// `progress` hears each step and epoch of any training. Two searches that want the
-/// same supernet train it once: the second waits (told through `waiting`, with the
-/// folder) on the first's lock on `train.lock` in the folder, which the operating system
-/// releases when the first ends, however it ends, then reuses or resumes what it left.
+/// same supernet train it once: the second waits (and says so through `note`) on the
+/// first's lock on `train.lock` in the folder, which the operating system releases when
+/// the first ends, however it ends, then reuses or resumes what it left. Where the file
+/// system has no locks, `note` says so and training goes on unlocked.
 ///
 /// Errors: the space file; the folder or its lock file; a checkpoint in the folder
 /// that cannot be read or that was trained for something else; training errors.
@@ -61,7 +62,7 @@ pub fn ensure(
     data_identity: &str,
     config: &SupernetConfig,
     progress: &mut (dyn FnMut(Progress) + Send),
-    waiting: &mut dyn FnMut(&Path),
+    note: &mut dyn FnMut(&str),
 ) -> Result<CachedSupernet, PipelineError> {
     let text = std::fs::read_to_string(space_path).map_err(|e| io(space_path, e))?;
     let space = Space::from_toml(&text, &space_path.display().to_string())?;
@@ -76,7 +77,7 @@ pub fn ensure(
     if complete() {
         return Ok(reused);
     }
-    let _lock = lock(&dir, waiting)?;
+    let _lock = lock(&dir, note)?;
     if complete() {
         return Ok(reused);
     }
@@ -104,9 +105,11 @@ pub fn ensure(
     })
 }
 
-/// The exclusive lock on `dir/train.lock`, held until the returned file is dropped;
-/// `waiting` hears the folder when another process holds it.
-fn lock(dir: &Path, waiting: &mut dyn FnMut(&Path)) -> Result<std::fs::File, PipelineError> {
+/// The exclusive lock on `dir/train.lock`, held until the returned file is dropped
+/// (`None`: the file system cannot lock); `note` hears why it waits or goes unlocked.
+///
+/// Errors: the folder or the lock file cannot be created.
+fn lock(dir: &Path, note: &mut dyn FnMut(&str)) -> Result<Option<std::fs::File>, PipelineError> {
     std::fs::create_dir_all(dir).map_err(|e| io(dir, e))?;
     let path = dir.join("train.lock");
     let file = std::fs::OpenOptions::new()
@@ -115,15 +118,28 @@ fn lock(dir: &Path, waiting: &mut dyn FnMut(&Path)) -> Result<std::fs::File, Pip
         .write(true)
         .open(&path)
         .map_err(|e| io(&path, e))?;
-    match file.try_lock() {
-        Ok(()) => {}
+    let unlocked = |e: std::io::Error, note: &mut dyn FnMut(&str)| {
+        note(&format!(
+            "cannot lock {} ({e}): a second search of this space and data at the same time \
+             would train the same supernet",
+            path.display()
+        ));
+        None
+    };
+    Ok(match file.try_lock() {
+        Ok(()) => Some(file),
         Err(std::fs::TryLockError::WouldBlock) => {
-            waiting(dir);
-            file.lock().map_err(|e| io(&path, e))?;
+            note(&format!(
+                "another search is training the supernet in {}; waiting for it",
+                dir.display()
+            ));
+            match file.lock() {
+                Ok(()) => Some(file),
+                Err(e) => unlocked(e, note),
+            }
         }
-        Err(std::fs::TryLockError::Error(e)) => return Err(io(&path, e)),
-    }
-    Ok(file)
+        Err(std::fs::TryLockError::Error(e)) => unlocked(e, note),
+    })
 }
 
 fn io(path: &Path, e: std::io::Error) -> PipelineError {
@@ -187,13 +203,17 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let dir = tmp.path().join("tiny-0123");
         let mut told = Vec::new();
-        let first = lock(&dir, &mut |d| told.push(d.to_path_buf())).unwrap();
+        let first = lock(&dir, &mut |m| told.push(m.to_string())).unwrap();
         assert!(told.is_empty());
         let (tx, rx) = std::sync::mpsc::channel();
         let second = {
             let dir = dir.clone();
             std::thread::spawn(move || {
-                let held = lock(&dir, &mut |_| tx.send("waiting").unwrap()).unwrap();
+                let held = lock(&dir, &mut |m| {
+                    assert!(m.contains("waiting for it"), "{m}");
+                    tx.send("waiting").unwrap()
+                })
+                .unwrap();
                 tx.send("locked").unwrap();
                 drop(held);
             })

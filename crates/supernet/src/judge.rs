@@ -18,6 +18,16 @@ pub struct JudgeSettings {
     pub batch: usize,
 }
 
+impl JudgeSettings {
+    /// How many training images a recalibration runs when the training split has
+    /// `train_images`: at most `recalibration_images`, less one when the last batch
+    /// would hold a single image (it has no variance to normalise with).
+    pub fn images_used(&self, train_images: usize) -> usize {
+        let n = self.recalibration_images.min(train_images);
+        if n % self.batch.max(2) == 1 { n - 1 } else { n }
+    }
+}
+
 impl Default for JudgeSettings {
     fn default() -> Self {
         JudgeSettings {
@@ -65,20 +75,16 @@ pub fn recalibrate(
 }
 
 /// The recalibration loop of both judges: `forward` runs the training images `idx`
-/// with batch norm collecting statistics, in batches of at least two (one image has no
-/// variance to normalise with).
+/// with batch norm collecting statistics, in batches of at least two
+/// ([`JudgeSettings::images_used`] of them).
 pub(crate) fn recalibrate_with(
     data: &Dataset,
     settings: &JudgeSettings,
     mut forward: impl FnMut(&[usize], &mut BnContext) -> Result<(), SupernetError>,
 ) -> Result<BnContext, SupernetError> {
-    let n = settings.recalibration_images.min(data.train.len());
-    let all: Vec<usize> = (0..n).collect();
+    let all: Vec<usize> = (0..settings.images_used(data.train.len())).collect();
     let mut bn = BnContext::collect();
     for idx in all.chunks(settings.batch.max(2)) {
-        if idx.len() < 2 {
-            break;
-        }
         forward(idx, &mut bn)?;
     }
     bn.mode = BnMode::Fixed;

@@ -65,6 +65,17 @@ pub enum SupernetError {
         /// The run's value.
         wanted: String,
     },
+    /// Data whose images or classes are not the ones the supernet was built for.
+    #[error(
+        "the data's images are {data} but this supernet was built for {supernet}: judge it \
+         on the data it was trained on"
+    )]
+    Input {
+        /// The data's `CxHxW (K classes)`.
+        data: String,
+        /// The supernet's.
+        supernet: String,
+    },
     /// Settings that cannot train.
     #[error("supernet settings: {0}")]
     Config(String),

@@ -123,6 +123,21 @@ impl SupernetWeights {
         &self.space
     }
 
+    /// `genome`'s sub-network, for images of `data`.
+    ///
+    /// Errors: [`SupernetError::Input`] when `data`'s images or classes are not the
+    /// supernet's; [`SupernetError::Genome`] for a genome outside the space.
+    fn subnet(&self, genome: &Genome, data: &Dataset) -> Result<SubNet, SupernetError> {
+        let theirs = kiln_train::input_spec(data);
+        if theirs != self.input {
+            return Err(SupernetError::Input {
+                data: theirs.to_string(),
+                supernet: self.input.to_string(),
+            });
+        }
+        SubNet::of(self, genome)
+    }
+
     pub(crate) fn architecture(&self, genome: &Genome) -> Result<Architecture, SupernetError> {
         Architecture::new(&self.space, genome, self.input)
             .map_err(|e| SupernetError::Genome(e.to_string()))
@@ -131,21 +146,22 @@ impl SupernetWeights {
     /// [`crate::recalibrate`] on kiln-runtime's kernels: `genome`'s batch-norm statistics
     /// over the first `settings.recalibration_images` training images.
     ///
-    /// Errors: [`SupernetError::Genome`] for a genome outside the space.
+    /// Errors: [`SupernetError::Input`] for data of another shape or class count;
+    /// [`SupernetError::Genome`] for a genome outside the space.
     pub fn recalibrate(
         &self,
         genome: &Genome,
         data: &Dataset,
         settings: &JudgeSettings,
     ) -> Result<BnContext, SupernetError> {
-        recalibrate(&SubNet::of(self, genome)?, data, settings)
+        recalibrate(&self.subnet(genome, data)?, data, settings)
     }
 
     /// [`crate::accuracy`] on kiln-runtime's kernels: top-1 (a fraction) on `split` with
     /// the statistics of `bn`, and the logits `[n, classes]` row-major.
     ///
-    /// Errors: [`SupernetError::Genome`]; [`SupernetError::Stats`] when `bn` was not
-    /// recalibrated for this genome.
+    /// Errors: [`SupernetError::Input`]; [`SupernetError::Genome`];
+    /// [`SupernetError::Stats`] when `bn` was not recalibrated for this genome.
     pub fn accuracy(
         &self,
         genome: &Genome,
@@ -154,7 +170,7 @@ impl SupernetWeights {
         data: &Dataset,
         batch: usize,
     ) -> Result<(f64, Vec<f32>), SupernetError> {
-        accuracy(&SubNet::of(self, genome)?, bn, split, data, batch)
+        accuracy(&self.subnet(genome, data)?, bn, split, data, batch)
     }
 
     /// [`crate::judge`] on kiln-runtime's kernels: recalibrated, then validation top-1
@@ -167,7 +183,7 @@ impl SupernetWeights {
         data: &Dataset,
         settings: &JudgeSettings,
     ) -> Result<Judgement, SupernetError> {
-        let net = SubNet::of(self, genome)?;
+        let net = self.subnet(genome, data)?;
         let mut bn = recalibrate(&net, data, settings)?;
         let split = if data.validation.is_empty() {
             &data.test

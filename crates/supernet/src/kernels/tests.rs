@@ -102,3 +102,23 @@ fn fixed_statistics_are_required() {
         .unwrap_err();
     assert!(err.to_string().contains("`stem`"), "{err}");
 }
+
+#[test]
+fn data_of_another_shape_is_refused() {
+    let data = data();
+    let space = Space::from_toml(include_str!("../../../../spaces/mobile.toml"), "mobile").unwrap();
+    let mut input = kiln_train::input_spec(&data);
+    input.height = 32;
+    input.width = 32;
+    let net = SuperNet::build(&space, input, &mut Seeded::new(5), &kiln_train::device()).unwrap();
+    let weights = SupernetWeights::of(&net).unwrap();
+    let settings = JudgeSettings::default();
+    let err = weights
+        .judge(&largest(&space), &data, &settings)
+        .expect_err("refused");
+    assert!(
+        err.to_string().contains("1x28x28 (10 classes)")
+            && err.to_string().contains("1x32x32 (10 classes)"),
+        "{err}"
+    );
+}
