@@ -13,7 +13,10 @@ Needs the `onnxruntime`, `onnx` and `numpy` wheels, e.g.
     /work/venv-ort/bin/pip install onnxruntime onnx numpy
 
 Usage: ort-quantize.py MODEL.onnx OUT.onnx [--csv data/mnist_5k.csv.gz]
-       [--images 200] [--shape 1,1,28,28]
+       [--images 200] [--shape 1,1,28,28] [--format qdq|qoperator]
+
+The QOperator fixture (mnist-reference.ort-qop.onnx) is the same model and
+calibration with --format qoperator (QLinearConv, QLinearAdd, ...).
 
 Settings: quant_pre_process first (batch norm folded, shapes inferred),
 then QDQ, int8 activations (per tensor, asymmetric) and int8 weights per
@@ -48,6 +51,7 @@ def main() -> int:
     ap.add_argument("--csv", default="data/mnist_5k.csv.gz")
     ap.add_argument("--images", type=int, default=200)
     ap.add_argument("--shape", default="1,1,28,28")
+    ap.add_argument("--format", choices=["qdq", "qoperator"], default="qdq")
     a = ap.parse_args()
     shape = [int(d) for d in a.shape.split(",")]
     rows = []
@@ -62,7 +66,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as d:
         pre = os.path.join(d, "pre.onnx")
         quant_pre_process(a.model, pre, skip_symbolic_shape=True)
-        quantize_static(pre, a.out, Reader(name, images), quant_format=QuantFormat.QDQ,
+        quantize_static(pre, a.out, Reader(name, images), quant_format=QuantFormat.QDQ if a.format == "qdq" else QuantFormat.QOperator,
                         activation_type=QuantType.QInt8, weight_type=QuantType.QInt8,
                         per_channel=True)
     return 0

@@ -425,25 +425,22 @@ fn whole_network_argmax_agrees_with_onnxruntime() {
     assert!(pct >= 99.5, "{same} of {} argmaxes agree", tests.len());
 }
 
-/// The argmaxes onnxruntime gave for the fixture on the test split, kept
-/// so the test also runs without Python (`KILN_UPDATE_FIXTURES=1` with
-/// `KILN_ORT_PYTHON` rewrites them).
-const ORT_ARGMAX: &str = "crates/quant/tests/fixtures/mnist-reference.ort-int8.argmax.txt";
-
 /// A model quantized by onnxruntime's own `quantize_static`
-/// (scripts/ort-quantize.py; batch norm folded by its pre-processing, hard
-/// swish inlined as HardSigmoid and Mul) lowers and runs through kiln's
-/// integer kernels with the same argmax as onnxruntime on the bundled test
-/// split.
-#[test]
-fn onnxruntime_quantized_model_matches_onnxruntime() {
-    let onnx = std::fs::read(repo(
-        "crates/quant/tests/fixtures/mnist-reference.ort-int8.onnx",
-    ))
-    .expect("fixture");
+/// (scripts/ort-quantize.py) lowers and runs through kiln's integer kernels
+/// with the same argmax as onnxruntime on the bundled test split. The
+/// argmaxes onnxruntime gave are kept beside the fixture
+/// (`NAME.argmax.txt`), so the test also runs without Python
+/// (`KILN_UPDATE_FIXTURES=1` with `KILN_ORT_PYTHON` rewrites them).
+fn onnxruntime_fixture(name: &str) {
+    let dir = "crates/quant/tests/fixtures";
+    let onnx = std::fs::read(repo(&format!("{dir}/{name}.onnx"))).expect("fixture");
+    let argmax_file = repo(&format!("{dir}/{name}.argmax.txt"));
     let (_, report) =
-        kiln_lower::lower_bytes_reported(&onnx, "fixture", &Default::default()).expect("lowers");
-    eprintln!("kept in f32: {:?}", report.expect("QDQ").float_ops);
+        kiln_lower::lower_bytes_reported(&onnx, name, &Default::default()).expect("lowers");
+    eprintln!(
+        "{name}: kept in f32: {:?}",
+        report.expect("quantized").float_ops
+    );
     let data = kiln_data::load(
         &kiln_data::Source::Mnist5k,
         &kiln_data::SplitOptions::default(),
@@ -459,23 +456,28 @@ fn onnxruntime_quantized_model_matches_onnxruntime() {
     };
     let want: Vec<usize> = match std::env::var_os("KILN_ORT_PYTHON").map(PathBuf::from) {
         Some(py) => {
-            let w: Vec<usize> = ort(&py, &scratch("quant_ort_fixture/ort"), &onnx, &tests)
-                .iter()
-                .map(|o| argmax(o))
-                .collect();
+            let w: Vec<usize> = ort(
+                &py,
+                &scratch(&format!("quant_ort_{name}/ort")),
+                &onnx,
+                &tests,
+            )
+            .iter()
+            .map(|o| argmax(o))
+            .collect();
             if std::env::var_os("KILN_UPDATE_FIXTURES").is_some() {
                 let text: Vec<String> = w.iter().map(|a| a.to_string()).collect();
-                std::fs::write(repo(ORT_ARGMAX), text.join("\n") + "\n").expect("write");
+                std::fs::write(&argmax_file, text.join("\n") + "\n").expect("write");
             }
             w
         }
-        None => std::fs::read_to_string(repo(ORT_ARGMAX))
+        None => std::fs::read_to_string(&argmax_file)
             .expect("stored argmaxes")
             .lines()
             .map(|l| l.parse().expect("an index"))
             .collect(),
     };
-    let (bin, _) = build("quant_ort_fixture", std::slice::from_ref(&onnx));
+    let (bin, _) = build(&format!("quant_ort_{name}"), std::slice::from_ref(&onnx));
     let got: Vec<usize> = tests.iter().map(|t| argmax(&run(&bin, 0, t))).collect();
     let same = got.iter().zip(&want).filter(|(a, b)| a == b).count();
     let right = got
@@ -484,7 +486,7 @@ fn onnxruntime_quantized_model_matches_onnxruntime() {
         .filter(|(i, a)| data.test.label(*i) == **a)
         .count();
     eprintln!(
-        "onnxruntime-quantized model: {same} of {} argmaxes agree; kiln top-1 {:.2}%",
+        "{name}: {same} of {} argmaxes as onnxruntime's; kiln top-1 {:.2}%",
         tests.len(),
         100.0 * right as f64 / tests.len() as f64
     );
@@ -493,4 +495,19 @@ fn onnxruntime_quantized_model_matches_onnxruntime() {
         "{same} of {} agree",
         tests.len()
     );
+}
+
+/// QDQ format: batch norm folded by onnxruntime's pre-processing, hard
+/// swish inlined as HardSigmoid and Mul.
+#[test]
+fn onnxruntime_quantized_model_matches_onnxruntime() {
+    onnxruntime_fixture("mnist-reference.ort-int8");
+}
+
+/// QOperator format: QLinearConv, QLinearMul, QLinearAdd (the input
+/// normalisation's, against a constant, kept in f32), QLinearGlobalAveragePool,
+/// QGemm.
+#[test]
+fn onnxruntime_qoperator_model_matches_onnxruntime() {
+    onnxruntime_fixture("mnist-reference.ort-qop");
 }

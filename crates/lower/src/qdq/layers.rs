@@ -107,7 +107,7 @@ impl Qdq<'_> {
     }
 
     /// Symmetric int8 weights and one scale per output channel (`out_axis`).
-    fn int8_weights(
+    pub(super) fn int8_weights(
         &self,
         i: usize,
         q: &QData,

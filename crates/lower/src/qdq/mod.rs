@@ -22,6 +22,7 @@
 mod float;
 mod layers;
 mod params;
+mod qop;
 mod quant;
 
 use std::collections::{HashMap, HashSet};
@@ -46,9 +47,11 @@ pub struct QdqReport {
 /// True when the model has any QuantizeLinear or DequantizeLinear node.
 pub(crate) fn is_qdq(model: &pb::ModelProto) -> bool {
     model.graph.as_ref().is_some_and(|g| {
-        g.node
-            .iter()
-            .any(|n| n.op_type == "QuantizeLinear" || n.op_type == "DequantizeLinear")
+        g.node.iter().any(|n| {
+            n.op_type == "QuantizeLinear"
+                || n.op_type == "DequantizeLinear"
+                || qop::QOPERATORS.contains(&n.op_type.as_str())
+        })
     })
 }
 
@@ -220,7 +223,7 @@ impl Qdq<'_> {
                 Ok(())
             }
             _ => {
-                if !self.try_int8(i)? {
+                if !self.qoperator(i)? && !self.try_int8(i)? {
                     self.float_op(i)?;
                 }
                 Ok(())
