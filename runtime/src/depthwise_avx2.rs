@@ -193,7 +193,11 @@ unsafe fn tile<const P: usize, const V: usize, const MASKED: bool>(
                 let ix = t.ox * p.stride_w + kx * p.dilation_w - p.pad_left;
                 let wp = a.w.add((ky * p.k_w + kx) * c + j);
                 let xp = a.x.add((iy * p.in_w + ix) * c + j);
-                let w: [__m256; V] = core::array::from_fn(|v| load::<MASKED>(wp.add(v * 8), mask));
+                // a loop, not `array::from_fn`, so it inlines (see gemm_avx2's `tile`)
+                let mut w = [_mm256_setzero_ps(); V];
+                for (v, lane) in w.iter_mut().enumerate() {
+                    *lane = load::<MASKED>(wp.add(v * 8), mask);
+                }
                 for (q, px) in acc.iter_mut().enumerate() {
                     for (v, lane) in px.iter_mut().enumerate() {
                         let xv = load::<MASKED>(xp.add(q * step + v * 8), mask);
