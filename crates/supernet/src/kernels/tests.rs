@@ -27,7 +27,11 @@ fn close(a: f32, b: f32, what: &str) {
 }
 
 fn agree(space: &Space, genomes: usize) {
-    let data = data();
+    agree_on(space, &data(), genomes);
+}
+
+fn agree_on(space: &Space, data: &Dataset, genomes: usize) {
+    let data = data.clone();
     let input = kiln_train::input_spec(&data);
     let net = SuperNet::build(space, input, &mut Seeded::new(5), &kiln_train::device()).unwrap();
     let weights = SupernetWeights::of(&net).unwrap();
@@ -121,4 +125,50 @@ fn data_of_another_shape_is_refused() {
             && err.to_string().contains("1x32x32 (10 classes)"),
         "{err}"
     );
+}
+
+/// Seeded random 3-channel images, 15 x 15 (odd sizes through stride 2), 4 classes.
+fn rgb_data() -> Dataset {
+    let shape = kiln_data::ImageShape {
+        channels: 3,
+        height: 15,
+        width: 15,
+    };
+    let mut rng = ChaCha8Rng::seed_from_u64(3);
+    let mut split = |n: usize| {
+        let images: Vec<u8> = (0..n * 3 * 15 * 15)
+            .map(|_| rand::Rng::random(&mut rng))
+            .collect();
+        let labels: Vec<u8> = (0..n).map(|i| (i % 4) as u8).collect();
+        kiln_data::Split::new(shape, images, labels).unwrap()
+    };
+    let (train, test) = (split(120), split(40));
+    let names = (0..4).map(|i| format!("c{i}")).collect();
+    let options = SplitOptions {
+        seed: 1,
+        validation_fraction: 0.25,
+        train_limit: None,
+    };
+    Dataset::from_splits("rgb".into(), names, train, test, &options).unwrap()
+}
+
+fn rgb_space(stem_kernel: usize, stem_stride: usize) -> Space {
+    let text = format!(
+        "name = \"rgb\"\n[stem]\nwidths = [4, 8]\nkernel = {stem_kernel}\nstride = \
+         {stem_stride}\nactivation = \"hswish\"\n[[stage]]\nstride = 2\ndepth = [1, 2]\n\
+         widths = [8]\nkernels = [1, 3, 7]\nexpand = [1, 2]\nse = [false, true]\n\
+         activations = [\"relu6\", \"hswish\"]\n[[stage]]\nstride = 1\ndepth = [1]\n\
+         widths = [8, 12]\nkernels = [3]\nexpand = [2]\nse = [true]\n\
+         activations = [\"relu6\"]\n[head]\nwidths = [0, 8]\nactivation = \"hswish\"\n"
+    );
+    Space::from_toml(&text, "rgb").unwrap()
+}
+
+#[test]
+fn three_channels_odd_sizes_and_every_conv_kind_judge_the_same() {
+    let data = rgb_data();
+    // an 11 x 11 stem on 3 channels is a 363-value patch, past the GEMM's buffer:
+    // the general convolution; a 1 x 1 stem at stride 1 is a pointwise GEMM
+    agree_on(&rgb_space(11, 2), &data, 4);
+    agree_on(&rgb_space(1, 1), &data, 4);
 }
