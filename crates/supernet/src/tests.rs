@@ -150,7 +150,15 @@ fn training_checkpoints_every_epoch_and_resumes() {
     };
     assert_eq!(x(&trained), x(&loaded));
 
-    // two epochs with --resume: one more is trained
+    // a kill after metrics.json but before supernet.json recorded a second epoch
+    let path = dir.path().join("metrics.json");
+    let mut v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    let first = v["epochs"][0].clone();
+    v["epochs"].as_array_mut().unwrap().push(first);
+    std::fs::write(&path, v.to_string()).unwrap();
+
+    // two epochs with --resume: one more is trained, recorded once
     let more = SupernetConfig {
         epochs: 2,
         ..config

@@ -175,8 +175,10 @@ fn train_on_pool(
     let config = &identity.config;
     let ad = kiln_train::device().autodiff();
     let (mut net, done, mut metrics) = if resume && dir.join("supernet.json").is_file() {
-        let (net, found, done, metrics) = load(dir, &ad)?;
+        let (net, found, done, mut metrics) = load(dir, &ad)?;
         found.check(identity, dir)?;
+        // a kill between writing metrics.json and supernet.json leaves one record ahead
+        metrics.epochs.truncate(done);
         progress(Progress::Resumed(done));
         (net, done, metrics)
     } else {
