@@ -101,6 +101,17 @@ impl BnContext {
         s.count += pixels;
     }
 
+    /// Layer `name`'s recalibrated statistics for `c` channels.
+    ///
+    /// Errors: [`SupernetError::Stats`] when the layer was never recalibrated or has
+    /// another width.
+    pub(crate) fn fixed(&self, name: &str, c: usize) -> Result<&LayerStats, SupernetError> {
+        self.stats
+            .get(name)
+            .filter(|s| s.sum.len() == c)
+            .ok_or_else(|| SupernetError::Stats(name.to_string()))
+    }
+
     /// Normalises NCHW `y` (`[n, c, h, w]`) of layer `name` and applies `gamma`, `beta`
     /// (`[c]` each).
     ///
@@ -131,11 +142,7 @@ impl BnContext {
                 (mean.reshape([1, c, 1, 1]), var.reshape([1, c, 1, 1]))
             }
             BnMode::Fixed => {
-                let s = self
-                    .stats
-                    .get(name)
-                    .filter(|s| s.sum.len() == c)
-                    .ok_or_else(|| SupernetError::Stats(name.to_string()))?;
+                let s = self.fixed(name, c)?;
                 let t =
                     |v: Vec<f32>| Tensor::<4>::from_data(TensorData::new(v, [1, c, 1, 1]), &device);
                 (t(s.mean()), t(s.var()))

@@ -50,11 +50,7 @@ fn conv(
         vec![c],
         vals(sc.beta.val().narrow(0, 0, c))?,
     )?;
-    let stats = bn
-        .stats
-        .get(n)
-        .filter(|s| s.mean().len() == c)
-        .ok_or_else(|| SupernetError::Stats(n.clone()))?;
+    let stats = bn.fixed(n, c)?;
     put(w, format!("{n}.bn.running_mean"), vec![c], stats.mean())?;
     put(w, format!("{n}.bn.running_var"), vec![c], stats.var())?;
     Ok(())

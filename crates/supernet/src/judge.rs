@@ -129,6 +129,15 @@ pub fn accuracy(
     })
 }
 
+/// The split inherited accuracy ranks by: validation, or test when there is none.
+pub(crate) fn ranked_split(data: &Dataset) -> &Split {
+    if data.validation.is_empty() {
+        &data.test
+    } else {
+        &data.validation
+    }
+}
+
 /// Recalibrates and measures `genome`'s validation top-1 (test top-1 without a validation
 /// split): the inherited accuracy a weight-sharing search ranks by.
 ///
@@ -140,11 +149,7 @@ pub fn judge(
     settings: &JudgeSettings,
 ) -> Result<Judgement, SupernetError> {
     let mut bn = recalibrate(net, genome, data, settings)?;
-    let split = if data.validation.is_empty() {
-        &data.test
-    } else {
-        &data.validation
-    };
+    let split = ranked_split(data);
     let (top1, _) = accuracy(net, genome, &mut bn, split, data, settings.batch)?;
     Ok(Judgement { top1, bn })
 }

@@ -75,11 +75,7 @@ fn conv_bn(conv: &SubConv, x: &Maps, bn: &mut BnContext) -> Result<Maps, Superne
     let g = &conv.geometry;
     let c = g.out_c;
     if bn.mode == BnMode::Fixed {
-        let s = bn
-            .stats
-            .get(&conv.name)
-            .filter(|s| s.mean().len() == c)
-            .ok_or_else(|| SupernetError::Stats(conv.name.clone()))?;
+        let s = bn.fixed(&conv.name, c)?;
         let (w, b) = conv.folded(&s.mean(), &s.var());
         return Ok(run(conv, x, &w, &b, conv.act));
     }

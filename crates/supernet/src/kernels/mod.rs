@@ -18,7 +18,7 @@ use kiln_space::{Architecture, Genome, InputSpec, Space};
 use rand_chacha::ChaCha8Rng;
 
 use crate::bn::BnContext;
-use crate::judge::{JudgeSettings, Judgement, accuracy_with, recalibrate_with};
+use crate::judge::{JudgeSettings, Judgement, accuracy_with, ranked_split, recalibrate_with};
 use crate::net::SuperConv;
 use crate::{SuperNet, SupernetError};
 use forward::Maps;
@@ -185,11 +185,7 @@ impl SupernetWeights {
     ) -> Result<Judgement, SupernetError> {
         let net = self.subnet(genome, data)?;
         let mut bn = recalibrate(&net, data, settings)?;
-        let split = if data.validation.is_empty() {
-            &data.test
-        } else {
-            &data.validation
-        };
+        let split = ranked_split(data);
         let (top1, _) = accuracy(&net, &mut bn, split, data, settings.batch)?;
         Ok(Judgement { top1, bn })
     }
