@@ -25,3 +25,26 @@ if [ ${#need[@]} -gt 0 ]; then
   $sudo apt-get update -qq
   $sudo apt-get install -y -qq --no-install-recommends "${need[@]}"
 fi
+
+# onnxruntime for the int8 comparisons (crates/quant/tests/ort.rs, tests/cli_int8.rs):
+# a venv outside the clone with the pinned wheels from PyPI; .ci/run points
+# KILN_ORT_PYTHON at its interpreter. Skipped when it already holds these versions.
+ort_venv="${KILN_ORT_VENV:-${XDG_CACHE_HOME:-$HOME/.cache}/kiln/venv-ort}"
+ort_pins=(onnxruntime==1.32.0 onnx==1.23.2 numpy==2.4.6)
+if ! "$ort_venv/bin/python" - "${ort_pins[@]}" >/dev/null 2>&1 <<'PY'
+import sys
+from importlib.metadata import version
+sys.exit(any(version(n) != v for n, v in (p.split("==") for p in sys.argv[1:])))
+PY
+then
+  if ! python3 -c 'import venv, ensurepip' >/dev/null 2>&1; then
+    sudo=""
+    [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    export DEBIAN_FRONTEND=noninteractive
+    $sudo apt-get update -qq
+    $sudo apt-get install -y -qq --no-install-recommends python3-venv
+  fi
+  python3 -m venv "$ort_venv"
+  "$ort_venv/bin/python" -m pip install -q "${ort_pins[@]}"
+fi
+echo "onnxruntime: $ort_venv/bin/python"

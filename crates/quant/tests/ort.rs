@@ -24,6 +24,12 @@ use kiln_quant::{QuantizeOptions, quantize};
 
 fn python() -> Option<PathBuf> {
     let p = std::env::var_os("KILN_ORT_PYTHON").map(PathBuf::from);
+    // CI (.ci/run) sets up onnxruntime and requires the comparisons to run.
+    if p.is_none() && std::env::var_os("KILN_REQUIRE_ORT").is_some() {
+        panic!(
+            "KILN_REQUIRE_ORT is set but KILN_ORT_PYTHON is not (scripts/setup.sh makes the venv)"
+        );
+    }
     if p.is_none() {
         eprintln!(
             "KILN_ORT_PYTHON not set: onnxruntime comparison skipped (see scripts/ort-run.py)"
