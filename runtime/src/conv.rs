@@ -74,6 +74,25 @@ impl Conv2d {
         };
         (lo, hi.max(lo))
     }
+
+    /// The output columns `lo..hi` whose horizontal taps are all inside the
+    /// input (`lo <= hi <= out_w`): the SIMD depthwise kernels run these in
+    /// runs of several pixels sharing every tap.
+    #[cfg_attr(
+        not(any(target_arch = "x86_64", target_arch = "aarch64")),
+        allow(dead_code)
+    )]
+    pub(crate) fn interior(&self) -> (usize, usize) {
+        let lo = self.pad_left.div_ceil(self.stride_w);
+        let span = (self.k_w - 1) * self.dilation_w;
+        // ox * stride + span - pad < in_w
+        let hi = if self.in_w + self.pad_left > span {
+            (self.in_w + self.pad_left - span - 1) / self.stride_w + 1
+        } else {
+            0
+        };
+        (lo, hi.min(self.out_w).max(lo))
+    }
 }
 
 #[inline(always)]
@@ -134,8 +153,8 @@ pub fn conv2d(x: &[f32], weights: &[f32], bias: &[f32], out: &mut [f32], p: &Con
 /// `bias` has `c` values or is empty (no bias).
 ///
 /// With AVX2+FMA enabled in the build (or, with the `std` feature, present
-/// in the CPU), the explicit-SIMD kernel (`depthwise_avx2`) runs; otherwise
-/// this file's loop, its twin.
+/// in the CPU), the explicit-SIMD kernel (`depthwise_avx2`) runs; on aarch64
+/// the NEON one (`depthwise_neon`); otherwise this file's loop, their twin.
 ///
 /// # Panics
 /// If `x`, `weights` or `out` is shorter than the shapes in `p` say, if `bias`
@@ -155,10 +174,19 @@ pub fn depthwise_conv2d(x: &[f32], weights: &[f32], bias: &[f32], out: &mut [f32
         unsafe { crate::depthwise_avx2::depthwise_avx2(x, weights, bias, out, p) };
         return;
     }
-    depthwise_portable(x, weights, bias, out, p)
+    // SAFETY: every aarch64 core has NEON; the asserts above are the lengths
+    // the kernel needs.
+    #[cfg(target_arch = "aarch64")]
+    unsafe {
+        crate::depthwise_neon::depthwise_neon(x, weights, bias, out, p)
+    };
+    #[cfg(not(target_arch = "aarch64"))]
+    depthwise_portable(x, weights, bias, out, p);
 }
 
-/// The portable depthwise loop (see [`depthwise_conv2d`]).
+/// The portable depthwise loop (see [`depthwise_conv2d`]); on aarch64 only
+/// the NEON kernel's twin in tests.
+#[cfg_attr(target_arch = "aarch64", allow(dead_code))]
 pub(crate) fn depthwise_portable(
     x: &[f32],
     weights: &[f32],

@@ -28,7 +28,7 @@ pub(crate) unsafe fn depthwise_avx2(
     p: &Conv2d,
 ) {
     let c = p.out_c;
-    let (lo, hi) = interior(p);
+    let (lo, hi) = p.interior();
     let zeros = [0.0f32; 32];
     let full = c / 8 * 8;
     // Lanes of the last, partial vector: all ones for the first c % 8.
@@ -110,19 +110,6 @@ pub(crate) unsafe fn depthwise_avx2(
             ox += n;
         }
     }
-}
-
-/// The output columns whose horizontal taps are all inside the input.
-pub(crate) fn interior(p: &Conv2d) -> (usize, usize) {
-    let lo = p.pad_left.div_ceil(p.stride_w);
-    let span = (p.k_w - 1) * p.dilation_w;
-    // ox * stride + span - pad < in_w
-    let hi = if p.in_w + p.pad_left > span {
-        (p.in_w + p.pad_left - span - 1) / p.stride_w + 1
-    } else {
-        0
-    };
-    (lo, hi.min(p.out_w).max(lo))
 }
 
 #[derive(Clone, Copy)]

@@ -92,7 +92,8 @@ pub(crate) struct GemmShape {
 /// convolution of `m` pixels (`x` is `[m][k]`, `out` `[m][n]`) or, with
 /// `m = 1`, a dense layer. `packed` is [`pack_gemm`]'s output for `k`, `n`.
 /// Uses the AVX2+FMA microkernel when the build enables those features (or,
-/// with the `std` feature, the CPU has them), the portable one otherwise.
+/// with the `std` feature, the CPU has them), the NEON one on aarch64, the
+/// portable one otherwise.
 ///
 /// # Panics
 /// If `x`, `packed` or `out` is shorter than the shapes say, or `k` or `n`
@@ -138,7 +139,14 @@ pub(crate) fn gemm_rows(
         unsafe { crate::gemm_avx2::gemm_avx2(x, packed, out, s, act) };
         return;
     }
-    gemm_portable(x, packed, out, s, act)
+    // SAFETY: every aarch64 core has NEON; `check` proved every slice long
+    // enough.
+    #[cfg(target_arch = "aarch64")]
+    unsafe {
+        crate::gemm_neon::gemm_neon(x, packed, out, s, act)
+    };
+    #[cfg(not(target_arch = "aarch64"))]
+    gemm_portable(x, packed, out, s, act);
 }
 
 /// Panics unless every row and panel the product touches is in bounds.
@@ -170,7 +178,9 @@ pub(crate) const PORTABLE: [(usize, usize); 2] = [(MR, PANEL), (MR_NARROW, NARRO
 #[cfg(not(target_arch = "aarch64"))]
 pub(crate) const PORTABLE: [(usize, usize); 2] = [(6, 8), (4, 8)];
 
-/// The portable product with this build's tiles ([`PORTABLE`]).
+/// The portable product with this build's tiles ([`PORTABLE`]); on
+/// aarch64 only the NEON kernel's twin in tests.
+#[cfg_attr(target_arch = "aarch64", allow(dead_code))]
 #[inline(always)]
 pub(crate) fn gemm_portable(
     x: &[f32],
@@ -184,6 +194,7 @@ pub(crate) fn gemm_portable(
 
 /// [`gemm_portable`] with the shape as plain arguments (passed in registers,
 /// where a shape behind a reference is read from memory).
+#[cfg_attr(target_arch = "aarch64", allow(dead_code))]
 #[allow(clippy::too_many_arguments)]
 fn portable_args(
     x: &[f32],

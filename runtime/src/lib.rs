@@ -29,7 +29,8 @@
 //! With the `std` feature (for host libraries; generated programs never
 //! enable it), an x86-64 build that does not enable AVX2 and FMA itself
 //! detects them at run time and calls the AVX2 kernels where the CPU has
-//! them (see `cpu.rs`). The API is the same with or without it.
+//! them (see `cpu.rs`). The API is the same with or without it. aarch64
+//! builds always call the NEON kernels (`gemm_neon.rs`, `depthwise_neon.rs`).
 #![no_std]
 
 #[cfg(feature = "std")]
@@ -52,6 +53,11 @@ pub mod int8;
 mod depthwise_avx2;
 #[cfg(target_arch = "x86_64")]
 mod gemm_avx2;
+// Every aarch64 core has NEON: its kernels replace the portable ones there.
+#[cfg(target_arch = "aarch64")]
+mod depthwise_neon;
+#[cfg(target_arch = "aarch64")]
+mod gemm_neon;
 #[cfg(target_os = "linux")]
 pub mod linux;
 mod moves;
