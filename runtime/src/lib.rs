@@ -64,6 +64,7 @@ mod moves;
 mod pool;
 mod text;
 mod timing;
+mod unary;
 mod wasm;
 
 pub use arena::{
@@ -80,6 +81,7 @@ pub use moves::{concat, copy, downsample_nhwc, nchw_to_nhwc, nhwc_to_nchw, permu
 pub use pool::{Pool2d, avg_pool2d, global_avg_pool, global_max_pool, max_pool2d};
 pub use text::{TextOut, parse_usize};
 pub use timing::{nearest_rank, sort_u64};
+pub use unary::{UnaryOp, unary};
 pub use wasm::{
     BundleCall, BundleMember, WasmBuffer, call_prefix, max_len, run_wasm_bundle, run_wasm_infer,
 };
