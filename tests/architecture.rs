@@ -9,7 +9,7 @@
 //! - runtime/ has no dependency;
 //! - generated model sources contain no `unsafe`;
 //! - no source file over 700 lines, no function over 150 lines outside tests;
-//! - xtask/src under 2,580 lines in all.
+//! - xtask/src under 2,640 lines in all.
 //!
 //! Each checker also runs on a planted violation, so a checker that cannot
 //! fail fails here.
@@ -577,9 +577,11 @@ fn contains_unsafe(text: &str) -> bool {
 /// 18 subcommands at about 130 lines each (clap flags with their `--help`
 /// text are most of it), plus 130 for the 19th, `worker` (issue 18: joining a
 /// search shared through PostgreSQL), plus 50 for the 20th, `quantize`
-/// (issue 17: flags, one kiln-quant call, one line printed).
+/// (issue 17: flags, one kiln-quant call, one line printed), plus 60 for int8
+/// as a step of other commands (issue 17: `--precision` on `search` and
+/// `train`, `--f32` on `eval-onnx` printing both top-1s side by side).
 #[test]
-fn xtask_stays_under_2580_lines() {
+fn xtask_stays_under_2640_lines() {
     let total: usize = sources()
         .iter()
         .filter(|p| p.starts_with(root().join("xtask/src")))
@@ -591,7 +593,7 @@ fn xtask_stays_under_2580_lines() {
         })
         .sum();
     assert!(
-        total < 2580,
+        total < 2640,
         "xtask/src holds {total} lines; move logic a library could own into kiln-pipeline"
     );
 }

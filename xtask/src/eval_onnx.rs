@@ -26,6 +26,10 @@ pub struct Args {
     /// Evaluate only the first N test images.
     #[arg(long, value_name = "N")]
     pub limit: Option<usize>,
+    /// The f32 model an int8 model was quantized from: its top-1 is printed beside the
+    /// int8 one (default: X.onnx beside X.int8.onnx, when it exists).
+    #[arg(long, value_name = "MODEL")]
+    pub f32: Option<PathBuf>,
     /// Where the generated crate goes (default: kiln-model/<name>-<content hash>
     /// next to the model).
     #[arg(long, value_name = "DIR")]
@@ -112,6 +116,29 @@ pub fn run(args: Args) -> Result<()> {
             );
             report["difference_points"] = ((ours - burn) * 100.0).into();
         }
+    }
+    let twin = args.f32.clone();
+    if let Some(f32_path) = twin.or_else(|| kiln_pipeline::eval::f32_twin(&args.model)) {
+        let f32_bytes = std::fs::read(&f32_path)
+            .with_context(|| format!("--f32: cannot read {}", f32_path.display()))?;
+        let dir = work_dir.with_file_name(format!("f32-{}", kiln_pipeline::content_id(&f32_bytes)));
+        let name = f32_path.display().to_string();
+        let f = evaluate(&f32_bytes, &name, &data, n, engines, &dir)?;
+        for (engine, (int8, f32)) in [
+            ("kiln-runtime", (r.runtime_top1, f.runtime_top1)),
+            ("tract", (r.tract_top1, f.tract_top1)),
+        ] {
+            if let (Some(q), Some(f)) = (int8, f32) {
+                let d = (q - f) * 100.0;
+                println!(
+                    "{engine}: test top-1 int8 {:.2}% vs f32 {:.2}% ({name}): {d:+.2} points",
+                    q * 100.0,
+                    f * 100.0
+                );
+                report[format!("{engine}_f32_top1")] = f.into();
+            }
+        }
+        report["f32_model"] = name.into();
     }
     println!("{report}");
     Ok(())

@@ -54,6 +54,10 @@ pub struct Args {
     /// (labelled host), write nothing.
     #[arg(long)]
     pub bench: bool,
+    /// int8: also quantize (calibrated on training images) to model.int8.onnx and write its
+    /// top-1 through its build beside the f32 figures (metrics.int8.json).
+    #[arg(long, default_value = "f32", value_parser = kiln_pipeline::Precision::parse)]
+    pub precision: kiln_pipeline::Precision,
     /// Run directory for model.onnx, metrics.json, genome.json, weights.safetensors.
     #[arg(
         short = 'o',
@@ -161,6 +165,15 @@ pub fn run(args: Args) -> Result<()> {
         out,
     )?;
     print_summary(&metrics, out);
+    if args.precision == kiln_pipeline::Precision::Int8 {
+        eprintln!("quantizing, building the int8 model for wasm32 and measuring its top-1 ...");
+        let int8 = kiln_pipeline::precision::quantize_run(&metrics, &data, out)?;
+        int8.lines().iter().for_each(|l| println!("{l}"));
+        println!(
+            "wrote {}/{{model.int8.onnx, metrics.int8.json}}",
+            out.display()
+        );
+    }
     Ok(())
 }
 

@@ -144,6 +144,15 @@ impl EvalReport {
     }
 }
 
+/// The f32 model an int8 model at `path` was quantized from, by the naming
+/// `cargo xtask quantize`, `train --precision int8` and the int8 search use:
+/// `X.onnx` beside `X.int8.onnx`, when that file exists; else `None`.
+pub fn f32_twin(path: &Path) -> Option<std::path::PathBuf> {
+    let name = path.file_name()?.to_str()?;
+    let stem = name.strip_suffix(".int8.onnx")?;
+    Some(path.with_file_name(format!("{stem}.onnx"))).filter(|p| p.is_file())
+}
+
 /// Reads the `kiln.*` metadata properties of an ONNX model (keys owned by
 /// [`kiln_onnx::metadata`]).
 pub fn read_metadata(onnx: &[u8], name: &str) -> Result<KilnMetadata, PipelineError> {
@@ -279,4 +288,19 @@ pub fn per_class(logits: &[f32], data: &Dataset, n: usize) -> Vec<ClassTop1> {
             top1: right[k] as f64 / seen[k].max(1) as f64,
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_int8_model_finds_its_f32_twin_only_when_it_exists() {
+        let dir = tempfile::tempdir().unwrap();
+        let int8 = dir.path().join("model.int8.onnx");
+        assert_eq!(f32_twin(&int8), None);
+        std::fs::write(dir.path().join("model.onnx"), b"x").unwrap();
+        assert_eq!(f32_twin(&int8), Some(dir.path().join("model.onnx")));
+        assert_eq!(f32_twin(&dir.path().join("model.onnx")), None);
+    }
 }

@@ -38,6 +38,7 @@ use kiln_train::{Silent, TrainConfig};
 use crate::build::{BuiltModel, ModelSource, build_model};
 use crate::inherit::SupernetJudge;
 use crate::judge::{device_latency, violations};
+use crate::precision::Precision;
 use crate::search_device::SearchDevice;
 
 /// Train, build and measure genomes of one space for one target.
@@ -74,6 +75,9 @@ pub struct PipelineEvaluator {
     /// instead of judging it (0: judge only); the search's last phase sets it for the
     /// front (see [`crate::finetune`]).
     pub fine_tune_epochs: usize,
+    /// [`Precision::Int8`]: every built candidate is quantized first (see
+    /// [`crate::precision`]) and its accuracy measured through the int8 build.
+    pub precision: Precision,
 }
 
 impl PipelineEvaluator {
@@ -92,6 +96,7 @@ impl PipelineEvaluator {
             supernet: None,
             judge_only: false,
             fine_tune_epochs: 0,
+            precision: Precision::F32,
         }
     }
 
@@ -171,7 +176,18 @@ impl Evaluator<Genome> for PipelineEvaluator {
         }
 
         let t = Instant::now();
-        let onnx_path = trial.dir.join("model.onnx");
+        let (onnx, file) = match self.precision {
+            Precision::F32 => (onnx, "model.onnx"),
+            Precision::Int8 => {
+                let int8 =
+                    crate::precision::quantize_trial(&onnx, &self.data, &trial.dir, &mut eval)?;
+                eval.timings
+                    .insert("quantize_s".into(), t.elapsed().as_secs_f64());
+                (int8, "model.int8.onnx")
+            }
+        };
+        let t = Instant::now();
+        let onnx_path = trial.dir.join(file);
         let name = onnx_path.display().to_string();
         let target_dir = self.build_root.join(format!("worker-{}", trial.worker));
         let built = build_model(
@@ -188,6 +204,12 @@ impl Evaluator<Genome> for PipelineEvaluator {
         eval.timings
             .insert("build_s".into(), t.elapsed().as_secs_f64());
         self.measure(trial, &built, &mut eval)?;
+        if self.precision == Precision::Int8 {
+            let (t, wasm) = (Instant::now(), built.wasm().map_err(|e| e.to_string())?);
+            crate::precision::measure_int8_accuracy(wasm, &self.data, &self.sim_limits, &mut eval)?;
+            eval.timings
+                .insert("int8_accuracy_s".into(), t.elapsed().as_secs_f64());
+        }
         Ok(eval)
     }
 }

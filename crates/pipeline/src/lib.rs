@@ -25,6 +25,7 @@ pub mod flash;
 mod inherit;
 pub mod judge;
 pub mod lut;
+pub mod precision;
 pub mod run;
 pub mod search;
 mod search_device;
@@ -40,6 +41,7 @@ pub use build::{
 };
 pub use evaluate::PipelineEvaluator;
 pub use inherit::{Inherited, SupernetJudge};
+pub use precision::Precision;
 pub use search_device::SearchDevice;
 
 /// What went wrong along the pipeline; each stage's error names its file,
@@ -64,6 +66,9 @@ pub enum PipelineError {
     /// The search space file.
     #[error(transparent)]
     Space(#[from] kiln_space::SpaceError),
+    /// Post-training quantization (names the node).
+    #[error(transparent)]
+    Quant(#[from] kiln_quant::QuantError),
     /// Training settings or training itself.
     #[error(transparent)]
     Train(#[from] kiln_train::TrainError),

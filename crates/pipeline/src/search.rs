@@ -28,6 +28,7 @@ use crate::evaluate::PipelineEvaluator;
 use crate::finetune::FineTune;
 use crate::inherit::SupernetJudge;
 use crate::lut;
+use crate::precision::Precision;
 use crate::search_device::SearchDevice;
 
 /// What the tournament of aging evolution compares.
@@ -94,6 +95,9 @@ pub struct SearchRequest {
     pub fine_tune: FineTune,
     /// Set by a Ctrl-C handler: no new trials, running ones finish.
     pub interrupt: Arc<AtomicBool>,
+    /// [`Precision::Int8`]: every candidate built (and the front) is quantized first and
+    /// its accuracy measured through the int8 build; recorded in the run's identity.
+    pub precision: Precision,
     /// A shared journal (`postgres://...`, see [`crate::worker`]): the run is named after
     /// `out`'s folder and workers on other machines evaluate its trials. `None`: the run
     /// folder's journal.sqlite.
@@ -186,6 +190,10 @@ pub fn search(
         req.train.clone(),
     );
     evaluator.latency_table = table;
+    evaluator.precision = req.precision;
+    if req.precision == Precision::Int8 {
+        note(&precision_note(judge_only));
+    }
     if let Some(dir) = &req.supernet {
         let judge = SupernetJudge::load(dir, Some(&space), &evaluator.data, &req.data_identity)?;
         note(&format!(
@@ -499,6 +507,33 @@ fn space_fingerprint(req: &SearchRequest, space_text: &str) -> String {
     }
 }
 
+/// The precision in the run's identity: always, except for an f32 search resuming a
+/// journal written before the field (which was f32).
+fn precision_identity(req: &SearchRequest) -> Option<&'static str> {
+    let legacy = req.precision == Precision::F32
+        && req.resume
+        && Journal::open(&req.out)
+            .and_then(|j| j.meta())
+            .is_ok_and(|m| m.get("precision").is_none());
+    (!legacy).then(|| req.precision.name())
+}
+
+/// What an int8 search does, for the user.
+fn precision_note(judge_only: bool) -> String {
+    let when = if judge_only {
+        "candidates are judged in f32 (inherited accuracy, predicted latency); each front \
+         model is"
+    } else {
+        "every candidate is"
+    };
+    format!(
+        "precision int8: {when} quantized (kiln-quant, {} training images for calibration) \
+         before it is built and measured, and its accuracy measured through the int8 build on \
+         the validation split; f32 figures stay beside as f32_*",
+        crate::precision::CALIBRATION_IMAGES
+    )
+}
+
 /// The run's identity, stored in the journal: resuming with any field
 /// different is refused, naming the field.
 fn run_identity(
@@ -535,6 +570,9 @@ fn run_identity(
     }
     if let Some(ms) = req.latency_limit_ms {
         meta = meta.with("latency_limit_ms", ms);
+    }
+    if let Some(p) = precision_identity(req) {
+        meta = meta.with("precision", p);
     }
     if req.strategy.is_evolution() {
         let e = &req.evolution;

@@ -47,6 +47,18 @@ impl SearchOutcome {
                 fig("latency_ms"),
                 fig("size_bytes")
             ));
+            // An int8 model: its f32 figures beside, labelled.
+            if m.metrics.contains_key("f32_accuracy") {
+                lines.push(format!(
+                    "      int8 vs f32: accuracy {} vs {}  weights {} vs {}  arena {} vs {}",
+                    fig("accuracy"),
+                    fig("f32_accuracy"),
+                    fig("weights_bytes"),
+                    fig("f32_weights_bytes"),
+                    fig("arena_bytes"),
+                    fig("f32_arena_bytes")
+                ));
+            }
         }
         lines.push(format!("report: {}", files.report_html.display()));
         lines

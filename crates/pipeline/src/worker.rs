@@ -210,8 +210,13 @@ pub fn worker(
         threads: 1,
         ..TrainConfig::default()
     };
-    let evaluator =
+    let mut evaluator =
         crate::evaluate::PipelineEvaluator::new(space.clone(), target, Arc::new(req.data), train);
+    // An int8 run's trials are quantized by every worker alike.
+    if let Some(p) = meta.get("precision") {
+        evaluator.precision = crate::Precision::parse(p)
+            .map_err(|e| PipelineError::Invalid(format!("run {run}: {e}")))?;
+    }
     let work_dir = req.work_dir.join(&run);
     note(&format!(
         "joined {} as {} with {} thread(s); trial folders in {}",

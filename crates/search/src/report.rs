@@ -215,9 +215,12 @@ fn copy_model(src: &Path, dest: &Path) -> Result<(), SearchError> {
     Ok(())
 }
 
-const CSV_METRICS: [&str; 14] = [
+const CSV_METRICS: [&str; 19] = [
     keys::ACCURACY,
+    // An int8 search's f32 figures beside its int8 ones (`accuracy` is then int8's).
+    "f32_accuracy",
     keys::TEST_ACCURACY,
+    "f32_test_accuracy",
     keys::LATENCY_MS,
     keys::LATENCY_P95_MS,
     "fps",
@@ -230,6 +233,9 @@ const CSV_METRICS: [&str; 14] = [
     "device_peak_rss_bytes",
     "fuel",
     "arena_bytes",
+    "f32_arena_bytes",
+    "weights_bytes",
+    "f32_weights_bytes",
     "params",
     "macs",
 ];
@@ -543,7 +549,7 @@ fn accuracy_kinds(trials: &[TrialRecord]) -> String {
         .map(|(k, n)| format!("<li>{n} {}</li>", escape(k)))
         .collect();
     format!(
-        "<p>What the accuracies are (each measured here, <b>host</b>):</p><ul>{}</ul>\n",
+        "<p>What the accuracies are (each measured here, <b>host</b>; an int8 model's through its int8 build, <b>sim</b>):</p><ul>{}</ul>\n",
         items.concat()
     )
 }

@@ -1,0 +1,320 @@
+//! The int8 step of a model's path, composed once for `search`, `train` and
+//! `flash`: a trained f32 ONNX model is quantized (kiln-quant, calibrated on
+//! training images) before it is built, and its int8 accuracy is then
+//! measured, not assumed: the int8 build's own integer kernels (its wasm32
+//! build under wasmtime, the simulated device) run the validation or test
+//! images, so the figure is labelled `sim`.
+//!
+//! The f32 figures stay beside the int8 ones under `f32_` keys: accuracy as
+//! trained (`host`), and the f32 model's planned weight and arena bytes
+//! (its crate is generated into `crate-f32/`, not built: `predicted` by the
+//! planner, like the int8 model's `weights_bytes` and `arena_bytes`).
+
+use std::path::Path;
+
+use kiln_data::{Dataset, Split};
+use kiln_measure::sim::{SimLimits, SimModule};
+use kiln_metric::{Metric, Source, Unit};
+use kiln_quant::{QuantizeOptions, Quantized};
+use kiln_search::Evaluation;
+use kiln_search::evaluator::ACCURACY_KIND;
+use kiln_search::objective::keys;
+
+use crate::PipelineError;
+
+/// Training images the quantizer calibrates on (the first of the split).
+pub const CALIBRATION_IMAGES: usize = 500;
+
+/// The number format a model is built and measured in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Precision {
+    /// As trained: f32 weights and activations.
+    #[default]
+    F32,
+    /// Post-training static quantization (kiln-quant) before the build: int8
+    /// weights per output channel, int8 activations per tensor, int32 biases.
+    Int8,
+}
+
+impl Precision {
+    /// `f32` or `int8`, as the command line and the run identity spell it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Precision::F32 => "f32",
+            Precision::Int8 => "int8",
+        }
+    }
+
+    /// Reads `f32` or `int8`.
+    ///
+    /// Errors: any other word (quoted, with the two choices).
+    pub fn parse(s: &str) -> Result<Precision, String> {
+        match s {
+            "f32" => Ok(Precision::F32),
+            "int8" => Ok(Precision::Int8),
+            other => Err(format!("unknown precision `{other}`: f32 or int8")),
+        }
+    }
+}
+
+/// Quantizes the f32 model `onnx` with kiln-quant (min/max ranges) calibrated
+/// on the first [`CALIBRATION_IMAGES`] training images of `data` (raw pixels
+/// 0..255, NCHW, as kiln's trained models take them).
+///
+/// Errors: the quantizer's, naming the node ([`PipelineError::Quant`]).
+pub fn quantize_model(onnx: &[u8], data: &Dataset) -> Result<Quantized, PipelineError> {
+    let (shape, images) = kiln_quant::calibration_images(data, CALIBRATION_IMAGES);
+    Ok(kiln_quant::quantize(
+        onnx,
+        &shape,
+        &images,
+        &QuantizeOptions::default(),
+    )?)
+}
+
+/// Top-1 (a fraction) of the wasm32 build at `wasm` on the first `n` images
+/// of `split` (raw pixel values 0..255 as f32, NCHW), each run through the
+/// simulated device (a fresh instance per image, `limits` per run).
+///
+/// Errors: a module that does not compile, a run that traps or writes
+/// other than `classes` values (naming the image).
+pub fn sim_top1(
+    wasm: &Path,
+    split: &Split,
+    n: usize,
+    classes: usize,
+    limits: &SimLimits,
+) -> Result<f64, PipelineError> {
+    let module = SimModule::load(wasm)?;
+    let mut correct = 0;
+    for i in 0..n.min(split.len()) {
+        let input: Vec<f32> = split.image(i).iter().map(|&p| f32::from(p)).collect();
+        let run = module.run(&input, limits)?;
+        if run.output.len() != classes {
+            return Err(PipelineError::Invalid(format!(
+                "{}: image {i}: {} outputs, the data set has {classes} classes",
+                wasm.display(),
+                run.output.len()
+            )));
+        }
+        if kiln_train::argmax(&run.output) == split.label(i) {
+            correct += 1;
+        }
+    }
+    Ok(correct as f64 / n.min(split.len()).max(1) as f64)
+}
+
+/// The weight blob and arena bytes of `onnx` (named `path` in messages) as
+/// its generated crate, written to `crate_dir` but not built, has them:
+/// `predicted` by the planner (weights.bin is exact, the arena planned).
+///
+/// Errors: lowering (naming the node) or code generation.
+pub fn planned_bytes(
+    onnx: &[u8],
+    path: &Path,
+    crate_dir: &Path,
+) -> Result<(Metric, Metric), PipelineError> {
+    let name = path.display().to_string();
+    let graph = kiln_lower::lower_bytes(onnx, &name, &kiln_lower::LowerOptions::default())?;
+    let generated = kiln_codegen::generate(
+        &graph,
+        crate_dir,
+        &kiln_codegen::GenerateOptions::new(&name),
+    )?;
+    let planned = |v: usize| Metric::new(v as f64, Unit::Bytes, Source::Predicted);
+    Ok((
+        planned(generated.weight_bytes),
+        planned(generated.plan.arena_bytes()),
+    ))
+}
+
+/// Before an int8 candidate is built: quantizes its f32 model, writes
+/// `model.int8.onnx` into `dir`, moves the trained (f32) accuracies to
+/// `f32_accuracy` and `f32_test_accuracy`, records the f32 model's planned
+/// weight and arena bytes (its crate generated into `dir/crate-f32`, not
+/// built) and the quantizer's warnings. Returns the int8 model's bytes.
+///
+/// Errors: the message for the trial's failure (quantization naming the
+/// node, lowering the f32 model, a file).
+pub(crate) fn quantize_trial(
+    onnx: &[u8],
+    data: &Dataset,
+    dir: &Path,
+    eval: &mut Evaluation,
+) -> Result<Vec<u8>, String> {
+    let q = quantize_model(onnx, data).map_err(|e| format!("int8 quantization: {e}"))?;
+    crate::files::write(&dir.join("model.int8.onnx"), &q.onnx)
+        .map_err(|e| format!("cannot write {e}"))?;
+    let m = &mut eval.metrics;
+    for (from, to) in [
+        (keys::ACCURACY, "f32_accuracy"),
+        (keys::TEST_ACCURACY, "f32_test_accuracy"),
+    ] {
+        if let Some(v) = m.remove(from) {
+            m.insert(to.into(), v);
+        }
+    }
+    let (weights, arena) = planned_bytes(onnx, &dir.join("model.onnx"), &dir.join("crate-f32"))
+        .map_err(|e| e.to_string())?;
+    m.insert("f32_weights_bytes".into(), weights);
+    m.insert("f32_arena_bytes".into(), arena);
+    if !q.warnings.is_empty() {
+        eval.labels
+            .insert("quantization_warnings".into(), q.warnings.join("; "));
+    }
+    Ok(q.onnx)
+}
+
+/// After an int8 candidate is built: its validation top-1 through the int8
+/// wasm build becomes `accuracy` (`sim`), and the accuracy's label says
+/// what it is beside what the f32 figure was.
+///
+/// Errors: the message for the trial's failure (the run of an image).
+pub(crate) fn measure_int8_accuracy(
+    wasm: &Path,
+    data: &Dataset,
+    limits: &SimLimits,
+    eval: &mut Evaluation,
+) -> Result<(), String> {
+    let split = &data.validation;
+    let n = split.len();
+    let top1 =
+        sim_top1(wasm, split, n, data.classes, limits).map_err(|e| format!("int8 top-1: {e}"))?;
+    eval.metrics.insert(
+        keys::ACCURACY.into(),
+        Metric::new(top1, Unit::Fraction, Source::Sim),
+    );
+    let f32_kind = eval
+        .labels
+        .get(ACCURACY_KIND)
+        .cloned()
+        .unwrap_or_else(|| "as trained".into());
+    eval.labels.insert(
+        ACCURACY_KIND.into(),
+        format!(
+            "int8: quantized (calibrated on {} training images), top-1 of the int8 build on \
+             {n} validation images (sim); f32_accuracy: {f32_kind}",
+            CALIBRATION_IMAGES.min(data.train.len())
+        ),
+    );
+    Ok(())
+}
+
+/// What `cargo xtask train --precision int8` adds to a run folder: the
+/// int8 model's top-1 on the validation and test splits through its wasm32
+/// build (`sim`) beside the f32 model's from training (`host`), and both
+/// models' weight and arena bytes (`predicted` by the planner). Written as
+/// `metrics.int8.json`.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Int8Run {
+    /// Training images calibrated on.
+    pub calibration_images: usize,
+    /// Figures keyed `int8_*` and `f32_*`, each with its unit and source.
+    pub metrics: std::collections::BTreeMap<String, Metric>,
+    /// The quantizer's summary line.
+    pub summary: String,
+    /// The quantizer's warnings (e.g. too few calibration images).
+    pub warnings: Vec<String>,
+}
+
+/// Quantizes a training run's f32 model (`out/model.onnx`, trained with
+/// `metrics` on `data`), writes `out/model.int8.onnx`, builds it for wasm32 (crate in
+/// `out/kiln-model-int8`), measures its top-1 on the validation and test
+/// splits there, and writes `out/metrics.int8.json` ([`Int8Run`]).
+///
+/// Errors: quantization (naming the node), the build, a simulated run, a file.
+pub fn quantize_run(
+    metrics: &kiln_train::Metrics,
+    data: &Dataset,
+    out: &Path,
+) -> Result<Int8Run, PipelineError> {
+    let onnx = &crate::files::read(&out.join("model.onnx"))?;
+    let q = quantize_model(onnx, data)?;
+    let int8_path = out.join("model.int8.onnx");
+    crate::files::write(&int8_path, &q.onnx)?;
+    let built = crate::build::build_model(
+        &crate::build::ModelSource {
+            onnx: &q.onnx,
+            name: &int8_path.display().to_string(),
+            crate_dir: &out.join("kiln-model-int8"),
+            target_dir: &kiln_codegen::default_target_dir(),
+            input_shape: None,
+        },
+        &[kiln_target::Triple::Wasm32],
+    )?;
+    let wasm = built.wasm()?;
+    let limits = SimLimits::default();
+    let fraction = |v: f64, s| Metric::new(v, Unit::Fraction, s);
+    let planned = |v: u64| Metric::new(v as f64, Unit::Bytes, Source::Predicted);
+    let (f32_weights, f32_arena) =
+        planned_bytes(onnx, &out.join("model.onnx"), &out.join("kiln-model-f32"))?;
+    let mut m = std::collections::BTreeMap::new();
+    let (val, test) = (&data.validation, &data.test);
+    if !val.is_empty() {
+        let top1 = sim_top1(wasm, val, val.len(), data.classes, &limits)?;
+        m.insert("int8_validation_top1".into(), fraction(top1, Source::Sim));
+    }
+    let top1 = sim_top1(wasm, test, test.len(), data.classes, &limits)?;
+    m.insert("int8_test_top1".into(), fraction(top1, Source::Sim));
+    if let Some(v) = metrics.validation_top1 {
+        m.insert("f32_validation_top1".into(), fraction(v, Source::Host));
+    }
+    m.insert(
+        "f32_test_top1".into(),
+        fraction(metrics.test_top1, Source::Host),
+    );
+    m.insert("int8_weights_bytes".into(), planned(built.weight_bytes));
+    m.insert("f32_weights_bytes".into(), f32_weights);
+    m.insert("int8_arena_bytes".into(), planned(built.arena_bytes));
+    m.insert("f32_arena_bytes".into(), f32_arena);
+    let run = Int8Run {
+        calibration_images: CALIBRATION_IMAGES.min(data.train.len()),
+        metrics: m,
+        summary: q.summary(),
+        warnings: q.warnings,
+    };
+    let json = serde_json::to_string_pretty(&run)
+        .map_err(|e| PipelineError::Invalid(format!("metrics.int8.json: {e}")))?;
+    crate::files::write(&out.join("metrics.int8.json"), json.as_bytes())?;
+    Ok(run)
+}
+
+impl Int8Run {
+    /// Lines for the user: int8 beside f32, each figure with its source.
+    pub fn lines(&self) -> Vec<String> {
+        let fig = |k: &str| {
+            self.metrics.get(k).map_or("-".into(), |f| {
+                format!("{} ({})", f.value_with_unit(), f.source)
+            })
+        };
+        let mut lines = vec![self.summary.clone()];
+        for (what, key) in [
+            ("validation top-1", "validation_top1"),
+            ("test top-1", "test_top1"),
+            ("weights", "weights_bytes"),
+            ("arena", "arena_bytes"),
+        ] {
+            lines.push(format!(
+                "{what}: int8 {} vs f32 {}",
+                fig(&format!("int8_{key}")),
+                fig(&format!("f32_{key}"))
+            ));
+        }
+        lines.extend(self.warnings.iter().map(|w| format!("warning: {w}")));
+        lines
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn precision_reads_as_written_and_names_a_wrong_word() {
+        assert_eq!(Precision::parse("int8"), Ok(Precision::Int8));
+        assert_eq!(Precision::parse("f32"), Ok(Precision::F32));
+        assert_eq!(Precision::Int8.name(), "int8");
+        let e = Precision::parse("fp16").unwrap_err();
+        assert!(e.contains("`fp16`") && e.contains("int8"), "{e}");
+    }
+}

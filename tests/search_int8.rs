@@ -1,0 +1,158 @@
+//! `cargo xtask search --precision int8` end to end on the tiny space, as a
+//! user runs it: every front model is an int8 QDQ model built and measured,
+//! its weights and arena smaller than its f32 twin's, its accuracy measured
+//! through the int8 build (labelled `sim`) beside the f32 one (`host`); the
+//! reports show both; resuming with another precision is refused.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn xtask(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_xtask"))
+        .args(args)
+        .output()
+        .expect("xtask starts")
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "stdout:\n{}\nstderr:\n{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+fn tiny_space() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/tiny-space.toml")
+}
+
+fn search(run: &str, precision: &str, trials: &str, resume: bool) -> Output {
+    let space = tiny_space();
+    let mut args = vec![
+        "search",
+        "--evaluator",
+        "train",
+        "--target",
+        "pixel",
+        "--precision",
+        precision,
+        "--trials",
+        trials,
+        "--epochs",
+        "1",
+        "--train-limit",
+        "400",
+        "--population",
+        "4",
+        "--seed",
+        "5",
+        "--space",
+        space.to_str().unwrap(),
+        "-o",
+        run,
+    ];
+    if resume {
+        args.push("--resume");
+    }
+    xtask(&args)
+}
+
+fn file_len(p: &Path) -> f64 {
+    std::fs::metadata(p)
+        .unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+        .len() as f64
+}
+
+#[test]
+fn int8_search_front_is_quantized_measured_and_smaller_than_f32() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = dir.path().join("run");
+    let run_s = run.to_str().unwrap();
+    let o = search(run_s, "int8", "4", false);
+    assert!(o.status.success(), "{}", text(&o));
+    let out = text(&o);
+    assert!(out.contains("precision int8"), "{out}");
+    assert!(out.contains("int8 vs f32: accuracy"), "{out}");
+
+    let front: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("front.json")).unwrap()).unwrap();
+    assert_eq!(front["run"]["precision"], "int8", "{front}");
+    let models = front["front"].as_array().unwrap();
+    assert!(!models.is_empty(), "empty front:\n{out}");
+    for m in models {
+        let metric = |k: &str| -> (f64, String) {
+            let f = &m["metrics"][k];
+            let v = f["value"]
+                .as_f64()
+                .unwrap_or_else(|| panic!("{k} missing: {m}"));
+            (v, f["source"].as_str().unwrap_or("").to_string())
+        };
+        // accuracy: measured through the int8 build; the f32 one stays beside it
+        let (acc, acc_source) = metric("accuracy");
+        assert_eq!(acc_source, "sim", "{m}");
+        assert!((0.0..=1.0).contains(&acc), "{m}");
+        let (f32_acc, f32_source) = metric("f32_accuracy");
+        assert_eq!(f32_source, "host", "{m}");
+        assert!((0.0..=1.0).contains(&f32_acc), "{m}");
+        assert!(
+            m["metrics"]["size_bytes"]["source"] == "host",
+            "size not measured: {m}"
+        );
+
+        // the built crate is the int8 model's: its weights.bin, read here, is
+        // the figure recorded and under a third of the f32 crate's
+        let folder = run.join(m["folder"].as_str().unwrap());
+        let int8_onnx = std::fs::read(folder.join("model.int8.onnx")).unwrap();
+        assert!(
+            int8_onnx.windows(14).any(|w| w == b"QuantizeLinear"),
+            "model.int8.onnx has no QuantizeLinear"
+        );
+        let int8_weights = file_len(&folder.join("crate/weights.bin"));
+        let f32_weights = file_len(&folder.join("crate-f32/weights.bin"));
+        assert_eq!(metric("weights_bytes").0, int8_weights, "{m}");
+        assert_eq!(metric("f32_weights_bytes").0, f32_weights, "{m}");
+        assert!(
+            int8_weights * 3.0 < f32_weights,
+            "int8 weights {int8_weights} B vs f32 {f32_weights} B"
+        );
+        let (arena, f32_arena) = (metric("arena_bytes").0, metric("f32_arena_bytes").0);
+        assert!(arena * 2.0 < f32_arena, "arena {arena} vs f32 {f32_arena}");
+        let lib = std::fs::read_to_string(folder.join("crate/src/lib.rs")).unwrap();
+        assert!(lib.contains("int8::"), "the generated crate calls no int8 kernel");
+        assert!(folder.join("crate/out/kiln_model.wasm").is_file());
+    }
+
+    // trials.csv and report.html show both, labelled
+    let csv = std::fs::read_to_string(run.join("trials.csv")).unwrap();
+    let header = csv.lines().next().unwrap();
+    for col in [
+        "accuracy,accuracy_source",
+        "f32_accuracy,f32_accuracy_source",
+    ] {
+        assert!(header.contains(col), "{header}");
+    }
+    assert!(csv.contains("int8: quantized"), "{csv}");
+    let html = std::fs::read_to_string(run.join("report.html")).unwrap();
+    assert!(html.contains("f32_accuracy") && html.contains("f32_weights_bytes"));
+    assert!(
+        html.contains("<b>precision</b>: int8"),
+        "no precision in the report"
+    );
+
+    // Resuming the int8 run as an f32 search is refused, naming the precision.
+    let o = search(run_s, "f32", "5", true);
+    assert!(!o.status.success());
+    assert!(
+        text(&o).contains("precision: journal has `int8`, this run has `f32`"),
+        "{}",
+        text(&o)
+    );
+    // A wrong word is named.
+    let o = search(run_s, "fp16", "5", true);
+    assert!(!o.status.success());
+    assert!(
+        text(&o).contains("unknown precision `fp16`"),
+        "{}",
+        text(&o)
+    );
+}
