@@ -24,6 +24,7 @@ const WIDE: usize = 16;
 /// # Safety
 /// `x`, `weights`, `bias` and `out` must be as long as `depthwise_conv2d`
 /// demands (its asserts).
+#[inline(never)]
 pub(crate) unsafe fn depthwise_neon(
     x: &[f32],
     weights: &[f32],
