@@ -12,6 +12,7 @@ mod elementwise;
 mod int8;
 mod moves;
 mod pool;
+mod unary;
 
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
@@ -38,6 +39,9 @@ struct Emitter<'a> {
     /// The `Input` op's statement (the input into the arena), repeated by `io`.
     input_code: Option<String>,
     kernels: BTreeSet<&'static str>,
+    /// Residual sums fused into the pointwise convolution before them:
+    /// (convolution's op index, sum's op index) (see `emit/conv.rs`).
+    fused: std::collections::BTreeMap<usize, usize>,
 }
 
 /// An f32 literal of the generated code.
@@ -176,12 +180,16 @@ impl Emitter<'_> {
                 code
             }
             OpKind::Conv(c) => self.conv(i, op, c)?,
+            OpKind::Binary { .. } if self.fused.values().any(|&j| j == i) => {
+                "/* added by the convolution above */".into()
+            }
             OpKind::Dense { weight, bias, act } => self.dense(op, *weight, *bias, *act),
             OpKind::MaxPool(p) => self.pool(i, op, p, "max_pool2d")?,
             OpKind::AvgPool(p) => self.pool(i, op, p, "avg_pool2d")?,
             OpKind::GlobalSumPool { scale } => self.global_sum_pool(op, *scale)?,
             OpKind::GlobalMaxPool => self.global_max_pool(op)?,
             OpKind::Activation(a) => self.activation(op, *a, in_place),
+            OpKind::Unary(u) => self.unary(op, *u, in_place),
             OpKind::Softmax => self.softmax(op, in_place),
             OpKind::Binary {
                 op: bop,
@@ -216,6 +224,7 @@ pub(crate) fn render(
         body: String::new(),
         input_code: None,
         kernels: BTreeSet::new(),
+        fused: conv::residual_fusions(graph, plan),
     };
     for (i, op) in graph.ops.iter().enumerate() {
         e.op(i, op)?;

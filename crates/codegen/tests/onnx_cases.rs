@@ -1,7 +1,11 @@
 //! Models as other exporters write them (tests/fixtures/onnx-cases, see its
-//! README): each is lowered, generated into one bundle, built once for the
-//! host and run on its `input.npy`; the output must match onnxruntime's
-//! `output.npy` within 1e-4 absolute + 1e-3 relative (numpy's `allclose`).
+//! README) and one small model per ONNX op kiln claims beyond the CNN core
+//! (tests/fixtures/onnx-ops, written by its make.py): each is lowered,
+//! generated into one bundle, built once for the host and run on its
+//! `input.npy`; the output must match onnxruntime's `output.npy` within 1e-4
+//! absolute + 1e-3 relative (numpy's `allclose`; NaN where onnxruntime has
+//! NaN), and the op cases within 1e-5 + 1e-4 relative (a conv output near 0
+//! carries a relative error of about 1e-5 into Reciprocal and Div).
 
 mod common;
 
@@ -13,15 +17,50 @@ use kiln_lower::LowerOptions;
 
 /// The cases of tests/fixtures/onnx-cases, each a pattern kiln once refused.
 const CASES: &[&str] = &[
-    "06-prelu-per-channel",
-    "10-nhwc-input-transpose-conv",
-    "12-split-branch-concat",
-    "14-gemm-transb0-alpha-beta",
+    "onnx-cases/06-prelu-per-channel",
+    "onnx-cases/10-nhwc-input-transpose-conv",
+    "onnx-cases/12-split-branch-concat",
+    "onnx-cases/14-gemm-transb0-alpha-beta",
+];
+
+/// The cases of tests/fixtures/onnx-ops: one ONNX op each (see make.py for
+/// the graphs: the op on the input and after a conv, or the op between a
+/// tensor, a conv's output and constants).
+const OP_CASES: &[&str] = &[
+    "onnx-ops/abs",
+    "onnx-ops/neg",
+    "onnx-ops/exp",
+    "onnx-ops/log",
+    "onnx-ops/sqrt",
+    "onnx-ops/reciprocal",
+    "onnx-ops/tanh",
+    "onnx-ops/erf",
+    "onnx-ops/softplus",
+    "onnx-ops/softsign",
+    "onnx-ops/elu",
+    "onnx-ops/selu",
+    "onnx-ops/mish",
+    "onnx-ops/gelu",
+    "onnx-ops/gelu-tanh",
+    "onnx-ops/gelu-erf",
+    "onnx-ops/silu",
+    "onnx-ops/pow-2",
+    "onnx-ops/pow-0.5",
+    "onnx-ops/pow-3",
+    "onnx-ops/pow-1.5",
+    "onnx-ops/sub",
+    "onnx-ops/div",
+    "onnx-ops/max",
+    "onnx-ops/min",
+    "onnx-ops/max-3",
+    "onnx-ops/min-3",
+    "onnx-ops/sum-3",
+    "onnx-ops/mean-3",
 ];
 
 fn fixture(case: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures/onnx-cases")
+        .join("tests/fixtures")
         .join(case)
 }
 
@@ -34,8 +73,9 @@ fn read_npy(path: &Path) -> (Vec<usize>, Vec<f32>) {
     (shape, npy.into_vec::<f32>().expect("f32 values"))
 }
 
-/// Elements outside `|got - want| <= 1e-4 + 1e-3 * |want|`, as messages.
-fn mismatches(case: &str, got: &[f32], want: &[f32]) -> Vec<String> {
+/// Elements outside `|got - want| <= abs + rel * |want|` (or NaN on one side
+/// only), as messages.
+fn mismatches(case: &str, got: &[f32], want: &[f32], (abs, rel): (f32, f32)) -> Vec<String> {
     if got.len() != want.len() {
         return vec![format!(
             "{case}: {} outputs, onnxruntime has {}",
@@ -46,15 +86,16 @@ fn mismatches(case: &str, got: &[f32], want: &[f32]) -> Vec<String> {
     got.iter()
         .zip(want)
         .enumerate()
-        .filter(|(_, (g, w))| g.is_nan() != w.is_nan() || (*g - *w).abs() > 1e-4 + 1e-3 * w.abs())
+        .filter(|(_, (g, w))| g.is_nan() != w.is_nan() || (*g - *w).abs() > abs + rel * w.abs())
         .take(5)
         .map(|(i, (g, w))| format!("{case}: output[{i}] = {g}, onnxruntime {w}"))
         .collect()
 }
 
-#[test]
-fn exported_patterns_match_onnxruntime() {
-    let graphs: Vec<_> = CASES
+/// Lowers `cases`, builds them as one bundle and runs each on its input:
+/// the mismatches against onnxruntime's outputs within `tol`.
+fn run_cases(bundle: &str, cases: &[&str], tol: (f32, f32)) -> Vec<String> {
+    let graphs: Vec<_> = cases
         .iter()
         .map(|c| {
             let path = fixture(c).join("model.onnx");
@@ -63,8 +104,8 @@ fn exported_patterns_match_onnxruntime() {
         })
         .collect();
     let refs: Vec<_> = graphs.iter().collect();
-    let dir = scratch("onnx-cases");
-    kiln_codegen::generate_bundle(&refs, &dir, &GenerateOptions::new("onnx-cases"))
+    let dir = scratch(bundle);
+    kiln_codegen::generate_bundle(&refs, &dir, &GenerateOptions::new(bundle))
         .expect("bundle generates");
     let bin = kiln_codegen::build_bin(
         &dir,
@@ -74,7 +115,7 @@ fn exported_patterns_match_onnxruntime() {
     )
     .unwrap_or_else(|e| panic!("{e}"));
     let mut bad = Vec::new();
-    for (i, c) in CASES.iter().enumerate() {
+    for (i, c) in cases.iter().enumerate() {
         let (in_shape, input) = read_npy(&fixture(c).join("input.npy"));
         let (_, want) = read_npy(&fixture(c).join("output.npy"));
         assert_eq!(in_shape, graphs[i].tensors[graphs[i].input].shape, "{c}");
@@ -82,10 +123,23 @@ fn exported_patterns_match_onnxruntime() {
         let worst = got
             .iter()
             .zip(&want)
+            .filter(|(g, w)| !g.is_nan() && !w.is_nan())
             .map(|(g, w)| (g - w).abs())
             .fold(0.0f32, f32::max);
-        eprintln!("{c:<32} max abs err {worst:.2e}");
-        bad.extend(mismatches(c, &got, &want));
+        eprintln!("{c:<42} max abs err {worst:.2e}");
+        bad.extend(mismatches(c, &got, &want, tol));
     }
+    bad
+}
+
+#[test]
+fn exported_patterns_match_onnxruntime() {
+    let bad = run_cases("onnx-cases", CASES, (1e-4, 1e-3));
+    assert!(bad.is_empty(), "{}", bad.join("\n"));
+}
+
+#[test]
+fn single_ops_match_onnxruntime() {
+    let bad = run_cases("onnx-ops", OP_CASES, (1e-5, 1e-4));
     assert!(bad.is_empty(), "{}", bad.join("\n"));
 }

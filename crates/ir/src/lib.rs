@@ -164,6 +164,54 @@ pub enum BinaryOp {
     PRelu,
 }
 
+/// An element-wise function of one value (ONNX's unary math ops and the
+/// activations tract writes as their own ops; see kiln-runtime's `UnaryOp`
+/// for the formulas and their accuracy).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum UnaryOp {
+    /// `|x|`.
+    Abs,
+    /// `-x`.
+    Neg,
+    /// `e^x`.
+    Exp,
+    /// The natural logarithm (ONNX Log).
+    Log,
+    /// The square root (ONNX Sqrt, Pow by 0.5).
+    Sqrt,
+    /// `1 / sqrt(x)`.
+    Rsqrt,
+    /// `1 / x` (ONNX Reciprocal; tract writes Div by a tensor this way).
+    Reciprocal,
+    /// `x * x` (ONNX Pow by 2).
+    Square,
+    /// `x^exponent` for another constant exponent (ONNX Pow).
+    Pow {
+        /// The exponent.
+        exponent: f32,
+    },
+    /// The hyperbolic tangent.
+    Tanh,
+    /// The error function.
+    Erf,
+    /// `x * sigmoid(x)` (SiLU / Swish, also written as Mul(x, Sigmoid(x))).
+    Silu,
+    /// `x * 0.5 * (1 + erf(x / sqrt 2))` (ONNX Gelu; PyTorch's erf form).
+    Gelu,
+    /// `0.5 x (1 + tanh(sqrt(2 / pi) (x + 0.044715 x^3)))` (ONNX Gelu with
+    /// approximate = "tanh"); `x^2` instead of `x^3` where `square`.
+    GeluTanh {
+        /// The inner polynomial uses `x^2`.
+        square: bool,
+    },
+    /// ELU: `x` for `x > 0`, else `alpha * (e^x - 1)` (ONNX Elu; Selu is
+    /// this followed by a multiplication by gamma).
+    Elu {
+        /// The scale of the negative side.
+        alpha: f32,
+    },
+}
+
 /// How the second operand of a binary op lines up with the first (`data`).
 #[derive(Clone, Debug, PartialEq)]
 pub enum Operand {
@@ -282,6 +330,9 @@ pub enum OpKind {
     },
     /// A standalone element-wise activation (not fused into a producer).
     Activation(Activation),
+    /// An element-wise function of one value; output shape and storage are
+    /// the input's.
+    Unary(UnaryOp),
     /// Softmax over the channels (rank 4) or the last axis (rank 2).
     Softmax,
     /// Concat along a logical axis; all inputs share the other dims.
@@ -350,7 +401,7 @@ impl Op {
     pub fn can_run_in_place(&self) -> bool {
         matches!(
             self.kind,
-            OpKind::Binary { .. } | OpKind::Activation(_) | OpKind::Softmax
+            OpKind::Binary { .. } | OpKind::Activation(_) | OpKind::Unary(_) | OpKind::Softmax
         )
     }
 
@@ -510,6 +561,7 @@ impl fmt::Display for OpKind {
                 write!(f, "{op:?} {r}")
             }
             OpKind::Activation(a) => write!(f, "{a:?}"),
+            OpKind::Unary(u) => write!(f, "{u:?}"),
             OpKind::Softmax => write!(f, "softmax"),
             OpKind::Concat { axis } => write!(f, "concat axis {axis}"),
             OpKind::Reshape => write!(f, "reshape"),

@@ -23,8 +23,10 @@ pub use kiln_ir::Graph;
 pub const SUPPORTED: &str = "Conv (any kernel, stride, dilation, padding, groups; NCHW, or NHWC between \
 tf2onnx's Transposes), Gemm/MatMul with constant weights (any transB, alpha, beta; also over a whole \
 Flatten'ed or Reshape'd CxHxW map), BatchNormalization after Conv, Relu, Clip, LeakyRelu, PRelu (per-channel \
-or scalar slope), HardSwish, HardSigmoid, Sigmoid, Add, Sub, Mul, Div, Max, Min (same shape, per-channel or \
-scalar operands, constants that broadcast), MaxPool, AveragePool, GlobalAveragePool, GlobalMaxPool, \
+or scalar slope), HardSwish, HardSigmoid, Sigmoid, Elu, Selu, Abs, Neg, Exp, Log, Sqrt, Reciprocal, Tanh, \
+Erf, Pow by a constant, Softplus, Softsign, Mish, Gelu (exact and tanh), SiLU (x*Sigmoid(x)), Add, Sub, Mul, \
+Div, Max, Min, Sum, Mean (two or more tensors of the same shape, per-channel or scalar operands, constants that \
+broadcast), MaxPool, AveragePool, GlobalAveragePool, GlobalMaxPool, \
 ReduceMean/ReduceSum/ReduceMax over H and W, Softmax, Concat, Split, Slice (step 1), Flatten, Reshape, \
 Transpose, Squeeze, Unsqueeze, Identity, Constant";
 

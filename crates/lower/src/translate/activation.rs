@@ -1,18 +1,55 @@
 //! Element-wise activations tract keeps as their own ops (Sigmoid, HardSwish,
-//! LeakyRelu) and Softmax. ReLU and Clip arrive as Max/Min with constants and go through
+//! LeakyRelu), the unary math ops (Abs, Exp, Tanh, Pow by a constant...,
+//! see [`unary_op`]) and Softmax. ReLU and Clip arrive as Max/Min with constants and go through
 //! [`super::binary`]; fusion turns them into activations afterwards.
 
-use kiln_ir::{Activation, BinaryOp, OpKind, Operand};
+use kiln_ir::{Activation, BinaryOp, OpKind, Operand, UnaryOp};
 use tract_onnx::prelude::*;
 use tract_onnx::tract_core::ops::element_wise::ElementWiseOp;
-use tract_onnx::tract_core::ops::nn::{LeakyRelu, Softmax, SoftmaxKind};
+use tract_onnx::tract_core::ops::math::PowConst;
+use tract_onnx::tract_core::ops::nn::{GeluApproximate, LeakyRelu, Softmax, SoftmaxKind};
 
 use super::Translator;
 use crate::LowerError;
 
+/// The [`UnaryOp`] of a tract element-wise op: ONNX Abs, Neg, Exp, Log
+/// (tract's Ln), Sqrt, Reciprocal (Recip), Tanh, Erf, Pow by a constant
+/// (Square for 2, Sqrt for 0.5, else PowConst), Gelu (GeluExact; tract also
+/// finds PyTorch's erf form), Gelu tanh (GeluApproximate), SiLU (tract's
+/// Silu: Swish, and Mul(x, Sigmoid(x)) which it recognises), and Rsqrt.
+fn unary_op(e: &ElementWiseOp) -> Option<UnaryOp> {
+    if let Some(p) = e.0.downcast_ref::<PowConst>() {
+        return Some(UnaryOp::Pow {
+            exponent: p.exponent,
+        });
+    }
+    if let Some(g) = e.0.downcast_ref::<GeluApproximate>() {
+        // tract's fast form is the one with x^2 in the polynomial
+        return Some(UnaryOp::GeluTanh {
+            square: g.fast_impl,
+        });
+    }
+    Some(match e.0.name().as_ref() {
+        "Abs" => UnaryOp::Abs,
+        "Neg" => UnaryOp::Neg,
+        "Exp" => UnaryOp::Exp,
+        "Ln" => UnaryOp::Log,
+        "Sqrt" => UnaryOp::Sqrt,
+        "Rsqrt" => UnaryOp::Rsqrt,
+        "Recip" => UnaryOp::Reciprocal,
+        "Square" => UnaryOp::Square,
+        "Tanh" => UnaryOp::Tanh,
+        "Erf" => UnaryOp::Erf,
+        "Silu" => UnaryOp::Silu,
+        "GeluExact" => UnaryOp::Gelu,
+        _ => return None,
+    })
+}
+
 impl Translator<'_> {
     /// Sigmoid or HardSwish -> [`OpKind::Activation`]; LeakyRelu -> a
-    /// [`BinaryOp::PRelu`] with a scalar slope.
+    /// [`BinaryOp::PRelu`] with a scalar slope; the unary math ops ->
+    /// [`OpKind::Unary`].
     pub(super) fn element_wise(
         &mut self,
         node: &TypedNode,
@@ -28,10 +65,19 @@ impl Translator<'_> {
             self.emit(node, kind, vec![x])?;
             return Ok(());
         }
+        if let Some(u) = unary_op(e) {
+            self.emit(node, OpKind::Unary(u), vec![x])?;
+            return Ok(());
+        }
         let act = match e.0.name().as_ref() {
             "Sigmoid" => Activation::Sigmoid,
             "HardSwish" => Activation::HardSwish,
-            other => return Err(self.unsupported(node, format!("element-wise {other}"))),
+            other => {
+                return Err(self.unsupported(
+                    node,
+                    format!("no kiln kernel for the element-wise function {other}"),
+                ));
+            }
         };
         self.emit(node, OpKind::Activation(act), vec![x])?;
         Ok(())

@@ -1,10 +1,12 @@
 //! tract's `Iff` (ONNX Where, and how tract expands PRelu): a condition that
 //! compares a tensor with a constant picks, element by element, one of two
 //! tensors. kiln lowers the form PRelu takes, `x < 0 ? x * slope : x`, into
-//! one [`BinaryOp::PRelu`]; the comparison itself is never computed, and
-//! fusion drops the multiplication tract wired for the negative branch.
+//! one [`BinaryOp::PRelu`], and the form of Elu and Selu,
+//! `x > 0 ? x : alpha * (e^x - 1)`, into one [`UnaryOp::Elu`]; the
+//! comparison itself is never computed, and fusion drops the arithmetic tract
+//! wired for the negative branch.
 
-use kiln_ir::{BinaryOp, OpKind, Operand, TensorId};
+use kiln_ir::{BinaryOp, OpKind, Operand, TensorId, UnaryOp};
 use tract_onnx::prelude::*;
 use tract_onnx::tract_core::ops::binary::TypedBinOp;
 
@@ -25,8 +27,10 @@ impl Translator<'_> {
 
     /// `Iff(x < 0, x * slope, x)` (or `x > 0 ? x : x * slope`) -> PRelu.
     pub(super) fn iff(&mut self, node: &TypedNode) -> Result<(), LowerError> {
-        let not_prelu =
-            || "kiln lowers a selection only in the form of PRelu, x < 0 ? x * slope : x";
+        let not_prelu = || {
+            "kiln lowers a selection (Where) only in the forms of PRelu, x < 0 ? x * slope : x, \
+             and Elu, x > 0 ? x : alpha * (exp(x) - 1)"
+        };
         let cond = self.model.node(node.inputs[0].node);
         let Some(cmp) = cond.op.downcast_ref::<TypedBinOp>() else {
             return Err(self.unsupported(node, not_prelu()));
@@ -50,10 +54,16 @@ impl Translator<'_> {
             "LT" | "LTE" => (self.value(node, 1)?, self.value(node, 2)?),
             _ => (self.value(node, 2)?, self.value(node, 1)?),
         };
-        let slope = match (negative, positive) {
-            (Value::Act(n), Value::Act(p)) if zero && p == x => self.slope_of(n, x),
-            _ => None,
+        let (slope, elu) = match (negative, positive) {
+            (Value::Act(n), Value::Act(p)) if zero && p == x => {
+                (self.slope_of(n, x), self.elu_alpha(n, x))
+            }
+            _ => (None, None),
         };
+        if let Some(alpha) = elu {
+            self.emit(node, OpKind::Unary(UnaryOp::Elu { alpha }), vec![x])?;
+            return Ok(());
+        }
         let Some(rhs) = slope else {
             return Err(self.unsupported(node, not_prelu()));
         };
@@ -64,6 +74,47 @@ impl Translator<'_> {
         };
         self.emit(node, kind, vec![x])?;
         Ok(())
+    }
+
+    /// The op computing tensor `t`, if it is `kind op` of a scalar with `t`'s
+    /// data input: `(scalar, data input)`.
+    fn scalar_op(&self, t: TensorId, kind: BinaryOp) -> Option<(f32, TensorId)> {
+        let op = self.graph.ops.iter().find(|op| op.output == t)?;
+        match &op.kind {
+            OpKind::Binary {
+                op: b,
+                rhs: Operand::Scalar(s),
+                data_is_lhs,
+            } if *b == kind && (*data_is_lhs || matches!(kind, BinaryOp::Mul | BinaryOp::Add)) => {
+                Some((*s, op.inputs[0]))
+            }
+            _ => None,
+        }
+    }
+
+    /// `alpha` when tensor `n` is `alpha * (e^x - 1)` (tract's Elu) or
+    /// `alpha * e^x - alpha` (tract's Selu before its gamma).
+    fn elu_alpha(&self, n: TensorId, x: TensorId) -> Option<f32> {
+        let is_exp_of_x = |t: TensorId| {
+            self.graph.ops.iter().any(|op| {
+                op.output == t && op.kind == OpKind::Unary(UnaryOp::Exp) && op.inputs[0] == x
+            })
+        };
+        if let Some((alpha, m)) = self.scalar_op(n, BinaryOp::Mul) {
+            let minus_one = match self.scalar_op(m, BinaryOp::Sub) {
+                Some((1.0, e)) => Some(e),
+                _ => match self.scalar_op(m, BinaryOp::Add) {
+                    Some((-1.0, e)) => Some(e),
+                    _ => None,
+                },
+            };
+            if minus_one.is_some_and(is_exp_of_x) {
+                return Some(alpha);
+            }
+        }
+        let (alpha, m) = self.scalar_op(n, BinaryOp::Sub)?;
+        let (scale, e) = self.scalar_op(m, BinaryOp::Mul)?;
+        (scale == alpha && is_exp_of_x(e)).then_some(alpha)
     }
 
     /// The other operand when tensor `t` is computed as `x * operand`.

@@ -11,6 +11,7 @@ use crate::{LowerError, LowerOptions};
 mod errors;
 mod layers;
 mod operands;
+mod unary;
 
 /// A model with input `x` of `shape`; `body` adds nodes ending in output `y`.
 fn model(shape: &[usize], body: impl FnOnce(&mut GraphBuilder)) -> Vec<u8> {
