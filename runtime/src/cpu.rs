@@ -55,6 +55,7 @@ mod tests {
                 n,
                 x_stride: k,
                 out_stride: n,
+                add: false,
             };
             let mut got = std::vec![f32::NAN; m * n];
             let mut twin = std::vec![f32::NAN; m * n];

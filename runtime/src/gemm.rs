@@ -78,7 +78,9 @@ pub fn pack_gemm(w: &[f32], bias: &[f32], k: usize, n: usize, out: &mut [f32]) {
 }
 
 /// Shape of one packed product: `m` rows of `k` inputs, `x` rows `x_stride`
-/// apart, `n` outputs, `out` rows `out_stride` apart.
+/// apart, `n` outputs, `out` rows `out_stride` apart; with `add`, each
+/// activated result is added to the value `out` holds (a residual) instead
+/// of replacing it.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct GemmShape {
     pub m: usize,
@@ -86,6 +88,7 @@ pub(crate) struct GemmShape {
     pub n: usize,
     pub x_stride: usize,
     pub out_stride: usize,
+    pub add: bool,
 }
 
 /// `out = act(x . W + bias)` over packed weights, `m` rows: the pointwise
@@ -114,8 +117,53 @@ pub fn gemm(
         n,
         x_stride: k,
         out_stride: n,
+        add: false,
     };
     gemm_rows(x, packed, out, &s, act)
+}
+
+/// [`gemm`] whose result is added to what `out` holds:
+/// `out[m][n] += act(x . W + bias)`, the residual connection of an inverted
+/// residual block fused into its projection (kiln-codegen calls it when the
+/// sum's output sits on the residual), one pass over `out` instead of a
+/// store and an element-wise add's load, add and store. Each value is
+/// `out + act(product)` rounded once, as the two ops give.
+///
+/// # Panics
+/// As [`gemm`].
+#[allow(clippy::too_many_arguments)]
+pub fn gemm_add(
+    x: &[f32],
+    packed: &[f32],
+    out: &mut [f32],
+    m: usize,
+    k: usize,
+    n: usize,
+    act: Activation,
+) {
+    let s = GemmShape {
+        m,
+        k,
+        n,
+        x_stride: k,
+        out_stride: n,
+        add: true,
+    };
+    gemm_rows(x, packed, out, &s, act)
+}
+
+/// Writes one row of a tile: `vals` (already activated when `fast`, else
+/// activated here) into `o`, or added to `o`'s values when `add`.
+#[inline(always)]
+pub(crate) fn store_row(o: &mut [f32], vals: &mut [f32], fast: bool, act: Activation, add: bool) {
+    if !fast {
+        activate(vals, act);
+    }
+    if add {
+        o.iter_mut().zip(vals.iter()).for_each(|(o, v)| *o += v);
+    } else {
+        o.copy_from_slice(vals);
+    }
 }
 
 /// [`gemm`] with row strides of its own: the microkernel this build selects.
@@ -189,22 +237,25 @@ pub(crate) fn gemm_portable(
     s: &GemmShape,
     act: Activation,
 ) {
-    portable_args(x, packed, out, s.m, s.k, s.n, s.x_stride, s.out_stride, act)
+    portable_args(
+        x,
+        packed,
+        out,
+        [s.m, s.k, s.n, s.x_stride, s.out_stride],
+        s.add,
+        act,
+    )
 }
 
 /// [`gemm_portable`] with the shape as plain arguments (passed in registers,
 /// where a shape behind a reference is read from memory).
 #[cfg_attr(target_arch = "aarch64", allow(dead_code))]
-#[allow(clippy::too_many_arguments)]
 fn portable_args(
     x: &[f32],
     packed: &[f32],
     out: &mut [f32],
-    m: usize,
-    k: usize,
-    n: usize,
-    x_stride: usize,
-    out_stride: usize,
+    [m, k, n, x_stride, out_stride]: [usize; 5],
+    add: bool,
     act: Activation,
 ) {
     const F: (usize, usize) = PORTABLE[0];
@@ -215,6 +266,7 @@ fn portable_args(
         n,
         x_stride,
         out_stride,
+        add,
     };
     gemm_tiled::<{ F.0 }, { F.1 }, { N.0 }, { N.1 }>(x, packed, out, &s, act)
 }
@@ -340,13 +392,10 @@ fn tile<const R: usize, const W: usize, const PART: bool>(
     let fast = activate_tile(&mut acc, act);
     let cols = if PART { t.cols } else { W };
     // A loop of constant length, so the accumulators stay in registers.
-    for (r, a) in acc.iter().enumerate() {
+    for (r, a) in acc.iter_mut().enumerate() {
         if r < t.rows {
             let o = &mut out[(t.r0 + r) * s.out_stride + b.c0 + b.h..][..cols];
-            o.copy_from_slice(&a[..cols]);
-            if !fast {
-                activate(o, act);
-            }
+            store_row(o, &mut a[..cols], fast, act, s.add);
         }
     }
 }
@@ -468,6 +517,7 @@ pub(crate) mod tests {
                 n,
                 x_stride: k,
                 out_stride: n,
+                add: false,
             };
             let mut twin = std::vec![f32::NAN; m * n];
             gemm_portable(&x, &packed(&w, &b, k, n), &mut twin, &s, act);
@@ -509,6 +559,7 @@ pub(crate) mod tests {
                 n,
                 x_stride: k,
                 out_stride: n,
+                add: false,
             };
             for act in acts {
                 let want: Vec<f32> = naive(&x, &w, &b, m, k, n)
@@ -520,6 +571,70 @@ pub(crate) mod tests {
                     tiled(&x, &p, &mut got, &s, act);
                     for (e, (g, w)) in got.iter().zip(&want).enumerate() {
                         assert!((g - w).abs() <= 1e-5, "tiles {i} {m}x{k}x{n} {act:?} [{e}]");
+                    }
+                }
+            }
+        }
+    }
+
+    /// `gemm_add` (this build's kernel) and the portable tiles with `add`
+    /// equal the product stored then added, exactly: the same values
+    /// rounded the same way, for every activation (in registers or after)
+    /// and every kind of tile, with strided rows whose gaps stay untouched.
+    #[test]
+    fn gemm_add_equals_the_product_then_the_sum() {
+        let acts = [
+            Activation::None,
+            Activation::Relu,
+            Activation::Clip {
+                min: -0.5,
+                max: 0.7,
+            },
+            Activation::HardSwish,
+            Activation::Sigmoid,
+        ];
+        type Tiled = fn(&[f32], &[f32], &mut [f32], &GemmShape, Activation);
+        let tiles: [Tiled; 2] = [
+            gemm_tiled::<MR, PANEL, MR_NARROW, NARROW>,
+            gemm_tiled::<6, 8, 4, 8>,
+        ];
+        for (t, &(m, k, n)) in SHAPES.iter().enumerate() {
+            let x = values(m * k, t as u32);
+            let p = packed(&values(k * n, 100 + t as u32), &values(n, 7), k, n);
+            let res = values(m * n, 300 + t as u32);
+            for act in acts {
+                let mut want = std::vec![f32::NAN; m * n];
+                gemm(&x, &p, &mut want, m, k, n, act);
+                want.iter_mut().zip(&res).for_each(|(w, r)| *w = r + *w);
+                let mut got = res.clone();
+                gemm_add(&x, &p, &mut got, m, k, n, act);
+                assert_eq!(got, want, "{m}x{k}x{n} {act:?}");
+                // The portable tiles, out rows n + 2 apart.
+                let s = GemmShape {
+                    m,
+                    k,
+                    n,
+                    x_stride: k,
+                    out_stride: n + 2,
+                    add: true,
+                };
+                for tiled in tiles {
+                    let mut got = std::vec![-3.0; m * (n + 2)];
+                    let mut plain = got.clone();
+                    for r in 0..m {
+                        got[r * (n + 2)..][..n].copy_from_slice(&res[r * n..][..n]);
+                    }
+                    tiled(&x, &p, &mut got, &s, act);
+                    tiled(&x, &p, &mut plain, &GemmShape { add: false, ..s }, act);
+                    for r in 0..m {
+                        for c in 0..n + 2 {
+                            let g = got[r * (n + 2) + c];
+                            if c < n {
+                                assert_eq!(g, res[r * n + c] + plain[r * (n + 2) + c]);
+                            } else {
+                                assert_eq!(g, -3.0, "gap written");
+                            }
+                        }
                     }
                 }
             }
@@ -538,6 +653,7 @@ pub(crate) mod tests {
             n,
             x_stride: 7,
             out_stride: 11,
+            add: false,
         };
         let mut out = std::vec![-9.0; m * 11];
         gemm_portable(&x, &packed(&w, &[], k, n), &mut out, &s, Activation::None);

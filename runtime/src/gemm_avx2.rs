@@ -8,7 +8,7 @@
 use core::arch::x86_64::*;
 
 use crate::elementwise::{Activation, activate};
-use crate::gemm::{GemmShape, MR, MR_NARROW, NARROW, PANEL, gemm_panels};
+use crate::gemm::{GemmShape, MR, MR_NARROW, NARROW, PANEL, gemm_panels, store_row};
 
 /// The product of [`crate::gemm::gemm`] with AVX2+FMA.
 ///
@@ -153,10 +153,21 @@ unsafe fn tile<const R: usize, const V: usize, const MASKED: bool>(
     let fast = epilogue(&mut acc, act);
     for (r, a) in acc.iter().enumerate().take(t.rows) {
         let o = &mut out[(t.r0 + r) * s.out_stride + t.c0..][..t.cols];
-        if !MASKED {
+        if !MASKED && (fast || !s.add) {
             for (v, lane) in a.iter().enumerate() {
                 // SAFETY: `o` has `w` = 8V values, so lanes v*8..v*8+8 fit.
-                unsafe { _mm256_storeu_ps(o.as_mut_ptr().add(v * 8), *lane) };
+                unsafe {
+                    let p = o.as_mut_ptr().add(v * 8);
+                    let sum = if s.add {
+                        _mm256_add_ps(_mm256_loadu_ps(p), *lane)
+                    } else {
+                        *lane
+                    };
+                    _mm256_storeu_ps(p, sum);
+                }
+            }
+            if !fast {
+                activate(o, act);
             }
         } else {
             let mut buf = [0.0f32; 16];
@@ -164,10 +175,7 @@ unsafe fn tile<const R: usize, const V: usize, const MASKED: bool>(
                 // SAFETY: `buf` holds 16 >= 8V values.
                 unsafe { _mm256_storeu_ps(buf.as_mut_ptr().add(v * 8), *lane) };
             }
-            o.copy_from_slice(&buf[..t.cols]);
-        }
-        if !fast {
-            activate(o, act);
+            store_row(o, &mut buf[..t.cols], fast, act, s.add);
         }
     }
 }
@@ -267,6 +275,7 @@ mod tests {
                 n,
                 x_stride: k,
                 out_stride: n,
+                add: false,
             };
             let act = acts[t % acts.len()];
             let want: Vec<f32> = naive(&x, &w, &b, m, k, n)
@@ -308,6 +317,7 @@ mod tests {
             n,
             x_stride: k,
             out_stride: n,
+            add: false,
         };
         for act in [
             Activation::Relu,

@@ -14,7 +14,7 @@
 use core::arch::aarch64::*;
 
 use crate::elementwise::{Activation, activate};
-use crate::gemm::{GemmShape, MR, MR_NARROW, NARROW, PANEL, gemm_panels};
+use crate::gemm::{GemmShape, MR, MR_NARROW, NARROW, PANEL, gemm_panels, store_row};
 
 /// The product of [`crate::gemm::gemm`] with NEON.
 ///
@@ -144,10 +144,21 @@ unsafe fn tile<const R: usize, const V: usize, const PART: bool>(
     let fast = epilogue(&mut acc, act);
     for (r, a) in acc.iter().enumerate().take(t.rows) {
         let o = &mut out[(t.r0 + r) * s.out_stride + t.c0..][..t.cols];
-        if !PART {
+        if !PART && (fast || !s.add) {
             for (v, lane) in a.iter().enumerate() {
                 // SAFETY: `o` has `w` = 4V values, so lanes 4v..4v+4 fit.
-                unsafe { vst1q_f32(o.as_mut_ptr().add(v * 4), *lane) };
+                unsafe {
+                    let p = o.as_mut_ptr().add(v * 4);
+                    let sum = if s.add {
+                        vaddq_f32(vld1q_f32(p), *lane)
+                    } else {
+                        *lane
+                    };
+                    vst1q_f32(p, sum);
+                }
+            }
+            if !fast {
+                activate(o, act);
             }
         } else {
             let mut buf = [0.0f32; 16];
@@ -155,10 +166,7 @@ unsafe fn tile<const R: usize, const V: usize, const PART: bool>(
                 // SAFETY: `buf` holds 16 >= 4V values.
                 unsafe { vst1q_f32(buf.as_mut_ptr().add(v * 4), *lane) };
             }
-            o.copy_from_slice(&buf[..t.cols]);
-        }
-        if !fast {
-            activate(o, act);
+            store_row(o, &mut buf[..t.cols], fast, act, s.add);
         }
     }
 }
@@ -256,6 +264,7 @@ mod tests {
                 n,
                 x_stride: k,
                 out_stride: n,
+                add: false,
             };
             for act in ACTS {
                 let want: Vec<f32> = naive(&x, &w, &b, m, k, n)
@@ -293,6 +302,7 @@ mod tests {
             n,
             x_stride: 7,
             out_stride: 13,
+            add: false,
         };
         let mut simd = std::vec![-9.0; m * 13];
         let mut twin = simd.clone();
@@ -321,6 +331,7 @@ mod tests {
             n,
             x_stride: k,
             out_stride: n,
+            add: false,
         };
         for act in ACTS {
             let mut simd = std::vec![0.0; m * n];

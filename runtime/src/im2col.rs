@@ -41,6 +41,7 @@ pub fn conv2d_gemm(x: &[f32], packed: &[f32], out: &mut [f32], p: &Conv2d) {
             n: p.out_c,
             x_stride: k,
             out_stride: p.out_c,
+            add: false,
         };
         let o = &mut out[first * p.out_c..(first + m) * p.out_c];
         check(&buf, packed, o, &s);

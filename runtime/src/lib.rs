@@ -76,7 +76,7 @@ pub use elementwise::{
     Activation, BinaryOp, activate, binary, binary_broadcast_channel, binary_inplace,
     binary_scalar, scale, softmax,
 };
-pub use gemm::{NARROW, PANEL, gemm, gemm_panels, pack_gemm, packed_gemm_len};
+pub use gemm::{NARROW, PANEL, gemm, gemm_add, gemm_panels, pack_gemm, packed_gemm_len};
 pub use im2col::{MAX_PATCH, conv2d_gemm};
 pub use moves::{concat, copy, downsample_nhwc, nchw_to_nhwc, nhwc_to_nchw, permute, slice};
 pub use pool::{Pool2d, avg_pool2d, global_avg_pool, global_max_pool, max_pool2d};

@@ -97,6 +97,18 @@ fn mobilenetv2_half_matches_tract_as_a_standalone_program() {
         generated.plan.lower_bound_bytes()
     );
     assert!(ratio <= 1.1, "arena {ratio:.3}x the lower bound");
+    // Every residual sum is fused into its block's projection (the sums
+    // are the network's only binary ops).
+    assert!(
+        generated.kernels.contains(&"gemm_add"),
+        "{:?}",
+        generated.kernels
+    );
+    assert!(
+        !generated.kernels.contains(&"binary_inplace"),
+        "{:?}",
+        generated.kernels
+    );
     let bin = kiln_codegen::build(&dir, BuildTarget::Host, &kiln_codegen::default_target_dir())
         .unwrap_or_else(|e| panic!("{e}"));
     let x = values(3 * 96 * 96, 99);

@@ -2,10 +2,74 @@
 //! layout the kernel reads (pointwise and dense: packed with their bias for
 //! `rt::gemm`), their shapes into a `const` (general and depthwise
 //! convolutions) or the call itself (pointwise, dense).
+//!
+//! A residual sum right after a pointwise convolution (an inverted residual
+//! block's projection) is fused into it when the planner put the sum's
+//! output on the residual: the convolution calls `rt::gemm_add` on the
+//! residual's memory, and the sum emits no code. That saves the store of
+//! the convolution's output and the sum's pass over both tensors; the
+//! values are the same (`residual + act(product)`, rounded once either way).
 
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
-use kiln_ir::{Activation, ConstId, Conv, Op};
+use kiln_ir::{
+    Activation, ArenaPlan, BinaryOp, ConstId, Conv, DType, Graph, Op, OpKind, Operand, TensorId,
+};
+
+/// The residual sums to fuse, as (pointwise convolution's op index, sum's
+/// op index): the sum is the next op, adds the convolution's f32 output
+/// (read by nothing else, not the graph's output) to another tensor of the
+/// same shape and storage, and writes its output over that tensor (the same
+/// arena region, apart from the convolution's input), so the convolution
+/// can add into it in place.
+pub(super) fn residual_fusions(graph: &Graph, plan: &ArenaPlan) -> BTreeMap<usize, usize> {
+    let mut readers = vec![0usize; graph.tensors.len()];
+    for op in &graph.ops {
+        for t in op.reads() {
+            readers[t] += 1;
+        }
+    }
+    let region = |t: TensorId| (plan.offsets[t], graph.tensors[t].len());
+    let mut fused = BTreeMap::new();
+    for (i, pair) in graph.ops.windows(2).enumerate() {
+        let (conv, sum) = (&pair[0], &pair[1]);
+        let pointwise = matches!(&conv.kind, OpKind::Conv(c) if c.is_pointwise());
+        let OpKind::Binary {
+            op: BinaryOp::Add,
+            rhs: Operand::Tensor(r),
+            ..
+        } = &sum.kind
+        else {
+            continue;
+        };
+        let (c, d) = (conv.output, sum.inputs[0]);
+        let res = match (d == c, *r == c) {
+            (true, false) => *r,
+            (false, true) => d,
+            _ => continue,
+        };
+        let (tc, tr) = (&graph.tensors[c], &graph.tensors[res]);
+        let same = tc.shape == tr.shape
+            && tc.hwc() == tr.hwc()
+            && tc.storage_is_logical() == tr.storage_is_logical()
+            && tc.dtype == DType::F32
+            && tr.dtype == DType::F32;
+        let (xo, xl) = region(conv.inputs[0]);
+        let (ro, rl) = region(res);
+        let apart = xo + xl <= ro || ro + rl <= xo;
+        if pointwise
+            && same
+            && apart
+            && readers[c] == 1
+            && c != graph.output
+            && region(sum.output) == region(res)
+        {
+            fused.insert(i, i + 1);
+        }
+    }
+    fused
+}
 
 use super::{Emitter, act};
 use crate::CodegenError;
@@ -37,9 +101,15 @@ impl Emitter<'_> {
             let bias = c.bias.map(|b| g.constants[b].data.as_slice());
             let (k, n) = (c.in_channels, c.out_channels);
             let w = self.weights(&weights::gemm_weights(&arranged, bias, k, n));
-            self.kernels.insert("gemm");
+            // Fused with the residual sum after it: write (add) over the
+            // sum's output, which is the residual's memory.
+            let (kernel, io) = match self.fused.get(&i) {
+                Some(&j) => ("gemm_add", self.io1(x, g.ops[j].output)),
+                None => ("gemm", io),
+            };
+            self.kernels.insert(kernel);
             return Ok(format!(
-                "{{ {io} rt::gemm(x, {w}, y, {}, {k}, {n}, {}); }}",
+                "{{ {io} rt::{kernel}(x, {w}, y, {}, {k}, {n}, {}); }}",
                 oh * ow,
                 act(c.act)
             ));
