@@ -26,7 +26,7 @@ if [ ${#need[@]} -gt 0 ]; then
   $sudo apt-get install -y -qq --no-install-recommends "${need[@]}"
 fi
 
-# onnxruntime for the int8 comparisons (crates/quant/tests/ort.rs, tests/cli_int8.rs):
+# onnxruntime for the int8 comparisons (crates/quant/tests/ort.rs) and fixture scripts:
 # a venv outside the clone with the pinned wheels from PyPI; .ci/run points
 # KILN_ORT_PYTHON at its interpreter. Skipped when it already holds these versions.
 ort_venv="${KILN_ORT_VENV:-${XDG_CACHE_HOME:-$HOME/.cache}/kiln/venv-ort}"
