@@ -12,6 +12,7 @@ mod elementwise;
 mod int8;
 mod moves;
 mod pool;
+mod resize;
 mod unary;
 
 use std::collections::BTreeSet;
@@ -204,6 +205,7 @@ impl Emitter<'_> {
             OpKind::Concat { axis } => self.concat(op, *axis)?,
             OpKind::Slice { axis, start, end } => self.slice_op(op, *axis, *start, *end)?,
             OpKind::Downsample { stride } => self.downsample(op, *stride)?,
+            OpKind::Resize { rows, cols } => self.resize(i, op, rows, cols)?,
             OpKind::Int8(q) => self.int8(i, op, q)?,
         };
         self.line(op, &code);

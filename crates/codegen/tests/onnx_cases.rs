@@ -56,6 +56,16 @@ const OP_CASES: &[&str] = &[
     "onnx-ops/min-3",
     "onnx-ops/sum-3",
     "onnx-ops/mean-3",
+    "onnx-ops/global-max-pool",
+    "onnx-ops/reduce-max-hw",
+    "onnx-ops/reduce-max-hw-flat",
+    "onnx-ops/reduce-mean-hw-flat",
+    "onnx-ops/resize-nearest-x2",
+    "onnx-ops/resize-nearest-x2-half-pixel",
+    "onnx-ops/resize-linear-x2",
+    "onnx-ops/resize-linear-x2-align-corners",
+    "onnx-ops/resize-linear-sizes",
+    "onnx-ops/softmax-flat-chw",
 ];
 
 fn fixture(case: &str) -> PathBuf {

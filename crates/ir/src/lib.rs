@@ -285,6 +285,18 @@ pub struct Pool {
     pub count_include_pad: bool,
 }
 
+/// One output row (or column) of an [`OpKind::Resize`]: it reads
+/// `(1 - frac) * in[lo] + frac * in[hi]` (nearest neighbour: `frac = 0`).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Tap {
+    /// First input row (column).
+    pub lo: usize,
+    /// Second input row (column): `lo` or `lo + 1`.
+    pub hi: usize,
+    /// Weight of `hi`, in [0, 1).
+    pub frac: f32,
+}
+
 /// What an op computes. Input tensors are in [`Op::inputs`]; `inputs[0]` is
 /// the main data input.
 #[derive(Clone, Debug, PartialEq)]
@@ -358,6 +370,16 @@ pub enum OpKind {
         start: usize,
         /// One past the last index kept.
         end: usize,
+    },
+    /// An image resampled in H and W (ONNX Resize / Upsample, nearest or
+    /// linear): `[1, C, H, W] -> [1, C, rows.len(), cols.len()]` (or the
+    /// batch-less rank-3 form), each output pixel blended from the input
+    /// rows and columns its [`Tap`]s name.
+    Resize {
+        /// One tap per output row.
+        rows: Vec<Tap>,
+        /// One tap per output column.
+        cols: Vec<Tap>,
     },
     /// Every `stride`-th row / column of an image (from stride-2 1x1 convs).
     Downsample {
@@ -568,6 +590,11 @@ impl fmt::Display for OpKind {
             OpKind::Transpose { perm } => write!(f, "transpose {perm:?}"),
             OpKind::Slice { axis, start, end } => write!(f, "slice axis {axis} {start}..{end}"),
             OpKind::Downsample { stride } => write!(f, "downsample {}x{}", stride[0], stride[1]),
+            OpKind::Resize { rows, cols } => {
+                let linear = rows.iter().chain(cols).any(|t| t.frac != 0.0);
+                let mode = if linear { "linear" } else { "nearest" };
+                write!(f, "resize {mode} to {}x{}", rows.len(), cols.len())
+            }
             OpKind::Int8(q) => write!(f, "{q}"),
         }
     }

@@ -27,7 +27,8 @@ or scalar slope), HardSwish, HardSigmoid, Sigmoid, Elu, Selu, Abs, Neg, Exp, Log
 Erf, Pow by a constant, Softplus, Softsign, Mish, Gelu (exact and tanh), SiLU (x*Sigmoid(x)), Add, Sub, Mul, \
 Div, Max, Min, Sum, Mean (two or more tensors of the same shape, per-channel or scalar operands, constants that \
 broadcast), MaxPool, AveragePool, GlobalAveragePool, GlobalMaxPool, \
-ReduceMean/ReduceSum/ReduceMax over H and W, Softmax, Concat, Split, Slice (step 1), Flatten, Reshape, \
+ReduceMean/ReduceSum/ReduceMax over H and W (any keepdims), Resize of H and W (nearest or linear, any \
+coordinate transformation mode, scales or sizes), Softmax (also over a flattened C*H*W, opset < 13), Concat, Split, Slice (step 1), Flatten, Reshape, \
 Transpose, Squeeze, Unsqueeze, Identity, Constant";
 
 /// What went wrong while lowering. Every variant names the model

@@ -83,7 +83,9 @@ impl Translator<'_> {
         Ok(())
     }
 
-    /// Softmax over the channel axis of an image or the last axis otherwise.
+    /// Softmax over the channel axis of an image or the last axis otherwise;
+    /// over all axes but a unit batch (opset < 13's Softmax of a flattened
+    /// C*H*W) as Reshape to `[1, n]`, Softmax, Reshape back.
     pub(super) fn softmax(&mut self, node: &TypedNode, s: &Softmax) -> Result<(), LowerError> {
         let x = self.act_input(node, 0)?;
         let xt = &self.graph.tensors[x];
@@ -92,6 +94,17 @@ impl Translator<'_> {
             Some(c) => s.axes[..] == [c],
             None => rank >= 1 && s.axes[..] == [rank - 1],
         };
+        // opset < 13: Softmax(axis = 1) of [1, C, H, W] is over all of C*H*W
+        let shape = xt.shape.clone();
+        let lead = shape.iter().take_while(|d| **d == 1).count().min(1);
+        let all: Vec<usize> = (lead..rank).collect();
+        if s.kind == SoftmaxKind::Softmax && !ok_axis && rank > 1 && s.axes[..] == all[..] {
+            let n: usize = shape.iter().product();
+            let flat = self.push(node, "flat", (OpKind::Reshape, vec![x]), vec![1, n]);
+            let soft = self.push(node, "softmax", (OpKind::Softmax, vec![flat]), vec![1, n]);
+            self.emit(node, OpKind::Reshape, vec![soft])?;
+            return Ok(());
+        }
         if s.kind != SoftmaxKind::Softmax || !ok_axis {
             return Err(self.unsupported(
                 node,

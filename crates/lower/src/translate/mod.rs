@@ -5,8 +5,8 @@
 //! for its op kind: [`conv`] (Conv), [`einsum`] (1x1 convs and dense layers),
 //! [`binary`] (element-wise binary ops), [`pool`] (pools and reductions),
 //! [`activation`] (element-wise activations, Softmax), [`select`] (Iff on
-//! a comparison with a constant: PRelu) and [`shape`] (axis ops, copies,
-//! Concat, Slice, Downsample). Constants are never translated on their
+//! a comparison with a constant: PRelu, Elu), [`resize`] (Resize, Upsample)
+//! and [`shape`] (axis ops, copies, Concat, Slice, Downsample). Constants are never translated on their
 //! own: they are read from the facts where a node uses them.
 
 mod activation;
@@ -15,6 +15,7 @@ mod conv;
 mod einsum;
 mod load;
 mod pool;
+mod resize;
 mod select;
 mod shape;
 #[cfg(test)]
@@ -36,7 +37,7 @@ use tract_onnx::tract_core::ops::element_wise::ElementWiseOp;
 use tract_onnx::tract_core::ops::identity::Identity;
 use tract_onnx::tract_core::ops::konst::Const;
 use tract_onnx::tract_core::ops::logic::Iff;
-use tract_onnx::tract_core::ops::nn::{DataFormat, Reduce, Softmax};
+use tract_onnx::tract_core::ops::nn::{DataFormat, NearestUpsample, Reduce, Resize, Softmax};
 use tract_onnx::tract_core::ops::source::TypedSource;
 
 use crate::LowerError;
@@ -169,6 +170,10 @@ impl Translator<'_> {
             self.slice(node, s)
         } else if op.is::<Iff>() {
             self.iff(node)
+        } else if let Some(u) = op.downcast_ref::<NearestUpsample>() {
+            self.nearest_upsample(node, u)
+        } else if let Some(r) = op.downcast_ref::<Resize>() {
+            self.resize(node, r)
         } else {
             Err(self.unsupported(node, "no kiln kernel for this operation"))
         }

@@ -11,6 +11,7 @@ use crate::{LowerError, LowerOptions};
 mod errors;
 mod layers;
 mod operands;
+mod resize;
 mod unary;
 
 /// A model with input `x` of `shape`; `body` adds nodes ending in output `y`.
