@@ -605,7 +605,7 @@ pub(crate) mod tests {
             for act in acts {
                 let mut want = std::vec![f32::NAN; m * n];
                 gemm(&x, &p, &mut want, m, k, n, act);
-                want.iter_mut().zip(&res).for_each(|(w, r)| *w = r + *w);
+                want.iter_mut().zip(&res).for_each(|(w, r)| *w += r);
                 let mut got = res.clone();
                 gemm_add(&x, &p, &mut got, m, k, n, act);
                 assert_eq!(got, want, "{m}x{k}x{n} {act:?}");
