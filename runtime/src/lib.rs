@@ -41,6 +41,7 @@ compile_error!("kiln-runtime reads its weight blob as little-endian f32");
 
 mod arena;
 mod conv;
+mod deconv;
 #[cfg(target_arch = "x86_64")]
 mod cpu;
 mod elementwise;
@@ -61,6 +62,7 @@ mod gemm_neon;
 #[cfg(target_os = "linux")]
 pub mod linux;
 mod moves;
+mod pad;
 mod pool;
 mod resize;
 mod text;
@@ -77,8 +79,10 @@ pub use elementwise::{
     binary_scalar, scale, softmax,
 };
 pub use gemm::{NARROW, PANEL, gemm, gemm_add, gemm_panels, pack_gemm, packed_gemm_len};
+pub use deconv::{Deconv2d, conv_transpose2d};
 pub use im2col::{MAX_PATCH, conv2d_gemm};
 pub use moves::{concat, copy, downsample_nhwc, nchw_to_nhwc, nhwc_to_nchw, permute, slice};
+pub use pad::{PadMode, pad2d};
 pub use pool::{Pool2d, avg_pool2d, global_avg_pool, global_max_pool, max_pool2d};
 pub use resize::{Tap, resize2d};
 pub use text::{TextOut, parse_usize};
