@@ -31,7 +31,7 @@ impl JudgeSettings {
 impl Default for JudgeSettings {
     fn default() -> Self {
         JudgeSettings {
-            recalibration_images: 500,
+            recalibration_images: 250,
             batch: 250,
         }
     }

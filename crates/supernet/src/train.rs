@@ -41,7 +41,10 @@ pub struct SupernetConfig {
     /// Worker threads of the tensor kernels.
     pub threads: usize,
     /// Training images the batch-norm statistics of a judged sub-network are
-    /// recalibrated on.
+    /// recalibrated on (default 250: against 1,000 images, 30 sub-networks of the
+    /// default space rank with Kendall's tau 0.87 at 250 and 0.85 at 500, whose
+    /// largest difference is 1.5 points against 2.75: the 400 validation images'
+    /// own granularity dominates either way, and 250 is one batch, half the work).
     pub recalibration_images: usize,
 }
 
@@ -55,7 +58,7 @@ impl Default for SupernetConfig {
             max_shift: 2,
             seed: 0,
             threads: 1,
-            recalibration_images: 500,
+            recalibration_images: 250,
         }
     }
 }
