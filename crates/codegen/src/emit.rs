@@ -13,6 +13,7 @@ mod int8;
 mod moves;
 mod pool;
 mod resize;
+mod spatial;
 mod unary;
 
 use std::collections::BTreeSet;
@@ -206,6 +207,8 @@ impl Emitter<'_> {
             OpKind::Slice { axis, start, end } => self.slice_op(op, *axis, *start, *end)?,
             OpKind::Downsample { stride } => self.downsample(op, *stride)?,
             OpKind::Resize { rows, cols } => self.resize(i, op, rows, cols)?,
+            OpKind::Pad { pads, mode } => self.pad(op, *pads, *mode)?,
+            OpKind::ConvTranspose(d) => self.conv_transpose(op, d)?,
             OpKind::Int8(q) => self.int8(i, op, q)?,
         };
         self.line(op, &code);

@@ -66,6 +66,12 @@ const OP_CASES: &[&str] = &[
     "onnx-ops/resize-linear-x2-align-corners",
     "onnx-ops/resize-linear-sizes",
     "onnx-ops/softmax-flat-chw",
+    "onnx-ops/pad-reflect",
+    "onnx-ops/pad-edge",
+    "onnx-ops/pad-constant",
+    "onnx-ops/conv-transpose-s2",
+    "onnx-ops/conv-transpose-s1",
+    "onnx-ops/conv-transpose-grouped",
 ];
 
 fn fixture(case: &str) -> PathBuf {

@@ -297,6 +297,42 @@ pub struct Tap {
     pub frac: f32,
 }
 
+/// How [`OpKind::Pad`] fills the border (ONNX Pad's modes).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum PadMode {
+    /// A constant value.
+    Constant(f32),
+    /// The image mirrored about its edge row / column (not repeated).
+    Reflect,
+    /// The edge row / column repeated.
+    Edge,
+}
+
+/// A transposed 2-D convolution (ONNX ConvTranspose): `[1, in, H, W] ->
+/// [1, out, OH, OW]` (or batch-less), both stored NHWC; input pixel
+/// `(iy, ix)` adds its kernel-weighted values to output pixels
+/// `(iy * stride + ky * dilation - pads[0], ix * stride + kx * dilation -
+/// pads[1])`. The output size (output_padding included) is the output
+/// tensor's.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ConvTranspose {
+    /// Kernel height and width.
+    pub kernel: [usize; 2],
+    /// Vertical and horizontal stride.
+    pub stride: [usize; 2],
+    /// Vertical and horizontal dilation.
+    pub dilation: [usize; 2],
+    /// Pixels taken off the top and the left of the full result.
+    pub pads: [usize; 2],
+    /// Number of groups.
+    pub groups: usize,
+    /// `[out, in / groups, kh, kw]` (a convolution's OIHW; ONNX stores
+    /// `[in, out / groups, kh, kw]`, tract regroups it).
+    pub weight: ConstId,
+    /// `[out]`; `None` means zero.
+    pub bias: Option<ConstId>,
+}
+
 /// What an op computes. Input tensors are in [`Op::inputs`]; `inputs[0]` is
 /// the main data input.
 #[derive(Clone, Debug, PartialEq)]
@@ -381,6 +417,15 @@ pub enum OpKind {
         /// One tap per output column.
         cols: Vec<Tap>,
     },
+    /// An image padded in H and W: `pads` = top, left, bottom, right pixels.
+    Pad {
+        /// Pixels added on each side: top, left, bottom, right.
+        pads: [usize; 4],
+        /// How the border is filled.
+        mode: PadMode,
+    },
+    /// A transposed convolution.
+    ConvTranspose(ConvTranspose),
     /// Every `stride`-th row / column of an image (from stride-2 1x1 convs).
     Downsample {
         /// Vertical and horizontal step, in pixels (1 = keep every one).
@@ -590,6 +635,19 @@ impl fmt::Display for OpKind {
             OpKind::Transpose { perm } => write!(f, "transpose {perm:?}"),
             OpKind::Slice { axis, start, end } => write!(f, "slice axis {axis} {start}..{end}"),
             OpKind::Downsample { stride } => write!(f, "downsample {}x{}", stride[0], stride[1]),
+            OpKind::Pad { pads, mode } => write!(f, "pad {pads:?} {mode:?}"),
+            OpKind::ConvTranspose(d) => write!(
+                f,
+                "conv-transpose {}x{} s{}x{} d{}x{} pad{:?} g{}",
+                d.kernel[0],
+                d.kernel[1],
+                d.stride[0],
+                d.stride[1],
+                d.dilation[0],
+                d.dilation[1],
+                d.pads,
+                d.groups
+            ),
             OpKind::Resize { rows, cols } => {
                 let linear = rows.iter().chain(cols).any(|t| t.frac != 0.0);
                 let mode = if linear { "linear" } else { "nearest" };

@@ -6,7 +6,8 @@
 //! [`binary`] (element-wise binary ops), [`pool`] (pools and reductions),
 //! [`activation`] (element-wise activations, Softmax), [`select`] (Iff on
 //! a comparison with a constant: PRelu, Elu), [`resize`] (Resize, Upsample)
-//! and [`shape`] (axis ops, copies, Concat, Slice, Downsample). Constants are never translated on their
+//! [`spatial`] (Pad, ConvTranspose) and [`shape`] (axis ops, copies, Concat,
+//! Slice, Downsample). Constants are never translated on their
 //! own: they are read from the facts where a node uses them.
 
 mod activation;
@@ -18,6 +19,7 @@ mod pool;
 mod resize;
 mod select;
 mod shape;
+mod spatial;
 #[cfg(test)]
 mod tests;
 
@@ -27,11 +29,11 @@ use std::sync::Arc;
 use kiln_ir::{Graph, OpKind, TensorId};
 use tract_onnx::prelude::*;
 use tract_onnx::tract_core::ops::Downsample;
-use tract_onnx::tract_core::ops::array::{Slice, TypedConcat};
+use tract_onnx::tract_core::ops::array::{Pad, Slice, TypedConcat};
 use tract_onnx::tract_core::ops::binary::TypedBinOp;
 use tract_onnx::tract_core::ops::cast::Cast;
 use tract_onnx::tract_core::ops::change_axes::AxisOp;
-use tract_onnx::tract_core::ops::cnn::{Conv as TractConv, MaxPool, SumPool};
+use tract_onnx::tract_core::ops::cnn::{Conv as TractConv, Deconv, MaxPool, SumPool};
 use tract_onnx::tract_core::ops::einsum::EinSum;
 use tract_onnx::tract_core::ops::element_wise::ElementWiseOp;
 use tract_onnx::tract_core::ops::identity::Identity;
@@ -174,6 +176,10 @@ impl Translator<'_> {
             self.nearest_upsample(node, u)
         } else if let Some(r) = op.downcast_ref::<Resize>() {
             self.resize(node, r)
+        } else if let Some(p) = op.downcast_ref::<Pad>() {
+            self.pad(node, p)
+        } else if let Some(d) = op.downcast_ref::<Deconv>() {
+            self.conv_transpose(node, d)
         } else {
             Err(self.unsupported(node, "no kiln kernel for this operation"))
         }

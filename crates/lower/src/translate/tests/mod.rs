@@ -12,6 +12,7 @@ mod errors;
 mod layers;
 mod operands;
 mod resize;
+mod spatial;
 mod unary;
 
 /// A model with input `x` of `shape`; `body` adds nodes ending in output `y`.
