@@ -4,26 +4,16 @@
 //! through the int8 build (labelled `sim`) beside the f32 one (`host`); the
 //! reports show both; resuming with another precision is refused.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::path::Path;
+use std::process::Output;
 
-fn xtask(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_xtask"))
-        .args(args)
-        .output()
-        .expect("xtask starts")
-}
+#[path = "common/cli.rs"]
+mod cli;
 
-fn text(o: &Output) -> String {
-    format!(
-        "stdout:\n{}\nstderr:\n{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
+use cli::{text, xtask};
 
-fn tiny_space() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/tiny-space.toml")
+fn tiny_space() -> std::path::PathBuf {
+    cli::tiny_space().into()
 }
 
 fn search(run: &str, precision: &str, trials: &str, resume: bool) -> Output {
@@ -118,7 +108,10 @@ fn int8_search_front_is_quantized_measured_and_smaller_than_f32() {
         let (arena, f32_arena) = (metric("arena_bytes").0, metric("f32_arena_bytes").0);
         assert!(arena * 2.0 < f32_arena, "arena {arena} vs f32 {f32_arena}");
         let lib = std::fs::read_to_string(folder.join("crate/src/lib.rs")).unwrap();
-        assert!(lib.contains("int8::"), "the generated crate calls no int8 kernel");
+        assert!(
+            lib.contains("int8::"),
+            "the generated crate calls no int8 kernel"
+        );
         assert!(folder.join("crate/out/kiln_model.wasm").is_file());
     }
 
@@ -131,7 +124,7 @@ fn int8_search_front_is_quantized_measured_and_smaller_than_f32() {
     ] {
         assert!(header.contains(col), "{header}");
     }
-    assert!(csv.contains("int8: quantized"), "{csv}");
+    assert!(csv.contains("then quantized to int8"), "{csv}");
     let html = std::fs::read_to_string(run.join("report.html")).unwrap();
     assert!(html.contains("f32_accuracy") && html.contains("f32_weights_bytes"));
     assert!(
@@ -154,5 +147,73 @@ fn int8_search_front_is_quantized_measured_and_smaller_than_f32() {
         text(&o).contains("unknown precision `fp16`"),
         "{}",
         text(&o)
+    );
+}
+
+/// The default evaluator (weight sharing) with int8: a tiny supernet trained into a
+/// cache, candidates judged in f32 by inherited accuracy and the latency table, then
+/// each front model quantized before it is built, measured and fine-tuned; the front
+/// ends int8 with its accuracy measured through the int8 build.
+#[test]
+fn int8_with_weight_sharing_quantizes_the_judged_front() {
+    let dir = tempfile::tempdir().unwrap();
+    let table = dir.path().join("table.json");
+    let o = cli::lut_build("jetson", &table, &["--fit", "4"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let run = dir.path().join("run");
+    let space = tiny_space();
+    let cache = dir.path().join("cache");
+    let o = xtask(&[
+        "search",
+        "--target",
+        "jetson",
+        "--precision",
+        "int8",
+        "--space",
+        space.to_str().unwrap(),
+        "--supernet-cache",
+        cache.to_str().unwrap(),
+        "--supernet-epochs",
+        "1",
+        "--fine-tune",
+        "1",
+        "--lut",
+        table.to_str().unwrap(),
+        "--trials",
+        "8",
+        "--train-limit",
+        "300",
+        "-o",
+        run.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    let out = text(&o);
+    assert!(out.contains("candidates are judged in f32"), "{out}");
+    assert!(out.contains("int8 vs f32: accuracy"), "{out}");
+    assert!(!out.contains(" 0 fine-tuned"), "{out}");
+    let front: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("front.json")).unwrap()).unwrap();
+    let models = front["front"].as_array().unwrap();
+    assert!(!models.is_empty(), "{front}");
+    for m in models {
+        assert_eq!(m["metrics"]["accuracy"]["source"], "sim", "{m}");
+        assert_eq!(m["metrics"]["size_bytes"]["source"], "host", "{m}");
+        let (w8, w32) = (
+            m["metrics"]["weights_bytes"]["value"].as_f64().unwrap(),
+            m["metrics"]["f32_weights_bytes"]["value"].as_f64().unwrap(),
+        );
+        assert!(w8 * 3.0 < w32, "{m}");
+        let folder = run.join(m["folder"].as_str().unwrap());
+        assert!(
+            folder.join("model.int8.onnx").is_file(),
+            "{}",
+            folder.display()
+        );
+    }
+    let csv = std::fs::read_to_string(run.join("trials.csv")).unwrap();
+    assert!(
+        csv.lines()
+            .any(|r| r.contains("then quantized to int8") && r.contains(",\"fine-tuned")),
+        "no fine-tuned int8 model:\n{csv}"
     );
 }

@@ -166,8 +166,8 @@ pub(crate) fn quantize_trial(
 }
 
 /// After an int8 candidate is built: its validation top-1 through the int8
-/// wasm build becomes `accuracy` (`sim`), and the accuracy's label says
-/// what it is beside what the f32 figure was.
+/// wasm build becomes `accuracy` (`sim`), and the accuracy's label (which
+/// begins with the f32 model's kind: trained, inherited, fine-tuned) says so.
 ///
 /// Errors: the message for the trial's failure (the run of an image).
 pub(crate) fn measure_int8_accuracy(
@@ -189,11 +189,12 @@ pub(crate) fn measure_int8_accuracy(
         .get(ACCURACY_KIND)
         .cloned()
         .unwrap_or_else(|| "as trained".into());
+    // The f32 kind stays first: later phases read it (fine-tuning picks inherited ones).
     eval.labels.insert(
         ACCURACY_KIND.into(),
         format!(
-            "int8: quantized (calibrated on {} training images), top-1 of the int8 build on \
-             {n} validation images (sim); f32_accuracy: {f32_kind}",
+            "{f32_kind}; then quantized to int8 (calibrated on {} training images): accuracy is \
+             the int8 build's top-1 on {n} validation images (sim), f32_accuracy the f32 model's",
             CALIBRATION_IMAGES.min(data.train.len())
         ),
     );
