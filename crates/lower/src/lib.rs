@@ -93,13 +93,16 @@ pub enum LowerError {
     Unsupported {
         /// The model's name.
         source_name: String,
-        /// The node's name (tract's name for the decluttered node, which is
-        /// the ONNX node's name or derived from it).
+        /// The ONNX node's name (`#index op_type` when it has none), found
+        /// from tract's name for the decluttered node (the ONNX name, or one
+        /// derived from it); tract's name when no ONNX node matches.
         node: String,
-        /// The op type: the ONNX op_type when tract does not implement it,
-        /// else tract's name for the decluttered op (e.g. `Tanh`, `Reduce<Sum>`).
+        /// The ONNX node's op_type (e.g. `ReduceMean`, `PRelu`); tract's
+        /// name for the decluttered op when no ONNX node matches.
         op: String,
-        /// Why, e.g. `reduction over axes [1]; kiln reduces H and W of images only`.
+        /// Why, e.g. `reduction over axes [1]; kiln reduces H and W of images
+        /// only`, followed by tract's op and node name when the failing piece
+        /// is one tract derived from the ONNX node.
         reason: String,
     },
     /// A QDQ model's quantization parameters are invalid or outside what
@@ -187,7 +190,8 @@ pub fn lower_bytes_reported(
         return Ok((graph, Some(report)));
     }
     let typed = translate::load_decluttered(bytes, source_name, options)?;
-    let mut graph = translate::translate(&typed, source_name)?;
+    let onnx = translate::OnnxNodes::new(&proto);
+    let mut graph = translate::translate(&typed, source_name, &onnx)?;
     fuse::fuse(&mut graph);
     Ok((graph, None))
 }

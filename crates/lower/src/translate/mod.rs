@@ -15,6 +15,7 @@ mod binary;
 mod conv;
 mod einsum;
 mod load;
+mod names;
 mod pool;
 mod resize;
 mod select;
@@ -45,6 +46,7 @@ use tract_onnx::tract_core::ops::source::TypedSource;
 use crate::LowerError;
 
 pub(crate) use load::load_decluttered;
+pub(crate) use names::OnnxNodes;
 
 /// A node input: a tensor computed at run time, or a constant tract folded.
 #[derive(Clone)]
@@ -57,15 +59,22 @@ enum Value {
 struct Translator<'a> {
     model: &'a TypedModel,
     source_name: &'a str,
+    /// The ONNX nodes, to name the user's node in errors.
+    onnx: &'a OnnxNodes,
     graph: Graph,
     values: HashMap<OutletId, TensorId>,
 }
 
 /// Translates the decluttered model into kiln IR (before fusion).
-pub(crate) fn translate(model: &TypedModel, source_name: &str) -> Result<Graph, LowerError> {
+pub(crate) fn translate(
+    model: &TypedModel,
+    source_name: &str,
+    onnx: &OnnxNodes,
+) -> Result<Graph, LowerError> {
     let mut t = Translator {
         model,
         source_name,
+        onnx,
         graph: Graph::default(),
         values: HashMap::new(),
     };
@@ -192,12 +201,25 @@ impl Translator<'_> {
         Ok(())
     }
 
+    /// The error for `node`, naming the user's ONNX node and op type (and
+    /// tract's piece of it, when the failing node is one tract derived).
     fn unsupported(&self, node: &TypedNode, reason: impl Into<String>) -> LowerError {
+        let tract_op = node.op.name().to_string();
+        let mut reason = reason.into();
+        let (name, op) = match self.onnx.source(&node.name) {
+            Some((shown, op)) => {
+                if shown != node.name || op != tract_op {
+                    reason = format!("{reason} (at tract's {tract_op} '{}')", node.name);
+                }
+                (shown.to_string(), op.to_string())
+            }
+            None => (node.name.clone(), tract_op),
+        };
         LowerError::Unsupported {
             source_name: self.source_name.into(),
-            node: node.name.clone(),
-            op: node.op.name().to_string(),
-            reason: reason.into(),
+            node: name,
+            op,
+            reason,
         }
     }
 

@@ -96,3 +96,23 @@ fn front_end_rejects_batch_above_one_and_contradicting_shapes() {
         "{err}"
     );
 }
+
+/// tract expands PRelu into a comparison, a multiplication and an `Iff`;
+/// a slope kiln cannot take (one per column) is reported at the user's
+/// PRelu node, with tract's piece only as a detail.
+#[test]
+fn errors_name_the_onnx_node_not_tracts_pieces() {
+    let onnx = model(&[1, 2, 3, 4], |g| {
+        g.initializer("slope", &[1, 1, 4], &[0.1, 0.2, 0.3, 0.4]);
+        g.node("p1", "PRelu", &["x", "slope"], &["y"], vec![]);
+    });
+    let (node, op, reason) = unsupported(translated(&onnx).unwrap_err());
+    assert_eq!((node.as_str(), op.as_str()), ("p1", "PRelu"), "{reason}");
+    assert!(reason.contains("tract's"), "{reason}");
+
+    let unnamed = model(&[1, 2, 3, 4], |g| {
+        g.node("", "Sin", &["x"], &["y"], vec![]);
+    });
+    let (node, op, _) = unsupported(translated(&unnamed).unwrap_err());
+    assert_eq!((node.as_str(), op.as_str()), ("#0 Sin", "Sin"));
+}

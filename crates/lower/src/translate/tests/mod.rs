@@ -28,7 +28,8 @@ fn model(shape: &[usize], body: impl FnOnce(&mut GraphBuilder)) -> Vec<u8> {
 /// The IR straight out of translation (no fusion).
 fn translated(onnx: &[u8]) -> Result<Graph, LowerError> {
     let typed = super::load_decluttered(onnx, "test.onnx", &LowerOptions::default())?;
-    super::translate(&typed, "test.onnx")
+    let proto = crate::qdq::parse(onnx, "test.onnx")?;
+    super::translate(&typed, "test.onnx", &super::OnnxNodes::new(&proto))
 }
 
 /// The public result: translation then fusion.
