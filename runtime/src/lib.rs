@@ -61,6 +61,7 @@ mod depthwise_neon;
 mod gemm_neon;
 #[cfg(target_os = "linux")]
 pub mod linux;
+mod lrn;
 mod moves;
 mod pad;
 mod pool;
@@ -81,6 +82,7 @@ pub use elementwise::{
 pub use gemm::{NARROW, PANEL, gemm, gemm_add, gemm_panels, pack_gemm, packed_gemm_len};
 pub use deconv::{Deconv2d, conv_transpose2d};
 pub use im2col::{MAX_PATCH, conv2d_gemm};
+pub use lrn::lrn;
 pub use moves::{concat, copy, downsample_nhwc, nchw_to_nhwc, nhwc_to_nchw, permute, slice};
 pub use pad::{PadMode, pad2d};
 pub use pool::{Pool2d, avg_pool2d, global_avg_pool, global_max_pool, max_pool2d};

@@ -291,7 +291,7 @@ fn sqrt(x: f32) -> f32 {
 /// square root, others as e^(e ln x) (NaN for x < 0, as C's `powf`);
 /// `x^0 = 1` even for NaN.
 #[inline(always)]
-fn pow(x: f32, e: f32) -> f32 {
+pub(crate) fn pow(x: f32, e: f32) -> f32 {
     if e == 0.0 {
         return 1.0;
     }
