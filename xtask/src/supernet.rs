@@ -14,7 +14,7 @@ use crate::common::{DataArgs, load_space};
 pub enum SupernetCommand {
     /// Train a supernet with the sandwich rule (largest, smallest and random
     /// sub-networks each step) and in-place distillation from the largest. Writes
-    /// DIR/supernet.safetensors, supernet.json and metrics.json (per epoch: loss, the
+    /// DIR/supernet-<epochs>.safetensors, supernet.json and metrics.json (per epoch: loss, the
     /// largest's and the smallest's validation top-1, inherited) after every epoch;
     /// `--resume` continues a killed run.
     Train(TrainArgs),

@@ -1,7 +1,11 @@
-//! The supernet's folder: `supernet.safetensors` (every parameter by name),
-//! `supernet.json` (what it was trained for and how far), `metrics.json` (per epoch).
-//! Each written atomically after every epoch, so a killed training resumes from the last
-//! finished epoch (the optimiser's moments start afresh; the weights do not).
+//! The supernet's folder: `supernet-<epochs>.safetensors` (every parameter by name, after
+//! that many epochs), `supernet.json` (what it was trained for, how far, and which weights
+//! file holds that state), `metrics.json` (per epoch). After every epoch the new weights
+//! file, then the metrics, then `supernet.json` are written atomically; `supernet.json`'s
+//! rename is the one commit point, so a training killed anywhere resumes from the last
+//! epoch it committed, with that epoch's weights (the optimiser's moments start afresh;
+//! the weights do not). Weights files of older epochs are removed after the commit.
+//! Folders written before the weights were named per epoch hold `supernet.safetensors`.
 
 use std::path::Path;
 
@@ -38,6 +42,19 @@ struct State {
     format_version: u32,
     identity: SupernetIdentity,
     epochs_done: usize,
+    /// The weights file of this state, in the same folder.
+    #[serde(default = "legacy_weights")]
+    weights: String,
+}
+
+/// The weights file of a folder written before weights files were named per epoch.
+fn legacy_weights() -> String {
+    "supernet.safetensors".into()
+}
+
+/// The weights file written after `epochs` epochs.
+fn weights_file(epochs: usize) -> String {
+    format!("supernet-{epochs}.safetensors")
 }
 
 fn io(path: &Path, e: impl std::fmt::Display) -> SupernetError {
@@ -123,15 +140,45 @@ pub fn save(
     metrics: &SupernetMetrics,
 ) -> Result<(), SupernetError> {
     std::fs::create_dir_all(dir).map_err(|e| io(dir, e))?;
-    let bytes = tensors(net)?.to_safetensors()?;
-    write_atomic(&dir.join("supernet.safetensors"), &bytes)?;
+    let weights = write_weights(dir, net, epochs_done)?;
     let state = State {
         format_version: CHECKPOINT_VERSION,
         identity: identity.clone(),
         epochs_done,
+        weights: weights.clone(),
     };
     write_atomic(&dir.join("metrics.json"), pretty(metrics).as_bytes())?;
-    write_atomic(&dir.join("supernet.json"), pretty(&state).as_bytes())
+    write_atomic(&dir.join("supernet.json"), pretty(&state).as_bytes())?;
+    remove_stale_weights(dir, &weights);
+    Ok(())
+}
+
+/// Writes `net`'s weights after `epochs` epochs as their own file in `dir`; returns its
+/// name. Not yet the folder's state: [`save`] commits it by writing `supernet.json`.
+pub(crate) fn write_weights(
+    dir: &Path,
+    net: &SuperNet,
+    epochs: usize,
+) -> Result<String, SupernetError> {
+    let name = weights_file(epochs);
+    let bytes = tensors(net)?.to_safetensors()?;
+    write_atomic(&dir.join(&name), &bytes)?;
+    Ok(name)
+}
+
+/// Removes the weights files in `dir` other than `keep` (older epochs, or one written
+/// by a training killed before its commit). Best effort: a file left behind costs disk
+/// space only, since `supernet.json` names the one that counts.
+fn remove_stale_weights(dir: &Path, keep: &str) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name != keep && name.starts_with("supernet") && name.ends_with(".safetensors") {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
 }
 
 /// Pretty JSON of plain data (numbers, strings, enums: cannot fail).
@@ -160,7 +207,13 @@ pub fn load(
             ),
         ));
     }
-    let weights_path = dir.join("supernet.safetensors");
+    let weights_path = dir.join(&state.weights);
+    if state.weights.contains(['/', '\\']) {
+        return Err(io(
+            &state_path,
+            "its weights file must be a file name in the same folder",
+        ));
+    }
     let weights = Weights::load(&weights_path).map_err(|e| io(&weights_path, e))?;
     let origin = weights_path.display().to_string();
     let mut init = FromTensors {

@@ -150,6 +150,21 @@ fn training_checkpoints_every_epoch_and_resumes() {
     };
     assert_eq!(x(&trained), x(&loaded));
 
+    // a kill after the next epoch's weights were written, before its commit: the folder
+    // still holds epoch 1, with epoch 1's weights
+    let other = SuperNet::build(
+        &space(),
+        id.input,
+        &mut Seeded::new(9),
+        &kiln_train::device(),
+    )
+    .unwrap();
+    crate::checkpoint::write_weights(dir.path(), &other, 2).unwrap();
+    let (reloaded, _, done, _) = load(dir.path(), &kiln_train::device()).unwrap();
+    assert_eq!(done, 1);
+    assert_eq!(x(&trained), x(&reloaded));
+    assert_ne!(x(&other), x(&reloaded));
+
     // a kill after metrics.json but before supernet.json recorded a second epoch
     let path = dir.path().join("metrics.json");
     let mut v: serde_json::Value =
@@ -194,10 +209,22 @@ fn training_checkpoints_every_epoch_and_resumes() {
         .to_string();
     assert!(err.contains("another data"), "{err}");
 
+    // the commit of epoch 2 removed the weights of epoch 1 and the uncommitted file
+    let files: Vec<String> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".safetensors"))
+        .collect();
+    assert_eq!(files, ["supernet-2.safetensors"]);
+
     // a damaged checkpoint is an error naming the file
-    std::fs::write(dir.path().join("supernet.safetensors"), b"not a checkpoint").unwrap();
+    std::fs::write(
+        dir.path().join("supernet-2.safetensors"),
+        b"not a checkpoint",
+    )
+    .unwrap();
     let err = load(dir.path(), &kiln_train::device())
         .unwrap_err()
         .to_string();
-    assert!(err.contains("supernet.safetensors"), "{err}");
+    assert!(err.contains("supernet-2.safetensors"), "{err}");
 }
