@@ -209,6 +209,7 @@ impl Emitter<'_> {
             OpKind::Resize { rows, cols } => self.resize(i, op, rows, cols)?,
             OpKind::Pad { pads, mode } => self.pad(op, *pads, *mode)?,
             OpKind::ConvTranspose(d) => self.conv_transpose(op, d)?,
+            OpKind::Lrn(l) => self.lrn(op, *l)?,
             OpKind::Int8(q) => self.int8(i, op, q)?,
         };
         self.line(op, &code);

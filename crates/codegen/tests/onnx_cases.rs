@@ -72,6 +72,7 @@ const OP_CASES: &[&str] = &[
     "onnx-ops/conv-transpose-s2",
     "onnx-ops/conv-transpose-s1",
     "onnx-ops/conv-transpose-grouped",
+    "onnx-ops/lrn",
 ];
 
 fn fixture(case: &str) -> PathBuf {

@@ -16,9 +16,11 @@
 //! [`plan()`] assigns every tensor an offset in one arena.
 
 pub mod int8;
+mod ops;
 mod plan;
 
 pub use int8::{QOp, QParams, QWeights, quantize_multiplier};
+pub use ops::{ConvTranspose, Lrn, PadMode, Tap, UnaryOp};
 pub use plan::{ArenaPlan, PlanError, plan};
 
 use std::fmt;
@@ -164,54 +166,6 @@ pub enum BinaryOp {
     PRelu,
 }
 
-/// An element-wise function of one value (ONNX's unary math ops and the
-/// activations tract writes as their own ops; see kiln-runtime's `UnaryOp`
-/// for the formulas and their accuracy).
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub enum UnaryOp {
-    /// `|x|`.
-    Abs,
-    /// `-x`.
-    Neg,
-    /// `e^x`.
-    Exp,
-    /// The natural logarithm (ONNX Log).
-    Log,
-    /// The square root (ONNX Sqrt, Pow by 0.5).
-    Sqrt,
-    /// `1 / sqrt(x)`.
-    Rsqrt,
-    /// `1 / x` (ONNX Reciprocal; tract writes Div by a tensor this way).
-    Reciprocal,
-    /// `x * x` (ONNX Pow by 2).
-    Square,
-    /// `x^exponent` for another constant exponent (ONNX Pow).
-    Pow {
-        /// The exponent.
-        exponent: f32,
-    },
-    /// The hyperbolic tangent.
-    Tanh,
-    /// The error function.
-    Erf,
-    /// `x * sigmoid(x)` (SiLU / Swish, also written as Mul(x, Sigmoid(x))).
-    Silu,
-    /// `x * 0.5 * (1 + erf(x / sqrt 2))` (ONNX Gelu; PyTorch's erf form).
-    Gelu,
-    /// `0.5 x (1 + tanh(sqrt(2 / pi) (x + 0.044715 x^3)))` (ONNX Gelu with
-    /// approximate = "tanh"); `x^2` instead of `x^3` where `square`.
-    GeluTanh {
-        /// The inner polynomial uses `x^2`.
-        square: bool,
-    },
-    /// ELU: `x` for `x > 0`, else `alpha * (e^x - 1)` (ONNX Elu; Selu is
-    /// this followed by a multiplication by gamma).
-    Elu {
-        /// The scale of the negative side.
-        alpha: f32,
-    },
-}
-
 /// How the second operand of a binary op lines up with the first (`data`).
 #[derive(Clone, Debug, PartialEq)]
 pub enum Operand {
@@ -283,54 +237,6 @@ pub struct Pool {
     /// Average pools only: divide by the whole window, padding included
     /// (otherwise by the number of real pixels in it).
     pub count_include_pad: bool,
-}
-
-/// One output row (or column) of an [`OpKind::Resize`]: it reads
-/// `(1 - frac) * in[lo] + frac * in[hi]` (nearest neighbour: `frac = 0`).
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct Tap {
-    /// First input row (column).
-    pub lo: usize,
-    /// Second input row (column): `lo` or `lo + 1`.
-    pub hi: usize,
-    /// Weight of `hi`, in [0, 1).
-    pub frac: f32,
-}
-
-/// How [`OpKind::Pad`] fills the border (ONNX Pad's modes).
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub enum PadMode {
-    /// A constant value.
-    Constant(f32),
-    /// The image mirrored about its edge row / column (not repeated).
-    Reflect,
-    /// The edge row / column repeated.
-    Edge,
-}
-
-/// A transposed 2-D convolution (ONNX ConvTranspose): `[1, in, H, W] ->
-/// [1, out, OH, OW]` (or batch-less), both stored NHWC; input pixel
-/// `(iy, ix)` adds its kernel-weighted values to output pixels
-/// `(iy * stride + ky * dilation - pads[0], ix * stride + kx * dilation -
-/// pads[1])`. The output size (output_padding included) is the output
-/// tensor's.
-#[derive(Clone, Debug, PartialEq)]
-pub struct ConvTranspose {
-    /// Kernel height and width.
-    pub kernel: [usize; 2],
-    /// Vertical and horizontal stride.
-    pub stride: [usize; 2],
-    /// Vertical and horizontal dilation.
-    pub dilation: [usize; 2],
-    /// Pixels taken off the top and the left of the full result.
-    pub pads: [usize; 2],
-    /// Number of groups.
-    pub groups: usize,
-    /// `[out, in / groups, kh, kw]` (a convolution's OIHW; ONNX stores
-    /// `[in, out / groups, kh, kw]`, tract regroups it).
-    pub weight: ConstId,
-    /// `[out]`; `None` means zero.
-    pub bias: Option<ConstId>,
 }
 
 /// What an op computes. Input tensors are in [`Op::inputs`]; `inputs[0]` is
@@ -426,6 +332,8 @@ pub enum OpKind {
     },
     /// A transposed convolution.
     ConvTranspose(ConvTranspose),
+    /// ONNX LRN over the channels of an image (same shape out).
+    Lrn(Lrn),
     /// Every `stride`-th row / column of an image (from stride-2 1x1 convs).
     Downsample {
         /// Vertical and horizontal step, in pixels (1 = keep every one).
@@ -636,6 +544,11 @@ impl fmt::Display for OpKind {
             OpKind::Slice { axis, start, end } => write!(f, "slice axis {axis} {start}..{end}"),
             OpKind::Downsample { stride } => write!(f, "downsample {}x{}", stride[0], stride[1]),
             OpKind::Pad { pads, mode } => write!(f, "pad {pads:?} {mode:?}"),
+            OpKind::Lrn(l) => write!(
+                f,
+                "lrn size {} alpha {} beta {} bias {}",
+                l.size, l.alpha, l.beta, l.bias
+            ),
             OpKind::ConvTranspose(d) => write!(
                 f,
                 "conv-transpose {}x{} s{}x{} d{}x{} pad{:?} g{}",

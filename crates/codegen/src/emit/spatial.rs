@@ -1,9 +1,10 @@
 //! [`OpKind::Pad`](kiln_ir::OpKind::Pad) -> `rt::pad2d` and
 //! [`OpKind::ConvTranspose`](kiln_ir::OpKind::ConvTranspose) ->
 //! `rt::conv_transpose2d` (weights rearranged into the blob as
-//! `[groups][kh][kw][in/groups][out/groups]`).
+//! `[groups][kh][kw][in/groups][out/groups]`), and
+//! [`OpKind::Lrn`](kiln_ir::OpKind::Lrn) -> `rt::lrn`.
 
-use kiln_ir::{ConvTranspose, Op, PadMode};
+use kiln_ir::{ConvTranspose, Lrn, Op, PadMode};
 
 use super::{Emitter, f};
 use crate::CodegenError;
@@ -93,6 +94,22 @@ impl Emitter<'_> {
             d.dilation,
             d.pads,
             d.groups
+        ))
+    }
+
+    /// `rt::lrn` over the pixels of the image (not in place: each output
+    /// reads its neighbouring channels).
+    pub(super) fn lrn(&mut self, op: &Op, l: Lrn) -> Result<String, CodegenError> {
+        let (x, y) = (op.inputs[0], op.output);
+        let (_, _, c) = self.image(op, x, "LRN input")?;
+        self.kernels.insert("lrn");
+        Ok(format!(
+            "{{ {} rt::lrn(x, y, {c}, {}, {}, {}, {}); }}",
+            self.io1(x, y),
+            l.size,
+            f(l.alpha),
+            f(l.beta),
+            f(l.bias)
         ))
     }
 }

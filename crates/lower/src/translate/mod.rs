@@ -189,6 +189,9 @@ impl Translator<'_> {
             self.pad(node, p)
         } else if let Some(d) = op.downcast_ref::<Deconv>() {
             self.conv_transpose(node, d)
+        } else if op.name() == "Lrn" {
+            // tract-onnx-opl's op; its attributes are read from the ONNX node
+            self.lrn(node)
         } else {
             Err(self.unsupported(node, "no kiln kernel for this operation"))
         }

@@ -8,11 +8,12 @@
 //! ONNX name that prefixes tract's name, followed by a separator, is the
 //! source.
 
-use tract_onnx::pb::ModelProto;
+use tract_onnx::pb::{AttributeProto, ModelProto};
 
-/// Each ONNX node: (tract's name for it, the name shown to the user, op type).
+/// Each ONNX node: (tract's name for it, the name shown to the user, op
+/// type), and its attributes.
 #[derive(Debug, Default)]
-pub(crate) struct OnnxNodes(Vec<(String, String, String)>);
+pub(crate) struct OnnxNodes(Vec<(String, String, String)>, Vec<Vec<AttributeProto>>);
 
 impl OnnxNodes {
     /// The nodes of `model`'s graph; an unnamed node is shown as
@@ -21,7 +22,7 @@ impl OnnxNodes {
         let Some(g) = &model.graph else {
             return OnnxNodes::default();
         };
-        let nodes = g
+        let (nodes, attrs) = g
             .node
             .iter()
             .enumerate()
@@ -32,25 +33,48 @@ impl OnnxNodes {
                     let out = n.output.first().filter(|o| !o.is_empty())?;
                     (out.clone(), format!("#{i} {}", n.op_type))
                 };
-                Some((tract, shown, n.op_type.clone()))
+                Some(((tract, shown, n.op_type.clone()), n.attribute.clone()))
             })
-            .collect();
-        OnnxNodes(nodes)
+            .unzip();
+        OnnxNodes(nodes, attrs)
     }
 
     /// `(shown name, op type)` of the ONNX node tract's node `tract_name`
     /// comes from, if one is found.
     pub(crate) fn source(&self, tract_name: &str) -> Option<(&str, &str)> {
+        self.find(tract_name)
+            .map(|i| (self.0[i].1.as_str(), self.0[i].2.as_str()))
+    }
+
+    /// The float attribute `name` of the ONNX node behind `tract_name`
+    /// (`default` when the node does not set it).
+    pub(crate) fn float_attr(&self, tract_name: &str, name: &str, default: f32) -> f32 {
+        self.attr(tract_name, name).map_or(default, |a| a.f)
+    }
+
+    /// The integer attribute `name` of the ONNX node behind `tract_name`.
+    pub(crate) fn int_attr(&self, tract_name: &str, name: &str) -> Option<i64> {
+        self.attr(tract_name, name).map(|a| a.i)
+    }
+
+    fn attr(&self, tract_name: &str, name: &str) -> Option<&AttributeProto> {
+        let i = self.find(tract_name)?;
+        self.1[i].iter().find(|a| a.name == name)
+    }
+
+    /// Index of the ONNX node behind `tract_name`.
+    fn find(&self, tract_name: &str) -> Option<usize> {
         self.0
             .iter()
-            .filter(|(t, _, _)| {
+            .enumerate()
+            .filter(|(_, (t, _, _))| {
                 tract_name == t
                     || tract_name
                         .strip_prefix(t.as_str())
                         .is_some_and(|rest| rest.starts_with(['.', '-', '#']))
             })
-            .max_by_key(|(t, _, _)| t.len())
-            .map(|(_, shown, op)| (shown.as_str(), op.as_str()))
+            .max_by_key(|(_, (t, _, _))| t.len())
+            .map(|(i, _)| i)
     }
 }
 
@@ -63,6 +87,7 @@ mod tests {
             list.iter()
                 .map(|(n, op)| (n.to_string(), n.to_string(), op.to_string()))
                 .collect(),
+            vec![Vec::new(); list.len()],
         )
     }
 

@@ -1,7 +1,9 @@
 //! tract `Pad` -> [`OpKind::Pad`] (H and W of an image, any ONNX mode) and
-//! tract `Deconv` (ONNX ConvTranspose) -> [`OpKind::ConvTranspose`].
+//! tract `Deconv` (ONNX ConvTranspose) -> [`OpKind::ConvTranspose`], and
+//! ONNX LRN (tract's `Lrn`, its attributes read from the ONNX node) ->
+//! [`OpKind::Lrn`].
 
-use kiln_ir::{ConvTranspose, OpKind, PadMode};
+use kiln_ir::{ConvTranspose, Lrn, OpKind, PadMode};
 use tract_onnx::prelude::*;
 use tract_onnx::tract_core::ops::array::{Pad, PadMode as TractPadMode};
 use tract_onnx::tract_core::ops::cnn::{Deconv, KernelFormat, PaddingSpec};
@@ -116,6 +118,34 @@ impl Translator<'_> {
             bias,
         });
         self.emit(node, kind, vec![x])?;
+        Ok(())
+    }
+
+    /// LRN over the channels of an NCHW image; alpha, beta and bias default
+    /// as ONNX says (1e-4, 0.75, 1), size is required.
+    pub(super) fn lrn(&mut self, node: &TypedNode) -> Result<(), LowerError> {
+        let x = self.act_input(node, 0)?;
+        if !self.graph.tensors[x].is_nhwc() {
+            return Err(self.unsupported(
+                node,
+                format!(
+                    "LRN of a {:?} tensor; kiln normalises NCHW images",
+                    self.graph.tensors[x].shape
+                ),
+            ));
+        }
+        let n = &node.name;
+        let size = match self.onnx.int_attr(n, "size") {
+            Some(s) if s > 0 => s as usize,
+            other => return Err(self.unsupported(node, format!("LRN size {other:?}"))),
+        };
+        let lrn = Lrn {
+            size,
+            alpha: self.onnx.float_attr(n, "alpha", 1e-4),
+            beta: self.onnx.float_attr(n, "beta", 0.75),
+            bias: self.onnx.float_attr(n, "bias", 1.0),
+        };
+        self.emit(node, OpKind::Lrn(lrn), vec![x])?;
         Ok(())
     }
 }
