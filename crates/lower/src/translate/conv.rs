@@ -143,7 +143,11 @@ impl Translator<'_> {
 
     /// The conv's bias (input 2) as `co` values; `None` when absent or all
     /// zero. A single value is broadcast to every channel.
-    pub(super) fn conv_bias(&self, node: &TypedNode, co: usize) -> Result<Option<Vec<f32>>, LowerError> {
+    pub(super) fn conv_bias(
+        &self,
+        node: &TypedNode,
+        co: usize,
+    ) -> Result<Option<Vec<f32>>, LowerError> {
         let b = match node
             .inputs
             .get(2)
