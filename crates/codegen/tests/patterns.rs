@@ -164,6 +164,25 @@ fn nhwc_transposes() -> Case {
     })
 }
 
+/// Feature vectors and sequences as inputs: the first axis of a rank-2
+/// (`[3, 5]`) or rank-3 (`[2, 3, 4]`) input is data, not a batch kiln should
+/// refuse (issue 19: such inputs were refused as "batch size 3").
+fn rank2_input() -> Case {
+    case("rank2_input_not_a_batch", &[3, 5], |g| {
+        g.initializer("k", &[5], &values(5, 51));
+        g.node("m", "Mul", &["x", "k"], &["m"], vec![]);
+        g.node("t", "Tanh", &["m"], &["y"], vec![]);
+    })
+}
+
+fn rank3_input() -> Case {
+    case("rank3_input_not_a_batch", &[2, 3, 4], |g| {
+        g.initializer("k", &[1], &[0.5]);
+        g.node("a", "Add", &["x", "k"], &["a"], vec![]);
+        g.node("s", "Sigmoid", &["a"], &["y"], vec![]);
+    })
+}
+
 #[test]
 fn exported_patterns_match_tract() {
     let cases = vec![
@@ -173,6 +192,8 @@ fn exported_patterns_match_tract() {
         prelu(),
         split_concat(),
         nhwc_transposes(),
+        rank2_input(),
+        rank3_input(),
     ];
     let results = run_bundle("patterns", &cases);
     for (n, e) in &results {

@@ -45,11 +45,14 @@ pub(crate) fn load_decluttered(
         Some(given) => given_shape(source_name, &input_name, &fact, given)?,
         None => declared_shape(source_name, input_name.clone(), &fact)?,
     };
-    if shape.first().is_some_and(|n| *n != 1) {
+    // Only an NCHW image's axis 0 is a batch; the first axis of a rank-2 or
+    // rank-3 input is data like any other.
+    if shape.len() == 4 && shape[0] != 1 {
         return Err(input_err(
             source_name,
             format!(
-                "input '{input_name}' has batch size {}; kiln compiles batch 1",
+                "input '{input_name}' has batch size {} ({shape:?}); kiln compiles one image \
+                 per call (batch 1): export the model with batch 1 or a symbolic batch",
                 shape[0]
             ),
         ));
