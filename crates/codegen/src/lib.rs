@@ -16,6 +16,7 @@
 mod build;
 mod emit;
 mod fingerprint;
+mod fits;
 pub mod program;
 pub mod reference;
 mod weights;
@@ -24,6 +25,7 @@ use std::path::{Path, PathBuf};
 
 pub use build::{BUILD_TIMEOUT, BuildTarget, build, build_bin, default_target_dir};
 pub use fingerprint::{EMIT_VERSION, runtime_fingerprint};
+pub use fits::check_fits;
 use kiln_ir::{ArenaPlan, Graph, PlanError};
 
 /// What went wrong generating or building a crate.
@@ -50,6 +52,15 @@ pub enum CodegenError {
         node: String,
         /// Why it is not supported.
         reason: String,
+    },
+    /// The model cannot exist on the target: its arena or weights exceed
+    /// the largest static or the address space (see [`check_fits`]).
+    #[error("the model does not fit {target}: {message}")]
+    TooBig {
+        /// The Rust target triple, or `host`.
+        target: String,
+        /// What is too big, by how many bytes, and the largest tensor.
+        message: String,
     },
     /// cargo failed or outlived [`BUILD_TIMEOUT`], a compiler the build
     /// needs is missing, or the artifact it should have made is missing.

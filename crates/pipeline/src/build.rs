@@ -162,8 +162,9 @@ impl BuiltModel {
 /// triple in `triples` once (include [`Triple::Wasm32`] for the simulated
 /// device, which every measurement needs).
 ///
-/// Errors: the lowering's (naming the ONNX node and op), code generation's,
-/// or a build's (cargo's last lines; a missing Rust target names the
+/// Errors: the lowering's (naming the ONNX node and op), code generation's
+/// (a model too big for one of the targets, before anything is built), or a
+/// build's (cargo's last lines; a missing Rust target names the
 /// `rustup target add` that installs it).
 pub fn build_model(
     source: &ModelSource<'_>,
@@ -175,6 +176,16 @@ pub fn build_model(
     let graph = kiln_lower::lower_bytes(source.onnx, source.name, &options)?;
     let generated =
         kiln_codegen::generate(&graph, source.crate_dir, &GenerateOptions::new(source.name))?;
+    // before any build: a model too big for a target is named, not left to rustc
+    for &triple in triples {
+        let target = match triple.is_wasm() {
+            true => Some(BuildTarget::Wasm32),
+            false => build_target(triple),
+        };
+        if let Some(t) = target {
+            kiln_codegen::check_fits(&graph, &generated, t)?;
+        }
+    }
     let build = |t: BuildTarget| kiln_codegen::build(source.crate_dir, t, source.target_dir);
     let wasm = match triples.contains(&Triple::Wasm32) {
         true => Some(build(BuildTarget::Wasm32)?),
