@@ -13,6 +13,7 @@
 
 pub mod bn;
 mod checkpoint;
+pub mod dnas;
 mod extract;
 mod init;
 mod judge;
@@ -76,6 +77,12 @@ pub enum SupernetError {
         /// The supernet's.
         supernet: String,
     },
+    /// A layer the latency lookup table has no figure for (the differentiable search).
+    #[error(
+        "the latency table has no figure for layer `{0}`: build the table for this space \
+         and input with `cargo xtask lut build`"
+    )]
+    MissingLatency(String),
     /// Settings that cannot train.
     #[error("supernet settings: {0}")]
     Config(String),

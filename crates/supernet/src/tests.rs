@@ -12,7 +12,7 @@ use super::*;
 use crate::bn::BnContext;
 use crate::init::Seeded;
 
-fn space() -> Space {
+pub(crate) fn space() -> Space {
     Space::from_toml(
         include_str!("../../../tests/fixtures/tiny-space.toml"),
         "tiny",
@@ -20,7 +20,7 @@ fn space() -> Space {
     .unwrap()
 }
 
-fn data() -> Dataset {
+pub(crate) fn data() -> Dataset {
     kiln_data::load(
         &Source::Mnist5k,
         &SplitOptions {
@@ -32,7 +32,7 @@ fn data() -> Dataset {
     .unwrap()
 }
 
-fn net(data: &Dataset) -> SuperNet {
+pub(crate) fn net(data: &Dataset) -> SuperNet {
     let input = kiln_train::input_spec(data);
     SuperNet::build(&space(), input, &mut Seeded::new(3), &kiln_train::device()).unwrap()
 }

@@ -1,0 +1,289 @@
+//! FBNet's differentiable architecture search (Wu et al., 2019) on a trained supernet.
+//!
+//! Every decision of the space gets architecture parameters (one logit per option). Each
+//! step draws a Gumbel-softmax sample of every decision (temperature annealed from
+//! `tau.0` to `tau.1`), runs the supernet's shared weights under those soft choices
+//! ([`soft`]), and lowers FBNet's loss
+//!
+//! `CE(a, w) x alpha x ln(1 + LAT(a))^beta`
+//!
+//! by the architecture parameters alone: `LAT(a)` is the expected sum of the latency
+//! lookup table's layer figures (ms) under the sampled choices ([`cost`]), so a slow
+//! option is pushed down in proportion to what it costs on the target. FBNet writes
+//! `log(LAT)^beta`; kiln takes `ln(1 + LAT)` so sub-millisecond networks keep a positive
+//! term. The supernet's weights stay as trained (the sandwich rule already trained every
+//! sub-network; FBNet trains its own super net's weights in alternation). The result is
+//! a categorical distribution per decision; its argmax is the found architecture, and
+//! further candidates are drawn from it (FBNet samples its final candidates so).
+
+mod cost;
+mod soft;
+
+use std::path::Path;
+
+use burn::module::{Module, Param};
+use burn::nn::loss::CrossEntropyLossConfig;
+use burn::optim::{AdamConfig, GradientsParams};
+use burn::tensor::activation::softmax;
+use burn::tensor::{Int, Tensor, TensorData};
+use kiln_data::Dataset;
+use kiln_space::{Genome, LayerKey, Space};
+use rand::seq::SliceRandom;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+
+use crate::SupernetError;
+
+pub(crate) use cost::expected;
+
+/// Settings of the differentiable search.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DnasSettings {
+    /// Passes over the training split.
+    pub epochs: usize,
+    /// Images per step.
+    pub batch_size: usize,
+    /// Adam's learning rate for the architecture parameters (FBNet: 0.01 over 90 epochs;
+    /// higher here, since kiln runs one or two).
+    pub lr: f64,
+    /// Gumbel-softmax temperature at the first and the last step, annealed geometrically
+    /// (FBNet starts at 5).
+    pub tau: (f64, f64),
+    /// FBNet's alpha: the latency term's scale (0: accuracy alone).
+    pub alpha: f64,
+    /// FBNet's beta: the latency term's exponent.
+    pub beta: f64,
+    /// Seeds the batch order and the Gumbel noise.
+    pub seed: u64,
+}
+
+impl Default for DnasSettings {
+    /// FBNet's alpha 0.2 and beta 0.6; one epoch at batch 32; temperature 5 to 0.5.
+    fn default() -> Self {
+        DnasSettings {
+            epochs: 1,
+            batch_size: 32,
+            lr: 0.05,
+            tau: (5.0, 0.5),
+            alpha: 0.2,
+            beta: 0.6,
+            seed: 0,
+        }
+    }
+}
+
+/// One epoch of the search.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DnasEpoch {
+    /// 1-based.
+    pub epoch: usize,
+    /// Mean cross-entropy of the soft network (training images).
+    pub cross_entropy: f64,
+    /// Mean expected latency of the sampled choices, ms (`predicted`, from the table).
+    pub expected_latency_ms: f64,
+    /// Temperature at the epoch's end.
+    pub tau: f64,
+}
+
+/// What the search found.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DnasResult {
+    /// Per decision (`Space::choice_counts` order), the probability of each option:
+    /// the softmax of its architecture parameters.
+    pub probabilities: Vec<Vec<f64>>,
+    /// The most probable option of every decision.
+    pub genome: Genome,
+    /// The lookup table's latency of `genome`, ms (sum of its layers, no per-network
+    /// constant; `predicted`).
+    pub latency_ms: f64,
+    /// Per epoch.
+    pub epochs: Vec<DnasEpoch>,
+    /// The settings it ran with.
+    pub settings: DnasSettings,
+}
+
+/// A step of [`search`]: (step, steps, mean loss so far).
+pub type DnasProgress<'a> = &'a mut dyn FnMut(usize, usize, f64);
+
+/// The architecture parameters: one logit per option of every decision.
+#[derive(Module, Debug)]
+struct Logits {
+    theta: Vec<Param<Tensor<1>>>,
+}
+
+/// Runs FBNet's search on the supernet in `dir` (trained for `data`'s images) with the
+/// latency of each layer from `cost_ms` (the lookup table, ms in the target's mode).
+///
+/// Errors: [`SupernetError::Checkpoint`] for the folder; [`SupernetError::Config`] for
+/// settings that cannot run; [`SupernetError::MissingLatency`] for a layer `cost_ms`
+/// has no figure for; [`SupernetError::Diverged`].
+pub fn search(
+    dir: &Path,
+    data: &Dataset,
+    cost_ms: &dyn Fn(&LayerKey) -> Option<f64>,
+    settings: &DnasSettings,
+    progress: DnasProgress,
+) -> Result<DnasResult, SupernetError> {
+    if settings.epochs == 0 || settings.batch_size < 2 {
+        return Err(SupernetError::Config(
+            "dnas needs at least 1 epoch and batches of at least 2 images".into(),
+        ));
+    }
+    let ad = kiln_train::device().autodiff();
+    let (net, _, _, _) = crate::load(dir, &ad)?;
+    let net = net.no_grad();
+    let space = net.space.clone();
+    let input = [data.shape.channels, data.shape.height, data.shape.width];
+    let classes = net.input.classes;
+    let counts = space.choice_counts();
+    let mut logits = Logits {
+        theta: counts
+            .iter()
+            .map(|&n| Param::from_data(TensorData::new(vec![0.0f32; n], [n]), &ad))
+            .collect(),
+    };
+    let mut optim = AdamConfig::new().init();
+    let ce = CrossEntropyLossConfig::new().init(&ad);
+    let mut rng = ChaCha8Rng::seed_from_u64(settings.seed);
+    let n = data.train.len();
+    let steps_per_epoch = n / settings.batch_size;
+    let steps = steps_per_epoch * settings.epochs;
+    let (tau0, tau1) = settings.tau;
+    let mut epochs = Vec::new();
+    let mut step = 0;
+    for epoch in 1..=settings.epochs {
+        let mut order: Vec<usize> = (0..n).collect();
+        order.shuffle(&mut rng);
+        let (mut ce_sum, mut lat_sum, mut tau) = (0.0, 0.0, tau0);
+        for idx in order.chunks_exact(settings.batch_size) {
+            tau = tau0 * (tau1 / tau0).powf(step as f64 / steps.saturating_sub(1).max(1) as f64);
+            let g: Vec<Tensor<1>> = logits
+                .theta
+                .iter()
+                .map(|t| {
+                    let len = t.val().dims()[0];
+                    let noise: Vec<f32> = (0..len)
+                        .map(|_| {
+                            let u: f64 = rng.random_range(1e-12..1.0);
+                            -(-u.ln()).ln() as f32
+                        })
+                        .collect();
+                    let noise = Tensor::<1>::from_data(TensorData::new(noise, [len]), &ad);
+                    softmax((t.val() + noise) / tau, 0)
+                })
+                .collect();
+            let p: Vec<Vec<f64>> = g
+                .iter()
+                .map(|t| floats(t.clone().detach()))
+                .collect::<Result<_, _>>()?;
+            let (lat, grad) = cost::expected_with_gradient(&space, input, classes, &p, cost_ms)
+                .map_err(|key| SupernetError::MissingLatency(key.to_string()))?;
+            // LAT as a tensor whose value is `lat` and whose gradient is `grad`
+            let mut lat_t = Tensor::<1>::from_data(TensorData::new(vec![lat as f32], [1]), &ad);
+            for (t, gr) in g.iter().zip(&grad) {
+                let gr: Vec<f32> = gr.iter().map(|&v| v as f32).collect();
+                let len = gr.len();
+                let gr = Tensor::<1>::from_data(TensorData::new(gr, [len]), &ad);
+                lat_t = lat_t + ((t.clone() - t.clone().detach()) * gr).sum();
+            }
+            let batch = data
+                .train
+                .batch::<ChaCha8Rng>(idx, &data.normalization, None);
+            let x = Tensor::<4>::from_data(
+                TensorData::new(batch.images, [idx.len(), input[0], input[1], input[2]]),
+                &ad,
+            );
+            let labels: Vec<i64> = batch.labels.iter().map(|&l| l as i64).collect();
+            let y = Tensor::<1, Int>::from_data(TensorData::new(labels, [idx.len()]), &ad);
+            let out = soft::forward(&net, &g, x)?;
+            let cross = ce.forward(out, y);
+            let term =
+                (lat_t + 1.0).log().powf_scalar(settings.beta as f32) * settings.alpha as f32;
+            let loss = if settings.alpha > 0.0 {
+                cross.clone() * term
+            } else {
+                cross.clone()
+            };
+            let value: f32 = loss.clone().into_scalar();
+            if !value.is_finite() {
+                return Err(SupernetError::Diverged {
+                    epoch,
+                    batch: step % steps_per_epoch.max(1) + 1,
+                    loss: value,
+                });
+            }
+            let grads = GradientsParams::from_grads(loss.backward(), &logits);
+            logits = optim.step(settings.lr, logits, grads);
+            let cross: f32 = cross.into_scalar();
+            ce_sum += f64::from(cross);
+            lat_sum += lat;
+            step += 1;
+            progress(
+                step,
+                steps,
+                ce_sum / (step - (epoch - 1) * steps_per_epoch) as f64,
+            );
+        }
+        epochs.push(DnasEpoch {
+            epoch,
+            cross_entropy: ce_sum / steps_per_epoch.max(1) as f64,
+            expected_latency_ms: lat_sum / steps_per_epoch.max(1) as f64,
+            tau,
+        });
+    }
+    let probabilities: Vec<Vec<f64>> = logits
+        .theta
+        .iter()
+        .map(|t| floats(softmax(t.val().detach(), 0)))
+        .collect::<Result<_, _>>()?;
+    let genome = argmax(&space, &probabilities)?;
+    let one_hot: Vec<Vec<f64>> = probabilities
+        .iter()
+        .map(|p| {
+            let best = best(p);
+            (0..p.len())
+                .map(|i| f64::from(u8::from(i == best)))
+                .collect()
+        })
+        .collect();
+    let latency_ms = expected(&space, input, classes, &one_hot, cost_ms)
+        .map_err(|key| SupernetError::MissingLatency(key.to_string()))?;
+    Ok(DnasResult {
+        probabilities,
+        genome,
+        latency_ms,
+        epochs,
+        settings: settings.clone(),
+    })
+}
+
+fn floats(t: Tensor<1>) -> Result<Vec<f64>, SupernetError> {
+    Ok(kiln_train::values(t, "architecture weights")
+        .map_err(|e| SupernetError::Tensor(e.to_string()))?
+        .into_iter()
+        .map(f64::from)
+        .collect())
+}
+
+/// The first most probable option.
+fn best(p: &[f64]) -> usize {
+    let mut at = 0;
+    for (i, v) in p.iter().enumerate() {
+        if *v > p[at] {
+            at = i;
+        }
+    }
+    at
+}
+
+/// The genome of the most probable option of every decision.
+///
+/// Errors: [`SupernetError::Genome`] when the vector does not fit the space.
+pub fn argmax(space: &Space, probabilities: &[Vec<f64>]) -> Result<Genome, SupernetError> {
+    let choices: Vec<usize> = probabilities.iter().map(|p| best(p)).collect();
+    Genome::from_choices(space, &choices).map_err(|e| SupernetError::Genome(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests;
