@@ -28,7 +28,7 @@ use kiln_measure::power::{self, Footprint};
 use kiln_measure::sim::{SimLimits, SimModule};
 use kiln_measure::size;
 use kiln_metric::{Metric, Source, Unit};
-use kiln_search::constraints::{Violation, analytic_violations};
+use kiln_search::constraints::{Violation, analytic_violations_at};
 use kiln_search::objective::keys;
 use kiln_search::{EvalError, Evaluation, Evaluator, TrialSpec};
 use kiln_space::{Architecture, Genome, Space};
@@ -154,7 +154,8 @@ impl Evaluator<Genome> for PipelineEvaluator {
         let Ok(arch) = self.architecture(genome) else {
             return Vec::new();
         };
-        let mut violations = analytic_violations(&self.target, &arch.totals());
+        let bytes = self.precision.bytes_per_value();
+        let mut violations = analytic_violations_at(&self.target, &arch.totals(), bytes);
         // The analytic latency bound comes from the profile's uncalibrated
         // sim model; with a device the device decides latency.
         if self.device.is_some() {
@@ -241,7 +242,8 @@ impl PipelineEvaluator {
             );
         }
         // size and memory: the analytic lower bounds the precheck judges
-        let bounds = kiln_search::constraints::analytic_bounds(&self.target, &totals);
+        let bytes = self.precision.bytes_per_value();
+        let bounds = kiln_search::constraints::analytic_bounds_at(&self.target, &totals, bytes);
         if let Some(size) = bounds.size_bytes {
             m.insert(keys::SIZE_BYTES.into(), size);
         }

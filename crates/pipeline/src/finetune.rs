@@ -135,12 +135,14 @@ pub(crate) fn fine_tune_front(
                 } else {
                     Status::Infeasible
                 };
+                let after = eval.metrics.get(keys::ACCURACY);
                 note(&format!(
                     "front candidate {} fine-tuned: validation top-1 {:.2}% inherited -> \
-                     {:.2}% fine-tuned (host)",
+                     {:.2}% fine-tuned ({})",
                     t.number,
                     100.0 * before,
-                    100.0 * eval.metrics.get(keys::ACCURACY).map_or(0.0, |m| m.value)
+                    100.0 * after.map_or(0.0, |m| m.value),
+                    after.map_or("host".into(), |m| m.source.to_string())
                 ));
                 journal.finish(t.number, status, Some(&eval), None)?;
                 done += 1;

@@ -45,6 +45,15 @@ impl Precision {
         }
     }
 
+    /// Bytes per weight and activation value: 4 or 1 (the analytic size and
+    /// memory bounds of the precheck scale with it).
+    pub fn bytes_per_value(self) -> u32 {
+        match self {
+            Precision::F32 => 4,
+            Precision::Int8 => 1,
+        }
+    }
+
     /// Reads `f32` or `int8`.
     ///
     /// Errors: any other word (quoted, with the two choices).

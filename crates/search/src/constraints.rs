@@ -26,7 +26,18 @@ pub type Violation = ConstraintCheck;
 /// through the profile's sim model (ms) at the fastest clock the power budget
 /// allows; FPS = 1000 / that latency.
 pub fn analytic_violations(target: &Target, totals: &Totals) -> Vec<Violation> {
-    let figures = analytic_bounds(target, totals);
+    analytic_violations_at(target, totals, 4)
+}
+
+/// [`analytic_violations`] for a network stored with `bytes_per_value` bytes per weight
+/// and activation (4 for f32, 1 for int8): size and memory bounds scaled by
+/// `bytes_per_value / 4`.
+pub fn analytic_violations_at(
+    target: &Target,
+    totals: &Totals,
+    bytes_per_value: u32,
+) -> Vec<Violation> {
+    let figures = analytic_bounds_at(target, totals, bytes_per_value);
     target
         .constraints
         .check(&figures)
@@ -38,11 +49,18 @@ pub fn analytic_violations(target: &Target, totals: &Totals) -> Vec<Violation> {
 /// The analytic lower bounds of [`analytic_violations`] (size, peak memory, p50/p95
 /// latency, FPS), each labelled `predicted`.
 pub fn analytic_bounds(target: &Target, totals: &Totals) -> Figures {
+    analytic_bounds_at(target, totals, 4)
+}
+
+/// [`analytic_bounds`] with `bytes_per_value` bytes per weight and activation (see
+/// [`analytic_violations_at`]).
+pub fn analytic_bounds_at(target: &Target, totals: &Totals, bytes_per_value: u32) -> Figures {
     let bound = |value, unit| Some(Metric::new(value, unit, Source::Predicted));
-    let weight_bytes = totals.params as f64 * 4.0;
+    let weight_bytes = totals.params as f64 * f64::from(bytes_per_value);
+    let io_bytes = totals.max_layer_io_bytes as f64 * f64::from(bytes_per_value) / 4.0;
     let mut figures = Figures {
         size_bytes: bound(weight_bytes, Unit::Bytes),
-        peak_memory_bytes: bound(weight_bytes + totals.max_layer_io_bytes as f64, Unit::Bytes),
+        peak_memory_bytes: bound(weight_bytes + io_bytes, Unit::Bytes),
         ..Figures::default()
     };
     // The fastest clock the power budget allows (profiles always have one:
@@ -114,6 +132,18 @@ method = "wasmtime"
         let v = analytic_violations(&t, &totals(1000, 20_000_000, 1000));
         assert_eq!(v[0].constraint.field(), "max_latency_p50_ms");
         assert!((v[0].actual.unwrap().value - 20.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn int8_bounds_count_one_byte_a_value() {
+        let t = target("max_size_mb = 1.0\nmax_peak_memory_mb = 2.0");
+        // 500k params: 2 MB in f32 breaks size and memory, 0.5 MB in int8 fits both.
+        let big = totals(500_000, 1000, 400_000);
+        assert_eq!(analytic_violations_at(&t, &big, 4).len(), 2);
+        assert!(analytic_violations_at(&t, &big, 1).is_empty());
+        let b = analytic_bounds_at(&t, &big, 1);
+        assert_eq!(b.size_bytes.unwrap().value, 500_000.0);
+        assert_eq!(b.peak_memory_bytes.unwrap().value, 600_000.0);
     }
 
     #[test]
