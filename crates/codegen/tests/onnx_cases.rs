@@ -73,6 +73,7 @@ const OP_CASES: &[&str] = &[
     "onnx-ops/conv-transpose-s1",
     "onnx-ops/conv-transpose-grouped",
     "onnx-ops/lrn",
+    "onnx-ops/value-info-batch",
 ];
 
 fn fixture(case: &str) -> PathBuf {

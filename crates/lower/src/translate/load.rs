@@ -1,6 +1,7 @@
 //! The front end: ONNX bytes -> tract's typed, decluttered model, with the
-//! input shape fixed (a symbolic batch becomes 1) and tract's failures turned
-//! into [`LowerError`]s that name the source and, when possible, the node.
+//! input shape fixed (a symbolic batch becomes 1), shape hints that
+//! contradict it dropped, and tract's failures turned into [`LowerError`]s
+//! that name the source and, when possible, the node.
 
 use std::collections::HashMap;
 
@@ -45,6 +46,15 @@ pub(crate) fn load_decluttered(
         Some(given) => given_shape(source_name, &input_name, &fact, given)?,
         None => declared_shape(source_name, input_name.clone(), &fact)?,
     };
+    if let Some(axis) = shape.iter().position(|d| *d == 0) {
+        return Err(input_err(
+            source_name,
+            format!(
+                "input '{input_name}' {shape:?} has a zero-sized dimension at axis {axis}: \
+                 there is nothing to compute; give the input's real shape"
+            ),
+        ));
+    }
     // Only an NCHW image's axis 0 is a batch; the first axis of a rank-2 or
     // rank-3 input is data like any other.
     if shape.len() == 4 && shape[0] != 1 {
@@ -61,12 +71,46 @@ pub(crate) fn load_decluttered(
         .set_input_fact(0, f32::fact(&shape).into())
         .map_err(|e| tract_err(source_name, e))?;
     let onnx_types = onnx_op_types(&model);
-    let typed = model
-        .into_typed()
-        .map_err(|e| typed_err(source_name, &onnx_types, e))?;
+    let typed = match model.clone().into_typed() {
+        Ok(typed) => typed,
+        // Exporters write intermediate value_info (or output shapes) with a
+        // symbolic or other batch that contradicts the fixed input; like
+        // onnxruntime, kiln then ignores those hints and infers the shapes
+        // from the input alone. The first error stands if that fails too.
+        Err(first) => relax_shape_hints(model, bytes)
+            .and_then(|m| m.into_typed().ok())
+            .ok_or_else(|| typed_err(source_name, &onnx_types, first))?,
+    };
     typed
         .into_decluttered()
         .map_err(|e| tract_err(source_name, e))
+}
+
+/// `model` with the shapes its value_info and graph outputs declared
+/// forgotten (element types kept); `None` if the ONNX cannot be reread.
+fn relax_shape_hints(mut model: InferenceModel, bytes: &[u8]) -> Option<InferenceModel> {
+    let proto = tract_onnx::onnx()
+        .proto_model_for_read(&mut &bytes[..])
+        .ok()?;
+    let graph = proto.graph?;
+    for info in graph.value_info.iter().chain(&graph.output) {
+        let Some(outlet) = model.find_outlet_label(&info.name) else {
+            continue;
+        };
+        if model.input_outlets().ok()?.contains(&outlet) {
+            continue; // the input's fact is the one kiln fixed
+        }
+        let old = model.outlet_fact(outlet).ok()?;
+        if old.value.concretize().is_some() {
+            continue; // a constant: its shape is its value's
+        }
+        let relaxed = match old.datum_type.concretize() {
+            Some(dt) => InferenceFact::dt(dt),
+            None => InferenceFact::default(),
+        };
+        model.set_outlet_fact(outlet, relaxed).ok()?;
+    }
+    Some(model)
 }
 
 fn input_err(source_name: &str, message: String) -> LowerError {

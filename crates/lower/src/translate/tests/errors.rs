@@ -116,3 +116,16 @@ fn errors_name_the_onnx_node_not_tracts_pieces() {
     let (node, op, _) = unsupported(translated(&unnamed).unwrap_err());
     assert_eq!((node.as_str(), op.as_str()), ("#0 Sin", "Sin"));
 }
+
+#[test]
+fn a_zero_sized_input_dimension_is_named() {
+    let onnx = model(&[1, 3, 0, 4], |g| {
+        g.node("r", "Relu", &["x"], &["y"], vec![]);
+    });
+    let err = translated(&onnx).unwrap_err();
+    assert!(
+        matches!(&err, LowerError::Input { message, .. }
+            if message.contains("zero-sized dimension at axis 2")),
+        "{err}"
+    );
+}
