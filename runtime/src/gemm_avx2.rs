@@ -175,7 +175,7 @@ unsafe fn tile<const R: usize, const V: usize, const MASKED: bool>(
                 // SAFETY: `buf` holds 16 >= 8V values.
                 unsafe { _mm256_storeu_ps(buf.as_mut_ptr().add(v * 8), *lane) };
             }
-            store_row(o, &mut buf[..t.cols], fast, act, s.add);
+            store_row(o, &buf[..t.cols], fast, act, s.add);
         }
     }
 }

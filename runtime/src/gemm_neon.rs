@@ -166,7 +166,7 @@ unsafe fn tile<const R: usize, const V: usize, const PART: bool>(
                 // SAFETY: `buf` holds 16 >= 4V values.
                 unsafe { vst1q_f32(buf.as_mut_ptr().add(v * 4), *lane) };
             }
-            store_row(o, &mut buf[..t.cols], fast, act, s.add);
+            store_row(o, &buf[..t.cols], fast, act, s.add);
         }
     }
 }

@@ -46,6 +46,7 @@ mod deconv;
 mod cpu;
 mod elementwise;
 mod gemm;
+mod gemm_add;
 mod im2col;
 pub mod int8;
 // Compiled on every x86-64 build (`#[target_feature]` functions): called
@@ -79,7 +80,8 @@ pub use elementwise::{
     Activation, BinaryOp, activate, binary, binary_broadcast_channel, binary_inplace,
     binary_scalar, scale, softmax,
 };
-pub use gemm::{NARROW, PANEL, gemm, gemm_add, gemm_panels, pack_gemm, packed_gemm_len};
+pub use gemm::{NARROW, PANEL, gemm, gemm_panels, pack_gemm, packed_gemm_len};
+pub use gemm_add::gemm_add;
 pub use deconv::{Deconv2d, conv_transpose2d};
 pub use im2col::{MAX_PATCH, conv2d_gemm};
 pub use lrn::lrn;
