@@ -74,6 +74,7 @@ const OP_CASES: &[&str] = &[
     "onnx-ops/conv-transpose-grouped",
     "onnx-ops/lrn",
     "onnx-ops/value-info-batch",
+    "onnx-ops/upsample-nearest-x2",
 ];
 
 fn fixture(case: &str) -> PathBuf {

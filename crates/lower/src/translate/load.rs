@@ -18,7 +18,7 @@ pub(crate) fn load_decluttered(
     source_name: &str,
     options: &LowerOptions,
 ) -> Result<TypedModel, LowerError> {
-    let mut model = tract_onnx::onnx()
+    let mut model = super::upsample::onnx_with_upsample()
         .model_for_read(&mut &bytes[..])
         .map_err(|e| LowerError::Parse {
             source_name: source_name.to_string(),

@@ -21,6 +21,7 @@ mod resize;
 mod select;
 mod shape;
 mod spatial;
+mod upsample;
 #[cfg(test)]
 mod tests;
 
