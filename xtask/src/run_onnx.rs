@@ -58,6 +58,9 @@ pub fn run(args: RunOnnxArgs) -> anyhow::Result<()> {
             args.input.display()
         )
     })?;
+    for w in &program.built.warnings {
+        eprintln!("warning: {w}");
+    }
     let output = program.run(&input, &args.input.display().to_string())?;
     let out_shape = &program.built.output_shape;
     write_npy(&args.output, out_shape, &output)?;

@@ -459,6 +459,22 @@ impl Graph {
         p
     }
 
+    /// The constants holding NaN or infinite values, with how many each: a
+    /// damaged or badly exported file, which runs without error and gives
+    /// NaN or meaningless outputs (callers warn about it).
+    pub fn nonfinite_constants(&self) -> Vec<(&str, usize)> {
+        self.constants
+            .iter()
+            .map(|c| {
+                (
+                    c.name.as_str(),
+                    c.data.iter().filter(|v| !v.is_finite()).count(),
+                )
+            })
+            .filter(|(_, n)| *n > 0)
+            .collect()
+    }
+
     /// Number of ops reading each tensor (the graph output counts once more).
     pub fn consumer_counts(&self) -> Vec<usize> {
         let mut n = vec![0; self.tensors.len()];
@@ -590,5 +606,19 @@ impl fmt::Display for Graph {
             )?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nonfinite_constants_are_counted_by_name() {
+        let mut g = Graph::default();
+        g.add_constant("w", vec![4], vec![1.0, f32::NAN, f32::INFINITY, 2.0]);
+        g.add_constant("b", vec![2], vec![0.0, 1.0]);
+        g.add_constant("s", vec![1], vec![f32::NEG_INFINITY]);
+        assert_eq!(g.nonfinite_constants(), [("w", 2), ("s", 1)]);
     }
 }

@@ -121,6 +121,9 @@ pub struct BuiltModel {
     pub output_shape: Vec<usize>,
     /// The generated crate's folder.
     pub crate_dir: PathBuf,
+    /// What the user should know that did not stop the build: constants of
+    /// the model holding NaN or infinite values (a damaged file).
+    pub warnings: Vec<String>,
 }
 
 impl BuiltModel {
@@ -212,7 +215,22 @@ pub fn build_model(
         output_len: generated.output_len,
         output_shape: graph.tensors[graph.output].shape.clone(),
         crate_dir: source.crate_dir.to_path_buf(),
+        warnings: nonfinite_warnings(&graph, source.name),
     })
+}
+
+/// One warning per constant of `graph` holding NaN or infinite values.
+pub fn nonfinite_warnings(graph: &kiln_ir::Graph, model: &str) -> Vec<String> {
+    graph
+        .nonfinite_constants()
+        .into_iter()
+        .map(|(name, n)| {
+            format!(
+                "{model}: constant '{name}' holds {n} NaN or infinite value(s); the file may be \
+                 damaged, and outputs computed from it will be NaN or meaningless"
+            )
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -235,6 +253,16 @@ mod tests {
                 .to_string_lossy()
                 .starts_with("model-")
         );
+    }
+
+    #[test]
+    fn nonfinite_weights_are_warned_about_by_name() {
+        let mut g = kiln_ir::Graph::default();
+        g.add_constant("conv1.weight", vec![2], vec![f32::NAN, 1.0]);
+        g.add_constant("conv1.bias", vec![1], vec![0.5]);
+        let w = nonfinite_warnings(&g, "m.onnx");
+        assert_eq!(w.len(), 1, "{w:?}");
+        assert!(w[0].contains("m.onnx") && w[0].contains("'conv1.weight' holds 1 NaN"));
     }
 
     #[test]
