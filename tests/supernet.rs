@@ -170,6 +170,57 @@ fn a_tiny_supernet_trains_resumes_and_its_exported_sub_network_agrees_with_it() 
     let csv = std::fs::read_to_string(fast.join("trials.csv")).unwrap();
     assert!(csv.contains(",predicted,"), "{csv}");
 
+    // FBNet's differentiable search: a distribution learned on the supernet and the
+    // table, its argmax asked first, kept for --resume
+    let dnas = dir.path().join("dnas");
+    let tiny = tiny_space();
+    let dnas_search = |trials: &str, resume: bool| {
+        let mut args = vec![
+            "search",
+            "--target",
+            "jetson",
+            "--space",
+            &tiny,
+            "--supernet",
+            net.to_str().unwrap(),
+            "--fine-tune",
+            "0",
+            "--lut",
+            table.to_str().unwrap(),
+            "--strategy",
+            "dnas",
+            "--trials",
+            trials,
+            "--train-limit",
+            "300",
+            "-o",
+            dnas.to_str().unwrap(),
+        ];
+        if resume {
+            args.push("--resume");
+        }
+        xtask(&args)
+    };
+    let o = dnas_search("3", false);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("dnas: found"), "{}", text(&o));
+    let found: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dnas.join("dnas.json")).unwrap()).unwrap();
+    let first = found["genome"].to_string();
+    assert!(found["latency_ms"].as_f64().unwrap() > 0.0, "{found}");
+    let csv = std::fs::read_to_string(dnas.join("trials.csv")).unwrap();
+    assert!(csv.lines().nth(1).unwrap().contains(",model,"), "{csv}");
+    let o = dnas_search("5", true);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(
+        text(&o).contains("dnas: the distribution of"),
+        "{}",
+        text(&o)
+    );
+    let again: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dnas.join("dnas.json")).unwrap()).unwrap();
+    assert_eq!(again["genome"].to_string(), first);
+
     // the same search trained from scratch is another run
     let o = xtask(&[
         "search",

@@ -63,7 +63,9 @@ pub struct Args {
     pub time_budget: Option<Duration>,
     /// Search strategy: evolution (aging), nsga2 (aging evolution, parents by Pareto rank
     /// and crowding), reinforce (MnasNet's REINFORCE controller, rewarded ACC x
-    /// (LAT/T)^-0.07), tpe (Tree-structured Parzen Estimator) or random.
+    /// (LAT/T)^-0.07), tpe (Tree-structured Parzen Estimator), dnas (FBNet's
+    /// differentiable search on the supernet and the latency table, then its argmax and
+    /// draws from the learned distribution) or random.
     #[arg(long, default_value = "evolution", value_parser = StrategyKind::parse)]
     pub strategy: StrategyKind,
     /// Aging evolution: population size (the first P trials are random).

@@ -5,7 +5,7 @@
 //! median predicted latency of 200 random genomes (so about half are infeasible).
 //!
 //! `cargo run -p kiln-pipeline --example quality -- --supernet DIR [--candidates 100]
-//! [--seeds 3] [--workers 2] [--strategies random,evolution,nsga2,reinforce,tpe]
+//! [--seeds 3] [--workers 2] [--strategies random,evolution,nsga2,reinforce,tpe,dnas]
 //! [--runs runs/quality] [--out docs/quality] [--latency-limit MS]`
 //!
 //! Each run is journalled in RUNS/<strategy>-<seed> (a killed benchmark resumes where it
@@ -137,8 +137,29 @@ fn main() -> Result<(), Error> {
                 tournament: 4,
                 crossover: 0.2,
             };
-            let mut strategy =
-                kiln_search::strategy::build(kind, genome_space.clone(), config, &objectives, seed);
+            // dnas learns its distribution first, on the same supernet and table
+            let learned = match kind {
+                StrategyKind::Dnas => Some(
+                    kiln_pipeline::dnas::run(
+                        &a.supernet,
+                        evaluator.latency_table.as_deref().ok_or("no table")?,
+                        &target,
+                        &evaluator.data,
+                        seed,
+                        &mut |m| eprintln!("{m}"),
+                    )?
+                    .probabilities,
+                ),
+                _ => None,
+            };
+            let mut strategy = kiln_search::strategy::build(
+                kind,
+                genome_space.clone(),
+                config,
+                &objectives,
+                learned,
+                seed,
+            );
             let fitness = match kind {
                 StrategyKind::Reinforce => Fitness::Mnas {
                     target_ms: limit,

@@ -17,6 +17,7 @@ pub mod bench;
 pub mod build;
 mod confirm;
 pub mod device;
+pub mod dnas;
 pub mod eval;
 mod evaluate;
 mod files;

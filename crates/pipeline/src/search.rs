@@ -173,6 +173,10 @@ pub fn search(
             "interrupted before the search started; nothing was written".into(),
         ));
     }
+    let learned = match req.strategy {
+        StrategyKind::Dnas => Some(crate::dnas::distribution(&req, table.as_deref(), note)?),
+        _ => None,
+    };
     let journal = crate::worker::search_journal(
         req.journal.as_deref(),
         &req.out,
@@ -181,7 +185,7 @@ pub fn search(
         &space_text,
     )?;
     let genome_space = Arc::new(GenomeSpace::new(space.clone()));
-    let mut strategy = strategy(&req, genome_space.clone());
+    let mut strategy = strategy(&req, genome_space.clone(), learned);
     req.train.validate()?;
     let mut evaluator = PipelineEvaluator::new(
         space.clone(),
@@ -480,9 +484,13 @@ fn fitness(req: &SearchRequest) -> Result<Fitness, PipelineError> {
     })
 }
 
-fn strategy(req: &SearchRequest, space: Arc<GenomeSpace>) -> Box<dyn Strategy<Genome>> {
+fn strategy(
+    req: &SearchRequest,
+    space: Arc<GenomeSpace>,
+    learned: Option<Vec<Vec<f64>>>,
+) -> Box<dyn Strategy<Genome>> {
     let (kind, seed) = (req.strategy, req.train.seed);
-    kiln_search::strategy::build(kind, space, req.evolution, &req.objectives, seed)
+    kiln_search::strategy::build(kind, space, req.evolution, &req.objectives, learned, seed)
 }
 
 /// The space file's fingerprint in the run identity: its content id. A run

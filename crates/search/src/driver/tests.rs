@@ -335,7 +335,14 @@ fn reinforce_and_tpe_resumed_from_a_journal_ask_what_an_uninterrupted_run_asks()
         } else {
             Journal::create(dir, &meta).unwrap()
         };
-        let mut strategy = build(kind, space.clone(), EvolutionConfig::default(), &[], 3);
+        let mut strategy = build(
+            kind,
+            space.clone(),
+            EvolutionConfig::default(),
+            &[],
+            None,
+            3,
+        );
         let config = SearchConfig {
             trials: Some(trials),
             workers: 1,

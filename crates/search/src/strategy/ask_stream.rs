@@ -43,6 +43,11 @@ impl AskStream {
         ChaCha8Rng::seed_from_u64(mix(mix(self.seed ^ mix(k)) ^ self.repeats))
     }
 
+    /// Whether any point was proposed (or replayed) yet.
+    pub(crate) fn any(&self) -> bool {
+        !self.proposed.is_empty() || self.repeats > 0
+    }
+
     /// Whether the point with content id `id` was proposed before.
     pub(crate) fn seen(&self, id: &str) -> bool {
         self.proposed.contains(id)

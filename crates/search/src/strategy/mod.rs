@@ -14,11 +14,13 @@ use crate::pareto::{Direction, crowding_distance, non_dominated_sort};
 use crate::{CategoricalSpace, Objective, SearchSpace};
 
 mod ask_stream;
+mod learned;
 mod reinforce;
 #[cfg(test)]
 mod toy_tests;
 mod tpe;
 
+pub use learned::Learned;
 pub use reinforce::{Reinforce, ReinforceConfig};
 pub use tpe::{Tpe, TpeConfig};
 
@@ -104,19 +106,22 @@ pub enum StrategyKind {
     Reinforce,
     /// [`Tpe`], the Tree-structured Parzen Estimator.
     Tpe,
+    /// [`Learned`] from FBNet's differentiable search (kiln-supernet's `dnas`).
+    Dnas,
 }
 
 impl StrategyKind {
     /// Every strategy, in the order of [`StrategyKind::name`]'s list.
-    pub const ALL: [StrategyKind; 5] = [
+    pub const ALL: [StrategyKind; 6] = [
         StrategyKind::Evolution,
         StrategyKind::Random,
         StrategyKind::Nsga2,
         StrategyKind::Reinforce,
         StrategyKind::Tpe,
+        StrategyKind::Dnas,
     ];
 
-    /// `evolution`, `random`, `nsga2`, `reinforce` or `tpe` (the journal's
+    /// `evolution`, `random`, `nsga2`, `reinforce`, `tpe` or `dnas` (the journal's
     /// `strategy` field).
     pub fn name(self) -> &'static str {
         match self {
@@ -125,6 +130,7 @@ impl StrategyKind {
             StrategyKind::Nsga2 => "nsga2",
             StrategyKind::Reinforce => "reinforce",
             StrategyKind::Tpe => "tpe",
+            StrategyKind::Dnas => "dnas",
         }
     }
 
@@ -148,12 +154,14 @@ impl StrategyKind {
 
 /// The strategy `kind` over `space`, seeded with `seed`: `evolution` for the
 /// aging evolution's settings, `objectives` (the run's, in
-/// [`crate::SearchConfig::objectives`]'s order) for NSGA-II's ranking.
+/// [`crate::SearchConfig::objectives`]'s order) for NSGA-II's ranking, `learned`
+/// for `dnas` (its search's distribution; without one, `dnas` draws uniformly).
 pub fn build<S: CategoricalSpace + 'static>(
     kind: StrategyKind,
     space: Arc<S>,
     evolution: EvolutionConfig,
     objectives: &[Objective],
+    learned: Option<Vec<Vec<f64>>>,
     seed: u64,
 ) -> Box<dyn Strategy<S::Point>> {
     match kind {
@@ -167,6 +175,7 @@ pub fn build<S: CategoricalSpace + 'static>(
             Box::new(Reinforce::new(space, ReinforceConfig::default(), seed))
         }
         StrategyKind::Tpe => Box::new(Tpe::new(space, TpeConfig::default(), seed)),
+        StrategyKind::Dnas => Box::new(Learned::new(space, learned.unwrap_or_default(), seed)),
     }
 }
 

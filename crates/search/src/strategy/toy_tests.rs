@@ -20,6 +20,12 @@ impl CategoricalSpace for Bits {
 }
 
 const BITS: usize = 20;
+
+/// The distribution a differentiable search would hand `dnas` on these toy spaces: each
+/// bit set with probability 0.7 (other strategies learn their own).
+fn learned(kind: StrategyKind) -> Option<Vec<Vec<f64>>> {
+    (kind == StrategyKind::Dnas).then(|| vec![vec![0.3, 0.7]; BITS])
+}
 const BUDGET: usize = 80;
 const SEEDS: std::ops::Range<u64> = 0..10;
 
@@ -64,6 +70,7 @@ fn mean(kind: StrategyKind, seeds: std::ops::Range<u64>) -> f64 {
                 space.clone(),
                 EvolutionConfig::default(),
                 &objectives,
+                learned(kind),
                 seed,
             );
             best_feasible(s.as_mut())
@@ -103,6 +110,29 @@ fn tpe_beats_random_on_constrained_onemax_over_10_seeds() {
     assert_beats_random(StrategyKind::Tpe);
 }
 
+#[test]
+fn dnas_asks_the_most_probable_point_first_then_draws_from_its_distribution() {
+    let space = Arc::new(Bits(BITS));
+    let mut s = build(
+        StrategyKind::Dnas,
+        space,
+        EvolutionConfig::default(),
+        &[],
+        learned(StrategyKind::Dnas),
+        3,
+    );
+    let (first, origin) = s.ask();
+    assert_eq!(first, vec![true; BITS]);
+    assert_eq!(origin, Origin::Model);
+    let mut ones = 0;
+    for _ in 0..100 {
+        let (p, _) = s.ask();
+        ones += p.iter().filter(|b| **b).count();
+    }
+    // 2,000 bits at 0.7: 1,400 expected, sd about 20
+    assert!((1_300..1_500).contains(&ones), "{ones} ones of 2000");
+}
+
 /// A journal's history: each distinct point once, with its outcome.
 type History = Vec<(Vec<bool>, Option<Outcome>)>;
 
@@ -111,7 +141,14 @@ type History = Vec<(Vec<bool>, Option<Outcome>)>;
 fn run(kind: StrategyKind, n: usize) -> (Box<dyn Strategy<Vec<bool>>>, History) {
     let space = Arc::new(Bits(BITS));
     let dirs = [Objective::Accuracy, Objective::Latency];
-    let mut s = build(kind, space.clone(), EvolutionConfig::default(), &dirs, 7);
+    let mut s = build(
+        kind,
+        space.clone(),
+        EvolutionConfig::default(),
+        &dirs,
+        learned(kind),
+        7,
+    );
     let mut history: History = Vec::new();
     while history.len() < n {
         let (p, _) = s.ask();
@@ -126,10 +163,21 @@ fn run(kind: StrategyKind, n: usize) -> (Box<dyn Strategy<Vec<bool>>>, History) 
 
 #[test]
 fn reinforce_and_tpe_resume_from_a_journal_with_the_uninterrupted_asks() {
-    for kind in [StrategyKind::Reinforce, StrategyKind::Tpe] {
+    for kind in [
+        StrategyKind::Reinforce,
+        StrategyKind::Tpe,
+        StrategyKind::Dnas,
+    ] {
         let (mut whole, history) = run(kind, 30);
         let space = Arc::new(Bits(BITS));
-        let mut resumed = build(kind, space, EvolutionConfig::default(), &[], 7);
+        let mut resumed = build(
+            kind,
+            space,
+            EvolutionConfig::default(),
+            &[],
+            learned(kind),
+            7,
+        );
         resumed.replay(&history);
         for i in 0..20 {
             let (a, _) = whole.ask();
@@ -184,7 +232,7 @@ fn nsga2_selection_beats_random_hypervolume_over_10_seeds() {
         let v: Vec<f64> = seeds
             .map(|seed| {
                 hypervolume_after(
-                    build(kind, space.clone(), config, &dirs, seed).as_mut(),
+                    build(kind, space.clone(), config, &dirs, None, seed).as_mut(),
                     400,
                 )
             })

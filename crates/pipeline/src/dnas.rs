@@ -1,0 +1,117 @@
+//! `--strategy dnas`: FBNet's differentiable search (kiln-supernet's `dnas`) run on the
+//! search's supernet and latency table before the first ask. Its distribution is kept
+//! in the run folder (`dnas.json`, one owner: this module), so a resumed search asks
+//! what the first run would have asked instead of searching again.
+
+use kiln_target::Target;
+
+use crate::PipelineError;
+use crate::search::SearchRequest;
+use std::path::Path;
+
+use kiln_data::Dataset;
+use kiln_latency::LatencyTable;
+use kiln_metric::Source;
+use kiln_space::LayerKey;
+use kiln_supernet::dnas::{DnasResult, DnasSettings};
+
+/// The file in the run folder.
+pub const DNAS_FILE: &str = "dnas.json";
+
+/// A layer's latency in `table`, ms, in `mode` (a `sim` table's figure for that power
+/// mode; a `host` or `device` table's median in microseconds, converted).
+fn layer_ms(table: &LatencyTable, mode: &str, key: &LayerKey) -> Option<f64> {
+    let e = table.get(key)?;
+    match table.identity.source {
+        Source::Sim => e.per_mode_ms.get(mode).map(|m| m.value),
+        _ => Some(e.cost.value / 1000.0),
+    }
+}
+
+/// FBNet's search (kiln-supernet's default settings, seeded with `seed`) on the supernet
+/// in `supernet`, trained for `data`, with each layer's latency from `table` in the
+/// target's first power mode within its budget. `note` hears its progress.
+///
+/// Errors: the supernet, a layer the table lacks, divergence
+/// ([`PipelineError::Invalid`] naming the cause).
+pub fn run(
+    supernet: &Path,
+    table: &LatencyTable,
+    target: &Target,
+    data: &Dataset,
+    seed: u64,
+    note: &mut dyn FnMut(&str),
+) -> Result<DnasResult, PipelineError> {
+    let mode = target
+        .modes_within_budget()
+        .first()
+        .map(|m| m.name.clone())
+        .unwrap_or_default();
+    let settings = DnasSettings {
+        seed,
+        ..DnasSettings::default()
+    };
+    note(&format!(
+        "dnas: FBNet's differentiable search on the supernet ({} epoch(s), alpha {}, beta {}, \
+         latency from the table in mode `{mode}`)",
+        settings.epochs, settings.alpha, settings.beta
+    ));
+    let cost = |key: &LayerKey| layer_ms(table, &mode, key);
+    let mut last = 0;
+    kiln_supernet::dnas::search(supernet, data, &cost, &settings, &mut |step, steps, ce| {
+        if step == steps || step >= last + 25 {
+            last = step;
+            note(&format!("dnas: step {step}/{steps}, cross-entropy {ce:.4}"));
+        }
+    })
+    .map_err(|e| PipelineError::Invalid(format!("dnas: {e}")))
+}
+
+/// The learned distribution (per decision, per option) for a search of `out`: read
+/// from `out/dnas.json` when resuming a run that has one, otherwise searched on the
+/// supernet in `supernet` with `table` (in the target's first power mode within its
+/// budget) and written there. `note` hears what it does.
+///
+/// Errors: no supernet or table (the search needs both); the supernet, a layer the
+/// table lacks, or divergence ([`PipelineError::Invalid`] with the cause); the file.
+pub(crate) fn distribution(
+    req: &SearchRequest,
+    table: Option<&LatencyTable>,
+    note: &mut dyn FnMut(&str),
+) -> Result<Vec<Vec<f64>>, PipelineError> {
+    let (Some(dir), Some(table)) = (req.supernet.as_deref(), table) else {
+        return Err(PipelineError::Invalid(
+            "--strategy dnas needs a supernet (the default evaluator, or --supernet DIR) and \
+             a latency table for the target (`cargo xtask lut build --target ...`)"
+                .into(),
+        ));
+    };
+    let path = req.out.join(DNAS_FILE);
+    if req.resume && path.is_file() {
+        let text = std::fs::read_to_string(&path).map_err(|e| PipelineError::Io {
+            path: path.clone(),
+            message: e.to_string(),
+        })?;
+        let found: DnasResult = serde_json::from_str(&text).map_err(|e| PipelineError::Io {
+            path: path.clone(),
+            message: format!("not a differentiable search's result: {e}"),
+        })?;
+        note(&format!(
+            "dnas: the distribution of {} (found {})",
+            path.display(),
+            found.genome.id()
+        ));
+        return Ok(found.probabilities);
+    }
+    let found = run(dir, table, &req.target, &req.data, req.train.seed, note)?;
+    let text = serde_json::to_string_pretty(&found).unwrap_or_default() + "\n";
+    crate::files::write(&path, text.as_bytes())?;
+    note(&format!(
+        "dnas: found {} (table latency {:.2} ms, predicted, without the per-network \
+         constant); further candidates are drawn from the learned distribution ({})",
+        found.genome.id(),
+        found.latency_ms,
+        path.display()
+    ));
+    Ok(found.probabilities)
+}
