@@ -262,9 +262,11 @@ fn write(out: &Path, curves: &[QualityCurve], limit: f64, budget: usize) -> Resu
         quality::svg(&hv, "hypervolume"),
     )?;
     let mut md = format!(
-        "# Strategy quality benchmark\n\nTarget jetson, latency limit {limit:.3} ms, budget {budget} \
-         judged candidates, median (min-max) over seeds at the end.\n\n\
-         | strategy | seeds | best feasible accuracy | hypervolume |\n|---|---|---|---|\n"
+        "# Strategy quality benchmark\n\nTarget jetson, latency limit {limit:.3} ms (predicted by \
+         the table), budget {budget} judged candidates, median (min-max) over seeds at the end. \
+         Accuracy: validation top-1 inherited from the supernet (host); latency: predicted.\n\n\
+         | strategy | seeds | best feasible accuracy (inherited, host) | hypervolume |\n\
+         |---|---|---|---|\n"
     );
     for ((name, a), (_, h)) in acc.iter().zip(&hv) {
         let seeds = curves.iter().filter(|c| &c.strategy == name).count();
