@@ -216,7 +216,8 @@ pub fn resolve_model(
     Ok((onnx, out))
 }
 
-/// The front's most accurate model's `model.onnx`.
+/// The front's most accurate model as the search built it: `model.onnx`, or
+/// `model.int8.onnx` for an int8 search (precision in the run's identity).
 fn best_of_front(run_dir: &Path) -> Result<PathBuf, PipelineError> {
     let front = FrontFile::read(run_dir)
         .map_err(|e| PipelineError::Invalid(format!("{e}; give --model MODEL.onnx instead")))?;
@@ -227,7 +228,11 @@ fn best_of_front(run_dir: &Path) -> Result<PathBuf, PipelineError> {
             path.display()
         ))
     })?;
-    let onnx = run_dir.join(&best.folder).join("model.onnx");
+    let built = match front.run.get("precision").map(String::as_str) {
+        Some("int8") => "model.int8.onnx",
+        _ => "model.onnx",
+    };
+    let onnx = run_dir.join(&best.folder).join(built);
     if !onnx.is_file() {
         return Err(PipelineError::Invalid(format!(
             "{}: the best model {} does not exist",
@@ -265,4 +270,49 @@ fn latest_run(runs: &Path, target: &str) -> Result<PathBuf, PipelineError> {
         }
     }
     best.map(|(_, p)| p).ok_or_else(none)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kiln_metric::{Metric, Source, Unit};
+    use kiln_search::front_file::FrontModel;
+
+    #[test]
+    fn the_best_of_an_int8_front_is_its_int8_model() {
+        let dir = tempfile::tempdir().unwrap();
+        let model = |folder: &str, accuracy: f64| FrontModel {
+            trial: 1,
+            genome_id: folder.into(),
+            genome: serde_json::Value::Null,
+            metrics: [(
+                "accuracy".to_string(),
+                Metric::new(accuracy, Unit::Fraction, Source::Sim),
+            )]
+            .into(),
+            folder: format!("front/{folder}"),
+            crowding_distance: 0.0,
+        };
+        for precision in ["f32", "int8"] {
+            let run = dir.path().join(precision);
+            for f in ["a", "b"] {
+                for file in ["model.onnx", "model.int8.onnx"] {
+                    write(&run.join("front").join(f).join(file), b"x").unwrap();
+                }
+            }
+            FrontFile {
+                run: [("precision".to_string(), precision.to_string())].into(),
+                objectives: vec!["accuracy".into()],
+                front: vec![model("a", 0.5), model("b", 0.7)],
+            }
+            .write(&run)
+            .unwrap();
+            let want = if precision == "int8" {
+                "model.int8.onnx"
+            } else {
+                "model.onnx"
+            };
+            assert_eq!(best_of_front(&run).unwrap(), run.join("front/b").join(want));
+        }
+    }
 }
