@@ -92,25 +92,30 @@ impl Translator<'_> {
         }
     }
 
-    /// `alpha` when tensor `n` is `alpha * (e^x - 1)` (tract's Elu) or
-    /// `alpha * e^x - alpha` (tract's Selu before its gamma).
+    /// `alpha` when tensor `n` is `alpha * (e^x - 1)` (tract's Elu; just
+    /// `e^x - 1` for alpha 1) or `alpha * e^x - alpha` (tract's Selu before
+    /// its gamma).
     fn elu_alpha(&self, n: TensorId, x: TensorId) -> Option<f32> {
         let is_exp_of_x = |t: TensorId| {
             self.graph.ops.iter().any(|op| {
                 op.output == t && op.kind == OpKind::Unary(UnaryOp::Exp) && op.inputs[0] == x
             })
         };
-        if let Some((alpha, m)) = self.scalar_op(n, BinaryOp::Mul) {
-            let minus_one = match self.scalar_op(m, BinaryOp::Sub) {
-                Some((1.0, e)) => Some(e),
-                _ => match self.scalar_op(m, BinaryOp::Add) {
-                    Some((-1.0, e)) => Some(e),
-                    _ => None,
-                },
-            };
-            if minus_one.is_some_and(is_exp_of_x) {
-                return Some(alpha);
-            }
+        // e^x - 1 (as Sub 1 or Add -1): the Exp it reads
+        let minus_one = |t: TensorId| match self.scalar_op(t, BinaryOp::Sub) {
+            Some((1.0, e)) => Some(e),
+            _ => match self.scalar_op(t, BinaryOp::Add) {
+                Some((-1.0, e)) => Some(e),
+                _ => None,
+            },
+        };
+        if minus_one(n).is_some_and(is_exp_of_x) {
+            return Some(1.0); // alpha 1: tract dropped the multiplication
+        }
+        if let Some((alpha, m)) = self.scalar_op(n, BinaryOp::Mul)
+            && minus_one(m).is_some_and(is_exp_of_x)
+        {
+            return Some(alpha);
         }
         let (alpha, m) = self.scalar_op(n, BinaryOp::Sub)?;
         let (scale, e) = self.scalar_op(m, BinaryOp::Mul)?;

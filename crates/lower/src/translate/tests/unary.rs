@@ -104,3 +104,10 @@ fn a_selection_of_another_form_names_the_node_and_the_forms() {
         "{reason}"
     );
 }
+
+#[test]
+fn elu_with_the_default_alpha_is_one_op() {
+    // tract drops the multiplication by alpha = 1
+    let g = one_node("Elu", vec![]);
+    assert_eq!(single_op(&g), &OpKind::Unary(UnaryOp::Elu { alpha: 1.0 }));
+}
