@@ -75,6 +75,7 @@ const OP_CASES: &[&str] = &[
     "onnx-ops/lrn",
     "onnx-ops/value-info-batch",
     "onnx-ops/upsample-nearest-x2",
+    "onnx-ops/softmax-w",
 ];
 
 fn fixture(case: &str) -> PathBuf {

@@ -29,7 +29,7 @@ Div, Max, Min, Sum, Mean (two or more tensors of the same shape, per-channel or 
 broadcast), MaxPool, AveragePool, GlobalAveragePool, GlobalMaxPool, \
 ReduceMean/ReduceSum/ReduceMax over H and W (any keepdims), Resize of H and W (nearest or linear, any \
 coordinate transformation mode, scales or sizes; also opset 9's Upsample), Pad of H and W (constant, reflect, edge), ConvTranspose \
-(stride, dilation, explicit pads, output_padding, groups), LRN, Softmax (also over a flattened C*H*W, opset < 13), Concat, Split, Slice (step 1), Flatten, Reshape, \
+(stride, dilation, explicit pads, output_padding, groups), LRN, Softmax (also over a flattened C*H*W, opset < 13, and over the last axis), Concat, Split, Slice (step 1), Flatten, Reshape, \
 Transpose, Squeeze, Unsqueeze, Identity, Constant";
 
 /// What went wrong while lowering. Every variant names the model

@@ -85,7 +85,9 @@ impl Translator<'_> {
 
     /// Softmax over the channel axis of an image or the last axis otherwise;
     /// over all axes but a unit batch (opset < 13's Softmax of a flattened
-    /// C*H*W) as Reshape to `[1, n]`, Softmax, Reshape back.
+    /// C*H*W) as Reshape to `[1, n]`, Softmax, Reshape back, and over an
+    /// image's last axis (W) as Reshape to `[n / W, W]`, Softmax, Reshape
+    /// back.
     pub(super) fn softmax(&mut self, node: &TypedNode, s: &Softmax) -> Result<(), LowerError> {
         let x = self.act_input(node, 0)?;
         let xt = &self.graph.tensors[x];
@@ -94,14 +96,22 @@ impl Translator<'_> {
             Some(c) => s.axes[..] == [c],
             None => rank >= 1 && s.axes[..] == [rank - 1],
         };
-        // opset < 13: Softmax(axis = 1) of [1, C, H, W] is over all of C*H*W
+        // opset < 13: Softmax(axis = 1) of [1, C, H, W] is over all of C*H*W;
+        // the last axis of an image (W) is a softmax over rows of a matrix
         let shape = xt.shape.clone();
         let lead = shape.iter().take_while(|d| **d == 1).count().min(1);
         let all: Vec<usize> = (lead..rank).collect();
-        if s.kind == SoftmaxKind::Softmax && !ok_axis && rank > 1 && s.axes[..] == all[..] {
-            let n: usize = shape.iter().product();
-            let flat = self.push(node, "flat", (OpKind::Reshape, vec![x]), vec![1, n]);
-            let soft = self.push(node, "softmax", (OpKind::Softmax, vec![flat]), vec![1, n]);
+        let n: usize = shape.iter().product();
+        let rows = if s.axes[..] == all[..] {
+            Some([1, n])
+        } else if s.axes[..] == [rank - 1] && shape[rank - 1] > 0 {
+            Some([n / shape[rank - 1], shape[rank - 1]])
+        } else {
+            None
+        };
+        if let (SoftmaxKind::Softmax, false, true, Some(m)) = (&s.kind, ok_axis, rank > 1, rows) {
+            let flat = self.push(node, "rows", (OpKind::Reshape, vec![x]), m.to_vec());
+            let soft = self.push(node, "softmax", (OpKind::Softmax, vec![flat]), m.to_vec());
             self.emit(node, OpKind::Reshape, vec![soft])?;
             return Ok(());
         }

@@ -42,16 +42,17 @@ fn unsupported_ops_name_the_node_and_op_type() {
     assert!(op.starts_with("Reduce"), "{op}");
     assert!(reason.contains("axes [1]"), "{reason}");
 
-    let softmax_w = model(&[1, 3, 4, 4], |g| {
+    // over H (axis 2): neither the channels, the last axis nor all of them
+    let softmax_h = model(&[1, 3, 4, 4], |g| {
         g.node(
             "sm",
             "Softmax",
             &["x"],
             &["y"],
-            vec![Attribute::int("axis", 3)],
+            vec![Attribute::int("axis", 2)],
         );
     });
-    let (node, op, _) = unsupported(translated(&softmax_w).unwrap_err());
+    let (node, op, _) = unsupported(translated(&softmax_h).unwrap_err());
     assert_eq!((node.as_str(), op.as_str()), ("sm", "Softmax"));
 }
 
