@@ -122,25 +122,6 @@ pub fn gemm(
     gemm_rows(x, packed, out, &s, act)
 }
 
-/// Writes one row of a tile: `vals` (at most [`PANEL`], already activated
-/// when `fast`, else activated here) into `o`, or added to `o`'s values when
-/// `add`. Out of line: one copy serves every tile of every kernel, and the
-/// tiles' own stores stay as they were for the plain product.
-#[inline(never)]
-pub(crate) fn store_row(o: &mut [f32], vals: &[f32], fast: bool, act: Activation, add: bool) {
-    let mut v = [0.0f32; PANEL];
-    let v = &mut v[..vals.len()];
-    v.copy_from_slice(vals);
-    if !fast {
-        activate(v, act);
-    }
-    if add {
-        o.iter_mut().zip(v.iter()).for_each(|(o, v)| *o += v);
-    } else {
-        o.copy_from_slice(v);
-    }
-}
-
 /// [`gemm`] with row strides of its own: the microkernel this build selects.
 ///
 /// # Panics
@@ -153,6 +134,20 @@ pub(crate) fn gemm_rows(
     s: &GemmShape,
     act: Activation,
 ) {
+    if s.add {
+        crate::gemm_add::add_blocks(x, packed, out, s, act);
+    } else {
+        kernel(x, packed, out, s, act);
+    }
+}
+
+/// The microkernel this build selects, storing its results (`s.add` is not
+/// read: [`crate::gemm_add`] adds).
+///
+/// # Panics
+/// As `check`.
+#[inline(always)]
+pub(crate) fn kernel(x: &[f32], packed: &[f32], out: &mut [f32], s: &GemmShape, act: Activation) {
     check(x, packed, out, s);
     #[cfg(target_arch = "x86_64")]
     if crate::cpu::avx2_fma() {
@@ -169,11 +164,7 @@ pub(crate) fn gemm_rows(
         crate::gemm_neon::gemm_neon(x, packed, out, s, act)
     };
     #[cfg(not(target_arch = "aarch64"))]
-    if s.add {
-        crate::gemm_add::add_portable(x, packed, out, s, act);
-    } else {
-        gemm_portable(x, packed, out, s, act);
-    }
+    gemm_portable(x, packed, out, s, act);
 }
 
 /// Panics unless every row and panel the product touches is in bounds.
@@ -263,7 +254,6 @@ pub(crate) fn gemm_tiled<const RF: usize, const WF: usize, const RN: usize, cons
     act: Activation,
 ) {
     const { assert!(PANEL.is_multiple_of(WF) && RF > 0 && RN > 0 && WN > 0) };
-    debug_assert!(!s.add, "the portable tiles store; add_portable adds");
     let mut at = 0;
     for (c0, width) in gemm_panels(s.n) {
         let panel = &packed[at..at + (s.k + 1) * width];

@@ -1,24 +1,24 @@
 //! The product added to what its output holds, `out += act(x . W + bias)`:
 //! an inverted residual block's projection with the block's residual sum
 //! fused into it (kiln-codegen emits [`gemm_add`] when the sum's output sits
-//! on the residual). The packed layout, tiles and summation order are
-//! [`crate::gemm`]'s; only the store differs.
+//! on the residual). Blocks of the product, computed by this build's
+//! microkernel (AVX2, NEON or portable) into a stack buffer, are added to
+//! `out`: the kernels' tiles stay as they are (an add branch in their
+//! stores cost 3.5% more NEON instructions and 1.7-2.2% more wasm fuel on
+//! products with nothing to add), and the buffer is in L1 where the sum's
+//! pass read the convolution's output back from the arena.
 
 use crate::elementwise::Activation;
-use crate::gemm::{GemmShape, PANEL, gemm_portable, gemm_rows, packed_gemm_len};
+use crate::gemm::{GemmShape, PANEL, gemm_rows, kernel, packed_gemm_len};
 
-/// [`gemm`] whose result is added to what `out` holds:
+/// [`crate::gemm`] whose result is added to what `out` holds:
 /// `out[m][n] += act(x . W + bias)`, the residual connection of an inverted
 /// residual block fused into its projection (kiln-codegen calls it when the
-/// sum's output sits on the residual). The AVX2 and NEON kernels add in
-/// registers as they store, one pass over `out` instead of a store and an
-/// element-wise add's load, add and store; the portable kernel computes
-/// blocks of the product into a stack buffer and adds that (the same work
-/// as the two ops, its tiles untouched). Each value is `out + act(product)`
+/// sum's output sits on the residual). Each value is `out + act(product)`
 /// rounded once, as the two ops give.
 ///
 /// # Panics
-/// As [`gemm`].
+/// As [`crate::gemm`].
 #[allow(clippy::too_many_arguments)]
 pub fn gemm_add(
     x: &[f32],
@@ -40,25 +40,41 @@ pub fn gemm_add(
     gemm_rows(x, packed, out, &s, act)
 }
 
-/// Columns (whole panels) and values of one block of [`add_portable`].
+/// Columns (whole panels) of one block.
 const ADD_COLS: usize = 16 * PANEL;
+/// Rows of a block are a multiple of this (of every kernel's 8-, 6- and
+/// 4-row tiles), so only a product's last block has leftover rows: blocks
+/// of 8 rows cost 1.3% more wasm fuel on a genome of the `bench` suite.
+const ROWS: usize = 24;
+/// Values of the stack buffer (24 KiB).
 const ADD_BUF: usize = ROWS * ADD_COLS;
-/// Rows of a block are a multiple of this (of the portable tiles' 6 and 4
-/// rows), so only a product's last block has leftover rows: blocks of 8
-/// rows cost 1.3% more wasm fuel on a genome of the `bench` suite.
-const ROWS: usize = 12;
 
-/// The portable `gemm_add`: blocks of at most [`ADD_COLS`] columns (whole
-/// panels, so a block's packed panels are those of its own columns) by as
-/// many rows ([`ROWS`] at a time) as fill [`ADD_BUF`] values, each computed
-/// by the portable product into a stack buffer (12 KiB) and added to `out`.
-#[cfg_attr(target_arch = "aarch64", allow(dead_code))]
-pub(crate) fn add_portable(
+/// The product of `s` (whose `add` is ignored) added to `out`.
+pub(crate) fn add_blocks(
     x: &[f32],
     packed: &[f32],
     out: &mut [f32],
     s: &GemmShape,
     act: Activation,
+) {
+    blocks(x, packed, out, s, act, kernel)
+}
+
+/// A product's signature: [`kernel`] or, in tests, a portable twin.
+type Product = fn(&[f32], &[f32], &mut [f32], &GemmShape, Activation);
+
+/// Blocks of at most [`ADD_COLS`] columns (whole panels, so a block's
+/// packed panels are those of its own columns) by as many rows ([`ROWS`] at
+/// a time) as fill [`ADD_BUF`] values, each computed by `product` into a
+/// stack buffer and added to `out`.
+#[inline(always)]
+fn blocks(
+    x: &[f32],
+    packed: &[f32],
+    out: &mut [f32],
+    s: &GemmShape,
+    act: Activation,
+    product: Product,
 ) {
     let mut buf = [0.0f32; ADD_BUF];
     let mut c0 = 0;
@@ -76,7 +92,7 @@ pub(crate) fn add_portable(
                 add: false,
                 ..*s
             };
-            gemm_portable(&x[r0 * s.x_stride..], panels, &mut buf, &block, act);
+            product(&x[r0 * s.x_stride..], panels, &mut buf, &block, act);
             for (r, v) in buf[..m * n].chunks_exact(n).enumerate() {
                 let o = &mut out[(r0 + r) * s.out_stride + c0..][..n];
                 o.iter_mut().zip(v).for_each(|(o, v)| *o += v);
@@ -91,14 +107,14 @@ pub(crate) fn add_portable(
 mod tests {
     extern crate std;
     use super::*;
-    use crate::gemm::gemm;
     use crate::gemm::tests::{SHAPES, packed, values};
+    use crate::gemm::{gemm, gemm_portable};
 
-    /// `gemm_add` (this build's kernel) and the portable one equal the
+    /// `gemm_add` (this build's kernel) and the portable twin's blocks equal the
     /// product stored then added, exactly: the same values rounded the same
     /// way, for every activation (in registers or after), every kind of
     /// tile, blocks of rows and of columns (300 > `ADD_COLS`, 40 x 100 >
-    /// `ADD_BUF`, 29 x 3 x 256: blocks of 12 rows and 5 left over),
+    /// `ADD_BUF`, 29 x 3 x 256: blocks of 24 rows and 5 left over),
     /// and strided rows whose gaps stay untouched.
     #[test]
     fn gemm_add_equals_the_product_then_the_sum() {
@@ -140,7 +156,7 @@ mod tests {
                 for r in 0..m {
                     got[r * (n + 2)..][..n].copy_from_slice(&res[r * n..][..n]);
                 }
-                add_portable(&x, &p, &mut got, &s, act);
+                blocks(&x, &p, &mut got, &s, act, gemm_portable);
                 gemm_portable(&x, &p, &mut plain, &GemmShape { add: false, ..s }, act);
                 for r in 0..m {
                     for c in 0..n + 2 {

@@ -8,7 +8,7 @@
 use core::arch::x86_64::*;
 
 use crate::elementwise::{Activation, activate};
-use crate::gemm::{GemmShape, MR, MR_NARROW, NARROW, PANEL, gemm_panels, store_row};
+use crate::gemm::{GemmShape, MR, MR_NARROW, NARROW, PANEL, gemm_panels};
 
 /// The product of [`crate::gemm::gemm`] with AVX2+FMA.
 ///
@@ -153,21 +153,10 @@ unsafe fn tile<const R: usize, const V: usize, const MASKED: bool>(
     let fast = epilogue(&mut acc, act);
     for (r, a) in acc.iter().enumerate().take(t.rows) {
         let o = &mut out[(t.r0 + r) * s.out_stride + t.c0..][..t.cols];
-        if !MASKED && (fast || !s.add) {
+        if !MASKED {
             for (v, lane) in a.iter().enumerate() {
                 // SAFETY: `o` has `w` = 8V values, so lanes v*8..v*8+8 fit.
-                unsafe {
-                    let p = o.as_mut_ptr().add(v * 8);
-                    let sum = if s.add {
-                        _mm256_add_ps(_mm256_loadu_ps(p), *lane)
-                    } else {
-                        *lane
-                    };
-                    _mm256_storeu_ps(p, sum);
-                }
-            }
-            if !fast {
-                activate(o, act);
+                unsafe { _mm256_storeu_ps(o.as_mut_ptr().add(v * 8), *lane) };
             }
         } else {
             let mut buf = [0.0f32; 16];
@@ -175,7 +164,10 @@ unsafe fn tile<const R: usize, const V: usize, const MASKED: bool>(
                 // SAFETY: `buf` holds 16 >= 8V values.
                 unsafe { _mm256_storeu_ps(buf.as_mut_ptr().add(v * 8), *lane) };
             }
-            store_row(o, &buf[..t.cols], fast, act, s.add);
+            o.copy_from_slice(&buf[..t.cols]);
+        }
+        if !fast {
+            activate(o, act);
         }
     }
 }

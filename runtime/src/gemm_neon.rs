@@ -14,7 +14,7 @@
 use core::arch::aarch64::*;
 
 use crate::elementwise::{Activation, activate};
-use crate::gemm::{GemmShape, MR, MR_NARROW, NARROW, PANEL, gemm_panels, store_row};
+use crate::gemm::{GemmShape, MR, MR_NARROW, NARROW, PANEL, gemm_panels};
 
 /// The product of [`crate::gemm::gemm`] with NEON.
 ///
@@ -144,21 +144,10 @@ unsafe fn tile<const R: usize, const V: usize, const PART: bool>(
     let fast = epilogue(&mut acc, act);
     for (r, a) in acc.iter().enumerate().take(t.rows) {
         let o = &mut out[(t.r0 + r) * s.out_stride + t.c0..][..t.cols];
-        if !PART && (fast || !s.add) {
+        if !PART {
             for (v, lane) in a.iter().enumerate() {
                 // SAFETY: `o` has `w` = 4V values, so lanes 4v..4v+4 fit.
-                unsafe {
-                    let p = o.as_mut_ptr().add(v * 4);
-                    let sum = if s.add {
-                        vaddq_f32(vld1q_f32(p), *lane)
-                    } else {
-                        *lane
-                    };
-                    vst1q_f32(p, sum);
-                }
-            }
-            if !fast {
-                activate(o, act);
+                unsafe { vst1q_f32(o.as_mut_ptr().add(v * 4), *lane) };
             }
         } else {
             let mut buf = [0.0f32; 16];
@@ -166,7 +155,10 @@ unsafe fn tile<const R: usize, const V: usize, const PART: bool>(
                 // SAFETY: `buf` holds 16 >= 4V values.
                 unsafe { vst1q_f32(buf.as_mut_ptr().add(v * 4), *lane) };
             }
-            store_row(o, &buf[..t.cols], fast, act, s.add);
+            o.copy_from_slice(&buf[..t.cols]);
+        }
+        if !fast {
+            activate(o, act);
         }
     }
 }
