@@ -146,6 +146,7 @@ fn main() -> Result<(), Error> {
                         &target,
                         &evaluator.data,
                         seed,
+                        None,
                         &mut |m| eprintln!("{m}"),
                     )?
                     .probabilities,

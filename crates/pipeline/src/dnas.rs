@@ -6,8 +6,8 @@
 use kiln_target::Target;
 
 use crate::PipelineError;
-use crate::search::SearchRequest;
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use kiln_data::Dataset;
 use kiln_latency::LatencyTable;
@@ -40,6 +40,7 @@ pub fn run(
     target: &Target,
     data: &Dataset,
     seed: u64,
+    stop: Option<&AtomicBool>,
     note: &mut dyn FnMut(&str),
 ) -> Result<DnasResult, PipelineError> {
     let mode = target
@@ -47,6 +48,23 @@ pub fn run(
         .first()
         .map(|m| m.name.clone())
         .unwrap_or_default();
+    if table.identity.source == Source::Sim
+        && !table.identity.sim_modes.iter().any(|m| m.name == mode)
+    {
+        return Err(PipelineError::Invalid(format!(
+            "dnas: the latency table has no power mode `{mode}` of `{}` (it has {}): build it \
+             for this target with `cargo xtask lut build --target {}`",
+            target.name,
+            table
+                .identity
+                .sim_modes
+                .iter()
+                .map(|m| m.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
+            target.name
+        )));
+    }
     let settings = DnasSettings {
         seed,
         ..DnasSettings::default()
@@ -63,6 +81,7 @@ pub fn run(
             last = step;
             note(&format!("dnas: step {step}/{steps}, cross-entropy {ce:.4}"));
         }
+        !stop.is_some_and(|s| s.load(Ordering::SeqCst))
     })
     .map_err(|e| PipelineError::Invalid(format!("dnas: {e}")))
 }
@@ -74,12 +93,30 @@ pub fn run(
 ///
 /// Errors: no supernet or table (the search needs both); the supernet, a layer the
 /// table lacks, or divergence ([`PipelineError::Invalid`] with the cause); the file.
+/// What [`distribution`] needs of the search's request.
+pub(crate) struct DnasRun<'a> {
+    /// The supernet's folder (`None`: no weight sharing, an error).
+    pub supernet: Option<&'a Path>,
+    /// The run folder.
+    pub out: &'a Path,
+    /// Whether the search resumes.
+    pub resume: bool,
+    /// The target (its first power mode within budget prices the layers).
+    pub target: &'a Target,
+    /// The search's seed.
+    pub seed: u64,
+    /// Set by Ctrl-C.
+    pub interrupt: &'a AtomicBool,
+    /// The data the supernet was trained on.
+    pub data: &'a Dataset,
+}
+
 pub(crate) fn distribution(
-    req: &SearchRequest,
+    req: &DnasRun,
     table: Option<&LatencyTable>,
     note: &mut dyn FnMut(&str),
 ) -> Result<Vec<Vec<f64>>, PipelineError> {
-    let (Some(dir), Some(table)) = (req.supernet.as_deref(), table) else {
+    let (Some(dir), Some(table)) = (req.supernet, table) else {
         return Err(PipelineError::Invalid(
             "--strategy dnas needs a supernet (the default evaluator, or --supernet DIR) and \
              a latency table for the target (`cargo xtask lut build --target ...`)"
@@ -103,7 +140,15 @@ pub(crate) fn distribution(
         ));
         return Ok(found.probabilities);
     }
-    let found = run(dir, table, &req.target, &req.data, req.train.seed, note)?;
+    let found = run(
+        dir,
+        table,
+        req.target,
+        req.data,
+        req.seed,
+        Some(req.interrupt),
+        note,
+    )?;
     let text = serde_json::to_string_pretty(&found).unwrap_or_default() + "\n";
     crate::files::write(&path, text.as_bytes())?;
     note(&format!(

@@ -14,7 +14,7 @@ use kiln_search::report::{ReportFiles, latency_limit_ms, write_report};
 use kiln_search::strategy::EvolutionConfig;
 use kiln_search::{
     Fitness, GenomeSpace, Journal, Objective, Progress, RunMeta, SearchConfig, SearchError,
-    SearchSummary, Strategy, StrategyKind,
+    SearchSummary, StrategyKind,
 };
 use kiln_space::{Genome, Space};
 use kiln_target::Target;
@@ -173,10 +173,6 @@ pub fn search(
             "interrupted before the search started; nothing was written".into(),
         ));
     }
-    let learned = match req.strategy {
-        StrategyKind::Dnas => Some(crate::dnas::distribution(&req, table.as_deref(), note)?),
-        _ => None,
-    };
     let journal = crate::worker::search_journal(
         req.journal.as_deref(),
         &req.out,
@@ -185,7 +181,6 @@ pub fn search(
         &space_text,
     )?;
     let genome_space = Arc::new(GenomeSpace::new(space.clone()));
-    let mut strategy = strategy(&req, genome_space.clone(), learned);
     req.train.validate()?;
     let mut evaluator = PipelineEvaluator::new(
         space.clone(),
@@ -214,6 +209,35 @@ pub fn search(
         evaluator.supernet = Some(Arc::new(judge));
         evaluator.judge_only = judge_only;
     }
+    // after the journal, the settings and the supernet's identity are checked, so a run
+    // refused for any of those costs no search
+    let learned = match req.strategy {
+        StrategyKind::Dnas => {
+            let run = crate::dnas::DnasRun {
+                supernet: req.supernet.as_deref(),
+                out: &req.out,
+                resume: req.resume,
+                target: &req.target,
+                seed: req.train.seed,
+                interrupt: &req.interrupt,
+                data: &evaluator.data,
+            };
+            Some(crate::dnas::distribution(
+                &run,
+                evaluator.latency_table.as_deref(),
+                note,
+            )?)
+        }
+        _ => None,
+    };
+    let mut strategy = kiln_search::strategy::build(
+        req.strategy,
+        genome_space.clone(),
+        req.evolution,
+        &req.objectives,
+        learned,
+        req.train.seed,
+    );
     let mut held_mode = None;
     if let Some(mut d) = device {
         let (before, power_mode, notes) = d.hold_power_mode();
@@ -482,15 +506,6 @@ fn fitness(req: &SearchRequest) -> Result<Fitness, PipelineError> {
             w: Fitness::MNAS_W,
         },
     })
-}
-
-fn strategy(
-    req: &SearchRequest,
-    space: Arc<GenomeSpace>,
-    learned: Option<Vec<Vec<f64>>>,
-) -> Box<dyn Strategy<Genome>> {
-    let (kind, seed) = (req.strategy, req.train.seed);
-    kiln_search::strategy::build(kind, space, req.evolution, &req.objectives, learned, seed)
 }
 
 /// The space file's fingerprint in the run identity: its content id. A run

@@ -334,7 +334,7 @@ pub struct Totals {
 }
 
 /// Squeeze-excite bottleneck width: a quarter of the channels as in MobileNetV3, at least 4.
-fn se_reduced(channels: usize) -> usize {
+pub fn se_reduced(channels: usize) -> usize {
     (channels / 4).max(4)
 }
 

@@ -22,7 +22,7 @@ mod space;
 
 pub use arch::{
     Architecture, ConvBn, InputSpec, LayerSummary, Linear, MbBlock, ParamSpec, SqueezeExcite,
-    Totals,
+    Totals, se_reduced,
 };
 pub use error::SpaceError;
 pub use genome::{BlockGene, Genome, StageGene};

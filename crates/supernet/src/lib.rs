@@ -83,6 +83,9 @@ pub enum SupernetError {
          and input with `cargo xtask lut build`"
     )]
     MissingLatency(String),
+    /// The differentiable search was asked to stop (Ctrl-C).
+    #[error("the differentiable search was stopped before its end")]
+    Stopped,
     /// Settings that cannot train.
     #[error("supernet settings: {0}")]
     Config(String),

@@ -103,8 +103,9 @@ pub struct DnasResult {
     pub settings: DnasSettings,
 }
 
-/// A step of [`search`]: (step, steps, mean loss so far).
-pub type DnasProgress<'a> = &'a mut dyn FnMut(usize, usize, f64);
+/// Hears each step of [`search`]: (step, steps, the epoch's mean cross-entropy so far);
+/// returning false stops the search ([`SupernetError::Stopped`]).
+pub type DnasProgress<'a> = &'a mut dyn FnMut(usize, usize, f64) -> bool;
 
 /// The architecture parameters: one logit per option of every decision.
 #[derive(Module, Debug)]
@@ -125,13 +126,16 @@ pub fn search(
     settings: &DnasSettings,
     progress: DnasProgress,
 ) -> Result<DnasResult, SupernetError> {
-    if settings.epochs == 0 || settings.batch_size < 2 {
-        return Err(SupernetError::Config(
-            "dnas needs at least 1 epoch and batches of at least 2 images".into(),
-        ));
-    }
+    check(settings, data.train.len())?;
     let ad = kiln_train::device().autodiff();
     let (net, _, _, _) = crate::load(dir, &ad)?;
+    let theirs = kiln_train::input_spec(data);
+    if theirs != net.input {
+        return Err(SupernetError::Input {
+            data: theirs.to_string(),
+            supernet: net.input.to_string(),
+        });
+    }
     let net = net.no_grad();
     let space = net.space.clone();
     let input = [data.shape.channels, data.shape.height, data.shape.width];
@@ -219,11 +223,13 @@ pub fn search(
             ce_sum += f64::from(cross);
             lat_sum += lat;
             step += 1;
-            progress(
+            if !progress(
                 step,
                 steps,
                 ce_sum / (step - (epoch - 1) * steps_per_epoch) as f64,
-            );
+            ) {
+                return Err(SupernetError::Stopped);
+            }
         }
         epochs.push(DnasEpoch {
             epoch,
@@ -256,6 +262,31 @@ pub fn search(
         epochs,
         settings: settings.clone(),
     })
+}
+
+/// Refuses settings that cannot search `train_images` images.
+fn check(settings: &DnasSettings, train_images: usize) -> Result<(), SupernetError> {
+    let bad = |m: String| Err(SupernetError::Config(m));
+    let (t0, t1) = settings.tau;
+    if settings.epochs == 0 || settings.batch_size < 2 {
+        return bad("dnas needs at least 1 epoch and batches of at least 2 images".into());
+    }
+    if train_images < settings.batch_size {
+        return bad(format!(
+            "dnas needs at least one batch of {} training images; the split has {train_images}",
+            settings.batch_size
+        ));
+    }
+    if !(t0.is_finite() && t1.is_finite() && t0 > 0.0 && t1 > 0.0) {
+        return bad(format!(
+            "dnas temperatures must be above 0, not {t0} and {t1}"
+        ));
+    }
+    let ok = |v: f64| v.is_finite() && v >= 0.0;
+    if !(ok(settings.alpha) && ok(settings.beta) && settings.lr.is_finite() && settings.lr > 0.0) {
+        return bad("dnas: alpha and beta must be 0 or more, the learning rate above 0".into());
+    }
+    Ok(())
 }
 
 fn floats(t: Tensor<1>) -> Result<Vec<f64>, SupernetError> {

@@ -6,9 +6,9 @@
 //! and activations weighted sums of their options. Batch norm uses the batch's
 //! statistics (the supernet's weights stay frozen; only the choice weights learn).
 //!
-//! Approximations, each an upper bound of the chosen sub-network's computation:
-//! squeeze-excite runs at its largest reduced width; the first block of a stride-1 stage
-//! adds its input weighted by the probability that the widths match.
+//! With every weight one-hot the pass computes exactly the chosen sub-network (tested
+//! against [`SuperNet::forward`]). In between, the first block of a stride-1 stage adds
+//! its input weighted by the probability that its two widths match.
 
 use burn::tensor::activation::{hard_swish, relu, sigmoid};
 use burn::tensor::module::conv2d;
@@ -93,7 +93,10 @@ fn conv_bn(
     )
 }
 
-fn squeeze_excite(ss: &SuperSe, x: Tensor<4>) -> Tensor<4> {
+/// Squeeze-excite at its largest, hidden unit j weighted by `hidden[j]` (the weight of
+/// the choices whose bottleneck is wider than j), so a hard choice computes exactly the
+/// sub-network's gate.
+fn squeeze_excite(ss: &SuperSe, x: Tensor<4>, hidden: Tensor<1>) -> Tensor<4> {
     let pooled = x.clone().mean_dim(3).mean_dim(2);
     let one = ConvOptions::new([1, 1], [0, 0], [1, 1], 1);
     let c = x.dims()[1];
@@ -105,12 +108,21 @@ fn squeeze_excite(ss: &SuperSe, x: Tensor<4>) -> Tensor<4> {
         one.clone(),
     );
     let gate = conv2d(
-        relu(reduced),
+        scale(relu(reduced), hidden),
         ss.expand_weight.val().slice([0..c, 0..r, 0..1, 0..1]),
         Some(ss.expand_bias.val().narrow(0, 0, c)),
         one,
     );
     x * sigmoid(gate)
+}
+
+/// The summed weight of the options of `g` for which `keep` holds, `[1, 1, 1, 1]`
+/// (zero when none does).
+fn weight_of(g: &Tensor<1>, keep: impl Fn(usize) -> bool) -> Tensor<4> {
+    let n = g.dims()[0];
+    let m: Vec<f32> = (0..n).map(|i| f32::from(u8::from(keep(i)))).collect();
+    let m = Tensor::<1>::from_data(TensorData::new(m, [n]), &g.device());
+    (g.clone() * m).sum().reshape([1, 1, 1, 1])
 }
 
 /// Logits `[n, classes]` of the soft network for images `[n, C, H, W]`: `g[d]` holds
@@ -166,8 +178,20 @@ pub(crate) fn forward(
                 None => None,
             };
             let (mut mid, mut mid_mask): (Option<Tensor<4>>, Option<Tensor<1>>) = (None, None);
+            // squeeze-excite's hidden units, weighted as the depthwise's channels are
+            let se_max = sb
+                .se
+                .as_ref()
+                .map_or(0, |ss| ss.reduce_weight.val().dims()[0]);
+            let mut hidden: Option<Tensor<1>> = None;
             for (e, &ratio) in s.expand.iter().enumerate() {
                 let widths: Vec<usize> = in_widths.iter().map(|w| w * ratio).collect();
+                if se_max > 0 {
+                    let reduced: Vec<usize> =
+                        widths.iter().map(|&w| kiln_space::se_reduced(w)).collect();
+                    let h = mask(g_in, &reduced, se_max, &device) * ge.clone().narrow(0, e, 1);
+                    hidden = Some(hidden.map_or(h.clone(), |o| o + h));
+                }
                 let m = mask(g_in, &widths, mid_max, &device) * ge.clone().narrow(0, e, 1);
                 let t = match (&expanded, ratio) {
                     (Some(y), r) if r > 1 => scale(y.clone(), m.clone()),
@@ -184,14 +208,10 @@ pub(crate) fn forward(
             let taps = kernel_mask(gk, &s.kernels, k_max, &device);
             let y = conv_bn(&sb.depthwise, w * taps, mid, stride, mid_max, &mut bn)?;
             let mut y = scale(mixed(y, ga, &s.activations), mid_mask);
-            if let Some(ss) = &sb.se {
-                let on = s.se.iter().position(|&b| b);
-                let off = s.se.iter().position(|&b| !b);
-                let with = squeeze_excite(ss, y.clone());
-                y = match (on, off) {
-                    (Some(a), Some(b)) => with * pick(gs, a) + y * pick(gs, b),
-                    _ => with,
-                };
+            if let (Some(ss), Some(hidden)) = (&sb.se, hidden) {
+                // every option that turns it on, and every one that leaves it off
+                let with = squeeze_excite(ss, y.clone(), hidden);
+                y = with * weight_of(gs, |i| s.se[i]) + y * weight_of(gs, |i| !s.se[i]);
             }
             let p = sb.project.weight.val();
             let y = conv_bn(&sb.project, p.clone(), y, 1, 1, &mut bn)?;

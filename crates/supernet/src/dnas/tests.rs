@@ -134,6 +134,7 @@ fn a_latency_term_moves_the_distribution_to_faster_networks() {
     let found = search(dir.path(), &data, &cost, &settings, &mut |s, _, loss| {
         assert!(loss.is_finite());
         steps = s;
+        true
     })
     .unwrap();
     assert_eq!(steps, 2 * (96 / 16));
@@ -154,5 +155,53 @@ fn a_latency_term_moves_the_distribution_to_faster_networks() {
     }
     // a corrupt folder is an error, not a panic
     std::fs::write(dir.path().join("supernet.json"), "{").unwrap();
-    assert!(search(dir.path(), &data, &cost, &settings, &mut |_, _, _| {}).is_err());
+    assert!(search(dir.path(), &data, &cost, &settings, &mut |_, _, _| true).is_err());
+}
+
+#[test]
+fn with_one_hot_choices_the_soft_pass_is_the_sub_network() {
+    let data = data();
+    let net = net(&data);
+    let device = kiln_train::device();
+    let batch = data
+        .train
+        .batch::<ChaCha8Rng>(&[0, 1, 2, 3, 4, 5], &data.normalization, None);
+    let s = data.shape;
+    let images = || {
+        burn::tensor::Tensor::<4>::from_data(
+            burn::tensor::TensorData::new(batch.images.clone(), [6, s.channels, s.height, s.width]),
+            &device,
+        )
+    };
+    let mut rng = ChaCha8Rng::seed_from_u64(11);
+    let mut genomes: Vec<Genome> = (0..12)
+        .map(|_| Genome::sample(&space(), &mut rng))
+        .collect();
+    genomes.push(crate::largest(&space()));
+    genomes.push(crate::smallest(&space()));
+    for g in &genomes {
+        let g_tensors: Vec<burn::tensor::Tensor<1>> = one_hot(&space(), g)
+            .into_iter()
+            .map(|p| {
+                let n = p.len();
+                let p: Vec<f32> = p.into_iter().map(|v| v as f32).collect();
+                burn::tensor::Tensor::<1>::from_data(burn::tensor::TensorData::new(p, [n]), &device)
+            })
+            .collect();
+        let soft = super::soft::forward(&net, &g_tensors, images()).unwrap();
+        let hard = net
+            .forward(g, images(), &mut crate::bn::BnContext::batch())
+            .unwrap();
+        let (a, b) = (
+            kiln_train::values(soft, "soft").unwrap(),
+            kiln_train::values(hard, "hard").unwrap(),
+        );
+        for (x, y) in a.iter().zip(&b) {
+            assert!(
+                (x - y).abs() <= 1e-4 * (1.0 + y.abs()),
+                "{}: {x} vs {y}",
+                g.id()
+            );
+        }
+    }
 }
