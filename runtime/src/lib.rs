@@ -41,9 +41,9 @@ compile_error!("kiln-runtime reads its weight blob as little-endian f32");
 
 mod arena;
 mod conv;
-mod deconv;
 #[cfg(target_arch = "x86_64")]
 mod cpu;
+mod deconv;
 mod elementwise;
 mod gemm;
 mod gemm_add;
@@ -76,13 +76,13 @@ pub use arena::{
     Aligned, ArenaGuard, StaticArena, f32_bytes, f32_bytes_mut, io1, io2, weights_f32,
 };
 pub use conv::{Conv2d, conv2d, dense, depthwise_conv2d, pointwise_conv2d};
+pub use deconv::{Deconv2d, conv_transpose2d};
 pub use elementwise::{
     Activation, BinaryOp, activate, binary, binary_broadcast_channel, binary_inplace,
     binary_scalar, scale, softmax,
 };
 pub use gemm::{NARROW, PANEL, gemm, gemm_panels, pack_gemm, packed_gemm_len};
 pub use gemm_add::gemm_add;
-pub use deconv::{Deconv2d, conv_transpose2d};
 pub use im2col::{MAX_PATCH, conv2d_gemm};
 pub use lrn::lrn;
 pub use moves::{concat, copy, downsample_nhwc, nchw_to_nhwc, nhwc_to_nchw, permute, slice};

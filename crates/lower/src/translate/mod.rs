@@ -21,9 +21,9 @@ mod resize;
 mod select;
 mod shape;
 mod spatial;
-mod upsample;
 #[cfg(test)]
 mod tests;
+mod upsample;
 
 use std::collections::HashMap;
 use std::sync::Arc;
