@@ -194,20 +194,14 @@ pub fn search(
         note(&precision_note(judge_only));
     }
     if let Some(dir) = &req.supernet {
-        let judge = SupernetJudge::load(dir, Some(&space), &evaluator.data, &req.data_identity)?;
-        note(&format!(
-            "candidates inherit weights and accuracy from the supernet in {} ({} epochs); {}",
-            dir.display(),
-            judge.epochs,
-            if judge_only {
-                "they are judged without being built (latency predicted by the table); the \
-                 front is built and measured at the end"
-            } else {
-                "each is still built and measured (no latency table to predict from)"
-            }
-        ));
-        evaluator.supernet = Some(Arc::new(judge));
-        evaluator.judge_only = judge_only;
+        attach_supernet(
+            &mut evaluator,
+            dir,
+            &space,
+            &req.data_identity,
+            judge_only,
+            note,
+        )?;
     }
     // after the journal, the settings and the supernet's identity are checked, so a run
     // refused for any of those costs no search
@@ -238,20 +232,7 @@ pub fn search(
         learned,
         req.train.seed,
     );
-    let mut held_mode = None;
-    if let Some(mut d) = device {
-        let (before, power_mode, notes) = d.hold_power_mode();
-        notes.iter().for_each(|n| note(n));
-        let mut search_device = SearchDevice::new(d.device.clone(), d.bench.clone());
-        search_device.power_mode = power_mode;
-        note(&format!(
-            "measuring every candidate on {} (folders {}, ...; latency labelled `device`)",
-            search_device.name(),
-            search_device.worker_dir(0)
-        ));
-        evaluator.device = Some(search_device);
-        held_mode = before.map(|before| (d, before));
-    }
+    let held_mode = device.and_then(|d| attach_device(&mut evaluator, d, note));
     note(&format!(
         "searching {} for `{}` ({}); run folder {}",
         meta.get("space").unwrap_or("?"),
@@ -308,6 +289,55 @@ pub fn search(
         confirmed,
         fine_tuned,
     })
+}
+
+/// Judges candidates by inheritance from the supernet in `dir` (checked against the
+/// run's space and data), and says how.
+///
+/// Errors: the supernet cannot be loaded or was trained for something else.
+fn attach_supernet(
+    evaluator: &mut PipelineEvaluator,
+    dir: &Path,
+    space: &Space,
+    data_identity: &str,
+    judge_only: bool,
+    note: &mut dyn FnMut(&str),
+) -> Result<(), PipelineError> {
+    let judge = SupernetJudge::load(dir, Some(space), &evaluator.data, data_identity)?;
+    note(&format!(
+        "candidates inherit weights and accuracy from the supernet in {} ({} epochs); {}",
+        dir.display(),
+        judge.epochs,
+        if judge_only {
+            "they are judged without being built (latency predicted by the table); the \
+             front is built and measured at the end"
+        } else {
+            "each is still built and measured (no latency table to predict from)"
+        }
+    ));
+    evaluator.supernet = Some(Arc::new(judge));
+    evaluator.judge_only = judge_only;
+    Ok(())
+}
+
+/// Measures every candidate on the search's device, its power mode held for the run;
+/// returns the device and the mode to restore afterwards, if one was changed.
+fn attach_device(
+    evaluator: &mut PipelineEvaluator,
+    mut d: SearchDeviceChoice,
+    note: &mut dyn FnMut(&str),
+) -> Option<(SearchDeviceChoice, u32)> {
+    let (before, power_mode, notes) = d.hold_power_mode();
+    notes.iter().for_each(|n| note(n));
+    let mut search_device = SearchDevice::new(d.device.clone(), d.bench.clone());
+    search_device.power_mode = power_mode;
+    note(&format!(
+        "measuring every candidate on {} (folders {}, ...; latency labelled `device`)",
+        search_device.name(),
+        search_device.worker_dir(0)
+    ));
+    evaluator.device = Some(search_device);
+    before.map(|before| (d, before))
 }
 
 /// What the last phases of a search need of its request.
