@@ -35,8 +35,6 @@ use serde::{Deserialize, Serialize};
 
 use crate::SupernetError;
 
-pub(crate) use cost::expected;
-
 /// Settings of the differentiable search.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DnasSettings {
@@ -244,17 +242,12 @@ pub fn search(
         .map(|t| floats(softmax(t.val().detach(), 0)))
         .collect::<Result<_, _>>()?;
     let genome = argmax(&space, &probabilities)?;
-    let one_hot: Vec<Vec<f64>> = probabilities
-        .iter()
-        .map(|p| {
-            let best = best(p);
-            (0..p.len())
-                .map(|i| f64::from(u8::from(i == best)))
-                .collect()
-        })
-        .collect();
-    let latency_ms = expected(&space, input, classes, &one_hot, cost_ms)
-        .map_err(|key| SupernetError::MissingLatency(key.to_string()))?;
+    let arch = net.architecture(&genome)?;
+    let latency_ms = arch.layer_keys().iter().try_fold(0.0, |sum, key| {
+        cost_ms(key)
+            .map(|ms| sum + ms)
+            .ok_or_else(|| SupernetError::MissingLatency(key.to_string()))
+    })?;
     Ok(DnasResult {
         probabilities,
         genome,
