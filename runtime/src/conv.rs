@@ -152,8 +152,9 @@ pub fn conv2d(x: &[f32], weights: &[f32], bias: &[f32], out: &mut [f32], p: &Con
 /// read); every output element is written. `weights` layout: `[k_h][k_w][c]`;
 /// `bias` has `c` values or is empty (no bias).
 ///
-/// With AVX2+FMA enabled in the build (or, with the `std` feature, present
-/// in the CPU), the explicit-SIMD kernel (`depthwise_avx2`) runs; on aarch64
+/// With AVX-512F enabled in the build (or, with the `std` feature, present
+/// in the CPU), `depthwise_avx512` runs, else with AVX2+FMA likewise
+/// `depthwise_avx2`; on aarch64
 /// the NEON one (`depthwise_neon`); otherwise this file's loop, their twin.
 ///
 /// # Panics
@@ -166,6 +167,14 @@ pub fn depthwise_conv2d(x: &[f32], weights: &[f32], bias: &[f32], out: &mut [f32
     assert!(out.len() >= p.out_h * p.out_w * c, "out too short");
     assert!(bias.is_empty() || bias.len() == c, "bias length");
     assert!(p.stride_h * p.stride_w * p.dilation_h * p.dilation_w > 0);
+    #[cfg(target_arch = "x86_64")]
+    if crate::cpu::avx512() {
+        // SAFETY: `avx512` is true only when the build enables AVX-512F or
+        // the CPU was found to have it; the asserts above are the lengths
+        // the kernel needs.
+        unsafe { crate::depthwise_avx512::depthwise_avx512(x, weights, bias, out, p) };
+        return;
+    }
     #[cfg(target_arch = "x86_64")]
     if crate::cpu::avx2_fma() {
         // SAFETY: `avx2_fma` is true only when the build enables AVX2 and

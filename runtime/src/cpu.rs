@@ -7,6 +7,13 @@
 //! CPU (`is_x86_feature_detected!`, whose answer std caches) and calls them
 //! where it has both. Every other build calls the portable kernels.
 //! Generated programs do not enable `std`, so their choice stays the build's.
+//!
+//! AVX-512F comes first in the same way: a build that enables `avx512f`
+//! (a host program built with `target-cpu=native` on such a CPU) calls the
+//! AVX-512 GEMM and depthwise kernels; add `-C target-feature=-avx512f` to
+//! that build to compare it with the AVX2 ones. With `std`, a CPU found to
+//! have AVX-512F gets them unless the environment variable
+//! `KILN_RUNTIME_NO_AVX512` is set (to anything) when the first kernel runs.
 
 /// True when the AVX2+FMA kernels may run: the build enables both features,
 /// or (with `std`) the CPU was found to have them.
@@ -19,6 +26,36 @@ pub(crate) fn avx2_fma() -> bool {
     #[cfg(feature = "std")]
     {
         std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma")
+    }
+    #[cfg(not(feature = "std"))]
+    {
+        false
+    }
+}
+
+/// True when the AVX-512F kernels may run: the build enables `avx512f`,
+/// or (with `std`) the CPU was found to have it and
+/// `KILN_RUNTIME_NO_AVX512` was not set when this was first asked.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+pub(crate) fn avx512() -> bool {
+    if cfg!(target_feature = "avx512f") {
+        return true;
+    }
+    #[cfg(feature = "std")]
+    {
+        use core::sync::atomic::{AtomicU8, Ordering};
+        // 0: not asked yet, 1: no, 2: yes.
+        static ANSWER: AtomicU8 = AtomicU8::new(0);
+        match ANSWER.load(Ordering::Relaxed) {
+            0 => {
+                let yes = std::is_x86_feature_detected!("avx512f")
+                    && std::env::var_os("KILN_RUNTIME_NO_AVX512").is_none();
+                ANSWER.store(1 + u8::from(yes), Ordering::Relaxed);
+                yes
+            }
+            a => a == 2,
+        }
     }
     #[cfg(not(feature = "std"))]
     {
@@ -40,7 +77,8 @@ mod tests {
     }
 
     /// The public kernels (whichever path this build and CPU take: with
-    /// `--features std` on an AVX2 machine, the AVX2 one) against the
+    /// `--features std` on an AVX2 machine, the AVX2 one, on an AVX-512
+    /// one the AVX-512 one) against the
     /// portable twins, on the layer shapes the supernet's judge runs.
     #[test]
     fn dispatched_kernels_equal_their_portable_twins() {
@@ -104,5 +142,10 @@ mod tests {
         let build = cfg!(all(target_feature = "avx2", target_feature = "fma"));
         let want = build || (cfg!(feature = "std") && cpu);
         assert_eq!(super::avx2_fma(), want);
+        let cpu = std::is_x86_feature_detected!("avx512f");
+        let build = cfg!(target_feature = "avx512f");
+        let off = std::env::var_os("KILN_RUNTIME_NO_AVX512").is_some();
+        let want = build || (cfg!(feature = "std") && cpu && !off);
+        assert_eq!(super::avx512(), want);
     }
 }

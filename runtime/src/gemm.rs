@@ -94,9 +94,9 @@ pub(crate) struct GemmShape {
 /// `out = act(x . W + bias)` over packed weights, `m` rows: the pointwise
 /// convolution of `m` pixels (`x` is `[m][k]`, `out` `[m][n]`) or, with
 /// `m = 1`, a dense layer. `packed` is [`pack_gemm`]'s output for `k`, `n`.
-/// Uses the AVX2+FMA microkernel when the build enables those features (or,
-/// with the `std` feature, the CPU has them), the NEON one on aarch64, the
-/// portable one otherwise.
+/// Uses the AVX-512F microkernel when the build enables that feature (or,
+/// with the `std` feature, the CPU has it), else the AVX2+FMA one likewise,
+/// the NEON one on aarch64, the portable one otherwise.
 ///
 /// # Panics
 /// If `x`, `packed` or `out` is shorter than the shapes say, or `k` or `n`
@@ -149,6 +149,14 @@ pub(crate) fn gemm_rows(
 #[inline(always)]
 pub(crate) fn kernel(x: &[f32], packed: &[f32], out: &mut [f32], s: &GemmShape, act: Activation) {
     check(x, packed, out, s);
+    #[cfg(target_arch = "x86_64")]
+    if crate::cpu::avx512() {
+        // SAFETY: `avx512` is true only when the build enables AVX-512F or
+        // the CPU was found to have it; `check` proved every slice long
+        // enough.
+        unsafe { crate::gemm_avx512::gemm_avx512(x, packed, out, s, act) };
+        return;
+    }
     #[cfg(target_arch = "x86_64")]
     if crate::cpu::avx2_fma() {
         // SAFETY: `avx2_fma` is true only when the build enables AVX2 and

@@ -29,7 +29,10 @@
 //! With the `std` feature (for host libraries; generated programs never
 //! enable it), an x86-64 build that does not enable AVX2 and FMA itself
 //! detects them at run time and calls the AVX2 kernels where the CPU has
-//! them (see `cpu.rs`). The API is the same with or without it. aarch64
+//! them (see `cpu.rs`), and the AVX-512F kernels (`gemm_avx512.rs`,
+//! `depthwise_avx512.rs`) where it has AVX-512F (unless
+//! `KILN_RUNTIME_NO_AVX512` is set); a build that enables `avx512f` calls
+//! those without asking. The API is the same with or without it. aarch64
 //! builds always call the NEON kernels (`gemm_neon.rs`, `depthwise_neon.rs`).
 #![no_std]
 
@@ -55,6 +58,11 @@ pub mod int8;
 mod depthwise_avx2;
 #[cfg(target_arch = "x86_64")]
 mod gemm_avx2;
+// Likewise, called when `cpu::avx512` says so.
+#[cfg(target_arch = "x86_64")]
+mod depthwise_avx512;
+#[cfg(target_arch = "x86_64")]
+mod gemm_avx512;
 // Every aarch64 core has NEON: its kernels replace the portable ones there.
 #[cfg(target_arch = "aarch64")]
 mod depthwise_neon;

@@ -1,0 +1,289 @@
+//! The AVX-512F depthwise convolution: channels in the 16 lanes of a `zmm`
+//! register, 32 channels (two registers) of 4 output pixels along a row
+//! accumulated over every tap where all taps are inside the input, 1 pixel
+//! (64 channels) at the borders; the channels past the last multiple of 16
+//! through a `__mmask16`. The structure of `depthwise_avx2` with twice the
+//! lanes; twin of `conv::depthwise_portable` (same layout, bias then taps in
+//! row-major order; fused multiply-adds round once).
+
+use core::arch::x86_64::*;
+
+use crate::conv::Conv2d;
+use crate::elementwise::activate;
+use crate::gemm_avx512::epilogue;
+
+/// Output pixels along a row one interior tile covers.
+const PIXELS: usize = 4;
+/// Lanes of a vector.
+const L: usize = 16;
+
+/// [`crate::depthwise_conv2d`] with AVX-512F.
+///
+/// # Safety
+/// The CPU must support AVX-512F; `x`, `weights`, `bias` and `out` must be
+/// as long as `depthwise_conv2d` demands (its asserts).
+#[target_feature(enable = "avx512f")]
+pub(crate) unsafe fn depthwise_avx512(
+    x: &[f32],
+    weights: &[f32],
+    bias: &[f32],
+    out: &mut [f32],
+    p: &Conv2d,
+) {
+    let c = p.out_c;
+    let (lo, hi) = p.interior();
+    let zeros = [0.0f32; 4 * L];
+    let full = c / L * L;
+    // Lanes of the last, partial vector: the first c % 16.
+    let mask: __mmask16 = ((1u32 << (c - full)) - 1) as u16;
+    for oy in 0..p.out_h {
+        let (ky0, ky1) = Conv2d::taps(oy, p.stride_h, p.dilation_h, p.pad_top, p.k_h, p.in_h);
+        let mut ox = 0;
+        while ox < p.out_w {
+            // A run of 4 (or 2) interior pixels shares all taps; a border
+            // pixel goes alone with up to four vectors of channels.
+            let n = if ox >= lo && ox + PIXELS <= hi {
+                PIXELS
+            } else if ox >= lo && ox + 2 <= hi {
+                2
+            } else {
+                1
+            };
+            let kx = if n > 1 {
+                (0, p.k_w)
+            } else {
+                Conv2d::taps(ox, p.stride_w, p.dilation_w, p.pad_left, p.k_w, p.in_w)
+            };
+            let t = Tile {
+                oy,
+                ox,
+                ky: (ky0, ky1),
+                kx,
+            };
+            let o = (oy * p.out_w + ox) * c;
+            let mut j = 0;
+            let mut fast = true;
+            while j < c {
+                let b = if bias.is_empty() {
+                    zeros.as_ptr()
+                } else {
+                    // SAFETY: j < c = bias.len().
+                    unsafe { bias.as_ptr().add(j) }
+                };
+                let a = Args {
+                    x: x.as_ptr(),
+                    w: weights.as_ptr(),
+                    b,
+                    o: out.as_mut_ptr(),
+                };
+                let wide = if n == 1 { 4 * L } else { 2 * L };
+                let step = if j + wide <= full {
+                    wide
+                } else if j + 2 * L <= full {
+                    2 * L
+                } else {
+                    L
+                };
+                // SAFETY: the caller guarantees AVX-512F and the lengths
+                // `depthwise_conv2d` asserts; `t` covers output pixels
+                // ox..ox+n < out_w whose taps t.ky x t.kx are inside the
+                // input, and channels j..j+step of c, read in full vectors
+                // only below `full`, past it through `mask`.
+                fast = unsafe {
+                    match (n, step, j < full) {
+                        (PIXELS, 32, _) => tile::<PIXELS, 2, false>(a, p, t, j, o, mask),
+                        (PIXELS, _, true) => tile::<PIXELS, 1, false>(a, p, t, j, o, mask),
+                        (PIXELS, _, false) => tile::<PIXELS, 1, true>(a, p, t, j, o, mask),
+                        (2, 32, _) => tile::<2, 2, false>(a, p, t, j, o, mask),
+                        (2, _, true) => tile::<2, 1, false>(a, p, t, j, o, mask),
+                        (2, _, false) => tile::<2, 1, true>(a, p, t, j, o, mask),
+                        (_, 64, _) => tile::<1, 4, false>(a, p, t, j, o, mask),
+                        (_, 32, _) => tile::<1, 2, false>(a, p, t, j, o, mask),
+                        (_, _, true) => tile::<1, 1, false>(a, p, t, j, o, mask),
+                        (_, _, false) => tile::<1, 1, true>(a, p, t, j, o, mask),
+                    }
+                } && fast;
+                j += step;
+            }
+            if !fast {
+                activate(&mut out[o..o + n * c], p.act);
+            }
+            ox += n;
+        }
+    }
+}
+
+#[derive(Clone, Copy)]
+struct Tile {
+    oy: usize,
+    ox: usize,
+    ky: (usize, usize),
+    kx: (usize, usize),
+}
+
+/// Base pointers of the input, weights, this block's bias and the output.
+#[derive(Clone, Copy)]
+struct Args {
+    x: *const f32,
+    w: *const f32,
+    b: *const f32,
+    o: *mut f32,
+}
+
+/// Loads 16 lanes, or only the masked ones (the others read as 0 and are
+/// not accessed).
+///
+/// # Safety
+/// AVX-512F; the 16 (or masked) lanes at `p` are readable.
+#[target_feature(enable = "avx512f")]
+#[inline]
+unsafe fn load<const MASKED: bool>(p: *const f32, mask: __mmask16) -> __m512 {
+    // SAFETY: the caller guarantees the lanes read are in bounds.
+    unsafe {
+        if MASKED {
+            _mm512_maskz_loadu_ps(mask, p)
+        } else {
+            _mm512_loadu_ps(p)
+        }
+    }
+}
+
+/// `P` pixels from `t.ox` of row `t.oy`, channels `j..j + 16V` (the last
+/// vector masked when `MASKED`, which only `V = 1` tiles are), output at
+/// `a.o + o` (pixels `c` apart); false when the activation is still to be
+/// applied.
+///
+/// # Safety
+/// As `depthwise_avx512`'s body states for its calls.
+#[target_feature(enable = "avx512f")]
+#[inline]
+unsafe fn tile<const P: usize, const V: usize, const MASKED: bool>(
+    a: Args,
+    p: &Conv2d,
+    t: Tile,
+    j: usize,
+    o: usize,
+    mask: __mmask16,
+) -> bool {
+    let c = p.out_c;
+    // SAFETY (whole body): every pointer below stays inside the slices
+    // `depthwise_avx512`'s caller vouched for: taps are inside the input,
+    // and lanes past c are only touched through `mask`.
+    unsafe {
+        let mut acc = [[_mm512_setzero_ps(); V]; P];
+        for px in acc.iter_mut() {
+            for (v, lane) in px.iter_mut().enumerate() {
+                *lane = load::<MASKED>(a.b.add(v * L), mask);
+            }
+        }
+        let step = p.stride_w * c;
+        for ky in t.ky.0..t.ky.1 {
+            let iy = t.oy * p.stride_h + ky * p.dilation_h - p.pad_top;
+            for kx in t.kx.0..t.kx.1 {
+                let ix = t.ox * p.stride_w + kx * p.dilation_w - p.pad_left;
+                let wp = a.w.add((ky * p.k_w + kx) * c + j);
+                let xp = a.x.add((iy * p.in_w + ix) * c + j);
+                // a loop, not `array::from_fn`, so it inlines (see gemm_avx2's `tile`)
+                let mut w = [_mm512_setzero_ps(); V];
+                for (v, lane) in w.iter_mut().enumerate() {
+                    *lane = load::<MASKED>(wp.add(v * L), mask);
+                }
+                for (q, px) in acc.iter_mut().enumerate() {
+                    for (v, lane) in px.iter_mut().enumerate() {
+                        let xv = load::<MASKED>(xp.add(q * step + v * L), mask);
+                        *lane = _mm512_fmadd_ps(xv, w[v], *lane);
+                    }
+                }
+            }
+        }
+        let fast = epilogue(&mut acc, p.act);
+        for (q, px) in acc.iter().enumerate() {
+            let op = a.o.add(o + q * c + j);
+            for (v, lane) in px.iter().enumerate() {
+                if MASKED {
+                    _mm512_mask_storeu_ps(op.add(v * L), mask, *lane);
+                } else {
+                    _mm512_storeu_ps(op.add(v * L), *lane);
+                }
+            }
+        }
+        fast
+    }
+}
+
+#[cfg(all(test, not(miri)))]
+mod tests {
+    extern crate std;
+    use super::*;
+    use crate::conv::depthwise_portable;
+    use crate::elementwise::Activation;
+    use crate::gemm::tests::values;
+
+    /// Against the portable twin: channel counts with 1-4 whole vectors and
+    /// a partial one (every step of both tile kinds), borders, strides,
+    /// dilation, asymmetric padding, kernels wider than the input, with and
+    /// without bias, activations fused in registers and applied after.
+    #[test]
+    fn avx512_matches_portable_twin() {
+        if !std::is_x86_feature_detected!("avx512f") {
+            return;
+        }
+        let acts = [
+            Activation::None,
+            Activation::Clip { min: 0.0, max: 6.0 },
+            Activation::HardSwish,
+            Activation::Sigmoid,
+        ];
+        let shapes = [
+            // (in h, w), c, (k_h, k_w), (stride, dilation), [top, left, bottom, right]
+            ((9, 11), 1, (3, 3), (1, 1), [1, 1, 1, 1]),
+            ((7, 10), 16, (3, 3), (1, 1), [1, 1, 1, 1]),
+            ((8, 9), 24, (3, 3), (2, 1), [0, 0, 1, 1]),
+            ((12, 12), 48, (5, 5), (1, 1), [2, 2, 2, 2]),
+            ((6, 13), 72, (3, 3), (2, 1), [1, 1, 1, 1]),
+            ((5, 14), 80, (7, 7), (1, 1), [3, 3, 3, 3]),
+            ((6, 6), 100, (3, 5), (1, 2), [1, 4, 1, 3]),
+            ((3, 2), 33, (3, 3), (1, 1), [1, 1, 1, 1]),
+            ((10, 10), 65, (3, 3), (2, 2), [2, 2, 2, 2]),
+            ((4, 20), 129, (1, 3), (1, 1), [0, 1, 0, 1]),
+        ];
+        for (case, &((h, w), c, (kh, kw), (st, dil), pad)) in shapes.iter().enumerate() {
+            let out_h = (h + pad[0] + pad[2] - dil * (kh - 1) - 1) / st + 1;
+            let out_w = (w + pad[1] + pad[3] - dil * (kw - 1) - 1) / st + 1;
+            let p = Conv2d {
+                in_h: h,
+                in_w: w,
+                in_c: c,
+                out_h,
+                out_w,
+                out_c: c,
+                k_h: kh,
+                k_w: kw,
+                stride_h: st,
+                stride_w: st,
+                dilation_h: dil,
+                dilation_w: dil,
+                pad_top: pad[0],
+                pad_left: pad[1],
+                groups: c,
+                act: acts[case % acts.len()],
+            };
+            let x = values(h * w * c, case as u32);
+            let wt = values(kh * kw * c, 50 + case as u32);
+            let b = if case % 2 == 0 {
+                values(c, 90 + case as u32)
+            } else {
+                std::vec::Vec::new()
+            };
+            let mut simd = std::vec![f32::NAN; out_h * out_w * c];
+            let mut twin = std::vec![f32::NAN; out_h * out_w * c];
+            // SAFETY: AVX-512F detected; the lengths are those
+            // `depthwise_conv2d` asserts.
+            unsafe { depthwise_avx512(&x, &wt, &b, &mut simd, &p) };
+            depthwise_portable(&x, &wt, &b, &mut twin, &p);
+            for (i, (s, t)) in simd.iter().zip(&twin).enumerate() {
+                assert!((s - t).abs() <= 1e-5, "case {case} [{i}]: {s} vs {t}");
+            }
+        }
+    }
+}
