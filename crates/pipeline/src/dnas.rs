@@ -13,7 +13,7 @@ use kiln_data::Dataset;
 use kiln_latency::LatencyTable;
 use kiln_metric::Source;
 use kiln_space::LayerKey;
-use kiln_supernet::dnas::{DnasResult, DnasSettings};
+use kiln_supernet::dnas::{DnasResult, DnasSettings, LatencyLimit};
 
 /// The file in the run folder.
 pub const DNAS_FILE: &str = "dnas.json";
@@ -26,6 +26,36 @@ fn layer_ms(table: &LatencyTable, mode: &str, key: &LayerKey) -> Option<f64> {
         Source::Sim => e.per_mode_ms.get(mode).map(|m| m.value),
         _ => Some(e.cost.value / 1000.0),
     }
+}
+
+/// `cost` in `table`'s cost unit (fuel of a `sim` table, microseconds otherwise) as ms
+/// in `mode`, as kiln-latency's predictor converts it.
+fn cost_ms(table: &LatencyTable, mode: &str, cost: f64) -> Option<f64> {
+    match table.identity.source {
+        Source::Sim => {
+            let m = table.identity.sim_modes.iter().find(|m| m.name == mode)?;
+            Some(cost * m.cycles_per_fuel / (m.clock_mhz * 1e3))
+        }
+        _ => Some(cost / 1000.0),
+    }
+}
+
+/// The target's latency limit (the tightest of p50, p95 and 1000 / min FPS) as the
+/// search's hinge, in the terms of `table`'s fitted predictor in `mode` (a table not
+/// fitted yet: the plain layer sum). `None` when the target limits no latency.
+fn hinge(table: &LatencyTable, target: &Target, mode: &str) -> Option<LatencyLimit> {
+    let ms = kiln_search::report::latency_limit_ms(target)?;
+    let (scale, per_layer, constant) = table
+        .overhead
+        .as_ref()
+        .map_or((1.0, 0.0, 0.0), |o| (o.scale, o.per_layer, o.cost.value));
+    Some(LatencyLimit {
+        ms,
+        scale,
+        per_layer_ms: cost_ms(table, mode, per_layer)?,
+        constant_ms: cost_ms(table, mode, constant)?,
+        weight: 1.0,
+    })
 }
 
 /// FBNet's search (kiln-supernet's default settings, seeded with `seed`) on the supernet
@@ -67,11 +97,15 @@ pub fn run(
     }
     let settings = DnasSettings {
         seed,
+        limit: hinge(table, target, &mode),
         ..DnasSettings::default()
     };
+    let limit = settings.limit.as_ref().map_or(String::new(), |l| {
+        format!(", a hinge at the limit {} ms (predicted)", l.ms)
+    });
     note(&format!(
         "dnas: FBNet's differentiable search on the supernet ({} epoch(s), alpha {}, beta {}, \
-         latency from the table in mode `{mode}`)",
+         latency from the table in mode `{mode}`{limit})",
         settings.epochs, settings.alpha, settings.beta
     ));
     let cost = |key: &LayerKey| layer_ms(table, &mode, key);
@@ -151,11 +185,17 @@ pub(crate) fn distribution(
     )?;
     let text = serde_json::to_string_pretty(&found).unwrap_or_default() + "\n";
     crate::files::write(&path, text.as_bytes())?;
+    let latency = match found.predicted_ms {
+        Some(ms) => format!("{ms:.2} ms predicted"),
+        None => format!(
+            "table latency {:.2} ms, predicted, without the per-network constant",
+            found.latency_ms
+        ),
+    };
     note(&format!(
-        "dnas: found {} (table latency {:.2} ms, predicted, without the per-network \
-         constant); further candidates are drawn from the learned distribution ({})",
+        "dnas: found {} ({latency}); further candidates are drawn from the learned \
+         distribution ({})",
         found.genome.id(),
-        found.latency_ms,
         path.display()
     ));
     Ok(found.probabilities)

@@ -15,6 +15,15 @@
 //! sub-network; FBNet trains its own super net's weights in alternation). The result is
 //! a categorical distribution per decision; its argmax is the found architecture, and
 //! further candidates are drawn from it (FBNet samples its final candidates so).
+//!
+//! FBNet's term trades latency for accuracy but knows no limit: on a target whose limit
+//! binds, the distribution can settle on networks the search then rejects (measured:
+//! every one of 499 draws over an 11.94 ms limit in one seed of docs/quality-dnas). With
+//! a [`LatencyLimit`], kiln adds a hinge on the predicted latency,
+//! `weight x max(0, PRED(a) / T - 1)`, where `PRED` is the table's predictor (its fitted
+//! line over the expected layer sum and the expected layer count, both exact
+//! expectations): zero inside the limit, so FBNet's trade-off alone acts there, and a
+//! push back over it (the hard-constraint penalty of ProxylessNAS-style searches).
 
 mod cost;
 mod soft;
@@ -24,8 +33,8 @@ use std::path::Path;
 use burn::module::{Module, Param};
 use burn::nn::loss::CrossEntropyLossConfig;
 use burn::optim::{AdamConfig, GradientsParams};
-use burn::tensor::activation::softmax;
-use burn::tensor::{Int, Tensor, TensorData};
+use burn::tensor::activation::{relu, softmax};
+use burn::tensor::{Device, Int, Tensor, TensorData};
 use kiln_data::Dataset;
 use kiln_space::{Genome, LayerKey, Space};
 use rand::seq::SliceRandom;
@@ -54,6 +63,35 @@ pub struct DnasSettings {
     pub beta: f64,
     /// Seeds the batch order and the Gumbel noise.
     pub seed: u64,
+    /// The target's latency limit as a hinge on the loss (`None`: FBNet's term alone).
+    #[serde(default)]
+    pub limit: Option<LatencyLimit>,
+}
+
+/// A hard latency limit for [`search`], in the table's predictor's terms: a network
+/// whose expected layer sum is `LAT` ms over `N` layers is predicted at
+/// `scale x LAT + per_layer_ms x N + constant_ms` ms (kiln-latency's fitted line), and
+/// the loss gains `weight x max(0, predicted / ms - 1)`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LatencyLimit {
+    /// The limit, ms (the tightest of the target's p50, p95 and 1000 / min FPS).
+    pub ms: f64,
+    /// The predictor's factor on the layer sum.
+    pub scale: f64,
+    /// The predictor's term per layer, ms.
+    pub per_layer_ms: f64,
+    /// The predictor's per-network constant, ms.
+    pub constant_ms: f64,
+    /// The hinge's weight (1: 10% over the limit costs 0.1, about a third of FBNet's
+    /// loss at a cross-entropy of 1).
+    pub weight: f64,
+}
+
+impl LatencyLimit {
+    /// The predicted latency, ms, of a layer sum `layer_sum_ms` over `layers` layers.
+    pub fn predicted_ms(&self, layer_sum_ms: f64, layers: f64) -> f64 {
+        self.scale * layer_sum_ms + self.per_layer_ms * layers + self.constant_ms
+    }
 }
 
 impl Default for DnasSettings {
@@ -67,6 +105,7 @@ impl Default for DnasSettings {
             alpha: 0.2,
             beta: 0.6,
             seed: 0,
+            limit: None,
         }
     }
 }
@@ -95,6 +134,10 @@ pub struct DnasResult {
     /// The lookup table's latency of `genome`, ms (sum of its layers, no per-network
     /// constant; `predicted`).
     pub latency_ms: f64,
+    /// With a [`LatencyLimit`]: `genome`'s latency by the predictor's line, ms
+    /// (`predicted`), comparable with the limit.
+    #[serde(default)]
+    pub predicted_ms: Option<f64>,
     /// Per epoch.
     pub epochs: Vec<DnasEpoch>,
     /// The settings it ran with.
@@ -160,35 +203,28 @@ pub fn search(
         let (mut ce_sum, mut lat_sum, mut tau) = (0.0, 0.0, tau0);
         for idx in order.chunks_exact(settings.batch_size) {
             tau = tau0 * (tau1 / tau0).powf(step as f64 / steps.saturating_sub(1).max(1) as f64);
-            let g: Vec<Tensor<1>> = logits
-                .theta
-                .iter()
-                .map(|t| {
-                    let len = t.val().dims()[0];
-                    let noise: Vec<f32> = (0..len)
-                        .map(|_| {
-                            let u: f64 = rng.random_range(1e-12..1.0);
-                            -(-u.ln()).ln() as f32
-                        })
-                        .collect();
-                    let noise = Tensor::<1>::from_data(TensorData::new(noise, [len]), &ad);
-                    softmax((t.val() + noise) / tau, 0)
-                })
-                .collect();
+            let g = gumbel_softmax(&logits, tau, &mut rng, &ad);
             let p: Vec<Vec<f64>> = g
                 .iter()
                 .map(|t| floats(t.clone().detach()))
                 .collect::<Result<_, _>>()?;
+            let missing = |key: LayerKey| SupernetError::MissingLatency(key.to_string());
             let (lat, grad) = cost::expected_with_gradient(&space, input, classes, &p, cost_ms)
-                .map_err(|key| SupernetError::MissingLatency(key.to_string()))?;
-            // LAT as a tensor whose value is `lat` and whose gradient is `grad`
-            let mut lat_t = Tensor::<1>::from_data(TensorData::new(vec![lat as f32], [1]), &ad);
-            for (t, gr) in g.iter().zip(&grad) {
-                let gr: Vec<f32> = gr.iter().map(|&v| v as f32).collect();
-                let len = gr.len();
-                let gr = Tensor::<1>::from_data(TensorData::new(gr, [len]), &ad);
-                lat_t = lat_t + ((t.clone() - t.clone().detach()) * gr).sum();
-            }
+                .map_err(missing)?;
+            let lat_t = surrogate(lat, &grad, &g, &ad);
+            let hinge = match &settings.limit {
+                Some(limit) => {
+                    let (n, n_grad) =
+                        cost::expected_with_gradient(&space, input, classes, &p, &|_| Some(1.0))
+                            .map_err(missing)?;
+                    let n_t = surrogate(n, &n_grad, &g, &ad);
+                    let pred = lat_t.clone() * limit.scale as f32
+                        + n_t * limit.per_layer_ms as f32
+                        + limit.constant_ms as f32;
+                    Some(relu(pred / limit.ms as f32 - 1.0) * limit.weight as f32)
+                }
+                None => None,
+            };
             let batch = data
                 .train
                 .batch::<ChaCha8Rng>(idx, &data.normalization, None);
@@ -202,11 +238,14 @@ pub fn search(
             let cross = ce.forward(out, y);
             let term =
                 (lat_t + 1.0).log().powf_scalar(settings.beta as f32) * settings.alpha as f32;
-            let loss = if settings.alpha > 0.0 {
+            let mut loss = if settings.alpha > 0.0 {
                 cross.clone() * term
             } else {
                 cross.clone()
             };
+            if let Some(h) = hinge {
+                loss = loss + h;
+            }
             let value: f32 = loss.clone().into_scalar();
             if !value.is_finite() {
                 return Err(SupernetError::Diverged {
@@ -243,18 +282,56 @@ pub fn search(
         .collect::<Result<_, _>>()?;
     let genome = argmax(&space, &probabilities)?;
     let arch = net.architecture(&genome)?;
-    let latency_ms = arch.layer_keys().iter().try_fold(0.0, |sum, key| {
+    let keys = arch.layer_keys();
+    let latency_ms = keys.iter().try_fold(0.0, |sum, key| {
         cost_ms(key)
             .map(|ms| sum + ms)
             .ok_or_else(|| SupernetError::MissingLatency(key.to_string()))
     })?;
+    let predicted_ms =
+        (settings.limit.as_ref()).map(|l| l.predicted_ms(latency_ms, keys.len() as f64));
     Ok(DnasResult {
         probabilities,
         genome,
         latency_ms,
+        predicted_ms,
         epochs,
         settings: settings.clone(),
     })
+}
+
+/// One Gumbel-softmax sample of every decision at temperature `tau` (Jang et al., 2017):
+/// `softmax((theta + g) / tau)` with `g = -ln(-ln u)`, `u` uniform in (0, 1).
+fn gumbel_softmax(logits: &Logits, tau: f64, rng: &mut ChaCha8Rng, ad: &Device) -> Vec<Tensor<1>> {
+    logits
+        .theta
+        .iter()
+        .map(|t| {
+            let len = t.val().dims()[0];
+            let noise: Vec<f32> = (0..len)
+                .map(|_| {
+                    let u: f64 = rng.random_range(1e-12..1.0);
+                    -(-u.ln()).ln() as f32
+                })
+                .collect();
+            let noise = Tensor::<1>::from_data(TensorData::new(noise, [len]), ad);
+            softmax((t.val() + noise) / tau, 0)
+        })
+        .collect()
+}
+
+/// A one-element tensor whose value is `value` and whose gradient by each sample `g[d]`
+/// is `grad[d]`: `value + sum_d (g_d - stop(g_d)) . grad_d`. Exact for an expectation
+/// that is linear in each decision's weights, as [`cost`]'s are.
+fn surrogate(value: f64, grad: &[Vec<f64>], g: &[Tensor<1>], ad: &Device) -> Tensor<1> {
+    let mut t = Tensor::<1>::from_data(TensorData::new(vec![value as f32], [1]), ad);
+    for (gd, gr) in g.iter().zip(grad) {
+        let gr: Vec<f32> = gr.iter().map(|&v| v as f32).collect();
+        let len = gr.len();
+        let gr = Tensor::<1>::from_data(TensorData::new(gr, [len]), ad);
+        t = t + ((gd.clone() - gd.clone().detach()) * gr).sum();
+    }
+    t
 }
 
 /// Refuses settings that cannot search `train_images` images.

@@ -205,3 +205,60 @@ fn with_one_hot_choices_the_soft_pass_is_the_sub_network() {
         }
     }
 }
+
+#[test]
+fn a_binding_limit_brings_the_found_network_under_it() {
+    let data = data();
+    let dir = tempfile::tempdir().unwrap();
+    let identity = crate::SupernetIdentity {
+        space: space(),
+        input: kiln_train::input_spec(&data),
+        data: "mnist-5k test".into(),
+        config: crate::SupernetConfig::default(),
+    };
+    crate::save(dir.path(), &net(&data), &identity, 1, &Default::default()).unwrap();
+    let input = kiln_train::input_spec(&data);
+    let predicted = |limit: &LatencyLimit, g: &Genome| {
+        let keys = Architecture::new(&space(), g, input).unwrap().layer_keys();
+        let sum: f64 = keys.iter().map(|k| cost(k).unwrap()).sum();
+        limit.predicted_ms(sum, keys.len() as f64)
+    };
+    let mut limit = LatencyLimit {
+        ms: 0.0,
+        scale: 1.1,
+        per_layer_ms: 0.002,
+        constant_ms: 0.01,
+        weight: 1.0,
+    };
+    let (low, high) = (
+        predicted(&limit, &crate::smallest(&space())),
+        predicted(&limit, &crate::largest(&space())),
+    );
+    // a quarter of the way from the smallest network to the largest: binding
+    limit.ms = low + 0.25 * (high - low);
+    let settings = DnasSettings {
+        epochs: 2,
+        batch_size: 16,
+        lr: 0.2,
+        alpha: 0.0,
+        limit: Some(limit.clone()),
+        ..DnasSettings::default()
+    };
+    let found = search(dir.path(), &data, &cost, &settings, &mut |_, _, _| true).unwrap();
+    let at = predicted(&limit, &found.genome);
+    assert_eq!(found.predicted_ms, Some(at));
+    assert!(
+        at <= limit.ms,
+        "found {} at {at} ms predicted, limit {} ms (smallest {low}, largest {high})",
+        found.genome.id(),
+        limit.ms
+    );
+    // without the hinge (accuracy alone), the same search is not held under it
+    let free = DnasSettings {
+        limit: None,
+        ..settings
+    };
+    let unbound = search(dir.path(), &data, &cost, &free, &mut |_, _, _| true).unwrap();
+    assert_eq!(unbound.predicted_ms, None);
+    assert!(predicted(&limit, &unbound.genome) > limit.ms);
+}
