@@ -281,9 +281,32 @@ impl Emitter<'_> {
     }
 
     /// The consts, statics, `infer` and `io` of the model, the weights file
-    /// named `@WEIGHTS_FILE@`.
+    /// named `@WEIGHTS_FILE@`. A model of a batch of N > 1 images runs its
+    /// body (and `io` its I/O) once per image, over consecutive
+    /// `IMAGE_INPUT_LEN` / `IMAGE_OUTPUT_LEN` chunks of its input and
+    /// output; batch 1 has no loop.
     fn items(&self, copy_out: &str) -> String {
         let graph = self.graph;
+        let input_code = self.input_code.as_deref().unwrap_or("/* no input op */");
+        let (batch_consts, infer_doc, open, close) = if graph.batch > 1 {
+            (
+                format!(
+                    "/// Images per call (the input's axis 0).\npub const BATCH: usize = {};\n\
+                     /// Input elements of one image.\npub const IMAGE_INPUT_LEN: usize = {};\n\
+                     /// Output elements of one image.\npub const IMAGE_OUTPUT_LEN: usize = {};\n",
+                    graph.batch,
+                    graph.tensors[graph.input].len(),
+                    graph.tensors[graph.output].len(),
+                ),
+                "Runs the model on the BATCH images of the input, one after the other, into \
+                 the BATCH outputs",
+                "for (input, output) in input.chunks_exact(IMAGE_INPUT_LEN).zip(output.chunks_exact_mut(IMAGE_OUTPUT_LEN)) {\n",
+                "    }\n",
+            )
+        } else {
+            (String::new(), "Runs the model on one input", "", "")
+        };
+        let indent = if graph.batch > 1 { "    " } else { "" };
         let mut items = String::new();
         let _ = write!(
             items,
@@ -292,19 +315,19 @@ impl Emitter<'_> {
 pub const INPUT_LEN: usize = {input_len};
 /// Output length: the {out_shape} tensor in ONNX order.
 pub const OUTPUT_LEN: usize = {output_len};
-const ARENA_LEN: usize = {arena};
+{batch_consts}const ARENA_LEN: usize = {arena};
 
 static ARENA: rt::StaticArena<ARENA_LEN> = rt::StaticArena::new();
 static WEIGHTS: &rt::Aligned<[u8]> = &rt::Aligned(*include_bytes!("@WEIGHTS_FILE@"));
 
 {params}
-/// Runs the model on one input.
+/// {infer_doc}.
 pub fn infer(input: &[f32; INPUT_LEN], output: &mut [f32; OUTPUT_LEN]) {{
     let mut arena = ARENA.lock();
     let a: &mut [f32] = &mut arena;
     let w = rt::weights_f32(&WEIGHTS.0);
-{body}    {copy_out}
-}}
+{indent}{open}{body}{indent}    {copy_out}
+{close}}}
 
 /// Runs only the program's I/O: the input statement and the final copy out
 /// of [`infer`], under the same arena lock, and nothing else. Inside a whole
@@ -313,20 +336,34 @@ pub fn infer(input: &[f32; INPUT_LEN], output: &mut [f32; OUTPUT_LEN]) {{
 pub fn io(input: &[f32; INPUT_LEN], output: &mut [f32; OUTPUT_LEN]) {{
     let mut arena = ARENA.lock();
     let a: &mut [f32] = &mut arena;
-    {input_code}
-    {copy_out}
-}}
+    {open}{indent}{indent}{input_code}
+{indent}    {copy_out}
+{close}}}
 "#,
-            input_len = graph.tensors[graph.input].len(),
-            output_len = graph.tensors[graph.output].len(),
+            input_len = graph.input_len(),
+            output_len = graph.output_len(),
             arena = self.plan.arena_len,
-            in_shape = shape(&graph.tensors[graph.input]),
-            out_shape = shape(&graph.tensors[graph.output]),
+            in_shape = shape_batched(&graph.tensors[graph.input], graph.batch),
+            out_shape = shape_batched(&graph.tensors[graph.output], graph.batch),
             params = self.params,
-            body = self.body,
-            input_code = self.input_code.as_deref().unwrap_or("/* no input op */"),
+            body = if graph.batch > 1 {
+                self.body.lines().map(|l| format!("    {l}\n")).collect()
+            } else {
+                self.body.clone()
+            },
         );
         items
+    }
+}
+
+/// `shape(t)` with axis 0 the batch when there are several images.
+fn shape_batched(t: &Tensor, batch: usize) -> String {
+    if batch > 1 && !t.shape.is_empty() {
+        let mut b = t.clone();
+        b.shape[0] *= batch;
+        shape(&b)
+    } else {
+        shape(t)
     }
 }
 

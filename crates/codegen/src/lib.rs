@@ -130,9 +130,10 @@ pub struct Generated {
     /// The arena plan `src/lib.rs` was written against (sizes in f32;
     /// `arena_bytes()` in bytes).
     pub plan: ArenaPlan,
-    /// Number of f32 input values (the input tensor in NCHW order).
+    /// Number of f32 input values (the input tensor in NCHW order; every
+    /// image of a batch, [`kiln_ir::Graph::input_len`]).
     pub input_len: usize,
-    /// Number of f32 output values (ONNX order).
+    /// Number of f32 output values (ONNX order; every image of a batch).
     pub output_len: usize,
     /// Size of weights.bin, bytes (4 per f32).
     pub weight_bytes: usize,
@@ -166,8 +167,8 @@ pub fn generate(
     Ok(Generated {
         crate_dir: crate_dir.to_path_buf(),
         plan,
-        input_len: graph.tensors[graph.input].len(),
-        output_len: graph.tensors[graph.output].len(),
+        input_len: graph.input_len(),
+        output_len: graph.output_len(),
         weight_bytes: rendered.weights.len(),
         kernels: rendered.kernels,
     })
@@ -245,8 +246,8 @@ pub fn generate_bundle(
         out.push(Generated {
             crate_dir: crate_dir.to_path_buf(),
             plan,
-            input_len: graph.tensors[graph.input].len(),
-            output_len: graph.tensors[graph.output].len(),
+            input_len: graph.input_len(),
+            output_len: graph.output_len(),
             weight_bytes: r.weights.len(),
             kernels: r.kernels,
         });

@@ -76,6 +76,10 @@ const OP_CASES: &[&str] = &[
     "onnx-ops/value-info-batch",
     "onnx-ops/upsample-nearest-x2",
     "onnx-ops/softmax-w",
+    "onnx-ops/batch3-cnn",
+    "onnx-ops/batch2-flatten-gemm",
+    "onnx-ops/batch4-reshape-matmul",
+    "onnx-ops/batch2-se-resize-concat",
 ];
 
 fn fixture(case: &str) -> PathBuf {
@@ -138,7 +142,7 @@ fn run_cases(bundle: &str, cases: &[&str], tol: (f32, f32)) -> Vec<String> {
     for (i, c) in cases.iter().enumerate() {
         let (in_shape, input) = read_npy(&fixture(c).join("input.npy"));
         let (_, want) = read_npy(&fixture(c).join("output.npy"));
-        assert_eq!(in_shape, graphs[i].tensors[graphs[i].input].shape, "{c}");
+        assert_eq!(in_shape, graphs[i].input_shape(), "{c}");
         let got = run_binary(&bin, &[&i.to_string()], &input);
         let worst = got
             .iter()

@@ -389,7 +389,13 @@ impl Op {
 }
 
 /// The whole model: ops in execution order.
-#[derive(Clone, Debug, Default, PartialEq)]
+///
+/// The ops and tensors describe one image (shapes with batch 1); a model
+/// compiled for a static batch of N images has `batch = N` and its `infer`
+/// runs the ops once per image, the program's input and output holding all
+/// N (see [`Graph::input_len`]). kiln-lower sets `batch` only after checking
+/// that no op mixes the images of the batch.
+#[derive(Clone, Debug, PartialEq)]
 pub struct Graph {
     /// Every activation tensor, indexed by [`TensorId`].
     pub tensors: Vec<Tensor>,
@@ -401,9 +407,58 @@ pub struct Graph {
     pub input: TensorId,
     /// The network output tensor, copied out in logical order at the end.
     pub output: TensorId,
+    /// Images per call (the ONNX input's static batch, axis 0), at least 1;
+    /// the tensors above hold one image each.
+    pub batch: usize,
+}
+
+impl Default for Graph {
+    /// An empty graph of batch 1.
+    fn default() -> Self {
+        Graph {
+            tensors: Vec::new(),
+            constants: Vec::new(),
+            ops: Vec::new(),
+            input: 0,
+            output: 0,
+            batch: 1,
+        }
+    }
 }
 
 impl Graph {
+    /// Elements of the program's input: `batch` images of the input tensor,
+    /// in ONNX (NCHW) order, image after image.
+    pub fn input_len(&self) -> usize {
+        self.batch.max(1) * self.tensors[self.input].len()
+    }
+
+    /// Elements of the program's output: `batch` outputs of the output
+    /// tensor, in ONNX order, image after image.
+    pub fn output_len(&self) -> usize {
+        self.batch.max(1) * self.tensors[self.output].len()
+    }
+
+    /// The program's input shape (ONNX order): the input tensor's, axis 0
+    /// multiplied by `batch`.
+    pub fn input_shape(&self) -> Vec<usize> {
+        self.batched(self.input)
+    }
+
+    /// The program's output shape (ONNX order): the output tensor's, axis 0
+    /// multiplied by `batch`.
+    pub fn output_shape(&self) -> Vec<usize> {
+        self.batched(self.output)
+    }
+
+    fn batched(&self, t: TensorId) -> Vec<usize> {
+        let mut s = self.tensors[t].shape.clone();
+        if let Some(d) = s.first_mut() {
+            *d *= self.batch.max(1);
+        }
+        s
+    }
+
     /// Appends a tensor with the ONNX-logical `shape`; returns its id.
     pub fn add_tensor(&mut self, name: impl Into<String>, shape: Vec<usize>) -> TensorId {
         self.tensors.push(Tensor {

@@ -7,8 +7,11 @@
 //!
 //! Shapes in the result are ONNX-logical (images `[1, C, H, W]`) while images
 //! are stored NHWC; the program's input and output stay in ONNX (NCHW) order.
-//! Only batch 1 is compiled; f32, and int8 for QDQ (quantized) models, which
-//! are read from their ONNX graph instead (see `lower_bytes_reported`).
+//! A static batch of N images lowers as the one-image graph with
+//! `Graph::batch = N` when no op mixes the images (checked node by node,
+//! `translate/batch.rs`); a symbolic batch is 1 unless the input shape is
+//! given. f32, and int8 for QDQ (quantized) models of batch 1, which are
+//! read from their ONNX graph instead (see `lower_bytes_reported`).
 
 mod fuse;
 mod qdq;
@@ -53,8 +56,8 @@ pub enum LowerError {
         message: String,
     },
     /// The model's inputs or outputs are outside what kiln compiles: not
-    /// exactly one input and one output, a batch other than 1, no declared
-    /// rank, a given shape contradicting the declared one, a constant output.
+    /// exactly one input and one output, a quantized model's batch other
+    /// than 1, no declared rank, a given shape contradicting the declared one, a constant output.
     #[error("{source_name}: {message}")]
     Input {
         /// The model's name.
@@ -153,14 +156,16 @@ pub fn lower_file(path: &Path, options: &LowerOptions) -> Result<Graph, LowerErr
 }
 
 /// Lowers an in-memory ONNX model into a fused [`Graph`]: ONNX-logical
-/// shapes, images stored NHWC, batch 1, f32. `source_name` names the model in
-/// errors.
+/// shapes of one image, images stored NHWC, f32; a static batch of N images
+/// (an NCHW input `[N, C, H, W]`) gives `batch = N`. `source_name` names the
+/// model in errors.
 ///
 /// # Errors
 /// [`LowerError::Parse`] for bytes that are not ONNX; [`LowerError::Input`] /
 /// [`LowerError::SymbolicDim`] for inputs and outputs kiln cannot fix;
 /// [`LowerError::Unsupported`] naming the first node (and its op) kiln cannot
-/// lower; [`LowerError::Tract`] when tract cannot analyse the model.
+/// lower, or, for a batch above 1, the first that mixes the images (an op
+/// over axis 0, a constant that differs per image); [`LowerError::Tract`] when tract cannot analyse the model.
 pub fn lower_bytes(
     bytes: &[u8],
     source_name: &str,
@@ -198,7 +203,7 @@ pub fn lower_bytes_reported(
 
 /// Loads the ONNX model with tract and returns the typed, decluttered model
 /// kiln lowers from (also what tests use as the reference), with the input
-/// fixed to its static NCHW shape (symbolic batch = 1).
+/// fixed to its static NCHW shape (symbolic batch = 1, a static batch kept).
 ///
 /// # Errors
 /// As [`lower_bytes`], except that nothing is translated, so no

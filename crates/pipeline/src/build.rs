@@ -213,7 +213,7 @@ pub fn build_model(
         arena_bytes: generated.plan.arena_bytes() as u64,
         input_len: generated.input_len,
         output_len: generated.output_len,
-        output_shape: graph.tensors[graph.output].shape.clone(),
+        output_shape: graph.output_shape(),
         crate_dir: source.crate_dir.to_path_buf(),
         warnings: nonfinite_warnings(&graph, source.name),
     })

@@ -194,6 +194,13 @@ impl Qdq<'_> {
                 )));
             }
         };
+        if shape.len() == 4 && shape[0] != 1 {
+            return Err(self.input_err(&format!(
+                "input '{}' has batch size {} ({shape:?}); kiln compiles quantized (QDQ) models \
+                 for batch 1 only: export or quantize the model with batch 1",
+                input.name, shape[0]
+            )));
+        }
         let x = self.graph.add_tensor(input.name.clone(), shape);
         self.graph.ops.push(kiln_ir::Op {
             node: input.name.clone(),

@@ -1,5 +1,5 @@
 //! The front end: ONNX bytes -> tract's typed, decluttered model, with the
-//! input shape fixed (a symbolic batch becomes 1), shape hints that
+//! input shape fixed (a symbolic batch becomes 1, a static one stays), shape hints that
 //! contradict it dropped, and tract's failures turned into [`LowerError`]s
 //! that name the source and, when possible, the node.
 
@@ -55,18 +55,9 @@ pub(crate) fn load_decluttered(
             ),
         ));
     }
-    // Only an NCHW image's axis 0 is a batch; the first axis of a rank-2 or
-    // rank-3 input is data like any other.
-    if shape.len() == 4 && shape[0] != 1 {
-        return Err(input_err(
-            source_name,
-            format!(
-                "input '{input_name}' has batch size {} ({shape:?}); kiln compiles one image \
-                 per call (batch 1): export the model with batch 1 or a symbolic batch",
-                shape[0]
-            ),
-        ));
-    }
+    // Only an NCHW image's axis 0 is a batch (of any static size: see
+    // `batch.rs`); the first axis of a rank-2 or rank-3 input is data like
+    // any other.
     model
         .set_input_fact(0, f32::fact(&shape).into())
         .map_err(|e| tract_err(source_name, e))?;

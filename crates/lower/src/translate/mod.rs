@@ -11,6 +11,7 @@
 //! own: they are read from the facts where a node uses them.
 
 mod activation;
+mod batch;
 mod binary;
 mod conv;
 mod einsum;
@@ -64,6 +65,9 @@ struct Translator<'a> {
     onnx: &'a OnnxNodes,
     graph: Graph,
     values: HashMap<OutletId, TensorId>,
+    /// Images per call: axis 0 of the model's NCHW input (1 for any other
+    /// input); above 1, the graph is one image's (see `batch.rs`).
+    batch: usize,
 }
 
 /// Translates the decluttered model into kiln IR (before fusion).
@@ -78,7 +82,9 @@ pub(crate) fn translate(
         onnx,
         graph: Graph::default(),
         values: HashMap::new(),
+        batch: batch::model_batch(model),
     };
+    t.graph.batch = t.batch;
     let order = model.eval_order().map_err(|e| tract_err(source_name, e))?;
     for id in order {
         t.node(model.node(id))?;
@@ -143,6 +149,9 @@ impl Translator<'_> {
         // Constant-valued outlets are read from their facts where used.
         if node.outputs.iter().all(|o| o.fact.konst.is_some()) || node.op_is::<Const>() {
             return Ok(());
+        }
+        if self.batch > 1 {
+            self.check_batch(node)?;
         }
         let op = &node.op;
         if op.is::<TypedSource>() {
@@ -266,7 +275,8 @@ impl Translator<'_> {
         Ok(view.iter().copied().collect())
     }
 
-    /// The static ONNX-logical shape of output 0; f32 only.
+    /// The static ONNX-logical shape of output 0, of one image (axis 0 is
+    /// 1 when the model has a batch of several, see `batch.rs`); f32 only.
     fn output_shape(&self, node: &TypedNode) -> Result<Vec<usize>, LowerError> {
         let fact = self.fact(OutletId::new(node.id, 0))?;
         if fact.datum_type != f32::datum_type() {
@@ -275,7 +285,13 @@ impl Translator<'_> {
                 format!("output type {:?}; kiln computes f32 only", fact.datum_type),
             ));
         }
-        dims(fact).ok_or_else(|| self.unsupported(node, "output shape is not static"))
+        let mut shape =
+            dims(fact).ok_or_else(|| self.unsupported(node, "output shape is not static"))?;
+        if self.batch > 1 {
+            // check_batch saw the batch at axis 0
+            shape[0] = 1;
+        }
+        Ok(shape)
     }
 
     /// Appends an op writing a new tensor of logical `shape` that no tract

@@ -7,7 +7,7 @@ use tract_onnx::tract_core::ops::cnn::{MaxPool, PoolSpec, SumPool};
 use tract_onnx::tract_core::ops::nn::{Reduce, Reducer};
 
 use super::conv::Window;
-use super::{Translator, dims, image_format};
+use super::{Translator, image_format};
 use crate::LowerError;
 
 impl Translator<'_> {
@@ -63,8 +63,8 @@ impl Translator<'_> {
         spec: &PoolSpec,
         count_include_pad: bool,
     ) -> Result<Pool, LowerError> {
-        let x = self.fact(node.inputs[0])?;
-        let shape = dims(x).ok_or_else(|| self.unsupported(node, "input shape is not static"))?;
+        let x = self.act_input(node, 0)?;
+        let shape = self.graph.tensors[x].shape.clone();
         if !image_format(spec.data_format, &shape) || spec.kernel_shape.len() != 2 {
             return Err(self.unsupported(node, "only 2-D pooling over NCHW images"));
         }

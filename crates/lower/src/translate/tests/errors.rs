@@ -75,15 +75,13 @@ fn broadcast_kiln_cannot_store_is_an_error_not_a_wrong_op() {
 }
 
 #[test]
-fn front_end_rejects_batch_above_one_and_contradicting_shapes() {
+fn front_end_takes_a_static_batch_and_rejects_contradicting_shapes() {
     let onnx = model(&[2, 3, 4, 4], |g| {
         g.node("r", "Relu", &["x"], &["y"], vec![]);
     });
-    let err = translated(&onnx).unwrap_err();
-    assert!(
-        matches!(&err, LowerError::Input { message, .. } if message.contains("batch size 2")),
-        "{err}"
-    );
+    let g = translated(&onnx).expect("a batch of 2 lowers image by image");
+    assert_eq!((g.batch, g.input_shape()), (2, vec![2, 3, 4, 4]));
+    assert_eq!(g.tensors[g.output].shape, [1, 3, 4, 4]);
 
     let onnx = model(&[1, 3, 4, 4], |g| {
         g.node("r", "Relu", &["x"], &["y"], vec![]);
