@@ -3,9 +3,9 @@
 /// An activation applied element-wise, alone or fused after a conv / dense.
 ///
 /// No variant panics, whatever its parameters: clamps are a lower bound
-/// then an upper one, each a comparison that gives the bound when `x` is NaN
-/// (as x86's `maxps`/`minps` do, so the AVX2 kernels' epilogues match), not
-/// `f32::max`/`min`, which wasm32 has no instruction for (a call each).
+/// then an upper one, each a comparison that keeps a NaN `x` NaN (as ONNX's
+/// Relu and Clip and onnxruntime do), not `f32::max`/`min`, which drop a NaN
+/// and which wasm32 has no instruction for (a call each).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Activation {
     /// The identity: x.
@@ -50,16 +50,16 @@ impl Activation {
     }
 }
 
-/// `x` if it is greater than `lo`, else `lo` (also for a NaN `x`).
+/// `lo` if `x` is less than it, else `x` (a NaN `x` stays NaN).
 #[inline(always)]
 fn above(x: f32, lo: f32) -> f32 {
-    if x > lo { x } else { lo }
+    if x < lo { lo } else { x }
 }
 
-/// `x` if it is less than `hi`, else `hi` (also for a NaN `x`).
+/// `hi` if `x` is greater than it, else `x` (a NaN `x` stays NaN).
 #[inline(always)]
 fn below(x: f32, hi: f32) -> f32 {
-    if x < hi { x } else { hi }
+    if x > hi { hi } else { x }
 }
 
 /// Applies `act` to every element of `data` in place (any length, any
@@ -94,13 +94,14 @@ fn sigmoid(x: f32) -> f32 {
 
 /// exp(x) for f32 without libm: x = k ln2 + r with |r| <= ln2/2, a degree-6
 /// Taylor polynomial for e^r (relative error < 2e-7), and 2^k built from the
-/// exponent bits.
+/// exponent bits. Above 88 it is e^88 (no overflow); a NaN `x` gives NaN
+/// (a comparison, not `f32::min`, which would turn it into 88).
 #[inline(always)]
 pub(crate) fn exp(x: f32) -> f32 {
     if x < -87.0 {
         return 0.0;
     }
-    let x = x.min(88.0);
+    let x = if x > 88.0 { 88.0 } else { x };
     let k = (x * core::f32::consts::LOG2_E + if x >= 0.0 { 0.5 } else { -0.5 }) as i32;
     let kf = k as f32;
     // ln2 split in a high part exact in f32 and a low correction.
@@ -373,6 +374,45 @@ mod tests {
                 assert_eq!(rbc[i], op.apply(ch[i % 3], a[i]));
             }
         }
+    }
+
+    #[test]
+    fn activations_exp_and_softmax_keep_nan_as_onnxruntime_does() {
+        // onnxruntime 1.32 (CPU): Relu, Clip(0, 6), HardSigmoid, HardSwish
+        // and Sigmoid of NaN are NaN; a Softmax row holding a NaN or +inf
+        // is NaN throughout
+        for act in [
+            Activation::Relu,
+            Activation::Clip { min: 0.0, max: 6.0 },
+            Activation::HardSwish,
+            Activation::HardSigmoid {
+                alpha: 0.2,
+                beta: 0.5,
+            },
+            Activation::Sigmoid,
+        ] {
+            assert!(act.apply(f32::NAN).is_nan(), "{act:?}");
+            let mut d = [f32::NAN, -1.0, 7.0];
+            activate(&mut d, act);
+            assert!(
+                d[0].is_nan() && !d[1].is_nan() && !d[2].is_nan(),
+                "{act:?}: {d:?}"
+            );
+        }
+        let relu6 = Activation::Clip { min: 0.0, max: 6.0 };
+        assert_eq!(
+            [-1.0, 7.0, f32::INFINITY, f32::NEG_INFINITY, 2.5].map(|x| relu6.apply(x)),
+            [0.0, 6.0, 6.0, 0.0, 2.5]
+        );
+        assert!(exp(f32::NAN).is_nan());
+        assert_eq!(exp(1000.0), exp(88.0));
+        let mut rows = [1.0, f32::NAN, 2.0, 1.0, f32::INFINITY, 2.0, 1.0, 2.0, 3.0];
+        softmax(&mut rows, 3);
+        assert!(rows[..6].iter().all(|v| v.is_nan()), "{rows:?}");
+        assert!(
+            (rows[6..].iter().sum::<f32>() - 1.0).abs() < 1e-6,
+            "{rows:?}"
+        );
     }
 
     #[test]
