@@ -139,8 +139,9 @@ pub fn subnet_weights(
 
 /// `genome`'s sub-network as an ONNX model, as kiln-train exports a trained network
 /// (input raw pixels 0..255, the data's normalisation as its first Add/Mul), with
-/// metadata naming the genome and data set and `kiln.test_top1` = `test_top1` (the
-/// sub-network's inherited test accuracy, so `eval-onnx` can compare).
+/// metadata naming the genome and data set, `kiln.test_top1` = `test_top1` (the
+/// sub-network's inherited test accuracy, so `eval-onnx` can compare) and, when the data
+/// names its classes, `kiln.class_names` (a JSON array in output order).
 ///
 /// Errors: as [`subnet_weights`]; [`SupernetError::Onnx`] from the exporter.
 pub fn export_subnet(
@@ -153,7 +154,7 @@ pub fn export_subnet(
     let arch = net.architecture(genome)?;
     let weights = subnet_weights(net, genome, bn)?;
     let norm = kiln_train::InputNormalization::from_data(&data.normalization);
-    let options = ExportOptions {
+    let mut options = ExportOptions {
         normalization: Some(kiln_train::raw_pixel_normalization(&data.normalization)),
         metadata: vec![
             (metadata::GENOME_ID.into(), genome.id()),
@@ -174,5 +175,11 @@ pub fn export_subnet(
             ),
         ],
     };
+    if !data.class_names.is_empty() {
+        options.metadata.push((
+            metadata::CLASS_NAMES.into(),
+            serde_json::to_string(&data.class_names).unwrap_or_default(),
+        ));
+    }
     Ok(kiln_onnx::export(&arch, &weights, &options)?)
 }
