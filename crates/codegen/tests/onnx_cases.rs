@@ -80,6 +80,7 @@ const OP_CASES: &[&str] = &[
     "onnx-ops/batch2-flatten-gemm",
     "onnx-ops/batch4-reshape-matmul",
     "onnx-ops/batch2-se-resize-concat",
+    "onnx-ops/nan-relu-sigmoid-softmax",
 ];
 
 fn fixture(case: &str) -> PathBuf {
