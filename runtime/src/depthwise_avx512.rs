@@ -1,7 +1,8 @@
 //! The AVX-512F depthwise convolution: channels in the 16 lanes of a `zmm`
 //! register, 32 channels (two registers) of 4 output pixels along a row
-//! accumulated over every tap where all taps are inside the input, 1 pixel
-//! (64 channels) at the borders; the channels past the last multiple of 16
+//! (16 channels of 8 pixels when there are fewer than 32) accumulated over
+//! every tap where all taps are inside the input, 1 pixel (up to 64
+//! channels) at the borders; the channels past the last multiple of 16
 //! through a `__mmask16`. The structure of `depthwise_avx2` with twice the
 //! lanes; twin of `conv::depthwise_portable` (same layout, bias then taps in
 //! row-major order; fused multiply-adds round once).
@@ -40,9 +41,13 @@ pub(crate) unsafe fn depthwise_avx512(
         let (ky0, ky1) = Conv2d::taps(oy, p.stride_h, p.dilation_h, p.pad_top, p.k_h, p.in_h);
         let mut ox = 0;
         while ox < p.out_w {
-            // A run of 4 (or 2) interior pixels shares all taps; a border
+            // A run of 4 (or 2) interior pixels shares all taps, 8 when
+            // every block of channels is one vector (fewer than 32), so
+            // that 8 accumulator chains hide the FMA latency; a border
             // pixel goes alone with up to four vectors of channels.
-            let n = if ox >= lo && ox + PIXELS <= hi {
+            let n = if c < 2 * L && ox >= lo && ox + 2 * PIXELS <= hi {
+                2 * PIXELS
+            } else if ox >= lo && ox + PIXELS <= hi {
                 PIXELS
             } else if ox >= lo && ox + 2 <= hi {
                 2
@@ -91,6 +96,8 @@ pub(crate) unsafe fn depthwise_avx512(
                 // only below `full`, past it through `mask`.
                 fast = unsafe {
                     match (n, step, j < full) {
+                        (8, _, true) => tile::<8, 1, false>(a, p, t, j, o, mask),
+                        (8, _, false) => tile::<8, 1, true>(a, p, t, j, o, mask),
                         (PIXELS, 32, _) => tile::<PIXELS, 2, false>(a, p, t, j, o, mask),
                         (PIXELS, _, true) => tile::<PIXELS, 1, false>(a, p, t, j, o, mask),
                         (PIXELS, _, false) => tile::<PIXELS, 1, true>(a, p, t, j, o, mask),
@@ -239,6 +246,7 @@ mod tests {
             ((9, 11), 1, (3, 3), (1, 1), [1, 1, 1, 1]),
             ((7, 10), 16, (3, 3), (1, 1), [1, 1, 1, 1]),
             ((8, 9), 24, (3, 3), (2, 1), [0, 0, 1, 1]),
+            ((5, 21), 24, (3, 3), (1, 1), [1, 1, 1, 1]),
             ((12, 12), 48, (5, 5), (1, 1), [2, 2, 2, 2]),
             ((6, 13), 72, (3, 3), (2, 1), [1, 1, 1, 1]),
             ((5, 14), 80, (7, 7), (1, 1), [3, 3, 3, 3]),
