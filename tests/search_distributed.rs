@@ -192,6 +192,37 @@ fn three_workers_one_killed_evaluate_every_trial_once_to_completion() {
     assert_eq!(ids(&trials), ids(&single));
     assert_eq!(front_ids(&run_dir), front_ids(&alone));
 
+    // The workers evaluated every trial on their own disks; the front's model files
+    // reached the search's folder through the database, and a report made elsewhere
+    // from the database alone has the same front and the same files.
+    let elsewhere = dir.path().join("elsewhere").join("report");
+    let o = xtask(&[
+        "report",
+        elsewhere.to_str().unwrap(),
+        "--journal",
+        &server.url,
+        "--run",
+        "dist",
+    ])
+    .output()
+    .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(front_ids(&elsewhere), front_ids(&run_dir));
+    for id in front_ids(&run_dir) {
+        let model = |root: &Path| {
+            let folder = std::fs::read_dir(root.join("front"))
+                .unwrap()
+                .flatten()
+                .find(|e| e.file_name().to_string_lossy().ends_with(&id))
+                .unwrap_or_else(|| panic!("no front folder for {id} in {}", root.display()));
+            std::fs::read(folder.path().join("model.onnx"))
+                .unwrap_or_else(|e| panic!("{}: model.onnx: {e}", folder.path().display()))
+        };
+        let (here, there) = (model(&run_dir), model(&elsewhere));
+        assert!(!here.is_empty());
+        assert_eq!(here, there, "{id}");
+    }
+
     // Another data set than the run's: refused, naming both.
     let o = worker(&server.url, &dir.path().join("w9"), "200")
         .output()

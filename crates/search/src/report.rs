@@ -137,7 +137,8 @@ pub fn latency_limit_ms(target: &Target) -> Option<f64> {
 
 /// Writes front.json, trials.csv, report.html and front/ into `run_dir`,
 /// replacing earlier ones. `front/NN-ID/` is a copy of the trial's folder
-/// (model.onnx, generated crate and binaries); `target` adds its constraints
+/// (model.onnx, generated crate and binaries; for a shared run's trial evaluated
+/// elsewhere, the files its worker stored in the database); `target` adds its constraints
 /// and latency limit to the page.
 ///
 /// Errors: [`SearchError::Journal`] reading the journal,
@@ -163,6 +164,8 @@ pub fn write_report(
         let dest = front_dir.join(&folder);
         let src = trial_dir(run_dir, t.number, &t.genome_id);
         copy_model(&src, &dest)?;
+        // a shared run's trial evaluated on another machine: its files from the database
+        journal.restore_trial_files(&t.genome_id, &dest)?;
         front_models.push(FrontModel {
             trial: t.number,
             genome_id: t.genome_id.clone(),

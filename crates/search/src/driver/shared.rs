@@ -181,6 +181,11 @@ fn claim_loop<S: SearchSpace, E: Evaluator<S::Point>>(
         };
         let recorded =
             journal.finish_claimed(spec.number, status, evaluation.as_ref(), error.as_deref())?;
+        // the front can only hold feasible trials: their files go to the database, so
+        // the report can be made on any machine
+        if recorded && status == Status::Done {
+            journal.put_trial_files(&spec.id, &spec.dir)?;
+        }
         let mut s = summary.lock().map_err(|_| poisoned())?;
         if recorded {
             s.evaluated += 1;

@@ -155,6 +155,14 @@ pub trait Backend: Send + Sync {
     fn file(&self, _name: &str) -> Result<Option<Vec<u8>>, SearchError> {
         Err(not_shared())
     }
+    /// The names of the run's stored files that begin with `prefix`, sorted.
+    fn file_names(&self, _prefix: &str) -> Result<Vec<String>, SearchError> {
+        Err(not_shared())
+    }
+    /// Whether other processes on other machines reach this journal.
+    fn is_shared(&self) -> bool {
+        false
+    }
 }
 
 pub(crate) fn not_shared() -> SearchError {

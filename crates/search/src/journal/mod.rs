@@ -20,6 +20,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::{Evaluation, SearchError};
 
+mod artefacts;
 mod backend;
 mod lease;
 mod location;
@@ -28,6 +29,7 @@ mod sqlite;
 #[cfg(test)]
 mod tests;
 
+pub use artefacts::MAX_ARTEFACT_BYTES;
 pub use backend::{Backend, LeaseOptions, Role, Row, Select};
 pub use lease::{Holder, hostname};
 pub use location::{Location, is_postgres_url, redact};

@@ -574,4 +574,20 @@ impl Backend for Postgres {
             .map(|r| r.map(|r| r.get(0)))
         })
     }
+
+    fn file_names(&self, prefix: &str) -> Result<Vec<String>, SearchError> {
+        // left() rather than LIKE: a prefix holding `_` or `%` matches itself only
+        self.with(|c| {
+            c.query(
+                "SELECT name FROM kiln_files WHERE run = $1 AND left(name, length($2)) = $2 \
+                 ORDER BY name",
+                &[&self.run, &prefix],
+            )
+            .map(|rows| rows.iter().map(|r| r.get(0)).collect())
+        })
+    }
+
+    fn is_shared(&self) -> bool {
+        true
+    }
 }
