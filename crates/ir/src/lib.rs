@@ -644,6 +644,13 @@ impl fmt::Display for OpKind {
 
 impl fmt::Display for Graph {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.batch > 1 {
+            writeln!(
+                f,
+                "batch of {}: the ops below run once per image (shapes of one image)",
+                self.batch
+            )?;
+        }
         for (i, op) in self.ops.iter().enumerate() {
             let ins: Vec<String> = op
                 .inputs
