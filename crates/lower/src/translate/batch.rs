@@ -75,9 +75,10 @@ impl Translator<'_> {
             let shape = dims(fact).unwrap_or_default();
             if fact.konst.is_some() {
                 // a constant operand broadcasts over the images (only
-                // element-wise ops align it with axis 0; weights of convs
-                // and products are checked by their op below)
-                let aligned = shape.len() == out_rank && elementwise(node);
+                // element-wise ops and concatenations align it with axis 0;
+                // weights of convs and products are checked by their op)
+                let aligned =
+                    shape.len() == out_rank && (elementwise(node) || node.op.is::<TypedConcat>());
                 if aligned && shape.first().is_some_and(|d| *d != 1) {
                     return Err(refuse(format!(
                         "its constant input {slot} {shape:?} differs along the batch axis"
