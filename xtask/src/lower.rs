@@ -46,14 +46,8 @@ pub fn run(args: LowerArgs) -> anyhow::Result<()> {
 /// The op list with shapes and arena offsets, then the arena figures.
 pub fn describe(graph: &kiln_ir::Graph, plan: &kiln_ir::ArenaPlan) -> String {
     let mut s = String::new();
-    if graph.batch > 1 {
-        s.push_str(&format!(
-            "batch of {} images: input {:?}, output {:?}; the ops below run once per image \
-             (shapes and arena of one image)\n",
-            graph.batch,
-            graph.input_shape(),
-            graph.output_shape()
-        ));
+    if let Some(note) = graph.batch_note() {
+        s.push_str(&format!("{note}\n"));
     }
     s.push_str(&format!(
         "{:>4} {:<28} {:<44} {:<24} {:>10}\n",

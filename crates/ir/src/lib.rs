@@ -451,6 +451,20 @@ impl Graph {
         self.batched(self.output)
     }
 
+    /// For a batch above 1, one line saying so: the program's input and
+    /// output shapes, and that the ops run once per image; `None` for 1.
+    pub fn batch_note(&self) -> Option<String> {
+        (self.batch > 1).then(|| {
+            format!(
+                "batch of {} images: input {:?}, output {:?}; the ops below run once per \
+                 image (shapes and arena of one image)",
+                self.batch,
+                self.input_shape(),
+                self.output_shape()
+            )
+        })
+    }
+
     fn batched(&self, t: TensorId) -> Vec<usize> {
         let mut s = self.tensors[t].shape.clone();
         if let Some(d) = s.first_mut() {
@@ -644,12 +658,8 @@ impl fmt::Display for OpKind {
 
 impl fmt::Display for Graph {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.batch > 1 {
-            writeln!(
-                f,
-                "batch of {}: the ops below run once per image (shapes of one image)",
-                self.batch
-            )?;
+        if let Some(note) = self.batch_note() {
+            writeln!(f, "{note}")?;
         }
         for (i, op) in self.ops.iter().enumerate() {
             let ins: Vec<String> = op
