@@ -128,6 +128,41 @@ fn random_genome_matches_tract_through_the_cli() {
     );
 }
 
+/// A model of a fixed batch of 3 (kiln-codegen's fixture onnx-ops/batch3-cnn:
+/// Conv, BatchNormalization, Relu, depthwise, Clip, GlobalAveragePool,
+/// Flatten, Gemm, Softmax) through the CLI: one program call runs the 3
+/// images and writes onnxruntime's `[3, 5]` (issue 19).
+#[test]
+fn a_batch_of_three_matches_onnxruntime_through_the_cli() {
+    let dir = tempfile::tempdir().unwrap();
+    let case = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../crates/codegen/tests/fixtures/onnx-ops/batch3-cnn");
+    let y = dir.path().join("y.npy");
+    let o = xtask(&[
+        "run-onnx",
+        case.join("model.onnx").to_str().unwrap(),
+        "--input",
+        case.join("input.npy").to_str().unwrap(),
+        "--output",
+        y.to_str().unwrap(),
+        "--work-dir",
+        dir.path().join("crate").to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let (shape, ours) = read_npy(&y);
+    let (want_shape, want) = read_npy(&case.join("output.npy"));
+    assert_eq!(
+        (shape.as_slice(), want_shape.as_slice()),
+        (&[3, 5][..], &[3, 5][..])
+    );
+    for (i, (a, b)) in ours.iter().zip(&want).enumerate() {
+        assert!(
+            (a - b).abs() <= 1e-5 + 1e-4 * b.abs(),
+            "y[{i}] = {a}, onnxruntime {b}"
+        );
+    }
+}
+
 #[test]
 fn wrong_input_shape_is_a_clear_error() {
     let dir = tempfile::tempdir().unwrap();
