@@ -16,7 +16,8 @@
 //! `--stand-alone EPOCHS`, each candidate is also trained from scratch for that many
 //! epochs (kiln-train's defaults otherwise) and the ranking by inherited accuracy is
 //! compared with the ranking by stand-alone accuracy (Kendall's tau-b), the pairs
-//! printed as CSV lines (`pair,genome,inherited,stand_alone`) for a scatter plot.
+//! printed as CSV lines (`pair,genome,inherited,stand_alone`) for a scatter plot; each
+//! is also written to stderr as it finishes (`done,index,genome,inherited,stand_alone`).
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -139,7 +140,11 @@ fn main() {
                                     &mut kiln_train::Silent,
                                 )
                                 .expect("training");
-                                t.metrics.validation_top1.unwrap_or(t.metrics.test_top1)
+                                let acc =
+                                    t.metrics.validation_top1.unwrap_or(t.metrics.test_top1);
+                                // as it comes: hours of training are not lost to a kill
+                                eprintln!("done,{i},{},{top1:.4},{acc:.4}", g.id());
+                                acc
                             });
                             out.push((
                                 (t1 - t0).as_secs_f64(),
