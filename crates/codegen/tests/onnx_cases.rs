@@ -117,15 +117,23 @@ fn mismatches(case: &str, got: &[f32], want: &[f32], (abs, rel): (f32, f32)) -> 
         .collect()
 }
 
-/// Lowers `cases`, builds them as one bundle and runs each on its input:
-/// the mismatches against onnxruntime's outputs within `tol`.
-fn run_cases(bundle: &str, cases: &[&str], tol: (f32, f32)) -> Vec<String> {
-    let graphs: Vec<_> = cases
+/// Lowers the fixtures in `folders`, builds them as one bundle and runs each
+/// on its input: the mismatches against onnxruntime's outputs within `tol`.
+fn run_cases(bundle: &str, folders: &[PathBuf], tol: (f32, f32)) -> Vec<String> {
+    let name = |d: &PathBuf| -> String {
+        let mut parts = d.iter().rev().take(2).collect::<Vec<_>>();
+        parts.reverse();
+        parts
+            .iter()
+            .map(|p| p.to_string_lossy())
+            .collect::<Vec<_>>()
+            .join("/")
+    };
+    let graphs: Vec<_> = folders
         .iter()
-        .map(|c| {
-            let path = fixture(c).join("model.onnx");
-            kiln_lower::lower_file(&path, &LowerOptions::default())
-                .unwrap_or_else(|e| panic!("lowering {c}: {e}"))
+        .map(|d| {
+            kiln_lower::lower_file(&d.join("model.onnx"), &LowerOptions::default())
+                .unwrap_or_else(|e| panic!("lowering {}: {e}", name(d)))
         })
         .collect();
     let refs: Vec<_> = graphs.iter().collect();
@@ -140,9 +148,10 @@ fn run_cases(bundle: &str, cases: &[&str], tol: (f32, f32)) -> Vec<String> {
     )
     .unwrap_or_else(|e| panic!("{e}"));
     let mut bad = Vec::new();
-    for (i, c) in cases.iter().enumerate() {
-        let (in_shape, input) = read_npy(&fixture(c).join("input.npy"));
-        let (_, want) = read_npy(&fixture(c).join("output.npy"));
+    for (i, d) in folders.iter().enumerate() {
+        let c = name(d);
+        let (in_shape, input) = read_npy(&d.join("input.npy"));
+        let (_, want) = read_npy(&d.join("output.npy"));
         assert_eq!(in_shape, graphs[i].input_shape(), "{c}");
         let got = run_binary(&bin, &[&i.to_string()], &input);
         let worst = got
@@ -152,19 +161,69 @@ fn run_cases(bundle: &str, cases: &[&str], tol: (f32, f32)) -> Vec<String> {
             .map(|(g, w)| (g - w).abs())
             .fold(0.0f32, f32::max);
         eprintln!("{c:<42} max abs err {worst:.2e}");
-        bad.extend(mismatches(c, &got, &want, tol));
+        bad.extend(mismatches(&c, &got, &want, tol));
     }
     bad
 }
 
+fn fixtures(cases: &[&str]) -> Vec<PathBuf> {
+    cases.iter().map(|c| fixture(c)).collect()
+}
+
 #[test]
 fn exported_patterns_match_onnxruntime() {
-    let bad = run_cases("onnx-cases", CASES, (1e-4, 1e-3));
+    let bad = run_cases("onnx-cases", &fixtures(CASES), (1e-4, 1e-3));
     assert!(bad.is_empty(), "{}", bad.join("\n"));
 }
 
 #[test]
 fn single_ops_match_onnxruntime() {
-    let bad = run_cases("onnx-ops", OP_CASES, (1e-5, 1e-4));
+    let bad = run_cases("onnx-ops", &fixtures(OP_CASES), (1e-5, 1e-4));
+    assert!(bad.is_empty(), "{}", bad.join("\n"));
+}
+
+/// Every batch-1 fixture above at a fixed batch of 3 (the fixture's input
+/// then two more images), written with onnxruntime's outputs by
+/// tests/fixtures/batch3.py through `KILN_ORT_PYTHON` (skipped without it
+/// unless `KILN_REQUIRE_ORT` is set, as in CI): one `infer` over the 3
+/// images must give onnxruntime's 3 outputs within each list's tolerance.
+#[test]
+fn every_fixture_at_batch_3_matches_onnxruntime() {
+    let py = std::env::var_os("KILN_ORT_PYTHON");
+    let Some(py) = py else {
+        assert!(
+            std::env::var_os("KILN_REQUIRE_ORT").is_none(),
+            "KILN_REQUIRE_ORT is set but KILN_ORT_PYTHON is not (scripts/setup.sh makes the venv)"
+        );
+        eprintln!("KILN_ORT_PYTHON not set: batch-3 fixtures skipped (tests/fixtures/batch3.py)");
+        return;
+    };
+    let dir = scratch("onnx-batch3-cases");
+    let status = std::process::Command::new(py)
+        .arg(fixture("batch3.py"))
+        .arg(&dir)
+        .status()
+        .expect("python runs");
+    assert!(status.success(), "tests/fixtures/batch3.py failed");
+    let list = std::fs::read_to_string(dir.join("cases.txt")).expect("cases.txt");
+    let names: Vec<&str> = list.lines().filter(|l| !l.is_empty()).collect();
+    // every batch-1 fixture but resize-linear-sizes (its sizes fix batch 1)
+    let batch1 = CASES
+        .iter()
+        .chain(OP_CASES)
+        .filter(|c| !c.contains("/batch"))
+        .count();
+    assert_eq!(names.len(), batch1 - 1, "{list}");
+    assert!(!names.contains(&"resize-linear-sizes"), "{list}");
+    let (ops, exported): (Vec<&str>, Vec<&str>) = names
+        .iter()
+        .partition(|n| OP_CASES.iter().any(|c| c.ends_with(&format!("/{n}"))));
+    let folders = |ns: &[&str]| -> Vec<PathBuf> { ns.iter().map(|n| dir.join(n)).collect() };
+    let mut bad = run_cases("onnx-ops-batch3", &folders(&ops), (1e-5, 1e-4));
+    bad.extend(run_cases(
+        "onnx-cases-batch3",
+        &folders(&exported),
+        (1e-4, 1e-3),
+    ));
     assert!(bad.is_empty(), "{}", bad.join("\n"));
 }
