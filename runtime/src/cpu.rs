@@ -33,13 +33,18 @@ pub(crate) fn avx2_fma() -> bool {
     }
 }
 
-/// True when the AVX-512F kernels may run: the build enables `avx512f`,
-/// or (with `std`) the CPU was found to have it and
+/// True when the AVX-512F kernels (which call the AVX2 one for a narrow
+/// last panel) may run: the build enables `avx512f`, AVX2 and FMA, or
+/// (with `std`) the CPU was found to have them and
 /// `KILN_RUNTIME_NO_AVX512` was not set when this was first asked.
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
 pub(crate) fn avx512() -> bool {
-    if cfg!(target_feature = "avx512f") {
+    if cfg!(all(
+        target_feature = "avx512f",
+        target_feature = "avx2",
+        target_feature = "fma"
+    )) {
         return true;
     }
     #[cfg(feature = "std")]
@@ -50,6 +55,7 @@ pub(crate) fn avx512() -> bool {
         match ANSWER.load(Ordering::Relaxed) {
             0 => {
                 let yes = std::is_x86_feature_detected!("avx512f")
+                    && avx2_fma()
                     && std::env::var_os("KILN_RUNTIME_NO_AVX512").is_none();
                 ANSWER.store(1 + u8::from(yes), Ordering::Relaxed);
                 yes
@@ -142,8 +148,12 @@ mod tests {
         let build = cfg!(all(target_feature = "avx2", target_feature = "fma"));
         let want = build || (cfg!(feature = "std") && cpu);
         assert_eq!(super::avx2_fma(), want);
-        let cpu = std::is_x86_feature_detected!("avx512f");
-        let build = cfg!(target_feature = "avx512f");
+        let cpu = std::is_x86_feature_detected!("avx512f") && super::avx2_fma();
+        let build = cfg!(all(
+            target_feature = "avx512f",
+            target_feature = "avx2",
+            target_feature = "fma"
+        ));
         let off = std::env::var_os("KILN_RUNTIME_NO_AVX512").is_some();
         let want = build || (cfg!(feature = "std") && cpu && !off);
         assert_eq!(super::avx512(), want);

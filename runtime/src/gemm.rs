@@ -151,9 +151,9 @@ pub(crate) fn kernel(x: &[f32], packed: &[f32], out: &mut [f32], s: &GemmShape, 
     check(x, packed, out, s);
     #[cfg(target_arch = "x86_64")]
     if crate::cpu::avx512() {
-        // SAFETY: `avx512` is true only when the build enables AVX-512F or
-        // the CPU was found to have it; `check` proved every slice long
-        // enough.
+        // SAFETY: `avx512` is true only when the build enables AVX-512F,
+        // AVX2 and FMA or the CPU was found to have them; `check` proved
+        // every slice long enough.
         unsafe { crate::gemm_avx512::gemm_avx512(x, packed, out, s, act) };
         return;
     }
