@@ -335,3 +335,47 @@ fn linux_main_returns_the_status_and_a_panic_names_its_location() {
         "kiln program panicked at src/main.rs:7\n"
     );
 }
+
+/// A batch of N images (issue 19): the program reads N inputs and writes N
+/// outputs, each what the one-image program gives for that image; the
+/// arena is the one-image program's, and a batch-1 crate has no loop.
+#[test]
+fn a_batch_runs_the_one_image_program_image_by_image() {
+    let one = conv_model();
+    let mut three = one.clone();
+    three.batch = 3;
+    let generate = |g: &kiln_ir::Graph, name: &str| {
+        let dir = scratch(name);
+        let out = kiln_codegen::generate(g, &dir, &GenerateOptions::new(name)).expect("generates");
+        let lib = std::fs::read_to_string(dir.join("src/lib.rs")).expect("lib.rs");
+        (out, lib)
+    };
+    let (g1, lib1) = generate(&one, "program-batch1");
+    let (g3, lib3) = generate(&three, "program-batch3");
+    assert_eq!((g1.input_len, g1.output_len), (INPUT_LEN, OUTPUT_LEN));
+    assert_eq!(
+        (g3.input_len, g3.output_len),
+        (3 * INPUT_LEN, 3 * OUTPUT_LEN)
+    );
+    assert_eq!(g3.plan.arena_len, g1.plan.arena_len);
+    assert!(
+        !lib1.contains("chunks_exact") && !lib1.contains("BATCH"),
+        "{lib1}"
+    );
+    assert!(
+        lib3.contains("pub const BATCH: usize = 3;")
+            && lib3.contains("the [3,3,6,6] tensor")
+            && lib3.contains("chunks_exact(IMAGE_INPUT_LEN)"),
+        "{lib3}"
+    );
+    let bin1 = build(&one, "program-batch1", BuildTarget::Host);
+    let bin3 = build(&three, "program-batch3", BuildTarget::Host);
+    let images: Vec<Vec<f32>> = (0..3).map(|i| values(INPUT_LEN, 20 + i)).collect();
+    let got = run_binary(&bin3, &[], &images.concat());
+    let want: Vec<f32> = images
+        .iter()
+        .flat_map(|x| run_binary(&bin1, &[], x))
+        .collect();
+    assert_eq!(got, want);
+    assert_ne!(got[..OUTPUT_LEN], got[OUTPUT_LEN..2 * OUTPUT_LEN]);
+}
