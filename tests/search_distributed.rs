@@ -4,6 +4,8 @@
 //! evaluated to completion, the killed one once more by another worker, none
 //! lost, and the front is the one a single process finds with the same seed
 //! and random search. A worker whose data differ from the run's is refused.
+//! When the search process itself is SIGKILLed, a worker takes the ask side
+//! over and the run ends as one process would have ended it.
 
 #[path = "common/postgres.rs"]
 mod pg;
@@ -68,12 +70,16 @@ fn search(run_dir: &Path, journal: Option<&str>, workers: &str) -> Command {
 }
 
 fn worker(url: &str, out: &Path, train_limit: &str) -> Command {
+    worker_of("dist", url, out, train_limit)
+}
+
+fn worker_of(run: &str, url: &str, out: &Path, train_limit: &str) -> Command {
     let mut c = xtask(&[
         "worker",
         "--journal",
         url,
         "--run",
-        "dist",
+        run,
         "--train-limit",
         train_limit,
         "-o",
@@ -234,4 +240,81 @@ fn three_workers_one_killed_evaluate_every_trial_once_to_completion() {
         "{said}"
     );
     assert!(!said.contains("postgres://postgres:"), "{said}");
+}
+
+#[test]
+fn a_worker_asks_on_when_the_search_process_dies() {
+    let Some(server) = pg::server() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let run_dir = dir.path().join("orphan");
+    let mut asker = search(&run_dir, Some(&server.url), "0")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let location = Location::parse(&server.url, "orphan").unwrap();
+    let snapshot = || -> Vec<TrialRecord> {
+        Journal::open_at(&location)
+            .and_then(|j| j.trials())
+            .unwrap_or_default()
+    };
+    let deadline = Instant::now() + Duration::from_secs(300);
+    while snapshot().is_empty() {
+        assert!(Instant::now() < deadline, "the search asked nothing");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let workers: Vec<Child> = (0..2)
+        .map(|i| {
+            worker_of(
+                "orphan",
+                &server.url,
+                &dir.path().join(format!("w{i}")),
+                "300",
+            )
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+        })
+        .collect();
+    // one trial recorded, the rest of the budget not yet asked: the search dies
+    while !snapshot().iter().any(|t| t.status.is_finished()) {
+        assert!(Instant::now() < deadline, "no trial finished");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    asker.kill().unwrap(); // SIGKILL: its lease stays behind, stale
+    asker.wait().unwrap();
+    let mut said = String::new();
+    for (i, mut w) in workers.into_iter().enumerate() {
+        let status = wait(&mut w, "a worker");
+        let out = w.wait_with_output().unwrap();
+        said += &String::from_utf8_lossy(&out.stderr);
+        assert!(status.success(), "worker {i}: {said}");
+    }
+    assert_eq!(
+        said.matches("asks from now on").count(),
+        1,
+        "exactly one worker took the ask side over: {said}"
+    );
+    assert!(Journal::open_at(&location).unwrap().is_finished().unwrap());
+    let trials = snapshot();
+    let evaluated: Vec<&TrialRecord> = trials
+        .iter()
+        .filter(|t| !kiln_search::driver::is_analytic_rejection(t))
+        .collect();
+    assert_eq!(evaluated.len(), 6, "the whole budget: {trials:#?}");
+    assert!(trials.iter().all(|t| t.status.is_finished()), "{trials:#?}");
+    // random search replays its stream from the journal: the trials one process asks
+    let alone = dir.path().join("alone");
+    let o = search(&alone, None, "2").output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let single = Journal::open(&alone).unwrap().trials().unwrap();
+    let ids = |ts: &[TrialRecord]| ts.iter().map(|t| t.genome_id.clone()).collect::<Vec<_>>();
+    assert_eq!(ids(&trials), ids(&single));
+    // the worker that asked wrote the report, with the one process's front
+    let report = (0..2)
+        .map(|i| dir.path().join(format!("w{i}")).join("orphan"))
+        .find(|d| d.join("front.json").is_file())
+        .unwrap_or_else(|| panic!("no worker wrote a report: {said}"));
+    assert_eq!(front_ids(&report), front_ids(&alone));
 }

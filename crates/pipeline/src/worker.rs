@@ -7,7 +7,10 @@
 //! the kiln runtime's fingerprint. A worker rebuilds the evaluator from them
 //! (target profile by name from its own `targets/`, training settings from
 //! the identity, its own copy of the data, which must have the run's
-//! identity) and refuses to join when its runtime differs.
+//! identity) and refuses to join when its runtime differs. It also stores
+//! how it asks (`ask.json`: strategy, its settings, budget), so a worker
+//! takes the ask side over when the search process dies
+//! (kiln-search's `driver::work_with_takeover`).
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -15,20 +18,119 @@ use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use kiln_data::Dataset;
-use kiln_search::driver::{WorkConfig, WorkSummary, run_shared_search, work};
+use kiln_search::driver::{
+    Takeover, WorkConfig, WorkSummary, run_shared_search, work_with_takeover,
+};
 use kiln_search::journal::{LeaseOptions, Location, shared_runs};
+use kiln_search::strategy::EvolutionConfig;
 use kiln_search::{
-    Evaluator, GenomeSpace, Journal, Progress, RunMeta, SearchConfig, SearchError, SearchSummary,
-    Strategy,
+    Evaluator, Fitness, GenomeSpace, Journal, Progress, RunMeta, SearchConfig, SearchError,
+    SearchSummary, Strategy, StrategyKind,
 };
 use kiln_space::{Genome, Space};
 use kiln_train::TrainConfig;
+use serde::{Deserialize, Serialize};
 
 use crate::PipelineError;
 use crate::build::content_id;
 
 /// The run file holding the space's TOML text.
 const SPACE_FILE: &str = "space.toml";
+
+/// The run file holding how the search asks ([`AskPlan`] as JSON).
+const ASK_FILE: &str = "ask.json";
+
+/// How a shared run's search asks: what a worker needs to go on asking when the
+/// search process dies.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub(crate) struct AskPlan {
+    /// [`StrategyKind::name`].
+    strategy: String,
+    /// Aging evolution's population, tournament and crossover probability.
+    evolution: (usize, usize, f64),
+    /// The budget in evaluated trials.
+    trials: Option<usize>,
+    /// The time budget, seconds from `started_at`.
+    time_budget_s: Option<f64>,
+    /// When the search (re)started, Unix seconds.
+    started_at: f64,
+    /// MnasNet's reward (T ms, w), or accuracy alone.
+    mnas: Option<(f64, f64)>,
+}
+
+impl AskPlan {
+    /// The plan of a search asking with `strategy` and `evolution` under `config`.
+    pub(crate) fn new(
+        strategy: StrategyKind,
+        evolution: EvolutionConfig,
+        config: &SearchConfig,
+    ) -> Self {
+        AskPlan {
+            strategy: strategy.name().into(),
+            evolution: (
+                evolution.population,
+                evolution.tournament,
+                evolution.crossover,
+            ),
+            trials: config.trials,
+            time_budget_s: config.time_budget.map(|d| d.as_secs_f64()),
+            started_at: unix_now(),
+            mnas: match config.fitness {
+                Fitness::Mnas { target_ms, w } => Some((target_ms, w)),
+                Fitness::Accuracy => None,
+            },
+        }
+    }
+
+    /// The strategy (replayed from the journal by the driver) and the settings to go on
+    /// asking with, the time budget shortened by what has passed since `started_at`.
+    fn resume(
+        &self,
+        space: Arc<GenomeSpace>,
+        meta: &RunMeta,
+        interrupt: Arc<AtomicBool>,
+    ) -> Result<(Box<dyn Strategy<Genome>>, SearchConfig), SearchError> {
+        let kind = StrategyKind::parse(&self.strategy).map_err(SearchError::Config)?;
+        if kind == StrategyKind::Dnas {
+            return Err(SearchError::Config(
+                "dnas asks from a supernet's distribution, which workers do not have".into(),
+            ));
+        }
+        let (population, tournament, crossover) = self.evolution;
+        let evolution = EvolutionConfig {
+            population,
+            tournament,
+            crossover,
+        };
+        let seed = meta.get("seed").and_then(|s| s.parse().ok()).unwrap_or(0);
+        let objectives = meta.objectives();
+        let strategy =
+            kiln_search::strategy::build(kind, space, evolution, &objectives, None, seed);
+        let spent = (unix_now() - self.started_at).max(0.0);
+        let config = SearchConfig {
+            trials: self.trials,
+            time_budget: self
+                .time_budget_s
+                .map(|b| Duration::from_secs_f64((b - spent).max(0.0))),
+            workers: 0,
+            fitness: match self.mnas {
+                Some((target_ms, w)) => Fitness::Mnas { target_ms, w },
+                None => Fitness::Accuracy,
+            },
+            objectives,
+            interrupt: Some(interrupt),
+            ..SearchConfig::default()
+        };
+        Ok((strategy, config))
+    }
+}
+
+fn unix_now() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
+}
 
 /// Grace period and attempts of a shared run: 60 s and 3, or
 /// `KILN_JOURNAL_GRACE_S` seconds (tests shorten it).
@@ -107,9 +209,12 @@ pub(crate) fn drive<E: Evaluator<Genome>>(
     journal: &Journal,
     run_dir: &Path,
     config: &SearchConfig,
+    plan: AskPlan,
     progress: &dyn Progress,
 ) -> Result<SearchSummary, SearchError> {
     if shared {
+        let text = serde_json::to_string(&plan).unwrap_or_default();
+        journal.put_file(ASK_FILE, text.as_bytes())?;
         run_shared_search(
             space, strategy, evaluator, journal, run_dir, config, progress,
         )
@@ -210,6 +315,7 @@ pub fn worker(
         threads: 1,
         ..TrainConfig::default()
     };
+    let report_target = target.clone();
     let mut evaluator =
         crate::evaluate::PipelineEvaluator::new(space.clone(), target, Arc::new(req.data), train);
     // An int8 run's trials are quantized by every worker alike.
@@ -230,14 +336,45 @@ pub fn worker(
         interrupt: Some(req.interrupt.clone()),
         ..WorkConfig::default()
     };
-    Ok(work(
-        &GenomeSpace::new(space),
+    // A run whose search stored how it asks can be taken over if that process dies.
+    let plan: Option<AskPlan> = journal
+        .file(ASK_FILE)?
+        .and_then(|b| serde_json::from_slice(&b).ok());
+    let genome_space = Arc::new(GenomeSpace::new(space));
+    let interrupt = req.interrupt.clone();
+    let factory = |plan: &AskPlan| plan.resume(genome_space.clone(), &meta, interrupt.clone());
+    let strategy = plan.as_ref().map(|p| move || factory(p));
+    let takeover = strategy.as_ref().map(|f| Takeover {
+        location: &location,
+        meta: &meta,
+        options: lease_options(),
+        strategy: f,
+    });
+    let outcome = work_with_takeover(
+        genome_space.as_ref(),
         &evaluator,
         &journal,
         &work_dir,
         &config,
         progress,
-    )?)
+        takeover,
+    )?;
+    if let Some(asked) = &outcome.asked {
+        let files = kiln_search::report::write_report(
+            &work_dir,
+            &journal,
+            Some(&report_target),
+            &meta.objectives(),
+        )?;
+        note(&format!(
+            "this worker asked after the search process died ({}); the report is in {} ({} \
+             models on the front)",
+            asked.stopped,
+            files.report_html.display(),
+            files.front.len()
+        ));
+    }
+    Ok(outcome.work)
 }
 
 fn only_active_run(url: &str) -> Result<String, PipelineError> {

@@ -593,7 +593,9 @@ fn origin_name(o: Origin) -> &'static str {
     o.as_str()
 }
 
+mod failover;
 mod shared;
+pub use failover::{StrategyFactory, Takeover, WorkerOutcome, work_with_takeover};
 pub use shared::{WorkConfig, WorkSummary, run_shared_search, work};
 
 #[cfg(test)]

@@ -159,6 +159,11 @@ pub trait Backend: Send + Sync {
     fn file_names(&self, _prefix: &str) -> Result<Vec<String>, SearchError> {
         Err(not_shared())
     }
+    /// The holder of the run's search lease and its heartbeat's age, seconds
+    /// (`None`: nobody holds it, e.g. the search stopped cleanly).
+    fn search_holder(&self) -> Result<Option<(Holder, f64)>, SearchError> {
+        Err(not_shared())
+    }
     /// Whether other processes on other machines reach this journal.
     fn is_shared(&self) -> bool {
         false

@@ -527,6 +527,19 @@ impl Journal {
         self.backend.put_file(name, content)
     }
 
+    /// Shared runs: whether the search process that asks died: its lease is
+    /// there (a search that stopped cleanly gives it up) but its heartbeat is
+    /// older than the run's grace period, or its process is gone from this host.
+    ///
+    /// Errors: the back end's.
+    pub fn search_died(&self, options: &LeaseOptions) -> Result<bool, SearchError> {
+        let grace = self.backend.run_grace()?.unwrap_or(options.grace);
+        Ok(match self.backend.search_holder()? {
+            Some((holder, age)) => age >= grace.as_secs_f64() || holder.is_gone_from_this_host(),
+            None => false,
+        })
+    }
+
     /// Shared runs: a file stored with [`Journal::put_file`].
     ///
     /// Errors: the back end's.

@@ -587,6 +587,29 @@ impl Backend for Postgres {
         })
     }
 
+    fn search_holder(&self) -> Result<Option<(Holder, f64)>, SearchError> {
+        self.with(|c| {
+            c.query_opt(
+                &format!(
+                    "SELECT holder, host, pid, proc_start, {NOW} - heartbeat_at FROM kiln_leases
+                     WHERE run = $1 AND role = 'search' ORDER BY heartbeat_at DESC LIMIT 1"
+                ),
+                &[&self.run],
+            )
+            .map(|r| {
+                r.map(|r| {
+                    let holder = Holder {
+                        id: r.get(0),
+                        host: r.get(1),
+                        pid: r.get::<_, i64>(2) as u32,
+                        proc_start: r.get::<_, Option<i64>>(3).map(|s| s as u64),
+                    };
+                    (holder, r.get(4))
+                })
+            })
+        })
+    }
+
     fn is_shared(&self) -> bool {
         true
     }
