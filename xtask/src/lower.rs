@@ -24,7 +24,8 @@ pub fn run(args: LowerArgs) -> anyhow::Result<()> {
     };
     let graph = kiln_lower::lower_file(&args.model, &options)?;
     let source = args.model.display().to_string();
-    for w in kiln_pipeline::nonfinite_warnings(&graph, &source) {
+    let notes = graph.notes.iter().map(|n| format!("{source}: {n}"));
+    for w in notes.chain(kiln_pipeline::nonfinite_warnings(&graph, &source)) {
         eprintln!("warning: {w}");
     }
     let generated = kiln_codegen::generate(

@@ -410,6 +410,10 @@ pub struct Graph {
     /// Images per call (the ONNX input's static batch, axis 0), at least 1;
     /// the tensors above hold one image each.
     pub batch: usize,
+    /// What lowering decided that the user should hear about, one sentence
+    /// each (e.g. a symbolic batch compiled for one image); callers print
+    /// them as warnings.
+    pub notes: Vec<String>,
 }
 
 impl Default for Graph {
@@ -422,6 +426,7 @@ impl Default for Graph {
             input: 0,
             output: 0,
             batch: 1,
+            notes: Vec::new(),
         }
     }
 }

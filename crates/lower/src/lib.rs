@@ -14,6 +14,7 @@
 //! read from their ONNX graph instead (see `lower_bytes_reported`).
 
 mod fuse;
+mod notes;
 mod qdq;
 mod translate;
 
@@ -198,6 +199,7 @@ pub fn lower_bytes_reported(
     let onnx = translate::OnnxNodes::new(&proto);
     let mut graph = translate::translate(&typed, source_name, &onnx)?;
     fuse::fuse(&mut graph);
+    graph.notes.extend(notes::symbolic_batch(&proto, options));
     Ok((graph, None))
 }
 

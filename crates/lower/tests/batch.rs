@@ -1,5 +1,6 @@
 //! A static batch of N > 1 images: the model lowers as its one-image graph
-//! with `batch = N` when no op mixes the images, and is refused, naming the
+//! with `batch = N` when no op mixes the images (a symbolic batch is 1, with
+//! a note saying so, unless the shape is given), and is refused, naming the
 //! user's node, when one does (a Concat, reduction, Flatten or Transpose
 //! over axis 0, or a constant that differs per image). The numbers are
 //! checked against onnxruntime by kiln-codegen's `onnx_cases` fixtures
@@ -75,6 +76,11 @@ fn static_batch_lowers_as_one_image_run_n_times() {
     });
     let g = lower_bytes(&onnx, "b.onnx", &LowerOptions::default()).expect("lowers");
     assert_eq!(g.batch, 3);
+    assert!(
+        g.notes.is_empty(),
+        "a fixed batch needs no note: {:?}",
+        g.notes
+    );
     assert_eq!(g.tensors[g.input].shape, [1, 3, 8, 8]);
     assert_eq!(g.tensors[g.output].shape, [1, 2]);
     assert_eq!(g.input_shape(), [3, 3, 8, 8]);
@@ -94,11 +100,20 @@ fn a_symbolic_batch_takes_the_given_size() {
     let onnx = model(&dims, |g| conv(g, "y"));
     let one = lower_bytes(&onnx, "b.onnx", &LowerOptions::default()).expect("lowers");
     assert_eq!(one.batch, 1);
+    assert_eq!(one.notes.len(), 1, "{:?}", one.notes);
+    assert!(
+        one.notes[0].contains("input 'x' has a symbolic batch 'N'")
+            && one.notes[0].contains("one image per call")
+            && one.notes[0].contains("--input-shape"),
+        "{:?}",
+        one.notes
+    );
     let opts = LowerOptions {
         input_shape: Some(vec![4, 3, 8, 8]),
     };
     let four = lower_bytes(&onnx, "b.onnx", &opts).expect("lowers");
     assert_eq!(four.batch, 4);
+    assert!(four.notes.is_empty(), "{:?}", four.notes);
     assert_eq!(four.output_shape(), [4, 4, 6, 6]);
     // the same one-image program
     assert_eq!(four.ops, one.ops);

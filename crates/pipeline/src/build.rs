@@ -121,8 +121,9 @@ pub struct BuiltModel {
     pub output_shape: Vec<usize>,
     /// The generated crate's folder.
     pub crate_dir: PathBuf,
-    /// What the user should know that did not stop the build: constants of
-    /// the model holding NaN or infinite values (a damaged file).
+    /// What the user should know that did not stop the build: the
+    /// lowering's notes (a symbolic batch compiled for one image) and
+    /// constants of the model holding NaN or infinite values (a damaged file).
     pub warnings: Vec<String>,
 }
 
@@ -215,7 +216,12 @@ pub fn build_model(
         output_len: generated.output_len,
         output_shape: graph.output_shape(),
         crate_dir: source.crate_dir.to_path_buf(),
-        warnings: nonfinite_warnings(&graph, source.name),
+        warnings: graph
+            .notes
+            .iter()
+            .map(|n| format!("{}: {n}", source.name))
+            .chain(nonfinite_warnings(&graph, source.name))
+            .collect(),
     })
 }
 
