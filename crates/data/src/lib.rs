@@ -20,6 +20,7 @@ mod idx;
 mod images;
 mod io;
 mod mnist5k;
+mod resize;
 
 pub use batch::{Augment, Batch};
 pub use cifar::{load_cifar10, read_batch as read_cifar_batch};

@@ -78,6 +78,8 @@ pub struct PipelineEvaluator {
     /// [`Precision::Int8`]: every built candidate is quantized first (see
     /// [`crate::precision`]) and its accuracy measured through the int8 build.
     pub precision: Precision,
+    /// The data at each candidate's resolution, when the space chooses it.
+    per_resolution: crate::resolution::PerResolution,
 }
 
 impl PipelineEvaluator {
@@ -97,6 +99,7 @@ impl PipelineEvaluator {
             judge_only: false,
             fine_tune_epochs: 0,
             precision: Precision::F32,
+            per_resolution: Default::default(),
         }
     }
 
@@ -105,6 +108,12 @@ impl PipelineEvaluator {
     fn table_prediction(&self, arch: &Architecture) -> Option<kiln_latency::LatencyPrecheck> {
         let table = self.latency_table.as_ref()?;
         kiln_latency::precheck(arch, table, &self.target).ok()
+    }
+
+    /// The data `genome` trains and is measured on: [`Self::data`], resized to the genome's
+    /// resolution when its space chooses one ([`crate::resolution`]).
+    fn data_for(&self, genome: &Genome) -> Arc<Dataset> {
+        self.per_resolution.data_for(&self.data, genome)
     }
 
     fn architecture(&self, genome: &Genome) -> Result<Architecture, String> {
@@ -170,6 +179,7 @@ impl Evaluator<Genome> for PipelineEvaluator {
 
     fn evaluate(&self, trial: &TrialSpec<Genome>) -> Result<Evaluation, EvalError> {
         let mut eval = Evaluation::default();
+        let data = self.data_for(&trial.point);
         let onnx = self.train_and_export(trial, &mut eval)?;
         if self.judge_only {
             self.predicted_figures(trial, &mut eval)?;
@@ -181,7 +191,7 @@ impl Evaluator<Genome> for PipelineEvaluator {
             Precision::F32 => (onnx, "model.onnx"),
             Precision::Int8 => {
                 let int8 =
-                    crate::precision::quantize_trial(&onnx, &self.data, &trial.dir, &mut eval)?;
+                    crate::precision::quantize_trial(&onnx, &data, &trial.dir, &mut eval)?;
                 eval.timings
                     .insert("quantize_s".into(), t.elapsed().as_secs_f64());
                 (int8, "model.int8.onnx")
@@ -207,7 +217,7 @@ impl Evaluator<Genome> for PipelineEvaluator {
         self.measure(trial, &built, &mut eval)?;
         if self.precision == Precision::Int8 {
             let (t, wasm) = (Instant::now(), built.wasm().map_err(|e| e.to_string())?);
-            crate::precision::measure_int8_accuracy(wasm, &self.data, &self.sim_limits, &mut eval)?;
+            crate::precision::measure_int8_accuracy(wasm, &data, &self.sim_limits, &mut eval)?;
             eval.timings
                 .insert("int8_accuracy_s".into(), t.elapsed().as_secs_f64());
         }
@@ -303,7 +313,8 @@ impl PipelineEvaluator {
             seed: self.train.seed ^ trial.number,
             ..self.train.clone()
         };
-        let trained = kiln_train::train(&arch, &trial.id, &self.data, &config, &mut Silent)
+        let data = self.data_for(&trial.point);
+        let trained = kiln_train::train(&arch, &trial.id, &data, &config, &mut Silent)
             .map_err(|e| format!("training: {e}"))?;
         eval.timings
             .insert("train_s".into(), t.elapsed().as_secs_f64());

@@ -339,7 +339,8 @@ pub fn se_reduced(channels: usize) -> usize {
 }
 
 impl Architecture {
-    /// Builds the layer list for `genome` on `input` (the genome is validated against `space`).
+    /// Builds the layer list for `genome` on `input` (the genome is validated against `space`);
+    /// a genome with a resolution ([`Genome::resolution`]) replaces `input`'s height and width.
     ///
     /// Errors: [`SpaceError::Invalid`] when the genome does not belong to `space`;
     /// [`SpaceError::DoesNotFit`] when a dimension is 0, `classes` is below 2, or the space
@@ -349,6 +350,8 @@ impl Architecture {
         genome: &Genome,
         input: InputSpec,
     ) -> Result<Architecture, SpaceError> {
+        // A genome that chooses its resolution takes side x side images of `input`'s channels.
+        let input = genome.input(input);
         let dims = |message: String| SpaceError::DoesNotFit {
             input: input.to_string(),
             message,

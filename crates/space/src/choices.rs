@@ -5,7 +5,8 @@
 //!
 //! The list, in order: stem width; per stage, its depth, its width, then for
 //! every block slot up to the stage's largest depth the slot's kernel, expand
-//! ratio, squeeze-excite and activation; head width. A slot beyond a genome's
+//! ratio, squeeze-excite and activation; head width; the input resolution when the space
+//! lists resolutions (last, so other spaces' lists are unchanged). A slot beyond a genome's
 //! depth is inactive: [`Genome::choices`] gives `None` there and
 //! [`Genome::from_choices`] ignores it.
 
@@ -31,6 +32,9 @@ impl Space {
             }
         }
         out.push(self.head.widths.len());
+        if let Some(sides) = &self.resolution {
+            out.push(sides.len());
+        }
         out
     }
 }
@@ -92,11 +96,13 @@ impl Genome {
             stages.push(StageGene { width, blocks });
         }
         let head_width = space.head.widths[take()];
+        let resolution = space.resolution.as_ref().map(|sides| sides[take()]);
         Ok(Genome {
             space: space.name.clone(),
             stem_width,
             stages,
             head_width,
+            resolution,
         })
     }
 
@@ -128,6 +134,9 @@ impl Genome {
             }
         }
         out.push(index(&self.head_width, &space.head.widths));
+        if let (Some(r), Some(sides)) = (self.resolution, &space.resolution) {
+            out.push(index(&r, sides));
+        }
         Ok(out)
     }
 }

@@ -7,7 +7,7 @@ use rand::seq::IndexedRandom;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::{Activation, Space, SpaceError, StageSpace};
+use crate::{Activation, InputSpec, Space, SpaceError, StageSpace};
 
 /// One candidate: a choice for every decision of a [`Space`].
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -21,6 +21,10 @@ pub struct Genome {
     pub stages: Vec<StageGene>,
     /// Output channels of the 1x1 head conv; 0 = no head conv.
     pub head_width: usize,
+    /// Input side in pixels (square images), one of the space's `resolution` choices; `None`
+    /// in a space without them (then absent from the JSON, so the id is unchanged).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resolution: Option<usize>,
 }
 
 /// The choices of one stage; its depth is the number of blocks.
@@ -108,6 +112,24 @@ impl Genome {
             .map_err(|m| bad("stem_width".into(), m))?;
         check_choice(self.head_width, &space.head.widths)
             .map_err(|m| bad("head_width".into(), m))?;
+        match (self.resolution, &space.resolution) {
+            (None, None) => {}
+            (Some(r), Some(sides)) => {
+                check_choice(r, sides).map_err(|m| bad("resolution".into(), m))?
+            }
+            (None, Some(sides)) => {
+                return Err(bad(
+                    "resolution".into(),
+                    format!("missing; the space chooses one of {sides:?}"),
+                ));
+            }
+            (Some(r), None) => {
+                return Err(bad(
+                    "resolution".into(),
+                    format!("{r}, but the space lists no resolutions"),
+                ));
+            }
+        }
         if self.stages.len() != space.stages.len() {
             return Err(bad(
                 "stages".into(),
@@ -153,6 +175,21 @@ impl Genome {
                 })
                 .collect(),
             head_width: pick(&space.head.widths, rng),
+            // Drawn last, and only when the space lists resolutions: a space without them
+            // samples exactly the genomes it sampled before the decision existed.
+            resolution: space.resolution.as_ref().map(|sides| pick(sides, rng)),
+        }
+    }
+
+    /// `input` at this genome's resolution (`side x side`) when it has one, else `input`.
+    pub fn input(&self, input: InputSpec) -> InputSpec {
+        match self.resolution {
+            Some(side) => InputSpec {
+                height: side,
+                width: side,
+                ..input
+            },
+            None => input,
         }
     }
 
@@ -215,11 +252,18 @@ impl Genome {
             stem_width: either(self.stem_width, other.stem_width, rng),
             stages,
             head_width: either(self.head_width, other.head_width, rng),
+            resolution: match (self.resolution, other.resolution) {
+                (Some(a), Some(b)) => Some(either(a, b, rng)),
+                (a, b) => a.or(b),
+            },
         }
     }
 
     fn decisions(&self, space: &Space) -> Vec<Decision> {
         let mut out = vec![Decision::StemWidth, Decision::HeadWidth];
+        if space.resolution.is_some() {
+            out.push(Decision::Resolution);
+        }
         for (i, stage) in self.stages.iter().enumerate().take(space.stages.len()) {
             out.push(Decision::Depth(i));
             out.push(Decision::Width(i));
@@ -242,6 +286,11 @@ impl Genome {
             }
             Decision::HeadWidth => {
                 self.head_width = pick_other(self.head_width, &space.head.widths, rng)
+            }
+            Decision::Resolution => {
+                if let (Some(r), Some(sides)) = (self.resolution, &space.resolution) {
+                    self.resolution = Some(pick_other(r, sides, rng));
+                }
             }
             Decision::Depth(i) => {
                 let s = &space.stages[i];
@@ -286,6 +335,7 @@ impl Genome {
 enum Decision {
     StemWidth,
     HeadWidth,
+    Resolution,
     Depth(usize),
     Width(usize),
     Kernel(usize, usize),
@@ -299,6 +349,7 @@ impl Decision {
         match self {
             Decision::StemWidth => space.stem.widths.len(),
             Decision::HeadWidth => space.head.widths.len(),
+            Decision::Resolution => space.resolution.as_ref().map_or(1, Vec::len),
             Decision::Depth(i) => space.stages[i].depth.len(),
             Decision::Width(i) => space.stages[i].widths.len(),
             Decision::Kernel(i, _) => space.stages[i].kernels.len(),
@@ -396,6 +447,61 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn resolution_is_a_decision_only_where_the_space_lists_it() {
+        let plain = space();
+        let text = format!(
+            "resolution = [64, 96, 128]\n{}",
+            include_str!("../../../spaces/mobile.toml")
+        );
+        let sized = Space::from_toml(&text, "r.toml").unwrap();
+        let mut rng = ChaCha8Rng::seed_from_u64(11);
+        let mut seen = std::collections::BTreeSet::new();
+        for _ in 0..100 {
+            let a = Genome::sample(&sized, &mut rng);
+            let b = Genome::sample(&sized, &mut rng);
+            seen.insert(a.resolution.unwrap());
+            a.mutate(&sized, 0.3, &mut rng)
+                .validate(&sized, "m")
+                .unwrap();
+            let child = a.crossover(&b, &mut rng);
+            assert!([a.resolution, b.resolution].contains(&child.resolution));
+            let json = a.to_json();
+            assert!(json.contains("\"resolution\""), "{json}");
+            assert_eq!(Genome::from_json(&json, "g", &sized).unwrap(), a);
+            // Its network takes side x side images.
+            let input = a.input(InputSpec::MNIST);
+            assert_eq!(
+                (input.height, input.width),
+                (a.resolution.unwrap(), a.resolution.unwrap())
+            );
+        }
+        assert_eq!(seen.len(), 3, "{seen:?}");
+        // Without the key: no resolution in the genome, the JSON or the id; the same draws.
+        let g = Genome::sample(&plain, &mut ChaCha8Rng::seed_from_u64(1));
+        assert_eq!(g.resolution, None);
+        assert!(!g.to_json().contains("resolution"));
+        assert_eq!(g.input(InputSpec::MNIST), InputSpec::MNIST);
+        // A genome of one kind is refused by a space of the other, naming the field.
+        let err = Genome::from_json(
+            &g.to_json(),
+            "g.json",
+            &Space {
+                name: "mobile".into(),
+                ..sized.clone()
+            },
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("resolution") && err.contains("[64, 96, 128]"),
+            "{err}"
+        );
+        let sized_genome = Genome::sample(&sized, &mut rng);
+        let err = sized_genome.validate(&plain, "g").unwrap_err().to_string();
+        assert!(err.contains("lists no resolutions"), "{err}");
     }
 
     #[test]

@@ -41,6 +41,12 @@ pub struct Space {
     pub stages: Vec<StageSpace>,
     /// The optional 1x1 conv before global pooling.
     pub head: HeadSpace,
+    /// Input resolution choices, square sides in pixels (`resolution = [64, 96]`), as
+    /// Once-for-All searches 128-224: each genome then picks one and its network takes
+    /// `side x side` images. `None` (no `resolution` key): the data's resolution, and genomes
+    /// carry no resolution (their ids are those of a space without the key).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resolution: Option<Vec<usize>>,
 }
 
 /// The first convolution: fixed kernel, stride and activation, a choice of width.
@@ -153,6 +159,16 @@ impl Space {
         }
         nonempty_positive(&self.head.widths, "head.widths", true)
             .map_err(|m| bad("head.widths".into(), m))?;
+        if let Some(sides) = &self.resolution {
+            nonempty_positive(sides, "resolution", false)
+                .map_err(|m| bad("resolution".into(), m))?;
+            if let Some(s) = sides.iter().find(|&&s| !(8..=1024).contains(&s)) {
+                return Err(bad(
+                    "resolution".into(),
+                    format!("side {s} must be between 8 and 1024 pixels"),
+                ));
+            }
+        }
         Ok(())
     }
 }
@@ -209,6 +225,18 @@ mod tests {
         );
         let err = Space::from_toml(&text, "s.toml").unwrap_err().to_string();
         assert!(err.contains("stride"), "{err}");
+    }
+
+    #[test]
+    fn resolution_choices_load_and_bad_ones_are_named() {
+        let space = Space::from_toml(&format!("resolution = [64, 96]\n{SPACE}"), "r.toml").unwrap();
+        assert_eq!(space.resolution, Some(vec![64, 96]));
+        assert_eq!(Space::from_toml(SPACE, "s.toml").unwrap().resolution, None);
+        for (list, needle) in [("[]", "at least one"), ("[96, 4]", "side 4")] {
+            let text = format!("resolution = {list}\n{SPACE}");
+            let err = Space::from_toml(&text, "r.toml").unwrap_err().to_string();
+            assert!(err.contains("resolution") && err.contains(needle), "{err}");
+        }
     }
 
     #[test]

@@ -47,6 +47,7 @@ fn end(space: &Space, big: bool) -> Genome {
             })
             .collect(),
         head_width: pick(&space.head.widths),
+        resolution: space.resolution.as_ref().map(|r| pick(r)),
     }
 }
 
