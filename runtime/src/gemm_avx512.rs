@@ -123,6 +123,8 @@ struct Tile {
 /// `out` the same rows of `out_stride`, with `t.c0 + t.cols <= n`.
 #[target_feature(enable = "avx512f")]
 #[inline]
+// Indexed loops of constant bounds on purpose (see the stores).
+#[allow(clippy::needless_range_loop)]
 unsafe fn tile<const R: usize, const V: usize, const MASKED: bool>(
     x: &[f32],
     group: &[f32],
@@ -219,6 +221,7 @@ unsafe fn tile<const R: usize, const V: usize, const MASKED: bool>(
 /// there).
 #[target_feature(enable = "avx512f")]
 #[inline]
+#[allow(clippy::needless_range_loop)]
 pub(crate) fn epilogue<const R: usize, const V: usize>(
     acc: &mut [[__m512; V]; R],
     act: Activation,
