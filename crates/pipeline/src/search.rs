@@ -158,15 +158,7 @@ pub fn search(
     }
     override_latency_limit(&mut req)?;
     check_space_fits(&space, &req.space_path, &req.data, req.train.seed)?;
-    let mut device = req.device.clone();
-    if let Some(d) = device.as_mut() {
-        // Fail fast, before the journal and minutes of training.
-        d.device.check_reachable().map_err(|e| {
-            PipelineError::Invalid(format!(
-                "--device: the device must answer before the search starts: {e}"
-            ))
-        })?;
-    }
+    let device = reachable_device(&req)?;
     let fitness = fitness(&req)?;
     let table = latency_table(&req, &space, note)?.map(Arc::new);
     let judge_only = req.supernet.is_some() && table.is_some();
@@ -294,6 +286,22 @@ pub fn search(
         confirmed,
         fine_tuned,
     })
+}
+
+/// The search's device, once it answers: fail fast, before the journal and minutes of
+/// training.
+///
+/// Errors: [`PipelineError::Invalid`] when it does not answer.
+fn reachable_device(req: &SearchRequest) -> Result<Option<SearchDeviceChoice>, PipelineError> {
+    let mut device = req.device.clone();
+    if let Some(d) = device.as_mut() {
+        d.device.check_reachable().map_err(|e| {
+            PipelineError::Invalid(format!(
+                "--device: the device must answer before the search starts: {e}"
+            ))
+        })?;
+    }
+    Ok(device)
 }
 
 /// Judges candidates by inheritance from the supernet in `dir` (checked against the

@@ -181,11 +181,7 @@ pub(crate) fn search_journal(
                 .into(),
         ));
     }
-    let run = run_dir
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let location = Location::parse(url, &run)?;
+    let location = Location::of_run(run_dir, Some(url), None)?;
     let meta = meta.with("runtime", runtime_fingerprint()?);
     let journal = if resume {
         Journal::resume_at(&location, &meta, &lease_options())?

@@ -1,7 +1,7 @@
 //! Where a run's journal lives, and how its address is shown (never with a
 //! password).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use super::Journal;
 use crate::SearchError;
@@ -52,6 +52,28 @@ impl Location {
             url: journal.to_string(),
             run: run.to_string(),
         })
+    }
+
+    /// Where the run of `run_dir` is journalled: its folder's journal, or with `url`
+    /// the run named `run` (default: `run_dir`'s folder name, as a search names its
+    /// shared run) in that database.
+    ///
+    /// Errors: as [`Location::parse`].
+    pub fn of_run(
+        run_dir: &Path,
+        url: Option<&str>,
+        run: Option<&str>,
+    ) -> Result<Location, SearchError> {
+        let Some(url) = url else {
+            return Ok(Location::Folder(run_dir.to_path_buf()));
+        };
+        let name = run.map(str::to_string).unwrap_or_else(|| {
+            run_dir
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default()
+        });
+        Location::parse(url, &name)
     }
 
     /// For messages: the folder's journal path, or
