@@ -136,3 +136,108 @@ fn jetson_search_at_96x96_with_a_binding_latency_limit_records_infeasible_trials
         );
     }
 }
+
+/// A space that chooses the input resolution: every candidate is trained and measured at its
+/// own resolution (the data resized from the folder's 64x64 cache), and the latency depends on
+/// it; the supernet, built for one input size, is refused naming the space.
+#[test]
+fn a_space_with_resolutions_trains_and_measures_each_candidate_at_its_own() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("stripes");
+    folder(&data, 8);
+    let fixture = std::fs::read_to_string(tiny_space()).unwrap();
+    let space = dir.path().join("sized.toml");
+    std::fs::write(&space, format!("resolution = [32, 64]\n{fixture}")).unwrap();
+    let run = dir.path().join("run");
+    let base = [
+        "search",
+        "--target",
+        "jetson",
+        "--images",
+        data.to_str().unwrap(),
+        "--resolution",
+        "64x64",
+        "--space",
+        space.to_str().unwrap(),
+        "-o",
+        run.to_str().unwrap(),
+    ];
+    let o = xtask(&base);
+    assert!(!o.status.success());
+    let out = text(&o);
+    assert!(
+        out.contains("sized.toml") && out.contains("[32, 64]") && out.contains("--evaluator train"),
+        "{out}"
+    );
+    assert!(!run.join("journal.sqlite").exists());
+
+    let mut args = base.to_vec();
+    args.extend([
+        "--evaluator",
+        "train",
+        "--trials",
+        "6",
+        "--epochs",
+        "1",
+        "--batch-size",
+        "4",
+        "--population",
+        "6",
+        "--seed",
+        "2",
+    ]);
+    let o = xtask(&args);
+    let out = text(&o);
+    assert!(o.status.success(), "{out}");
+    // Each trial's simulated fuel (the latency's measure), by genome id.
+    let csv = std::fs::read_to_string(run.join("trials.csv")).unwrap();
+    let header: Vec<&str> = csv.lines().next().unwrap().split(',').collect();
+    let col = |name: &str| header.iter().position(|h| *h == name).unwrap();
+    let (id_col, fuel_col) = (col("genome_id"), col("fuel"));
+    // The accuracy kind column is quoted and has no commas for a trained candidate.
+    let fuel: std::collections::HashMap<String, f64> = csv
+        .lines()
+        .skip(1)
+        .map(|l| {
+            let f: Vec<&str> = l.split(',').collect();
+            (f[id_col].to_string(), f[fuel_col].parse().unwrap())
+        })
+        .collect();
+    let mut fuels = std::collections::BTreeMap::<u64, Vec<f64>>::new();
+    let mut seen = std::collections::BTreeMap::<u64, Vec<String>>::new();
+    for entry in std::fs::read_dir(run.join("trials")).unwrap() {
+        let trial = entry.unwrap().path();
+        let genome: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(trial.join("genome.json")).unwrap()).unwrap();
+        let side = genome["resolution"]
+            .as_u64()
+            .expect("the genome records it");
+        let model = std::fs::read(trial.join("model.onnx")).unwrap();
+        let meta = kiln_onnx::metadata::read(&model, "model.onnx").unwrap();
+        let dataset = &meta[kiln_onnx::metadata::DATASET];
+        seen.entry(side).or_default().push(dataset.clone());
+        let id = genome_id(&trial);
+        fuels.entry(side).or_default().push(fuel[&id]);
+        if side == 32 {
+            assert!(dataset.ends_with("resized to 32x32"), "{dataset}");
+        } else {
+            assert!(dataset.ends_with("(3x64x64, crop)"), "{dataset}");
+        }
+    }
+    assert_eq!(
+        seen.keys().copied().collect::<Vec<_>>(),
+        [32, 64],
+        "{seen:?}\n{out}"
+    );
+    // A quarter of the pixels: every 32x32 candidate runs in less than any 64x64 one (the
+    // tiny space's networks differ by under 2.5x in fuel at one resolution).
+    let max32 = fuels[&32].iter().copied().fold(0.0, f64::max);
+    let min64 = fuels[&64].iter().copied().fold(f64::INFINITY, f64::min);
+    assert!(max32 < min64, "{fuels:?}");
+}
+
+/// The genome id a trial folder (`0003-<id>`) is named by.
+fn genome_id(trial: &Path) -> String {
+    let name = trial.file_name().unwrap().to_string_lossy();
+    name.split_once('-').unwrap().1.to_string()
+}
