@@ -18,7 +18,7 @@ use crate::images::{Fit, ImageOptions, Pool};
 use crate::{ImageShape, Split};
 
 /// Bump when decoding or fitting changes what a setting produces.
-pub(crate) const CACHE_VERSION: u32 = 1;
+pub(crate) const CACHE_VERSION: u32 = 2;
 const MAGIC: &[u8; 8] = b"KILNIMG1";
 
 #[derive(Serialize, Deserialize)]
