@@ -110,7 +110,8 @@ impl InputArgs {
 #[derive(clap::Args, Debug, Clone)]
 pub struct DataArgs {
     /// A bundled data set: `mnist-5k` (5,000 MNIST digits in the repository: 4,000 train,
-    /// 1,000 test). Ignored when --idx, --cifar or --images is given.
+    /// 1,000 test), or `mnist-5k-96`: the same digits upscaled to 96x96, a stand-in for a
+    /// 96x96 data set where the constraints bind. Ignored when --idx, --cifar or --images is given.
     #[arg(long, value_enum, default_value = "mnist-5k")]
     pub data: BuiltinData,
     /// A directory of IDX files (MNIST, Fashion-MNIST): train-images-idx3-ubyte,
@@ -150,6 +151,8 @@ pub struct DataArgs {
 pub enum BuiltinData {
     #[value(name = "mnist-5k")]
     Mnist5k,
+    #[value(name = "mnist-5k-96")]
+    Mnist5k96,
 }
 
 impl DataArgs {
@@ -161,6 +164,7 @@ impl DataArgs {
             (None, None, Some(dir)) => Source::Images(dir.clone(), options),
             (None, None, None) => match self.data {
                 BuiltinData::Mnist5k => Source::Mnist5k,
+                BuiltinData::Mnist5k96 => Source::Mnist5kUpscaled(96),
             },
         }
     }

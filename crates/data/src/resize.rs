@@ -131,3 +131,35 @@ mod tests {
         assert_eq!(same.name, d.name);
     }
 }
+
+#[cfg(test)]
+mod upscaled {
+    use crate::{Source, SplitOptions, load};
+
+    #[test]
+    fn the_upscaled_stand_in_says_what_it_is_and_keeps_the_split() {
+        let options = SplitOptions::default();
+        let plain = load(&Source::Mnist5k, &options).unwrap();
+        let source = Source::Mnist5kUpscaled(96);
+        let big = load(&source, &options).unwrap();
+        assert_eq!(
+            (big.shape.height, big.shape.width, big.shape.channels),
+            (96, 96, 1)
+        );
+        assert_eq!(
+            big.name,
+            "mnist-5k upscaled to 96x96 (stand-in: 28x28 digits)"
+        );
+        assert_eq!(source.name(), big.name);
+        assert_ne!(
+            source.identity(&options),
+            Source::Mnist5k.identity(&options)
+        );
+        assert_eq!(big.train.labels(), plain.train.labels());
+        assert_eq!(big.test.len(), plain.test.len());
+        // The digit is still there: strong ink somewhere, the top row blank.
+        let img = big.test.image(0);
+        assert!(img.iter().any(|&v| v > 200));
+        assert!(img[..96].iter().all(|&v| v < 10));
+    }
+}
