@@ -2,7 +2,7 @@
 //!
 //! The strategy runs in one place, the process holding the run's search lease. A
 //! worker started with a [`Takeover`] watches that lease while its threads evaluate:
-//! when the lease is stale (its holder's heartbeat older than the run's grace period,
+//! when the lease is stale (its holder's heartbeat older than twice the run's grace period,
 //! or its process gone from this host) and the run is not finished, the worker takes
 //! the lease itself ([`Journal::resume_at`], which refuses every worker but the
 //! first), rebuilds the strategy from the journal as `--resume` would, and asks until

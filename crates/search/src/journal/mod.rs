@@ -529,13 +529,17 @@ impl Journal {
 
     /// Shared runs: whether the search process that asks died: its lease is
     /// there (a search that stopped cleanly gives it up) but its heartbeat is
-    /// older than the run's grace period, or its process is gone from this host.
+    /// older than twice the run's grace period (a search only slowed down by a
+    /// busy machine must not get a second asker beside it), or its process is
+    /// gone from this host.
     ///
     /// Errors: the back end's.
     pub fn search_died(&self, options: &LeaseOptions) -> Result<bool, SearchError> {
         let grace = self.backend.run_grace()?.unwrap_or(options.grace);
         Ok(match self.backend.search_holder()? {
-            Some((holder, age)) => age >= grace.as_secs_f64() || holder.is_gone_from_this_host(),
+            Some((holder, age)) => {
+                age >= 2.0 * grace.as_secs_f64() || holder.is_gone_from_this_host()
+            }
             None => false,
         })
     }
