@@ -24,8 +24,7 @@ pub fn run(args: LowerArgs) -> anyhow::Result<()> {
     };
     let graph = kiln_lower::lower_file(&args.model, &options)?;
     let source = args.model.display().to_string();
-    let notes = graph.notes.iter().map(|n| format!("{source}: {n}"));
-    for w in notes.chain(kiln_pipeline::nonfinite_warnings(&graph, &source)) {
+    for w in kiln_pipeline::graph_warnings(&graph, &source) {
         eprintln!("warning: {w}");
     }
     let generated = kiln_codegen::generate(
@@ -47,9 +46,7 @@ pub fn run(args: LowerArgs) -> anyhow::Result<()> {
 /// The op list with shapes and arena offsets, then the arena figures.
 pub fn describe(graph: &kiln_ir::Graph, plan: &kiln_ir::ArenaPlan) -> String {
     let mut s = String::new();
-    if let Some(note) = graph.batch_note() {
-        s.push_str(&format!("{note}\n"));
-    }
+    s.extend(graph.batch_note().map(|note| note + "\n"));
     s.push_str(&format!(
         "{:>4} {:<28} {:<44} {:<24} {:>10}\n",
         "#", "onnx node", "op", "output", "arena@f32"

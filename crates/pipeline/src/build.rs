@@ -216,13 +216,15 @@ pub fn build_model(
         output_len: generated.output_len,
         output_shape: graph.output_shape(),
         crate_dir: source.crate_dir.to_path_buf(),
-        warnings: graph
-            .notes
-            .iter()
-            .map(|n| format!("{}: {n}", source.name))
-            .chain(nonfinite_warnings(&graph, source.name))
-            .collect(),
+        warnings: graph_warnings(&graph, source.name),
     })
+}
+
+/// Every warning about `graph` for the user, each naming `model`: the
+/// lowering's notes (`kiln_ir::Graph::notes`), then [`nonfinite_warnings`].
+pub fn graph_warnings(graph: &kiln_ir::Graph, model: &str) -> Vec<String> {
+    let notes = graph.notes.iter().map(|n| format!("{model}: {n}"));
+    notes.chain(nonfinite_warnings(graph, model)).collect()
 }
 
 /// One warning per constant of `graph` holding NaN or infinite values.

@@ -40,7 +40,7 @@ use std::path::PathBuf;
 
 pub use build::{
     BuiltModel, ModelSource, build_file, build_model, build_target, content_dir, content_id,
-    nonfinite_warnings,
+    graph_warnings, nonfinite_warnings,
 };
 pub use evaluate::PipelineEvaluator;
 pub use inherit::{Inherited, SupernetJudge};
