@@ -5,10 +5,14 @@
 //! lost, and the front is the one a single process finds with the same seed
 //! and random search. A worker whose data differ from the run's is refused.
 //! When the search process itself is SIGKILLed, a worker takes the ask side
-//! over and the run ends as one process would have ended it.
+//! over and the run ends as one process would have ended it. A run that
+//! measures on devices is measured by its workers' own devices (a farm of
+//! loopback sshd stand-ins), each trial labelled with the one that did.
 
 #[path = "common/postgres.rs"]
 mod pg;
+#[path = "common/sshd.rs"]
+mod sshd;
 
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -317,4 +321,116 @@ fn a_worker_asks_on_when_the_search_process_dies() {
         .find(|d| d.join("front.json").is_file())
         .unwrap_or_else(|| panic!("no worker wrote a report: {said}"));
     assert_eq!(front_ids(&report), front_ids(&alone));
+}
+
+#[test]
+fn a_farm_of_devices_measures_a_shared_run_each_trial_on_its_workers_device() {
+    let Some(server) = pg::server() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    // the search's device and one per worker, each with a profile naming its folder
+    let devices: Vec<sshd::Sshd> = (0..3).map(|_| sshd::Sshd::start()).collect();
+    let profiles: Vec<tempfile::TempDir> = devices
+        .iter()
+        .map(|d| sshd::profile("host", &d.device_dir(), None))
+        .collect();
+    let run_dir = dir.path().join("farm");
+    let mut search = xtask(&["search", "--target", "host", "--targets-dir"]);
+    search.arg(profiles[0].path()).args([
+        "--evaluator",
+        "train",
+        "--space",
+        &tiny_space(),
+        "--trials",
+        "4",
+        "--epochs",
+        "1",
+        "--train-limit",
+        "300",
+        "--strategy",
+        "random",
+        "--seed",
+        "11",
+        "--workers",
+        "0",
+        "--device-warmup",
+        "1",
+        "--device-runs",
+        "5",
+        "--journal",
+        &server.url,
+        "-o",
+    ]);
+    search.arg(&run_dir).args(devices[0].ssh_args("--device"));
+    let mut asker = search
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let location = Location::parse(&server.url, "farm").unwrap();
+    let deadline = Instant::now() + Duration::from_secs(300);
+    while Journal::open_at(&location).is_err() {
+        assert!(Instant::now() < deadline, "the search never created its run");
+        assert!(asker.try_wait().unwrap().is_none(), "the search ended early");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    // a worker without a device cannot serve this run
+    let o = worker_of("farm", &server.url, &dir.path().join("bare"), "300")
+        .args(["--targets-dir"])
+        .arg(profiles[1].path())
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success(), "{said}");
+    assert!(said.contains("measures every trial on a `host` device"), "{said}");
+    let workers: Vec<Child> = (1..3)
+        .map(|i| {
+            worker_of("farm", &server.url, &dir.path().join(format!("w{i}")), "300")
+                .args(["--targets-dir"])
+                .arg(profiles[i].path())
+                .args(devices[i].ssh_args("--device"))
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let status = wait(&mut asker, "the search");
+    let out = asker.wait_with_output().unwrap();
+    assert!(status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    for (i, mut w) in workers.into_iter().enumerate() {
+        assert!(wait(&mut w, "a worker").success(), "worker {i} failed");
+    }
+    let trials = Journal::open_at(&location).unwrap().trials().unwrap();
+    let evaluated: Vec<&TrialRecord> = trials
+        .iter()
+        .filter(|t| !kiln_search::driver::is_analytic_rejection(t))
+        .collect();
+    assert_eq!(evaluated.len(), 4, "{trials:#?}");
+    let ports: Vec<String> = devices.iter().map(|d| format!(":{}", d.port)).collect();
+    for t in &evaluated {
+        assert!(
+            matches!(t.status, Status::Done | Status::Infeasible),
+            "{trials:#?}"
+        );
+        let e = t.evaluation.as_ref().unwrap();
+        assert_eq!(e.metrics["latency_ms"].source.name(), "device");
+        let on = &e.labels[kiln_search::evaluator::MEASURED_ON];
+        assert!(
+            on.ends_with(&ports[1]) || on.ends_with(&ports[2]),
+            "trial {} measured on {on}, not on a worker's device ({ports:?})",
+            t.number
+        );
+    }
+    // the report says which device measured each trial
+    let csv = std::fs::read_to_string(run_dir.join("trials.csv")).unwrap();
+    let mut lines = csv.lines();
+    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+    let col = header.iter().position(|h| *h == "measured_on").unwrap();
+    let named = lines
+        .filter(|l| {
+            let on = l.split(',').nth(col).unwrap_or("");
+            on.ends_with(&ports[1]) || on.ends_with(&ports[2])
+        })
+        .count();
+    assert_eq!(named, 4, "{csv}");
 }

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use kiln_data::{DEFAULT_SPLIT_SEED, Dataset, Fit, ImageOptions, Resolution, Source, SplitOptions};
+use kiln_pipeline::device::DeviceSpec;
 use kiln_space::{Genome, InputSpec, Space};
 
 /// The kiln checkout (spaces/, targets/, data/ live here).
@@ -14,6 +15,41 @@ pub fn workspace_root() -> PathBuf {
         .parent()
         .map(Path::to_path_buf)
         .unwrap_or_else(|| PathBuf::from("."))
+}
+
+/// A device reached over ssh (`--device USER@ADDR`, `--port`, `--identity`, `--ssh-option`)
+/// or adb (`--serial`), for `search`, `worker` and `lut build --source device`.
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct DeviceArgs {
+    /// USER@ADDR of an ssh board, or `adb` for the only phone attached (see --serial).
+    #[arg(long, value_name = "USER@ADDR | adb", help_heading = "Device")]
+    pub device: Option<String>,
+    /// ssh port of the device [default: 22].
+    #[arg(long, help_heading = "Device")]
+    pub port: Option<u16>,
+    /// ssh private key file.
+    #[arg(long, help_heading = "Device")]
+    pub identity: Option<PathBuf>,
+    /// Extra ssh/scp option, passed as `-o OPT` (repeatable).
+    #[arg(long = "ssh-option", value_name = "OPT", help_heading = "Device")]
+    pub ssh_options: Vec<String>,
+    /// adb serial of the phone (adb profiles; implies measuring on it).
+    #[arg(long, help_heading = "Device")]
+    pub serial: Option<String>,
+}
+
+impl DeviceArgs {
+    pub fn spec(&self) -> DeviceSpec {
+        let (host, port, identity) = (self.device.clone(), self.port, self.identity.clone());
+        let (ssh_options, serial) = (self.ssh_options.clone(), self.serial.clone());
+        DeviceSpec {
+            host,
+            port,
+            identity,
+            ssh_options,
+            serial,
+        }
+    }
 }
 
 pub fn targets_dir() -> PathBuf {

@@ -3,10 +3,9 @@
 use std::path::PathBuf;
 
 use anyhow::{Result, bail};
-use kiln_pipeline::device::DeviceFlags;
 use kiln_pipeline::lut::{self, LutEvent, LutRequest, MeasurePath};
 
-use crate::common::{InputArgs, load_space, space_path, targets_dir, workspace_root};
+use crate::common::{DeviceArgs, InputArgs, load_space, space_path, targets_dir, workspace_root};
 
 /// Latency lookup tables: per-layer figures measured on a target's path, from which a
 /// search predicts a candidate's latency in microseconds instead of building it.
@@ -39,21 +38,8 @@ pub struct Args {
     /// [--port --identity --ssh-option], or --serial for adb).
     #[arg(long, default_value = "sim")]
     source: String,
-    /// `--source device`: USER@ADDR of the ssh device.
-    #[arg(long)]
-    device: Option<String>,
-    /// `--source device`: ssh port [default: 22].
-    #[arg(long)]
-    port: Option<u16>,
-    /// `--source device`: ssh private key file.
-    #[arg(long)]
-    identity: Option<PathBuf>,
-    /// `--source device`: extra ssh/scp option `-o OPT` (repeatable).
-    #[arg(long = "ssh-option", value_name = "OPT")]
-    ssh_options: Vec<String>,
-    /// `--source device`: adb serial of the phone.
-    #[arg(long)]
-    serial: Option<String>,
+    #[command(flatten)]
+    dev: DeviceArgs,
     /// Table file (default: tables/<source>-<target>-<space>-<CxHxW>-<classes>.json;
     /// device tables: tables/device-<target>-<host_port>-...).
     #[arg(long)]
@@ -157,20 +143,13 @@ fn request(args: &Args) -> Result<LutRequest> {
             target.triple
         ),
         "device" => {
-            let flags = DeviceFlags {
-                host_flag: "--device",
-                host: args.device.as_deref(),
-                port: args.port,
-                identity: args.identity.as_deref(),
-                ssh_options: &args.ssh_options,
-                serial: args.serial.as_deref(),
-            };
-            lut::device_path(&target, &flags, 5, args.runs.max(1))?
+            let spec = args.dev.spec();
+            lut::device_path(&target, &spec.flags("--device"), 5, args.runs.max(1))?
         }
         other => bail!("--source `{other}`: expected sim, host or device"),
     };
     if !matches!(path, MeasurePath::Device(_))
-        && (args.device.is_some() || args.serial.is_some() || args.port.is_some())
+        && (args.dev.spec().is_given() || args.dev.port.is_some())
     {
         bail!("--device, --serial and --port are for --source device");
     }

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use anyhow::{Result, bail};
 use indicatif::{ProgressBar, ProgressStyle};
-use kiln_pipeline::device::{DeviceFlags, SearchDeviceChoice};
+use kiln_pipeline::device::SearchDeviceChoice;
 use kiln_pipeline::finetune::FineTune;
 use kiln_pipeline::search::{Reward, SearchRequest, TableChoice, search};
 use kiln_search::driver::ProgressState;
@@ -16,7 +16,7 @@ use kiln_search::strategy::EvolutionConfig;
 use kiln_search::{Objective, Progress, StrategyKind};
 use kiln_train::TrainConfig;
 
-use crate::common::{DataArgs, space_path, targets_dir};
+use crate::common::{DataArgs, DeviceArgs, space_path, targets_dir};
 
 /// Search the space for models that meet every hard constraint of a device.
 ///
@@ -139,22 +139,8 @@ pub struct Args {
     /// 5 most accurate; 0: none).
     #[arg(long, default_value_t = 2)]
     pub fine_tune: usize,
-    /// Measure every candidate on this device: USER@ADDR of an ssh board, or
-    /// `adb` for the only phone attached (see --serial).
-    #[arg(long, value_name = "USER@ADDR | adb", help_heading = "Device")]
-    pub device: Option<String>,
-    /// ssh port of the device [default: 22].
-    #[arg(long, help_heading = "Device")]
-    pub port: Option<u16>,
-    /// ssh private key file.
-    #[arg(long, help_heading = "Device")]
-    pub identity: Option<PathBuf>,
-    /// Extra ssh/scp option, passed as `-o OPT` (repeatable).
-    #[arg(long = "ssh-option", value_name = "OPT", help_heading = "Device")]
-    pub ssh_options: Vec<String>,
-    /// adb serial of the phone (adb profiles; implies measuring on it).
-    #[arg(long, help_heading = "Device")]
-    pub serial: Option<String>,
+    #[command(flatten)]
+    pub dev: DeviceArgs,
     /// Warm-up inferences per candidate on the device.
     #[arg(long, default_value_t = 5, help_heading = "Device")]
     pub device_warmup: u64,
@@ -370,24 +356,15 @@ fn supernet_for(
 
 /// The device a search measures on, from `--device`/`--serial`.
 fn device_for(args: &Args, target: &kiln_target::Target) -> Result<Option<SearchDeviceChoice>> {
-    if args.device.is_none() && args.serial.is_none() {
-        if args.port.is_some() || args.identity.is_some() || !args.ssh_options.is_empty() {
-            bail!("--port, --identity and --ssh-option need --device USER@ADDR");
-        }
+    let spec = args.dev.spec();
+    if !spec.given()? {
         return Ok(None);
     }
-    let flags = DeviceFlags {
-        host_flag: "--device",
-        host: args.device.as_deref(),
-        port: args.port,
-        identity: args.identity.as_deref(),
-        ssh_options: &args.ssh_options,
-        serial: args.serial.as_deref(),
-    };
+    let (warmup, runs) = (args.device_warmup, args.device_runs);
     Ok(Some(SearchDeviceChoice::new(
         target,
-        &flags,
-        args.device_warmup,
-        args.device_runs,
+        &spec.flags("--device"),
+        warmup,
+        runs,
     )?))
 }

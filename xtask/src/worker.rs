@@ -9,7 +9,7 @@ use anyhow::{Context, Result};
 use kiln_pipeline::worker::{WorkerRequest, worker};
 use kiln_search::driver::ProgressState;
 
-use crate::common::{DataArgs, targets_dir};
+use crate::common::{DataArgs, DeviceArgs, targets_dir};
 
 /// Join a search started with `cargo xtask search --journal URL -o RUN_DIR` and evaluate its
 /// trials here: claim a pending trial, train, build and measure it with the run's settings,
@@ -34,6 +34,8 @@ pub struct Args {
     /// Folder of device profiles (the run's target is found by name).
     #[arg(long, value_name = "DIR")]
     pub targets_dir: Option<PathBuf>,
+    #[command(flatten)]
+    pub dev: DeviceArgs,
     /// Where this worker writes its trials' folders (DIR/<run>/trials/...).
     #[arg(
         short = 'o',
@@ -81,6 +83,7 @@ pub fn run(args: Args) -> Result<()> {
         threads: args.workers.max(1),
         work_dir: args.out.clone(),
         interrupt,
+        device: args.dev.spec(),
     };
     let summary = worker(request, &Lines, &mut |line| eprintln!("{line}"))?;
     println!(

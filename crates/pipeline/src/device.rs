@@ -2,7 +2,7 @@
 //! line's device flags, and the power mode a whole search runs in. Shared by
 //! `flash` and `search --device`.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use kiln_deploy::{
     AdbTarget, BenchSettings, Device, PowerOutcome, PowerPlan, SshTarget, Transport,
@@ -26,6 +26,54 @@ pub struct DeviceFlags<'a> {
     pub ssh_options: &'a [String],
     /// adb serial.
     pub serial: Option<&'a str>,
+}
+
+/// [`DeviceFlags`] owned: a device given before the profile it belongs to is known (a
+/// worker learns its run's target from the database).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DeviceSpec {
+    /// USER@ADDR of an ssh device (or `adb`).
+    pub host: Option<String>,
+    /// ssh port.
+    pub port: Option<u16>,
+    /// ssh private key file.
+    pub identity: Option<PathBuf>,
+    /// Extra `-o OPT` options for ssh and scp.
+    pub ssh_options: Vec<String>,
+    /// adb serial.
+    pub serial: Option<String>,
+}
+
+impl DeviceSpec {
+    /// Whether a device was given (USER@ADDR or a serial).
+    pub fn is_given(&self) -> bool {
+        self.host.is_some() || self.serial.is_some()
+    }
+
+    /// [`DeviceSpec::is_given`], refusing ssh settings without a device.
+    ///
+    /// Errors: `--port`, `--identity` or `--ssh-option` without `--device`.
+    pub fn given(&self) -> Result<bool, PipelineError> {
+        let ssh = self.port.is_some() || self.identity.is_some() || !self.ssh_options.is_empty();
+        if ssh && !self.is_given() {
+            return Err(invalid(
+                "--port, --identity and --ssh-option need --device USER@ADDR".into(),
+            ));
+        }
+        Ok(self.is_given())
+    }
+
+    /// The flags, spelled `host_flag` in messages.
+    pub fn flags(&self, host_flag: &'static str) -> DeviceFlags<'_> {
+        DeviceFlags {
+            host_flag,
+            host: self.host.as_deref(),
+            port: self.port,
+            identity: self.identity.as_deref(),
+            ssh_options: &self.ssh_options,
+            serial: self.serial.as_deref(),
+        }
+    }
 }
 
 fn invalid(message: String) -> PipelineError {

@@ -436,6 +436,8 @@ impl PipelineEvaluator {
         )?;
         eval.timings
             .insert("device_s".into(), t.elapsed().as_secs_f64());
+        let on = kiln_search::evaluator::MEASURED_ON;
+        eval.labels.insert(on.into(), flashed.device.clone());
         let bench = flashed
             .bench
             .clone()

@@ -335,7 +335,7 @@ fn attach_supernet(
 
 /// Measures every candidate on the search's device, its power mode held for the run;
 /// returns the device and the mode to restore afterwards, if one was changed.
-fn attach_device(
+pub(crate) fn attach_device(
     evaluator: &mut PipelineEvaluator,
     mut d: SearchDeviceChoice,
     note: &mut dyn FnMut(&str),

@@ -33,6 +33,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::PipelineError;
 use crate::build::content_id;
+use crate::device::{DeviceSpec, SearchDeviceChoice};
 
 /// The run file holding the space's TOML text.
 const SPACE_FILE: &str = "space.toml";
@@ -158,7 +159,7 @@ fn runtime_fingerprint() -> Result<String, PipelineError> {
 /// gains the runtime fingerprint; the space file is stored for workers).
 ///
 /// Errors: as [`Journal::create`] / [`Journal::resume`]; a shared run with a
-/// supernet or a device (workers cannot evaluate those yet).
+/// supernet (workers cannot judge by one yet).
 pub(crate) fn search_journal(
     url: Option<&str>,
     run_dir: &Path,
@@ -173,11 +174,11 @@ pub(crate) fn search_journal(
             Journal::create(run_dir, &meta)?
         });
     };
-    if meta.get("evaluator").is_some() || meta.get("device").is_some() {
+    if meta.get("evaluator").is_some() {
         return Err(PipelineError::Invalid(
-            "--journal postgres://...: workers train and measure candidates on their own \
-             machine; a supernet or a device is not shared with them yet (search with \
-             --evaluator train and without --device, or with the run folder's journal)"
+            "--journal postgres://...: workers train candidates on their own machine; a \
+             supernet is not shared with them yet (search with --evaluator train, or with the \
+             run folder's journal)"
                 .into(),
         ));
     }
@@ -240,6 +241,9 @@ pub struct WorkerRequest {
     pub work_dir: PathBuf,
     /// Set by a Ctrl-C handler: claim nothing more.
     pub interrupt: Arc<AtomicBool>,
+    /// This worker's device, which a run that measures on devices needs (and a run
+    /// that does not refuses).
+    pub device: DeviceSpec,
 }
 
 /// Joins the run and evaluates its trials until it is finished.
@@ -260,39 +264,7 @@ pub fn worker(
     let journal = Journal::join(&location, &lease_options())?;
     let meta = journal.meta()?;
     let field = |k: &str| meta.get(k).unwrap_or("").to_string();
-    let mut differences = Vec::new();
-    let runtime = runtime_fingerprint()?;
-    if field("runtime") != runtime {
-        differences.push(format!(
-            "kiln runtime: the run's is {}, this worker's is {runtime} (build the same kiln \
-             commit on both machines)",
-            field("runtime")
-        ));
-    }
-    if field("data") != req.data_identity {
-        differences.push(format!(
-            "data: the run's is `{}`, this worker's is `{}`",
-            field("data"),
-            req.data_identity
-        ));
-    }
-    if meta.get("evaluator").is_some() || meta.get("device").is_some() {
-        differences.push("the run uses a supernet or a device, which workers cannot".into());
-    }
-    let space_text = journal
-        .file(SPACE_FILE)?
-        .map(|b| String::from_utf8_lossy(&b).into_owned())
-        .unwrap_or_default();
-    if content_id(space_text.as_bytes()) != field("space_file") {
-        differences.push("space: the stored space file does not match the run's".into());
-    }
-    if !differences.is_empty() {
-        return Err(PipelineError::Invalid(format!(
-            "this worker cannot join {}: {}",
-            location.display(),
-            differences.join("; ")
-        )));
-    }
+    let space_text = check_join(&journal, &meta, &req, &location)?;
     let space = Space::from_toml(&space_text, &format!("{} (run {run})", SPACE_FILE))?;
     let mut target = kiln_target::load(&req.targets_dir, &field("target"))
         .map_err(|e| PipelineError::Invalid(format!("run {run}: {e}")))?;
@@ -319,6 +291,8 @@ pub fn worker(
         evaluator.precision = crate::Precision::parse(p)
             .map_err(|e| PipelineError::Invalid(format!("run {run}: {e}")))?;
     }
+    let device = worker_device(&req.device, &report_target, &meta)?;
+    let held = device.and_then(|d| crate::search::attach_device(&mut evaluator, d, note));
     let work_dir = req.work_dir.join(&run);
     note(&format!(
         "joined {} as {} with {} thread(s); trial folders in {}",
@@ -354,7 +328,11 @@ pub fn worker(
         &config,
         progress,
         takeover,
-    )?;
+    );
+    if let Some((mut d, before)) = held {
+        d.restore_power_mode(before).iter().for_each(|n| note(n));
+    }
+    let outcome = outcome?;
     if let Some(asked) = &outcome.asked {
         let files = kiln_search::report::write_report(
             &work_dir,
@@ -371,6 +349,107 @@ pub fn worker(
         ));
     }
     Ok(outcome.work)
+}
+
+/// The run's space file, once this worker may join: its runtime, data, space and
+/// device must fit the run's.
+///
+/// Errors: [`PipelineError::Invalid`] naming every difference, both sides.
+fn check_join(
+    journal: &Journal,
+    meta: &RunMeta,
+    req: &WorkerRequest,
+    location: &Location,
+) -> Result<String, PipelineError> {
+    let field = |k: &str| meta.get(k).unwrap_or("").to_string();
+    let mut differences = Vec::new();
+    let runtime = runtime_fingerprint()?;
+    if field("runtime") != runtime {
+        differences.push(format!(
+            "kiln runtime: the run's is {}, this worker's is {runtime} (build the same kiln \
+             commit on both machines)",
+            field("runtime")
+        ));
+    }
+    if field("data") != req.data_identity {
+        differences.push(format!(
+            "data: the run's is `{}`, this worker's is `{}`",
+            field("data"),
+            req.data_identity
+        ));
+    }
+    if meta.get("evaluator").is_some() {
+        differences.push("the run judges by a supernet, which workers cannot".into());
+    }
+    match (meta.get("device").is_some(), req.device.is_given()) {
+        (true, false) => differences.push(format!(
+            "the run measures every trial on a `{}` device: join with this worker's own, \
+             --device USER@ADDR (ssh boards) or --serial S (adb phones)",
+            field("target")
+        )),
+        (false, true) => differences
+            .push("the run does not measure on devices: join without --device/--serial".into()),
+        _ => {}
+    }
+    let space_text = journal
+        .file(SPACE_FILE)?
+        .map(|b| String::from_utf8_lossy(&b).into_owned())
+        .unwrap_or_default();
+    if content_id(space_text.as_bytes()) != field("space_file") {
+        differences.push("space: the stored space file does not match the run's".into());
+    }
+    if !differences.is_empty() {
+        return Err(PipelineError::Invalid(format!(
+            "this worker cannot join {}: {}",
+            location.display(),
+            differences.join("; ")
+        )));
+    }
+    Ok(space_text)
+}
+
+/// This worker's device for a run that measures on devices, reachable, benchmarking as
+/// the run's search does (`device_bench`: warm-up and runs) in the run's power mode.
+///
+/// Errors: flags that do not fit the target, a device that does not answer, a power
+/// mode other than the run's.
+fn worker_device(
+    spec: &DeviceSpec,
+    target: &kiln_target::Target,
+    meta: &RunMeta,
+) -> Result<Option<SearchDeviceChoice>, PipelineError> {
+    if !spec.given()? {
+        return Ok(None);
+    }
+    // "warmup 5, runs 30[, runner ...]", as the search wrote it
+    let bench = meta.get("device_bench").unwrap_or("");
+    let count = |name: &str| {
+        bench
+            .split(", ")
+            .find_map(|part| part.strip_prefix(name)?.trim().parse::<u64>().ok())
+            .ok_or_else(|| {
+                PipelineError::Invalid(format!("the run's device_bench `{bench}` has no {name}"))
+            })
+    };
+    let mut choice = SearchDeviceChoice::new(
+        target,
+        &spec.flags("--device"),
+        count("warmup ")?,
+        count("runs ")?,
+    )?;
+    let run_mode = meta.get("device_power_mode").unwrap_or("");
+    if choice.power_identity != run_mode {
+        return Err(PipelineError::Invalid(format!(
+            "this worker's device would run in power mode `{}`, the run's in `{run_mode}`",
+            choice.power_identity
+        )));
+    }
+    choice.device.check_reachable().map_err(|e| {
+        PipelineError::Invalid(format!(
+            "--device: the device must answer before joining: {e}"
+        ))
+    })?;
+    Ok(Some(choice))
 }
 
 fn only_active_run(url: &str) -> Result<String, PipelineError> {

@@ -49,6 +49,9 @@ pub struct Evaluation {
 
 /// [`Evaluation::labels`] key of what the accuracy is.
 pub const ACCURACY_KIND: &str = "accuracy_kind";
+/// [`Evaluation::labels`] key of the device that measured the trial's `device` figures
+/// (`ssh user@host:port`, `adb SERIAL`); a shared run's workers each bring their own.
+pub const MEASURED_ON: &str = "device";
 /// [`Evaluation::labels`] key saying whether the figures were measured or only
 /// predicted (a weight-sharing search judges first and measures its front after).
 pub const FIGURES: &str = "figures";

@@ -253,14 +253,14 @@ fn csv_field(s: &str) -> String {
 
 /// The text of `trials.csv`: one row per trial; each metric column (in the
 /// metric's own unit: accuracy a fraction, latency ms, sizes bytes) is
-/// followed by its source column; then stage seconds, attempts, violations
-/// and error text.
+/// followed by its source column; then stage seconds, attempts, violations,
+/// error text and the device that measured the trial (`measured_on`).
 pub fn trials_csv_text(trials: &[TrialRecord]) -> String {
     let mut s = String::from("trial,genome_id,origin,status,accuracy_kind");
     for m in CSV_METRICS {
         let _ = write!(s, ",{m},{m}_source");
     }
-    s.push_str(",train_s,build_s,measure_s,device_s,attempts,violations,error\n");
+    s.push_str(",train_s,build_s,measure_s,device_s,attempts,violations,error,measured_on\n");
     for t in trials {
         let _ = write!(
             s,
@@ -292,12 +292,14 @@ pub fn trials_csv_text(trials: &[TrialRecord]) -> String {
         let violations: Vec<String> = e
             .map(|e| e.violations.iter().map(|v| v.to_string()).collect())
             .unwrap_or_default();
+        let device = e.and_then(|e| e.labels.get(crate::evaluator::MEASURED_ON));
         let _ = writeln!(
             s,
-            ",{},{},{}",
+            ",{},{},{},{}",
             t.attempts,
             csv_field(&violations.join("; ")),
-            csv_field(t.error.as_deref().unwrap_or(""))
+            csv_field(t.error.as_deref().unwrap_or("")),
+            csv_field(device.map_or("", String::as_str))
         );
     }
     s
