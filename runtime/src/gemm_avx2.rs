@@ -198,25 +198,27 @@ pub(crate) fn epilogue<const R: usize, const V: usize>(
     acc: &mut [[__m256; V]; R],
     act: Activation,
 ) -> bool {
+    // maxps/minps answer their second operand when either is NaN: the accumulator
+    // goes second, so a NaN stays NaN as in the portable kernels and onnxruntime.
     let z = _mm256_setzero_ps();
     match act {
         Activation::None => {}
         Activation::Relu => {
             for a in acc.iter_mut().flatten() {
-                *a = _mm256_max_ps(*a, z);
+                *a = _mm256_max_ps(z, *a);
             }
         }
         Activation::Clip { min, max } => {
             let (lo, hi) = (_mm256_set1_ps(min), _mm256_set1_ps(max));
             for a in acc.iter_mut().flatten() {
-                *a = _mm256_min_ps(_mm256_max_ps(*a, lo), hi);
+                *a = _mm256_min_ps(hi, _mm256_max_ps(lo, *a));
             }
         }
         Activation::HardSwish => {
             let (three, six) = (_mm256_set1_ps(3.0), _mm256_set1_ps(6.0));
             let sixth = _mm256_set1_ps(1.0 / 6.0);
             for a in acc.iter_mut().flatten() {
-                let c = _mm256_min_ps(_mm256_max_ps(_mm256_add_ps(*a, three), z), six);
+                let c = _mm256_min_ps(six, _mm256_max_ps(z, _mm256_add_ps(*a, three)));
                 *a = _mm256_mul_ps(_mm256_mul_ps(*a, c), sixth);
             }
         }
@@ -300,8 +302,10 @@ mod tests {
         // k = 1 and a bias of zero: the accumulator is x * w exactly, so the
         // activation is the only difference and must be none.
         let (m, k, n) = (6, 1, 16);
-        let x = values(m, 5).iter().map(|v| v * 8.0).collect::<Vec<_>>();
+        let mut x = values(m, 5).iter().map(|v| v * 8.0).collect::<Vec<_>>();
         let w = std::vec![1.0; n];
+        // a NaN row: the activation must keep it NaN, as the portable twin does
+        x[1] = f32::NAN;
         let p = packed(&w, &[], k, n);
         let s = GemmShape {
             m,
@@ -324,7 +328,12 @@ mod tests {
             // SAFETY: as above.
             unsafe { gemm_avx2(&x, &p, &mut simd, &s, act) };
             gemm_portable(&x, &p, &mut twin, &s, act);
-            assert_eq!(simd, twin, "{act:?}");
+            let same = |a: &f32, b: &f32| a == b || (a.is_nan() && b.is_nan());
+            assert!(
+                simd.iter().zip(&twin).all(|(a, b)| same(a, b)),
+                "{act:?}: {simd:?} vs {twin:?}"
+            );
+            assert!(simd[n..2 * n].iter().all(|v| v.is_nan()), "{act:?}");
         }
     }
 }

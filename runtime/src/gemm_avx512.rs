@@ -226,13 +226,14 @@ pub(crate) fn epilogue<const R: usize, const V: usize>(
     acc: &mut [[__m512; V]; R],
     act: Activation,
 ) -> bool {
+    // as in the AVX2 epilogue: the accumulator second, so NaN stays NaN
     let z = _mm512_setzero_ps();
     match act {
         Activation::None => {}
         Activation::Relu => {
             for r in 0..R {
                 for v in 0..V {
-                    acc[r][v] = _mm512_max_ps(acc[r][v], z);
+                    acc[r][v] = _mm512_max_ps(z, acc[r][v]);
                 }
             }
         }
@@ -240,7 +241,7 @@ pub(crate) fn epilogue<const R: usize, const V: usize>(
             let (lo, hi) = (_mm512_set1_ps(min), _mm512_set1_ps(max));
             for r in 0..R {
                 for v in 0..V {
-                    acc[r][v] = _mm512_min_ps(_mm512_max_ps(acc[r][v], lo), hi);
+                    acc[r][v] = _mm512_min_ps(hi, _mm512_max_ps(lo, acc[r][v]));
                 }
             }
         }
@@ -250,7 +251,7 @@ pub(crate) fn epilogue<const R: usize, const V: usize>(
             for r in 0..R {
                 for v in 0..V {
                     let a = acc[r][v];
-                    let c = _mm512_min_ps(_mm512_max_ps(_mm512_add_ps(a, three), z), six);
+                    let c = _mm512_min_ps(six, _mm512_max_ps(z, _mm512_add_ps(a, three)));
                     acc[r][v] = _mm512_mul_ps(_mm512_mul_ps(a, c), sixth);
                 }
             }
@@ -362,8 +363,10 @@ mod tests {
         // k = 1 and a bias of zero: the accumulator is x * w exactly, so the
         // activation is the only difference and must be none.
         let (m, k, n) = (13, 1, 40);
-        let x = values(m, 5).iter().map(|v| v * 8.0).collect::<Vec<_>>();
+        let mut x = values(m, 5).iter().map(|v| v * 8.0).collect::<Vec<_>>();
         let w = std::vec![1.0; n];
+        // a NaN row: the activation must keep it NaN, as the portable twin does
+        x[1] = f32::NAN;
         let p = packed(&w, &[], k, n);
         let s = GemmShape {
             m,
@@ -379,7 +382,12 @@ mod tests {
             // SAFETY: as above.
             unsafe { gemm_avx512(&x, &p, &mut simd, &s, *act) };
             gemm_portable(&x, &p, &mut twin, &s, *act);
-            assert_eq!(simd, twin, "{act:?}");
+            let same = |a: &f32, b: &f32| a == b || (a.is_nan() && b.is_nan());
+            assert!(
+                simd.iter().zip(&twin).all(|(a, b)| same(a, b)),
+                "{act:?}: {simd:?} vs {twin:?}"
+            );
+            assert!(simd[n..2 * n].iter().all(|v| v.is_nan()), "{act:?}");
         }
     }
 }

@@ -164,9 +164,8 @@ unsafe fn tile<const R: usize, const V: usize, const PART: bool>(
 }
 
 /// Applies the activations that have a vector form to the accumulators,
-/// with the portable `Activation::apply`'s results (`fmaxnm`/`fminnm` give
-/// the bound for a NaN, as its comparisons do); false for the others
-/// (applied afterwards to the stored values).
+/// with the portable `Activation::apply`'s results (NaN stays NaN); false for
+/// the others (applied afterwards to the stored values).
 #[inline]
 pub(crate) fn epilogue<const R: usize, const V: usize>(
     acc: &mut [[float32x4_t; V]; R],
@@ -175,25 +174,27 @@ pub(crate) fn epilogue<const R: usize, const V: usize>(
     // SAFETY: NEON is part of every aarch64 target; these intrinsics only
     // compute on registers.
     unsafe {
+        // FMAX/FMIN (not the maxNum forms) give NaN for a NaN operand, as the
+        // portable kernels and onnxruntime do
         let z = vdupq_n_f32(0.0);
         match act {
             Activation::None => {}
             Activation::Relu => {
                 for a in acc.iter_mut().flatten() {
-                    *a = vmaxnmq_f32(*a, z);
+                    *a = vmaxq_f32(*a, z);
                 }
             }
             Activation::Clip { min, max } => {
                 let (lo, hi) = (vdupq_n_f32(min), vdupq_n_f32(max));
                 for a in acc.iter_mut().flatten() {
-                    *a = vminnmq_f32(vmaxnmq_f32(*a, lo), hi);
+                    *a = vminq_f32(vmaxq_f32(*a, lo), hi);
                 }
             }
             Activation::HardSwish => {
                 let (three, six) = (vdupq_n_f32(3.0), vdupq_n_f32(6.0));
                 let sixth = vdupq_n_f32(1.0 / 6.0);
                 for a in acc.iter_mut().flatten() {
-                    let c = vminnmq_f32(vmaxnmq_f32(vaddq_f32(*a, three), z), six);
+                    let c = vminq_f32(vmaxq_f32(vaddq_f32(*a, three), z), six);
                     *a = vmulq_f32(vmulq_f32(*a, c), sixth);
                 }
             }
@@ -315,8 +316,10 @@ mod tests {
         // k = 1 and no bias: the accumulator is x * w exactly, so the
         // activation is the only difference and must be none.
         let (m, k, n) = (6, 1, 16);
-        let x = values(m, 5).iter().map(|v| v * 8.0).collect::<Vec<_>>();
+        let mut x = values(m, 5).iter().map(|v| v * 8.0).collect::<Vec<_>>();
         let p = packed(&std::vec![1.0; n], &[], k, n);
+        // a NaN row: the activation must keep it NaN, as the portable twin does
+        x[1] = f32::NAN;
         let s = GemmShape {
             m,
             k,
@@ -331,7 +334,12 @@ mod tests {
             // SAFETY: as above.
             unsafe { gemm_neon(&x, &p, &mut simd, &s, act) };
             gemm_portable(&x, &p, &mut twin, &s, act);
-            assert_eq!(simd, twin, "{act:?}");
+            let same = |a: &f32, b: &f32| a == b || (a.is_nan() && b.is_nan());
+            assert!(
+                simd.iter().zip(&twin).all(|(a, b)| same(a, b)),
+                "{act:?}: {simd:?} vs {twin:?}"
+            );
+            assert!(simd[n..2 * n].iter().all(|v| v.is_nan()), "{act:?}");
         }
     }
 }
