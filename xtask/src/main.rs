@@ -54,6 +54,8 @@ enum Command {
     Quantize(quantize::Args),
     /// Lower an ONNX model to kiln's IR and write the generated crate.
     Lower(lower::LowerArgs),
+    /// Print the table of ONNX ops kiln lowers (docs/onnx-ops.md), from kiln-lower's own list.
+    OnnxOps,
     /// Lower, generate, build and run an ONNX model on an input (.npy).
     RunOnnx(run_onnx::RunOnnxArgs),
     /// Build an ONNX model for a target and report size, memory and latency
@@ -92,6 +94,7 @@ fn main() {
         Command::EvalOnnx(args) => eval_onnx::run(args),
         Command::Quantize(args) => quantize::run(args),
         Command::Lower(args) => lower::run(args),
+        Command::OnnxOps => kiln_lower::ops::write_markdown(std::io::stdout()).map_err(Into::into),
         Command::RunOnnx(args) => run_onnx::run(args),
         Command::Measure(args) => measure::run(args),
         Command::Bench(args) => bench::run(args),

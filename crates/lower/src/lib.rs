@@ -15,6 +15,7 @@
 
 mod fuse;
 mod notes;
+pub mod ops;
 mod qdq;
 mod translate;
 
@@ -22,19 +23,6 @@ use std::path::Path;
 
 /// The lowered model (re-exported from kiln-ir).
 pub use kiln_ir::Graph;
-
-/// The ONNX operations (after tract's decluttering) kiln can lower.
-pub const SUPPORTED: &str = "Conv (any kernel, stride, dilation, padding, groups; NCHW, or NHWC between \
-tf2onnx's Transposes), Gemm/MatMul with constant weights (any transB, alpha, beta; also over a whole \
-Flatten'ed or Reshape'd CxHxW map), BatchNormalization after Conv, Relu, Clip, LeakyRelu, PRelu (per-channel \
-or scalar slope), HardSwish, HardSigmoid, Sigmoid, Elu, Selu, Abs, Neg, Exp, Log, Sqrt, Reciprocal, Tanh, \
-Erf, Pow by a constant, Softplus, Softsign, Mish, Gelu (exact and tanh), SiLU (x*Sigmoid(x)), Add, Sub, Mul, \
-Div, Max, Min, Sum, Mean (two or more tensors of the same shape, per-channel or scalar operands, constants that \
-broadcast), MaxPool, AveragePool, GlobalAveragePool, GlobalMaxPool, \
-ReduceMean/ReduceSum/ReduceMax over H and W (any keepdims), Resize of H and W (nearest or linear, any \
-coordinate transformation mode, scales or sizes; also opset 9's Upsample), Pad of H and W (constant, reflect, edge), ConvTranspose \
-(stride, dilation, explicit pads, output_padding, groups), LRN, Softmax (also over a flattened C*H*W, opset < 13, and over the last axis), Concat, Split, Slice (step 1), Flatten, Reshape, \
-Transpose, Squeeze, Unsqueeze, Identity, Constant";
 
 /// What went wrong while lowering. Every variant names the model
 /// (`source_name`: the path, or the name given to [`lower_bytes`]).
@@ -89,10 +77,11 @@ pub enum LowerError {
         /// tract's error chain.
         message: String,
     },
-    /// A node kiln (or tract-onnx) cannot lower; the message lists
-    /// [`SUPPORTED`].
+    /// A node kiln (or tract-onnx) cannot lower; the message lists the op
+    /// types of float models ([`ops::names`]; notes in `docs/onnx-ops.md`).
     #[error(
-        "{source_name}: node '{node}' ({op}) is not supported: {reason}. kiln supports: {SUPPORTED}"
+        "{source_name}: node '{node}' ({op}) is not supported: {reason}. kiln supports: {} (docs/onnx-ops.md)",
+        ops::names()
     )]
     Unsupported {
         /// The model's name.
@@ -192,8 +181,14 @@ pub fn lower_bytes_reported(
 ) -> Result<(Graph, Option<QdqReport>), LowerError> {
     let proto = qdq::parse(bytes, source_name)?;
     if qdq::is_qdq(&proto) {
+        if let Some(g) = &proto.graph {
+            ops::check_listed(g, source_name, true)?;
+        }
         let (graph, report) = qdq::lower(&proto, source_name, options)?;
         return Ok((graph, Some(report)));
+    }
+    if let Some(g) = &proto.graph {
+        ops::check_listed(g, source_name, false)?;
     }
     let typed = translate::load_decluttered(bytes, source_name, options)?;
     let onnx = translate::OnnxNodes::new(&proto);
