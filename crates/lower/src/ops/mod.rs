@@ -46,6 +46,10 @@ const INT8_LUT: Option<&str> =
 const INT8_LUT_ONLY: Option<&str> = Some(
     "int8 as a 256-entry table between DequantizeLinear and QuantizeLinear only (no f32 fallback)",
 );
+/// An op tract-onnx rewrites into ops kiln lowers; the rewrite is tract's and
+/// kiln's output for it has not been compared with onnxruntime.
+const DECOMPOSED: &str =
+    "as tract decomposes it into ops kiln lowers (not yet compared with onnxruntime)";
 const F32_IN_QDQ: Option<&str> = Some("f32 between an explicit dequantize and quantize");
 
 /// Every ONNX op type kiln lowers (see the module doc). Float-model notes
@@ -220,6 +224,31 @@ pub const OPS: &[OpSupport] = &[
         "only where it folds into a constant (shape arithmetic)",
         None,
     ),
+    row(
+        "Where",
+        "only in the forms of PRelu (x < 0 ? x * slope : x, either way round) and Elu (x > 0 ? x : alpha * (exp(x) - 1)), the condition comparing the tensor with a constant. Refused: other selections",
+        None,
+    ),
+    row(
+        "Greater",
+        "only as the condition of a Where kiln lowers",
+        None,
+    ),
+    row("GreaterOrEqual", "as Greater", None),
+    row("Less", "as Greater", None),
+    row("LessOrEqual", "as Greater", None),
+    row("LogSoftmax", DECOMPOSED, None),
+    row("Celu", DECOMPOSED, None),
+    row(
+        "ReduceL1",
+        "over H and W; as tract decomposes it (not yet compared with onnxruntime)",
+        None,
+    ),
+    row("ReduceL2", "as ReduceL1", None),
+    row("ReduceSumSquare", "as ReduceL1", None),
+    row("ReduceLogSumExp", "as ReduceL1", None),
+    row("DepthToSpace", DECOMPOSED, None),
+    row("SpaceToDepth", DECOMPOSED, None),
     OpSupport {
         op: "QuantizeLinear",
         float: None,

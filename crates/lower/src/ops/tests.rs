@@ -51,6 +51,23 @@ fn variadic(op: &str) -> Vec<u8> {
     })
 }
 
+/// PRelu written as a selection: `Where(x cmp 0, x, 0.1x)` for `cmp`
+/// Greater(OrEqual), `Where(x cmp 0, 0.1x, x)` for Less(OrEqual).
+fn select(cmp: &str) -> Vec<u8> {
+    model(&IMG, 17, |g| {
+        g.initializer("zero", &[], &[0.0])
+            .initializer("a", &[], &[0.1]);
+        g.node("c", cmp, &["x", "zero"], &["c"], vec![]);
+        g.node("m", "Mul", &["x", "a"], &["m"], vec![]);
+        let picks: [&str; 3] = if cmp.starts_with("Greater") {
+            ["c", "x", "m"]
+        } else {
+            ["c", "m", "x"]
+        };
+        g.node("w", "Where", &picks, &["y"], vec![]);
+    })
+}
+
 /// `x [1, 8] -> op -> y [1, 3]` with constant weights.
 fn dense(op: &str) -> Vec<u8> {
     model(&[1, 8], 17, |g| {
@@ -108,6 +125,13 @@ fn float_example(op: &str) -> Option<Vec<u8>> {
         "Mish" => unary(op, 18, vec![]),
         "Gelu" => unary(op, 20, vec![Attribute::string("approximate", "tanh")]),
         "LRN" => unary(op, 17, vec![Attribute::int("size", 3)]),
+        "LogSoftmax" | "Celu" => unary(op, 17, vec![]),
+        "DepthToSpace" | "SpaceToDepth" => unary(op, 17, vec![Attribute::int("blocksize", 2)]),
+        "ReduceL1" | "ReduceL2" | "ReduceSumSquare" | "ReduceLogSumExp" => {
+            unary(op, 17, vec![ints("axes", &[2, 3])])
+        }
+        "Where" => select("Greater"),
+        "Greater" | "Less" | "GreaterOrEqual" | "LessOrEqual" => select(op),
         "Softmax" => unary(op, 17, vec![Attribute::int("axis", 1)]),
         "MaxPool" | "AveragePool" => unary(
             op,
