@@ -85,7 +85,7 @@ pub const OPS: &[OpSupport] = &[
     row("LeakyRelu", "any alpha", INT8_LUT_ONLY),
     row(
         "PRelu",
-        "slope per channel ([C], [C,1,1]) or scalar. Refused: other slope shapes",
+        "slope per channel ([C,1,1]) or scalar. Refused: other slope shapes",
         None,
     ),
     row("HardSwish", "opset 14+", INT8_LUT),
@@ -363,7 +363,11 @@ pub fn markdown() -> String {
          | ONNX op | float model | quantized model |\n|---|---|---|\n",
     );
     for o in OPS {
+        // QuantizeLinear, DequantizeLinear and the QOperator ops make a model
+        // a quantized one: "refused" would misread in the float column.
+        let marks_quantized = o.float.is_none() && o.quantized.is_some();
         let cell = |c: Option<&str>| match c {
+            None if marks_quantized => "n/a (makes the model quantized)".to_string(),
             None => "refused".to_string(),
             Some("") => "yes".to_string(),
             Some(t) => t.replace('|', "\\|"),
