@@ -187,12 +187,25 @@ pub fn lower_bytes_reported(
         let (graph, report) = qdq::lower(&proto, source_name, options)?;
         return Ok((graph, Some(report)));
     }
-    if let Some(g) = &proto.graph {
-        ops::check_listed(g, source_name, false)?;
+    // An op the table does not list is refused only if the model then fails to lower:
+    // exporters write shape arithmetic (ConstantOfShape, Equal, Range, Expand ...) that
+    // tract folds into constants before kiln sees it, and such a model lowers fine.
+    let unlisted =
+        (proto.graph.as_ref()).and_then(|g| ops::check_listed(g, source_name, false).err());
+    let lowered = translate::load_decluttered(bytes, source_name, options).and_then(|typed| {
+        let onnx = translate::OnnxNodes::new(&proto);
+        translate::translate(&typed, source_name, &onnx)
+    });
+    let mut graph = match lowered {
+        Ok(graph) => graph,
+        Err(e) => return Err(unlisted.unwrap_or(e)),
+    };
+    if let Some(LowerError::Unsupported { node, op, .. }) = &unlisted {
+        graph.notes.push(format!(
+            "{op} (node {node}) is not in kiln's op table; tract folded it into constants \
+             before lowering"
+        ));
     }
-    let typed = translate::load_decluttered(bytes, source_name, options)?;
-    let onnx = translate::OnnxNodes::new(&proto);
-    let mut graph = translate::translate(&typed, source_name, &onnx)?;
     fuse::fuse(&mut graph);
     graph.notes.extend(notes::symbolic_batch(&proto, options));
     Ok((graph, None))

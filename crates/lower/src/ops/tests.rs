@@ -551,6 +551,36 @@ fn ops_outside_the_table_are_refused_naming_node_and_table() {
     );
 }
 
+/// Shape arithmetic an exporter writes and tract folds into constants lowers although
+/// the table does not list it, with a note naming it; its error returns when the
+/// model does not lower.
+#[test]
+fn ops_tract_folds_away_need_no_table_entry() {
+    // y = Relu(x) + ConstantOfShape([1, 4, 6, 6], value 0.5)
+    let folded = model(&IMG, 17, |g| {
+        g.initializer_i64("s", &[4], &[1, 4, 6, 6]);
+        g.node(
+            "fill",
+            "ConstantOfShape",
+            &["s"],
+            &["c"],
+            vec![Attribute::tensor("value", &[1], &[0.5])],
+        );
+        g.node("r", "Relu", &["x"], &["a"], vec![]);
+        g.node("n", "Add", &["a", "c"], &["y"], vec![]);
+    });
+    assert!(super::find("ConstantOfShape").is_none());
+    let (graph, _) = lower(&folded).expect("folded by tract");
+    assert!(
+        graph
+            .notes
+            .iter()
+            .any(|n| n.contains("ConstantOfShape") && n.contains("folded")),
+        "{:?}",
+        graph.notes
+    );
+}
+
 /// Every ONNX fixture committed in the repository (exporters' patterns,
 /// onnxruntime's quantizer output) holds only ops listed for its kind.
 #[test]
