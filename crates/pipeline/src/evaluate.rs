@@ -190,8 +190,7 @@ impl Evaluator<Genome> for PipelineEvaluator {
         let (onnx, file) = match self.precision {
             Precision::F32 => (onnx, "model.onnx"),
             Precision::Int8 => {
-                let int8 =
-                    crate::precision::quantize_trial(&onnx, &data, &trial.dir, &mut eval)?;
+                let int8 = crate::precision::quantize_trial(&onnx, &data, &trial.dir, &mut eval)?;
                 eval.timings
                     .insert("quantize_s".into(), t.elapsed().as_secs_f64());
                 (int8, "model.int8.onnx")
