@@ -369,8 +369,14 @@ fn a_farm_of_devices_measures_a_shared_run_each_trial_on_its_workers_device() {
     let location = Location::parse(&server.url, "farm").unwrap();
     let deadline = Instant::now() + Duration::from_secs(300);
     while Journal::open_at(&location).is_err() {
-        assert!(Instant::now() < deadline, "the search never created its run");
-        assert!(asker.try_wait().unwrap().is_none(), "the search ended early");
+        assert!(
+            Instant::now() < deadline,
+            "the search never created its run"
+        );
+        assert!(
+            asker.try_wait().unwrap().is_none(),
+            "the search ended early"
+        );
         std::thread::sleep(Duration::from_millis(200));
     }
     // a worker without a device cannot serve this run
@@ -381,17 +387,25 @@ fn a_farm_of_devices_measures_a_shared_run_each_trial_on_its_workers_device() {
         .unwrap();
     let said = String::from_utf8_lossy(&o.stderr);
     assert!(!o.status.success(), "{said}");
-    assert!(said.contains("measures every trial on a `host` device"), "{said}");
+    assert!(
+        said.contains("measures every trial on a `host` device"),
+        "{said}"
+    );
     let workers: Vec<Child> = (1..3)
         .map(|i| {
-            worker_of("farm", &server.url, &dir.path().join(format!("w{i}")), "300")
-                .args(["--targets-dir"])
-                .arg(profiles[i].path())
-                .args(devices[i].ssh_args("--device"))
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .unwrap()
+            worker_of(
+                "farm",
+                &server.url,
+                &dir.path().join(format!("w{i}")),
+                "300",
+            )
+            .args(["--targets-dir"])
+            .arg(profiles[i].path())
+            .args(devices[i].ssh_args("--device"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap()
         })
         .collect();
     let status = wait(&mut asker, "the search");

@@ -140,8 +140,7 @@ fn main() {
                                     &mut kiln_train::Silent,
                                 )
                                 .expect("training");
-                                let acc =
-                                    t.metrics.validation_top1.unwrap_or(t.metrics.test_top1);
+                                let acc = t.metrics.validation_top1.unwrap_or(t.metrics.test_top1);
                                 // as it comes: hours of training are not lost to a kill
                                 eprintln!("done,{i},{},{top1:.4},{acc:.4}", g.id());
                                 acc
