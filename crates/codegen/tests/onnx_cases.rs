@@ -227,3 +227,46 @@ fn every_fixture_at_batch_3_matches_onnxruntime() {
     ));
     assert!(bad.is_empty(), "{}", bad.join("\n"));
 }
+
+/// Five real CNN graphs exported by others (SqueezeNet 1.0, ShuffleNet v1,
+/// Inception v1 / GoogLeNet, ResNet-50, DenseNet-121: the "light" model-zoo
+/// files the `onnx` package ships, their topology unchanged), with seeded
+/// weights in place of their ConstantOfShape fills, written with onnxruntime's
+/// outputs by tests/fixtures/light_cnns.py through `KILN_ORT_PYTHON` (skipped
+/// without it unless `KILN_REQUIRE_ORT` is set). Each 1x3x224x224 network is
+/// lowered, all five are built as one bundle, and each output must match
+/// onnxruntime's within the whole-network tolerance (1e-4 abs + 1e-3 rel).
+#[test]
+fn exported_zoo_cnns_match_onnxruntime() {
+    let Some(py) = std::env::var_os("KILN_ORT_PYTHON") else {
+        assert!(
+            std::env::var_os("KILN_REQUIRE_ORT").is_none(),
+            "KILN_REQUIRE_ORT is set but KILN_ORT_PYTHON is not (scripts/setup.sh makes the venv)"
+        );
+        eprintln!("KILN_ORT_PYTHON not set: zoo CNNs skipped (tests/fixtures/light_cnns.py)");
+        return;
+    };
+    let dir = scratch("onnx-zoo-cnns");
+    let status = std::process::Command::new(py)
+        .arg(fixture("light_cnns.py"))
+        .arg(&dir)
+        .status()
+        .expect("python runs");
+    assert!(status.success(), "tests/fixtures/light_cnns.py failed");
+    let list = std::fs::read_to_string(dir.join("cases.txt")).expect("cases.txt");
+    let names: Vec<&str> = list.lines().filter_map(|l| l.split(' ').next()).collect();
+    assert_eq!(
+        names,
+        [
+            "squeezenet",
+            "shufflenet",
+            "inception_v1",
+            "resnet50",
+            "densenet121"
+        ],
+        "{list}"
+    );
+    let folders: Vec<PathBuf> = names.iter().map(|n| dir.join(n)).collect();
+    let bad = run_cases("onnx-zoo-cnns", &folders, (1e-4, 1e-3));
+    assert!(bad.is_empty(), "{}", bad.join("\n"));
+}
