@@ -19,7 +19,7 @@ mod predict;
 mod stats;
 mod table;
 
-pub use predict::{LatencyPrecheck, precheck, predict, predict_cost, sum_of_layers};
+pub use predict::{LatencyPrecheck, cost_ms, precheck, predict, predict_cost, sum_of_layers};
 pub use stats::{agreement, fit_overhead, kendall_tau, relative_errors};
 pub use table::{
     Agreement, Entry, FORMAT_VERSION, FieldMismatch, LatencyTable, Overhead, SimMode, TableIdentity,

@@ -53,28 +53,29 @@ pub fn predict(
     mode: &str,
 ) -> Result<Metric, LatencyError> {
     let cost = predict_cost(arch, table)?;
-    let ms = match table.identity.source {
-        Source::Sim => {
-            let m = table
-                .identity
-                .sim_modes
-                .iter()
-                .find(|m| m.name == mode)
-                .ok_or_else(|| LatencyError::UnknownMode {
-                    mode: mode.into(),
-                    known: table
-                        .identity
-                        .sim_modes
-                        .iter()
-                        .map(|m| m.name.clone())
-                        .collect::<Vec<_>>()
-                        .join(", "),
-                })?;
-            cost.value * m.cycles_per_fuel / (m.clock_mhz * 1e3)
-        }
-        _ => cost.value / 1e3,
-    };
+    let ms = cost_ms(table, mode, cost.value)?;
     Ok(Metric::new(ms, Unit::Milliseconds, Source::Predicted))
+}
+
+/// `cost` in `table`'s cost unit (fuel of a `sim` table, microseconds otherwise) as ms
+/// in power mode `mode`: a `sim` table's fuel through the mode's clock and the
+/// profile's cycles per fuel (as the simulated device does), any other table's
+/// microseconds / 1000 in any mode.
+///
+/// Errors: [`LatencyError::UnknownMode`] for a mode a `sim` table was not built for.
+pub fn cost_ms(table: &LatencyTable, mode: &str, cost: f64) -> Result<f64, LatencyError> {
+    if table.identity.source != Source::Sim {
+        return Ok(cost / 1e3);
+    }
+    let m = (table.identity.sim_modes.iter().find(|m| m.name == mode)).ok_or_else(|| {
+        LatencyError::UnknownMode {
+            mode: mode.into(),
+            known: (table.identity.sim_modes.iter().map(|m| m.name.clone()))
+                .collect::<Vec<_>>()
+                .join(", "),
+        }
+    })?;
+    Ok(cost * m.cycles_per_fuel / (m.clock_mhz * 1e3))
 }
 
 /// What the search learns of a genome from the table before training it.

@@ -28,18 +28,6 @@ fn layer_ms(table: &LatencyTable, mode: &str, key: &LayerKey) -> Option<f64> {
     }
 }
 
-/// `cost` in `table`'s cost unit (fuel of a `sim` table, microseconds otherwise) as ms
-/// in `mode`, as kiln-latency's predictor converts it.
-fn cost_ms(table: &LatencyTable, mode: &str, cost: f64) -> Option<f64> {
-    match table.identity.source {
-        Source::Sim => {
-            let m = table.identity.sim_modes.iter().find(|m| m.name == mode)?;
-            Some(cost * m.cycles_per_fuel / (m.clock_mhz * 1e3))
-        }
-        _ => Some(cost / 1000.0),
-    }
-}
-
 /// The target's latency limit (the tightest of p50, p95 and 1000 / min FPS) as the
 /// search's hinge, in the terms of `table`'s fitted predictor in `mode` (a table not
 /// fitted yet: the plain layer sum). `None` when the target limits no latency.
@@ -52,8 +40,8 @@ fn hinge(table: &LatencyTable, target: &Target, mode: &str) -> Option<LatencyLim
     Some(LatencyLimit {
         ms,
         scale,
-        per_layer_ms: cost_ms(table, mode, per_layer)?,
-        constant_ms: cost_ms(table, mode, constant)?,
+        per_layer_ms: kiln_latency::cost_ms(table, mode, per_layer).ok()?,
+        constant_ms: kiln_latency::cost_ms(table, mode, constant).ok()?,
         weight: 1.0,
     })
 }

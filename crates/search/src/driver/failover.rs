@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use super::shared::{WorkConfig, WorkSummary, run_shared_search, work};
+use super::shared::{WorkConfig, WorkSummary, flag_set, run_shared_search, work};
 use super::{Progress, SearchConfig, SearchSummary};
 use crate::journal::{LeaseOptions, Location};
 use crate::{Evaluator, Journal, RunMeta, SearchError, SearchSpace, Strategy};
@@ -84,7 +84,7 @@ pub fn work_with_takeover<S: SearchSpace, E: Evaluator<S::Point>>(
         let mut failed = None;
         while !done.load(Ordering::SeqCst) && asked.is_none() && failed.is_none() {
             std::thread::sleep(watch);
-            if interrupted(config) {
+            if flag_set(&config.interrupt) {
                 break;
             }
             match ask_if_orphaned(
@@ -105,13 +105,6 @@ pub fn work_with_takeover<S: SearchSpace, E: Evaluator<S::Point>>(
             None => Ok(WorkerOutcome { work: work?, asked }),
         }
     })
-}
-
-fn interrupted(config: &WorkConfig) -> bool {
-    config
-        .interrupt
-        .as_ref()
-        .is_some_and(|f| f.load(Ordering::SeqCst))
 }
 
 /// Takes the ask side over if the run is unfinished and its search died; `None` when it

@@ -67,7 +67,7 @@ pub struct WorkSummary {
     pub stopped: Option<String>,
 }
 
-fn flag_set(flag: &Option<Arc<AtomicBool>>) -> bool {
+pub(super) fn flag_set(flag: &Option<Arc<AtomicBool>>) -> bool {
     flag.as_ref().is_some_and(|f| f.load(Ordering::SeqCst))
 }
 

@@ -219,6 +219,18 @@ impl Postgres {
     }
 }
 
+/// A lease row selected as `holder, host, pid, proc_start, NOW - heartbeat_at`: its
+/// holder and the heartbeat's age, seconds.
+fn lease_row(r: &postgres::Row) -> (Holder, f64) {
+    let holder = Holder {
+        id: r.get(0),
+        host: r.get(1),
+        pid: r.get::<_, i64>(2) as u32,
+        proc_start: r.get::<_, Option<i64>>(3).map(|s| s as u64),
+    };
+    (holder, r.get(4))
+}
+
 /// Connection losses (no server answer, class 08), a server shutting down or
 /// starting (57P01-57P03), deadlocks and serialisation failures.
 fn retryable(e: &postgres::Error) -> bool {
@@ -417,13 +429,7 @@ impl Backend for Postgres {
                     &[&self.run, &holder.id],
                 )?;
                 for r in &others {
-                    let other = Holder {
-                        id: r.get(0),
-                        host: r.get(1),
-                        pid: r.get::<_, i64>(2) as u32,
-                        proc_start: r.get::<_, Option<i64>>(3).map(|s| s as u64),
-                    };
-                    let age: f64 = r.get(4);
+                    let (other, age) = lease_row(r);
                     if age < grace.as_secs_f64() && !other.is_gone_from_this_host() {
                         return Ok(Some((other.describe(), age)));
                     }
@@ -596,17 +602,7 @@ impl Backend for Postgres {
                 ),
                 &[&self.run],
             )
-            .map(|r| {
-                r.map(|r| {
-                    let holder = Holder {
-                        id: r.get(0),
-                        host: r.get(1),
-                        pid: r.get::<_, i64>(2) as u32,
-                        proc_start: r.get::<_, Option<i64>>(3).map(|s| s as u64),
-                    };
-                    (holder, r.get(4))
-                })
-            })
+            .map(|r| r.as_ref().map(lease_row))
         })
     }
 
