@@ -18,6 +18,9 @@
 //! compared with the ranking by stand-alone accuracy (Kendall's tau-b), the pairs
 //! printed as CSV lines (`pair,genome,inherited,stand_alone`) for a scatter plot; each
 //! is also written to stderr as it finishes (`done,index,genome,inherited,stand_alone`).
+//! With `--pairs FILE` those lines are also appended to FILE as they finish, and a run
+//! given the same FILE again skips the genomes it holds and reports over all of them:
+//! the 30 x 10-epoch ranking benchmark takes hours and may span several sittings.
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -35,6 +38,7 @@ fn main() {
     let (mut candidates, mut workers) = (200usize, 2usize);
     let (mut recal, mut against, mut alone) = (None, None, None);
     let mut burn = false;
+    let mut pairs_file: Option<PathBuf> = None;
     while let Some(a) = args.next() {
         let mut num = |name: &str| -> usize {
             args.next()
@@ -47,6 +51,7 @@ fn main() {
             "--recalibration" => recal = Some(num("--recalibration")),
             "--against" => against = Some(num("--against")),
             "--stand-alone" => alone = Some(num("--stand-alone")),
+            "--pairs" => pairs_file = args.next().map(PathBuf::from),
             "--engine" => match args.next().as_deref() {
                 Some("burn") => burn = true,
                 Some("kernels") => burn = false,
@@ -81,6 +86,19 @@ fn main() {
     let genomes: Vec<Genome> = (0..candidates)
         .map(|_| Genome::sample(&identity.space, &mut rng))
         .collect();
+    let earlier = pairs_file.as_deref().map(read_pairs).unwrap_or_default();
+    let todo: Vec<usize> = (0..candidates)
+        .filter(|i| !earlier.iter().any(|p| p.0 == *i))
+        .collect();
+    let log = pairs_file.as_ref().map(|p| {
+        std::sync::Mutex::new(
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(p)
+                .unwrap_or_else(|e| panic!("{}: {e}", p.display())),
+        )
+    });
     let next = AtomicUsize::new(0);
     let started = Instant::now();
     let other = against.map(|n| JudgeSettings {
@@ -92,15 +110,17 @@ fn main() {
         let handles: Vec<_> = (0..workers)
             .map(|_| {
                 let net = net.clone();
-                let (data, genomes, next, alone, weights) =
-                    (&data, &genomes, &next, alone, &weights);
+                let (data, genomes, next, alone, weights, todo, log) =
+                    (&data, &genomes, &next, alone, &weights, &todo, &log);
                 let (settings, other) = (&settings, &other);
                 s.spawn(move || {
                     kiln_train::with_threads(1, || {
                         let mut out = Vec::new();
                         loop {
-                            let i = next.fetch_add(1, Ordering::Relaxed);
-                            let Some(g) = genomes.get(i) else { break };
+                            let Some(&i) = todo.get(next.fetch_add(1, Ordering::Relaxed)) else {
+                                break;
+                            };
+                            let g = &genomes[i];
                             let t0 = Instant::now();
                             let mut bn = if burn {
                                 recalibrate(&net, g, data, settings)
@@ -142,7 +162,13 @@ fn main() {
                                 .expect("training");
                                 let acc = t.metrics.validation_top1.unwrap_or(t.metrics.test_top1);
                                 // as it comes: hours of training are not lost to a kill
-                                eprintln!("done,{i},{},{top1:.4},{acc:.4}", g.id());
+                                let line = format!("done,{i},{},{top1:.4},{acc:.4}", g.id());
+                                eprintln!("{line}");
+                                if let Some(f) = log {
+                                    use std::io::Write;
+                                    let mut f = f.lock().expect("pairs file");
+                                    writeln!(f, "{line}").expect("pairs file written");
+                                }
                                 acc
                             });
                             out.push((
@@ -168,7 +194,7 @@ fn main() {
     let wall = started.elapsed().as_secs_f64();
     let median = |mut v: Vec<f64>| {
         v.sort_by(f64::total_cmp);
-        v[v.len() / 2]
+        v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
     };
     println!(
         "supernet {} ({} epochs), {} recalibration images, {} validation images, on {}",
@@ -183,9 +209,10 @@ fn main() {
         }
     );
     println!(
-        "{candidates} candidates, {workers} workers: {wall:.1} s wall, {:.2} candidates/s (host); \
+        "{} candidates, {workers} workers: {wall:.1} s wall, {:.2} candidates/s (host); \
          median recalibration {:.3} s, validation {:.3} s",
-        candidates as f64 / wall,
+        todo.len(),
+        todo.len() as f64 / wall,
         median(phases.iter().map(|p| p.0).collect()),
         median(phases.iter().map(|p| p.1).collect()),
     );
@@ -207,6 +234,7 @@ fn main() {
         let mut pairs: Vec<(usize, f64, f64)> = phases
             .iter()
             .filter_map(|p| Some((p.5, p.2, p.4?)))
+            .chain(earlier)
             .collect();
         pairs.sort_by_key(|p| p.0);
         for (i, inherited, stand_alone) in &pairs {
@@ -221,4 +249,19 @@ fn main() {
             kiln_latency::kendall_tau(&a, &b).unwrap_or(f64::NAN)
         );
     }
+}
+
+/// The `(index, inherited, stand_alone)` pairs of earlier sittings in a `--pairs` file
+/// (`done,index,genome,inherited,stand_alone` lines; a missing file holds none).
+fn read_pairs(path: &std::path::Path) -> Vec<(usize, f64, f64)> {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    text.lines()
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split(',').collect();
+            match f.as_slice() {
+                ["done", i, _, a, b] => Some((i.parse().ok()?, a.parse().ok()?, b.parse().ok()?)),
+                _ => None,
+            }
+        })
+        .collect()
 }
