@@ -26,6 +26,12 @@
 //! and its share of the peak (best of 5 rounds likewise). With the
 //! `std` feature, `KILN_RUNTIME_NO_AVX512=1` makes the kernels take the
 //! AVX2 path.
+//!
+//! Every buffer (input, weights, output) starts on a 64-byte boundary, as a
+//! generated host program's arena and weight blob do, so a 16-lane vector
+//! whose offset is a multiple of 16 values loads from one cache line;
+//! `KILN_BENCH_OFFSET=N` moves each start N values (4N bytes) past it, to
+//! see what lines split by a misaligned layout cost.
 
 use std::hint::black_box;
 
@@ -42,6 +48,40 @@ fn values(n: usize, seed: u32) -> Vec<f32> {
             (s % 2000) as f32 / 1000.0 - 1.0
         })
         .collect()
+}
+
+/// A copy of `values` whose first value is `KILN_BENCH_OFFSET` values (0
+/// unless set) past a 64-byte boundary: `buf[at..at + n]`.
+struct Buf {
+    buf: Vec<f32>,
+    at: usize,
+    n: usize,
+}
+
+impl Buf {
+    fn new(values: &[f32]) -> Self {
+        let offset: usize = std::env::var("KILN_BENCH_OFFSET")
+            .ok()
+            .map(|v| {
+                v.parse()
+                    .expect("KILN_BENCH_OFFSET: a number of f32 values")
+            })
+            .unwrap_or(0);
+        let n = values.len();
+        let mut buf = vec![0.0; n + 16 + offset];
+        // a Vec<f32> is 4-byte aligned, so a boundary is at most 15 values in
+        let at = buf.as_ptr().align_offset(64) + offset;
+        buf[at..at + n].copy_from_slice(values);
+        Buf { buf, at, n }
+    }
+
+    fn get(&self) -> &[f32] {
+        &self.buf[self.at..self.at + self.n]
+    }
+
+    fn get_mut(&mut self) -> &mut [f32] {
+        &mut self.buf[self.at..self.at + self.n]
+    }
 }
 
 fn arg(args: &[String], i: usize, default: Option<usize>) -> usize {
@@ -90,17 +130,26 @@ type Timed = (f64, f64, f32);
 /// `calls` products of `m` pixels, `k` -> `n` channels (ReLU6).
 fn gemm_case(m: usize, k: usize, n: usize, calls: usize) -> Timed {
     let act = Activation::Clip { min: 0.0, max: 6.0 };
-    let x = values(m * k, 1);
+    let x = Buf::new(&values(m * k, 1));
     let mut packed = vec![0.0; packed_gemm_len(k, n)];
     pack_gemm(&values(k * n, 2), &values(n, 3), k, n, &mut packed);
-    let mut out = vec![0.0; m * n];
+    let packed = Buf::new(&packed);
+    let mut out = Buf::new(&vec![0.0; m * n]);
     let start = now();
     for _ in 0..calls {
-        gemm(black_box(&x), black_box(&packed), &mut out, m, k, n, act);
-        black_box(&mut out);
+        gemm(
+            black_box(x.get()),
+            black_box(packed.get()),
+            out.get_mut(),
+            m,
+            k,
+            n,
+            act,
+        );
+        black_box(out.get_mut());
     }
     let secs = (now() - start) / calls as f64;
-    (secs, 2.0 * (m * k * n) as f64, out.iter().sum())
+    (secs, 2.0 * (m * k * n) as f64, out.get().iter().sum())
 }
 
 /// `calls` depthwise convolutions of `h` x `w` x `c`, `ks` x `ks` taps,
@@ -125,20 +174,26 @@ fn depthwise_case(h: usize, w: usize, c: usize, ks: usize, stride: usize, calls:
         groups: c,
         act: Activation::Clip { min: 0.0, max: 6.0 },
     };
-    let x = values(h * w * c, 1);
-    let weights = values(ks * ks * c, 2);
-    let bias = values(c, 3);
-    let mut out = vec![0.0; out_h * out_w * c];
+    let x = Buf::new(&values(h * w * c, 1));
+    let weights = Buf::new(&values(ks * ks * c, 2));
+    let bias = Buf::new(&values(c, 3));
+    let mut out = Buf::new(&vec![0.0; out_h * out_w * c]);
     let start = now();
     for _ in 0..calls {
-        depthwise_conv2d(black_box(&x), black_box(&weights), &bias, &mut out, &p);
-        black_box(&mut out);
+        depthwise_conv2d(
+            black_box(x.get()),
+            black_box(weights.get()),
+            bias.get(),
+            out.get_mut(),
+            &p,
+        );
+        black_box(out.get_mut());
     }
     let secs = (now() - start) / calls as f64;
     (
         secs,
         2.0 * (out_h * out_w * c * ks * ks) as f64,
-        out.iter().sum(),
+        out.get().iter().sum(),
     )
 }
 

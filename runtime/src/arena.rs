@@ -10,6 +10,16 @@ use core::sync::atomic::{AtomicBool, Ordering};
 /// `.bss` and costs no binary size. Access goes through [`StaticArena::lock`],
 /// which hands out one exclusive guard at a time. Tensors live in it at the
 /// offsets kiln's planner chose (in f32 elements); images are stored NHWC.
+///
+/// On x86-64 and aarch64 the block starts on a 64-byte boundary (a cache
+/// line, and one AVX-512 vector): a tensor whose offset is a multiple of 16
+/// is then read and written in whole lines by the vector kernels, none of
+/// whose loads splits across two lines. wasm32 keeps f32 alignment (its
+/// linear memory layout, and the simulated device's figures, unchanged).
+#[cfg_attr(
+    any(target_arch = "x86_64", target_arch = "aarch64"),
+    repr(C, align(64))
+)]
 pub struct StaticArena<const N: usize> {
     cell: UnsafeCell<[f32; N]>,
     busy: AtomicBool,
@@ -93,10 +103,19 @@ impl<const N: usize> Drop for ArenaGuard<'_, N> {
     }
 }
 
-/// Over-aligned (16-byte) wrapper for `include_bytes!` data, so the weight blob
+/// Over-aligned wrapper for `include_bytes!` data, so the weight blob
 /// can be read as `&[f32]` in place:
 /// `static W: &Aligned<[u8]> = &Aligned(*include_bytes!("w.bin"));`
-#[repr(C, align(16))]
+/// 64-byte aligned on x86-64 and aarch64 (a cache line, as
+/// [`StaticArena`]), 16-byte on other targets.
+#[cfg_attr(
+    any(target_arch = "x86_64", target_arch = "aarch64"),
+    repr(C, align(64))
+)]
+#[cfg_attr(
+    not(any(target_arch = "x86_64", target_arch = "aarch64")),
+    repr(C, align(16))
+)]
 pub struct Aligned<T: ?Sized>(pub T);
 
 /// Views a little-endian f32 blob as `&[f32]` without copying (`bytes.len() / 4`

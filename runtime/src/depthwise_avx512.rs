@@ -1,11 +1,18 @@
 //! The AVX-512F depthwise convolution: channels in the 16 lanes of a `zmm`
-//! register, 32 channels (two registers) or 16 of 8 output pixels along a
-//! row (then 4, then 2 at the end of the interior) accumulated over every
-//! tap where all taps are inside the input, 1 pixel (up to 64 channels) at
-//! the borders; the channels past the last multiple of 16
-//! through a `__mmask16`. The structure of `depthwise_avx2` with twice the
-//! lanes; twin of `conv::depthwise_portable` (same layout, bias then taps in
-//! row-major order; fused multiply-adds round once).
+//! register, the channels past the last multiple of 16 through a
+//! `__mmask16`. Twin of `conv::depthwise_portable` (same layout, bias then
+//! taps in row-major order; fused multiply-adds round once).
+//!
+//! Square 3x3, 5x5 and 7x7 kernels of stride 1 or 2 and no dilation along
+//! the row (every depthwise layer of kiln's spaces) slide along a row: runs
+//! of 8 (then 4, 2, 1) interior output pixels, 16 channels a tile, kernel
+//! width and stride compile-time constants, so every tap is unrolled and an
+//! input vector is loaded once for all the run's pixels that read it
+//! (`(P - 1) S + K` loads for `P K` multiply-adds a kernel row, against `P K`
+//! before). Other shapes, and border pixels of all, take the general tiles:
+//! 32 channels (two registers) or 16 of 8 output pixels along a row (then 4,
+//! then 2 at the end of the interior) accumulated over every tap where all
+//! taps are inside the input, 1 pixel (up to 64 channels) at the borders.
 
 use core::arch::x86_64::*;
 
@@ -18,6 +25,14 @@ use crate::gemm_avx512::epilogue;
 const PIXELS: usize = 4;
 /// Lanes of a vector.
 const L: usize = 16;
+
+/// The sliding kernels' (kernel width, stride) pairs; their height may be
+/// anything.
+fn sliding(p: &Conv2d) -> Option<(usize, usize)> {
+    let ks = (p.k_w, p.stride_w);
+    let known = matches!(ks.0, 3 | 5 | 7) && matches!(ks.1, 1 | 2);
+    (known && p.dilation_w == 1).then_some(ks)
+}
 
 /// [`crate::depthwise_conv2d`] with AVX-512F.
 ///
@@ -32,6 +47,25 @@ pub(crate) unsafe fn depthwise_avx512(
     out: &mut [f32],
     p: &Conv2d,
 ) {
+    // SAFETY: forwarded from the caller.
+    unsafe { depthwise_with(x, weights, bias, out, p, sliding(p)) }
+}
+
+/// [`depthwise_avx512`] with the sliding kernels for `slide`'s (kernel
+/// width, stride), or with the general tiles only (`None`; tests compare
+/// the two).
+///
+/// # Safety
+/// As [`depthwise_avx512`]'s; `slide` is `None` or `sliding(p)`.
+#[target_feature(enable = "avx512f")]
+unsafe fn depthwise_with(
+    x: &[f32],
+    weights: &[f32],
+    bias: &[f32],
+    out: &mut [f32],
+    p: &Conv2d,
+    slide: Option<(usize, usize)>,
+) {
     let c = p.out_c;
     let (lo, hi) = p.interior();
     let zeros = [0.0f32; 4 * L];
@@ -42,6 +76,36 @@ pub(crate) unsafe fn depthwise_avx512(
         let (ky0, ky1) = Conv2d::taps(oy, p.stride_h, p.dilation_h, p.pad_top, p.k_h, p.in_h);
         let mut ox = 0;
         while ox < p.out_w {
+            if let Some(ks) = slide.filter(|_| ox == lo && lo < hi) {
+                let t = Tile {
+                    oy,
+                    ox,
+                    ky: (ky0, ky1),
+                    kx: (lo, hi),
+                };
+                let a = Args {
+                    x: x.as_ptr(),
+                    w: weights.as_ptr(),
+                    b: if bias.is_empty() {
+                        zeros.as_ptr()
+                    } else {
+                        bias.as_ptr()
+                    },
+                    o: out.as_mut_ptr(),
+                };
+                // SAFETY: the caller guarantees AVX-512F and the lengths
+                // `depthwise_conv2d` asserts; pixels lo..hi are the
+                // interior (every horizontal tap inside the input), the
+                // vertical taps t.ky are inside the input, and `ks` is the
+                // layer's kernel width and stride with dilation 1.
+                let fast = unsafe { slide_run(ks, a, !bias.is_empty(), p, t, mask) };
+                if !fast {
+                    let row = oy * p.out_w;
+                    activate(&mut out[(row + lo) * c..(row + hi) * c], p.act);
+                }
+                ox = hi;
+                continue;
+            }
             // A run of 8 (or 4, or 2) interior pixels shares all taps: 8 or
             // 16 accumulator chains hide the FMA latency, and the tap loop's
             // cost is shared by more pixels (8 rather than 4 with 32
@@ -121,6 +185,149 @@ pub(crate) unsafe fn depthwise_avx512(
             }
             ox += n;
         }
+    }
+}
+
+/// The interior pixels `t.kx.0..t.kx.1` of row `t.oy` of a layer whose
+/// kernel width and stride are `ks` (one of [`sliding`]'s), in runs of 8
+/// (then 4, 2, 1), every block of 16 channels of a run before the next run;
+/// `a.b` is the bias when `has_bias`, else 16 zeros. False when the
+/// activation is still to be applied.
+///
+/// # Safety
+/// As `depthwise_avx512`'s body states for its call.
+#[target_feature(enable = "avx512f")]
+unsafe fn slide_run(
+    ks: (usize, usize),
+    a: Args,
+    has_bias: bool,
+    p: &Conv2d,
+    t: Tile,
+    mask: __mmask16,
+) -> bool {
+    // SAFETY: forwarded from the caller; `ks` names the instance.
+    unsafe {
+        match ks {
+            (3, 1) => slide_row::<3, 1>(a, has_bias, p, t, mask),
+            (3, _) => slide_row::<3, 2>(a, has_bias, p, t, mask),
+            (5, 1) => slide_row::<5, 1>(a, has_bias, p, t, mask),
+            (5, _) => slide_row::<5, 2>(a, has_bias, p, t, mask),
+            (7, 1) => slide_row::<7, 1>(a, has_bias, p, t, mask),
+            _ => slide_row::<7, 2>(a, has_bias, p, t, mask),
+        }
+    }
+}
+
+/// [`slide_run`] for kernel width `K` and stride `S`.
+///
+/// # Safety
+/// As [`slide_run`]'s.
+#[target_feature(enable = "avx512f")]
+unsafe fn slide_row<const K: usize, const S: usize>(
+    a: Args,
+    has_bias: bool,
+    p: &Conv2d,
+    t: Tile,
+    mask: __mmask16,
+) -> bool {
+    let c = p.out_c;
+    let full = c / L * L;
+    let mut fast = true;
+    let mut ox = t.kx.0;
+    while ox < t.kx.1 {
+        let n = match t.kx.1 - ox {
+            8.. => 8,
+            4..8 => 4,
+            2..4 => 2,
+            _ => 1,
+        };
+        let run = Tile { ox, ..t };
+        let o = (t.oy * p.out_w + ox) * c;
+        let mut j = 0;
+        while j < c {
+            let a = Args {
+                // SAFETY: j < c = the bias's length when there is one.
+                b: if has_bias { unsafe { a.b.add(j) } } else { a.b },
+                ..a
+            };
+            // SAFETY: channels j..j+16 of c, read in full below `full`,
+            // past it through `mask`; pixels ox..ox+n inside the interior,
+            // taps as the caller guarantees.
+            fast = unsafe {
+                match (n, j < full) {
+                    (8, true) => slide::<8, K, S, false>(a, p, run, j, o, mask),
+                    (8, false) => slide::<8, K, S, true>(a, p, run, j, o, mask),
+                    (4, true) => slide::<4, K, S, false>(a, p, run, j, o, mask),
+                    (4, false) => slide::<4, K, S, true>(a, p, run, j, o, mask),
+                    (2, true) => slide::<2, K, S, false>(a, p, run, j, o, mask),
+                    (2, false) => slide::<2, K, S, true>(a, p, run, j, o, mask),
+                    (_, true) => slide::<1, K, S, false>(a, p, run, j, o, mask),
+                    (_, false) => slide::<1, K, S, true>(a, p, run, j, o, mask),
+                }
+            } && fast;
+            j += L;
+        }
+        ox += n;
+    }
+    fast
+}
+
+/// `P` interior pixels from `t.ox` of row `t.oy`, channels `j..j + 16`
+/// (masked when `MASKED`), a kernel `K` wide of stride `S` along the row,
+/// rows `t.ky`; output at `a.o + o` (pixels `c` apart). Per kernel row the
+/// `K` weight vectors are loaded once and each of the `(P - 1) S + K` input
+/// vectors once (the unrolled loads of one address are one load): the
+/// same products and summation order as [`tile`]. False when the
+/// activation is still to be applied.
+///
+/// # Safety
+/// As `depthwise_avx512`'s body states for its `slide_run` call.
+#[target_feature(enable = "avx512f")]
+#[inline]
+#[allow(clippy::needless_range_loop)]
+unsafe fn slide<const P: usize, const K: usize, const S: usize, const MASKED: bool>(
+    a: Args,
+    p: &Conv2d,
+    t: Tile,
+    j: usize,
+    o: usize,
+    mask: __mmask16,
+) -> bool {
+    let c = p.out_c;
+    // SAFETY (whole body): every pointer below stays inside the slices
+    // `depthwise_avx512`'s caller vouched for: the run's taps are inside
+    // the input, and lanes past c are only touched through `mask`.
+    unsafe {
+        let b = load::<MASKED>(a.b, mask);
+        let mut acc = [[b]; P];
+        for ky in t.ky.0..t.ky.1 {
+            let iy = t.oy * p.stride_h + ky * p.dilation_h - p.pad_top;
+            let wp = a.w.add(ky * K * c + j);
+            let mut w = [_mm512_setzero_ps(); K];
+            for kx in 0..K {
+                w[kx] = load::<MASKED>(wp.add(kx * c), mask);
+            }
+            let xp = a.x.add((iy * p.in_w + t.ox * S - p.pad_left) * c + j);
+            // pixel by pixel, taps in order: pixel q + 1 reads K - S of
+            // pixel q's input vectors again, which the unrolled code loads
+            // once
+            for q in 0..P {
+                for kx in 0..K {
+                    let xv = load::<MASKED>(xp.add((q * S + kx) * c), mask);
+                    acc[q][0] = _mm512_fmadd_ps(xv, w[kx], acc[q][0]);
+                }
+            }
+        }
+        let fast = epilogue(&mut acc, p.act);
+        for (q, px) in acc.iter().enumerate() {
+            let op = a.o.add(o + q * c + j);
+            if MASKED {
+                _mm512_mask_storeu_ps(op, mask, px[0]);
+            } else {
+                _mm512_storeu_ps(op, px[0]);
+            }
+        }
+        fast
     }
 }
 
@@ -295,6 +502,85 @@ mod tests {
             depthwise_portable(&x, &wt, &b, &mut twin, &p);
             for (i, (s, t)) in simd.iter().zip(&twin).enumerate() {
                 assert!((s - t).abs() <= 1e-5, "case {case} [{i}]: {s} vs {t}");
+            }
+        }
+    }
+
+    /// The sliding kernels against the general tiles, which run the same
+    /// multiply-adds in the same order: bit for bit equal, NaN included (a
+    /// NaN input pixel and every activation kind), for each kernel width
+    /// and stride they cover, runs of 8, 4, 2 and 1 pixels, whole and
+    /// partial channel blocks, with and without bias, tall and short
+    /// kernels (`k_h` is not a constant of theirs).
+    #[test]
+    fn sliding_kernels_equal_the_general_tiles() {
+        if !std::is_x86_feature_detected!("avx512f") {
+            return;
+        }
+        let acts = [
+            Activation::Clip { min: 0.0, max: 6.0 },
+            Activation::None,
+            Activation::HardSwish,
+            Activation::Sigmoid,
+            Activation::Relu,
+        ];
+        let mut case = 0;
+        for (k, s) in [(3, 1), (3, 2), (5, 1), (5, 2), (7, 1), (7, 2)] {
+            for &(h, w, c, kh) in &[
+                (9, 27, 16, 0),
+                (6, 22, 24, 0),
+                (5, 19, 40, 1),
+                (4, 12, 129, 0),
+            ] {
+                // kh 1: a 1 x K kernel; otherwise square
+                let kh = if kh == 1 { 1 } else { k };
+                let (pt, pl) = (kh / 2, k / 2);
+                let out_h = (h + 2 * pt - kh) / s + 1;
+                let out_w = (w + 2 * pl - k) / s + 1;
+                let p = Conv2d {
+                    in_h: h,
+                    in_w: w,
+                    in_c: c,
+                    out_h,
+                    out_w,
+                    out_c: c,
+                    k_h: kh,
+                    k_w: k,
+                    stride_h: s,
+                    stride_w: s,
+                    dilation_h: 1,
+                    dilation_w: 1,
+                    pad_top: pt,
+                    pad_left: pl,
+                    groups: c,
+                    act: acts[case % acts.len()],
+                };
+                assert_eq!(sliding(&p), Some((k, s)));
+                let mut x = values(h * w * c, 7 + case as u32);
+                // one NaN in an interior pixel's last channel
+                x[((h / 2) * w + w / 2) * c + c - 1] = f32::NAN;
+                let wt = values(kh * k * c, 60 + case as u32);
+                let b = if case % 2 == 0 {
+                    values(c, 95 + case as u32)
+                } else {
+                    std::vec::Vec::new()
+                };
+                let mut slid = std::vec![0.5f32; out_h * out_w * c];
+                let mut general = std::vec![-0.5f32; out_h * out_w * c];
+                // SAFETY: AVX-512F detected; the lengths are those
+                // `depthwise_conv2d` asserts; `Some` is `sliding(&p)`.
+                unsafe {
+                    depthwise_with(&x, &wt, &b, &mut slid, &p, Some((k, s)));
+                    depthwise_with(&x, &wt, &b, &mut general, &p, None);
+                }
+                assert!(slid.iter().any(|v| v.is_nan()), "case {case}: no NaN");
+                for (i, (a, g)) in slid.iter().zip(&general).enumerate() {
+                    assert!(
+                        a.to_bits() == g.to_bits() || (a.is_nan() && g.is_nan()),
+                        "case {case} (k {k}, s {s}, c {c}) [{i}]: {a} vs {g}"
+                    );
+                }
+                case += 1;
             }
         }
     }
