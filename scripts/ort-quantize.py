@@ -13,7 +13,13 @@ Needs the `onnxruntime`, `onnx` and `numpy` wheels, e.g.
     /work/venv-ort/bin/pip install onnxruntime onnx numpy
 
 Usage: ort-quantize.py MODEL.onnx OUT.onnx [--csv data/mnist_5k.csv.gz]
-       [--images 200] [--shape 1,1,28,28] [--format qdq|qoperator]
+       [--raw IMAGES.f32] [--images 200] [--shape 1,1,28,28]
+       [--format qdq|qoperator]
+
+--raw calibrates on the first --images images of a file of little-endian
+f32 tensors of --shape back to back instead of the CSV's rows: kiln's tests
+write kiln's own training split there (crates/quant/tests/ort_mobilenetv2.rs
+makes its fixture so, calibrated on the images `cargo xtask quantize` uses).
 
 The QOperator fixture (mnist-reference.ort-qop.onnx) is the same model and
 calibration with --format qoperator (QLinearConv, QLinearAdd, ...).
@@ -49,18 +55,23 @@ def main() -> int:
     ap.add_argument("model")
     ap.add_argument("out")
     ap.add_argument("--csv", default="data/mnist_5k.csv.gz")
+    ap.add_argument("--raw")
     ap.add_argument("--images", type=int, default=200)
     ap.add_argument("--shape", default="1,1,28,28")
     ap.add_argument("--format", choices=["qdq", "qoperator"], default="qdq")
     a = ap.parse_args()
     shape = [int(d) for d in a.shape.split(",")]
-    rows = []
-    with gzip.open(a.csv, "rt") as f:
-        for line in f:
-            rows.append([float(v) for v in line.split(",")[:-1]])
-            if len(rows) == a.images:
-                break
-    images = [np.array(r, dtype=np.float32).reshape(shape) for r in rows]
+    if a.raw:
+        raw = np.fromfile(a.raw, dtype="<f4").reshape([-1] + shape[1:])
+        images = [raw[i][None] for i in range(min(a.images, len(raw)))]
+    else:
+        rows = []
+        with gzip.open(a.csv, "rt") as f:
+            for line in f:
+                rows.append([float(v) for v in line.split(",")[:-1]])
+                if len(rows) == a.images:
+                    break
+        images = [np.array(r, dtype=np.float32).reshape(shape) for r in rows]
     import onnx
     name = onnx.load(a.model).graph.input[0].name
     with tempfile.TemporaryDirectory() as d:

@@ -14,41 +14,13 @@
 //! roundings); onnxruntime's QLinearAdd also adds in f32. So a value whose
 //! real result lies near a rounding boundary may come out one step apart.
 
-use std::io::Write;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+mod common;
 
-use kiln_codegen::{BuildTarget, GenerateOptions};
+use std::path::PathBuf;
+
+use common::{argmax, ort, python, repo, run, scratch};
 use kiln_onnx::{Attribute, Dim, GraphBuilder};
 use kiln_quant::{QuantizeOptions, quantize};
-
-fn python() -> Option<PathBuf> {
-    let p = std::env::var_os("KILN_ORT_PYTHON").map(PathBuf::from);
-    // CI (.ci/run) sets up onnxruntime and requires the comparisons to run.
-    if p.is_none() && std::env::var_os("KILN_REQUIRE_ORT").is_some() {
-        panic!(
-            "KILN_REQUIRE_ORT is set but KILN_ORT_PYTHON is not (scripts/setup.sh makes the venv)"
-        );
-    }
-    if p.is_none() {
-        eprintln!(
-            "KILN_ORT_PYTHON not set: onnxruntime comparison skipped (see scripts/ort-run.py)"
-        );
-    }
-    p
-}
-
-fn repo(rel: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../..")
-        .join(rel)
-}
-
-fn scratch(name: &str) -> PathBuf {
-    let dir = kiln_codegen::default_target_dir().join("tests").join(name);
-    std::fs::create_dir_all(&dir).expect("scratch dir");
-    dir
-}
 
 /// Deterministic values in `[lo, hi)` (xorshift).
 fn values(n: usize, seed: u64, lo: f32, hi: f32) -> Vec<f32> {
@@ -63,50 +35,10 @@ fn values(n: usize, seed: u64, lo: f32, hi: f32) -> Vec<f32> {
         .collect()
 }
 
-fn f32s(b: &[u8]) -> Vec<f32> {
-    b.chunks_exact(4)
-        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-        .collect()
-}
-
-fn ort(py: &Path, dir: &Path, onnx: &[u8], inputs: &[Vec<f32>]) -> Vec<Vec<f32>> {
-    let model = dir.join("model.onnx");
-    let xs = dir.join("inputs.f32");
-    std::fs::write(&model, onnx).expect("write model");
-    let bytes: Vec<u8> = inputs
-        .iter()
-        .flatten()
-        .flat_map(|v| v.to_le_bytes())
-        .collect();
-    std::fs::write(&xs, bytes).expect("write inputs");
-    let out = Command::new(py)
-        .arg(repo("scripts/ort-run.py"))
-        .arg(&model)
-        .arg(&xs)
-        .arg(inputs.len().to_string())
-        .output()
-        .expect("python runs");
-    assert!(
-        out.status.success(),
-        "ort-run.py: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let all = f32s(&out.stdout);
-    let n = all.len() / inputs.len();
-    all.chunks(n).map(|c| c.to_vec()).collect()
-}
-
 /// Builds the models as one bundle; returns the program and each model's
 /// output scale (its final Dequantize).
 fn build(name: &str, models: &[Vec<u8>]) -> (PathBuf, Vec<f32>) {
-    let graphs: Vec<_> = models
-        .iter()
-        .enumerate()
-        .map(|(i, m)| {
-            kiln_lower::lower_bytes(m, &format!("{name}{i}"), &Default::default())
-                .unwrap_or_else(|e| panic!("lowering {name}{i}: {e}"))
-        })
-        .collect();
+    let graphs = common::lower_all(name, models);
     let scales = graphs
         .iter()
         .map(|g| match &g.ops.last().expect("ops").kind {
@@ -114,41 +46,7 @@ fn build(name: &str, models: &[Vec<u8>]) -> (PathBuf, Vec<f32>) {
             k => panic!("the last op is {k}, not a Dequantize"),
         })
         .collect();
-    let refs: Vec<_> = graphs.iter().collect();
-    let dir = scratch(name);
-    kiln_codegen::generate_bundle(&refs, &dir, &GenerateOptions::new(name)).expect("generates");
-    let bin = kiln_codegen::build_bin(
-        &dir,
-        "kiln-bundle",
-        BuildTarget::Host,
-        &kiln_codegen::default_target_dir(),
-    )
-    .unwrap_or_else(|e| panic!("{e}"));
-    (bin, scales)
-}
-
-fn run(bin: &Path, index: usize, input: &[f32]) -> Vec<f32> {
-    let mut child = Command::new(bin)
-        .arg(index.to_string())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("program starts");
-    let bytes: Vec<u8> = input.iter().flat_map(|v| v.to_le_bytes()).collect();
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(&bytes)
-        .expect("input");
-    let out = child.wait_with_output().expect("program runs");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    f32s(&out.stdout)
+    (common::build_bundle(name, &graphs), scales)
 }
 
 /// One f32 single-op model: input `[1, 4, 6, 6]`, `body` from "x" to "y".
@@ -371,11 +269,7 @@ fn per_op_int8_outputs_match_onnxruntime() {
 fn whole_network_argmax_agrees_with_onnxruntime() {
     let Some(py) = python() else { return };
     let root = repo("");
-    let data = kiln_data::load(
-        &kiln_data::Source::Mnist5k,
-        &kiln_data::SplitOptions::default(),
-    )
-    .expect("bundled MNIST");
+    let data = common::mnist();
     let onnx = match std::env::var_os("KILN_QUANT_TEST_MODEL") {
         Some(p) => std::fs::read(p).expect("model"),
         None => {
@@ -413,11 +307,6 @@ fn whole_network_argmax_agrees_with_onnxruntime() {
     let (bin, _) = build("quant_ort_net", std::slice::from_ref(&q.onnx));
     let tests: Vec<Vec<f32>> = (0..data.test.len()).map(|i| image(&data.test, i)).collect();
     let want = ort(&py, &scratch("quant_ort_net/ort"), &q.onnx, &tests);
-    let argmax = |v: &[f32]| {
-        (0..v.len())
-            .max_by(|a, b| v[*a].total_cmp(&v[*b]).then(b.cmp(a)))
-            .unwrap_or(0)
-    };
     let same = tests
         .iter()
         .zip(&want)
@@ -447,42 +336,9 @@ fn onnxruntime_fixture(name: &str) {
         "{name}: kept in f32: {:?}",
         report.expect("quantized").float_ops
     );
-    let data = kiln_data::load(
-        &kiln_data::Source::Mnist5k,
-        &kiln_data::SplitOptions::default(),
-    )
-    .expect("bundled MNIST");
-    let tests: Vec<Vec<f32>> = (0..data.test.len())
-        .map(|i| data.test.image(i).iter().map(|p| *p as f32).collect())
-        .collect();
-    let argmax = |v: &[f32]| {
-        (0..v.len())
-            .max_by(|a, b| v[*a].total_cmp(&v[*b]).then(b.cmp(a)))
-            .unwrap_or(0)
-    };
-    let want: Vec<usize> = match std::env::var_os("KILN_ORT_PYTHON").map(PathBuf::from) {
-        Some(py) => {
-            let w: Vec<usize> = ort(
-                &py,
-                &scratch(&format!("quant_ort_{name}/ort")),
-                &onnx,
-                &tests,
-            )
-            .iter()
-            .map(|o| argmax(o))
-            .collect();
-            if std::env::var_os("KILN_UPDATE_FIXTURES").is_some() {
-                let text: Vec<String> = w.iter().map(|a| a.to_string()).collect();
-                std::fs::write(&argmax_file, text.join("\n") + "\n").expect("write");
-            }
-            w
-        }
-        None => std::fs::read_to_string(&argmax_file)
-            .expect("stored argmaxes")
-            .lines()
-            .map(|l| l.parse().expect("an index"))
-            .collect(),
-    };
+    let data = common::mnist();
+    let tests = common::test_images(&data);
+    let want = common::ort_argmaxes(&format!("quant_ort_{name}"), &onnx, &argmax_file, &tests);
     let (bin, _) = build(&format!("quant_ort_{name}"), std::slice::from_ref(&onnx));
     let got: Vec<usize> = tests.iter().map(|t| argmax(&run(&bin, 0, t))).collect();
     let same = got.iter().zip(&want).filter(|(a, b)| a == b).count();
