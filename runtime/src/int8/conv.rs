@@ -9,8 +9,9 @@
 //! mult[o], shift[o])`. Biases are i32 in units of `s_x * s_w[o]`.
 //!
 //! int8 tensors are byte slices holding two's-complement i8 values, images
-//! NHWC as the f32 ones. Portable code; the loops are plain so the compiler
-//! can vectorise them.
+//! NHWC as the f32 ones. Portable code (the loops are plain so the compiler
+//! can vectorise them), but for [`qgemm`]'s dot products, which have x86-64
+//! SIMD kernels in `gemm_x86`.
 
 use super::requant::{OutRange, multiply_by_quantized_multiplier, v};
 
@@ -124,7 +125,7 @@ pub fn qconv2d(p: &QConv2d, x: &[u8], w: &[u8], pc: PerChannel<'_>, y: &mut [u8]
 }
 
 /// Output channels whose weight sums [`qgemm`] keeps at once.
-const GEMM_BLOCK: usize = 64;
+pub(crate) const GEMM_BLOCK: usize = 64;
 
 /// Channels processed together by [`qdepthwise_conv2d`]'s accumulators.
 const DW_CHUNK: usize = 64;
@@ -173,9 +174,48 @@ pub fn qdepthwise_conv2d(p: &QConv2d, x: &[u8], w: &[u8], pc: PerChannel<'_>, y:
     }
 }
 
+/// Rows of `x` one [`Block`] spans.
+pub(crate) const ROWS: usize = 4;
+
+/// The dot products of one block: `[row][output]`, `ROWS` by [`GEMM_BLOCK`].
+pub(crate) type DotAcc = [[i32; GEMM_BLOCK]; ROWS];
+
+/// One block of [`qgemm`]'s product: rows `r0..r0 + rows` of `x` (`[m][k]`
+/// bytes) against weight rows `o0..o0 + nb` of `w` (`[n][k]` bytes), whose
+/// sums are `wsum[..nb]`; `rows <= ROWS`, `nb <= GEMM_BLOCK`.
+pub(crate) struct Block<'a> {
+    pub(crate) x: &'a [u8],
+    pub(crate) w: &'a [u8],
+    pub(crate) k: usize,
+    pub(crate) r0: usize,
+    pub(crate) rows: usize,
+    pub(crate) o0: usize,
+    pub(crate) nb: usize,
+    /// Read by the VNNI kernel (x86-64) only.
+    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+    pub(crate) wsum: &'a [i32],
+}
+
+/// The portable dot-product kernel: `acc[i][j] = sum_t x[r0 + i][t] *
+/// w[o0 + j][t]` (i8 values, i32 sums) for `i < rows`, `j < nb`. The SIMD
+/// kernels (`gemm_x86`) compute the same sums.
+pub(crate) fn dots_portable(b: &Block<'_>, acc: &mut DotAcc) {
+    for (i, row) in acc[..b.rows].iter_mut().enumerate() {
+        let xs = &b.x[(b.r0 + i) * b.k..][..b.k];
+        for (j, a) in row[..b.nb].iter_mut().enumerate() {
+            let ws = &b.w[(b.o0 + j) * b.k..][..b.k];
+            *a = xs.iter().zip(ws).map(|(a, b)| v(*a) * v(*b)).sum();
+        }
+    }
+}
+
 /// int8 matrix product for pointwise convolutions (`m` = pixels) and dense
 /// layers (`m` = 1): `x` is `[m][k]`, `w` is `[n][k]` (one row per output
 /// channel, i8 bytes), `y` is `[m][n]`; `x_zero` is the input zero point.
+///
+/// The dot products run on the widest kernel this build (or, with the
+/// `std` feature, this CPU) has: AVX-512 VNNI, AVX2 (x86-64), else portable
+/// code; all give the same bytes (integer sums).
 ///
 /// # Panics
 /// If a slice is shorter than its shape says.
@@ -191,13 +231,69 @@ pub fn qgemm(
     out: OutRange,
     y: &mut [u8],
 ) {
+    #[cfg(target_arch = "x86_64")]
+    if super::gemm_x86::vnni() {
+        // SAFETY: `vnni` is true only when the build enables (or the CPU
+        // has) AVX-512F, AVX512BW and AVX512-VNNI; `qgemm_with` asserts the
+        // slice lengths and passes blocks inside them.
+        qgemm_with(m, k, n, x, x_zero, w, pc, out, y, |b, a| unsafe {
+            super::gemm_x86::dots_vnni(b, a)
+        });
+        return;
+    }
+    #[cfg(target_arch = "x86_64")]
+    if crate::cpu::avx2_fma() {
+        // SAFETY: `avx2_fma` is true only when the build enables (or the
+        // CPU has) AVX2 and FMA; blocks lie inside the checked slices.
+        qgemm_with(m, k, n, x, x_zero, w, pc, out, y, |b, a| unsafe {
+            super::gemm_x86::dots_avx2(b, a)
+        });
+        return;
+    }
+    qgemm_portable(m, k, n, x, x_zero, w, pc, out, y);
+}
+
+/// [`qgemm`] with the portable dot products only (the SIMD kernels' twin).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn qgemm_portable(
+    m: usize,
+    k: usize,
+    n: usize,
+    x: &[u8],
+    x_zero: i32,
+    w: &[u8],
+    pc: PerChannel<'_>,
+    out: OutRange,
+    y: &mut [u8],
+) {
+    qgemm_with(m, k, n, x, x_zero, w, pc, out, y, dots_portable);
+}
+
+/// [`qgemm`] with the dot products of `dots` (called once per block of
+/// [`ROWS`] rows and [`GEMM_BLOCK`] outputs).
+///
+/// # Panics
+/// If a slice is shorter than its shape says.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn qgemm_with(
+    m: usize,
+    k: usize,
+    n: usize,
+    x: &[u8],
+    x_zero: i32,
+    w: &[u8],
+    pc: PerChannel<'_>,
+    out: OutRange,
+    y: &mut [u8],
+    mut dots: impl FnMut(&Block<'_>, &mut DotAcc),
+) {
     assert!(x.len() >= m * k && w.len() >= n * k && y.len() >= m * n);
     assert!(pc.bias.len() >= n && pc.mult.len() >= n && pc.shift.len() >= n);
     // sum (x - z) w = sum x w - z sum w: the inner loop is a plain i8 dot
-    // product (which the compiler vectorises), the zero point's share one
-    // product per output, its weight sums computed once per block of outputs
+    // product, the zero point's share one product per output, its weight
+    // sums computed once per block of outputs
     let mut wsum = [0i32; GEMM_BLOCK];
-    let mut acc = [0i32; GEMM_BLOCK];
+    let mut acc: DotAcc = [[0i32; GEMM_BLOCK]; ROWS];
     let mut o0 = 0;
     while o0 < n {
         let nb = GEMM_BLOCK.min(n - o0);
@@ -209,19 +305,30 @@ pub fn qgemm(
             &pc.mult[o0..][..nb],
             &pc.shift[o0..][..nb],
         );
-        for r in 0..m {
-            let xs = &x[r * k..][..k];
+        let mut r0 = 0;
+        while r0 < m {
+            let rows = ROWS.min(m - r0);
+            let block = Block {
+                x: &x[..m * k],
+                w: &w[..n * k],
+                k,
+                r0,
+                rows,
+                o0,
+                nb,
+                wsum: &wsum[..nb],
+            };
             // the dot products first, then the requantization of the whole
-            // block in a loop of its own (so both can be vectorised)
-            for (j, a) in acc[..nb].iter_mut().enumerate() {
-                let ws = &w[(o0 + j) * k..][..k];
-                let dot: i32 = xs.iter().zip(ws).map(|(a, b)| v(*a) * v(*b)).sum();
-                *a = dot - x_zero * wsum[j] + bias[j];
+            // block in a loop of its own (so it can be vectorised)
+            dots(&block, &mut acc);
+            for (i, dots) in acc[..rows].iter().enumerate() {
+                let yrow = &mut y[(r0 + i) * n + o0..][..nb];
+                for (j, yv) in yrow.iter_mut().enumerate() {
+                    let a = dots[j] - x_zero * wsum[j] + bias[j];
+                    *yv = out.put(multiply_by_quantized_multiplier(a, mult[j], shift[j]));
+                }
             }
-            let yrow = &mut y[r * n + o0..][..nb];
-            for (j, yv) in yrow.iter_mut().enumerate() {
-                *yv = out.put(multiply_by_quantized_multiplier(acc[j], mult[j], shift[j]));
-            }
+            r0 += rows;
         }
         o0 += nb;
     }

@@ -17,6 +17,8 @@
 
 mod conv;
 mod elementwise;
+#[cfg(target_arch = "x86_64")]
+mod gemm_x86;
 mod io;
 mod requant;
 
