@@ -112,6 +112,19 @@ fn jetson_search_at_96x96_with_a_binding_latency_limit_records_infeasible_trials
         );
     }
 
+    // The report's scatter: the limit's red line cuts it, the feasible trials (blue) left of
+    // it, the infeasible ones (grey) right of it.
+    let html = std::fs::read_to_string(run.join("report.html")).unwrap();
+    let (line, circles) = scatter(&html);
+    let side = |fill: &str, left: bool| {
+        let of = circles.iter().filter(|(f, _)| f == fill);
+        of.filter(|(_, x)| (*x < line) == left).count()
+    };
+    // the legend (lower right) holds one circle of each colour
+    assert_eq!(side("#0000FF", true), done, "{html}");
+    assert_eq!(side("#AAAAAA", false), infeasible.len() + 1, "{html}");
+    assert_eq!(side("#AAAAAA", true), 0, "{html}");
+
     // The front: feasible, within the limit, and built for 3x96x96 input.
     let front: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(run.join("front.json")).unwrap()).unwrap();
@@ -137,9 +150,10 @@ fn jetson_search_at_96x96_with_a_binding_latency_limit_records_infeasible_trials
     }
 }
 
-/// A space that chooses the input resolution: every candidate is trained and measured at its
-/// own resolution (the data resized from the folder's 64x64 cache), and the latency depends on
-/// it; the supernet, built for one input size, is refused naming the space.
+/// A space that chooses the input resolution: every candidate is trained (or judged on the
+/// supernet, whose sub-networks train at their own resolution) and measured at its own
+/// resolution (the data resized from the folder's 64x64 cache), and the latency depends on
+/// it; the differentiable search, which does not choose the resolution, is refused.
 #[test]
 fn a_space_with_resolutions_trains_and_measures_each_candidate_at_its_own() {
     let dir = tempfile::tempdir().unwrap();
@@ -148,7 +162,7 @@ fn a_space_with_resolutions_trains_and_measures_each_candidate_at_its_own() {
     let fixture = std::fs::read_to_string(tiny_space()).unwrap();
     let space = dir.path().join("sized.toml");
     std::fs::write(&space, format!("resolution = [32, 64]\n{fixture}")).unwrap();
-    let run = dir.path().join("run");
+    let supernets = dir.path().join("supernets");
     let base = [
         "search",
         "--target",
@@ -159,85 +173,216 @@ fn a_space_with_resolutions_trains_and_measures_each_candidate_at_its_own() {
         "64x64",
         "--space",
         space.to_str().unwrap(),
-        "-o",
-        run.to_str().unwrap(),
-    ];
-    let o = xtask(&base);
-    assert!(!o.status.success());
-    let out = text(&o);
-    assert!(
-        out.contains("sized.toml") && out.contains("[32, 64]") && out.contains("--evaluator train"),
-        "{out}"
-    );
-    assert!(!run.join("journal.sqlite").exists());
-
-    let mut args = base.to_vec();
-    args.extend([
-        "--evaluator",
-        "train",
+        "--supernet-cache",
+        supernets.to_str().unwrap(),
+        "--supernet-epochs",
+        "1",
+        "--fine-tune",
+        "0",
         "--trials",
         "6",
-        "--epochs",
-        "1",
-        "--batch-size",
-        "4",
         "--population",
         "6",
         "--seed",
         "2",
-    ]);
-    let o = xtask(&args);
+    ];
+    let with = |extra: &[&'static str], run: &Path| {
+        let mut args = base.to_vec();
+        args.extend_from_slice(extra);
+        args.extend(["-o", run.to_str().unwrap()]);
+        xtask(&args)
+    };
+    let refused = dir.path().join("dnas");
+    let o = with(&["--strategy", "dnas", "--lut", "off"], &refused);
+    assert!(!o.status.success());
     let out = text(&o);
-    assert!(o.status.success(), "{out}");
-    // Each trial's simulated fuel (the latency's measure), by genome id.
-    let csv = std::fs::read_to_string(run.join("trials.csv")).unwrap();
-    let header: Vec<&str> = csv.lines().next().unwrap().split(',').collect();
-    let col = |name: &str| header.iter().position(|h| *h == name).unwrap();
-    let (id_col, fuel_col) = (col("genome_id"), col("fuel"));
-    // The accuracy kind column is quoted and has no commas for a trained candidate.
-    let fuel: std::collections::HashMap<String, f64> = csv
-        .lines()
-        .skip(1)
-        .map(|l| {
-            let f: Vec<&str> = l.split(',').collect();
-            (f[id_col].to_string(), f[fuel_col].parse().unwrap())
-        })
-        .collect();
+    assert!(
+        out.contains("sized.toml") && out.contains("[32, 64]") && out.contains("differentiable"),
+        "{out}"
+    );
+    assert!(!refused.join("journal.sqlite").exists());
+
+    for (evaluator, run) in [("supernet", "inherited"), ("train", "trained")] {
+        let run = dir.path().join(run);
+        let extra = [
+            "--evaluator",
+            evaluator,
+            "--epochs",
+            "1",
+            "--batch-size",
+            "4",
+        ];
+        let o = with(&extra, &run);
+        let out = text(&o);
+        assert!(o.status.success(), "{out}");
+        let fuels = fuel_by_resolution(&run, evaluator);
+        // A quarter of the pixels: every 32x32 candidate runs in less than any 64x64 one
+        // (the tiny space's networks differ by under 2.5x in fuel at one resolution).
+        let max32 = fuels[&32].iter().copied().fold(0.0, f64::max);
+        let min64 = fuels[&64].iter().copied().fold(f64::INFINITY, f64::min);
+        assert!(max32 < min64, "{evaluator}: {fuels:?}");
+    }
+}
+
+/// Each trial's simulated fuel (the latency's measure) by the resolution its genome chose,
+/// checking that its model was made for that resolution's data (trained, or inherited from
+/// the supernet: `evaluator`) and that both resolutions were searched.
+fn fuel_by_resolution(run: &Path, evaluator: &str) -> std::collections::BTreeMap<u64, Vec<f64>> {
+    let json = |path: &Path| -> serde_json::Value {
+        serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
+    };
     let mut fuels = std::collections::BTreeMap::<u64, Vec<f64>>::new();
-    let mut seen = std::collections::BTreeMap::<u64, Vec<String>>::new();
     for entry in std::fs::read_dir(run.join("trials")).unwrap() {
         let trial = entry.unwrap().path();
-        let genome: serde_json::Value =
-            serde_json::from_slice(&std::fs::read(trial.join("genome.json")).unwrap()).unwrap();
-        let side = genome["resolution"]
+        let side = json(&trial.join("genome.json"))["resolution"]
             .as_u64()
             .expect("the genome records it");
         let model = std::fs::read(trial.join("model.onnx")).unwrap();
         let meta = kiln_onnx::metadata::read(&model, "model.onnx").unwrap();
         let dataset = &meta[kiln_onnx::metadata::DATASET];
-        seen.entry(side).or_default().push(dataset.clone());
-        let id = genome_id(&trial);
-        fuels.entry(side).or_default().push(fuel[&id]);
         if side == 32 {
             assert!(dataset.ends_with("resized to 32x32"), "{dataset}");
         } else {
             assert!(dataset.ends_with("(3x64x64, crop)"), "{dataset}");
         }
+        if evaluator == "train" {
+            assert!(trial.join("metrics.json").exists(), "{}", trial.display());
+        } else {
+            let kind = &meta[kiln_onnx::metadata::ACCURACY_KIND];
+            assert!(kind.starts_with("inherited"), "{kind}");
+        }
+        let fuel = json(&trial.join("measure.json"))["fuel"]["value"].as_f64();
+        fuels.entry(side).or_default().push(fuel.unwrap());
     }
     assert_eq!(
-        seen.keys().copied().collect::<Vec<_>>(),
+        fuels.keys().copied().collect::<Vec<_>>(),
         [32, 64],
-        "{seen:?}\n{out}"
+        "{fuels:?}"
     );
-    // A quarter of the pixels: every 32x32 candidate runs in less than any 64x64 one (the
-    // tiny space's networks differ by under 2.5x in fuel at one resolution).
-    let max32 = fuels[&32].iter().copied().fold(0.0, f64::max);
-    let min64 = fuels[&64].iter().copied().fold(f64::INFINITY, f64::min);
-    assert!(max32 < min64, "{fuels:?}");
+    fuels
 }
 
-/// The genome id a trial folder (`0003-<id>`) is named by.
-fn genome_id(trial: &Path) -> String {
-    let name = trial.file_name().unwrap().to_string_lossy();
-    name.split_once('-').unwrap().1.to_string()
+/// A latency table of a space that chooses the resolution holds the layers of every
+/// resolution: `lut build` measures both, `lut check` predicts genomes of either, and a
+/// search takes the table and records each candidate's prediction beside its measurement.
+#[test]
+fn a_latency_table_of_a_space_with_resolutions_predicts_each_resolution() {
+    let dir = tempfile::tempdir().unwrap();
+    let fixture = std::fs::read_to_string(tiny_space()).unwrap();
+    let space = dir.path().join("sized.toml");
+    std::fs::write(&space, format!("resolution = [32, 64]\n{fixture}")).unwrap();
+    let (space, table) = (space.to_str().unwrap(), dir.path().join("table.json"));
+    let table = table.to_str().unwrap();
+    let lut = |cmd: &str, extra: &[&str]| {
+        let mut args = vec!["lut", cmd, "--target", "jetson", "--space", space];
+        args.extend(["--input", "3x64x64", "--classes", "2", "--table", table]);
+        args.extend_from_slice(extra);
+        let o = xtask(&args);
+        assert!(o.status.success(), "{}", text(&o));
+        o
+    };
+    lut("build", &["--fit", "4"]);
+    let t: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(table).unwrap()).unwrap();
+    // the stems of both resolutions: 3 input channels at 32x32 and at 64x64
+    let stems: std::collections::BTreeSet<u64> = t["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| &e["key"])
+        .filter(|k| k["kind"] == "conv" && k["in_channels"] == 3)
+        .map(|k| k["height"].as_u64().unwrap())
+        .collect();
+    assert_eq!(stems.into_iter().collect::<Vec<_>>(), [32, 64], "{t}");
+
+    let report = dir.path().join("check.json");
+    lut(
+        "check",
+        &["--samples", "6", "--json", report.to_str().unwrap()],
+    );
+    let r: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    assert_eq!(r["rows"].as_array().unwrap().len(), 6);
+    // as tests/lut.rs's tiny table: within 25% of the measured networks
+    assert!(
+        r["agreement"]["max_relative_error"].as_f64().unwrap() < 0.25,
+        "{r}"
+    );
+
+    let data = dir.path().join("stripes");
+    folder(&data, 8);
+    let run = dir.path().join("run");
+    let o = xtask(&[
+        "search",
+        "--target",
+        "jetson",
+        "--images",
+        data.to_str().unwrap(),
+        "--resolution",
+        "64x64",
+        "--space",
+        space,
+        "--evaluator",
+        "train",
+        "--lut",
+        table,
+        "--trials",
+        "4",
+        "--epochs",
+        "1",
+        "--batch-size",
+        "4",
+        "--population",
+        "4",
+        "-o",
+        run.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    // Each front model records the table's prediction beside its measured latency (sim).
+    let front: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("front.json")).unwrap()).unwrap();
+    let models = front["front"].as_array().unwrap();
+    assert!(!models.is_empty(), "{}", text(&o));
+    for m in models {
+        let (p, l) = (
+            &m["metrics"]["predicted_latency_ms"],
+            &m["metrics"]["latency_ms"],
+        );
+        assert_eq!(p["source"], "predicted", "{m}");
+        assert_eq!(l["source"], "sim", "{m}");
+        let (p, l) = (p["value"].as_f64().unwrap(), l["value"].as_f64().unwrap());
+        assert!(
+            (p - l).abs() / l < 0.25,
+            "predicted {p} ms, measured {l} ms: {m}"
+        );
+    }
+}
+
+/// The x of the scatter's latency-limit line (plotters' 2-pixel red polyline) and every
+/// circle's fill colour and x, read from the report's inline SVG.
+fn scatter(html: &str) -> (f64, Vec<(String, f64)>) {
+    let attr = |tag: &str, name: &str| -> Option<String> {
+        let start = tag.find(&format!(" {name}=\""))? + name.len() + 3;
+        Some(tag[start..].split('"').next()?.to_string())
+    };
+    let tags: Vec<&str> = html.split('<').collect();
+    let line = tags
+        .iter()
+        .filter(|t| t.starts_with("polyline"))
+        .filter(|t| attr(t, "stroke").as_deref() == Some("#FF0000"))
+        .find(|t| attr(t, "stroke-width").as_deref() == Some("2"))
+        .and_then(|t| attr(t, "points"))
+        .expect("the latency limit's line");
+    let x = line.split([',', ' ']).next().unwrap().parse().unwrap();
+    let circles = tags
+        .iter()
+        .filter(|t| t.starts_with("circle"))
+        .map(|t| {
+            (
+                attr(t, "fill").unwrap(),
+                attr(t, "cx").unwrap().parse().unwrap(),
+            )
+        })
+        .collect();
+    (x, circles)
 }

@@ -291,15 +291,15 @@ impl PipelineEvaluator {
         if let (Some(judge), n @ 1..) = (&self.supernet, self.fine_tune_epochs) {
             let config =
                 crate::finetune::fine_tune_config(&self.train, n, self.train.seed ^ trial.number);
-            let onnx =
-                crate::finetune::fine_tune_into(judge, &arch, trial, &self.data, &config, eval)?;
+            let data = self.data_for(&trial.point);
+            let onnx = crate::finetune::fine_tune_into(judge, &arch, trial, &data, &config, eval)?;
             write(&trial.dir.join("model.onnx"), &onnx)?;
             return Ok(onnx);
         }
         if let Some(judge) = &self.supernet {
             let export = !self.judge_only;
             let onnx = judge
-                .judge_into(&trial.point, &self.data, eval, export)?
+                .judge_into(&trial.point, &self.data_for(&trial.point), eval, export)?
                 .unwrap_or_default();
             if export {
                 write(&trial.dir.join("model.onnx"), &onnx)?;

@@ -86,7 +86,8 @@ impl SupernetJudge {
     }
 
     /// `genome`'s weights as inherited (batch norm recalibrated), the starting point of
-    /// fine-tuning, with its inherited validation top-1 (a fraction).
+    /// fine-tuning, with its inherited validation top-1 (a fraction); `data` as for
+    /// [`SupernetJudge::judge`].
     ///
     /// Errors: a genome outside the supernet's space; burn's errors.
     pub fn inherited_weights(
@@ -94,6 +95,8 @@ impl SupernetJudge {
         genome: &Genome,
         data: &Dataset,
     ) -> Result<(f64, kiln_onnx::Weights), PipelineError> {
+        let resized = crate::resolution::data_at(data, genome);
+        let data = &*resized;
         let j = self
             .weights
             .judge(genome, data, &self.settings)
@@ -107,6 +110,8 @@ impl SupernetJudge {
     /// Judges `genome` on kiln-runtime's kernels: batch norm recalibrated, validation
     /// top-1; with `export`, also its test top-1 and its ONNX model (the test split is
     /// run only then: judging many candidates, the search's judge-only mode, skips it).
+    /// A genome that chose its resolution is judged on `data` resized to it (pass the data
+    /// at that resolution to resize once for many judgements).
     ///
     /// Errors: a genome outside the supernet's space; burn's or the exporter's errors.
     pub fn judge(
@@ -115,6 +120,8 @@ impl SupernetJudge {
         data: &Dataset,
         export: bool,
     ) -> Result<Inherited, PipelineError> {
+        let resized = crate::resolution::data_at(data, genome);
+        let data = &*resized;
         let mut j = self
             .weights
             .judge(genome, data, &self.settings)

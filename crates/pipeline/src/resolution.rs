@@ -1,10 +1,12 @@
 //! Input resolution as a decision of the search space (`resolution = [64, 96]` in a space
-//! file, as Once-for-All searches 128-224): every candidate trains and is measured on the
-//! search's data resized to the resolution its genome chose, so its latency and memory are
-//! those of that input. The supernet and the latency tables are built for one input size
-//! (their layers are keyed by height and width), so a space with resolutions is searched
-//! with `--evaluator train` and without a table.
+//! file, as Once-for-All searches 128-224): every candidate trains (or is judged on the
+//! supernet) and is measured on the search's data resized to the resolution its genome
+//! chose, so its latency, memory and accuracy are those of that input. A latency table of
+//! such a space holds the layers of every resolution ([`kiln_space::Space::layer_keys`]),
+//! and its supernet trains each sub-network at its resolution (kiln-supernet). The
+//! differentiable search does not choose the resolution and refuses such a space.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -14,8 +16,8 @@ use kiln_space::{Genome, Space};
 
 use crate::PipelineError;
 
-/// Refuses what cannot search a space with resolution choices: a supernet (`what` names
-/// it, e.g. `the supernet evaluator`).
+/// Refuses what cannot search a space with resolution choices (`what` names it, e.g.
+/// `the differentiable search`).
 ///
 /// Errors: [`PipelineError::Invalid`] naming the space file, its resolutions and what to
 /// use instead.
@@ -27,11 +29,25 @@ pub fn refuse_with_resolutions(
     match &space.resolution {
         None => Ok(()),
         Some(sides) => Err(PipelineError::Invalid(format!(
-            "{}: the space chooses the input resolution ({sides:?}), and {what} is built for \
-             one input size (its layers are keyed by height and width); search it with \
-             --evaluator train and --lut off, or remove `resolution` from the space",
+            "{}: the space chooses the input resolution ({sides:?}), which {what} does not \
+             choose; search it with another strategy, or remove `resolution` from the space",
             path.display()
         ))),
+    }
+}
+
+/// `data` at `genome`'s resolution (`side x side`, resized as the search resizes it), or
+/// `data` itself when the genome has none or it is `data`'s own: for judging or exporting
+/// one genome (a search keeps each resolution's data, see `PerResolution`).
+pub fn data_at<'a>(data: &'a Dataset, genome: &Genome) -> Cow<'a, Dataset> {
+    match genome.resolution {
+        Some(side) if (data.shape.height, data.shape.width) != (side, side) => {
+            Cow::Owned(data.resized(Resolution {
+                height: side,
+                width: side,
+            }))
+        }
+        _ => Cow::Borrowed(data),
     }
 }
 

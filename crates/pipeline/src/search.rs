@@ -152,8 +152,8 @@ pub fn search(
         message: e.to_string(),
     })?;
     let space = Space::from_toml(&space_text, &req.space_path.display().to_string())?;
-    if req.supernet.is_some() || matches!(req.latency_table, TableChoice::Given(_)) {
-        let what = "the supernet evaluator (or a latency table)";
+    if req.strategy == StrategyKind::Dnas {
+        let what = "the differentiable search (--strategy dnas)";
         crate::resolution::refuse_with_resolutions(&space, &req.space_path, what)?;
     }
     override_latency_limit(&mut req)?;
@@ -412,8 +412,6 @@ fn latency_table(
     let wanted = || lut::identity(&req.space_path, space, input, &req.target, Source::Sim);
     let found = match &req.latency_table {
         TableChoice::Off => return Ok(None),
-        // Tables hold one input size; candidates of a space with resolutions have several.
-        TableChoice::Default(_) if space.resolution.is_some() => return Ok(None),
         TableChoice::Given(path) => (lut::load_table(path, &wanted()?)?, path.clone()),
         TableChoice::Default(root) => {
             let path =

@@ -288,10 +288,31 @@ impl Space {
     /// Every layer key a genome of this space can produce on `input`: the set a latency
     /// lookup table for the space must hold. Each stage's input height and width is fixed
     /// by the strides; its input channels are any width of the stage (or stem) before.
+    /// A space that chooses the input resolution ([`Space::resolution`]) gives the union
+    /// over its resolutions, each `side x side` with `input`'s channels and classes (as
+    /// [`Architecture::new`] builds a genome that chose it); without resolutions the set
+    /// is the one of `input`'s own height and width.
     ///
-    /// Errors: [`SpaceError::DoesNotFit`] when the input is too small for the space's
-    /// downsampling or a dimension is 0, as for [`Architecture::new`].
+    /// Errors: [`SpaceError::DoesNotFit`] when the input (or one of the resolutions) is
+    /// too small for the space's downsampling or a dimension is 0, as for
+    /// [`Architecture::new`].
     pub fn layer_keys(&self, input: InputSpec) -> Result<BTreeSet<LayerKey>, SpaceError> {
+        let Some(sides) = &self.resolution else {
+            return self.layer_keys_at(input);
+        };
+        let mut keys = BTreeSet::new();
+        for &side in sides {
+            keys.extend(self.layer_keys_at(InputSpec {
+                height: side,
+                width: side,
+                ..input
+            })?);
+        }
+        Ok(keys)
+    }
+
+    /// [`Space::layer_keys`] at one input size.
+    fn layer_keys_at(&self, input: InputSpec) -> Result<BTreeSet<LayerKey>, SpaceError> {
         let downsampling =
             self.stem.stride * self.stages.iter().map(|s| s.stride).product::<usize>();
         if input.channels == 0
@@ -485,6 +506,47 @@ mod tests {
             k_text(&keys[0]),
             format!("conv 1->{} k3/1 relu6 @28x28", g.stem_width)
         );
+    }
+
+    #[test]
+    fn a_space_with_resolutions_enumerates_every_resolutions_keys() {
+        let text = include_str!("../../../spaces/mobile-96.toml");
+        let one = Space::from_toml(text, "mobile-96.toml").unwrap();
+        let space = Space::from_toml(&format!("resolution = [64, 96]\n{text}"), "r.toml").unwrap();
+        // the data's own size does not matter: each resolution replaces it
+        let input = InputSpec {
+            channels: 1,
+            height: 28,
+            width: 28,
+            classes: 10,
+        };
+        let all = space.layer_keys(input).unwrap();
+        let at = |side| {
+            one.layer_keys(InputSpec {
+                height: side,
+                width: side,
+                ..input
+            })
+            .unwrap()
+        };
+        let (k64, k96) = (at(64), at(96));
+        assert_eq!(all, k64.union(&k96).copied().collect::<BTreeSet<_>>());
+        assert!(all.len() > k64.len().max(k96.len()));
+        let mut rng = ChaCha8Rng::seed_from_u64(5);
+        let mut sides = BTreeSet::new();
+        for _ in 0..200 {
+            let g = Genome::sample(&space, &mut rng);
+            sides.insert(g.resolution.unwrap());
+            let arch = Architecture::new(&space, &g, input).unwrap();
+            for k in arch.layer_keys() {
+                assert!(all.contains(&k), "{k} of genome {} not enumerated", g.id());
+            }
+        }
+        assert_eq!(sides.into_iter().collect::<Vec<_>>(), [64, 96]);
+        // a resolution the space's downsampling does not fit is named
+        let small = Space::from_toml(&format!("resolution = [8, 96]\n{text}"), "s.toml");
+        let err = small.unwrap().layer_keys(input).unwrap_err().to_string();
+        assert!(err.contains("8x8") && err.contains("downsamples by 16"), "{err}");
     }
 
     fn k_text(k: &LayerKey) -> String {

@@ -116,10 +116,7 @@ fn main() {
                 s.spawn(move || {
                     kiln_train::with_threads(1, || {
                         let mut out = Vec::new();
-                        loop {
-                            let Some(&i) = todo.get(next.fetch_add(1, Ordering::Relaxed)) else {
-                                break;
-                            };
+                        while let Some(&i) = todo.get(next.fetch_add(1, Ordering::Relaxed)) {
                             let g = &genomes[i];
                             let t0 = Instant::now();
                             let mut bn = if burn {

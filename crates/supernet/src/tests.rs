@@ -228,3 +228,90 @@ fn training_checkpoints_every_epoch_and_resumes() {
         .to_string();
     assert!(err.contains("supernet-2.safetensors"), "{err}");
 }
+
+/// Once-for-All's elastic resolution: a space that chooses its input side trains one
+/// supernet whose sub-networks each run at their genome's side (the smallest at 16x16,
+/// the largest at 28x28 here); each is judged on the data resized to it, the same on
+/// kiln-runtime's kernels as on burn's forward pass and as the epoch's record; data at
+/// another side is refused naming both shapes; the export takes the genome's side.
+#[test]
+fn a_space_with_resolutions_trains_and_judges_each_genome_at_its_side() {
+    let text = include_str!("../../../tests/fixtures/tiny-space.toml");
+    let space = Space::from_toml(&format!("resolution = [16, 28]\n{text}"), "sized").unwrap();
+    let data = data();
+    let dir = tempfile::tempdir().unwrap();
+    let config = SupernetConfig {
+        epochs: 1,
+        batch_size: 16,
+        recalibration_images: 48,
+        ..SupernetConfig::default()
+    };
+    let (net, m) = train(
+        &space,
+        &data,
+        "mnist-5k test",
+        &config,
+        dir.path(),
+        false,
+        &mut |_| {},
+    )
+    .unwrap();
+    let at = |side| {
+        data.resized(kiln_data::Resolution {
+            height: side,
+            width: side,
+        })
+    };
+    let (small, big) = (smallest(&space), largest(&space));
+    assert_eq!((small.resolution, big.resolution), (Some(16), Some(28)));
+    let settings = JudgeSettings {
+        recalibration_images: 48,
+        batch: 250,
+    };
+    // the epoch's record judged each end at its side (on training's one thread, as here)
+    let top1 = |g: &Genome, d: &Dataset| {
+        kiln_train::with_threads(1, || judge(&net, g, d, &settings).unwrap().top1).unwrap()
+    };
+    let record = &m.epochs[0];
+    assert_eq!(top1(&small, &at(16)), record.smallest_top1);
+    assert_eq!(top1(&big, &data), record.largest_top1);
+
+    let weights = SupernetWeights::of(&net).unwrap();
+    let mut rng = ChaCha8Rng::seed_from_u64(4);
+    let mut genomes = vec![small.clone(), big];
+    genomes.extend((0..4).map(|_| Genome::sample(&space, &mut rng)));
+    let one = 1.0 / data.validation.len() as f64;
+    for g in &genomes {
+        let d = at(g.resolution.unwrap());
+        let (burn, ours) = (
+            judge(&net, g, &d, &settings).unwrap(),
+            weights.judge(g, &d, &settings),
+        );
+        let ours = ours.unwrap();
+        assert!(
+            (burn.top1 - ours.top1).abs() <= 2.0 * one + 1e-12,
+            "{}",
+            g.id()
+        );
+    }
+    let err = weights
+        .judge(&small, &data, &settings)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("1x28x28") && err.contains("1x16x16"), "{err}");
+
+    let d16 = at(16);
+    let j = judge(&net, &small, &d16, &settings).unwrap();
+    let onnx = export_subnet(&net, &small, &j.bn, &d16, j.top1).unwrap();
+    let model = tract_onnx::onnx()
+        .model_for_read(&mut &onnx[..])
+        .unwrap()
+        .into_optimized()
+        .unwrap()
+        .into_runnable()
+        .unwrap();
+    let raw: Vec<f32> = d16.test.image(0).iter().map(|&p| f32::from(p)).collect();
+    let x = tract_ndarray::Array4::from_shape_vec([1, 1, 16, 16], raw).unwrap();
+    let out = model.run(tvec!(Tensor::from(x).into())).unwrap();
+    assert_eq!(out[0].shape(), [1, data.classes]);
+}

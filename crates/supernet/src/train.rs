@@ -1,5 +1,6 @@
 //! Training a supernet once: the sandwich rule with in-place distillation.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Instant;
 
@@ -7,8 +8,8 @@ use burn::module::Module;
 use burn::nn::loss::CrossEntropyLossConfig;
 use burn::optim::{AdamConfig, GradientsParams};
 use burn::tensor::activation::{log_softmax, softmax};
-use burn::tensor::{Int, Tensor, TensorData};
-use kiln_data::{Augment, Dataset};
+use burn::tensor::{Device, Int, Tensor, TensorData};
+use kiln_data::{Augment, Dataset, Resolution};
 use kiln_space::{Genome, Space};
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
@@ -121,6 +122,9 @@ pub struct SupernetMetrics {
 }
 
 /// Trains a supernet for `space` on `data` into `dir`, checkpointing after every epoch;
+/// a space that chooses its input resolution trains each sub-network of a step on the
+/// batch resized to the side its genome chose (the largest at the largest side, the
+/// smallest at the smallest; Once-for-All's elastic resolution);
 /// with `resume`, continues from the checkpoint in `dir` (refused if it was trained for
 /// another space, input or data). `progress` hears every step (epoch, step, steps, loss)
 /// and every epoch's record. Returns the supernet (without autodiff) and its metrics.
@@ -205,6 +209,7 @@ fn train_on_pool(
     let augment = (config.max_shift > 0).then_some(Augment {
         max_shift: config.max_shift,
     });
+    let sized = Resolutions::of(&identity.space, data);
     for epoch in done + 1..=config.epochs {
         // seeded per epoch, so a resumed run sees the batches it would have seen
         let mut rng = ChaCha8Rng::seed_from_u64(config.seed ^ (epoch as u64) << 32);
@@ -213,27 +218,28 @@ fn train_on_pool(
         let (started, mut loss_sum, mut lr) = (Instant::now(), 0.0, config.lr);
         for (s, idx) in order.chunks(config.batch_size).take(steps).enumerate() {
             lr = config.lr_at((epoch - 1) * steps + s, total);
+            // the same shifts for the batch at every resolution
+            let shifts = rng.clone();
             let batch = data.train.batch(
                 idx,
                 &data.normalization,
                 augment.as_ref().map(|a| (a, &mut rng)),
             );
-            let x = Tensor::<4>::from_data(
-                TensorData::new(
-                    batch.images,
-                    [
-                        idx.len(),
-                        data.shape.channels,
-                        data.shape.height,
-                        data.shape.width,
-                    ],
-                ),
-                &ad,
-            );
+            let x = images(batch.images, idx.len(), data, &ad);
+            // a sub-network that chose another resolution sees the batch resized to it
+            let input = |g: &Genome| match sized.other(g) {
+                None => x.clone(),
+                Some(d) => {
+                    let mut r = shifts.clone();
+                    let augment = augment.as_ref().map(|a| (a, &mut r));
+                    let b = d.train.batch(idx, &d.normalization, augment);
+                    images(b.images, idx.len(), d, &ad)
+                }
+            };
             let labels: Vec<i64> = batch.labels.iter().map(|&l| l as i64).collect();
             let y = Tensor::<1, Int>::from_data(TensorData::new(labels, [idx.len()]), &ad);
             let mut bn = BnContext::batch();
-            let logits = net.forward(&big, x.clone(), &mut bn)?;
+            let logits = net.forward(&big, input(&big), &mut bn)?;
             let mut loss = ce.forward(logits.clone(), y);
             // in-place distillation: the others learn the largest's predictions
             let teacher = softmax(logits.detach(), 1);
@@ -242,7 +248,7 @@ fn train_on_pool(
                 (0..config.random_subnets).map(|_| Genome::sample(&identity.space, &mut rng)),
             );
             for g in &students {
-                let out = net.forward(g, x.clone(), &mut bn)?;
+                let out = net.forward(g, input(g), &mut bn)?;
                 let kd = (teacher.clone() * log_softmax(out, 1))
                     .sum_dim(1)
                     .mean()
@@ -277,8 +283,8 @@ fn train_on_pool(
             epoch,
             lr,
             loss: loss_sum / steps.max(1) as f64,
-            largest_top1: judge(&plain, &big, data, &settings)?.top1,
-            smallest_top1: judge(&plain, &small, data, &settings)?.top1,
+            largest_top1: judge(&plain, &big, sized.at(&big, data), &settings)?.top1,
+            smallest_top1: judge(&plain, &small, sized.at(&small, data), &settings)?.top1,
             seconds,
         };
         metrics.epochs.push(record.clone());
@@ -286,4 +292,53 @@ fn train_on_pool(
         progress(Progress::Epoch(record));
     }
     Ok((net.valid(), metrics))
+}
+
+/// `n` normalised CHW images of `data`'s shape as a batch tensor.
+fn images(values: Vec<f32>, n: usize, data: &Dataset, device: &Device) -> Tensor<4> {
+    let s = data.shape;
+    Tensor::<4>::from_data(
+        TensorData::new(values, [n, s.channels, s.height, s.width]),
+        device,
+    )
+}
+
+/// The training data at each resolution a space lists other than the data's own (a space
+/// that chooses its input resolution, as Once-for-All trains elastic resolution): every
+/// sub-network trains and is judged on images resized to the side its genome chose
+/// ([`Dataset::resized`], as the search resizes them for that genome).
+struct Resolutions {
+    other: BTreeMap<usize, Dataset>,
+}
+
+impl Resolutions {
+    /// `data` resized to each of `space`'s resolutions that is not its own size (none for a
+    /// space without resolutions).
+    fn of(space: &Space, data: &Dataset) -> Resolutions {
+        let own = (data.shape.height, data.shape.width);
+        let other = space
+            .resolution
+            .iter()
+            .flatten()
+            .filter(|&&side| (side, side) != own)
+            .map(|&side| {
+                let to = Resolution {
+                    height: side,
+                    width: side,
+                };
+                (side, data.resized(to))
+            })
+            .collect();
+        Resolutions { other }
+    }
+
+    /// The resized data `genome` runs on, or `None` when it runs on the data as given.
+    fn other(&self, genome: &Genome) -> Option<&Dataset> {
+        genome.resolution.and_then(|side| self.other.get(&side))
+    }
+
+    /// The data `genome` runs on: resized, or `data` itself.
+    fn at<'a>(&'a self, genome: &Genome, data: &'a Dataset) -> &'a Dataset {
+        self.other(genome).unwrap_or(data)
+    }
 }

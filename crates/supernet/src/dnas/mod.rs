@@ -158,7 +158,8 @@ struct Logits {
 /// latency of each layer from `cost_ms` (the lookup table, ms in the target's mode).
 ///
 /// Errors: [`SupernetError::Checkpoint`] for the folder; [`SupernetError::Config`] for
-/// settings that cannot run; [`SupernetError::MissingLatency`] for a layer `cost_ms`
+/// settings that cannot run or a space that chooses its input resolution;
+/// [`SupernetError::MissingLatency`] for a layer `cost_ms`
 /// has no figure for; [`SupernetError::Diverged`].
 pub fn search(
     dir: &Path,
@@ -170,6 +171,12 @@ pub fn search(
     check(settings, data.train.len())?;
     let ad = kiln_train::device().autodiff();
     let (net, _, _, _) = crate::load(dir, &ad)?;
+    if let Some(sides) = &net.space.resolution {
+        return Err(SupernetError::Config(format!(
+            "the differentiable search does not choose the input resolution, and the \
+             supernet's space lists {sides:?}"
+        )));
+    }
     let theirs = kiln_train::input_spec(data);
     if theirs != net.input {
         return Err(SupernetError::Input {

@@ -123,16 +123,18 @@ impl SupernetWeights {
         &self.space
     }
 
-    /// `genome`'s sub-network, for images of `data`.
+    /// `genome`'s sub-network, for images of `data` (at the genome's resolution when its
+    /// space chooses one).
     ///
     /// Errors: [`SupernetError::Input`] when `data`'s images or classes are not the
-    /// supernet's; [`SupernetError::Genome`] for a genome outside the space.
+    /// supernet's (resized to the genome's resolution); [`SupernetError::Genome`] for a
+    /// genome outside the space.
     fn subnet(&self, genome: &Genome, data: &Dataset) -> Result<SubNet, SupernetError> {
-        let theirs = kiln_train::input_spec(data);
-        if theirs != self.input {
+        let (theirs, wanted) = (kiln_train::input_spec(data), genome.input(self.input));
+        if theirs != wanted {
             return Err(SupernetError::Input {
                 data: theirs.to_string(),
-                supernet: self.input.to_string(),
+                supernet: wanted.to_string(),
             });
         }
         SubNet::of(self, genome)
