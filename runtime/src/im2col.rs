@@ -52,27 +52,65 @@ pub fn conv2d_gemm(x: &[f32], packed: &[f32], out: &mut [f32], p: &Conv2d) {
 
 /// The patch of output pixel `at` in `[ky][kx][ci]` order, zeros outside.
 ///
-/// A tap's `in_c` values are one copy; for 1 to 4 channels (a stem reading
-/// an RGB image) of a length fixed at compile time, a few moves. Of a
-/// length known only at run time each is a `memcpy` call: where LLVM
-/// inlines this function into a program's one call site it sees the
-/// layer's constant `in_c` and makes the moves itself, but with several
-/// call sites (a bundle of five networks) it did not, and 20,736 calls of
-/// 12 bytes took 6% of MobileNetV2-0.5's time (host, `perf`).
+/// Stems (1 to 4 channels, kernels 3, 5 or 7 wide, no dilation along the
+/// row) copy a kernel row of taps inside the input as one run of `K C`
+/// values, both compile-time constants, so a few vector moves; other
+/// layers copy tap by tap. A copy of a length known only at run time is a
+/// `memcpy` call: where LLVM inlines this function into a program's one
+/// call site it sees the layer's constants and makes the moves itself, but
+/// with several call sites (a bundle of five networks) it did not, and
+/// 20,736 calls of 12 bytes took 6% of MobileNetV2-0.5's time (host,
+/// `perf`).
 fn gather(x: &[f32], p: &Conv2d, at: usize, patch: &mut [f32]) {
-    match p.in_c {
-        1 => gather_c::<1>(x, p, at, patch),
-        2 => gather_c::<2>(x, p, at, patch),
-        3 => gather_c::<3>(x, p, at, patch),
-        4 => gather_c::<4>(x, p, at, patch),
-        c => gather_any(x, p, at, patch, c),
+    let k = if p.dilation_w == 1 { p.k_w } else { 0 };
+    match (p.in_c, k) {
+        (1, 3) => gather_rows::<1, 3>(x, p, at, patch),
+        (1, 5) => gather_rows::<1, 5>(x, p, at, patch),
+        (1, 7) => gather_rows::<1, 7>(x, p, at, patch),
+        (2, 3) => gather_rows::<2, 3>(x, p, at, patch),
+        (3, 3) => gather_rows::<3, 3>(x, p, at, patch),
+        (3, 5) => gather_rows::<3, 5>(x, p, at, patch),
+        (3, 7) => gather_rows::<3, 7>(x, p, at, patch),
+        (4, 3) => gather_rows::<4, 3>(x, p, at, patch),
+        (1, _) => gather_any(x, p, at, patch, 1),
+        (2, _) => gather_any(x, p, at, patch, 2),
+        (3, _) => gather_any(x, p, at, patch, 3),
+        (4, _) => gather_any(x, p, at, patch, 4),
+        (c, _) => gather_any(x, p, at, patch, c),
     }
 }
 
-/// [`gather`] of `C` channels.
+/// [`gather`] of `C` channels, a kernel `K` wide (`p.k_w`, dilation 1
+/// along the row).
 #[inline(always)]
-fn gather_c<const C: usize>(x: &[f32], p: &Conv2d, at: usize, patch: &mut [f32]) {
-    gather_any(x, p, at, patch, C)
+fn gather_rows<const C: usize, const K: usize>(
+    x: &[f32],
+    p: &Conv2d,
+    at: usize,
+    patch: &mut [f32],
+) {
+    let (oy, ox) = (at / p.out_w, at % p.out_w);
+    let ix0 = (ox * p.stride_w).wrapping_sub(p.pad_left);
+    // every tap of a kernel row inside the input horizontally
+    let inside = ix0 < p.in_w && ix0 + K <= p.in_w;
+    for ky in 0..p.k_h {
+        let iy = (oy * p.stride_h + ky * p.dilation_h).wrapping_sub(p.pad_top);
+        let dst = &mut patch[ky * K * C..][..K * C];
+        if iy >= p.in_h {
+            dst.fill(0.0);
+        } else if inside {
+            dst.copy_from_slice(&x[(iy * p.in_w + ix0) * C..][..K * C]);
+        } else {
+            for (kx, d) in dst.chunks_exact_mut(C).enumerate() {
+                let ix = ix0.wrapping_add(kx);
+                if ix < p.in_w {
+                    d.copy_from_slice(&x[(iy * p.in_w + ix) * C..][..C]);
+                } else {
+                    d.fill(0.0);
+                }
+            }
+        }
+    }
 }
 
 /// [`gather`] of `c` (`p.in_c`) channels.
@@ -109,6 +147,11 @@ mod tests {
             ((7, 9, 5), 9, (3, 5), (1, 2), [0, 2, 1, 1]),
             ((5, 5, 2), 24, (1, 1), (1, 1), [0, 0, 0, 0]),
             ((6, 6, 32), 8, (3, 3), (1, 1), [1, 1, 1, 1]),
+            // stems copied a kernel row at a time (1-4 channels, 3/5/7 wide)
+            ((9, 10, 1), 8, (5, 5), (1, 1), [2, 2, 2, 2]),
+            ((8, 7, 4), 12, (3, 3), (1, 1), [1, 1, 1, 1]),
+            ((12, 13, 3), 16, (7, 7), (2, 2), [3, 3, 3, 2]),
+            ((10, 9, 2), 5, (3, 3), (2, 2), [0, 0, 1, 1]),
         ];
         for (n, ((h, w, ci), co, (kh, kw), (sh, sw), pads)) in cases.into_iter().enumerate() {
             let p = Conv2d {

@@ -15,6 +15,13 @@
 //! onnxruntime runs through `scripts/ort-bench.py` under the interpreter named
 //! by `KILN_ORT_PYTHON` (a Python with the `onnxruntime` and `numpy` wheels);
 //! without it the onnxruntime column is left out.
+//!
+//! kiln's program is one bundle of the five networks; with `KILN_BENCH_ALONE`
+//! set (to anything) each network is built as a bundle of its own instead,
+//! by the same path (to compare: the code LLVM makes of a kernel depends on
+//! the other call sites in the program). `KILN_BENCH_ONLY=NAME[,NAME]` times
+//! only those networks (the bundle still holds all five) and
+//! `KILN_BENCH_ROUNDS=N` sets the rounds (default 5).
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -250,13 +257,40 @@ fn bench(c: &mut Criterion) {
     let refs: Vec<_> = graphs.iter().collect();
     let gens = kiln_codegen::generate_bundle(&refs, &dir, &GenerateOptions::new("bench"))
         .expect("generate");
-    let bin = kiln_codegen::build_bin(
-        &dir,
-        "kiln-bundle",
-        BuildTarget::Host,
-        &kiln_codegen::default_target_dir(),
-    )
-    .expect("build");
+    let build = |dir: &Path| {
+        kiln_codegen::build_bin(
+            dir,
+            "kiln-bundle",
+            BuildTarget::Host,
+            &kiln_codegen::default_target_dir(),
+        )
+        .expect("build")
+    };
+    let only = std::env::var("KILN_BENCH_ONLY").ok();
+    let timed = |name: &str| {
+        only.as_deref()
+            .is_none_or(|o| o.split(',').any(|n| n == name))
+    };
+    // (program, model index in it) per model
+    let programs: Vec<(PathBuf, usize)> = if std::env::var_os("KILN_BENCH_ALONE").is_some() {
+        println!("KILN_BENCH_ALONE: each network built as a bundle of its own");
+        graphs
+            .iter()
+            .zip(&models)
+            .map(|(g, m)| {
+                if !timed(&m.name) {
+                    return (PathBuf::new(), 0);
+                }
+                let d = dir.with_file_name(format!("alone-{}", m.name));
+                kiln_codegen::generate_bundle(&[g], &d, &GenerateOptions::new("bench"))
+                    .expect("generate");
+                (build(&d), 0)
+            })
+            .collect()
+    } else {
+        let bin = build(&dir);
+        (0..models.len()).map(|i| (bin.clone(), i)).collect()
+    };
     let x = input();
     let xt = Tensor::from_shape(
         &[1, INPUT.channels, INPUT.height, INPUT.width],
@@ -271,8 +305,13 @@ fn bench(c: &mut Criterion) {
         println!("KILN_ORT_PYTHON not set: onnxruntime left out (see scripts/ort-bench.py)");
     }
 
+    let rounds_n = std::env::var("KILN_BENCH_ROUNDS")
+        .ok()
+        .map(|v| v.parse::<usize>().expect("KILN_BENCH_ROUNDS: a number"))
+        .unwrap_or(ROUNDS)
+        .max(1);
     println!(
-        "\n== kiln vs tract vs onnxruntime, one thread, source: host; best of {ROUNDS} alternating rounds of {WARMUP} + {RUNS} runs =="
+        "\n== kiln vs tract vs onnxruntime, one thread, source: host; best of {rounds_n} alternating rounds of {WARMUP} + {RUNS} runs =="
     );
     println!(
         "{:<24} {:>9} {:>9} {:>9} {:>10} {:>10} {:>11} {:>11}  arena / lower bound",
@@ -286,12 +325,16 @@ fn bench(c: &mut Criterion) {
         "p50 k/tract"
     );
     for (i, m) in models.iter().enumerate() {
+        if !timed(&m.name) {
+            continue;
+        }
         let onnx_path = dir.join(format!("{}.onnx", m.name));
         std::fs::write(&onnx_path, &m.onnx).expect("write onnx");
         let plan = tract_plan(&m.onnx);
-        let rounds: Vec<[Option<Times>; 3]> = (0..ROUNDS)
+        let rounds: Vec<[Option<Times>; 3]> = (0..rounds_n)
             .map(|_| {
-                let k = kiln_times(&bin, i, &x, WARMUP, RUNS);
+                let (bin, index) = &programs[i];
+                let k = kiln_times(bin, *index, &x, WARMUP, RUNS);
                 let t = tract_times(&plan, &xt);
                 let o = python
                     .as_deref()
@@ -360,7 +403,8 @@ fn bench(c: &mut Criterion) {
         group.bench_function("tract", |b| b.iter(|| tract_once(&plan, &xt)));
         group.bench_function("kiln", |b| {
             b.iter_custom(|iters| {
-                let t = kiln_times(&bin, i, &x, 3, iters.max(1) as usize);
+                let (bin, index) = &programs[i];
+                let t = kiln_times(bin, *index, &x, 3, iters.max(1) as usize);
                 Duration::from_secs_f64(t.p50_us * 1e-6 * iters as f64)
             })
         });

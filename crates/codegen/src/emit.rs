@@ -123,9 +123,15 @@ impl Emitter<'_> {
         format!("a[{o}..{}]", o + l)
     }
 
-    /// Appends `data` to the blob and returns the expression slicing it.
+    /// Appends `data` to the blob at the next multiple of 16 values (zeros
+    /// between) and returns the expression slicing it. The blob starts on a
+    /// 64-byte boundary on x86-64 and aarch64 (`rt::Aligned`), so a
+    /// constant starts on one too, and the vector kernels' loads of its
+    /// rows (16-value GEMM panels, depthwise rows of a multiple of 16
+    /// channels) split no cache line.
     fn weights(&mut self, data: &[f32]) -> String {
-        let at = self.blob.len();
+        let at = self.blob.len().next_multiple_of(16);
+        self.blob.resize(at, 0.0);
         self.blob.extend_from_slice(data);
         format!("&w[{at}..{}]", at + data.len())
     }

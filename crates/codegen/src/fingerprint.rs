@@ -12,7 +12,7 @@ use crate::emit::{BUNDLE_MAIN_RS, MAIN_RS};
 /// The version of the code kiln-codegen's emitter writes: bump when emit
 /// changes generated code (a kernel call, the arena use, `infer` or `io`),
 /// so [`runtime_fingerprint`] changes and stored latency tables are rebuilt.
-pub const EMIT_VERSION: u32 = 3;
+pub const EMIT_VERSION: u32 = 4;
 
 /// Hex SHA-256 over the runtime crate at `runtime_path` (its `Cargo.toml` and
 /// every file under `src/`, in order of relative path, each path and content
