@@ -161,9 +161,12 @@ impl SuperNet {
     }
 
     /// Logits `[n, classes]` of `genome`'s sub-network for normalised images `[n, C, H, W]`,
-    /// batch norm as `bn` says.
+    /// `C x H x W` the supernet's input at the genome's resolution
+    /// ([`Genome::input`]: `side x side` when its space chooses one), batch norm as `bn`
+    /// says.
     ///
-    /// Errors: [`SupernetError::Genome`] for a genome outside the space;
+    /// Errors: [`SupernetError::Input`] for images of another channel count or side
+    /// (naming both shapes); [`SupernetError::Genome`] for a genome outside the space;
     /// [`SupernetError::Stats`] in fixed mode without recalibrated statistics.
     pub fn forward(
         &self,
@@ -171,6 +174,15 @@ impl SuperNet {
         images: Tensor<4>,
         bn: &mut BnContext,
     ) -> Result<Tensor<2>, SupernetError> {
+        // global pooling would run any side: a sub-network fed another side than its
+        // genome's would train and judge at the wrong resolution without a word
+        let ([_, c, h, w], wanted) = (images.dims(), genome.input(self.input));
+        if (c, h, w) != (wanted.channels, wanted.height, wanted.width) {
+            return Err(SupernetError::Input {
+                data: format!("{c}x{h}x{w}"),
+                supernet: format!("{wanted} for genome {}", genome.id()),
+            });
+        }
         let arch = self.architecture(genome)?;
         let mut x = conv_bn(&self.stem, &arch.stem, images, bn)?;
         let mut at = 0;

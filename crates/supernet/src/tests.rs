@@ -315,3 +315,63 @@ fn a_space_with_resolutions_trains_and_judges_each_genome_at_its_side() {
     let out = model.run(tvec!(Tensor::from(x).into())).unwrap();
     assert_eq!(out[0].shape(), [1, data.classes]);
 }
+
+/// A sub-network takes images at its genome's side only: burn's judge refuses data at
+/// another side naming both shapes, as kiln-runtime's kernels do (before, global pooling
+/// ran it at the wrong side and gave a top-1 of a network nobody would deploy).
+#[test]
+fn a_sub_network_refuses_images_at_another_side_than_its_genomes() {
+    let text = include_str!("../../../tests/fixtures/tiny-space.toml");
+    let space = Space::from_toml(&format!("resolution = [16, 28]\n{text}"), "sized").unwrap();
+    let data = data();
+    let input = kiln_train::input_spec(&data);
+    let dev = kiln_train::device();
+    let net = SuperNet::build(&space, input, &mut Seeded::new(3), &dev).unwrap();
+    let small = smallest(&space);
+    let err = judge(&net, &small, &data, &settings())
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("1x28x28") && err.contains("1x16x16"), "{err}");
+    let d16 = data.resized(kiln_data::Resolution {
+        height: 16,
+        width: 16,
+    });
+    assert!(judge(&net, &small, &d16, &settings()).is_ok());
+    // a genome without a resolution takes the supernet's own input, and only it
+    let plain = largest(&self::space());
+    let net = SuperNet::build(&self::space(), input, &mut Seeded::new(3), &dev).unwrap();
+    assert!(judge(&net, &plain, &d16, &settings()).is_err());
+}
+
+/// The training step runs every sub-network at its genome's side: with sides 16 and 20,
+/// neither the data's 28, a step that fed any sub-network (the largest, the smallest or a
+/// random one) the batch as given would be refused by [`SuperNet::forward`], which checks
+/// each input's side against its genome's (see the test above), so one epoch training at
+/// all says each forward pass received its genome's side.
+#[test]
+fn training_runs_each_sub_network_on_the_batch_at_its_genomes_side() {
+    let text = include_str!("../../../tests/fixtures/tiny-space.toml");
+    let space = Space::from_toml(&format!("resolution = [16, 20]\n{text}"), "sized").unwrap();
+    let data = data();
+    let dir = tempfile::tempdir().unwrap();
+    let config = SupernetConfig {
+        epochs: 1,
+        batch_size: 48,
+        random_subnets: 4,
+        recalibration_images: 16,
+        ..SupernetConfig::default()
+    };
+    let mut steps = 0;
+    let (_, m) = train(
+        &space,
+        &data,
+        "mnist-5k test",
+        &config,
+        dir.path(),
+        false,
+        &mut |p| steps += usize::from(matches!(p, Progress::Step { .. })),
+    )
+    .unwrap();
+    assert_eq!((steps, m.epochs.len()), (2, 1));
+    assert!(m.epochs[0].loss.is_finite());
+}

@@ -226,15 +226,20 @@ fn train_on_pool(
                 augment.as_ref().map(|a| (a, &mut rng)),
             );
             let x = images(batch.images, idx.len(), data, &ad);
-            // a sub-network that chose another resolution sees the batch resized to it
-            let input = |g: &Genome| match sized.other(g) {
+            // a sub-network that chose another resolution sees the batch resized to it,
+            // built once per side in a step (sub-networks of one side share it)
+            let mut at_side = BTreeMap::new();
+            let mut input = |g: &Genome| match sized.other(g) {
                 None => x.clone(),
-                Some(d) => {
-                    let mut r = shifts.clone();
-                    let augment = augment.as_ref().map(|a| (a, &mut r));
-                    let b = d.train.batch(idx, &d.normalization, augment);
-                    images(b.images, idx.len(), d, &ad)
-                }
+                Some((side, d)) => at_side
+                    .entry(side)
+                    .or_insert_with(|| {
+                        let mut r = shifts.clone();
+                        let augment = augment.as_ref().map(|a| (a, &mut r));
+                        let b = d.train.batch(idx, &d.normalization, augment);
+                        images(b.images, idx.len(), d, &ad)
+                    })
+                    .clone(),
             };
             let labels: Vec<i64> = batch.labels.iter().map(|&l| l as i64).collect();
             let y = Tensor::<1, Int>::from_data(TensorData::new(labels, [idx.len()]), &ad);
@@ -332,13 +337,15 @@ impl Resolutions {
         Resolutions { other }
     }
 
-    /// The resized data `genome` runs on, or `None` when it runs on the data as given.
-    fn other(&self, genome: &Genome) -> Option<&Dataset> {
-        genome.resolution.and_then(|side| self.other.get(&side))
+    /// The side and resized data `genome` runs on, or `None` when it runs on the data as
+    /// given.
+    fn other(&self, genome: &Genome) -> Option<(usize, &Dataset)> {
+        let side = genome.resolution?;
+        self.other.get(&side).map(|d| (side, d))
     }
 
     /// The data `genome` runs on: resized, or `data` itself.
     fn at<'a>(&'a self, genome: &Genome, data: &'a Dataset) -> &'a Dataset {
-        self.other(genome).unwrap_or(data)
+        self.other(genome).map_or(data, |(_, d)| d)
     }
 }
