@@ -116,31 +116,84 @@ fn front_ids(run_dir: &Path) -> Vec<String> {
     ids
 }
 
+/// The run's trials as the database holds them now (none before the run exists).
+fn snapshot(location: &Location) -> Vec<TrialRecord> {
+    Journal::open_at(location)
+        .and_then(|j| j.trials())
+        .unwrap_or_default()
+}
+
+/// Waits until `ready` holds, checking every `every`; panics saying `what` never happened
+/// when `deadline` passes first, or when `asker` (the search process) ends first.
+fn wait_until(
+    deadline: Instant,
+    every: Duration,
+    mut asker: Option<&mut Child>,
+    what: &str,
+    mut ready: impl FnMut() -> bool,
+) {
+    while !ready() {
+        assert!(Instant::now() < deadline, "{what}");
+        if let Some(a) = asker.as_deref_mut() {
+            assert!(a.try_wait().unwrap().is_none(), "the search ended early");
+        }
+        std::thread::sleep(every);
+    }
+}
+
+/// Starts the search of run `run` (folder `dir/run`) asking through the database at
+/// `url` with no workers of its own (its output piped with `keep_output`, else dropped),
+/// and waits until it asked a trial; returns it, the run's journal and the deadline the
+/// test's waits share (5 minutes from the start).
+fn ask(url: &str, dir: &Path, run: &str, keep_output: bool) -> (Child, Location, Instant) {
+    let out = || {
+        if keep_output {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        }
+    };
+    let mut asker = search(&dir.join(run), Some(url), "0")
+        .stdout(out())
+        .stderr(out())
+        .spawn()
+        .unwrap();
+    let location = Location::parse(url, run).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(300);
+    let (every, asked) = (Duration::from_millis(200), "the search asked nothing");
+    wait_until(deadline, every, Some(&mut asker), asked, || {
+        !snapshot(&location).is_empty()
+    });
+    (asker, location, deadline)
+}
+
+/// The trials a worker evaluated (not the ones rejected before training).
+fn evaluated(trials: &[TrialRecord]) -> Vec<&TrialRecord> {
+    trials
+        .iter()
+        .filter(|t| !kiln_search::driver::is_analytic_rejection(t))
+        .collect()
+}
+
+/// Runs the same search in one process (same seed, random search) in `dir/alone` and
+/// checks it asked the genomes `trials` holds, in that order; returns its folder.
+fn same_trials_as_one_process(dir: &Path, trials: &[TrialRecord]) -> std::path::PathBuf {
+    let alone = dir.join("alone");
+    let o = search(&alone, None, "2").output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let single = Journal::open(&alone).unwrap().trials().unwrap();
+    let ids = |ts: &[TrialRecord]| ts.iter().map(|t| t.genome_id.clone()).collect::<Vec<_>>();
+    assert_eq!(ids(trials), ids(&single));
+    alone
+}
+
 #[test]
 fn three_workers_one_killed_evaluate_every_trial_once_to_completion() {
     let Some(server) = pg::server() else { return };
     let dir = tempfile::tempdir().unwrap();
     let run_dir = dir.path().join("dist");
-    let mut asker = search(&run_dir, Some(&server.url), "0")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let location = Location::parse(&server.url, "dist").unwrap();
-    let snapshot = || -> Vec<TrialRecord> {
-        Journal::open_at(&location)
-            .and_then(|j| j.trials())
-            .unwrap_or_default()
-    };
-    let deadline = Instant::now() + Duration::from_secs(300);
-    while snapshot().is_empty() {
-        assert!(Instant::now() < deadline, "the search asked nothing");
-        assert!(
-            asker.try_wait().unwrap().is_none(),
-            "the search ended early"
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    let (mut asker, location, deadline) = ask(&server.url, dir.path(), "dist", true);
+    let snapshot = || snapshot(&location);
     let mut workers: Vec<Child> = (0..3)
         .map(|i| {
             worker(&server.url, &dir.path().join(format!("w{i}")), "300")
@@ -173,10 +226,7 @@ fn three_workers_one_killed_evaluate_every_trial_once_to_completion() {
     }
 
     let trials = snapshot();
-    let evaluated: Vec<&TrialRecord> = trials
-        .iter()
-        .filter(|t| !kiln_search::driver::is_analytic_rejection(t))
-        .collect();
+    let evaluated = evaluated(&trials);
     assert_eq!(evaluated.len(), 6, "{trials:#?}");
     assert!(
         evaluated
@@ -193,13 +243,8 @@ fn three_workers_one_killed_evaluate_every_trial_once_to_completion() {
     assert!(running_when_killed.contains(&again[0].number));
     assert!(evaluated.iter().all(|t| t.attempts <= 2));
 
-    // One process, the same seed and random search: the same front.
-    let alone = dir.path().join("alone");
-    let o = search(&alone, None, "2").output().unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let single = Journal::open(&alone).unwrap().trials().unwrap();
-    let ids = |ts: &[TrialRecord]| ts.iter().map(|t| t.genome_id.clone()).collect::<Vec<_>>();
-    assert_eq!(ids(&trials), ids(&single));
+    // One process, the same seed and random search: the same trials and front.
+    let alone = same_trials_as_one_process(dir.path(), &trials);
     assert_eq!(front_ids(&run_dir), front_ids(&alone));
 
     // The workers evaluated every trial on their own disks; the front's model files
@@ -250,23 +295,8 @@ fn three_workers_one_killed_evaluate_every_trial_once_to_completion() {
 fn a_worker_asks_on_when_the_search_process_dies() {
     let Some(server) = pg::server() else { return };
     let dir = tempfile::tempdir().unwrap();
-    let run_dir = dir.path().join("orphan");
-    let mut asker = search(&run_dir, Some(&server.url), "0")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let location = Location::parse(&server.url, "orphan").unwrap();
-    let snapshot = || -> Vec<TrialRecord> {
-        Journal::open_at(&location)
-            .and_then(|j| j.trials())
-            .unwrap_or_default()
-    };
-    let deadline = Instant::now() + Duration::from_secs(300);
-    while snapshot().is_empty() {
-        assert!(Instant::now() < deadline, "the search asked nothing");
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    let (mut asker, location, deadline) = ask(&server.url, dir.path(), "orphan", false);
+    let snapshot = || snapshot(&location);
     let workers: Vec<Child> = (0..2)
         .map(|i| {
             worker_of(
@@ -282,10 +312,13 @@ fn a_worker_asks_on_when_the_search_process_dies() {
         })
         .collect();
     // one trial recorded, the rest of the budget not yet asked: the search dies
-    while !snapshot().iter().any(|t| t.status.is_finished()) {
-        assert!(Instant::now() < deadline, "no trial finished");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    wait_until(
+        deadline,
+        Duration::from_millis(100),
+        None,
+        "no trial finished",
+        || snapshot().iter().any(|t| t.status.is_finished()),
+    );
     asker.kill().unwrap(); // SIGKILL: its lease stays behind, stale
     asker.wait().unwrap();
     let mut said = String::new();
@@ -302,19 +335,10 @@ fn a_worker_asks_on_when_the_search_process_dies() {
     );
     assert!(Journal::open_at(&location).unwrap().is_finished().unwrap());
     let trials = snapshot();
-    let evaluated: Vec<&TrialRecord> = trials
-        .iter()
-        .filter(|t| !kiln_search::driver::is_analytic_rejection(t))
-        .collect();
-    assert_eq!(evaluated.len(), 6, "the whole budget: {trials:#?}");
+    assert_eq!(evaluated(&trials).len(), 6, "the whole budget: {trials:#?}");
     assert!(trials.iter().all(|t| t.status.is_finished()), "{trials:#?}");
     // random search replays its stream from the journal: the trials one process asks
-    let alone = dir.path().join("alone");
-    let o = search(&alone, None, "2").output().unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let single = Journal::open(&alone).unwrap().trials().unwrap();
-    let ids = |ts: &[TrialRecord]| ts.iter().map(|t| t.genome_id.clone()).collect::<Vec<_>>();
-    assert_eq!(ids(&trials), ids(&single));
+    let alone = same_trials_as_one_process(dir.path(), &trials);
     // the worker that asked wrote the report, with the one process's front
     let report = (0..2)
         .map(|i| dir.path().join(format!("w{i}")).join("orphan"))
@@ -368,17 +392,13 @@ fn a_farm_of_devices_measures_a_shared_run_each_trial_on_its_workers_device() {
         .unwrap();
     let location = Location::parse(&server.url, "farm").unwrap();
     let deadline = Instant::now() + Duration::from_secs(300);
-    while Journal::open_at(&location).is_err() {
-        assert!(
-            Instant::now() < deadline,
-            "the search never created its run"
-        );
-        assert!(
-            asker.try_wait().unwrap().is_none(),
-            "the search ended early"
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    let (every, created) = (
+        Duration::from_millis(200),
+        "the search never created its run",
+    );
+    wait_until(deadline, every, Some(&mut asker), created, || {
+        Journal::open_at(&location).is_ok()
+    });
     // a worker without a device cannot serve this run
     let o = worker_of("farm", &server.url, &dir.path().join("bare"), "300")
         .args(["--targets-dir"])
@@ -415,10 +435,7 @@ fn a_farm_of_devices_measures_a_shared_run_each_trial_on_its_workers_device() {
         assert!(wait(&mut w, "a worker").success(), "worker {i} failed");
     }
     let trials = Journal::open_at(&location).unwrap().trials().unwrap();
-    let evaluated: Vec<&TrialRecord> = trials
-        .iter()
-        .filter(|t| !kiln_search::driver::is_analytic_rejection(t))
-        .collect();
+    let evaluated = evaluated(&trials);
     assert_eq!(evaluated.len(), 4, "{trials:#?}");
     let ports: Vec<String> = devices.iter().map(|d| format!(":{}", d.port)).collect();
     for t in &evaluated {

@@ -263,17 +263,17 @@ pub fn worker(
     let location = Location::parse(&req.journal, &run)?;
     let journal = Journal::join(&location, &lease_options())?;
     let meta = journal.meta()?;
-    let field = |k: &str| meta.get(k).unwrap_or("").to_string();
     let space_text = check_join(&journal, &meta, &req, &location)?;
     let space = Space::from_toml(&space_text, &format!("{} (run {run})", SPACE_FILE))?;
-    let mut target = kiln_target::load(&req.targets_dir, &field("target"))
+    let mut target = kiln_target::load(&req.targets_dir, field(&meta, "target"))
         .map_err(|e| PipelineError::Invalid(format!("run {run}: {e}")))?;
     if let Some(ms) = meta.get("latency_limit_ms").and_then(|v| v.parse().ok()) {
         target.constraints.set_latency_limit_ms(ms);
     }
     let number = |k: &str| -> Result<u64, PipelineError> {
-        field(k).parse().map_err(|_| {
-            PipelineError::Invalid(format!("run {run}: `{k}` is `{}`, not a number", field(k)))
+        let value = field(&meta, k);
+        value.parse().map_err(|_| {
+            PipelineError::Invalid(format!("run {run}: `{k}` is `{value}`, not a number"))
         })
     };
     let train = TrainConfig {
@@ -361,20 +361,19 @@ fn check_join(
     req: &WorkerRequest,
     location: &Location,
 ) -> Result<String, PipelineError> {
-    let field = |k: &str| meta.get(k).unwrap_or("").to_string();
     let mut differences = Vec::new();
     let runtime = runtime_fingerprint()?;
-    if field("runtime") != runtime {
+    if field(meta, "runtime") != runtime {
         differences.push(format!(
             "kiln runtime: the run's is {}, this worker's is {runtime} (build the same kiln \
              commit on both machines)",
-            field("runtime")
+            field(meta, "runtime")
         ));
     }
-    if field("data") != req.data_identity {
+    if field(meta, "data") != req.data_identity {
         differences.push(format!(
             "data: the run's is `{}`, this worker's is `{}`",
-            field("data"),
+            field(meta, "data"),
             req.data_identity
         ));
     }
@@ -385,7 +384,7 @@ fn check_join(
         (true, false) => differences.push(format!(
             "the run measures every trial on a `{}` device: join with this worker's own, \
              --device USER@ADDR (ssh boards) or --serial S (adb phones)",
-            field("target")
+            field(meta, "target")
         )),
         (false, true) => differences
             .push("the run does not measure on devices: join without --device/--serial".into()),
@@ -395,7 +394,7 @@ fn check_join(
         .file(SPACE_FILE)?
         .map(|b| String::from_utf8_lossy(&b).into_owned())
         .unwrap_or_default();
-    if content_id(space_text.as_bytes()) != field("space_file") {
+    if content_id(space_text.as_bytes()) != field(meta, "space_file") {
         differences.push("space: the stored space file does not match the run's".into());
     }
     if !differences.is_empty() {
@@ -406,6 +405,11 @@ fn check_join(
         )));
     }
     Ok(space_text)
+}
+
+/// The run's `key` field as its journal holds it, empty when the run has none.
+fn field<'a>(meta: &'a RunMeta, key: &str) -> &'a str {
+    meta.get(key).unwrap_or("")
 }
 
 /// This worker's device for a run that measures on devices, reachable, benchmarking as
