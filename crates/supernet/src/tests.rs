@@ -229,6 +229,32 @@ fn training_checkpoints_every_epoch_and_resumes() {
     assert!(err.contains("supernet-2.safetensors"), "{err}");
 }
 
+/// The tiny space choosing its input side among `sides` (TOML, e.g. `[16, 28]`).
+fn sized_space(sides: &str) -> Space {
+    let text = include_str!("../../../tests/fixtures/tiny-space.toml");
+    Space::from_toml(&format!("resolution = {sides}\n{text}"), "sized").unwrap()
+}
+
+/// A supernet of `space` trained afresh with `config` in a folder dropped afterwards.
+fn train_once(
+    space: &Space,
+    data: &Dataset,
+    config: &SupernetConfig,
+    progress: &mut (dyn FnMut(Progress) + Send),
+) -> (SuperNet, SupernetMetrics) {
+    let dir = tempfile::tempdir().unwrap();
+    train(
+        space,
+        data,
+        "mnist-5k test",
+        config,
+        dir.path(),
+        false,
+        progress,
+    )
+    .unwrap()
+}
+
 /// Once-for-All's elastic resolution: a space that chooses its input side trains one
 /// supernet whose sub-networks each run at their genome's side (the smallest at 16x16,
 /// the largest at 28x28 here); each is judged on the data resized to it, the same on
@@ -236,26 +262,15 @@ fn training_checkpoints_every_epoch_and_resumes() {
 /// another side is refused naming both shapes; the export takes the genome's side.
 #[test]
 fn a_space_with_resolutions_trains_and_judges_each_genome_at_its_side() {
-    let text = include_str!("../../../tests/fixtures/tiny-space.toml");
-    let space = Space::from_toml(&format!("resolution = [16, 28]\n{text}"), "sized").unwrap();
+    let space = sized_space("[16, 28]");
     let data = data();
-    let dir = tempfile::tempdir().unwrap();
     let config = SupernetConfig {
         epochs: 1,
         batch_size: 16,
         recalibration_images: 48,
         ..SupernetConfig::default()
     };
-    let (net, m) = train(
-        &space,
-        &data,
-        "mnist-5k test",
-        &config,
-        dir.path(),
-        false,
-        &mut |_| {},
-    )
-    .unwrap();
+    let (net, m) = train_once(&space, &data, &config, &mut |_| {});
     let at = |side| {
         data.resized(kiln_data::Resolution {
             height: side,
@@ -321,8 +336,7 @@ fn a_space_with_resolutions_trains_and_judges_each_genome_at_its_side() {
 /// ran it at the wrong side and gave a top-1 of a network nobody would deploy).
 #[test]
 fn a_sub_network_refuses_images_at_another_side_than_its_genomes() {
-    let text = include_str!("../../../tests/fixtures/tiny-space.toml");
-    let space = Space::from_toml(&format!("resolution = [16, 28]\n{text}"), "sized").unwrap();
+    let space = sized_space("[16, 28]");
     let data = data();
     let input = kiln_train::input_spec(&data);
     let dev = kiln_train::device();
@@ -350,10 +364,7 @@ fn a_sub_network_refuses_images_at_another_side_than_its_genomes() {
 /// all says each forward pass received its genome's side.
 #[test]
 fn training_runs_each_sub_network_on_the_batch_at_its_genomes_side() {
-    let text = include_str!("../../../tests/fixtures/tiny-space.toml");
-    let space = Space::from_toml(&format!("resolution = [16, 20]\n{text}"), "sized").unwrap();
-    let data = data();
-    let dir = tempfile::tempdir().unwrap();
+    let space = sized_space("[16, 20]");
     let config = SupernetConfig {
         epochs: 1,
         batch_size: 48,
@@ -362,16 +373,9 @@ fn training_runs_each_sub_network_on_the_batch_at_its_genomes_side() {
         ..SupernetConfig::default()
     };
     let mut steps = 0;
-    let (_, m) = train(
-        &space,
-        &data,
-        "mnist-5k test",
-        &config,
-        dir.path(),
-        false,
-        &mut |p| steps += usize::from(matches!(p, Progress::Step { .. })),
-    )
-    .unwrap();
+    let (_, m) = train_once(&space, &data(), &config, &mut |p| {
+        steps += usize::from(matches!(p, Progress::Step { .. }))
+    });
     assert_eq!((steps, m.epochs.len()), (2, 1));
     assert!(m.epochs[0].loss.is_finite());
 }
