@@ -16,10 +16,9 @@ use kiln_search::{
     Fitness, GenomeSpace, Journal, Objective, Progress, RunMeta, SearchConfig, SearchError,
     SearchSummary, StrategyKind,
 };
-use kiln_space::{Genome, Space};
+use kiln_space::Space;
 use kiln_target::Target;
 use kiln_train::TrainConfig;
-use rand::SeedableRng;
 
 use crate::PipelineError;
 use crate::build::content_id;
@@ -157,7 +156,7 @@ pub fn search(
         crate::resolution::refuse_with_resolutions(&space, &req.space_path, what)?;
     }
     override_latency_limit(&mut req)?;
-    check_space_fits(&space, &req.space_path, &req.data, req.train.seed)?;
+    crate::resolution::check_space_fits(&space, &req.space_path, &req.data, req.train.seed)?;
     let device = reachable_device(&req)?;
     let fitness = fitness(&req)?;
     let table = latency_table(&req, &space, note)?.map(Arc::new);
@@ -491,32 +490,6 @@ pub fn parse_budget(s: &str) -> Result<Duration, String> {
         Ok(d) if !d.is_zero() => Ok(d),
         _ => Err(format!("`{s}` must be a duration longer than zero")),
     }
-}
-
-/// A space whose networks downsample more than the images allow is refused
-/// up front rather than failing every trial (8 sampled genomes checked).
-fn check_space_fits(
-    space: &Space,
-    path: &Path,
-    data: &Dataset,
-    seed: u64,
-) -> Result<(), PipelineError> {
-    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
-    for _ in 0..8 {
-        let g = Genome::sample(space, &mut rng);
-        kiln_train::architecture_for(space, &g, data).map_err(|e| {
-            PipelineError::Invalid(format!(
-                "space {} does not fit data set {} ({}x{}x{}, {} classes): {e}",
-                path.display(),
-                data.name,
-                data.shape.channels,
-                data.shape.height,
-                data.shape.width,
-                data.classes
-            ))
-        })?;
-    }
-    Ok(())
 }
 
 /// Applies [`SearchRequest::latency_limit_ms`] to the request's profile.
