@@ -546,7 +546,10 @@ mod tests {
         // a resolution the space's downsampling does not fit is named
         let small = Space::from_toml(&format!("resolution = [8, 96]\n{text}"), "s.toml");
         let err = small.unwrap().layer_keys(input).unwrap_err().to_string();
-        assert!(err.contains("8x8") && err.contains("downsamples by 16"), "{err}");
+        assert!(
+            err.contains("8x8") && err.contains("downsamples by 16"),
+            "{err}"
+        );
     }
 
     fn k_text(k: &LayerKey) -> String {
