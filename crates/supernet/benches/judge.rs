@@ -51,7 +51,9 @@ fn main() {
             "--recalibration" => recal = Some(num("--recalibration")),
             "--against" => against = Some(num("--against")),
             "--stand-alone" => alone = Some(num("--stand-alone")),
-            "--pairs" => pairs_file = args.next().map(PathBuf::from),
+            "--pairs" => {
+                pairs_file = Some(PathBuf::from(args.next().expect("--pairs takes a file")))
+            }
             "--engine" => match args.next().as_deref() {
                 Some("burn") => burn = true,
                 Some("kernels") => burn = false,
@@ -86,7 +88,10 @@ fn main() {
     let genomes: Vec<Genome> = (0..candidates)
         .map(|_| Genome::sample(&identity.space, &mut rng))
         .collect();
-    let earlier = pairs_file.as_deref().map(read_pairs).unwrap_or_default();
+    let earlier = pairs_file
+        .as_deref()
+        .map(|p| read_pairs(p, &genomes))
+        .unwrap_or_default();
     let todo: Vec<usize> = (0..candidates)
         .filter(|i| !earlier.iter().any(|p| p.0 == *i))
         .collect();
@@ -250,15 +255,26 @@ fn main() {
 
 /// The `(index, inherited, stand_alone)` pairs of earlier sittings in a `--pairs` file
 /// (`done,index,genome,inherited,stand_alone` lines; a missing file holds none).
-fn read_pairs(path: &std::path::Path) -> Vec<(usize, f64, f64)> {
+///
+/// Panics (naming the file and line) when a line's genome is not this run's genome at
+/// that index: the file was written for another supernet or space.
+fn read_pairs(path: &std::path::Path, genomes: &[Genome]) -> Vec<(usize, f64, f64)> {
     let text = std::fs::read_to_string(path).unwrap_or_default();
-    text.lines()
-        .filter_map(|l| {
-            let f: Vec<&str> = l.split(',').collect();
-            match f.as_slice() {
-                ["done", i, _, a, b] => Some((i.parse().ok()?, a.parse().ok()?, b.parse().ok()?)),
-                _ => None,
-            }
-        })
-        .collect()
+    let pair = |(n, l): (usize, &str)| {
+        let ["done", i, id, a, b] = l.split(',').collect::<Vec<_>>()[..] else {
+            return None;
+        };
+        let i: usize = i.parse().ok()?;
+        let ours = genomes.get(i).map(Genome::id);
+        if ours.as_deref() != Some(id) {
+            panic!(
+                "{} line {}: genome {id} at index {i}, but this run's is {ours:?} \
+                 (a file of another supernet or space)",
+                path.display(),
+                n + 1
+            );
+        }
+        Some((i, a.parse().ok()?, b.parse().ok()?))
+    };
+    text.lines().enumerate().filter_map(pair).collect()
 }
