@@ -76,7 +76,8 @@ pub struct PipelineEvaluator {
     /// front (see [`crate::finetune`]).
     pub fine_tune_epochs: usize,
     /// [`Precision::Int8`]: every built candidate is quantized first (see
-    /// [`crate::precision`]) and its accuracy measured through the int8 build.
+    /// [`crate::precision`]) and its accuracy measured through the int8 build. A genome's
+    /// own precision (its space lists `precision`) wins over this search-wide one.
     pub precision: Precision,
     /// The data at each candidate's resolution, when the space chooses it.
     per_resolution: crate::resolution::PerResolution,
@@ -103,10 +104,18 @@ impl PipelineEvaluator {
         }
     }
 
-    /// The table's prediction for `arch`; `None` without a table or when it cannot
-    /// predict it (then the MAC bound stays the judge of latency before training).
-    fn table_prediction(&self, arch: &Architecture) -> Option<kiln_latency::LatencyPrecheck> {
+    /// The table's prediction for `arch` of `genome`; `None` without a table, for an int8
+    /// genome of a space that chooses precision (the table has f32 entries only) or when it
+    /// cannot predict it (then the MAC bound stays the judge of latency before training).
+    fn table_prediction(
+        &self,
+        genome: &Genome,
+        arch: &Architecture,
+    ) -> Option<kiln_latency::LatencyPrecheck> {
         let table = self.latency_table.as_ref()?;
+        if genome.precision == Some(Precision::Int8) {
+            return None;
+        }
         kiln_latency::precheck(arch, table, &self.target).ok()
     }
 
@@ -163,13 +172,13 @@ impl Evaluator<Genome> for PipelineEvaluator {
         let Ok(arch) = self.architecture(genome) else {
             return Vec::new();
         };
-        let bytes = self.precision.bytes_per_value();
+        let bytes = genome.precision_or(self.precision).bytes_per_value();
         let mut violations = analytic_violations_at(&self.target, &arch.totals(), bytes);
         // The analytic latency bound comes from the profile's uncalibrated
         // sim model; with a device the device decides latency.
         if self.device.is_some() {
             violations.retain(|v| !v.constraint.is_latency());
-        } else if let Some(p) = self.table_prediction(&arch) {
+        } else if let Some(p) = self.table_prediction(genome, &arch) {
             // The table is the tighter judge of latency, its error margin included.
             violations.retain(|v| !v.constraint.is_latency());
             violations.extend(p.violations);
@@ -187,7 +196,8 @@ impl Evaluator<Genome> for PipelineEvaluator {
         }
 
         let t = Instant::now();
-        let (onnx, file) = match self.precision {
+        let precision = trial.point.precision_or(self.precision);
+        let (onnx, file) = match precision {
             Precision::F32 => (onnx, "model.onnx"),
             Precision::Int8 => {
                 let int8 = crate::precision::quantize_trial(&onnx, &data, &trial.dir, &mut eval)?;
@@ -214,7 +224,7 @@ impl Evaluator<Genome> for PipelineEvaluator {
         eval.timings
             .insert("build_s".into(), t.elapsed().as_secs_f64());
         self.measure(trial, &built, &mut eval)?;
-        if self.precision == Precision::Int8 {
+        if precision == Precision::Int8 {
             let (t, wasm) = (Instant::now(), built.wasm().map_err(|e| e.to_string())?);
             crate::precision::measure_int8_accuracy(wasm, &data, &self.sim_limits, &mut eval)?;
             eval.timings
@@ -251,7 +261,7 @@ impl PipelineEvaluator {
             );
         }
         // size and memory: the analytic lower bounds the precheck judges
-        let bytes = self.precision.bytes_per_value();
+        let bytes = trial.point.precision_or(self.precision).bytes_per_value();
         let bounds = kiln_search::constraints::analytic_bounds_at(&self.target, &totals, bytes);
         if let Some(size) = bounds.size_bytes {
             m.insert(keys::SIZE_BYTES.into(), size);
@@ -280,7 +290,7 @@ impl PipelineEvaluator {
         let count = |v: u64| Metric::new(v as f64, Unit::Count, Source::Predicted);
         eval.metrics.insert("params".into(), count(totals.params));
         eval.metrics.insert("macs".into(), count(totals.macs));
-        if let Some(p) = self.table_prediction(&arch) {
+        if let Some(p) = self.table_prediction(&trial.point, &arch) {
             eval.metrics
                 .insert(keys::PREDICTED_LATENCY_MS.into(), p.latency);
         }

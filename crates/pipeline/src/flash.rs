@@ -217,7 +217,8 @@ pub fn resolve_model(
 }
 
 /// The front's most accurate model as the search built it: `model.onnx`, or
-/// `model.int8.onnx` for an int8 search (precision in the run's identity).
+/// `model.int8.onnx` for an int8 genome (its own precision) or an int8 search (precision
+/// in the run's identity).
 fn best_of_front(run_dir: &Path) -> Result<PathBuf, PipelineError> {
     let front = FrontFile::read(run_dir)
         .map_err(|e| PipelineError::Invalid(format!("{e}; give --model MODEL.onnx instead")))?;
@@ -228,7 +229,9 @@ fn best_of_front(run_dir: &Path) -> Result<PathBuf, PipelineError> {
             path.display()
         ))
     })?;
-    let built = match front.run.get("precision").map(String::as_str) {
+    // The genome's own precision (its space chooses one) wins over the run's.
+    let own = best.genome.get("precision").and_then(|p| p.as_str());
+    let built = match own.or(front.run.get("precision").map(String::as_str)) {
         Some("int8") => "model.int8.onnx",
         _ => "model.onnx",
     };
@@ -281,10 +284,10 @@ mod tests {
     #[test]
     fn the_best_of_an_int8_front_is_its_int8_model() {
         let dir = tempfile::tempdir().unwrap();
-        let model = |folder: &str, accuracy: f64| FrontModel {
+        let model = |folder: &str, accuracy: f64, genome: &serde_json::Value| FrontModel {
             trial: 1,
             genome_id: folder.into(),
-            genome: serde_json::Value::Null,
+            genome: genome.clone(),
             metrics: [(
                 "accuracy".to_string(),
                 Metric::new(accuracy, Unit::Fraction, Source::Sim),
@@ -293,8 +296,14 @@ mod tests {
             folder: format!("front/{folder}"),
             crowding_distance: 0.0,
         };
-        for precision in ["f32", "int8"] {
-            let run = dir.path().join(precision);
+        // The run's precision, then a genome of a space that chooses it: its own wins.
+        let own = serde_json::json!({ "precision": "int8" });
+        for (precision, genome) in [
+            ("f32", serde_json::Value::Null),
+            ("int8", serde_json::Value::Null),
+            ("f32", own.clone()),
+        ] {
+            let run = dir.path().join(format!("{precision}-{}", genome.is_null()));
             for f in ["a", "b"] {
                 for file in ["model.onnx", "model.int8.onnx"] {
                     write(&run.join("front").join(f).join(file), b"x").unwrap();
@@ -303,11 +312,11 @@ mod tests {
             FrontFile {
                 run: [("precision".to_string(), precision.to_string())].into(),
                 objectives: vec!["accuracy".into()],
-                front: vec![model("a", 0.5), model("b", 0.7)],
+                front: vec![model("a", 0.5, &genome), model("b", 0.7, &genome)],
             }
             .write(&run)
             .unwrap();
-            let want = if precision == "int8" {
+            let want = if precision == "int8" || genome == own {
                 "model.int8.onnx"
             } else {
                 "model.onnx"

@@ -25,45 +25,43 @@ use crate::PipelineError;
 /// Training images the quantizer calibrates on (the first of the split).
 pub const CALIBRATION_IMAGES: usize = 500;
 
-/// The number format a model is built and measured in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Precision {
-    /// As trained: f32 weights and activations.
-    #[default]
-    F32,
-    /// Post-training static quantization (kiln-quant) before the build: int8
-    /// weights per output channel, int8 activations per tensor, int32 biases.
-    Int8,
-}
+/// The number format a model is built and measured in; defined with the genome in
+/// kiln-space (a space may list it as a decision), re-exported here.
+pub use kiln_space::Precision;
 
-impl Precision {
-    /// `f32` or `int8`, as the command line and the run identity spell it.
-    pub fn name(self) -> &'static str {
-        match self {
-            Precision::F32 => "f32",
-            Precision::Int8 => "int8",
-        }
+/// Refuses, before anything is written, the searches a space's `precision` decision
+/// cannot serve:
+///
+/// - `--precision int8` (`search_wide`) with a space that lists precisions: every genome's
+///   own precision wins, so the flag would be silently ignored for the f32 ones (and the
+///   run identity would say int8 of a run half f32). Drop the flag or the key.
+/// - a judge-only search (`judge_only`: a supernet and a latency table) over a space that
+///   lists `int8`: the table has f32 entries only and int8 kernels cost 1.2-2.2x f32's fuel,
+///   so an int8 genome's latency cannot be predicted.
+///
+/// `space_path` names the space file in the message. Errors: [`PipelineError::Invalid`].
+pub fn check_precision_decision(
+    space: &kiln_space::Space,
+    space_path: &Path,
+    search_wide: Precision,
+    judge_only: bool,
+) -> Result<(), PipelineError> {
+    let Some(formats) = &space.precision else {
+        return Ok(());
+    };
+    let listed: Vec<&str> = formats.iter().map(|p| p.name()).collect();
+    let file = space_path.display();
+    if search_wide != Precision::F32 {
+        return Err(PipelineError::Invalid(format!(
+            "{file} chooses the precision per genome (precision = {listed:?}), so              --precision {search_wide} would be overridden by every genome's own: drop              --precision, or search a space without the `precision` key"
+        )));
     }
-
-    /// Bytes per weight and activation value: 4 or 1 (the analytic size and
-    /// memory bounds of the precheck scale with it).
-    pub fn bytes_per_value(self) -> u32 {
-        match self {
-            Precision::F32 => 4,
-            Precision::Int8 => 1,
-        }
+    if judge_only && formats.contains(&Precision::Int8) {
+        return Err(PipelineError::Invalid(format!(
+            "{file} lists int8 (precision = {listed:?}), but a judge-only search predicts              latency from the latency table, which has f32 entries only (int8 kernels cost              1.2-2.2x f32's fuel): search it with --evaluator train (every candidate built              and measured in its own precision), or search a space without int8 in              `precision` with --precision int8 (each front model quantized)"
+        )));
     }
-
-    /// Reads `f32` or `int8`.
-    ///
-    /// Errors: any other word (quoted, with the two choices).
-    pub fn parse(s: &str) -> Result<Precision, String> {
-        match s {
-            "f32" => Ok(Precision::F32),
-            "int8" => Ok(Precision::Int8),
-            other => Err(format!("unknown precision `{other}`: f32 or int8")),
-        }
-    }
+    Ok(())
 }
 
 /// Quantizes the f32 model `onnx` with kiln-quant (min/max ranges) calibrated
@@ -319,12 +317,39 @@ impl Int8Run {
 mod tests {
     use super::*;
 
+    fn space(precision: &str) -> kiln_space::Space {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+        let text = std::fs::read_to_string(root.join("spaces/mobile.toml")).unwrap();
+        kiln_space::Space::from_toml(&format!("{precision}{text}"), "q.toml").unwrap()
+    }
+
     #[test]
-    fn precision_reads_as_written_and_names_a_wrong_word() {
-        assert_eq!(Precision::parse("int8"), Ok(Precision::Int8));
-        assert_eq!(Precision::parse("f32"), Ok(Precision::F32));
-        assert_eq!(Precision::Int8.name(), "int8");
-        let e = Precision::parse("fp16").unwrap_err();
-        assert!(e.contains("`fp16`") && e.contains("int8"), "{e}");
+    fn a_precision_decision_refuses_what_cannot_serve_it() {
+        let (both, plain) = (space("precision = [\"f32\", \"int8\"]\n"), space(""));
+        fn check(
+            s: &kiln_space::Space,
+            p: Precision,
+            judge_only: bool,
+        ) -> Result<(), PipelineError> {
+            check_precision_decision(s, Path::new("spaces/q.toml"), p, judge_only)
+        }
+        // Without the key, or with --evaluator train and no --precision: accepted.
+        check(&plain, Precision::Int8, true).unwrap();
+        check(&both, Precision::F32, false).unwrap();
+        check(&space("precision = [\"f32\"]\n"), Precision::F32, true).unwrap();
+        let err = check(&both, Precision::Int8, false)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("spaces/q.toml") && err.contains("--precision int8"),
+            "{err}"
+        );
+        let err = check(&both, Precision::F32, true).unwrap_err().to_string();
+        assert!(
+            err.contains("spaces/q.toml")
+                && err.contains("f32 entries only")
+                && err.contains("--evaluator train"),
+            "{err}"
+        );
     }
 }

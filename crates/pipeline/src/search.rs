@@ -95,7 +95,8 @@ pub struct SearchRequest {
     /// Set by a Ctrl-C handler: no new trials, running ones finish.
     pub interrupt: Arc<AtomicBool>,
     /// [`Precision::Int8`]: every candidate built (and the front) is quantized first and
-    /// its accuracy measured through the int8 build; recorded in the run's identity.
+    /// its accuracy measured through the int8 build; recorded in the run's identity. A space
+    /// that lists `precision` decides it per genome instead (then this must stay f32).
     pub precision: Precision,
     /// A shared journal (`postgres://...`, see [`crate::worker`]): the run is named after
     /// `out`'s folder and workers on other machines evaluate its trials. `None`: the run
@@ -161,6 +162,7 @@ pub fn search(
     let fitness = fitness(&req)?;
     let table = latency_table(&req, &space, note)?.map(Arc::new);
     let judge_only = req.supernet.is_some() && table.is_some();
+    crate::precision::check_precision_decision(&space, &req.space_path, req.precision, judge_only)?;
     let meta = run_identity(&req, &space, &space_text, &fitness, judge_only);
     // Ctrl-C during the checks above: stop before anything is written.
     if req.interrupt.load(Ordering::SeqCst) {

@@ -6,7 +6,8 @@
 //! The list, in order: stem width; per stage, its depth, its width, then for
 //! every block slot up to the stage's largest depth the slot's kernel, expand
 //! ratio, squeeze-excite and activation; head width; the input resolution when the space
-//! lists resolutions (last, so other spaces' lists are unchanged). A slot beyond a genome's
+//! lists resolutions, then the precision when it lists precisions (last, so other spaces'
+//! lists are unchanged). A slot beyond a genome's
 //! depth is inactive: [`Genome::choices`] gives `None` there and
 //! [`Genome::from_choices`] ignores it.
 
@@ -34,6 +35,9 @@ impl Space {
         out.push(self.head.widths.len());
         if let Some(sides) = &self.resolution {
             out.push(sides.len());
+        }
+        if let Some(formats) = &self.precision {
+            out.push(formats.len());
         }
         out
     }
@@ -97,12 +101,14 @@ impl Genome {
         }
         let head_width = space.head.widths[take()];
         let resolution = space.resolution.as_ref().map(|sides| sides[take()]);
+        let precision = space.precision.as_ref().map(|formats| formats[take()]);
         Ok(Genome {
             space: space.name.clone(),
             stem_width,
             stages,
             head_width,
             resolution,
+            precision,
         })
     }
 
@@ -136,6 +142,9 @@ impl Genome {
         out.push(index(&self.head_width, &space.head.widths));
         if let (Some(r), Some(sides)) = (self.resolution, &space.resolution) {
             out.push(index(&r, sides));
+        }
+        if let (Some(p), Some(formats)) = (self.precision, &space.precision) {
+            out.push(index(&p, formats));
         }
         Ok(out)
     }

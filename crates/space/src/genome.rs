@@ -7,7 +7,7 @@ use rand::seq::IndexedRandom;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::{Activation, InputSpec, Space, SpaceError, StageSpace};
+use crate::{Activation, InputSpec, Precision, Space, SpaceError, StageSpace};
 
 /// One candidate: a choice for every decision of a [`Space`].
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -25,6 +25,11 @@ pub struct Genome {
     /// in a space without them (then absent from the JSON, so the id is unchanged).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resolution: Option<usize>,
+    /// The number format it is built and measured in, one of the space's `precision`
+    /// choices; `None` in a space without them (then absent from the JSON, so the id is
+    /// unchanged, and the search-wide precision applies).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub precision: Option<Precision>,
 }
 
 /// The choices of one stage; its depth is the number of blocks.
@@ -130,6 +135,24 @@ impl Genome {
                 ));
             }
         }
+        match (self.precision, &space.precision) {
+            (None, None) => {}
+            (Some(p), Some(formats)) => {
+                check_choice(p, formats).map_err(|m| bad("precision".into(), m))?
+            }
+            (None, Some(formats)) => {
+                return Err(bad(
+                    "precision".into(),
+                    format!("missing; the space chooses one of {formats:?}"),
+                ));
+            }
+            (Some(p), None) => {
+                return Err(bad(
+                    "precision".into(),
+                    format!("`{p}`, but the space lists no precision"),
+                ));
+            }
+        }
         if self.stages.len() != space.stages.len() {
             return Err(bad(
                 "stages".into(),
@@ -178,7 +201,14 @@ impl Genome {
             // Drawn last, and only when the space lists resolutions: a space without them
             // samples exactly the genomes it sampled before the decision existed.
             resolution: space.resolution.as_ref().map(|sides| pick(sides, rng)),
+            // Drawn after the resolution, for the same reason.
+            precision: space.precision.as_ref().map(|formats| pick(formats, rng)),
         }
+    }
+
+    /// The genome's own precision when its space chooses one, else `search_wide`.
+    pub fn precision_or(&self, search_wide: Precision) -> Precision {
+        self.precision.unwrap_or(search_wide)
     }
 
     /// `input` at this genome's resolution (`side x side`) when it has one, else `input`.
@@ -256,6 +286,10 @@ impl Genome {
                 (Some(a), Some(b)) => Some(either(a, b, rng)),
                 (a, b) => a.or(b),
             },
+            precision: match (self.precision, other.precision) {
+                (Some(a), Some(b)) => Some(either(a, b, rng)),
+                (a, b) => a.or(b),
+            },
         }
     }
 
@@ -263,6 +297,9 @@ impl Genome {
         let mut out = vec![Decision::StemWidth, Decision::HeadWidth];
         if space.resolution.is_some() {
             out.push(Decision::Resolution);
+        }
+        if space.precision.is_some() {
+            out.push(Decision::Precision);
         }
         for (i, stage) in self.stages.iter().enumerate().take(space.stages.len()) {
             out.push(Decision::Depth(i));
@@ -290,6 +327,11 @@ impl Genome {
             Decision::Resolution => {
                 if let (Some(r), Some(sides)) = (self.resolution, &space.resolution) {
                     self.resolution = Some(pick_other(r, sides, rng));
+                }
+            }
+            Decision::Precision => {
+                if let (Some(p), Some(formats)) = (self.precision, &space.precision) {
+                    self.precision = Some(pick_other(p, formats, rng));
                 }
             }
             Decision::Depth(i) => {
@@ -336,6 +378,7 @@ enum Decision {
     StemWidth,
     HeadWidth,
     Resolution,
+    Precision,
     Depth(usize),
     Width(usize),
     Kernel(usize, usize),
@@ -350,6 +393,7 @@ impl Decision {
             Decision::StemWidth => space.stem.widths.len(),
             Decision::HeadWidth => space.head.widths.len(),
             Decision::Resolution => space.resolution.as_ref().map_or(1, Vec::len),
+            Decision::Precision => space.precision.as_ref().map_or(1, Vec::len),
             Decision::Depth(i) => space.stages[i].depth.len(),
             Decision::Width(i) => space.stages[i].widths.len(),
             Decision::Kernel(i, _) => space.stages[i].kernels.len(),
@@ -502,6 +546,99 @@ mod tests {
         let sized_genome = Genome::sample(&sized, &mut rng);
         let err = sized_genome.validate(&plain, "g").unwrap_err().to_string();
         assert!(err.contains("lists no resolutions"), "{err}");
+    }
+
+    #[test]
+    fn precision_is_a_decision_only_where_the_space_lists_it() {
+        let plain = space();
+        let text = format!(
+            "precision = [\"f32\", \"int8\"]\n{}",
+            include_str!("../../../spaces/mobile.toml")
+        );
+        let q = Space::from_toml(&text, "q.toml").unwrap();
+        let mut rng = ChaCha8Rng::seed_from_u64(13);
+        let mut seen = std::collections::BTreeSet::new();
+        for _ in 0..100 {
+            let a = Genome::sample(&q, &mut rng);
+            let b = Genome::sample(&q, &mut rng);
+            seen.insert(a.precision.unwrap());
+            // Every decision redrawn: the precision has one other choice, so it flips.
+            let m = a.mutate(&q, 1.0, &mut rng);
+            m.validate(&q, "m").unwrap();
+            assert_ne!(m.precision, a.precision);
+            let child = a.crossover(&b, &mut rng);
+            assert!([a.precision, b.precision].contains(&child.precision));
+            let json = a.to_json();
+            assert!(json.contains(&format!("\"precision\": \"{}\"", a.precision.unwrap())));
+            let back = Genome::from_json(&json, "g", &q).unwrap();
+            assert_eq!((back.id(), &back), (a.id(), &a));
+            // The choice vector carries it, last.
+            let c = a.choices(&q).unwrap();
+            let p = usize::from(a.precision == Some(Precision::Int8));
+            assert_eq!(c.last(), Some(&Some(p)));
+            let filled: Vec<usize> = c.iter().map(|x| x.unwrap_or(0)).collect();
+            assert_eq!(Genome::from_choices(&q, &filled).unwrap(), a);
+        }
+        assert_eq!(seen.len(), 2, "{seen:?}");
+        assert_eq!(q.choice_counts().len(), plain.choice_counts().len() + 1);
+        // A genome whose precision decision is its only open one still mutates.
+        let mut single = q.clone();
+        single.stem.widths.truncate(1);
+        single.head.widths.truncate(1);
+        for s in &mut single.stages {
+            for v in [&mut s.depth, &mut s.widths, &mut s.expand, &mut s.kernels] {
+                v.truncate(1);
+            }
+            s.se.truncate(1);
+            s.activations.truncate(1);
+        }
+        let g = Genome::sample(&single, &mut rng);
+        assert_ne!(g.mutate(&single, 0.0, &mut rng).precision, g.precision);
+        // The int8 genome's precision wins over the search-wide one; without one it applies.
+        let int8 = Genome {
+            precision: Some(Precision::Int8),
+            ..g.clone()
+        };
+        assert_eq!(int8.precision_or(Precision::F32), Precision::Int8);
+        let g = Genome::sample(&plain, &mut ChaCha8Rng::seed_from_u64(1));
+        assert_eq!(g.precision_or(Precision::Int8), Precision::Int8);
+        // A genome of one kind is refused by a space of the other, naming the field.
+        let err = g.validate(&q, "g.json").unwrap_err().to_string();
+        assert!(
+            err.contains("precision") && err.contains("missing"),
+            "{err}"
+        );
+        let err = int8.validate(&plain, "g").unwrap_err().to_string();
+        assert!(
+            err.contains("precision") && err.contains("lists no precision"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_genome_without_precision_keeps_its_id() {
+        // crates/train/genomes/tiny.json, committed before the precision decision existed;
+        // its id is the SHA-256 of its compact JSON as written then (computed outside kiln).
+        let text = include_str!("../../../crates/train/genomes/tiny.json");
+        let g = Genome::from_json(text, "tiny.json", &space()).unwrap();
+        assert_eq!(g.precision, None);
+        assert!(!g.to_json().contains("precision"));
+        assert_eq!(g.id(), "e0329de740a2c298");
+        // And a space without the key draws the genomes it drew before (same stream).
+        let text = format!(
+            "precision = [\"int8\"]\n{}",
+            include_str!("../../../spaces/mobile.toml")
+        );
+        let q = Space::from_toml(&text, "q.toml").unwrap();
+        let a = Genome::sample(&space(), &mut ChaCha8Rng::seed_from_u64(9));
+        let b = Genome::sample(&q, &mut ChaCha8Rng::seed_from_u64(9));
+        assert_eq!(
+            Genome {
+                precision: None,
+                ..b
+            },
+            a
+        );
     }
 
     #[test]

@@ -18,6 +18,7 @@ mod choices;
 mod error;
 mod genome;
 mod layer_key;
+mod precision;
 mod space;
 
 pub use arch::{
@@ -27,4 +28,5 @@ pub use arch::{
 pub use error::SpaceError;
 pub use genome::{BlockGene, Genome, StageGene};
 pub use layer_key::{Layer, LayerKey};
+pub use precision::Precision;
 pub use space::{Activation, HeadSpace, Space, StageSpace, StemSpace};

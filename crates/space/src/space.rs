@@ -5,7 +5,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use crate::SpaceError;
+use crate::{Precision, SpaceError};
 
 /// The activation a block (or the stem or head) uses after its convolutions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -47,6 +47,12 @@ pub struct Space {
     /// carry no resolution (their ids are those of a space without the key).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resolution: Option<Vec<usize>>,
+    /// Number format choices (`precision = ["f32", "int8"]`, any non-empty subset without
+    /// repeats): each genome then picks one and is built and measured in it (int8: quantized
+    /// by kiln-quant first). `None` (no `precision` key): the search-wide `--precision`, and
+    /// genomes carry no precision (their ids are those of a space without the key).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub precision: Option<Vec<Precision>>,
 }
 
 /// The first convolution: fixed kernel, stride and activation, a choice of width.
@@ -169,6 +175,21 @@ impl Space {
                 ));
             }
         }
+        if let Some(formats) = &self.precision {
+            if formats.is_empty() {
+                return Err(bad("precision".into(), "needs at least one choice".into()));
+            }
+            if let Some((i, p)) = formats
+                .iter()
+                .enumerate()
+                .find(|(i, p)| formats[..*i].contains(p))
+            {
+                return Err(bad(
+                    "precision".into(),
+                    format!("`{p}` is listed twice (choice {i})"),
+                ));
+            }
+        }
         Ok(())
     }
 }
@@ -236,6 +257,27 @@ mod tests {
             let text = format!("resolution = {list}\n{SPACE}");
             let err = Space::from_toml(&text, "r.toml").unwrap_err().to_string();
             assert!(err.contains("resolution") && err.contains(needle), "{err}");
+        }
+    }
+
+    #[test]
+    fn precision_choices_load_and_bad_ones_are_named() {
+        let text = format!("precision = [\"f32\", \"int8\"]\n{SPACE}");
+        let space = Space::from_toml(&text, "p.toml").unwrap();
+        assert_eq!(space.precision, Some(vec![Precision::F32, Precision::Int8]));
+        assert_eq!(Space::from_toml(SPACE, "s.toml").unwrap().precision, None);
+        for (list, needle) in [
+            ("[]", "at least one"),
+            ("[\"int8\", \"int8\"]", "`int8` is listed twice"),
+            ("[\"f32\", \"fp16\"]", "fp16"),
+            ("\"int8\"", "sequence"),
+        ] {
+            let text = format!("precision = {list}\n{SPACE}");
+            let err = Space::from_toml(&text, "p.toml").unwrap_err().to_string();
+            assert!(
+                err.contains("p.toml") && err.contains("precision") && err.contains(needle),
+                "{err}"
+            );
         }
     }
 

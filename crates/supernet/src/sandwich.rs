@@ -48,6 +48,8 @@ fn end(space: &Space, big: bool) -> Genome {
             .collect(),
         head_width: pick(&space.head.widths),
         resolution: space.resolution.as_ref().map(|r| pick(r)),
+        // Weight sharing trains f32 weights: precision does not change the sub-network.
+        precision: space.precision.as_ref().and_then(|p| p.first().copied()),
     }
 }
 
