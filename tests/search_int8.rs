@@ -217,3 +217,111 @@ fn int8_with_weight_sharing_quantizes_the_judged_front() {
         "no fine-tuned int8 model:\n{csv}"
     );
 }
+
+/// A space with `precision = ["f32", "int8"]` searched with `--evaluator train` (issue 17's
+/// precision as a decision): each genome records its precision, the int8 ones are
+/// quantized before they are built (their weights and arena a fraction of their f32
+/// twin's, their accuracy measured through the int8 build, `sim`), the f32 ones are built
+/// as trained (`host`); `--precision int8` with such a space is refused.
+#[test]
+fn a_precision_decision_builds_each_genome_in_its_own_precision() {
+    let dir = tempfile::tempdir().unwrap();
+    let tiny = std::fs::read_to_string(tiny_space()).unwrap();
+    let space = dir.path().join("tiny-int8.toml");
+    std::fs::write(&space, format!("precision = [\"f32\", \"int8\"]\n{tiny}")).unwrap();
+    let run = dir.path().join("run");
+    let (space_s, run_s) = (space.to_str().unwrap(), run.to_str().unwrap());
+    let flags = [
+        "search",
+        "--evaluator",
+        "train",
+        "--target",
+        "pixel",
+        "--trials",
+        "6",
+        "--epochs",
+        "1",
+        "--train-limit",
+        "400",
+        "--population",
+        "4",
+        "--seed",
+        "5",
+        "--space",
+        space_s,
+        "-o",
+        run_s,
+    ];
+    let o = xtask(&flags);
+    let out = text(&o);
+    assert!(o.status.success(), "{out}");
+    assert!(
+        out.contains("precision is a decision of this space"),
+        "{out}"
+    );
+    let front: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("front.json")).unwrap()).unwrap();
+    assert_eq!(
+        front["run"]["precision"], "per genome (f32, int8)",
+        "{front}"
+    );
+
+    let mut seen = std::collections::BTreeSet::new();
+    for entry in std::fs::read_dir(run.join("trials")).unwrap() {
+        let folder = entry.unwrap().path();
+        let genome: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(folder.join("genome.json")).unwrap())
+                .unwrap();
+        let precision = genome["precision"].as_str().unwrap().to_string();
+        let id = folder.file_name().unwrap().to_str().unwrap()[5..].to_string();
+        // The trial's line: its accuracy and that accuracy's source.
+        let line = out
+            .lines()
+            .find(|l| l.starts_with("trial ") && l.contains(&id))
+            .unwrap_or_else(|| panic!("no line for {id}:\n{out}"));
+        let lib = std::fs::read_to_string(folder.join("crate/src/lib.rs")).unwrap();
+        if precision == "int8" {
+            assert!(line.contains(" (sim), latency"), "{line}");
+            assert!(lib.contains("int8::"), "{id}: no int8 kernel");
+            let int8 = file_len(&folder.join("crate/weights.bin"));
+            let f32 = file_len(&folder.join("crate-f32/weights.bin"));
+            assert!(
+                int8 * 3.0 < f32,
+                "{id}: int8 weights {int8} B vs f32 {f32} B"
+            );
+        } else {
+            assert_eq!(precision, "f32");
+            assert!(line.contains(" (host), latency"), "{line}");
+            assert!(
+                !lib.contains("int8::"),
+                "{id}: an f32 genome built with int8 kernels"
+            );
+            assert!(!folder.join("model.int8.onnx").exists(), "{id}");
+        }
+        seen.insert(precision);
+    }
+    assert_eq!(seen.len(), 2, "one precision only: {seen:?}\n{out}");
+    // The front's figures: an int8 model's arena and weights beside its f32 twin's.
+    for m in front["front"].as_array().unwrap() {
+        let v = |k: &str| m["metrics"][k]["value"].as_f64();
+        let int8 = m["genome"]["precision"] == "int8";
+        assert_eq!(v("f32_accuracy").is_some(), int8, "{m}");
+        if int8 {
+            assert_eq!(m["metrics"]["accuracy"]["source"], "sim", "{m}");
+            assert!(
+                v("arena_bytes").unwrap() * 2.0 < v("f32_arena_bytes").unwrap(),
+                "{m}"
+            );
+        }
+    }
+    // --precision int8 would be overridden by every genome's own: refused, naming the file.
+    let mut flags = flags.to_vec();
+    flags.extend(["--precision", "int8", "--resume"]);
+    let o = xtask(&flags);
+    assert!(!o.status.success());
+    assert!(
+        text(&o).contains("tiny-int8.toml chooses the precision per genome"),
+        "{}",
+        text(&o)
+    );
+}

@@ -64,6 +64,38 @@ pub fn check_precision_decision(
     Ok(())
 }
 
+/// The run identity's `precision` of a search over a space that chooses it, e.g.
+/// `per genome (f32, int8)`: resuming with another list is refused like any identity field.
+pub fn per_genome_identity(formats: &[Precision]) -> String {
+    let names: Vec<&str> = formats.iter().map(|p| p.name()).collect();
+    format!("{PER_GENOME} ({})", names.join(", "))
+}
+
+const PER_GENOME: &str = "per genome";
+
+/// The search-wide precision a run identity's `precision` value stands for: `f32` or
+/// `int8`, or f32 for [`per_genome_identity`]'s value (each genome's own precision wins).
+///
+/// Errors: any other value (quoted).
+pub fn search_wide_of_identity(value: &str) -> Result<Precision, String> {
+    if value.starts_with(PER_GENOME) {
+        return Ok(Precision::F32);
+    }
+    Precision::parse(value)
+}
+
+/// What a search over a space that lists precisions does, for the user.
+pub fn per_genome_note(formats: &[Precision]) -> String {
+    format!(
+        "precision is a decision of this space ({}): each candidate is built and measured in \
+         its genome's precision; an int8 one is trained in f32, quantized (kiln-quant, {} \
+         training images for calibration), built, and its accuracy measured through the int8 \
+         build (sim), its f32 figures beside as f32_*",
+        per_genome_identity(formats),
+        CALIBRATION_IMAGES
+    )
+}
+
 /// Quantizes the f32 model `onnx` with kiln-quant (min/max ranges) calibrated
 /// on the first [`CALIBRATION_IMAGES`] training images of `data` (raw pixels
 /// 0..255, NCHW, as kiln's trained models take them).
@@ -336,6 +368,12 @@ mod tests {
         // Without the key, or with --evaluator train and no --precision: accepted.
         check(&plain, Precision::Int8, true).unwrap();
         check(&both, Precision::F32, false).unwrap();
+        // The run identity names the list; a worker reads it as f32 search-wide.
+        let id = per_genome_identity(both.precision.as_deref().unwrap());
+        assert_eq!(id, "per genome (f32, int8)");
+        assert_eq!(search_wide_of_identity(&id), Ok(Precision::F32));
+        assert_eq!(search_wide_of_identity("int8"), Ok(Precision::Int8));
+        assert!(search_wide_of_identity("fp16").is_err());
         check(&space("precision = [\"f32\"]\n"), Precision::F32, true).unwrap();
         let err = check(&both, Precision::Int8, false)
             .unwrap_err()

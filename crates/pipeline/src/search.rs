@@ -190,6 +190,9 @@ pub fn search(
     if req.precision == Precision::Int8 {
         note(&precision_note(judge_only));
     }
+    if let Some(formats) = &space.precision {
+        note(&crate::precision::per_genome_note(formats));
+    }
     if let Some(dir) = &req.supernet {
         attach_supernet(
             &mut evaluator,
@@ -548,15 +551,18 @@ fn space_fingerprint(req: &SearchRequest, space_text: &str) -> String {
     }
 }
 
-/// The precision in the run's identity: always, except for an f32 search resuming a
-/// journal written before the field (which was f32).
-fn precision_identity(req: &SearchRequest) -> Option<&'static str> {
+/// The precision in the run's identity: always (the space's list when it chooses it per
+/// genome), except for an f32 search resuming a journal written before the field (f32).
+fn precision_identity(req: &SearchRequest, space: &Space) -> Option<String> {
+    if let Some(formats) = &space.precision {
+        return Some(crate::precision::per_genome_identity(formats));
+    }
     let legacy = req.precision == Precision::F32
         && req.resume
         && Journal::open(&req.out)
             .and_then(|j| j.meta())
             .is_ok_and(|m| m.get("precision").is_none());
-    (!legacy).then(|| req.precision.name())
+    (!legacy).then(|| req.precision.name().to_owned())
 }
 
 /// What an int8 search does, for the user.
@@ -612,7 +618,7 @@ fn run_identity(
     if let Some(ms) = req.latency_limit_ms {
         meta = meta.with("latency_limit_ms", ms);
     }
-    if let Some(p) = precision_identity(req) {
+    if let Some(p) = precision_identity(req, space) {
         meta = meta.with("precision", p);
     }
     if req.strategy.is_evolution() {

@@ -288,7 +288,7 @@ pub fn worker(
         crate::evaluate::PipelineEvaluator::new(space.clone(), target, Arc::new(req.data), train);
     // An int8 run's trials are quantized by every worker alike.
     if let Some(p) = meta.get("precision") {
-        evaluator.precision = crate::Precision::parse(p)
+        evaluator.precision = crate::precision::search_wide_of_identity(p)
             .map_err(|e| PipelineError::Invalid(format!("run {run}: {e}")))?;
     }
     let device = worker_device(&req.device, &report_target, &meta)?;
