@@ -222,7 +222,9 @@ fn int8_with_weight_sharing_quantizes_the_judged_front() {
 /// precision as a decision): each genome records its precision, the int8 ones are
 /// quantized before they are built (their weights and arena a fraction of their f32
 /// twin's, their accuracy measured through the int8 build, `sim`), the f32 ones are built
-/// as trained (`host`); `--precision int8` with such a space is refused.
+/// as trained (`host`); its latency table has every layer in int8 too and predicts each
+/// genome in its own precision; `--precision int8` with such a space is refused, and so is
+/// a judge-only search whose table has no int8 entries.
 #[test]
 fn a_precision_decision_builds_each_genome_in_its_own_precision() {
     let dir = tempfile::tempdir().unwrap();
@@ -231,6 +233,28 @@ fn a_precision_decision_builds_each_genome_in_its_own_precision() {
     std::fs::write(&space, format!("precision = [\"f32\", \"int8\"]\n{tiny}")).unwrap();
     let run = dir.path().join("run");
     let (space_s, run_s) = (space.to_str().unwrap(), run.to_str().unwrap());
+    let table = dir.path().join("table.json");
+    let table_s = table.to_str().unwrap();
+    let o = xtask(&[
+        "lut", "build", "--target", "pixel", "--space", space_s, "--table", table_s,
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("whole int8 program ="), "{}", text(&o));
+    let mut t: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&table).unwrap()).unwrap();
+    let entries = t["entries"].as_array().unwrap();
+    let int8: Vec<&serde_json::Value> = entries
+        .iter()
+        .filter(|e| e["key"]["precision"] == "int8")
+        .collect();
+    // every layer once in each precision, each measured (int8 kernels cost other fuel)
+    assert_eq!(2 * int8.len(), entries.len());
+    for q in int8 {
+        let mut key = q["key"].clone();
+        key.as_object_mut().unwrap().remove("precision");
+        let twin = entries.iter().find(|e| e["key"] == key).expect("f32 twin");
+        assert_ne!(q["cost"]["value"], twin["cost"]["value"], "{key}");
+    }
     let flags = [
         "search",
         "--evaluator",
@@ -249,6 +273,8 @@ fn a_precision_decision_builds_each_genome_in_its_own_precision() {
         "5",
         "--space",
         space_s,
+        "--lut",
+        table_s,
         "-o",
         run_s,
     ];
@@ -313,6 +339,10 @@ fn a_precision_decision_builds_each_genome_in_its_own_precision() {
                 "{m}"
             );
         }
+        // predicted from the entries of its precision (int8's: within 25% on this space)
+        let (predicted, measured) = (v("predicted_latency_ms").unwrap(), v("latency_ms").unwrap());
+        let error = (predicted - measured).abs() / measured;
+        assert!(error < if int8 { 0.25 } else { 0.02 }, "{error}: {m}");
     }
     // --precision int8 would be overridden by every genome's own: refused, naming the file.
     let mut flags = flags.to_vec();
@@ -321,6 +351,34 @@ fn a_precision_decision_builds_each_genome_in_its_own_precision() {
     assert!(!o.status.success());
     assert!(
         text(&o).contains("tiny-int8.toml chooses the precision per genome"),
+        "{}",
+        text(&o)
+    );
+    // A judge-only search with a table of f32 entries only is refused before the supernet
+    // is read, saying what builds the int8 ones.
+    t.as_object_mut().unwrap().remove("int8_overhead");
+    let entries = t["entries"].as_array_mut().unwrap();
+    entries.retain(|e| e["key"].get("precision").is_none());
+    std::fs::write(&table, t.to_string()).unwrap();
+    let o = xtask(&[
+        "search",
+        "--target",
+        "pixel",
+        "--space",
+        space_s,
+        "--lut",
+        table_s,
+        "--supernet",
+        "no-such-supernet",
+        "--trials",
+        "4",
+        "-o",
+        run_s,
+    ]);
+    assert!(!o.status.success());
+    let want = format!("cargo xtask lut build --target pixel --space {space_s}`");
+    assert!(
+        text(&o).contains("has no int8 entries") && text(&o).contains(&want),
         "{}",
         text(&o)
     );

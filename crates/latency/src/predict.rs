@@ -25,18 +25,21 @@ fn sum_of(keys: &[LayerKey], table: &LatencyTable) -> Result<f64, LatencyError> 
     })
 }
 
-/// The predicted cost of `arch`: the fitted line applied to [`sum_of_layers`]
-/// (`scale x sum + per_layer x layers + constant`, see [`crate::Overhead`]), labelled
+/// The predicted cost of `arch`: the fitted line of its precision applied to
+/// [`sum_of_layers`] (`scale x sum + per_layer x layers + constant`, see
+/// [`crate::Overhead`]; an int8 network sums its int8 entries on the int8 line), labelled
 /// `predicted`, in the table's cost unit (`fuel` for a `sim` table, `us` otherwise).
 ///
-/// Errors: [`LatencyError::Missing`]; [`LatencyError::NotFitted`] when the table has no
-/// fitted constant yet.
+/// Errors: [`LatencyError::Missing`] (an int8 network in a table without int8 entries
+/// names its first int8 layer); [`LatencyError::NotFitted`] when the table has no fitted
+/// line for the network's precision yet.
 pub fn predict_cost(arch: &Architecture, table: &LatencyTable) -> Result<Metric, LatencyError> {
-    let overhead = table.overhead.as_ref().ok_or(LatencyError::NotFitted)?;
     let keys = arch.layer_keys();
-    let value = overhead.scale * sum_of(&keys, table)?
-        + overhead.per_layer * keys.len() as f64
-        + overhead.cost.value;
+    let sum = sum_of(&keys, table)?;
+    let overhead = table
+        .overhead_of(arch.precision)
+        .ok_or(LatencyError::NotFitted)?;
+    let value = overhead.scale * sum + overhead.per_layer * keys.len() as f64 + overhead.cost.value;
     Ok(Metric::new(value, overhead.cost.unit, Source::Predicted))
 }
 

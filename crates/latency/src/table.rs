@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use kiln_metric::{Metric, Source, Unit};
-use kiln_space::{InputSpec, LayerKey};
+use kiln_space::{InputSpec, LayerKey, Precision};
 use serde::{Deserialize, Serialize};
 
 use crate::LatencyError;
@@ -129,8 +129,13 @@ pub struct LatencyTable {
     pub format_version: u32,
     /// What the table was measured for.
     pub identity: TableIdentity,
-    /// The per-network constant, once fitted.
+    /// The per-network constant, once fitted (of f32 networks).
     pub overhead: Option<Overhead>,
+    /// The line of int8 networks, once fitted, for a space that lists int8 in `precision`
+    /// (an int8 layer measured alone carries its own input quantize and output dequantize,
+    /// which a whole int8 network has once, so its line differs). Absent otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub int8_overhead: Option<Overhead>,
     /// The last whole-network check, if any.
     pub agreement: Option<Agreement>,
     /// One entry per layer key, sorted by key.
@@ -157,6 +162,7 @@ impl LatencyTable {
             format_version: FORMAT_VERSION,
             identity,
             overhead: None,
+            int8_overhead: None,
             agreement: None,
             entries: Vec::new(),
             index: HashMap::new(),
@@ -292,17 +298,37 @@ impl LatencyTable {
             out.insert(entry);
         }
         out.overhead = self.overhead.clone();
+        out.int8_overhead = self.int8_overhead.clone();
         out.agreement = self.agreement.clone();
         Some(out)
     }
 
     /// The relative error band used to reject a candidate by prediction: the last
-    /// check's largest error, else the overhead fit's, else `None` (not fitted).
+    /// check's largest error, else the overhead fits' (the larger of f32's and int8's),
+    /// else `None` (not fitted).
     pub fn margin(&self) -> Option<f64> {
+        let fits = [&self.overhead, &self.int8_overhead];
+        let fitted = fits.into_iter().flatten().map(|o| o.max_relative_error);
         self.agreement
             .as_ref()
             .map(|a| a.max_relative_error)
-            .or(self.overhead.as_ref().map(|o| o.max_relative_error))
+            .or(fitted.reduce(f64::max))
+    }
+
+    /// The fitted line of networks in `precision`, if fitted.
+    pub fn overhead_of(&self, precision: Precision) -> Option<&Overhead> {
+        match precision {
+            Precision::F32 => self.overhead.as_ref(),
+            Precision::Int8 => self.int8_overhead.as_ref(),
+        }
+    }
+
+    /// Sets the fitted line of networks in `precision`.
+    pub fn set_overhead(&mut self, precision: Precision, overhead: Overhead) {
+        match precision {
+            Precision::F32 => self.overhead = Some(overhead),
+            Precision::Int8 => self.int8_overhead = Some(overhead),
+        }
     }
 
     /// An entry for `key` with `cost` (fuel for `sim`, median microseconds otherwise),

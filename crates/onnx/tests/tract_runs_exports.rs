@@ -88,6 +88,7 @@ fn every_kind_of_layer_exports_alone_and_runs_with_its_output_shape() {
             activation: Activation::Relu6,
             height: 9,
             width: 9,
+            precision: kiln_space::Precision::F32,
         },
         LayerKey::Block {
             in_channels: 8,
@@ -99,6 +100,7 @@ fn every_kind_of_layer_exports_alone_and_runs_with_its_output_shape() {
             activation: Activation::Hswish,
             height: 5,
             width: 5,
+            precision: kiln_space::Precision::F32,
         },
         LayerKey::Block {
             in_channels: 8,
@@ -110,12 +112,14 @@ fn every_kind_of_layer_exports_alone_and_runs_with_its_output_shape() {
             activation: Activation::Relu6,
             height: 5,
             width: 5,
+            precision: kiln_space::Precision::F32,
         },
         LayerKey::Classifier {
             features: 12,
             classes: 10,
             height: 3,
             width: 3,
+            precision: kiln_space::Precision::F32,
         },
     ];
     let expected: [&[usize]; 4] = [&[1, 8, 5, 5], &[1, 8, 5, 5], &[1, 12, 3, 3], &[1, 10]];

@@ -104,18 +104,12 @@ impl PipelineEvaluator {
         }
     }
 
-    /// The table's prediction for `arch` of `genome`; `None` without a table, for an int8
-    /// genome of a space that chooses precision (the table has f32 entries only) or when it
-    /// cannot predict it (then the MAC bound stays the judge of latency before training).
-    fn table_prediction(
-        &self,
-        genome: &Genome,
-        arch: &Architecture,
-    ) -> Option<kiln_latency::LatencyPrecheck> {
+    /// The table's prediction for `arch` (at its genome's precision: an int8 genome sums the
+    /// table's int8 entries); `None` without a table or when it cannot predict it (a table
+    /// without int8 entries for an int8 genome; then the MAC bound stays the judge of latency
+    /// before training).
+    fn table_prediction(&self, arch: &Architecture) -> Option<kiln_latency::LatencyPrecheck> {
         let table = self.latency_table.as_ref()?;
-        if genome.precision == Some(Precision::Int8) {
-            return None;
-        }
         kiln_latency::precheck(arch, table, &self.target).ok()
     }
 
@@ -178,7 +172,7 @@ impl Evaluator<Genome> for PipelineEvaluator {
         // sim model; with a device the device decides latency.
         if self.device.is_some() {
             violations.retain(|v| !v.constraint.is_latency());
-        } else if let Some(p) = self.table_prediction(genome, &arch) {
+        } else if let Some(p) = self.table_prediction(&arch) {
             // The table is the tighter judge of latency, its error margin included.
             violations.retain(|v| !v.constraint.is_latency());
             violations.extend(p.violations);
@@ -274,6 +268,17 @@ impl PipelineEvaluator {
             kiln_search::evaluator::FIGURES.into(),
             crate::confirm::PREDICTED_ONLY.into(),
         );
+        if trial.point.precision_or(self.precision) == Precision::Int8 {
+            // The supernet judges the f32 sub-network; the int8 accuracy needs the int8 build.
+            let kind = eval
+                .labels
+                .entry(kiln_search::evaluator::ACCURACY_KIND.into())
+                .or_default();
+            kind.push_str(
+                "; of the f32 network: this genome is int8, its int8 accuracy is measured \
+                 through its int8 build if it reaches the front",
+            );
+        }
         Ok(())
     }
 
@@ -290,7 +295,7 @@ impl PipelineEvaluator {
         let count = |v: u64| Metric::new(v as f64, Unit::Count, Source::Predicted);
         eval.metrics.insert("params".into(), count(totals.params));
         eval.metrics.insert("macs".into(), count(totals.macs));
-        if let Some(p) = self.table_prediction(&trial.point, &arch) {
+        if let Some(p) = self.table_prediction(&arch) {
             eval.metrics
                 .insert(keys::PREDICTED_LATENCY_MS.into(), p.latency);
         }

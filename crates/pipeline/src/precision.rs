@@ -35,30 +35,41 @@ pub use kiln_space::Precision;
 /// - `--precision int8` (`search_wide`) with a space that lists precisions: every genome's
 ///   own precision wins, so the flag would be silently ignored for the f32 ones (and the
 ///   run identity would say int8 of a run half f32). Drop the flag or the key.
-/// - a judge-only search (`judge_only`: a supernet and a latency table) over a space that
-///   lists `int8`: the table has f32 entries only and int8 kernels cost 1.2-2.2x f32's fuel,
-///   so an int8 genome's latency cannot be predicted.
+/// - a judge-only search (a supernet and the latency table `judge_only`) over a space that
+///   lists `int8`, when the table has no int8 entries and line (built before they existed):
+///   int8 kernels cost 1.2-2.2x f32's fuel and more, so f32 entries cannot predict an int8
+///   genome. `cargo xtask lut build` for the space measures them.
 ///
-/// `space_path` names the space file in the message. Errors: [`PipelineError::Invalid`].
+/// `space_path` names the space file and `target` the profile in the message.
+/// Errors: [`PipelineError::Invalid`].
 pub fn check_precision_decision(
     space: &kiln_space::Space,
     space_path: &Path,
     search_wide: Precision,
-    judge_only: bool,
+    judge_only: Option<&kiln_latency::LatencyTable>,
+    target: &str,
 ) -> Result<(), PipelineError> {
     let Some(formats) = &space.precision else {
         return Ok(());
     };
-    let listed: Vec<&str> = formats.iter().map(|p| p.name()).collect();
+    let listed = per_genome_identity(formats);
     let file = space_path.display();
     if search_wide != Precision::F32 {
         return Err(PipelineError::Invalid(format!(
-            "{file} chooses the precision per genome (precision = {listed:?}), so              --precision {search_wide} would be overridden by every genome's own: drop              --precision, or search a space without the `precision` key"
+            "{file} chooses the precision per genome ({listed}), so --precision \
+             {search_wide} would be overridden by every genome's own: drop --precision, or \
+             search a space without the `precision` key"
         )));
     }
-    if judge_only && formats.contains(&Precision::Int8) {
+    let no_int8 = |t: &kiln_latency::LatencyTable| t.overhead_of(Precision::Int8).is_none();
+    if formats.contains(&Precision::Int8) && judge_only.is_some_and(no_int8) {
         return Err(PipelineError::Invalid(format!(
-            "{file} lists int8 (precision = {listed:?}), but a judge-only search predicts              latency from the latency table, which has f32 entries only (int8 kernels cost              1.2-2.2x f32's fuel): search it with --evaluator train (every candidate built              and measured in its own precision), or search a space without int8 in              `precision` with --precision int8 (each front model quantized)"
+            "{file} chooses the precision per genome ({listed}), but the latency table a \
+             judge-only search predicts every candidate's latency from has no int8 entries \
+             (int8 kernels cost 1.2-2.2x f32's fuel and more): run `cargo xtask lut build \
+             --target {target} --space {file}` to measure every layer in int8 too, or \
+             search with --evaluator train (every candidate built and measured in its own \
+             precision)"
         )));
     }
     Ok(())
@@ -82,6 +93,26 @@ pub fn search_wide_of_identity(value: &str) -> Result<Precision, String> {
         return Ok(Precision::F32);
     }
     Precision::parse(value)
+}
+
+/// Refuses a space that chooses the precision for a strategy (`what`) that does not
+/// choose it (the differentiable search's relaxation covers the architecture only).
+///
+/// Errors: [`PipelineError::Invalid`] naming the space file (`path`) and its list.
+pub fn refuse_precision_decision(
+    space: &kiln_space::Space,
+    path: &Path,
+    what: &str,
+) -> Result<(), PipelineError> {
+    let Some(formats) = &space.precision else {
+        return Ok(());
+    };
+    Err(PipelineError::Invalid(format!(
+        "{}: {what} does not choose the precision, which this space does ({}); search it \
+         with another strategy, or use --precision on a space without the key",
+        path.display(),
+        per_genome_identity(formats)
+    )))
 }
 
 /// What a search over a space that lists precisions does, for the user.
@@ -358,36 +389,60 @@ mod tests {
     #[test]
     fn a_precision_decision_refuses_what_cannot_serve_it() {
         let (both, plain) = (space("precision = [\"f32\", \"int8\"]\n"), space(""));
-        fn check(
-            s: &kiln_space::Space,
-            p: Precision,
-            judge_only: bool,
-        ) -> Result<(), PipelineError> {
-            check_precision_decision(s, Path::new("spaces/q.toml"), p, judge_only)
-        }
-        // Without the key, or with --evaluator train and no --precision: accepted.
-        check(&plain, Precision::Int8, true).unwrap();
-        check(&both, Precision::F32, false).unwrap();
+        // A judge-only search's table: f32 entries only, or with an int8 line.
+        let f32_only = kiln_latency::LatencyTable::new(kiln_latency::TableIdentity {
+            source: Source::Sim,
+            space: "mobile".into(),
+            space_fingerprint: String::new(),
+            input: kiln_space::InputSpec::MNIST,
+            target: "pixel".into(),
+            runtime: String::new(),
+            sim_modes: Vec::new(),
+            device: None,
+            runner: None,
+            power_mode: None,
+        });
+        let mut with_int8 = f32_only.clone();
+        let line = kiln_latency::Overhead {
+            cost: Metric::new(0.0, Unit::Fuel, Source::Predicted),
+            scale: 1.0,
+            per_layer: 0.0,
+            fitted_on: 8,
+            max_relative_error: 0.1,
+        };
+        with_int8.set_overhead(Precision::Int8, line);
+        let path = Path::new("spaces/q.toml");
+        let check = |s, p, table| check_precision_decision(s, path, p, table, "pixel");
+        // Without the key, with --evaluator train, or judged with int8 entries: accepted.
+        check(&plain, Precision::Int8, Some(&f32_only)).unwrap();
+        check(&both, Precision::F32, None).unwrap();
+        check(&both, Precision::F32, Some(&with_int8)).unwrap();
+        let f32_list = space("precision = [\"f32\"]\n");
+        check(&f32_list, Precision::F32, Some(&f32_only)).unwrap();
         // The run identity names the list; a worker reads it as f32 search-wide.
         let id = per_genome_identity(both.precision.as_deref().unwrap());
         assert_eq!(id, "per genome (f32, int8)");
         assert_eq!(search_wide_of_identity(&id), Ok(Precision::F32));
         assert_eq!(search_wide_of_identity("int8"), Ok(Precision::Int8));
         assert!(search_wide_of_identity("fp16").is_err());
-        check(&space("precision = [\"f32\"]\n"), Precision::F32, true).unwrap();
-        let err = check(&both, Precision::Int8, false)
-            .unwrap_err()
-            .to_string();
+        let err = check(&both, Precision::Int8, None).unwrap_err().to_string();
         assert!(
             err.contains("spaces/q.toml") && err.contains("--precision int8"),
             "{err}"
         );
-        let err = check(&both, Precision::F32, true).unwrap_err().to_string();
+        let err = check(&both, Precision::F32, Some(&f32_only))
+            .unwrap_err()
+            .to_string();
         assert!(
-            err.contains("spaces/q.toml")
-                && err.contains("f32 entries only")
+            err.contains("has no int8 entries")
+                && err.contains("cargo xtask lut build --target pixel --space spaces/q.toml")
                 && err.contains("--evaluator train"),
             "{err}"
         );
+        let err = refuse_precision_decision(&both, path, "the differentiable search")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("does not choose the precision"), "{err}");
+        refuse_precision_decision(&plain, path, "the differentiable search").unwrap();
     }
 }

@@ -155,6 +155,7 @@ pub fn search(
     if req.strategy == StrategyKind::Dnas {
         let what = "the differentiable search (--strategy dnas)";
         crate::resolution::refuse_with_resolutions(&space, &req.space_path, what)?;
+        crate::precision::refuse_precision_decision(&space, &req.space_path, what)?;
     }
     override_latency_limit(&mut req)?;
     crate::resolution::check_space_fits(&space, &req.space_path, &req.data, req.train.seed)?;
@@ -162,7 +163,9 @@ pub fn search(
     let fitness = fitness(&req)?;
     let table = latency_table(&req, &space, note)?.map(Arc::new);
     let judge_only = req.supernet.is_some() && table.is_some();
-    crate::precision::check_precision_decision(&space, &req.space_path, req.precision, judge_only)?;
+    let judging = table.as_deref().filter(|_| judge_only);
+    let (path, target) = (&req.space_path, &req.target.name);
+    crate::precision::check_precision_decision(&space, path, req.precision, judging, target)?;
     let meta = run_identity(&req, &space, &space_text, &fitness, judge_only);
     // Ctrl-C during the checks above: stop before anything is written.
     if req.interrupt.load(Ordering::SeqCst) {

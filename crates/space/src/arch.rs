@@ -4,7 +4,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use crate::{Activation, BlockGene, Genome, Space, SpaceError};
+use crate::{Activation, BlockGene, Genome, Precision, Space, SpaceError};
 
 /// Input shape and class count; they come from the data set, not the space.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -288,6 +288,9 @@ pub struct Architecture {
     pub head: Option<ConvBn>,
     /// The classifier after global average pooling.
     pub classifier: Linear,
+    /// The number format it is built in: the genome's precision, f32 when it has none
+    /// (its latency-table keys are at this precision).
+    pub precision: Precision,
 }
 
 /// One weight tensor the network needs, named as in the ONNX model.
@@ -419,6 +422,7 @@ impl Architecture {
                 in_features: channels,
                 out_features: input.classes,
             },
+            precision: genome.precision_or(Precision::F32),
         })
     }
 

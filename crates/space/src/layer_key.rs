@@ -8,7 +8,7 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 use crate::arch::{ConvBn, Linear, MbBlock, ParamSpec};
-use crate::{Activation, Architecture, BlockGene, InputSpec, Space, SpaceError};
+use crate::{Activation, Architecture, BlockGene, InputSpec, Precision, Space, SpaceError};
 
 /// Everything that decides one layer's cost: two layers with the same key run the same
 /// code on tensors of the same shape. Shapes are channels and the input's height and
@@ -32,6 +32,10 @@ pub enum LayerKey {
         height: usize,
         /// Input width, pixels.
         width: usize,
+        /// The number format it is built in (`f32` is absent from the JSON, so tables
+        /// written before int8 entries existed read as they were).
+        #[serde(default, skip_serializing_if = "Precision::is_f32")]
+        precision: Precision,
     },
     /// An inverted-residual block (expand, depthwise, optional squeeze-excite, project,
     /// residual add when `stride == 1` and `in_channels == out_channels`).
@@ -54,6 +58,10 @@ pub enum LayerKey {
         height: usize,
         /// Input width, pixels.
         width: usize,
+        /// The number format it is built in (`f32` is absent from the JSON, so tables
+        /// written before int8 entries existed read as they were).
+        #[serde(default, skip_serializing_if = "Precision::is_f32")]
+        precision: Precision,
     },
     /// Global average pooling over the last feature map, flatten, and the linear
     /// classifier.
@@ -66,6 +74,10 @@ pub enum LayerKey {
         height: usize,
         /// Width of the pooled feature map, pixels.
         width: usize,
+        /// The number format it is built in (`f32` is absent from the JSON, so tables
+        /// written before int8 entries existed read as they were).
+        #[serde(default, skip_serializing_if = "Precision::is_f32")]
+        precision: Precision,
     },
 }
 
@@ -133,6 +145,7 @@ impl LayerKey {
                 activation,
                 height,
                 width,
+                ..
             } => Layer::Conv(ConvBn::new(
                 "layer".into(),
                 (in_channels, out_channels),
@@ -152,6 +165,7 @@ impl LayerKey {
                 activation,
                 height,
                 width,
+                ..
             } => {
                 let gene = BlockGene {
                     kernel,
@@ -172,6 +186,7 @@ impl LayerKey {
                 classes,
                 height,
                 width,
+                ..
             } => Layer::Classifier {
                 hw: (height, width),
                 linear: Linear {
@@ -193,6 +208,7 @@ impl LayerKey {
             activation: c.activation.unwrap_or(Activation::Relu6),
             height: c.input_hw.0,
             width: c.input_hw.1,
+            precision: Precision::F32,
         }
     }
 
@@ -208,14 +224,44 @@ impl LayerKey {
             activation: d.activation.unwrap_or(Activation::Relu6),
             height: d.input_hw.0,
             width: d.input_hw.1,
+            precision: Precision::F32,
         }
     }
 }
 
 impl fmt::Display for LayerKey {
     /// E.g. `conv 1->8 k3/1 relu6 @28x28`, `block 8->16 k5/2 e4 se hswish @28x28`,
-    /// `classifier 96->10 @7x7`.
+    /// `classifier 96->10 @7x7`; an int8 key ends ` int8`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.fmt_shape(f)?;
+        match self.precision() {
+            Precision::F32 => Ok(()),
+            p => write!(f, " {p}"),
+        }
+    }
+}
+
+impl LayerKey {
+    /// The number format the layer is built in.
+    pub fn precision(&self) -> Precision {
+        match *self {
+            LayerKey::Conv { precision, .. }
+            | LayerKey::Block { precision, .. }
+            | LayerKey::Classifier { precision, .. } => precision,
+        }
+    }
+
+    /// The same layer built in `to`.
+    pub fn at(mut self, to: Precision) -> LayerKey {
+        match &mut self {
+            LayerKey::Conv { precision, .. }
+            | LayerKey::Block { precision, .. }
+            | LayerKey::Classifier { precision, .. } => *precision = to,
+        }
+        self
+    }
+
+    fn fmt_shape(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             LayerKey::Conv {
                 in_channels,
@@ -225,6 +271,7 @@ impl fmt::Display for LayerKey {
                 activation,
                 height,
                 width,
+                ..
             } => write!(
                 f,
                 "conv {in_channels}->{out_channels} k{kernel}/{stride} {activation} @{height}x{width}"
@@ -239,6 +286,7 @@ impl fmt::Display for LayerKey {
                 activation,
                 height,
                 width,
+                ..
             } => write!(
                 f,
                 "block {in_channels}->{out_channels} k{kernel}/{stride} e{expand}{} {activation} @{height}x{width}",
@@ -249,6 +297,7 @@ impl fmt::Display for LayerKey {
                 classes,
                 height,
                 width,
+                ..
             } => write!(f, "classifier {features}->{classes} @{height}x{width}"),
         }
     }
@@ -257,7 +306,16 @@ impl fmt::Display for LayerKey {
 impl Architecture {
     /// The network as layer keys, input to output: stem, every block, the head if any, the
     /// pooled classifier. A latency lookup table predicts the network as the sum of these.
+    /// Each key is at the network's [`Architecture::precision`].
     pub fn layer_keys(&self) -> Vec<LayerKey> {
+        let mut keys = self.layer_keys_f32();
+        for k in &mut keys {
+            *k = k.at(self.precision);
+        }
+        keys
+    }
+
+    fn layer_keys_f32(&self) -> Vec<LayerKey> {
         let mut keys = vec![LayerKey::of_conv(&self.stem)];
         for b in &self.blocks {
             let expand = b
@@ -279,6 +337,7 @@ impl Architecture {
             classes: self.classifier.out_features,
             height: last.output_hw.0,
             width: last.output_hw.1,
+            precision: Precision::F32,
         });
         keys
     }
@@ -291,24 +350,34 @@ impl Space {
     /// A space that chooses the input resolution ([`Space::resolution`]) gives the union
     /// over its resolutions, each `side x side` with `input`'s channels and classes (as
     /// [`Architecture::new`] builds a genome that chose it); without resolutions the set
-    /// is the one of `input`'s own height and width.
+    /// is the one of `input`'s own height and width. A space that chooses the precision
+    /// ([`Space::precision`]) has every key once per listed format; without it, f32 only.
     ///
     /// Errors: [`SpaceError::DoesNotFit`] when the input (or one of the resolutions) is
     /// too small for the space's downsampling or a dimension is 0, as for
     /// [`Architecture::new`].
     pub fn layer_keys(&self, input: InputSpec) -> Result<BTreeSet<LayerKey>, SpaceError> {
-        let Some(sides) = &self.resolution else {
-            return self.layer_keys_at(input);
+        let f32_keys = match &self.resolution {
+            None => self.layer_keys_at(input)?,
+            Some(sides) => {
+                let mut keys = BTreeSet::new();
+                for &side in sides {
+                    keys.extend(self.layer_keys_at(InputSpec {
+                        height: side,
+                        width: side,
+                        ..input
+                    })?);
+                }
+                keys
+            }
         };
-        let mut keys = BTreeSet::new();
-        for &side in sides {
-            keys.extend(self.layer_keys_at(InputSpec {
-                height: side,
-                width: side,
-                ..input
-            })?);
-        }
-        Ok(keys)
+        let Some(formats) = &self.precision else {
+            return Ok(f32_keys);
+        };
+        Ok(formats
+            .iter()
+            .flat_map(|&p| f32_keys.iter().map(move |k| k.at(p)))
+            .collect())
     }
 
     /// [`Space::layer_keys`] at one input size.
@@ -340,6 +409,7 @@ impl Space {
                 activation: self.stem.activation,
                 height: hw.0,
                 width: hw.1,
+                precision: Precision::F32,
             });
         }
         hw = (
@@ -368,6 +438,7 @@ impl Space {
                     activation: self.head.activation,
                     height: hw.0,
                     width: hw.1,
+                    precision: Precision::F32,
                 });
             }
         }
@@ -380,6 +451,7 @@ impl Space {
                 classes: input.classes,
                 height: hw.0,
                 width: hw.1,
+                precision: Precision::F32,
             });
         }
         Ok(keys)
@@ -415,6 +487,7 @@ fn stage_blocks(
                                 activation,
                                 height: hw.0,
                                 width: hw.1,
+                                precision: Precision::F32,
                             });
                         }
                     }
@@ -568,10 +641,49 @@ mod tests {
             activation: Activation::Hswish,
             height: 28,
             width: 28,
+            precision: Precision::F32,
         };
         let json = serde_json::to_string(&k).unwrap();
         assert!(json.contains("\"kind\":\"block\""), "{json}");
+        // An f32 key's JSON is the one written before keys had a precision.
+        assert_eq!(
+            json,
+            "{\"kind\":\"block\",\"in_channels\":8,\"out_channels\":16,\"kernel\":5,\
+             \"expand\":4,\"stride\":2,\"se\":true,\"activation\":\"hswish\",\"height\":28,\
+             \"width\":28}"
+        );
         assert_eq!(serde_json::from_str::<LayerKey>(&json).unwrap(), k);
         assert_eq!(k.to_string(), "block 8->16 k5/2 e4 se hswish @28x28");
+        let q = k.at(Precision::Int8);
+        let json = serde_json::to_string(&q).unwrap();
+        assert!(json.ends_with(",\"precision\":\"int8\"}"), "{json}");
+        assert_eq!(serde_json::from_str::<LayerKey>(&json).unwrap(), q);
+        assert_eq!(q.to_string(), "block 8->16 k5/2 e4 se hswish @28x28 int8");
+        assert_ne!(q, k);
+    }
+
+    #[test]
+    fn a_space_with_precisions_has_every_key_in_each_and_genomes_use_their_own() {
+        let plain = space();
+        let text = include_str!("../../../spaces/mobile-int8.toml");
+        let q = Space::from_toml(text, "mobile-int8.toml").unwrap();
+        let f32_keys = plain.layer_keys(InputSpec::MNIST).unwrap();
+        let all = q.layer_keys(InputSpec::MNIST).unwrap();
+        assert_eq!(all.len(), 2 * f32_keys.len());
+        assert!(
+            f32_keys
+                .iter()
+                .all(|k| all.contains(k) && all.contains(&k.at(Precision::Int8)))
+        );
+        let mut rng = ChaCha8Rng::seed_from_u64(8);
+        for _ in 0..50 {
+            let g = Genome::sample(&q, &mut rng);
+            let arch = Architecture::new(&q, &g, InputSpec::MNIST).unwrap();
+            assert_eq!(Some(arch.precision), g.precision);
+            for k in arch.layer_keys() {
+                assert_eq!(Some(k.precision()), g.precision, "{k}");
+                assert!(all.contains(&k), "{k} of genome {} not enumerated", g.id());
+            }
+        }
     }
 }

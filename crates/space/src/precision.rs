@@ -38,6 +38,11 @@ impl Precision {
         }
     }
 
+    /// Whether this is f32 (the format a key or genome without one is in).
+    pub fn is_f32(&self) -> bool {
+        *self == Precision::F32
+    }
+
     /// Reads `f32` or `int8`.
     ///
     /// Errors: any other word (quoted, with the two choices).

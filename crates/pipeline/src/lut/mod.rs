@@ -2,7 +2,8 @@
 //! and checked against whole networks (`cargo xtask lut check`).
 //!
 //! Build: every [`LayerKey`] the space can produce at the input shape
-//! ([`Space::layer_keys`]) is written alone as ONNX ([`kiln_onnx::export_layer`]); a
+//! ([`Space::layer_keys`]) is written alone as ONNX ([`kiln_onnx::export_layer`]; an int8
+//! key, of a space that lists int8 in `precision`, quantized by kiln-quant: [`layer_model`]); a
 //! batch of them becomes one generated bundle, built once; each member is measured whole
 //! and its I/O alone, and the difference is the layer's entry. The table is written
 //! (atomically) after every batch, so an interrupted build resumes where it stopped.
@@ -21,13 +22,14 @@ mod bundle;
 mod calibrate;
 mod check;
 mod device;
+mod int8;
 
 use std::path::{Path, PathBuf};
 
 use kiln_latency::{LatencyTable, SimMode, TableIdentity, fit_overhead, sum_of_layers};
 use kiln_metric::{Metric, Source, Unit};
 use kiln_onnx::{ExportOptions, Normalization, Weights};
-use kiln_space::{Architecture, Genome, InputSpec, LayerKey, Space};
+use kiln_space::{Architecture, Genome, InputSpec, LayerKey, Precision, Space};
 use kiln_target::Target;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -36,6 +38,7 @@ pub use bundle::{MeasurePath, MemberCost, measure_alone, measure_models};
 pub use calibrate::{calibrate, calibration_text};
 pub use check::{CheckReport, CheckRow, RejectionAt, check_table, today};
 pub use device::{OnDevice, device_name, device_path};
+pub use int8::{CALIBRATION_INPUTS, layer_model};
 
 use crate::PipelineError;
 use crate::build::content_id;
@@ -91,6 +94,8 @@ pub enum LutEvent {
     },
     /// The line from the sum of entries to the whole program was fitted.
     Fitted {
+        /// The precision of the networks (an int8 table has a line of each).
+        precision: Precision,
         /// Networks fitted on.
         networks: usize,
         /// The factor on the sum.
@@ -117,14 +122,15 @@ impl std::fmt::Display for LutEvent {
             ),
             LutEvent::Batch { done, total } => write!(f, "measured {done} of {total} layers"),
             LutEvent::Fitted {
+                precision,
                 networks,
                 scale,
                 overhead,
                 max_relative_error,
             } => write!(
                 f,
-                "whole program = {scale:.4} x sum of layers + {:.0} {}, fitted on {networks} \
-                 networks built alone (largest error {:.2}%)",
+                "whole {precision} program = {scale:.4} x sum of layers + {:.0} {}, fitted on \
+                 {networks} networks built alone (largest error {:.2}%)",
                 overhead.value,
                 overhead.unit.symbol(),
                 100.0 * max_relative_error
@@ -304,7 +310,7 @@ pub fn build_table(
         .filter(|k| table.get(k).is_none())
         .copied()
         .collect();
-    if missing.is_empty() && table.overhead.is_some() {
+    if missing.is_empty() && unfitted(&req.space, &table).is_empty() {
         return Ok(table);
     }
     let on_device = match &req.path {
@@ -346,10 +352,10 @@ fn measure_missing(
             // before minutes of building, not after
             on.check_reachable()?;
         }
-        let models: Vec<(String, Vec<u8>)> = batch
+        let models = batch
             .iter()
-            .map(|k| (k.to_string(), kiln_onnx::export_layer(k, req.seed)))
-            .collect();
+            .map(|k| Ok((k.to_string(), layer_model(k, req.seed)?)))
+            .collect::<Result<Vec<(String, Vec<u8>)>, PipelineError>>()?;
         let costs = measure_models(&models, &crate_dir, &target_dir, &req.path)?;
         for (key, c) in batch.iter().zip(costs) {
             let entry = match source {
@@ -368,11 +374,20 @@ fn measure_missing(
             total: keys.len(),
         });
     }
-    if table.overhead.is_none() {
-        fit(req, table, progress)?;
+    for precision in unfitted(&req.space, table) {
+        fit(req, table, precision, progress)?;
         save(table, &req.table_path)?;
     }
     Ok(())
+}
+
+/// The precisions of `space`'s networks (f32 when it lists none) whose line `table` has
+/// not fitted yet.
+fn unfitted(space: &Space, table: &LatencyTable) -> Vec<Precision> {
+    let all = space.precision.clone().unwrap_or(vec![Precision::F32]);
+    all.into_iter()
+        .filter(|&p| table.overhead_of(p).is_none())
+        .collect()
 }
 
 /// The table to continue: the file at `req.table_path` (resumed when it matches, its
@@ -455,7 +470,8 @@ fn sibling_table(path: &Path, wanted: &TableIdentity) -> Option<(LatencyTable, P
 }
 
 /// Whole networks sampled with `seed`, exported as a search candidate is (seeded random
-/// weights, the input normalisation in the model), with their architectures.
+/// weights, the input normalisation in the model), with their architectures; an int8
+/// genome's model is quantized (kiln-quant on seeded pixel inputs, see the `int8` module).
 pub fn sample_networks(
     space: &Space,
     input: InputSpec,
@@ -476,6 +492,15 @@ pub fn sample_networks(
         let arch = Architecture::new(space, &g, input)?;
         let onnx = kiln_onnx::export(&arch, &Weights::random(&arch, seed ^ i as u64), &options)
             .map_err(|e| PipelineError::Invalid(format!("export of genome {}: {e}", g.id())))?;
+        let onnx = match arch.precision {
+            kiln_space::Precision::F32 => onnx,
+            kiln_space::Precision::Int8 => {
+                let at = arch.input;
+                let shape = [at.channels, at.height, at.width];
+                let name = format!("genome {}", g.id());
+                int8::quantize_seeded(&onnx, shape, int8::PIXEL_RANGE, seed ^ i as u64, &name)?
+            }
+        };
         out.push((g, arch, onnx));
     }
     Ok(out)
@@ -496,13 +521,20 @@ pub fn measure_networks(
 }
 
 /// Fits the line from the sum of entries to the whole program on `req.fit_networks`
-/// networks sampled with `req.seed`, each built alone as the search builds it.
+/// networks in `precision` sampled with `req.seed`, each built alone as the search builds
+/// it (an int8 one quantized).
 fn fit(
     req: &LutRequest,
     table: &mut LatencyTable,
+    precision: Precision,
     progress: &mut dyn FnMut(LutEvent),
 ) -> Result<(), PipelineError> {
-    let nets = sample_networks(&req.space, req.input, req.fit_networks.max(1), req.seed)?;
+    // A space that chooses the precision: its genomes, all drawn in `precision`.
+    let mut space = req.space.clone();
+    if space.precision.is_some() {
+        space.precision = Some(vec![precision]);
+    }
+    let nets = sample_networks(&space, req.input, req.fit_networks.max(1), req.seed)?;
     let measured = measure_networks(&nets, &req.work_dir, &req.path)?;
     let sums = nets
         .iter()
@@ -522,11 +554,12 @@ fn fit(
         ))
     })?;
     progress(LutEvent::Fitted {
+        precision,
         networks: overhead.fitted_on,
         scale: overhead.scale,
         overhead: overhead.cost,
         max_relative_error: overhead.max_relative_error,
     });
-    table.overhead = Some(overhead);
+    table.set_overhead(precision, overhead);
     Ok(())
 }

@@ -76,6 +76,7 @@ pub(crate) fn expected(
                 activation: space.stem.activation,
                 height: hw.0,
                 width: hw.1,
+                precision: kiln_space::Precision::F32,
             })?;
     }
     hw = (
@@ -140,6 +141,7 @@ pub(crate) fn expected(
                     activation: space.head.activation,
                     height: hw.0,
                     width: hw.1,
+                    precision: kiln_space::Precision::F32,
                 })?;
                 head
             };
@@ -148,6 +150,7 @@ pub(crate) fn expected(
                 classes,
                 height: hw.0,
                 width: hw.1,
+                precision: kiln_space::Precision::F32,
             })?;
         }
     }
@@ -184,6 +187,7 @@ fn block(
                         activation,
                         height: hw.0,
                         width: hw.1,
+                        precision: kiln_space::Precision::F32,
                     })?;
                 }
             }
