@@ -383,3 +383,117 @@ fn a_precision_decision_builds_each_genome_in_its_own_precision() {
         text(&o)
     );
 }
+
+/// One line of trials.csv split at the commas outside double quotes.
+fn csv_fields(line: &str) -> Vec<String> {
+    let (mut out, mut field, mut quoted) = (Vec::new(), String::new(), false);
+    for c in line.chars() {
+        match c {
+            '"' => quoted = !quoted,
+            ',' if !quoted => out.push(std::mem::take(&mut field)),
+            c => field.push(c),
+        }
+    }
+    out.push(field);
+    out
+}
+
+/// Weight sharing over a space with a precision decision: its table measured in both
+/// precisions, candidates judged without building (latency from the entries of their own
+/// precision, an int8 one's inherited accuracy labelled as the f32 network's), the front
+/// built each in its precision, an int8 front model's accuracy measured through its int8
+/// build.
+#[test]
+fn weight_sharing_judges_each_genome_in_its_precision_and_builds_the_front_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let tiny = std::fs::read_to_string(tiny_space()).unwrap();
+    let space = dir.path().join("tiny-int8.toml");
+    std::fs::write(&space, format!("precision = [\"f32\", \"int8\"]\n{tiny}")).unwrap();
+    let (table, run, cache) = (
+        dir.path().join("table.json"),
+        dir.path().join("run"),
+        dir.path().join("cache"),
+    );
+    let s = |p: &Path| p.to_str().unwrap().to_string();
+    let o = xtask(&[
+        "lut",
+        "build",
+        "--target",
+        "jetson",
+        "--space",
+        &s(&space),
+        "--table",
+        &s(&table),
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    let o = xtask(&[
+        "search",
+        "--target",
+        "jetson",
+        "--space",
+        &s(&space),
+        "--supernet-cache",
+        &s(&cache),
+        "--supernet-epochs",
+        "1",
+        "--fine-tune",
+        "1",
+        "--lut",
+        &s(&table),
+        "--trials",
+        "8",
+        "--train-limit",
+        "300",
+        "-o",
+        &s(&run),
+    ]);
+    let out = text(&o);
+    assert!(o.status.success(), "{out}");
+    assert!(out.contains("latency predicted"), "not judge-only: {out}");
+    // Every trial folder has its genome; judged-only int8 ones say whose accuracy they have.
+    let csv = std::fs::read_to_string(run.join("trials.csv")).unwrap();
+    let header = csv_fields(csv.lines().next().unwrap());
+    let col = |name: &str| header.iter().position(|h| h == name).unwrap();
+    let mut seen = std::collections::BTreeSet::new();
+    for line in csv.lines().skip(1) {
+        let f = csv_fields(line);
+        let folder = std::fs::read_dir(run.join("trials"))
+            .unwrap()
+            .flatten()
+            .find(|e| {
+                e.file_name()
+                    .to_string_lossy()
+                    .ends_with(&f[col("genome_id")])
+            })
+            .unwrap()
+            .path();
+        let genome: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(folder.join("genome.json")).unwrap())
+                .unwrap();
+        let precision = genome["precision"].as_str().unwrap().to_string();
+        let kind = &f[col("accuracy_kind")];
+        if precision == "int8" && f[col("latency_ms_source")] == "predicted" {
+            assert!(
+                kind.contains("of the f32 network: this genome is int8"),
+                "{kind}"
+            );
+        }
+        seen.insert(precision);
+    }
+    assert_eq!(seen.len(), 2, "{seen:?}\n{csv}");
+    // The front: built in its precision, predicted from the entries of that precision.
+    let front: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("front.json")).unwrap()).unwrap();
+    for m in front["front"].as_array().unwrap() {
+        let v = |k: &str| m["metrics"][k]["value"].as_f64().unwrap();
+        let int8 = m["genome"]["precision"] == "int8";
+        assert_eq!(m["metrics"]["latency_ms"]["source"], "sim", "{m}");
+        let error = (v("predicted_latency_ms") - v("latency_ms")).abs() / v("latency_ms");
+        assert!(error < if int8 { 0.25 } else { 0.02 }, "{error}: {m}");
+        let folder = run.join(m["folder"].as_str().unwrap());
+        assert_eq!(folder.join("model.int8.onnx").is_file(), int8, "{m}");
+        if int8 {
+            assert_eq!(m["metrics"]["accuracy"]["source"], "sim", "{m}");
+        }
+    }
+}
