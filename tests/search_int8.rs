@@ -16,16 +16,20 @@ fn tiny_space() -> std::path::PathBuf {
     cli::tiny_space().into()
 }
 
-fn search(run: &str, precision: &str, trials: &str, resume: bool) -> Output {
-    let space = tiny_space();
+/// The train-evaluator search of these tests: `trials` trials of one epoch on 400 images
+/// at seed 5 over `space` into `run`, then `extra` flags.
+fn train_search<'a>(
+    space: &'a str,
+    run: &'a str,
+    trials: &'a str,
+    extra: &[&'a str],
+) -> Vec<&'a str> {
     let mut args = vec![
         "search",
         "--evaluator",
         "train",
         "--target",
         "pixel",
-        "--precision",
-        precision,
         "--trials",
         trials,
         "--epochs",
@@ -37,14 +41,29 @@ fn search(run: &str, precision: &str, trials: &str, resume: bool) -> Output {
         "--seed",
         "5",
         "--space",
-        space.to_str().unwrap(),
+        space,
         "-o",
         run,
     ];
+    args.extend_from_slice(extra);
+    args
+}
+
+fn search(run: &str, precision: &str, trials: &str, resume: bool) -> Output {
+    let space = tiny_space();
+    let mut extra = vec!["--precision", precision];
     if resume {
-        args.push("--resume");
+        extra.push("--resume");
     }
-    xtask(&args)
+    xtask(&train_search(space.to_str().unwrap(), run, trials, &extra))
+}
+
+/// The tiny space with `precision = ["f32", "int8"]`, written into `dir`.
+fn tiny_int8_space(dir: &Path) -> std::path::PathBuf {
+    let tiny = std::fs::read_to_string(tiny_space()).unwrap();
+    let space = dir.join("tiny-int8.toml");
+    std::fs::write(&space, format!("precision = [\"f32\", \"int8\"]\n{tiny}")).unwrap();
+    space
 }
 
 fn file_len(p: &Path) -> f64 {
@@ -228,9 +247,7 @@ fn int8_with_weight_sharing_quantizes_the_judged_front() {
 #[test]
 fn a_precision_decision_builds_each_genome_in_its_own_precision() {
     let dir = tempfile::tempdir().unwrap();
-    let tiny = std::fs::read_to_string(tiny_space()).unwrap();
-    let space = dir.path().join("tiny-int8.toml");
-    std::fs::write(&space, format!("precision = [\"f32\", \"int8\"]\n{tiny}")).unwrap();
+    let space = tiny_int8_space(dir.path());
     let run = dir.path().join("run");
     let (space_s, run_s) = (space.to_str().unwrap(), run.to_str().unwrap());
     let table = dir.path().join("table.json");
@@ -255,29 +272,7 @@ fn a_precision_decision_builds_each_genome_in_its_own_precision() {
         let twin = entries.iter().find(|e| e["key"] == key).expect("f32 twin");
         assert_ne!(q["cost"]["value"], twin["cost"]["value"], "{key}");
     }
-    let flags = [
-        "search",
-        "--evaluator",
-        "train",
-        "--target",
-        "pixel",
-        "--trials",
-        "6",
-        "--epochs",
-        "1",
-        "--train-limit",
-        "400",
-        "--population",
-        "4",
-        "--seed",
-        "5",
-        "--space",
-        space_s,
-        "--lut",
-        table_s,
-        "-o",
-        run_s,
-    ];
+    let flags = train_search(space_s, run_s, "6", &["--lut", table_s]);
     let o = xtask(&flags);
     let out = text(&o);
     assert!(o.status.success(), "{out}");
@@ -345,7 +340,7 @@ fn a_precision_decision_builds_each_genome_in_its_own_precision() {
         assert!(error < if int8 { 0.25 } else { 0.02 }, "{error}: {m}");
     }
     // --precision int8 would be overridden by every genome's own: refused, naming the file.
-    let mut flags = flags.to_vec();
+    let mut flags = flags;
     flags.extend(["--precision", "int8", "--resume"]);
     let o = xtask(&flags);
     assert!(!o.status.success());
@@ -406,9 +401,7 @@ fn csv_fields(line: &str) -> Vec<String> {
 #[test]
 fn weight_sharing_judges_each_genome_in_its_precision_and_builds_the_front_so() {
     let dir = tempfile::tempdir().unwrap();
-    let tiny = std::fs::read_to_string(tiny_space()).unwrap();
-    let space = dir.path().join("tiny-int8.toml");
-    std::fs::write(&space, format!("precision = [\"f32\", \"int8\"]\n{tiny}")).unwrap();
+    let space = tiny_int8_space(dir.path());
     let (table, run, cache) = (
         dir.path().join("table.json"),
         dir.path().join("run"),

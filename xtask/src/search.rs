@@ -109,8 +109,8 @@ pub struct Args {
     /// --workers 0 leaves evaluation to them.
     #[arg(long, value_name = "URL")]
     pub journal: Option<String>,
-    /// f32, or int8: every built candidate and the front quantized first, int8 accuracy
-    /// measured on the validation split, f32 figures beside (f32_*).
+    /// f32, or int8: each built candidate and the front quantized, int8 accuracy measured, f32
+    /// figures beside (f32_*). A space listing `precision` decides per genome (int8 refused).
     #[arg(long, default_value = "f32", value_parser = kiln_pipeline::Precision::parse)]
     pub precision: kiln_pipeline::Precision,
     /// Run folder.

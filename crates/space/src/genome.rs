@@ -1,5 +1,6 @@
 //! Genomes: one choice per decision of a space; sampling, mutation and crossover.
 
+use std::fmt;
 use std::path::Path;
 
 use rand::Rng;
@@ -117,42 +118,10 @@ impl Genome {
             .map_err(|m| bad("stem_width".into(), m))?;
         check_choice(self.head_width, &space.head.widths)
             .map_err(|m| bad("head_width".into(), m))?;
-        match (self.resolution, &space.resolution) {
-            (None, None) => {}
-            (Some(r), Some(sides)) => {
-                check_choice(r, sides).map_err(|m| bad("resolution".into(), m))?
-            }
-            (None, Some(sides)) => {
-                return Err(bad(
-                    "resolution".into(),
-                    format!("missing; the space chooses one of {sides:?}"),
-                ));
-            }
-            (Some(r), None) => {
-                return Err(bad(
-                    "resolution".into(),
-                    format!("{r}, but the space lists no resolutions"),
-                ));
-            }
-        }
-        match (self.precision, &space.precision) {
-            (None, None) => {}
-            (Some(p), Some(formats)) => {
-                check_choice(p, formats).map_err(|m| bad("precision".into(), m))?
-            }
-            (None, Some(formats)) => {
-                return Err(bad(
-                    "precision".into(),
-                    format!("missing; the space chooses one of {formats:?}"),
-                ));
-            }
-            (Some(p), None) => {
-                return Err(bad(
-                    "precision".into(),
-                    format!("`{p}`, but the space lists no precision"),
-                ));
-            }
-        }
+        check_optional(self.resolution, &space.resolution, "resolutions")
+            .map_err(|m| bad("resolution".into(), m))?;
+        check_optional(self.precision, &space.precision, "precision")
+            .map_err(|m| bad("precision".into(), m))?;
         if self.stages.len() != space.stages.len() {
             return Err(bad(
                 "stages".into(),
@@ -427,6 +396,21 @@ fn pick<T: Copy>(choices: &[T], rng: &mut impl Rng) -> T {
 fn pick_other<T: Copy + PartialEq>(current: T, choices: &[T], rng: &mut impl Rng) -> T {
     let others: Vec<T> = choices.iter().copied().filter(|c| *c != current).collect();
     others.choose(rng).copied().unwrap_or(current)
+}
+
+/// A decision only some spaces make (`what`: resolutions, precision): absent from both the
+/// genome and the space, or the genome's value among the space's choices.
+fn check_optional<T: PartialEq + fmt::Debug + fmt::Display>(
+    value: Option<T>,
+    choices: &Option<Vec<T>>,
+    what: &str,
+) -> Result<(), String> {
+    match (value, choices) {
+        (None, None) => Ok(()),
+        (Some(v), Some(c)) => check_choice(v, c),
+        (None, Some(c)) => Err(format!("missing; the space chooses one of {c:?}")),
+        (Some(v), None) => Err(format!("`{v}`, but the space lists no {what}")),
+    }
 }
 
 fn check_choice<T: PartialEq + std::fmt::Debug>(value: T, choices: &[T]) -> Result<(), String> {
