@@ -163,9 +163,7 @@ pub fn search(
     let fitness = fitness(&req)?;
     let table = latency_table(&req, &space, note)?.map(Arc::new);
     let judge_only = req.supernet.is_some() && table.is_some();
-    let judging = table.as_deref().filter(|_| judge_only);
-    let (path, target) = (&req.space_path, &req.target.name);
-    crate::precision::check_precision_decision(&space, path, req.precision, judging, target)?;
+    check_precision(&req, &space, table.as_deref().filter(|_| judge_only))?;
     let meta = run_identity(&req, &space, &space_text, &fitness, judge_only);
     // Ctrl-C during the checks above: stop before anything is written.
     if req.interrupt.load(Ordering::SeqCst) {
@@ -190,11 +188,8 @@ pub fn search(
     );
     evaluator.latency_table = table;
     evaluator.precision = req.precision;
-    if req.precision == Precision::Int8 {
-        note(&precision_note(judge_only));
-    }
-    if let Some(formats) = &space.precision {
-        note(&crate::precision::per_genome_note(formats));
+    if let Some(n) = precision_note(req.precision, &space, judge_only) {
+        note(&n);
     }
     if let Some(dir) = &req.supernet {
         attach_supernet(
@@ -568,20 +563,38 @@ fn precision_identity(req: &SearchRequest, space: &Space) -> Option<String> {
     (!legacy).then(|| req.precision.name().to_owned())
 }
 
-/// What an int8 search does, for the user.
-fn precision_note(judge_only: bool) -> String {
+/// [`crate::precision::check_precision_decision`] for `req`'s precision, space file and
+/// target; `judging`: a judge-only search's table.
+fn check_precision(
+    req: &SearchRequest,
+    space: &Space,
+    judging: Option<&LatencyTable>,
+) -> Result<(), PipelineError> {
+    let (path, target) = (&req.space_path, &req.target.name);
+    crate::precision::check_precision_decision(space, path, req.precision, judging, target)
+}
+
+/// What an int8 search, or one over a space that chooses the precision, does, for the
+/// user; `None` for an f32 search.
+fn precision_note(precision: Precision, space: &Space, judge_only: bool) -> Option<String> {
+    if let Some(formats) = &space.precision {
+        return Some(crate::precision::per_genome_note(formats));
+    }
+    if precision == Precision::F32 {
+        return None;
+    }
     let when = if judge_only {
         "candidates are judged in f32 (inherited accuracy, predicted latency); each front \
          model is"
     } else {
         "every candidate is"
     };
-    format!(
+    Some(format!(
         "precision int8: {when} quantized (kiln-quant, {} training images for calibration) \
          before it is built and measured, and its accuracy measured through the int8 build on \
          the validation split; f32 figures stay beside as f32_*",
         crate::precision::CALIBRATION_IMAGES
-    )
+    ))
 }
 
 /// The run's identity, stored in the journal: resuming with any field
