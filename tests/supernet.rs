@@ -293,6 +293,32 @@ fn the_default_search_trains_a_cached_supernet_and_fine_tunes_its_front(dir: &Pa
             out.to_str().unwrap(),
         ])
     };
+    // Bad settings are refused before the supernet is trained (minutes on a real space),
+    // and nothing is written.
+    let refused = dir.join("refused");
+    let o = xtask(&[
+        "search",
+        "--target",
+        "jetson",
+        "--space",
+        &tiny_space(),
+        "--supernet-cache",
+        cache.to_str().unwrap(),
+        "--latency-limit",
+        "0",
+        "-o",
+        refused.to_str().unwrap(),
+    ]);
+    assert!(!o.status.success());
+    assert!(
+        text(&o).contains("--latency-limit must be a number of ms above 0"),
+        "{}",
+        text(&o)
+    );
+    assert!(
+        !cache.exists() && !refused.exists(),
+        "a refused search trains and writes nothing"
+    );
     let run = dir.join("default");
     let o = search("jetson", &run);
     assert!(o.status.success(), "{}", text(&o));

@@ -204,8 +204,8 @@ pub fn run(args: Args) -> Result<()> {
     let interrupt = Arc::new(AtomicBool::new(false));
     let data = args.data.load()?;
     let space = args.space.clone().unwrap_or_else(|| space_path("mobile"));
-    let supernet = supernet_for(&args, &space, &data)?;
-    let request = SearchRequest {
+    let uses_supernet = args.evaluator != EvaluatorArg::Train || args.supernet.is_some();
+    let mut request = SearchRequest {
         target: target.clone(),
         space_path: space,
         data,
@@ -225,9 +225,9 @@ pub fn run(args: Args) -> Result<()> {
         },
         workers: args.workers,
         trials: args.trials,
-        time_budget: match (args.trials, args.time_budget, &supernet) {
-            (None, None, Some(_)) => Some(Duration::from_secs(3 * 60)),
-            (None, None, None) => Some(Duration::from_secs(30 * 60)),
+        time_budget: match (args.trials, args.time_budget, uses_supernet) {
+            (None, None, true) => Some(Duration::from_secs(3 * 60)),
+            (None, None, false) => Some(Duration::from_secs(30 * 60)),
             (_, t, _) => t,
         },
         objectives: objectives.clone(),
@@ -244,7 +244,7 @@ pub fn run(args: Args) -> Result<()> {
             Some(p) if p.as_os_str() == "off" => TableChoice::Off,
             Some(p) => TableChoice::Given(p.clone()),
         },
-        supernet,
+        supernet: None, // after the checks: training one takes minutes
         fine_tune: FineTune {
             epochs: args.fine_tune,
             ..FineTune::default()
@@ -253,6 +253,8 @@ pub fn run(args: Args) -> Result<()> {
         precision: args.precision,
         journal,
     };
+    kiln_pipeline::preflight::preflight(&mut request, uses_supernet)?;
+    request.supernet = supernet_for(&args, &request.space_path, &request.data)?;
     catch_ctrl_c(interrupt, holds_power_mode);
     let bar = match args.trials {
         Some(n) => ProgressBar::new(n as u64),

@@ -27,6 +27,7 @@ mod inherit;
 pub mod judge;
 pub mod lut;
 pub mod precision;
+pub mod preflight;
 pub mod resolution;
 pub mod run;
 pub mod search;

@@ -8,9 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use kiln_data::Dataset;
-use kiln_latency::LatencyTable;
-use kiln_metric::Source;
-use kiln_search::report::{ReportFiles, latency_limit_ms, write_report};
+use kiln_search::report::{ReportFiles, write_report};
 use kiln_search::strategy::EvolutionConfig;
 use kiln_search::{
     Fitness, GenomeSpace, Journal, Objective, Progress, RunMeta, SearchConfig, SearchError,
@@ -26,7 +24,6 @@ use crate::device::SearchDeviceChoice;
 use crate::evaluate::PipelineEvaluator;
 use crate::finetune::FineTune;
 use crate::inherit::SupernetJudge;
-use crate::lut;
 use crate::precision::Precision;
 use crate::search_device::SearchDevice;
 
@@ -147,23 +144,16 @@ pub fn search(
     progress: &dyn Progress,
     note: &mut dyn FnMut(&str),
 ) -> Result<SearchOutcome, PipelineError> {
-    let space_text = std::fs::read_to_string(&req.space_path).map_err(|e| PipelineError::Io {
-        path: req.space_path.clone(),
-        message: e.to_string(),
-    })?;
-    let space = Space::from_toml(&space_text, &req.space_path.display().to_string())?;
-    if req.strategy == StrategyKind::Dnas {
-        let what = "the differentiable search (--strategy dnas)";
-        crate::resolution::refuse_with_resolutions(&space, &req.space_path, what)?;
-        crate::precision::refuse_precision_decision(&space, &req.space_path, what)?;
-    }
-    override_latency_limit(&mut req)?;
-    crate::resolution::check_space_fits(&space, &req.space_path, &req.data, req.train.seed)?;
-    let device = reachable_device(&req)?;
-    let fitness = fitness(&req)?;
-    let table = latency_table(&req, &space, note)?.map(Arc::new);
-    let judge_only = req.supernet.is_some() && table.is_some();
-    check_precision(&req, &space, table.as_deref().filter(|_| judge_only))?;
+    let with_supernet = req.supernet.is_some();
+    let crate::preflight::Checked {
+        space_text,
+        space,
+        device,
+        fitness,
+        table,
+        judge_only,
+    } = crate::preflight::check(&mut req, with_supernet, note)?;
+    let table = table.map(Arc::new);
     let meta = run_identity(&req, &space, &space_text, &fitness, judge_only);
     // Ctrl-C during the checks above: stop before anything is written.
     if req.interrupt.load(Ordering::SeqCst) {
@@ -179,7 +169,6 @@ pub fn search(
         &space_text,
     )?;
     let genome_space = Arc::new(GenomeSpace::new(space.clone()));
-    req.train.validate()?;
     let mut evaluator = PipelineEvaluator::new(
         space.clone(),
         req.target.clone(),
@@ -290,22 +279,6 @@ pub fn search(
     })
 }
 
-/// The search's device, once it answers: fail fast, before the journal and minutes of
-/// training.
-///
-/// Errors: [`PipelineError::Invalid`] when it does not answer.
-fn reachable_device(req: &SearchRequest) -> Result<Option<SearchDeviceChoice>, PipelineError> {
-    let mut device = req.device.clone();
-    if let Some(d) = device.as_mut() {
-        d.device.check_reachable().map_err(|e| {
-            PipelineError::Invalid(format!(
-                "--device: the device must answer before the search starts: {e}"
-            ))
-        })?;
-    }
-    Ok(device)
-}
-
 /// Judges candidates by inheritance from the supernet in `dir` (checked against the
 /// run's space and data), and says how.
 ///
@@ -403,56 +376,6 @@ fn finish_front(
     Ok((confirmed, fine_tuned))
 }
 
-/// The table of [`SearchRequest::latency_table`], loaded and checked, with a note saying
-/// which table judges latency before training.
-fn latency_table(
-    req: &SearchRequest,
-    space: &Space,
-    note: &mut dyn FnMut(&str),
-) -> Result<Option<LatencyTable>, PipelineError> {
-    let input = kiln_train::input_spec(&req.data);
-    let wanted = || lut::identity(&req.space_path, space, input, &req.target, Source::Sim);
-    let found = match &req.latency_table {
-        TableChoice::Off => return Ok(None),
-        TableChoice::Given(path) => (lut::load_table(path, &wanted()?)?, path.clone()),
-        TableChoice::Default(root) => {
-            let path =
-                lut::default_table_path(root, Source::Sim, &req.target.name, &space.name, input);
-            match lut::find_table(&path, &wanted()?) {
-                Ok(Some(found)) => found,
-                Ok(None) => {
-                    note(&format!(
-                        "no latency table for {} at {} (`cargo xtask lut build --target {}` \
-                         builds one in a few minutes); latency is judged before training by \
-                         the MAC bound only",
-                        req.target.name,
-                        path.display(),
-                        req.target.name
-                    ));
-                    return Ok(None);
-                }
-                Err(e) => {
-                    note(&format!("latency table not used: {e}"));
-                    return Ok(None);
-                }
-            }
-        }
-    };
-    let (table, path) = found;
-    let margin = table
-        .margin()
-        .map_or("unfitted".into(), |m| format!("{:.2}%", 100.0 * m));
-    note(&format!(
-        "latency table {} ({} layers, error margin {margin}, milliseconds for {}): a \
-         candidate whose predicted latency breaks a limit by more than the margin is not \
-         trained",
-        path.display(),
-        table.entries.len(),
-        req.target.name
-    ));
-    Ok(Some(table))
-}
-
 /// A time budget such as `30m`, `90s`, `1h30m`, `1.5h`; a bare number is
 /// minutes.
 ///
@@ -495,38 +418,6 @@ pub fn parse_budget(s: &str) -> Result<Duration, String> {
     }
 }
 
-/// Applies [`SearchRequest::latency_limit_ms`] to the request's profile.
-///
-/// Errors: a limit that is not a number of ms above 0.
-fn override_latency_limit(req: &mut SearchRequest) -> Result<(), PipelineError> {
-    if let Some(ms) = req.latency_limit_ms {
-        if !(ms.is_finite() && ms > 0.0) {
-            return Err(PipelineError::Invalid(format!(
-                "--latency-limit must be a number of ms above 0, not {ms}"
-            )));
-        }
-        req.target.constraints.set_latency_limit_ms(ms);
-    }
-    Ok(())
-}
-
-fn fitness(req: &SearchRequest) -> Result<Fitness, PipelineError> {
-    let reinforce =
-        req.strategy == StrategyKind::Reinforce && latency_limit_ms(&req.target).is_some();
-    Ok(match req.reward {
-        Reward::Accuracy if !reinforce => Fitness::Accuracy,
-        Reward::Accuracy | Reward::Mnas => Fitness::Mnas {
-            target_ms: latency_limit_ms(&req.target).ok_or_else(|| {
-                PipelineError::Invalid(format!(
-                    "--reward mnas needs a latency limit, and `{}` has none",
-                    req.target.name
-                ))
-            })?,
-            w: Fitness::MNAS_W,
-        },
-    })
-}
-
 /// The space file's fingerprint in the run identity: its content id. A run
 /// journalled before this fingerprint (FNV-1a of the text) resumes with the
 /// fingerprint it has, when the file is unchanged.
@@ -561,17 +452,6 @@ fn precision_identity(req: &SearchRequest, space: &Space) -> Option<String> {
             .and_then(|j| j.meta())
             .is_ok_and(|m| m.get("precision").is_none());
     (!legacy).then(|| req.precision.name().to_owned())
-}
-
-/// [`crate::precision::check_precision_decision`] for `req`'s precision, space file and
-/// target; `judging`: a judge-only search's table.
-fn check_precision(
-    req: &SearchRequest,
-    space: &Space,
-    judging: Option<&LatencyTable>,
-) -> Result<(), PipelineError> {
-    let (path, target) = (&req.space_path, &req.target.name);
-    crate::precision::check_precision_decision(space, path, req.precision, judging, target)
 }
 
 /// What an int8 search, or one over a space that chooses the precision, does, for the

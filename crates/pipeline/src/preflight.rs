@@ -1,0 +1,200 @@
+//! The checks a search runs before it writes or trains anything: the space against the
+//! strategy and the data, the latency limit, the reward, the latency table, the precision,
+//! the device and the run folder. [`search`](crate::search::search) runs them first;
+//! [`preflight`] runs them for a caller that trains a supernet before the search (minutes
+//! on a fresh cache), so bad settings are refused before that training, not after it.
+
+use kiln_latency::LatencyTable;
+use kiln_metric::Source;
+use kiln_search::report::latency_limit_ms;
+use kiln_search::{Fitness, Journal, SearchError, StrategyKind};
+use kiln_space::Space;
+
+use crate::PipelineError;
+use crate::device::SearchDeviceChoice;
+use crate::lut;
+use crate::search::{Reward, SearchRequest, TableChoice};
+
+/// What the checks found, for the search that follows them.
+pub(crate) struct Checked {
+    /// The space file's text (its fingerprint goes into the run identity).
+    pub space_text: String,
+    /// The space it parses to.
+    pub space: Space,
+    /// The device, once it answered.
+    pub device: Option<SearchDeviceChoice>,
+    /// What the strategy's comparisons use.
+    pub fitness: Fitness,
+    /// The latency table that judges candidates before they are built, if any.
+    pub table: Option<LatencyTable>,
+    /// Candidates are judged without being built (a supernet and a table).
+    pub judge_only: bool,
+}
+
+/// The checks of [`crate::search::search`] that need neither the supernet nor the
+/// journal, for a search that will be given a supernet (`with_supernet`) or not; also
+/// refuses a run folder that already holds a journal without `--resume`, or none with it.
+/// Applies `--latency-limit` to `req.target` as the search does (running both is fine).
+///
+/// Errors: as [`crate::search::search`] before it writes anything.
+pub fn preflight(req: &mut SearchRequest, with_supernet: bool) -> Result<(), PipelineError> {
+    check(req, with_supernet, &mut |_| {})?;
+    if req.journal.is_none() {
+        let path = Journal::path_in(&req.out);
+        if !req.resume && path.is_file() {
+            return Err(SearchError::AlreadyExists { path }.into());
+        }
+        if req.resume && !path.is_file() {
+            return Err(PipelineError::Invalid(format!(
+                "--resume: {} holds no search journal ({} is missing); start the search \
+                 without --resume",
+                req.out.display(),
+                path.display()
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Every check before the journal, in the order a user would fix them.
+pub(crate) fn check(
+    req: &mut SearchRequest,
+    with_supernet: bool,
+    note: &mut dyn FnMut(&str),
+) -> Result<Checked, PipelineError> {
+    let space_text = std::fs::read_to_string(&req.space_path).map_err(|e| PipelineError::Io {
+        path: req.space_path.clone(),
+        message: e.to_string(),
+    })?;
+    let space = Space::from_toml(&space_text, &req.space_path.display().to_string())?;
+    if req.strategy == StrategyKind::Dnas {
+        let what = "the differentiable search (--strategy dnas)";
+        crate::resolution::refuse_with_resolutions(&space, &req.space_path, what)?;
+        crate::precision::refuse_precision_decision(&space, &req.space_path, what)?;
+    }
+    override_latency_limit(req)?;
+    crate::resolution::check_space_fits(&space, &req.space_path, &req.data, req.train.seed)?;
+    let device = reachable_device(req)?;
+    let fitness = fitness(req)?;
+    let table = latency_table(req, &space, note)?;
+    let judge_only = with_supernet && table.is_some();
+    check_precision(req, &space, table.as_ref().filter(|_| judge_only))?;
+    req.train.validate()?;
+    Ok(Checked {
+        space_text,
+        space,
+        device,
+        fitness,
+        table,
+        judge_only,
+    })
+}
+
+/// The search's device, once it answers: fail fast, before the journal and minutes of
+/// training.
+///
+/// Errors: [`PipelineError::Invalid`] when it does not answer.
+fn reachable_device(req: &SearchRequest) -> Result<Option<SearchDeviceChoice>, PipelineError> {
+    let mut device = req.device.clone();
+    if let Some(d) = device.as_mut() {
+        d.device.check_reachable().map_err(|e| {
+            PipelineError::Invalid(format!(
+                "--device: the device must answer before the search starts: {e}"
+            ))
+        })?;
+    }
+    Ok(device)
+}
+
+/// The table of [`SearchRequest::latency_table`], loaded and checked, with a note saying
+/// which table judges latency before training.
+fn latency_table(
+    req: &SearchRequest,
+    space: &Space,
+    note: &mut dyn FnMut(&str),
+) -> Result<Option<LatencyTable>, PipelineError> {
+    let input = kiln_train::input_spec(&req.data);
+    let wanted = || lut::identity(&req.space_path, space, input, &req.target, Source::Sim);
+    let found = match &req.latency_table {
+        TableChoice::Off => return Ok(None),
+        TableChoice::Given(path) => (lut::load_table(path, &wanted()?)?, path.clone()),
+        TableChoice::Default(root) => {
+            let path =
+                lut::default_table_path(root, Source::Sim, &req.target.name, &space.name, input);
+            match lut::find_table(&path, &wanted()?) {
+                Ok(Some(found)) => found,
+                Ok(None) => {
+                    note(&format!(
+                        "no latency table for {} at {} (`cargo xtask lut build --target {}` \
+                         builds one in a few minutes); latency is judged before training by \
+                         the MAC bound only",
+                        req.target.name,
+                        path.display(),
+                        req.target.name
+                    ));
+                    return Ok(None);
+                }
+                Err(e) => {
+                    note(&format!("latency table not used: {e}"));
+                    return Ok(None);
+                }
+            }
+        }
+    };
+    let (table, path) = found;
+    let margin = table
+        .margin()
+        .map_or("unfitted".into(), |m| format!("{:.2}%", 100.0 * m));
+    note(&format!(
+        "latency table {} ({} layers, error margin {margin}, milliseconds for {}): a \
+         candidate whose predicted latency breaks a limit by more than the margin is not \
+         trained",
+        path.display(),
+        table.entries.len(),
+        req.target.name
+    ));
+    Ok(Some(table))
+}
+
+/// Applies [`SearchRequest::latency_limit_ms`] to the request's profile.
+///
+/// Errors: a limit that is not a number of ms above 0.
+fn override_latency_limit(req: &mut SearchRequest) -> Result<(), PipelineError> {
+    if let Some(ms) = req.latency_limit_ms {
+        if !(ms.is_finite() && ms > 0.0) {
+            return Err(PipelineError::Invalid(format!(
+                "--latency-limit must be a number of ms above 0, not {ms}"
+            )));
+        }
+        req.target.constraints.set_latency_limit_ms(ms);
+    }
+    Ok(())
+}
+
+fn fitness(req: &SearchRequest) -> Result<Fitness, PipelineError> {
+    let reinforce =
+        req.strategy == StrategyKind::Reinforce && latency_limit_ms(&req.target).is_some();
+    Ok(match req.reward {
+        Reward::Accuracy if !reinforce => Fitness::Accuracy,
+        Reward::Accuracy | Reward::Mnas => Fitness::Mnas {
+            target_ms: latency_limit_ms(&req.target).ok_or_else(|| {
+                PipelineError::Invalid(format!(
+                    "--reward mnas needs a latency limit, and `{}` has none",
+                    req.target.name
+                ))
+            })?,
+            w: Fitness::MNAS_W,
+        },
+    })
+}
+
+/// [`crate::precision::check_precision_decision`] for `req`'s precision, space file and
+/// target; `judging`: a judge-only search's table.
+fn check_precision(
+    req: &SearchRequest,
+    space: &Space,
+    judging: Option<&LatencyTable>,
+) -> Result<(), PipelineError> {
+    let (path, target) = (&req.space_path, &req.target.name);
+    crate::precision::check_precision_decision(space, path, req.precision, judging, target)
+}
