@@ -9,8 +9,11 @@
 //! [--runs runs/quality] [--out docs/quality] [--latency-limit MS]`
 //!
 //! Each run is journalled in RUNS/<strategy>-<seed> (a killed benchmark resumes where it
-//! stopped); curves.csv, best_accuracy.svg, hypervolume.svg and summary.md go to OUT,
-//! rewritten after every run.
+//! stopped); curves.csv, best_accuracy.svg, hypervolume.svg, summary.md and identity.txt
+//! go to OUT, rewritten after every run. A run whose journal is not in RUNS but whose
+//! whole curve is in OUT/curves.csv, written for the same supernet weights and latency
+//! limit (identity.txt), is taken from there: committed curves carry a benchmark across
+//! machines (the journals, a few MB a run, are not committed).
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -116,11 +119,30 @@ fn main() -> Result<(), Error> {
     evaluator.judge_only = true;
     let genome_space = Arc::new(GenomeSpace::new(space));
     let objectives = [Objective::Accuracy, Objective::Latency];
+    let identity = benchmark_identity(&a.supernet, limit)?;
+    let committed = committed_curves(&a.out, &identity)?;
     let mut curves = Vec::new();
     // Seed-major, so a benchmark stopped early has every strategy on the first seeds.
     for seed in 0..a.seeds {
         for &kind in &a.strategies {
             let dir = a.runs.join(format!("{}-{seed}", kind.name()));
+            let kept = committed.iter().find(|c| {
+                c.strategy == kind.name() && c.seed == seed && c.hypervolume.len() >= a.candidates
+            });
+            if let Some(c) = kept.filter(|_| !Journal::exists_in(&dir)) {
+                let mut c = c.clone();
+                c.best_accuracy.truncate(a.candidates);
+                c.hypervolume.truncate(a.candidates);
+                eprintln!(
+                    "{} seed {seed}: {} judged, taken from {} (no journal in {})",
+                    kind.name(),
+                    a.candidates,
+                    a.out.join("curves.csv").display(),
+                    dir.display()
+                );
+                curves.push(c);
+                continue;
+            }
             let meta = RunMeta::default()
                 .with("target", &target.name)
                 .with("strategy", kind.name())
@@ -200,6 +222,7 @@ fn main() -> Result<(), Error> {
             );
             curves.push(curve);
             write(&a.out, &curves, limit, a.candidates)?;
+            std::fs::write(a.out.join("identity.txt"), &identity)?;
         }
     }
     Ok(())
@@ -247,6 +270,40 @@ fn median_latency(
     }
     v.sort_by(f64::total_cmp);
     Ok(v[v.len() / 2])
+}
+
+/// What a committed curve must have been measured with to stand for a run: the
+/// supernet's weights (by content) and the latency limit.
+fn benchmark_identity(supernet: &Path, limit: f64) -> Result<String, Error> {
+    let state: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(supernet.join("supernet.json"))?)?;
+    let weights = state["weights"]
+        .as_str()
+        .ok_or("supernet.json names no weights file")?;
+    let bytes = std::fs::read(supernet.join(weights))?;
+    Ok(format!(
+        "supernet weights {}, latency limit {limit:.6} ms\n",
+        kiln_pipeline::content_id(&bytes)
+    ))
+}
+
+/// OUT/curves.csv when OUT/identity.txt is `identity`; none otherwise (said why).
+fn committed_curves(out: &Path, identity: &str) -> Result<Vec<QualityCurve>, Error> {
+    let (csv, id) = (out.join("curves.csv"), out.join("identity.txt"));
+    match std::fs::read_to_string(&id) {
+        Ok(found) if found == identity => Ok(quality::parse_csv(&std::fs::read_to_string(&csv)?)
+            .map_err(|e| format!("{}: {e}", csv.display()))?),
+        Ok(found) => {
+            eprintln!(
+                "note: {} was written for {}, not {}: its curves are not reused",
+                csv.display(),
+                found.trim(),
+                identity.trim()
+            );
+            Ok(Vec::new())
+        }
+        Err(_) => Ok(Vec::new()),
+    }
 }
 
 fn write(out: &Path, curves: &[QualityCurve], limit: f64, budget: usize) -> Result<(), Error> {

@@ -81,6 +81,57 @@ pub fn csv(curves: &[QualityCurve]) -> String {
     out
 }
 
+/// Reads back what [`csv`] wrote (a committed benchmark's curves, so a run whose journal
+/// is gone still counts), curves in first-seen order. The figures are as rounded by
+/// [`csv`] (accuracy to 4 decimals, hypervolume to 5).
+///
+/// Errors: the header, a row without five fields, a number that does not parse, or a
+/// row whose `judged` does not follow its curve's previous row (the message names the
+/// line).
+pub fn parse_csv(text: &str) -> Result<Vec<QualityCurve>, String> {
+    let mut lines = text.lines().enumerate();
+    match lines.next() {
+        Some((_, "strategy,seed,judged,best_accuracy,hypervolume")) => {}
+        _ => return Err("line 1: not a quality curves header".into()),
+    }
+    let mut curves: Vec<QualityCurve> = Vec::new();
+    for (i, line) in lines {
+        let bad = |what: &str| format!("line {}: {what}: `{line}`", i + 1);
+        let f: Vec<&str> = line.split(',').collect();
+        let [strategy, seed, judged, acc, hv] = f[..] else {
+            return Err(bad("expected 5 fields"));
+        };
+        let seed: u64 = seed.parse().map_err(|_| bad("seed"))?;
+        let judged: usize = judged.parse().map_err(|_| bad("judged"))?;
+        let acc = match acc {
+            "" => None,
+            a => Some(a.parse::<f64>().map_err(|_| bad("best_accuracy"))?),
+        };
+        let hv: f64 = hv.parse().map_err(|_| bad("hypervolume"))?;
+        let found = curves
+            .iter()
+            .position(|c| c.strategy == strategy && c.seed == seed);
+        let curve = match found {
+            Some(k) => &mut curves[k],
+            None => {
+                curves.push(QualityCurve {
+                    strategy: strategy.into(),
+                    seed,
+                    best_accuracy: Vec::new(),
+                    hypervolume: Vec::new(),
+                });
+                curves.last_mut().ok_or_else(|| bad("curve"))?
+            }
+        };
+        if judged != curve.hypervolume.len() + 1 {
+            return Err(bad("candidates judged out of order"));
+        }
+        curve.best_accuracy.push(acc);
+        curve.hypervolume.push(hv);
+    }
+    Ok(curves)
+}
+
 /// Per strategy (in first-seen order) and candidates judged: (median, min,
 /// max) over the seeds whose run got that far, of `value` (a best accuracy
 /// before any feasible trial counts as 0).
@@ -320,5 +371,34 @@ mod tests {
         let v = versus_random(&[random, tpe]);
         // random's best at 2 candidates is 0.5: tpe had it at its second.
         assert_eq!((v[0].to_reach, v[0].budget), (Some(2), 2));
+    }
+
+    #[test]
+    fn curves_read_back_as_written() {
+        let t = [
+            trial(Status::Failed, 0.5, 1.0),
+            trial(Status::Done, 0.8125, 5.0),
+            trial(Status::Done, 0.75, 2.0),
+        ];
+        let curves = vec![
+            QualityCurve::from_trials("random", 0, &t, 10.0),
+            QualityCurve::from_trials("tpe", 3, &t[1..], 10.0),
+        ];
+        let back = parse_csv(&csv(&curves)).unwrap();
+        assert_eq!(back.len(), 2);
+        assert_eq!(back[1].strategy, "tpe");
+        assert_eq!(back[1].seed, 3);
+        assert_eq!(
+            back[0].best_accuracy,
+            vec![None, Some(0.8125), Some(0.8125)]
+        );
+        for (b, c) in back.iter().zip(&curves) {
+            for (x, y) in b.hypervolume.iter().zip(&c.hypervolume) {
+                assert!((x - y).abs() < 1e-5, "{x} vs {y}");
+            }
+        }
+        let gap = "strategy,seed,judged,best_accuracy,hypervolume\nrandom,0,2,,0.1\n";
+        assert!(parse_csv(gap).unwrap_err().contains("line 2"));
+        assert!(parse_csv("judged\n").is_err());
     }
 }
