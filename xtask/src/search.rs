@@ -244,7 +244,7 @@ pub fn run(args: Args) -> Result<()> {
             Some(p) if p.as_os_str() == "off" => TableChoice::Off,
             Some(p) => TableChoice::Given(p.clone()),
         },
-        supernet: None, // after the checks: training one takes minutes
+        supernet: args.supernet.clone(),
         fine_tune: FineTune {
             epochs: args.fine_tune,
             ..FineTune::default()
@@ -253,8 +253,11 @@ pub fn run(args: Args) -> Result<()> {
         precision: args.precision,
         journal,
     };
-    kiln_pipeline::preflight::preflight(&mut request, uses_supernet)?;
-    request.supernet = supernet_for(&args, &request.space_path, &request.data)?;
+    if uses_supernet && request.supernet.is_none() {
+        // the cached supernet may take minutes to train: refuse bad settings first
+        kiln_pipeline::preflight::preflight(&mut request, true)?;
+        request.supernet = Some(cached_supernet(&args, &request.space_path, &request.data)?);
+    }
     catch_ctrl_c(interrupt, holds_power_mode);
     let bar = match args.trials {
         Some(n) => ProgressBar::new(n as u64),
@@ -316,16 +319,13 @@ fn catch_ctrl_c(flag: Arc<AtomicBool>, holds_power_mode: bool) {
     }
 }
 
-/// The supernet of `--evaluator supernet`: `--supernet DIR`, or the cached one for this
-/// space and data (trained first when the cache lacks it, with a progress bar).
-fn supernet_for(
+/// The supernet of `--evaluator supernet` without `--supernet DIR`: the cached one for
+/// this space and data (trained first when the cache lacks it, with a progress bar).
+fn cached_supernet(
     args: &Args,
     space: &std::path::Path,
     data: &kiln_data::Dataset,
-) -> Result<Option<PathBuf>> {
-    if args.evaluator == EvaluatorArg::Train || args.supernet.is_some() {
-        return Ok(args.supernet.clone());
-    }
+) -> Result<PathBuf> {
     let config = kiln_supernet::SupernetConfig {
         epochs: args.supernet_epochs,
         // burn's CPU kernels run on one thread here (no rayon feature); more would
@@ -353,7 +353,7 @@ fn supernet_for(
             n => format!("trained {n} epochs"),
         }
     );
-    Ok(Some(cached.dir))
+    Ok(cached.dir)
 }
 
 /// The device a search measures on, from `--device`/`--serial`.
