@@ -319,6 +319,29 @@ fn the_default_search_trains_a_cached_supernet_and_fine_tunes_its_front(dir: &Pa
         !cache.exists() && !refused.exists(),
         "a refused search trains and writes nothing"
     );
+    let o = xtask(&[
+        "search",
+        "--target",
+        "jetson",
+        "--space",
+        &tiny_space(),
+        "--supernet-cache",
+        cache.to_str().unwrap(),
+        "--journal",
+        "postgres://nobody@127.0.0.1:1/kiln",
+        "-o",
+        refused.to_str().unwrap(),
+    ]);
+    assert!(!o.status.success());
+    assert!(
+        text(&o).contains("a supernet is not shared"),
+        "{}",
+        text(&o)
+    );
+    assert!(
+        !cache.exists() && !refused.exists(),
+        "a shared run with a supernet trains nothing"
+    );
     let run = dir.join("default");
     let o = search("jetson", &run);
     assert!(o.status.success(), "{}", text(&o));

@@ -119,7 +119,7 @@ fn main() -> Result<(), Error> {
     evaluator.judge_only = true;
     let genome_space = Arc::new(GenomeSpace::new(space));
     let objectives = [Objective::Accuracy, Objective::Latency];
-    let identity = benchmark_identity(&a.supernet, limit)?;
+    let identity = benchmark_identity(&a.supernet, &table_path, limit)?;
     let committed = committed_curves(&a.out, &identity)?;
     let mut curves = Vec::new();
     // Seed-major, so a benchmark stopped early has every strategy on the first seeds.
@@ -221,8 +221,10 @@ fn main() -> Result<(), Error> {
                 curve.hypervolume.last().copied().unwrap_or(0.0)
             );
             curves.push(curve);
-            write(&a.out, &curves, limit, a.candidates)?;
-            std::fs::write(a.out.join("identity.txt"), &identity)?;
+            // committed runs outside this call's strategies and seeds are kept
+            let mut all = curves.clone();
+            all.extend(committed.iter().filter(|c| !ran(&a, c)).cloned());
+            write(&a.out, &all, limit, a.candidates, &identity)?;
         }
     }
     Ok(())
@@ -272,9 +274,14 @@ fn median_latency(
     Ok(v[v.len() / 2])
 }
 
+/// Whether this call runs `c`'s strategy and seed.
+fn ran(a: &Args, c: &QualityCurve) -> bool {
+    c.seed < a.seeds && a.strategies.iter().any(|k| k.name() == c.strategy)
+}
+
 /// What a committed curve must have been measured with to stand for a run: the
-/// supernet's weights (by content) and the latency limit.
-fn benchmark_identity(supernet: &Path, limit: f64) -> Result<String, Error> {
+/// supernet's weights and the latency table (by content) and the latency limit.
+fn benchmark_identity(supernet: &Path, table: &Path, limit: f64) -> Result<String, Error> {
     let state: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(supernet.join("supernet.json"))?)?;
     let weights = state["weights"]
@@ -282,8 +289,9 @@ fn benchmark_identity(supernet: &Path, limit: f64) -> Result<String, Error> {
         .ok_or("supernet.json names no weights file")?;
     let bytes = std::fs::read(supernet.join(weights))?;
     Ok(format!(
-        "supernet weights {}, latency limit {limit:.6} ms\n",
-        kiln_pipeline::content_id(&bytes)
+        "supernet weights {}, table {}, latency limit {limit:.6} ms\n",
+        kiln_pipeline::content_id(&bytes),
+        kiln_pipeline::content_id(&std::fs::read(table)?)
     ))
 }
 
@@ -291,8 +299,16 @@ fn benchmark_identity(supernet: &Path, limit: f64) -> Result<String, Error> {
 fn committed_curves(out: &Path, identity: &str) -> Result<Vec<QualityCurve>, Error> {
     let (csv, id) = (out.join("curves.csv"), out.join("identity.txt"));
     match std::fs::read_to_string(&id) {
-        Ok(found) if found == identity => Ok(quality::parse_csv(&std::fs::read_to_string(&csv)?)
-            .map_err(|e| format!("{}: {e}", csv.display()))?),
+        Ok(found) if found == identity => {
+            let text = std::fs::read_to_string(&csv).map_err(|e| e.to_string());
+            match text.and_then(|t| quality::parse_csv(&t)) {
+                Ok(curves) => Ok(curves),
+                Err(e) => {
+                    eprintln!("note: {}: {e}; its curves are not reused", csv.display());
+                    Ok(Vec::new())
+                }
+            }
+        }
         Ok(found) => {
             eprintln!(
                 "note: {} was written for {}, not {}: its curves are not reused",
@@ -306,9 +322,23 @@ fn committed_curves(out: &Path, identity: &str) -> Result<Vec<QualityCurve>, Err
     }
 }
 
-fn write(out: &Path, curves: &[QualityCurve], limit: f64, budget: usize) -> Result<(), Error> {
+/// Writes OUT's files. identity.txt goes last and curves.csv by rename, so a kill
+/// between them leaves no identity (nothing reused), never new curves under an old one.
+fn write(
+    out: &Path,
+    curves: &[QualityCurve],
+    limit: f64,
+    budget: usize,
+    identity: &str,
+) -> Result<(), Error> {
     std::fs::create_dir_all(out)?;
-    std::fs::write(out.join("curves.csv"), quality::csv(curves))?;
+    let (id, csv) = (out.join("identity.txt"), out.join("curves.csv"));
+    if id.exists() {
+        std::fs::remove_file(&id)?;
+    }
+    let partial = out.join("curves.csv.partial");
+    std::fs::write(&partial, quality::csv(curves))?;
+    std::fs::rename(&partial, &csv)?;
     let acc = quality::spread(curves, quality::accuracy_at);
     let hv = quality::spread(curves, quality::hypervolume_at);
     std::fs::write(
@@ -350,5 +380,6 @@ fn write(out: &Path, curves: &[QualityCurve], limit: f64, budget: usize) -> Resu
         );
     }
     std::fs::write(out.join("summary.md"), md)?;
+    std::fs::write(id, identity)?;
     Ok(())
 }

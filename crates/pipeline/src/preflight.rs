@@ -1,13 +1,13 @@
 //! The checks a search runs before it writes or trains anything: the space against the
 //! strategy and the data, the latency limit, the reward, the latency table, the precision,
-//! the device and the run folder. [`search`](crate::search::search) runs them first;
+//! the device, a shared journal with a supernet, and `--resume` without a journal. [`search`](crate::search::search) runs them first;
 //! [`preflight`] runs them for a caller that trains a supernet before the search (minutes
 //! on a fresh cache), so bad settings are refused before that training, not after it.
 
 use kiln_latency::LatencyTable;
 use kiln_metric::Source;
 use kiln_search::report::latency_limit_ms;
-use kiln_search::{Fitness, Journal, SearchError, StrategyKind};
+use kiln_search::{Fitness, Journal, StrategyKind};
 use kiln_space::Space;
 
 use crate::PipelineError;
@@ -33,17 +33,15 @@ pub(crate) struct Checked {
 
 /// The checks of [`crate::search::search`] that need neither the supernet nor the
 /// journal, for a search that will be given a supernet (`with_supernet`) or not; also
-/// refuses a run folder that already holds a journal without `--resume`, or none with it.
-/// Applies `--latency-limit` to `req.target` as the search does (running both is fine).
+/// refuses `--resume` for a run folder without a journal. Applies `--latency-limit` to
+/// `req.target` as the search does (running both is fine). Whether an existing journal
+/// may be continued (its identity, its lease) is judged when the search opens it.
 ///
 /// Errors: as [`crate::search::search`] before it writes anything.
 pub fn preflight(req: &mut SearchRequest, with_supernet: bool) -> Result<(), PipelineError> {
     check(req, with_supernet, &mut |_| {})?;
     if req.journal.is_none() {
         let path = Journal::path_in(&req.out);
-        if !req.resume && path.is_file() {
-            return Err(SearchError::AlreadyExists { path }.into());
-        }
         if req.resume && !path.is_file() {
             return Err(PipelineError::Invalid(format!(
                 "--resume: {} holds no search journal ({} is missing); start the search \
@@ -67,6 +65,14 @@ pub(crate) fn check(
         message: e.to_string(),
     })?;
     let space = Space::from_toml(&space_text, &req.space_path.display().to_string())?;
+    if req.journal.is_some() && with_supernet {
+        return Err(PipelineError::Invalid(
+            "--journal postgres://... (or KILN_JOURNAL): workers train candidates on their \
+             own machine; a supernet is not shared with them yet (search with --evaluator \
+             train, or with the run folder's journal)"
+                .into(),
+        ));
+    }
     if req.strategy == StrategyKind::Dnas {
         let what = "the differentiable search (--strategy dnas)";
         crate::resolution::refuse_with_resolutions(&space, &req.space_path, what)?;

@@ -174,14 +174,7 @@ pub(crate) fn search_journal(
             Journal::create(run_dir, &meta)?
         });
     };
-    if meta.get("evaluator").is_some() {
-        return Err(PipelineError::Invalid(
-            "--journal postgres://...: workers train candidates on their own machine; a \
-             supernet is not shared with them yet (search with --evaluator train, or with the \
-             run folder's journal)"
-                .into(),
-        ));
-    }
+    // a shared run with a supernet was refused by `preflight::check`
     let location = Location::of_run(run_dir, Some(url), None)?;
     let meta = meta.with("runtime", runtime_fingerprint()?);
     let journal = if resume {
