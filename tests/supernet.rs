@@ -295,52 +295,35 @@ fn the_default_search_trains_a_cached_supernet_and_fine_tunes_its_front(dir: &Pa
     };
     // Bad settings are refused before the supernet is trained (minutes on a real space),
     // and nothing is written.
-    let refused = dir.join("refused");
-    let o = xtask(&[
-        "search",
-        "--target",
-        "jetson",
-        "--space",
-        &tiny_space(),
-        "--supernet-cache",
-        cache.to_str().unwrap(),
-        "--latency-limit",
-        "0",
-        "-o",
-        refused.to_str().unwrap(),
-    ]);
-    assert!(!o.status.success());
-    assert!(
-        text(&o).contains("--latency-limit must be a number of ms above 0"),
-        "{}",
-        text(&o)
+    let (refused, space) = (dir.join("refused"), tiny_space());
+    let refuse = |flags: &[&str], message: &str| {
+        let mut args = vec![
+            "search",
+            "--target",
+            "jetson",
+            "--space",
+            &space,
+            "--supernet-cache",
+            cache.to_str().unwrap(),
+            "-o",
+            refused.to_str().unwrap(),
+        ];
+        args.extend_from_slice(flags);
+        let o = xtask(&args);
+        assert!(!o.status.success());
+        assert!(text(&o).contains(message), "{}", text(&o));
+        assert!(
+            !cache.exists() && !refused.exists(),
+            "a refused search trains and writes nothing: {flags:?}"
+        );
+    };
+    refuse(
+        &["--latency-limit", "0"],
+        "--latency-limit must be a number of ms above 0",
     );
-    assert!(
-        !cache.exists() && !refused.exists(),
-        "a refused search trains and writes nothing"
-    );
-    let o = xtask(&[
-        "search",
-        "--target",
-        "jetson",
-        "--space",
-        &tiny_space(),
-        "--supernet-cache",
-        cache.to_str().unwrap(),
-        "--journal",
-        "postgres://nobody@127.0.0.1:1/kiln",
-        "-o",
-        refused.to_str().unwrap(),
-    ]);
-    assert!(!o.status.success());
-    assert!(
-        text(&o).contains("a supernet is not shared"),
-        "{}",
-        text(&o)
-    );
-    assert!(
-        !cache.exists() && !refused.exists(),
-        "a shared run with a supernet trains nothing"
+    refuse(
+        &["--journal", "postgres://nobody@127.0.0.1:1/kiln"],
+        "a supernet is not shared",
     );
     let run = dir.join("default");
     let o = search("jetson", &run);

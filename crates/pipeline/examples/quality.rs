@@ -11,8 +11,8 @@
 //! Each run is journalled in RUNS/<strategy>-<seed> (a killed benchmark resumes where it
 //! stopped); curves.csv, best_accuracy.svg, hypervolume.svg, summary.md and identity.txt
 //! go to OUT, rewritten after every run. A run whose journal is not in RUNS but whose
-//! whole curve is in OUT/curves.csv, written for the same supernet weights and latency
-//! limit (identity.txt), is taken from there: committed curves carry a benchmark across
+//! whole curve is in OUT/curves.csv, written for the same supernet weights, latency table
+//! and latency limit (identity.txt), is taken from there: committed curves carry a benchmark across
 //! machines (the journals, a few MB a run, are not committed).
 
 use std::path::{Path, PathBuf};

@@ -1,13 +1,15 @@
 //! The checks a search runs before it writes or trains anything: the space against the
 //! strategy and the data, the latency limit, the reward, the latency table, the precision,
-//! the device, a shared journal with a supernet, and `--resume` without a journal. [`search`](crate::search::search) runs them first;
-//! [`preflight`] runs them for a caller that trains a supernet before the search (minutes
-//! on a fresh cache), so bad settings are refused before that training, not after it.
+//! the training settings, the device, a shared journal with a supernet.
+//! [`search`](crate::search::search) runs them first; [`preflight`] runs them (and refuses
+//! `--resume` without a journal) for a caller that trains a supernet before the search
+//! (minutes on a fresh cache), so bad settings are refused before that training.
+//! A caller of both runs the checks twice: a table load, a device echo, once a search.
 
 use kiln_latency::LatencyTable;
 use kiln_metric::Source;
 use kiln_search::report::latency_limit_ms;
-use kiln_search::{Fitness, Journal, StrategyKind};
+use kiln_search::{Fitness, Journal, SearchError, StrategyKind};
 use kiln_space::Space;
 
 use crate::PipelineError;
@@ -43,12 +45,8 @@ pub fn preflight(req: &mut SearchRequest, with_supernet: bool) -> Result<(), Pip
     if req.journal.is_none() {
         let path = Journal::path_in(&req.out);
         if req.resume && !path.is_file() {
-            return Err(PipelineError::Invalid(format!(
-                "--resume: {} holds no search journal ({} is missing); start the search \
-                 without --resume",
-                req.out.display(),
-                path.display()
-            )));
+            // the error the journal gives when it is opened for --resume
+            return Err(SearchError::NothingToResume { path }.into());
         }
     }
     Ok(())

@@ -111,18 +111,16 @@ pub fn parse_csv(text: &str) -> Result<Vec<QualityCurve>, String> {
         let found = curves
             .iter()
             .position(|c| c.strategy == strategy && c.seed == seed);
-        let curve = match found {
-            Some(k) => &mut curves[k],
-            None => {
-                curves.push(QualityCurve {
-                    strategy: strategy.into(),
-                    seed,
-                    best_accuracy: Vec::new(),
-                    hypervolume: Vec::new(),
-                });
-                curves.last_mut().ok_or_else(|| bad("curve"))?
-            }
-        };
+        let k = found.unwrap_or_else(|| {
+            curves.push(QualityCurve {
+                strategy: strategy.into(),
+                seed,
+                best_accuracy: Vec::new(),
+                hypervolume: Vec::new(),
+            });
+            curves.len() - 1
+        });
+        let curve = &mut curves[k];
         if judged != curve.hypervolume.len() + 1 {
             return Err(bad("candidates judged out of order"));
         }
