@@ -169,10 +169,30 @@ fn int8_search_front_is_quantized_measured_and_smaller_than_f32() {
     );
 }
 
+fn read(path: &std::path::Path) -> String {
+    std::fs::read_to_string(path).unwrap()
+}
+
+/// `table`'s latency for `genome` (JSON) of `space` at MNIST's shape, ms in jetson's 10W
+/// mode, built in int8 and in f32.
+fn predictions(
+    table: &kiln_latency::LatencyTable,
+    space: &kiln_space::Space,
+    genome: &serde_json::Value,
+) -> [f64; 2] {
+    let g = kiln_space::Genome::from_json(&genome.to_string(), "genome", space).unwrap();
+    let mut arch = kiln_space::Architecture::new(space, &g, kiln_space::InputSpec::MNIST).unwrap();
+    [kiln_space::Precision::Int8, kiln_space::Precision::F32].map(|p| {
+        arch.precision = p;
+        kiln_latency::predict(&arch, table, "10W").unwrap().value
+    })
+}
+
 /// The default evaluator (weight sharing) with int8: a tiny supernet trained into a
-/// cache, candidates judged in f32 by inherited accuracy and the latency table, then
-/// each front model quantized before it is built, measured and fine-tuned; the front
-/// ends int8 with its accuracy measured through the int8 build.
+/// cache, candidates judged by inherited (f32) accuracy and the latency table's int8
+/// entries, then each front model quantized before it is built, measured and fine-tuned;
+/// the front ends int8 with its accuracy measured through the int8 build. A table
+/// without int8 entries is refused before anything is trained.
 #[test]
 fn int8_with_weight_sharing_quantizes_the_judged_front() {
     let dir = tempfile::tempdir().unwrap();
@@ -182,41 +202,67 @@ fn int8_with_weight_sharing_quantizes_the_judged_front() {
     let run = dir.path().join("run");
     let space = tiny_space();
     let cache = dir.path().join("cache");
-    let o = xtask(&[
-        "search",
-        "--target",
-        "jetson",
-        "--precision",
-        "int8",
-        "--space",
-        space.to_str().unwrap(),
-        "--supernet-cache",
-        cache.to_str().unwrap(),
-        "--supernet-epochs",
-        "1",
-        "--fine-tune",
-        "1",
-        "--lut",
-        table.to_str().unwrap(),
-        "--trials",
-        "8",
-        "--train-limit",
-        "300",
-        "-o",
-        run.to_str().unwrap(),
-    ]);
+    let search = || {
+        xtask(&[
+            "search",
+            "--target",
+            "jetson",
+            "--precision",
+            "int8",
+            "--space",
+            space.to_str().unwrap(),
+            "--supernet-cache",
+            cache.to_str().unwrap(),
+            "--supernet-epochs",
+            "1",
+            "--fine-tune",
+            "1",
+            "--lut",
+            table.to_str().unwrap(),
+            "--trials",
+            "8",
+            "--train-limit",
+            "300",
+            "-o",
+            run.to_str().unwrap(),
+        ])
+    };
+    // f32 entries would judge every int8 candidate about 2x too fast: refused at once
+    let o = search();
+    assert!(!o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("has no int8 entries"), "{}", text(&o));
+    assert!(text(&o).contains("--precision int8"), "{}", text(&o));
+    assert!(!cache.exists() && !run.join("journal.sqlite").exists());
+    // the same table file, resumed: every layer measured in int8 too, an int8 line fitted
+    let o = cli::lut_build("jetson", &table, &["--fit", "4", "--precision", "int8"]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("whole int8 program"), "{}", text(&o));
+    let o = search();
     assert!(o.status.success(), "{}", text(&o));
     let out = text(&o);
-    assert!(out.contains("candidates are judged in f32"), "{out}");
+    assert!(out.contains("int8 latency predicted"), "{out}");
     assert!(out.contains("int8 vs f32: accuracy"), "{out}");
     assert!(!out.contains(" 0 fine-tuned"), "{out}");
     let front: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(run.join("front.json")).unwrap()).unwrap();
     let models = front["front"].as_array().unwrap();
     assert!(!models.is_empty(), "{front}");
+    let t = kiln_latency::LatencyTable::from_json(&read(&table), "table").unwrap();
+    let tiny = kiln_space::Space::from_toml(&read(&space), "tiny").unwrap();
     for m in models {
         assert_eq!(m["metrics"]["accuracy"]["source"], "sim", "{m}");
         assert_eq!(m["metrics"]["size_bytes"]["source"], "host", "{m}");
+        // judged on the table's int8 entries and line, not the f32 ones (which predict
+        // the int8 build 1.5-6x too fast)
+        let judged = m["metrics"]["predicted_latency_ms"]["value"]
+            .as_f64()
+            .unwrap();
+        let [int8, f32] = predictions(&t, &tiny, &m["genome"]);
+        assert!(
+            (judged - int8).abs() < 1e-9 * int8,
+            "{judged} vs {int8} (int8): {m}"
+        );
+        assert!(f32 < 0.9 * int8, "f32 {f32} vs int8 {int8}");
         let (w8, w32) = (
             m["metrics"]["weights_bytes"]["value"].as_f64().unwrap(),
             m["metrics"]["f32_weights_bytes"]["value"].as_f64().unwrap(),
@@ -272,6 +318,25 @@ fn a_precision_decision_builds_each_genome_in_its_own_precision() {
         let twin = entries.iter().find(|e| e["key"] == key).expect("f32 twin");
         assert_ne!(q["cost"]["value"], twin["cost"]["value"], "{key}");
     }
+    // --precision int8 (a search-wide format) has no meaning for such a space's table
+    let o = xtask(&[
+        "lut",
+        "build",
+        "--target",
+        "pixel",
+        "--space",
+        space_s,
+        "--table",
+        table_s,
+        "--precision",
+        "int8",
+    ]);
+    assert!(!o.status.success(), "{}", text(&o));
+    assert!(
+        text(&o).contains("chooses the precision per genome"),
+        "{}",
+        text(&o)
+    );
     let flags = train_search(space_s, run_s, "6", &["--lut", table_s]);
     let o = xtask(&flags);
     let out = text(&o);

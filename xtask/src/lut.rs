@@ -56,6 +56,9 @@ pub struct Args {
     /// Seed of the layers' random weights and of the fit networks.
     #[arg(long, default_value_t = 0)]
     seed: u64,
+    /// int8: also measure every layer in int8, for `search --precision int8`.
+    #[arg(long, default_value = "f32", value_parser = kiln_pipeline::Precision::parse)]
+    precision: kiln_pipeline::Precision,
 }
 
 /// `lut check`: the table's arguments plus the sample.
@@ -110,7 +113,7 @@ pub fn run(cmd: LutCommand) -> Result<()> {
             std::fs::write(&json, serde_json::to_string_pretty(&report)? + "\n")?;
             println!("report: {}", json.display());
             if args.calibrate {
-                let profile = profile_path(&args.table.target);
+                let profile = kiln_target::profile_path(&targets_dir(), &args.table.target);
                 let c = lut::calibrate(
                     &req,
                     &profile,
@@ -128,7 +131,8 @@ pub fn run(cmd: LutCommand) -> Result<()> {
 fn request(args: &Args) -> Result<LutRequest> {
     let target = kiln_target::load(&targets_dir(), &args.target)?;
     let space_file = args.space.clone().unwrap_or_else(|| space_path("mobile"));
-    let space = load_space(Some(&space_file))?;
+    let space =
+        lut::space_for_precision(load_space(Some(&space_file))?, args.precision, &space_file)?;
     let input = args.input.spec()?;
     let path = match args.source.as_str() {
         "sim" => MeasurePath::Sim,
@@ -170,15 +174,6 @@ fn request(args: &Args) -> Result<LutRequest> {
         fit_networks: args.fit,
         seed: args.seed,
     })
-}
-
-/// The profile file `--target` names (a path, or `targets/<name>.toml`).
-fn profile_path(target: &str) -> PathBuf {
-    if target.contains('/') || target.ends_with(".toml") {
-        PathBuf::from(target)
-    } else {
-        targets_dir().join(format!("{target}.toml"))
-    }
 }
 
 fn print_event(e: LutEvent) {

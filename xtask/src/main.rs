@@ -108,7 +108,7 @@ fn main() {
         Command::Worker(args) => worker::run(args),
     };
     if let Err(e) = result {
-        eprintln!("error: {e:#}");
+        eprintln!("error: {}", kiln_pipeline::error_text(e.as_ref()));
         std::process::exit(1);
     }
 }

@@ -95,7 +95,7 @@ pub struct LatencyPrecheck {
 }
 
 /// Predicts `arch`'s latency for `target` and judges the latency limits on
-/// predicted / (1 + `table.margin()`), the most favourable latency the table's measured
+/// predicted / (1 + `table.margin_of(arch.precision)`), the most favourable latency the table's measured
 /// error allows, so a candidate is rejected only when it breaks a limit by more than
 /// that error.
 ///
@@ -105,7 +105,9 @@ pub fn precheck(
     table: &LatencyTable,
     target: &Target,
 ) -> Result<LatencyPrecheck, LatencyError> {
-    let margin = table.margin().ok_or(LatencyError::NotFitted)?;
+    let margin = table
+        .margin_of(arch.precision)
+        .ok_or(LatencyError::NotFitted)?;
     let mode = target
         .modes_within_budget()
         .first()

@@ -136,8 +136,13 @@ pub struct LatencyTable {
     /// which a whole int8 network has once, so its line differs). Absent otherwise.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub int8_overhead: Option<Overhead>,
-    /// The last whole-network check, if any.
+    /// The last whole-network check's agreement over its f32 networks, if any (a table
+    /// checked before `int8_agreement` existed: over all its networks).
     pub agreement: Option<Agreement>,
+    /// The last check's agreement over its int8 networks, when it sampled any: int8
+    /// predictions err more than f32 ones, so each precision has its own margin.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub int8_agreement: Option<Agreement>,
     /// One entry per layer key, sorted by key.
     pub entries: Vec<Entry>,
     #[serde(skip)]
@@ -164,6 +169,7 @@ impl LatencyTable {
             overhead: None,
             int8_overhead: None,
             agreement: None,
+            int8_agreement: None,
             entries: Vec::new(),
             index: HashMap::new(),
         }
@@ -300,19 +306,30 @@ impl LatencyTable {
         out.overhead = self.overhead.clone();
         out.int8_overhead = self.int8_overhead.clone();
         out.agreement = self.agreement.clone();
+        out.int8_agreement = self.int8_agreement.clone();
         Some(out)
     }
 
-    /// The relative error band used to reject a candidate by prediction: the last
-    /// check's largest error, else the overhead fits' (the larger of f32's and int8's),
-    /// else `None` (not fitted).
-    pub fn margin(&self) -> Option<f64> {
-        let fits = [&self.overhead, &self.int8_overhead];
-        let fitted = fits.into_iter().flatten().map(|o| o.max_relative_error);
-        self.agreement
-            .as_ref()
+    /// The relative error band used to reject a `precision` network by prediction: the
+    /// last check's largest error over networks of that precision, else that precision's
+    /// line fit's, else `None` (not fitted).
+    pub fn margin_of(&self, precision: Precision) -> Option<f64> {
+        let checked = match precision {
+            Precision::F32 => self.agreement.as_ref(),
+            Precision::Int8 => self.int8_agreement.as_ref(),
+        };
+        checked
             .map(|a| a.max_relative_error)
-            .or(fitted.reduce(f64::max))
+            .or_else(|| self.overhead_of(precision).map(|o| o.max_relative_error))
+    }
+
+    /// The larger of the precisions' margins ([`LatencyTable::margin_of`]), `None` when
+    /// neither is fitted.
+    pub fn margin(&self) -> Option<f64> {
+        [Precision::F32, Precision::Int8]
+            .into_iter()
+            .filter_map(|p| self.margin_of(p))
+            .reduce(f64::max)
     }
 
     /// The fitted line of networks in `precision`, if fitted.

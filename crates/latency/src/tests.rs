@@ -250,3 +250,33 @@ fn precheck_rejects_only_beyond_the_margin() {
     assert_eq!(v.constraint.field(), "max_latency_p50_ms");
     assert_eq!(v.actual.unwrap().source, Source::Predicted);
 }
+
+#[test]
+fn each_precision_is_judged_with_its_own_margin() {
+    let mut t = full_table();
+    let arch = &genomes(1)[0];
+    let sum = sum_of_layers(arch, &t).unwrap();
+    t.overhead = fit_overhead(&[sum], &[4], &[sum + 1000.0], Unit::Fuel);
+    t.overhead.as_mut().unwrap().max_relative_error = 0.01;
+    let checked = |e: f64| Agreement {
+        samples: 10,
+        seed: 1,
+        within_5: 1.0,
+        within_10: 1.0,
+        max_relative_error: e,
+        kendall_tau: 1.0,
+        date: "d".into(),
+    };
+    // fits only: each precision's own line (int8 unfitted: no margin)
+    assert_eq!(t.margin_of(kiln_space::Precision::F32), Some(0.01));
+    assert_eq!(t.margin_of(kiln_space::Precision::Int8), None);
+    t.agreement = Some(checked(0.02));
+    t.int8_agreement = Some(checked(0.15));
+    assert_eq!(t.margin_of(kiln_space::Precision::F32), Some(0.02));
+    assert_eq!(t.margin_of(kiln_space::Precision::Int8), Some(0.15));
+    assert_eq!(t.margin(), Some(0.15));
+    // an f32 network 10% over the limit is rejected by f32's 2%, not kept by int8's 15%
+    let ms = (sum + 1000.0) / 1e6;
+    let p = precheck(arch, &t, &target(ms / 1.10)).unwrap();
+    assert_eq!(p.violations.len(), 1, "{:?}", p.violations);
+}

@@ -167,7 +167,7 @@ fn main() -> Result<(), Error> {
                         evaluator.latency_table.as_deref().ok_or("no table")?,
                         &target,
                         &evaluator.data,
-                        seed,
+                        (seed, kiln_pipeline::Precision::F32),
                         None,
                         &mut |m| eprintln!("{m}"),
                     )?

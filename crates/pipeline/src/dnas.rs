@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use kiln_data::Dataset;
 use kiln_latency::LatencyTable;
 use kiln_metric::Source;
-use kiln_space::LayerKey;
+use kiln_space::{LayerKey, Precision};
 use kiln_supernet::dnas::{DnasResult, DnasSettings, LatencyLimit};
 
 /// The file in the run folder.
@@ -29,13 +29,18 @@ fn layer_ms(table: &LatencyTable, mode: &str, key: &LayerKey) -> Option<f64> {
 }
 
 /// The target's latency limit (the tightest of p50, p95 and 1000 / min FPS) as the
-/// search's hinge, in the terms of `table`'s fitted predictor in `mode` (a table not
-/// fitted yet: the plain layer sum). `None` when the target limits no latency.
-fn hinge(table: &LatencyTable, target: &Target, mode: &str) -> Option<LatencyLimit> {
+/// search's hinge, in the terms of `table`'s fitted predictor of `precision` networks in
+/// `mode` (a table not fitted yet: the plain layer sum). `None` when the target limits no
+/// latency.
+fn hinge(
+    table: &LatencyTable,
+    target: &Target,
+    mode: &str,
+    precision: Precision,
+) -> Option<LatencyLimit> {
     let ms = kiln_search::report::latency_limit_ms(target)?;
     let (scale, per_layer, constant) = table
-        .overhead
-        .as_ref()
+        .overhead_of(precision)
         .map_or((1.0, 0.0, 0.0), |o| (o.scale, o.per_layer, o.cost.value));
     Some(LatencyLimit {
         ms,
@@ -48,7 +53,8 @@ fn hinge(table: &LatencyTable, target: &Target, mode: &str) -> Option<LatencyLim
 
 /// FBNet's search (kiln-supernet's default settings, seeded with `seed`) on the supernet
 /// in `supernet`, trained for `data`, with each layer's latency from `table` in the
-/// target's first power mode within its budget. `note` hears its progress.
+/// target's first power mode within its budget, at `precision` (a search-wide
+/// `--precision int8` prices every layer by its int8 entry). `note` hears its progress.
 ///
 /// Errors: the supernet, a layer the table lacks, divergence
 /// ([`PipelineError::Invalid`] naming the cause).
@@ -57,7 +63,7 @@ pub fn run(
     table: &LatencyTable,
     target: &Target,
     data: &Dataset,
-    seed: u64,
+    (seed, precision): (u64, Precision),
     stop: Option<&AtomicBool>,
     note: &mut dyn FnMut(&str),
 ) -> Result<DnasResult, PipelineError> {
@@ -85,7 +91,7 @@ pub fn run(
     }
     let settings = DnasSettings {
         seed,
-        limit: hinge(table, target, &mode),
+        limit: hinge(table, target, &mode, precision),
         ..DnasSettings::default()
     };
     let limit = settings.limit.as_ref().map_or(String::new(), |l| {
@@ -96,7 +102,7 @@ pub fn run(
          latency from the table in mode `{mode}`{limit})",
         settings.epochs, settings.alpha, settings.beta
     ));
-    let cost = |key: &LayerKey| layer_ms(table, &mode, key);
+    let cost = |key: &LayerKey| layer_ms(table, &mode, &key.at(precision));
     let mut last = 0;
     kiln_supernet::dnas::search(supernet, data, &cost, &settings, &mut |step, steps, ce| {
         if step == steps || step >= last + 25 {
@@ -127,6 +133,8 @@ pub(crate) struct DnasRun<'a> {
     pub target: &'a Target,
     /// The search's seed.
     pub seed: u64,
+    /// The search-wide precision the layers are priced at.
+    pub precision: Precision,
     /// Set by Ctrl-C.
     pub interrupt: &'a AtomicBool,
     /// The data the supernet was trained on.
@@ -167,7 +175,7 @@ pub(crate) fn distribution(
         table,
         req.target,
         req.data,
-        req.seed,
+        (req.seed, req.precision),
         Some(req.interrupt),
         note,
     )?;

@@ -123,7 +123,12 @@ impl PipelineEvaluator {
         genome
             .validate(&self.space, "genome")
             .map_err(|e| e.to_string())?;
-        kiln_train::architecture_for(&self.space, genome, &self.data).map_err(|e| e.to_string())
+        let mut arch = kiln_train::architecture_for(&self.space, genome, &self.data)
+            .map_err(|e| e.to_string())?;
+        // A search-wide `--precision int8` builds every genome in int8, so its latency
+        // table keys (and line) are the int8 ones, not the f32 ones the genome alone names.
+        arch.precision = genome.precision_or(self.precision);
+        Ok(arch)
     }
 }
 

@@ -100,3 +100,38 @@ impl From<kiln_measure::size::SizeError> for PipelineError {
         PipelineError::Measure(e.into())
     }
 }
+
+/// `error` and its causes as one line for the user, `a: b: c`, each cause left out when
+/// the text before already says it: kiln's errors name their io cause in their own
+/// message (`cannot read F: No such file...`) and also give it as their source, so
+/// printing the whole chain would say it twice.
+pub fn error_text(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut cause = error.source();
+    while let Some(c) = cause {
+        let said = c.to_string();
+        if !text.contains(&said) {
+            text = format!("{text}: {said}");
+        }
+        cause = c.source();
+    }
+    text
+}
+
+#[cfg(test)]
+mod error_text_tests {
+    #[test]
+    fn a_cause_is_said_once() {
+        let io = std::io::Error::new(std::io::ErrorKind::NotFound, "no such file");
+        let e = kiln_space::SpaceError::Io {
+            path: "spaces/x.toml".into(),
+            source: io,
+        };
+        assert_eq!(
+            super::error_text(&e),
+            "cannot read spaces/x.toml: no such file"
+        );
+        let wrapped = super::PipelineError::Invalid("bad flag".into());
+        assert_eq!(super::error_text(&wrapped), "bad flag");
+    }
+}

@@ -39,6 +39,8 @@ pub use kiln_space::Precision;
 ///   lists `int8`, when the table has no int8 entries and line (built before they existed):
 ///   int8 kernels cost 1.2-2.2x f32's fuel and more, so f32 entries cannot predict an int8
 ///   genome. `cargo xtask lut build` for the space measures them.
+/// - a judge-only search with `--precision int8` over a space without the decision, when
+///   the table has no int8 line: `cargo xtask lut build --precision int8` measures it.
 ///
 /// `space_path` names the space file and `target` the profile in the message.
 /// Errors: [`PipelineError::Invalid`].
@@ -49,7 +51,18 @@ pub fn check_precision_decision(
     judge_only: Option<&kiln_latency::LatencyTable>,
     target: &str,
 ) -> Result<(), PipelineError> {
+    let no_int8 = |t: &kiln_latency::LatencyTable| t.overhead_of(Precision::Int8).is_none();
     let Some(formats) = &space.precision else {
+        if search_wide == Precision::Int8 && judge_only.is_some_and(no_int8) {
+            return Err(PipelineError::Invalid(format!(
+                "--precision int8: the latency table a judge-only search predicts every \
+                 candidate's latency from has no int8 entries (int8 kernels cost 1.2-2.2x \
+                 f32's fuel and more, so f32 entries would misjudge every candidate): run \
+                 `cargo xtask lut build --target {target} --space {} --precision int8` to \
+                 measure every layer in int8 too, or search with --evaluator train",
+                space_path.display()
+            )));
+        }
         return Ok(());
     };
     let listed = per_genome_identity(formats);
@@ -61,7 +74,6 @@ pub fn check_precision_decision(
              search a space without the `precision` key"
         )));
     }
-    let no_int8 = |t: &kiln_latency::LatencyTable| t.overhead_of(Precision::Int8).is_none();
     if formats.contains(&Precision::Int8) && judge_only.is_some_and(no_int8) {
         return Err(PipelineError::Invalid(format!(
             "{file} chooses the precision per genome ({listed}), but the latency table a \
@@ -414,7 +426,17 @@ mod tests {
         let path = Path::new("spaces/q.toml");
         let check = |s, p, table| check_precision_decision(s, path, p, table, "pixel");
         // Without the key, with --evaluator train, or judged with int8 entries: accepted.
-        check(&plain, Precision::Int8, Some(&f32_only)).unwrap();
+        check(&plain, Precision::Int8, None).unwrap();
+        check(&plain, Precision::Int8, Some(&with_int8)).unwrap();
+        // search-wide int8 judged on f32 entries only: refused, naming the command
+        let err = check(&plain, Precision::Int8, Some(&f32_only))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("has no int8 entries")
+                && err.contains("lut build --target pixel --space spaces/q.toml --precision int8"),
+            "{err}"
+        );
         check(&both, Precision::F32, None).unwrap();
         check(&both, Precision::F32, Some(&with_int8)).unwrap();
         let f32_list = space("precision = [\"f32\"]\n");

@@ -200,6 +200,7 @@ pub fn search(
                 resume: req.resume,
                 target: &req.target,
                 seed: req.train.seed,
+                precision: req.precision,
                 interrupt: &req.interrupt,
                 data: &evaluator.data,
             };
@@ -464,8 +465,8 @@ fn precision_note(precision: Precision, space: &Space, judge_only: bool) -> Opti
         return None;
     }
     let when = if judge_only {
-        "candidates are judged in f32 (inherited accuracy, predicted latency); each front \
-         model is"
+        "candidates are judged by their f32 inherited accuracy and their int8 latency \
+         predicted from the table's int8 entries; each front model is"
     } else {
         "every candidate is"
     };

@@ -376,14 +376,24 @@ pub fn load_file(path: &Path) -> Result<Target, TargetError> {
     Ok(target)
 }
 
+/// The profile file `name` stands for: `name` itself when it is a path (it contains `/`
+/// or ends in `.toml`), else `dir/<name>.toml`.
+pub fn profile_path(dir: &Path, name: &str) -> PathBuf {
+    if name.contains('/') || name.ends_with(".toml") {
+        PathBuf::from(name)
+    } else {
+        dir.join(format!("{name}.toml"))
+    }
+}
+
 /// Loads `dir/<name>.toml`; an unknown name lists the known ones. A `name`
 /// that is a path to a file (it contains `/` or ends in `.toml`) loads that
 /// file instead: a user's own board profile.
 pub fn load(dir: &Path, name: &str) -> Result<Target, TargetError> {
+    let path = profile_path(dir, name);
     if name.contains('/') || name.ends_with(".toml") {
-        return load_file(Path::new(name));
+        return load_file(&path);
     }
-    let path = dir.join(format!("{name}.toml"));
     let valid_name = !name.is_empty()
         && name
             .chars()

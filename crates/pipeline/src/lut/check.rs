@@ -4,6 +4,7 @@
 use std::time::Instant;
 
 use kiln_latency::{Agreement, LatencyTable, agreement, predict};
+use kiln_space::Precision;
 use serde::Serialize;
 
 use super::{LutRequest, MeasurePath, invalid, measure_networks, sample_networks, save};
@@ -14,6 +15,8 @@ use crate::PipelineError;
 pub struct CheckRow {
     /// The genome's id.
     pub genome: String,
+    /// The precision it is built in (its table entries and line are that precision's).
+    pub precision: Precision,
     /// Its multiply-accumulates (analytic).
     pub macs: u64,
     /// The analytic lower bound kiln-search's precheck uses (each MAC at least one
@@ -35,7 +38,7 @@ pub struct RejectionAt {
     pub limit_ms: f64,
     /// Genomes the MAC bound rejects (bound > limit).
     pub by_mac_bound: usize,
-    /// Genomes the predictor rejects (predicted / (1 + margin) > limit).
+    /// Genomes the predictor rejects (predicted / (1 + margin of its precision) > limit).
     pub by_prediction: usize,
     /// Genomes over the limit as measured.
     pub measured_over: usize,
@@ -59,10 +62,14 @@ pub struct CheckReport {
     pub mode: String,
     /// Per genome, in sampling order.
     pub rows: Vec<CheckRow>,
-    /// Share within 5% / 10%, largest error, Kendall's tau.
+    /// Share within 5% / 10%, largest error, Kendall's tau, over every sampled genome.
     pub agreement: Agreement,
-    /// The margin the search rejects with (the largest error found here).
+    /// The margin the search rejects an f32 network with (the largest error of the f32
+    /// genomes here; over all of them when none is f32).
     pub margin: f64,
+    /// The margin for int8 networks, when int8 genomes were sampled (a space that lists
+    /// int8, or a table built with `--precision int8`).
+    pub int8_margin: Option<f64>,
     /// Mean time of one prediction on this machine, microseconds (`host`).
     pub predict_us: f64,
     /// At the target's own p50 limit, if it has one.
@@ -73,7 +80,8 @@ pub struct CheckReport {
 
 /// Samples `samples` genomes with `seed` (use a seed other than the build's, whose
 /// networks fitted the constant), measures them whole, compares with the table, and
-/// writes the agreement (and so the search's margin) into the table file.
+/// writes the agreement of each precision sampled (and so the search's margins) into the
+/// table file.
 ///
 /// Errors: as [`super::build_table`]; a table without a fitted constant.
 pub fn check_table(
@@ -113,6 +121,16 @@ pub fn check_table(
     let found = agreement(&predicted, &measured, seed, date).ok_or_else(|| {
         PipelineError::Invalid("the sampled genomes all measured the same: nothing to rank".into())
     })?;
+    let of = |want: Precision| {
+        let pick = |v: &[f64]| -> Vec<f64> {
+            (nets.iter().zip(v))
+                .filter(|((_, arch, _), _)| arch.precision == want)
+                .map(|(_, &x)| x)
+                .collect()
+        };
+        agreement(&pick(&predicted), &pick(&measured), seed, date)
+    };
+    let (f32_agreement, int8_agreement) = (of(Precision::F32), of(Precision::Int8));
     let rows: Vec<CheckRow> = nets
         .iter()
         .zip(predicted.iter().zip(&measured))
@@ -120,6 +138,7 @@ pub fn check_table(
             let macs = arch.totals().macs;
             CheckRow {
                 genome: g.id(),
+                precision: arch.precision,
                 macs,
                 mac_bound_ms: matches!(req.path, MeasurePath::Sim)
                     .then(|| req.target.sim.latency_ms(macs, mode.1)),
@@ -129,21 +148,26 @@ pub fn check_table(
             }
         })
         .collect();
-    let margin = found.max_relative_error;
+    let margin = f32_agreement.as_ref().unwrap_or(&found).max_relative_error;
+    let int8_margin = int8_agreement.as_ref().map(|a| a.max_relative_error);
+    let rejects = |r: &CheckRow, limit_ms: f64| {
+        let m = match r.precision {
+            Precision::Int8 => int8_margin.unwrap_or(margin),
+            Precision::F32 => margin,
+        };
+        r.predicted_ms / (1.0 + m) > limit_ms
+    };
     let at = |limit_ms: f64| RejectionAt {
         limit_ms,
         by_mac_bound: rows
             .iter()
             .filter(|r| r.mac_bound_ms.is_some_and(|b| b > limit_ms))
             .count(),
-        by_prediction: rows
-            .iter()
-            .filter(|r| r.predicted_ms / (1.0 + margin) > limit_ms)
-            .count(),
+        by_prediction: rows.iter().filter(|r| rejects(r, limit_ms)).count(),
         measured_over: rows.iter().filter(|r| r.measured_ms > limit_ms).count(),
         rejected_but_feasible: rows
             .iter()
-            .filter(|r| r.predicted_ms / (1.0 + margin) > limit_ms && r.measured_ms <= limit_ms)
+            .filter(|r| rejects(r, limit_ms) && r.measured_ms <= limit_ms)
             .count(),
     };
     let mut sorted = measured.clone();
@@ -159,9 +183,12 @@ pub fn check_table(
         rows,
         agreement: found.clone(),
         margin,
+        int8_margin,
         predict_us,
     };
-    table.agreement = Some(found);
+    // a sample of int8 genomes only: its agreement is the int8 one
+    table.agreement = f32_agreement.or(int8_agreement.is_none().then_some(found));
+    table.int8_agreement = int8_agreement;
     save(table, &req.table_path)?;
     Ok(report)
 }
@@ -220,6 +247,10 @@ impl CheckReport {
             a.kendall_tau,
             self.predict_us
         );
+        let margin = match self.int8_margin {
+            Some(q) => format!("{:.2}% f32, {:.2}% int8", 100.0 * self.margin, 100.0 * q),
+            None => format!("{:.2}%", 100.0 * self.margin),
+        };
         for (what, r) in [
             ("the target's limit", self.at_target_limit.as_ref()),
             ("the median", Some(&self.at_median)),
@@ -228,11 +259,10 @@ impl CheckReport {
                 let _ = writeln!(
                     s,
                     "at {what} ({:.4} ms): MAC bound rejects {}, the table rejects {} (margin \
-                     {:.2}%), {} measure over it; rejected but feasible: {}",
+                     {margin}), {} measure over it; rejected but feasible: {}",
                     r.limit_ms,
                     r.by_mac_bound,
                     r.by_prediction,
-                    100.0 * self.margin,
                     r.measured_over,
                     r.rejected_but_feasible
                 );

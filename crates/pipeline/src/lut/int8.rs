@@ -62,3 +62,32 @@ pub(crate) fn quantize_seeded(
         .map(|q| q.onnx)
         .map_err(|e| PipelineError::Invalid(format!("{what}: int8 quantization: {e}")))
 }
+
+/// The space a table is built for when its searches build every genome in `search_wide`
+/// (`--precision` of `lut build`): for int8, a space without the `precision` key is
+/// enumerated as if it listed `["f32", "int8"]`, so every layer is measured in both and
+/// a line fitted for each (the f32 search still finds its entries; a search-wide int8
+/// one predicts on the int8 entries and line). The space file's text, and so the table's
+/// identity, does not change. `path` names the space file in errors.
+///
+/// Errors: `int8` for a space that lists precisions itself (its list decides what is
+/// measured) ([`PipelineError::Invalid`]).
+pub fn space_for_precision(
+    mut space: kiln_space::Space,
+    search_wide: Precision,
+    path: &std::path::Path,
+) -> Result<kiln_space::Space, PipelineError> {
+    match (&space.precision, search_wide) {
+        (_, Precision::F32) => {}
+        (Some(listed), Precision::Int8) => {
+            return Err(PipelineError::Invalid(format!(
+                "{}: --precision int8, but the space chooses the precision per genome ({}) and \
+                 its table measures each listed precision: drop --precision",
+                path.display(),
+                crate::precision::per_genome_identity(listed)
+            )));
+        }
+        (None, Precision::Int8) => space.precision = Some(vec![Precision::F32, Precision::Int8]),
+    }
+    Ok(space)
+}

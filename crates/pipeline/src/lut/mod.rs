@@ -38,7 +38,7 @@ pub use bundle::{MeasurePath, MemberCost, measure_alone, measure_models};
 pub use calibrate::{calibrate, calibration_text};
 pub use check::{CheckReport, CheckRow, RejectionAt, check_table, today};
 pub use device::{OnDevice, device_name, device_path};
-pub use int8::{CALIBRATION_INPUTS, layer_model};
+pub use int8::{CALIBRATION_INPUTS, layer_model, space_for_precision};
 
 use crate::PipelineError;
 use crate::build::content_id;
