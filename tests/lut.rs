@@ -315,14 +315,31 @@ fn committed_tables_match_this_checkout() {
         let wanted =
             kiln_pipeline::lut::identity(&space_path, &space, input, &profile, source).unwrap();
         let table = kiln_pipeline::lut::load_table(&path, &wanted);
+        // a table of a space without the `precision` key has int8 entries for
+        // `search --precision int8` (`lut build --precision int8`)
+        let int8 = if space.precision.is_none() {
+            " --precision int8"
+        } else {
+            ""
+        };
+        let flags =
+            format!("--target {target} --space spaces/{space_name}.toml --source {source}{int8}");
         assert!(
             table.is_ok(),
-            "{}: {}\nrebuild it: cargo xtask lut build --target {target} --source {source} && \
-             cargo xtask lut check --target {target} --source {source} --samples 50",
+            "{}: {}\nrebuild it: cargo xtask lut build {flags} && cargo xtask lut check {flags} \
+             --samples 50",
             path.display(),
             table.unwrap_err()
         );
         assert!(t["agreement"].is_object(), "{name} was never checked");
+        assert!(
+            t["int8_overhead"].is_object(),
+            "{name} has no int8 line: {flags}"
+        );
+        assert!(
+            t["int8_agreement"].is_object(),
+            "{name}'s int8 line was never checked"
+        );
         seen += 1;
     }
     assert!(seen >= 1, "no committed table");
