@@ -270,9 +270,11 @@ fn a_tiny_supernet_trains_resumes_and_its_exported_sub_network_agrees_with_it() 
 /// constraint of the target.
 fn the_default_search_trains_a_cached_supernet_and_fine_tunes_its_front(dir: &Path, table: &Path) {
     let cache = dir.join("cache");
-    let search = |target: &str, out: &Path| {
+    let search = |target: &str, out: &Path, resume: bool| {
+        let resume = if resume { "--resume" } else { "--seed=0" };
         xtask(&[
             "search",
+            resume,
             "--target",
             target,
             "--space",
@@ -326,7 +328,7 @@ fn the_default_search_trains_a_cached_supernet_and_fine_tunes_its_front(dir: &Pa
         "a supernet is not shared",
     );
     let run = dir.join("default");
-    let o = search("jetson", &run);
+    let o = search("jetson", &run, false);
     assert!(o.status.success(), "{}", text(&o));
     let out = text(&o);
     assert!(out.contains("trained 1 epochs"), "{out}");
@@ -370,8 +372,45 @@ fn the_default_search_trains_a_cached_supernet_and_fine_tunes_its_front(dir: &Pa
             );
         }
     }
+    // --resume with the same settings passes the checks before the cached supernet
+    let o = search("jetson", &run, true);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("10 trials evaluated"), "{}", text(&o));
+    // --resume with another setting is refused before a supernet is trained for it
+    let empty = dir.join("empty-cache");
+    let o = xtask(&[
+        "search",
+        "--target",
+        "jetson",
+        "--space",
+        &space,
+        "--supernet-cache",
+        empty.to_str().unwrap(),
+        "--supernet-epochs",
+        "1",
+        "--fine-tune",
+        "1",
+        "--lut",
+        table.to_str().unwrap(),
+        "--trials",
+        "10",
+        "--train-limit",
+        "300",
+        "--seed",
+        "7",
+        "--resume",
+        "-o",
+        run.to_str().unwrap(),
+    ]);
+    assert!(!o.status.success(), "{}", text(&o));
+    assert!(
+        text(&o).contains("seed: journal has `0`, this run has `7`"),
+        "{}",
+        text(&o)
+    );
+    assert!(!empty.exists(), "a refused resume trains nothing");
     // another target reuses the cached supernet
-    let o = search("pixel", &dir.join("pixel"));
+    let o = search("pixel", &dir.join("pixel"), false);
     assert!(o.status.success(), "{}", text(&o));
     assert!(text(&o).contains("cached, reused"), "{}", text(&o));
 }

@@ -35,21 +35,48 @@ pub(crate) struct Checked {
 
 /// The checks of [`crate::search::search`] that need neither the supernet nor the
 /// journal, for a search that will be given a supernet (`with_supernet`) or not; also
-/// refuses `--resume` for a run folder without a journal. Applies `--latency-limit` to
-/// `req.target` as the search does (running both is fine). Whether an existing journal
-/// may be continued (its identity, its lease) is judged when the search opens it.
+/// refuses `--resume` for a run folder without a journal, or whose journal's run
+/// identity differs from this run's in any field but the supernet's folder (which the
+/// cache decides after training; the search compares every field when it opens the
+/// journal). Applies `--latency-limit` to `req.target` as the search does (running both
+/// is fine). The journal's lease is judged when the search opens it.
 ///
 /// Errors: as [`crate::search::search`] before it writes anything.
 pub fn preflight(req: &mut SearchRequest, with_supernet: bool) -> Result<(), PipelineError> {
-    check(req, with_supernet, &mut |_| {})?;
-    if req.journal.is_none() {
-        let path = Journal::path_in(&req.out);
-        if req.resume && !path.is_file() {
-            // the error the journal gives when it is opened for --resume
-            return Err(SearchError::NothingToResume { path }.into());
-        }
+    let c = check(req, with_supernet, &mut |_| {})?;
+    if req.journal.is_some() || !req.resume {
+        return Ok(());
     }
-    Ok(())
+    let path = Journal::path_in(&req.out);
+    if !path.is_file() {
+        // the error the journal gives when it is opened for --resume
+        return Err(SearchError::NothingToResume { path }.into());
+    }
+    let wanted =
+        crate::search::run_identity(req, &c.space, &c.space_text, &c.fitness, c.judge_only);
+    let stored = Journal::open(&req.out)?.meta()?;
+    // the supernet's folder is not known yet: its evaluator must say the same after it
+    let rest = crate::search::supernet_identity_rest(req, c.judge_only);
+    let same_but_folder = with_supernet
+        && req.supernet.is_none()
+        && (stored.get("evaluator"))
+            .is_some_and(|e| e.starts_with("supernet ") && e.ends_with(&rest));
+    let mut differences = kiln_search::journal::differences(&stored, &wanted);
+    differences.retain(|d| !(same_but_folder && d.starts_with("evaluator:")));
+    if with_supernet && req.supernet.is_none() && stored.get("evaluator").is_none() {
+        differences.push(
+            "evaluator: journal has nothing (each candidate trained), this run has a supernet"
+                .into(),
+        );
+    }
+    if differences.is_empty() {
+        return Ok(());
+    }
+    Err(SearchError::ResumeMismatch {
+        path,
+        differences: differences.join("; "),
+    }
+    .into())
 }
 
 /// Every check before the journal, in the order a user would fix them.
