@@ -281,6 +281,27 @@ fn int8_with_weight_sharing_quantizes_the_judged_front() {
             .any(|r| r.contains("then quantized to int8") && r.contains(",\"fine-tuned")),
         "no fine-tuned int8 model:\n{csv}"
     );
+    // the table keeps its int8 line without the flag: a check samples both precisions
+    // and stores a margin for each
+    let o = xtask(&[
+        "lut",
+        "check",
+        "--target",
+        "jetson",
+        "--space",
+        space.to_str().unwrap(),
+        "--table",
+        table.to_str().unwrap(),
+        "--samples",
+        "8",
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("% int8)"), "{}", text(&o));
+    let t: serde_json::Value = serde_json::from_str(&read(&table)).unwrap();
+    assert!(
+        t["int8_agreement"]["samples"].as_u64() >= Some(2),
+        "no int8 check"
+    );
 }
 
 /// A space with `precision = ["f32", "int8"]` searched with `--evaluator train` (issue 17's
@@ -436,7 +457,8 @@ fn a_precision_decision_builds_each_genome_in_its_own_precision() {
         run_s,
     ]);
     assert!(!o.status.success());
-    let want = format!("cargo xtask lut build --target pixel --space {space_s}`");
+    // the command that mends it writes the table the search was given
+    let want = format!("lut build --target pixel --space {space_s} --table {table_s}`");
     assert!(
         text(&o).contains("has no int8 entries") && text(&o).contains(&want),
         "{}",

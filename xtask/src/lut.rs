@@ -131,8 +131,7 @@ pub fn run(cmd: LutCommand) -> Result<()> {
 fn request(args: &Args) -> Result<LutRequest> {
     let target = kiln_target::load(&targets_dir(), &args.target)?;
     let space_file = args.space.clone().unwrap_or_else(|| space_path("mobile"));
-    let space =
-        lut::space_for_precision(load_space(Some(&space_file))?, args.precision, &space_file)?;
+    let space = load_space(Some(&space_file))?;
     let input = args.input.spec()?;
     let path = match args.source.as_str() {
         "sim" => MeasurePath::Sim,
@@ -162,6 +161,7 @@ fn request(args: &Args) -> Result<LutRequest> {
         .table
         .clone()
         .unwrap_or_else(|| lut::default_path_for(&root, &path, &target.name, &space.name, input));
+    let space = lut::space_for_precision(space, args.precision, &space_file, &table_path)?;
     Ok(LutRequest {
         space_path: space_file,
         space,

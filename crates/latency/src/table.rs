@@ -312,15 +312,17 @@ impl LatencyTable {
 
     /// The relative error band used to reject a `precision` network by prediction: the
     /// last check's largest error over networks of that precision, else that precision's
-    /// line fit's, else `None` (not fitted).
+    /// line fit's, else `None` (not fitted). An int8 line never checked on its own (a
+    /// table checked before `int8_agreement` existed) takes the larger of its fit's
+    /// error and the whole check's: its fit is in-sample, on 8 networks.
     pub fn margin_of(&self, precision: Precision) -> Option<f64> {
-        let checked = match precision {
-            Precision::F32 => self.agreement.as_ref(),
-            Precision::Int8 => self.int8_agreement.as_ref(),
-        };
-        checked
-            .map(|a| a.max_relative_error)
-            .or_else(|| self.overhead_of(precision).map(|o| o.max_relative_error))
+        let fit = self.overhead_of(precision).map(|o| o.max_relative_error);
+        let checked = |a: &Option<Agreement>| a.as_ref().map(|a| a.max_relative_error);
+        match precision {
+            Precision::F32 => checked(&self.agreement).or(fit),
+            Precision::Int8 => checked(&self.int8_agreement)
+                .or_else(|| Some(fit?.max(checked(&self.agreement).unwrap_or(0.0)))),
+        }
     }
 
     /// The larger of the precisions' margins ([`LatencyTable::margin_of`]), `None` when

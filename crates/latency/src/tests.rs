@@ -271,6 +271,11 @@ fn each_precision_is_judged_with_its_own_margin() {
     assert_eq!(t.margin_of(kiln_space::Precision::F32), Some(0.01));
     assert_eq!(t.margin_of(kiln_space::Precision::Int8), None);
     t.agreement = Some(checked(0.02));
+    // an int8 line never checked alone: the larger of its fit and the whole check
+    let mut int8_line = t.overhead.clone().unwrap();
+    int8_line.max_relative_error = 0.005;
+    t.int8_overhead = Some(int8_line);
+    assert_eq!(t.margin_of(kiln_space::Precision::Int8), Some(0.02));
     t.int8_agreement = Some(checked(0.15));
     assert_eq!(t.margin_of(kiln_space::Precision::F32), Some(0.02));
     assert_eq!(t.margin_of(kiln_space::Precision::Int8), Some(0.15));

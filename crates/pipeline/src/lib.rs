@@ -110,7 +110,13 @@ pub fn error_text(error: &(dyn std::error::Error + 'static)) -> String {
     let mut cause = error.source();
     while let Some(c) = cause {
         let said = c.to_string();
-        if !text.contains(&said) {
+        // said as a clause of its own: after `: ` and ending the text or a clause
+        let clause = format!(": {said}");
+        let already = text.match_indices(&clause).any(|(i, _)| {
+            let after = &text[i + clause.len()..];
+            after.is_empty() || after.starts_with([' ', ':', ';', ','])
+        });
+        if !already {
             text = format!("{text}: {said}");
         }
         cause = c.source();
@@ -133,5 +139,14 @@ mod error_text_tests {
         );
         let wrapped = super::PipelineError::Invalid("bad flag".into());
         assert_eq!(super::error_text(&wrapped), "bad flag");
+        // a cause that only appears inside a longer phrase is still said
+        #[derive(Debug, thiserror::Error)]
+        #[error("the invalid data set was refused")]
+        struct Refused(#[source] std::io::Error);
+        let io = std::io::Error::new(std::io::ErrorKind::InvalidData, "invalid data");
+        assert_eq!(
+            super::error_text(&Refused(io)),
+            "the invalid data set was refused: invalid data"
+        );
     }
 }

@@ -42,14 +42,15 @@ pub use kiln_space::Precision;
 /// - a judge-only search with `--precision int8` over a space without the decision, when
 ///   the table has no int8 line: `cargo xtask lut build --precision int8` measures it.
 ///
-/// `space_path` names the space file and `target` the profile in the message.
+/// `space_path` names the space file in the message, `lut_build` the command that builds
+/// the table the search looks for (`cargo xtask lut build --target T --space S ...`).
 /// Errors: [`PipelineError::Invalid`].
 pub fn check_precision_decision(
     space: &kiln_space::Space,
     space_path: &Path,
     search_wide: Precision,
     judge_only: Option<&kiln_latency::LatencyTable>,
-    target: &str,
+    lut_build: &str,
 ) -> Result<(), PipelineError> {
     let no_int8 = |t: &kiln_latency::LatencyTable| t.overhead_of(Precision::Int8).is_none();
     let Some(formats) = &space.precision else {
@@ -58,9 +59,8 @@ pub fn check_precision_decision(
                 "--precision int8: the latency table a judge-only search predicts every \
                  candidate's latency from has no int8 entries (int8 kernels cost 1.2-2.2x \
                  f32's fuel and more, so f32 entries would misjudge every candidate): run \
-                 `cargo xtask lut build --target {target} --space {} --precision int8` to \
-                 measure every layer in int8 too, or search with --evaluator train",
-                space_path.display()
+                 `{lut_build} --precision int8` to measure every layer in int8 too, or \
+                 search with --evaluator train"
             )));
         }
         return Ok(());
@@ -78,9 +78,8 @@ pub fn check_precision_decision(
         return Err(PipelineError::Invalid(format!(
             "{file} chooses the precision per genome ({listed}), but the latency table a \
              judge-only search predicts every candidate's latency from has no int8 entries \
-             (int8 kernels cost 1.2-2.2x f32's fuel and more): run `cargo xtask lut build \
-             --target {target} --space {file}` to measure every layer in int8 too, or \
-             search with --evaluator train (every candidate built and measured in its own \
+             (int8 kernels cost 1.2-2.2x f32's fuel and more): run `{lut_build}` to measure \
+             every layer in int8 too, or search with --evaluator train (every candidate built and measured in its own \
              precision)"
         )));
     }
@@ -424,7 +423,8 @@ mod tests {
         };
         with_int8.set_overhead(Precision::Int8, line);
         let path = Path::new("spaces/q.toml");
-        let check = |s, p, table| check_precision_decision(s, path, p, table, "pixel");
+        let lut = "cargo xtask lut build --target pixel --space spaces/q.toml";
+        let check = |s, p, table| check_precision_decision(s, path, p, table, lut);
         // Without the key, with --evaluator train, or judged with int8 entries: accepted.
         check(&plain, Precision::Int8, None).unwrap();
         check(&plain, Precision::Int8, Some(&with_int8)).unwrap();

@@ -10,7 +10,7 @@ use kiln_latency::LatencyTable;
 use kiln_metric::Source;
 use kiln_search::report::latency_limit_ms;
 use kiln_search::{Fitness, Journal, SearchError, StrategyKind};
-use kiln_space::Space;
+use kiln_space::{Precision, Space};
 
 use crate::PipelineError;
 use crate::device::SearchDeviceChoice;
@@ -109,7 +109,7 @@ pub(crate) fn check(
     let fitness = fitness(req)?;
     let table = latency_table(req, &space, note)?;
     let judge_only = with_supernet && table.is_some();
-    check_precision(req, &space, table.as_ref().filter(|_| judge_only))?;
+    check_precision(req, &space, table.as_ref(), judge_only, note)?;
     req.train.validate()?;
     Ok(Checked {
         space_text,
@@ -173,9 +173,16 @@ fn latency_table(
         }
     };
     let (table, path) = found;
-    let margin = table
-        .margin()
-        .map_or("unfitted".into(), |m| format!("{:.2}%", 100.0 * m));
+    // the margin that applies: the search-wide precision's, or each listed one's
+    let listed = space.precision.clone().unwrap_or(vec![req.precision]);
+    let margins: Vec<String> = (listed.iter())
+        .map(|&p| match table.margin_of(p) {
+            Some(m) if listed.len() > 1 => format!("{:.2}% {p}", 100.0 * m),
+            Some(m) => format!("{:.2}%", 100.0 * m),
+            None => format!("unfitted {p}"),
+        })
+        .collect();
+    let margin = margins.join(", ");
     note(&format!(
         "latency table {} ({} layers, error margin {margin}, milliseconds for {}): a \
          candidate whose predicted latency breaks a limit by more than the margin is not \
@@ -220,12 +227,44 @@ fn fitness(req: &SearchRequest) -> Result<Fitness, PipelineError> {
 }
 
 /// [`crate::precision::check_precision_decision`] for `req`'s precision, space file and
-/// target; `judging`: a judge-only search's table.
+/// table; `judging`: a judge-only search's table. A search that builds every candidate
+/// with an f32-only table is told the MAC bound judges its int8 candidates' latency.
 fn check_precision(
     req: &SearchRequest,
     space: &Space,
-    judging: Option<&LatencyTable>,
+    table: Option<&LatencyTable>,
+    judge_only: bool,
+    note: &mut dyn FnMut(&str),
 ) -> Result<(), PipelineError> {
-    let (path, target) = (&req.space_path, &req.target.name);
-    crate::precision::check_precision_decision(space, path, req.precision, judging, target)
+    let lut_build = lut_build_command(req);
+    let judging = table.filter(|_| judge_only);
+    let path = &req.space_path;
+    crate::precision::check_precision_decision(space, path, req.precision, judging, &lut_build)?;
+    let f32_only = table.is_some_and(|t| t.overhead_of(Precision::Int8).is_none());
+    if req.precision == Precision::Int8 && !judge_only && f32_only {
+        note(&format!(
+            "the latency table has no int8 entries: each int8 candidate's latency is judged \
+             by the MAC bound until it is built (`{lut_build} --precision int8` measures them)"
+        ));
+    }
+    Ok(())
+}
+
+/// The `lut build` command that writes the table this search reads: its target, space
+/// file, input shape (when not the bundled data's) and `--table` for `--lut FILE`.
+fn lut_build_command(req: &SearchRequest) -> String {
+    let mut cmd = format!(
+        "cargo xtask lut build --target {} --space {}",
+        req.target.name,
+        req.space_path.display()
+    );
+    let input = kiln_train::input_spec(&req.data);
+    if input != kiln_space::InputSpec::MNIST {
+        let [c, h, w] = [input.channels, input.height, input.width];
+        cmd += &format!(" --input {c}x{h}x{w} --classes {}", input.classes);
+    }
+    if let TableChoice::Given(path) = &req.latency_table {
+        cmd += &format!(" --table {}", path.display());
+    }
+    cmd
 }

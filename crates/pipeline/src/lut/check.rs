@@ -186,9 +186,15 @@ pub fn check_table(
         int8_margin,
         predict_us,
     };
-    // a sample of int8 genomes only: its agreement is the int8 one
-    table.agreement = f32_agreement.or(int8_agreement.is_none().then_some(found));
-    table.int8_agreement = int8_agreement;
+    // each precision sampled (two genomes or more) replaces its own agreement, and one
+    // not sampled keeps the last check's; a check that could split neither stores all
+    let split = f32_agreement.is_some() || int8_agreement.is_some();
+    if let Some(a) = f32_agreement.or((!split).then_some(found)) {
+        table.agreement = Some(a);
+    }
+    if let Some(a) = int8_agreement {
+        table.int8_agreement = Some(a);
+    }
     save(table, &req.table_path)?;
     Ok(report)
 }

@@ -68,7 +68,10 @@ pub(crate) fn quantize_seeded(
 /// enumerated as if it listed `["f32", "int8"]`, so every layer is measured in both and
 /// a line fitted for each (the f32 search still finds its entries; a search-wide int8
 /// one predicts on the int8 entries and line). The space file's text, and so the table's
-/// identity, does not change. `path` names the space file in errors.
+/// identity, does not change. A table file at `table` that already has an int8 line
+/// keeps it: it is built and checked in both precisions without the flag (a rebuild
+/// after a runtime change, a `lut check` of the committed table). `path` names the
+/// space file in errors.
 ///
 /// Errors: `int8` for a space that lists precisions itself (its list decides what is
 /// measured) ([`PipelineError::Invalid`]).
@@ -76,7 +79,18 @@ pub fn space_for_precision(
     mut space: kiln_space::Space,
     search_wide: Precision,
     path: &std::path::Path,
+    table: &std::path::Path,
 ) -> Result<kiln_space::Space, PipelineError> {
+    let has_int8_line = || {
+        let text = std::fs::read_to_string(table).unwrap_or_default();
+        let origin = table.display().to_string();
+        kiln_latency::LatencyTable::from_json(&text, &origin)
+            .is_ok_and(|t| t.overhead_of(Precision::Int8).is_some())
+    };
+    let search_wide = match search_wide {
+        Precision::F32 if space.precision.is_none() && has_int8_line() => Precision::Int8,
+        p => p,
+    };
     match (&space.precision, search_wide) {
         (_, Precision::F32) => {}
         (Some(listed), Precision::Int8) => {
