@@ -247,6 +247,9 @@ fn int8_with_weight_sharing_quantizes_the_judged_front() {
         serde_json::from_str(&std::fs::read_to_string(run.join("front.json")).unwrap()).unwrap();
     let models = front["front"].as_array().unwrap();
     assert!(!models.is_empty(), "{front}");
+    // the run identity says so: a run judged on f32 entries (before) is not resumed into
+    let judged = &front["run"]["int8_latency"];
+    assert_eq!(judged, "the table's int8 entries and line", "{front}");
     let t = kiln_latency::LatencyTable::from_json(&read(&table), "table").unwrap();
     let tiny = kiln_space::Space::from_toml(&read(&space), "tiny").unwrap();
     for m in models {

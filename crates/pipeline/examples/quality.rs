@@ -148,7 +148,9 @@ fn main() -> Result<(), Error> {
                 .with("strategy", kind.name())
                 .with("seed", seed)
                 .with("latency_limit_ms", limit)
-                .with("supernet", a.supernet.display());
+                // the weights and table by content: an old journal under the same folder
+                // names is not resumed into another supernet's run
+                .with("measured_with", identity.trim());
             let journal = if Journal::exists_in(&dir) {
                 Journal::resume(&dir, &meta)?
             } else {

@@ -520,6 +520,10 @@ pub(crate) fn run_identity(
     if let Some(p) = precision_identity(req, space) {
         meta = meta.with("precision", p);
     }
+    if judge_only && req.precision == Precision::Int8 && space.precision.is_none() {
+        // runs before this field judged int8 candidates on f32 entries: not resumed into
+        meta = meta.with("int8_latency", "the table's int8 entries and line");
+    }
     if req.strategy.is_evolution() {
         let e = &req.evolution;
         meta = meta.with(
