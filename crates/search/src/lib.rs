@@ -39,6 +39,7 @@ pub mod objective;
 pub mod pareto;
 pub mod quality;
 pub mod report;
+pub mod scatter;
 mod space;
 pub mod strategy;
 
