@@ -1,5 +1,5 @@
 //! Issue 14's ranking benchmark, summarised: the pairs the judge bench wrote
-//! (`cargo bench -p kiln-supernet --bench judge -- DIR --candidates 30 --stand-alone 10
+//! (`cargo bench --profile dev --workspace --bench judge -- DIR --candidates 30 --stand-alone 10
 //! --pairs FILE`, lines `done,index,genome,inherited,stand_alone`) become Kendall's tau-b
 //! between the two rankings, a scatter and a markdown summary beside the file.
 //!

@@ -2,7 +2,7 @@
 //! (batch norm recalibrated, then validation top-1), on the bundled data.
 //!
 //! ```sh
-//! cargo bench -p kiln-supernet --bench judge -- SUPERNET_DIR [--candidates 200] [--workers 2] \
+//! cargo bench --profile dev --workspace --bench judge -- SUPERNET_DIR [--candidates 200] [--workers 2] \
 //!     [--engine kernels|burn]
 //! ```
 //!
@@ -43,7 +43,7 @@ fn main() {
         let mut num = |name: &str| -> usize {
             args.next()
                 .and_then(|v| v.parse().ok())
-                .unwrap_or_else(|| panic!("{name} takes a number"))
+                .unwrap_or_else(|| fail(&format!("{name} takes a number")))
         };
         match a.as_str() {
             "--candidates" => candidates = num("--candidates"),
@@ -52,12 +52,14 @@ fn main() {
             "--against" => against = Some(num("--against")),
             "--stand-alone" => alone = Some(num("--stand-alone")),
             "--pairs" => {
-                pairs_file = Some(PathBuf::from(args.next().expect("--pairs takes a file")))
+                pairs_file = Some(PathBuf::from(
+                    args.next().unwrap_or_else(|| fail("--pairs takes a file")),
+                ))
             }
             "--engine" => match args.next().as_deref() {
                 Some("burn") => burn = true,
                 Some("kernels") => burn = false,
-                other => panic!("--engine takes kernels or burn, not {other:?}"),
+                other => fail(&format!("--engine takes kernels or burn, not {other:?}")),
             },
             _ => dir = Some(PathBuf::from(a)),
         }
@@ -69,7 +71,8 @@ fn main() {
         return;
     };
     let device = kiln_train::device();
-    let (net, identity, epochs, _) = kiln_supernet::load(&dir, &device).expect("supernet");
+    let (net, identity, epochs, _) =
+        kiln_supernet::load(&dir, &device).unwrap_or_else(|e| fail(&e.to_string()));
     let weights = SupernetWeights::of(&net).expect("supernet weights");
     let data = kiln_data::load(
         &Source::Mnist5k,
@@ -101,7 +104,7 @@ fn main() {
                 .create(true)
                 .append(true)
                 .open(p)
-                .unwrap_or_else(|e| panic!("{}: {e}", p.display())),
+                .unwrap_or_else(|e| fail(&format!("{}: {e}", p.display()))),
         )
     });
     let next = AtomicUsize::new(0);
@@ -256,7 +259,7 @@ fn main() {
 /// The `(index, inherited, stand_alone)` pairs of earlier sittings in a `--pairs` file
 /// (`done,index,genome,inherited,stand_alone` lines; a missing file holds none).
 ///
-/// Panics (naming the file and line) when a line's genome is not this run's genome at
+/// Exits with an error (naming the file and line) when a line's genome is not this run's genome at
 /// that index: the file was written for another supernet or space.
 fn read_pairs(path: &std::path::Path, genomes: &[Genome]) -> Vec<(usize, f64, f64)> {
     let text = std::fs::read_to_string(path).unwrap_or_default();
@@ -267,14 +270,20 @@ fn read_pairs(path: &std::path::Path, genomes: &[Genome]) -> Vec<(usize, f64, f6
         let i: usize = i.parse().ok()?;
         let ours = genomes.get(i).map(Genome::id);
         if ours.as_deref() != Some(id) {
-            panic!(
+            fail(&format!(
                 "{} line {}: genome {id} at index {i}, but this run's is {ours:?} \
                  (a file of another supernet or space)",
                 path.display(),
                 n + 1
-            );
+            ));
         }
         Some((i, a.parse().ok()?, b.parse().ok()?))
     };
     text.lines().enumerate().filter_map(pair).collect()
+}
+
+/// Bad input to the benchmark: the message on stderr and exit status 1, not a panic.
+fn fail(message: &str) -> ! {
+    eprintln!("error: {message}");
+    std::process::exit(1)
 }
