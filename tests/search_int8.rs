@@ -305,6 +305,42 @@ fn int8_with_weight_sharing_quantizes_the_judged_front() {
         t["int8_agreement"]["samples"].as_u64() >= Some(2),
         "no int8 check"
     );
+    // the differentiable search prices every layer by its int8 entry and the int8 line
+    let dnas = dir.path().join("dnas");
+    let o = xtask(&[
+        "search",
+        "--target",
+        "jetson",
+        "--precision",
+        "int8",
+        "--strategy",
+        "dnas",
+        "--space",
+        space.to_str().unwrap(),
+        "--supernet-cache",
+        cache.to_str().unwrap(),
+        "--supernet-epochs",
+        "1",
+        "--fine-tune",
+        "0",
+        "--lut",
+        table.to_str().unwrap(),
+        "--trials",
+        "2",
+        "--train-limit",
+        "300",
+        "-o",
+        dnas.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    let found: serde_json::Value = serde_json::from_str(&read(&dnas.join("dnas.json"))).unwrap();
+    let t = kiln_latency::LatencyTable::from_json(&read(&table), "table").unwrap();
+    let [int8, f32] = predictions(&t, &tiny, &found["genome"]);
+    let priced = found["predicted_ms"].as_f64().unwrap();
+    assert!(
+        (priced - int8).abs() < 1e-6 * int8,
+        "dnas {priced} vs int8 {int8} (f32 {f32})"
+    );
 }
 
 /// A space with `precision = ["f32", "int8"]` searched with `--evaluator train` (issue 17's
