@@ -408,6 +408,8 @@ fn the_default_search_trains_a_cached_supernet_and_fine_tunes_its_front(dir: &Pa
         "{}",
         text(&o)
     );
+    // the supernet's folder (another cache here) is compared before training too
+    assert!(text(&o).contains("evaluator: journal has"), "{}", text(&o));
     assert!(!empty.exists(), "a refused resume trains nothing");
     // another target reuses the cached supernet
     let o = search("pixel", &dir.join("pixel"), false);

@@ -254,9 +254,7 @@ pub fn run(args: Args) -> Result<()> {
         journal,
     };
     if uses_supernet && request.supernet.is_none() {
-        // the cached supernet may take minutes to train: refuse bad settings first
-        kiln_pipeline::preflight::preflight(&mut request, true)?;
-        request.supernet = Some(cached_supernet(&args, &request.space_path, &request.data)?);
+        cached_supernet(&args, &mut request)?;
     }
     catch_ctrl_c(interrupt, holds_power_mode);
     let bar = match args.trials {
@@ -319,13 +317,10 @@ fn catch_ctrl_c(flag: Arc<AtomicBool>, holds_power_mode: bool) {
     }
 }
 
-/// The supernet of `--evaluator supernet` without `--supernet DIR`: the cached one for
-/// this space and data (trained first when the cache lacks it, with a progress bar).
-fn cached_supernet(
-    args: &Args,
-    space: &std::path::Path,
-    data: &kiln_data::Dataset,
-) -> Result<PathBuf> {
+/// Gives `request` the supernet of `--evaluator supernet` without `--supernet DIR`: the
+/// cached one for this space and data, trained first when the cache lacks it (with a
+/// progress bar) but only after the search's settings passed the preflight.
+fn cached_supernet(args: &Args, request: &mut SearchRequest) -> Result<()> {
     let config = kiln_supernet::SupernetConfig {
         epochs: args.supernet_epochs,
         // burn's CPU kernels run on one thread here (no rayon feature); more would
@@ -334,12 +329,17 @@ fn cached_supernet(
         ..Default::default()
     };
     let cache = crate::common::workspace_root().join(&args.supernet_cache);
+    let (space, data, id) = (&request.space_path, &request.data, args.data.identity());
+    let dir = kiln_pipeline::supernet_cache::dir_for(&cache, space, data, &id, &config)?;
+    // minutes of training to come: refuse bad settings (a resume of another run) first
+    request.supernet = Some(dir);
+    kiln_pipeline::preflight::preflight(request, true)?;
     let (bar, mut report) = crate::supernet::epoch_bar(config.epochs);
     let cached = kiln_pipeline::supernet_cache::ensure(
         &cache,
-        space,
-        data,
-        &args.data.identity(),
+        &request.space_path,
+        &request.data,
+        &id,
         &config,
         &mut report,
         &mut |note| eprintln!("{note}"),
@@ -353,7 +353,8 @@ fn cached_supernet(
             n => format!("trained {n} epochs"),
         }
     );
-    Ok(cached.dir)
+    request.supernet = Some(cached.dir);
+    Ok(())
 }
 
 /// The device a search measures on, from `--device`/`--serial`.

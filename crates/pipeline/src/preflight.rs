@@ -36,9 +36,9 @@ pub(crate) struct Checked {
 /// The checks of [`crate::search::search`] that need neither the supernet nor the
 /// journal, for a search that will be given a supernet (`with_supernet`) or not; also
 /// refuses `--resume` for a run folder without a journal, or whose journal's run
-/// identity differs from this run's in any field but the supernet's folder (which the
-/// cache decides after training; the search compares every field when it opens the
-/// journal). Applies `--latency-limit` to `req.target` as the search does (running both
+/// identity differs from this run's (give `req.supernet` the folder the supernet will be
+/// in, [`crate::supernet_cache::dir_for`], so the evaluator is compared too; without it
+/// the search compares it when it opens the journal). Applies `--latency-limit` to `req.target` as the search does (running both
 /// is fine). The journal's lease is judged when the search opens it.
 ///
 /// Errors: as [`crate::search::search`] before it writes anything.
@@ -55,20 +55,10 @@ pub fn preflight(req: &mut SearchRequest, with_supernet: bool) -> Result<(), Pip
     let wanted =
         crate::search::run_identity(req, &c.space, &c.space_text, &c.fitness, c.judge_only);
     let stored = Journal::open(&req.out)?.meta()?;
-    // the supernet's folder is not known yet: its evaluator must say the same after it
-    let rest = crate::search::supernet_identity_rest(req, c.judge_only);
-    let same_but_folder = with_supernet
-        && req.supernet.is_none()
-        && (stored.get("evaluator"))
-            .is_some_and(|e| e.starts_with("supernet ") && e.ends_with(&rest));
+    // a supernet whose folder is not given yet cannot be compared: the search does it
+    let unknown = with_supernet && req.supernet.is_none();
     let mut differences = kiln_search::journal::differences(&stored, &wanted);
-    differences.retain(|d| !(same_but_folder && d.starts_with("evaluator:")));
-    if with_supernet && req.supernet.is_none() && stored.get("evaluator").is_none() {
-        differences.push(
-            "evaluator: journal has nothing (each candidate trained), this run has a supernet"
-                .into(),
-        );
-    }
+    differences.retain(|d| !(unknown && d.starts_with("evaluator:")));
     if differences.is_empty() {
         return Ok(());
     }

@@ -478,17 +478,6 @@ fn precision_note(precision: Precision, space: &Space, judge_only: bool) -> Opti
     ))
 }
 
-/// The run identity's `evaluator` with a supernet, after the supernet's folder: the
-/// mode and the fine-tuning (`, judge only, fine-tune 2 epochs x 5 models`).
-pub(crate) fn supernet_identity_rest(req: &SearchRequest, judge_only: bool) -> String {
-    let mode = if judge_only { ", judge only" } else { "" };
-    let ft = req.fine_tune;
-    format!(
-        "{mode}, fine-tune {} epochs x {} models",
-        ft.epochs, ft.models
-    )
-}
-
 /// The run's identity, stored in the journal: resuming with any field
 /// different is refused, naming the field.
 pub(crate) fn run_identity(
@@ -511,8 +500,17 @@ pub(crate) fn run_identity(
         .with("objectives", objectives.join(","))
         .with("reward", format!("{fitness:?}"));
     if let Some(dir) = &req.supernet {
-        let rest = supernet_identity_rest(req, judge_only);
-        meta = meta.with("evaluator", format!("supernet {}{rest}", dir.display()));
+        let mode = if judge_only { ", judge only" } else { "" };
+        let ft = req.fine_tune;
+        meta = meta.with(
+            "evaluator",
+            format!(
+                "supernet {}{mode}, fine-tune {} epochs x {} models",
+                dir.display(),
+                ft.epochs,
+                ft.models
+            ),
+        );
     }
     if let Some(ms) = req.latency_limit_ms {
         meta = meta.with("latency_limit_ms", ms);

@@ -36,6 +36,22 @@ pub fn cache_dir(
     root.join(format!("{}-{}", space.name, &id[..12]))
 }
 
+/// [`cache_dir`] for the space file at `space_path`: where [`ensure`] keeps (or trains)
+/// this supernet, known before any training (a search's run identity names it).
+///
+/// Errors: the space file cannot be read or parsed.
+pub fn dir_for(
+    root: &Path,
+    space_path: &Path,
+    data: &Dataset,
+    data_identity: &str,
+    config: &SupernetConfig,
+) -> Result<PathBuf, PipelineError> {
+    let text = std::fs::read_to_string(space_path).map_err(|e| io(space_path, e))?;
+    let space = Space::from_toml(&text, &space_path.display().to_string())?;
+    Ok(cache_dir(root, &space, &text, data, data_identity, config))
+}
+
 /// What [`ensure`] did.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CachedSupernet {
@@ -66,7 +82,7 @@ pub fn ensure(
 ) -> Result<CachedSupernet, PipelineError> {
     let text = std::fs::read_to_string(space_path).map_err(|e| io(space_path, e))?;
     let space = Space::from_toml(&text, &space_path.display().to_string())?;
-    let dir = cache_dir(root, &space, &text, data, data_identity, config);
+    let dir = dir_for(root, space_path, data, data_identity, config)?;
     let state = dir.join("supernet.json");
     let complete = || epochs_done(&state) >= Some(config.epochs);
     // complete: loading it (and checking its identity) is the search's job

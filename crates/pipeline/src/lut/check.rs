@@ -64,11 +64,11 @@ pub struct CheckReport {
     pub rows: Vec<CheckRow>,
     /// Share within 5% / 10%, largest error, Kendall's tau, over every sampled genome.
     pub agreement: Agreement,
-    /// The margin the search rejects an f32 network with (the largest error of the f32
-    /// genomes here; over all of them when none is f32).
+    /// The margin the search rejects an f32 network with after this check
+    /// ([`LatencyTable::margin_of`]: this check's f32 genomes, an earlier check's when it
+    /// sampled fewer than two).
     pub margin: f64,
-    /// The margin for int8 networks, when int8 genomes were sampled (a space that lists
-    /// int8, or a table built with `--precision int8`).
+    /// The same for int8 networks, when the table has an int8 line.
     pub int8_margin: Option<f64>,
     /// Mean time of one prediction on this machine, microseconds (`host`).
     pub predict_us: f64,
@@ -148,8 +148,23 @@ pub fn check_table(
             }
         })
         .collect();
-    let margin = f32_agreement.as_ref().unwrap_or(&found).max_relative_error;
-    let int8_margin = int8_agreement.as_ref().map(|a| a.max_relative_error);
+    // each precision sampled (two genomes or more) replaces its own agreement, and one
+    // not sampled keeps the last check's; a check that could split neither stores all
+    let split = f32_agreement.is_some() || int8_agreement.is_some();
+    if let Some(a) = f32_agreement.or((!split).then_some(found.clone())) {
+        table.agreement = Some(a);
+    }
+    if let Some(a) = int8_agreement {
+        table.int8_agreement = Some(a);
+    }
+    // the margins the search rejects with from now on (the report judges its rows by them)
+    let margin = table
+        .margin_of(Precision::F32)
+        .unwrap_or(found.max_relative_error);
+    let int8_margin = table
+        .int8_overhead
+        .as_ref()
+        .and_then(|_| table.margin_of(Precision::Int8));
     let rejects = |r: &CheckRow, limit_ms: f64| {
         let m = match r.precision {
             Precision::Int8 => int8_margin.unwrap_or(margin),
@@ -186,15 +201,6 @@ pub fn check_table(
         int8_margin,
         predict_us,
     };
-    // each precision sampled (two genomes or more) replaces its own agreement, and one
-    // not sampled keeps the last check's; a check that could split neither stores all
-    let split = f32_agreement.is_some() || int8_agreement.is_some();
-    if let Some(a) = f32_agreement.or((!split).then_some(found)) {
-        table.agreement = Some(a);
-    }
-    if let Some(a) = int8_agreement {
-        table.int8_agreement = Some(a);
-    }
     save(table, &req.table_path)?;
     Ok(report)
 }
