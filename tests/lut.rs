@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 #[path = "common/cli.rs"]
 mod cli;
 
-use cli::{lut_build, text, tiny_space, xtask};
+use cli::{lut_build, lut_check, text, tiny_space, xtask};
 
 fn json(path: &Path) -> serde_json::Value {
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
@@ -41,20 +41,11 @@ fn a_tiny_table_predicts_measured_networks_and_resumes() {
     // constant arguments of its few call sites) move them by up to ~15% around the
     // fitted line; the default space at 28x28 stays within 1.4% (README).
     let report = dir.path().join("check.json");
-    let o = xtask(&[
-        "lut",
-        "check",
-        "--target",
+    let o = lut_check(
         "jetson",
-        "--space",
-        &tiny_space(),
-        "--table",
-        table.to_str().unwrap(),
-        "--samples",
-        "6",
-        "--json",
-        report.to_str().unwrap(),
-    ]);
+        &table,
+        &["--samples", "6", "--json", report.to_str().unwrap()],
+    );
     assert!(o.status.success(), "{}", text(&o));
     assert!(text(&o).contains("within 5%"), "{}", text(&o));
     let r = json(&report);
@@ -105,20 +96,7 @@ fn bad_tables_are_refused_by_name() {
     let dir = tempfile::tempdir().unwrap();
     let table = dir.path().join("table.json");
     std::fs::write(&table, "{\"format_version\": 1, \"entries\": [").unwrap();
-    let args = |t: &Path, input: &str| {
-        xtask(&[
-            "lut",
-            "check",
-            "--target",
-            "jetson",
-            "--space",
-            &tiny_space(),
-            "--input",
-            input,
-            "--table",
-            t.to_str().unwrap(),
-        ])
-    };
+    let args = |t: &Path, input: &str| lut_check("jetson", t, &["--input", input]);
     let o = args(&table, "1x28x28");
     assert!(!o.status.success());
     assert!(
@@ -236,21 +214,11 @@ fn calibration_fits_the_host_profile_to_native_runs() {
     )
     .unwrap();
     let table = dir.path().join("table.json");
-    let o = xtask(&[
-        "lut",
-        "check",
-        "--target",
+    let o = lut_check(
         profile.to_str().unwrap(),
-        "--space",
-        &tiny_space(),
-        "--table",
-        table.to_str().unwrap(),
-        "--fit",
-        "2",
-        "--samples",
-        "4",
-        "--calibrate",
-    ]);
+        &table,
+        &["--fit", "2", "--samples", "4", "--calibrate"],
+    );
     assert!(o.status.success(), "{}", text(&o));
     assert!(
         text(&o).contains("calibrated host: cycles_per_fuel"),
@@ -268,19 +236,11 @@ fn calibration_fits_the_host_profile_to_native_runs() {
     assert_eq!(t.sim.cycles_per_fuel, fitted);
 
     // an aarch64 board cannot be calibrated from this machine
-    let o = xtask(&[
-        "lut",
-        "check",
-        "--target",
+    let o = lut_check(
         "jetson",
-        "--space",
-        &tiny_space(),
-        "--table",
-        dir.path().join("j.json").to_str().unwrap(),
-        "--samples",
-        "2",
-        "--calibrate",
-    ]);
+        &dir.path().join("j.json"),
+        &["--samples", "2", "--calibrate"],
+    );
     assert!(!o.status.success());
     assert!(
         text(&o).contains("only its device can calibrate it"),

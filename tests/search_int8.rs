@@ -202,8 +202,9 @@ fn int8_with_weight_sharing_quantizes_the_judged_front() {
     let run = dir.path().join("run");
     let space = tiny_space();
     let cache = dir.path().join("cache");
-    let search = || {
-        xtask(&[
+    // the int8 weight-sharing search of this test, into `out`, with `extra` flags
+    let search = |out: &std::path::Path, extra: &[&str]| {
+        let mut args = vec![
             "search",
             "--target",
             "jetson",
@@ -215,20 +216,19 @@ fn int8_with_weight_sharing_quantizes_the_judged_front() {
             cache.to_str().unwrap(),
             "--supernet-epochs",
             "1",
-            "--fine-tune",
-            "1",
             "--lut",
             table.to_str().unwrap(),
-            "--trials",
-            "8",
             "--train-limit",
             "300",
             "-o",
-            run.to_str().unwrap(),
-        ])
+            out.to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        xtask(&args)
     };
+    let judged_front = ["--fine-tune", "1", "--trials", "8"];
     // f32 entries would judge every int8 candidate about 2x too fast: refused at once
-    let o = search();
+    let o = search(&run, &judged_front);
     assert!(!o.status.success(), "{}", text(&o));
     assert!(text(&o).contains("has no int8 entries"), "{}", text(&o));
     assert!(text(&o).contains("--precision int8"), "{}", text(&o));
@@ -237,7 +237,7 @@ fn int8_with_weight_sharing_quantizes_the_judged_front() {
     let o = cli::lut_build("jetson", &table, &["--fit", "4", "--precision", "int8"]);
     assert!(o.status.success(), "{}", text(&o));
     assert!(text(&o).contains("whole int8 program"), "{}", text(&o));
-    let o = search();
+    let o = search(&run, &judged_front);
     assert!(o.status.success(), "{}", text(&o));
     let out = text(&o);
     assert!(out.contains("int8 latency predicted"), "{out}");
@@ -286,18 +286,7 @@ fn int8_with_weight_sharing_quantizes_the_judged_front() {
     );
     // the table keeps its int8 line without the flag: a check samples both precisions
     // and stores a margin for each
-    let o = xtask(&[
-        "lut",
-        "check",
-        "--target",
-        "jetson",
-        "--space",
-        space.to_str().unwrap(),
-        "--table",
-        table.to_str().unwrap(),
-        "--samples",
-        "8",
-    ]);
+    let o = cli::lut_check("jetson", &table, &["--samples", "8"]);
     assert!(o.status.success(), "{}", text(&o));
     assert!(text(&o).contains("% int8)"), "{}", text(&o));
     let t: serde_json::Value = serde_json::from_str(&read(&table)).unwrap();
@@ -307,31 +296,10 @@ fn int8_with_weight_sharing_quantizes_the_judged_front() {
     );
     // the differentiable search prices every layer by its int8 entry and the int8 line
     let dnas = dir.path().join("dnas");
-    let o = xtask(&[
-        "search",
-        "--target",
-        "jetson",
-        "--precision",
-        "int8",
-        "--strategy",
-        "dnas",
-        "--space",
-        space.to_str().unwrap(),
-        "--supernet-cache",
-        cache.to_str().unwrap(),
-        "--supernet-epochs",
-        "1",
-        "--fine-tune",
-        "0",
-        "--lut",
-        table.to_str().unwrap(),
-        "--trials",
-        "2",
-        "--train-limit",
-        "300",
-        "-o",
-        dnas.to_str().unwrap(),
-    ]);
+    let o = search(
+        &dnas,
+        &["--strategy", "dnas", "--fine-tune", "0", "--trials", "2"],
+    );
     assert!(o.status.success(), "{}", text(&o));
     let found: serde_json::Value = serde_json::from_str(&read(&dnas.join("dnas.json"))).unwrap();
     let t = kiln_latency::LatencyTable::from_json(&read(&table), "table").unwrap();

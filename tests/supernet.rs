@@ -269,16 +269,15 @@ fn a_tiny_supernet_trains_resumes_and_its_exported_sub_network_agrees_with_it() 
 /// reuses the cached supernet; each front model, measured again on its own, meets every
 /// constraint of the target.
 fn the_default_search_trains_a_cached_supernet_and_fine_tunes_its_front(dir: &Path, table: &Path) {
-    let cache = dir.join("cache");
-    let search = |target: &str, out: &Path, resume: bool| {
-        let resume = if resume { "--resume" } else { "--seed=0" };
-        xtask(&[
+    let (cache, space) = (dir.join("cache"), tiny_space());
+    // the tiny default search for `target` into `out`, its supernet in `cache`
+    let search = |cache: &Path, target: &str, out: &Path, extra: &[&str]| {
+        let mut args = vec![
             "search",
-            resume,
             "--target",
             target,
             "--space",
-            &tiny_space(),
+            &space,
             "--supernet-cache",
             cache.to_str().unwrap(),
             "--supernet-epochs",
@@ -293,25 +292,15 @@ fn the_default_search_trains_a_cached_supernet_and_fine_tunes_its_front(dir: &Pa
             "300",
             "-o",
             out.to_str().unwrap(),
-        ])
+        ];
+        args.extend_from_slice(extra);
+        xtask(&args)
     };
     // Bad settings are refused before the supernet is trained (minutes on a real space),
     // and nothing is written.
-    let (refused, space) = (dir.join("refused"), tiny_space());
+    let refused = dir.join("refused");
     let refuse = |flags: &[&str], message: &str| {
-        let mut args = vec![
-            "search",
-            "--target",
-            "jetson",
-            "--space",
-            &space,
-            "--supernet-cache",
-            cache.to_str().unwrap(),
-            "-o",
-            refused.to_str().unwrap(),
-        ];
-        args.extend_from_slice(flags);
-        let o = xtask(&args);
+        let o = search(&cache, "jetson", &refused, flags);
         assert!(!o.status.success());
         assert!(text(&o).contains(message), "{}", text(&o));
         assert!(
@@ -328,7 +317,7 @@ fn the_default_search_trains_a_cached_supernet_and_fine_tunes_its_front(dir: &Pa
         "a supernet is not shared",
     );
     let run = dir.join("default");
-    let o = search("jetson", &run, false);
+    let o = search(&cache, "jetson", &run, &[]);
     assert!(o.status.success(), "{}", text(&o));
     let out = text(&o);
     assert!(out.contains("trained 1 epochs"), "{out}");
@@ -373,35 +362,12 @@ fn the_default_search_trains_a_cached_supernet_and_fine_tunes_its_front(dir: &Pa
         }
     }
     // --resume with the same settings passes the checks before the cached supernet
-    let o = search("jetson", &run, true);
+    let o = search(&cache, "jetson", &run, &["--resume"]);
     assert!(o.status.success(), "{}", text(&o));
     assert!(text(&o).contains("10 trials evaluated"), "{}", text(&o));
     // --resume with another setting is refused before a supernet is trained for it
     let empty = dir.join("empty-cache");
-    let o = xtask(&[
-        "search",
-        "--target",
-        "jetson",
-        "--space",
-        &space,
-        "--supernet-cache",
-        empty.to_str().unwrap(),
-        "--supernet-epochs",
-        "1",
-        "--fine-tune",
-        "1",
-        "--lut",
-        table.to_str().unwrap(),
-        "--trials",
-        "10",
-        "--train-limit",
-        "300",
-        "--seed",
-        "7",
-        "--resume",
-        "-o",
-        run.to_str().unwrap(),
-    ]);
+    let o = search(&empty, "jetson", &run, &["--seed", "7", "--resume"]);
     assert!(!o.status.success(), "{}", text(&o));
     assert!(
         text(&o).contains("seed: journal has `0`, this run has `7`"),
@@ -412,7 +378,7 @@ fn the_default_search_trains_a_cached_supernet_and_fine_tunes_its_front(dir: &Pa
     assert!(text(&o).contains("evaluator: journal has"), "{}", text(&o));
     assert!(!empty.exists(), "a refused resume trains nothing");
     // another target reuses the cached supernet
-    let o = search("pixel", &dir.join("pixel"), false);
+    let o = search(&cache, "pixel", &dir.join("pixel"), &[]);
     assert!(o.status.success(), "{}", text(&o));
     assert!(text(&o).contains("cached, reused"), "{}", text(&o));
 }

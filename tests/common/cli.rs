@@ -30,10 +30,20 @@ pub fn tiny_space() -> String {
 
 /// `lut build --target TARGET --space <tiny space> --table TABLE` with `extra` flags.
 pub fn lut_build(target: &str, table: &std::path::Path, extra: &[&str]) -> Output {
+    lut("build", target, table, extra)
+}
+
+/// `lut check --target TARGET --space <tiny space> --table TABLE` with `extra` flags.
+#[allow(dead_code)] // each test binary compiles this module; not all check tables
+pub fn lut_check(target: &str, table: &std::path::Path, extra: &[&str]) -> Output {
+    lut("check", target, table, extra)
+}
+
+fn lut(command: &str, target: &str, table: &std::path::Path, extra: &[&str]) -> Output {
     let space = tiny_space();
     let mut args = vec![
         "lut",
-        "build",
+        command,
         "--target",
         target,
         "--space",

@@ -333,7 +333,7 @@ fn cached_supernet(args: &Args, request: &mut SearchRequest) -> Result<()> {
     let dir = kiln_pipeline::supernet_cache::dir_for(&cache, space, data, &id, &config)?;
     // minutes of training to come: refuse bad settings (a resume of another run) first
     request.supernet = Some(dir);
-    kiln_pipeline::preflight::preflight(request, true)?;
+    kiln_pipeline::preflight::preflight(request)?;
     let (bar, mut report) = crate::supernet::epoch_bar(config.epochs);
     let cached = kiln_pipeline::supernet_cache::ensure(
         &cache,
@@ -353,7 +353,6 @@ fn cached_supernet(args: &Args, request: &mut SearchRequest) -> Result<()> {
             n => format!("trained {n} epochs"),
         }
     );
-    request.supernet = Some(cached.dir);
     Ok(())
 }
 

@@ -230,14 +230,21 @@ fn corrupt_and_foreign_files_are_clear_errors() {
     assert!(err.contains("listed twice"), "{err}");
 }
 
+/// A full table whose f32 line (fit error `error`) predicts one genome's network at
+/// its layer sum + 1,000 fuel; the network and that prediction in ms.
+fn fitted(error: f64) -> (LatencyTable, Architecture, f64) {
+    let mut t = full_table();
+    let arch = genomes(1).remove(0);
+    let sum = sum_of_layers(&arch, &t).unwrap();
+    t.overhead = fit_overhead(&[sum], &[4], &[sum + 1000.0], Unit::Fuel);
+    t.overhead.as_mut().unwrap().max_relative_error = error;
+    (t, arch, (sum + 1000.0) / 1e6)
+}
+
 #[test]
 fn precheck_rejects_only_beyond_the_margin() {
-    let mut t = full_table();
-    let arch = &genomes(1)[0];
-    let sum = sum_of_layers(arch, &t).unwrap();
-    t.overhead = fit_overhead(&[sum], &[4], &[sum + 1000.0], Unit::Fuel);
-    t.overhead.as_mut().unwrap().max_relative_error = 0.10;
-    let ms = (sum + 1000.0) / 1e6;
+    let (t, arch, ms) = fitted(0.10);
+    let arch = &arch;
     // predicted 10% over the limit: inside the margin, kept
     let p = precheck(arch, &t, &target(ms / 1.09)).unwrap();
     assert!(p.violations.is_empty(), "{:?}", p.violations);
@@ -253,11 +260,8 @@ fn precheck_rejects_only_beyond_the_margin() {
 
 #[test]
 fn each_precision_is_judged_with_its_own_margin() {
-    let mut t = full_table();
-    let arch = &genomes(1)[0];
-    let sum = sum_of_layers(arch, &t).unwrap();
-    t.overhead = fit_overhead(&[sum], &[4], &[sum + 1000.0], Unit::Fuel);
-    t.overhead.as_mut().unwrap().max_relative_error = 0.01;
+    let (mut t, arch, ms) = fitted(0.01);
+    let arch = &arch;
     let checked = |e: f64| Agreement {
         samples: 10,
         seed: 1,
@@ -281,7 +285,6 @@ fn each_precision_is_judged_with_its_own_margin() {
     assert_eq!(t.margin_of(kiln_space::Precision::Int8), Some(0.15));
     assert_eq!(t.margin(), Some(0.15));
     // an f32 network 10% over the limit is rejected by f32's 2%, not kept by int8's 15%
-    let ms = (sum + 1000.0) / 1e6;
     let p = precheck(arch, &t, &target(ms / 1.10)).unwrap();
     assert_eq!(p.violations.len(), 1, "{:?}", p.violations);
 }

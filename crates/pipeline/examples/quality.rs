@@ -284,16 +284,11 @@ fn ran(a: &Args, c: &QualityCurve) -> bool {
 /// What a committed curve must have been measured with to stand for a run: the
 /// supernet's weights and the latency table (by content) and the latency limit.
 fn benchmark_identity(supernet: &Path, table: &Path, limit: f64) -> Result<String, Error> {
-    let state: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(supernet.join("supernet.json"))?)?;
-    let weights = state["weights"]
-        .as_str()
-        .ok_or("supernet.json names no weights file")?;
-    let bytes = std::fs::read(supernet.join(weights))?;
+    let table_bytes = std::fs::read(table).map_err(|e| format!("{}: {e}", table.display()))?;
     Ok(format!(
         "supernet weights {}, table {}, latency limit {limit:.6} ms\n",
-        kiln_pipeline::content_id(&bytes),
-        kiln_pipeline::content_id(&std::fs::read(table)?)
+        kiln_pipeline::supernet_cache::weights_id(supernet)?,
+        kiln_pipeline::content_id(&table_bytes)
     ))
 }
 

@@ -50,16 +50,6 @@ fn pairs(text: &str, origin: &Path) -> Result<Vec<Pair>, Error> {
     Ok(out)
 }
 
-/// The supernet's weights file named by content (as the quality benchmark's identity).
-fn weights_id(dir: &Path) -> Result<String, Error> {
-    let state: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.join("supernet.json"))?)?;
-    let file = state["weights"]
-        .as_str()
-        .ok_or("supernet.json names no weights file")?;
-    Ok(kiln_pipeline::content_id(&std::fs::read(dir.join(file))?))
-}
-
 fn main() -> Result<(), Error> {
     let mut args = std::env::args().skip(1);
     let file = PathBuf::from(
@@ -71,7 +61,8 @@ fn main() -> Result<(), Error> {
         (None, _) => None,
         _ => return Err("usage: ranking PAIRS.csv [--supernet DIR]".into()),
     };
-    let found = pairs(&std::fs::read_to_string(&file)?, &file)?;
+    let text = std::fs::read_to_string(&file).map_err(|e| format!("{}: {e}", file.display()))?;
+    let found = pairs(&text, &file)?;
     if found.len() < 2 {
         return Err(format!(
             "{}: {} pairs, need 2 for a ranking",
@@ -117,7 +108,10 @@ fn main() -> Result<(), Error> {
         range(&a),
         range(&b),
         match &supernet {
-            Some(d) => format!(" Supernet weights {}.", weights_id(d)?),
+            Some(d) => format!(
+                " Supernet weights {}.",
+                kiln_pipeline::supernet_cache::weights_id(d)?
+            ),
             None => String::new(),
         }
     );

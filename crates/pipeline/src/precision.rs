@@ -79,8 +79,8 @@ pub fn check_precision_decision(
             "{file} chooses the precision per genome ({listed}), but the latency table a \
              judge-only search predicts every candidate's latency from has no int8 entries \
              (int8 kernels cost 1.2-2.2x f32's fuel and more): run `{lut_build}` to measure \
-             every layer in int8 too, or search with --evaluator train (every candidate built and measured in its own \
-             precision)"
+             every layer in int8 too, or search with --evaluator train (every candidate \
+             built and measured in its own precision)"
         )));
     }
     Ok(())

@@ -33,17 +33,17 @@ pub(crate) struct Checked {
     pub judge_only: bool,
 }
 
-/// The checks of [`crate::search::search`] that need neither the supernet nor the
-/// journal, for a search that will be given a supernet (`with_supernet`) or not; also
-/// refuses `--resume` for a run folder without a journal, or whose journal's run
-/// identity differs from this run's (give `req.supernet` the folder the supernet will be
-/// in, [`crate::supernet_cache::dir_for`], so the evaluator is compared too; without it
-/// the search compares it when it opens the journal). Applies `--latency-limit` to `req.target` as the search does (running both
-/// is fine). The journal's lease is judged when the search opens it.
+/// The checks of [`crate::search::search`] that need neither the supernet's weights nor
+/// the journal, for a caller that will train the supernet in `req.supernet` (its folder
+/// is known before training: [`crate::supernet_cache::dir_for`]) after them; also
+/// refuses `--resume` for a run folder without a journal, or whose journal's run identity
+/// (the supernet's folder included) differs from this run's. Applies `--latency-limit`
+/// to `req.target` as the search does (running both is fine). The journal's lease is
+/// judged when the search opens it.
 ///
 /// Errors: as [`crate::search::search`] before it writes anything.
-pub fn preflight(req: &mut SearchRequest, with_supernet: bool) -> Result<(), PipelineError> {
-    let c = check(req, with_supernet, &mut |_| {})?;
+pub fn preflight(req: &mut SearchRequest) -> Result<(), PipelineError> {
+    let c = check(req, req.supernet.is_some(), &mut |_| {})?;
     if req.journal.is_some() || !req.resume {
         return Ok(());
     }
@@ -55,10 +55,7 @@ pub fn preflight(req: &mut SearchRequest, with_supernet: bool) -> Result<(), Pip
     let wanted =
         crate::search::run_identity(req, &c.space, &c.space_text, &c.fitness, c.judge_only);
     let stored = Journal::open(&req.out)?.meta()?;
-    // a supernet whose folder is not given yet cannot be compared: the search does it
-    let unknown = with_supernet && req.supernet.is_none();
-    let mut differences = kiln_search::journal::differences(&stored, &wanted);
-    differences.retain(|d| !(unknown && d.starts_with("evaluator:")));
+    let differences = kiln_search::journal::differences(&stored, &wanted);
     if differences.is_empty() {
         return Ok(());
     }

@@ -52,6 +52,18 @@ pub fn dir_for(
     Ok(cache_dir(root, &space, &text, data, data_identity, config))
 }
 
+/// The content id of the weights the supernet in `dir` holds now (the file its
+/// `supernet.json` names): what benchmarks name a supernet by, so results of other
+/// weights under the same folder name are not mixed in.
+///
+/// Errors: `supernet.json` (kiln-supernet's, naming the file); the weights file.
+pub fn weights_id(dir: &Path) -> Result<String, PipelineError> {
+    let path =
+        kiln_supernet::weights_path(dir).map_err(|e| PipelineError::Invalid(e.to_string()))?;
+    let bytes = std::fs::read(&path).map_err(|e| io(&path, e))?;
+    Ok(content_id(&bytes))
+}
+
 /// What [`ensure`] did.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CachedSupernet {
@@ -82,7 +94,7 @@ pub fn ensure(
 ) -> Result<CachedSupernet, PipelineError> {
     let text = std::fs::read_to_string(space_path).map_err(|e| io(space_path, e))?;
     let space = Space::from_toml(&text, &space_path.display().to_string())?;
-    let dir = dir_for(root, space_path, data, data_identity, config)?;
+    let dir = cache_dir(root, &space, &text, data, data_identity, config);
     let state = dir.join("supernet.json");
     let complete = || epochs_done(&state) >= Some(config.epochs);
     // complete: loading it (and checking its identity) is the search's job

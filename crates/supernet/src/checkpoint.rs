@@ -7,7 +7,7 @@
 //! the weights do not). Weights files of older epochs are removed after the commit.
 //! Folders written before the weights were named per epoch hold `supernet.safetensors`.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use burn::module::Param;
 use burn::tensor::{Device, Tensor};
@@ -186,15 +186,17 @@ fn pretty<T: Serialize>(v: &T) -> String {
     serde_json::to_string_pretty(v).unwrap_or_default() + "\n"
 }
 
-/// Loads the supernet in `dir` onto `device`: its identity, the epochs done, and the
-/// per-epoch metrics so far.
+/// The weights file the supernet in `dir` holds its state in (named in `supernet.json`):
+/// what a benchmark names the supernet by (its content id).
 ///
-/// Errors: [`SupernetError::Checkpoint`] for a missing or corrupt file (naming it), another
-/// format version, or a tensor missing or misshapen.
-pub fn load(
-    dir: &Path,
-    device: &Device,
-) -> Result<(SuperNet, SupernetIdentity, usize, SupernetMetrics), SupernetError> {
+/// Errors: as [`load`] for `supernet.json`.
+pub fn weights_path(dir: &Path) -> Result<PathBuf, SupernetError> {
+    Ok(read_state(dir)?.1)
+}
+
+/// `dir/supernet.json`, checked (format version; a weights file in the same folder), and
+/// the path of its weights file.
+fn read_state(dir: &Path) -> Result<(State, PathBuf), SupernetError> {
     let state_path = dir.join("supernet.json");
     let text = std::fs::read_to_string(&state_path).map_err(|e| io(&state_path, e))?;
     let state: State = serde_json::from_str(&text).map_err(|e| io(&state_path, e))?;
@@ -207,13 +209,26 @@ pub fn load(
             ),
         ));
     }
-    let weights_path = dir.join(&state.weights);
     if state.weights.contains(['/', '\\']) {
         return Err(io(
             &state_path,
             "its weights file must be a file name in the same folder",
         ));
     }
+    let weights_path = dir.join(&state.weights);
+    Ok((state, weights_path))
+}
+
+/// Loads the supernet in `dir` onto `device`: its identity, the epochs done, and the
+/// per-epoch metrics so far.
+///
+/// Errors: [`SupernetError::Checkpoint`] for a missing or corrupt file (naming it), another
+/// format version, or a tensor missing or misshapen.
+pub fn load(
+    dir: &Path,
+    device: &Device,
+) -> Result<(SuperNet, SupernetIdentity, usize, SupernetMetrics), SupernetError> {
+    let (state, weights_path) = read_state(dir)?;
     let weights = Weights::load(&weights_path).map_err(|e| io(&weights_path, e))?;
     let origin = weights_path.display().to_string();
     let mut init = FromTensors {

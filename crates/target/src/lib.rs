@@ -376,10 +376,16 @@ pub fn load_file(path: &Path) -> Result<Target, TargetError> {
     Ok(target)
 }
 
+/// Whether `--target NAME` names a profile file (it contains `/` or ends in `.toml`)
+/// rather than a profile in the targets folder.
+fn is_file_name(name: &str) -> bool {
+    name.contains('/') || name.ends_with(".toml")
+}
+
 /// The profile file `name` stands for: `name` itself when it is a path (it contains `/`
 /// or ends in `.toml`), else `dir/<name>.toml`.
 pub fn profile_path(dir: &Path, name: &str) -> PathBuf {
-    if name.contains('/') || name.ends_with(".toml") {
+    if is_file_name(name) {
         PathBuf::from(name)
     } else {
         dir.join(format!("{name}.toml"))
@@ -391,7 +397,7 @@ pub fn profile_path(dir: &Path, name: &str) -> PathBuf {
 /// file instead: a user's own board profile.
 pub fn load(dir: &Path, name: &str) -> Result<Target, TargetError> {
     let path = profile_path(dir, name);
-    if name.contains('/') || name.ends_with(".toml") {
+    if is_file_name(name) {
         return load_file(&path);
     }
     let valid_name = !name.is_empty()

@@ -157,21 +157,12 @@ pub fn check_table(
     if let Some(a) = int8_agreement {
         table.int8_agreement = Some(a);
     }
-    // the margins the search rejects with from now on (the report judges its rows by them)
-    let margin = table
-        .margin_of(Precision::F32)
-        .unwrap_or(found.max_relative_error);
-    let int8_margin = table
-        .int8_overhead
-        .as_ref()
-        .and_then(|_| table.margin_of(Precision::Int8));
-    let rejects = |r: &CheckRow, limit_ms: f64| {
-        let m = match r.precision {
-            Precision::Int8 => int8_margin.unwrap_or(margin),
-            Precision::F32 => margin,
-        };
-        r.predicted_ms / (1.0 + m) > limit_ms
-    };
+    // the margins the search rejects with from now on (the report judges its rows by them;
+    // an int8 row was predicted, so the table has an int8 line and a margin for it)
+    let margin_of = |p| table.margin_of(p).unwrap_or(found.max_relative_error);
+    let (margin, int8_margin) = (margin_of(Precision::F32), table.margin_of(Precision::Int8));
+    let rejects =
+        |r: &CheckRow, limit_ms: f64| r.predicted_ms / (1.0 + margin_of(r.precision)) > limit_ms;
     let at = |limit_ms: f64| RejectionAt {
         limit_ms,
         by_mac_bound: rows
