@@ -6,6 +6,8 @@
 //! (minutes on a fresh cache), so bad settings are refused before that training.
 //! A caller of both runs the checks twice: a table load, a device echo, once a search.
 
+use std::path::PathBuf;
+
 use kiln_latency::LatencyTable;
 use kiln_metric::Source;
 use kiln_search::report::latency_limit_ms;
@@ -94,9 +96,10 @@ pub(crate) fn check(
     crate::resolution::check_space_fits(&space, &req.space_path, &req.data, req.train.seed)?;
     let device = reachable_device(req)?;
     let fitness = fitness(req)?;
-    let table = latency_table(req, &space, note)?;
-    let judge_only = with_supernet && table.is_some();
-    check_precision(req, &space, table.as_ref(), judge_only, note)?;
+    let found = latency_table(req, &space, note)?;
+    let judge_only = with_supernet && found.is_some();
+    check_precision(req, &space, found.as_ref(), judge_only, note)?;
+    let table = found.map(|(t, _)| t);
     req.train.validate()?;
     Ok(Checked {
         space_text,
@@ -130,7 +133,7 @@ fn latency_table(
     req: &SearchRequest,
     space: &Space,
     note: &mut dyn FnMut(&str),
-) -> Result<Option<LatencyTable>, PipelineError> {
+) -> Result<Option<(LatencyTable, PathBuf)>, PipelineError> {
     let input = kiln_train::input_spec(&req.data);
     let wanted = || lut::identity(&req.space_path, space, input, &req.target, Source::Sim);
     let found = match &req.latency_table {
@@ -178,7 +181,7 @@ fn latency_table(
         table.entries.len(),
         req.target.name
     ));
-    Ok(Some(table))
+    Ok(Some((table, path)))
 }
 
 /// Applies [`SearchRequest::latency_limit_ms`] to the request's profile.
@@ -214,19 +217,28 @@ fn fitness(req: &SearchRequest) -> Result<Fitness, PipelineError> {
 }
 
 /// [`crate::precision::check_precision_decision`] for `req`'s precision, space file and
-/// table; `judging`: a judge-only search's table. A search that builds every candidate
-/// with an f32-only table is told the MAC bound judges its int8 candidates' latency.
+/// table (and its file); a judge-only search's table judges. A search that builds every
+/// candidate with an f32-only table is told the MAC bound judges its int8 candidates'
+/// latency.
 fn check_precision(
     req: &SearchRequest,
     space: &Space,
-    table: Option<&LatencyTable>,
+    found: Option<&(LatencyTable, PathBuf)>,
     judge_only: bool,
     note: &mut dyn FnMut(&str),
 ) -> Result<(), PipelineError> {
+    let table = found.map(|(t, _)| t);
     let lut_build = lut_build_command(req);
     let judging = table.filter(|_| judge_only);
     let path = &req.space_path;
-    crate::precision::check_precision_decision(space, path, req.precision, judging, &lut_build)?;
+    crate::precision::check_precision_decision(space, path, req.precision, judging, &lut_build)
+        .map_err(|e| match found {
+            // the table the refusal is about, by file
+            Some((_, file)) if judging.is_some() => {
+                PipelineError::Invalid(format!("{}: {e}", file.display()))
+            }
+            _ => e,
+        })?;
     let f32_only = table.is_some_and(|t| t.overhead_of(Precision::Int8).is_none());
     if req.precision == Precision::Int8 && !judge_only && f32_only {
         note(&format!(
