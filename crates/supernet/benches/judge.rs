@@ -21,6 +21,12 @@
 //! With `--pairs FILE` those lines are also appended to FILE as they finish, and a run
 //! given the same FILE again skips the genomes it holds and reports over all of them:
 //! the 30 x 10-epoch ranking benchmark takes hours and may span several sittings.
+//! With `--stand-alone-from FILE` (a `--pairs` file of the same space) the stand-alone
+//! accuracies are read from FILE instead of trained again: training from scratch does not
+//! depend on the supernet, so another supernet's ranking is measured in a minute.
+//! `--seed-base B` trains candidate i with seed B + i (default 0): a second sitting with
+//! another base measures how well one stand-alone training ranks another (the noise
+//! ceiling of the ground truth; the `ranking` example's `--compare`).
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -39,6 +45,8 @@ fn main() {
     let (mut recal, mut against, mut alone) = (None, None, None);
     let mut burn = false;
     let mut pairs_file: Option<PathBuf> = None;
+    let mut alone_from: Option<PathBuf> = None;
+    let mut seed_base = 0u64;
     while let Some(a) = args.next() {
         let mut num = |name: &str| -> usize {
             args.next()
@@ -51,9 +59,16 @@ fn main() {
             "--recalibration" => recal = Some(num("--recalibration")),
             "--against" => against = Some(num("--against")),
             "--stand-alone" => alone = Some(num("--stand-alone")),
+            "--seed-base" => seed_base = num("--seed-base") as u64,
             "--pairs" => {
                 pairs_file = Some(PathBuf::from(
                     args.next().unwrap_or_else(|| fail("--pairs takes a file")),
+                ))
+            }
+            "--stand-alone-from" => {
+                alone_from = Some(PathBuf::from(
+                    args.next()
+                        .unwrap_or_else(|| fail("--stand-alone-from takes a file")),
                 ))
             }
             "--engine" => match args.next().as_deref() {
@@ -95,6 +110,22 @@ fn main() {
         .as_deref()
         .map(|p| read_pairs(p, &genomes))
         .unwrap_or_default();
+    // index -> stand-alone top-1 measured in an earlier sitting, for any supernet
+    let known: std::collections::HashMap<usize, f64> = match &alone_from {
+        None => Default::default(),
+        Some(p) if !p.is_file() => fail(&format!("{}: no such pairs file", p.display())),
+        Some(p) => read_pairs(p, &genomes)
+            .into_iter()
+            .map(|(i, _, b)| (i, b))
+            .collect(),
+    };
+    if alone_from.is_some() && known.len() < candidates {
+        fail(&format!(
+            "--stand-alone-from holds {} of the {candidates} candidates' stand-alone accuracies",
+            known.len()
+        ));
+    }
+    let alone = alone.or(alone_from.as_ref().map(|_| 0));
     let todo: Vec<usize> = (0..candidates)
         .filter(|i| !earlier.iter().any(|p| p.0 == *i))
         .collect();
@@ -120,6 +151,7 @@ fn main() {
                 let net = net.clone();
                 let (data, genomes, next, alone, weights, todo, log) =
                     (&data, &genomes, &next, alone, &weights, &todo, &log);
+                let known = &known;
                 let (settings, other) = (&settings, &other);
                 s.spawn(move || {
                     kiln_train::with_threads(1, || {
@@ -151,21 +183,12 @@ fn main() {
                                 j.expect("judge").top1
                             });
                             let stand_alone = alone.map(|epochs| {
-                                let config = kiln_train::TrainConfig {
-                                    epochs,
-                                    seed: i as u64,
-                                    ..Default::default()
+                                let acc = match known.get(&i) {
+                                    Some(&acc) => acc,
+                                    None => {
+                                        train_alone(&net, g, seed_base + i as u64, epochs, data)
+                                    }
                                 };
-                                let arch = net.architecture(g).expect("architecture");
-                                let t = kiln_train::train(
-                                    &arch,
-                                    &g.id(),
-                                    data,
-                                    &config,
-                                    &mut kiln_train::Silent,
-                                )
-                                .expect("training");
-                                let acc = t.metrics.validation_top1.unwrap_or(t.metrics.test_top1);
                                 // as it comes: hours of training are not lost to a kill
                                 let line = format!("done,{i},{},{top1:.4},{acc:.4}", g.id());
                                 eprintln!("{line}");
@@ -248,19 +271,42 @@ fn main() {
         let a: Vec<f64> = pairs.iter().map(|p| p.1).collect();
         let b: Vec<f64> = pairs.iter().map(|p| p.2).collect();
         println!(
-            "inherited vs stand-alone ({epochs} epochs from scratch, validation top-1, {} \
-             genomes): Kendall tau-b {:.3}",
+            "inherited vs stand-alone ({}, validation top-1, {} genomes): Kendall tau-b {:.3}",
+            match &alone_from {
+                Some(p) => format!("as in {}", p.display()),
+                None => format!("{epochs} epochs from scratch"),
+            },
             pairs.len(),
             kiln_latency::kendall_tau(&a, &b).unwrap_or(f64::NAN)
         );
     }
 }
 
+/// Validation top-1 of genome `g` trained from scratch with `seed`.
+fn train_alone(
+    net: &kiln_supernet::SuperNet,
+    g: &Genome,
+    seed: u64,
+    epochs: usize,
+    data: &kiln_data::Dataset,
+) -> f64 {
+    let config = kiln_train::TrainConfig {
+        epochs,
+        seed,
+        ..Default::default()
+    };
+    let arch = net.architecture(g).expect("architecture");
+    let t = kiln_train::train(&arch, &g.id(), data, &config, &mut kiln_train::Silent)
+        .expect("training");
+    t.metrics.validation_top1.unwrap_or(t.metrics.test_top1)
+}
+
 /// The `(index, inherited, stand_alone)` pairs of earlier sittings in a `--pairs` file
 /// (`done,index,genome,inherited,stand_alone` lines; a missing file holds none).
 ///
-/// Exits with an error (naming the file and line) when a line's genome is not this run's genome at
-/// that index: the file was written for another supernet or space.
+/// Lines past this run's candidates are left out. Exits with an error (naming the file and
+/// line) when a line's genome is not this run's genome at that index: the file was written
+/// for another space.
 fn read_pairs(path: &std::path::Path, genomes: &[Genome]) -> Vec<(usize, f64, f64)> {
     let text = std::fs::read_to_string(path).unwrap_or_default();
     let pair = |(n, l): (usize, &str)| {
@@ -268,11 +314,12 @@ fn read_pairs(path: &std::path::Path, genomes: &[Genome]) -> Vec<(usize, f64, f6
             return None;
         };
         let i: usize = i.parse().ok()?;
-        let ours = genomes.get(i).map(Genome::id);
-        if ours.as_deref() != Some(id) {
+        // a file of more candidates than this run asks for: the first ones are this run's
+        let ours = genomes.get(i)?.id();
+        if ours != id {
             fail(&format!(
-                "{} line {}: genome {id} at index {i}, but this run's is {ours:?} \
-                 (a file of another supernet or space)",
+                "{} line {}: genome {id} at index {i}, but this run's is {ours} \
+                 (a file of another space)",
                 path.display(),
                 n + 1
             ));
