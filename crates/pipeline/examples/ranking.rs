@@ -58,6 +58,12 @@ fn pairs(text: &str, origin: &Path) -> Result<Vec<Pair>, Error> {
 
 const USAGE: &str = "usage: ranking PAIRS.csv [--supernet DIR] [--compare OTHER.csv]";
 
+/// The pairs of the file at `path` ([`pairs`]); a read error names the file.
+fn read_pairs_file(path: &Path) -> Result<Vec<Pair>, Error> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    pairs(&text, path)
+}
+
 fn main() -> Result<(), Error> {
     let mut args = std::env::args().skip(1);
     let file = PathBuf::from(args.next().ok_or(USAGE)?);
@@ -70,8 +76,7 @@ fn main() -> Result<(), Error> {
             _ => return Err(USAGE.into()),
         }
     }
-    let text = std::fs::read_to_string(&file).map_err(|e| format!("{}: {e}", file.display()))?;
-    let found = pairs(&text, &file)?;
+    let found = read_pairs_file(&file)?;
     if found.len() < 2 {
         return Err(format!(
             "{}: {} pairs, need 2 for a ranking",
@@ -92,11 +97,10 @@ fn main() -> Result<(), Error> {
     let caption = format!("{} genomes: Kendall's tau-b {tau:.3}", found.len());
     // (weights id, epochs trained) of the supernet, when named
     let trained = match &supernet {
-        Some(d) => {
-            let device = kiln_train::device();
-            let (_, _, epochs, _) = kiln_supernet::load(d, &device)?;
-            Some((kiln_pipeline::supernet_cache::weights_id(d)?, epochs))
-        }
+        Some(d) => Some((
+            kiln_pipeline::supernet_cache::weights_id(d)?,
+            kiln_supernet::epochs_done(d)?,
+        )),
         None => None,
     };
     let x_axis = match &trained {
@@ -172,9 +176,8 @@ type Column = (&'static str, fn(&Pair) -> f64, &'static str);
 /// and between their inherited accuracies (another supernet: how stable the supernet's
 /// ranking is). A column equal in both files (the same measurement) is left out.
 fn compare_sentences(found: &[Pair], other: &Path) -> Result<String, Error> {
-    let text = std::fs::read_to_string(other).map_err(|e| format!("{}: {e}", other.display()))?;
     let mut shared: Vec<(&Pair, Pair)> = Vec::new();
-    for q in pairs(&text, other)? {
+    for q in read_pairs_file(other)? {
         let Some(p) = found.iter().find(|p| p.index == q.index) else {
             continue;
         };

@@ -28,6 +28,7 @@
 //! another base measures how well one stand-alone training ranks another (the noise
 //! ceiling of the ground truth; the `ranking` example's `--compare`).
 
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
@@ -110,22 +111,12 @@ fn main() {
         .as_deref()
         .map(|p| read_pairs(p, &genomes))
         .unwrap_or_default();
-    // index -> stand-alone top-1 measured in an earlier sitting, for any supernet
-    let known: std::collections::HashMap<usize, f64> = match &alone_from {
-        None => Default::default(),
-        Some(p) if !p.is_file() => fail(&format!("{}: no such pairs file", p.display())),
-        Some(p) => read_pairs(p, &genomes)
-            .into_iter()
-            .map(|(i, _, b)| (i, b))
-            .collect(),
+    // where each candidate's stand-alone accuracy comes from, when the ranking is measured
+    let truth = match (&alone_from, alone) {
+        (Some(p), _) => Some(Truth::Measured(measured(p, &genomes), p.clone())),
+        (None, Some(epochs)) => Some(Truth::Train { epochs, seed_base }),
+        (None, None) => None,
     };
-    if alone_from.is_some() && known.len() < candidates {
-        fail(&format!(
-            "--stand-alone-from holds {} of the {candidates} candidates' stand-alone accuracies",
-            known.len()
-        ));
-    }
-    let alone = alone.or(alone_from.as_ref().map(|_| 0));
     let todo: Vec<usize> = (0..candidates)
         .filter(|i| !earlier.iter().any(|p| p.0 == *i))
         .collect();
@@ -149,9 +140,8 @@ fn main() {
         let handles: Vec<_> = (0..workers)
             .map(|_| {
                 let net = net.clone();
-                let (data, genomes, next, alone, weights, todo, log) =
-                    (&data, &genomes, &next, alone, &weights, &todo, &log);
-                let known = &known;
+                let (data, genomes, next, truth, weights, todo, log) =
+                    (&data, &genomes, &next, &truth, &weights, &todo, &log);
                 let (settings, other) = (&settings, &other);
                 s.spawn(move || {
                     kiln_train::with_threads(1, || {
@@ -182,11 +172,11 @@ fn main() {
                                 };
                                 j.expect("judge").top1
                             });
-                            let stand_alone = alone.map(|epochs| {
-                                let acc = match known.get(&i) {
-                                    Some(&acc) => acc,
-                                    None => {
-                                        train_alone(&net, g, seed_base + i as u64, epochs, data)
+                            let stand_alone = truth.as_ref().map(|truth| {
+                                let acc = match truth {
+                                    Truth::Measured(known, _) => known[&i],
+                                    Truth::Train { epochs, seed_base } => {
+                                        train_alone(&net, g, seed_base + i as u64, *epochs, data)
                                     }
                                 };
                                 // as it comes: hours of training are not lost to a kill
@@ -258,7 +248,7 @@ fn main() {
             worst * 100.0
         );
     }
-    if let Some(epochs) = alone {
+    if let Some(truth) = &truth {
         let mut pairs: Vec<(usize, f64, f64)> = phases
             .iter()
             .filter_map(|p| Some((p.5, p.2, p.4?)))
@@ -272,14 +262,44 @@ fn main() {
         let b: Vec<f64> = pairs.iter().map(|p| p.2).collect();
         println!(
             "inherited vs stand-alone ({}, validation top-1, {} genomes): Kendall tau-b {:.3}",
-            match &alone_from {
-                Some(p) => format!("as in {}", p.display()),
-                None => format!("{epochs} epochs from scratch"),
+            match truth {
+                Truth::Measured(_, p) => format!("as in {}", p.display()),
+                Truth::Train { epochs, .. } => format!("{epochs} epochs from scratch"),
             },
             pairs.len(),
             kiln_latency::kendall_tau(&a, &b).unwrap_or(f64::NAN)
         );
     }
+}
+
+/// Where the stand-alone accuracies of a ranking run come from.
+enum Truth {
+    /// Trained here from scratch: candidate i with seed `seed_base + i`.
+    Train { epochs: usize, seed_base: u64 },
+    /// Read from an earlier `--pairs` file (the file): candidate index -> validation top-1.
+    Measured(HashMap<usize, f64>, PathBuf),
+}
+
+/// The stand-alone accuracy of every candidate in the `--pairs` file `path`, by index.
+///
+/// Exits with an error naming the file when it is missing or lacks a candidate.
+fn measured(path: &std::path::Path, genomes: &[Genome]) -> HashMap<usize, f64> {
+    if !path.is_file() {
+        fail(&format!("{}: no such pairs file", path.display()));
+    }
+    let known: HashMap<usize, f64> = read_pairs(path, genomes)
+        .into_iter()
+        .map(|(i, _, stand_alone)| (i, stand_alone))
+        .collect();
+    if known.len() < genomes.len() {
+        fail(&format!(
+            "{}: holds {} of the {} candidates' stand-alone accuracies",
+            path.display(),
+            known.len(),
+            genomes.len()
+        ));
+    }
+    known
 }
 
 /// Validation top-1 of genome `g` trained from scratch with `seed`.

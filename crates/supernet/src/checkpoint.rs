@@ -194,6 +194,14 @@ pub fn weights_path(dir: &Path) -> Result<PathBuf, SupernetError> {
     Ok(read_state(dir)?.1)
 }
 
+/// Epochs the supernet in `dir` was trained for (committed in `supernet.json`), without
+/// loading its weights.
+///
+/// Errors: as [`load`] for `supernet.json`.
+pub fn epochs_done(dir: &Path) -> Result<usize, SupernetError> {
+    Ok(read_state(dir)?.0.epochs_done)
+}
+
 /// `dir/supernet.json`, checked (format version; a weights file in the same folder), and
 /// the path of its weights file.
 fn read_state(dir: &Path) -> Result<(State, PathBuf), SupernetError> {

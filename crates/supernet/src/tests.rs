@@ -135,6 +135,7 @@ fn training_checkpoints_every_epoch_and_resumes() {
     // the checkpoint holds the same network
     let (loaded, id, done, _) = load(dir.path(), &kiln_train::device()).unwrap();
     assert_eq!(done, 1);
+    assert_eq!(crate::epochs_done(dir.path()).unwrap(), 1);
     let g = largest(&space());
     let x = |n: &SuperNet| {
         let mut bn = BnContext::batch();
