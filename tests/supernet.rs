@@ -377,8 +377,40 @@ fn the_default_search_trains_a_cached_supernet_and_fine_tunes_its_front(dir: &Pa
     // the supernet's folder (another cache here) is compared before training too
     assert!(text(&o).contains("evaluator: journal has"), "{}", text(&o));
     assert!(!empty.exists(), "a refused resume trains nothing");
-    // another target reuses the cached supernet
-    let o = search(&cache, "pixel", &dir.join("pixel"), &[]);
+    // another target reuses the cached supernet, and the fine-tuning of every front model
+    // the jetson search already fine-tuned: same genome, same fine-tuned accuracy
+    let pixel = dir.join("pixel");
+    let o = search(&cache, "pixel", &pixel, &[]);
     assert!(o.status.success(), "{}", text(&o));
     assert!(text(&o).contains("cached, reused"), "{}", text(&o));
+    assert!(
+        text(&o).contains("reused from earlier searches of this supernet"),
+        "{}",
+        text(&o)
+    );
+    let fine_tuned = |run: &Path| -> Vec<(String, f64)> {
+        let f: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(run.join("front.json")).unwrap())
+                .unwrap();
+        f["front"]
+            .as_array()
+            .unwrap()
+            .iter()
+            // a fine-tuned model keeps its inherited accuracy beside the fine-tuned one
+            .filter(|m| m["metrics"].get("inherited_accuracy").is_some())
+            .map(|m| {
+                let id = m["genome_id"].as_str().unwrap().to_string();
+                (id, m["metrics"]["accuracy"]["value"].as_f64().unwrap())
+            })
+            .collect()
+    };
+    let (first, second) = (fine_tuned(&run), fine_tuned(&pixel));
+    let shared: Vec<_> = second
+        .iter()
+        .filter_map(|(id, acc)| first.iter().find(|(i, _)| i == id).map(|(_, a)| (acc, a)))
+        .collect();
+    assert!(!shared.is_empty(), "{first:?} {second:?}");
+    for (a, b) in shared {
+        assert_eq!(a, b, "a reused fine-tuning keeps its accuracy");
+    }
 }

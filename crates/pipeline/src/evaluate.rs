@@ -132,9 +132,8 @@ impl PipelineEvaluator {
     }
 }
 
-/// Records a trained network in `eval` (validation top-1 as the accuracy ranked by,
-/// test top-1, both `host` fractions, and what the accuracy is: `kind`), writes its
-/// `metrics.json` into `dir` and returns its ONNX model.
+/// Records a trained network in `eval` ([`record_metrics`]), writes its `metrics.json`
+/// into `dir` and returns its ONNX model.
 ///
 /// Errors: the message for the trial's failure (a file or the export).
 pub(crate) fn record_trained(
@@ -143,7 +142,21 @@ pub(crate) fn record_trained(
     dir: &Path,
     eval: &mut Evaluation,
 ) -> Result<Vec<u8>, String> {
-    let m = &trained.metrics;
+    record_metrics(&trained.metrics, kind, dir, eval)?;
+    kiln_train::export_onnx(trained).map_err(|e| format!("ONNX export: {e}"))
+}
+
+/// Records a training run's figures in `eval` (validation top-1 as the accuracy ranked
+/// by, test top-1, both `host` fractions, and what the accuracy is: `kind`) and writes
+/// them as `metrics.json` into `dir`.
+///
+/// Errors: the message for the trial's failure (the file).
+pub(crate) fn record_metrics(
+    m: &kiln_train::Metrics,
+    kind: String,
+    dir: &Path,
+    eval: &mut Evaluation,
+) -> Result<(), String> {
     let fraction = |v: f64| Metric::new(v, Unit::Fraction, Source::Host);
     eval.metrics.insert(
         keys::ACCURACY.into(),
@@ -156,7 +169,7 @@ pub(crate) fn record_trained(
     if let Ok(json) = serde_json::to_string_pretty(m) {
         write(&dir.join("metrics.json"), json.as_bytes())?;
     }
-    kiln_train::export_onnx(trained).map_err(|e| format!("ONNX export: {e}"))
+    Ok(())
 }
 
 /// [`crate::files::write`] with the error as a trial's failure text.
@@ -309,8 +322,8 @@ impl PipelineEvaluator {
             trial.point.to_json().as_bytes(),
         )?;
         if let (Some(judge), n @ 1..) = (&self.supernet, self.fine_tune_epochs) {
-            let config =
-                crate::finetune::fine_tune_config(&self.train, n, self.train.seed ^ trial.number);
+            let seed = self.train.seed ^ crate::finetune::genome_seed(&trial.id);
+            let config = crate::finetune::fine_tune_config(&self.train, n, seed);
             let data = self.data_for(&trial.point);
             let onnx = crate::finetune::fine_tune_into(judge, &arch, trial, &data, &config, eval)?;
             write(&trial.dir.join("model.onnx"), &onnx)?;

@@ -29,6 +29,11 @@ pub struct SupernetJudge {
     pub epochs: usize,
     /// Batch-norm recalibration and batch size.
     pub settings: JudgeSettings,
+    /// The content id of its weights file ([`crate::supernet_cache::weights_id`]): what
+    /// a fine-tuned sub-network is stored under, with the data's identity.
+    pub weights_id: String,
+    /// The data's identity as the search records it.
+    pub data_identity: String,
 }
 
 /// A sub-network judged by [`SupernetJudge::judge`]: accuracies inherited, measured
@@ -63,6 +68,7 @@ impl SupernetJudge {
             config: identity.config.clone(),
         };
         identity.check(&wanted, dir).map_err(invalid)?;
+        let weights_id = crate::supernet_cache::weights_id(dir)?;
         Ok(SupernetJudge {
             weights: Arc::new(SupernetWeights::of(&net).map_err(invalid)?),
             net: Mutex::new(net),
@@ -72,6 +78,8 @@ impl SupernetJudge {
                 recalibration_images: identity.config.recalibration_images,
                 ..JudgeSettings::default()
             },
+            weights_id,
+            data_identity: data_identity.into(),
         })
     }
 

@@ -129,6 +129,9 @@ pub struct SearchOutcome {
     pub confirmed: usize,
     /// Front models fine-tuned from their inherited weights.
     pub fine_tuned: usize,
+    /// Of those, how many reused an earlier search's fine-tuning of the same sub-network
+    /// (kept in the supernet's folder).
+    pub fine_tune_reused: usize,
 }
 
 /// Checks the request, opens the journal and runs the search to its end,
@@ -267,7 +270,8 @@ pub fn search(
         fine_tune: req.fine_tune,
         interrupt: &req.interrupt,
     };
-    let (confirmed, fine_tuned) = finish_front(&phase, &journal, &mut evaluator, note)?;
+    let (confirmed, (fine_tuned, fine_tune_reused)) =
+        finish_front(&phase, &journal, &mut evaluator, note)?;
     let files = write_report(&req.out, &journal, Some(&req.target), &req.objectives)?;
     Ok(SearchOutcome {
         summary,
@@ -277,6 +281,7 @@ pub fn search(
         judge_only,
         confirmed,
         fine_tuned,
+        fine_tune_reused,
     })
 }
 
@@ -340,7 +345,7 @@ struct FrontPhase<'a> {
 
 /// The weight-sharing search's last phases: the judged-only front built and measured
 /// until every member is, then its most accurate models fine-tuned, each by as many
-/// workers as judged. Returns (built and measured, fine-tuned).
+/// workers as judged. Returns (built and measured, (fine-tuned, of which reused)).
 ///
 /// Errors: the journal; an evaluation that stops the search.
 fn finish_front(
@@ -348,8 +353,8 @@ fn finish_front(
     journal: &Journal,
     evaluator: &mut PipelineEvaluator,
     note: &mut dyn FnMut(&str),
-) -> Result<(usize, usize), PipelineError> {
-    let (mut confirmed, mut fine_tuned) = (0, 0);
+) -> Result<(usize, (usize, usize)), PipelineError> {
+    let (mut confirmed, mut fine_tuned) = (0, (0, 0));
     if evaluator.judge_only && !p.interrupt.load(Ordering::SeqCst) {
         evaluator.judge_only = false;
         confirmed = crate::confirm::confirm_front(

@@ -27,9 +27,13 @@ impl SearchOutcome {
             } else {
                 (s.finished, "")
             };
+            let reused = match self.fine_tune_reused {
+                0 => String::new(),
+                n => format!(" ({n} reused from earlier searches of this supernet)"),
+            };
             lines.push(format!(
                 "{} candidates judged (accuracy inherited{how}), {built} built and measured, {} \
-                 fine-tuned",
+                 fine-tuned{reused}",
                 s.finished, self.fine_tuned
             ));
         }
