@@ -149,7 +149,7 @@ fn a_tiny_supernet_trains_resumes_and_its_exported_sub_network_agrees_with_it() 
     ]);
     assert!(o.status.success(), "{}", text(&o));
     assert!(
-        text(&o).contains("candidates judged (accuracy inherited, latency predicted)")
+        text(&o).contains("candidates judged (accuracy inherited, latency predicted")
             && text(&o).contains("0 fine-tuned"),
         "{}",
         text(&o)
@@ -383,6 +383,13 @@ fn the_default_search_trains_a_cached_supernet_and_fine_tunes_its_front(dir: &Pa
     let o = search(&cache, "pixel", &pixel, &[]);
     assert!(o.status.success(), "{}", text(&o));
     assert!(text(&o).contains("cached, reused"), "{}", text(&o));
+    // it starts from the jetson search's 10 judged candidates (within its 10 trials),
+    // their accuracy read back, so its front is chosen from the same candidates
+    assert!(
+        text(&o).contains("10 of them judged by earlier searches"),
+        "{}",
+        text(&o)
+    );
     assert!(
         text(&o).contains("reused from earlier searches of this supernet"),
         "{}",

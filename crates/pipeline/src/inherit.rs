@@ -15,6 +15,7 @@ use kiln_space::{Genome, Space};
 use kiln_supernet::{JudgeSettings, SuperNet, SupernetIdentity, SupernetWeights};
 
 use crate::PipelineError;
+use crate::judgments::Judgments;
 
 /// A trained supernet, ready to judge and export sub-networks.
 pub struct SupernetJudge {
@@ -34,7 +35,14 @@ pub struct SupernetJudge {
     pub weights_id: String,
     /// The data's identity as the search records it.
     pub data_identity: String,
+    /// What earlier judgments with these weights, data and settings measured
+    /// (`judged.jsonl` in the folder), and where new ones are kept.
+    pub judgments: Judgments,
 }
+
+/// Label of an evaluation whose inherited accuracy an earlier judgment measured (read
+/// from the supernet's `judged.jsonl`, not judged again).
+pub const REUSED_JUDGMENT: &str = "judgment_reused";
 
 /// A sub-network judged by [`SupernetJudge::judge`]: accuracies inherited, measured
 /// here (`host`), fractions.
@@ -69,17 +77,23 @@ impl SupernetJudge {
         };
         identity.check(&wanted, dir).map_err(invalid)?;
         let weights_id = crate::supernet_cache::weights_id(dir)?;
+        let settings = JudgeSettings {
+            recalibration_images: identity.config.recalibration_images,
+            ..JudgeSettings::default()
+        };
+        let judgments = Judgments::open(
+            dir,
+            crate::judgments::key(&weights_id, data_identity, &settings),
+        )?;
         Ok(SupernetJudge {
             weights: Arc::new(SupernetWeights::of(&net).map_err(invalid)?),
             net: Mutex::new(net),
             dir: dir.to_path_buf(),
             epochs,
-            settings: JudgeSettings {
-                recalibration_images: identity.config.recalibration_images,
-                ..JudgeSettings::default()
-            },
+            settings,
             weights_id,
             data_identity: data_identity.into(),
+            judgments,
         })
     }
 
@@ -153,6 +167,9 @@ impl SupernetJudge {
 
     /// [`SupernetJudge::judge`] recorded in `eval`: the accuracies (`host`) with what
     /// they are (`accuracy_kind`) and the time taken; returns the model when exported.
+    /// Without `export`, a genome an earlier judgment measured ([`Judgments`]) is not
+    /// judged again: its stored accuracy is recorded, labelled [`REUSED_JUDGMENT`]. New
+    /// judgments are kept for later searches.
     ///
     /// Errors: the message for the trial's failure.
     pub(crate) fn judge_into(
@@ -163,10 +180,41 @@ impl SupernetJudge {
         export: bool,
     ) -> Result<Option<Vec<u8>>, String> {
         let started = Instant::now();
-        let judged = self
-            .judge(genome, data, export)
-            .map_err(|e| e.to_string())?;
         let fraction = |v: f64| Metric::new(v, Unit::Fraction, Source::Host);
+        let id = genome.id();
+        let stored = if export {
+            None
+        } else {
+            self.judgments.get(&id)
+        };
+        let judged = match stored {
+            Some(top1) => {
+                eval.labels.insert(
+                    REUSED_JUDGMENT.into(),
+                    self.dir.join(crate::judgments::FILE).display().to_string(),
+                );
+                Inherited {
+                    validation_top1: top1,
+                    exported: None,
+                }
+            }
+            None => {
+                let judged = self
+                    .judge(genome, data, export)
+                    .map_err(|e| e.to_string())?;
+                // a supernet folder that cannot be written only loses the reuse
+                if let Err(e) =
+                    self.judgments
+                        .record(&id, &genome.to_json(), judged.validation_top1)
+                {
+                    eval.labels.insert(
+                        "judgment_store".into(),
+                        format!("not kept for later searches: {e}"),
+                    );
+                }
+                judged
+            }
+        };
         eval.metrics
             .insert(keys::ACCURACY.into(), fraction(judged.validation_top1));
         if let Some((test, _)) = &judged.exported {

@@ -26,6 +26,7 @@ pub mod finetune_store;
 pub mod flash;
 mod inherit;
 pub mod judge;
+pub mod judgments;
 pub mod lut;
 pub mod precision;
 pub mod preflight;

@@ -31,9 +31,13 @@ impl SearchOutcome {
                 0 => String::new(),
                 n => format!(" ({n} reused from earlier searches of this supernet)"),
             };
+            let earlier = match self.judgments_reused {
+                0 => String::new(),
+                n => format!("; {n} of them judged by earlier searches, their accuracy reused"),
+            };
             lines.push(format!(
-                "{} candidates judged (accuracy inherited{how}), {built} built and measured, {} \
-                 fine-tuned{reused}",
+                "{} candidates judged (accuracy inherited{how}{earlier}), {built} built and \
+                 measured, {} fine-tuned{reused}",
                 s.finished, self.fine_tuned
             ));
         }

@@ -47,7 +47,7 @@ fn main() {
     let mut burn = false;
     let mut pairs_file: Option<PathBuf> = None;
     let mut alone_from: Option<PathBuf> = None;
-    let mut seed_base = 0u64;
+    let mut seed_base: Option<u64> = None;
     while let Some(a) = args.next() {
         let mut num = |name: &str| -> usize {
             args.next()
@@ -60,7 +60,7 @@ fn main() {
             "--recalibration" => recal = Some(num("--recalibration")),
             "--against" => against = Some(num("--against")),
             "--stand-alone" => alone = Some(num("--stand-alone")),
-            "--seed-base" => seed_base = num("--seed-base") as u64,
+            "--seed-base" => seed_base = Some(num("--seed-base") as u64),
             "--pairs" => {
                 pairs_file = Some(PathBuf::from(
                     args.next().unwrap_or_else(|| fail("--pairs takes a file")),
@@ -79,6 +79,12 @@ fn main() {
             },
             _ => dir = Some(PathBuf::from(a)),
         }
+    }
+    if seed_base.is_some() && (alone.is_none() || alone_from.is_some()) {
+        fail(
+            "--seed-base seeds stand-alone training: give it with --stand-alone EPOCHS \
+             (with --stand-alone-from nothing is trained)",
+        );
     }
     let Some(dir) = dir else {
         eprintln!(
@@ -114,7 +120,10 @@ fn main() {
     // where each candidate's stand-alone accuracy comes from, when the ranking is measured
     let truth = match (&alone_from, alone) {
         (Some(p), _) => Some(Truth::Measured(measured(p, &genomes), p.clone())),
-        (None, Some(epochs)) => Some(Truth::Train { epochs, seed_base }),
+        (None, Some(epochs)) => Some(Truth::Train {
+            epochs,
+            seed_base: seed_base.unwrap_or(0),
+        }),
         (None, None) => None,
     };
     let todo: Vec<usize> = (0..candidates)
