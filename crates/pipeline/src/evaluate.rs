@@ -113,6 +113,13 @@ impl PipelineEvaluator {
         kiln_latency::precheck(arch, table, &self.target).ok()
     }
 
+    /// The table's predicted latency of `genome` for the target, ms (`predicted`); `None`
+    /// without a table, for a genome outside the space, or one the table cannot predict.
+    pub(crate) fn predicted_latency_ms(&self, genome: &Genome) -> Option<f64> {
+        let arch = self.architecture(genome).ok()?;
+        Some(self.table_prediction(&arch)?.latency.value)
+    }
+
     /// The data `genome` trains and is measured on: [`Self::data`], resized to the genome's
     /// resolution when its space chooses one ([`crate::resolution`]).
     fn data_for(&self, genome: &Genome) -> Arc<Dataset> {

@@ -21,6 +21,10 @@ use crate::build::content_id;
 /// Sub-folder of a supernet's folder holding its fine-tuned models.
 pub const FOLDER: &str = "fine-tuned";
 
+/// Enters every key: raise it when a change to training or the exporter changes what a
+/// fine-tuned model would be, so older entries stop being reused.
+pub const FORMAT: u32 = 1;
+
 /// One fine-tuned sub-network, as stored.
 #[derive(Debug, Clone, PartialEq)]
 pub struct StoredFineTune {
@@ -41,6 +45,7 @@ struct InheritedFile {
 /// content id, the data's identity and the fine-tuning settings (seed included).
 pub fn key(weights_id: &str, genome_id: &str, data_identity: &str, config: &TrainConfig) -> String {
     let k = serde_json::json!({
+        "format": FORMAT,
         "supernet_weights": weights_id,
         "genome": genome_id,
         "data": data_identity,
@@ -78,9 +83,15 @@ pub fn get(supernet: &Path, key: &str) -> Result<Option<StoredFineTune>, Pipelin
 /// Errors: the folder cannot be written (a read-only supernet folder), naming it.
 pub fn put(supernet: &Path, key: &str, entry: &StoredFineTune) -> Result<PathBuf, PipelineError> {
     let dir = entry_dir(supernet, key);
+    // a name of this writer's own: process id, a counter, and the time
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
     let tmp = supernet
         .join(FOLDER)
-        .join(format!(".{key}-{}.tmp", std::process::id()));
+        .join(format!(".{key}-{}-{n}-{nanos}.tmp", std::process::id()));
     let io = |path: &Path, e: std::io::Error| PipelineError::Io {
         path: path.to_path_buf(),
         message: e.to_string(),
@@ -91,15 +102,21 @@ pub fn put(supernet: &Path, key: &str, entry: &StoredFineTune) -> Result<PathBuf
     let text = |v: serde_json::Result<String>| {
         v.map_err(|e| PipelineError::Invalid(format!("cannot serialise a fine-tuned model: {e}")))
     };
-    crate::files::write(&tmp.join("model.onnx"), &entry.onnx)?;
-    crate::files::write(
-        &tmp.join("metrics.json"),
-        text(serde_json::to_string_pretty(&entry.metrics))?.as_bytes(),
-    )?;
-    crate::files::write(
-        &tmp.join("inherited.json"),
-        text(serde_json::to_string_pretty(&inherited))?.as_bytes(),
-    )?;
+    let written = (|| {
+        crate::files::write(&tmp.join("model.onnx"), &entry.onnx)?;
+        crate::files::write(
+            &tmp.join("metrics.json"),
+            text(serde_json::to_string_pretty(&entry.metrics))?.as_bytes(),
+        )?;
+        crate::files::write(
+            &tmp.join("inherited.json"),
+            text(serde_json::to_string_pretty(&inherited))?.as_bytes(),
+        )
+    })();
+    if let Err(e) = written {
+        let _ = std::fs::remove_dir_all(&tmp);
+        return Err(e);
+    }
     if dir.is_dir() && get(supernet, key).is_err() {
         std::fs::remove_dir_all(&dir).map_err(|e| io(&dir, e))?;
     }

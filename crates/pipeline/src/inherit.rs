@@ -44,6 +44,9 @@ pub struct SupernetJudge {
 /// from the supernet's `judged.jsonl`, not judged again).
 pub const REUSED_JUDGMENT: &str = "judgment_reused";
 
+/// Label saying why a judgment was not kept for later searches.
+pub const JUDGMENT_STORE: &str = "judgment_store";
+
 /// A sub-network judged by [`SupernetJudge::judge`]: accuracies inherited, measured
 /// here (`host`), fractions.
 #[derive(Debug, Clone)]
@@ -84,7 +87,7 @@ impl SupernetJudge {
         let judgments = Judgments::open(
             dir,
             crate::judgments::key(&weights_id, data_identity, &settings),
-        )?;
+        );
         Ok(SupernetJudge {
             weights: Arc::new(SupernetWeights::of(&net).map_err(invalid)?),
             net: Mutex::new(net),
@@ -208,7 +211,7 @@ impl SupernetJudge {
                         .record(&id, &genome.to_json(), judged.validation_top1)
                 {
                     eval.labels.insert(
-                        "judgment_store".into(),
+                        JUDGMENT_STORE.into(),
                         format!("not kept for later searches: {e}"),
                     );
                 }

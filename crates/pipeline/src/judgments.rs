@@ -26,6 +26,10 @@ use crate::build::content_id;
 /// The file in a supernet's folder.
 pub const FILE: &str = "judged.jsonl";
 
+/// Enters every key: raise it when a change to judging (recalibration, the kernels)
+/// changes what an accuracy would be, so older judgments stop being reused.
+pub const FORMAT: u32 = 1;
+
 #[derive(Serialize, Deserialize)]
 struct Line {
     key: String,
@@ -48,12 +52,15 @@ struct Known {
     order: Vec<(String, String)>,
     /// Validation top-1 by genome id.
     by_id: HashMap<String, f64>,
+    /// The file ends in a torn line (a crash mid-append): the next line starts on a new one.
+    torn: bool,
 }
 
 /// The key of judgments made with the supernet weights `weights_id` (content id) on
 /// `data_identity` with `settings`.
 pub fn key(weights_id: &str, data_identity: &str, settings: &JudgeSettings) -> String {
     let k = serde_json::json!({
+        "format": FORMAT,
         "supernet_weights": weights_id,
         "data": data_identity,
         "recalibration_images": settings.recalibration_images,
@@ -63,15 +70,14 @@ pub fn key(weights_id: &str, data_identity: &str, settings: &JudgeSettings) -> S
 }
 
 impl Judgments {
-    /// The judgments of `key` stored in the supernet folder `dir` (none when there is no
-    /// file yet).
-    ///
-    /// Errors: a file that exists but cannot be read, naming it.
-    pub fn open(dir: &Path, key: String) -> Result<Judgments, PipelineError> {
+    /// The judgments of `key` stored in the supernet folder `dir`: none when there is no
+    /// file yet, or when it cannot be read (then only the reuse is lost; appending will
+    /// say why it fails, if it does).
+    pub fn open(dir: &Path, key: String) -> Judgments {
         let path = dir.join(FILE);
         let mut known = Known::default();
-        if path.is_file() {
-            let text = crate::files::read(&path)?;
+        if let Ok(text) = std::fs::read(&path) {
+            known.torn = text.last().is_some_and(|b| *b != b'\n');
             for line in String::from_utf8_lossy(&text).lines() {
                 let Ok(l) = serde_json::from_str::<Line>(line) else {
                     continue;
@@ -82,11 +88,11 @@ impl Judgments {
                 }
             }
         }
-        Ok(Judgments {
+        Judgments {
             path,
             key,
             known: Mutex::new(known),
-        })
+        }
     }
 
     /// The stored validation top-1 of `genome_id`, if an earlier judgment made it.
@@ -127,7 +133,12 @@ impl Judgments {
             genome: compact(genome_json),
             validation_top1,
         };
-        let mut text = serde_json::to_string(&line)
+        let mut text = if known.torn {
+            "\n".to_string()
+        } else {
+            String::new()
+        };
+        text += &serde_json::to_string(&line)
             .map_err(|e| PipelineError::Invalid(format!("cannot serialise a judgment: {e}")))?;
         text.push('\n');
         let io = |e: std::io::Error| PipelineError::Io {
@@ -140,6 +151,7 @@ impl Judgments {
             .open(&self.path)
             .map_err(io)?;
         file.write_all(text.as_bytes()).map_err(io)?;
+        known.torn = false;
         known.by_id.insert(genome_id.into(), validation_top1);
         known.order.push((genome_id.into(), line.genome));
         Ok(())
@@ -164,13 +176,13 @@ mod tests {
     #[test]
     fn judgments_survive_a_reopen_in_order_and_other_keys_are_ignored() {
         let dir = scratch("reopen");
-        let j = Judgments::open(&dir, "k".into()).expect("open empty");
+        let j = Judgments::open(&dir, "k".into());
         assert_eq!(j.get("a"), None);
         j.record("b", "{\n \"x\": 2\n}", 0.5).expect("record b");
         j.record("a", "{\"x\": 1}", 0.75).expect("record a");
         j.record("a", "{\"x\": 1}", 0.25)
             .expect("a again is kept once");
-        let other = Judgments::open(&dir, "other".into()).expect("other key");
+        let other = Judgments::open(&dir, "other".into());
         other.record("c", "{}", 0.1).expect("record c");
         // a torn last line, as a crash mid-append would leave
         let mut f = std::fs::OpenOptions::new()
@@ -179,13 +191,17 @@ mod tests {
             .expect("append");
         f.write_all(b"{\"key\":\"k\",\"genome_id\":\"d\"")
             .expect("torn");
-        let j = Judgments::open(&dir, "k".into()).expect("reopen");
+        let j = Judgments::open(&dir, "k".into());
+        // the next judgment starts on a line of its own, not on the torn one
+        j.record("e", "{}", 0.9).expect("record after a torn line");
+        let j = Judgments::open(&dir, "k".into());
+        assert_eq!(j.get("e"), Some(0.9));
         assert_eq!(j.get("a"), Some(0.75));
         assert_eq!(j.get("b"), Some(0.5));
         assert_eq!(j.get("c"), None);
         assert_eq!(j.get("d"), None);
         let ids: Vec<_> = j.genomes().into_iter().map(|g| g.0).collect();
-        assert_eq!(ids, ["b", "a"]);
+        assert_eq!(ids, ["b", "a", "e"]);
         assert_eq!(j.genomes()[0].1, "{\"x\":2}");
         let _ = std::fs::remove_dir_all(&dir);
     }

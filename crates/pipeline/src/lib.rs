@@ -37,6 +37,7 @@ mod search_device;
 mod summary;
 pub mod supernet_cache;
 pub mod train;
+mod warm_start;
 pub mod worker;
 
 use std::path::PathBuf;

@@ -12,9 +12,9 @@ use kiln_search::report::{ReportFiles, write_report};
 use kiln_search::strategy::EvolutionConfig;
 use kiln_search::{
     Fitness, GenomeSpace, Journal, Objective, Progress, RunMeta, SearchConfig, SearchError,
-    SearchSummary, Status, StrategyKind,
+    SearchSummary, StrategyKind,
 };
-use kiln_space::{Genome, Space};
+use kiln_space::Space;
 use kiln_target::Target;
 use kiln_train::TrainConfig;
 
@@ -197,12 +197,6 @@ pub fn search(
             note,
         )?;
     }
-    warm_start(
-        &journal,
-        &evaluator,
-        (req.trials, &req.target.name, req.strategy),
-        note,
-    )?;
     // after the journal, the settings and the supernet's identity are checked, so a run
     // refused for any of those costs no search
     let learned = match req.strategy {
@@ -234,6 +228,8 @@ pub fn search(
         req.train.seed,
     );
     let held_mode = device.and_then(|d| attach_device(&mut evaluator, d, note));
+    let start = (req.trials, &*req.target.name, req.strategy);
+    crate::warm_start::warm_start(&journal, &evaluator, start, note)?;
     note(&format!(
         "searching {} for `{}` ({}); run folder {}",
         meta.get("space").unwrap_or("?"),
@@ -292,77 +288,8 @@ pub fn search(
         confirmed,
         fine_tuned,
         fine_tune_reused,
-        judgments_reused: started_from_earlier(&journal)?,
+        judgments_reused: crate::warm_start::reused(&journal)?,
     })
-}
-
-/// Origin of a trial a search starts from because an earlier search judged it.
-pub const JUDGED_EARLIER: &str = "judged-earlier";
-
-/// How many of `journal`'s trials [`warm_start`] put in.
-///
-/// Errors: the journal.
-fn started_from_earlier(journal: &Journal) -> Result<usize, PipelineError> {
-    let trials = journal.trials()?;
-    Ok(trials.iter().filter(|t| t.origin == JUDGED_EARLIER).count())
-}
-
-/// In a judge-only search (not DNAS), puts every candidate earlier searches judged on
-/// `evaluator`'s supernet (its
-/// [`crate::judgments::Judgments`]) into a new, empty journal before the strategy asks
-/// for any (at most `trials`): pending, to be judged again in no time (the accuracy is
-/// stored, the latency predicted for this target), or infeasible when this target's
-/// analytic checks refuse it, as the driver records a proposal. A journal that holds
-/// trials (a resumed run) is left alone. `note` says how many were put in, for the search
-/// of `target`.
-///
-/// Errors: the journal.
-fn warm_start(
-    journal: &Journal,
-    evaluator: &PipelineEvaluator,
-    (trials, target, strategy): (Option<usize>, &str, StrategyKind),
-    note: &mut dyn FnMut(&str),
-) -> Result<(), PipelineError> {
-    let Some(judge) = &evaluator.supernet else {
-        return Ok(());
-    };
-    // Only a judge-only search re-judges in no time. DNAS asks its learned argmax first:
-    // that is its search, so it starts from nothing else.
-    if !evaluator.judge_only || strategy == StrategyKind::Dnas {
-        return Ok(());
-    }
-    if !journal.trials()?.is_empty() {
-        return Ok(());
-    }
-    let mut n = 0;
-    for (id, json) in judge.judgments.genomes() {
-        if trials.is_some_and(|t| n >= t) {
-            break;
-        }
-        let Ok(genome) = serde_json::from_str::<Genome>(&json) else {
-            continue;
-        };
-        let violations = kiln_search::Evaluator::precheck(evaluator, &genome);
-        if violations.is_empty() {
-            journal.insert(&id, &json, JUDGED_EARLIER, Status::Pending, None)?;
-        } else {
-            let eval = kiln_search::Evaluation {
-                violations,
-                ..Default::default()
-            };
-            journal.insert(&id, &json, JUDGED_EARLIER, Status::Infeasible, Some(&eval))?;
-        }
-        n += 1;
-    }
-    if n > 0 {
-        note(&format!(
-            "{n} candidates earlier searches judged on this supernet come first: their \
-             inherited accuracy is read from its {}, their latency predicted for `{}`",
-            crate::judgments::FILE,
-            target
-        ));
-    }
-    Ok(())
 }
 
 /// Judges candidates by inheritance from the supernet in `dir` (checked against the

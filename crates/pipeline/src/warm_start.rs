@@ -1,0 +1,156 @@
+//! A judge-only search on a supernet that earlier searches judged starts from the best
+//! of what they found: Once-for-All judges sub-networks once and specialises for each
+//! device from an accuracy store and a latency table. The stored genomes that this
+//! target's analytic checks allow are ranked by their stored inherited accuracy and this
+//! target's predicted latency, and their Pareto front goes into the new journal first,
+//! pending: each is judged again in no time (the accuracy is read back, the latency
+//! predicted), then the strategy asks for new candidates as always.
+
+use kiln_search::{Evaluator, Journal, Status, StrategyKind};
+use kiln_space::Genome;
+
+use crate::PipelineError;
+use crate::evaluate::PipelineEvaluator;
+use crate::inherit::SupernetJudge;
+
+/// Origin of a trial a search starts from because an earlier search judged it.
+pub const JUDGED_EARLIER: &str = "judged-earlier";
+
+/// How many of `journal`'s trials [`warm_start`] put in were judged (their stored
+/// accuracy read back).
+///
+/// Errors: the journal.
+pub(crate) fn reused(journal: &Journal) -> Result<usize, PipelineError> {
+    let trials = journal.trials()?;
+    let judged = |t: &&kiln_search::TrialRecord| {
+        t.evaluation.as_ref().is_some_and(|e| {
+            e.metrics
+                .contains_key(kiln_search::objective::keys::ACCURACY)
+        })
+    };
+    Ok(trials
+        .iter()
+        .filter(|t| t.origin == JUDGED_EARLIER)
+        .filter(judged)
+        .count())
+}
+
+/// In a new judge-only search (not DNAS: it asks its learned argmax first, that is its
+/// search), puts into the empty `journal` the Pareto front (stored inherited accuracy
+/// up, this target's predicted latency down) of the genomes earlier searches judged on
+/// `evaluator`'s supernet that pass this target's analytic checks; the most accurate
+/// first and at most half of `trials`, so the strategy always gets to ask. A journal
+/// that holds trials (a resumed run) is left alone. `note` says what was put in, for the
+/// search of `target`.
+///
+/// Errors: the journal.
+pub(crate) fn warm_start(
+    journal: &Journal,
+    evaluator: &PipelineEvaluator,
+    (trials, target, strategy): (Option<usize>, &str, StrategyKind),
+    note: &mut dyn FnMut(&str),
+) -> Result<(), PipelineError> {
+    let Some(judge) = &evaluator.supernet else {
+        return Ok(());
+    };
+    if !evaluator.judge_only || strategy == StrategyKind::Dnas || !journal.trials()?.is_empty() {
+        return Ok(());
+    }
+    let stored = judge.judgments.genomes().len();
+    let mut front = pareto_front(allowed(judge, evaluator));
+    front.sort_by(|a, b| b.accuracy.total_cmp(&a.accuracy));
+    front.truncate(trials.map_or(usize::MAX, |t| t / 2));
+    for c in &front {
+        journal.insert(&c.id, &c.json, JUDGED_EARLIER, Status::Pending, None)?;
+    }
+    if !front.is_empty() {
+        note(&format!(
+            "{} of the {stored} candidates earlier searches judged on this supernet come \
+             first (the front of their inherited accuracy, read from its {}, and their \
+             latency predicted for `{target}`)",
+            front.len(),
+            crate::judgments::FILE,
+        ));
+    }
+    Ok(())
+}
+
+/// A stored judgment as this target sees it.
+#[derive(Debug, Clone, PartialEq)]
+struct Known {
+    id: String,
+    json: String,
+    accuracy: f64,
+    latency_ms: f64,
+}
+
+/// The stored genomes of `judge` that parse, match their id and pass `evaluator`'s
+/// analytic checks, with their predicted latency.
+fn allowed(judge: &SupernetJudge, evaluator: &PipelineEvaluator) -> Vec<Known> {
+    let mut out = Vec::new();
+    for (id, json) in judge.judgments.genomes() {
+        let Ok(genome) = serde_json::from_str::<Genome>(&json) else {
+            continue;
+        };
+        let (Some(accuracy), true) = (judge.judgments.get(&id), genome.id() == id) else {
+            continue;
+        };
+        if !evaluator.precheck(&genome).is_empty() {
+            continue;
+        }
+        if let Some(latency_ms) = evaluator.predicted_latency_ms(&genome) {
+            out.push(Known {
+                id,
+                json,
+                accuracy,
+                latency_ms,
+            });
+        }
+    }
+    out
+}
+
+/// The candidates no other is at least as accurate and at least as fast as (and better
+/// in one): sorted by latency, each kept when more accurate than every faster one.
+fn pareto_front(mut known: Vec<Known>) -> Vec<Known> {
+    known.sort_by(|a, b| {
+        a.latency_ms
+            .total_cmp(&b.latency_ms)
+            .then(b.accuracy.total_cmp(&a.accuracy))
+    });
+    let mut best = f64::NEG_INFINITY;
+    known.retain(|k| {
+        let keep = k.accuracy > best;
+        best = best.max(k.accuracy);
+        keep
+    });
+    known
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn k(id: &str, accuracy: f64, latency_ms: f64) -> Known {
+        Known {
+            id: id.into(),
+            json: String::new(),
+            accuracy,
+            latency_ms,
+        }
+    }
+
+    #[test]
+    fn the_front_keeps_only_candidates_no_faster_one_matches() {
+        let front = pareto_front(vec![
+            k("slow-good", 0.9, 30.0),
+            k("fast-poor", 0.7, 5.0),
+            k("dominated", 0.6, 10.0),
+            k("mid", 0.8, 10.0),
+            k("tie-slower", 0.8, 12.0),
+            k("same-latency-worse", 0.75, 10.0),
+        ]);
+        let ids: Vec<_> = front.iter().map(|c| c.id.as_str()).collect();
+        assert_eq!(ids, ["fast-poor", "mid", "slow-good"]);
+    }
+}
