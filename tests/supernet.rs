@@ -340,6 +340,16 @@ fn the_default_search_trains_a_cached_supernet_and_fine_tunes_its_front(dir: &Pa
     for m in models {
         assert_eq!(m["metrics"]["latency_ms"]["source"], "sim", "{m}");
         let model = run.join(m["folder"].as_str().unwrap()).join("model.onnx");
+        if m["metrics"].get("inherited_accuracy").is_some() {
+            // the deployed file says what its accuracy is, as the report does
+            let bytes = std::fs::read(&model).unwrap();
+            let says = |s: &str| bytes.windows(s.len()).any(|w| w == s.as_bytes());
+            assert!(
+                says("fine-tuned 1 epochs from weights inherited"),
+                "{model:?}"
+            );
+            assert!(!says("trained from scratch"), "{model:?}");
+        }
         let o = xtask(&[
             "measure",
             model.to_str().unwrap(),

@@ -25,8 +25,9 @@ pub const NORMALIZATION: &str = "kiln.normalization";
 /// The model's test top-1 when it was written, a fraction with four decimals (what it
 /// is says [`ACCURACY_KIND`]; burn's at training when that key is absent).
 pub const TEST_TOP1: &str = "kiln.test_top1";
-/// What [`TEST_TOP1`] is, in words: `trained from scratch (N epochs)` or `inherited
-/// from a supernet` (kiln-supernet's exports).
+/// What [`TEST_TOP1`] is, in words: `trained from scratch (N epochs)`, `inherited
+/// from a supernet` (kiln-supernet's exports) or `fine-tuned N epochs from weights
+/// inherited from the supernet in DIR` (a weight-sharing search's front).
 pub const ACCURACY_KIND: &str = "kiln.accuracy_kind";
 
 /// The `metadata_props` of the ONNX model in `bytes`, key -> value.

@@ -94,6 +94,11 @@ pub(crate) fn fine_tune_into(
     eval: &mut Evaluation,
 ) -> Result<Vec<u8>, String> {
     let t = Instant::now();
+    let kind = format!(
+        "fine-tuned {} epochs from weights inherited from the supernet in {}",
+        config.epochs,
+        judge.dir.display()
+    );
     let key = store::key(&judge.weights_id, &trial.id, &judge.data_identity, config);
     let stored = store::get(&judge.dir, &key).unwrap_or_else(|e| {
         eval.labels.insert(
@@ -116,8 +121,8 @@ pub(crate) fn fine_tune_into(
             let trained =
                 kiln_train::train_from(arch, Some(&start), &trial.id, data, config, &mut Silent)
                     .map_err(|e| format!("fine-tuning: {e}"))?;
-            let onnx =
-                kiln_train::export_onnx(&trained).map_err(|e| format!("ONNX export: {e}"))?;
+            let onnx = kiln_train::export_onnx_as(&trained, &kind)
+                .map_err(|e| format!("ONNX export: {e}"))?;
             let entry = StoredFineTune {
                 onnx,
                 metrics: trained.metrics,
@@ -137,11 +142,6 @@ pub(crate) fn fine_tune_into(
     eval.metrics.insert(
         INHERITED_ACCURACY.into(),
         Metric::new(entry.inherited, Unit::Fraction, Source::Host),
-    );
-    let kind = format!(
-        "fine-tuned {} epochs from weights inherited from the supernet in {}",
-        config.epochs,
-        judge.dir.display()
     );
     crate::evaluate::record_metrics(&entry.metrics, kind, &trial.dir, eval)?;
     Ok(entry.onnx)

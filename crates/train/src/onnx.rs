@@ -47,6 +47,18 @@ pub fn raw_pixel_normalization(norm: &Normalization) -> kiln_onnx::Normalization
 /// Errors: as for [`onnx_weights`], and [`TrainError::Export`] when the exporter rejects the
 /// weights or normalisation.
 pub fn export_onnx(trained: &Trained) -> Result<Vec<u8>, TrainError> {
+    let kind = format!(
+        "trained from scratch ({} epochs)",
+        trained.metrics.config.epochs
+    );
+    export_onnx_as(trained, &kind)
+}
+
+/// [`export_onnx`] with `kiln.accuracy_kind` set to `accuracy_kind`, for a network not
+/// trained from scratch (fine-tuned from inherited weights, say).
+///
+/// Errors: as for [`export_onnx`].
+pub fn export_onnx_as(trained: &Trained, accuracy_kind: &str) -> Result<Vec<u8>, TrainError> {
     let m = &trained.metrics;
     let norm = m.normalization.to_data();
     let normalization_json =
@@ -59,10 +71,7 @@ pub fn export_onnx(trained: &Trained) -> Result<Vec<u8>, TrainError> {
             (metadata::INPUT.into(), ONNX_INPUT.into()),
             (metadata::NORMALIZATION.into(), normalization_json),
             (metadata::TEST_TOP1.into(), format!("{:.4}", m.test_top1)),
-            (
-                metadata::ACCURACY_KIND.into(),
-                format!("trained from scratch ({} epochs)", m.config.epochs),
-            ),
+            (metadata::ACCURACY_KIND.into(), accuracy_kind.into()),
         ],
     };
     if !m.class_names.is_empty() {
