@@ -22,8 +22,9 @@ use crate::build::content_id;
 pub const FOLDER: &str = "fine-tuned";
 
 /// Enters every key: raise it when a change to training or the exporter changes what a
-/// fine-tuned model would be, so older entries stop being reused.
-pub const FORMAT: u32 = 1;
+/// fine-tuned model would be, so older entries stop being reused (2: the model's
+/// metadata says it was fine-tuned, where 1 said trained from scratch).
+pub const FORMAT: u32 = 2;
 
 /// One fine-tuned sub-network, as stored.
 #[derive(Debug, Clone, PartialEq)]
