@@ -113,11 +113,14 @@ impl PipelineEvaluator {
         kiln_latency::precheck(arch, table, &self.target).ok()
     }
 
-    /// The table's predicted latency of `genome` for the target, ms (`predicted`); `None`
-    /// without a table, for a genome outside the space, or one the table cannot predict.
-    pub(crate) fn predicted_latency_ms(&self, genome: &Genome) -> Option<f64> {
+    /// The table's predicted latency of `genome` for the target, ms (`predicted`), when it
+    /// meets the target's latency limits by the table (its error margin included); `None`
+    /// without a table, for a genome outside the space, one the table cannot predict, or
+    /// one the prediction says breaks a limit.
+    pub(crate) fn feasible_latency_ms(&self, genome: &Genome) -> Option<f64> {
         let arch = self.architecture(genome).ok()?;
-        Some(self.table_prediction(&arch)?.latency.value)
+        let p = self.table_prediction(&arch)?;
+        (p.violations.is_empty() && p.latency.value.is_finite()).then_some(p.latency.value)
     }
 
     /// The data `genome` trains and is measured on: [`Self::data`], resized to the genome's

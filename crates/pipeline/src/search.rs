@@ -132,9 +132,9 @@ pub struct SearchOutcome {
     /// Of those, how many reused an earlier search's fine-tuning of the same sub-network
     /// (kept in the supernet's folder).
     pub fine_tune_reused: usize,
-    /// Candidates the search started from because earlier searches judged them on its
-    /// supernet (their accuracy read from its `judged.jsonl`; front members among them
-    /// are still built, measured and judged again with their model exported).
+    /// Candidates whose inherited accuracy earlier searches on its supernet measured
+    /// (put in first by the warm start, or proposed again), read back from its
+    /// `judged.jsonl`; front members among them are still built and measured.
     pub judgments_reused: usize,
 }
 

@@ -16,30 +16,30 @@ use crate::inherit::SupernetJudge;
 /// Origin of a trial a search starts from because an earlier search judged it.
 pub const JUDGED_EARLIER: &str = "judged-earlier";
 
-/// How many of `journal`'s trials [`warm_start`] put in were judged (their stored
-/// accuracy read back).
+/// How many of `journal`'s trials have an accuracy an earlier search judged: put in by
+/// [`warm_start`] and judged, or proposed again and found in the store.
 ///
 /// Errors: the journal.
 pub(crate) fn reused(journal: &Journal) -> Result<usize, PipelineError> {
     let trials = journal.trials()?;
-    let judged = |t: &&kiln_search::TrialRecord| {
+    // put in by the warm start and judged, or proposed by the strategy and found stored
+    let reused = |t: &&kiln_search::TrialRecord| {
         t.evaluation.as_ref().is_some_and(|e| {
-            e.metrics
-                .contains_key(kiln_search::objective::keys::ACCURACY)
+            let judged = e
+                .metrics
+                .contains_key(kiln_search::objective::keys::ACCURACY);
+            (t.origin == JUDGED_EARLIER && judged)
+                || e.labels.contains_key(crate::inherit::REUSED_JUDGMENT)
         })
     };
-    Ok(trials
-        .iter()
-        .filter(|t| t.origin == JUDGED_EARLIER)
-        .filter(judged)
-        .count())
+    Ok(trials.iter().filter(reused).count())
 }
 
 /// In a new judge-only search (not DNAS: it asks its learned argmax first, that is its
 /// search), puts into the empty `journal` the Pareto front (stored inherited accuracy
 /// up, this target's predicted latency down) of the genomes earlier searches judged on
-/// `evaluator`'s supernet that pass this target's analytic checks; the most accurate
-/// first and at most half of `trials`, so the strategy always gets to ask. A journal
+/// `evaluator`'s supernet that pass this target's analytic checks and latency limits; at
+/// most half of `trials` (the most accurate kept), so the strategy always gets to ask. A journal
 /// that holds trials (a resumed run) is left alone. `note` says what was put in, for the
 /// search of `target`.
 ///
@@ -60,6 +60,9 @@ pub(crate) fn warm_start(
     let mut front = pareto_front(allowed(judge, evaluator));
     front.sort_by(|a, b| b.accuracy.total_cmp(&a.accuracy));
     front.truncate(trials.map_or(usize::MAX, |t| t / 2));
+    // the most accurate last: pending trials run in order, and aging evolution keeps the
+    // youngest, so the best are still in its population when it first asks
+    front.reverse();
     for c in &front {
         journal.insert(&c.id, &c.json, JUDGED_EARLIER, Status::Pending, None)?;
     }
@@ -84,8 +87,9 @@ struct Known {
     latency_ms: f64,
 }
 
-/// The stored genomes of `judge` that parse, match their id and pass `evaluator`'s
-/// analytic checks, with their predicted latency.
+/// The stored genomes of `judge` that parse, match their id, pass `evaluator`'s analytic
+/// checks and meet the target's latency limits by the table (also when a device, not the
+/// table, judges the search's own candidates), with their predicted latency.
 fn allowed(judge: &SupernetJudge, evaluator: &PipelineEvaluator) -> Vec<Known> {
     let mut out = Vec::new();
     for (id, json) in judge.judgments.genomes() {
@@ -98,7 +102,7 @@ fn allowed(judge: &SupernetJudge, evaluator: &PipelineEvaluator) -> Vec<Known> {
         if !evaluator.precheck(&genome).is_empty() {
             continue;
         }
-        if let Some(latency_ms) = evaluator.predicted_latency_ms(&genome) {
+        if let Some(latency_ms) = evaluator.feasible_latency_ms(&genome) {
             out.push(Known {
                 id,
                 json,
