@@ -50,6 +50,15 @@ impl Default for FineTune {
     }
 }
 
+/// How many front models a search fine-tuned.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FineTuned {
+    /// Fine-tuned (trained here or reused).
+    pub done: usize,
+    /// Of those, reused from an earlier search's fine-tuning (the supernet's store).
+    pub reused: usize,
+}
+
 /// The training settings of fine-tuning from `base` (the search's): `epochs` epochs of
 /// `base`'s own schedule (peak learning rate, warm-up, cosine decay), started from the
 /// inherited weights instead of a random initialisation.
@@ -163,7 +172,7 @@ pub(crate) fn fine_tune_front(
     models: usize,
     workers: usize,
     note: &mut dyn FnMut(&str),
-) -> Result<(usize, usize), PipelineError> {
+) -> Result<FineTuned, PipelineError> {
     let trials = journal.trials()?;
     let mut chosen: Vec<_> = front(&trials, objectives)
         .into_iter()
@@ -183,7 +192,7 @@ pub(crate) fn fine_tune_front(
     };
     chosen.sort_by(|a, b| accuracy(b).total_cmp(&accuracy(a)));
     chosen.truncate(models);
-    let (mut done, mut reused) = (0, 0);
+    let mut count = FineTuned::default();
     let results = crate::confirm::re_evaluate_all(run_dir, evaluator, &chosen, workers);
     for (t, result) in chosen.into_iter().zip(results) {
         let before = accuracy(&t);
@@ -197,7 +206,7 @@ pub(crate) fn fine_tune_front(
                 let after = eval.metrics.get(keys::ACCURACY);
                 let how = match eval.labels.get(REUSED_FROM) {
                     Some(dir) => {
-                        reused += 1;
+                        count.reused += 1;
                         format!("; an earlier search's fine-tuning, reused from {dir}")
                     }
                     None => String::new(),
@@ -214,7 +223,7 @@ pub(crate) fn fine_tune_front(
                     note(&format!("front candidate {}: {why}", t.number));
                 }
                 journal.finish(t.number, status, Some(&eval), None)?;
-                done += 1;
+                count.done += 1;
             }
             Err(EvalError::Failed(msg)) => {
                 note(&format!(
@@ -226,5 +235,5 @@ pub(crate) fn fine_tune_front(
             Err(EvalError::Stop(msg)) => return Err(PipelineError::Invalid(msg)),
         }
     }
-    Ok((done, reused))
+    Ok(count)
 }

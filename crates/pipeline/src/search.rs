@@ -22,7 +22,7 @@ use crate::PipelineError;
 use crate::build::content_id;
 use crate::device::SearchDeviceChoice;
 use crate::evaluate::PipelineEvaluator;
-use crate::finetune::FineTune;
+use crate::finetune::{FineTune, FineTuned};
 use crate::inherit::SupernetJudge;
 use crate::precision::Precision;
 use crate::search_device::SearchDevice;
@@ -228,8 +228,8 @@ pub fn search(
         req.train.seed,
     );
     let held_mode = device.and_then(|d| attach_device(&mut evaluator, d, note));
-    let start = (req.trials, &*req.target.name, req.strategy);
-    crate::warm_start::warm_start(&journal, &evaluator, start, note)?;
+    let target = &req.target.name;
+    crate::warm_start::warm_start(&journal, &evaluator, req.trials, target, req.strategy, note)?;
     note(&format!(
         "searching {} for `{}` ({}); run folder {}",
         meta.get("space").unwrap_or("?"),
@@ -276,8 +276,7 @@ pub fn search(
         fine_tune: req.fine_tune,
         interrupt: &req.interrupt,
     };
-    let (confirmed, (fine_tuned, fine_tune_reused)) =
-        finish_front(&phase, &journal, &mut evaluator, note)?;
+    let (confirmed, fine_tuned) = finish_front(&phase, &journal, &mut evaluator, note)?;
     let files = write_report(&req.out, &journal, Some(&req.target), &req.objectives)?;
     Ok(SearchOutcome {
         summary,
@@ -286,8 +285,8 @@ pub fn search(
         weight_sharing: req.supernet.is_some(),
         judge_only,
         confirmed,
-        fine_tuned,
-        fine_tune_reused,
+        fine_tuned: fine_tuned.done,
+        fine_tune_reused: fine_tuned.reused,
         judgments_reused: crate::warm_start::reused(&journal)?,
     })
 }
@@ -352,7 +351,7 @@ struct FrontPhase<'a> {
 
 /// The weight-sharing search's last phases: the judged-only front built and measured
 /// until every member is, then its most accurate models fine-tuned, each by as many
-/// workers as judged. Returns (built and measured, (fine-tuned, of which reused)).
+/// workers as judged. Returns (built and measured, fine-tuned).
 ///
 /// Errors: the journal; an evaluation that stops the search.
 fn finish_front(
@@ -360,8 +359,8 @@ fn finish_front(
     journal: &Journal,
     evaluator: &mut PipelineEvaluator,
     note: &mut dyn FnMut(&str),
-) -> Result<(usize, (usize, usize)), PipelineError> {
-    let (mut confirmed, mut fine_tuned) = (0, (0, 0));
+) -> Result<(usize, FineTuned), PipelineError> {
+    let (mut confirmed, mut fine_tuned) = (0, FineTuned::default());
     if evaluator.judge_only && !p.interrupt.load(Ordering::SeqCst) {
         evaluator.judge_only = false;
         confirmed = crate::confirm::confirm_front(

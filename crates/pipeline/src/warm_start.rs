@@ -47,7 +47,9 @@ pub(crate) fn reused(journal: &Journal) -> Result<usize, PipelineError> {
 pub(crate) fn warm_start(
     journal: &Journal,
     evaluator: &PipelineEvaluator,
-    (trials, target, strategy): (Option<usize>, &str, StrategyKind),
+    trials: Option<usize>,
+    target: &str,
+    strategy: StrategyKind,
     note: &mut dyn FnMut(&str),
 ) -> Result<(), PipelineError> {
     let Some(judge) = &evaluator.supernet else {
@@ -58,11 +60,11 @@ pub(crate) fn warm_start(
     }
     let stored = judge.judgments.genomes().len();
     let mut front = pareto_front(allowed(judge, evaluator));
-    front.sort_by(|a, b| b.accuracy.total_cmp(&a.accuracy));
-    front.truncate(trials.map_or(usize::MAX, |t| t / 2));
     // the most accurate last: pending trials run in order, and aging evolution keeps the
     // youngest, so the best are still in its population when it first asks
-    front.reverse();
+    front.sort_by(|a, b| a.accuracy.total_cmp(&b.accuracy));
+    let cap = trials.map_or(usize::MAX, |t| t / 2);
+    front.drain(..front.len().saturating_sub(cap));
     for c in &front {
         journal.insert(&c.id, &c.json, JUDGED_EARLIER, Status::Pending, None)?;
     }
