@@ -323,9 +323,8 @@ fn catch_ctrl_c(flag: Arc<AtomicBool>, holds_power_mode: bool) {
 fn cached_supernet(args: &Args, request: &mut SearchRequest) -> Result<()> {
     let config = kiln_supernet::SupernetConfig {
         epochs: args.supernet_epochs,
-        // burn's CPU kernels run on one thread here (no rayon feature); more would
-        // only change the cache key
-        threads: 1,
+        // a step's random sub-networks beside its largest and smallest (2 at most)
+        threads: args.workers.clamp(1, 2),
         ..Default::default()
     };
     let cache = crate::common::workspace_root().join(&args.supernet_cache);

@@ -277,6 +277,11 @@ pub fn search(
         interrupt: &req.interrupt,
     };
     let (confirmed, fine_tuned) = finish_front(&phase, &journal, &mut evaluator, note)?;
+    if let Some((n, why)) = crate::warm_start::not_kept(&journal)? {
+        note(&format!(
+            "{n} judgments were not kept for later searches: {why}"
+        ));
+    }
     let files = write_report(&req.out, &journal, Some(&req.target), &req.objectives)?;
     Ok(SearchOutcome {
         summary,

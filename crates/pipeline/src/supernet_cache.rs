@@ -4,8 +4,9 @@
 //! once.
 //!
 //! The folder is `ROOT/<space>-<id>`, `id` the content id of the space file's text, the
-//! input shape and classes, the data's identity and the training settings: anything
-//! that changes the supernet changes the folder. A training killed half-way resumes from
+//! input shape and classes, the data's identity, the training settings but their thread
+//! count, and kiln-supernet's `TRAINING_FORMAT`: anything that changes the supernet
+//! changes the folder. A training killed half-way resumes from
 //! its last epoch's checkpoint.
 
 use std::path::{Path, PathBuf};
@@ -26,11 +27,18 @@ pub fn cache_dir(
     data_identity: &str,
     config: &SupernetConfig,
 ) -> PathBuf {
+    // threads do not change the weights (kiln-supernet tests it), so they do not change
+    // the folder either
+    let config = SupernetConfig {
+        threads: 1,
+        ..config.clone()
+    };
     let key = serde_json::json!({
         "space_file": space_text,
         "input": kiln_train::input_spec(data).to_string(),
         "data": data_identity,
         "config": config,
+        "training_format": kiln_supernet::TRAINING_FORMAT,
     });
     let id = content_id(key.to_string().as_bytes());
     root.join(format!("{}-{}", space.name, &id[..12]))

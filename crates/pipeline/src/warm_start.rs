@@ -35,6 +35,20 @@ pub(crate) fn reused(journal: &Journal) -> Result<usize, PipelineError> {
     Ok(trials.iter().filter(reused).count())
 }
 
+/// How many of `journal`'s judgments could not be kept for later searches (the
+/// supernet's folder read-only, say) and the first one's reason, or `None` when every
+/// judgment was kept.
+///
+/// Errors: the journal.
+pub(crate) fn not_kept(journal: &Journal) -> Result<Option<(usize, String)>, PipelineError> {
+    let trials = journal.trials()?;
+    let mut why = trials.iter().filter_map(|t| {
+        let e = t.evaluation.as_ref()?;
+        e.labels.get(crate::inherit::JUDGMENT_STORE)
+    });
+    Ok(why.next().map(|first| (1 + why.count(), first.clone())))
+}
+
 /// In a new judge-only search (not DNAS: it asks its learned argmax first, that is its
 /// search), puts into the empty `journal` the Pareto front (stored inherited accuracy
 /// up, this target's predicted latency down) of the genomes earlier searches judged on
@@ -158,5 +172,34 @@ mod tests {
         ]);
         let ids: Vec<_> = front.iter().map(|c| c.id.as_str()).collect();
         assert_eq!(ids, ["fast-poor", "mid", "slow-good"]);
+    }
+
+    #[test]
+    fn judgments_not_kept_are_counted_with_the_first_reason() {
+        use kiln_search::journal::{RunMeta, Status};
+        let dir = tempfile::tempdir().unwrap();
+        let journal = Journal::create(dir.path(), &RunMeta::default()).unwrap();
+        let eval = |why: Option<&str>| {
+            let mut e = kiln_search::Evaluation::default();
+            if let Some(why) = why {
+                e.labels
+                    .insert(crate::inherit::JUDGMENT_STORE.into(), why.into());
+            }
+            e
+        };
+        let put = |id: &str, why| {
+            let e = eval(why);
+            journal
+                .insert(id, "{}", "random", Status::Done, Some(&e))
+                .unwrap();
+        };
+        put("a", None);
+        assert_eq!(not_kept(&journal).unwrap(), None);
+        put("b", Some("judged.jsonl: read-only file system"));
+        put("c", Some("judged.jsonl: disk full"));
+        assert_eq!(
+            not_kept(&journal).unwrap(),
+            Some((2, "judged.jsonl: read-only file system".into()))
+        );
     }
 }

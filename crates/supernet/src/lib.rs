@@ -29,7 +29,7 @@ pub use judge::{JudgeSettings, Judgement, accuracy, judge, recalibrate};
 pub use kernels::SupernetWeights;
 pub use net::SuperNet;
 pub use sandwich::{largest, smallest};
-pub use train::{EpochRecord, Progress, SupernetConfig, SupernetMetrics, train};
+pub use train::{EpochRecord, Progress, SupernetConfig, SupernetMetrics, TRAINING_FORMAT, train};
 
 /// What went wrong with a supernet, in the user's words.
 #[derive(Debug, thiserror::Error)]

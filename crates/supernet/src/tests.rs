@@ -237,7 +237,7 @@ fn sized_space(sides: &str) -> Space {
 }
 
 /// A supernet of `space` trained afresh with `config` in a folder dropped afterwards.
-fn train_once(
+pub(crate) fn train_once(
     space: &Space,
     data: &Dataset,
     config: &SupernetConfig,
