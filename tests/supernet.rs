@@ -436,4 +436,24 @@ fn the_default_search_trains_a_cached_supernet_and_fine_tunes_its_front(dir: &Pa
     for (a, b) in shared {
         assert_eq!(a, b, "a reused fine-tuning keeps its accuracy");
     }
+    // a strategy's curve must be its own: compare refuses the warm-started run, and
+    // --no-warm-start starts from nothing earlier searches judged
+    let compare = |run: &Path| {
+        let out = dir.join("compare");
+        xtask(&[
+            "compare",
+            run.to_str().unwrap(),
+            "-o",
+            out.to_str().unwrap(),
+        ])
+    };
+    let o = compare(&pixel);
+    assert!(!o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("--no-warm-start"), "{}", text(&o));
+    let cold = dir.join("pixel-cold");
+    let o = search(&cache, "pixel", &cold, &["--no-warm-start"]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(!text(&o).contains("come first"), "{}", text(&o));
+    let o = compare(&cold);
+    assert!(o.status.success(), "{}", text(&o));
 }

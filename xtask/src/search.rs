@@ -86,7 +86,7 @@ pub struct Args {
     /// Seed of the strategy and of every candidate's training.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
-    /// Candidates evaluated at once (each trains on one thread).
+    /// Candidates evaluated at once, one thread each (and the supernet's training threads, 2 at most).
     #[arg(long, default_value_t = 2)]
     pub workers: usize,
     /// Objectives of the Pareto front: accuracy, latency, size, memory.
@@ -139,6 +139,9 @@ pub struct Args {
     /// 5 most accurate; 0: none).
     #[arg(long, default_value_t = 2)]
     pub fine_tune: usize,
+    /// Start from nothing earlier searches judged on the supernet (to compare strategies).
+    #[arg(long)]
+    pub no_warm_start: bool,
     #[command(flatten)]
     pub dev: DeviceArgs,
     /// Warm-up inferences per candidate on the device.
@@ -249,6 +252,7 @@ pub fn run(args: Args) -> Result<()> {
             epochs: args.fine_tune,
             ..FineTune::default()
         },
+        warm_start: !args.no_warm_start,
         interrupt: interrupt.clone(),
         precision: args.precision,
         journal,

@@ -44,7 +44,7 @@ pub struct SupernetJudge {
 /// from the supernet's `judged.jsonl`, not judged again).
 pub const REUSED_JUDGMENT: &str = "judgment_reused";
 
-/// Label saying why a judgment was not kept for later searches.
+/// Label saying why a judgment was not kept for later searches (the store's error).
 pub const JUDGMENT_STORE: &str = "judgment_store";
 
 /// A sub-network judged by [`SupernetJudge::judge`]: accuracies inherited, measured
@@ -210,10 +210,7 @@ impl SupernetJudge {
                     self.judgments
                         .record(&id, &genome.to_json(), judged.validation_top1)
                 {
-                    eval.labels.insert(
-                        JUDGMENT_STORE.into(),
-                        format!("not kept for later searches: {e}"),
-                    );
+                    eval.labels.insert(JUDGMENT_STORE.into(), e.to_string());
                 }
                 judged
             }

@@ -26,6 +26,7 @@ use crate::finetune::{FineTune, FineTuned};
 use crate::inherit::SupernetJudge;
 use crate::precision::Precision;
 use crate::search_device::SearchDevice;
+use crate::warm_start;
 
 /// What the tournament of aging evolution compares.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -89,6 +90,10 @@ pub struct SearchRequest {
     /// With a supernet: how the front's models are fine-tuned from their inherited
     /// weights after it was measured.
     pub fine_tune: FineTune,
+    /// A new judge-only search first puts in the front of what earlier searches judged on
+    /// the supernet ([`crate::warm_start`]); `false` starts from nothing (to compare
+    /// strategies, whose curves must be their own).
+    pub warm_start: bool,
     /// Set by a Ctrl-C handler: no new trials, running ones finish.
     pub interrupt: Arc<AtomicBool>,
     /// [`Precision::Int8`]: every candidate built (and the front) is quantized first and
@@ -229,7 +234,9 @@ pub fn search(
     );
     let held_mode = device.and_then(|d| attach_device(&mut evaluator, d, note));
     let target = &req.target.name;
-    crate::warm_start::warm_start(&journal, &evaluator, req.trials, target, req.strategy, note)?;
+    if req.warm_start {
+        warm_start::warm_start(&journal, &evaluator, req.trials, target, req.strategy, note)?;
+    }
     note(&format!(
         "searching {} for `{}` ({}); run folder {}",
         meta.get("space").unwrap_or("?"),
@@ -277,11 +284,7 @@ pub fn search(
         interrupt: &req.interrupt,
     };
     let (confirmed, fine_tuned) = finish_front(&phase, &journal, &mut evaluator, note)?;
-    if let Some((n, why)) = crate::warm_start::not_kept(&journal)? {
-        note(&format!(
-            "{n} judgments were not kept for later searches: {why}"
-        ));
-    }
+    warm_start::say_not_kept(&journal, note);
     let files = write_report(&req.out, &journal, Some(&req.target), &req.objectives)?;
     Ok(SearchOutcome {
         summary,
@@ -292,7 +295,7 @@ pub fn search(
         confirmed,
         fine_tuned: fine_tuned.done,
         fine_tune_reused: fine_tuned.reused,
-        judgments_reused: crate::warm_start::reused(&journal)?,
+        judgments_reused: warm_start::reused(&journal)?,
     })
 }
 

@@ -232,6 +232,12 @@ mod tests {
             ..config.clone()
         };
         assert_ne!(base, dir(text, "mnist-5k limit 100", &longer));
+        // the weights do not depend on the thread count, so neither does the folder
+        let two_threads = SupernetConfig {
+            threads: 2,
+            ..config.clone()
+        };
+        assert_eq!(base, dir(text, "mnist-5k limit 100", &two_threads));
     }
 
     #[test]

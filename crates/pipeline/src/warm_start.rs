@@ -13,8 +13,7 @@ use crate::PipelineError;
 use crate::evaluate::PipelineEvaluator;
 use crate::inherit::SupernetJudge;
 
-/// Origin of a trial a search starts from because an earlier search judged it.
-pub const JUDGED_EARLIER: &str = "judged-earlier";
+use kiln_search::journal::JUDGED_EARLIER;
 
 /// How many of `journal`'s trials have an accuracy an earlier search judged: put in by
 /// [`warm_start`] and judged, or proposed again and found in the store.
@@ -47,6 +46,18 @@ pub(crate) fn not_kept(journal: &Journal) -> Result<Option<(usize, String)>, Pip
         e.labels.get(crate::inherit::JUDGMENT_STORE)
     });
     Ok(why.next().map(|first| (1 + why.count(), first.clone())))
+}
+
+/// Says through `note` how many judgments of `journal` could not be kept for later
+/// searches, and why ([`not_kept`]); nothing when all were kept or the journal cannot be
+/// read (the report that follows says so).
+pub(crate) fn say_not_kept(journal: &Journal, note: &mut dyn FnMut(&str)) {
+    if let Some((n, why)) = not_kept(journal).ok().flatten() {
+        let s = if n == 1 { "" } else { "s" };
+        note(&format!(
+            "{n} judged candidate{s} not kept for later searches: {why}"
+        ));
+    }
 }
 
 /// In a new judge-only search (not DNAS: it asks its learned argmax first, that is its
@@ -200,6 +211,14 @@ mod tests {
         assert_eq!(
             not_kept(&journal).unwrap(),
             Some((2, "judged.jsonl: read-only file system".into()))
+        );
+        let mut notes = Vec::new();
+        say_not_kept(&journal, &mut |n| notes.push(n.to_string()));
+        assert_eq!(
+            notes,
+            [
+                "2 judged candidates not kept for later searches: judged.jsonl: read-only file system"
+            ]
         );
     }
 }

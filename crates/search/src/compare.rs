@@ -35,10 +35,24 @@ impl RunCurve {
     /// Builds the curve of a journal. `label` names the run in outputs;
     /// missing meta fields read `?`.
     ///
-    /// Errors: [`SearchError::Journal`] reading the journal.
+    /// Errors: [`SearchError::Journal`] reading the journal; [`SearchError::Config`] for a
+    /// run that began from trials earlier searches judged (origin
+    /// [`crate::journal::JUDGED_EARLIER`]): its curve is not its strategy's alone.
     pub fn from_journal(label: &str, journal: &Journal) -> Result<RunCurve, SearchError> {
         let meta = journal.meta()?;
         let trials = journal.trials()?;
+        let earlier = trials
+            .iter()
+            .filter(|t| t.origin == crate::journal::JUDGED_EARLIER)
+            .count();
+        if earlier > 0 {
+            let s = if earlier == 1 { "" } else { "s" };
+            return Err(SearchError::Config(format!(
+                "run {label} began from {earlier} candidate{s} earlier searches judged on its \
+                 supernet, so its curve is not its strategy's alone; search again with \
+                 --no-warm-start to compare strategies"
+            )));
+        }
         Ok(RunCurve::from_trials(
             label,
             meta.get("strategy").unwrap_or("?"),
@@ -565,6 +579,32 @@ mod tests {
         // The front: 4 (fastest), 2, 5 (most accurate); the infeasible 0.99 is out.
         let ids: Vec<u64> = c.front.iter().map(|t| t.number).collect();
         assert_eq!(ids, vec![4, 2, 5]);
+    }
+
+    #[test]
+    fn a_run_that_began_from_earlier_judgments_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let journal = Journal::create(dir.path(), &crate::RunMeta::default()).unwrap();
+        let eval = trial(1, Status::Done, 0.9, 10.0).evaluation.unwrap();
+        journal
+            .insert("a", "{}", "random", Status::Done, Some(&eval))
+            .unwrap();
+        assert!(RunCurve::from_journal("own", &journal).is_ok());
+        journal
+            .insert(
+                "b",
+                "{}",
+                crate::journal::JUDGED_EARLIER,
+                Status::Done,
+                Some(&eval),
+            )
+            .unwrap();
+        let e = RunCurve::from_journal("warm", &journal).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("run warm began from 1 candidate earlier"),
+            "{e}"
+        );
     }
 
     #[test]

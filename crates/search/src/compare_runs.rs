@@ -35,7 +35,8 @@ fn open(dir: &Path) -> Result<Journal, SearchError> {
 /// against the single trial of a `baseline` run within `tolerance_points`
 /// percentage points of accuracy, and writes the three files into `out`.
 ///
-/// Errors: [`SearchError::Config`] for a folder without a journal, runs for
+/// Errors: [`SearchError::Config`] for a folder without a journal, a run that began
+/// from earlier searches' judgments (`search --no-warm-start` makes runs to compare), runs for
 /// different targets, a baseline for another target or a tolerance outside
 /// 0..100; [`SearchError::Report`] for a baseline without an evaluated trial
 /// or a failed plot; [`SearchError::Io`] for a file that cannot be written;

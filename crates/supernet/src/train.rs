@@ -28,7 +28,8 @@ use crate::{SuperNet, SupernetError, largest, smallest};
 /// groups ([`SupernetConfig::threads`]).
 pub const TRAINING_FORMAT: u32 = 2;
 
-/// How a supernet is trained. `Default` is what `cargo xtask supernet train` uses.
+/// How a supernet is trained. `Default` is what `cargo xtask supernet train --threads 1`
+/// uses.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct SupernetConfig {

@@ -60,6 +60,10 @@ pub enum Status {
     Failed,
 }
 
+/// Origin of a trial a search started from because an earlier search on the same supernet
+/// judged it (kiln-pipeline's warm start): not asked by the run's strategy.
+pub const JUDGED_EARLIER: &str = "judged-earlier";
+
 impl Status {
     /// The name stored in the `status` column (`pending`, `running`, `done`,
     /// `infeasible`, `failed`).
