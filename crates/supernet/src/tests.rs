@@ -111,12 +111,7 @@ fn the_exported_sub_network_computes_what_the_supernet_computes() {
 fn training_checkpoints_every_epoch_and_resumes() {
     let data = data();
     let dir = tempfile::tempdir().unwrap();
-    let config = SupernetConfig {
-        epochs: 1,
-        batch_size: 16,
-        recalibration_images: 48,
-        ..SupernetConfig::default()
-    };
+    let config = one_epoch(48);
     let mut events = Vec::new();
     let (trained, m) = train(
         &space(),
@@ -236,6 +231,16 @@ fn sized_space(sides: &str) -> Space {
     Space::from_toml(&format!("resolution = {sides}\n{text}"), "sized").unwrap()
 }
 
+/// One epoch in batches of 16, batch norm recalibrated on `recalibration_images`.
+pub(crate) fn one_epoch(recalibration_images: usize) -> SupernetConfig {
+    SupernetConfig {
+        epochs: 1,
+        batch_size: 16,
+        recalibration_images,
+        ..SupernetConfig::default()
+    }
+}
+
 /// A supernet of `space` trained afresh with `config` in a folder dropped afterwards.
 pub(crate) fn train_once(
     space: &Space,
@@ -265,12 +270,7 @@ pub(crate) fn train_once(
 fn a_space_with_resolutions_trains_and_judges_each_genome_at_its_side() {
     let space = sized_space("[16, 28]");
     let data = data();
-    let config = SupernetConfig {
-        epochs: 1,
-        batch_size: 16,
-        recalibration_images: 48,
-        ..SupernetConfig::default()
-    };
+    let config = one_epoch(48);
     let (net, m) = train_once(&space, &data, &config, &mut |_| {});
     let at = |side| {
         data.resized(kiln_data::Resolution {

@@ -478,7 +478,7 @@ impl Resolutions {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::tests::{data, space, train_once};
+    use crate::tests::{data, one_epoch, space, train_once};
 
     /// A batch of `n` training images of `data` and their labels.
     fn batch(data: &Dataset, n: usize, device: &Device) -> (Tensor<4>, Tensor<1, Int>) {
@@ -565,12 +565,7 @@ mod tests {
     #[test]
     fn two_threads_train_the_weights_one_thread_trains() {
         let (data, space) = (data(), space());
-        let config = SupernetConfig {
-            epochs: 1,
-            batch_size: 16,
-            recalibration_images: 16,
-            ..SupernetConfig::default()
-        };
+        let config = one_epoch(16);
         let (one, m1) = train_once(&space, &data, &config, &mut |_| {});
         let two_threads = SupernetConfig {
             threads: 2,
