@@ -9,7 +9,7 @@ use anyhow::{Result, bail};
 use indicatif::{ProgressBar, ProgressStyle};
 use kiln_pipeline::device::SearchDeviceChoice;
 use kiln_pipeline::finetune::FineTune;
-use kiln_pipeline::search::{Reward, SearchRequest, TableChoice, search};
+use kiln_pipeline::search::{Reward, SearchRequest, TableChoice, budget_or_default, search};
 use kiln_search::driver::ProgressState;
 use kiln_search::report::impossible_message;
 use kiln_search::strategy::EvolutionConfig;
@@ -139,6 +139,10 @@ pub struct Args {
     /// 5 most accurate; 0: none).
     #[arg(long, default_value_t = 2)]
     pub fine_tune: usize,
+    /// Fine-tune those 5 even when they do not beat a model an earlier search on the
+    /// supernet fine-tuned by more than the judge's noise (else they stay inherited).
+    #[arg(long)]
+    pub fine_tune_all: bool,
     /// Start from nothing earlier searches judged on the supernet (to compare strategies).
     #[arg(long)]
     pub no_warm_start: bool,
@@ -228,11 +232,7 @@ pub fn run(args: Args) -> Result<()> {
         },
         workers: args.workers,
         trials: args.trials,
-        time_budget: match (args.trials, args.time_budget, uses_supernet) {
-            (None, None, true) => Some(Duration::from_secs(3 * 60)),
-            (None, None, false) => Some(Duration::from_secs(30 * 60)),
-            (_, t, _) => t,
-        },
+        time_budget: budget_or_default(args.time_budget, args.trials, uses_supernet),
         objectives: objectives.clone(),
         reward: match args.reward {
             RewardArg::Accuracy => Reward::Accuracy,
@@ -250,6 +250,7 @@ pub fn run(args: Args) -> Result<()> {
         supernet: args.supernet.clone(),
         fine_tune: FineTune {
             epochs: args.fine_tune,
+            all: args.fine_tune_all,
             ..FineTune::default()
         },
         warm_start: !args.no_warm_start,

@@ -123,6 +123,28 @@ impl PipelineEvaluator {
         (p.violations.is_empty() && p.latency.value.is_finite()).then_some(p.latency.value)
     }
 
+    /// The supernet and training settings of the fine-tuning of the genome `genome_id`, when
+    /// this evaluator fine-tunes (a supernet and `fine_tune_epochs > 0`).
+    fn fine_tuning(&self, genome_id: &str) -> Option<(&SupernetJudge, TrainConfig)> {
+        let judge = self.supernet.as_deref()?;
+        let seed = self.train.seed ^ crate::finetune::genome_seed(genome_id);
+        (self.fine_tune_epochs > 0).then(|| {
+            let config =
+                crate::finetune::fine_tune_config(&self.train, self.fine_tune_epochs, seed);
+            (judge, config)
+        })
+    }
+
+    /// When the fine-tuning of the genome `genome_id` with this evaluator's settings was
+    /// stored in its supernet's folder (by this search or another); `None` when it was not,
+    /// or when this evaluator does not fine-tune.
+    pub(crate) fn fine_tune_stored_at(&self, genome_id: &str) -> Option<std::time::SystemTime> {
+        let (judge, config) = self.fine_tuning(genome_id)?;
+        let key =
+            crate::finetune_store::key(&judge.weights_id, genome_id, &judge.data_identity, &config);
+        crate::finetune_store::stored_at(&judge.dir, &key)
+    }
+
     /// The data `genome` trains and is measured on: [`Self::data`], resized to the genome's
     /// resolution when its space chooses one ([`crate::resolution`]).
     fn data_for(&self, genome: &Genome) -> Arc<Dataset> {
@@ -331,9 +353,7 @@ impl PipelineEvaluator {
             &trial.dir.join("genome.json"),
             trial.point.to_json().as_bytes(),
         )?;
-        if let (Some(judge), n @ 1..) = (&self.supernet, self.fine_tune_epochs) {
-            let seed = self.train.seed ^ crate::finetune::genome_seed(&trial.id);
-            let config = crate::finetune::fine_tune_config(&self.train, n, seed);
+        if let Some((judge, config)) = self.fine_tuning(&trial.id) {
             let data = self.data_for(&trial.point);
             let onnx = crate::finetune::fine_tune_into(judge, &arch, trial, &data, &config, eval)?;
             write(&trial.dir.join("model.onnx"), &onnx)?;

@@ -60,6 +60,15 @@ pub fn entry_dir(supernet: &Path, key: &str) -> PathBuf {
     supernet.join(FOLDER).join(key)
 }
 
+/// When the entry `key` of `supernet` was stored: its folder's modification time (its
+/// files are written in it just before it is renamed into place); `None` when there is
+/// none.
+pub fn stored_at(supernet: &Path, key: &str) -> Option<std::time::SystemTime> {
+    std::fs::metadata(entry_dir(supernet, key))
+        .and_then(|m| m.modified())
+        .ok()
+}
+
 /// The stored entry `key` of `supernet`: `Ok(None)` when there is none.
 ///
 /// Errors: an entry that exists but cannot be read or parsed, naming the file.

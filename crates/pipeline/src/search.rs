@@ -132,11 +132,10 @@ pub struct SearchOutcome {
     pub judge_only: bool,
     /// Front candidates built and measured after a judge-only search (0 otherwise).
     pub confirmed: usize,
-    /// Front models fine-tuned from their inherited weights.
-    pub fine_tuned: usize,
-    /// Of those, how many reused an earlier search's fine-tuning of the same sub-network
-    /// (kept in the supernet's folder).
-    pub fine_tune_reused: usize,
+    /// Front models fine-tuned from their inherited weights, of those how many reused an
+    /// earlier search's fine-tuning of the same sub-network (kept in the supernet's
+    /// folder), and how many were left inherited.
+    pub fine_tuned: FineTuned,
     /// Candidates whose inherited accuracy earlier searches on its supernet measured
     /// (put in first by the warm start, or proposed again), read back from its
     /// `judged.jsonl`; front members among them are still built and measured.
@@ -293,8 +292,7 @@ pub fn search(
         weight_sharing: req.supernet.is_some(),
         judge_only,
         confirmed,
-        fine_tuned: fine_tuned.done,
-        fine_tune_reused: fine_tuned.reused,
+        fine_tuned,
         judgments_reused: warm_start::reused(&journal)?,
     })
 }
@@ -388,12 +386,24 @@ fn finish_front(
             journal,
             evaluator,
             p.objectives,
-            ft.models,
+            ft,
             p.workers,
             note,
         )?;
     }
     Ok((confirmed, fine_tuned))
+}
+
+/// How long a search asks for candidates: the `given` budget; with neither it nor a
+/// trial count, 3 minutes of judging with weight sharing (about 1,000 candidates here),
+/// else 30 minutes of training each candidate; with a trial count alone, no limit.
+pub fn budget_or_default(
+    given: Option<Duration>,
+    trials: Option<usize>,
+    weight_sharing: bool,
+) -> Option<Duration> {
+    let minutes = if weight_sharing { 3 } else { 30 };
+    given.or(trials.is_none().then(|| Duration::from_secs(minutes * 60)))
 }
 
 /// A time budget such as `30m`, `90s`, `1h30m`, `1.5h`; a bare number is

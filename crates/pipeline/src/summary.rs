@@ -27,10 +27,18 @@ impl SearchOutcome {
             } else {
                 (s.finished, "")
             };
-            let reused = match self.fine_tune_reused {
+            let ft = &self.fine_tuned;
+            let mut reused = match ft.reused {
                 0 => String::new(),
                 n => format!(" ({n} reused from earlier searches of this supernet)"),
             };
+            if ft.left_inherited > 0 {
+                reused += &format!(
+                    "; {} more left inherited, not above the best fine-tuned earlier by more than the \
+                     judge's noise",
+                    ft.left_inherited
+                );
+            }
             let earlier = match self.judgments_reused {
                 0 => String::new(),
                 n => format!("; {n} of them judged by earlier searches, their accuracy reused"),
@@ -38,7 +46,7 @@ impl SearchOutcome {
             lines.push(format!(
                 "{} candidates judged (accuracy inherited{how}{earlier}), {built} built and \
                  measured, {} fine-tuned{reused}",
-                s.finished, self.fine_tuned
+                s.finished, ft.done
             ));
         }
         lines.push(format!("Pareto front ({} models):", files.front.len()));
