@@ -139,8 +139,8 @@ pub struct Args {
     /// 5 most accurate; 0: none).
     #[arg(long, default_value_t = 2)]
     pub fine_tune: usize,
-    /// Fine-tune those 5 even when they do not beat a model an earlier search on the
-    /// supernet fine-tuned by more than the judge's noise (else they stay inherited).
+    /// Fine-tune the front's 5 most accurate even where a model an earlier search fine-tuned
+    /// dominates one within the judge's noise (else that one stays inherited).
     #[arg(long)]
     pub fine_tune_all: bool,
     /// Start from nothing earlier searches judged on the supernet (to compare strategies).

@@ -28,17 +28,25 @@ impl SearchOutcome {
                 (s.finished, "")
             };
             let ft = &self.fine_tuned;
-            let mut reused = match ft.reused {
-                0 => String::new(),
-                n => format!(" ({n} reused from earlier searches of this supernet)"),
-            };
-            if ft.left_inherited > 0 {
-                reused += &format!(
-                    "; {} more left inherited, not above the best fine-tuned earlier by more than the \
-                     judge's noise",
-                    ft.left_inherited
-                );
+            let mut parts = Vec::new();
+            if ft.reused > 0 {
+                parts.push(format!(
+                    "{} reused from earlier searches of this supernet",
+                    ft.reused
+                ));
             }
+            if ft.left_inherited > 0 {
+                parts.push(format!(
+                    "{} more left inherited, dominated within the judge's noise by one \
+                     fine-tuned earlier",
+                    ft.left_inherited
+                ));
+            }
+            let reused = if parts.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", parts.join("; "))
+            };
             let earlier = match self.judgments_reused {
                 0 => String::new(),
                 n => format!("; {n} of them judged by earlier searches, their accuracy reused"),
