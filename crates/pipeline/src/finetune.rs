@@ -107,8 +107,9 @@ pub struct LeftInherited {
 /// fine-tuning (a stored fine-tuning is free) for an accuracy lead the judge cannot tell
 /// apart from noise (measured: the Kendall tau of inherited against stand-alone accuracy
 /// is 0.25, README "Issue 14's goals"). Faster models and clearer leads are fine-tuned
-/// as in a first search. Earlier-fine-tuned models are always taken, up to `models`, so
-/// one ranked below the `models` most accurate may fill a place a left model frees.
+/// as in a first search. A place a left model frees goes to an earlier-fine-tuned model
+/// ranked below the `models` most accurate, if there is one (free to reuse), never to a
+/// new one.
 ///
 /// Returns (chosen, most accurate first; the models among the `models` most accurate
 /// left inherited, each with the model it was not told apart from).
@@ -136,12 +137,11 @@ pub fn choose(
         .take(models)
         .filter_map(|m| like(m).map(|like| LeftInherited { model: *m, like }))
         .collect();
-    let chosen = front
-        .iter()
-        .filter(|m| like(m).is_none())
-        .take(models)
-        .copied()
-        .collect();
+    // the places left models free go to earlier-fine-tuned models further down (free to
+    // reuse), not to new ones: a later search fine-tunes nothing a first would not
+    let top = front.iter().take(models).filter(|m| like(m).is_none());
+    let free = front.iter().skip(models).filter(|m| m.fine_tuned_earlier);
+    let chosen = top.chain(free.take(left.len())).copied().collect();
     (chosen, left)
 }
 
@@ -453,10 +453,18 @@ mod tests {
         ];
         let noise = |p| standard_error(p, 400);
         let (chosen, left) = choose(front.clone(), 5, false, noise);
-        // 93% is 4 points above: fine-tuned; 86% is faster than every earlier one: a
-        // trade-off of its own, fine-tuned; the earlier three are reused
-        assert_eq!(numbers(&chosen), [3, 17, 16, 15, 14]);
+        // 93% is 4 points above: fine-tuned; 17 and 16 are reused; 15, fine-tuned earlier,
+        // takes a place the two left free; 14, new and below the five, does not
+        assert_eq!(numbers(&chosen), [3, 17, 16, 15]);
         assert_eq!(left_numbers(&left), [(259, 17), (220, 17)]);
+        // among the six most accurate, 14 (new, faster than every earlier one) is a
+        // trade-off of its own: fine-tuned; 9, new and below the six, takes no freed place
+        let mut six = front.clone();
+        six.retain(|m| m.number != 15);
+        six.push(model(9, 0.80, false));
+        let (chosen, left) = choose(six, 6, false, noise);
+        assert_eq!(numbers(&chosen), [3, 17, 16, 14]);
+        assert_eq!(left.len(), 2);
         // --fine-tune-all: the five most accurate, whatever was fine-tuned before
         let (chosen, left) = choose(front.clone(), 5, true, noise);
         assert_eq!(numbers(&chosen), [3, 259, 220, 17, 16]);
