@@ -102,8 +102,8 @@ pub struct LeftInherited {
 /// Which front models to fine-tune, of `front` (any order): the `models` most accurate,
 /// except that in a later search on the same supernet (`all` false) a model no earlier
 /// search fine-tuned is left with its inherited weights when an earlier-fine-tuned front
-/// model is at least as fast and at most `noise(its accuracy)` (a fraction) less accurate
-/// by inherited top-1: dominated within the judge's noise, it would cost minutes of
+/// model is at least as fast and at most `noise(that model's accuracy)` (a fraction) less
+/// accurate by inherited top-1: dominated within the judge's noise, it would cost minutes of
 /// fine-tuning (a stored fine-tuning is free) for an accuracy lead the judge cannot tell
 /// apart from noise (measured: the Kendall tau of inherited against stand-alone accuracy
 /// is 0.25, README "Issue 14's goals"). Faster models and clearer leads are fine-tuned
@@ -129,7 +129,8 @@ pub fn choose(
         front
             .iter()
             .filter(|r| r.fine_tuned_earlier && faster(r))
-            .find(|r| m.accuracy - r.accuracy <= noise(r.accuracy))
+            // a lead of exactly one noise counts as within it, whatever the rounding
+            .find(|r| m.accuracy - r.accuracy <= noise(r.accuracy) + 1e-9)
             .copied()
     };
     let left: Vec<_> = front
@@ -484,6 +485,10 @@ mod tests {
         assert_eq!(left_numbers(&left), [(2, 1)]);
         let (_, left) = choose(vec![earlier, edge], 5, false, |_| 1.0 / 128.0);
         assert!(left.is_empty());
+        // the same edge where the subtraction rounds up: 0.915 - 0.9 > 0.015 in f64
+        let (r, m) = (model(1, 0.9, true), model(2, 0.915, false));
+        let (_, left) = choose(vec![r, m], 5, false, |_| 0.015);
+        assert_eq!(left_numbers(&left), [(2, 1)]);
         // the earlier model slower than the new one (a front of more objectives): no
         // reason to leave the new one, nor when a latency is missing
         let slower = Inherited {
