@@ -133,16 +133,17 @@ pub fn choose(
             .find(|r| m.accuracy - r.accuracy <= noise(r.accuracy) + 1e-9)
             .copied()
     };
-    let left: Vec<_> = front
-        .iter()
-        .take(models)
-        .filter_map(|m| like(m).map(|like| LeftInherited { model: *m, like }))
-        .collect();
+    let (mut chosen, mut left) = (Vec::new(), Vec::new());
+    for m in front.iter().take(models) {
+        match like(m) {
+            Some(like) => left.push(LeftInherited { model: *m, like }),
+            None => chosen.push(*m),
+        }
+    }
     // the places left models free go to earlier-fine-tuned models further down (free to
     // reuse), not to new ones: a later search fine-tunes nothing a first would not
-    let top = front.iter().take(models).filter(|m| like(m).is_none());
     let free = front.iter().skip(models).filter(|m| m.fine_tuned_earlier);
-    let chosen = top.chain(free.take(left.len())).copied().collect();
+    chosen.extend(free.take(left.len()));
     (chosen, left)
 }
 

@@ -396,8 +396,8 @@ fn finish_front(
 
 /// How long a search asks for candidates: the `given` budget; with neither it nor a
 /// trial count, 3 minutes of judging with weight sharing (263-762 candidates in the
-/// README's searches),
-/// else 30 minutes of training each candidate; with a trial count alone, no limit.
+/// README's searches), else 30 minutes of training each candidate; with a trial count
+/// alone, no limit.
 pub fn budget_or_default(
     given: Option<Duration>,
     trials: Option<usize>,

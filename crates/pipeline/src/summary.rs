@@ -42,7 +42,7 @@ impl SearchOutcome {
                     ft.left_inherited
                 ));
             }
-            let reused = if parts.is_empty() {
+            let counts = if parts.is_empty() {
                 String::new()
             } else {
                 format!(" ({})", parts.join("; "))
@@ -53,7 +53,7 @@ impl SearchOutcome {
             };
             lines.push(format!(
                 "{} candidates judged (accuracy inherited{how}{earlier}), {built} built and \
-                 measured, {} fine-tuned{reused}",
+                 measured, {} fine-tuned{counts}",
                 s.finished, ft.done
             ));
         }
