@@ -4,7 +4,8 @@
 //! per genome and schedule, as a markdown table, one row as soon as it is trained.
 //!
 //! `cargo run --profile dev -p kiln-pipeline --example fine_tune -- --supernet DIR
-//! --genomes A.json,B.json [--epochs 10] [--schedules 0.1:0,1:0.3] [--seed 0]`
+//! --genomes A.json,B.json [--epochs 10] [--schedules 0.1:0,1:0.3] [--seed 0]
+//! [--shards 1] [--threads 1]`
 //!
 //! A schedule is `LR_SCALE:WARMUP_EPOCHS`: the peak learning rate as a multiple of
 //! kiln-train's default (Adam, 0.005) and the linear warm-up in epochs, then cosine decay
@@ -26,6 +27,8 @@ struct Args {
     epochs: usize,
     schedules: Vec<(f64, f64)>,
     seed: u64,
+    shards: usize,
+    threads: usize,
 }
 
 fn args() -> Result<Args, Error> {
@@ -35,6 +38,8 @@ fn args() -> Result<Args, Error> {
         epochs: 10,
         schedules: vec![(0.1, 0.0), (1.0, 0.3)],
         seed: 0,
+        shards: 1,
+        threads: 1,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -44,6 +49,8 @@ fn args() -> Result<Args, Error> {
             "--genomes" => a.genomes = v.split(',').map(PathBuf::from).collect(),
             "--epochs" => a.epochs = v.parse()?,
             "--seed" => a.seed = v.parse()?,
+            "--shards" => a.shards = v.parse()?,
+            "--threads" => a.threads = v.parse()?,
             "--schedules" => {
                 a.schedules = v
                     .split(',')
@@ -77,7 +84,8 @@ fn main() -> Result<(), Error> {
     let judge = SupernetJudge::load(&a.supernet, None, &data, &source.identity(&split))?;
     let space = judge.space()?;
     let base = TrainConfig {
-        threads: 1,
+        threads: a.threads,
+        shards: a.shards,
         ..Default::default()
     };
     println!("| genome | inherited validation | schedule (lr, warm-up) | validation | test |");

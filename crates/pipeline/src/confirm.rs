@@ -89,25 +89,10 @@ pub(crate) fn re_evaluate_all(
     trials: &[TrialRecord],
     workers: usize,
 ) -> Vec<Result<Result<Evaluation, EvalError>, PipelineError>> {
-    let next = AtomicUsize::new(0);
-    let slots = Mutex::new((0..trials.len()).map(|_| None).collect::<Vec<_>>());
-    std::thread::scope(|s| {
-        for worker in 0..workers.clamp(1, trials.len().max(1)) {
-            let (next, slots) = (&next, &slots);
-            s.spawn(move || {
-                loop {
-                    let i = next.fetch_add(1, Ordering::SeqCst);
-                    let Some(t) = trials.get(i) else { break };
-                    let r = re_evaluate(run_dir, evaluator, t, worker);
-                    if let Ok(mut slots) = slots.lock() {
-                        slots[i] = Some(r);
-                    }
-                }
-            });
-        }
+    let results = in_queue(trials, workers, |t, worker| {
+        re_evaluate(run_dir, evaluator, t, worker)
     });
-    let slots = slots.into_inner().unwrap_or_else(|p| p.into_inner());
-    slots
+    results
         .into_iter()
         .zip(trials)
         .map(|(r, t)| {
@@ -117,6 +102,34 @@ pub(crate) fn re_evaluate_all(
             })
         })
         .collect()
+}
+
+/// `f` of each of `items` with its worker number (0-based), `workers` threads taking the
+/// next item as they finish one; the results in the order of `items`, `None` for one
+/// whose `f` did not return.
+pub(crate) fn in_queue<T: Sync, R: Send>(
+    items: &[T],
+    workers: usize,
+    f: impl Fn(&T, usize) -> R + Sync,
+) -> Vec<Option<R>> {
+    let next = AtomicUsize::new(0);
+    let slots = Mutex::new((0..items.len()).map(|_| None).collect::<Vec<_>>());
+    std::thread::scope(|s| {
+        for worker in 0..workers.clamp(1, items.len().max(1)) {
+            let (next, slots, f) = (&next, &slots, &f);
+            s.spawn(move || {
+                loop {
+                    let i = next.fetch_add(1, Ordering::SeqCst);
+                    let Some(item) = items.get(i) else { break };
+                    let r = f(item, worker);
+                    if let Ok(mut slots) = slots.lock() {
+                        slots[i] = Some(r);
+                    }
+                }
+            });
+        }
+    });
+    slots.into_inner().unwrap_or_else(|p| p.into_inner())
 }
 
 /// Evaluates journalled trial `t` again with `evaluator` in its own folder, keeping the

@@ -145,6 +145,29 @@ impl PipelineEvaluator {
         crate::finetune_store::stored_at(&judge.dir, &key)
     }
 
+    /// Fine-tunes `genome` (id `genome_id`) on `threads` threads into its supernet's store,
+    /// where its evaluation then finds it, unless this evaluator does not fine-tune or the
+    /// store holds it already. Returns whether it trained.
+    ///
+    /// Errors: the message for the fine-tuning's failure.
+    pub(crate) fn fine_tune_ahead(
+        &self,
+        genome: &Genome,
+        genome_id: &str,
+        threads: usize,
+    ) -> Result<bool, String> {
+        let Some((judge, config)) = self.fine_tuning(genome_id) else {
+            return Ok(false);
+        };
+        if self.fine_tune_stored_at(genome_id).is_some() {
+            return Ok(false);
+        }
+        let arch = self.architecture(genome)?;
+        let data = self.data_for(genome);
+        crate::finetune::train_and_store(judge, &arch, genome, genome_id, &data, &config, threads)?;
+        Ok(true)
+    }
+
     /// The data `genome` trains and is measured on: [`Self::data`], resized to the genome's
     /// resolution when its space chooses one ([`crate::resolution`]).
     fn data_for(&self, genome: &Genome) -> Arc<Dataset> {

@@ -49,8 +49,19 @@ pub struct TrainConfig {
     pub augment: Option<Augment>,
     /// Seeds weight initialisation, batch order and augmentation.
     pub seed: u64,
-    /// Worker threads for the tensor kernels. With 1 a seed gives bit-identical runs.
+    /// Worker threads: with 2 or more a batch's [`shards`](Self::shards) run at once, each
+    /// on a thread of its own. burn's flex kernels run on the calling thread (burn is built
+    /// without its `rayon` feature), so with 1 shard more threads train no faster. The
+    /// weights a seed gives do not depend on it.
     pub threads: usize,
+    /// Each batch is split into this many contiguous shards (fewer when a shard would hold
+    /// fewer than 2 images) whose gradients are summed: data parallelism, each shard
+    /// normalised by its own batch-norm statistics ("ghost batch norm", Hoffer et al.,
+    /// 2017). The weights a seed gives depend on it; 1 (the default) trains on whole
+    /// batches. Left out of the serialised form when 1, so settings written before it
+    /// existed read and identify as before.
+    #[serde(skip_serializing_if = "is_one")]
+    pub shards: usize,
     /// Images per evaluation batch (memory only; results do not depend on it).
     pub eval_batch_size: usize,
     /// After training, recompute the batch-norm running statistics as the plain average over
@@ -72,16 +83,21 @@ impl Default for TrainConfig {
             augment: Some(Augment { max_shift: 2 }),
             seed: 0,
             threads: 1,
+            shards: 1,
             eval_batch_size: 250,
             bn_recalibration_images: 1024,
         }
     }
 }
 
+fn is_one(n: &usize) -> bool {
+    *n == 1
+}
+
 impl TrainConfig {
     /// Rejects settings that cannot train.
     ///
-    /// Errors: [`TrainError::Config`] naming the first bad field (zero epochs, threads or
+    /// Errors: [`TrainError::Config`] naming the first bad field (zero epochs, threads, shards or
     /// evaluation batch, a batch below 2, a learning rate that is not positive, a ratio or
     /// smoothing outside its range, a negative warm-up).
     pub fn validate(&self) -> Result<(), TrainError> {
@@ -129,6 +145,9 @@ impl TrainConfig {
         }
         if self.threads == 0 {
             return bad("threads", "must be at least 1".into());
+        }
+        if self.shards == 0 {
+            return bad("shards", "must be at least 1".into());
         }
         Ok(())
     }

@@ -20,6 +20,7 @@ mod metrics;
 mod model;
 mod onnx;
 mod progress;
+mod shard;
 mod train;
 
 pub use config::{OptimizerConfig, TrainConfig};

@@ -6,8 +6,8 @@ use burn::module::Module;
 use burn::nn::loss::CrossEntropyLossConfig;
 use burn::optim::decay::WeightDecayConfig;
 use burn::optim::momentum::MomentumConfig;
-use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer, SgdConfig};
-use burn::tensor::{Device, Int, Tensor, TensorData};
+use burn::optim::{AdamConfig, ModuleOptimizer, SgdConfig};
+use burn::tensor::{Device, Tensor, TensorData};
 use kiln_data::{Dataset, Normalization, Split};
 use kiln_space::{Architecture, InputSpec};
 use rand::SeedableRng;
@@ -15,6 +15,7 @@ use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 
 use crate::metrics::InputNormalization;
+use crate::shard;
 use crate::{EpochMetrics, Metrics, Network, Observer, OptimizerConfig, TrainConfig, TrainError};
 
 /// A trained network with its architecture and what training measured.
@@ -194,12 +195,16 @@ fn train_on_pool(
             lr = config.lr_at(step, total_steps, batches);
             let augment = config.augment.as_ref().map(|a| (a, &mut rng));
             let batch = data.train.batch(idx, norm, augment);
-            let x = images_tensor(batch.images, idx.len(), data, &autodiff);
-            let labels: Vec<i64> = batch.labels.iter().map(|&l| l as i64).collect();
-            let y = Tensor::<1, Int>::from_data(TensorData::new(labels, [idx.len()]), &autodiff);
-            let logits = network.forward(x);
-            let loss = loss_fn.forward(logits.clone(), y);
-            let loss_value: f32 = loss.clone().into_scalar();
+            let sharded = shard::gradients(
+                &network,
+                &loss_fn,
+                &batch,
+                image_shape(data),
+                &autodiff,
+                config.shards,
+                config.threads > 1,
+            )?;
+            let loss_value = sharded.loss;
             if !loss_value.is_finite() {
                 return Err(TrainError::Diverged {
                     epoch,
@@ -207,9 +212,8 @@ fn train_on_pool(
                     loss: loss_value,
                 });
             }
-            let logits = values(logits.detach(), "logits")?;
-            correct += count_correct(&logits, &batch.labels, data.classes);
-            let grads = GradientsParams::from_grads(loss.backward(), &network);
+            correct += count_correct(&sharded.logits, &batch.labels, data.classes);
+            let grads = sharded.grads;
             network = optim.step(lr, network, grads);
             loss_sum += f64::from(loss_value) * idx.len() as f64;
             seen += idx.len();
@@ -304,19 +308,27 @@ fn recalibrate_bn(
         let batch = data
             .train
             .batch::<ChaCha8Rng>(idx, &data.normalization, None);
-        let x = images_tensor(batch.images, idx.len(), data, device);
+        let x = images_tensor(batch.images, idx.len(), image_shape(data), device);
         let _ = network.forward(x.detach());
     }
     network.set_bn_momentum(0.1);
     network
 }
 
-fn images_tensor(images: Vec<f32>, n: usize, data: &Dataset, device: &Device) -> Tensor<4> {
+/// The `[channels, height, width]` of `data`'s images.
+fn image_shape(data: &Dataset) -> [usize; 3] {
     let s = data.shape;
-    Tensor::<4>::from_data(
-        TensorData::new(images, [n, s.channels, s.height, s.width]),
-        device,
-    )
+    [s.channels, s.height, s.width]
+}
+
+/// `n` normalised images (`[n, c, h, w]` row-major) as a tensor on `device`.
+pub(crate) fn images_tensor(
+    images: Vec<f32>,
+    n: usize,
+    [c, h, w]: [usize; 3],
+    device: &Device,
+) -> Tensor<4> {
+    Tensor::<4>::from_data(TensorData::new(images, [n, c, h, w]), device)
 }
 
 /// Reads a tensor's values back as `f32`, row-major; `what` names it in errors.
@@ -362,7 +374,7 @@ pub fn logits(
     norm: &Normalization,
 ) -> Result<Vec<f32>, TrainError> {
     let batch = split.batch::<ChaCha8Rng>(indices, norm, None);
-    let x = images_tensor(batch.images, indices.len(), data, &device());
+    let x = images_tensor(batch.images, indices.len(), image_shape(data), &device());
     values(network.forward(x), "logits")
 }
 

@@ -125,6 +125,43 @@ fn same_seed_on_one_thread_gives_identical_weights() {
     assert_ne!(wa, wc, "another seed should start elsewhere");
 }
 
+/// Data parallelism: the shards' gradients are summed in shard order on one thread or two,
+/// so the thread count never changes the weights; the shard count does (batch norm
+/// normalises each shard on its own), and two shards still learn.
+#[test]
+fn two_shards_give_the_same_weights_on_one_thread_or_two() {
+    let data = mnist(1000);
+    let base = TrainConfig {
+        batch_size: 16,
+        ..quick(1, 5)
+    };
+    let sharded = |threads| TrainConfig {
+        shards: 2,
+        threads,
+        ..base.clone()
+    };
+    let one = train_tiny(&data, &sharded(1));
+    let two = train_tiny(&data, &sharded(2));
+    let w1 = named_weights(&one.architecture, &one.network).unwrap();
+    let w2 = named_weights(&two.architecture, &two.network).unwrap();
+    assert_eq!(w1, w2);
+    assert_eq!(one.metrics.test_top1, two.metrics.test_top1);
+    assert_eq!(
+        one.metrics.epochs[0].train_loss,
+        two.metrics.epochs[0].train_loss
+    );
+
+    let whole = train_tiny(&data, &base);
+    let ww = named_weights(&whole.architecture, &whole.network).unwrap();
+    assert_ne!(w1, ww, "per-shard batch norm should train other weights");
+    assert!(
+        one.metrics.test_top1 > 0.4,
+        "two shards, one epoch of 1000 images: test top-1 {} (whole batches {})",
+        one.metrics.test_top1,
+        whole.metrics.test_top1
+    );
+}
+
 #[test]
 fn exported_weights_cover_the_architecture_parameters() {
     let data = mnist(64);
