@@ -86,7 +86,7 @@ pub struct Args {
     /// Seed of the strategy and of every candidate's training.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
-    /// Candidates evaluated at once, one thread each (and the supernet's training threads, 2 at most).
+    /// Candidates evaluated at once, one thread each (the supernet trains, and a front model fine-tuned alone trains, on 2 at most).
     #[arg(long, default_value_t = 2)]
     pub workers: usize,
     /// Objectives of the Pareto front: accuracy, latency, size, memory.

@@ -105,8 +105,9 @@ pub(crate) fn re_evaluate_all(
 }
 
 /// `f` of each of `items` with its worker number (0-based), `workers` threads taking the
-/// next item as they finish one; the results in the order of `items`, `None` for one
-/// whose `f` did not return.
+/// next item as they finish one; the results in the order of `items`. A panic in `f`
+/// panics here once the other workers stop (`std::thread::scope`), so every result is
+/// `Some` when this returns.
 pub(crate) fn in_queue<T: Sync, R: Send>(
     items: &[T],
     workers: usize,

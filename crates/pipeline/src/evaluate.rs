@@ -17,8 +17,9 @@
 //! `expected.bin` (what the device's output is checked against) and
 //! `device.json` (the device's bench line and where the model went).
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use kiln_codegen::program::BenchLine;
@@ -36,6 +37,7 @@ use kiln_target::{Target, Triple};
 use kiln_train::{Silent, TrainConfig};
 
 use crate::build::{BuiltModel, ModelSource, build_model};
+use crate::finetune_store::StoredFineTune;
 use crate::inherit::SupernetJudge;
 use crate::judge::{device_latency, violations};
 use crate::precision::Precision;
@@ -81,6 +83,10 @@ pub struct PipelineEvaluator {
     pub precision: Precision,
     /// The data at each candidate's resolution, when the space chooses it.
     per_resolution: crate::resolution::PerResolution,
+    /// Fine-tunings trained ahead ([`Self::fine_tune_ahead`]) that the supernet's store
+    /// could not keep, by genome id, with why: their evaluations take them from here
+    /// instead of training them again.
+    unstored: Mutex<HashMap<String, (StoredFineTune, String)>>,
 }
 
 impl PipelineEvaluator {
@@ -101,6 +107,7 @@ impl PipelineEvaluator {
             fine_tune_epochs: 0,
             precision: Precision::F32,
             per_resolution: Default::default(),
+            unstored: Mutex::default(),
         }
     }
 
@@ -164,7 +171,12 @@ impl PipelineEvaluator {
         }
         let arch = self.architecture(genome)?;
         let data = self.data_for(genome);
-        crate::finetune::train_and_store(judge, &arch, genome, genome_id, &data, &config, threads)?;
+        let (entry, unkept) = crate::finetune::train_and_store(
+            judge, &arch, genome, genome_id, &data, &config, threads,
+        )?;
+        if let (Some(why), Ok(mut unstored)) = (unkept, self.unstored.lock()) {
+            unstored.insert(genome_id.to_string(), (entry, why));
+        }
         Ok(true)
     }
 
@@ -378,7 +390,13 @@ impl PipelineEvaluator {
         )?;
         if let Some((judge, config)) = self.fine_tuning(&trial.id) {
             let data = self.data_for(&trial.point);
-            let onnx = crate::finetune::fine_tune_into(judge, &arch, trial, &data, &config, eval)?;
+            let ahead = self
+                .unstored
+                .lock()
+                .ok()
+                .and_then(|mut u| u.remove(&trial.id));
+            let onnx =
+                crate::finetune::fine_tune_into(judge, &arch, trial, &data, &config, ahead, eval)?;
             write(&trial.dir.join("model.onnx"), &onnx)?;
             return Ok(onnx);
         }

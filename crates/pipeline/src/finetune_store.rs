@@ -43,14 +43,21 @@ struct InheritedFile {
 }
 
 /// The id of a fine-tuning result: the supernet's weights (content id), the genome's
-/// content id, the data's identity and the fine-tuning settings (seed included).
+/// content id, the data's identity and the fine-tuning settings (seed and shards
+/// included) but the two that do not change the result: the threads it trains on and the
+/// evaluation batch.
 pub fn key(weights_id: &str, genome_id: &str, data_identity: &str, config: &TrainConfig) -> String {
+    let result_settings = TrainConfig {
+        threads: 1,
+        eval_batch_size: TrainConfig::default().eval_batch_size,
+        ..config.clone()
+    };
     let k = serde_json::json!({
         "format": FORMAT,
         "supernet_weights": weights_id,
         "genome": genome_id,
         "data": data_identity,
-        "config": config,
+        "config": result_settings,
     });
     content_id(k.to_string().as_bytes())[..16].to_string()
 }
@@ -243,5 +250,20 @@ mod tests {
             ..c.clone()
         };
         assert_ne!(base, key("w", "g", "d", &seeded));
+        let sharded = TrainConfig {
+            shards: 2,
+            ..c.clone()
+        };
+        assert_ne!(base, key("w", "g", "d", &sharded));
+        let elsewhere = TrainConfig {
+            threads: 2,
+            eval_batch_size: 7,
+            ..c.clone()
+        };
+        assert_eq!(
+            base,
+            key("w", "g", "d", &elsewhere),
+            "same weights, same key"
+        );
     }
 }

@@ -22,6 +22,7 @@ pub mod eval;
 mod evaluate;
 mod files;
 pub mod finetune;
+mod finetune_ahead;
 pub mod finetune_store;
 pub mod flash;
 mod inherit;

@@ -335,7 +335,9 @@ impl Sandwich<'_> {
         let (big, x) = self.largest;
         let mut own = self.students;
         let forked = own.split_off(own.len().min(STUDENTS_BESIDE_LARGEST));
-        let fork = net.clone().fork(device);
+        // no second group (no random sub-networks): no fork and no thread
+        let parallel = parallel && !forked.is_empty();
+        let fork = (!forked.is_empty()).then(|| net.clone().fork(device));
         let (send, teacher) = mpsc::sync_channel(1);
         let first = move || {
             let logits = net.forward(big, x, &mut BnContext::batch())?;
@@ -350,7 +352,10 @@ impl Sandwich<'_> {
             }
             Ok::<_, SupernetError>(backward(loss, net))
         };
-        let second = move || forked_gradients(&fork, forked, &teacher);
+        let second = move || match &fork {
+            Some(fork) => forked_gradients(fork, forked, &teacher),
+            None => Ok(None),
+        };
         let (first, second) = if parallel {
             std::thread::scope(|s| {
                 let second = s.spawn(second);

@@ -1,6 +1,6 @@
 //! The burn network for a `kiln_space::Architecture`, layer for layer.
 
-use burn::module::{Module, Param};
+use burn::module::{Module, Param, RunningState};
 use burn::nn::conv::Conv2d;
 use burn::nn::{BatchNorm, BatchNormConfig, Linear, PaddingConfig2d};
 use burn::tensor::activation::{hard_swish, relu, sigmoid};
@@ -274,5 +274,18 @@ impl Network {
         for bn in self.batch_norms_mut() {
             bn.momentum = momentum;
         }
+    }
+
+    /// This network with batch-norm running statistics of its own, starting from the
+    /// same values. A clone or fork shares them with its original (burn keeps one running
+    /// state behind a lock and merges the updates of different threads by timing), so
+    /// the updates of a fork run on another thread would reach the original's moving
+    /// averages in an order that depends on the threads' timing.
+    pub(crate) fn with_own_bn_statistics(mut self) -> Self {
+        for bn in self.batch_norms_mut() {
+            bn.running_mean = RunningState::new(bn.running_mean.value());
+            bn.running_var = RunningState::new(bn.running_var.value());
+        }
+        self
     }
 }

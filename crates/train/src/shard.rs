@@ -11,7 +11,9 @@
 //! Batch norm normalises each shard with that shard's own statistics ("ghost batch norm",
 //! Hoffer, Hubara and Soudry, 2017), as data-parallel training without synchronised batch
 //! norm does: a batch of 16 in 2 shards trains like two batches of 8 whose gradients are
-//! averaged.
+//! averaged. The running statistics (the moving averages eval mode uses) follow shard 0
+//! only, so they too do not depend on the threads; a training that recalibrates them
+//! afterwards (`bn_recalibration_images`) replaces them anyway.
 
 use burn::module::Module;
 use burn::nn::loss::CrossEntropyLoss;
@@ -84,7 +86,12 @@ pub(crate) fn gradients(
     };
     let whole = 0..n;
     let (first, rest) = pieces.split_first().unwrap_or((&whole, &[]));
-    let forks: Vec<Network> = rest.iter().map(|_| network.clone().fork(device)).collect();
+    // the network's moving averages of batch-norm statistics learn from shard 0 alone:
+    // the forks' updates go to statistics of their own, dropped after the step
+    let forks: Vec<Network> = rest
+        .iter()
+        .map(|_| network.clone().fork(device).with_own_bn_statistics())
+        .collect();
     let mut results = Vec::with_capacity(pieces.len());
     if parallel && !rest.is_empty() {
         std::thread::scope(|s| {
