@@ -273,11 +273,10 @@ fn kind(judge: &SupernetJudge, config: &TrainConfig) -> String {
 
 /// Trains `arch` (the sub-network `genome`, id `genome_id`) from the weights `judge` gives
 /// it for `config.epochs` epochs on `threads` threads (the weights do not depend on them;
-/// with `config.shards` of 2, two take about 0.63 of one's wall time,
-/// [`first_alone`](crate::finetune_ahead::first_alone))
-/// and stores
-/// the result in the supernet's folder under `config`'s key. Returns the result and, when
-/// it could not be stored, why.
+/// with `config.shards` of 2, two threads take about 0.63 of the wall time of whole
+/// batches on one, [`first_alone`](crate::finetune_ahead::first_alone)) and stores the
+/// result in the supernet's folder under `config`'s key. Returns the result and, when it
+/// could not be stored, why.
 ///
 /// Errors: the message for the fine-tuning's failure (inherited weights, training, export).
 pub(crate) fn train_and_store(
