@@ -152,9 +152,10 @@ impl PipelineEvaluator {
         crate::finetune_store::stored_at(&judge.dir, &key)
     }
 
-    /// Fine-tunes `genome` (id `genome_id`) on `threads` threads into its supernet's store,
-    /// where its evaluation then finds it, unless this evaluator does not fine-tune or the
-    /// store holds it already. Returns whether it trained.
+    /// Fine-tunes `genome` (id `genome_id`, one the store lacks: the caller checks
+    /// [`Self::fine_tune_stored_at`]) on `threads` threads into its supernet's store, where
+    /// its evaluation then finds it (or in memory, when the store cannot keep it); nothing
+    /// when this evaluator does not fine-tune.
     ///
     /// Errors: the message for the fine-tuning's failure.
     pub(crate) fn fine_tune_ahead(
@@ -162,13 +163,10 @@ impl PipelineEvaluator {
         genome: &Genome,
         genome_id: &str,
         threads: usize,
-    ) -> Result<bool, String> {
+    ) -> Result<(), String> {
         let Some((judge, config)) = self.fine_tuning(genome_id) else {
-            return Ok(false);
+            return Ok(());
         };
-        if self.fine_tune_stored_at(genome_id).is_some() {
-            return Ok(false);
-        }
         let arch = self.architecture(genome)?;
         let data = self.data_for(genome);
         let (entry, unkept) = crate::finetune::train_and_store(
@@ -177,7 +175,7 @@ impl PipelineEvaluator {
         if let (Some(why), Ok(mut unstored)) = (unkept, self.unstored.lock()) {
             unstored.insert(genome_id.to_string(), (entry, why));
         }
-        Ok(true)
+        Ok(())
     }
 
     /// The data `genome` trains and is measured on: [`Self::data`], resized to the genome's

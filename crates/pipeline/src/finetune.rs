@@ -204,12 +204,12 @@ pub(crate) fn fine_tune_into(
     ahead: Option<(StoredFineTune, String)>,
     eval: &mut Evaluation,
 ) -> Result<Vec<u8>, String> {
-    let key = store::key(&judge.weights_id, &trial.id, &judge.data_identity, config);
     if let Some((entry, why)) = ahead {
         let note = format!("not kept for later searches: {why}");
         eval.labels.insert(STORE_NOTE.into(), note);
         return record_fine_tuning(judge, config, entry, trial, eval);
     }
+    let key = store::key(&judge.weights_id, &trial.id, &judge.data_identity, config);
     let stored = store::get(&judge.dir, &key).unwrap_or_else(|e| {
         eval.labels.insert(
             STORE_NOTE.into(),
@@ -225,9 +225,15 @@ pub(crate) fn fine_tune_into(
             entry
         }
         None => {
-            let threads = config.threads;
-            let (entry, unkept) =
-                train_and_store(judge, arch, &trial.point, &trial.id, data, config, threads)?;
+            let (entry, unkept) = train_and_store(
+                judge,
+                arch,
+                &trial.point,
+                &trial.id,
+                data,
+                config,
+                config.threads,
+            )?;
             if let Some(e) = unkept {
                 eval.labels.insert(
                     STORE_NOTE.into(),

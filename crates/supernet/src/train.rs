@@ -336,8 +336,8 @@ impl Sandwich<'_> {
         let mut own = self.students;
         let forked = own.split_off(own.len().min(STUDENTS_BESIDE_LARGEST));
         // no second group (no random sub-networks): no fork and no thread
-        let parallel = parallel && !forked.is_empty();
         let fork = (!forked.is_empty()).then(|| net.clone().fork(device));
+        let parallel = parallel && fork.is_some();
         let (send, teacher) = mpsc::sync_channel(1);
         let first = move || {
             let logits = net.forward(big, x, &mut BnContext::batch())?;

@@ -15,6 +15,8 @@
 //! only, so they too do not depend on the threads; a training that recalibrates them
 //! afterwards (`bn_recalibration_images`) replaces them anyway.
 
+use std::ops::Range;
+
 use burn::module::Module;
 use burn::nn::loss::CrossEntropyLoss;
 use burn::optim::{GradientsAccumulator, GradientsParams};
@@ -67,7 +69,7 @@ pub(crate) fn gradients(
         pieces.push(start..start + size);
         start += size;
     }
-    let shard = |net: &Network, range: std::ops::Range<usize>| {
+    let shard = |net: &Network, range: Range<usize>| {
         let size = range.len();
         let pixels = images[range.start * per_image..range.end * per_image].to_vec();
         let x = images_tensor(pixels, size, shape, device);
@@ -84,48 +86,50 @@ pub(crate) fn gradients(
         let grads = GradientsParams::from_grads(loss.backward(), net);
         Ok::<_, TrainError>((grads, value, logits))
     };
-    let whole = 0..n;
-    let (first, rest) = pieces.split_first().unwrap_or((&whole, &[]));
     // the network's moving averages of batch-norm statistics learn from shard 0 alone:
     // the forks' updates go to statistics of their own, dropped after the step
-    let forks: Vec<Network> = rest
-        .iter()
+    let forks: Vec<Network> = (1..pieces.len())
         .map(|_| network.clone().fork(device).with_own_bn_statistics())
         .collect();
-    let mut results = Vec::with_capacity(pieces.len());
-    if parallel && !rest.is_empty() {
+    let jobs: Vec<(&Network, Range<usize>)> =
+        std::iter::once(network).chain(&forks).zip(pieces).collect();
+    let results: Vec<_> = if parallel && jobs.len() > 1 {
         std::thread::scope(|s| {
-            let handles: Vec<_> = forks
+            let others: Vec<_> = jobs[1..]
                 .iter()
-                .zip(rest)
                 .map(|(fork, range)| s.spawn(|| shard(fork, range.clone())))
                 .collect();
-            results.push(shard(network, first.clone()));
-            for h in handles {
-                let r = h.join().unwrap_or_else(|p| std::panic::resume_unwind(p));
-                results.push(r);
-            }
-        });
+            let first = jobs[..1]
+                .iter()
+                .map(|(net, range)| shard(net, range.clone()));
+            let others = others
+                .into_iter()
+                .map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)));
+            first.chain(others).collect()
+        })
     } else {
-        results.push(shard(network, first.clone()));
-        for (fork, range) in forks.iter().zip(rest) {
-            results.push(shard(fork, range.clone()));
-        }
-    }
-    let mut sum = GradientsAccumulator::<Network>::new();
-    let mut single = None;
-    let (mut loss, mut logits) = (0.0f32, Vec::new());
-    for (i, r) in results.into_iter().enumerate() {
+        jobs.iter()
+            .map(|(net, range)| shard(net, range.clone()))
+            .collect()
+    };
+    let (mut loss, mut logits, mut each) = (0.0f32, Vec::new(), Vec::new());
+    for r in results {
         let (grads, value, l) = r?;
         loss += value;
         logits.extend(l);
-        if i == 0 && pieces.len() == 1 {
-            single = Some(grads);
-        } else {
-            sum.accumulate(network, grads);
-        }
+        each.push(grads);
     }
-    let grads = single.unwrap_or_else(|| sum.grads());
+    let grads = match each.len() {
+        // one shard: its gradients as they are, as whole-batch training always had them
+        1 => each.remove(0),
+        _ => {
+            let mut sum = GradientsAccumulator::<Network>::new();
+            for grads in each {
+                sum.accumulate(network, grads);
+            }
+            sum.grads()
+        }
+    };
     Ok(Step {
         grads,
         loss,
