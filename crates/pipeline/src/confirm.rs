@@ -10,7 +10,6 @@ use kiln_search::{
     EvalError, Evaluation, Evaluator, Journal, Objective, Status, TrialRecord, TrialSpec,
 };
 use kiln_space::Genome;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use crate::PipelineError;
@@ -89,48 +88,42 @@ pub(crate) fn re_evaluate_all(
     trials: &[TrialRecord],
     workers: usize,
 ) -> Vec<Result<Result<Evaluation, EvalError>, PipelineError>> {
-    let results = in_queue(trials, workers, |t, worker| {
+    in_queue(trials, workers, |t, worker| {
         re_evaluate(run_dir, evaluator, t, worker)
-    });
-    results
-        .into_iter()
-        .zip(trials)
-        .map(|(r, t)| {
-            r.unwrap_or_else(|| {
-                let msg = format!("trial {}: its evaluation panicked", t.number);
-                Err(PipelineError::Invalid(msg))
-            })
-        })
-        .collect()
+    })
 }
 
 /// `f` of each of `items` with its worker number (0-based), `workers` threads taking the
-/// next item as they finish one; the results in the order of `items`. A panic in `f`
-/// panics here once the other workers stop (`std::thread::scope`), so every result is
-/// `Some` when this returns.
+/// next item as they finish one; the results in the order of `items`, one each. A panic
+/// in `f` panics here once the other workers stop.
 pub(crate) fn in_queue<T: Sync, R: Send>(
     items: &[T],
     workers: usize,
     f: impl Fn(&T, usize) -> R + Sync,
-) -> Vec<Option<R>> {
+) -> Vec<R> {
     let next = AtomicUsize::new(0);
-    let slots = Mutex::new((0..items.len()).map(|_| None).collect::<Vec<_>>());
-    std::thread::scope(|s| {
-        for worker in 0..workers.clamp(1, items.len().max(1)) {
-            let (next, slots, f) = (&next, &slots, &f);
-            s.spawn(move || {
-                loop {
-                    let i = next.fetch_add(1, Ordering::SeqCst);
-                    let Some(item) = items.get(i) else { break };
-                    let r = f(item, worker);
-                    if let Ok(mut slots) = slots.lock() {
-                        slots[i] = Some(r);
+    let mut done: Vec<(usize, R)> = std::thread::scope(|s| {
+        let threads: Vec<_> = (0..workers.clamp(1, items.len().max(1)))
+            .map(|worker| {
+                let (next, f) = (&next, &f);
+                s.spawn(move || {
+                    let mut mine = Vec::new();
+                    loop {
+                        let i = next.fetch_add(1, Ordering::SeqCst);
+                        let Some(item) = items.get(i) else { break };
+                        mine.push((i, f(item, worker)));
                     }
-                }
-            });
-        }
+                    mine
+                })
+            })
+            .collect();
+        let joined = threads.into_iter().map(|t| t.join());
+        joined
+            .flat_map(|r| r.unwrap_or_else(|panic| std::panic::resume_unwind(panic)))
+            .collect()
     });
-    slots.into_inner().unwrap_or_else(|p| p.into_inner())
+    done.sort_by_key(|(i, _)| *i);
+    done.into_iter().map(|(_, r)| r).collect()
 }
 
 /// Evaluates journalled trial `t` again with `evaluator` in its own folder, keeping the
@@ -162,4 +155,23 @@ pub(crate) fn re_evaluate(
         }
         eval
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::in_queue;
+
+    #[test]
+    fn a_queue_gives_every_item_one_result_in_item_order() {
+        // the first items take longest, so the workers finish out of order
+        let items: Vec<u64> = (0..7).collect();
+        let results = in_queue(&items, 2, |&i, worker| {
+            std::thread::sleep(std::time::Duration::from_millis(3 * (7 - i)));
+            (i * 10, worker)
+        });
+        let values: Vec<u64> = results.iter().map(|r| r.0).collect();
+        assert_eq!(values, vec![0, 10, 20, 30, 40, 50, 60]);
+        assert!(results.iter().all(|r| r.1 < 2), "worker numbers 0 and 1 only");
+        assert!(in_queue(&[] as &[u64], 2, |&i, _| i).is_empty());
+    }
 }

@@ -357,20 +357,12 @@ pub(crate) fn fine_tune_front(
         .collect();
     let records: Vec<_> = chosen.iter().map(|(t, _)| t.clone()).collect();
     let failed = crate::finetune_ahead::fine_tune_ahead(evaluator, &records, workers, note);
-    let trained: Vec<_> = records
-        .iter()
-        .filter(|t| !failed.contains_key(&t.number))
-        .cloned()
-        .collect();
-    let mut measured =
-        crate::confirm::re_evaluate_all(run_dir, evaluator, &trained, workers).into_iter();
-    let results = records.iter().map(|t| match failed.get(&t.number) {
-        Some(msg) => Ok(Err(EvalError::Failed(msg.clone()))),
-        None => measured.next().unwrap_or_else(|| {
-            let msg = format!("trial {}: not evaluated", t.number);
-            Err(PipelineError::Invalid(msg))
-        }),
-    });
+    // the failures keep their place in front order; the others are built and measured
+    let results =
+        crate::confirm::in_queue(&records, workers, |t, worker| match failed.get(&t.number) {
+            Some(msg) => Ok(Err(EvalError::Failed(msg.clone()))),
+            None => crate::confirm::re_evaluate(run_dir, evaluator, t, worker),
+        });
     for ((t, m), result) in chosen.into_iter().zip(results) {
         let before = m.accuracy;
         match result? {

@@ -63,7 +63,7 @@ pub(crate) fn fine_tune_ahead(
     };
     let mut failed = crate::confirm::in_queue(first, alone, run(threads));
     failed.extend(crate::confirm::in_queue(rest, workers, run(1)));
-    failed.into_iter().flatten().flatten().collect()
+    failed.into_iter().flatten().collect()
 }
 
 /// What [`fine_tune_ahead`] is about to do, in the user's words.
