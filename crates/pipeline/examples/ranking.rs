@@ -95,16 +95,17 @@ fn main() -> Result<(), Error> {
         .map(|(x, y)| (100.0 * x, 100.0 * y))
         .collect();
     let caption = format!("{} genomes: Kendall's tau-b {tau:.3}", found.len());
-    // (weights id, epochs trained) of the supernet, when named
+    // (weights id, epochs trained, data and split) of the supernet, when named
     let trained = match &supernet {
         Some(d) => Some((
             kiln_pipeline::supernet_cache::weights_id(d)?,
             kiln_supernet::epochs_done(d)?,
+            kiln_supernet::identity(d)?.data,
         )),
         None => None,
     };
     let x_axis = match &trained {
-        Some((_, epochs)) => {
+        Some((_, epochs, _)) => {
             format!("inherited validation top-1 % (host; {epochs}-epoch supernet, BN recalibrated)")
         }
         None => "inherited validation top-1 % (host; BN recalibrated)".to_owned(),
@@ -130,17 +131,20 @@ fn main() -> Result<(), Error> {
     };
     let mut md = format!(
         "# Ranking: inherited vs stand-alone accuracy\n\n\
-         {} of the 30 random genomes of the default space; validation top-1 on the bundled \
-         data's 400 validation images (host). Kendall's tau-b between the two rankings: \
-         **{tau:.3}** (issue 14's goal: >= 0.6).\n\n\
+         {} of the 30 random genomes of the default space; validation top-1 on {} (host). \
+         Kendall's tau-b between the two rankings: **{tau:.3}** (issue 14's goal: >= 0.6).\n\n\
          Inherited: {} (from the supernet, batch norm recalibrated); stand-alone: {} \
          (trained from scratch for 10 epochs).{}{}\n\n\
          ![scatter](scatter.svg)\n\n| genome | inherited | stand-alone |\n|---|---|---|\n",
         found.len(),
+        match &trained {
+            Some((_, _, data)) => format!("the validation split of {data}"),
+            None => "the validation split of the supernet's data".to_owned(),
+        },
         range(&a),
         range(&b),
         match &trained {
-            Some((id, epochs)) => format!(" Supernet trained {epochs} epochs, weights {id}."),
+            Some((id, epochs, _)) => format!(" Supernet trained {epochs} epochs, weights {id}."),
             None => String::new(),
         },
         noise

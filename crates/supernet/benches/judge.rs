@@ -1,10 +1,14 @@
 //! Judging throughput: how many sub-networks a weight-sharing search judges per second
-//! (batch norm recalibrated, then validation top-1), on the bundled data.
+//! (batch norm recalibrated, then validation top-1), on the bundled data or IDX files.
 //!
 //! ```sh
 //! cargo bench --profile dev --workspace --bench judge -- SUPERNET_DIR [--candidates 200] [--workers 2] \
-//!     [--engine kernels|burn]
+//!     [--engine kernels|burn] [--idx DIR] [--validation SHARE]
 //! ```
+//!
+//! `--idx DIR` and `--validation SHARE` (default 0.1) name the data as `--idx` and
+//! `--validation` do for `cargo xtask`; they must be the data the supernet was trained on
+//! (checked against its identity, refused otherwise).
 //!
 //! `SUPERNET_DIR` is a folder written by `cargo xtask supernet train`. Genomes are drawn
 //! from the supernet's space (seed 0). `--engine kernels` (the search's) judges on
@@ -48,6 +52,8 @@ fn main() {
     let mut pairs_file: Option<PathBuf> = None;
     let mut alone_from: Option<PathBuf> = None;
     let mut seed_base: Option<u64> = None;
+    let mut idx: Option<PathBuf> = None;
+    let mut validation = 0.1f64;
     while let Some(a) = args.next() {
         let mut num = |name: &str| -> usize {
             args.next()
@@ -72,6 +78,19 @@ fn main() {
                         .unwrap_or_else(|| fail("--stand-alone-from takes a file")),
                 ))
             }
+            "--idx" => {
+                idx = Some(PathBuf::from(
+                    args.next()
+                        .unwrap_or_else(|| fail("--idx takes a directory")),
+                ))
+            }
+            "--validation" => {
+                validation = args
+                    .next()
+                    .and_then(|v| v.parse().ok())
+                    .filter(|v: &f64| *v > 0.0 && *v < 1.0)
+                    .unwrap_or_else(|| fail("--validation takes a share between 0 and 1"))
+            }
             "--engine" => match args.next().as_deref() {
                 Some("burn") => burn = true,
                 Some("kernels") => burn = false,
@@ -88,7 +107,8 @@ fn main() {
     }
     let Some(dir) = dir else {
         eprintln!(
-            "usage: judge SUPERNET_DIR [--candidates N] [--workers W] [--recalibration IMAGES]"
+            "usage: judge SUPERNET_DIR [--candidates N] [--workers W] [--recalibration IMAGES] \
+             [--idx DIR] [--validation SHARE]"
         );
         return;
     };
@@ -96,15 +116,23 @@ fn main() {
     let (net, identity, epochs, _) =
         kiln_supernet::load(&dir, &device).unwrap_or_else(|e| fail(&e.to_string()));
     let weights = SupernetWeights::of(&net).expect("supernet weights");
-    let data = kiln_data::load(
-        &Source::Mnist5k,
-        &SplitOptions {
-            seed: kiln_data::DEFAULT_SPLIT_SEED,
-            validation_fraction: 0.1,
-            train_limit: None,
-        },
-    )
-    .expect("bundled data");
+    let source = idx.map_or(Source::Mnist5k, Source::Idx);
+    let split = SplitOptions {
+        seed: kiln_data::DEFAULT_SPLIT_SEED,
+        validation_fraction: validation,
+        train_limit: None,
+    };
+    // the supernet's weights are judged on the data they were trained on, or not at all
+    if source.identity(&split) != identity.data {
+        fail(&format!(
+            "{}: trained on {}, but this run reads {} (give its --idx and --validation)",
+            dir.display(),
+            identity.data,
+            source.identity(&split)
+        ));
+    }
+    let data = kiln_data::load(&source, &split)
+        .unwrap_or_else(|e| fail(&format!("{}: {e}", source.name())));
     let settings = JudgeSettings {
         recalibration_images: recal.unwrap_or(identity.config.recalibration_images),
         ..JudgeSettings::default()

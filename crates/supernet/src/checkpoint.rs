@@ -202,6 +202,14 @@ pub fn epochs_done(dir: &Path) -> Result<usize, SupernetError> {
     Ok(read_state(dir)?.0.epochs_done)
 }
 
+/// What the supernet in `dir` was trained for and on (space, input, data and split,
+/// settings; committed in `supernet.json`), without loading its weights.
+///
+/// Errors: as [`load`] for `supernet.json`.
+pub fn identity(dir: &Path) -> Result<SupernetIdentity, SupernetError> {
+    Ok(read_state(dir)?.0.identity)
+}
+
 /// `dir/supernet.json`, checked (format version; a weights file in the same folder), and
 /// the path of its weights file.
 fn read_state(dir: &Path) -> Result<(State, PathBuf), SupernetError> {

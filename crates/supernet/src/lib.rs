@@ -23,7 +23,9 @@ mod sandwich;
 pub mod shapes;
 mod train;
 
-pub use checkpoint::{CHECKPOINT_VERSION, SupernetIdentity, epochs_done, load, save, weights_path};
+pub use checkpoint::{
+    CHECKPOINT_VERSION, SupernetIdentity, epochs_done, identity, load, save, weights_path,
+};
 pub use extract::{export_subnet, subnet_weights};
 pub use judge::{JudgeSettings, Judgement, accuracy, judge, recalibrate};
 pub use kernels::SupernetWeights;
