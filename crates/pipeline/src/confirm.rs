@@ -93,9 +93,10 @@ pub(crate) fn re_evaluate_all(
     })
 }
 
-/// `f` of each of `items` with its worker number (0-based), `workers` threads taking the
-/// next item as they finish one; the results in the order of `items`, one each. A panic
-/// in `f` panics here once the other workers stop.
+/// `f` of each of `items` with its worker number (0-based), `workers` threads (at least
+/// one, at most one an item) taking the next item as they finish one; the results in the
+/// order of `items`, one each. A panic in `f` panics here once the other workers have
+/// emptied the queue.
 pub(crate) fn in_queue<T: Sync, R: Send>(
     items: &[T],
     workers: usize,
@@ -171,7 +172,10 @@ mod tests {
         });
         let values: Vec<u64> = results.iter().map(|r| r.0).collect();
         assert_eq!(values, vec![0, 10, 20, 30, 40, 50, 60]);
-        assert!(results.iter().all(|r| r.1 < 2), "worker numbers 0 and 1 only");
+        assert!(
+            results.iter().all(|r| r.1 < 2),
+            "worker numbers 0 and 1 only"
+        );
         assert!(in_queue(&[] as &[u64], 2, |&i, _| i).is_empty());
     }
 }

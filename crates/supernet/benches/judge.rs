@@ -7,14 +7,16 @@
 //! ```
 //!
 //! `--idx DIR` and `--validation SHARE` (default 0.1) name the data as `--idx` and
-//! `--validation` do for `cargo xtask`; they must be the data the supernet was trained on
-//! (checked against its identity, refused otherwise).
+//! `--validation` do for `cargo xtask`; they must be the data the supernet was trained on,
+//! `DIR` spelled as `supernet train` was given it (checked against the supernet's identity,
+//! refused otherwise). Relative paths are taken from the workspace root (cargo runs a
+//! bench in its package's folder).
 //!
 //! `SUPERNET_DIR` is a folder written by `cargo xtask supernet train`. Genomes are drawn
 //! from the supernet's space (seed 0). `--engine kernels` (the search's) judges on
 //! kiln-runtime's kernels, all workers sharing one copy of the weights; `--engine burn`
-//! on burn's forward pass, each worker with its own copy; each worker runs on one thread. Prints wall time, candidates per second and the
-//! median seconds of the two phases (`host`, this machine). With `--against IMAGES`, each
+//! on burn's forward pass, each worker with its own copy; each worker runs on one thread.
+//! Prints wall time, candidates per second and the median seconds of the two phases (`host`, this machine). With `--against IMAGES`, each
 //! candidate is also judged with that many recalibration images, and the agreement of
 //! the two rankings is printed (Kendall's tau-b, largest difference in points). With
 //! `--stand-alone EPOCHS`, each candidate is also trained from scratch for that many
@@ -22,10 +24,12 @@
 //! compared with the ranking by stand-alone accuracy (Kendall's tau-b), the pairs
 //! printed as CSV lines (`pair,genome,inherited,stand_alone`) for a scatter plot; each
 //! is also written to stderr as it finishes (`done,index,genome,inherited,stand_alone`).
-//! With `--pairs FILE` those lines are also appended to FILE as they finish, and a run
+//! With `--pairs FILE` those lines are also appended to FILE as they finish (a new file
+//! first gets a `data,IDENTITY` line: the data and split they were measured on), and a run
 //! given the same FILE again skips the genomes it holds and reports over all of them:
-//! the 30 x 10-epoch ranking benchmark takes hours and may span several sittings.
-//! With `--stand-alone-from FILE` (a `--pairs` file of the same space) the stand-alone
+//! the 30 x 10-epoch ranking benchmark takes hours and may span several sittings. A file of
+//! other data is refused (one without a `data` line holds the bundled digits' pairs).
+//! With `--stand-alone-from FILE` (a `--pairs` file of the same space and data) the stand-alone
 //! accuracies are read from FILE instead of trained again: training from scratch does not
 //! depend on the supernet, so another supernet's ranking is measured in a minute.
 //! `--seed-base B` trains candidate i with seed B + i (default 0): a second sitting with
@@ -52,7 +56,7 @@ fn main() {
     let mut pairs_file: Option<PathBuf> = None;
     let mut alone_from: Option<PathBuf> = None;
     let mut seed_base: Option<u64> = None;
-    let mut idx: Option<PathBuf> = None;
+    let mut idx: Option<String> = None;
     let mut validation = 0.1f64;
     while let Some(a) = args.next() {
         let mut num = |name: &str| -> usize {
@@ -68,21 +72,22 @@ fn main() {
             "--stand-alone" => alone = Some(num("--stand-alone")),
             "--seed-base" => seed_base = Some(num("--seed-base") as u64),
             "--pairs" => {
-                pairs_file = Some(PathBuf::from(
-                    args.next().unwrap_or_else(|| fail("--pairs takes a file")),
+                pairs_file = Some(from_root(
+                    &args.next().unwrap_or_else(|| fail("--pairs takes a file")),
                 ))
             }
             "--stand-alone-from" => {
-                alone_from = Some(PathBuf::from(
-                    args.next()
+                alone_from = Some(from_root(
+                    &args
+                        .next()
                         .unwrap_or_else(|| fail("--stand-alone-from takes a file")),
                 ))
             }
             "--idx" => {
-                idx = Some(PathBuf::from(
+                idx = Some(
                     args.next()
                         .unwrap_or_else(|| fail("--idx takes a directory")),
-                ))
+                )
             }
             "--validation" => {
                 validation = args
@@ -96,7 +101,7 @@ fn main() {
                 Some("kernels") => burn = false,
                 other => fail(&format!("--engine takes kernels or burn, not {other:?}")),
             },
-            _ => dir = Some(PathBuf::from(a)),
+            _ => dir = Some(from_root(&a)),
         }
     }
     if seed_base.is_some() && (alone.is_none() || alone_from.is_some()) {
@@ -112,27 +117,35 @@ fn main() {
         );
         return;
     };
+    // the supernet's weights are judged on the data they were trained on, or not at all
+    let identity = kiln_supernet::identity(&dir).unwrap_or_else(|e| fail(&e.to_string()));
+    let split = SplitOptions {
+        validation_fraction: validation,
+        ..default_split()
+    };
+    // the identity names the folder as `supernet train --idx` was given it
+    let named = idx
+        .as_ref()
+        .map_or(Source::Mnist5k, |d| Source::Idx(d.into()));
+    let data_identity = named.identity(&split);
+    if data_identity != identity.data {
+        fail(&format!(
+            "{}: trained on {}, but this run reads {data_identity}. The bench reads the \
+             bundled digits or --idx DIR, with --validation SHARE, the default split seed and \
+             no train limit: give --idx and --validation as `supernet train` was given them",
+            dir.display(),
+            identity.data,
+        ));
+    }
+    let source = idx
+        .as_deref()
+        .map_or(Source::Mnist5k, |d| Source::Idx(from_root(d)));
+    let data = kiln_data::load(&source, &split)
+        .unwrap_or_else(|e| fail(&format!("{}: {e}", source.name())));
     let device = kiln_train::device();
     let (net, identity, epochs, _) =
         kiln_supernet::load(&dir, &device).unwrap_or_else(|e| fail(&e.to_string()));
     let weights = SupernetWeights::of(&net).expect("supernet weights");
-    let source = idx.map_or(Source::Mnist5k, Source::Idx);
-    let split = SplitOptions {
-        seed: kiln_data::DEFAULT_SPLIT_SEED,
-        validation_fraction: validation,
-        train_limit: None,
-    };
-    // the supernet's weights are judged on the data they were trained on, or not at all
-    if source.identity(&split) != identity.data {
-        fail(&format!(
-            "{}: trained on {}, but this run reads {} (give its --idx and --validation)",
-            dir.display(),
-            identity.data,
-            source.identity(&split)
-        ));
-    }
-    let data = kiln_data::load(&source, &split)
-        .unwrap_or_else(|e| fail(&format!("{}: {e}", source.name())));
     let settings = JudgeSettings {
         recalibration_images: recal.unwrap_or(identity.config.recalibration_images),
         ..JudgeSettings::default()
@@ -143,11 +156,14 @@ fn main() {
         .collect();
     let earlier = pairs_file
         .as_deref()
-        .map(|p| read_pairs(p, &genomes))
+        .map(|p| read_pairs(p, &genomes, &data_identity))
         .unwrap_or_default();
     // where each candidate's stand-alone accuracy comes from, when the ranking is measured
     let truth = match (&alone_from, alone) {
-        (Some(p), _) => Some(Truth::Measured(measured(p, &genomes), p.clone())),
+        (Some(p), _) => Some(Truth::Measured(
+            measured(p, &genomes, &data_identity),
+            p.clone(),
+        )),
         (None, Some(epochs)) => Some(Truth::Train {
             epochs,
             seed_base: seed_base.unwrap_or(0),
@@ -158,13 +174,18 @@ fn main() {
         .filter(|i| !earlier.iter().any(|p| p.0 == *i))
         .collect();
     let log = pairs_file.as_ref().map(|p| {
-        std::sync::Mutex::new(
-            std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(p)
-                .unwrap_or_else(|e| fail(&format!("{}: {e}", p.display()))),
-        )
+        let cannot = |e: std::io::Error| -> ! { fail(&format!("{}: {e}", p.display())) };
+        let mut file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(p)
+            .unwrap_or_else(|e| cannot(e));
+        // a new file says what data its pairs were measured on
+        if file.metadata().is_ok_and(|m| m.len() == 0) {
+            use std::io::Write;
+            writeln!(file, "data,{data_identity}").unwrap_or_else(|e| cannot(e));
+        }
+        std::sync::Mutex::new(file)
     });
     let next = AtomicUsize::new(0);
     let started = Instant::now();
@@ -320,11 +341,11 @@ enum Truth {
 /// The stand-alone accuracy of every candidate in the `--pairs` file `path`, by index.
 ///
 /// Exits with an error naming the file when it is missing or lacks a candidate.
-fn measured(path: &std::path::Path, genomes: &[Genome]) -> HashMap<usize, f64> {
+fn measured(path: &std::path::Path, genomes: &[Genome], data: &str) -> HashMap<usize, f64> {
     if !path.is_file() {
         fail(&format!("{}: no such pairs file", path.display()));
     }
-    let known: HashMap<usize, f64> = read_pairs(path, genomes)
+    let known: HashMap<usize, f64> = read_pairs(path, genomes, data)
         .into_iter()
         .map(|(i, _, stand_alone)| (i, stand_alone))
         .collect();
@@ -362,10 +383,22 @@ fn train_alone(
 /// (`done,index,genome,inherited,stand_alone` lines; a missing file holds none).
 ///
 /// Lines past this run's candidates are left out. Exits with an error (naming the file and
-/// line) when a line's genome is not this run's genome at that index: the file was written
-/// for another space.
-fn read_pairs(path: &std::path::Path, genomes: &[Genome]) -> Vec<(usize, f64, f64)> {
+/// line) when a line's genome is not this run's genome at that index (the file was written
+/// for another space), or when the file's `data,IDENTITY` line is not `data`, this run's
+/// data and split (a file without one predates it and holds the bundled digits' pairs).
+fn read_pairs(path: &std::path::Path, genomes: &[Genome], data: &str) -> Vec<(usize, f64, f64)> {
     let text = std::fs::read_to_string(path).unwrap_or_default();
+    let bundled = || Source::Mnist5k.identity(&default_split());
+    let theirs = text
+        .lines()
+        .find_map(|l| l.strip_prefix("data,").map(str::to_owned))
+        .unwrap_or_else(bundled);
+    if !text.trim().is_empty() && theirs != data {
+        fail(&format!(
+            "{}: pairs measured on {theirs}, but this run reads {data}",
+            path.display()
+        ));
+    }
     let pair = |(n, l): (usize, &str)| {
         let ["done", i, id, a, b] = l.split(',').collect::<Vec<_>>()[..] else {
             return None;
@@ -384,6 +417,30 @@ fn read_pairs(path: &std::path::Path, genomes: &[Genome]) -> Vec<(usize, f64, f6
         Some((i, a.parse().ok()?, b.parse().ok()?))
     };
     text.lines().enumerate().filter_map(pair).collect()
+}
+
+/// The split the bench reads: the default seed, validation 0.1, no train limit.
+fn default_split() -> SplitOptions {
+    SplitOptions {
+        seed: kiln_data::DEFAULT_SPLIT_SEED,
+        validation_fraction: 0.1,
+        train_limit: None,
+    }
+}
+
+/// A path from the command line. Cargo runs a bench in its package's folder
+/// (`crates/supernet`), so under cargo (`CARGO_MANIFEST_DIR` set) a relative path is taken
+/// from the workspace root, where the README's commands are typed; run directly, from the
+/// current folder.
+fn from_root(path: &str) -> PathBuf {
+    let path = PathBuf::from(path);
+    match std::env::var_os("CARGO_MANIFEST_DIR") {
+        Some(package) if path.is_relative() => {
+            let package = PathBuf::from(package);
+            package.ancestors().nth(2).unwrap_or(&package).join(path)
+        }
+        _ => path,
+    }
 }
 
 /// Bad input to the benchmark: the message on stderr and exit status 1, not a panic.
