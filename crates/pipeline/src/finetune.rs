@@ -35,6 +35,9 @@ pub const FINE_TUNE_SHARDS: usize = 2;
 /// Beginning of [`ACCURACY_KIND`] for an accuracy inherited from a supernet.
 const INHERITED: &str = "inherited";
 
+/// Beginning of [`ACCURACY_KIND`] for an accuracy fine-tuned from inherited weights.
+const FINE_TUNED: &str = "fine-tuned";
+
 /// Fine-tuning settings of a weight-sharing search.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FineTune {
@@ -271,7 +274,7 @@ fn record_fine_tuning(
 /// What a fine-tuned accuracy is, as its trial's label and the ONNX model's metadata say.
 fn kind(judge: &SupernetJudge, config: &TrainConfig) -> String {
     format!(
-        "fine-tuned {} epochs from weights inherited from the supernet in {}",
+        "{FINE_TUNED} {} epochs from weights inherited from the supernet in {}",
         config.epochs,
         judge.dir.display()
     )
@@ -322,7 +325,8 @@ pub(crate) fn train_and_store(
 /// and records each fine-tuned, built and measured evaluation in its trial's place;
 /// `workers` fine-tune at once. Returns how many were fine-tuned, how many of those
 /// reused an earlier search's fine-tuning (stored in the supernet's folder), and how many
-/// were left inherited.
+/// were left inherited. A resumed search counts the fine-tunings it journaled before it
+/// was stopped ([`journaled`]): `ft.models` in all, as if it had not been.
 ///
 /// Errors: the journal; an evaluation that stops the search (a device that does not
 /// answer).
@@ -336,17 +340,18 @@ pub(crate) fn fine_tune_front(
     note: &mut dyn FnMut(&str),
 ) -> Result<FineTuned, PipelineError> {
     let trials = journal.trials()?;
+    let before = journaled(&trials);
     let front = inherited_front(&trials, objectives, evaluator);
     let images = evaluator.data.validation.len();
     let (picked, left) = choose(
         front.iter().map(|(_, m)| *m).collect(),
-        ft.models,
+        ft.models.saturating_sub(before.done),
         ft.all,
         |p| standard_error(p, images),
     );
     let mut count = FineTuned {
         left_inherited: left.len(),
-        ..FineTuned::default()
+        ..before
     };
     if !left.is_empty() {
         note(&left_inherited_note(&left, images));
@@ -450,6 +455,22 @@ fn inherited_front(
         .collect()
 }
 
+/// The fine-tunings `trials` already holds (a search stopped while its front was being
+/// fine-tuned, then resumed): how many, and how many of them reused an earlier search's.
+fn journaled(trials: &[TrialRecord]) -> FineTuned {
+    let mut count = FineTuned::default();
+    for e in trials.iter().filter_map(|t| t.evaluation.as_ref()) {
+        if e.labels
+            .get(ACCURACY_KIND)
+            .is_some_and(|k| k.starts_with(FINE_TUNED))
+        {
+            count.done += 1;
+            count.reused += usize::from(e.labels.contains_key(REUSED_FROM));
+        }
+    }
+    count
+}
+
 /// The note on front models left with inherited weights by [`choose`]: which, their
 /// inherited accuracy against the earlier-fine-tuned model each was not told apart from
 /// (the noise computed at that model's accuracy on `images` validation images), and how
@@ -485,6 +506,55 @@ fn left_inherited_note(left: &[LeftInherited], images: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A finished trial whose accuracy is of `kind` (`None`: not evaluated), reused from an
+    /// earlier search's fine-tuning when `reused`.
+    fn trial(number: u64, kind: Option<&str>, reused: bool) -> TrialRecord {
+        let evaluation = kind.map(|k| {
+            let mut e = Evaluation::default();
+            e.labels.insert(ACCURACY_KIND.into(), k.into());
+            if reused {
+                e.labels
+                    .insert(REUSED_FROM.into(), "runs/supernets/x/fine-tuned/y".into());
+            }
+            e
+        });
+        TrialRecord {
+            number,
+            genome_id: format!("g{number}"),
+            genome: "{}".into(),
+            origin: "random".into(),
+            status: Status::Done,
+            evaluation,
+            error: None,
+            created_at: 0.0,
+            started_at: None,
+            finished_at: None,
+            attempts: 1,
+        }
+    }
+
+    #[test]
+    fn a_resumed_search_counts_the_fine_tunings_it_journaled() {
+        let tuned = "fine-tuned 2 epochs from weights inherited from the supernet in s";
+        let int8 = format!("{tuned}; then quantized to int8 (calibrated on 500 images)");
+        let trials = [
+            trial(
+                1,
+                Some("inherited from the supernet in s (2 epochs)"),
+                false,
+            ),
+            trial(2, Some(tuned), false),
+            trial(3, Some(tuned), true),
+            trial(4, Some(&int8), false),
+            trial(5, None, false),
+            trial(6, Some("trained from scratch"), false),
+        ];
+        let count = journaled(&trials);
+        assert_eq!((count.done, count.reused, count.left_inherited), (3, 1, 0));
+        assert_eq!(journaled(&trials[..2]).done, 1);
+        assert_eq!(journaled(&[]), FineTuned::default());
+    }
 
     /// A front model whose latency grows with its accuracy, as on a front of the two.
     fn model(number: u64, accuracy: f64, fine_tuned_earlier: bool) -> Inherited {
