@@ -68,26 +68,35 @@ fn a_tiny_supernet_trains_resumes_and_its_exported_sub_network_agrees_with_it() 
     assert!(o.status.success(), "{}", text(&o));
     assert!(text(&o).contains("resumed after epoch 1"), "{}", text(&o));
 
-    // a sub-network exported and run through the generated program
+    // a sub-network exported and run through the generated program, with the head conv
+    // (seed 4's genome) and without it (its own classifier in the supernet)
     let genome = dir.path().join("g.json");
     let o = xtask(&["space", "sample", "--seed", "4", "--space", &tiny_space()]);
     std::fs::write(&genome, &o.stdout).unwrap();
+    let mut headless: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_ne!(headless["head_width"], 0, "seed 4's genome has a head conv");
+    headless["head_width"] = 0.into();
+    let genome0 = dir.path().join("g0.json");
+    std::fs::write(&genome0, headless.to_string()).unwrap();
     let model = dir.path().join("m.onnx");
-    let o = export(&net, &genome, "300", &model);
-    assert!(o.status.success(), "{}", text(&o));
-    assert!(text(&o).contains("inherited"), "{}", text(&o));
-    let o = xtask(&["eval-onnx", model.to_str().unwrap(), "--train-limit", "300"]);
-    assert!(o.status.success(), "{}", text(&o));
-    let stdout = String::from_utf8_lossy(&o.stdout);
-    // the model's own accuracy is labelled for what it is
-    assert!(
-        stdout.contains("(inherited from a supernet): test top-1"),
-        "{stdout}"
-    );
-    let report: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
-    // same parity bar as training: within 0.2 points of the supernet's own figure
-    let diff = report["difference_points"].as_f64().unwrap();
-    assert!(diff.abs() <= 0.2, "{}", text(&o));
+    for genome in [&genome, &genome0] {
+        let o = export(&net, genome, "300", &model);
+        assert!(o.status.success(), "{}", text(&o));
+        assert!(text(&o).contains("inherited"), "{}", text(&o));
+        let o = xtask(&["eval-onnx", model.to_str().unwrap(), "--train-limit", "300"]);
+        assert!(o.status.success(), "{}", text(&o));
+        let stdout = String::from_utf8_lossy(&o.stdout);
+        // the model's own accuracy is labelled for what it is
+        assert!(
+            stdout.contains("(inherited from a supernet): test top-1"),
+            "{stdout}"
+        );
+        let report: serde_json::Value =
+            serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+        // same parity bar as training: within 0.2 points of the supernet's own figure
+        let diff = report["difference_points"].as_f64().unwrap();
+        assert!(diff.abs() <= 0.2, "{}: {}", genome.display(), text(&o));
+    }
 
     // a search whose candidates inherit from it: built and measured, not trained
     let run = dir.path().join("run");
