@@ -64,14 +64,7 @@ const USAGE: &str = "usage: ranking PAIRS.csv [--supernet DIR] [--compare OTHER.
 /// or for a file written before the judge bench wrote one, the bundled digits (all it read).
 fn data_of(path: &Path) -> Result<String, Error> {
     let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let bundled = || {
-        let split = kiln_data::SplitOptions {
-            seed: kiln_data::DEFAULT_SPLIT_SEED,
-            validation_fraction: 0.1,
-            train_limit: None,
-        };
-        kiln_data::Source::Mnist5k.identity(&split)
-    };
+    let bundled = || kiln_data::Source::Mnist5k.identity(&kiln_data::SplitOptions::default());
     Ok(text
         .lines()
         .find_map(|l| l.strip_prefix("data,").map(str::to_owned))
@@ -98,19 +91,21 @@ fn main() -> Result<(), Error> {
     }
     let found = read_pairs_file(&file)?;
     let data = data_of(&file)?;
-    if let Some(other) = &compare
-        && data_of(other)? != data
-    {
+    if let Some(other) = &compare {
         let theirs = data_of(other)?;
-        let (a, b) = (file.display(), other.display());
-        return Err(format!("{a} holds pairs on {data}, {b} on {theirs}: not comparable").into());
+        if theirs != data {
+            let (a, b) = (file.display(), other.display());
+            let msg = format!("{a} holds pairs on {data}, {b} on {theirs}: not comparable");
+            return Err(msg.into());
+        }
     }
-    if let Some(dir) = &supernet
-        && kiln_supernet::identity(dir)?.data != data
-    {
+    if let Some(dir) = &supernet {
         let trained = kiln_supernet::identity(dir)?.data;
-        let (a, b) = (file.display(), dir.display());
-        return Err(format!("{a} holds pairs on {data}, but {b} was trained on {trained}").into());
+        if trained != data {
+            let (a, b) = (file.display(), dir.display());
+            let msg = format!("{a} holds pairs on {data}, but {b} was trained on {trained}");
+            return Err(msg.into());
+        }
     }
     if found.len() < 2 {
         return Err(format!(

@@ -121,7 +121,7 @@ fn main() {
     let identity = kiln_supernet::identity(&dir).unwrap_or_else(|e| fail(&e.to_string()));
     let split = SplitOptions {
         validation_fraction: validation,
-        ..default_split()
+        ..SplitOptions::default()
     };
     // the identity names the folder as `supernet train --idx` was given it
     let named = idx
@@ -143,7 +143,7 @@ fn main() {
     let data = kiln_data::load(&source, &split)
         .unwrap_or_else(|e| fail(&format!("{}: {e}", source.name())));
     let device = kiln_train::device();
-    let (net, identity, epochs, _) =
+    let (net, _, epochs, _) =
         kiln_supernet::load(&dir, &device).unwrap_or_else(|e| fail(&e.to_string()));
     let weights = SupernetWeights::of(&net).expect("supernet weights");
     let settings = JudgeSettings {
@@ -388,7 +388,7 @@ fn train_alone(
 /// data and split (a file without one predates it and holds the bundled digits' pairs).
 fn read_pairs(path: &std::path::Path, genomes: &[Genome], data: &str) -> Vec<(usize, f64, f64)> {
     let text = std::fs::read_to_string(path).unwrap_or_default();
-    let bundled = || Source::Mnist5k.identity(&default_split());
+    let bundled = || Source::Mnist5k.identity(&SplitOptions::default());
     let theirs = text
         .lines()
         .find_map(|l| l.strip_prefix("data,").map(str::to_owned))
@@ -417,15 +417,6 @@ fn read_pairs(path: &std::path::Path, genomes: &[Genome], data: &str) -> Vec<(us
         Some((i, a.parse().ok()?, b.parse().ok()?))
     };
     text.lines().enumerate().filter_map(pair).collect()
-}
-
-/// The split the bench reads: the default seed, validation 0.1, no train limit.
-fn default_split() -> SplitOptions {
-    SplitOptions {
-        seed: kiln_data::DEFAULT_SPLIT_SEED,
-        validation_fraction: 0.1,
-        train_limit: None,
-    }
 }
 
 /// A path from the command line. Cargo runs a bench in its package's folder
