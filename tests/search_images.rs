@@ -66,7 +66,7 @@ fn jetson_search_at_96x96_with_a_binding_latency_limit_records_infeasible_trials
     let limit = LIMIT_MS.to_string();
     // The done-when command (the default supernet evaluator), kept cheap: the tiny space, one
     // supernet epoch, no fine-tuning.
-    let o = xtask(&[
+    let args = [
         "search",
         "--target",
         "jetson",
@@ -88,7 +88,8 @@ fn jetson_search_at_96x96_with_a_binding_latency_limit_records_infeasible_trials
         "0",
         "-o",
         run.to_str().unwrap(),
-    ]);
+    ];
+    let o = xtask(&args);
     assert!(o.status.success(), "{}", text(&o));
     let out = text(&o);
     assert!(out.contains("decoding images: 24/24"), "{out}");
@@ -148,6 +149,18 @@ fn jetson_search_at_96x96_with_a_binding_latency_limit_records_infeasible_trials
             Some(r#"["horizontal","vertical"]"#)
         );
     }
+
+    // One image of the folder redrawn: the same data name over other pixels. Resuming is
+    // refused before anything is trained, naming the content (the journal's judgments and
+    // the cached supernet were made on the old images).
+    RgbImage::from_pixel(120, 100, Rgb([0, 0, 0]))
+        .save(data.join("vertical").join("00.png"))
+        .unwrap();
+    let o = xtask(&[&args[..], &["--resume"]].concat());
+    let out = text(&o);
+    assert!(!o.status.success(), "{out}");
+    assert!(out.contains("data_content"), "{out}");
+    assert!(!out.contains("supernet epoch"), "{out}");
 }
 
 /// A space that chooses the input resolution: every candidate is trained (or judged on the

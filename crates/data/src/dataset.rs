@@ -4,6 +4,7 @@ use rand::SeedableRng;
 use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 
 use crate::DataError;
 
@@ -301,6 +302,32 @@ impl Dataset {
     pub fn input_shape(&self) -> (usize, usize, usize) {
         (self.shape.channels, self.shape.height, self.shape.width)
     }
+
+    /// The content id of what was loaded: 16 hex digits of a SHA-256 over the image
+    /// shape, the class names and every split's images and labels, in order. Two loads
+    /// share it exactly when training, validation and test would see the same images and
+    /// labels, so it follows the split options (seed, validation share, training limit) as
+    /// well as the files, wherever they lie. The [`crate::Source::identity`] string names
+    /// the data for people; this tells whether a cached result was made on these bytes
+    /// (the same folder with other images in it has another content id).
+    pub fn content_id(&self) -> String {
+        let mut hash = Sha256::new();
+        for n in [self.shape.channels, self.shape.height, self.shape.width] {
+            hash.update((n as u64).to_le_bytes());
+        }
+        for name in &self.class_names {
+            // length-prefixed, so ["ab", "c"] and ["a", "bc"] differ
+            hash.update((name.len() as u64).to_le_bytes());
+            hash.update(name.as_bytes());
+        }
+        for split in [&self.train, &self.validation, &self.test] {
+            hash.update((split.len() as u64).to_le_bytes());
+            hash.update(&split.labels);
+            hash.update(&split.images);
+        }
+        let digest = hash.finalize();
+        digest[..8].iter().map(|b| format!("{b:02x}")).collect()
+    }
 }
 
 /// Class names `"0"`, `"1"`, ... for data sets whose classes are numbered (MNIST, IDX).
@@ -402,5 +429,46 @@ mod tests {
         norm.apply(split.image(0), &mut out);
         assert_eq!(out[0], -1.0);
         assert_eq!(out[1], 1.0);
+    }
+
+    /// 40 one-pixel images of 4 classes, pixel = index; the test split is the first 4.
+    fn tiny(train: Split, seed: u64) -> Dataset {
+        let test = train.select(&[0, 1, 2, 3]);
+        let options = SplitOptions {
+            seed,
+            validation_fraction: 0.25,
+            train_limit: None,
+        };
+        Dataset::from_splits("tiny".into(), numbered_classes(4), train, test, &options).unwrap()
+    }
+
+    #[test]
+    fn content_id_follows_images_labels_and_split() {
+        let shape = ImageShape {
+            channels: 1,
+            height: 1,
+            width: 1,
+        };
+        let pixels: Vec<u8> = (0..40).collect();
+        let labels: Vec<u8> = (0..40).map(|i| i % 4).collect();
+        let split = |p: &[u8], l: &[u8]| Split::new(shape, p.to_vec(), l.to_vec()).unwrap();
+        let base = tiny(split(&pixels, &labels), 1).content_id();
+        assert_eq!(base.len(), 16);
+        assert!(base.chars().all(|c| c.is_ascii_hexdigit()));
+        assert_eq!(tiny(split(&pixels, &labels), 1).content_id(), base);
+        // another split of the same files holds out other validation images
+        assert_ne!(tiny(split(&pixels, &labels), 2).content_id(), base);
+        let mut one_pixel = pixels.clone();
+        one_pixel[39] = 200;
+        assert_ne!(tiny(split(&one_pixel, &labels), 1).content_id(), base);
+        let mut one_label = labels.clone();
+        one_label[39] = 0;
+        assert_ne!(tiny(split(&pixels, &one_label), 1).content_id(), base);
+        // the name is for people: the same bytes under another name are the same data
+        let renamed = Dataset {
+            name: "elsewhere".into(),
+            ..tiny(split(&pixels, &labels), 1)
+        };
+        assert_eq!(renamed.content_id(), base);
     }
 }

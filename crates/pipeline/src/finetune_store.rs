@@ -43,10 +43,16 @@ struct InheritedFile {
 }
 
 /// The id of a fine-tuning result: the supernet's weights (content id), the genome's
-/// content id, the data's identity and the fine-tuning settings (seed and shards
-/// included) but the two that do not change the result: the threads it trains on and the
-/// evaluation batch.
-pub fn key(weights_id: &str, genome_id: &str, data_identity: &str, config: &TrainConfig) -> String {
+/// content id, the data's identity and content id ([`kiln_data::Dataset::content_id`]) and
+/// the fine-tuning settings (seed and shards included) but the two that do not change the
+/// result: the threads it trains on and the evaluation batch.
+pub fn key(
+    weights_id: &str,
+    genome_id: &str,
+    data_identity: &str,
+    data_content: &str,
+    config: &TrainConfig,
+) -> String {
     let result_settings = TrainConfig {
         threads: 1,
         eval_batch_size: TrainConfig::default().eval_batch_size,
@@ -57,6 +63,7 @@ pub fn key(weights_id: &str, genome_id: &str, data_identity: &str, config: &Trai
         "supernet_weights": weights_id,
         "genome": genome_id,
         "data": data_identity,
+        "data_content": data_content,
         "config": result_settings,
     });
     content_id(k.to_string().as_bytes())[..16].to_string()
@@ -240,21 +247,22 @@ mod tests {
     #[test]
     fn the_key_changes_with_each_thing_the_result_depends_on() {
         let c = kiln_train::TrainConfig::default();
-        let base = key("w", "g", "d", &c);
-        assert_eq!(base, key("w", "g", "d", &c));
-        assert_ne!(base, key("w2", "g", "d", &c));
-        assert_ne!(base, key("w", "g2", "d", &c));
-        assert_ne!(base, key("w", "g", "d2", &c));
+        let base = key("w", "g", "d", "c", &c);
+        assert_eq!(base, key("w", "g", "d", "c", &c));
+        assert_ne!(base, key("w2", "g", "d", "c", &c));
+        assert_ne!(base, key("w", "g2", "d", "c", &c));
+        assert_ne!(base, key("w", "g", "d2", "c", &c));
+        assert_ne!(base, key("w", "g", "d", "c2", &c), "other files, same name");
         let seeded = TrainConfig {
             seed: c.seed + 1,
             ..c.clone()
         };
-        assert_ne!(base, key("w", "g", "d", &seeded));
+        assert_ne!(base, key("w", "g", "d", "c", &seeded));
         let sharded = TrainConfig {
             shards: 2,
             ..c.clone()
         };
-        assert_ne!(base, key("w", "g", "d", &sharded));
+        assert_ne!(base, key("w", "g", "d", "c", &sharded));
         let elsewhere = TrainConfig {
             threads: 2,
             eval_batch_size: 7,
@@ -262,7 +270,7 @@ mod tests {
         };
         assert_eq!(
             base,
-            key("w", "g", "d", &elsewhere),
+            key("w", "g", "d", "c", &elsewhere),
             "same weights, same key"
         );
     }

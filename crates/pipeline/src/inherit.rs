@@ -35,6 +35,10 @@ pub struct SupernetJudge {
     pub weights_id: String,
     /// The data's identity as the search records it.
     pub data_identity: String,
+    /// The content id of the data it judges on ([`kiln_data::Dataset::content_id`]): with
+    /// the identity, what judgments and fine-tunings are kept under, so files changed
+    /// under the same name are not mistaken for the ones measured before.
+    pub data_content: String,
     /// What earlier judgments with these weights, data and settings measured
     /// (`judged.jsonl` in the folder), and where new ones are kept.
     pub judgments: Judgments,
@@ -60,7 +64,8 @@ pub struct Inherited {
 impl SupernetJudge {
     /// Loads the supernet in `dir`, refusing one trained for another space, input or
     /// data than `space` (`None`: its own) and `data` (`data_identity` as the search
-    /// records it). Any number of workers judge with it at once.
+    /// records it, and the splits' content where the supernet recorded what it was
+    /// trained on). Any number of workers judge with it at once.
     ///
     /// Errors: the checkpoint cannot be read; a mismatch, naming the field.
     pub fn load(
@@ -72,10 +77,12 @@ impl SupernetJudge {
         let invalid = |e: kiln_supernet::SupernetError| PipelineError::Invalid(e.to_string());
         let (net, identity, epochs, _) =
             kiln_supernet::load(dir, &kiln_train::device()).map_err(invalid)?;
+        let data_content = data.content_id();
         let wanted = SupernetIdentity {
             space: space.unwrap_or(&identity.space).clone(),
             input: kiln_train::input_spec(data),
             data: data_identity.into(),
+            data_content: Some(data_content.clone()),
             config: identity.config.clone(),
         };
         identity.check(&wanted, dir).map_err(invalid)?;
@@ -86,7 +93,7 @@ impl SupernetJudge {
         };
         let judgments = Judgments::open(
             dir,
-            crate::judgments::key(&weights_id, data_identity, &settings),
+            crate::judgments::key(&weights_id, data_identity, &data_content, &settings),
         );
         Ok(SupernetJudge {
             weights: Arc::new(SupernetWeights::of(&net).map_err(invalid)?),
@@ -96,6 +103,7 @@ impl SupernetJudge {
             settings,
             weights_id,
             data_identity: data_identity.into(),
+            data_content,
             judgments,
         })
     }

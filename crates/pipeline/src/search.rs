@@ -523,6 +523,9 @@ pub(crate) fn run_identity(
         .with("space", &space.name)
         .with("space_file", space_fingerprint(req, space_text))
         .with("data", &req.data_identity)
+        // the same name over changed files is other data (journals before this field
+        // are not resumed: they cannot say what they judged on)
+        .with("data_content", req.data.content_id())
         .with("seed", req.train.seed)
         .with("strategy", req.strategy.name())
         .with("epochs", req.train.epochs)

@@ -18,7 +18,8 @@ use kiln_supernet::{Progress, SupernetConfig};
 use crate::PipelineError;
 use crate::build::content_id;
 
-/// The cache folder of the supernet for this space file, data and settings under `root`.
+/// The cache folder of the supernet for this space file, data (its identity and its
+/// content, [`Dataset::content_id`]) and settings under `root`.
 pub fn cache_dir(
     root: &Path,
     space: &Space,
@@ -37,6 +38,8 @@ pub fn cache_dir(
         "space_file": space_text,
         "input": kiln_train::input_spec(data).to_string(),
         "data": data_identity,
+        // the same name with other files in it is other data
+        "data_content": data.content_id(),
         "config": config,
         "training_format": kiln_supernet::TRAINING_FORMAT,
     });
@@ -238,6 +241,16 @@ mod tests {
             ..config.clone()
         };
         assert_eq!(base, dir(text, "mnist-5k limit 100", &two_threads));
+        // the same data name over other images (a folder whose files changed)
+        let t = &data.test;
+        let flipped = (0..t.len()).flat_map(|i| t.image(i).iter().map(|p| p ^ 1));
+        let test = kiln_data::Split::new(t.shape(), flipped.collect(), t.labels().to_vec());
+        let changed = kiln_data::Dataset {
+            test: test.unwrap(),
+            ..data.clone()
+        };
+        let other = cache_dir(root, &space, text, &changed, "mnist-5k limit 100", &config);
+        assert_ne!(base, other);
     }
 
     #[test]

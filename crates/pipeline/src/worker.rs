@@ -370,6 +370,14 @@ fn check_join(
             req.data_identity
         ));
     }
+    let content = req.data.content_id();
+    if field(meta, "data_content") != content {
+        differences.push(format!(
+            "data content: the run's images and labels have content id {}, this worker's {content} \
+             (the same data name over other files)",
+            field(meta, "data_content")
+        ));
+    }
     if meta.get("evaluator").is_some() {
         differences.push("the run judges by a supernet, which workers cannot".into());
     }

@@ -142,6 +142,16 @@ fn main() {
         .map_or(Source::Mnist5k, |d| Source::Idx(from_root(d)));
     let data = kiln_data::load(&source, &split)
         .unwrap_or_else(|e| fail(&format!("{}: {e}", source.name())));
+    if let Some(trained_on) = &identity.data_content
+        && *trained_on != data.content_id()
+    {
+        fail(&format!(
+            "{}: trained on {} with content id {trained_on}; the files read now have {}",
+            dir.display(),
+            identity.data,
+            data.content_id()
+        ));
+    }
     let device = kiln_train::device();
     let (net, _, epochs, _) =
         kiln_supernet::load(&dir, &device).unwrap_or_else(|e| fail(&e.to_string()));

@@ -32,6 +32,11 @@ pub struct SupernetIdentity {
     pub input: InputSpec,
     /// The data set and split (`kiln_data` identity string).
     pub data: String,
+    /// The content id of the splits it was trained on ([`kiln_data::Dataset::content_id`]):
+    /// the same name with other images in it is other data. `None` in folders written
+    /// before it was recorded; those are matched by `data` alone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data_content: Option<String>,
     /// The training settings.
     pub config: SupernetConfig,
 }
@@ -263,7 +268,8 @@ pub fn load(
 
 impl SupernetIdentity {
     /// Refuses a supernet trained for another space, input or data (naming the first
-    /// field that differs). Training settings may differ.
+    /// field that differs; the data's content only where both sides record it). Training
+    /// settings may differ.
     ///
     /// Errors: [`SupernetError::Mismatch`].
     pub fn check(&self, wanted: &SupernetIdentity, dir: &Path) -> Result<(), SupernetError> {
@@ -291,6 +297,19 @@ impl SupernetIdentity {
                     wanted: b,
                 });
             }
+        }
+        if let (Some(a), Some(b)) = (&self.data_content, &wanted.data_content)
+            && a != b
+        {
+            return Err(SupernetError::Mismatch {
+                path: dir.display().to_string(),
+                field: "data content",
+                supernet: format!("images and labels with content id {a}"),
+                wanted: format!(
+                    "content id {b}: the files of `{}` changed since it was trained",
+                    self.data
+                ),
+            });
         }
         Ok(())
     }

@@ -61,7 +61,7 @@ pub enum SupernetError {
     Mismatch {
         /// The supernet's folder.
         path: String,
-        /// `space`, `input`, `classes`, `data`.
+        /// `space`, `input`, `classes`, `data`, `data content`.
         field: &'static str,
         /// The supernet's value.
         supernet: String,

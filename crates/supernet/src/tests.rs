@@ -231,6 +231,56 @@ fn sized_space(sides: &str) -> Space {
     Space::from_toml(&format!("resolution = {sides}\n{text}"), "sized").unwrap()
 }
 
+/// Training records the content of the data it saw: a run whose files changed under the
+/// same data name is refused, naming the content; a folder written before the content was
+/// recorded still loads and is matched by the name alone.
+#[test]
+fn training_records_its_datas_content() {
+    let data = data();
+    let dir = tempfile::tempdir().unwrap();
+    let config = one_epoch(16);
+    train(
+        &space(),
+        &data,
+        "mnist-5k test",
+        &config,
+        dir.path(),
+        false,
+        &mut |_| {},
+    )
+    .unwrap();
+    let id = crate::identity(dir.path()).unwrap();
+    let trained_on = id
+        .data_content
+        .clone()
+        .expect("training records its data's content");
+    assert_eq!(trained_on, data.content_id());
+    id.check(&id, dir.path()).unwrap();
+
+    let changed = SupernetIdentity {
+        data_content: Some("0123456789abcdef".into()),
+        ..id.clone()
+    };
+    let err = id.check(&changed, dir.path()).unwrap_err().to_string();
+    assert!(
+        err.contains("another data content") && err.contains(&trained_on),
+        "{err}"
+    );
+
+    let json = dir.path().join("supernet.json");
+    let mut state: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let recorded = state["identity"]
+        .as_object_mut()
+        .unwrap()
+        .remove("data_content");
+    assert_eq!(recorded, Some(serde_json::Value::from(trained_on)));
+    std::fs::write(&json, state.to_string()).unwrap();
+    let before = crate::identity(dir.path()).unwrap();
+    assert_eq!(before.data_content, None);
+    before.check(&changed, dir.path()).unwrap();
+}
+
 /// One epoch in batches of 16, batch norm recalibrated on `recalibration_images`.
 pub(crate) fn one_epoch(recalibration_images: usize) -> SupernetConfig {
     SupernetConfig {

@@ -154,6 +154,7 @@ pub fn train(
         space: space.clone(),
         input: kiln_train::input_spec(data),
         data: data_identity.into(),
+        data_content: Some(data.content_id()),
         config: config.clone(),
     };
     kiln_train::with_threads(config.threads, || {

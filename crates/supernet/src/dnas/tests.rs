@@ -120,6 +120,7 @@ fn a_latency_term_moves_the_distribution_to_faster_networks() {
         space: space(),
         input: kiln_train::input_spec(&data),
         data: "mnist-5k test".into(),
+        data_content: None,
         config: crate::SupernetConfig::default(),
     };
     crate::save(dir.path(), &net(&data), &identity, 1, &Default::default()).unwrap();
@@ -214,6 +215,7 @@ fn a_binding_limit_brings_the_found_network_under_it() {
         space: space(),
         input: kiln_train::input_spec(&data),
         data: "mnist-5k test".into(),
+        data_content: None,
         config: crate::SupernetConfig::default(),
     };
     crate::save(dir.path(), &net(&data), &identity, 1, &Default::default()).unwrap();
