@@ -147,13 +147,7 @@ impl PipelineEvaluator {
     /// or when this evaluator does not fine-tune.
     pub(crate) fn fine_tune_stored_at(&self, genome_id: &str) -> Option<std::time::SystemTime> {
         let (judge, config) = self.fine_tuning(genome_id)?;
-        let key = crate::finetune_store::key(
-            &judge.weights_id,
-            genome_id,
-            &judge.data_identity,
-            &judge.data_content,
-            &config,
-        );
+        let key = judge.fine_tune_key(genome_id, &config);
         crate::finetune_store::stored_at(&judge.dir, &key)
     }
 

@@ -212,13 +212,7 @@ pub(crate) fn fine_tune_into(
         eval.labels.insert(STORE_NOTE.into(), note);
         return record_fine_tuning(judge, config, entry, trial, eval);
     }
-    let key = store::key(
-        &judge.weights_id,
-        &trial.id,
-        &judge.data_identity,
-        &judge.data_content,
-        config,
-    );
+    let key = judge.fine_tune_key(&trial.id, config);
     let stored = store::get(&judge.dir, &key).unwrap_or_else(|e| {
         eval.labels.insert(
             STORE_NOTE.into(),
@@ -303,13 +297,7 @@ pub(crate) fn train_and_store(
     config: &TrainConfig,
     threads: usize,
 ) -> Result<(StoredFineTune, Option<String>), String> {
-    let key = store::key(
-        &judge.weights_id,
-        genome_id,
-        &judge.data_identity,
-        &judge.data_content,
-        config,
-    );
+    let key = judge.fine_tune_key(genome_id, config);
     let (inherited, start) = judge
         .inherited_weights(genome, data)
         .map_err(|e| e.to_string())?;

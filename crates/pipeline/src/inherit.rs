@@ -108,6 +108,18 @@ impl SupernetJudge {
         })
     }
 
+    /// The [`crate::finetune_store`] key of `genome_id` fine-tuned with `config` from
+    /// these weights on this data.
+    pub fn fine_tune_key(&self, genome_id: &str, config: &kiln_train::TrainConfig) -> String {
+        crate::finetune_store::key(
+            &self.weights_id,
+            genome_id,
+            &self.data_identity,
+            &self.data_content,
+            config,
+        )
+    }
+
     /// The burn copy, for exporting.
     fn net(&self) -> Result<std::sync::MutexGuard<'_, SuperNet>, PipelineError> {
         self.net.lock().map_err(|_| poisoned())

@@ -4,10 +4,10 @@
 //! once.
 //!
 //! The folder is `ROOT/<space>-<id>`, `id` the content id of the space file's text, the
-//! input shape and classes, the data's identity, the training settings but their thread
-//! count, and kiln-supernet's `TRAINING_FORMAT`: anything that changes the supernet
-//! changes the folder. A training killed half-way resumes from
-//! its last epoch's checkpoint.
+//! input shape and classes, the data's identity and content id, the training settings but
+//! their thread count, and kiln-supernet's `TRAINING_FORMAT`: anything that changes the
+//! supernet changes the folder. A training killed half-way resumes from its last epoch's
+//! checkpoint.
 
 use std::path::{Path, PathBuf};
 

@@ -257,6 +257,19 @@ pub fn worker(
     let journal = Journal::join(&location, &lease_options())?;
     let meta = journal.meta()?;
     let space_text = check_join(&journal, &meta, &req, &location)?;
+    let content = req.data.content_id();
+    if field(&meta, "data_content") != content {
+        // said, not refused: a JPEG decoder's SIMD paths on another CPU may round a
+        // pixel otherwise, so a worker on other hardware may load the same files as
+        // other bytes; other files under the same name land here too
+        note(&format!(
+            "warning: this worker's data `{}` loads as content id {content}, the run's as {}: \
+             other files under the same name, or the same images decoded otherwise on this \
+             CPU; its trials train and validate on what it loaded",
+            req.data_identity,
+            field(&meta, "data_content"),
+        ));
+    }
     let space = Space::from_toml(&space_text, &format!("{} (run {run})", SPACE_FILE))?;
     let mut target = kiln_target::load(&req.targets_dir, field(&meta, "target"))
         .map_err(|e| PipelineError::Invalid(format!("run {run}: {e}")))?;
@@ -368,14 +381,6 @@ fn check_join(
             "data: the run's is `{}`, this worker's is `{}`",
             field(meta, "data"),
             req.data_identity
-        ));
-    }
-    let content = req.data.content_id();
-    if field(meta, "data_content") != content {
-        differences.push(format!(
-            "data content: the run's images and labels have content id {}, this worker's {content} \
-             (the same data name over other files)",
-            field(meta, "data_content")
         ));
     }
     if meta.get("evaluator").is_some() {

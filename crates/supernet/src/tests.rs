@@ -279,6 +279,29 @@ fn training_records_its_datas_content() {
     let before = crate::identity(dir.path()).unwrap();
     assert_eq!(before.data_content, None);
     before.check(&changed, dir.path()).unwrap();
+    // resumed, it does not claim to know what its first epoch saw
+    let two = SupernetConfig {
+        epochs: 2,
+        ..config
+    };
+    train(
+        &space(),
+        &data,
+        "mnist-5k test",
+        &two,
+        dir.path(),
+        true,
+        &mut |_| {},
+    )
+    .unwrap();
+    let resumed = crate::identity(dir.path()).unwrap();
+    assert_eq!(
+        (
+            crate::epochs_done(dir.path()).unwrap(),
+            resumed.data_content
+        ),
+        (2, None)
+    );
 }
 
 /// One epoch in batches of 16, batch norm recalibrated on `recalibration_images`.

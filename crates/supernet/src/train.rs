@@ -191,9 +191,12 @@ fn train_on_pool(
 ) -> Result<(SuperNet, SupernetMetrics), SupernetError> {
     let config = &identity.config;
     let ad = kiln_train::device().autodiff();
+    let mut identity = identity.clone();
     let (mut net, done, mut metrics) = if resume && dir.join("supernet.json").is_file() {
         let (net, found, done, mut metrics) = load(dir, &ad)?;
-        found.check(identity, dir)?;
+        found.check(&identity, dir)?;
+        // a folder that did not record what its first epochs saw does not learn it now
+        identity.data_content = found.data_content;
         // a kill between writing metrics.json and supernet.json leaves one record ahead
         metrics.epochs.truncate(done);
         progress(Progress::Resumed(done));
@@ -296,7 +299,7 @@ fn train_on_pool(
             seconds,
         };
         metrics.epochs.push(record.clone());
-        save(dir, &plain, identity, epoch, &metrics)?;
+        save(dir, &plain, &identity, epoch, &metrics)?;
         progress(Progress::Epoch(record));
     }
     Ok((net.valid(), metrics))
