@@ -239,16 +239,20 @@ fn training_records_its_datas_content() {
     let data = data();
     let dir = tempfile::tempdir().unwrap();
     let config = one_epoch(16);
-    train(
-        &space(),
-        &data,
-        "mnist-5k test",
-        &config,
-        dir.path(),
-        false,
-        &mut |_| {},
-    )
-    .unwrap();
+    let train_into_dir = |config: &SupernetConfig, resume: bool| {
+        let space = space();
+        train(
+            &space,
+            &data,
+            "mnist-5k test",
+            config,
+            dir.path(),
+            resume,
+            &mut |_| {},
+        )
+        .unwrap()
+    };
+    train_into_dir(&config, false);
     let id = crate::identity(dir.path()).unwrap();
     let trained_on = id
         .data_content
@@ -284,16 +288,7 @@ fn training_records_its_datas_content() {
         epochs: 2,
         ..config
     };
-    train(
-        &space(),
-        &data,
-        "mnist-5k test",
-        &two,
-        dir.path(),
-        true,
-        &mut |_| {},
-    )
-    .unwrap();
+    train_into_dir(&two, true);
     let resumed = crate::identity(dir.path()).unwrap();
     assert_eq!(
         (
