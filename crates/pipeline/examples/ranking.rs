@@ -13,11 +13,16 @@
 //! column: stand-alone against stand-alone trained with other seeds (the judge bench's
 //! `--seed-base`; the ground truth's own noise, the most any evaluator can be expected to
 //! reach against it) and inherited against another supernet's inherited (the supernet's own
-//! stability).
+//! stability). With `--space FILE` (the space the bench sampled, `spaces/mobile.toml` for the
+//! default one) the summary also says what each ranking follows: Kendall's tau-b of each column
+//! against the genomes' head-conv width, SE block count, parameters and MACs (at the input of
+//! the `--supernet`, or 1x28x28 with 10 classes, the digits' and Fashion-MNIST's, without one).
 
 use std::path::{Path, PathBuf};
 
 use kiln_search::scatter::{Axes, pairs_svg};
+use kiln_space::{Architecture, Genome, InputSpec, Space};
+use rand::SeedableRng;
 
 type Error = Box<dyn std::error::Error>;
 
@@ -58,7 +63,8 @@ fn pairs(text: &str, origin: &Path) -> Result<Vec<Pair>, Error> {
     Ok(out)
 }
 
-const USAGE: &str = "usage: ranking PAIRS.csv [--supernet DIR] [--compare OTHER.csv]";
+const USAGE: &str =
+    "usage: ranking PAIRS.csv [--supernet DIR] [--compare OTHER.csv] [--space SPACE.toml]";
 
 /// The data and split the pairs file at `path` was measured on: its `data,IDENTITY` line,
 /// or for a file written before the judge bench wrote one, the bundled digits (all it read).
@@ -80,12 +86,13 @@ fn read_pairs_file(path: &Path) -> Result<Vec<Pair>, Error> {
 fn main() -> Result<(), Error> {
     let mut args = std::env::args().skip(1);
     let file = PathBuf::from(args.next().ok_or(USAGE)?);
-    let (mut supernet, mut compare) = (None, None);
+    let (mut supernet, mut compare, mut space) = (None, None, None);
     while let Some(flag) = args.next() {
         let value = args.next().map(PathBuf::from).ok_or(USAGE)?;
         match flag.as_str() {
             "--supernet" => supernet = Some(value),
             "--compare" => compare = Some(value),
+            "--space" => space = Some(value),
             _ => return Err(USAGE.into()),
         }
     }
@@ -155,10 +162,22 @@ fn main() -> Result<(), Error> {
             .fold((f64::MAX, f64::MIN), |(l, h), &x| (l.min(x), h.max(x)));
         format!("{:.2}-{:.2}%", 100.0 * lo, 100.0 * hi)
     };
-    let noise = match &compare {
+    let mut sentences = match &compare {
         Some(other) => compare_sentences(&found, other)?,
         None => String::new(),
     };
+    if let Some(path) = &space {
+        let input = match &supernet {
+            Some(d) => kiln_supernet::identity(d)?.input,
+            None => InputSpec {
+                channels: 1,
+                height: 28,
+                width: 28,
+                classes: 10,
+            },
+        };
+        sentences += &feature_sentences(&found, &Space::load(path)?, input)?;
+    }
     let mut md = format!(
         "# Ranking: inherited vs stand-alone accuracy\n\n\
          {} of the 30 random genomes of the default space; validation top-1 on {} (host). \
@@ -169,7 +188,7 @@ fn main() -> Result<(), Error> {
         found.len(),
         match &trained {
             Some((_, _, data)) => format!("the validation split of {data}"),
-            None => "the validation split of the supernet's data".to_owned(),
+            None => format!("the validation split of {data}"),
         },
         range(&a),
         range(&b),
@@ -177,7 +196,7 @@ fn main() -> Result<(), Error> {
             Some((id, epochs, _)) => format!(" Supernet trained {epochs} epochs, weights {id}."),
             None => String::new(),
         },
-        noise
+        sentences
     );
     let mut by_inherited: Vec<&Pair> = found.iter().collect();
     by_inherited.sort_by(|x, y| y.inherited.total_cmp(&x.inherited));
@@ -190,8 +209,8 @@ fn main() -> Result<(), Error> {
         );
     }
     std::fs::write(dir.join("summary.md"), &md)?;
-    if !noise.is_empty() {
-        println!("{}", noise.trim());
+    if !sentences.is_empty() {
+        println!("{}", sentences.trim());
     }
     println!(
         "{caption}; wrote {} and {}",
@@ -266,4 +285,70 @@ fn compare_sentences(found: &[Pair], other: &Path) -> Result<String, Error> {
         );
     }
     Ok(out)
+}
+
+/// The summary's sentence on what each ranking follows: Kendall's tau-b of the inherited and
+/// the stand-alone column against each genome's head-conv width, SE block count, parameters
+/// and MACs (at `input`). The genomes are the judge bench's: samples of `space` from a
+/// ChaCha8 generator seeded 0, candidate i the (i+1)-th, matched to the pairs by id.
+///
+/// Errors: a pair whose genome is not the bench's sample at its index (another space).
+fn feature_sentences(found: &[Pair], space: &Space, input: InputSpec) -> Result<String, Error> {
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
+    let count = found.iter().map(|p| p.index + 1).max().unwrap_or(0);
+    let sampled: Vec<Genome> = (0..count)
+        .map(|_| Genome::sample(space, &mut rng))
+        .collect();
+    let mut rows: Vec<[f64; 6]> = Vec::new();
+    for p in found {
+        let g = &sampled[p.index];
+        if g.id() != p.genome {
+            let msg = format!(
+                "genome {} at index {} is not the bench's sample of space `{}` there ({})",
+                p.genome,
+                p.index,
+                space.name,
+                g.id()
+            );
+            return Err(msg.into());
+        }
+        let totals = Architecture::new(space, g, input)?.totals();
+        let se = g
+            .stages
+            .iter()
+            .flat_map(|s| &s.blocks)
+            .filter(|b| b.se)
+            .count();
+        rows.push([
+            p.inherited,
+            p.stand_alone,
+            g.head_width as f64,
+            se as f64,
+            totals.params as f64,
+            totals.macs as f64,
+        ]);
+    }
+    let column = |i: usize| rows.iter().map(|r| r[i]).collect::<Vec<f64>>();
+    let tau = |a: usize, b: usize| {
+        kiln_latency::kendall_tau(&column(a), &column(b))
+            .map_or("n/a".into(), |t| format!("{t:.2}"))
+    };
+    let features = ["head-conv width", "SE blocks", "parameters", "MACs"];
+    let against = |col: usize| {
+        (0..features.len())
+            .map(|f| format!("{} {}", features[f], tau(col, f + 2)))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    Ok(format!(
+        "\n\nWhat each ranking follows (Kendall's tau-b over these {} genomes; parameters and \
+         MACs at {}x{}x{}, {} classes): inherited against {}; stand-alone against {}.",
+        rows.len(),
+        input.channels,
+        input.height,
+        input.width,
+        input.classes,
+        against(0),
+        against(1)
+    ))
 }
