@@ -142,15 +142,13 @@ fn main() {
         .map_or(Source::Mnist5k, |d| Source::Idx(from_root(d)));
     let data = kiln_data::load(&source, &split)
         .unwrap_or_else(|e| fail(&format!("{}: {e}", source.name())));
-    if let Some(trained_on) = &identity.data_content
-        && *trained_on != data.content_id()
-    {
-        fail(&format!(
-            "{}: trained on {} with content id {trained_on}; the files read now have {}",
-            dir.display(),
-            identity.data,
-            data.content_id()
-        ));
+    // the content, by the supernet's own check (names the field and both content ids)
+    let read_now = kiln_supernet::SupernetIdentity {
+        data_content: Some(data.content_id()),
+        ..identity.clone()
+    };
+    if let Err(e) = identity.check(&read_now, &dir) {
+        fail(&e.to_string());
     }
     let device = kiln_train::device();
     let (net, _, epochs, _) =
