@@ -150,6 +150,26 @@ fn jetson_search_at_96x96_with_a_binding_latency_limit_records_infeasible_trials
         );
     }
 
+    // The same images in another folder are the same data: a new search there reuses the
+    // cached supernet, nothing trained (before, the folder's name was part of its key).
+    let moved = dir.path().join("stripes-moved");
+    folder(&moved, 12);
+    let run2 = dir.path().join("run-moved");
+    let moved_args: Vec<&str> = args
+        .iter()
+        .map(|a| match *a {
+            a if a == data.to_str().unwrap() => moved.to_str().unwrap(),
+            a if a == run.to_str().unwrap() => run2.to_str().unwrap(),
+            "8" => "2",
+            a => a,
+        })
+        .collect();
+    let o = xtask(&moved_args);
+    let out = text(&o);
+    assert!(o.status.success(), "{out}");
+    assert!(out.contains("cached, reused"), "{out}");
+    assert!(!out.contains("supernet epoch"), "{out}");
+
     // One image of the folder redrawn: the same data name over other pixels. Resuming is
     // refused before anything is trained, naming the content (the journal's judgments and
     // the cached supernet were made on the old images).

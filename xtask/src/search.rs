@@ -334,7 +334,7 @@ fn cached_supernet(args: &Args, request: &mut SearchRequest) -> Result<()> {
     };
     let cache = crate::common::workspace_root().join(&args.supernet_cache);
     let (space, data, id) = (&request.space_path, &request.data, args.data.identity());
-    let dir = kiln_pipeline::supernet_cache::dir_for(&cache, space, data, &id, &config)?;
+    let dir = kiln_pipeline::supernet_cache::dir_for(&cache, space, data, &config)?;
     // minutes of training to come: refuse bad settings (a resume of another run) first
     request.supernet = Some(dir);
     kiln_pipeline::preflight::preflight(request)?;

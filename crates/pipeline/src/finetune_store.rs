@@ -43,16 +43,10 @@ struct InheritedFile {
 }
 
 /// The id of a fine-tuning result: the supernet's weights (content id), the genome's
-/// content id, the data's identity and content id ([`kiln_data::Dataset::content_id`]) and
+/// content id, the data's content id ([`kiln_data::Dataset::content_id`]; not its folder) and
 /// the fine-tuning settings (seed and shards included) but the two that do not change the
 /// result: the threads it trains on and the evaluation batch.
-pub fn key(
-    weights_id: &str,
-    genome_id: &str,
-    data_identity: &str,
-    data_content: &str,
-    config: &TrainConfig,
-) -> String {
+pub fn key(weights_id: &str, genome_id: &str, data_content: &str, config: &TrainConfig) -> String {
     let result_settings = TrainConfig {
         threads: 1,
         eval_batch_size: TrainConfig::default().eval_batch_size,
@@ -62,7 +56,6 @@ pub fn key(
         "format": FORMAT,
         "supernet_weights": weights_id,
         "genome": genome_id,
-        "data": data_identity,
         "data_content": data_content,
         "config": result_settings,
     });
@@ -247,22 +240,21 @@ mod tests {
     #[test]
     fn the_key_changes_with_each_thing_the_result_depends_on() {
         let c = kiln_train::TrainConfig::default();
-        let base = key("w", "g", "d", "c", &c);
-        assert_eq!(base, key("w", "g", "d", "c", &c));
-        assert_ne!(base, key("w2", "g", "d", "c", &c));
-        assert_ne!(base, key("w", "g2", "d", "c", &c));
-        assert_ne!(base, key("w", "g", "d2", "c", &c));
-        assert_ne!(base, key("w", "g", "d", "c2", &c), "other files, same name");
+        let base = key("w", "g", "c", &c);
+        assert_eq!(base, key("w", "g", "c", &c));
+        assert_ne!(base, key("w2", "g", "c", &c));
+        assert_ne!(base, key("w", "g2", "c", &c));
+        assert_ne!(base, key("w", "g", "c2", &c), "other files");
         let seeded = TrainConfig {
             seed: c.seed + 1,
             ..c.clone()
         };
-        assert_ne!(base, key("w", "g", "d", "c", &seeded));
+        assert_ne!(base, key("w", "g", "c", &seeded));
         let sharded = TrainConfig {
             shards: 2,
             ..c.clone()
         };
-        assert_ne!(base, key("w", "g", "d", "c", &sharded));
+        assert_ne!(base, key("w", "g", "c", &sharded));
         let elsewhere = TrainConfig {
             threads: 2,
             eval_batch_size: 7,
@@ -270,7 +262,7 @@ mod tests {
         };
         assert_eq!(
             base,
-            key("w", "g", "d", "c", &elsewhere),
+            key("w", "g", "c", &elsewhere),
             "same weights, same key"
         );
     }

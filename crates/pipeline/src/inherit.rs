@@ -31,13 +31,11 @@ pub struct SupernetJudge {
     /// Batch-norm recalibration and batch size.
     pub settings: JudgeSettings,
     /// The content id of its weights file ([`crate::supernet_cache::weights_id`]): what
-    /// a fine-tuned sub-network is stored under, with the data's identity.
+    /// a fine-tuned sub-network is stored under, with the data's content.
     pub weights_id: String,
-    /// The data's identity as the search records it.
-    pub data_identity: String,
-    /// The content id of the data it judges on ([`kiln_data::Dataset::content_id`]): with
-    /// the identity, what judgments and fine-tunings are kept under, so files changed
-    /// under the same name are not mistaken for the ones measured before.
+    /// The content id of the data it judges on ([`kiln_data::Dataset::content_id`]): what
+    /// judgments and fine-tunings are kept under, so files changed under the same name
+    /// are not mistaken for the ones measured before, and the same files moved are found.
     pub data_content: String,
     /// What earlier judgments with these weights, data and settings measured
     /// (`judged.jsonl` in the folder), and where new ones are kept.
@@ -63,9 +61,10 @@ pub struct Inherited {
 
 impl SupernetJudge {
     /// Loads the supernet in `dir`, refusing one trained for another space, input or
-    /// data than `space` (`None`: its own) and `data` (`data_identity` as the search
-    /// records it, and the splits' content where the supernet recorded what it was
-    /// trained on). Any number of workers judge with it at once.
+    /// data than `space` (`None`: its own) and `data` (by the splits' content where the
+    /// supernet recorded what it was trained on, so the same files in another folder
+    /// match; by `data_identity`, as the search records it, where it did not). Any number
+    /// of workers judge with it at once.
     ///
     /// Errors: the checkpoint cannot be read; a mismatch, naming the field.
     pub fn load(
@@ -93,7 +92,7 @@ impl SupernetJudge {
         };
         let judgments = Judgments::open(
             dir,
-            crate::judgments::key(&weights_id, data_identity, &data_content, &settings),
+            crate::judgments::key(&weights_id, &data_content, &settings),
         );
         Ok(SupernetJudge {
             weights: Arc::new(SupernetWeights::of(&net).map_err(invalid)?),
@@ -102,7 +101,6 @@ impl SupernetJudge {
             epochs,
             settings,
             weights_id,
-            data_identity: data_identity.into(),
             data_content,
             judgments,
         })
@@ -111,13 +109,7 @@ impl SupernetJudge {
     /// The [`crate::finetune_store`] key of `genome_id` fine-tuned with `config` from
     /// these weights on this data.
     pub fn fine_tune_key(&self, genome_id: &str, config: &kiln_train::TrainConfig) -> String {
-        crate::finetune_store::key(
-            &self.weights_id,
-            genome_id,
-            &self.data_identity,
-            &self.data_content,
-            config,
-        )
+        crate::finetune_store::key(&self.weights_id, genome_id, &self.data_content, config)
     }
 
     /// The burn copy, for exporting.

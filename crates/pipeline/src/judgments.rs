@@ -56,19 +56,13 @@ struct Known {
     torn: bool,
 }
 
-/// The key of judgments made with the supernet weights `weights_id` (content id) on
-/// `data_identity` (whose splits hold `data_content`, [`kiln_data::Dataset::content_id`])
-/// with `settings`.
-pub fn key(
-    weights_id: &str,
-    data_identity: &str,
-    data_content: &str,
-    settings: &JudgeSettings,
-) -> String {
+/// The key of judgments made with the supernet weights `weights_id` (content id) on the
+/// data whose splits hold `data_content` ([`kiln_data::Dataset::content_id`]; wherever its
+/// files are) with `settings`.
+pub fn key(weights_id: &str, data_content: &str, settings: &JudgeSettings) -> String {
     let k = serde_json::json!({
         "format": FORMAT,
         "supernet_weights": weights_id,
-        "data": data_identity,
         "data_content": data_content,
         "recalibration_images": settings.recalibration_images,
         "batch": settings.batch,
@@ -216,14 +210,13 @@ mod tests {
     #[test]
     fn the_key_changes_with_weights_data_and_settings() {
         let s = JudgeSettings::default();
-        let base = key("w", "d", "c", &s);
-        assert_ne!(base, key("w2", "d", "c", &s));
-        assert_ne!(base, key("w", "d2", "c", &s));
-        assert_ne!(base, key("w", "d", "c2", &s), "other files, same name");
+        let base = key("w", "c", &s);
+        assert_ne!(base, key("w2", "c", &s));
+        assert_ne!(base, key("w", "c2", &s), "other files");
         let more = JudgeSettings {
             recalibration_images: s.recalibration_images + 1,
             ..s.clone()
         };
-        assert_ne!(base, key("w", "d", "c", &more));
+        assert_ne!(base, key("w", "c", &more));
     }
 }

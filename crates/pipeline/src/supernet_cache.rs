@@ -4,8 +4,8 @@
 //! once.
 //!
 //! The folder is `ROOT/<space>-<id>`, `id` the content id of the space file's text, the
-//! input shape and classes, the data's identity and content id, the training settings but
-//! their thread count, and kiln-supernet's `TRAINING_FORMAT`: anything that changes the
+//! input shape and classes, the data's content id (not its folder's name: the same files
+//! elsewhere find the same supernet), the training settings but their thread count, and kiln-supernet's `TRAINING_FORMAT`: anything that changes the
 //! supernet changes the folder. A training killed half-way resumes from its last epoch's
 //! checkpoint.
 
@@ -18,14 +18,13 @@ use kiln_supernet::{Progress, SupernetConfig};
 use crate::PipelineError;
 use crate::build::content_id;
 
-/// The cache folder of the supernet for this space file, data (its identity and its
-/// content, [`Dataset::content_id`]) and settings under `root`.
+/// The cache folder of the supernet for this space file, data (its content,
+/// [`Dataset::content_id`], which follows the split too) and settings under `root`.
 pub fn cache_dir(
     root: &Path,
     space: &Space,
     space_text: &str,
     data: &Dataset,
-    data_identity: &str,
     config: &SupernetConfig,
 ) -> PathBuf {
     // threads do not change the weights (kiln-supernet tests it), so they do not change
@@ -37,8 +36,8 @@ pub fn cache_dir(
     let key = serde_json::json!({
         "space_file": space_text,
         "input": kiln_train::input_spec(data).to_string(),
-        "data": data_identity,
-        // the same name with other files in it is other data
+        // the files, not their folder's name: the same name over changed files is other
+        // data, the same files moved are not
         "data_content": data.content_id(),
         "config": config,
         "training_format": kiln_supernet::TRAINING_FORMAT,
@@ -55,12 +54,11 @@ pub fn dir_for(
     root: &Path,
     space_path: &Path,
     data: &Dataset,
-    data_identity: &str,
     config: &SupernetConfig,
 ) -> Result<PathBuf, PipelineError> {
     let text = std::fs::read_to_string(space_path).map_err(|e| io(space_path, e))?;
     let space = Space::from_toml(&text, &space_path.display().to_string())?;
-    Ok(cache_dir(root, &space, &text, data, data_identity, config))
+    Ok(cache_dir(root, &space, &text, data, config))
 }
 
 /// The content id of the weights the supernet in `dir` holds now (the file its
@@ -105,7 +103,7 @@ pub fn ensure(
 ) -> Result<CachedSupernet, PipelineError> {
     let text = std::fs::read_to_string(space_path).map_err(|e| io(space_path, e))?;
     let space = Space::from_toml(&text, &space_path.display().to_string())?;
-    let dir = cache_dir(root, &space, &text, data, data_identity, config);
+    let dir = cache_dir(root, &space, &text, data, config);
     let state = dir.join("supernet.json");
     let complete = || epochs_done(&state) >= Some(config.epochs);
     // complete: loading it (and checking its identity) is the search's job
@@ -209,13 +207,14 @@ mod tests {
             validation_fraction: 0.1,
             train_limit: Some(limit),
         };
-        let data = kiln_data::load(&kiln_data::Source::Mnist5k, &options(100)).unwrap();
+        let load = |limit| kiln_data::load(&kiln_data::Source::Mnist5k, &options(limit)).unwrap();
+        let data = load(100);
         let config = SupernetConfig::default();
         let root = Path::new("cache");
-        let dir = |text: &str, identity: &str, config: &SupernetConfig| {
-            cache_dir(root, &space, text, &data, identity, config)
+        let dir = |text: &str, data: &Dataset, config: &SupernetConfig| {
+            cache_dir(root, &space, text, data, config)
         };
-        let base = dir(text, "mnist-5k limit 100", &config);
+        let base = dir(text, &data, &config);
         assert!(base.starts_with(root));
         assert!(
             base.file_name()
@@ -224,23 +223,20 @@ mod tests {
                 .unwrap()
                 .starts_with("tiny-")
         );
-        assert_eq!(base, dir(text, "mnist-5k limit 100", &config));
-        assert_ne!(base, dir(text, "mnist-5k limit 200", &config));
-        assert_ne!(
-            base,
-            dir(&format!("{text}\n# edited"), "mnist-5k limit 100", &config)
-        );
+        assert_eq!(base, dir(text, &data, &config));
+        assert_ne!(base, dir(text, &load(200), &config));
+        assert_ne!(base, dir(&format!("{text}\n# edited"), &data, &config));
         let longer = SupernetConfig {
             epochs: 3,
             ..config.clone()
         };
-        assert_ne!(base, dir(text, "mnist-5k limit 100", &longer));
+        assert_ne!(base, dir(text, &data, &longer));
         // the weights do not depend on the thread count, so neither does the folder
         let two_threads = SupernetConfig {
             threads: 2,
             ..config.clone()
         };
-        assert_eq!(base, dir(text, "mnist-5k limit 100", &two_threads));
+        assert_eq!(base, dir(text, &data, &two_threads));
         // the same data name over other images (a folder whose files changed)
         let t = &data.test;
         let flipped = (0..t.len()).flat_map(|i| t.image(i).iter().map(|p| p ^ 1));
@@ -249,8 +245,13 @@ mod tests {
             test: test.unwrap(),
             ..data.clone()
         };
-        let other = cache_dir(root, &space, text, &changed, "mnist-5k limit 100", &config);
-        assert_ne!(base, other);
+        assert_ne!(base, dir(text, &changed, &config));
+        // the same images under another name (the folder moved) find the same supernet
+        let renamed = kiln_data::Dataset {
+            name: "idx:/elsewhere".into(),
+            ..data.clone()
+        };
+        assert_eq!(base, dir(text, &renamed, &config));
     }
 
     #[test]

@@ -224,7 +224,8 @@ pub struct WorkerRequest {
     pub run: Option<String>,
     /// This machine's copy of the run's data.
     pub data: Dataset,
-    /// Its identity, which must equal the run's.
+    /// Its identity, which must equal the run's unless its content id does (the same
+    /// files in another folder).
     pub data_identity: String,
     /// Where device profiles are found (the run's target by name).
     pub targets_dir: PathBuf,
@@ -256,8 +257,8 @@ pub fn worker(
     let location = Location::parse(&req.journal, &run)?;
     let journal = Journal::join(&location, &lease_options())?;
     let meta = journal.meta()?;
-    let space_text = check_join(&journal, &meta, &req, &location)?;
     let content = req.data.content_id();
+    let space_text = check_join(&journal, &meta, &req, &content, &location)?;
     if field(&meta, "data_content") != content {
         // said, not refused: a JPEG decoder's SIMD paths on another CPU may round a
         // pixel otherwise, so a worker on other hardware may load the same files as
@@ -357,14 +358,15 @@ pub fn worker(
     Ok(outcome.work)
 }
 
-/// The run's space file, once this worker may join: its runtime, data, space and
-/// device must fit the run's.
+/// The run's space file, once this worker may join: its runtime, data (by name, or by
+/// `content`, its content id, when the name differs), space and device must fit the run's.
 ///
 /// Errors: [`PipelineError::Invalid`] naming every difference, both sides.
 fn check_join(
     journal: &Journal,
     meta: &RunMeta,
     req: &WorkerRequest,
+    content: &str,
     location: &Location,
 ) -> Result<String, PipelineError> {
     let mut differences = Vec::new();
@@ -376,10 +378,13 @@ fn check_join(
             field(meta, "runtime")
         ));
     }
-    if field(meta, "data") != req.data_identity {
+    // the same files in another folder may serve; other files in another folder not
+    if field(meta, "data") != req.data_identity && field(meta, "data_content") != content {
         differences.push(format!(
-            "data: the run's is `{}`, this worker's is `{}`",
+            "data: the run's is `{}` (content id {}), this worker's is `{}` (content id \
+             {content})",
             field(meta, "data"),
+            field(meta, "data_content"),
             req.data_identity
         ));
     }

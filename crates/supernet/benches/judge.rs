@@ -7,9 +7,9 @@
 //! ```
 //!
 //! `--idx DIR` and `--validation SHARE` (default 0.1) name the data as `--idx` and
-//! `--validation` do for `cargo xtask`; they must be the data the supernet was trained on,
-//! `DIR` spelled as `supernet train` was given it (checked against the supernet's identity,
-//! refused otherwise). Relative paths are taken from the workspace root (cargo runs a
+//! `--validation` do for `cargo xtask`; they must be the data the supernet was trained on
+//! (its content, checked against the supernet's identity and refused otherwise; a supernet
+//! that recorded none is matched by `DIR` spelled as `supernet train` was given it). Relative paths are taken from the workspace root (cargo runs a
 //! bench in its package's folder).
 //!
 //! `SUPERNET_DIR` is a folder written by `cargo xtask supernet train`. Genomes are drawn
@@ -128,27 +128,24 @@ fn main() {
         .as_ref()
         .map_or(Source::Mnist5k, |d| Source::Idx(d.into()));
     let data_identity = named.identity(&split);
-    if data_identity != identity.data {
-        fail(&format!(
-            "{}: trained on {}, but this run reads {data_identity}. The bench reads the \
-             bundled digits or --idx DIR, with --validation SHARE, the default split seed and \
-             no train limit: give --idx and --validation as `supernet train` was given them",
-            dir.display(),
-            identity.data,
-        ));
-    }
     let source = idx
         .as_deref()
         .map_or(Source::Mnist5k, |d| Source::Idx(from_root(d)));
     let data = kiln_data::load(&source, &split)
         .unwrap_or_else(|e| fail(&format!("{}: {e}", source.name())));
-    // the content, by the supernet's own check (names the field and both content ids)
+    // by the supernet's own check: its content where it recorded one (the same files in
+    // another folder pass), its name where not
     let read_now = kiln_supernet::SupernetIdentity {
+        data: data_identity.clone(),
         data_content: Some(data.content_id()),
         ..identity.clone()
     };
     if let Err(e) = identity.check(&read_now, &dir) {
-        fail(&e.to_string());
+        fail(&format!(
+            "{e}. The bench reads the bundled digits or --idx DIR, with --validation SHARE, \
+             the default split seed and no train limit: give --idx and --validation as \
+             `supernet train` was given them"
+        ));
     }
     let device = kiln_train::device();
     let (net, _, epochs, _) =

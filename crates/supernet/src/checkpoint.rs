@@ -267,50 +267,54 @@ pub fn load(
 }
 
 impl SupernetIdentity {
-    /// Refuses a supernet trained for another space, input or data (naming the first
-    /// field that differs; the data's content only where both sides record it). Training
-    /// settings may differ.
+    /// Refuses a supernet trained for another space, input or data, naming the first
+    /// field that differs. Where both sides record the data's content
+    /// ([`kiln_data::Dataset::content_id`]) the data is judged by it alone, so the same
+    /// files under another folder name (or split options spelled otherwise that split
+    /// them alike) are the same data; where either does not, by the data's name.
+    /// Training settings may differ.
     ///
     /// Errors: [`SupernetError::Mismatch`].
     pub fn check(&self, wanted: &SupernetIdentity, dir: &Path) -> Result<(), SupernetError> {
-        let fields: [(&'static str, String, String); 2] = [
-            ("input", self.input.to_string(), wanted.input.to_string()),
-            ("data", self.data.clone(), wanted.data.clone()),
-        ];
-        if self.space != wanted.space {
-            return Err(SupernetError::Mismatch {
+        let mismatch = |field: &'static str, supernet: String, wanted: String| {
+            Err(SupernetError::Mismatch {
                 path: dir.display().to_string(),
-                field: "space",
-                supernet: format!("space `{}`", self.space.name),
-                wanted: format!(
+                field,
+                supernet,
+                wanted,
+            })
+        };
+        if self.space != wanted.space {
+            return mismatch(
+                "space",
+                format!("space `{}`", self.space.name),
+                format!(
                     "space `{}` (or another definition of it)",
                     wanted.space.name
                 ),
-            });
+            );
         }
-        for (field, a, b) in fields {
-            if a != b {
-                return Err(SupernetError::Mismatch {
-                    path: dir.display().to_string(),
-                    field,
-                    supernet: a,
-                    wanted: b,
-                });
+        if self.input != wanted.input {
+            return mismatch("input", self.input.to_string(), wanted.input.to_string());
+        }
+        match (&self.data_content, &wanted.data_content) {
+            (Some(a), Some(b)) if a != b => {
+                let why = if self.data == wanted.data {
+                    format!("the files of `{}` changed since it was trained", self.data)
+                } else {
+                    format!("`{}`, other images or labels", wanted.data)
+                };
+                mismatch(
+                    "data content",
+                    format!("`{}`, content id {a}", self.data),
+                    format!("content id {b}: {why}"),
+                )
             }
+            (Some(_), Some(_)) => Ok(()),
+            _ if self.data != wanted.data => {
+                mismatch("data", self.data.clone(), wanted.data.clone())
+            }
+            _ => Ok(()),
         }
-        if let (Some(a), Some(b)) = (&self.data_content, &wanted.data_content)
-            && a != b
-        {
-            return Err(SupernetError::Mismatch {
-                path: dir.display().to_string(),
-                field: "data content",
-                supernet: format!("images and labels with content id {a}"),
-                wanted: format!(
-                    "content id {b}: the files of `{}` changed since it was trained",
-                    self.data
-                ),
-            });
-        }
-        Ok(())
     }
 }

@@ -192,11 +192,12 @@ fn training_checkpoints_every_epoch_and_resumes() {
     assert_eq!(resumed, Some(1));
     assert_eq!(m.epochs.len(), 2);
 
-    // another data set is refused, naming it
+    // another data set (another name, other images) is refused, naming it
     let err = id
         .check(
             &SupernetIdentity {
                 data: "cifar-10".into(),
+                data_content: Some("fedcba9876543210".into()),
                 ..id.clone()
             },
             dir.path(),
@@ -232,8 +233,9 @@ fn sized_space(sides: &str) -> Space {
 }
 
 /// Training records the content of the data it saw: a run whose files changed under the
-/// same data name is refused, naming the content; a folder written before the content was
-/// recorded still loads and is matched by the name alone.
+/// same data name is refused, naming the content; the same content under another name is
+/// accepted; a folder written before the content was recorded still loads and is matched by
+/// the name alone.
 #[test]
 fn training_records_its_datas_content() {
     let data = data();
@@ -270,6 +272,18 @@ fn training_records_its_datas_content() {
         err.contains("another data content") && err.contains(&trained_on),
         "{err}"
     );
+    // the same files in another folder are the same data; other files there are not
+    let moved = SupernetIdentity {
+        data: "mnist-5k moved elsewhere".into(),
+        ..id.clone()
+    };
+    id.check(&moved, dir.path()).unwrap();
+    let moved_and_changed = SupernetIdentity {
+        data: moved.data.clone(),
+        ..changed.clone()
+    };
+    let err = id.check(&moved_and_changed, dir.path()).unwrap_err();
+    assert!(err.to_string().contains("moved elsewhere"), "{err}");
 
     let json = dir.path().join("supernet.json");
     let mut state: serde_json::Value =
@@ -283,6 +297,8 @@ fn training_records_its_datas_content() {
     let before = crate::identity(dir.path()).unwrap();
     assert_eq!(before.data_content, None);
     before.check(&changed, dir.path()).unwrap();
+    // without a recorded content only the name can tell
+    assert!(before.check(&moved, dir.path()).is_err());
     // resumed, it does not claim to know what its first epoch saw
     let two = SupernetConfig {
         epochs: 2,
