@@ -21,8 +21,7 @@
 use std::path::{Path, PathBuf};
 
 use kiln_search::scatter::{Axes, pairs_svg};
-use kiln_space::{Architecture, Genome, InputSpec, Space};
-use rand::SeedableRng;
+use kiln_space::{Architecture, InputSpec, Space};
 
 type Error = Box<dyn std::error::Error>;
 
@@ -289,16 +288,13 @@ fn compare_sentences(found: &[Pair], other: &Path) -> Result<String, Error> {
 
 /// The summary's sentence on what each ranking follows: Kendall's tau-b of the inherited and
 /// the stand-alone column against each genome's head-conv width, SE block count, parameters
-/// and MACs (at `input`). The genomes are the judge bench's: samples of `space` from a
-/// ChaCha8 generator seeded 0, candidate i the (i+1)-th, matched to the pairs by id.
+/// and MACs (at `input`). The genomes are the judge bench's
+/// ([`kiln_supernet::ranking_genomes`]), matched to the pairs by index and id.
 ///
 /// Errors: a pair whose genome is not the bench's sample at its index (another space).
 fn feature_sentences(found: &[Pair], space: &Space, input: InputSpec) -> Result<String, Error> {
-    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
     let count = found.iter().map(|p| p.index + 1).max().unwrap_or(0);
-    let sampled: Vec<Genome> = (0..count)
-        .map(|_| Genome::sample(space, &mut rng))
-        .collect();
+    let sampled = kiln_supernet::ranking_genomes(space, count);
     let mut rows: Vec<[f64; 6]> = Vec::new();
     for p in found {
         let g = &sampled[p.index];

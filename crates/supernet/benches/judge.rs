@@ -44,8 +44,6 @@ use std::time::Instant;
 use kiln_data::{Source, SplitOptions};
 use kiln_space::Genome;
 use kiln_supernet::{JudgeSettings, SupernetWeights, accuracy, recalibrate};
-use rand::SeedableRng;
-use rand_chacha::ChaCha8Rng;
 
 fn main() {
     let mut args = std::env::args().skip(1).filter(|a| a != "--bench");
@@ -155,10 +153,7 @@ fn main() {
         recalibration_images: recal.unwrap_or(identity.config.recalibration_images),
         ..JudgeSettings::default()
     };
-    let mut rng = ChaCha8Rng::seed_from_u64(0);
-    let genomes: Vec<Genome> = (0..candidates)
-        .map(|_| Genome::sample(&identity.space, &mut rng))
-        .collect();
+    let genomes = kiln_supernet::ranking_genomes(&identity.space, candidates);
     let earlier = pairs_file
         .as_deref()
         .map(|p| read_pairs(p, &genomes, &data_identity))

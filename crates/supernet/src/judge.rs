@@ -2,11 +2,21 @@
 
 use burn::tensor::{Tensor, TensorData};
 use kiln_data::{Dataset, Split};
-use kiln_space::Genome;
+use kiln_space::{Genome, Space};
+use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
 use crate::bn::{BnContext, BnMode};
 use crate::{SuperNet, SupernetError};
+
+/// The genomes of the ranking benchmark (the `judge` bench, the `ranking` example of
+/// kiln-pipeline): `n` samples of `space` from a ChaCha8 generator seeded 0, candidate `i`
+/// the `(i+1)`-th, so the first `n` of a longer list are the same genomes and a file of
+/// pairs names each by its index.
+pub fn ranking_genomes(space: &Space, n: usize) -> Vec<Genome> {
+    let mut rng = ChaCha8Rng::seed_from_u64(0);
+    (0..n).map(|_| Genome::sample(space, &mut rng)).collect()
+}
 
 /// How a sub-network is judged.
 #[derive(Debug, Clone, PartialEq)]

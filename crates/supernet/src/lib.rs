@@ -27,7 +27,7 @@ pub use checkpoint::{
     CHECKPOINT_VERSION, SupernetIdentity, epochs_done, identity, load, save, weights_path,
 };
 pub use extract::{export_subnet, subnet_weights};
-pub use judge::{JudgeSettings, Judgement, accuracy, judge, recalibrate};
+pub use judge::{JudgeSettings, Judgement, accuracy, judge, ranking_genomes, recalibrate};
 pub use kernels::SupernetWeights;
 pub use net::SuperNet;
 pub use sandwich::{largest, smallest};

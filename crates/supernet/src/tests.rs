@@ -464,3 +464,31 @@ fn training_runs_each_sub_network_on_the_batch_at_its_genomes_side() {
     assert_eq!((steps, m.epochs.len()), (2, 1));
     assert!(m.epochs[0].loss.is_finite());
 }
+
+/// The ranking benchmark's genomes are fixed by the space alone: a shorter list is a prefix
+/// of a longer one, and the default space's are the ones the committed pairs files
+/// (docs/ranking/) name, so those files stay readable.
+#[test]
+fn the_ranking_genomes_are_the_committed_ones() {
+    let text = include_str!("../../../spaces/mobile.toml");
+    let space = Space::from_toml(text, "spaces/mobile.toml").unwrap();
+    let ids = |n| -> Vec<String> { ranking_genomes(&space, n).iter().map(|g| g.id()).collect() };
+    let thirty = ids(30);
+    assert_eq!(ids(3), thirty[..3]);
+    // every genome of the committed Fashion-MNIST pairs, by index
+    let pairs = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../docs/ranking/fashion/pairs.csv"
+    ))
+    .unwrap();
+    let done: Vec<Vec<&str>> = pairs
+        .lines()
+        .filter(|l| l.starts_with("done,"))
+        .map(|l| l.split(',').collect())
+        .collect();
+    assert_eq!(done.len(), 30);
+    for fields in done {
+        let i: usize = fields[1].parse().unwrap();
+        assert_eq!(fields[2], thirty[i], "index {i}");
+    }
+}
