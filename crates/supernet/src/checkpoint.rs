@@ -298,18 +298,20 @@ impl SupernetIdentity {
             return mismatch("input", self.input.to_string(), wanted.input.to_string());
         }
         match (&self.data_content, &wanted.data_content) {
-            (Some(a), Some(b)) if a != b => {
-                let why = if self.data == wanted.data {
-                    format!("the files of `{}` changed since it was trained", self.data)
-                } else {
-                    format!("`{}`, other images or labels", wanted.data)
-                };
-                mismatch(
-                    "data content",
-                    format!("`{}`, content id {a}", self.data),
-                    format!("content id {b}: {why}"),
-                )
-            }
+            (Some(a), Some(b)) if a != b && self.data == wanted.data => mismatch(
+                "data content",
+                format!("`{}`, content id {a}", self.data),
+                format!(
+                    "content id {b}: the files of `{}` changed since it was trained",
+                    self.data
+                ),
+            ),
+            // another name and other content: the folder, or the split options, differ
+            (Some(a), Some(b)) if a != b => mismatch(
+                "data",
+                format!("`{}`, content id {a}", self.data),
+                format!("`{}`, content id {b}", wanted.data),
+            ),
             (Some(_), Some(_)) => Ok(()),
             _ if self.data != wanted.data => {
                 mismatch("data", self.data.clone(), wanted.data.clone())

@@ -204,7 +204,10 @@ fn training_checkpoints_every_epoch_and_resumes() {
         )
         .unwrap_err()
         .to_string();
-    assert!(err.contains("another data"), "{err}");
+    assert!(
+        err.contains("another data (") && err.contains("cifar-10"),
+        "{err}"
+    );
 
     // the commit of epoch 2 removed the weights of epoch 1 and the uncommitted file
     let files: Vec<String> = std::fs::read_dir(dir.path())
@@ -283,7 +286,11 @@ fn training_records_its_datas_content() {
         ..changed.clone()
     };
     let err = id.check(&moved_and_changed, dir.path()).unwrap_err();
-    assert!(err.to_string().contains("moved elsewhere"), "{err}");
+    let said = err.to_string();
+    assert!(
+        said.contains("another data (") && said.contains("moved elsewhere"),
+        "{err}"
+    );
 
     let json = dir.path().join("supernet.json");
     let mut state: serde_json::Value =
