@@ -13,7 +13,8 @@
 //! column: stand-alone against stand-alone trained with other seeds (the judge bench's
 //! `--seed-base`; the ground truth's own noise, the most any evaluator can be expected to
 //! reach against it) and inherited against another supernet's inherited (the supernet's own
-//! stability). With `--space FILE` (the space the bench sampled, `spaces/mobile.toml` for the
+//! stability), and for two stand-alone trainings the standard deviation of a genome's two
+//! results and the inherited ranking against their mean. With `--space FILE` (the space the bench sampled, `spaces/mobile.toml` for the
 //! default one) the summary also says what each ranking follows: Kendall's tau-b of each column
 //! against the genomes' head-conv width, SE block count, parameters and MACs (at the input of
 //! the `--supernet`, or 1x28x28 with 10 classes, the digits' and Fashion-MNIST's, without one).
@@ -282,8 +283,32 @@ fn compare_sentences(found: &[Pair], other: &Path) -> Result<String, Error> {
             a.len(),
             100.0 * moved
         );
+        if name == "stand-alone" {
+            out += &two_trainings_sentence(&shared, &a, &b);
+        }
     }
     Ok(out)
+}
+
+/// What two stand-alone trainings `a` and `b` of the `shared` genomes say together: the
+/// standard deviation of a genome's difference between them (points; sample, n - 1) and
+/// Kendall's tau-b of this file's inherited accuracies against their mean, a ground truth
+/// with half of one training's seed variance.
+fn two_trainings_sentence(shared: &[(&Pair, Pair)], a: &[f64], b: &[f64]) -> String {
+    let n = a.len() as f64;
+    let diffs: Vec<f64> = a.iter().zip(b).map(|(x, y)| 100.0 * (x - y)).collect();
+    let mean_diff = diffs.iter().sum::<f64>() / n;
+    let var = diffs.iter().map(|d| (d - mean_diff).powi(2)).sum::<f64>() / (n - 1.0);
+    let mean: Vec<f64> = a.iter().zip(b).map(|(x, y)| (x + y) / 2.0).collect();
+    let inherited: Vec<f64> = shared.iter().map(|(p, _)| p.inherited).collect();
+    let against_mean = kiln_latency::kendall_tau(&inherited, &mean)
+        .map_or("undefined (all tied)".to_string(), |t| format!("{t:.3}"));
+    format!(
+        " A genome's two results differ with a standard deviation of {:.2} points; this \
+         file's inherited ranking against the mean of the two trainings: Kendall's tau-b \
+         {against_mean}.",
+        var.sqrt()
+    )
 }
 
 /// The summary's sentence on what each ranking follows: Kendall's tau-b of the inherited and
