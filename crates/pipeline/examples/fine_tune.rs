@@ -98,9 +98,23 @@ fn read_genome(path: &Path) -> Result<Genome, Error> {
     Ok(serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?)
 }
 
-/// The stand-alone accuracy of each genome id in the pairs file at `path`.
-fn stand_alone(path: &Path) -> Result<HashMap<String, f64>, Error> {
+/// The stand-alone accuracy of each genome id in the pairs file at `path`, refused unless
+/// its `data,` line names `data` (a file without one holds the bundled digits' pairs, as
+/// the judge bench writes them).
+fn stand_alone(path: &Path, data: &str) -> Result<HashMap<String, f64>, Error> {
     let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let digits = kiln_data::Source::Mnist5k.identity(&SplitOptions::default());
+    let measured_on = text
+        .lines()
+        .find_map(|l| l.strip_prefix("data,"))
+        .unwrap_or(&digits);
+    if measured_on != data {
+        return Err(format!(
+            "{}: measured on {measured_on}, but this run reads {data}",
+            path.display()
+        )
+        .into());
+    }
     let mut out = HashMap::new();
     for (n, line) in text.lines().enumerate() {
         let fields: Vec<&str> = line.split(',').collect();
@@ -125,7 +139,8 @@ fn main() -> Result<(), Error> {
         ..SplitOptions::default()
     };
     let data = kiln_data::load(&source, &split)?;
-    let judge = SupernetJudge::load(&a.supernet, None, &data, &source.identity(&split))?;
+    let identity = source.identity(&split);
+    let judge = SupernetJudge::load(&a.supernet, None, &data, &identity)?;
     let space = judge.space()?;
     let genomes = match a.ranking {
         Some(n) => kiln_supernet::ranking_genomes(&space, n),
@@ -135,7 +150,22 @@ fn main() -> Result<(), Error> {
             .map(|p| read_genome(p))
             .collect::<Result<_, _>>()?,
     };
-    let truth = a.stand_alone_from.as_deref().map(stand_alone).transpose()?;
+    let truth = match &a.stand_alone_from {
+        Some(path) => {
+            let found = stand_alone(path, &identity)?;
+            // before any training, not after hours of it
+            if let Some(g) = genomes.iter().find(|g| !found.contains_key(&g.id())) {
+                let msg = format!(
+                    "{}: no stand-alone accuracy of genome {}",
+                    path.display(),
+                    g.id()
+                );
+                return Err(msg.into());
+            }
+            Some(found)
+        }
+        None => None,
+    };
     // per genome: the stand-alone accuracy, the inherited one, and each schedule's
     let mut rows: Vec<(f64, Vec<f64>)> = Vec::new();
     let base = TrainConfig {
@@ -178,11 +208,7 @@ fn main() -> Result<(), Error> {
             );
         }
         if let Some(t) = &truth {
-            let alone = t.get(&genome.id()).ok_or(format!(
-                "genome {} is not in the --stand-alone-from file",
-                genome.id()
-            ))?;
-            rows.push((*alone, row));
+            rows.push((t[&genome.id()], row));
         }
     }
     if truth.is_some() {

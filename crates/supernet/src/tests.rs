@@ -304,8 +304,45 @@ fn training_records_its_datas_content() {
     let before = crate::identity(dir.path()).unwrap();
     assert_eq!(before.data_content, None);
     before.check(&changed, dir.path()).unwrap();
-    // without a recorded content only the name can tell
-    assert!(before.check(&moved, dir.path()).is_err());
+    // without a recorded content on either side only the name can tell
+    let err = before.check(&moved, dir.path()).unwrap_err().to_string();
+    assert!(
+        err.contains("another data (") && err.contains("moved elsewhere"),
+        "{err}"
+    );
+    let unrecorded_run = SupernetIdentity {
+        data_content: None,
+        ..moved.clone()
+    };
+    assert!(id.check(&unrecorded_run, dir.path()).is_err());
+    id.check(
+        &SupernetIdentity {
+            data_content: None,
+            ..id.clone()
+        },
+        dir.path(),
+    )
+    .unwrap();
+    // another space or input is refused whatever the data
+    let other_space = SupernetIdentity {
+        space: sized_space("[16, 28]"),
+        ..id.clone()
+    };
+    let err = id.check(&other_space, dir.path()).unwrap_err().to_string();
+    assert!(err.contains("another space"), "{err}");
+    let mut input = id.input;
+    input.classes += 1;
+    let err = id
+        .check(
+            &SupernetIdentity {
+                input,
+                ..id.clone()
+            },
+            dir.path(),
+        )
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("another input"), "{err}");
     // resumed, it does not claim to know what its first epoch saw
     let two = SupernetConfig {
         epochs: 2,
