@@ -31,6 +31,11 @@ use kiln_train::{Silent, TrainConfig};
 
 type Error = Box<dyn std::error::Error>;
 
+// the ranking example reads every field of a pair; this one the genome and its accuracy
+#[allow(dead_code)]
+#[path = "common/pairs.rs"]
+mod pairs;
+
 struct Args {
     supernet: PathBuf,
     genomes: Vec<PathBuf>,
@@ -99,15 +104,9 @@ fn read_genome(path: &Path) -> Result<Genome, Error> {
 }
 
 /// The stand-alone accuracy of each genome id in the pairs file at `path`, refused unless
-/// its `data,` line names `data` (a file without one holds the bundled digits' pairs, as
-/// the judge bench writes them).
+/// it was measured on `data` ([`pairs::data_of`]).
 fn stand_alone(path: &Path, data: &str) -> Result<HashMap<String, f64>, Error> {
-    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let digits = kiln_data::Source::Mnist5k.identity(&SplitOptions::default());
-    let measured_on = text
-        .lines()
-        .find_map(|l| l.strip_prefix("data,"))
-        .unwrap_or(&digits);
+    let measured_on = pairs::data_of(path)?;
     if measured_on != data {
         return Err(format!(
             "{}: measured on {measured_on}, but this run reads {data}",
@@ -115,17 +114,11 @@ fn stand_alone(path: &Path, data: &str) -> Result<HashMap<String, f64>, Error> {
         )
         .into());
     }
-    let mut out = HashMap::new();
-    for (n, line) in text.lines().enumerate() {
-        let fields: Vec<&str> = line.split(',').collect();
-        if fields[0] != "done" {
-            continue;
-        }
-        let value = fields.get(4).and_then(|v| v.parse::<f64>().ok());
-        let value = value.ok_or(format!("{}:{}: not a pairs line", path.display(), n + 1))?;
-        out.insert(fields[2].to_string(), value);
-    }
-    Ok(out)
+    let found = pairs::read_pairs_file(path)?;
+    Ok(found
+        .into_iter()
+        .map(|p| (p.genome, p.stand_alone))
+        .collect())
 }
 
 fn main() -> Result<(), Error> {

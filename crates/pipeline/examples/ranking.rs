@@ -27,62 +27,12 @@ use kiln_space::{Architecture, InputSpec, Space};
 
 type Error = Box<dyn std::error::Error>;
 
-/// One finished pair: genome index and id, inherited and stand-alone validation top-1.
-struct Pair {
-    index: usize,
-    genome: String,
-    inherited: f64,
-    stand_alone: f64,
-}
-
-/// The `done,...` lines of `text` (other lines are skipped), in index order.
-fn pairs(text: &str, origin: &Path) -> Result<Vec<Pair>, Error> {
-    let mut out = Vec::new();
-    for (n, line) in text.lines().enumerate() {
-        let f: Vec<&str> = line.trim().split(',').collect();
-        if f.first() != Some(&"done") {
-            continue;
-        }
-        let bad = || {
-            format!(
-                "{}:{}: expected done,index,genome,inherited,stand_alone",
-                origin.display(),
-                n + 1
-            )
-        };
-        let [_, index, genome, inherited, stand_alone] = f[..] else {
-            return Err(bad().into());
-        };
-        out.push(Pair {
-            index: index.parse().map_err(|_| bad())?,
-            genome: genome.to_owned(),
-            inherited: inherited.parse().map_err(|_| bad())?,
-            stand_alone: stand_alone.parse().map_err(|_| bad())?,
-        });
-    }
-    out.sort_by_key(|p| p.index);
-    Ok(out)
-}
+#[path = "common/pairs.rs"]
+mod pairs;
+use pairs::{Pair, data_of, read_pairs_file};
 
 const USAGE: &str =
     "usage: ranking PAIRS.csv [--supernet DIR] [--compare OTHER.csv] [--space SPACE.toml]";
-
-/// The data and split the pairs file at `path` was measured on: its `data,IDENTITY` line,
-/// or for a file written before the judge bench wrote one, the bundled digits (all it read).
-fn data_of(path: &Path) -> Result<String, Error> {
-    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let bundled = || kiln_data::Source::Mnist5k.identity(&kiln_data::SplitOptions::default());
-    Ok(text
-        .lines()
-        .find_map(|l| l.strip_prefix("data,").map(str::to_owned))
-        .unwrap_or_else(bundled))
-}
-
-/// The pairs of the file at `path` ([`pairs`]); a read error names the file.
-fn read_pairs_file(path: &Path) -> Result<Vec<Pair>, Error> {
-    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    pairs(&text, path)
-}
 
 fn main() -> Result<(), Error> {
     let mut args = std::env::args().skip(1);

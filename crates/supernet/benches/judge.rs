@@ -9,8 +9,9 @@
 //! `--idx DIR` and `--validation SHARE` (default 0.1) name the data as `--idx` and
 //! `--validation` do for `cargo xtask`; they must be the data the supernet was trained on
 //! (its content, checked against the supernet's identity and refused otherwise; a supernet
-//! that recorded none is matched by `DIR` spelled as `supernet train` was given it). Relative paths are taken from the workspace root (cargo runs a
-//! bench in its package's folder).
+//! that recorded none is matched by `DIR` spelled as `supernet train` was given it).
+//! Relative paths are taken from the workspace root (cargo runs a bench in its package's
+//! folder).
 //!
 //! `SUPERNET_DIR` is a folder written by `cargo xtask supernet train`. Genomes are drawn
 //! from the supernet's space (seed 0). `--engine kernels` (the search's) judges on
