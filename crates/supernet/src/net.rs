@@ -19,6 +19,7 @@ use burn::tensor::module::conv2d;
 use burn::tensor::ops::ConvOptions;
 use burn::tensor::{Device, Tensor, TensorData};
 use kiln_space::{Activation, Architecture, ConvBn, Genome, InputSpec, Space, SqueezeExcite};
+use kiln_train::depthwise_conv2d;
 
 use crate::bn::BnContext;
 use crate::init::Init;
@@ -284,8 +285,14 @@ fn conv_bn(
     bn: &mut BnContext,
 ) -> Result<Tensor<4>, SupernetError> {
     let p = spec.padding();
-    let options = ConvOptions::new([spec.stride, spec.stride], [p, p], [1, 1], spec.groups);
-    let y = conv2d(x, conv_weight(sc, spec), None, options);
+    let depthwise = spec.groups > 1 && spec.groups == spec.in_channels;
+    let y = if depthwise && spec.out_channels == spec.in_channels {
+        // kiln-train's depthwise op: burn's grouped-conv backward is several times slower
+        depthwise_conv2d(x, conv_weight(sc, spec), spec.stride, p)
+    } else {
+        let options = ConvOptions::new([spec.stride, spec.stride], [p, p], [1, 1], spec.groups);
+        conv2d(x, conv_weight(sc, spec), None, options)
+    };
     let c = spec.out_channels;
     let y = bn.apply(
         &spec.name,

@@ -13,6 +13,7 @@
 //! normalisation is also recorded in `metrics.json` and in the ONNX metadata.
 
 mod config;
+mod depthwise;
 mod error;
 mod export;
 mod import;
@@ -24,6 +25,7 @@ mod shard;
 mod train;
 
 pub use config::{OptimizerConfig, TrainConfig};
+pub use depthwise::depthwise_conv2d;
 pub use error::TrainError;
 pub use export::{NamedWeights, named_weights};
 pub use metrics::{EpochMetrics, InputNormalization, Metrics};

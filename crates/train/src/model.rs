@@ -1,5 +1,6 @@
 //! The burn network for a `kiln_space::Architecture`, layer for layer.
 
+use crate::depthwise::depthwise_conv2d;
 use burn::module::{Module, Param, RunningState};
 use burn::nn::conv::Conv2d;
 use burn::nn::{BatchNorm, BatchNormConfig, Linear, PaddingConfig2d};
@@ -138,10 +139,23 @@ impl ConvBnLayer {
     /// Conv, batch norm, activation: NCHW `[n, in, h, w]` -> `[n, out, ceil(h / s),
     /// ceil(w / s)]`.
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        let x = self.bn.forward(self.conv.forward(x));
+        let x = self.bn.forward(self.convolve(x));
         match self.activation {
             None => x,
             Some(a) => activate(x, a),
+        }
+    }
+}
+
+impl ConvBnLayer {
+    /// The convolution; a depthwise one (groups = channels) through [`depthwise_conv2d`],
+    /// whose backward pass is several times faster than burn's grouped one.
+    fn convolve(&self, x: Tensor<4>) -> Tensor<4> {
+        let [out, in_per_group, k, _] = self.conv.weight.dims();
+        if self.conv.groups > 1 && self.conv.groups == out && in_per_group == 1 {
+            depthwise_conv2d(x, self.conv.weight.val(), self.conv.stride[0], k / 2)
+        } else {
+            self.conv.forward(x)
         }
     }
 }

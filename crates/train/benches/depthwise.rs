@@ -1,0 +1,62 @@
+//! A depthwise convolution's training step (forward, then backward to the input and the
+//! weight) through kiln-train's `depthwise_conv2d` and through burn's grouped `conv2d`, on the
+//! shapes of the default space's blocks at a 28x28 input (batch 16, as a search fine-tunes):
+//! stage one's first block (28x28, stride 2), a 14x14 block and a 7x7 block, kernels 3, 5, 7.
+//! Measured on this machine (host), on the calling thread's rayon pool.
+//!
+//! `cargo bench -p kiln-train --bench depthwise` (criterion: `kiln` and `burn` per shape).
+
+use burn::tensor::module::conv2d;
+use burn::tensor::ops::ConvOptions;
+use burn::tensor::{Device, Distribution, Tensor};
+use criterion::{Criterion, criterion_main};
+use kiln_train::{depthwise_conv2d, device};
+
+/// `(channels, height = width, stride)`.
+const SHAPES: [(usize, usize, usize); 3] = [(96, 28, 2), (144, 14, 1), (384, 7, 1)];
+const BATCH: usize = 16;
+
+/// One forward and backward pass; returns the two gradients' sums so nothing is skipped.
+fn step(x: &Tensor<4>, w: &Tensor<4>, stride: usize, kiln: bool) -> (f32, f32) {
+    let (c, k) = (w.dims()[0], w.dims()[2]);
+    let y = if kiln {
+        depthwise_conv2d(x.clone(), w.clone(), stride, k / 2)
+    } else {
+        let options = ConvOptions::new([stride, stride], [k / 2, k / 2], [1, 1], c);
+        conv2d(x.clone(), w.clone(), None, options)
+    };
+    let grads = y.sum().backward();
+    let sum = |t: Option<Tensor<4>>| t.map_or(f32::NAN, |t| t.sum().into_scalar());
+    (sum(x.grad(&grads)), sum(w.grad(&grads)))
+}
+
+fn bench(c: &mut Criterion) {
+    let dev: Device = device().autodiff();
+    for (channels, size, stride) in SHAPES {
+        for k in [3, 5, 7] {
+            let x = Tensor::<4>::random(
+                [BATCH, channels, size, size],
+                Distribution::Normal(0.0, 1.0),
+                &dev,
+            )
+            .require_grad();
+            let w = Tensor::<4>::random([channels, 1, k, k], Distribution::Normal(0.0, 0.3), &dev)
+                .require_grad();
+            let mut group =
+                c.benchmark_group(format!("depthwise {channels}@{size} s{stride} k{k}"));
+            group.sample_size(20);
+            group.bench_function("kiln", |b| b.iter(|| step(&x, &w, stride, true)));
+            group.bench_function("burn", |b| b.iter(|| step(&x, &w, stride, false)));
+            group.finish();
+        }
+    }
+}
+
+/// The criterion entry point: every shape, kiln then burn.
+fn benches() {
+    let mut c = Criterion::default().configure_from_args();
+    bench(&mut c);
+    c.final_summary();
+}
+
+criterion_main!(benches);
