@@ -19,7 +19,7 @@ use burn::tensor::module::conv2d;
 use burn::tensor::ops::ConvOptions;
 use burn::tensor::{Device, Tensor, TensorData};
 use kiln_space::{Activation, Architecture, ConvBn, Genome, InputSpec, Space, SqueezeExcite};
-use kiln_train::depthwise_conv2d;
+use kiln_train::{depthwise_conv2d, pointwise_conv2d};
 
 use crate::bn::BnContext;
 use crate::init::Init;
@@ -287,8 +287,10 @@ fn conv_bn(
     let p = spec.padding();
     let depthwise = spec.groups > 1 && spec.groups == spec.in_channels;
     let y = if depthwise && spec.out_channels == spec.in_channels {
-        // kiln-train's depthwise op: burn's grouped-conv backward is several times slower
+        // kiln-train's depthwise and pointwise ops: burn's conv backward is several times slower
         depthwise_conv2d(x, conv_weight(sc, spec), spec.stride, p)
+    } else if spec.kernel == 1 && spec.groups == 1 && spec.stride == 1 {
+        pointwise_conv2d(x, conv_weight(sc, spec))
     } else {
         let options = ConvOptions::new([spec.stride, spec.stride], [p, p], [1, 1], spec.groups);
         conv2d(x, conv_weight(sc, spec), None, options)

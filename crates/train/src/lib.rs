@@ -20,6 +20,7 @@ mod import;
 mod metrics;
 mod model;
 mod onnx;
+mod pointwise;
 mod progress;
 mod shard;
 mod train;
@@ -31,6 +32,7 @@ pub use export::{NamedWeights, named_weights};
 pub use metrics::{EpochMetrics, InputNormalization, Metrics};
 pub use model::{BN_EPSILON, BlockLayer, ConvBnLayer, Network, SeLayer};
 pub use onnx::{ONNX_INPUT, export_onnx, export_onnx_as, onnx_weights, raw_pixel_normalization};
+pub use pointwise::pointwise_conv2d;
 pub use progress::{Observer, ProgressBars, Silent};
 pub use train::{
     Trained, architecture_for, argmax, device, evaluate, input_spec, logits, train, train_from,

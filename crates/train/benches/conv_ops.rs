@@ -1,16 +1,17 @@
-//! A depthwise convolution's training step (forward, then backward to the input and the
+//! A depthwise and a pointwise convolution's training step (forward, then backward to the input and the
 //! weight) through kiln-train's `depthwise_conv2d` and through burn's grouped `conv2d`, on the
 //! shapes of the default space's blocks at a 28x28 input (batch 16, as a search fine-tunes):
-//! stage one's first block (28x28, stride 2), a 14x14 block and a 7x7 block, kernels 3, 5, 7.
+//! stage one's first block (28x28, stride 2), a 14x14 block and a 7x7 block, kernels 3, 5, 7;
+//! pointwise expansions and projections of such blocks.
 //! Measured on this machine (host), on the calling thread's rayon pool.
 //!
-//! `cargo bench -p kiln-train --bench depthwise` (criterion: `kiln` and `burn` per shape).
+//! `cargo bench -p kiln-train --bench conv_ops` (criterion: `kiln` and `burn` per shape).
 
 use burn::tensor::module::conv2d;
 use burn::tensor::ops::ConvOptions;
 use burn::tensor::{Device, Distribution, Tensor};
 use criterion::{Criterion, criterion_main};
-use kiln_train::{depthwise_conv2d, device};
+use kiln_train::{depthwise_conv2d, device, pointwise_conv2d};
 
 /// `(channels, height = width, stride)`.
 const SHAPES: [(usize, usize, usize); 3] = [(96, 28, 2), (144, 14, 1), (384, 7, 1)];
@@ -50,6 +51,38 @@ fn bench(c: &mut Criterion) {
             group.finish();
         }
     }
+    // pointwise: (in, out, size), the expansion and projection of the same blocks
+    for (cin, cout, size) in [(16, 96, 28), (96, 24, 14), (64, 384, 7)] {
+        let x = Tensor::<4>::random(
+            [BATCH, cin, size, size],
+            Distribution::Normal(0.0, 1.0),
+            &dev,
+        )
+        .require_grad();
+        let w = Tensor::<4>::random([cout, cin, 1, 1], Distribution::Normal(0.0, 0.3), &dev)
+            .require_grad();
+        let mut group = c.benchmark_group(format!("pointwise {cin}->{cout}@{size}"));
+        group.sample_size(20);
+        group.bench_function("kiln", |b| b.iter(|| pointwise_step(&x, &w, true)));
+        group.bench_function("burn", |b| b.iter(|| pointwise_step(&x, &w, false)));
+        group.finish();
+    }
+}
+
+fn pointwise_step(x: &Tensor<4>, w: &Tensor<4>, kiln: bool) -> (f32, f32) {
+    let y = if kiln {
+        pointwise_conv2d(x.clone(), w.clone())
+    } else {
+        conv2d(
+            x.clone(),
+            w.clone(),
+            None,
+            ConvOptions::new([1, 1], [0, 0], [1, 1], 1),
+        )
+    };
+    let grads = y.sum().backward();
+    let sum = |t: Option<Tensor<4>>| t.map_or(f32::NAN, |t| t.sum().into_scalar());
+    (sum(x.grad(&grads)), sum(w.grad(&grads)))
 }
 
 /// The criterion entry point: every shape, kiln then burn.

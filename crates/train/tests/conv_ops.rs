@@ -1,12 +1,13 @@
-//! kiln-train's depthwise convolution against burn's grouped `conv2d`, its reference twin:
-//! the same output and the same gradients (input and weight) on the training backend, for
-//! strides 1 and 2, kernels larger than the image, and a weight sliced from a larger kernel as
-//! the supernet slices it; and the same bits whatever the number of threads.
+//! kiln-train's convolutions against burn's `conv2d`, their reference twin. Depthwise: the same
+//! output and the same gradients (input and weight) on the training backend, for strides 1 and
+//! 2, kernels larger than the image, and a weight sliced from a larger kernel as the supernet
+//! slices it; the same bits whatever the number of threads. Pointwise (1x1): the same output
+//! and gradients.
 
 use burn::tensor::module::conv2d;
 use burn::tensor::ops::ConvOptions;
 use burn::tensor::{Device, Tensor, TensorData};
-use kiln_train::{depthwise_conv2d, device, with_threads};
+use kiln_train::{depthwise_conv2d, device, pointwise_conv2d, with_threads};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
@@ -89,7 +90,7 @@ fn output_and_gradients_equal_burns_grouped_conv() {
 }
 
 #[test]
-fn without_autodiff_it_is_burns_conv() {
+fn off_the_training_backend_it_is_burns_conv() {
     let dev = device();
     let (n, c, h, w, k, s) = (2, 6, 9, 9, 5, 2);
     let x = random([n, c, h, w], 1.0, 1, &dev);
@@ -142,4 +143,38 @@ fn the_threads_do_not_change_a_bit() {
     assert_eq!(one.y, three.y, "output");
     assert_eq!(one.dx, three.dx, "input gradient");
     assert_eq!(one.dw, three.dw, "weight gradient");
+}
+
+#[test]
+fn pointwise_output_and_gradients_equal_burns_conv() {
+    let dev = device().autodiff();
+    for (n, c, o, h, w) in [(2, 3, 5, 4, 6), (3, 16, 96, 7, 7), (1, 8, 4, 1, 1)] {
+        let seed = (n * 100 + c * 10 + o) as u64;
+        let run = |kiln: bool| {
+            let x = random([n, c, h, w], 1.0, seed, &dev).require_grad();
+            let wt = random([o, c, 1, 1], 0.5, seed + 1, &dev).require_grad();
+            let y = if kiln {
+                pointwise_conv2d(x.clone(), wt.clone())
+            } else {
+                conv2d(
+                    x.clone(),
+                    wt.clone(),
+                    None,
+                    ConvOptions::new([1, 1], [0, 0], [1, 1], 1),
+                )
+            };
+            let r = random(y.dims(), 1.0, seed + 2, &dev);
+            let grads = (y.clone() * r).sum().backward();
+            Result4 {
+                y: values(y),
+                dx: values(x.grad(&grads).expect("x has a gradient")),
+                dw: values(wt.grad(&grads).expect("w has a gradient")),
+            }
+        };
+        let (kiln, burn) = (run(true), run(false));
+        let case = (n, c, o, h, w);
+        assert_close("pointwise output", case, &kiln.y, &burn.y);
+        assert_close("pointwise input gradient", case, &kiln.dx, &burn.dx);
+        assert_close("pointwise weight gradient", case, &kiln.dw, &burn.dw);
+    }
 }
