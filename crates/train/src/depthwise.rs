@@ -232,8 +232,9 @@ fn dot(a: &[f32], b: &[f32]) -> f32 {
 /// `x` NCHW `[n, c, h, w]`, `weight` `[c, 1, k, k]`, zero padding `pad` on every side ->
 /// `[n, c, (h + 2 pad - k) / stride + 1, (w + 2 pad - k) / stride + 1]`.
 ///
-/// On the training backend (flex under autodiff) the operation carries its own backward pass
-/// (module docs); anywhere else it is burn's grouped `conv2d`, with the same result.
+/// On the training backend (flex under autodiff, f32) the operation carries its own backward
+/// pass (module docs); anywhere else, or for a weight not shaped `[c, 1, k, k]`, it is burn's
+/// grouped `conv2d`, with the same result.
 pub fn depthwise_conv2d(x: Tensor<4>, weight: Tensor<4>, stride: usize, pad: usize) -> Tensor<4> {
     let [n, c, h, w] = x.dims();
     let k = weight.dims()[2];
@@ -250,12 +251,20 @@ pub fn depthwise_conv2d(x: Tensor<4>, weight: Tensor<4>, stride: usize, pad: usi
         x.clone().try_into_primitive::<Train>(),
         weight.clone().try_into_primitive::<Train>(),
     );
+    let shape_is_depthwise = weight.dims() == [c, 1, k, k];
     match on_train_backend {
-        (Ok(x), Ok(weight)) if x.primitive().dtype() == DType::F32 => {
+        (Ok(x), Ok(weight))
+            if shape_is_depthwise
+                && x.primitive().dtype() == DType::F32
+                && weight.primitive().dtype() == DType::F32 =>
+        {
+            // tracked when a gradient is wanted; untracked (kiln-train's batch-norm
+            // recalibration, `no_grad`) it still runs kiln's forward
             Tensor::from_primitive::<Train>(tracked(g, x, weight))
         }
-        // evaluation and batch-norm recalibration (no autodiff): flex's own depthwise kernel,
-        // as fast as kiln's forward here (a fine-tuning's whole process: 1.02, 0.96-1.08)
+        // off the training backend (evaluation, the supernet's judge): flex's own depthwise
+        // kernel, as fast as kiln's forward here (a fine-tuning's whole process: 1.02,
+        // 0.96-1.08); and any other shape or dtype, which burn checks and reports
         _ => conv2d(
             x,
             weight,
@@ -320,4 +329,90 @@ fn values(t: &FlexTensor) -> Cow<'_, [f32]> {
 
 fn flex(values: Vec<f32>, shape: [usize; 4]) -> FlexTensor {
     FlexTensor::from_data(TensorData::new(values, shape))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The definition, one output (or gradient) element at a time.
+    fn naive(g: &Geometry, x: &[f32], w: &[f32], dy: &[f32]) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
+        let (oh, ow, k) = (g.oh(), g.ow(), g.k);
+        let mut y = vec![0.0f32; g.n * g.c * oh * ow];
+        let mut dx = vec![0.0f32; x.len()];
+        let mut dw = vec![0.0f32; w.len()];
+        for n in 0..g.n {
+            for c in 0..g.c {
+                for oy in 0..oh {
+                    for ox in 0..ow {
+                        let o = ((n * g.c + c) * oh + oy) * ow + ox;
+                        for ky in 0..k {
+                            for kx in 0..k {
+                                let iy = (oy * g.stride + ky) as isize - g.pad as isize;
+                                let ix = (ox * g.stride + kx) as isize - g.pad as isize;
+                                if iy < 0 || ix < 0 || iy >= g.h as isize || ix >= g.w as isize {
+                                    continue;
+                                }
+                                let i = ((n * g.c + c) * g.h + iy as usize) * g.w + ix as usize;
+                                let t = (c * k + ky) * k + kx;
+                                y[o] += w[t] * x[i];
+                                dx[i] += w[t] * dy[o];
+                                dw[t] += dy[o] * x[i];
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        (y, dx, dw)
+    }
+
+    fn close(what: &str, g: &Geometry, a: &[f32], b: &[f32]) {
+        assert_eq!(a.len(), b.len(), "{what} {g:?}");
+        for (i, (x, y)) in a.iter().zip(b).enumerate() {
+            assert!(
+                (x - y).abs() <= 1e-4 * (1.0 + y.abs()),
+                "{what} {g:?} [{i}]: {x} vs {y}"
+            );
+        }
+    }
+
+    /// Every small geometry kiln can produce (odd kernels, padding k / 2, strides 1 and 2, down
+    /// to 1x1 images and kernels wider than the image) against the definition.
+    #[test]
+    fn the_kernels_compute_the_definition() {
+        let value =
+            |i: usize, salt: usize| ((i * 7919 + salt * 104_729) % 201) as f32 / 100.0 - 1.0;
+        for k in [1, 3, 5, 7] {
+            for stride in [1, 2] {
+                for (h, w) in [(1, 1), (2, 3), (5, 4), (7, 7), (8, 6)] {
+                    let g = Geometry {
+                        n: 2,
+                        c: 3,
+                        h,
+                        w,
+                        k,
+                        stride,
+                        pad: k / 2,
+                    };
+                    let x: Vec<f32> = (0..2 * 3 * h * w).map(|i| value(i, 1)).collect();
+                    let wt: Vec<f32> = (0..3 * k * k).map(|i| value(i, 2)).collect();
+                    let dy: Vec<f32> = (0..2 * 3 * g.oh() * g.ow()).map(|i| value(i, 3)).collect();
+                    let (y, dx, dw) = naive(&g, &x, &wt, &dy);
+                    close("forward", &g, &forward(&g, &x, &wt), &y);
+                    close("input gradient", &g, &input_grad(&g, &dy, &wt), &dx);
+                    close("weight gradient", &g, &weight_grad(&g, &x, &dy), &dw);
+                }
+            }
+        }
+    }
+
+    /// kiln-train's training device is the backend [`depthwise_conv2d`] recognises: otherwise
+    /// every call would quietly take burn's slow path (the results would not tell).
+    #[test]
+    fn the_training_device_takes_kilns_path() {
+        let dev = crate::device().autodiff();
+        let x = Tensor::<4>::zeros([1, 2, 3, 3], &dev).require_grad();
+        assert!(x.try_into_primitive::<Train>().is_ok());
+    }
 }

@@ -154,7 +154,10 @@ impl ConvBnLayer {
     /// general conv's.
     fn convolve(&self, x: Tensor<4>) -> Tensor<4> {
         let [out, in_per_group, k, _] = self.conv.weight.dims();
-        if self.conv.groups > 1 && self.conv.groups == out && in_per_group == 1 {
+        if self.conv.kernel_size != [k, k] {
+            // a weight that does not match its layer: burn's conv reports it
+            self.conv.forward(x)
+        } else if self.conv.groups > 1 && self.conv.groups == out && in_per_group == 1 {
             depthwise_conv2d(x, self.conv.weight.val(), self.conv.stride[0], k / 2)
         } else if k == 1 && self.conv.groups == 1 && self.conv.stride == [1, 1] {
             pointwise_conv2d(x, self.conv.weight.val())
