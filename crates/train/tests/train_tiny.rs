@@ -158,8 +158,11 @@ fn two_shards_give_the_same_weights_on_one_thread_or_two() {
     let whole = train_tiny(&data, &base);
     let ww = named_weights(&whole.architecture, &whole.network).unwrap();
     assert_ne!(w1, ww, "per-shard batch norm should train other weights");
+    // Learning, not a figure: one epoch on 1,000 images lands at 0.38-0.41 and moves with the
+    // summation order (0.406 with burn's conv backward, 0.385 with kiln's, whose gradients equal
+    // burn's within 1e-4: tests/conv_ops.rs); chance is 0.1.
     assert!(
-        one.metrics.test_top1 > 0.4,
+        one.metrics.test_top1 > 0.3,
         "two shards, one epoch of 1000 images: test top-1 {} (whole batches {})",
         one.metrics.test_top1,
         whole.metrics.test_top1
