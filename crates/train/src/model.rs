@@ -146,9 +146,7 @@ impl ConvBnLayer {
             Some(a) => activate(x, a),
         }
     }
-}
 
-impl ConvBnLayer {
     /// The convolution; a depthwise one (groups = channels) through [`depthwise_conv2d`] and a
     /// 1x1 one through [`pointwise_conv2d`], whose backward passes are faster than burn's
     /// general conv's.
