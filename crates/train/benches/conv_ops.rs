@@ -1,9 +1,9 @@
-//! A depthwise and a pointwise convolution's training step (forward, then backward to the input and the
-//! weight) through kiln-train's `depthwise_conv2d` and through burn's grouped `conv2d`, on the
-//! shapes of the default space's blocks at a 28x28 input (batch 16, as a search fine-tunes):
-//! stage one's first block (28x28, stride 2), a 14x14 block and a 7x7 block, kernels 3, 5, 7;
-//! pointwise expansions and projections of such blocks.
-//! Measured on this machine (host), on the calling thread's rayon pool.
+//! A convolution's training step (forward, then backward to the input and the weight) through
+//! kiln-train's ops and through burn's `conv2d`, at the default space's shapes for a 28x28 input
+//! (batch 16, as a search fine-tunes): depthwise in stage one's first block (28x28, stride 2), a
+//! 14x14 block and a 7x7 block, kernels 3, 5 and 7 (`depthwise_conv2d`); pointwise expansions
+//! and projections of such blocks (`pointwise_conv2d`). Measured on this machine (host), on the
+//! calling thread's rayon pool.
 //!
 //! `cargo bench -p kiln-train --bench conv_ops` (criterion: `kiln` and `burn` per shape).
 

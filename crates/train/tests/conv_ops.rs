@@ -22,7 +22,7 @@ const CASES: [(usize, usize, usize, usize, usize, usize); 7] = [
     (4, 16, 14, 14, 7, 1),
 ];
 
-struct Result4 {
+struct Outcome {
     y: Vec<f32>,
     dx: Vec<f32>,
     dw: Vec<f32>,
@@ -43,7 +43,7 @@ fn random(shape: [usize; 4], scale: f32, seed: u64, dev: &Device) -> Tensor<4> {
 
 /// Output and gradients of `sum(conv(x, w) * r)` for fixed random `x`, `w`, `r` (seeded by
 /// the case), through kiln's op or burn's.
-fn run(case: (usize, usize, usize, usize, usize, usize), kiln: bool, dev: &Device) -> Result4 {
+fn run(case: (usize, usize, usize, usize, usize, usize), kiln: bool, dev: &Device) -> Outcome {
     let (n, c, h, w, k, s) = case;
     let p = k / 2;
     let seed = (n * 1000 + c * 100 + h * 10 + k + s) as u64;
@@ -59,7 +59,7 @@ fn run(case: (usize, usize, usize, usize, usize, usize), kiln: bool, dev: &Devic
     };
     let r = random(y.dims(), 1.0, seed + 2, dev);
     let grads = (y.clone() * r).sum().backward();
-    Result4 {
+    Outcome {
         y: values(y),
         dx: values(x.grad(&grads).expect("x has a gradient")),
         dw: values(wt.grad(&grads).expect("w has a gradient")),
@@ -165,7 +165,7 @@ fn pointwise_output_and_gradients_equal_burns_conv() {
             };
             let r = random(y.dims(), 1.0, seed + 2, &dev);
             let grads = (y.clone() * r).sum().backward();
-            Result4 {
+            Outcome {
                 y: values(y),
                 dx: values(x.grad(&grads).expect("x has a gradient")),
                 dw: values(wt.grad(&grads).expect("w has a gradient")),
