@@ -217,7 +217,7 @@ fn main() -> Result<(), Error> {
             let tau = kiln_latency::kendall_tau(&column, &alone)
                 .map_or("undefined".to_string(), |t| format!("{t:.3}"));
             println!(
-                "{name} vs stand-alone, validation top-1, {} genomes: Kendall tau-b {tau}",
+                "{name} vs stand-alone, validation top-1 (host), {} genomes: Kendall tau-b {tau}",
                 rows.len()
             );
         }
