@@ -15,8 +15,8 @@
 //! reach against it) and inherited against another supernet's inherited (the supernet's own
 //! stability), and for two stand-alone trainings the standard deviation of a genome's two
 //! results and the inherited ranking against their mean. With `--space FILE` (the space the
-//! bench sampled, `spaces/mobile.toml` for the
-//! default one) the summary also says what each ranking follows: Kendall's tau-b of each column
+//! bench sampled, `spaces/mobile.toml` for the default one) the summary also says what each
+//! ranking follows: Kendall's tau-b of each column
 //! against the genomes' head-conv width, SE block count, parameters and MACs (at the input of
 //! the `--supernet`, or 1x28x28 with 10 classes, the digits' and Fashion-MNIST's, without one).
 

@@ -6,8 +6,8 @@
 //! The folder is `ROOT/<space>-<id>`, `id` the content id of the space file's text, the
 //! input shape and classes, the data's content id (not its folder's name: the same files
 //! elsewhere find the same supernet), the training settings but their thread count, and
-//! kiln-supernet's `TRAINING_FORMAT`: anything that changes the supernet changes the folder. A training killed half-way resumes from its last epoch's
-//! checkpoint.
+//! kiln-supernet's `TRAINING_FORMAT`: anything that changes the supernet changes the folder.
+//! A training killed half-way resumes from its last epoch's checkpoint.
 
 use std::path::{Path, PathBuf};
 

@@ -19,7 +19,7 @@ use burn::tensor::module::conv2d;
 use burn::tensor::ops::ConvOptions;
 use burn::tensor::{Device, Tensor, TensorData};
 use kiln_space::{Activation, Architecture, ConvBn, Genome, InputSpec, Space, SqueezeExcite};
-use kiln_train::{depthwise_conv2d, pointwise_conv2d};
+use kiln_train::conv2d_no_bias;
 
 use crate::bn::BnContext;
 use crate::init::Init;
@@ -285,16 +285,7 @@ fn conv_bn(
     bn: &mut BnContext,
 ) -> Result<Tensor<4>, SupernetError> {
     let p = spec.padding();
-    let depthwise = spec.groups > 1 && spec.groups == spec.in_channels;
-    let y = if depthwise && spec.out_channels == spec.in_channels {
-        // kiln-train's depthwise and pointwise ops: burn's conv backward is several times slower
-        depthwise_conv2d(x, conv_weight(sc, spec), spec.stride, p)
-    } else if spec.kernel == 1 && spec.groups == 1 && spec.stride == 1 {
-        pointwise_conv2d(x, conv_weight(sc, spec))
-    } else {
-        let options = ConvOptions::new([spec.stride, spec.stride], [p, p], [1, 1], spec.groups);
-        conv2d(x, conv_weight(sc, spec), None, options)
-    };
+    let y = conv2d_no_bias(x, conv_weight(sc, spec), spec.stride, p, spec.groups);
     let c = spec.out_channels;
     let y = bn.apply(
         &spec.name,

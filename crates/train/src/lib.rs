@@ -13,6 +13,7 @@
 //! normalisation is also recorded in `metrics.json` and in the ONNX metadata.
 
 mod config;
+mod conv;
 mod depthwise;
 mod error;
 mod export;
@@ -26,6 +27,7 @@ mod shard;
 mod train;
 
 pub use config::{OptimizerConfig, TrainConfig};
+pub use conv::conv2d_no_bias;
 pub use depthwise::depthwise_conv2d;
 pub use error::TrainError;
 pub use export::{NamedWeights, named_weights};

@@ -1,7 +1,6 @@
 //! The burn network for a `kiln_space::Architecture`, layer for layer.
 
-use crate::depthwise::depthwise_conv2d;
-use crate::pointwise::pointwise_conv2d;
+use crate::conv::conv2d_no_bias;
 use burn::module::{Module, Param, RunningState};
 use burn::nn::conv::Conv2d;
 use burn::nn::{BatchNorm, BatchNormConfig, Linear, PaddingConfig2d};
@@ -147,21 +146,18 @@ impl ConvBnLayer {
         }
     }
 
-    /// The convolution; a depthwise one (groups = channels) through [`depthwise_conv2d`] and a
-    /// 1x1 one through [`pointwise_conv2d`], whose backward passes are faster than burn's
-    /// general conv's.
+    /// The convolution, through [`conv2d_no_bias`] (kiln's faster training ops where they
+    /// apply); padding `k / 2` as the layer was built.
     fn convolve(&self, x: Tensor<4>) -> Tensor<4> {
-        let [out, in_per_group, k, _] = self.conv.weight.dims();
-        if self.conv.kernel_size != [k, k] {
-            // a weight that does not match its layer: burn's conv reports it
-            self.conv.forward(x)
-        } else if self.conv.groups > 1 && self.conv.groups == out && in_per_group == 1 {
-            depthwise_conv2d(x, self.conv.weight.val(), self.conv.stride[0], k / 2)
-        } else if k == 1 && self.conv.groups == 1 && self.conv.stride == [1, 1] {
-            pointwise_conv2d(x, self.conv.weight.val())
-        } else {
-            self.conv.forward(x)
-        }
+        let [kernel, _] = self.conv.kernel_size;
+        let [stride, _] = self.conv.stride;
+        conv2d_no_bias(
+            x,
+            self.conv.weight.val(),
+            stride,
+            kernel / 2,
+            self.conv.groups,
+        )
     }
 }
 
