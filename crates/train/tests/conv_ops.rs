@@ -7,7 +7,7 @@
 use burn::tensor::module::conv2d;
 use burn::tensor::ops::ConvOptions;
 use burn::tensor::{Device, Tensor, TensorData};
-use kiln_train::{depthwise_conv2d, device, pointwise_conv2d, with_threads};
+use kiln_train::{conv2d_no_bias, depthwise_conv2d, device, pointwise_conv2d, with_threads};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
@@ -90,15 +90,19 @@ fn output_and_gradients_equal_burns_grouped_conv() {
 }
 
 #[test]
-fn off_the_training_backend_it_is_burns_conv() {
+fn off_the_training_backend_every_route_is_burns_conv() {
+    // evaluation runs without autodiff: depthwise falls back to burn's conv there, a 1x1 conv
+    // still goes through the matrix product, a 3x3 one through burn's (kiln_train's router)
     let dev = device();
-    let (n, c, h, w, k, s) = (2, 6, 9, 9, 5, 2);
-    let x = random([n, c, h, w], 1.0, 1, &dev);
-    let wt = random([c, 1, k, k], 0.5, 2, &dev);
-    let options = ConvOptions::new([s, s], [k / 2, k / 2], [1, 1], c);
-    let burn = values(conv2d(x.clone(), wt.clone(), None, options));
-    let kiln = values(depthwise_conv2d(x, wt, s, k / 2));
-    assert_close("output", "no autodiff", &kiln, &burn);
+    // (channels in, out, kernel, stride, groups)
+    for (ci, co, k, s, groups) in [(6, 6, 5, 2, 6), (6, 10, 1, 1, 1), (3, 8, 3, 1, 1)] {
+        let x = random([2, ci, 9, 9], 1.0, 1, &dev);
+        let wt = random([co, ci / groups, k, k], 0.5, 2, &dev);
+        let options = ConvOptions::new([s, s], [k / 2, k / 2], [1, 1], groups);
+        let burn = values(conv2d(x.clone(), wt.clone(), None, options));
+        let kiln = values(conv2d_no_bias(x, wt, s, k / 2, groups));
+        assert_close("output", (ci, co, k, s, groups), &kiln, &burn);
+    }
 }
 
 /// The supernet convolves with the centre of its largest kernel and the first channels: a
