@@ -126,29 +126,24 @@ impl BnContext {
         beta: Tensor<1>,
     ) -> Result<Tensor<4>, SupernetError> {
         let [n, c, h, w] = y.dims();
-        let device = y.device();
-        let (mean, var) = match self.mode {
-            BnMode::Batch | BnMode::Collect => {
-                let flat = y.clone().swap_dims(0, 1).reshape([c, n * h * w]);
-                let (var, mean) = flat.var_mean_bias(1);
-                if self.mode == BnMode::Collect {
-                    let m = kiln_train::values(mean.clone().detach(), "batch mean")
-                        .map_err(|e| SupernetError::Tensor(e.to_string()))?;
-                    let v = kiln_train::values(var.clone().detach(), "batch variance")
-                        .map_err(|e| SupernetError::Tensor(e.to_string()))?;
-                    let wide = |x: Vec<f32>| x.into_iter().map(f64::from).collect::<Vec<_>>();
-                    self.accumulate(name, &wide(m), &wide(v), (n * h * w) as f64);
-                }
-                (mean.reshape([1, c, 1, 1]), var.reshape([1, c, 1, 1]))
-            }
-            BnMode::Fixed => {
-                let s = self.fixed(name, c)?;
-                let t =
-                    |v: Vec<f32>| Tensor::<4>::from_data(TensorData::new(v, [1, c, 1, 1]), &device);
-                (t(s.mean()), t(s.var()))
-            }
-        };
-        let scale = gamma.reshape([1, c, 1, 1]) / (var + BN_EPSILON).sqrt();
-        Ok((y - mean) * scale + beta.reshape([1, c, 1, 1]))
+        if self.mode == BnMode::Fixed {
+            let s = self.fixed(name, c)?;
+            let device = y.device();
+            let t = |v: Vec<f32>| Tensor::<4>::from_data(TensorData::new(v, [1, c, 1, 1]), &device);
+            let (mean, var) = (t(s.mean()), t(s.var()));
+            let scale = gamma.reshape([1, c, 1, 1]) / (var + BN_EPSILON).sqrt();
+            return Ok((y - mean) * scale + beta.reshape([1, c, 1, 1]));
+        }
+        // the batch's statistics, differentiated through (kiln-train's fused operation)
+        let out = kiln_train::batch_norm_train(y, gamma, beta, BN_EPSILON);
+        if self.mode == BnMode::Collect {
+            let m = kiln_train::values(out.mean, "batch mean")
+                .map_err(|e| SupernetError::Tensor(e.to_string()))?;
+            let v = kiln_train::values(out.variance, "batch variance")
+                .map_err(|e| SupernetError::Tensor(e.to_string()))?;
+            let wide = |x: Vec<f32>| x.into_iter().map(f64::from).collect::<Vec<_>>();
+            self.accumulate(name, &wide(m), &wide(v), (n * h * w) as f64);
+        }
+        Ok(out.output)
     }
 }

@@ -14,11 +14,11 @@
 //!   (see [`crate::bn`]).
 
 use burn::module::{Module, Param};
-use burn::tensor::activation::{hard_swish, relu, sigmoid};
+use burn::tensor::activation::{relu, sigmoid};
 use burn::tensor::module::conv2d;
 use burn::tensor::ops::ConvOptions;
 use burn::tensor::{Device, Tensor, TensorData};
-use kiln_space::{Activation, Architecture, ConvBn, Genome, InputSpec, Space, SqueezeExcite};
+use kiln_space::{Architecture, ConvBn, Genome, InputSpec, Space, SqueezeExcite};
 use kiln_train::conv2d_no_bias;
 
 use crate::bn::BnContext;
@@ -295,8 +295,7 @@ fn conv_bn(
     )?;
     Ok(match spec.activation {
         None => y,
-        Some(Activation::Relu6) => y.clamp(0.0, 6.0),
-        Some(Activation::Hswish) => hard_swish(y),
+        Some(a) => kiln_train::activate(y, a),
     })
 }
 

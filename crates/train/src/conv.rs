@@ -15,7 +15,7 @@ use crate::pointwise::pointwise_conv2d;
 ///
 /// A depthwise conv (`groups` = in = out channels) runs [`depthwise_conv2d`], a 1x1 stride-1
 /// ungrouped unpadded one [`pointwise_conv2d`] (their backward passes are several times
-/// faster than burn's: `cargo bench -p kiln-train --bench conv_ops`, host); any other, or a
+/// faster than burn's: `cargo bench -p kiln-train --bench train_ops`, host); any other, or a
 /// weight that does not fit `x`, burn's conv (which reports the mismatch).
 pub fn conv2d_no_bias(
     x: Tensor<4>,

@@ -6,7 +6,7 @@
 //! 5-10x the forward pass and most of a training step (measured with `perf` on a fine-tuning
 //! here: conv backward 57% of the time). [`depthwise_conv2d`] registers the same convolution as
 //! an autodiff operation of its own whose backward runs the two direct loops below, each channel
-//! independent of the others (`cargo bench -p kiln-train --bench conv_ops`: a training step
+//! independent of the others (`cargo bench -p kiln-train --bench train_ops`: a training step
 //! 2.0-6.6x faster than burn's at the default space's shapes, host).
 //!
 //! The kernels are plain safe Rust over contiguous NCHW slices, each plane padded and split into
@@ -14,23 +14,20 @@
 //! rows. Each value is summed in a fixed order whatever the number of threads, so a seed still
 //! gives the same weights.
 
+use burn::backend::Flex;
 use burn::backend::autodiff::NodeId;
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::NoCheckpointing;
 use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
 use burn::backend::flex::FlexTensor;
-use burn::backend::{Autodiff, Flex};
 use burn::tensor::DType;
+use burn::tensor::Tensor;
 use burn::tensor::module::conv2d;
 use burn::tensor::ops::ConvOptions;
-use burn::tensor::{Tensor, TensorData};
 use rayon::prelude::*;
-use std::borrow::Cow;
 
-/// The training backend whose graph [`depthwise_conv2d`] joins (what `device().autodiff()`
-/// gives: flex, no gradient checkpointing).
-type Train = Autodiff<Flex, NoCheckpointing>;
+use crate::flex::{Train, TrainTensor, f32s, flex};
 
 /// The sizes of one depthwise convolution: input NCHW `[n, c, h, w]`, weight `[c, 1, k, k]`,
 /// zero padding `pad` on every side, output `[n, c, oh, ow]`.
@@ -274,12 +271,10 @@ pub fn depthwise_conv2d(x: Tensor<4>, weight: Tensor<4>, stride: usize, pad: usi
     }
 }
 
-type TrainTensor = burn::backend::tensor::FloatTensor<Train>;
-
 fn tracked(g: Geometry, x: TrainTensor, weight: TrainTensor) -> TrainTensor {
     let out = |x: &FlexTensor, w: &FlexTensor| {
-        let y = forward(&g, &values(x), &values(w));
-        flex(y, [g.n, g.c, g.oh(), g.ow()])
+        let y = forward(&g, &f32s(x), &f32s(w));
+        flex(y, &[g.n, g.c, g.oh(), g.ow()])
     };
     match DepthwiseBackward
         .prepare::<NoCheckpointing>([x.node(), weight.node()])
@@ -303,32 +298,19 @@ impl Backward<Flex, 2> for DepthwiseBackward {
     fn backward(self, ops: Ops<Self::State, 2>, grads: &mut Gradients, cp: &mut Checkpointer) {
         let [node_x, node_w] = ops.parents;
         let dy = grads.consume::<Flex>(&ops.node);
-        let dy = values(&dy);
+        let dy = f32s(&dy);
         let (x_id, w_id, g) = ops.state;
         let x: FlexTensor = cp.retrieve_node_output(x_id);
         let w: FlexTensor = cp.retrieve_node_output(w_id);
         if let Some(node) = node_x {
-            let dx = input_grad(&g, &dy, &values(&w));
-            grads.register::<Flex>(node.id, flex(dx, [g.n, g.c, g.h, g.w]));
+            let dx = input_grad(&g, &dy, &f32s(&w));
+            grads.register::<Flex>(node.id, flex(dx, &[g.n, g.c, g.h, g.w]));
         }
         if let Some(node) = node_w {
-            let dw = weight_grad(&g, &values(&x), &dy);
-            grads.register::<Flex>(node.id, flex(dw, [g.c, 1, g.k, g.k]));
+            let dw = weight_grad(&g, &f32s(&x), &dy);
+            grads.register::<Flex>(node.id, flex(dw, &[g.c, 1, g.k, g.k]));
         }
     }
-}
-
-/// A flex tensor's f32 values in row-major order (copied only when its layout is not
-/// contiguous). [`depthwise_conv2d`] takes this path for f32 tensors only.
-fn values(t: &FlexTensor) -> Cow<'_, [f32]> {
-    match t.as_slice::<f32>() {
-        Some(s) => Cow::Borrowed(s),
-        None => Cow::Owned(t.to_contiguous().storage::<f32>().to_vec()),
-    }
-}
-
-fn flex(values: Vec<f32>, shape: [usize; 4]) -> FlexTensor {
-    FlexTensor::from_data(TensorData::new(values, shape))
 }
 
 #[cfg(test)]

@@ -12,11 +12,14 @@
 //! (0..255 as f32) and normalises them in its first two ops ([`ONNX_INPUT`]). The
 //! normalisation is also recorded in `metrics.json` and in the ONNX metadata.
 
+mod activation;
+mod batchnorm;
 mod config;
 mod conv;
 mod depthwise;
 mod error;
 mod export;
+mod flex;
 mod import;
 mod metrics;
 mod model;
@@ -26,6 +29,8 @@ mod progress;
 mod shard;
 mod train;
 
+pub use activation::activate;
+pub use batchnorm::{batch_norm, batch_norm_train};
 pub use config::{OptimizerConfig, TrainConfig};
 pub use conv::conv2d_no_bias;
 pub use depthwise::depthwise_conv2d;

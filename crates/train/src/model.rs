@@ -1,10 +1,12 @@
 //! The burn network for a `kiln_space::Architecture`, layer for layer.
 
+use crate::activation::activate;
+use crate::batchnorm::batch_norm;
 use crate::conv::conv2d_no_bias;
 use burn::module::{Module, Param, RunningState};
 use burn::nn::conv::Conv2d;
 use burn::nn::{BatchNorm, BatchNormConfig, Linear, PaddingConfig2d};
-use burn::tensor::activation::{hard_swish, relu, sigmoid};
+use burn::tensor::activation::{relu, sigmoid};
 use burn::tensor::{Device, Tensor, TensorData};
 use kiln_space::{Activation, Architecture, ConvBn, MbBlock, SqueezeExcite};
 use rand::{Rng, SeedableRng};
@@ -139,7 +141,7 @@ impl ConvBnLayer {
     /// Conv, batch norm, activation: NCHW `[n, in, h, w]` -> `[n, out, ceil(h / s),
     /// ceil(w / s)]`.
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        let x = self.bn.forward(self.convolve(x));
+        let x = batch_norm(&self.bn, self.convolve(x));
         match self.activation {
             None => x,
             Some(a) => activate(x, a),
@@ -158,13 +160,6 @@ impl ConvBnLayer {
             kernel / 2,
             self.conv.groups,
         )
-    }
-}
-
-fn activate(x: Tensor<4>, activation: Activation) -> Tensor<4> {
-    match activation {
-        Activation::Relu6 => x.clamp(0.0, 6.0),
-        Activation::Hswish => hard_swish(x),
     }
 }
 

@@ -6,7 +6,7 @@
 //! for the input gradient, a conv over swapped batch and channel axes for the weight's, with
 //! transposing copies around each); `perf` on a fine-tuning, depthwise convs already kiln's,
 //! put the weight gradient of the remaining convs (pointwise, and the stem) at 13% of the time.
-//! `cargo bench -p kiln-train --bench conv_ops`: a training step 1.6-2.8x faster than burn's
+//! `cargo bench -p kiln-train --bench train_ops`: a training step 1.6-2.8x faster than burn's
 //! conv at the default space's shapes (host).
 
 use burn::tensor::Tensor;

@@ -4,12 +4,13 @@
 //! slices it; the same bits whatever the number of threads. Pointwise (1x1): the same output
 //! and gradients.
 
+use burn::tensor::Device;
 use burn::tensor::module::conv2d;
 use burn::tensor::ops::ConvOptions;
-use burn::tensor::{Device, Tensor, TensorData};
 use kiln_train::{conv2d_no_bias, depthwise_conv2d, device, pointwise_conv2d, with_threads};
-use rand::{Rng, SeedableRng};
-use rand_chacha::ChaCha8Rng;
+
+mod common;
+use common::{assert_close, random, values};
 
 /// `(n, c, h, w, k, stride)`; padding is `k / 2`, as every kiln network pads.
 const CASES: [(usize, usize, usize, usize, usize, usize); 7] = [
@@ -26,19 +27,6 @@ struct Outcome {
     y: Vec<f32>,
     dx: Vec<f32>,
     dw: Vec<f32>,
-}
-
-fn values<const D: usize>(t: Tensor<D>) -> Vec<f32> {
-    t.into_data().try_into_vec::<f32>().expect("f32 tensor")
-}
-
-/// Uniform values in `[-scale, scale)` from a seeded stream (burn's global RNG is shared by
-/// the tests running beside each other).
-fn random(shape: [usize; 4], scale: f32, seed: u64, dev: &Device) -> Tensor<4> {
-    let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    let n = shape.iter().product();
-    let v: Vec<f32> = (0..n).map(|_| rng.random_range(-scale..scale)).collect();
-    Tensor::from_data(TensorData::new(v, shape), dev)
 }
 
 /// Output and gradients of `sum(conv(x, w) * r)` for fixed random `x`, `w`, `r` (seeded by
@@ -63,17 +51,6 @@ fn run(case: (usize, usize, usize, usize, usize, usize), kiln: bool, dev: &Devic
         y: values(y),
         dx: values(x.grad(&grads).expect("x has a gradient")),
         dw: values(wt.grad(&grads).expect("w has a gradient")),
-    }
-}
-
-fn assert_close(what: &str, case: impl std::fmt::Debug, a: &[f32], b: &[f32]) {
-    assert_eq!(a.len(), b.len(), "{what} {case:?}: lengths");
-    let scale = b.iter().fold(1.0f32, |m, v| m.max(v.abs()));
-    for (i, (x, y)) in a.iter().zip(b).enumerate() {
-        assert!(
-            (x - y).abs() <= 1e-4 * scale,
-            "{what} {case:?} [{i}]: kiln {x} vs burn {y}"
-        );
     }
 }
 

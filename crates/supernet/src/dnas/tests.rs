@@ -255,12 +255,18 @@ fn a_binding_limit_brings_the_found_network_under_it() {
         found.genome.id(),
         limit.ms
     );
-    // without the hinge (accuracy alone), the same search is not held under it
+    // without the hinge (accuracy alone) the same search ends at a slower network: the limit
+    // is what held it down (whether accuracy alone lands above the limit itself depends on
+    // the tiny training's rounding; it did before kiln's batch norm, 1.17 vs 1.44 ms after)
     let free = DnasSettings {
         limit: None,
         ..settings
     };
     let unbound = search(dir.path(), &data, &cost, &free, &mut |_, _, _| true).unwrap();
     assert_eq!(unbound.predicted_ms, None);
-    assert!(predicted(&limit, &unbound.genome) > limit.ms);
+    let unbound_at = predicted(&limit, &unbound.genome);
+    assert!(
+        unbound_at > at,
+        "accuracy alone found {unbound_at} ms, the limit {at} ms"
+    );
 }
