@@ -98,12 +98,29 @@ impl Phases {
         ((py % s) * s + px % s) * self.hq * self.wq + (py / s) * self.wq + px / s
     }
 
+    /// Row `iy` of the image as runs of the decomposed plane: for each column phase `px % s`,
+    /// `(first ix, where it sits)`; that phase's pixels are every `s`-th from `first ix`, at
+    /// consecutive places from there (what [`Phases::index`] gives, without a division per
+    /// pixel).
+    fn row_runs(&self, iy: usize) -> impl Iterator<Item = (usize, usize)> + '_ {
+        let (s, pad) = (self.g.stride, self.g.pad);
+        (0..s).filter_map(move |phase| {
+            // the first column whose padded position falls in this phase
+            let first = (phase + s - pad % s) % s;
+            (first < self.g.w).then(|| (first, self.index(iy, first)))
+        })
+    }
+
     /// `plane` (`h x w`) padded and decomposed.
     fn split(&self, plane: &[f32]) -> Vec<f32> {
         let mut out = vec![0.0f32; self.len()];
+        let s = self.g.stride;
         for (iy, row) in plane.chunks(self.g.w).enumerate() {
-            for (ix, &v) in row.iter().enumerate() {
-                out[self.index(iy, ix)] = v;
+            for (first, at) in self.row_runs(iy) {
+                let pixels = row[first..].iter().step_by(s);
+                for (d, &v) in out[at..].iter_mut().zip(pixels) {
+                    *d = v;
+                }
             }
         }
         out
@@ -111,9 +128,13 @@ impl Phases {
 
     /// The inverse of [`Phases::split`] for the image's pixels (padding dropped).
     fn merge(&self, decomposed: &[f32], plane: &mut [f32]) {
+        let s = self.g.stride;
         for (iy, row) in plane.chunks_mut(self.g.w).enumerate() {
-            for (ix, v) in row.iter_mut().enumerate() {
-                *v = decomposed[self.index(iy, ix)];
+            for (first, at) in self.row_runs(iy) {
+                let pixels = row[first..].iter_mut().step_by(s);
+                for (v, &d) in pixels.zip(&decomposed[at..]) {
+                    *v = d;
+                }
             }
         }
     }
@@ -230,8 +251,9 @@ fn dot(a: &[f32], b: &[f32]) -> f32 {
 /// `[n, c, (h + 2 pad - k) / stride + 1, (w + 2 pad - k) / stride + 1]`.
 ///
 /// On the training backend (flex under autodiff, f32) the operation carries its own backward
-/// pass (module docs); anywhere else, or for a weight not shaped `[c, 1, k, k]`, it is burn's
-/// grouped `conv2d`, with the same result.
+/// pass (module docs); on plain flex (evaluation) it runs the same forward kernel (burn's own
+/// depthwise kernel took a tenth of a k7 fine-tuning's time in evaluation); anywhere else, or
+/// for a weight not shaped `[c, 1, k, k]`, it is burn's grouped `conv2d`, with the same result.
 pub fn depthwise_conv2d(x: Tensor<4>, weight: Tensor<4>, stride: usize, pad: usize) -> Tensor<4> {
     let [n, c, h, w] = x.dims();
     let k = weight.dims()[2];
@@ -259,14 +281,31 @@ pub fn depthwise_conv2d(x: Tensor<4>, weight: Tensor<4>, stride: usize, pad: usi
             // recalibration, `no_grad`) it still runs kiln's forward
             Tensor::from_primitive::<Train>(tracked(g, x, weight))
         }
-        // off the training backend (evaluation, the supernet's judge): flex's own depthwise
-        // kernel, as fast as kiln's forward here (a fine-tuning's whole process: 1.02,
-        // 0.96-1.08); and any other shape or dtype, which burn checks and reports
+        _ => plain(g, x, weight),
+    }
+}
+
+/// Off the training backend: on plain flex (evaluation, f32) kiln's forward kernel; anything
+/// else (another shape, dtype or backend) burn's grouped conv, which checks and reports it.
+fn plain(g: Geometry, x: Tensor<4>, weight: Tensor<4>) -> Tensor<4> {
+    let on_flex = (
+        x.clone().try_into_primitive::<Flex>(),
+        weight.clone().try_into_primitive::<Flex>(),
+    );
+    match on_flex {
+        (Ok(xs), Ok(ws))
+            if weight.dims() == [g.c, 1, g.k, g.k]
+                && xs.dtype() == DType::F32
+                && ws.dtype() == DType::F32 =>
+        {
+            let y = forward(&g, &f32s(&xs), &f32s(&ws));
+            Tensor::from_primitive::<Flex>(flex(y, &[g.n, g.c, g.oh(), g.ow()]))
+        }
         _ => conv2d(
             x,
             weight,
             None,
-            ConvOptions::new([stride, stride], [pad, pad], [1, 1], c),
+            ConvOptions::new([g.stride, g.stride], [g.pad, g.pad], [1, 1], g.c),
         ),
     }
 }
@@ -396,5 +435,30 @@ mod tests {
         let dev = crate::device().autodiff();
         let x = Tensor::<4>::zeros([1, 2, 3, 3], &dev).require_grad();
         assert!(x.try_into_primitive::<Train>().is_ok());
+    }
+
+    /// Evaluation's device (plain flex) runs the forward kernel: the output is its bits.
+    #[test]
+    fn the_evaluation_device_runs_kilns_forward() {
+        let g = Geometry {
+            n: 2,
+            c: 3,
+            h: 6,
+            w: 5,
+            k: 5,
+            stride: 2,
+            pad: 2,
+        };
+        let x: Vec<f32> = (0..2 * 3 * 6 * 5)
+            .map(|i| (i % 17) as f32 / 7.0 - 1.0)
+            .collect();
+        let w: Vec<f32> = (0..3 * 25).map(|i| (i % 11) as f32 / 5.0 - 1.0).collect();
+        let dev = crate::device();
+        let t = |v: &[f32], shape: [usize; 4]| {
+            Tensor::<4>::from_data(burn::tensor::TensorData::new(v.to_vec(), shape), &dev)
+        };
+        let y = depthwise_conv2d(t(&x, [2, 3, 6, 5]), t(&w, [3, 1, 5, 5]), 2, 2);
+        let got = crate::values(y, "output").expect("f32 values");
+        assert_eq!(got, forward(&g, &x, &w));
     }
 }

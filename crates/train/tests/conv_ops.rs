@@ -67,9 +67,9 @@ fn output_and_gradients_equal_burns_grouped_conv() {
 }
 
 #[test]
-fn off_the_training_backend_every_route_is_burns_conv() {
-    // evaluation runs without autodiff: depthwise falls back to burn's conv there, a 1x1 conv
-    // still goes through the matrix product, a 3x3 one through burn's (kiln_train's router)
+fn off_the_training_backend_every_route_computes_burns_conv() {
+    // evaluation runs without autodiff: depthwise runs kiln's forward kernel there, a 1x1
+    // conv still goes through the matrix product, a 3x3 one through burn's (kiln_train's router)
     let dev = device();
     // (channels in, out, kernel, stride, groups)
     for (ci, co, k, s, groups) in [(6, 6, 5, 2, 6), (6, 10, 1, 1, 1), (3, 8, 3, 1, 1)] {
