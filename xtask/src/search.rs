@@ -9,7 +9,7 @@ use anyhow::{Result, bail};
 use indicatif::{ProgressBar, ProgressStyle};
 use kiln_pipeline::device::SearchDeviceChoice;
 use kiln_pipeline::finetune::FineTune;
-use kiln_pipeline::search::{Reward, SearchRequest, TableChoice, budget_or_default, search};
+use kiln_pipeline::search::{Reward, SearchRequest, TableChoice, search};
 use kiln_search::driver::ProgressState;
 use kiln_search::report::impossible_message;
 use kiln_search::strategy::EvolutionConfig;
@@ -58,7 +58,7 @@ pub struct Args {
     #[arg(long, value_name = "N")]
     pub trials: Option<usize>,
     /// Stop asking after this long (e.g. 30m, 90s, 1h30m); running trials finish.
-    /// Default when --trials is not given: 3m judging with a supernet, else 30m.
+    /// Default without --trials: 3m judging with a supernet (90s when warm-started), else 30m.
     #[arg(long, value_name = "DURATION", value_parser = kiln_pipeline::search::parse_budget)]
     pub time_budget: Option<Duration>,
     /// Search strategy: evolution (aging), nsga2 (aging evolution, parents by Pareto rank
@@ -232,7 +232,7 @@ pub fn run(args: Args) -> Result<()> {
         },
         workers: args.workers,
         trials: args.trials,
-        time_budget: budget_or_default(args.time_budget, args.trials, uses_supernet),
+        time_budget: args.time_budget,
         objectives: objectives.clone(),
         reward: match args.reward {
             RewardArg::Accuracy => Reward::Accuracy,

@@ -6,6 +6,9 @@
 //! pending: each is judged again in no time (the accuracy is read back, the latency
 //! predicted), then the strategy asks for new candidates as always.
 
+use std::time::Duration;
+
+use crate::search::{WARM_JUDGING, budget_or_default};
 use kiln_search::{Evaluator, Journal, Status, StrategyKind};
 use kiln_space::Genome;
 
@@ -66,7 +69,7 @@ pub(crate) fn say_not_kept(journal: &Journal, note: &mut dyn FnMut(&str)) {
 /// `evaluator`'s supernet that pass this target's analytic checks and latency limits; at
 /// most half of `trials` (the most accurate kept), so the strategy always gets to ask. A journal
 /// that holds trials (a resumed run) is left alone. `note` says what was put in, for the
-/// search of `target`.
+/// search of `target`. Returns how many were put in.
 ///
 /// Errors: the journal.
 pub(crate) fn warm_start(
@@ -76,12 +79,12 @@ pub(crate) fn warm_start(
     target: &str,
     strategy: StrategyKind,
     note: &mut dyn FnMut(&str),
-) -> Result<(), PipelineError> {
+) -> Result<usize, PipelineError> {
     let Some(judge) = &evaluator.supernet else {
-        return Ok(());
+        return Ok(0);
     };
     if !evaluator.judge_only || strategy == StrategyKind::Dnas || !journal.trials()?.is_empty() {
-        return Ok(());
+        return Ok(0);
     }
     let stored = judge.judgments.genomes().len();
     let mut front = pareto_front(allowed(judge, evaluator));
@@ -102,7 +105,41 @@ pub(crate) fn warm_start(
             crate::judgments::FILE,
         ));
     }
-    Ok(())
+    Ok(front.len())
+}
+
+/// The judging budget of a search that asked for `(time budget, trials, weight sharing)` and
+/// whose warm start put `warmed` candidates in ([`budget_for`]); `note` says when it is
+/// [`WARM_JUDGING`].
+pub(crate) fn judging_budget(
+    (given, trials, weight_sharing): (Option<Duration>, Option<usize>, bool),
+    warmed: usize,
+    note: &mut dyn FnMut(&str),
+) -> Option<Duration> {
+    let (budget, warm) = budget_for(given, trials, weight_sharing, warmed);
+    if warm {
+        note(&format!(
+            "judging for {} s: a search that starts from earlier searches' front needs less \
+             (--time-budget to judge longer)",
+            WARM_JUDGING.as_secs()
+        ));
+    }
+    budget
+}
+
+/// A search's time budget: `given`, else [`budget_or_default`]'s default, or
+/// [`WARM_JUDGING`] (and `true`) when the warm start put `warmed` candidates in and neither
+/// `given` nor `trials` is set.
+fn budget_for(
+    given: Option<Duration>,
+    trials: Option<usize>,
+    weight_sharing: bool,
+    warmed: usize,
+) -> (Option<Duration>, bool) {
+    if warmed > 0 && given.is_none() && trials.is_none() {
+        return (Some(WARM_JUDGING), true);
+    }
+    (budget_or_default(given, trials, weight_sharing), false)
 }
 
 /// A stored judgment as this target sees it.
@@ -169,6 +206,18 @@ mod tests {
             accuracy,
             latency_ms,
         }
+    }
+
+    /// A user's budget or trial count always holds; a search nothing warm-started keeps the
+    /// default.
+    #[test]
+    fn a_warm_started_search_judges_half_as_long_by_default() {
+        let (three, ten) = (Duration::from_secs(180), Duration::from_secs(600));
+        assert_eq!(WARM_JUDGING, Duration::from_secs(90));
+        assert_eq!(budget_for(None, None, true, 18), (Some(WARM_JUDGING), true));
+        assert_eq!(budget_for(Some(ten), None, true, 18), (Some(ten), false));
+        assert_eq!(budget_for(None, Some(40), true, 18), (None, false));
+        assert_eq!(budget_for(None, None, true, 0), (Some(three), false));
     }
 
     #[test]
