@@ -83,8 +83,16 @@ pub(crate) fn warm_start(
     let Some(judge) = &evaluator.supernet else {
         return Ok(0);
     };
-    if !evaluator.judge_only || strategy == StrategyKind::Dnas || !journal.trials()?.is_empty() {
+    if !evaluator.judge_only || strategy == StrategyKind::Dnas {
         return Ok(0);
+    }
+    let earlier = journal.trials()?;
+    if !earlier.is_empty() {
+        // a resumed run: what its first start put in
+        return Ok(earlier
+            .iter()
+            .filter(|t| t.origin == JUDGED_EARLIER)
+            .count());
     }
     let stored = judge.judgments.genomes().len();
     let mut front = pareto_front(allowed(judge, evaluator));
@@ -108,6 +116,12 @@ pub(crate) fn warm_start(
     Ok(front.len())
 }
 
+/// How many candidates the warm start must put in for the shorter budget: as many as a
+/// search fine-tunes by default, so the earlier front alone offers a whole set. Fewer means
+/// this target's limits allow little of what earlier searches judged, and the search is
+/// nearly a first one (`WARM_JUDGING` was measured on a warm start of 18).
+const WARM_ENOUGH: usize = 5;
+
 /// The judging budget of a search that asked for `(time budget, trials, weight sharing)` and
 /// whose warm start put `warmed` candidates in ([`budget_for`]); `note` says when it is
 /// [`WARM_JUDGING`].
@@ -128,15 +142,15 @@ pub(crate) fn judging_budget(
 }
 
 /// A search's time budget: `given`, else [`budget_or_default`]'s default, or
-/// [`WARM_JUDGING`] (and `true`) when the warm start put `warmed` candidates in and neither
-/// `given` nor `trials` is set.
+/// [`WARM_JUDGING`] (and `true`) when the warm start put at least [`WARM_ENOUGH`] candidates
+/// in and neither `given` nor `trials` is set.
 fn budget_for(
     given: Option<Duration>,
     trials: Option<usize>,
     weight_sharing: bool,
     warmed: usize,
 ) -> (Option<Duration>, bool) {
-    if warmed > 0 && given.is_none() && trials.is_none() {
+    if warmed >= WARM_ENOUGH && given.is_none() && trials.is_none() {
         return (Some(WARM_JUDGING), true);
     }
     (budget_or_default(given, trials, weight_sharing), false)
@@ -218,6 +232,9 @@ mod tests {
         assert_eq!(budget_for(Some(ten), None, true, 18), (Some(ten), false));
         assert_eq!(budget_for(None, Some(40), true, 18), (None, false));
         assert_eq!(budget_for(None, None, true, 0), (Some(three), false));
+        // a warm start of a few is nearly a first search
+        assert_eq!(budget_for(None, None, true, 4), (Some(three), false));
+        assert_eq!(budget_for(None, None, true, 5), (Some(WARM_JUDGING), true));
     }
 
     #[test]

@@ -34,9 +34,10 @@ fn relu6_slope(x: f32) -> f32 {
     if (0.0..=6.0).contains(&x) { 1.0 } else { 0.0 }
 }
 
-/// Hard swish (Howard et al. 2019, MobileNetV3): `x * clamp(x / 6 + 1/2, 0, 1)`.
+/// Hard swish (Howard et al. 2019, MobileNetV3): `x * clamp(x / 6 + 1/2, 0, 1)`, the
+/// division as burn's multiplication by an f32 sixth (the same bits as its `hard_swish`).
 fn hswish(x: f32) -> f32 {
-    x * (x / 6.0 + 0.5).clamp(0.0, 1.0)
+    x * (x * (1.0 / 6.0) + 0.5).clamp(0.0, 1.0)
 }
 
 /// Its derivative: 0 below -3, 1 above 3, `x / 3 + 1/2` between.
@@ -92,8 +93,9 @@ pub fn input_grad(a: Activation, x: &[f32], dy: &[f32]) -> Vec<f32> {
     }
 }
 
-/// Activation `a` elementwise over `x` (any shape), as burn's `clamp(0, 6)` (relu6) and
-/// `hard_swish` compute it. On the training backend (flex under autodiff, f32) one operation
+/// Activation `a` elementwise over `x` (any shape): burn's `clamp(0, 6)` (relu6) and
+/// `hard_swish` (equal within an f32 rounding; the gradient of hard swish just above 3 is 1,
+/// the function's slope there). On the training backend (flex under autodiff, f32) one operation
 /// with its own backward pass (module docs); anywhere else burn's.
 pub fn activate<const D: usize>(x: Tensor<D>, a: Activation) -> Tensor<D> {
     match x.clone().try_into_primitive::<Train>() {
@@ -166,9 +168,9 @@ mod tests {
         }
     }
 
-    /// On kiln-train's training device [`activate`] gives the kernel's output to the bit (the
-    /// backend check is the one `depthwise` and `batchnorm` use, whose tests tell the paths
-    /// apart; here burn's relu6 would match the kernel's bits too).
+    /// On kiln-train's training device [`activate`] gives the kernel's output to the bit. It
+    /// cannot tell the paths apart (burn's arithmetic is the same); the backend check is the
+    /// one `depthwise` and `batchnorm` use, whose tests can.
     #[test]
     fn the_training_device_takes_kilns_path() {
         let dev = crate::device().autodiff();

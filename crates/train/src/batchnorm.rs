@@ -57,8 +57,8 @@ impl Layout {
             .collect()
     }
 
-    /// A new tensor of this layout whose plane `(n, c)` is `f(channel, plane out)`, planes in
-    /// parallel.
+    /// A new tensor of this layout whose plane `(n, c)` is written by `f(n, c, plane)`,
+    /// planes in parallel.
     fn planes(&self, f: impl Fn(usize, usize, &mut [f32]) + Sync) -> Vec<f32> {
         let mut out = vec![0.0f32; self.n * self.c * self.plane];
         if self.plane > 0 {
@@ -184,8 +184,8 @@ pub fn gradients(
 /// (detached, without `epsilon`).
 ///
 /// On the training backend (flex under autodiff, f32) the operation carries its own backward
-/// pass (module docs); anywhere else, or for `gamma` or `beta` not `[c]`, it is burn's, with
-/// the same result (burn checks the shapes and reports them).
+/// pass (module docs); anywhere else, for `gamma` or `beta` not `[c]` or for an empty `x`, it
+/// is burn's, with the same result (burn checks the shapes and reports them).
 pub fn batch_norm_train(
     x: Tensor<4>,
     gamma: Tensor<1>,
@@ -194,7 +194,9 @@ pub fn batch_norm_train(
 ) -> BatchNormTrainOutput<4> {
     let [n, c, h, w] = x.dims();
     let device = x.device();
-    let shapes_fit = gamma.dims() == [c] && beta.dims() == [c];
+    // an empty batch goes to burn's too, whose statistics are NaN there: visible, where
+    // zeros would quietly pull the running statistics
+    let shapes_fit = gamma.dims() == [c] && beta.dims() == [c] && n * c * h * w > 0;
     let on_train_backend = (
         x.clone().try_into_primitive::<Train>(),
         gamma.clone().try_into_primitive::<Train>(),

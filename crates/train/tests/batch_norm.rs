@@ -83,13 +83,16 @@ fn the_threads_do_not_change_a_bit() {
     };
     let (one, three) = (on(1), on(3));
     assert_eq!(one.y, three.y, "output");
+    assert_eq!(one.mean, three.mean, "mean");
+    assert_eq!(one.var, three.var, "variance");
     assert_eq!(one.dx, three.dx, "input gradient");
     assert_eq!(one.dgamma, three.dgamma, "gamma gradient");
+    assert_eq!(one.dbeta, three.dbeta, "beta gradient");
 }
 
 /// kiln's layer forward (what kiln-train's layers call) against burn's `BatchNorm::forward`
 /// on two layers built alike: the same output and, after two batches, the same running
-/// statistics; off the autodiff device both normalise with the running statistics.
+/// statistics; off the autodiff device it is the module's inference forward.
 #[test]
 fn the_layer_keeps_running_statistics_as_burns_module_does() {
     let dev = device().autodiff();
@@ -117,6 +120,8 @@ fn the_layer_keeps_running_statistics_as_burns_module_does() {
         stat(ours.running_mean.value()).iter().any(|&m| m != 0.0),
         "the running mean moved"
     );
+    // routing: off the autodiff device the layer normalises with its running statistics
+    // (the batch's would give another output)
     let plain = device();
     let x = random([2, 6, 3, 3], 1.0, 9, &plain);
     let (ours, theirs) = (config.init(&plain), config.init(&plain));

@@ -236,7 +236,7 @@ fn a_binding_limit_brings_the_found_network_under_it() {
         predicted(&limit, &crate::smallest(&space())),
         predicted(&limit, &crate::largest(&space())),
     );
-    // a quarter of the way from the smallest network to the largest: binding
+    // a quarter of the way from the smallest network to the largest
     limit.ms = low + 0.25 * (high - low);
     let settings = DnasSettings {
         epochs: 2,
@@ -267,6 +267,7 @@ fn a_binding_limit_brings_the_found_network_under_it() {
     let unbound_at = predicted(&limit, &unbound.genome);
     assert!(
         unbound_at > at,
-        "accuracy alone found {unbound_at} ms, the limit {at} ms"
+        "accuracy alone found {unbound_at} ms, with the limit {at} ms (limit {} ms)",
+        limit.ms
     );
 }
