@@ -86,13 +86,8 @@ pub(crate) fn warm_start(
     if !evaluator.judge_only || strategy == StrategyKind::Dnas {
         return Ok(0);
     }
-    let earlier = journal.trials()?;
-    if !earlier.is_empty() {
-        // a resumed run: what its first start put in
-        return Ok(earlier
-            .iter()
-            .filter(|t| t.origin == JUDGED_EARLIER)
-            .count());
+    if let Some(put_in) = put_in_by_first_start(journal)? {
+        return Ok(put_in);
     }
     let stored = judge.judgments.genomes().len();
     let mut front = pareto_front(allowed(judge, evaluator));
@@ -114,6 +109,23 @@ pub(crate) fn warm_start(
         ));
     }
     Ok(front.len())
+}
+
+/// A resumed run (`journal` holds trials): how many of them its first start's warm start
+/// put in, so the resumed run keeps that run's budget; `None` for a new (empty) journal.
+///
+/// Errors: the journal.
+fn put_in_by_first_start(journal: &Journal) -> Result<Option<usize>, PipelineError> {
+    let earlier = journal.trials()?;
+    if earlier.is_empty() {
+        return Ok(None);
+    }
+    Ok(Some(
+        earlier
+            .iter()
+            .filter(|t| t.origin == JUDGED_EARLIER)
+            .count(),
+    ))
 }
 
 /// How many candidates the warm start must put in for the shorter budget: as many as a
@@ -249,6 +261,28 @@ mod tests {
         ]);
         let ids: Vec<_> = front.iter().map(|c| c.id.as_str()).collect();
         assert_eq!(ids, ["fast-poor", "mid", "slow-good"]);
+    }
+
+    /// A resumed warm-started run keeps its shorter budget: the count is what its first
+    /// start put in, judged yet or not, and the strategy's own trials do not count.
+    #[test]
+    fn a_resumed_run_counts_what_its_first_start_put_in() {
+        use kiln_search::journal::RunMeta;
+        let dir = tempfile::tempdir().unwrap();
+        let journal = Journal::create(dir.path(), &RunMeta::default()).unwrap();
+        assert_eq!(put_in_by_first_start(&journal).unwrap(), None, "a new run");
+        let done = kiln_search::Evaluation::default();
+        for id in ["a", "b", "c", "d", "e", "f"] {
+            journal
+                .insert(id, "{}", JUDGED_EARLIER, Status::Pending, None)
+                .unwrap();
+        }
+        journal
+            .insert("g", "{}", "aging-evolution", Status::Done, Some(&done))
+            .unwrap();
+        assert_eq!(put_in_by_first_start(&journal).unwrap(), Some(6));
+        let (budget, warm) = budget_for(None, None, true, 6);
+        assert_eq!((budget, warm), (Some(WARM_JUDGING), true));
     }
 
     #[test]
