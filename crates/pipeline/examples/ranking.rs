@@ -14,7 +14,10 @@
 //! `--seed-base`; the ground truth's own noise, the most any evaluator can be expected to
 //! reach against it) and inherited against another supernet's inherited (the supernet's own
 //! stability), and for two stand-alone trainings the standard deviation of a genome's two
-//! results and the inherited ranking against their mean. With `--space FILE` (the space the
+//! results and the inherited ranking against their mean. `--compare` may be given more than
+//! once: with two or more, the summary also ranks the inherited column against the mean of
+//! every stand-alone training (this file's and each compared file's that trained again), over
+//! the genomes all of them hold. With `--space FILE` (the space the
 //! bench sampled, `spaces/mobile.toml` for the default one) the summary also says what each
 //! ranking follows: Kendall's tau-b of each column
 //! against the genomes' head-conv width, SE block count, parameters and MACs (at the input of
@@ -32,24 +35,24 @@ mod pairs;
 use pairs::{Pair, data_of, read_pairs_file};
 
 const USAGE: &str =
-    "usage: ranking PAIRS.csv [--supernet DIR] [--compare OTHER.csv] [--space SPACE.toml]";
+    "usage: ranking PAIRS.csv [--supernet DIR] [--compare OTHER.csv]... [--space SPACE.toml]";
 
 fn main() -> Result<(), Error> {
     let mut args = std::env::args().skip(1);
     let file = PathBuf::from(args.next().ok_or(USAGE)?);
-    let (mut supernet, mut compare, mut space) = (None, None, None);
+    let (mut supernet, mut compare, mut space) = (None, Vec::new(), None);
     while let Some(flag) = args.next() {
         let value = args.next().map(PathBuf::from).ok_or(USAGE)?;
         match flag.as_str() {
             "--supernet" => supernet = Some(value),
-            "--compare" => compare = Some(value),
+            "--compare" => compare.push(value),
             "--space" => space = Some(value),
             _ => return Err(USAGE.into()),
         }
     }
     let found = read_pairs_file(&file)?;
     let data = data_of(&file)?;
-    if let Some(other) = &compare {
+    for other in &compare {
         let theirs = data_of(other)?;
         if theirs != data {
             let (a, b) = (file.display(), other.display());
@@ -113,10 +116,13 @@ fn main() -> Result<(), Error> {
             .fold((f64::MAX, f64::MIN), |(l, h), &x| (l.min(x), h.max(x)));
         format!("{:.2}-{:.2}%", 100.0 * lo, 100.0 * hi)
     };
-    let mut sentences = match &compare {
-        Some(other) => compare_sentences(&found, other)?,
-        None => String::new(),
-    };
+    let mut sentences = String::new();
+    for other in &compare {
+        sentences += &compare_sentences(&found, other)?;
+    }
+    if compare.len() >= 2 {
+        sentences += &mean_of_trainings_sentence(&found, &compare)?;
+    }
     if let Some(path) = &space {
         let input = match &supernet {
             Some(d) => kiln_supernet::identity(d)?.input,
@@ -239,6 +245,52 @@ fn compare_sentences(found: &[Pair], other: &Path) -> Result<String, Error> {
         }
     }
     Ok(out)
+}
+
+/// The summary's sentence on all stand-alone trainings at once: Kendall's tau-b of `found`'s
+/// inherited accuracies against the mean of its stand-alone column and every `others` file's
+/// that differs from it (trained again), over the genomes every file holds. Genome ids are
+/// checked against `found` by [`compare_sentences`] first.
+///
+/// Errors: a file that cannot be read; fewer than 2 shared genomes.
+fn mean_of_trainings_sentence(found: &[Pair], others: &[PathBuf]) -> Result<String, Error> {
+    let mut columns: Vec<Vec<Pair>> = Vec::new();
+    for other in others {
+        let theirs = read_pairs_file(other)?;
+        let differs = theirs.iter().any(|q| {
+            found
+                .iter()
+                .any(|p| p.index == q.index && p.stand_alone != q.stand_alone)
+        });
+        if differs {
+            columns.push(theirs);
+        }
+    }
+    // genomes every training holds, with their stand-alone accuracies
+    let mut inherited = Vec::new();
+    let mut mean = Vec::new();
+    for p in found {
+        let rest: Option<Vec<f64>> = columns
+            .iter()
+            .map(|c| c.iter().find(|q| q.index == p.index).map(|q| q.stand_alone))
+            .collect();
+        if let Some(rest) = rest {
+            inherited.push(p.inherited);
+            mean.push((p.stand_alone + rest.iter().sum::<f64>()) / (1 + rest.len()) as f64);
+        }
+    }
+    if inherited.len() < 2 {
+        return Err("the compared files share fewer than 2 genomes with this one".into());
+    }
+    let tau = kiln_latency::kendall_tau(&inherited, &mean)
+        .map_or("undefined (all tied)".to_string(), |t| format!("{t:.3}"));
+    Ok(format!(
+        "\n\nAgainst the mean of all {} stand-alone trainings (this file's and the compared \
+         files' that trained again), over the {} genomes all of them hold, this file's \
+         inherited ranking scores Kendall's tau-b **{tau}**.",
+        1 + columns.len(),
+        inherited.len()
+    ))
 }
 
 /// What two stand-alone trainings `a` and `b` of the `shared` genomes say together: the
