@@ -280,7 +280,12 @@ fn mean_of_trainings_sentence(found: &[Pair], others: &[PathBuf]) -> Result<Stri
         }
     }
     if inherited.len() < 2 {
-        return Err("the compared files share fewer than 2 genomes with this one".into());
+        let names: Vec<String> = others.iter().map(|o| o.display().to_string()).collect();
+        return Err(format!(
+            "{}: fewer than 2 genomes shared with this pairs file, no mean of trainings",
+            names.join(", ")
+        )
+        .into());
     }
     let tau = kiln_latency::kendall_tau(&inherited, &mean)
         .map_or("undefined (all tied)".to_string(), |t| format!("{t:.3}"));
