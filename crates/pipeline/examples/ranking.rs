@@ -116,12 +116,17 @@ fn main() -> Result<(), Error> {
             .fold((f64::MAX, f64::MIN), |(l, h), &x| (l.min(x), h.max(x)));
         format!("{:.2}-{:.2}%", 100.0 * lo, 100.0 * hi)
     };
+    // each compared file read once, for its own sentences and the mean of trainings
+    let compared: Vec<(PathBuf, Vec<Pair>)> = compare
+        .iter()
+        .map(|o| Ok((o.clone(), read_pairs_file(o)?)))
+        .collect::<Result<_, Error>>()?;
     let mut sentences = String::new();
-    for other in &compare {
-        sentences += &compare_sentences(&found, other)?;
+    for (other, theirs) in &compared {
+        sentences += &compare_sentences(&found, other, theirs)?;
     }
-    if compare.len() >= 2 {
-        sentences += &mean_of_trainings_sentence(&found, &compare)?;
+    if compared.len() >= 2 {
+        sentences += &mean_of_trainings_sentence(&found, &compared)?;
     }
     if let Some(path) = &space {
         let input = match &supernet {
@@ -185,9 +190,9 @@ type Column = (&'static str, fn(&Pair) -> f64, &'static str);
 /// other seeds: the ground truth's own noise, the most an evaluator can be expected to reach)
 /// and between their inherited accuracies (another supernet: how stable the supernet's
 /// ranking is). A column equal in both files (the same measurement) is left out.
-fn compare_sentences(found: &[Pair], other: &Path) -> Result<String, Error> {
-    let mut shared: Vec<(&Pair, Pair)> = Vec::new();
-    for q in read_pairs_file(other)? {
+fn compare_sentences(found: &[Pair], other: &Path, theirs: &[Pair]) -> Result<String, Error> {
+    let mut shared: Vec<(&Pair, &Pair)> = Vec::new();
+    for q in theirs {
         let Some(p) = found.iter().find(|p| p.index == q.index) else {
             continue;
         };
@@ -252,11 +257,13 @@ fn compare_sentences(found: &[Pair], other: &Path) -> Result<String, Error> {
 /// that differs from it (trained again), over the genomes every file holds. Genome ids are
 /// checked against `found` by [`compare_sentences`] first.
 ///
-/// Errors: a file that cannot be read; fewer than 2 shared genomes.
-fn mean_of_trainings_sentence(found: &[Pair], others: &[PathBuf]) -> Result<String, Error> {
-    let mut columns: Vec<Vec<Pair>> = Vec::new();
-    for other in others {
-        let theirs = read_pairs_file(other)?;
+/// Errors: fewer than 2 shared genomes.
+fn mean_of_trainings_sentence(
+    found: &[Pair],
+    others: &[(PathBuf, Vec<Pair>)],
+) -> Result<String, Error> {
+    let mut columns: Vec<&[Pair]> = Vec::new();
+    for (_, theirs) in others {
         let differs = theirs.iter().any(|q| {
             found
                 .iter()
@@ -280,7 +287,10 @@ fn mean_of_trainings_sentence(found: &[Pair], others: &[PathBuf]) -> Result<Stri
         }
     }
     if inherited.len() < 2 {
-        let names: Vec<String> = others.iter().map(|o| o.display().to_string()).collect();
+        let names: Vec<String> = others
+            .iter()
+            .map(|(o, _)| o.display().to_string())
+            .collect();
         return Err(format!(
             "{}: fewer than 2 genomes shared with this pairs file, no mean of trainings",
             names.join(", ")
@@ -302,7 +312,7 @@ fn mean_of_trainings_sentence(found: &[Pair], others: &[PathBuf]) -> Result<Stri
 /// standard deviation of a genome's difference between them (points; sample, n - 1) and
 /// Kendall's tau-b of this file's inherited accuracies against their mean, a ground truth
 /// with half of one training's seed variance.
-fn two_trainings_sentence(shared: &[(&Pair, Pair)], a: &[f64], b: &[f64]) -> String {
+fn two_trainings_sentence(shared: &[(&Pair, &Pair)], a: &[f64], b: &[f64]) -> String {
     let n = a.len() as f64;
     let diffs: Vec<f64> = a.iter().zip(b).map(|(x, y)| 100.0 * (x - y)).collect();
     let mean_diff = diffs.iter().sum::<f64>() / n;
