@@ -104,12 +104,20 @@ fn read_genome(path: &Path) -> Result<Genome, Error> {
 }
 
 /// The stand-alone accuracy of each genome id in the pairs file at `path`, refused unless
-/// it was measured on `data` ([`pairs::data_of`]).
+/// it was measured on `data`'s validation split ([`pairs::data_of`], [`pairs::scored_on`]):
+/// what this example measures fine-tuned models on.
 fn stand_alone(path: &Path, data: &str) -> Result<HashMap<String, f64>, Error> {
     let measured_on = pairs::data_of(path)?;
     if measured_on != data {
         return Err(format!(
             "{}: measured on {measured_on}, but this run reads {data}",
+            path.display()
+        )
+        .into());
+    }
+    if let Some(images) = pairs::scored_on(path)? {
+        return Err(format!(
+            "{}: accuracies on {images}, but this run measures the validation split",
             path.display()
         )
         .into());

@@ -32,7 +32,7 @@ type Error = Box<dyn std::error::Error>;
 
 #[path = "common/pairs.rs"]
 mod pairs;
-use pairs::{Pair, data_of, read_pairs_file};
+use pairs::{Pair, data_of, read_pairs_file, scored_on};
 
 const USAGE: &str =
     "usage: ranking PAIRS.csv [--supernet DIR] [--compare OTHER.csv]... [--space SPACE.toml]";
@@ -52,14 +52,27 @@ fn main() -> Result<(), Error> {
     }
     let found = read_pairs_file(&file)?;
     let data = data_of(&file)?;
+    let scored = scored_on(&file)?;
     for other in &compare {
         let theirs = data_of(other)?;
+        let (a, b) = (file.display(), other.display());
         if theirs != data {
-            let (a, b) = (file.display(), other.display());
             let msg = format!("{a} holds pairs on {data}, {b} on {theirs}: not comparable");
             return Err(msg.into());
         }
+        let (ours, theirs) = (&scored, scored_on(other)?);
+        if *ours != theirs {
+            let on = |s: &Option<String>| s.clone().unwrap_or_else(|| "validation".into());
+            let (x, y) = (on(ours), on(&theirs));
+            let msg = format!("{a} holds accuracies on {x}, {b} on {y}: not comparable");
+            return Err(msg.into());
+        }
     }
+    // the axes' and summary's name for the images every accuracy was measured on
+    let (short, images) = match &scored {
+        Some(images) => ("held-out", images.clone()),
+        None => ("validation", format!("the validation split of {data}")),
+    };
     if let Some(dir) = &supernet {
         let trained = kiln_supernet::identity(dir)?.data;
         if trained != data {
@@ -97,16 +110,17 @@ fn main() -> Result<(), Error> {
     };
     let x_axis = match &trained {
         Some((_, epochs, _)) => {
-            format!("inherited validation top-1 % (host; {epochs}-epoch supernet, BN recalibrated)")
+            format!("inherited {short} top-1 % (host; {epochs}-epoch supernet, BN recalibrated)")
         }
-        None => "inherited validation top-1 % (host; BN recalibrated)".to_owned(),
+        None => format!("inherited {short} top-1 % (host; BN recalibrated)"),
     };
+    let y_axis = format!("stand-alone {short} top-1 % (host; 10 epochs from scratch)");
     let svg = pairs_svg(
         &points,
         Axes {
             caption: &caption,
             x: &x_axis,
-            y: "stand-alone validation top-1 % (host; 10 epochs from scratch)",
+            y: &y_axis,
         },
     )?;
     std::fs::write(dir.join("scatter.svg"), svg)?;
@@ -142,16 +156,12 @@ fn main() -> Result<(), Error> {
     }
     let mut md = format!(
         "# Ranking: inherited vs stand-alone accuracy\n\n\
-         {} of the 30 random genomes of the default space; validation top-1 on {} (host). \
+         {} of the 30 random genomes of the default space; top-1 on {images} (host). \
          Kendall's tau-b between the two rankings: **{tau:.3}** (issue 14's goal: >= 0.6).\n\n\
          Inherited: {} (from the supernet, batch norm recalibrated); stand-alone: {} \
          (trained from scratch for 10 epochs).{}{}\n\n\
          ![scatter](scatter.svg)\n\n| genome | inherited | stand-alone |\n|---|---|---|\n",
         found.len(),
-        match &trained {
-            Some((_, _, data)) => format!("the validation split of {data}"),
-            None => format!("the validation split of {data}"),
-        },
         range(&a),
         range(&b),
         match &trained {

@@ -36,17 +36,348 @@
 //! `--seed-base B` trains candidate i with seed B + i (default 0): a second sitting with
 //! another base measures how well one stand-alone training ranks another (the noise
 //! ceiling of the ground truth; the `ranking` example's `--compare`).
+//! `--held-out DIR` (an IDX folder) scores both accuracies on DIR's test images instead of
+//! the validation split: training, recalibration and the supernet check still read
+//! `--idx`'s training images, and DIR may share none of them (checked byte for byte). On
+//! 1,000 validation images two models that disagree on a tenth of them differ by about a
+//! point by chance alone (the standard error of a difference of paired proportions,
+//! sqrt(disagreement / n)), more than the 30 genomes' spread; 20,000 images bring that to
+//! about 0.2 points. A pairs file says so in a `scored,IMAGES` line and is refused by a run
+//! that scores elsewhere. With it each stand-alone training's validation top-1 is also
+//! written to stderr (`validation,genome,top1`).
 
 use std::collections::HashMap;
+use std::io::Write;
 use std::path::PathBuf;
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
-use kiln_data::{Source, SplitOptions};
+use kiln_data::{Source, Split, SplitOptions};
 use kiln_space::Genome;
 use kiln_supernet::{JudgeSettings, SupernetWeights, accuracy, recalibrate};
 
 fn main() {
+    let Some(args) = parse_args() else {
+        eprintln!(
+            "usage: judge SUPERNET_DIR [--candidates N] [--workers W] [--recalibration IMAGES] \
+             [--idx DIR] [--validation SHARE] [--held-out DIR] [--stand-alone EPOCHS \
+             [--seed-base B] | --stand-alone-from FILE] [--pairs FILE] [--against IMAGES] \
+             [--engine kernels|burn]"
+        );
+        return;
+    };
+    let Args {
+        dir,
+        candidates,
+        workers,
+        recal,
+        against,
+        alone,
+        burn,
+        pairs_file,
+        alone_from,
+        seed_base,
+        idx,
+        validation,
+        held_out_dir,
+    } = args;
+    let identity = kiln_supernet::identity(&dir).unwrap_or_else(|e| fail(&e.to_string()));
+    let split = SplitOptions {
+        validation_fraction: validation,
+        ..SplitOptions::default()
+    };
+    let (data, data_identity) = supernet_data(&dir, &identity, idx.as_deref(), &split);
+    let held_out = held_out_dir
+        .as_deref()
+        .map(|d| held_out_images(d, &data, &split));
+    // what every accuracy below is measured on, and how a pairs file says so
+    let (scored, scored_on) = match &held_out {
+        Some((images, name)) => (images, name.clone()),
+        None => (&data.validation, VALIDATION.to_owned()),
+    };
+    let device = kiln_train::device();
+    let (net, _, epochs, _) =
+        kiln_supernet::load(&dir, &device).unwrap_or_else(|e| fail(&e.to_string()));
+    let weights = SupernetWeights::of(&net).expect("supernet weights");
+    let settings = JudgeSettings {
+        recalibration_images: recal.unwrap_or(identity.config.recalibration_images),
+        ..JudgeSettings::default()
+    };
+    let genomes = kiln_supernet::ranking_genomes(&identity.space, candidates);
+    let earlier = pairs_file
+        .as_deref()
+        .map(|p| read_pairs(p, &genomes, &data_identity, &scored_on))
+        .unwrap_or_default();
+    // where each candidate's stand-alone accuracy comes from, when the ranking is measured
+    let truth = match (&alone_from, alone) {
+        (Some(p), _) => Some(Truth::Measured(
+            measured(p, &genomes, &data_identity, &scored_on),
+            p.clone(),
+        )),
+        (None, Some(epochs)) => Some(Truth::Train {
+            epochs,
+            seed_base: seed_base.unwrap_or(0),
+        }),
+        (None, None) => None,
+    };
+    let todo: Vec<usize> = (0..candidates)
+        .filter(|i| !earlier.iter().any(|p| p.0 == *i))
+        .collect();
+    let scored_line = held_out.as_ref().map(|_| scored_on.as_str());
+    let log = pairs_file
+        .as_ref()
+        .map(|p| open_pairs(p, &data_identity, scored_line));
+    let next = AtomicUsize::new(0);
+    let started = Instant::now();
+    let other = against.map(|n| JudgeSettings {
+        recalibration_images: n,
+        ..settings.clone()
+    });
+    let bench = Bench {
+        weights: &weights,
+        data: &data,
+        scored,
+        held_out: held_out.as_ref().map(|h| &h.0),
+        settings: &settings,
+        other: other.as_ref(),
+        truth: truth.as_ref(),
+        log: log.as_ref(),
+        burn,
+    };
+    let phases: Vec<Judged> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..workers)
+            .map(|_| {
+                let net = net.clone();
+                let (bench, genomes, next, todo) = (&bench, &genomes, &next, &todo);
+                s.spawn(move || {
+                    kiln_train::with_threads(1, || {
+                        let mut out = Vec::new();
+                        while let Some(&i) = todo.get(next.fetch_add(1, Ordering::Relaxed)) {
+                            out.push(bench.judge(&net, &genomes[i], i));
+                        }
+                        out
+                    })
+                    .expect("thread pool")
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().expect("worker"))
+            .collect()
+    });
+    let wall = started.elapsed().as_secs_f64();
+    let median = |mut v: Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
+    };
+    println!(
+        "supernet {} ({} epochs), {} recalibration images, scored on {} ({} images), on {}",
+        dir.display(),
+        epochs,
+        settings.recalibration_images,
+        scored_on,
+        scored.len(),
+        if burn {
+            "burn"
+        } else {
+            "kiln-runtime's kernels"
+        }
+    );
+    println!(
+        "{} candidates, {workers} workers: {wall:.1} s wall, {:.2} candidates/s (host); \
+         median recalibration {:.3} s, validation {:.3} s",
+        todo.len(),
+        todo.len() as f64 / wall,
+        median(phases.iter().map(|p| p.recalibration).collect()),
+        median(phases.iter().map(|p| p.scoring).collect()),
+    );
+    if let Some(n) = against {
+        print_against(n, &phases);
+    }
+    if let Some(truth) = &truth {
+        print_ranking(truth, &phases, earlier, &genomes, &scored_on);
+    }
+}
+
+/// What every worker reads: the supernet's weights and data, the images accuracies are
+/// scored on, the judge settings, where stand-alone accuracies come from, the pairs file.
+struct Bench<'a> {
+    weights: &'a SupernetWeights,
+    data: &'a kiln_data::Dataset,
+    scored: &'a Split,
+    held_out: Option<&'a Split>,
+    settings: &'a JudgeSettings,
+    /// The `--against` settings.
+    other: Option<&'a JudgeSettings>,
+    truth: Option<&'a Truth>,
+    log: Option<&'a Mutex<std::fs::File>>,
+    /// Judge on burn's forward pass (`net`) instead of kiln-runtime's kernels (`weights`).
+    burn: bool,
+}
+
+/// One candidate's figures (host).
+struct Judged {
+    /// Seconds recalibrating batch norm.
+    recalibration: f64,
+    /// Seconds scoring top-1.
+    scoring: f64,
+    /// Inherited top-1 (fraction).
+    top1: f64,
+    /// Inherited top-1 under the `--against` settings.
+    against: Option<f64>,
+    /// Stand-alone top-1, when the ranking is measured.
+    stand_alone: Option<f64>,
+    /// The candidate's index among the ranking genomes.
+    index: usize,
+}
+
+impl Bench<'_> {
+    /// Judges candidate `i` (genome `g`) on `net` (a worker's copy) or the shared weights,
+    /// and with a ground truth, trains or looks up its stand-alone accuracy and writes the
+    /// pair to stderr and the pairs file as it comes: hours of training are not lost to a
+    /// kill.
+    fn judge(&self, net: &kiln_supernet::SuperNet, g: &Genome, i: usize) -> Judged {
+        let (data, settings) = (self.data, self.settings);
+        let t0 = Instant::now();
+        let mut bn = if self.burn {
+            recalibrate(net, g, data, settings)
+        } else {
+            self.weights.recalibrate(g, data, settings)
+        }
+        .expect("recalibrate");
+        let t1 = Instant::now();
+        let (split, b) = (self.scored, settings.batch);
+        let (top1, _) = if self.burn {
+            accuracy(net, g, &mut bn, split, data, b)
+        } else {
+            self.weights.accuracy(g, &mut bn, split, data, b)
+        }
+        .expect("validate");
+        let scoring = t1.elapsed().as_secs_f64();
+        let against = self.other.map(|o| {
+            let j = if self.burn {
+                kiln_supernet::judge(net, g, data, o)
+            } else {
+                self.weights.judge(g, data, o)
+            };
+            j.expect("judge").top1
+        });
+        let stand_alone = self.truth.map(|truth| {
+            let acc = match truth {
+                Truth::Measured(known, _) => known[&i],
+                Truth::Train { epochs, seed_base } => {
+                    let seed = seed_base + i as u64;
+                    train_alone(net, g, seed, *epochs, data, self.held_out)
+                }
+            };
+            let line = format!("done,{i},{},{top1:.4},{acc:.4}", g.id());
+            eprintln!("{line}");
+            if let Some(f) = self.log {
+                let mut f = f.lock().expect("pairs file");
+                writeln!(f, "{line}").expect("pairs file written");
+            }
+            acc
+        });
+        Judged {
+            recalibration: (t1 - t0).as_secs_f64(),
+            scoring,
+            top1,
+            against,
+            stand_alone,
+            index: i,
+        }
+    }
+}
+
+/// Opens the `--pairs` file `path` for appending; a new file first gets its `data,IDENTITY`
+/// line and, for held-out scoring, its `scored,IMAGES` line. Exits naming the file when it
+/// cannot be written.
+fn open_pairs(path: &std::path::Path, data: &str, scored: Option<&str>) -> Mutex<std::fs::File> {
+    let cannot = |e: std::io::Error| -> ! { fail(&format!("{}: {e}", path.display())) };
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .unwrap_or_else(|e| cannot(e));
+    if file.metadata().is_ok_and(|m| m.len() == 0) {
+        writeln!(file, "data,{data}").unwrap_or_else(|e| cannot(e));
+        if let Some(images) = scored {
+            writeln!(file, "scored,{images}").unwrap_or_else(|e| cannot(e));
+        }
+    }
+    Mutex::new(file)
+}
+
+/// Prints how the ranking under the `--against` recalibration (`n` images) agrees with the
+/// default one: Kendall's tau-b and the largest difference in points.
+fn print_against(n: usize, phases: &[Judged]) {
+    let a: Vec<f64> = phases.iter().map(|p| p.top1).collect();
+    let b: Vec<f64> = phases.iter().filter_map(|p| p.against).collect();
+    let worst = a
+        .iter()
+        .zip(&b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f64::max);
+    println!(
+        "against {n} recalibration images: Kendall tau-b {:.3}, largest difference {:.2} points",
+        kiln_latency::kendall_tau(&a, &b).unwrap_or(f64::NAN),
+        worst * 100.0
+    );
+}
+
+/// Prints every pair (this run's and `earlier` sittings', `pair,genome,inherited,stand_alone`)
+/// and Kendall's tau-b between the inherited and stand-alone rankings.
+fn print_ranking(
+    truth: &Truth,
+    phases: &[Judged],
+    earlier: Vec<(usize, f64, f64)>,
+    genomes: &[Genome],
+    scored_on: &str,
+) {
+    let mut pairs: Vec<(usize, f64, f64)> = phases
+        .iter()
+        .filter_map(|p| Some((p.index, p.top1, p.stand_alone?)))
+        .chain(earlier)
+        .collect();
+    pairs.sort_by_key(|p| p.0);
+    for (i, inherited, stand_alone) in &pairs {
+        println!("pair,{},{inherited:.4},{stand_alone:.4}", genomes[*i].id());
+    }
+    let a: Vec<f64> = pairs.iter().map(|p| p.1).collect();
+    let b: Vec<f64> = pairs.iter().map(|p| p.2).collect();
+    println!(
+        "inherited vs stand-alone ({}, top-1 on {scored_on}, {} genomes): Kendall tau-b {:.3}",
+        match truth {
+            Truth::Measured(_, p) => format!("as in {}", p.display()),
+            Truth::Train { epochs, .. } => format!("{epochs} epochs from scratch"),
+        },
+        pairs.len(),
+        kiln_latency::kendall_tau(&a, &b).unwrap_or(f64::NAN)
+    );
+}
+
+/// The command line, as the module documentation gives it.
+struct Args {
+    dir: PathBuf,
+    candidates: usize,
+    workers: usize,
+    recal: Option<usize>,
+    against: Option<usize>,
+    alone: Option<usize>,
+    burn: bool,
+    pairs_file: Option<PathBuf>,
+    alone_from: Option<PathBuf>,
+    seed_base: Option<u64>,
+    idx: Option<String>,
+    validation: f64,
+    held_out_dir: Option<String>,
+}
+
+/// Reads the command line; `None` without a `SUPERNET_DIR`. Exits with an error naming
+/// the flag when a value is missing or malformed.
+fn parse_args() -> Option<Args> {
     let mut args = std::env::args().skip(1).filter(|a| a != "--bench");
     let mut dir = None;
     let (mut candidates, mut workers) = (200usize, 2usize);
@@ -57,6 +388,7 @@ fn main() {
     let mut seed_base: Option<u64> = None;
     let mut idx: Option<String> = None;
     let mut validation = 0.1f64;
+    let mut held_out_dir: Option<String> = None;
     while let Some(a) = args.next() {
         let mut num = |name: &str| -> usize {
             args.next()
@@ -88,6 +420,12 @@ fn main() {
                         .unwrap_or_else(|| fail("--idx takes a directory")),
                 )
             }
+            "--held-out" => {
+                held_out_dir = Some(
+                    args.next()
+                        .unwrap_or_else(|| fail("--held-out takes a directory")),
+                )
+            }
             "--validation" => {
                 validation = args
                     .next()
@@ -109,226 +447,21 @@ fn main() {
              (with --stand-alone-from nothing is trained)",
         );
     }
-    let Some(dir) = dir else {
-        eprintln!(
-            "usage: judge SUPERNET_DIR [--candidates N] [--workers W] [--recalibration IMAGES] \
-             [--idx DIR] [--validation SHARE]"
-        );
-        return;
-    };
-    // the supernet's weights are judged on the data they were trained on, or not at all
-    let identity = kiln_supernet::identity(&dir).unwrap_or_else(|e| fail(&e.to_string()));
-    let split = SplitOptions {
-        validation_fraction: validation,
-        ..SplitOptions::default()
-    };
-    // the identity names the folder as `supernet train --idx` was given it
-    let named = idx
-        .as_ref()
-        .map_or(Source::Mnist5k, |d| Source::Idx(d.into()));
-    let data_identity = named.identity(&split);
-    let source = idx
-        .as_deref()
-        .map_or(Source::Mnist5k, |d| Source::Idx(from_root(d)));
-    let data = kiln_data::load(&source, &split)
-        .unwrap_or_else(|e| fail(&format!("{}: {e}", source.name())));
-    // by the supernet's own check: its content where it recorded one (the same files in
-    // another folder pass), its name where not
-    let read_now = kiln_supernet::SupernetIdentity {
-        data: data_identity.clone(),
-        data_content: Some(data.content_id()),
-        ..identity.clone()
-    };
-    if let Err(e) = identity.check(&read_now, &dir) {
-        fail(&format!(
-            "{e}. The bench reads the bundled digits or --idx DIR, with --validation SHARE, \
-             the default split seed and no train limit: give --idx and --validation as \
-             `supernet train` was given them"
-        ));
-    }
-    let device = kiln_train::device();
-    let (net, _, epochs, _) =
-        kiln_supernet::load(&dir, &device).unwrap_or_else(|e| fail(&e.to_string()));
-    let weights = SupernetWeights::of(&net).expect("supernet weights");
-    let settings = JudgeSettings {
-        recalibration_images: recal.unwrap_or(identity.config.recalibration_images),
-        ..JudgeSettings::default()
-    };
-    let genomes = kiln_supernet::ranking_genomes(&identity.space, candidates);
-    let earlier = pairs_file
-        .as_deref()
-        .map(|p| read_pairs(p, &genomes, &data_identity))
-        .unwrap_or_default();
-    // where each candidate's stand-alone accuracy comes from, when the ranking is measured
-    let truth = match (&alone_from, alone) {
-        (Some(p), _) => Some(Truth::Measured(
-            measured(p, &genomes, &data_identity),
-            p.clone(),
-        )),
-        (None, Some(epochs)) => Some(Truth::Train {
-            epochs,
-            seed_base: seed_base.unwrap_or(0),
-        }),
-        (None, None) => None,
-    };
-    let todo: Vec<usize> = (0..candidates)
-        .filter(|i| !earlier.iter().any(|p| p.0 == *i))
-        .collect();
-    let log = pairs_file.as_ref().map(|p| {
-        let cannot = |e: std::io::Error| -> ! { fail(&format!("{}: {e}", p.display())) };
-        let mut file = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(p)
-            .unwrap_or_else(|e| cannot(e));
-        // a new file says what data its pairs were measured on
-        if file.metadata().is_ok_and(|m| m.len() == 0) {
-            use std::io::Write;
-            writeln!(file, "data,{data_identity}").unwrap_or_else(|e| cannot(e));
-        }
-        std::sync::Mutex::new(file)
-    });
-    let next = AtomicUsize::new(0);
-    let started = Instant::now();
-    let other = against.map(|n| JudgeSettings {
-        recalibration_images: n,
-        ..settings.clone()
-    });
-    type Judged = (f64, f64, f64, Option<f64>, Option<f64>, usize);
-    let phases: Vec<Judged> = std::thread::scope(|s| {
-        let handles: Vec<_> = (0..workers)
-            .map(|_| {
-                let net = net.clone();
-                let (data, genomes, next, truth, weights, todo, log) =
-                    (&data, &genomes, &next, &truth, &weights, &todo, &log);
-                let (settings, other) = (&settings, &other);
-                s.spawn(move || {
-                    kiln_train::with_threads(1, || {
-                        let mut out = Vec::new();
-                        while let Some(&i) = todo.get(next.fetch_add(1, Ordering::Relaxed)) {
-                            let g = &genomes[i];
-                            let t0 = Instant::now();
-                            let mut bn = if burn {
-                                recalibrate(&net, g, data, settings)
-                            } else {
-                                weights.recalibrate(g, data, settings)
-                            }
-                            .expect("recalibrate");
-                            let t1 = Instant::now();
-                            let (split, b) = (&data.validation, settings.batch);
-                            let (top1, _) = if burn {
-                                accuracy(&net, g, &mut bn, split, data, b)
-                            } else {
-                                weights.accuracy(g, &mut bn, split, data, b)
-                            }
-                            .expect("validate");
-                            let seconds = t1.elapsed().as_secs_f64();
-                            let second = other.as_ref().map(|o| {
-                                let j = if burn {
-                                    kiln_supernet::judge(&net, g, data, o)
-                                } else {
-                                    weights.judge(g, data, o)
-                                };
-                                j.expect("judge").top1
-                            });
-                            let stand_alone = truth.as_ref().map(|truth| {
-                                let acc = match truth {
-                                    Truth::Measured(known, _) => known[&i],
-                                    Truth::Train { epochs, seed_base } => {
-                                        train_alone(&net, g, seed_base + i as u64, *epochs, data)
-                                    }
-                                };
-                                // as it comes: hours of training are not lost to a kill
-                                let line = format!("done,{i},{},{top1:.4},{acc:.4}", g.id());
-                                eprintln!("{line}");
-                                if let Some(f) = log {
-                                    use std::io::Write;
-                                    let mut f = f.lock().expect("pairs file");
-                                    writeln!(f, "{line}").expect("pairs file written");
-                                }
-                                acc
-                            });
-                            out.push((
-                                (t1 - t0).as_secs_f64(),
-                                seconds,
-                                top1,
-                                second,
-                                stand_alone,
-                                i,
-                            ));
-                        }
-                        out
-                    })
-                    .expect("thread pool")
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .flat_map(|h| h.join().expect("worker"))
-            .collect()
-    });
-    let wall = started.elapsed().as_secs_f64();
-    let median = |mut v: Vec<f64>| {
-        v.sort_by(f64::total_cmp);
-        v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
-    };
-    println!(
-        "supernet {} ({} epochs), {} recalibration images, {} validation images, on {}",
-        dir.display(),
-        epochs,
-        settings.recalibration_images,
-        data.validation.len(),
-        if burn {
-            "burn"
-        } else {
-            "kiln-runtime's kernels"
-        }
-    );
-    println!(
-        "{} candidates, {workers} workers: {wall:.1} s wall, {:.2} candidates/s (host); \
-         median recalibration {:.3} s, validation {:.3} s",
-        todo.len(),
-        todo.len() as f64 / wall,
-        median(phases.iter().map(|p| p.0).collect()),
-        median(phases.iter().map(|p| p.1).collect()),
-    );
-    if let Some(n) = against {
-        let a: Vec<f64> = phases.iter().map(|p| p.2).collect();
-        let b: Vec<f64> = phases.iter().filter_map(|p| p.3).collect();
-        let worst = a
-            .iter()
-            .zip(&b)
-            .map(|(x, y)| (x - y).abs())
-            .fold(0.0, f64::max);
-        println!(
-            "against {n} recalibration images: Kendall tau-b {:.3}, largest difference {:.2} points",
-            kiln_latency::kendall_tau(&a, &b).unwrap_or(f64::NAN),
-            worst * 100.0
-        );
-    }
-    if let Some(truth) = &truth {
-        let mut pairs: Vec<(usize, f64, f64)> = phases
-            .iter()
-            .filter_map(|p| Some((p.5, p.2, p.4?)))
-            .chain(earlier)
-            .collect();
-        pairs.sort_by_key(|p| p.0);
-        for (i, inherited, stand_alone) in &pairs {
-            println!("pair,{},{inherited:.4},{stand_alone:.4}", genomes[*i].id());
-        }
-        let a: Vec<f64> = pairs.iter().map(|p| p.1).collect();
-        let b: Vec<f64> = pairs.iter().map(|p| p.2).collect();
-        println!(
-            "inherited vs stand-alone ({}, validation top-1, {} genomes): Kendall tau-b {:.3}",
-            match truth {
-                Truth::Measured(_, p) => format!("as in {}", p.display()),
-                Truth::Train { epochs, .. } => format!("{epochs} epochs from scratch"),
-            },
-            pairs.len(),
-            kiln_latency::kendall_tau(&a, &b).unwrap_or(f64::NAN)
-        );
-    }
+    Some(Args {
+        dir: dir?,
+        candidates,
+        workers,
+        recal,
+        against,
+        alone,
+        burn,
+        pairs_file,
+        alone_from,
+        seed_base,
+        idx,
+        validation,
+        held_out_dir,
+    })
 }
 
 /// Where the stand-alone accuracies of a ranking run come from.
@@ -342,11 +475,16 @@ enum Truth {
 /// The stand-alone accuracy of every candidate in the `--pairs` file `path`, by index.
 ///
 /// Exits with an error naming the file when it is missing or lacks a candidate.
-fn measured(path: &std::path::Path, genomes: &[Genome], data: &str) -> HashMap<usize, f64> {
+fn measured(
+    path: &std::path::Path,
+    genomes: &[Genome],
+    data: &str,
+    scored_on: &str,
+) -> HashMap<usize, f64> {
     if !path.is_file() {
         fail(&format!("{}: no such pairs file", path.display()));
     }
-    let known: HashMap<usize, f64> = read_pairs(path, genomes, data)
+    let known: HashMap<usize, f64> = read_pairs(path, genomes, data, scored_on)
         .into_iter()
         .map(|(i, _, stand_alone)| (i, stand_alone))
         .collect();
@@ -361,13 +499,16 @@ fn measured(path: &std::path::Path, genomes: &[Genome], data: &str) -> HashMap<u
     known
 }
 
-/// Validation top-1 of genome `g` trained from scratch with `seed`.
+/// Top-1 of genome `g` trained from scratch with `seed` on `data`'s training images: on
+/// the validation images, or with `held_out` on those (training reports its test top-1 on
+/// them in place of `data`'s test images; nothing in training reads the test images).
 fn train_alone(
     net: &kiln_supernet::SuperNet,
     g: &Genome,
     seed: u64,
     epochs: usize,
     data: &kiln_data::Dataset,
+    held_out: Option<&Split>,
 ) -> f64 {
     let config = kiln_train::TrainConfig {
         epochs,
@@ -375,9 +516,102 @@ fn train_alone(
         ..Default::default()
     };
     let arch = net.architecture(g).expect("architecture");
+    let scored;
+    let data = match held_out {
+        Some(images) => {
+            scored = kiln_data::Dataset {
+                test: images.clone(),
+                ..data.clone()
+            };
+            &scored
+        }
+        None => data,
+    };
     let t = kiln_train::train(&arch, &g.id(), data, &config, &mut kiln_train::Silent)
         .expect("training");
-    t.metrics.validation_top1.unwrap_or(t.metrics.test_top1)
+    let validation = t.metrics.validation_top1.unwrap_or(t.metrics.test_top1);
+    match held_out {
+        Some(_) => {
+            // the same training's validation top-1, to set the two measures side by side
+            eprintln!("validation,{},{validation:.4}", g.id());
+            t.metrics.test_top1
+        }
+        None => validation,
+    }
+}
+
+/// The data the supernet at `dir` was trained on, and its identity string (the folder as
+/// `supernet train --idx` was given it): the bundled digits, or the IDX folder `idx`, split
+/// by `split`. The supernet's weights are judged on the data they were trained on or not at
+/// all: exits with an error saying so when `identity` (the supernet's) does not match.
+fn supernet_data(
+    dir: &std::path::Path,
+    identity: &kiln_supernet::SupernetIdentity,
+    idx: Option<&str>,
+    split: &SplitOptions,
+) -> (kiln_data::Dataset, String) {
+    let named = idx.map_or(Source::Mnist5k, |d| Source::Idx(d.into()));
+    let data_identity = named.identity(split);
+    let source = idx.map_or(Source::Mnist5k, |d| Source::Idx(from_root(d)));
+    let data = kiln_data::load(&source, split)
+        .unwrap_or_else(|e| fail(&format!("{}: {e}", source.name())));
+    // by the supernet's own check: its content where it recorded one (the same files in
+    // another folder pass), its name where not
+    let read_now = kiln_supernet::SupernetIdentity {
+        data: data_identity.clone(),
+        data_content: Some(data.content_id()),
+        ..identity.clone()
+    };
+    if let Err(e) = identity.check(&read_now, dir) {
+        fail(&format!(
+            "{e}. The bench reads the bundled digits or --idx DIR, with --validation SHARE, \
+             the default split seed and no train limit: give --idx and --validation as \
+             `supernet train` was given them"
+        ));
+    }
+    (data, data_identity)
+}
+
+/// How a pairs file names accuracies measured on the validation split (the default; a file
+/// without a `scored` line holds these).
+const VALIDATION: &str = "validation";
+
+/// The test images of the IDX folder `dir` (`--held-out`), and how a pairs file names them:
+/// images none of `data`'s training or validation images equal, to score both inherited
+/// and stand-alone accuracy on many more images than the validation split holds.
+///
+/// Exits with an error naming the folder when it does not load, holds images of another
+/// shape or class count than `data`, or shares an image with `data`'s training or
+/// validation images (byte for byte).
+fn held_out_images(dir: &str, data: &kiln_data::Dataset, split: &SplitOptions) -> (Split, String) {
+    let source = Source::Idx(from_root(dir));
+    let theirs = kiln_data::load(&source, split)
+        .unwrap_or_else(|e| fail(&format!("--held-out {}: {e}", source.name())));
+    if theirs.shape != data.shape || theirs.classes != data.classes {
+        fail(&format!(
+            "--held-out {}: {:?} images of {} classes, but the supernet's data has {:?} of {}",
+            source.name(),
+            theirs.input_shape(),
+            theirs.classes,
+            data.input_shape(),
+            data.classes
+        ));
+    }
+    let seen: std::collections::HashSet<&[u8]> = [&data.train, &data.validation]
+        .into_iter()
+        .flat_map(|s| (0..s.len()).map(|i| s.image(i)))
+        .collect();
+    let shared = (0..theirs.test.len())
+        .filter(|&i| seen.contains(theirs.test.image(i)))
+        .count();
+    if shared > 0 {
+        fail(&format!(
+            "--held-out {}: {shared} of its test images are training or validation images",
+            source.name()
+        ));
+    }
+    let name = format!("the test images of {}", Source::Idx(dir.into()).name());
+    (theirs.test, name)
 }
 
 /// The `(index, inherited, stand_alone)` pairs of earlier sittings in a `--pairs` file
@@ -387,7 +621,12 @@ fn train_alone(
 /// line) when a line's genome is not this run's genome at that index (the file was written
 /// for another space), or when the file's `data,IDENTITY` line is not `data`, this run's
 /// data and split (a file without one predates it and holds the bundled digits' pairs).
-fn read_pairs(path: &std::path::Path, genomes: &[Genome], data: &str) -> Vec<(usize, f64, f64)> {
+fn read_pairs(
+    path: &std::path::Path,
+    genomes: &[Genome],
+    data: &str,
+    scored_on: &str,
+) -> Vec<(usize, f64, f64)> {
     let text = std::fs::read_to_string(path).unwrap_or_default();
     let bundled = || Source::Mnist5k.identity(&SplitOptions::default());
     let theirs = text
@@ -397,6 +636,16 @@ fn read_pairs(path: &std::path::Path, genomes: &[Genome], data: &str) -> Vec<(us
     if !text.trim().is_empty() && theirs != data {
         fail(&format!(
             "{}: pairs measured on {theirs}, but this run reads {data}",
+            path.display()
+        ));
+    }
+    let theirs = text
+        .lines()
+        .find_map(|l| l.strip_prefix("scored,"))
+        .unwrap_or(VALIDATION);
+    if !text.trim().is_empty() && theirs != scored_on {
+        fail(&format!(
+            "{}: pairs scored on {theirs}, but this run scores on {scored_on}",
             path.display()
         ));
     }

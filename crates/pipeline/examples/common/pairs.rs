@@ -1,12 +1,15 @@
 //! The judge bench's pairs files (`crates/supernet/benches/judge.rs` writes them), read
-//! by the ranking and fine_tune examples: a `data,IDENTITY` line, then
-//! `done,index,genome,inherited,stand_alone` lines (validation top-1 fractions, host).
+//! by the ranking and fine_tune examples: a `data,IDENTITY` line, a `scored,IMAGES` line when
+//! the accuracies were measured on held-out images instead of the validation split (the
+//! bench's `--held-out`), then `done,index,genome,inherited,stand_alone` lines (top-1
+//! fractions, host).
 
 use std::path::Path;
 
 type Error = Box<dyn std::error::Error>;
 
-/// One finished pair: genome index and id, inherited and stand-alone validation top-1.
+/// One finished pair: genome index and id, inherited and stand-alone top-1 (on the
+/// validation split, or the images [`scored_on`] names).
 pub struct Pair {
     pub index: usize,
     pub genome: String,
@@ -52,6 +55,16 @@ pub fn data_of(path: &Path) -> Result<String, Error> {
         .lines()
         .find_map(|l| l.strip_prefix("data,").map(str::to_owned))
         .unwrap_or_else(bundled))
+}
+
+/// What the accuracies of the pairs file at `path` were measured on: its `scored,IMAGES`
+/// line (e.g. `the test images of idx:data/fashion-5k-heldout`), or `None` for the
+/// validation split of the data its `data` line names.
+pub fn scored_on(path: &Path) -> Result<Option<String>, Error> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    Ok(text
+        .lines()
+        .find_map(|l| l.strip_prefix("scored,").map(str::to_owned)))
 }
 
 /// The pairs of the file at `path` ([`pairs`]); a read error names the file.
