@@ -62,7 +62,8 @@ fn main() -> Result<(), Error> {
         }
         let (ours, theirs) = (&scored, scored_on(other)?);
         if *ours != theirs {
-            let on = |s: &Option<String>| s.clone().unwrap_or_else(|| "validation".into());
+            let on =
+                |s: &Option<String>| s.clone().unwrap_or_else(|| "the validation split".into());
             let (x, y) = (on(ours), on(&theirs));
             let msg = format!("{a} holds accuracies on {x}, {b} on {y}: not comparable");
             return Err(msg.into());

@@ -574,7 +574,7 @@ fn supernet_data(
 
 /// How a pairs file names accuracies measured on the validation split (the default; a file
 /// without a `scored` line holds these).
-const VALIDATION: &str = "validation";
+const VALIDATION: &str = "the validation split";
 
 /// The test images of the IDX folder `dir` (`--held-out`), and how a pairs file names them:
 /// images none of `data`'s training or validation images equal, to score both inherited
