@@ -1,5 +1,6 @@
 //! Judging throughput: how many sub-networks a weight-sharing search judges per second
-//! (batch norm recalibrated, then validation top-1), on the bundled data or IDX files.
+//! (batch norm recalibrated, then top-1 on the validation split, or with `--held-out` on
+//! held-out images), on the bundled data or IDX files.
 //!
 //! ```sh
 //! cargo bench --profile dev --workspace --bench judge -- SUPERNET_DIR [--candidates 200] [--workers 2] \
@@ -43,8 +44,10 @@
 //! point by chance alone (the standard error of a difference of paired proportions,
 //! sqrt(disagreement / n)), more than the 30 genomes' spread; 20,000 images bring that to
 //! about 0.2 points. A pairs file says so in a `scored,IMAGES` line and is refused by a run
-//! that scores elsewhere. With it each stand-alone training's validation top-1 is also
-//! written to stderr (`validation,genome,top1`).
+//! that scores elsewhere (the line names the folder, its image count and content id). With
+//! it each stand-alone training's validation top-1 is also written to stderr
+//! (`validation,genome,top1`); `--against` is refused with it (its second judging scores
+//! the validation split).
 
 use std::collections::HashMap;
 use std::io::Write;
@@ -187,7 +190,7 @@ fn main() {
     );
     println!(
         "{} candidates, {workers} workers: {wall:.1} s wall, {:.2} candidates/s (host); \
-         median recalibration {:.3} s, validation {:.3} s",
+         median recalibration {:.3} s, scoring {:.3} s",
         todo.len(),
         todo.len() as f64 / wall,
         median(phases.iter().map(|p| p.recalibration).collect()),
@@ -441,6 +444,9 @@ fn parse_args() -> Option<Args> {
             _ => dir = Some(from_root(&a)),
         }
     }
+    if against.is_some() && held_out_dir.is_some() {
+        fail("--against judges a second time on the validation split: not with --held-out");
+    }
     if seed_base.is_some() && (alone.is_none() || alone_from.is_some()) {
         fail(
             "--seed-base seeds stand-alone training: give it with --stand-alone EPOCHS \
@@ -468,7 +474,8 @@ fn parse_args() -> Option<Args> {
 enum Truth {
     /// Trained here from scratch: candidate i with seed `seed_base + i`.
     Train { epochs: usize, seed_base: u64 },
-    /// Read from an earlier `--pairs` file (the file): candidate index -> validation top-1.
+    /// Read from an earlier `--pairs` file (the file): candidate index -> top-1 on the images
+    /// the run scores on (the file's `scored` line matches them).
     Measured(HashMap<usize, f64>, PathBuf),
 }
 
@@ -610,7 +617,12 @@ fn held_out_images(dir: &str, data: &kiln_data::Dataset, split: &SplitOptions) -
             source.name()
         ));
     }
-    let name = format!("the test images of {}", Source::Idx(dir.into()).name());
+    let name = format!(
+        "the test images of {} ({} images, content {})",
+        Source::Idx(dir.into()).name(),
+        theirs.test.len(),
+        theirs.content_id()
+    );
     (theirs.test, name)
 }
 
