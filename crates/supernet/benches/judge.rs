@@ -38,16 +38,12 @@
 //! another base measures how well one stand-alone training ranks another (the noise
 //! ceiling of the ground truth; the `ranking` example's `--compare`).
 //! `--held-out DIR` (an IDX folder) scores both accuracies on DIR's test images instead of
-//! the validation split: training, recalibration and the supernet check still read
-//! `--idx`'s training images, and DIR may share none of them (checked byte for byte). On
-//! 1,000 validation images two models that disagree on a tenth of them differ by about a
-//! point by chance alone (the standard error of a difference of paired proportions,
-//! sqrt(disagreement / n)), more than the 30 genomes' spread; 20,000 images bring that to
-//! about 0.2 points. A pairs file says so in a `scored,IMAGES` line and is refused by a run
-//! that scores elsewhere (the line names the folder, its image count and content id). With
-//! it each stand-alone training's validation top-1 is also written to stderr
-//! (`validation,genome,top1`); `--against` is refused with it (its second judging scores
-//! the validation split).
+//! the validation split (on 1,000 images chance alone moves a model by about a point;
+//! docs/ranking/README.md): training, recalibration and the supernet check still read
+//! `--idx`, and DIR may share none of its training images (checked byte for byte). A pairs
+//! file says so in a `scored,IMAGES` line (folder, image count, content id) and is refused by
+//! a run that scores elsewhere. Each training's validation top-1 also goes to stderr
+//! (`validation,genome,top1`); `--against` (which scores the validation split) is refused.
 
 use std::collections::HashMap;
 use std::io::Write;
@@ -59,6 +55,10 @@ use std::time::Instant;
 use kiln_data::{Source, Split, SplitOptions};
 use kiln_space::Genome;
 use kiln_supernet::{JudgeSettings, SupernetWeights, accuracy, recalibrate};
+
+#[path = "judge/pairs.rs"]
+mod pairs;
+use pairs::{VALIDATION, measured, open_pairs, read_pairs};
 
 fn main() {
     let Some(args) = parse_args() else {
@@ -294,25 +294,6 @@ impl Bench<'_> {
     }
 }
 
-/// Opens the `--pairs` file `path` for appending; a new file first gets its `data,IDENTITY`
-/// line and, for held-out scoring, its `scored,IMAGES` line. Exits naming the file when it
-/// cannot be written.
-fn open_pairs(path: &std::path::Path, data: &str, scored: Option<&str>) -> Mutex<std::fs::File> {
-    let cannot = |e: std::io::Error| -> ! { fail(&format!("{}: {e}", path.display())) };
-    let mut file = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)
-        .unwrap_or_else(|e| cannot(e));
-    if file.metadata().is_ok_and(|m| m.len() == 0) {
-        writeln!(file, "data,{data}").unwrap_or_else(|e| cannot(e));
-        if let Some(images) = scored {
-            writeln!(file, "scored,{images}").unwrap_or_else(|e| cannot(e));
-        }
-    }
-    Mutex::new(file)
-}
-
 /// Prints how the ranking under the `--against` recalibration (`n` images) agrees with the
 /// default one: Kendall's tau-b and the largest difference in points.
 fn print_against(n: usize, phases: &[Judged]) {
@@ -479,33 +460,6 @@ enum Truth {
     Measured(HashMap<usize, f64>, PathBuf),
 }
 
-/// The stand-alone accuracy of every candidate in the `--pairs` file `path`, by index.
-///
-/// Exits with an error naming the file when it is missing or lacks a candidate.
-fn measured(
-    path: &std::path::Path,
-    genomes: &[Genome],
-    data: &str,
-    scored_on: &str,
-) -> HashMap<usize, f64> {
-    if !path.is_file() {
-        fail(&format!("{}: no such pairs file", path.display()));
-    }
-    let known: HashMap<usize, f64> = read_pairs(path, genomes, data, scored_on)
-        .into_iter()
-        .map(|(i, _, stand_alone)| (i, stand_alone))
-        .collect();
-    if known.len() < genomes.len() {
-        fail(&format!(
-            "{}: holds {} of the {} candidates' stand-alone accuracies",
-            path.display(),
-            known.len(),
-            genomes.len()
-        ));
-    }
-    known
-}
-
 /// Top-1 of genome `g` trained from scratch with `seed` on `data`'s training images: on
 /// the validation images, or with `held_out` on those (training reports its test top-1 on
 /// them in place of `data`'s test images; nothing in training reads the test images).
@@ -579,10 +533,6 @@ fn supernet_data(
     (data, data_identity)
 }
 
-/// How a pairs file names accuracies measured on the validation split (the default; a file
-/// without a `scored` line holds these).
-const VALIDATION: &str = "the validation split";
-
 /// The test images of the IDX folder `dir` (`--held-out`), and how a pairs file names them:
 /// images none of `data`'s training or validation images equal, to score both inherited
 /// and stand-alone accuracy on many more images than the validation split holds.
@@ -624,61 +574,6 @@ fn held_out_images(dir: &str, data: &kiln_data::Dataset, split: &SplitOptions) -
         theirs.content_id()
     );
     (theirs.test, name)
-}
-
-/// The `(index, inherited, stand_alone)` pairs of earlier sittings in a `--pairs` file
-/// (`done,index,genome,inherited,stand_alone` lines; a missing file holds none).
-///
-/// Lines past this run's candidates are left out. Exits with an error (naming the file and
-/// line) when a line's genome is not this run's genome at that index (the file was written
-/// for another space), or when the file's `data,IDENTITY` line is not `data`, this run's
-/// data and split (a file without one predates it and holds the bundled digits' pairs).
-fn read_pairs(
-    path: &std::path::Path,
-    genomes: &[Genome],
-    data: &str,
-    scored_on: &str,
-) -> Vec<(usize, f64, f64)> {
-    let text = std::fs::read_to_string(path).unwrap_or_default();
-    let bundled = || Source::Mnist5k.identity(&SplitOptions::default());
-    let theirs = text
-        .lines()
-        .find_map(|l| l.strip_prefix("data,").map(str::to_owned))
-        .unwrap_or_else(bundled);
-    if !text.trim().is_empty() && theirs != data {
-        fail(&format!(
-            "{}: pairs measured on {theirs}, but this run reads {data}",
-            path.display()
-        ));
-    }
-    let theirs = text
-        .lines()
-        .find_map(|l| l.strip_prefix("scored,"))
-        .unwrap_or(VALIDATION);
-    if !text.trim().is_empty() && theirs != scored_on {
-        fail(&format!(
-            "{}: pairs scored on {theirs}, but this run scores on {scored_on}",
-            path.display()
-        ));
-    }
-    let pair = |(n, l): (usize, &str)| {
-        let ["done", i, id, a, b] = l.split(',').collect::<Vec<_>>()[..] else {
-            return None;
-        };
-        let i: usize = i.parse().ok()?;
-        // a file of more candidates than this run asks for: the first ones are this run's
-        let ours = genomes.get(i)?.id();
-        if ours != id {
-            fail(&format!(
-                "{} line {}: genome {id} at index {i}, but this run's is {ours} \
-                 (a file of another space)",
-                path.display(),
-                n + 1
-            ));
-        }
-        Some((i, a.parse().ok()?, b.parse().ok()?))
-    };
-    text.lines().enumerate().filter_map(pair).collect()
 }
 
 /// A path from the command line. Cargo runs a bench in its package's folder
