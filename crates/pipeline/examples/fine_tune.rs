@@ -104,26 +104,20 @@ fn read_genome(path: &Path) -> Result<Genome, Error> {
 }
 
 /// The stand-alone accuracy of each genome id in the pairs file at `path`, refused unless
-/// it was measured on `data`'s validation split ([`pairs::data_of`], [`pairs::scored_on`]):
-/// what this example measures fine-tuned models on.
+/// it was measured on `data`'s validation split ([`pairs::PairsFile`]): what this example
+/// measures fine-tuned models on.
 fn stand_alone(path: &Path, data: &str) -> Result<HashMap<String, f64>, Error> {
-    let measured_on = pairs::data_of(path)?;
-    if measured_on != data {
+    let file = pairs::PairsFile::read(path)?;
+    if file.data != data || file.scored.is_some() {
         return Err(format!(
-            "{}: measured on {measured_on}, but this run reads {data}",
-            path.display()
+            "{}: measured on {}, but this run measures the validation split of {data}",
+            path.display(),
+            file.scored_on()
         )
         .into());
     }
-    if let Some(images) = pairs::scored_on(path)? {
-        return Err(format!(
-            "{}: accuracies on {images}, but this run measures the validation split",
-            path.display()
-        )
-        .into());
-    }
-    let found = pairs::read_pairs_file(path)?;
-    Ok(found
+    Ok(file
+        .pairs
         .into_iter()
         .map(|p| (p.genome, p.stand_alone))
         .collect())

@@ -32,7 +32,7 @@ type Error = Box<dyn std::error::Error>;
 
 #[path = "common/pairs.rs"]
 mod pairs;
-use pairs::{Pair, data_of, read_pairs_file, scored_on};
+use pairs::{Pair, PairsFile};
 
 const USAGE: &str =
     "usage: ranking PAIRS.csv [--supernet DIR] [--compare OTHER.csv]... [--space SPACE.toml]";
@@ -50,30 +50,29 @@ fn main() -> Result<(), Error> {
             _ => return Err(USAGE.into()),
         }
     }
-    let found = read_pairs_file(&file)?;
-    let data = data_of(&file)?;
-    let scored = scored_on(&file)?;
-    for other in &compare {
-        let theirs = data_of(other)?;
-        let (a, b) = (file.display(), other.display());
-        if theirs != data {
-            let msg = format!("{a} holds pairs on {data}, {b} on {theirs}: not comparable");
-            return Err(msg.into());
-        }
-        let (ours, theirs) = (&scored, scored_on(other)?);
-        if *ours != theirs {
-            let on =
-                |s: &Option<String>| s.clone().unwrap_or_else(|| "the validation split".into());
-            let (x, y) = (on(ours), on(&theirs));
-            let msg = format!("{a} holds accuracies on {x}, {b} on {y}: not comparable");
-            return Err(msg.into());
-        }
-    }
+    let ours = PairsFile::read(&file)?;
+    // each compared file read once, for its own sentences and the mean of trainings
+    let compared: Vec<(PathBuf, Vec<Pair>)> = compare
+        .iter()
+        .map(|other| {
+            let theirs = PairsFile::read(other)?;
+            if (&theirs.data, &theirs.scored) != (&ours.data, &ours.scored) {
+                let (a, b) = (file.display(), other.display());
+                let (x, y) = (ours.scored_on(), theirs.scored_on());
+                let msg = format!("{a} holds accuracies on {x}, {b} on {y}: not comparable");
+                return Err(msg.into());
+            }
+            Ok((other.clone(), theirs.pairs))
+        })
+        .collect::<Result<_, Error>>()?;
+    let (found, data) = (ours.pairs.as_slice(), ours.data.as_str());
     // the axes' and summary's name for the images every accuracy was measured on
-    let (short, images) = match &scored {
-        Some(images) => ("held-out", images.clone()),
-        None => ("validation", format!("the validation split of {data}")),
+    let short = if ours.scored.is_some() {
+        "held-out"
+    } else {
+        "validation"
     };
+    let images = ours.scored_on();
     if let Some(dir) = &supernet {
         let trained = kiln_supernet::identity(dir)?.data;
         if trained != data {
@@ -131,17 +130,12 @@ fn main() -> Result<(), Error> {
             .fold((f64::MAX, f64::MIN), |(l, h), &x| (l.min(x), h.max(x)));
         format!("{:.2}-{:.2}%", 100.0 * lo, 100.0 * hi)
     };
-    // each compared file read once, for its own sentences and the mean of trainings
-    let compared: Vec<(PathBuf, Vec<Pair>)> = compare
-        .iter()
-        .map(|o| Ok((o.clone(), read_pairs_file(o)?)))
-        .collect::<Result<_, Error>>()?;
     let mut sentences = String::new();
     for (other, theirs) in &compared {
-        sentences += &compare_sentences(&found, other, theirs)?;
+        sentences += &compare_sentences(found, other, theirs)?;
     }
     if compared.len() >= 2 {
-        sentences += &mean_of_trainings_sentence(&found, &compared)?;
+        sentences += &mean_of_trainings_sentence(found, &compared)?;
     }
     if let Some(path) = &space {
         let input = match &supernet {
@@ -153,7 +147,7 @@ fn main() -> Result<(), Error> {
                 classes: 10,
             },
         };
-        sentences += &feature_sentences(&found, &Space::load(path)?, input)?;
+        sentences += &feature_sentences(found, &Space::load(path)?, input)?;
     }
     let mut md = format!(
         "# Ranking: inherited vs stand-alone accuracy\n\n\

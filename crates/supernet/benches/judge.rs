@@ -52,7 +52,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
-use kiln_data::{Source, Split, SplitOptions};
+use kiln_data::{Dataset, Source, Split, SplitOptions};
 use kiln_space::Genome;
 use kiln_supernet::{JudgeSettings, SupernetWeights, accuracy, recalibrate};
 
@@ -91,14 +91,28 @@ fn main() {
         ..SplitOptions::default()
     };
     let (data, data_identity) = supernet_data(&dir, &identity, idx.as_deref(), &split);
-    let held_out = held_out_dir
-        .as_deref()
-        .map(|d| held_out_images(d, &data, &split));
-    // what every accuracy below is measured on, and how a pairs file says so
-    let (scored, scored_on) = match &held_out {
-        Some((images, name)) => (images, name.clone()),
-        None => (&data.validation, VALIDATION.to_owned()),
+    // with held-out images, they stand in for the test split (training reads no test image)
+    // and every accuracy below is measured on them; a pairs file names them
+    let (data, scored_line) = match held_out_dir.as_deref() {
+        Some(d) => {
+            let (images, name) = held_out_images(d, &data, &split);
+            (
+                Dataset {
+                    test: images,
+                    ..data
+                },
+                Some(name),
+            )
+        }
+        None => (data, None),
     };
+    let held_out = scored_line.is_some();
+    let scored = if held_out {
+        &data.test
+    } else {
+        &data.validation
+    };
+    let scored_on = scored_line.as_deref().unwrap_or(VALIDATION);
     let device = kiln_train::device();
     let (net, _, epochs, _) =
         kiln_supernet::load(&dir, &device).unwrap_or_else(|e| fail(&e.to_string()));
@@ -110,12 +124,12 @@ fn main() {
     let genomes = kiln_supernet::ranking_genomes(&identity.space, candidates);
     let earlier = pairs_file
         .as_deref()
-        .map(|p| read_pairs(p, &genomes, &data_identity, &scored_on))
+        .map(|p| read_pairs(p, &genomes, &data_identity, scored_on))
         .unwrap_or_default();
     // where each candidate's stand-alone accuracy comes from, when the ranking is measured
     let truth = match (&alone_from, alone) {
         (Some(p), _) => Some(Truth::Measured(
-            measured(p, &genomes, &data_identity, &scored_on),
+            measured(p, &genomes, &data_identity, scored_on),
             p.clone(),
         )),
         (None, Some(epochs)) => Some(Truth::Train {
@@ -127,10 +141,9 @@ fn main() {
     let todo: Vec<usize> = (0..candidates)
         .filter(|i| !earlier.iter().any(|p| p.0 == *i))
         .collect();
-    let scored_line = held_out.as_ref().map(|_| scored_on.as_str());
     let log = pairs_file
         .as_ref()
-        .map(|p| open_pairs(p, &data_identity, scored_line));
+        .map(|p| open_pairs(p, &data_identity, scored_line.as_deref()));
     let next = AtomicUsize::new(0);
     let started = Instant::now();
     let other = against.map(|n| JudgeSettings {
@@ -141,7 +154,7 @@ fn main() {
         weights: &weights,
         data: &data,
         scored,
-        held_out: held_out.as_ref().map(|h| &h.0),
+        held_out,
         settings: &settings,
         other: other.as_ref(),
         truth: truth.as_ref(),
@@ -176,12 +189,15 @@ fn main() {
         v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
     };
     println!(
-        "supernet {} ({} epochs), {} recalibration images, scored on {} ({} images), on {}",
+        "supernet {} ({} epochs), {} recalibration images, scored on {}, on {}",
         dir.display(),
         epochs,
         settings.recalibration_images,
-        scored_on,
-        scored.len(),
+        // a held-out name gives its image count already
+        match held_out {
+            true => scored_on.to_owned(),
+            false => format!("{scored_on} ({} images)", scored.len()),
+        },
         if burn {
             "burn"
         } else {
@@ -200,7 +216,7 @@ fn main() {
         print_against(n, &phases);
     }
     if let Some(truth) = &truth {
-        print_ranking(truth, &phases, earlier, &genomes, &scored_on);
+        print_ranking(truth, &phases, earlier, &genomes, scored_on);
     }
 }
 
@@ -208,9 +224,11 @@ fn main() {
 /// scored on, the judge settings, where stand-alone accuracies come from, the pairs file.
 struct Bench<'a> {
     weights: &'a SupernetWeights,
-    data: &'a kiln_data::Dataset,
+    /// With `held_out`, its test split holds the held-out images.
+    data: &'a Dataset,
+    /// What inherited top-1 is scored on: `data`'s validation or (held-out) test split.
     scored: &'a Split,
-    held_out: Option<&'a Split>,
+    held_out: bool,
     settings: &'a JudgeSettings,
     /// The `--against` settings.
     other: Option<&'a JudgeSettings>,
@@ -364,91 +382,67 @@ struct Args {
 fn parse_args() -> Option<Args> {
     let mut args = std::env::args().skip(1).filter(|a| a != "--bench");
     let mut dir = None;
-    let (mut candidates, mut workers) = (200usize, 2usize);
-    let (mut recal, mut against, mut alone) = (None, None, None);
-    let mut burn = false;
-    let mut pairs_file: Option<PathBuf> = None;
-    let mut alone_from: Option<PathBuf> = None;
-    let mut seed_base: Option<u64> = None;
-    let mut idx: Option<String> = None;
-    let mut validation = 0.1f64;
-    let mut held_out_dir: Option<String> = None;
-    while let Some(a) = args.next() {
-        let mut num = |name: &str| -> usize {
+    let mut a = Args {
+        dir: PathBuf::new(),
+        candidates: 200,
+        workers: 2,
+        recal: None,
+        against: None,
+        alone: None,
+        burn: false,
+        pairs_file: None,
+        alone_from: None,
+        seed_base: None,
+        idx: None,
+        validation: 0.1,
+        held_out_dir: None,
+    };
+    while let Some(flag) = args.next() {
+        let mut value = |what: &str| {
             args.next()
-                .and_then(|v| v.parse().ok())
-                .unwrap_or_else(|| fail(&format!("{name} takes a number")))
+                .unwrap_or_else(|| fail(&format!("{flag} takes {what}")))
         };
-        match a.as_str() {
-            "--candidates" => candidates = num("--candidates"),
-            "--workers" => workers = num("--workers").max(1),
-            "--recalibration" => recal = Some(num("--recalibration")),
-            "--against" => against = Some(num("--against")),
-            "--stand-alone" => alone = Some(num("--stand-alone")),
-            "--seed-base" => seed_base = Some(num("--seed-base") as u64),
-            "--pairs" => {
-                pairs_file = Some(from_root(
-                    &args.next().unwrap_or_else(|| fail("--pairs takes a file")),
-                ))
-            }
-            "--stand-alone-from" => {
-                alone_from = Some(from_root(
-                    &args
-                        .next()
-                        .unwrap_or_else(|| fail("--stand-alone-from takes a file")),
-                ))
-            }
-            "--idx" => {
-                idx = Some(
-                    args.next()
-                        .unwrap_or_else(|| fail("--idx takes a directory")),
-                )
-            }
-            "--held-out" => {
-                held_out_dir = Some(
-                    args.next()
-                        .unwrap_or_else(|| fail("--held-out takes a directory")),
-                )
-            }
+        let mut num = |what: &str| -> usize {
+            let v = value(what);
+            v.parse()
+                .unwrap_or_else(|_| fail(&format!("{flag} takes {what}, not {v:?}")))
+        };
+        match flag.as_str() {
+            "--candidates" => a.candidates = num("a number"),
+            "--workers" => a.workers = num("a number").max(1),
+            "--recalibration" => a.recal = Some(num("a number")),
+            "--against" => a.against = Some(num("a number")),
+            "--stand-alone" => a.alone = Some(num("a number")),
+            "--seed-base" => a.seed_base = Some(num("a number") as u64),
+            "--pairs" => a.pairs_file = Some(from_root(&value("a file"))),
+            "--stand-alone-from" => a.alone_from = Some(from_root(&value("a file"))),
+            "--idx" => a.idx = Some(value("a directory")),
+            "--held-out" => a.held_out_dir = Some(value("a directory")),
             "--validation" => {
-                validation = args
-                    .next()
+                a.validation = Some(value("a share between 0 and 1"))
                     .and_then(|v| v.parse().ok())
                     .filter(|v: &f64| *v > 0.0 && *v < 1.0)
                     .unwrap_or_else(|| fail("--validation takes a share between 0 and 1"))
             }
-            "--engine" => match args.next().as_deref() {
-                Some("burn") => burn = true,
-                Some("kernels") => burn = false,
+            "--engine" => match value("kernels or burn").as_str() {
+                "burn" => a.burn = true,
+                "kernels" => a.burn = false,
                 other => fail(&format!("--engine takes kernels or burn, not {other:?}")),
             },
-            _ => dir = Some(from_root(&a)),
+            _ => dir = Some(from_root(&flag)),
         }
     }
-    if against.is_some() && held_out_dir.is_some() {
+    if a.against.is_some() && a.held_out_dir.is_some() {
         fail("--against judges a second time on the validation split: not with --held-out");
     }
-    if seed_base.is_some() && (alone.is_none() || alone_from.is_some()) {
+    if a.seed_base.is_some() && (a.alone.is_none() || a.alone_from.is_some()) {
         fail(
             "--seed-base seeds stand-alone training: give it with --stand-alone EPOCHS \
              (with --stand-alone-from nothing is trained)",
         );
     }
-    Some(Args {
-        dir: dir?,
-        candidates,
-        workers,
-        recal,
-        against,
-        alone,
-        burn,
-        pairs_file,
-        alone_from,
-        seed_base,
-        idx,
-        validation,
-        held_out_dir,
-    })
+    a.dir = dir?;
+    Some(a)
 }
 
 /// Where the stand-alone accuracies of a ranking run come from.
@@ -461,15 +455,15 @@ enum Truth {
 }
 
 /// Top-1 of genome `g` trained from scratch with `seed` on `data`'s training images: on
-/// the validation images, or with `held_out` on those (training reports its test top-1 on
-/// them in place of `data`'s test images; nothing in training reads the test images).
+/// the validation split, or with `held_out` on the test split (which then holds the
+/// held-out images; training reports its test top-1 once, at the end).
 fn train_alone(
     net: &kiln_supernet::SuperNet,
     g: &Genome,
     seed: u64,
     epochs: usize,
-    data: &kiln_data::Dataset,
-    held_out: Option<&Split>,
+    data: &Dataset,
+    held_out: bool,
 ) -> f64 {
     let config = kiln_train::TrainConfig {
         epochs,
@@ -477,27 +471,15 @@ fn train_alone(
         ..Default::default()
     };
     let arch = net.architecture(g).expect("architecture");
-    let scored;
-    let data = match held_out {
-        Some(images) => {
-            scored = kiln_data::Dataset {
-                test: images.clone(),
-                ..data.clone()
-            };
-            &scored
-        }
-        None => data,
-    };
     let t = kiln_train::train(&arch, &g.id(), data, &config, &mut kiln_train::Silent)
         .expect("training");
     let validation = t.metrics.validation_top1.unwrap_or(t.metrics.test_top1);
-    match held_out {
-        Some(_) => {
-            // the same training's validation top-1, to set the two measures side by side
-            eprintln!("validation,{},{validation:.4}", g.id());
-            t.metrics.test_top1
-        }
-        None => validation,
+    if held_out {
+        // the same training's validation top-1, to set the two measures side by side
+        eprintln!("validation,{},{validation:.4}", g.id());
+        t.metrics.test_top1
+    } else {
+        validation
     }
 }
 
@@ -510,7 +492,7 @@ fn supernet_data(
     identity: &kiln_supernet::SupernetIdentity,
     idx: Option<&str>,
     split: &SplitOptions,
-) -> (kiln_data::Dataset, String) {
+) -> (Dataset, String) {
     let named = idx.map_or(Source::Mnist5k, |d| Source::Idx(d.into()));
     let data_identity = named.identity(split);
     let source = idx.map_or(Source::Mnist5k, |d| Source::Idx(from_root(d)));
@@ -540,7 +522,7 @@ fn supernet_data(
 /// Exits with an error naming the folder when it does not load, holds images of another
 /// shape or class count than `data`, or shares an image with `data`'s training or
 /// validation images (byte for byte).
-fn held_out_images(dir: &str, data: &kiln_data::Dataset, split: &SplitOptions) -> (Split, String) {
+fn held_out_images(dir: &str, data: &Dataset, split: &SplitOptions) -> (Split, String) {
     let source = Source::Idx(from_root(dir));
     let theirs = kiln_data::load(&source, split)
         .unwrap_or_else(|e| fail(&format!("--held-out {}: {e}", source.name())));

@@ -9,7 +9,7 @@ use std::path::Path;
 type Error = Box<dyn std::error::Error>;
 
 /// One finished pair: genome index and id, inherited and stand-alone top-1 (on the
-/// validation split, or the images [`scored_on`] names).
+/// validation split, or the images [`PairsFile::scored`] names).
 pub struct Pair {
     pub index: usize,
     pub genome: String,
@@ -46,29 +46,38 @@ pub fn pairs(text: &str, origin: &Path) -> Result<Vec<Pair>, Error> {
     Ok(out)
 }
 
-/// The data and split the pairs file at `path` was measured on: its `data,IDENTITY` line,
-/// or for a file written before the judge bench wrote one, the bundled digits (all it read).
-pub fn data_of(path: &Path) -> Result<String, Error> {
-    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let bundled = || kiln_data::Source::Mnist5k.identity(&kiln_data::SplitOptions::default());
-    Ok(text
-        .lines()
-        .find_map(|l| l.strip_prefix("data,").map(str::to_owned))
-        .unwrap_or_else(bundled))
+/// A whole pairs file, read once.
+pub struct PairsFile {
+    /// The data and split its pairs were measured on: its `data,IDENTITY` line, or for a
+    /// file written before the judge bench wrote one, the bundled digits (all it read).
+    pub data: String,
+    /// What its accuracies were measured on: its `scored,IMAGES` line (e.g. `the test
+    /// images of idx:data/fashion-5k-heldout (...)`), or `None` for `data`'s validation split.
+    pub scored: Option<String>,
+    /// Its pairs ([`pairs`]), in index order.
+    pub pairs: Vec<Pair>,
 }
 
-/// What the accuracies of the pairs file at `path` were measured on: its `scored,IMAGES`
-/// line (e.g. `the test images of idx:data/fashion-5k-heldout`), or `None` for the
-/// validation split of the data its `data` line names.
-pub fn scored_on(path: &Path) -> Result<Option<String>, Error> {
-    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    Ok(text
-        .lines()
-        .find_map(|l| l.strip_prefix("scored,").map(str::to_owned)))
-}
+impl PairsFile {
+    /// Reads the pairs file at `path`; a read or format error names the file (and line).
+    pub fn read(path: &Path) -> Result<PairsFile, Error> {
+        let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let line = |prefix: &str| {
+            text.lines()
+                .find_map(|l| l.strip_prefix(prefix).map(str::to_owned))
+        };
+        let bundled = || kiln_data::Source::Mnist5k.identity(&kiln_data::SplitOptions::default());
+        Ok(PairsFile {
+            data: line("data,").unwrap_or_else(bundled),
+            scored: line("scored,"),
+            pairs: pairs(&text, path)?,
+        })
+    }
 
-/// The pairs of the file at `path` ([`pairs`]); a read error names the file.
-pub fn read_pairs_file(path: &Path) -> Result<Vec<Pair>, Error> {
-    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    pairs(&text, path)
+    /// The images its accuracies were measured on, in words.
+    pub fn scored_on(&self) -> String {
+        self.scored
+            .clone()
+            .unwrap_or_else(|| format!("the validation split of {}", self.data))
+    }
 }
