@@ -20,7 +20,7 @@
 //! the genomes all of them hold. With `--space FILE` (the space the
 //! bench sampled, `spaces/mobile.toml` for the default one) the summary also says what each
 //! ranking follows: Kendall's tau-b of each column
-//! against the genomes' head-conv width, SE block count, parameters and MACs (at the input of
+//! against the genomes' block count, head-conv width, SE block count, parameters and MACs (at the input of
 //! the `--supernet`, or 1x28x28 with 10 classes, the digits' and Fashion-MNIST's, without one).
 
 use std::path::{Path, PathBuf};
@@ -335,15 +335,15 @@ fn two_trainings_sentence(shared: &[(&Pair, &Pair)], a: &[f64], b: &[f64]) -> St
 }
 
 /// The summary's sentence on what each ranking follows: Kendall's tau-b of the inherited and
-/// the stand-alone column against each genome's head-conv width, SE block count, parameters
-/// and MACs (at `input`). The genomes are the judge bench's
+/// the stand-alone column against each genome's block count (depth), head-conv width, SE
+/// block count, parameters and MACs (at `input`). The genomes are the judge bench's
 /// ([`kiln_supernet::ranking_genomes`]), matched to the pairs by index and id.
 ///
 /// Errors: a pair whose genome is not the bench's sample at its index (another space).
 fn feature_sentences(found: &[Pair], space: &Space, input: InputSpec) -> Result<String, Error> {
     let count = found.iter().map(|p| p.index + 1).max().unwrap_or(0);
     let sampled = kiln_supernet::ranking_genomes(space, count);
-    let mut rows: Vec<[f64; 6]> = Vec::new();
+    let mut rows: Vec<[f64; 7]> = Vec::new();
     for p in found {
         let g = &sampled[p.index];
         if g.id() != p.genome {
@@ -357,15 +357,12 @@ fn feature_sentences(found: &[Pair], space: &Space, input: InputSpec) -> Result<
             return Err(msg.into());
         }
         let totals = Architecture::new(space, g, input)?.totals();
-        let se = g
-            .stages
-            .iter()
-            .flat_map(|s| &s.blocks)
-            .filter(|b| b.se)
-            .count();
+        let blocks = g.stages.iter().flat_map(|s| &s.blocks);
+        let se = blocks.clone().filter(|b| b.se).count();
         rows.push([
             p.inherited,
             p.stand_alone,
+            blocks.count() as f64,
             g.head_width as f64,
             se as f64,
             totals.params as f64,
@@ -377,7 +374,13 @@ fn feature_sentences(found: &[Pair], space: &Space, input: InputSpec) -> Result<
         kiln_latency::kendall_tau(&column(a), &column(b))
             .map_or("n/a".into(), |t| format!("{t:.2}"))
     };
-    let features = ["head-conv width", "SE blocks", "parameters", "MACs"];
+    let features = [
+        "blocks",
+        "head-conv width",
+        "SE blocks",
+        "parameters",
+        "MACs",
+    ];
     let against = |col: usize| {
         (0..features.len())
             .map(|f| format!("{} {}", features[f], tau(col, f + 2)))
