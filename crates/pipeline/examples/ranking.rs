@@ -17,11 +17,11 @@
 //! results and the inherited ranking against their mean. `--compare` may be given more than
 //! once: with two or more, the summary also ranks the inherited column against the mean of
 //! every stand-alone training (this file's and each compared file's that trained again), over
-//! the genomes all of them hold. With `--space FILE` (the space the
-//! bench sampled, `spaces/mobile.toml` for the default one) the summary also says what each
-//! ranking follows: Kendall's tau-b of each column
-//! against the genomes' block count, head-conv width, SE block count, parameters and MACs (at the input of
-//! the `--supernet`, or 1x28x28 with 10 classes, the digits' and Fashion-MNIST's, without one).
+//! the genomes all of them hold. With `--space FILE` (the space the bench sampled,
+//! `spaces/mobile.toml` for the default one) the summary also says what each ranking follows:
+//! Kendall's tau-b of each column against the genomes' block count, head-conv width, SE block
+//! count, parameters and MACs (at the input of the `--supernet`, or 1x28x28 with 10 classes,
+//! the digits' and Fashion-MNIST's, without one).
 
 use std::path::{Path, PathBuf};
 
@@ -288,7 +288,7 @@ fn mean_of_trainings_sentence(
             .collect();
         if let Some(rest) = rest {
             inherited.push(p.inherited);
-            mean.push((p.stand_alone + rest.iter().sum::<f64>()) / (1 + rest.len()) as f64);
+            mean.push(mean_of(&[&[p.stand_alone][..], &rest].concat()));
         }
     }
     if inherited.len() < 2 {
@@ -315,6 +315,14 @@ fn mean_of_trainings_sentence(
 
 /// What two stand-alone trainings `a` and `b` of the `shared` genomes say together: the
 /// standard deviation of a genome's difference between them (points; sample, n - 1) and
+/// The mean of one genome's accuracies, rounded to 1e-6: a pairs file gives 4 decimals, so
+/// two genomes whose accuracies sum alike must tie exactly, whatever order floating point
+/// added them in (unrounded, a tie can become a concordant or discordant pair by an ulp).
+fn mean_of(accuracies: &[f64]) -> f64 {
+    let mean = accuracies.iter().sum::<f64>() / accuracies.len() as f64;
+    (mean * 1e6).round() / 1e6
+}
+
 /// Kendall's tau-b of this file's inherited accuracies against their mean, a ground truth
 /// with half of one training's seed variance.
 fn two_trainings_sentence(shared: &[(&Pair, &Pair)], a: &[f64], b: &[f64]) -> String {
@@ -322,7 +330,7 @@ fn two_trainings_sentence(shared: &[(&Pair, &Pair)], a: &[f64], b: &[f64]) -> St
     let diffs: Vec<f64> = a.iter().zip(b).map(|(x, y)| 100.0 * (x - y)).collect();
     let mean_diff = diffs.iter().sum::<f64>() / n;
     let var = diffs.iter().map(|d| (d - mean_diff).powi(2)).sum::<f64>() / (n - 1.0);
-    let mean: Vec<f64> = a.iter().zip(b).map(|(x, y)| (x + y) / 2.0).collect();
+    let mean: Vec<f64> = a.iter().zip(b).map(|(x, y)| mean_of(&[*x, *y])).collect();
     let inherited: Vec<f64> = shared.iter().map(|(p, _)| p.inherited).collect();
     let against_mean = kiln_latency::kendall_tau(&inherited, &mean)
         .map_or("undefined (all tied)".to_string(), |t| format!("{t:.3}"));
