@@ -286,9 +286,10 @@ fn mean_of_trainings_sentence(
             .iter()
             .map(|c| c.iter().find(|q| q.index == p.index).map(|q| q.stand_alone))
             .collect();
-        if let Some(rest) = rest {
+        if let Some(mut all) = rest {
+            all.push(p.stand_alone);
             inherited.push(p.inherited);
-            mean.push(mean_of(&[&[p.stand_alone][..], &rest].concat()));
+            mean.push(mean_of(&all));
         }
     }
     if inherited.len() < 2 {
@@ -313,8 +314,6 @@ fn mean_of_trainings_sentence(
     ))
 }
 
-/// What two stand-alone trainings `a` and `b` of the `shared` genomes say together: the
-/// standard deviation of a genome's difference between them (points; sample, n - 1) and
 /// The mean of one genome's accuracies, rounded to 1e-6: a pairs file gives 4 decimals, so
 /// two genomes whose accuracies sum alike must tie exactly, whatever order floating point
 /// added them in (unrounded, a tie can become a concordant or discordant pair by an ulp).
@@ -323,6 +322,8 @@ fn mean_of(accuracies: &[f64]) -> f64 {
     (mean * 1e6).round() / 1e6
 }
 
+/// What two stand-alone trainings `a` and `b` of the `shared` genomes say together: the
+/// standard deviation of a genome's difference between them (points; sample, n - 1) and
 /// Kendall's tau-b of this file's inherited accuracies against their mean, a ground truth
 /// with half of one training's seed variance.
 fn two_trainings_sentence(shared: &[(&Pair, &Pair)], a: &[f64], b: &[f64]) -> String {
