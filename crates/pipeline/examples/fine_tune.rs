@@ -27,14 +27,10 @@ use std::path::{Path, PathBuf};
 use kiln_data::SplitOptions;
 use kiln_pipeline::SupernetJudge;
 use kiln_space::Genome;
+use kiln_supernet::pairs;
 use kiln_train::{Silent, TrainConfig};
 
 type Error = Box<dyn std::error::Error>;
-
-// the ranking example reads every field of a pair; this one the genome and its accuracy
-#[allow(dead_code)]
-#[path = "common/pairs.rs"]
-mod pairs;
 
 struct Args {
     supernet: PathBuf,

@@ -30,9 +30,7 @@ use kiln_space::{Architecture, InputSpec, Space};
 
 type Error = Box<dyn std::error::Error>;
 
-#[path = "common/pairs.rs"]
-mod pairs;
-use pairs::{Pair, PairsFile};
+use kiln_supernet::pairs::{Pair, PairsFile};
 
 const USAGE: &str =
     "usage: ranking PAIRS.csv [--supernet DIR] [--compare OTHER.csv]... [--space SPACE.toml]";

@@ -58,7 +58,8 @@ use kiln_supernet::{JudgeSettings, SupernetWeights, accuracy, recalibrate};
 
 #[path = "judge/pairs.rs"]
 mod pairs;
-use pairs::{VALIDATION, measured, open_pairs, read_pairs};
+use kiln_supernet::pairs::{Pair, VALIDATION};
+use pairs::{measured, open_pairs, read_pairs};
 
 fn main() {
     let Some(args) = parse_args() else {
@@ -233,7 +234,7 @@ struct Bench<'a> {
     /// The `--against` settings.
     other: Option<&'a JudgeSettings>,
     truth: Option<&'a Truth>,
-    log: Option<&'a Mutex<std::fs::File>>,
+    log: Option<&'a Mutex<(PathBuf, std::fs::File)>>,
     /// Judge on burn's forward pass (`net`) instead of kiln-runtime's kernels (`weights`).
     burn: bool,
 }
@@ -293,11 +294,21 @@ impl Bench<'_> {
                     train_alone(net, g, seed, *epochs, data, self.held_out)
                 }
             };
-            let line = format!("done,{i},{},{top1:.4},{acc:.4}", g.id());
+            let pair = Pair {
+                index: i,
+                genome: g.id(),
+                inherited: top1,
+                stand_alone: acc,
+                line: 0,
+            };
+            let line = pair.to_line();
             eprintln!("{line}");
             if let Some(f) = self.log {
-                let mut f = f.lock().expect("pairs file");
-                writeln!(f, "{line}").expect("pairs file written");
+                let mut f = f.lock().unwrap_or_else(|e| e.into_inner());
+                let (path, file) = &mut *f;
+                // an unrecorded pair would be trained again next sitting: stop and say so
+                let failed = |e| fail(&format!("{}: {e}", path.display()));
+                writeln!(file, "{line}").unwrap_or_else(failed);
             }
             acc
         });

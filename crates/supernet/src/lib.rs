@@ -19,6 +19,7 @@ mod init;
 mod judge;
 mod kernels;
 pub mod net;
+pub mod pairs;
 mod sandwich;
 pub mod shapes;
 mod train;

@@ -510,29 +510,36 @@ fn training_runs_each_sub_network_on_the_batch_at_its_genomes_side() {
 }
 
 /// The ranking benchmark's genomes are fixed by the space alone: a shorter list is a prefix
-/// of a longer one, and the default space's are the ones the committed pairs files
-/// (docs/ranking/) name, so those files stay readable.
+/// of a longer one, and the default space's are the ones every committed pairs file
+/// (docs/ranking/, digits and Fashion-MNIST) names, so those files stay readable.
 #[test]
 fn the_ranking_genomes_are_the_committed_ones() {
     let text = include_str!("../../../spaces/mobile.toml");
     let space = Space::from_toml(text, "spaces/mobile.toml").unwrap();
     let ids = |n| -> Vec<String> { ranking_genomes(&space, n).iter().map(|g| g.id()).collect() };
-    let thirty = ids(30);
-    assert_eq!(ids(3), thirty[..3]);
-    // every genome of the committed Fashion-MNIST pairs, by index
-    let pairs = std::fs::read_to_string(concat!(
+    assert_eq!(ids(3), ids(30)[..3]);
+    let genomes = ranking_genomes(&space, 30);
+    let mut files = Vec::new();
+    let mut folders = vec![std::path::PathBuf::from(concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/../../docs/ranking/fashion/pairs.csv"
-    ))
-    .unwrap();
-    let done: Vec<Vec<&str>> = pairs
-        .lines()
-        .filter(|l| l.starts_with("done,"))
-        .map(|l| l.split(',').collect())
-        .collect();
-    assert_eq!(done.len(), 30);
-    for fields in done {
-        let i: usize = fields[1].parse().unwrap();
-        assert_eq!(fields[2], thirty[i], "index {i}");
+        "/../../docs/ranking"
+    ))];
+    while let Some(folder) = folders.pop() {
+        for entry in std::fs::read_dir(folder).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                folders.push(path);
+            } else if path.file_name().is_some_and(|n| n == "pairs.csv") {
+                files.push(path);
+            }
+        }
+    }
+    assert!(files.len() >= 10, "{files:?}");
+    for path in files {
+        let file = crate::pairs::PairsFile::read(&path).unwrap();
+        let scored = file.scored.as_deref().unwrap_or(crate::pairs::VALIDATION);
+        let pairs = file.for_run(&path, &file.data, scored, &genomes).unwrap();
+        assert_eq!(pairs.len(), file.pairs.len(), "{}", path.display());
+        assert!(pairs.len() >= 10, "{}", path.display());
     }
 }
