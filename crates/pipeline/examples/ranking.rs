@@ -4,8 +4,8 @@
 //! between the two rankings, a scatter and a markdown summary beside the file.
 //!
 //! `cargo run --profile dev -p kiln-pipeline --example ranking -- docs/ranking/pairs.csv
-//! [--supernet DIR] [--compare OTHER.csv]` writes `scatter.svg` and `summary.md` in the
-//! file's folder; with `--supernet` the summary names the supernet's weights by content, its
+//! [--supernet DIR] [--compare OTHER.csv] [--out DIR]` writes `scatter.svg` and `summary.md`
+//! in the file's folder (or `--out`'s: a committed summary stays as its flags made it); with `--supernet` the summary names the supernet's weights by content, its
 //! epochs and the data and split it was trained on (refused unless the pairs file's `data`
 //! line names the same). With `--compare`, a pairs file of the same genomes and data, the
 //! summary also gives
@@ -21,7 +21,8 @@
 //! `spaces/mobile.toml` for the default one) the summary also says what each ranking follows:
 //! Kendall's tau-b of each column against the genomes' block count, head-conv width, SE block
 //! count, parameters and MACs (at the input of the `--supernet`, or 1x28x28 with 10 classes,
-//! the digits' and Fashion-MNIST's, without one).
+//! the digits' and Fashion-MNIST's, without one), and with two or more `--compare` the mean
+//! of the trainings' too.
 
 use std::path::{Path, PathBuf};
 
@@ -32,19 +33,20 @@ type Error = Box<dyn std::error::Error>;
 
 use kiln_supernet::pairs::{Pair, PairsFile};
 
-const USAGE: &str =
-    "usage: ranking PAIRS.csv [--supernet DIR] [--compare OTHER.csv]... [--space SPACE.toml]";
+const USAGE: &str = "usage: ranking PAIRS.csv [--supernet DIR] [--compare OTHER.csv]... [--space SPACE.toml] \
+     [--out DIR]";
 
 fn main() -> Result<(), Error> {
     let mut args = std::env::args().skip(1);
     let file = PathBuf::from(args.next().ok_or(USAGE)?);
-    let (mut supernet, mut compare, mut space) = (None, Vec::new(), None);
+    let (mut supernet, mut compare, mut space, mut out) = (None, Vec::new(), None, None);
     while let Some(flag) = args.next() {
         let value = args.next().map(PathBuf::from).ok_or(USAGE)?;
         match flag.as_str() {
             "--supernet" => supernet = Some(value),
             "--compare" => compare.push(value),
             "--space" => space = Some(value),
+            "--out" => out = Some(value),
             _ => return Err(USAGE.into()),
         }
     }
@@ -90,7 +92,10 @@ fn main() -> Result<(), Error> {
     let a: Vec<f64> = found.iter().map(|p| p.inherited).collect();
     let b: Vec<f64> = found.iter().map(|p| p.stand_alone).collect();
     let tau = kiln_latency::kendall_tau(&a, &b).ok_or("Kendall's tau is undefined (all tied)")?;
-    let dir = file.parent().unwrap_or(Path::new("."));
+    let dir = out
+        .as_deref()
+        .unwrap_or(file.parent().unwrap_or(Path::new(".")));
+    std::fs::create_dir_all(dir)?;
     let points: Vec<(f64, f64)> = a
         .iter()
         .zip(&b)
@@ -132,9 +137,13 @@ fn main() -> Result<(), Error> {
     for (other, theirs) in &compared {
         sentences += &compare_sentences(found, other, theirs)?;
     }
-    if compared.len() >= 2 {
-        sentences += &mean_of_trainings_sentence(found, &compared)?;
-    }
+    let mean = if compared.len() >= 2 {
+        let (shared, trainings) = mean_of_trainings(found, &compared)?;
+        sentences += &mean_of_trainings_sentence(&shared, trainings);
+        Some((shared, trainings))
+    } else {
+        None
+    };
     if let Some(path) = &space {
         let input = match &supernet {
             Some(d) => kiln_supernet::identity(d)?.input,
@@ -145,7 +154,7 @@ fn main() -> Result<(), Error> {
                 classes: 10,
             },
         };
-        sentences += &feature_sentences(found, &Space::load(path)?, input)?;
+        sentences += &feature_sentences(found, mean.as_ref(), &Space::load(path)?, input)?;
     }
     let mut md = format!(
         "# Ranking: inherited vs stand-alone accuracy\n\n\
@@ -255,16 +264,17 @@ fn compare_sentences(found: &[Pair], other: &Path, theirs: &[Pair]) -> Result<St
     Ok(out)
 }
 
-/// The summary's sentence on all stand-alone trainings at once: Kendall's tau-b of `found`'s
-/// inherited accuracies against the mean of its stand-alone column and every `others` file's
-/// that differs from it (trained again), over the genomes every file holds. Genome ids are
-/// checked against `found` by [`compare_sentences`] first.
+/// Every stand-alone training at once: for each of `found`'s genomes that every training
+/// holds, its inherited accuracy and the mean of its stand-alone accuracies (`found`'s
+/// column and every `others` file's that differs from it, i.e. trained again), with the
+/// number of trainings. Genome ids are checked against `found` by [`compare_sentences`]
+/// first.
 ///
 /// Errors: fewer than 2 shared genomes.
-fn mean_of_trainings_sentence(
+fn mean_of_trainings(
     found: &[Pair],
     others: &[(PathBuf, Vec<Pair>)],
-) -> Result<String, Error> {
+) -> Result<(Vec<MeanPair>, usize), Error> {
     let mut columns: Vec<&[Pair]> = Vec::new();
     for (_, theirs) in others {
         let differs = theirs.iter().any(|q| {
@@ -276,9 +286,7 @@ fn mean_of_trainings_sentence(
             columns.push(theirs);
         }
     }
-    // genomes every training holds, with their stand-alone accuracies
-    let mut inherited = Vec::new();
-    let mut mean = Vec::new();
+    let mut shared = Vec::new();
     for p in found {
         let rest: Option<Vec<f64>> = columns
             .iter()
@@ -286,11 +294,14 @@ fn mean_of_trainings_sentence(
             .collect();
         if let Some(mut all) = rest {
             all.push(p.stand_alone);
-            inherited.push(p.inherited);
-            mean.push(mean_of(&all));
+            shared.push(MeanPair {
+                index: p.index,
+                inherited: p.inherited,
+                mean: mean_of(&all),
+            });
         }
     }
-    if inherited.len() < 2 {
+    if shared.len() < 2 {
         let names: Vec<String> = others
             .iter()
             .map(|(o, _)| o.display().to_string())
@@ -301,15 +312,29 @@ fn mean_of_trainings_sentence(
         )
         .into());
     }
+    Ok((shared, 1 + columns.len()))
+}
+
+/// A genome's inherited accuracy and the mean of its stand-alone trainings.
+struct MeanPair {
+    index: usize,
+    inherited: f64,
+    mean: f64,
+}
+
+/// The summary's sentence on all stand-alone trainings at once: Kendall's tau-b of the
+/// inherited accuracies against the mean of the `trainings` ([`mean_of_trainings`]).
+fn mean_of_trainings_sentence(shared: &[MeanPair], trainings: usize) -> String {
+    let inherited: Vec<f64> = shared.iter().map(|m| m.inherited).collect();
+    let mean: Vec<f64> = shared.iter().map(|m| m.mean).collect();
     let tau = kiln_latency::kendall_tau(&inherited, &mean)
         .map_or("undefined (all tied)".to_string(), |t| format!("{t:.3}"));
-    Ok(format!(
-        "\n\nAgainst the mean of all {} stand-alone trainings (this file's and the compared \
-         files' that trained again), over the {} genomes all of them hold, this file's \
-         inherited ranking scores Kendall's tau-b **{tau}**.",
-        1 + columns.len(),
-        inherited.len()
-    ))
+    format!(
+        "\n\nAgainst the mean of all {trainings} stand-alone trainings (this file's and the \
+         compared files' that trained again), over the {} genomes all of them hold, this \
+         file's inherited ranking scores Kendall's tau-b **{tau}**.",
+        shared.len()
+    )
 }
 
 /// The mean of one genome's accuracies, rounded to 1e-6: a pairs file gives 4 decimals, so
@@ -344,13 +369,20 @@ fn two_trainings_sentence(shared: &[(&Pair, &Pair)], a: &[f64], b: &[f64]) -> St
 /// The summary's sentence on what each ranking follows: Kendall's tau-b of the inherited and
 /// the stand-alone column against each genome's block count (depth), head-conv width, SE
 /// block count, parameters and MACs (at `input`). The genomes are the judge bench's
-/// ([`kiln_supernet::ranking_genomes`]), matched to the pairs by index and id.
+/// ([`kiln_supernet::ranking_genomes`]), matched to the pairs by index and id. Given the
+/// `mean` of several trainings ([`mean_of_trainings`]), that mean's too (over the genomes it
+/// holds): one training's tau against a feature moves by chance far more than the mean's.
 ///
 /// Errors: a pair whose genome is not the bench's sample at its index (another space).
-fn feature_sentences(found: &[Pair], space: &Space, input: InputSpec) -> Result<String, Error> {
+fn feature_sentences(
+    found: &[Pair],
+    mean: Option<&(Vec<MeanPair>, usize)>,
+    space: &Space,
+    input: InputSpec,
+) -> Result<String, Error> {
     let count = found.iter().map(|p| p.index + 1).max().unwrap_or(0);
     let sampled = kiln_supernet::ranking_genomes(space, count);
-    let mut rows: Vec<[f64; 7]> = Vec::new();
+    let mut rows: Vec<[f64; 8]> = Vec::new();
     for p in found {
         let g = &sampled[p.index];
         if g.id() != p.genome {
@@ -374,12 +406,15 @@ fn feature_sentences(found: &[Pair], space: &Space, input: InputSpec) -> Result<
             se as f64,
             totals.params as f64,
             totals.macs as f64,
+            mean.and_then(|(m, _)| m.iter().find(|m| m.index == p.index))
+                .map_or(f64::NAN, |m| m.mean),
         ]);
     }
-    let column = |i: usize| rows.iter().map(|r| r[i]).collect::<Vec<f64>>();
+    // over the rows that hold both columns (the mean's may lack some genomes)
     let tau = |a: usize, b: usize| {
-        kiln_latency::kendall_tau(&column(a), &column(b))
-            .map_or("n/a".into(), |t| format!("{t:.2}"))
+        let both = rows.iter().filter(|r| r[a].is_finite() && r[b].is_finite());
+        let (x, y): (Vec<f64>, Vec<f64>) = both.map(|r| (r[a], r[b])).unzip();
+        kiln_latency::kendall_tau(&x, &y).map_or("n/a".into(), |t| format!("{t:.2}"))
     };
     let features = [
         "blocks",
@@ -394,15 +429,75 @@ fn feature_sentences(found: &[Pair], space: &Space, input: InputSpec) -> Result<
             .collect::<Vec<_>>()
             .join(", ")
     };
+    let of_mean = match mean {
+        Some((m, trainings)) => format!(
+            "; the mean of the {trainings} stand-alone trainings ({} genomes) against {}",
+            m.len(),
+            against(7)
+        ),
+        None => String::new(),
+    };
     Ok(format!(
         "\n\nWhat each ranking follows (Kendall's tau-b over these {} genomes; parameters and \
-         MACs at {}x{}x{}, {} classes): inherited against {}; stand-alone against {}.",
+         MACs at {}x{}x{}, {} classes): inherited against {}; stand-alone against {}{of_mean}.\
+         {}",
         rows.len(),
         input.channels,
         input.height,
         input.width,
         input.classes,
         against(0),
-        against(1)
+        against(1),
+        by_head_width(&rows)
     ))
+}
+
+/// The summary's sentence on the head conv, the choice the trainings from scratch follow
+/// most: for each head-conv width among `rows` (as [`feature_sentences`] builds them), how
+/// many genomes have it and their mean inherited, stand-alone and (where known) mean-of-
+/// trainings top-1, in percent, with Kendall's tau-b of inherited against the mean of
+/// trainings within the group (what a supernet ranks right besides the head conv).
+fn by_head_width(rows: &[[f64; 8]]) -> String {
+    let mut widths: Vec<f64> = rows.iter().map(|r| r[3]).collect();
+    widths.sort_by(f64::total_cmp);
+    widths.dedup();
+    let with_mean = rows.iter().any(|r| r[7].is_finite());
+    let groups: Vec<String> = widths
+        .iter()
+        .map(|&w| {
+            let group: Vec<&[f64; 8]> = rows.iter().filter(|r| r[3] == w).collect();
+            // column `c`'s mean over the group's genomes that have it, in percent
+            let mean = |c: usize| {
+                let known: Vec<f64> = group
+                    .iter()
+                    .map(|r| r[c])
+                    .filter(|v| v.is_finite())
+                    .collect();
+                format!(
+                    "{:.2}%",
+                    100.0 * known.iter().sum::<f64>() / known.len() as f64
+                )
+            };
+            // within the group, the inherited ranking against the mean of trainings
+            let within = || {
+                let (x, y): (Vec<f64>, Vec<f64>) = group
+                    .iter()
+                    .filter(|r| r[7].is_finite())
+                    .map(|r| (r[0], r[7]))
+                    .unzip();
+                kiln_latency::kendall_tau(&x, &y).map_or("n/a".into(), |t| format!("{t:.2}"))
+            };
+            let of_mean = if with_mean {
+                format!(", {} (tau-b {})", mean(7), within())
+            } else {
+                String::new()
+            };
+            format!("{w} ({}): {}, {}{of_mean}", group.len(), mean(0), mean(1))
+        })
+        .collect();
+    let of_mean = if with_mean { ", mean of trainings" } else { "" };
+    format!(
+        " By head-conv width (genomes: mean inherited, stand-alone{of_mean} top-1): {}.",
+        groups.join("; ")
+    )
 }

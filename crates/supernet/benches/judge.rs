@@ -44,6 +44,11 @@
 //! file says so in a `scored,IMAGES` line (folder, image count, content id) and is refused by
 //! a run that scores elsewhere. Each training's validation top-1 also goes to stderr
 //! (`validation,genome,top1`); `--against` (which scores the validation split) is refused.
+//! `--space FILE` draws the candidates from FILE's space instead of the supernet's and
+//! judges only those the supernet holds: a few-shot split (Zhao et al., 2021: one supernet
+//! per value of a choice, each trained on a space with that value alone) is ranked by
+//! running the bench once per supernet with the same `--space` and `--pairs` file, each run
+//! adding its candidates.
 
 use std::collections::HashMap;
 use std::io::Write;
@@ -67,7 +72,7 @@ fn main() {
             "usage: judge SUPERNET_DIR [--candidates N] [--workers W] [--recalibration IMAGES] \
              [--idx DIR] [--validation SHARE] [--held-out DIR] [--stand-alone EPOCHS \
              [--seed-base B] | --stand-alone-from FILE] [--pairs FILE] [--against IMAGES] \
-             [--engine kernels|burn]"
+             [--engine kernels|burn] [--space FILE]"
         );
         return;
     };
@@ -85,6 +90,7 @@ fn main() {
         idx,
         validation,
         held_out_dir,
+        space_file,
     } = args;
     let identity = kiln_supernet::identity(&dir).unwrap_or_else(|e| fail(&e.to_string()));
     let split = SplitOptions {
@@ -122,7 +128,16 @@ fn main() {
         recalibration_images: recal.unwrap_or(identity.config.recalibration_images),
         ..JudgeSettings::default()
     };
-    let genomes = kiln_supernet::ranking_genomes(&identity.space, candidates);
+    let space = match &space_file {
+        Some(f) => kiln_space::Space::load(f).unwrap_or_else(|e| fail(&e.to_string())),
+        None => identity.space.clone(),
+    };
+    let genomes = kiln_supernet::ranking_genomes(&space, candidates);
+    // with --space, the candidates this supernet holds (one of a few-shot split's)
+    let held: Vec<bool> = genomes
+        .iter()
+        .map(|g| g.validate(&identity.space, "ranking").is_ok())
+        .collect();
     let earlier = pairs_file
         .as_deref()
         .map(|p| read_pairs(p, &genomes, &data_identity, scored_on))
@@ -140,8 +155,16 @@ fn main() {
         (None, None) => None,
     };
     let todo: Vec<usize> = (0..candidates)
-        .filter(|i| !earlier.iter().any(|p| p.0 == *i))
+        .filter(|i| held[*i] && !earlier.iter().any(|p| p.0 == *i))
         .collect();
+    let outside = held.iter().filter(|h| !**h).count();
+    if outside > 0 {
+        println!(
+            "{outside} of the {candidates} candidates of space `{}` are not sub-networks of \
+             this supernet (space `{}`): left to another",
+            space.name, identity.space.name
+        );
+    }
     let log = pairs_file
         .as_ref()
         .map(|p| open_pairs(p, &data_identity, scored_line.as_deref()));
@@ -386,6 +409,7 @@ struct Args {
     idx: Option<String>,
     validation: f64,
     held_out_dir: Option<String>,
+    space_file: Option<PathBuf>,
 }
 
 /// Reads the command line; `None` without a `SUPERNET_DIR`. Exits with an error naming
@@ -407,6 +431,7 @@ fn parse_args() -> Option<Args> {
         idx: None,
         validation: 0.1,
         held_out_dir: None,
+        space_file: None,
     };
     while let Some(flag) = args.next() {
         let mut value = |what: &str| {
@@ -429,6 +454,7 @@ fn parse_args() -> Option<Args> {
             "--stand-alone-from" => a.alone_from = Some(from_root(&value("a file"))),
             "--idx" => a.idx = Some(value("a directory")),
             "--held-out" => a.held_out_dir = Some(value("a directory")),
+            "--space" => a.space_file = Some(from_root(&value("a space file"))),
             "--validation" => {
                 a.validation = Some(value("a share between 0 and 1"))
                     .and_then(|v| v.parse().ok())
