@@ -5,10 +5,10 @@
 //!
 //! `cargo run --profile dev -p kiln-pipeline --example ranking -- docs/ranking/pairs.csv
 //! [--supernet DIR] [--compare OTHER.csv] [--out DIR]` writes `scatter.svg` and `summary.md`
-//! in the file's folder (or `--out`'s: a committed summary stays as its flags made it); with `--supernet` the summary names the supernet's weights by content, its
-//! epochs and the data and split it was trained on (refused unless the pairs file's `data`
-//! line names the same). With `--compare`, a pairs file of the same genomes and data, the
-//! summary also gives
+//! in the file's folder (or `--out`'s: a committed summary stays as its flags made it);
+//! with `--supernet` the summary names the supernet's weights by content, its epochs and the
+//! data and split it was trained on (refused unless the pairs file's `data` line names the
+//! same). With `--compare`, a pairs file of the same genomes and data, the summary also gives
 //! Kendall's tau-b between the two files' rankings over the genomes both hold, column by
 //! column: stand-alone against stand-alone trained with other seeds (the judge bench's
 //! `--seed-base`; the ground truth's own noise, the most any evaluator can be expected to
@@ -22,7 +22,8 @@
 //! Kendall's tau-b of each column against the genomes' block count, head-conv width, SE block
 //! count, parameters and MACs (at the input of the `--supernet`, or 1x28x28 with 10 classes,
 //! the digits' and Fashion-MNIST's, without one), and with two or more `--compare` the mean
-//! of the trainings' too.
+//! of the trainings' too; then each head-conv width's genome count and mean accuracies, and
+//! the inherited ranking against the mean of trainings within each width.
 
 use std::path::{Path, PathBuf};
 
@@ -52,19 +53,7 @@ fn main() -> Result<(), Error> {
     }
     let ours = PairsFile::read(&file)?;
     // each compared file read once, for its own sentences and the mean of trainings
-    let compared: Vec<(PathBuf, Vec<Pair>)> = compare
-        .iter()
-        .map(|other| {
-            let theirs = PairsFile::read(other)?;
-            if (&theirs.data, &theirs.scored) != (&ours.data, &ours.scored) {
-                let (a, b) = (file.display(), other.display());
-                let (x, y) = (ours.scored_on(), theirs.scored_on());
-                let msg = format!("{a} holds accuracies on {x}, {b} on {y}: not comparable");
-                return Err(msg.into());
-            }
-            Ok((other.clone(), theirs.pairs))
-        })
-        .collect::<Result<_, Error>>()?;
+    let compared = read_compared(&file, &ours, &compare)?;
     let (found, data) = (ours.pairs.as_slice(), ours.data.as_str());
     // the axes' and summary's name for the images every accuracy was measured on
     let short = if ours.scored.is_some() {
@@ -192,6 +181,30 @@ fn main() -> Result<(), Error> {
         dir.join("summary.md").display()
     );
     Ok(())
+}
+
+/// Each `--compare` file's pairs, read once.
+///
+/// Errors: a file that does not read, or holds accuracies of other data or other images
+/// than `ours` (the pairs file at `file`).
+fn read_compared(
+    file: &Path,
+    ours: &PairsFile,
+    compare: &[PathBuf],
+) -> Result<Vec<(PathBuf, Vec<Pair>)>, Error> {
+    compare
+        .iter()
+        .map(|other| {
+            let theirs = PairsFile::read(other)?;
+            if (&theirs.data, &theirs.scored) != (&ours.data, &ours.scored) {
+                let (a, b) = (file.display(), other.display());
+                let (x, y) = (ours.scored_on(), theirs.scored_on());
+                let msg = format!("{a} holds accuracies on {x}, {b} on {y}: not comparable");
+                return Err(msg.into());
+            }
+            Ok((other.clone(), theirs.pairs))
+        })
+        .collect()
 }
 
 /// A column of a pairs file: its name, how to read it, what a second measurement of it is.
@@ -473,6 +486,9 @@ fn by_head_width(rows: &[[f64; 8]]) -> String {
                     .map(|r| r[c])
                     .filter(|v| v.is_finite())
                     .collect();
+                if known.is_empty() {
+                    return "n/a".to_string();
+                }
                 format!(
                     "{:.2}%",
                     100.0 * known.iter().sum::<f64>() / known.len() as f64

@@ -98,21 +98,7 @@ fn main() {
         ..SplitOptions::default()
     };
     let (data, data_identity) = supernet_data(&dir, &identity, idx.as_deref(), &split);
-    // with held-out images, they stand in for the test split (training reads no test image)
-    // and every accuracy below is measured on them; a pairs file names them
-    let (data, scored_line) = match held_out_dir.as_deref() {
-        Some(d) => {
-            let (images, name) = held_out_images(d, &data, &split);
-            (
-                Dataset {
-                    test: images,
-                    ..data
-                },
-                Some(name),
-            )
-        }
-        None => (data, None),
-    };
+    let (data, scored_line) = with_held_out(data, held_out_dir.as_deref(), &split);
     let held_out = scored_line.is_some();
     let scored = if held_out {
         &data.test
@@ -128,16 +114,7 @@ fn main() {
         recalibration_images: recal.unwrap_or(identity.config.recalibration_images),
         ..JudgeSettings::default()
     };
-    let space = match &space_file {
-        Some(f) => kiln_space::Space::load(f).unwrap_or_else(|e| fail(&e.to_string())),
-        None => identity.space.clone(),
-    };
-    let genomes = kiln_supernet::ranking_genomes(&space, candidates);
-    // with --space, the candidates this supernet holds (one of a few-shot split's)
-    let held: Vec<bool> = genomes
-        .iter()
-        .map(|g| g.validate(&identity.space, "ranking").is_ok())
-        .collect();
+    let (genomes, held) = ranking_candidates(&identity, space_file.as_deref(), candidates);
     let earlier = pairs_file
         .as_deref()
         .map(|p| read_pairs(p, &genomes, &data_identity, scored_on))
@@ -157,14 +134,6 @@ fn main() {
     let todo: Vec<usize> = (0..candidates)
         .filter(|i| held[*i] && !earlier.iter().any(|p| p.0 == *i))
         .collect();
-    let outside = held.iter().filter(|h| !**h).count();
-    if outside > 0 {
-        println!(
-            "{outside} of the {candidates} candidates of space `{}` are not sub-networks of \
-             this supernet (space `{}`): left to another",
-            space.name, identity.space.name
-        );
-    }
     let log = pairs_file
         .as_ref()
         .map(|p| open_pairs(p, &data_identity, scored_line.as_deref()));
@@ -331,7 +300,9 @@ impl Bench<'_> {
                 let (path, file) = &mut *f;
                 // an unrecorded pair would be trained again next sitting: stop and say so
                 let failed = |e| fail(&format!("{}: {e}", path.display()));
-                writeln!(file, "{line}").unwrap_or_else(failed);
+                // one write, so a kill cannot leave half a line for the next append to extend
+                file.write_all(format!("{line}\n").as_bytes())
+                    .unwrap_or_else(failed);
             }
             acc
         });
@@ -482,6 +453,67 @@ fn parse_args() -> Option<Args> {
     Some(a)
 }
 
+/// The ranking benchmark's `candidates` genomes, drawn from `space_file`'s space (`--space`)
+/// or else the supernet's, and whether the supernet holds each (all of them without
+/// `--space`; with it, one supernet of a few-shot split holds its share).
+///
+/// Exits with an error when `space_file` does not load, when the supernet holds none of
+/// them (naming the first reason), or when a genome it holds would be another network in
+/// the supernet's space than in `space_file`'s (fixed settings such as strides differ).
+fn ranking_candidates(
+    identity: &kiln_supernet::SupernetIdentity,
+    space_file: Option<&std::path::Path>,
+    candidates: usize,
+) -> (Vec<Genome>, Vec<bool>) {
+    let ours = &identity.space;
+    let Some(file) = space_file else {
+        return (
+            kiln_supernet::ranking_genomes(ours, candidates),
+            vec![true; candidates],
+        );
+    };
+    let space = kiln_space::Space::load(file).unwrap_or_else(|e| fail(&e.to_string()));
+    let genomes = kiln_supernet::ranking_genomes(&space, candidates);
+    let mut first_reason = None;
+    let mut held = Vec::new();
+    for g in &genomes {
+        match g.validate(ours, "the supernet's space") {
+            Ok(()) => {
+                let arch = |s| kiln_space::Architecture::new(s, g, identity.input).ok();
+                if arch(ours) != arch(&space) {
+                    fail(&format!(
+                        "{}: genome {} is another network in the supernet's space than in \
+                         this one: the two spaces differ beyond their choices",
+                        file.display(),
+                        g.id()
+                    ));
+                }
+                held.push(true);
+            }
+            Err(e) => {
+                first_reason.get_or_insert(e.to_string());
+                held.push(false);
+            }
+        }
+    }
+    let outside = held.iter().filter(|h| !**h).count();
+    if outside == candidates {
+        let why = first_reason.unwrap_or_default();
+        fail(&format!(
+            "{}: the supernet holds none of its {candidates} candidates (the first: {why})",
+            file.display()
+        ));
+    }
+    if outside > 0 {
+        println!(
+            "{outside} of the {candidates} candidates of {} are not sub-networks of this \
+             supernet: left to another supernet of the split",
+            file.display()
+        );
+    }
+    (genomes, held)
+}
+
 /// Where the stand-alone accuracies of a ranking run come from.
 enum Truth {
     /// Trained here from scratch: candidate i with seed `seed_base + i`.
@@ -550,6 +582,21 @@ fn supernet_data(
         ));
     }
     (data, data_identity)
+}
+
+/// `data` as the bench scores it: with `--held-out DIR`, DIR's test images stand in for its
+/// test split (training reads no test image) and every accuracy is measured on them, with
+/// the `scored` line a pairs file names them by ([`held_out_images`]); else unchanged.
+fn with_held_out(
+    data: Dataset,
+    held_out_dir: Option<&str>,
+    split: &SplitOptions,
+) -> (Dataset, Option<String>) {
+    let Some(dir) = held_out_dir else {
+        return (data, None);
+    };
+    let (test, name) = held_out_images(dir, &data, split);
+    (Dataset { test, ..data }, Some(name))
 }
 
 /// The test images of the IDX folder `dir` (`--held-out`), and how a pairs file names them:

@@ -8,7 +8,8 @@
 //! done,INDEX,GENOME,INHERITED,STAND_ALONE   one line a genome, as it finishes (any order)
 //! ```
 //!
-//! `INDEX` is the genome's position in [`crate::ranking_genomes`]'s sample, `GENOME` its id,
+//! `INDEX` is the genome's position in [`crate::ranking_genomes`]'s sample of the space the
+//! bench drew from (the supernet's, or its `--space`), `GENOME` its id,
 //! the two accuracies top-1 fractions (`host`): inherited from the supernet (batch norm
 //! recalibrated) and trained from scratch. A file written before the bench wrote a `data`
 //! line holds the bundled digits' pairs.
@@ -56,7 +57,7 @@ pub enum PairsError {
     /// A genome that is not the sample's at its index: a file of another space.
     #[error(
         "{path}:{line}: genome {theirs} at index {index}, but this run's is {ours} (a file of \
-         another space)"
+         another space: the judge bench draws from the supernet's space, or from --space)"
     )]
     Genome {
         /// The pairs file.

@@ -48,7 +48,12 @@ pub fn read_pairs(
     data: &str,
     scored_on: &str,
 ) -> Vec<(usize, f64, f64)> {
-    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let text = match std::fs::read_to_string(path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+        // an unreadable file is not an empty one: every pair in it would be trained again
+        Err(e) => fail(&format!("{}: {e}", path.display())),
+    };
     if text.trim().is_empty() {
         return Vec::new();
     }
@@ -76,9 +81,13 @@ pub fn open_pairs(
         .append(true)
         .open(path)
         .unwrap_or_else(|e| cannot(e));
-    if file.metadata().is_ok_and(|m| m.len() == 0) {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    if text.is_empty() {
         file.write_all(header(data, scored).as_bytes())
             .unwrap_or_else(|e| cannot(e));
+    } else if !text.ends_with('\n') {
+        // a file edited by hand without a last newline: the next pair starts a line of its own
+        file.write_all(b"\n").unwrap_or_else(|e| cannot(e));
     }
     Mutex::new((path.to_path_buf(), file))
 }
