@@ -379,12 +379,42 @@ fn two_trainings_sentence(shared: &[(&Pair, &Pair)], a: &[f64], b: &[f64]) -> St
     )
 }
 
+/// The genome features the summary ranks each column against, in [`Row::features`]' order.
+const FEATURES: [&str; 5] = [
+    "blocks",
+    "head-conv width",
+    "SE blocks",
+    "parameters",
+    "MACs",
+];
+/// Where the head-conv width sits in [`FEATURES`].
+const HEAD_WIDTH: usize = 1;
+
+/// One genome of the summary: its accuracies (top-1 fractions), its [`FEATURES`], and the
+/// mean of its stand-alone trainings where several are given and it is in all of them.
+struct Row {
+    inherited: f64,
+    stand_alone: f64,
+    features: [f64; 5],
+    mean: Option<f64>,
+}
+
+/// A column of [`Row`]s, `None` where a row lacks it.
+type Of<'f> = dyn Fn(&Row) -> Option<f64> + 'f;
+
+/// Kendall's tau-b of column `x` against column `y` over the `rows` that have both, to two
+/// decimals, or `n/a` when undefined (fewer than two rows, or one column all tied).
+fn tau_over<'a>(rows: impl Iterator<Item = &'a Row>, x: &Of<'_>, y: &Of<'_>) -> String {
+    let (a, b): (Vec<f64>, Vec<f64>) = rows.filter_map(|r| Some((x(r)?, y(r)?))).unzip();
+    kiln_latency::kendall_tau(&a, &b).map_or("n/a".into(), |t| format!("{t:.2}"))
+}
+
 /// The summary's sentence on what each ranking follows: Kendall's tau-b of the inherited and
-/// the stand-alone column against each genome's block count (depth), head-conv width, SE
-/// block count, parameters and MACs (at `input`). The genomes are the judge bench's
-/// ([`kiln_supernet::ranking_genomes`]), matched to the pairs by index and id. Given the
-/// `mean` of several trainings ([`mean_of_trainings`]), that mean's too (over the genomes it
-/// holds): one training's tau against a feature moves by chance far more than the mean's.
+/// the stand-alone column against each genome's [`FEATURES`] (parameters and MACs at
+/// `input`). The genomes are the judge bench's ([`kiln_supernet::ranking_genomes`]), matched
+/// to the pairs by index and id. Given the `mean` of several trainings
+/// ([`mean_of_trainings`]), that mean's too (over the genomes it holds): one training's tau
+/// against a feature moves by chance far more than the mean's.
 ///
 /// Errors: a pair whose genome is not the bench's sample at its index (another space).
 fn feature_sentences(
@@ -395,7 +425,7 @@ fn feature_sentences(
 ) -> Result<String, Error> {
     let count = found.iter().map(|p| p.index + 1).max().unwrap_or(0);
     let sampled = kiln_supernet::ranking_genomes(space, count);
-    let mut rows: Vec<[f64; 8]> = Vec::new();
+    let mut rows = Vec::new();
     for p in found {
         let g = &sampled[p.index];
         if g.id() != p.genome {
@@ -411,34 +441,27 @@ fn feature_sentences(
         let totals = Architecture::new(space, g, input)?.totals();
         let blocks = g.stages.iter().flat_map(|s| &s.blocks);
         let se = blocks.clone().filter(|b| b.se).count();
-        rows.push([
-            p.inherited,
-            p.stand_alone,
-            blocks.count() as f64,
-            g.head_width as f64,
-            se as f64,
-            totals.params as f64,
-            totals.macs as f64,
-            mean.and_then(|(m, _)| m.iter().find(|m| m.index == p.index))
-                .map_or(f64::NAN, |m| m.mean),
-        ]);
+        rows.push(Row {
+            inherited: p.inherited,
+            stand_alone: p.stand_alone,
+            features: [
+                blocks.count() as f64,
+                g.head_width as f64,
+                se as f64,
+                totals.params as f64,
+                totals.macs as f64,
+            ],
+            mean: mean
+                .and_then(|(m, _)| m.iter().find(|m| m.index == p.index))
+                .map(|m| m.mean),
+        });
     }
-    // over the rows that hold both columns (the mean's may lack some genomes)
-    let tau = |a: usize, b: usize| {
-        let both = rows.iter().filter(|r| r[a].is_finite() && r[b].is_finite());
-        let (x, y): (Vec<f64>, Vec<f64>) = both.map(|r| (r[a], r[b])).unzip();
-        kiln_latency::kendall_tau(&x, &y).map_or("n/a".into(), |t| format!("{t:.2}"))
-    };
-    let features = [
-        "blocks",
-        "head-conv width",
-        "SE blocks",
-        "parameters",
-        "MACs",
-    ];
-    let against = |col: usize| {
-        (0..features.len())
-            .map(|f| format!("{} {}", features[f], tau(col, f + 2)))
+    let against = |column: &Of<'_>| {
+        (0..FEATURES.len())
+            .map(|f| {
+                let tau = tau_over(rows.iter(), column, &|r| Some(r.features[f]));
+                format!("{} {tau}", FEATURES[f])
+            })
             .collect::<Vec<_>>()
             .join(", ")
     };
@@ -446,7 +469,7 @@ fn feature_sentences(
         Some((m, trainings)) => format!(
             "; the mean of the {trainings} stand-alone trainings ({} genomes) against {}",
             m.len(),
-            against(7)
+            against(&|r| r.mean)
         ),
         None => String::new(),
     };
@@ -459,56 +482,47 @@ fn feature_sentences(
         input.height,
         input.width,
         input.classes,
-        against(0),
-        against(1),
+        against(&|r| Some(r.inherited)),
+        against(&|r| Some(r.stand_alone)),
         by_head_width(&rows)
     ))
 }
 
 /// The summary's sentence on the head conv, the choice the trainings from scratch follow
-/// most: for each head-conv width among `rows` (as [`feature_sentences`] builds them), how
-/// many genomes have it and their mean inherited, stand-alone and (where known) mean-of-
-/// trainings top-1, in percent, with Kendall's tau-b of inherited against the mean of
-/// trainings within the group (what a supernet ranks right besides the head conv).
-fn by_head_width(rows: &[[f64; 8]]) -> String {
-    let mut widths: Vec<f64> = rows.iter().map(|r| r[3]).collect();
+/// most: for each head-conv width among `rows`, how many genomes have it and their mean
+/// inherited, stand-alone and (where known) mean-of-trainings top-1, in percent, with
+/// Kendall's tau-b of inherited against the mean of trainings within the group (what a
+/// supernet ranks right besides the head conv).
+fn by_head_width(rows: &[Row]) -> String {
+    let mut widths: Vec<f64> = rows.iter().map(|r| r.features[HEAD_WIDTH]).collect();
     widths.sort_by(f64::total_cmp);
     widths.dedup();
-    let with_mean = rows.iter().any(|r| r[7].is_finite());
+    let with_mean = rows.iter().any(|r| r.mean.is_some());
     let groups: Vec<String> = widths
         .iter()
         .map(|&w| {
-            let group: Vec<&[f64; 8]> = rows.iter().filter(|r| r[3] == w).collect();
-            // column `c`'s mean over the group's genomes that have it, in percent
-            let mean = |c: usize| {
-                let known: Vec<f64> = group
-                    .iter()
-                    .map(|r| r[c])
-                    .filter(|v| v.is_finite())
-                    .collect();
+            let group: Vec<&Row> = rows
+                .iter()
+                .filter(|r| r.features[HEAD_WIDTH] == w)
+                .collect();
+            // a column's mean over the group's genomes that have it, in percent
+            let mean = |column: &Of<'_>| {
+                let known: Vec<f64> = group.iter().filter_map(|r| column(r)).collect();
                 if known.is_empty() {
                     return "n/a".to_string();
                 }
-                format!(
-                    "{:.2}%",
-                    100.0 * known.iter().sum::<f64>() / known.len() as f64
-                )
-            };
-            // within the group, the inherited ranking against the mean of trainings
-            let within = || {
-                let (x, y): (Vec<f64>, Vec<f64>) = group
-                    .iter()
-                    .filter(|r| r[7].is_finite())
-                    .map(|r| (r[0], r[7]))
-                    .unzip();
-                kiln_latency::kendall_tau(&x, &y).map_or("n/a".into(), |t| format!("{t:.2}"))
+                let m = 100.0 * known.iter().sum::<f64>() / known.len() as f64;
+                format!("{m:.2}%")
             };
             let of_mean = if with_mean {
-                format!(", {} (tau-b {})", mean(7), within())
+                let within = tau_over(group.iter().copied(), &|r| Some(r.inherited), &|r| r.mean);
+                format!(", {} (tau-b {within})", mean(&|r| r.mean))
             } else {
                 String::new()
             };
-            format!("{w} ({}): {}, {}{of_mean}", group.len(), mean(0), mean(1))
+            let inherited = mean(&|r| Some(r.inherited));
+            let stand_alone = mean(&|r| Some(r.stand_alone));
+            format!("{w} ({}): {inherited}, {stand_alone}{of_mean}", group.len())
         })
         .collect();
     let of_mean = if with_mean { ", mean of trainings" } else { "" };

@@ -14,7 +14,7 @@
 //! recalibrated) and trained from scratch. A file written before the bench wrote a `data`
 //! line holds the bundled digits' pairs.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use kiln_data::{Source, SplitOptions};
 use kiln_space::Genome;
@@ -99,6 +99,8 @@ impl Pair {
 /// A whole pairs file, read once.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PairsFile {
+    /// The file it was read from (named in errors).
+    pub path: PathBuf,
     /// The data and split its pairs were measured on (its `data,` line, or the bundled
     /// digits' identity for a file without one).
     pub data: String,
@@ -142,6 +144,7 @@ impl PairsFile {
         }
         pairs.sort_by_key(|p| p.index);
         Ok(PairsFile {
+            path: origin.to_path_buf(),
             data: header("data,").unwrap_or_else(bundled_digits),
             scored: header("scored,"),
             pairs,
@@ -169,18 +172,16 @@ impl PairsFile {
     /// Its pairs, checked against a run that reads `data` (an identity line), scores on
     /// `scored_on` ([`VALIDATION`] or a `scored` line) and samples `genomes`; pairs past
     /// the sample's end are left out (a file of more candidates: the first are this run's).
-    /// `origin` names the file in errors.
     ///
     /// Errors: [`PairsError::Mismatch`] for other data or other scored images,
     /// [`PairsError::Genome`] for a genome that is not the sample's at its index.
     pub fn for_run(
         &self,
-        origin: &Path,
         data: &str,
         scored_on: &str,
         genomes: &[Genome],
     ) -> Result<&[Pair], PairsError> {
-        let path = origin.display().to_string();
+        let path = self.path.display().to_string();
         if self.data != data {
             let wanted = format!("reads {data}");
             let (theirs, field) = (self.data.clone(), "measured on");
@@ -296,18 +297,14 @@ mod tests {
         let (g0, g1) = (genomes[0].id(), genomes[1].id());
         let text = format!("data,idx:x\ndone,1,{g1},0.5,0.6\ndone,0,{g0},0.5,0.6\ndone,2,zz,0,0\n");
         let file = PairsFile::parse(&text, path()).unwrap();
-        let ok = file.for_run(path(), "idx:x", VALIDATION, &genomes).unwrap();
+        let ok = file.for_run("idx:x", VALIDATION, &genomes).unwrap();
         assert_eq!(ok.len(), 2, "the pair past the sample is left out");
-        let err = file
-            .for_run(path(), "idx:y", VALIDATION, &genomes)
-            .unwrap_err();
+        let err = file.for_run("idx:y", VALIDATION, &genomes).unwrap_err();
         assert_eq!(
             err.to_string(),
             "runs/pairs.csv: pairs measured on idx:x, but this run reads idx:y"
         );
-        let err = file
-            .for_run(path(), "idx:x", "held-out", &genomes)
-            .unwrap_err();
+        let err = file.for_run("idx:x", "held-out", &genomes).unwrap_err();
         assert!(
             matches!(
                 err,
@@ -320,9 +317,7 @@ mod tests {
         );
         let swapped = text.replace(&format!("0,{g0}"), &format!("0,{g1}"));
         let file = PairsFile::parse(&swapped, path()).unwrap();
-        let err = file
-            .for_run(path(), "idx:x", VALIDATION, &genomes)
-            .unwrap_err();
+        let err = file.for_run("idx:x", VALIDATION, &genomes).unwrap_err();
         assert!(
             matches!(
                 err,

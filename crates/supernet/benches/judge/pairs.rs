@@ -59,7 +59,7 @@ pub fn read_pairs(
     }
     let file = PairsFile::parse(&text, path).unwrap_or_else(|e| fail(&e.to_string()));
     let pairs = file
-        .for_run(path, data, scored_on, genomes)
+        .for_run(data, scored_on, genomes)
         .unwrap_or_else(|e| fail(&e.to_string()));
     pairs
         .iter()
