@@ -143,7 +143,10 @@ fn main() -> Result<(), Error> {
                 classes: 10,
             },
         };
-        sentences += &feature_sentences(found, mean.as_ref(), &Space::load(path)?, input)?;
+        let space = Space::load(path)?;
+        // its genome error says which genome; the file it sits in is this one
+        sentences += &feature_sentences(found, mean.as_ref(), &space, input)
+            .map_err(|e| format!("{}: {e}", file.display()))?;
     }
     let mut md = format!(
         "# Ranking: inherited vs stand-alone accuracy\n\n\
