@@ -466,3 +466,85 @@ fn the_default_search_trains_a_cached_supernet_and_fine_tunes_its_front(dir: &Pa
     let o = compare(&cold);
     assert!(o.status.success(), "{}", text(&o));
 }
+
+/// `search --few-shot head`: a few-shot split trained into the cache (one supernet per
+/// head-conv width), each candidate judged by the part that holds its head conv, and a
+/// genome exported from the split by its part.
+#[test]
+fn a_few_shot_split_judges_each_candidate_on_the_part_that_holds_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cache, run) = (dir.path().join("cache"), dir.path().join("run"));
+    let tiny = tiny_space();
+    let o = xtask(&[
+        "search",
+        "--target",
+        "jetson",
+        "--space",
+        &tiny,
+        "--few-shot",
+        "head",
+        "--supernet-cache",
+        cache.to_str().unwrap(),
+        "--supernet-epochs",
+        "1",
+        "--trials",
+        "4",
+        "--train-limit",
+        "300",
+        "--lut",
+        "off",
+        "--fine-tune",
+        "0",
+        "-o",
+        run.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(
+        text(&o).contains("few-shot split: part head32 (2 of 2)")
+            && text(&o).contains("by `head` (head0, head32; 1 epoch each)"),
+        "{}",
+        text(&o)
+    );
+    let split = std::fs::read_dir(&cache)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    assert!(split.join("split.json").is_file(), "{}", split.display());
+    let csv = std::fs::read_to_string(run.join("trials.csv")).unwrap();
+    let mut done = 0;
+    for trial in std::fs::read_dir(run.join("trials")).unwrap() {
+        let trial = trial.unwrap().path();
+        let genome: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(trial.join("genome.json")).unwrap())
+                .unwrap();
+        let id = trial.file_name().unwrap().to_str().unwrap()[5..].to_string();
+        let row = csv.lines().find(|r| r.contains(&id)).unwrap();
+        if row.contains(",done,") {
+            let part = split.join(format!("head{}", genome["head_width"]));
+            let kind = format!("inherited from the supernet in {} (", part.display());
+            assert!(row.contains(&kind), "{row}");
+            done += 1;
+        }
+    }
+    assert!(done > 0, "{csv}");
+
+    // export from the split: the genome's own part judges it
+    let genome = dir.path().join("g.json");
+    let o = xtask(&["space", "sample", "--seed", "4", "--space", &tiny]);
+    let mut value: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    value["head_width"] = 0.into();
+    std::fs::write(&genome, value.to_string()).unwrap();
+    let o = export(&split, &genome, "300", &dir.path().join("m.onnx"));
+    assert!(o.status.success(), "{}", text(&o));
+    let part = split.join("head0");
+    assert!(
+        text(&o).contains(&format!(
+            "inherited from the supernet in {}",
+            part.display()
+        )),
+        "{}",
+        text(&o)
+    );
+}

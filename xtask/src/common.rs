@@ -107,24 +107,6 @@ pub fn load_genome(path: &Path, space_file: Option<&Path>) -> Result<(Genome, Sp
     Ok((genome, space))
 }
 
-/// Parses `CxHxW` (e.g. `1x28x28`) and a class count into an input spec.
-pub fn input_spec(shape: &str, classes: usize) -> Result<InputSpec> {
-    let dims: Vec<usize> = shape
-        .split('x')
-        .map(|d| d.trim().parse::<usize>())
-        .collect::<Result<_, _>>()
-        .with_context(|| format!("--input `{shape}`: expected CxHxW, e.g. 1x28x28"))?;
-    let [channels, height, width] = dims[..] else {
-        bail!("--input `{shape}`: expected three dimensions CxHxW, e.g. 1x28x28");
-    };
-    Ok(InputSpec {
-        channels,
-        height,
-        width,
-        classes,
-    })
-}
-
 /// The input shape arguments shared by commands that build a network.
 #[derive(clap::Args, Debug, Clone)]
 pub struct InputArgs {
@@ -138,7 +120,7 @@ pub struct InputArgs {
 
 impl InputArgs {
     pub fn spec(&self) -> Result<InputSpec> {
-        input_spec(&self.input, self.classes)
+        InputSpec::from_shape(&self.input, self.classes).context("--input")
     }
 }
 

@@ -132,9 +132,13 @@ pub struct Args {
     /// Where supernets are cached, one per space, data and training settings.
     #[arg(long, value_name = "DIR", default_value = "runs/supernets")]
     pub supernet_cache: PathBuf,
-    /// Epochs of a supernet trained for the cache.
+    /// Epochs of a supernet trained for the cache (with --few-shot, of each part).
     #[arg(long, default_value_t = 2)]
     pub supernet_epochs: usize,
+    /// A few-shot split (Zhao et al., 2021): one supernet per choice of this decision (`head`:
+    /// the head conv's width) judges the genomes that chose it; each trains --supernet-epochs.
+    #[arg(long = "few-shot", value_name = "DECISION")]
+    pub supernet_split: Option<kiln_space::SplitBy>,
     /// Epochs of fine-tuning of the front's models from their inherited weights (the
     /// 5 most accurate; 0: none).
     #[arg(long, default_value_t = 2)]
@@ -334,7 +338,8 @@ fn cached_supernet(args: &Args, request: &mut SearchRequest) -> Result<()> {
     };
     let cache = crate::common::workspace_root().join(&args.supernet_cache);
     let (space, data, id) = (&request.space_path, &request.data, args.data.identity());
-    let dir = kiln_pipeline::supernet_cache::dir_for(&cache, space, data, &config)?;
+    let split = args.supernet_split;
+    let dir = kiln_pipeline::supernet_cache::dir_for(&cache, space, split, data, &config)?;
     // minutes of training to come: refuse bad settings (a resume of another run) first
     request.supernet = Some(dir);
     kiln_pipeline::preflight::preflight(request)?;
@@ -342,6 +347,7 @@ fn cached_supernet(args: &Args, request: &mut SearchRequest) -> Result<()> {
     let cached = kiln_pipeline::supernet_cache::ensure(
         &cache,
         &request.space_path,
+        split,
         &request.data,
         &id,
         &config,

@@ -16,7 +16,8 @@ pub enum SupernetCommand {
     /// sub-networks each step) and in-place distillation from the largest. Writes
     /// DIR/supernet-<epochs>.safetensors, supernet.json and metrics.json (per epoch: loss, the
     /// largest's and the smallest's validation top-1, inherited) after every epoch;
-    /// `--resume` continues a killed run.
+    /// `--resume` continues a killed run. With `--few-shot head`, a few-shot split:
+    /// one supernet per head-conv width in DIR/head<width>/, and DIR/split.json.
     Train(TrainArgs),
     /// Judge a genome's sub-network (batch norm recalibrated) and write its ONNX model
     /// (inherited weights; the test top-1 in its metadata, so `eval-onnx` compares).
@@ -50,6 +51,10 @@ pub struct TrainArgs {
     /// Continue the checkpoint in DIR.
     #[arg(long)]
     resume: bool,
+    /// Train a few-shot split: the space divided by this decision (`head`: the head
+    /// conv's width), one supernet per choice, each for --epochs (Zhao et al., 2021).
+    #[arg(long = "few-shot", value_name = "DECISION")]
+    split: Option<kiln_space::SplitBy>,
     /// The supernet's folder.
     #[arg(short = 'o', long = "out", value_name = "DIR")]
     out: PathBuf,
@@ -90,8 +95,9 @@ fn train(a: TrainArgs) -> Result<()> {
         ..SupernetConfig::default()
     };
     let (bar, mut report) = epoch_bar(config.epochs);
-    kiln_supernet::train(
+    kiln_supernet::split::train_supernets(
         &space,
+        a.split,
         &data,
         &a.data.identity(),
         &config,
@@ -149,15 +155,21 @@ pub fn epoch_bar(epochs: usize) -> (ProgressBar, impl FnMut(Progress) + Send) {
             r.seconds
         )),
         Progress::Resumed(done) => say(format!("supernet resumed after epoch {done}")),
+        Progress::Part {
+            label,
+            index,
+            parts: n,
+        } => say(format!("few-shot split: part {label} ({index} of {n})")),
     };
     (bar, report)
 }
 
 fn export(a: ExportArgs) -> Result<()> {
     let data = a.data.load()?;
-    let judge = kiln_pipeline::SupernetJudge::load(&a.supernet, None, &data, &a.data.identity())?;
+    let supernets = kiln_pipeline::Supernets::load(&a.supernet, None, &data, &a.data.identity())?;
     // the supernet's own space judges the genome: the one it was trained on
-    let genome = kiln_space::Genome::load(&a.genome, &judge.space()?)?;
+    let genome = kiln_space::Genome::load(&a.genome, supernets.space())?;
+    let judge = supernets.for_genome(&genome)?;
     let judged = judge.judge(&genome, &data, true)?;
     let Some((test, onnx)) = judged.exported else {
         bail!(

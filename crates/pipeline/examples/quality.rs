@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use kiln_data::SplitOptions;
-use kiln_pipeline::{PipelineEvaluator, SupernetJudge, lut};
+use kiln_pipeline::{PipelineEvaluator, Supernets, lut};
 use kiln_search::driver::NoProgress;
 use kiln_search::quality::{self, QualityCurve};
 use kiln_search::strategy::EvolutionConfig;
@@ -108,7 +108,7 @@ fn main() -> Result<(), Error> {
     };
     target.constraints.set_latency_limit_ms(limit);
     eprintln!("latency limit {limit:.3} ms (p50, p95) on {}", target.name);
-    let judge = SupernetJudge::load(&a.supernet, Some(&space), &data, &source.identity(&split))?;
+    let judge = Supernets::load(&a.supernet, Some(&space), &data, &source.identity(&split))?;
     let train = kiln_train::TrainConfig {
         threads: 1,
         ..Default::default()

@@ -42,6 +42,7 @@ use crate::inherit::SupernetJudge;
 use crate::judge::{device_latency, violations};
 use crate::precision::Precision;
 use crate::search_device::SearchDevice;
+use crate::supernets::Supernets;
 
 /// Train, build and measure genomes of one space for one target.
 pub struct PipelineEvaluator {
@@ -66,9 +67,10 @@ pub struct PipelineEvaluator {
     /// error, and every trial records the prediction (`predicted_latency_ms`) beside the
     /// measurement.
     pub latency_table: Option<Arc<LatencyTable>>,
-    /// Inherit each candidate's weights and accuracy from this supernet instead of
-    /// training it (it is still built and measured).
-    pub supernet: Option<Arc<SupernetJudge>>,
+    /// Inherit each candidate's weights and accuracy from this supernet (or the part of
+    /// this few-shot split that holds it) instead of training it (it is still built and
+    /// measured).
+    pub supernet: Option<Arc<Supernets>>,
     /// With a supernet and a latency table: judge candidates only (inherited accuracy,
     /// latency predicted by the table, size and memory analytic bounds, all labelled),
     /// build nothing; the search then builds and measures its front.
@@ -130,10 +132,15 @@ impl PipelineEvaluator {
         (p.violations.is_empty() && p.latency.value.is_finite()).then_some(p.latency.value)
     }
 
-    /// The supernet and training settings of the fine-tuning of the genome `genome_id`, when
-    /// this evaluator fine-tunes (a supernet and `fine_tune_epochs > 0`).
-    fn fine_tuning(&self, genome_id: &str) -> Option<(&SupernetJudge, TrainConfig)> {
-        let judge = self.supernet.as_deref()?;
+    /// The supernet (of a split, the part that holds `genome`) and training settings of the
+    /// fine-tuning of `genome` (id `genome_id`), when this evaluator fine-tunes (a supernet
+    /// and `fine_tune_epochs > 0`) and a supernet holds the genome.
+    fn fine_tuning(
+        &self,
+        genome: &Genome,
+        genome_id: &str,
+    ) -> Option<(&SupernetJudge, TrainConfig)> {
+        let judge = self.supernet.as_deref()?.for_genome(genome).ok()?;
         let seed = self.train.seed ^ crate::finetune::genome_seed(genome_id);
         (self.fine_tune_epochs > 0).then(|| {
             let config =
@@ -142,11 +149,15 @@ impl PipelineEvaluator {
         })
     }
 
-    /// When the fine-tuning of the genome `genome_id` with this evaluator's settings was
+    /// When the fine-tuning of `genome` (id `genome_id`) with this evaluator's settings was
     /// stored in its supernet's folder (by this search or another); `None` when it was not,
     /// or when this evaluator does not fine-tune.
-    pub(crate) fn fine_tune_stored_at(&self, genome_id: &str) -> Option<std::time::SystemTime> {
-        let (judge, config) = self.fine_tuning(genome_id)?;
+    pub(crate) fn fine_tune_stored_at(
+        &self,
+        genome: &Genome,
+        genome_id: &str,
+    ) -> Option<std::time::SystemTime> {
+        let (judge, config) = self.fine_tuning(genome, genome_id)?;
         let key = judge.fine_tune_key(genome_id, &config);
         crate::finetune_store::stored_at(&judge.dir, &key)
     }
@@ -163,7 +174,7 @@ impl PipelineEvaluator {
         genome_id: &str,
         threads: usize,
     ) -> Result<(), String> {
-        let Some((judge, config)) = self.fine_tuning(genome_id) else {
+        let Some((judge, config)) = self.fine_tuning(genome, genome_id) else {
             return Ok(());
         };
         let arch = self.architecture(genome)?;
@@ -385,7 +396,7 @@ impl PipelineEvaluator {
             &trial.dir.join("genome.json"),
             trial.point.to_json().as_bytes(),
         )?;
-        if let Some((judge, config)) = self.fine_tuning(&trial.id) {
+        if let Some((judge, config)) = self.fine_tuning(&trial.point, &trial.id) {
             let data = self.data_for(&trial.point);
             let ahead = self
                 .unstored
@@ -397,8 +408,11 @@ impl PipelineEvaluator {
             write(&trial.dir.join("model.onnx"), &onnx)?;
             return Ok(onnx);
         }
-        if let Some(judge) = &self.supernet {
+        if let Some(supernets) = &self.supernet {
             let export = !self.judge_only;
+            let judge = supernets
+                .for_genome(&trial.point)
+                .map_err(|e| e.to_string())?;
             let onnx = judge
                 .judge_into(&trial.point, &self.data_for(&trial.point), eval, export)?
                 .unwrap_or_default();

@@ -431,11 +431,16 @@ fn inherited_front(
         .iter()
         .map(|t| t.created_at)
         .fold(f64::INFINITY, f64::min);
-    let stored_before_run = |id: &str| {
-        evaluator.fine_tune_stored_at(id).is_some_and(|at| {
-            at.duration_since(std::time::UNIX_EPOCH)
-                .is_ok_and(|d| d.as_secs_f64() < began)
-        })
+    let stored_before_run = |t: &TrialRecord| {
+        let Ok(genome) = serde_json::from_str::<Genome>(&t.genome) else {
+            return false;
+        };
+        evaluator
+            .fine_tune_stored_at(&genome, &t.genome_id)
+            .is_some_and(|at| {
+                at.duration_since(std::time::UNIX_EPOCH)
+                    .is_ok_and(|d| d.as_secs_f64() < began)
+            })
     };
     front(trials, objectives)
         .into_iter()
@@ -448,7 +453,7 @@ fn inherited_front(
                 number: t.number,
                 accuracy: e.metrics.get(keys::ACCURACY).map_or(0.0, |m| m.value),
                 latency_ms: e.metrics.get(keys::LATENCY_MS).map(|m| m.value),
-                fine_tuned_earlier: stored_before_run(&t.genome_id),
+                fine_tuned_earlier: stored_before_run(&t),
             };
             Some((t, m))
         })

@@ -40,7 +40,6 @@ pub(crate) fn fine_tune_ahead(
 ) -> BTreeMap<u64, String> {
     let todo: Vec<(u64, Genome, &str)> = trials
         .iter()
-        .filter(|t| evaluator.fine_tune_stored_at(&t.genome_id).is_none())
         // a genome that cannot be read is the evaluation's to report
         .filter_map(|t| {
             Some((
@@ -49,6 +48,7 @@ pub(crate) fn fine_tune_ahead(
                 &*t.genome_id,
             ))
         })
+        .filter(|(_, genome, id)| evaluator.fine_tune_stored_at(genome, id).is_none())
         .collect();
     let (alone, threads) = first_alone(todo.len(), workers);
     if !todo.is_empty() {

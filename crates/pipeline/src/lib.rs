@@ -37,6 +37,7 @@ pub mod search;
 mod search_device;
 mod summary;
 pub mod supernet_cache;
+mod supernets;
 pub mod train;
 mod warm_start;
 pub mod worker;
@@ -51,6 +52,7 @@ pub use evaluate::PipelineEvaluator;
 pub use inherit::{Inherited, SupernetJudge};
 pub use precision::Precision;
 pub use search_device::SearchDevice;
+pub use supernets::Supernets;
 
 /// What went wrong along the pipeline; each stage's error names its file,
 /// node, field or program.

@@ -23,9 +23,9 @@ use crate::build::content_id;
 use crate::device::SearchDeviceChoice;
 use crate::evaluate::PipelineEvaluator;
 use crate::finetune::{FineTune, FineTuned};
-use crate::inherit::SupernetJudge;
 use crate::precision::Precision;
 use crate::search_device::SearchDevice;
+use crate::supernets::Supernets;
 use crate::warm_start;
 
 /// What the tournament of aging evolution compares.
@@ -312,11 +312,10 @@ fn attach_supernet(
     judge_only: bool,
     note: &mut dyn FnMut(&str),
 ) -> Result<(), PipelineError> {
-    let judge = SupernetJudge::load(dir, Some(space), &evaluator.data, data_identity)?;
+    let judge = Supernets::load(dir, Some(space), &evaluator.data, data_identity)?;
     note(&format!(
-        "candidates inherit weights and accuracy from the supernet in {} ({} epochs); {}",
-        dir.display(),
-        judge.epochs,
+        "candidates inherit weights and accuracy from {}; {}",
+        judge.describe(),
         if judge_only {
             "they are judged without being built (latency predicted by the table); the \
              front is built and measured at the end"

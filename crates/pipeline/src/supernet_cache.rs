@@ -6,24 +6,27 @@
 //! The folder is `ROOT/<space>-<id>`, `id` the content id of the space file's text, the
 //! input shape and classes, the data's content id (not its folder's name: the same files
 //! elsewhere find the same supernet), the training settings but their thread count, and
-//! kiln-supernet's `TRAINING_FORMAT`: anything that changes the supernet changes the folder.
-//! A training killed half-way resumes from its last epoch's checkpoint.
+//! kiln-supernet's `TRAINING_FORMAT`, and a few-shot split's decision when there is one:
+//! anything that changes the supernet changes the folder. A training killed half-way
+//! resumes from its last epoch's checkpoint (a split's, in the part it was training).
 
 use std::path::{Path, PathBuf};
 
 use kiln_data::Dataset;
-use kiln_space::Space;
+use kiln_space::{Space, SplitBy};
 use kiln_supernet::{Progress, SupernetConfig};
 
 use crate::PipelineError;
 use crate::build::content_id;
 
-/// The cache folder of the supernet for this space file, data (its content,
-/// [`Dataset::content_id`], which follows the split too) and settings under `root`.
+/// The cache folder of the supernet (`split`: the few-shot split by that decision) for
+/// this space file, data (its content, [`Dataset::content_id`], which follows the split
+/// too) and settings under `root`.
 pub fn cache_dir(
     root: &Path,
     space: &Space,
     space_text: &str,
+    split: Option<SplitBy>,
     data: &Dataset,
     config: &SupernetConfig,
 ) -> PathBuf {
@@ -33,7 +36,7 @@ pub fn cache_dir(
         threads: 1,
         ..config.clone()
     };
-    let key = serde_json::json!({
+    let mut key = serde_json::json!({
         "space_file": space_text,
         "input": kiln_train::input_spec(data).to_string(),
         // the files, not their folder's name: the same name over changed files is other
@@ -42,8 +45,13 @@ pub fn cache_dir(
         "config": config,
         "training_format": kiln_supernet::TRAINING_FORMAT,
     });
+    // only when split, so one supernet's folder is where it was before splits existed
+    if let Some(by) = split {
+        key["split"] = by.name().into();
+    }
     let id = content_id(key.to_string().as_bytes());
-    root.join(format!("{}-{}", space.name, &id[..12]))
+    let split = split.map_or(String::new(), |by| format!("-split-{by}"));
+    root.join(format!("{}{split}-{}", space.name, &id[..12]))
 }
 
 /// [`cache_dir`] for the space file at `space_path`: where [`ensure`] keeps (or trains)
@@ -53,12 +61,13 @@ pub fn cache_dir(
 pub fn dir_for(
     root: &Path,
     space_path: &Path,
+    split: Option<SplitBy>,
     data: &Dataset,
     config: &SupernetConfig,
 ) -> Result<PathBuf, PipelineError> {
     let text = std::fs::read_to_string(space_path).map_err(|e| io(space_path, e))?;
     let space = Space::from_toml(&text, &space_path.display().to_string())?;
-    Ok(cache_dir(root, &space, &text, data, config))
+    Ok(cache_dir(root, &space, &text, split, data, config))
 }
 
 /// The content id of the weights the supernet in `dir` holds now (the file its
@@ -82,7 +91,8 @@ pub struct CachedSupernet {
     pub trained_epochs: usize,
 }
 
-/// The supernet of [`cache_dir`] for the space file at `space_path`, trained first (or
+/// The supernet of [`cache_dir`] for the space file at `space_path` (with `split`, the
+/// few-shot split by that decision: every part `config.epochs` epochs), trained first (or
 /// its training resumed) when the cache does not hold all `config.epochs` epochs.
 /// `progress` hears each step and epoch of any training. Two searches that want the
 /// same supernet train it once: the second waits (and says so through `note`) on the
@@ -92,9 +102,11 @@ pub struct CachedSupernet {
 ///
 /// Errors: the space file; the folder or its lock file; a checkpoint in the folder
 /// that cannot be read or that was trained for something else; training errors.
+#[allow(clippy::too_many_arguments)]
 pub fn ensure(
     root: &Path,
     space_path: &Path,
+    split: Option<SplitBy>,
     data: &Dataset,
     data_identity: &str,
     config: &SupernetConfig,
@@ -103,9 +115,12 @@ pub fn ensure(
 ) -> Result<CachedSupernet, PipelineError> {
     let text = std::fs::read_to_string(space_path).map_err(|e| io(space_path, e))?;
     let space = Space::from_toml(&text, &space_path.display().to_string())?;
-    let dir = cache_dir(root, &space, &text, data, config);
+    let dir = cache_dir(root, &space, &text, split, data, config);
     let state = dir.join("supernet.json");
-    let complete = || epochs_done(&state) >= Some(config.epochs);
+    let complete = || match split {
+        None => epochs_done(&state) >= Some(config.epochs),
+        Some(_) => kiln_supernet::split::split_complete(&dir, config.epochs),
+    };
     // complete: loading it (and checking its identity) is the search's job
     let reused = CachedSupernet {
         dir: dir.clone(),
@@ -118,7 +133,10 @@ pub fn ensure(
     if complete() {
         return Ok(reused);
     }
-    let resume = state.is_file();
+    let resume = match split {
+        None => state.is_file(),
+        Some(_) => dir.join(kiln_supernet::split::SPLIT_FILE).is_file(),
+    };
     let mut trained_epochs = 0;
     let mut count = |p: Progress| {
         if matches!(p, Progress::Epoch(_)) {
@@ -126,8 +144,9 @@ pub fn ensure(
         }
         progress(p);
     };
-    kiln_supernet::train(
+    kiln_supernet::split::train_supernets(
         &space,
+        split,
         data,
         data_identity,
         config,
@@ -212,7 +231,7 @@ mod tests {
         let config = SupernetConfig::default();
         let root = Path::new("cache");
         let dir = |text: &str, data: &Dataset, config: &SupernetConfig| {
-            cache_dir(root, &space, text, data, config)
+            cache_dir(root, &space, text, None, data, config)
         };
         let base = dir(text, &data, &config);
         assert!(base.starts_with(root));
@@ -231,6 +250,11 @@ mod tests {
             ..config.clone()
         };
         assert_ne!(base, dir(text, &data, &longer));
+        // a few-shot split of the space is another folder, named so
+        let split = cache_dir(root, &space, text, Some(SplitBy::Head), &data, &config);
+        assert_ne!(base, split);
+        let name = split.file_name().unwrap().to_str().unwrap();
+        assert!(name.starts_with("tiny-split-head-"), "{name}");
         // the weights do not depend on the thread count, so neither does the folder
         let two_threads = SupernetConfig {
             threads: 2,
@@ -252,6 +276,53 @@ mod tests {
             ..data.clone()
         };
         assert_eq!(base, dir(text, &renamed, &config));
+    }
+
+    #[test]
+    fn a_cached_split_is_trained_once_then_reused() {
+        let tmp = tempfile::tempdir().unwrap();
+        let space_path =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/tiny-space.toml");
+        let options = kiln_data::SplitOptions {
+            seed: kiln_data::DEFAULT_SPLIT_SEED,
+            validation_fraction: 0.1,
+            train_limit: Some(64),
+        };
+        let data = kiln_data::load(&kiln_data::Source::Mnist5k, &options).unwrap();
+        let config = SupernetConfig {
+            epochs: 1,
+            recalibration_images: 32,
+            ..SupernetConfig::default()
+        };
+        let ensure_split = || {
+            let (mut parts, mut progress) = (Vec::new(), Vec::new());
+            let cached = ensure(
+                tmp.path(),
+                &space_path,
+                Some(SplitBy::Head),
+                &data,
+                "t",
+                &config,
+                &mut |p| progress.push(p),
+                &mut |_| {},
+            )
+            .unwrap();
+            for p in progress {
+                if let Progress::Part { label, .. } = p {
+                    parts.push(label);
+                }
+            }
+            (cached, parts)
+        };
+        let (first, parts) = ensure_split();
+        assert_eq!(parts, ["head0", "head32"]);
+        assert_eq!(first.trained_epochs, 2, "one epoch per part");
+        let wanted = dir_for(tmp.path(), &space_path, Some(SplitBy::Head), &data, &config);
+        assert_eq!(first.dir, wanted.unwrap());
+        assert!(kiln_supernet::split::split_complete(&first.dir, 1));
+        let (second, parts) = ensure_split();
+        assert_eq!((second.dir, second.trained_epochs), (first.dir, 0));
+        assert!(parts.is_empty());
     }
 
     #[test]

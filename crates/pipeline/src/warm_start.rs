@@ -15,6 +15,7 @@ use kiln_space::Genome;
 use crate::PipelineError;
 use crate::evaluate::PipelineEvaluator;
 use crate::inherit::SupernetJudge;
+use crate::supernets::Supernets;
 
 use kiln_search::journal::JUDGED_EARLIER;
 
@@ -89,7 +90,7 @@ pub(crate) fn warm_start(
     if let Some(put_in) = put_in_by_first_start(journal)? {
         return Ok(put_in);
     }
-    let stored = judge.judgments.genomes().len();
+    let stored: usize = judge.parts().map(|j| j.judgments.genomes().len()).sum();
     let mut front = pareto_front(allowed(judge, evaluator));
     // the most accurate last: pending trials run in order, and aging evolution keeps the
     // youngest, so the best are still in its population when it first asks
@@ -177,10 +178,20 @@ struct Known {
     latency_ms: f64,
 }
 
-/// The stored genomes of `judge` that parse, match their id, pass `evaluator`'s analytic
-/// checks and meet the target's latency limits by the table (also when a device, not the
-/// table, judges the search's own candidates), with their predicted latency.
-fn allowed(judge: &SupernetJudge, evaluator: &PipelineEvaluator) -> Vec<Known> {
+/// The stored genomes of `supernets` (every part of a split) that parse, match their id,
+/// pass `evaluator`'s analytic checks and meet the target's latency limits by the table
+/// (also when a device, not the table, judges the search's own candidates), with their
+/// predicted latency.
+fn allowed(supernets: &Supernets, evaluator: &PipelineEvaluator) -> Vec<Known> {
+    let mut out = Vec::new();
+    for judge in supernets.parts() {
+        out.extend(allowed_of(judge, evaluator));
+    }
+    out
+}
+
+/// [`allowed`] of one supernet.
+fn allowed_of(judge: &SupernetJudge, evaluator: &PipelineEvaluator) -> Vec<Known> {
     let mut out = Vec::new();
     for (id, json) in judge.judgments.genomes() {
         let Ok(genome) = serde_json::from_str::<Genome>(&json) else {

@@ -2,43 +2,9 @@
 
 use std::fmt;
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
-use crate::{Activation, BlockGene, Genome, Precision, Space, SpaceError};
-
-/// Input shape and class count; they come from the data set, not the space.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct InputSpec {
-    /// Image channels (C of NCHW): 1 for MNIST, 3 for RGB.
-    pub channels: usize,
-    /// Image height (H), in pixels.
-    pub height: usize,
-    /// Image width (W), in pixels.
-    pub width: usize,
-    /// Number of classes: the classifier's output width (at least 2).
-    pub classes: usize,
-}
-
-impl InputSpec {
-    /// The bundled MNIST subset: 1x28x28, 10 classes.
-    pub const MNIST: InputSpec = InputSpec {
-        channels: 1,
-        height: 28,
-        width: 28,
-        classes: 10,
-    };
-}
-
-impl fmt::Display for InputSpec {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{}x{}x{} ({} classes)",
-            self.channels, self.height, self.width, self.classes
-        )
-    }
-}
+use crate::{Activation, BlockGene, Genome, InputSpec, Precision, Space, SpaceError};
 
 /// A convolution followed by batch norm and an optional activation.
 /// Padding is `kernel / 2` on every side ("same" for stride 1).

@@ -12,21 +12,27 @@
 //!   and weight names agree by construction.
 //! - [`LayerKey`]: one layer's configuration, the unit of a latency lookup
 //!   table; [`Space::layer_keys`] enumerates every key a space can produce.
+//! - [`SplitBy`]: a few-shot split, the space divided by one decision into
+//!   [`SpacePart`]s, one supernet each.
 
 mod arch;
 mod choices;
 mod error;
 mod genome;
+mod input;
 mod layer_key;
 mod precision;
 mod space;
+mod split;
 
 pub use arch::{
-    Architecture, ConvBn, InputSpec, LayerSummary, Linear, MbBlock, ParamSpec, SqueezeExcite,
-    Totals, se_reduced,
+    Architecture, ConvBn, LayerSummary, Linear, MbBlock, ParamSpec, SqueezeExcite, Totals,
+    se_reduced,
 };
 pub use error::SpaceError;
 pub use genome::{BlockGene, Genome, StageGene};
+pub use input::InputSpec;
 pub use layer_key::{Layer, LayerKey};
 pub use precision::Precision;
 pub use space::{Activation, HeadSpace, Space, StageSpace, StemSpace};
+pub use split::{SpacePart, SplitBy};

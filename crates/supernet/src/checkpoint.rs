@@ -62,14 +62,14 @@ fn weights_file(epochs: usize) -> String {
     format!("supernet-{epochs}.safetensors")
 }
 
-fn io(path: &Path, e: impl std::fmt::Display) -> SupernetError {
+pub(crate) fn io(path: &Path, e: impl std::fmt::Display) -> SupernetError {
     SupernetError::Checkpoint {
         path: path.display().to_string(),
         message: e.to_string(),
     }
 }
 
-fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), SupernetError> {
+pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), SupernetError> {
     let tmp = path.with_extension(format!("tmp-{}", std::process::id()));
     std::fs::write(&tmp, bytes).map_err(|e| io(&tmp, e))?;
     std::fs::rename(&tmp, path).map_err(|e| io(path, e))

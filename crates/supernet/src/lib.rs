@@ -9,7 +9,8 @@
 //! (from the supernet), never to be confused with one trained from scratch or
 //! fine-tuned. [`extract`] slices a sub-network's weights out under the names
 //! `kiln_space::Architecture::parameters` gives, so the existing exporter and compile
-//! path take it as they take a trained network.
+//! path take it as they take a trained network. A few-shot [`split`] trains one supernet
+//! per part of a space divided by one decision.
 
 pub mod bn;
 mod checkpoint;
@@ -22,6 +23,7 @@ pub mod net;
 pub mod pairs;
 mod sandwich;
 pub mod shapes;
+pub mod split;
 mod train;
 
 pub use checkpoint::{
@@ -62,7 +64,7 @@ pub enum SupernetError {
     Mismatch {
         /// The supernet's folder.
         path: String,
-        /// `space`, `input`, `classes`, `data`, `data content`.
+        /// `space`, `input`, `classes`, `data`, `data content`, `split`.
         field: &'static str,
         /// The supernet's value.
         supernet: String,

@@ -74,7 +74,7 @@ impl Default for SupernetConfig {
 }
 
 impl SupernetConfig {
-    fn validate(&self) -> Result<(), SupernetError> {
+    pub(crate) fn validate(&self) -> Result<(), SupernetError> {
         let bad = |m: &str| Err(SupernetError::Config(m.into()));
         if self.epochs == 0 {
             return bad("epochs must be at least 1");
@@ -180,6 +180,16 @@ pub enum Progress {
     Epoch(EpochRecord),
     /// Training resumed after this many epochs.
     Resumed(usize),
+    /// A few-shot split ([`crate::split::train_split`]) starts training one of its parts;
+    /// that part's steps and epochs follow.
+    Part {
+        /// The part's label (its folder's name).
+        label: String,
+        /// 1-based.
+        index: usize,
+        /// Parts in the split.
+        parts: usize,
+    },
 }
 
 fn train_on_pool(

@@ -1,0 +1,284 @@
+//! A few-shot split's folder (Zhao et al., ICML 2021; the parts are
+//! [`kiln_space::SplitBy::parts`]): `split.json` says what was split by which decision,
+//! and each part is a supernet folder of its own, `DIR/<label>/` (`DIR/head128/`), trained
+//! on its part of the space as [`crate::train`] trains any supernet, with the same
+//! settings. `split.json` is written first (atomically), so a split killed in any part
+//! resumes there; each part resumes from its own last epoch.
+
+use std::path::{Path, PathBuf};
+
+use kiln_data::Dataset;
+use kiln_space::{Space, SplitBy};
+use serde::{Deserialize, Serialize};
+
+use crate::checkpoint::{io, write_atomic};
+use crate::{Progress, SupernetConfig, SupernetError};
+
+/// The file that makes a folder a split: `DIR/split.json`.
+pub const SPLIT_FILE: &str = "split.json";
+
+/// Version of `split.json`; another is refused.
+pub const SPLIT_VERSION: u32 = 1;
+
+/// `split.json`: what a split folder holds.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SplitManifest {
+    /// [`SPLIT_VERSION`].
+    pub format_version: u32,
+    /// The decision the space was split by.
+    pub by: SplitBy,
+    /// The whole space (each part's own space is in its `supernet.json`).
+    pub space: Space,
+    /// The parts' labels, each the name of its folder beside `split.json`.
+    pub parts: Vec<String>,
+}
+
+impl SplitManifest {
+    /// The manifest of `space` split by `by`.
+    ///
+    /// Errors: [`SupernetError::Config`] when the decision has fewer than two choices.
+    pub fn of(space: &Space, by: SplitBy) -> Result<SplitManifest, SupernetError> {
+        let parts = by.parts(space).map_err(space_error)?;
+        Ok(SplitManifest {
+            format_version: SPLIT_VERSION,
+            by,
+            space: space.clone(),
+            parts: parts.into_iter().map(|p| p.label).collect(),
+        })
+    }
+}
+
+fn space_error(e: kiln_space::SpaceError) -> SupernetError {
+    SupernetError::Config(e.to_string())
+}
+
+/// The folder of part `label` of the split in `dir`.
+pub fn part_dir(dir: &Path, label: &str) -> PathBuf {
+    dir.join(label)
+}
+
+/// Reads `dir/split.json`; `None` when there is none (`dir` is one supernet's folder, or
+/// nothing yet).
+///
+/// Errors: [`SupernetError::Checkpoint`] naming the file: unreadable, not a manifest,
+/// another format version, or a part label that is not a plain folder name.
+pub fn read_split(dir: &Path) -> Result<Option<SplitManifest>, SupernetError> {
+    let path = dir.join(SPLIT_FILE);
+    let text = match std::fs::read_to_string(&path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(io(&path, e)),
+    };
+    let manifest: SplitManifest = serde_json::from_str(&text).map_err(|e| io(&path, e))?;
+    if manifest.format_version != SPLIT_VERSION {
+        return Err(io(
+            &path,
+            format!(
+                "format version {}, this kiln reads {SPLIT_VERSION}",
+                manifest.format_version
+            ),
+        ));
+    }
+    if let Some(bad) = manifest
+        .parts
+        .iter()
+        .find(|l| l.is_empty() || l.contains(['/', '\\']) || l.starts_with('.'))
+    {
+        return Err(io(&path, format!("part `{bad}` is not a folder name")));
+    }
+    Ok(Some(manifest))
+}
+
+/// Whether `dir` holds a split whose every part has trained `epochs` epochs.
+pub fn split_complete(dir: &Path, epochs: usize) -> bool {
+    match read_split(dir) {
+        Ok(Some(m)) => m.parts.iter().all(|label| {
+            crate::epochs_done(&part_dir(dir, label)).is_ok_and(|done| done >= epochs)
+        }),
+        _ => false,
+    }
+}
+
+/// Trains `space` split by `by` into `dir`: one supernet per part, one after the other,
+/// each for `config.epochs` epochs with `config` (so a split of three parts costs three
+/// supernets' training). With `resume`, a split already in `dir` continues where it
+/// stopped (refused when it split another space or by another decision). `progress`
+/// hears [`Progress::Part`] before each part, then that part's steps and epochs.
+///
+/// Errors: a decision with one choice; a split in `dir` that does not match; `split.json`
+/// cannot be written; each part's training errors ([`crate::train`]).
+#[allow(clippy::too_many_arguments)]
+pub fn train_split(
+    space: &Space,
+    by: SplitBy,
+    data: &Dataset,
+    data_identity: &str,
+    config: &SupernetConfig,
+    dir: &Path,
+    resume: bool,
+    progress: &mut (dyn FnMut(Progress) + Send),
+) -> Result<(), SupernetError> {
+    config.validate()?;
+    let manifest = SplitManifest::of(space, by)?;
+    let parts = by.parts(space).map_err(space_error)?;
+    match read_split(dir)? {
+        Some(found) if resume && found.by != by => {
+            return Err(SupernetError::Mismatch {
+                path: dir.display().to_string(),
+                field: "split",
+                supernet: format!("split by `{}`", found.by),
+                wanted: format!("split by `{by}`"),
+            });
+        }
+        Some(found) if resume && found.space != *space => {
+            return Err(SupernetError::Mismatch {
+                path: dir.display().to_string(),
+                field: "space",
+                supernet: format!("space `{}`", found.space.name),
+                wanted: format!("space `{}` (or another definition of it)", space.name),
+            });
+        }
+        _ => {}
+    }
+    std::fs::create_dir_all(dir).map_err(|e| io(dir, e))?;
+    let text = serde_json::to_string_pretty(&manifest).map_err(|e| io(dir, e))?;
+    write_atomic(&dir.join(SPLIT_FILE), text.as_bytes())?;
+    for (i, part) in parts.iter().enumerate() {
+        progress(Progress::Part {
+            label: part.label.clone(),
+            index: i + 1,
+            parts: parts.len(),
+        });
+        let part_dir = part_dir(dir, &part.label);
+        let resume_part = resume && part_dir.join("supernet.json").is_file();
+        crate::train(
+            &part.space,
+            data,
+            data_identity,
+            config,
+            &part_dir,
+            resume_part,
+            progress,
+        )?;
+    }
+    Ok(())
+}
+
+/// [`crate::train`] into `dir` without `split`, [`train_split`] with it: what the command
+/// line and the supernet cache train.
+///
+/// Errors: as theirs.
+#[allow(clippy::too_many_arguments)]
+pub fn train_supernets(
+    space: &Space,
+    split: Option<SplitBy>,
+    data: &Dataset,
+    data_identity: &str,
+    config: &SupernetConfig,
+    dir: &Path,
+    resume: bool,
+    progress: &mut (dyn FnMut(Progress) + Send),
+) -> Result<(), SupernetError> {
+    match split {
+        None => crate::train(space, data, data_identity, config, dir, resume, progress).map(drop),
+        Some(by) => train_split(
+            space,
+            by,
+            data,
+            data_identity,
+            config,
+            dir,
+            resume,
+            progress,
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tests::{data, one_epoch, space};
+
+    #[test]
+    fn a_split_trains_one_supernet_per_part_and_resumes_only_itself() {
+        let data = data();
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("split");
+        let config = one_epoch(48);
+        let mut parts = Vec::new();
+        let mut record = |p: Progress| {
+            if let Progress::Part {
+                label,
+                index,
+                parts: n,
+            } = p
+            {
+                parts.push(format!("{label} {index}/{n}"));
+            }
+        };
+        let space = space();
+        train_split(
+            &space,
+            SplitBy::Head,
+            &data,
+            "t",
+            &config,
+            &dir,
+            false,
+            &mut record,
+        )
+        .unwrap();
+        assert_eq!(parts, ["head0 1/2", "head32 2/2"]);
+        let manifest = read_split(&dir).unwrap().unwrap();
+        assert_eq!(manifest, SplitManifest::of(&space, SplitBy::Head).unwrap());
+        for (label, width) in [("head0", 0), ("head32", 32)] {
+            let identity = crate::identity(&part_dir(&dir, label)).unwrap();
+            assert_eq!(identity.space.head.widths, [width]);
+            assert_eq!(identity.config, config);
+        }
+        assert!(split_complete(&dir, 1));
+        assert!(!split_complete(&dir, 2));
+        assert!(
+            !split_complete(tmp.path(), 1),
+            "a folder without split.json"
+        );
+
+        // resuming it for another space is refused, naming the field
+        let mut other = space.clone();
+        other.stem.widths = vec![4];
+        let e = train_split(
+            &other,
+            SplitBy::Head,
+            &data,
+            "t",
+            &config,
+            &dir,
+            true,
+            &mut |_| {},
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("another space") && e.contains("split"), "{e}");
+    }
+
+    #[test]
+    fn a_damaged_manifest_is_an_error_naming_it() {
+        let tmp = tempfile::tempdir().unwrap();
+        assert!(read_split(tmp.path()).unwrap().is_none());
+        let path = tmp.path().join(SPLIT_FILE);
+        std::fs::write(&path, "{").unwrap();
+        let e = read_split(tmp.path()).unwrap_err().to_string();
+        assert!(e.contains("split.json"), "{e}");
+        let mut m = SplitManifest::of(&space(), SplitBy::Head).unwrap();
+        m.parts[1] = "../elsewhere".into();
+        std::fs::write(&path, serde_json::to_string(&m).unwrap()).unwrap();
+        let e = read_split(tmp.path()).unwrap_err().to_string();
+        assert!(e.contains("not a folder name"), "{e}");
+        m.parts[1] = "head32".into();
+        m.format_version = 9;
+        std::fs::write(&path, serde_json::to_string(&m).unwrap()).unwrap();
+        let e = read_split(tmp.path()).unwrap_err().to_string();
+        assert!(e.contains("format version 9"), "{e}");
+    }
+}
