@@ -243,10 +243,11 @@ impl SupernetJudge {
     /// What an accuracy from this supernet is, in words, for `data`.
     pub fn accuracy_kind(&self, data: &Dataset) -> String {
         format!(
-            "inherited from the supernet in {} ({} epochs), batch norm recalibrated on {} \
+            "inherited from the supernet in {} ({} epoch{}), batch norm recalibrated on {} \
              training images",
             self.dir.display(),
             self.epochs,
+            if self.epochs == 1 { "" } else { "s" },
             self.settings.images_used(data.train.len())
         )
     }
