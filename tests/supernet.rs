@@ -530,6 +530,32 @@ fn a_few_shot_split_judges_each_candidate_on_the_part_that_holds_it() {
     }
     assert!(done > 0, "{csv}");
 
+    // what cannot use a split is refused before any training
+    let refused = |extra: &[&str], why: &str| {
+        let out = dir.path().join("refused");
+        let mut args = vec![
+            "search",
+            "--target",
+            "jetson",
+            "--space",
+            &tiny,
+            "--few-shot",
+        ];
+        args.extend_from_slice(&["head", "--supernet-cache", cache.to_str().unwrap()]);
+        args.extend_from_slice(&["--supernet-epochs", "2", "--trials", "2", "--train-limit"]);
+        args.extend_from_slice(&["300", "-o", out.to_str().unwrap()]);
+        args.extend_from_slice(extra);
+        let o = xtask(&args);
+        assert!(!o.status.success(), "{}", text(&o));
+        assert!(text(&o).contains(why), "{}", text(&o));
+        assert!(!text(&o).contains("few-shot split: part"), "{}", text(&o));
+    };
+    refused(&["--evaluator", "train"], "not with --evaluator train");
+    refused(
+        &["--strategy", "dnas"],
+        "--strategy dnas learns its distribution",
+    );
+    refused(&["--supernet", split.to_str().unwrap()], "--supernet");
     // export from the split: the genome's own part judges it
     let genome = dir.path().join("g.json");
     let o = xtask(&["space", "sample", "--seed", "4", "--space", &tiny]);
@@ -544,6 +570,35 @@ fn a_few_shot_split_judges_each_candidate_on_the_part_that_holds_it() {
             "inherited from the supernet in {}",
             part.display()
         )),
+        "{}",
+        text(&o)
+    );
+
+    // a run judged by one supernet is not resumed once a split stands in its folder
+    let one = dir.path().join("one");
+    let o = train(&one, "1", &[]);
+    assert!(o.status.success(), "{}", text(&o));
+    let (single, path) = (dir.path().join("single"), one.to_str().unwrap());
+    let mut search = vec![
+        "search",
+        "--target",
+        "jetson",
+        "--space",
+        &tiny,
+        "--supernet",
+        path,
+    ];
+    search.extend_from_slice(&["--trials", "2", "--train-limit", "300", "--lut", "off"]);
+    search.extend_from_slice(&["--fine-tune", "0", "-o", single.to_str().unwrap()]);
+    let o = xtask(&search);
+    assert!(o.status.success(), "{}", text(&o));
+    std::fs::remove_dir_all(&one).unwrap();
+    std::fs::rename(&split, &one).unwrap();
+    search.push("--resume");
+    let o = xtask(&search);
+    assert!(!o.status.success(), "{}", text(&o));
+    assert!(
+        text(&o).contains("few-shot split by `head`"),
         "{}",
         text(&o)
     );

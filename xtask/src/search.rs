@@ -137,8 +137,8 @@ pub struct Args {
     pub supernet_epochs: usize,
     /// A few-shot split (Zhao et al., 2021): one supernet per choice of this decision (`head`:
     /// the head conv's width) judges the genomes that chose it; each trains --supernet-epochs.
-    #[arg(long = "few-shot", value_name = "DECISION")]
-    pub supernet_split: Option<kiln_space::SplitBy>,
+    #[arg(long, value_name = "DECISION", conflicts_with = "supernet")]
+    pub few_shot: Option<kiln_space::SplitBy>,
     /// Epochs of fine-tuning of the front's models from their inherited weights (the
     /// 5 most accurate; 0: none).
     #[arg(long, default_value_t = 2)]
@@ -252,6 +252,7 @@ pub fn run(args: Args) -> Result<()> {
             Some(p) => TableChoice::Given(p.clone()),
         },
         supernet: args.supernet.clone(),
+        few_shot: args.few_shot,
         fine_tune: FineTune {
             epochs: args.fine_tune,
             all: args.fine_tune_all,
@@ -338,8 +339,7 @@ fn cached_supernet(args: &Args, request: &mut SearchRequest) -> Result<()> {
     };
     let cache = crate::common::workspace_root().join(&args.supernet_cache);
     let (space, data, id) = (&request.space_path, &request.data, args.data.identity());
-    let split = args.supernet_split;
-    let dir = kiln_pipeline::supernet_cache::dir_for(&cache, space, split, data, &config)?;
+    let dir = kiln_pipeline::supernet_cache::dir_for(&cache, space, args.few_shot, data, &config)?;
     // minutes of training to come: refuse bad settings (a resume of another run) first
     request.supernet = Some(dir);
     kiln_pipeline::preflight::preflight(request)?;
@@ -347,7 +347,7 @@ fn cached_supernet(args: &Args, request: &mut SearchRequest) -> Result<()> {
     let cached = kiln_pipeline::supernet_cache::ensure(
         &cache,
         &request.space_path,
-        split,
+        args.few_shot,
         &request.data,
         &id,
         &config,

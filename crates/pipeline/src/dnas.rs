@@ -153,16 +153,6 @@ pub(crate) fn distribution(
                 .into(),
         ));
     };
-    if kiln_supernet::split::read_split(dir)
-        .map_err(|e| PipelineError::Invalid(e.to_string()))?
-        .is_some()
-    {
-        return Err(PipelineError::Invalid(format!(
-            "--strategy dnas learns its distribution on one supernet; {} is a few-shot split \
-             (search it with another strategy, or give --supernet one supernet's folder)",
-            dir.display()
-        )));
-    }
     let path = req.out.join(DNAS_FILE);
     if req.resume && path.is_file() {
         let text = std::fs::read_to_string(&path).map_err(|e| PipelineError::Io {

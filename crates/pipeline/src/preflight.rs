@@ -87,6 +87,21 @@ pub(crate) fn check(
                 .into(),
         ));
     }
+    if let Some(by) = few_shot(req) {
+        let why = if !with_supernet {
+            "is judged by inheritance (not with --evaluator train)"
+        } else if req.strategy == StrategyKind::Dnas {
+            "is searched by another strategy: --strategy dnas learns its distribution on one \
+             supernet"
+        } else {
+            ""
+        };
+        if !why.is_empty() {
+            return Err(PipelineError::Invalid(format!(
+                "a few-shot split (by `{by}`) {why}"
+            )));
+        }
+    }
     if req.strategy == StrategyKind::Dnas {
         let what = "the differentiable search (--strategy dnas)";
         crate::resolution::refuse_with_resolutions(&space, &req.space_path, what)?;
@@ -109,6 +124,17 @@ pub(crate) fn check(
         table,
         judge_only,
     })
+}
+
+/// The few-shot split of the search's supernet: [`SearchRequest::few_shot`], or the one the
+/// folder it was given holds (`None` also when its `split.json` cannot be read: loading
+/// the supernet says why).
+pub(crate) fn few_shot(req: &SearchRequest) -> Option<kiln_space::SplitBy> {
+    let given = || {
+        let dir = req.supernet.as_deref()?;
+        Some(kiln_supernet::split::read_split(dir).ok()??.by)
+    };
+    req.few_shot.or_else(given)
 }
 
 /// The search's device, once it answers: fail fast, before the journal and minutes of

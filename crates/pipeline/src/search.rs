@@ -88,6 +88,11 @@ pub struct SearchRequest {
     /// predicted latency) and only the front is built and measured, at the end; without
     /// one, every candidate is built and measured.
     pub supernet: Option<PathBuf>,
+    /// The few-shot split the search's supernet is to be trained as (`--few-shot`): known
+    /// before the cache's folder holds it, so the preflight refuses what cannot use a
+    /// split (`--evaluator train`, `--strategy dnas`) before any training. A split's
+    /// folder given as `supernet` is recognised by its `split.json` without it.
+    pub few_shot: Option<kiln_space::SplitBy>,
     /// With a supernet: how the front's models are fine-tuned from their inherited
     /// weights after it was measured.
     pub fine_tune: FineTune,
@@ -547,11 +552,14 @@ pub(crate) fn run_identity(
         .with("reward", format!("{fitness:?}"));
     if let Some(dir) = &req.supernet {
         let mode = if judge_only { ", judge only" } else { "" };
+        // one supernet's runs keep the identity they had before splits existed
+        let split = crate::preflight::few_shot(req)
+            .map_or(String::new(), |by| format!(" (few-shot split by `{by}`)"));
         let ft = req.fine_tune;
         meta = meta.with(
             "evaluator",
             format!(
-                "supernet {}{mode}, fine-tune {} epochs x {} models",
+                "supernet {}{split}{mode}, fine-tune {} epochs x {} models",
                 dir.display(),
                 ft.epochs,
                 ft.models

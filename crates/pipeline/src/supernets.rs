@@ -75,12 +75,20 @@ impl Supernets {
         let loaded = parts
             .into_iter()
             .map(|p| {
-                let judge = SupernetJudge::load(
-                    &part_dir(dir, &p.label),
-                    Some(&p.space),
-                    data,
-                    data_identity,
-                )?;
+                let part = part_dir(dir, &p.label);
+                if !part.join("supernet.json").is_file() {
+                    return Err(PipelineError::Invalid(format!(
+                        "the few-shot split in {} is not trained yet: part `{}` has no \
+                         epoch ({} has no supernet.json); continue it with `cargo xtask \
+                         supernet train --few-shot {} --resume -o {}`",
+                        dir.display(),
+                        p.label,
+                        part.display(),
+                        manifest.by,
+                        dir.display()
+                    )));
+                }
+                let judge = SupernetJudge::load(&part, Some(&p.space), data, data_identity)?;
                 Ok((p.label, judge))
             })
             .collect::<Result<Vec<_>, PipelineError>>()?;
@@ -252,5 +260,16 @@ mod tests {
             .unwrap()
             .to_string();
         assert!(e.contains("lists the parts head0, head16"), "{e}");
+        // a split killed before a part's first epoch says how to continue it
+        std::fs::write(&path, text).unwrap();
+        std::fs::remove_file(dir.join("head32/supernet.json")).unwrap();
+        let e = Supernets::load(&dir, Some(&space), &data, "t")
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(
+            e.contains("part `head32` has no epoch") && e.contains("--resume"),
+            "{e}"
+        );
     }
 }

@@ -103,8 +103,8 @@ pub(crate) fn warm_start(
     if !front.is_empty() {
         note(&format!(
             "{} of the {stored} candidates earlier searches judged on this supernet come \
-             first (the front of their inherited accuracy, read from its {}, and their \
-             latency predicted for `{target}`)",
+             first (the front of their inherited accuracy, read from its {} (a few-shot \
+             split: each part's), and their latency predicted for `{target}`)",
             front.len(),
             crate::judgments::FILE,
         ));

@@ -59,11 +59,9 @@ impl SplitBy {
     /// is nothing to split).
     pub fn parts(self, space: &Space) -> Result<Vec<SpacePart>, SpaceError> {
         let parts: Vec<SpacePart> = match self {
-            SplitBy::Head => space
-                .head
-                .widths
-                .iter()
-                .map(|&w| {
+            SplitBy::Head => unique(&space.head.widths)
+                .into_iter()
+                .map(|w| {
                     let mut part = space.clone();
                     part.head.widths = vec![w];
                     SpacePart {
@@ -86,6 +84,18 @@ impl SplitBy {
         }
         Ok(parts)
     }
+}
+
+/// `values` without repeats, in their first order (a space may list a choice twice; it is
+/// one part).
+fn unique<T: PartialEq + Copy>(values: &[T]) -> Vec<T> {
+    let mut out: Vec<T> = Vec::new();
+    for &v in values {
+        if !out.contains(&v) {
+            out.push(v);
+        }
+    }
+    out
 }
 
 impl std::str::FromStr for SplitBy {
@@ -161,7 +171,15 @@ mod tests {
     #[test]
     fn a_decision_with_one_choice_cannot_be_split_and_names_are_checked() {
         let mut space = mobile();
-        space.head.widths = vec![128];
+        space.head.widths = vec![0, 128, 0];
+        let labels: Vec<String> = SplitBy::Head
+            .parts(&space)
+            .unwrap()
+            .into_iter()
+            .map(|p| p.label)
+            .collect();
+        assert_eq!(labels, ["head0", "head128"]);
+        space.head.widths = vec![128, 128];
         let e = SplitBy::Head.parts(&space).unwrap_err().to_string();
         assert!(
             e.contains("head.widths") && e.contains("at least two"),

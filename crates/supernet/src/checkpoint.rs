@@ -219,7 +219,19 @@ pub fn identity(dir: &Path) -> Result<SupernetIdentity, SupernetError> {
 /// the path of its weights file.
 fn read_state(dir: &Path) -> Result<(State, PathBuf), SupernetError> {
     let state_path = dir.join("supernet.json");
-    let text = std::fs::read_to_string(&state_path).map_err(|e| io(&state_path, e))?;
+    let text = std::fs::read_to_string(&state_path).map_err(|e| {
+        if dir.join(crate::split::SPLIT_FILE).is_file() {
+            // a tool that reads one supernet, given a few-shot split's folder
+            io(
+                dir,
+                "is a few-shot split (split.json), not one supernet: give one of its parts \
+                 (DIR/head0, ...), or `cargo xtask search --supernet DIR`, which judges with \
+                 every part",
+            )
+        } else {
+            io(&state_path, e)
+        }
+    })?;
     let state: State = serde_json::from_str(&text).map_err(|e| io(&state_path, e))?;
     if state.format_version != CHECKPOINT_VERSION {
         return Err(io(

@@ -122,7 +122,15 @@ pub fn train_split(
     config.validate()?;
     let manifest = SplitManifest::of(space, by)?;
     let parts = by.parts(space).map_err(space_error)?;
-    match read_split(dir)? {
+    if dir.join("supernet.json").is_file() {
+        return Err(io(
+            dir,
+            "holds one supernet (supernet.json): train the few-shot split in another folder",
+        ));
+    }
+    // without --resume whatever split is there is trained over, readable or not
+    let found = if resume { read_split(dir)? } else { None };
+    match found {
         Some(found) if resume && found.by != by => {
             return Err(SupernetError::Mismatch {
                 path: dir.display().to_string(),
@@ -260,6 +268,48 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(e.contains("another space") && e.contains("split"), "{e}");
+
+        // one supernet and a split never share a folder, and a tool that reads one
+        // supernet says what a split's folder is
+        let e = crate::train(&space, &data, "t", &config, &dir, true, &mut |_| {});
+        let e = e.err().unwrap().to_string();
+        assert!(e.contains("holds a few-shot split"), "{e}");
+        let e = crate::load(&dir, &kiln_train::device())
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(
+            e.contains("is a few-shot split") && e.contains("head0"),
+            "{e}"
+        );
+        let one = part_dir(&dir, "head32");
+        let e = train_split(
+            &space,
+            SplitBy::Head,
+            &data,
+            "t",
+            &config,
+            &one,
+            false,
+            &mut |_| {},
+        );
+        let e = e.unwrap_err().to_string();
+        assert!(e.contains("holds one supernet"), "{e}");
+        // without --resume, a damaged manifest is trained over
+        std::fs::write(dir.join(SPLIT_FILE), "{").unwrap();
+        assert!(read_split(&dir).is_err());
+        train_split(
+            &space,
+            SplitBy::Head,
+            &data,
+            "t",
+            &config,
+            &dir,
+            false,
+            &mut |_| {},
+        )
+        .unwrap();
+        assert!(read_split(&dir).unwrap().is_some());
     }
 
     #[test]

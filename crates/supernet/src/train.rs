@@ -150,6 +150,13 @@ pub fn train(
     progress: &mut (dyn FnMut(Progress) + Send),
 ) -> Result<(SuperNet, SupernetMetrics), SupernetError> {
     config.validate()?;
+    if dir.join(crate::split::SPLIT_FILE).is_file() {
+        return Err(crate::checkpoint::io(
+            dir,
+            "holds a few-shot split (split.json): train one supernet in another folder, or \
+             continue the split with --few-shot",
+        ));
+    }
     let identity = SupernetIdentity {
         space: space.clone(),
         input: kiln_train::input_spec(data),
