@@ -88,15 +88,15 @@ pub(crate) fn check(
         ));
     }
     if let Some(by) = few_shot(req) {
-        let why = if !with_supernet {
-            "is judged by inheritance (not with --evaluator train)"
-        } else if req.strategy == StrategyKind::Dnas {
-            "is searched by another strategy: --strategy dnas learns its distribution on one \
-             supernet"
-        } else {
-            ""
+        let why = match (with_supernet, req.strategy) {
+            (false, _) => Some("is judged by inheritance (not with --evaluator train)"),
+            (true, StrategyKind::Dnas) => Some(
+                "is searched by another strategy: --strategy dnas learns its distribution on \
+                 one supernet",
+            ),
+            _ => None,
         };
-        if !why.is_empty() {
+        if let Some(why) = why {
             return Err(PipelineError::Invalid(format!(
                 "a few-shot split (by `{by}`) {why}"
             )));

@@ -116,7 +116,7 @@ pub fn ensure(
     let text = std::fs::read_to_string(space_path).map_err(|e| io(space_path, e))?;
     let space = Space::from_toml(&text, &space_path.display().to_string())?;
     let dir = cache_dir(root, &space, &text, split, data, config);
-    let state = dir.join("supernet.json");
+    let state = dir.join(kiln_supernet::STATE_FILE);
     let complete = || match split {
         None => epochs_done(&state) >= Some(config.epochs),
         Some(_) => kiln_supernet::split::split_complete(&dir, config.epochs),

@@ -47,17 +47,7 @@ impl Supernets {
             });
         };
         let wanted = space.unwrap_or(&manifest.space);
-        if manifest.space != *wanted {
-            return Err(invalid(SupernetError::Mismatch {
-                path: dir.display().to_string(),
-                field: "space",
-                supernet: format!(
-                    "space `{}` (split by `{}`)",
-                    manifest.space.name, manifest.by
-                ),
-                wanted: format!("space `{}` (or another definition of it)", wanted.name),
-            }));
-        }
+        manifest.check_space(wanted, dir).map_err(invalid)?;
         let parts = manifest
             .by
             .parts(wanted)
@@ -76,7 +66,7 @@ impl Supernets {
             .into_iter()
             .map(|p| {
                 let part = part_dir(dir, &p.label);
-                if !part.join("supernet.json").is_file() {
+                if !part.join(kiln_supernet::STATE_FILE).is_file() {
                     return Err(PipelineError::Invalid(format!(
                         "the few-shot split in {} is not trained yet: part `{}` has no \
                          epoch ({} has no supernet.json); continue it with `cargo xtask \

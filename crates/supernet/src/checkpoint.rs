@@ -19,6 +19,9 @@ use crate::init::FromTensors;
 use crate::net::SuperConv;
 use crate::{SuperNet, SupernetConfig, SupernetError, SupernetMetrics};
 
+/// The file that makes a folder one supernet's checkpoint (the commit point).
+pub const STATE_FILE: &str = "supernet.json";
+
 /// Version of `supernet.json`; another is refused.
 pub const CHECKPOINT_VERSION: u32 = 1;
 
@@ -153,7 +156,7 @@ pub fn save(
         weights: weights.clone(),
     };
     write_atomic(&dir.join("metrics.json"), pretty(metrics).as_bytes())?;
-    write_atomic(&dir.join("supernet.json"), pretty(&state).as_bytes())?;
+    write_atomic(&dir.join(STATE_FILE), pretty(&state).as_bytes())?;
     remove_stale_weights(dir, &weights);
     Ok(())
 }
@@ -218,7 +221,7 @@ pub fn identity(dir: &Path) -> Result<SupernetIdentity, SupernetError> {
 /// `dir/supernet.json`, checked (format version; a weights file in the same folder), and
 /// the path of its weights file.
 fn read_state(dir: &Path) -> Result<(State, PathBuf), SupernetError> {
-    let state_path = dir.join("supernet.json");
+    let state_path = dir.join(STATE_FILE);
     let text = std::fs::read_to_string(&state_path).map_err(|e| {
         if dir.join(crate::split::SPLIT_FILE).is_file() {
             // a tool that reads one supernet, given a few-shot split's folder

@@ -27,7 +27,8 @@ pub mod split;
 mod train;
 
 pub use checkpoint::{
-    CHECKPOINT_VERSION, SupernetIdentity, epochs_done, identity, load, save, weights_path,
+    CHECKPOINT_VERSION, STATE_FILE, SupernetIdentity, epochs_done, identity, load, save,
+    weights_path,
 };
 pub use extract::{export_subnet, subnet_weights};
 pub use judge::{JudgeSettings, Judgement, accuracy, judge, ranking_genomes, recalibrate};

@@ -8,10 +8,10 @@
 use std::path::{Path, PathBuf};
 
 use kiln_data::Dataset;
-use kiln_space::{Space, SplitBy};
+use kiln_space::{Space, SpacePart, SplitBy};
 use serde::{Deserialize, Serialize};
 
-use crate::checkpoint::{io, write_atomic};
+use crate::checkpoint::{STATE_FILE, io, write_atomic};
 use crate::{Progress, SupernetConfig, SupernetError};
 
 /// The file that makes a folder a split: `DIR/split.json`.
@@ -40,11 +40,30 @@ impl SplitManifest {
     /// Errors: [`SupernetError::Config`] when the decision has fewer than two choices.
     pub fn of(space: &Space, by: SplitBy) -> Result<SplitManifest, SupernetError> {
         let parts = by.parts(space).map_err(space_error)?;
-        Ok(SplitManifest {
+        Ok(SplitManifest::with_parts(space, by, &parts))
+    }
+
+    fn with_parts(space: &Space, by: SplitBy, parts: &[SpacePart]) -> SplitManifest {
+        SplitManifest {
             format_version: SPLIT_VERSION,
             by,
             space: space.clone(),
-            parts: parts.into_iter().map(|p| p.label).collect(),
+            parts: parts.iter().map(|p| p.label.clone()).collect(),
+        }
+    }
+
+    /// Refuses the split in `dir` (this manifest) for a run of another `space`.
+    ///
+    /// Errors: [`SupernetError::Mismatch`] naming the field `space`.
+    pub fn check_space(&self, space: &Space, dir: &Path) -> Result<(), SupernetError> {
+        if self.space == *space {
+            return Ok(());
+        }
+        Err(SupernetError::Mismatch {
+            path: dir.display().to_string(),
+            field: "space",
+            supernet: format!("space `{}` (split by `{}`)", self.space.name, self.by),
+            wanted: format!("space `{}` (or another definition of it)", space.name),
         })
     }
 }
@@ -120,18 +139,16 @@ pub fn train_split(
     progress: &mut (dyn FnMut(Progress) + Send),
 ) -> Result<(), SupernetError> {
     config.validate()?;
-    let manifest = SplitManifest::of(space, by)?;
     let parts = by.parts(space).map_err(space_error)?;
-    if dir.join("supernet.json").is_file() {
+    if dir.join(STATE_FILE).is_file() {
         return Err(io(
             dir,
             "holds one supernet (supernet.json): train the few-shot split in another folder",
         ));
     }
     // without --resume whatever split is there is trained over, readable or not
-    let found = if resume { read_split(dir)? } else { None };
-    match found {
-        Some(found) if resume && found.by != by => {
+    if let Some(found) = if resume { read_split(dir)? } else { None } {
+        if found.by != by {
             return Err(SupernetError::Mismatch {
                 path: dir.display().to_string(),
                 field: "split",
@@ -139,16 +156,9 @@ pub fn train_split(
                 wanted: format!("split by `{by}`"),
             });
         }
-        Some(found) if resume && found.space != *space => {
-            return Err(SupernetError::Mismatch {
-                path: dir.display().to_string(),
-                field: "space",
-                supernet: format!("space `{}`", found.space.name),
-                wanted: format!("space `{}` (or another definition of it)", space.name),
-            });
-        }
-        _ => {}
+        found.check_space(space, dir)?;
     }
+    let manifest = SplitManifest::with_parts(space, by, &parts);
     std::fs::create_dir_all(dir).map_err(|e| io(dir, e))?;
     let text = serde_json::to_string_pretty(&manifest).map_err(|e| io(dir, e))?;
     write_atomic(&dir.join(SPLIT_FILE), text.as_bytes())?;
@@ -159,7 +169,7 @@ pub fn train_split(
             parts: parts.len(),
         });
         let part_dir = part_dir(dir, &part.label);
-        let resume_part = resume && part_dir.join("supernet.json").is_file();
+        let resume_part = resume && part_dir.join(STATE_FILE).is_file();
         crate::train(
             &part.space,
             data,

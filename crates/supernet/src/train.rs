@@ -209,7 +209,7 @@ fn train_on_pool(
     let config = &identity.config;
     let ad = kiln_train::device().autodiff();
     let mut identity = identity.clone();
-    let (mut net, done, mut metrics) = if resume && dir.join("supernet.json").is_file() {
+    let (mut net, done, mut metrics) = if resume && dir.join(crate::STATE_FILE).is_file() {
         let (net, found, done, mut metrics) = load(dir, &ad)?;
         found.check(&identity, dir)?;
         // a folder that did not record what its first epochs saw does not learn it now
