@@ -273,7 +273,7 @@ fn a_tiny_supernet_trains_resumes_and_its_exported_sub_network_agrees_with_it() 
 }
 
 /// The README's main command in small: no `--supernet`, so a supernet is trained into the
-/// cache (one epoch), candidates are judged by inherited accuracy and predicted latency,
+/// cache (a few-shot split by the head conv, one epoch a part), candidates are judged by inherited accuracy and predicted latency,
 /// the front is built, measured and fine-tuned; a second search for another target
 /// reuses the cached supernet; each front model, measured again on its own, meets every
 /// constraint of the target.
@@ -329,7 +329,11 @@ fn the_default_search_trains_a_cached_supernet_and_fine_tunes_its_front(dir: &Pa
     let o = search(&cache, "jetson", &run, &[]);
     assert!(o.status.success(), "{}", text(&o));
     let out = text(&o);
-    assert!(out.contains("trained 1 epochs"), "{out}");
+    // the default: a few-shot split by the head conv (the tiny space has two widths)
+    assert!(
+        out.contains("a few-shot split by `head`, trained 2 epochs over its parts"),
+        "{out}"
+    );
     assert!(out.contains("10 candidates judged"), "{out}");
     assert!(!out.contains(" 0 fine-tuned"), "{out}");
     let front: serde_json::Value =
@@ -410,6 +414,12 @@ fn the_default_search_trains_a_cached_supernet_and_fine_tunes_its_front(dir: &Pa
         "{}",
         text(&o)
     );
+    // from the judgments of both parts of the default split
+    assert!(
+        text(&o).contains("judged.jsonl, each part's"),
+        "{}",
+        text(&o)
+    );
     assert!(
         text(&o).contains("of them judged by earlier searches"),
         "{}",
@@ -420,20 +430,18 @@ fn the_default_search_trains_a_cached_supernet_and_fine_tunes_its_front(dir: &Pa
         "{}",
         text(&o)
     );
-    let fine_tuned = |run: &Path| -> Vec<(String, f64)> {
-        let f: serde_json::Value =
-            serde_json::from_str(&std::fs::read_to_string(run.join("front.json")).unwrap())
-                .unwrap();
-        f["front"]
-            .as_array()
-            .unwrap()
-            .iter()
-            // a fine-tuned model keeps its inherited accuracy beside the fine-tuned one
-            .filter(|m| m["metrics"].get("inherited_accuracy").is_some())
-            .map(|m| {
-                let id = m["genome_id"].as_str().unwrap().to_string();
-                (id, m["metrics"]["accuracy"]["value"].as_f64().unwrap())
-            })
+    // every fine-tuned trial of a run (a reused one may leave the front to a better one)
+    let fine_tuned = |run: &Path| -> Vec<(String, String)> {
+        let csv = std::fs::read_to_string(run.join("trials.csv")).unwrap();
+        let rows: Vec<Vec<String>> = csv
+            .lines()
+            .map(|l| l.split(',').map(str::to_string).collect())
+            .collect();
+        // trial, genome_id, origin, status, accuracy_kind (fine-tuned ones hold no comma), ...
+        assert_eq!(rows[0][4..6], ["accuracy_kind", "accuracy"], "{csv}");
+        rows.into_iter()
+            .filter(|r| r[4].starts_with("fine-tuned"))
+            .map(|r| (r[1].clone(), r[5].clone()))
             .collect()
     };
     let (first, second) = (fine_tuned(&run), fine_tuned(&pixel));
@@ -441,7 +449,7 @@ fn the_default_search_trains_a_cached_supernet_and_fine_tunes_its_front(dir: &Pa
         .iter()
         .filter_map(|(id, acc)| first.iter().find(|(i, _)| i == id).map(|(_, a)| (acc, a)))
         .collect();
-    assert!(!shared.is_empty(), "{first:?} {second:?}");
+    assert!(!shared.is_empty(), "{first:?} {second:?}\n{}", text(&o));
     for (a, b) in shared {
         assert_eq!(a, b, "a reused fine-tuning keeps its accuracy");
     }
@@ -556,6 +564,25 @@ fn a_few_shot_split_judges_each_candidate_on_the_part_that_holds_it() {
         "--strategy dnas learns its distribution",
     );
     refused(&["--supernet", split.to_str().unwrap()], "--supernet");
+    // a part given for the whole space: refused, saying it is a part and what to give
+    let (part, out) = (split.join("head0"), dir.path().join("part"));
+    let mut args = vec![
+        "search",
+        "--target",
+        "jetson",
+        "--space",
+        &tiny,
+        "--supernet",
+    ];
+    args.extend_from_slice(&[part.to_str().unwrap(), "--trials", "2", "--train-limit"]);
+    args.extend_from_slice(&["300", "-o", out.to_str().unwrap()]);
+    let o = xtask(&args);
+    assert!(!o.status.success(), "{}", text(&o));
+    let says = format!(
+        "is part `head0` of the few-shot split in {}",
+        split.display()
+    );
+    assert!(text(&o).contains(&says), "{}", text(&o));
     // export from the split: the genome's own part judges it
     let genome = dir.path().join("g.json");
     let o = xtask(&["space", "sample", "--seed", "4", "--space", &tiny]);

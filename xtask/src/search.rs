@@ -132,13 +132,13 @@ pub struct Args {
     /// Where supernets are cached, one per space, data and training settings.
     #[arg(long, value_name = "DIR", default_value = "runs/supernets")]
     pub supernet_cache: PathBuf,
-    /// Epochs of a supernet trained for the cache (with --few-shot, of each part).
+    /// Epochs of a supernet trained for the cache (of each part of a few-shot split).
     #[arg(long, default_value_t = 2)]
     pub supernet_epochs: usize,
-    /// A few-shot split (Zhao et al., 2021): one supernet per choice of this decision (`head`:
-    /// the head conv's width) judges the genomes that chose it; each trains --supernet-epochs.
-    #[arg(long, value_name = "DECISION", conflicts_with = "supernet")]
-    pub few_shot: Option<kiln_space::SplitBy>,
+    /// Few-shot split (Zhao et al., 2021): `head`, a supernet per head conv width, each trained
+    /// --supernet-epochs; `none`; `auto`: `head` when the space has 2+ widths (not with dnas).
+    #[arg(long, default_value = "auto", conflicts_with = "supernet")]
+    pub few_shot: kiln_pipeline::supernet_cache::FewShot,
     /// Epochs of fine-tuning of the front's models from their inherited weights (the
     /// 5 most accurate; 0: none).
     #[arg(long, default_value_t = 2)]
@@ -303,14 +303,9 @@ pub fn run(args: Args) -> Result<()> {
 /// exits at once; the journal stays consistent (running trials are
 /// evaluated again on `--resume`).
 fn catch_ctrl_c(flag: Arc<AtomicBool>, holds_power_mode: bool) {
-    let (and_power_mode, power_mode_left) = if holds_power_mode {
-        (
-            " and the device's power mode",
-            "; the device's power mode is NOT restored",
-        )
-    } else {
-        ("", "")
-    };
+    let held = |words: &'static str| if holds_power_mode { words } else { "" };
+    let and_power_mode = held(" and the device's power mode");
+    let power_mode_left = held("; the device's power mode is NOT restored");
     let set = ctrlc::set_handler(move || {
         if flag.swap(true, Ordering::SeqCst) {
             eprintln!(
@@ -338,8 +333,9 @@ fn cached_supernet(args: &Args, request: &mut SearchRequest) -> Result<()> {
         ..Default::default()
     };
     let cache = crate::common::workspace_root().join(&args.supernet_cache);
+    let split = kiln_pipeline::supernet_cache::settle_few_shot(request)?;
     let (space, data, id) = (&request.space_path, &request.data, args.data.identity());
-    let dir = kiln_pipeline::supernet_cache::dir_for(&cache, space, args.few_shot, data, &config)?;
+    let dir = kiln_pipeline::supernet_cache::dir_for(&cache, space, split, data, &config)?;
     // minutes of training to come: refuse bad settings (a resume of another run) first
     request.supernet = Some(dir);
     kiln_pipeline::preflight::preflight(request)?;
@@ -347,7 +343,7 @@ fn cached_supernet(args: &Args, request: &mut SearchRequest) -> Result<()> {
     let cached = kiln_pipeline::supernet_cache::ensure(
         &cache,
         &request.space_path,
-        args.few_shot,
+        split,
         &request.data,
         &id,
         &config,
@@ -355,14 +351,7 @@ fn cached_supernet(args: &Args, request: &mut SearchRequest) -> Result<()> {
         &mut |note| eprintln!("{note}"),
     )?;
     bar.finish_and_clear();
-    eprintln!(
-        "supernet {}: {}",
-        cached.dir.display(),
-        match cached.trained_epochs {
-            0 => "cached, reused".to_string(),
-            n => format!("trained {n} epochs"),
-        }
-    );
+    eprintln!("{cached}");
     Ok(())
 }
 

@@ -18,6 +18,7 @@ use crate::PipelineError;
 use crate::device::SearchDeviceChoice;
 use crate::lut;
 use crate::search::{Reward, SearchRequest, TableChoice};
+use crate::supernet_cache::FewShot;
 
 /// What the checks found, for the search that follows them.
 pub(crate) struct Checked {
@@ -87,7 +88,7 @@ pub(crate) fn check(
                 .into(),
         ));
     }
-    if let Some(by) = few_shot(req) {
+    if let FewShot::By(by) = req.few_shot {
         let why = match (with_supernet, req.strategy) {
             (false, _) => Some("is judged by inheritance (not with --evaluator train)"),
             (true, StrategyKind::Dnas) => Some(
@@ -126,15 +127,19 @@ pub(crate) fn check(
     })
 }
 
-/// The few-shot split of the search's supernet: [`SearchRequest::few_shot`], or the one the
-/// folder it was given holds (`None` also when its `split.json` cannot be read: loading
-/// the supernet says why).
+/// The few-shot split of the search's supernet: the one [`SearchRequest::few_shot`] names,
+/// none for `none`, else (`auto`, a supernet given with `--supernet`) the one its folder
+/// holds (`None` also when its `split.json` cannot be read: loading the supernet says
+/// why).
 pub(crate) fn few_shot(req: &SearchRequest) -> Option<kiln_space::SplitBy> {
-    let given = || {
-        let dir = req.supernet.as_deref()?;
-        Some(kiln_supernet::split::read_split(dir).ok()??.by)
-    };
-    req.few_shot.or_else(given)
+    match req.few_shot {
+        FewShot::By(by) => Some(by),
+        FewShot::Off => None,
+        FewShot::Auto => {
+            let dir = req.supernet.as_deref()?;
+            Some(kiln_supernet::split::read_split(dir).ok()??.by)
+        }
+    }
 }
 
 /// The search's device, once it answers: fail fast, before the journal and minutes of

@@ -88,11 +88,13 @@ pub struct SearchRequest {
     /// predicted latency) and only the front is built and measured, at the end; without
     /// one, every candidate is built and measured.
     pub supernet: Option<PathBuf>,
-    /// The few-shot split the search's supernet is to be trained as (`--few-shot`): known
-    /// before the cache's folder holds it, so the preflight refuses what cannot use a
-    /// split (`--evaluator train`, `--strategy dnas`) before any training. A split's
-    /// folder given as `supernet` is recognised by its `split.json` without it.
-    pub few_shot: Option<kiln_space::SplitBy>,
+    /// Whether the search's supernet is a few-shot split (`--few-shot`): a split asked for
+    /// by name is known before the cache's folder holds it, so the preflight refuses what
+    /// cannot use a split (`--evaluator train`, `--strategy dnas`) before any training;
+    /// [`crate::supernet_cache::settle_few_shot`] settles `auto` for a supernet trained
+    /// for the search. A split's folder given as `supernet` is recognised by its
+    /// `split.json`.
+    pub few_shot: crate::supernet_cache::FewShot,
     /// With a supernet: how the front's models are fine-tuned from their inherited
     /// weights after it was measured.
     pub fine_tune: FineTune,

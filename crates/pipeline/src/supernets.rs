@@ -12,6 +12,24 @@ use kiln_supernet::split::{part_dir, read_split};
 use crate::PipelineError;
 use crate::inherit::SupernetJudge;
 
+/// `e` (loading the one supernet in `dir`), told that `dir` is a part of a few-shot split
+/// where it is one: a part given for the whole space is refused as trained for another
+/// space, true but not what to do.
+fn part_of_split(dir: &Path, e: PipelineError) -> PipelineError {
+    let (Some(parent), Some(name)) = (dir.parent(), dir.file_name()) else {
+        return e;
+    };
+    let name = name.to_string_lossy();
+    match read_split(parent) {
+        Ok(Some(m)) if m.parts.iter().any(|p| *p == name) => PipelineError::Invalid(format!(
+            "{e} ({} is part `{name}` of the few-shot split in {}: it holds only the genomes              of that part; give the split's folder for the whole space)",
+            dir.display(),
+            parent.display()
+        )),
+        _ => e,
+    }
+}
+
 /// One supernet, or the parts of a few-shot split, loaded and checked against a run.
 pub struct Supernets {
     /// The folder given: the supernet's, or the split's.
@@ -38,7 +56,8 @@ impl Supernets {
     ) -> Result<Supernets, PipelineError> {
         let invalid = |e: SupernetError| PipelineError::Invalid(e.to_string());
         let Some(manifest) = read_split(dir).map_err(invalid)? else {
-            let one = SupernetJudge::load(dir, space, data, data_identity)?;
+            let one = SupernetJudge::load(dir, space, data, data_identity)
+                .map_err(|e| part_of_split(dir, e))?;
             return Ok(Supernets {
                 dir: dir.to_path_buf(),
                 split: None,

@@ -101,10 +101,15 @@ pub(crate) fn warm_start(
         journal.insert(&c.id, &c.json, JUDGED_EARLIER, Status::Pending, None)?;
     }
     if !front.is_empty() {
+        let parts = if judge.split.is_some() {
+            ", each part's"
+        } else {
+            ""
+        };
         note(&format!(
             "{} of the {stored} candidates earlier searches judged on this supernet come \
-             first (the front of their inherited accuracy, read from its {} (a few-shot \
-             split: each part's), and their latency predicted for `{target}`)",
+             first (the front of their inherited accuracy, read from its {}{parts}, and \
+             their latency predicted for `{target}`)",
             front.len(),
             crate::judgments::FILE,
         ));
