@@ -538,51 +538,7 @@ fn a_few_shot_split_judges_each_candidate_on_the_part_that_holds_it() {
     }
     assert!(done > 0, "{csv}");
 
-    // what cannot use a split is refused before any training
-    let refused = |extra: &[&str], why: &str| {
-        let out = dir.path().join("refused");
-        let mut args = vec![
-            "search",
-            "--target",
-            "jetson",
-            "--space",
-            &tiny,
-            "--few-shot",
-        ];
-        args.extend_from_slice(&["head", "--supernet-cache", cache.to_str().unwrap()]);
-        args.extend_from_slice(&["--supernet-epochs", "2", "--trials", "2", "--train-limit"]);
-        args.extend_from_slice(&["300", "-o", out.to_str().unwrap()]);
-        args.extend_from_slice(extra);
-        let o = xtask(&args);
-        assert!(!o.status.success(), "{}", text(&o));
-        assert!(text(&o).contains(why), "{}", text(&o));
-        assert!(!text(&o).contains("few-shot split: part"), "{}", text(&o));
-    };
-    refused(&["--evaluator", "train"], "not with --evaluator train");
-    refused(
-        &["--strategy", "dnas"],
-        "--strategy dnas learns its distribution",
-    );
-    refused(&["--supernet", split.to_str().unwrap()], "--supernet");
-    // a part given for the whole space: refused, saying it is a part and what to give
-    let (part, out) = (split.join("head0"), dir.path().join("part"));
-    let mut args = vec![
-        "search",
-        "--target",
-        "jetson",
-        "--space",
-        &tiny,
-        "--supernet",
-    ];
-    args.extend_from_slice(&[part.to_str().unwrap(), "--trials", "2", "--train-limit"]);
-    args.extend_from_slice(&["300", "-o", out.to_str().unwrap()]);
-    let o = xtask(&args);
-    assert!(!o.status.success(), "{}", text(&o));
-    let says = format!(
-        "is part `head0` of the few-shot split in {}",
-        split.display()
-    );
-    assert!(text(&o).contains(&says), "{}", text(&o));
+    what_cannot_use_a_split_is_refused_before_training(dir.path(), &cache, &split);
     // export from the split: the genome's own part judges it
     let genome = dir.path().join("g.json");
     let o = xtask(&["space", "sample", "--seed", "4", "--space", &tiny]);
@@ -619,6 +575,17 @@ fn a_few_shot_split_judges_each_candidate_on_the_part_that_holds_it() {
     search.extend_from_slice(&["--fine-tune", "0", "-o", single.to_str().unwrap()]);
     let o = xtask(&search);
     assert!(o.status.success(), "{}", text(&o));
+    // resumed by the default (a split, in the cache): refused, naming the way back
+    let mut by_default: Vec<&str> = search.iter().filter(|a| **a != path).copied().collect();
+    by_default.retain(|a| *a != "--supernet");
+    by_default.extend_from_slice(&["--supernet-cache", cache.to_str().unwrap(), "--resume"]);
+    let o = xtask(&by_default);
+    assert!(!o.status.success(), "{}", text(&o));
+    assert!(
+        text(&o).contains("`--few-shot none` resumes a run judged by one supernet"),
+        "{}",
+        text(&o)
+    );
     std::fs::remove_dir_all(&one).unwrap();
     std::fs::rename(&split, &one).unwrap();
     search.push("--resume");
@@ -629,4 +596,67 @@ fn a_few_shot_split_judges_each_candidate_on_the_part_that_holds_it() {
         "{}",
         text(&o)
     );
+}
+
+/// What cannot use the trained split in `split` (cached in `cache`) is refused before any
+/// training, saying what to do: a split asked for with `--evaluator train`, `--strategy
+/// dnas` (also the split's folder given with `--supernet`) or `--supernet`; a split of a
+/// space with one head width; one of its parts given for the whole space.
+fn what_cannot_use_a_split_is_refused_before_training(dir: &Path, cache: &Path, split: &Path) {
+    let tiny = tiny_space();
+    let out = dir.join("refused");
+    let search = |space: &str, extra: &[&str]| {
+        let mut args = vec!["search", "--target", "jetson", "--space", space];
+        args.extend_from_slice(&["--supernet-cache", cache.to_str().unwrap()]);
+        args.extend_from_slice(&["--supernet-epochs", "2", "--trials", "2", "--train-limit"]);
+        args.extend_from_slice(&["300", "-o", out.to_str().unwrap()]);
+        args.extend_from_slice(extra);
+        xtask(&args)
+    };
+    let cached = || std::fs::read_dir(cache).unwrap().count();
+    let before = cached();
+    let refused = |space: &str, extra: &[&str], why: &str| {
+        let o = search(space, extra);
+        assert!(!o.status.success(), "{}", text(&o));
+        assert!(text(&o).contains(why), "{}", text(&o));
+        assert!(!text(&o).contains("few-shot split: part"), "{}", text(&o));
+        assert!(!out.exists(), "{}", text(&o));
+    };
+    fn head<'a>(extra: &[&'a str]) -> Vec<&'a str> {
+        [&["--few-shot", "head"], extra].concat()
+    }
+    let (train, dnas) = (["--evaluator", "train"], ["--strategy", "dnas"]);
+    refused(&tiny, &head(&train), "not with --evaluator train");
+    let learns = "--strategy dnas learns its distribution";
+    refused(&tiny, &head(&dnas), learns);
+    let given = split.to_str().unwrap();
+    refused(&tiny, &head(&["--supernet", given]), "--supernet");
+    refused(&tiny, &[&dnas[..], &["--supernet", given]].concat(), learns);
+    let one_head = dir.join("one-head.toml");
+    let text_of = std::fs::read_to_string(&tiny).unwrap();
+    std::fs::write(
+        &one_head,
+        text_of.replace("widths = [0, 32]", "widths = [32]"),
+    )
+    .unwrap();
+    let one_head = one_head.to_str().unwrap();
+    refused(one_head, &head(&[]), "needs at least two choices");
+    assert_eq!(
+        cached(),
+        before,
+        "a refused split leaves nothing in the cache"
+    );
+    // a part given for the whole space: refused, saying it is a part and what to give
+    let part = split.join("head0");
+    refused(
+        &tiny,
+        &["--supernet", part.to_str().unwrap()],
+        "give the split's folder",
+    );
+    let o = search(&tiny, &["--supernet", part.to_str().unwrap()]);
+    let says = format!(
+        "is part `head0` of the few-shot split in {}: it holds only the genomes of that part",
+        split.display()
+    );
+    assert!(text(&o).contains(&says), "{}", text(&o));
 }

@@ -20,8 +20,9 @@ use crate::common::{DataArgs, DeviceArgs, space_path, targets_dir};
 
 /// Search the space for models that meet every hard constraint of a device.
 ///
-/// By default with weight sharing: one supernet for the space and data (trained
-/// once, then cached) gives every candidate its weights and inherited accuracy;
+/// By default with weight sharing: a supernet for the space and data (trained once,
+/// then cached; a few-shot split by the head conv, see --few-shot) gives every
+/// candidate its weights and inherited accuracy;
 /// the latency lookup table predicts its latency, so candidates are judged in a
 /// second or two without being built. The front is then built and measured for
 /// real (the hard constraints are judged on measured figures) and its best
@@ -39,7 +40,7 @@ use crate::common::{DataArgs, DeviceArgs, space_path, targets_dir};
 /// device's figures (the simulated ones stay beside them in the journal).
 ///
 /// With no options beyond --target and -o it searches the bundled MNIST subset:
-/// about 15 minutes to train the supernet the first time, then a few minutes.
+/// about 12 minutes the first time (the supernet's training), then a few minutes.
 #[derive(clap::Args, Debug)]
 pub struct Args {
     /// Device profile: a name from targets/ (`cargo xtask targets` lists

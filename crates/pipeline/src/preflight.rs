@@ -58,9 +58,21 @@ pub fn preflight(req: &mut SearchRequest) -> Result<(), PipelineError> {
     let wanted =
         crate::search::run_identity(req, &c.space, &c.space_text, &c.fitness, c.judge_only);
     let stored = Journal::open(&req.out)?.meta()?;
-    let differences = kiln_search::journal::differences(&stored, &wanted);
+    let mut differences = kiln_search::journal::differences(&stored, &wanted);
     if differences.is_empty() {
         return Ok(());
+    }
+    let split = |m: &kiln_search::RunMeta| {
+        m.fields
+            .get("evaluator")
+            .is_some_and(|e| e.contains("few-shot split"))
+    };
+    if !split(&stored) && split(&wanted) {
+        differences.push(
+            "the search's supernet is a few-shot split by default since 2026-12-03: \
+             `--few-shot none` resumes a run judged by one supernet"
+                .into(),
+        );
     }
     Err(SearchError::ResumeMismatch {
         path,
@@ -88,7 +100,11 @@ pub(crate) fn check(
                 .into(),
         ));
     }
-    if let FewShot::By(by) = req.few_shot {
+    if let Some(by) = few_shot(req) {
+        if req.few_shot == FewShot::By(by) {
+            // asked for by name: the space must have two choices to split
+            by.parts(&space)?;
+        }
         let why = match (with_supernet, req.strategy) {
             (false, _) => Some("is judged by inheritance (not with --evaluator train)"),
             (true, StrategyKind::Dnas) => Some(

@@ -180,13 +180,6 @@ pub fn search(
             "interrupted before the search started; nothing was written".into(),
         ));
     }
-    let journal = crate::worker::search_journal(
-        req.journal.as_deref(),
-        &req.out,
-        req.resume,
-        meta.clone(),
-        &space_text,
-    )?;
     let genome_space = Arc::new(GenomeSpace::new(space.clone()));
     let mut evaluator = PipelineEvaluator::new(
         space.clone(),
@@ -209,6 +202,15 @@ pub fn search(
             note,
         )?;
     }
+    // the journal only once the supernet loaded: a supernet refused (another space, data,
+    // a part of a split) leaves no run behind that would block the corrected command
+    let journal = crate::worker::search_journal(
+        req.journal.as_deref(),
+        &req.out,
+        req.resume,
+        meta.clone(),
+        &space_text,
+    )?;
     // after the journal, the settings and the supernet's identity are checked, so a run
     // refused for any of those costs no search
     let learned = match req.strategy {

@@ -12,20 +12,26 @@ use kiln_supernet::split::{part_dir, read_split};
 use crate::PipelineError;
 use crate::inherit::SupernetJudge;
 
-/// `e` (loading the one supernet in `dir`), told that `dir` is a part of a few-shot split
-/// where it is one: a part given for the whole space is refused as trained for another
-/// space, true but not what to do.
-fn part_of_split(dir: &Path, e: PipelineError) -> PipelineError {
-    let (Some(parent), Some(name)) = (dir.parent(), dir.file_name()) else {
+/// `e` (loading the one supernet in `dir` for a run of `space`) or, where `dir` is a part
+/// of a few-shot split of `space` itself, an error that says so: a part given for the
+/// whole space is refused as trained for another space, true but not what to do.
+fn part_of_split(dir: &Path, space: Option<&Space>, e: PipelineError) -> PipelineError {
+    let dir = dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf());
+    let (Some(parent), Some(name), Some(space)) = (dir.parent(), dir.file_name(), space) else {
         return e;
     };
     let name = name.to_string_lossy();
     match read_split(parent) {
-        Ok(Some(m)) if m.parts.iter().any(|p| *p == name) => PipelineError::Invalid(format!(
-            "{e} ({} is part `{name}` of the few-shot split in {}: it holds only the genomes              of that part; give the split's folder for the whole space)",
-            dir.display(),
-            parent.display()
-        )),
+        Ok(Some(m))
+            if m.parts.iter().any(|p| *p == name) && m.check_space(space, parent).is_ok() =>
+        {
+            PipelineError::Invalid(format!(
+                "{} is part `{name}` of the few-shot split in {}: it holds only the genomes of \
+                 that part; give the split's folder for the whole space",
+                dir.display(),
+                parent.display()
+            ))
+        }
         _ => e,
     }
 }
@@ -57,7 +63,7 @@ impl Supernets {
         let invalid = |e: SupernetError| PipelineError::Invalid(e.to_string());
         let Some(manifest) = read_split(dir).map_err(invalid)? else {
             let one = SupernetJudge::load(dir, space, data, data_identity)
-                .map_err(|e| part_of_split(dir, e))?;
+                .map_err(|e| part_of_split(dir, space, e))?;
             return Ok(Supernets {
                 dir: dir.to_path_buf(),
                 split: None,
