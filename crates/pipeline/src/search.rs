@@ -150,12 +150,14 @@ pub struct SearchOutcome {
     pub judgments_reused: usize,
 }
 
-/// Checks the request, opens the journal and runs the search to its end,
-/// then writes the report. `note` receives messages for the user (power
-/// mode, where candidates are measured).
+/// Checks the request, loads the supernet, opens the journal and runs the search to
+/// its end, then writes the report. `note` receives messages for the user (power
+/// mode, where candidates are measured). Nothing is written before the supernet
+/// loaded, so a refused one leaves no run folder behind.
 ///
 /// Errors: a space that does not fit the data, a device that does not
-/// answer, `--reward mnas` without a latency limit, a journal that holds a
+/// answer, `--reward mnas` without a latency limit, a supernet trained for another
+/// space, input or data, a journal that holds a
 /// different search, and a search stopped by its device (the report of what
 /// finished is written first; `--resume` continues).
 pub fn search(
