@@ -65,7 +65,7 @@ pub fn preflight(req: &mut SearchRequest) -> Result<(), PipelineError> {
     let split = |m: &kiln_search::RunMeta| {
         m.fields
             .get("evaluator")
-            .is_some_and(|e| e.contains("few-shot split"))
+            .is_some_and(|e| e.contains(crate::search::SPLIT_IN_EVALUATOR))
     };
     if !split(&stored) && split(&wanted) {
         differences.push(

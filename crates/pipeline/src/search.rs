@@ -532,6 +532,10 @@ fn precision_note(precision: Precision, space: &Space, judge_only: bool) -> Opti
     ))
 }
 
+/// What the run identity's `evaluator` says of a few-shot split (`... (few-shot split by
+/// `head`) ...`), absent for one supernet; the preflight looks for it too.
+pub(crate) const SPLIT_IN_EVALUATOR: &str = "few-shot split by";
+
 /// The run's identity, stored in the journal: resuming with any field
 /// different is refused, naming the field.
 pub(crate) fn run_identity(
@@ -559,8 +563,9 @@ pub(crate) fn run_identity(
     if let Some(dir) = &req.supernet {
         let mode = if judge_only { ", judge only" } else { "" };
         // one supernet's runs keep the identity they had before splits existed
-        let split = crate::preflight::few_shot(req)
-            .map_or(String::new(), |by| format!(" (few-shot split by `{by}`)"));
+        let split = crate::preflight::few_shot(req).map_or(String::new(), |by| {
+            format!(" ({SPLIT_IN_EVALUATOR} `{by}`)")
+        });
         let ft = req.fine_tune;
         meta = meta.with(
             "evaluator",

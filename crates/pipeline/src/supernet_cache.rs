@@ -30,9 +30,9 @@ pub enum FewShot {
     /// with `--supernet` is used as it is. [`settle_few_shot`] decides.
     ///
     /// Why the head conv: on Fashion-MNIST the split by it ranks 30 genomes with Kendall's
-    /// tau-b 0.341 against their mean trained-from-scratch accuracy where one supernet of
-    /// the same training scores about 0.1, and a split by another decision 0.021
-    /// (docs/ranking/README.md; host).
+    /// tau-b 0.341 against their mean trained-from-scratch accuracy where single supernets
+    /// score -0.046 to -0.002, and a split by another decision 0.021 (docs/ranking/README.md;
+    /// host).
     #[default]
     Auto,
     /// One supernet for the whole space (`none`).
