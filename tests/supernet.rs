@@ -588,7 +588,8 @@ fn a_few_shot_split_judges_each_candidate_on_the_part_that_holds_it() {
     );
     std::fs::remove_dir_all(&one).unwrap();
     std::fs::rename(&split, &one).unwrap();
-    search.push("--resume");
+    // `auto` given with --supernet: the folder as it is (here a split, refused to resume)
+    search.extend_from_slice(&["--resume", "--few-shot", "auto"]);
     let o = xtask(&search);
     assert!(!o.status.success(), "{}", text(&o));
     assert!(
@@ -599,8 +600,9 @@ fn a_few_shot_split_judges_each_candidate_on_the_part_that_holds_it() {
 }
 
 /// What cannot use the trained split in `split` (cached in `cache`) is refused before any
-/// training, saying what to do: a split asked for with `--evaluator train`, `--strategy
-/// dnas` (also the split's folder given with `--supernet`) or `--supernet`; a split of a
+/// training, saying what to do: a split asked for with `--evaluator train` or `--strategy
+/// dnas` (also the split's folder given with `--supernet`); `--few-shot none` with the
+/// split's folder; a split of a
 /// space with one head width; one of its parts given for the whole space.
 fn what_cannot_use_a_split_is_refused_before_training(dir: &Path, cache: &Path, split: &Path) {
     let tiny = tiny_space();
@@ -630,7 +632,8 @@ fn what_cannot_use_a_split_is_refused_before_training(dir: &Path, cache: &Path, 
     let learns = "--strategy dnas learns its distribution";
     refused(&tiny, &head(&dnas), learns);
     let given = split.to_str().unwrap();
-    refused(&tiny, &head(&["--supernet", given]), "--supernet");
+    let holds = format!("--few-shot none, but --supernet {given} holds a few-shot split by `head`");
+    refused(&tiny, &["--few-shot", "none", "--supernet", given], &holds);
     refused(&tiny, &[&dnas[..], &["--supernet", given]].concat(), learns);
     let one_head = dir.join("one-head.toml");
     let text_of = std::fs::read_to_string(&tiny).unwrap();

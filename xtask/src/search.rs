@@ -137,8 +137,9 @@ pub struct Args {
     #[arg(long, default_value_t = 2)]
     pub supernet_epochs: usize,
     /// Few-shot split (Zhao et al., 2021): `head`, a supernet per head conv width, each trained
-    /// --supernet-epochs; `none`; `auto`: `head` when the space has 2+ widths (not with dnas).
-    #[arg(long, default_value = "auto", conflicts_with = "supernet")]
+    /// --supernet-epochs; `none`; `auto`: `head` when the space has 2+ widths (not with dnas),
+    /// and a --supernet folder as it is.
+    #[arg(long, default_value = "auto")]
     pub few_shot: kiln_pipeline::supernet_cache::FewShot,
     /// Epochs of fine-tuning of the front's models from their inherited weights (the
     /// 5 most accurate; 0: none).

@@ -7,14 +7,19 @@
 //! `cargo run --profile dev -p kiln-pipeline --example fine_tune -- --supernet DIR
 //! (--genomes A.json,B.json | --ranking N) [--epochs 10] [--schedules 0.1:0,1:0.3]
 //! [--seed 0] [--shards 1] [--threads 1] [--idx DIR --validation SHARE]
-//! [--stand-alone-from PAIRS.csv]`
+//! [--held-out DIR] [--stand-alone-from PAIRS.csv]...`
 //!
-//! `--ranking N` takes the ranking benchmark's first `N` genomes
-//! ([`kiln_supernet::ranking_genomes`]); `--stand-alone-from` (a judge bench pairs file of
-//! them, `done,index,genome,inherited,stand_alone`) then also prints Kendall's tau-b of the
-//! inherited and of each schedule's fine-tuned validation top-1 against the file's
-//! stand-alone accuracies: how well a short fine-tune ranks where inheritance alone does
-//! not (a proxy that costs a training per candidate).
+//! `DIR` is one supernet's folder or a few-shot split's (each genome inherits from the part
+//! that holds it, as in the search). `--ranking N` takes the ranking benchmark's first `N`
+//! genomes ([`kiln_supernet::ranking_genomes`]); `--stand-alone-from` (a judge bench pairs
+//! file of them, `done,index,genome,inherited,stand_alone`; given several times, the mean of
+//! the files' stand-alone accuracies) then also prints Kendall's tau-b of the inherited and
+//! of each schedule's fine-tuned top-1 against the stand-alone accuracies: how well a short
+//! fine-tune ranks where inheritance alone does not (a proxy that costs a training per
+//! candidate). `--held-out DIR` (an IDX folder sharing no image with the training or
+//! validation images) scores the fine-tuned models on DIR's test images, the judge bench's
+//! `--held-out`: the pairs files must be scored there too, and the inherited column is then
+//! the files' (the first file's `inherited`), not the validation split's.
 //!
 //! A schedule is `LR_SCALE:WARMUP_EPOCHS`: the peak learning rate as a multiple of
 //! kiln-train's default (Adam, 0.005) and the linear warm-up in epochs, then cosine decay
@@ -25,7 +30,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use kiln_data::SplitOptions;
-use kiln_pipeline::SupernetJudge;
+use kiln_pipeline::Supernets;
 use kiln_space::Genome;
 use kiln_supernet::pairs;
 use kiln_train::{Silent, TrainConfig};
@@ -38,7 +43,8 @@ struct Args {
     ranking: Option<usize>,
     idx: Option<PathBuf>,
     validation: f64,
-    stand_alone_from: Option<PathBuf>,
+    stand_alone_from: Vec<PathBuf>,
+    held_out: Option<PathBuf>,
     epochs: usize,
     schedules: Vec<(f64, f64)>,
     seed: u64,
@@ -53,7 +59,8 @@ fn args() -> Result<Args, Error> {
         ranking: None,
         idx: None,
         validation: SplitOptions::default().validation_fraction,
-        stand_alone_from: None,
+        stand_alone_from: Vec::new(),
+        held_out: None,
         epochs: 10,
         schedules: vec![(0.1, 0.0), (1.0, 0.3)],
         seed: 0,
@@ -69,7 +76,8 @@ fn args() -> Result<Args, Error> {
             "--ranking" => a.ranking = Some(v.parse()?),
             "--idx" => a.idx = Some(v.into()),
             "--validation" => a.validation = v.parse()?,
-            "--stand-alone-from" => a.stand_alone_from = Some(v.into()),
+            "--stand-alone-from" => a.stand_alone_from.push(v.into()),
+            "--held-out" => a.held_out = Some(v.into()),
             "--epochs" => a.epochs = v.parse()?,
             "--seed" => a.seed = v.parse()?,
             "--shards" => a.shards = v.parse()?,
@@ -99,24 +107,82 @@ fn read_genome(path: &Path) -> Result<Genome, Error> {
     Ok(serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?)
 }
 
-/// The stand-alone accuracy of each genome id in the pairs file at `path`, refused unless
-/// it was measured on `data`'s validation split ([`pairs::PairsFile`]): what this example
-/// measures fine-tuned models on.
-fn stand_alone(path: &Path, data: &str) -> Result<HashMap<String, f64>, Error> {
-    let file = pairs::PairsFile::read(path)?;
-    if file.data != data || file.scored.is_some() {
+/// Each genome id's stand-alone accuracy in the pairs files at `paths` (their mean) and
+/// the first file's inherited accuracy, refused unless every file was measured on `data`
+/// and scored where this run scores: `held_out`'s content id (`--held-out`), or else
+/// `data`'s validation split ([`pairs::PairsFile`]).
+fn stand_alone(
+    paths: &[PathBuf],
+    data: &str,
+    held_out: Option<&str>,
+) -> Result<HashMap<String, (f64, f64)>, Error> {
+    let mut sums: HashMap<String, (f64, f64, usize)> = HashMap::new();
+    for path in paths {
+        let file = pairs::PairsFile::read(path)?;
+        let scored_here = match (held_out, &file.scored) {
+            (Some(id), Some(s)) => s.ends_with(&format!("content {id})")),
+            (None, None) => true,
+            _ => false,
+        };
+        if file.data != data || !scored_here {
+            let here = held_out.map_or(format!("the validation split of {data}"), |id| {
+                format!("the --held-out images (content {id}) of {data}")
+            });
+            return Err(format!(
+                "{}: measured on {} ({}), but this run scores {here}",
+                path.display(),
+                file.data,
+                file.scored_on()
+            )
+            .into());
+        }
+        for p in file.pairs {
+            let e = sums.entry(p.genome).or_insert((0.0, p.inherited, 0));
+            e.0 += p.stand_alone;
+            e.2 += 1;
+        }
+    }
+    // a genome missing from one file would be a mean of fewer trainings than the others'
+    Ok(sums
+        .into_iter()
+        .filter(|(_, (_, _, n))| *n == paths.len())
+        .map(|(g, (sum, inherited, n))| (g, (sum / n as f64, inherited)))
+        .collect())
+}
+
+/// The test images of the IDX folder `dir` (`--held-out`) as `data`'s test split, and their
+/// content id: refused unless they match `data`'s shape and classes and share no image with
+/// its training or validation images (byte for byte).
+fn with_held_out(
+    data: kiln_data::Dataset,
+    dir: &Path,
+    split: &SplitOptions,
+) -> Result<(kiln_data::Dataset, String), Error> {
+    // split as the judge bench splits it: its pairs files name the images by this id
+    let theirs = kiln_data::load(&kiln_data::Source::Idx(dir.into()), split)
+        .map_err(|e| format!("--held-out {}: {e}", dir.display()))?;
+    if theirs.shape != data.shape || theirs.classes != data.classes {
+        return Err(format!("--held-out {}: other image shape or classes", dir.display()).into());
+    }
+    let seen: std::collections::HashSet<&[u8]> = [&data.train, &data.validation]
+        .into_iter()
+        .flat_map(|s| (0..s.len()).map(|i| s.image(i)))
+        .collect();
+    if (0..theirs.test.len()).any(|i| seen.contains(theirs.test.image(i))) {
         return Err(format!(
-            "{}: measured on {}, but this run measures the validation split of {data}",
-            path.display(),
-            file.scored_on()
+            "--held-out {}: shares images with the training data",
+            dir.display()
         )
         .into());
     }
-    Ok(file
-        .pairs
-        .into_iter()
-        .map(|p| (p.genome, p.stand_alone))
-        .collect())
+    let id = theirs.content_id();
+    Ok((
+        kiln_data::Dataset {
+            test: theirs.test,
+            ..data
+        },
+        id,
+    ))
 }
 
 fn main() -> Result<(), Error> {
@@ -131,8 +197,17 @@ fn main() -> Result<(), Error> {
     };
     let data = kiln_data::load(&source, &split)?;
     let identity = source.identity(&split);
-    let judge = SupernetJudge::load(&a.supernet, None, &data, &identity)?;
-    let space = judge.space()?;
+    let judges = Supernets::load(&a.supernet, None, &data, &identity)?;
+    let space = judges.space().clone();
+    // after the supernets' data check, which reads the data's own splits
+    let (data, held_out) = match &a.held_out {
+        Some(dir) => {
+            let (d, id) = with_held_out(data, dir, &split)?;
+            (d, Some(id))
+        }
+        None => (data, None),
+    };
+    eprintln!("fine-tuning from {}", judges.describe());
     let genomes = match a.ranking {
         Some(n) => kiln_supernet::ranking_genomes(&space, n),
         None => a
@@ -141,21 +216,19 @@ fn main() -> Result<(), Error> {
             .map(|p| read_genome(p))
             .collect::<Result<_, _>>()?,
     };
-    let truth = match &a.stand_alone_from {
-        Some(path) => {
-            let found = stand_alone(path, &identity)?;
-            // before any training, not after hours of it
-            if let Some(g) = genomes.iter().find(|g| !found.contains_key(&g.id())) {
-                let msg = format!(
-                    "{}: no stand-alone accuracy of genome {}",
-                    path.display(),
-                    g.id()
-                );
-                return Err(msg.into());
-            }
-            Some(found)
+    let truth = if a.stand_alone_from.is_empty() {
+        None
+    } else {
+        let found = stand_alone(&a.stand_alone_from, &identity, held_out.as_deref())?;
+        // before any training, not after hours of it
+        if let Some(g) = genomes.iter().find(|g| !found.contains_key(&g.id())) {
+            let msg = format!(
+                "no stand-alone accuracy of genome {} in every pairs file",
+                g.id()
+            );
+            return Err(msg.into());
         }
-        None => None,
+        Some(found)
     };
     // per genome: the stand-alone accuracy, the inherited one, and each schedule's
     let mut rows: Vec<(f64, Vec<f64>)> = Vec::new();
@@ -164,13 +237,25 @@ fn main() -> Result<(), Error> {
         shards: a.shards,
         ..Default::default()
     };
+    let scored = if held_out.is_some() {
+        "held-out"
+    } else {
+        "validation"
+    };
     println!("| genome | inherited validation | schedule (lr, warm-up) | validation | test |");
     println!("|---|---|---|---|---|");
     for genome in &genomes {
         let mut row = Vec::new();
         let arch = kiln_train::architecture_for(&space, genome, &data)?;
-        let (inherited, start) = judge.inherited_weights(genome, &data)?;
-        row.push(inherited);
+        let (inherited, start) = judges
+            .for_genome(genome)?
+            .inherited_weights(genome, &data)?;
+        let truth_row = truth.as_ref().map(|t| t[&genome.id()]);
+        // on held-out images, the pairs file's inherited accuracy, scored there too
+        row.push(match (&held_out, truth_row) {
+            (Some(_), Some((_, from_file))) => from_file,
+            _ => inherited,
+        });
         for &(scale, warmup) in &a.schedules {
             let config = TrainConfig {
                 epochs: a.epochs,
@@ -188,7 +273,11 @@ fn main() -> Result<(), Error> {
                 &mut Silent,
             )?;
             let m = &trained.metrics;
-            row.push(m.validation_top1.unwrap_or(f64::NAN));
+            row.push(if held_out.is_some() {
+                m.test_top1
+            } else {
+                m.validation_top1.unwrap_or(f64::NAN)
+            });
             println!(
                 "| {} | {:.2}% | {:.4}, {warmup} epochs | {:.2}% | {:.2}% |",
                 genome.id(),
@@ -198,8 +287,8 @@ fn main() -> Result<(), Error> {
                 m.test_top1 * 100.0
             );
         }
-        if let Some(t) = &truth {
-            rows.push((t[&genome.id()], row));
+        if let Some((alone, _)) = truth_row {
+            rows.push((alone, row));
         }
     }
     if truth.is_some() {
@@ -215,7 +304,9 @@ fn main() -> Result<(), Error> {
             let tau = kiln_latency::kendall_tau(&column, &alone)
                 .map_or("undefined".to_string(), |t| format!("{t:.3}"));
             println!(
-                "{name} vs stand-alone, validation top-1 (host), {} genomes: Kendall tau-b {tau}",
+                "{name} vs stand-alone (mean of {}), {scored} top-1 (host), {} genomes: \
+                 Kendall tau-b {tau}",
+                a.stand_alone_from.len(),
                 rows.len()
             );
         }

@@ -6,7 +6,7 @@
 //! (minutes on a fresh cache), so bad settings are refused before that training.
 //! A caller of both runs the checks twice: a table load, a device echo, once a search.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use kiln_latency::LatencyTable;
 use kiln_metric::Source;
@@ -100,6 +100,7 @@ pub(crate) fn check(
                 .into(),
         ));
     }
+    given_folder_agrees(req.supernet.as_deref(), req.few_shot)?;
     if let Some(by) = few_shot(req) {
         if req.few_shot == FewShot::By(by) {
             // asked for by name: the space must have two choices to split
@@ -156,6 +157,40 @@ pub(crate) fn few_shot(req: &SearchRequest) -> Option<kiln_space::SplitBy> {
             Some(kiln_supernet::split::read_split(dir).ok()??.by)
         }
     }
+}
+
+/// A supernet given with `--supernet` is used as it is: a `--few-shot` that names
+/// another split than its folder `dir` holds (`none` for a split's folder, a split for one
+/// supernet's) is refused, as asking for a supernet the run would not use; `auto` takes
+/// the folder as it is.
+///
+/// Errors: [`PipelineError::Invalid`] naming the folder and what it holds.
+fn given_folder_agrees(dir: Option<&Path>, few_shot: FewShot) -> Result<(), PipelineError> {
+    let asked = match (dir, few_shot) {
+        (None, _) | (_, FewShot::Auto) => return Ok(()),
+        (_, FewShot::By(by)) => Some(by),
+        (_, FewShot::Off) => None,
+    };
+    let Some(dir) = dir else { return Ok(()) };
+    // an unreadable split.json is left to loading the supernet, which says why
+    let Ok(held) = kiln_supernet::split::read_split(dir).map(|m| m.map(|m| m.by)) else {
+        return Ok(());
+    };
+    // a cached folder not trained yet becomes what the search settled; a given one that
+    // holds no supernet is refused by loading it
+    let trained = held.is_some() || dir.join(kiln_supernet::STATE_FILE).is_file();
+    if held == asked || !trained {
+        return Ok(());
+    }
+    let holds = held.map_or("one supernet".to_string(), |by| {
+        format!("a few-shot split by `{by}`")
+    });
+    let asked = asked.map_or("none".to_string(), |by| by.to_string());
+    Err(PipelineError::Invalid(format!(
+        "--few-shot {asked}, but --supernet {} holds {holds}: a given supernet is used as it \
+         is; leave out --few-shot (or give `auto`)",
+        dir.display()
+    )))
 }
 
 /// The search's device, once it answers: fail fast, before the journal and minutes of
@@ -313,4 +348,29 @@ fn lut_build_command(req: &SearchRequest) -> String {
         cmd += &format!(" --table {}", path.display());
     }
     cmd
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kiln_space::SplitBy;
+
+    #[test]
+    fn a_given_supernet_is_used_as_it_is_and_a_contradicting_few_shot_refused() {
+        // a folder without split.json: one supernet
+        let one = tempfile::tempdir().unwrap();
+        let dir = Some(one.path());
+        // not trained yet (the cache's, trained after the preflight as settled)
+        assert!(given_folder_agrees(dir, FewShot::By(SplitBy::Head)).is_ok());
+        std::fs::write(one.path().join(kiln_supernet::STATE_FILE), "{}").unwrap();
+        assert!(given_folder_agrees(dir, FewShot::Auto).is_ok());
+        assert!(given_folder_agrees(dir, FewShot::Off).is_ok());
+        assert!(given_folder_agrees(None, FewShot::By(SplitBy::Head)).is_ok());
+        let e = given_folder_agrees(dir, FewShot::By(SplitBy::Head)).unwrap_err();
+        let says = format!(
+            "--few-shot head, but --supernet {} holds one supernet",
+            one.path().display()
+        );
+        assert!(e.to_string().contains(&says), "{e}");
+    }
 }

@@ -41,8 +41,13 @@ pub enum FewShot {
     By(SplitBy),
 }
 
+/// A `--few-shot` value that is not `auto`, `none` or a split's name.
+#[derive(Debug, thiserror::Error)]
+#[error("unknown choice `{0}`; give auto, none or a split ({splits})", splits = SplitBy::ALL.map(SplitBy::name).join(", "))]
+pub struct UnknownFewShot(pub String);
+
 impl std::str::FromStr for FewShot {
-    type Err = kiln_space::SpaceError;
+    type Err = UnknownFewShot;
 
     /// `auto`, `none` or a split's name ([`SplitBy::parse`]).
     fn from_str(name: &str) -> Result<FewShot, Self::Err> {
@@ -51,13 +56,7 @@ impl std::str::FromStr for FewShot {
             "none" => Ok(FewShot::Off),
             by => SplitBy::parse(by)
                 .map(FewShot::By)
-                .map_err(|_| kiln_space::SpaceError::Parse {
-                    origin: "--few-shot".into(),
-                    message: format!(
-                        "unknown choice `{by}`; give auto, none or a split ({})",
-                        SplitBy::ALL.map(SplitBy::name).join(", ")
-                    ),
-                }),
+                .map_err(|_| UnknownFewShot(by.to_owned())),
         }
     }
 }
