@@ -229,6 +229,11 @@ fn a_tiny_supernet_trains_resumes_and_its_exported_sub_network_agrees_with_it() 
     let again: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(dnas.join("dnas.json")).unwrap()).unwrap();
     assert_eq!(again["genome"].to_string(), first);
+    // the folder trained further holds other weights: its run is not resumed on them
+    assert!(train(&net, "3", &["--resume"]).status.success());
+    let o = dnas_search("6", true);
+    assert!(!o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("supernet_weights"), "{}", text(&o));
 
     // the same search trained from scratch is another run
     let o = xtask(&[

@@ -57,7 +57,9 @@ pub fn preflight(req: &mut SearchRequest) -> Result<(), PipelineError> {
     }
     let wanted =
         crate::search::run_identity(req, &c.space, &c.space_text, &c.fitness, c.judge_only);
-    let stored = Journal::open(&req.out)?.meta()?;
+    let mut stored = Journal::open(&req.out)?.meta()?;
+    // the weights are known once the supernet is trained; the search compares them
+    stored.fields.remove(crate::search::SUPERNET_WEIGHTS);
     let mut differences = kiln_search::journal::differences(&stored, &wanted);
     if differences.is_empty() {
         return Ok(());

@@ -194,16 +194,14 @@ pub fn search(
     if let Some(n) = precision_note(req.precision, &space, judge_only) {
         note(&n);
     }
-    if let Some(dir) = &req.supernet {
-        attach_supernet(
-            &mut evaluator,
-            dir,
-            &space,
-            &req.data_identity,
-            judge_only,
-            note,
-        )?;
-    }
+    let meta = match &req.supernet {
+        Some(dir) => {
+            let at = (&space, req.data_identity.as_str(), judge_only);
+            attach_supernet(&mut evaluator, dir, at, note)?;
+            with_supernet_weights(meta, &evaluator, req.resume, &req.out)?
+        }
+        None => meta,
+    };
     // the journal only once the supernet loaded: a supernet refused (another space, data,
     // a part of a split) leaves no run behind that would block the corrected command
     let journal = crate::worker::search_journal(
@@ -318,9 +316,7 @@ pub fn search(
 fn attach_supernet(
     evaluator: &mut PipelineEvaluator,
     dir: &Path,
-    space: &Space,
-    data_identity: &str,
-    judge_only: bool,
+    (space, data_identity, judge_only): (&Space, &str, bool),
     note: &mut dyn FnMut(&str),
 ) -> Result<(), PipelineError> {
     let judge = Supernets::load(dir, Some(space), &evaluator.data, data_identity)?;
@@ -337,6 +333,36 @@ fn attach_supernet(
     evaluator.supernet = Some(Arc::new(judge));
     evaluator.judge_only = judge_only;
     Ok(())
+}
+
+/// The run identity field of the supernet weights a search judges with.
+pub(crate) const SUPERNET_WEIGHTS: &str = "supernet_weights";
+
+/// `meta` with the content ids of the weights that judge the run ([`SUPERNET_WEIGHTS`]:
+/// one supernet's, or a split's parts' in order, [`crate::supernet_cache::weights_id`]):
+/// a folder trained again (more epochs, another seed) holds other weights under the same
+/// name, and a run resumed on them would mix two supernets' judgments. A run begun before
+/// the field (its journal lacks it) resumes as its folder names it.
+///
+/// Errors: a weights file that cannot be read; the journal's, when resuming.
+fn with_supernet_weights(
+    meta: RunMeta,
+    evaluator: &PipelineEvaluator,
+    resume: bool,
+    run_dir: &Path,
+) -> Result<RunMeta, PipelineError> {
+    let Some(judges) = &evaluator.supernet else {
+        return Ok(meta);
+    };
+    // (a shared journal is refused with a supernet by the preflight)
+    if resume && Journal::path_in(run_dir).is_file() {
+        let stored = Journal::open(run_dir)?.meta()?;
+        if stored.get(SUPERNET_WEIGHTS).is_none() {
+            return Ok(meta);
+        }
+    }
+    let ids: Vec<&str> = judges.parts().map(|j| j.weights_id.as_str()).collect();
+    Ok(meta.with(SUPERNET_WEIGHTS, ids.join(",")))
 }
 
 /// Measures every candidate on the search's device, its power mode held for the run;
