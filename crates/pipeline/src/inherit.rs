@@ -73,9 +73,7 @@ impl SupernetJudge {
         data: &Dataset,
         data_identity: &str,
     ) -> Result<SupernetJudge, PipelineError> {
-        let invalid = |e: kiln_supernet::SupernetError| PipelineError::Invalid(e.to_string());
-        let (net, identity, epochs, _) =
-            kiln_supernet::load(dir, &kiln_train::device()).map_err(invalid)?;
+        let (net, identity, epochs, _) = kiln_supernet::load(dir, &kiln_train::device())?;
         let data_content = data.content_id();
         let wanted = SupernetIdentity {
             space: space.unwrap_or(&identity.space).clone(),
@@ -84,7 +82,7 @@ impl SupernetJudge {
             data_content: Some(data_content.clone()),
             config: identity.config.clone(),
         };
-        identity.check(&wanted, dir).map_err(invalid)?;
+        identity.check(&wanted, dir)?;
         let weights_id = crate::supernet_cache::weights_id(dir)?;
         let settings = JudgeSettings {
             recalibration_images: identity.config.recalibration_images,
@@ -95,7 +93,7 @@ impl SupernetJudge {
             crate::judgments::key(&weights_id, &data_content, &settings),
         );
         Ok(SupernetJudge {
-            weights: Arc::new(SupernetWeights::of(&net).map_err(invalid)?),
+            weights: Arc::new(SupernetWeights::of(&net)?),
             net: Mutex::new(net),
             dir: dir.to_path_buf(),
             epochs,

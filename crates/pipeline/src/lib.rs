@@ -82,6 +82,9 @@ pub enum PipelineError {
     /// Training settings or training itself.
     #[error(transparent)]
     Train(#[from] kiln_train::TrainError),
+    /// A supernet's checkpoint, identity (a mismatch names the field) or split.
+    #[error(transparent)]
+    Supernet(#[from] kiln_supernet::SupernetError),
     /// Reading or writing a file.
     #[error("{path}: {message}")]
     Io {

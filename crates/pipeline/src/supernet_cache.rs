@@ -145,8 +145,7 @@ pub fn dir_for(
 ///
 /// Errors: `supernet.json` (kiln-supernet's, naming the file); the weights file.
 pub fn weights_id(dir: &Path) -> Result<String, PipelineError> {
-    let path =
-        kiln_supernet::weights_path(dir).map_err(|e| PipelineError::Invalid(e.to_string()))?;
+    let path = kiln_supernet::weights_path(dir)?;
     let bytes = std::fs::read(&path).map_err(|e| io(&path, e))?;
     Ok(content_id(&bytes))
 }

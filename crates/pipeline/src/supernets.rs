@@ -6,7 +6,6 @@ use std::path::{Path, PathBuf};
 
 use kiln_data::Dataset;
 use kiln_space::{Genome, Space, SplitBy};
-use kiln_supernet::SupernetError;
 use kiln_supernet::split::{part_dir, read_split};
 
 use crate::PipelineError;
@@ -60,8 +59,7 @@ impl Supernets {
         data: &Dataset,
         data_identity: &str,
     ) -> Result<Supernets, PipelineError> {
-        let invalid = |e: SupernetError| PipelineError::Invalid(e.to_string());
-        let Some(manifest) = read_split(dir).map_err(invalid)? else {
+        let Some(manifest) = read_split(dir)? else {
             let one = SupernetJudge::load(dir, space, data, data_identity)
                 .map_err(|e| part_of_split(dir, space, e))?;
             return Ok(Supernets {
@@ -72,11 +70,8 @@ impl Supernets {
             });
         };
         let wanted = space.unwrap_or(&manifest.space);
-        manifest.check_space(wanted, dir).map_err(invalid)?;
-        let parts = manifest
-            .by
-            .parts(wanted)
-            .map_err(|e| PipelineError::Invalid(e.to_string()))?;
+        manifest.check_space(wanted, dir)?;
+        let parts = manifest.by.parts(wanted)?;
         let labels: Vec<&str> = parts.iter().map(|p| p.label.as_str()).collect();
         if labels != manifest.parts {
             return Err(PipelineError::Invalid(format!(
