@@ -564,8 +564,17 @@ fn a_few_shot_split_judges_each_candidate_on_the_part_that_holds_it() {
 
     // a run judged by one supernet is not resumed once a split stands in its folder
     let one = dir.path().join("one");
-    let o = train(&one, "1", &[]);
-    assert!(o.status.success(), "{}", text(&o));
+    let o = train(&one, "1", &["--few-shot", "none"]);
+    assert!(
+        o.status.success() && !one.join("split.json").exists(),
+        "{}",
+        text(&o)
+    );
+    // `supernet train --few-shot auto` trains what the search's default would
+    let auto = dir.path().join("auto");
+    let o = train(&auto, "1", &["--few-shot", "auto"]);
+    let parts = ["split.json", "head0", "head32"].map(|p| auto.join(p).exists());
+    assert!(o.status.success() && parts == [true; 3], "{}", text(&o));
     let (single, path) = (dir.path().join("single"), one.to_str().unwrap());
     let mut search = vec![
         "search",

@@ -51,10 +51,11 @@ pub struct TrainArgs {
     /// Continue the checkpoint in DIR.
     #[arg(long)]
     resume: bool,
-    /// Train a few-shot split: the space divided by this decision (`head`: the head
-    /// conv's width), one supernet per choice, each for --epochs (Zhao et al., 2021).
-    #[arg(long = "few-shot", value_name = "DECISION")]
-    split: Option<kiln_space::SplitBy>,
+    /// A few-shot split (Zhao et al., 2021): the space divided by a decision (`head`: the
+    /// head conv's width), one supernet per choice, each for --epochs; `auto`: `head` where
+    /// the search's default would split (2+ widths); `none`: one supernet.
+    #[arg(long = "few-shot", value_name = "DECISION", default_value = "none")]
+    split: kiln_pipeline::supernet_cache::FewShot,
     /// The supernet's folder.
     #[arg(short = 'o', long = "out", value_name = "DIR")]
     out: PathBuf,
@@ -97,7 +98,7 @@ fn train(a: TrainArgs) -> Result<()> {
     let (bar, mut report) = epoch_bar(config.epochs);
     kiln_supernet::split::train_supernets(
         &space,
-        a.split,
+        a.split.settle(&space, kiln_search::StrategyKind::Evolution),
         &data,
         &a.data.identity(),
         &config,

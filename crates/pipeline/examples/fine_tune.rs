@@ -146,7 +146,12 @@ fn stand_alone(
     Ok(sums
         .into_iter()
         .filter(|(_, (_, _, n))| *n == paths.len())
-        .map(|(g, (sum, inherited, n))| (g, (sum / n as f64, inherited)))
+        // rounded to 1e-6 as the ranking example does: a pairs file gives 4 decimals, so
+        // two equal means summed in another order stay a tie
+        .map(|(g, (sum, inherited, n))| {
+            let mean = (sum / n as f64 * 1e6).round() / 1e6;
+            (g, (mean, inherited))
+        })
         .collect())
 }
 
