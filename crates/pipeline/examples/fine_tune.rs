@@ -116,7 +116,7 @@ fn stand_alone(
     data: &str,
     held_out: Option<&str>,
 ) -> Result<HashMap<String, (f64, f64)>, Error> {
-    let mut sums: HashMap<String, (f64, f64, usize)> = HashMap::new();
+    let mut found: HashMap<String, (Vec<f64>, f64)> = HashMap::new();
     for path in paths {
         let file = pairs::PairsFile::read(path)?;
         let scored_here = match (held_out, &file.scored) {
@@ -137,21 +137,15 @@ fn stand_alone(
             .into());
         }
         for p in file.pairs {
-            let e = sums.entry(p.genome).or_insert((0.0, p.inherited, 0));
-            e.0 += p.stand_alone;
-            e.2 += 1;
+            let e = found.entry(p.genome).or_insert((Vec::new(), p.inherited));
+            e.0.push(p.stand_alone);
         }
     }
     // a genome missing from one file would be a mean of fewer trainings than the others'
-    Ok(sums
+    Ok(found
         .into_iter()
-        .filter(|(_, (_, _, n))| *n == paths.len())
-        // rounded to 1e-6 as the ranking example does: a pairs file gives 4 decimals, so
-        // two equal means summed in another order stay a tie
-        .map(|(g, (sum, inherited, n))| {
-            let mean = (sum / n as f64 * 1e6).round() / 1e6;
-            (g, (mean, inherited))
-        })
+        .filter(|(_, (all, _))| all.len() == paths.len())
+        .map(|(g, (all, inherited))| (g, (pairs::mean_accuracy(&all), inherited)))
         .collect())
 }
 

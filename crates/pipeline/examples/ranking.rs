@@ -32,7 +32,7 @@ use kiln_space::{Architecture, InputSpec, Space};
 
 type Error = Box<dyn std::error::Error>;
 
-use kiln_supernet::pairs::{Pair, PairsFile};
+use kiln_supernet::pairs::{self, Pair, PairsFile};
 
 const USAGE: &str = "usage: ranking PAIRS.csv [--supernet DIR] [--compare OTHER.csv]... [--space SPACE.toml] \
      [--out DIR]";
@@ -313,7 +313,7 @@ fn mean_of_trainings(
             shared.push(MeanPair {
                 index: p.index,
                 inherited: p.inherited,
-                mean: mean_of(&all),
+                mean: pairs::mean_accuracy(&all),
             });
         }
     }
@@ -353,14 +353,6 @@ fn mean_of_trainings_sentence(shared: &[MeanPair], trainings: usize) -> String {
     )
 }
 
-/// The mean of one genome's accuracies, rounded to 1e-6: a pairs file gives 4 decimals, so
-/// two genomes whose accuracies sum alike must tie exactly, whatever order floating point
-/// added them in (unrounded, a tie can become a concordant or discordant pair by an ulp).
-fn mean_of(accuracies: &[f64]) -> f64 {
-    let mean = accuracies.iter().sum::<f64>() / accuracies.len() as f64;
-    (mean * 1e6).round() / 1e6
-}
-
 /// What two stand-alone trainings `a` and `b` of the `shared` genomes say together: the
 /// standard deviation of a genome's difference between them (points; sample, n - 1) and
 /// Kendall's tau-b of this file's inherited accuracies against their mean, a ground truth
@@ -370,7 +362,11 @@ fn two_trainings_sentence(shared: &[(&Pair, &Pair)], a: &[f64], b: &[f64]) -> St
     let diffs: Vec<f64> = a.iter().zip(b).map(|(x, y)| 100.0 * (x - y)).collect();
     let mean_diff = diffs.iter().sum::<f64>() / n;
     let var = diffs.iter().map(|d| (d - mean_diff).powi(2)).sum::<f64>() / (n - 1.0);
-    let mean: Vec<f64> = a.iter().zip(b).map(|(x, y)| mean_of(&[*x, *y])).collect();
+    let mean: Vec<f64> = a
+        .iter()
+        .zip(b)
+        .map(|(x, y)| pairs::mean_accuracy(&[*x, *y]))
+        .collect();
     let inherited: Vec<f64> = shared.iter().map(|(p, _)| p.inherited).collect();
     let against_mean = kiln_latency::kendall_tau(&inherited, &mean)
         .map_or("undefined (all tied)".to_string(), |t| format!("{t:.3}"));
