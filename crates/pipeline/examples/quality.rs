@@ -8,6 +8,9 @@
 //! [--seeds 3] [--workers 2] [--strategies random,evolution,nsga2,reinforce,tpe,dnas]
 //! [--runs runs/quality] [--out docs/quality] [--latency-limit MS]`
 //!
+//! `DIR` is one supernet's folder or a few-shot split's (each candidate judged by its part,
+//! as the search judges; dnas is refused with a split: it learns on one supernet).
+//!
 //! Each run is journalled in RUNS/<strategy>-<seed> (a killed benchmark resumes where it
 //! stopped); curves.csv, best_accuracy.svg, hypervolume.svg, summary.md and identity.txt
 //! go to OUT, rewritten after every run. A run whose journal is not in RUNS but whose
@@ -109,6 +112,17 @@ fn main() -> Result<(), Error> {
     target.constraints.set_latency_limit_ms(limit);
     eprintln!("latency limit {limit:.3} ms (p50, p95) on {}", target.name);
     let judge = Supernets::load(&a.supernet, Some(&space), &data, &source.identity(&split))?;
+    if judge.split.is_some() && a.strategies.contains(&StrategyKind::Dnas) {
+        return Err(format!(
+            "{}: a few-shot split; dnas learns its distribution on one supernet: leave dnas \
+             out of --strategies, or give one supernet",
+            a.supernet.display()
+        )
+        .into());
+    }
+    // every part's weights for a split (one id for one supernet, as before splits)
+    let weights: Vec<&str> = judge.parts().map(|j| j.weights_id.as_str()).collect();
+    let weights = weights.join(",");
     let train = kiln_train::TrainConfig {
         threads: 1,
         ..Default::default()
@@ -119,7 +133,7 @@ fn main() -> Result<(), Error> {
     evaluator.judge_only = true;
     let genome_space = Arc::new(GenomeSpace::new(space));
     let objectives = [Objective::Accuracy, Objective::Latency];
-    let identity = benchmark_identity(&a.supernet, &table_path, limit)?;
+    let identity = benchmark_identity(&weights, &table_path, limit)?;
     let committed = committed_curves(&a.out, &identity)?;
     let mut curves = Vec::new();
     // Seed-major, so a benchmark stopped early has every strategy on the first seeds.
@@ -282,12 +296,12 @@ fn ran(a: &Args, c: &QualityCurve) -> bool {
 }
 
 /// What a committed curve must have been measured with to stand for a run: the
-/// supernet's weights and the latency table (by content) and the latency limit.
-fn benchmark_identity(supernet: &Path, table: &Path, limit: f64) -> Result<String, Error> {
+/// supernet's `weights` (content ids, a split's parts' joined by commas) and the latency
+/// table (by content) and the latency limit.
+fn benchmark_identity(weights: &str, table: &Path, limit: f64) -> Result<String, Error> {
     let table_bytes = std::fs::read(table).map_err(|e| format!("{}: {e}", table.display()))?;
     Ok(format!(
-        "supernet weights {}, table {}, latency limit {limit:.6} ms\n",
-        kiln_pipeline::supernet_cache::weights_id(supernet)?,
+        "supernet weights {weights}, table {}, latency limit {limit:.6} ms\n",
         kiln_pipeline::content_id(&table_bytes)
     ))
 }
