@@ -92,6 +92,16 @@ fn main() {
         held_out_dir,
         space_file,
     } = args;
+    if let Ok(Some(m)) = kiln_supernet::split::read_split(&dir) {
+        fail(&format!(
+            "{} is a few-shot split by `{}`: run the bench once per part ({}/{}, ...) with \
+             --space FILE of the whole space and the same --pairs file",
+            dir.display(),
+            m.by,
+            dir.display(),
+            m.parts.first().map_or("", String::as_str)
+        ));
+    }
     let identity = kiln_supernet::identity(&dir).unwrap_or_else(|e| fail(&e.to_string()));
     let split = SplitOptions {
         validation_fraction: validation,
