@@ -233,7 +233,12 @@ fn a_tiny_supernet_trains_resumes_and_its_exported_sub_network_agrees_with_it() 
     assert!(train(&net, "3", &["--resume"]).status.success());
     let o = dnas_search("6", true);
     assert!(!o.status.success(), "{}", text(&o));
-    assert!(text(&o).contains("supernet_weights"), "{}", text(&o));
+    let says = "holds other weights than the run in";
+    assert!(
+        text(&o).contains(says) && text(&o).contains("(3 epochs)"),
+        "{}",
+        text(&o)
+    );
 
     // the same search trained from scratch is another run
     let o = xtask(&[
@@ -670,7 +675,10 @@ fn what_cannot_use_a_split_is_refused_before_training(dir: &Path, cache: &Path, 
         &["--supernet", part.to_str().unwrap()],
         "give the split's folder",
     );
-    let o = search(&tiny, &["--supernet", part.to_str().unwrap()]);
+    let o = search(
+        &tiny,
+        &["--supernet", part.to_str().unwrap(), "--few-shot", "head"],
+    );
     let says = format!(
         "is part `head0` of the few-shot split in {}: it holds only the genomes of that part",
         split.display()

@@ -18,8 +18,8 @@
 //! fine-tune ranks where inheritance alone does not (a proxy that costs a training per
 //! candidate). `--held-out DIR` (an IDX folder sharing no image with the training or
 //! validation images) scores the fine-tuned models on DIR's test images, the judge bench's
-//! `--held-out`: the pairs files must be scored there too, and the inherited column is then
-//! the files' (the first file's `inherited`), not the validation split's.
+//! `--held-out`: the pairs files must be scored there too, and the inherited accuracy is
+//! then ranked on them too (every row also gives it on the test split, whichever it is).
 //!
 //! A schedule is `LR_SCALE:WARMUP_EPOCHS`: the peak learning rate as a multiple of
 //! kiln-train's default (Adam, 0.005) and the linear warm-up in epochs, then cosine decay
@@ -107,17 +107,22 @@ fn read_genome(path: &Path) -> Result<Genome, Error> {
     Ok(serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?)
 }
 
-/// Each genome id's stand-alone accuracy in the pairs files at `paths` (their mean) and
-/// the first file's inherited accuracy, refused unless every file was measured on `data`
-/// and scored where this run scores: `held_out`'s content id (`--held-out`), or else
-/// `data`'s validation split ([`pairs::PairsFile`]).
+/// The mean stand-alone accuracy of each of `genomes` over the pairs files at `paths`,
+/// refused unless every file was measured on `data` and scored where this run scores
+/// (`held_out`'s content id, `--held-out`; else `data`'s validation split,
+/// [`pairs::PairsFile`]), no file is given twice or lists a genome twice, and every file
+/// holds every genome (naming the files that lack one).
 fn stand_alone(
     paths: &[PathBuf],
     data: &str,
     held_out: Option<&str>,
-) -> Result<HashMap<String, (f64, f64)>, Error> {
-    let mut found: HashMap<String, (Vec<f64>, f64)> = HashMap::new();
-    for path in paths {
+    genomes: &[Genome],
+) -> Result<HashMap<String, f64>, Error> {
+    let mut found: HashMap<String, Vec<f64>> = HashMap::new();
+    for (i, path) in paths.iter().enumerate() {
+        if paths[..i].contains(path) {
+            return Err(format!("{}: given twice as --stand-alone-from", path.display()).into());
+        }
         let file = pairs::PairsFile::read(path)?;
         let scored_here = match (held_out, &file.scored) {
             (Some(id), Some(s)) => s.ends_with(&format!("content {id})")),
@@ -137,15 +142,34 @@ fn stand_alone(
             .into());
         }
         for p in file.pairs {
-            let e = found.entry(p.genome).or_insert((Vec::new(), p.inherited));
-            e.0.push(p.stand_alone);
+            let all = found.entry(p.genome.clone()).or_default();
+            if all.len() > i {
+                let msg = format!(
+                    "{} line {}: genome {} again",
+                    path.display(),
+                    p.line,
+                    p.genome
+                );
+                return Err(msg.into());
+            }
+            all.push(p.stand_alone);
+        }
+        // before any training, not after hours of it
+        if let Some(g) = genomes
+            .iter()
+            .find(|g| found.get(&g.id()).map_or(0, Vec::len) <= i)
+        {
+            let msg = format!(
+                "{}: no stand-alone accuracy of genome {}",
+                path.display(),
+                g.id()
+            );
+            return Err(msg.into());
         }
     }
-    // a genome missing from one file would be a mean of fewer trainings than the others'
     Ok(found
         .into_iter()
-        .filter(|(_, (all, _))| all.len() == paths.len())
-        .map(|(g, (all, inherited))| (g, (pairs::mean_accuracy(&all), inherited)))
+        .map(|(g, all)| (g, pairs::mean_accuracy(&all)))
         .collect())
 }
 
@@ -218,16 +242,8 @@ fn main() -> Result<(), Error> {
     let truth = if a.stand_alone_from.is_empty() {
         None
     } else {
-        let found = stand_alone(&a.stand_alone_from, &identity, held_out.as_deref())?;
-        // before any training, not after hours of it
-        if let Some(g) = genomes.iter().find(|g| !found.contains_key(&g.id())) {
-            let msg = format!(
-                "no stand-alone accuracy of genome {} in every pairs file",
-                g.id()
-            );
-            return Err(msg.into());
-        }
-        Some(found)
+        let ids = (identity.as_str(), held_out.as_deref());
+        Some(stand_alone(&a.stand_alone_from, ids.0, ids.1, &genomes)?)
     };
     // per genome: the stand-alone accuracy, the inherited one, and each schedule's
     let mut rows: Vec<(f64, Vec<f64>)> = Vec::new();
@@ -241,19 +257,25 @@ fn main() -> Result<(), Error> {
     } else {
         "validation"
     };
-    println!("| genome | inherited validation | schedule (lr, warm-up) | validation | test |");
-    println!("|---|---|---|---|---|");
+    println!(
+        "| genome | inherited validation | inherited test | schedule (lr, warm-up) | validation \
+         | test |"
+    );
+    println!("|---|---|---|---|---|---|");
     for genome in &genomes {
         let mut row = Vec::new();
         let arch = kiln_train::architecture_for(&space, genome, &data)?;
-        let (inherited, start) = judges
-            .for_genome(genome)?
-            .inherited_weights(genome, &data)?;
-        let truth_row = truth.as_ref().map(|t| t[&genome.id()]);
-        // on held-out images, the pairs file's inherited accuracy, scored there too
-        row.push(match (&held_out, truth_row) {
-            (Some(_), Some((_, from_file))) => from_file,
-            _ => inherited,
+        let judge = judges.for_genome(genome)?;
+        let (inherited, start) = judge.inherited_weights(genome, &data)?;
+        // the inherited test top-1 (with --held-out, on the held-out images)
+        let inherited_test = match judge.judge(genome, &data, true)?.exported {
+            Some((test, _)) => test,
+            None => f64::NAN,
+        };
+        row.push(if held_out.is_some() {
+            inherited_test
+        } else {
+            inherited
         });
         for &(scale, warmup) in &a.schedules {
             let config = TrainConfig {
@@ -278,16 +300,17 @@ fn main() -> Result<(), Error> {
                 m.validation_top1.unwrap_or(f64::NAN)
             });
             println!(
-                "| {} | {:.2}% | {:.4}, {warmup} epochs | {:.2}% | {:.2}% |",
+                "| {} | {:.2}% | {:.2}% | {:.4}, {warmup} epochs | {:.2}% | {:.2}% |",
                 genome.id(),
                 inherited * 100.0,
+                inherited_test * 100.0,
                 config.lr,
                 m.validation_top1.unwrap_or(f64::NAN) * 100.0,
                 m.test_top1 * 100.0
             );
         }
-        if let Some((alone, _)) = truth_row {
-            rows.push((alone, row));
+        if let Some(t) = &truth {
+            rows.push((t[&genome.id()], row));
         }
     }
     if truth.is_some() {

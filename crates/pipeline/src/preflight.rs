@@ -174,6 +174,10 @@ fn given_folder_agrees(dir: Option<&Path>, few_shot: FewShot) -> Result<(), Pipe
         (_, FewShot::Off) => None,
     };
     let Some(dir) = dir else { return Ok(()) };
+    if is_part_of_split(dir) {
+        // loading it says it is a part and names the split's folder to give instead
+        return Ok(());
+    }
     // an unreadable split.json is left to loading the supernet, which says why
     let Ok(held) = kiln_supernet::split::read_split(dir).map(|m| m.map(|m| m.by)) else {
         return Ok(());
@@ -193,6 +197,16 @@ fn given_folder_agrees(dir: Option<&Path>, few_shot: FewShot) -> Result<(), Pipe
          is; leave out --few-shot (or give `auto`)",
         dir.display()
     )))
+}
+
+/// Whether `dir` is a part of a few-shot split (its parent's `split.json` lists it).
+fn is_part_of_split(dir: &Path) -> bool {
+    let dir = dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf());
+    let (Some(parent), Some(name)) = (dir.parent(), dir.file_name()) else {
+        return false;
+    };
+    matches!(kiln_supernet::split::read_split(parent),
+        Ok(Some(m)) if m.parts.iter().any(|p| *p == name.to_string_lossy()))
 }
 
 /// The search's device, once it answers: fail fast, before the journal and minutes of

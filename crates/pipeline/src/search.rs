@@ -354,15 +354,30 @@ fn with_supernet_weights(
     let Some(judges) = &evaluator.supernet else {
         return Ok(meta);
     };
+    let ids: Vec<&str> = judges.parts().map(|j| j.weights_id.as_str()).collect();
+    let ids = ids.join(",");
     // (a shared journal is refused with a supernet by the preflight)
     if resume && Journal::path_in(run_dir).is_file() {
-        let stored = Journal::open(run_dir)?.meta()?;
-        if stored.get(SUPERNET_WEIGHTS).is_none() {
-            return Ok(meta);
+        let mut stored = Journal::open(run_dir)?.meta()?;
+        let began = stored.fields.remove(SUPERNET_WEIGHTS);
+        // other differences first: the journal names them all (the evaluator among them)
+        let alike = kiln_search::journal::differences(&stored, &meta).is_empty();
+        match began {
+            None => return Ok(meta),
+            Some(began) if alike && began != ids => {
+                return Err(PipelineError::Invalid(format!(
+                    "--resume: {} holds other weights than the run in {} began with \
+                     (weights {began}, now {ids}): it was trained further or again since. \
+                     Resume with the supernet the run began with, or search into another \
+                     folder (-o)",
+                    judges.describe(),
+                    run_dir.display()
+                )));
+            }
+            Some(_) => {}
         }
     }
-    let ids: Vec<&str> = judges.parts().map(|j| j.weights_id.as_str()).collect();
-    Ok(meta.with(SUPERNET_WEIGHTS, ids.join(",")))
+    Ok(meta.with(SUPERNET_WEIGHTS, ids))
 }
 
 /// Measures every candidate on the search's device, its power mode held for the run;
