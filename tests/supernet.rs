@@ -29,6 +29,12 @@ fn train(dir: &Path, epochs: &str, extra: &[&str]) -> Output {
     xtask(&args)
 }
 
+/// Asserts that the command behind `o` failed and said `says`.
+fn refused_saying(o: &Output, says: &str) {
+    assert!(!o.status.success(), "{}", text(o));
+    assert!(text(o).contains(says), "{}", text(o));
+}
+
 /// `supernet export` of `genome` from the supernet in `net` to `model`, on the bundled
 /// data limited to `train_limit` training images.
 fn export(net: &Path, genome: &Path, train_limit: &str, model: &Path) -> Output {
@@ -401,12 +407,7 @@ fn the_default_search_trains_a_cached_supernet_and_fine_tunes_its_front(dir: &Pa
     // --resume with another setting is refused before a supernet is trained for it
     let empty = dir.join("empty-cache");
     let o = search(&empty, "jetson", &run, &["--seed", "7", "--resume"]);
-    assert!(!o.status.success(), "{}", text(&o));
-    assert!(
-        text(&o).contains("seed: journal has `0`, this run has `7`"),
-        "{}",
-        text(&o)
-    );
+    refused_saying(&o, "seed: journal has `0`, this run has `7`");
     // the supernet's folder (another cache here) is compared before training too
     assert!(text(&o).contains("evaluator: journal has"), "{}", text(&o));
     assert!(!empty.exists(), "a refused resume trains nothing");
@@ -475,8 +476,7 @@ fn the_default_search_trains_a_cached_supernet_and_fine_tunes_its_front(dir: &Pa
         ])
     };
     let o = compare(&pixel);
-    assert!(!o.status.success(), "{}", text(&o));
-    assert!(text(&o).contains("--no-warm-start"), "{}", text(&o));
+    refused_saying(&o, "--no-warm-start");
     let cold = dir.join("pixel-cold");
     let o = search(&cache, "pixel", &cold, &["--no-warm-start"]);
     assert!(o.status.success(), "{}", text(&o));
@@ -599,23 +599,13 @@ fn a_few_shot_split_judges_each_candidate_on_the_part_that_holds_it() {
     by_default.retain(|a| *a != "--supernet");
     by_default.extend_from_slice(&["--supernet-cache", cache.to_str().unwrap(), "--resume"]);
     let o = xtask(&by_default);
-    assert!(!o.status.success(), "{}", text(&o));
-    assert!(
-        text(&o).contains("`--few-shot none` resumes a run judged by one supernet"),
-        "{}",
-        text(&o)
-    );
+    refused_saying(&o, "`--few-shot none` resumes a run judged by one supernet");
     std::fs::remove_dir_all(&one).unwrap();
     std::fs::rename(&split, &one).unwrap();
     // `auto` given with --supernet: the folder as it is (here a split, refused to resume)
     search.extend_from_slice(&["--resume", "--few-shot", "auto"]);
     let o = xtask(&search);
-    assert!(!o.status.success(), "{}", text(&o));
-    assert!(
-        text(&o).contains("few-shot split by `head`"),
-        "{}",
-        text(&o)
-    );
+    refused_saying(&o, "few-shot split by `head`");
 }
 
 /// What cannot use the trained split in `split` (cached in `cache`) is refused before any
@@ -638,8 +628,7 @@ fn what_cannot_use_a_split_is_refused_before_training(dir: &Path, cache: &Path, 
     let before = cached();
     let refused = |space: &str, extra: &[&str], why: &str| {
         let o = search(space, extra);
-        assert!(!o.status.success(), "{}", text(&o));
-        assert!(text(&o).contains(why), "{}", text(&o));
+        refused_saying(&o, why);
         assert!(!text(&o).contains("few-shot split: part"), "{}", text(&o));
         assert!(!out.exists(), "{}", text(&o));
     };

@@ -109,9 +109,9 @@ fn read_genome(path: &Path) -> Result<Genome, Error> {
 
 /// The mean stand-alone accuracy of each of `genomes` over the pairs files at `paths`,
 /// refused unless every file was measured on `data` and scored where this run scores
-/// (`held_out`'s content id, `--held-out`; else `data`'s validation split,
-/// [`pairs::PairsFile`]), no file is given twice or lists a genome twice, and every file
-/// holds every genome (naming the files that lack one).
+/// (`held_out`: how a `scored` line on the `--held-out` images ends; else `data`'s
+/// validation split, [`pairs::PairsFile`]), no file is given twice or lists a genome
+/// twice, and every file holds every genome (naming the files that lack one).
 fn stand_alone(
     paths: &[PathBuf],
     data: &str,
@@ -125,13 +125,13 @@ fn stand_alone(
         }
         let file = pairs::PairsFile::read(path)?;
         let scored_here = match (held_out, &file.scored) {
-            (Some(id), Some(s)) => s.ends_with(&format!("content {id})")),
+            (Some(ending), Some(s)) => s.ends_with(ending),
             (None, None) => true,
             _ => false,
         };
         if file.data != data || !scored_here {
-            let here = held_out.map_or(format!("the validation split of {data}"), |id| {
-                format!("the --held-out images (content {id}) of {data}")
+            let here = held_out.map_or(format!("the validation split of {data}"), |end| {
+                format!("the --held-out images{end} of {data}")
             });
             return Err(format!(
                 "{}: measured on {} ({}), but this run scores {here}",
@@ -173,39 +173,19 @@ fn stand_alone(
         .collect())
 }
 
-/// The test images of the IDX folder `dir` (`--held-out`) as `data`'s test split, and their
-/// content id: refused unless they match `data`'s shape and classes and share no image with
-/// its training or validation images (byte for byte).
+/// `data` with the test images of the IDX folder `dir` (`--held-out`) as its test split
+/// ([`pairs::held_out_images`], the judge bench's check), and how a pairs file's `scored`
+/// line scored on them ends: `(N images, content ID)`, wherever its folder was named from.
 fn with_held_out(
     data: kiln_data::Dataset,
     dir: &Path,
     split: &SplitOptions,
 ) -> Result<(kiln_data::Dataset, String), Error> {
-    // split as the judge bench splits it: its pairs files name the images by this id
-    let theirs = kiln_data::load(&kiln_data::Source::Idx(dir.into()), split)
-        .map_err(|e| format!("--held-out {}: {e}", dir.display()))?;
-    if theirs.shape != data.shape || theirs.classes != data.classes {
-        return Err(format!("--held-out {}: other image shape or classes", dir.display()).into());
-    }
-    let seen: std::collections::HashSet<&[u8]> = [&data.train, &data.validation]
-        .into_iter()
-        .flat_map(|s| (0..s.len()).map(|i| s.image(i)))
-        .collect();
-    if (0..theirs.test.len()).any(|i| seen.contains(theirs.test.image(i))) {
-        return Err(format!(
-            "--held-out {}: shares images with the training data",
-            dir.display()
-        )
-        .into());
-    }
-    let id = theirs.content_id();
-    Ok((
-        kiln_data::Dataset {
-            test: theirs.test,
-            ..data
-        },
-        id,
-    ))
+    let (test, scored) = pairs::held_out_images(dir, &dir.to_string_lossy(), &data, split)?;
+    let ending = scored
+        .rfind(" (")
+        .map_or(scored.as_str(), |at| &scored[at..]);
+    Ok((kiln_data::Dataset { test, ..data }, ending.to_owned()))
 }
 
 fn main() -> Result<(), Error> {

@@ -121,8 +121,7 @@ fn main() -> Result<(), Error> {
         .into());
     }
     // every part's weights for a split (one id for one supernet, as before splits)
-    let weights: Vec<&str> = judge.parts().map(|j| j.weights_id.as_str()).collect();
-    let weights = weights.join(",");
+    let weights = judge.weights_id();
     let train = kiln_train::TrainConfig {
         threads: 1,
         ..Default::default()

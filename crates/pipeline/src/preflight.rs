@@ -151,14 +151,10 @@ pub(crate) fn check(
 /// holds (`None` also when its `split.json` cannot be read: loading the supernet says
 /// why).
 pub(crate) fn few_shot(req: &SearchRequest) -> Option<kiln_space::SplitBy> {
-    match req.few_shot {
-        FewShot::By(by) => Some(by),
-        FewShot::Off => None,
-        FewShot::Auto => {
-            let dir = req.supernet.as_deref()?;
-            Some(kiln_supernet::split::read_split(dir).ok()??.by)
-        }
-    }
+    req.few_shot.named().unwrap_or_else(|| {
+        let dir = req.supernet.as_deref()?;
+        Some(kiln_supernet::split::read_split(dir).ok()??.by)
+    })
 }
 
 /// A supernet given with `--supernet` is used as it is: a `--few-shot` that names
@@ -168,13 +164,10 @@ pub(crate) fn few_shot(req: &SearchRequest) -> Option<kiln_space::SplitBy> {
 ///
 /// Errors: [`PipelineError::Invalid`] naming the folder and what it holds.
 fn given_folder_agrees(dir: Option<&Path>, few_shot: FewShot) -> Result<(), PipelineError> {
-    let asked = match (dir, few_shot) {
-        (None, _) | (_, FewShot::Auto) => return Ok(()),
-        (_, FewShot::By(by)) => Some(by),
-        (_, FewShot::Off) => None,
+    let (Some(dir), Some(asked)) = (dir, few_shot.named()) else {
+        return Ok(());
     };
-    let Some(dir) = dir else { return Ok(()) };
-    if is_part_of_split(dir) {
+    if crate::supernets::split_holding(dir).is_some() {
         // loading it says it is a part and names the split's folder to give instead
         return Ok(());
     }
@@ -197,16 +190,6 @@ fn given_folder_agrees(dir: Option<&Path>, few_shot: FewShot) -> Result<(), Pipe
          is; leave out --few-shot (or give `auto`)",
         dir.display()
     )))
-}
-
-/// Whether `dir` is a part of a few-shot split (its parent's `split.json` lists it).
-fn is_part_of_split(dir: &Path) -> bool {
-    let dir = dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf());
-    let (Some(parent), Some(name)) = (dir.parent(), dir.file_name()) else {
-        return false;
-    };
-    matches!(kiln_supernet::split::read_split(parent),
-        Ok(Some(m)) if m.parts.iter().any(|p| *p == name.to_string_lossy()))
 }
 
 /// The search's device, once it answers: fail fast, before the journal and minutes of
@@ -380,6 +363,7 @@ mod tests {
         assert!(given_folder_agrees(dir, FewShot::By(SplitBy::Head)).is_ok());
         std::fs::write(one.path().join(kiln_supernet::STATE_FILE), "{}").unwrap();
         assert!(given_folder_agrees(dir, FewShot::Auto).is_ok());
+        assert_eq!(FewShot::Auto.named(), None);
         assert!(given_folder_agrees(dir, FewShot::Off).is_ok());
         assert!(given_folder_agrees(None, FewShot::By(SplitBy::Head)).is_ok());
         let e = given_folder_agrees(dir, FewShot::By(SplitBy::Head)).unwrap_err();

@@ -354,8 +354,7 @@ fn with_supernet_weights(
     let Some(judges) = &evaluator.supernet else {
         return Ok(meta);
     };
-    let ids: Vec<&str> = judges.parts().map(|j| j.weights_id.as_str()).collect();
-    let ids = ids.join(",");
+    let ids = judges.weights_id();
     // (a shared journal is refused with a supernet by the preflight)
     if resume && Journal::path_in(run_dir).is_file() {
         let mut stored = Journal::open(run_dir)?.meta()?;

@@ -62,15 +62,23 @@ impl std::str::FromStr for FewShot {
 }
 
 impl FewShot {
+    /// What `none` or a split's name asks for (`Some(None)`: one supernet); `None` for
+    /// `auto`, which the space or a given folder decides.
+    pub fn named(self) -> Option<Option<SplitBy>> {
+        match self {
+            FewShot::Auto => None,
+            FewShot::Off => Some(None),
+            FewShot::By(by) => Some(Some(by)),
+        }
+    }
+
     /// The split a supernet trained for a search of `space` by `strategy` is (`auto`
     /// settled as [`FewShot::Auto`] says); `None`: one supernet.
     pub fn settle(self, space: &Space, strategy: StrategyKind) -> Option<SplitBy> {
-        match self {
-            FewShot::By(by) => Some(by),
-            FewShot::Off => None,
-            FewShot::Auto if strategy == StrategyKind::Dnas => None,
-            FewShot::Auto => SplitBy::Head.parts(space).ok().map(|_| SplitBy::Head),
-        }
+        self.named().unwrap_or_else(|| {
+            let splits = strategy != StrategyKind::Dnas && SplitBy::Head.parts(space).is_ok();
+            splits.then_some(SplitBy::Head)
+        })
     }
 }
 

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use kiln_data::Dataset;
 use kiln_space::{Genome, Space, SplitBy};
-use kiln_supernet::split::{part_dir, read_split};
+use kiln_supernet::split::{SplitManifest, part_dir, read_split};
 
 use crate::PipelineError;
 use crate::inherit::SupernetJudge;
@@ -15,24 +15,31 @@ use crate::inherit::SupernetJudge;
 /// of a few-shot split of `space` itself, an error that says so: a part given for the
 /// whole space is refused as trained for another space, true but not what to do.
 fn part_of_split(dir: &Path, space: Option<&Space>, e: PipelineError) -> PipelineError {
-    let dir = dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf());
-    let (Some(parent), Some(name), Some(space)) = (dir.parent(), dir.file_name(), space) else {
+    let (Some((dir, split, m)), Some(space)) = (split_holding(dir), space) else {
         return e;
     };
-    let name = name.to_string_lossy();
-    match read_split(parent) {
-        Ok(Some(m))
-            if m.parts.iter().any(|p| *p == name) && m.check_space(space, parent).is_ok() =>
-        {
-            PipelineError::Invalid(format!(
-                "{} is part `{name}` of the few-shot split in {}: it holds only the genomes of \
-                 that part; give the split's folder for the whole space",
-                dir.display(),
-                parent.display()
-            ))
-        }
-        _ => e,
+    if m.check_space(space, &split).is_err() {
+        return e;
     }
+    let name = dir.file_name().unwrap_or_default().to_string_lossy();
+    PipelineError::Invalid(format!(
+        "{} is part `{name}` of the few-shot split in {}: it holds only the genomes of that \
+         part; give the split's folder for the whole space",
+        dir.display(),
+        split.display()
+    ))
+}
+
+/// Where `dir` is a part of a few-shot split (its parent's `split.json` lists it): `dir`
+/// and the split's folder (both canonical where they exist) and the split's manifest.
+pub(crate) fn split_holding(dir: &Path) -> Option<(PathBuf, PathBuf, SplitManifest)> {
+    let dir = dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf());
+    let (parent, name) = (dir.parent()?, dir.file_name()?.to_string_lossy());
+    let m = read_split(parent).ok()??;
+    m.parts
+        .iter()
+        .any(|p| *p == name)
+        .then(|| (dir.clone(), parent.to_path_buf(), m))
 }
 
 /// One supernet, or the parts of a few-shot split, loaded and checked against a run.
@@ -132,6 +139,13 @@ impl Supernets {
                     self.labels().join(", ")
                 ))
             })
+    }
+
+    /// The content ids of the weights that judge ([`SupernetJudge::weights_id`]), a split's
+    /// parts' in order, joined by commas: what a run or a benchmark names its supernet by.
+    pub fn weights_id(&self) -> String {
+        let ids: Vec<&str> = self.parts().map(|j| j.weights_id.as_str()).collect();
+        ids.join(",")
     }
 
     /// Every supernet: the one, or each part of the split.

@@ -101,11 +101,7 @@ pub(crate) fn warm_start(
         journal.insert(&c.id, &c.json, JUDGED_EARLIER, Status::Pending, None)?;
     }
     if !front.is_empty() {
-        let parts = if judge.split.is_some() {
-            ", each part's"
-        } else {
-            ""
-        };
+        let parts = judge.split.map_or("", |_| ", each part's");
         note(&format!(
             "{} of the {stored} candidates earlier searches judged on this supernet come \
              first (the front of their inherited accuracy, read from its {}{parts}, and \

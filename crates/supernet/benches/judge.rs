@@ -596,7 +596,8 @@ fn supernet_data(
 
 /// `data` as the bench scores it: with `--held-out DIR`, DIR's test images stand in for its
 /// test split (training reads no test image) and every accuracy is measured on them, with
-/// the `scored` line a pairs file names them by ([`held_out_images`]); else unchanged.
+/// the `scored` line a pairs file names them by
+/// ([`kiln_supernet::pairs::held_out_images`]); else unchanged.
 fn with_held_out(
     data: Dataset,
     held_out_dir: Option<&str>,
@@ -605,51 +606,9 @@ fn with_held_out(
     let Some(dir) = held_out_dir else {
         return (data, None);
     };
-    let (test, name) = held_out_images(dir, &data, split);
+    let (test, name) = kiln_supernet::pairs::held_out_images(&from_root(dir), dir, &data, split)
+        .unwrap_or_else(|e| fail(&e.to_string()));
     (Dataset { test, ..data }, Some(name))
-}
-
-/// The test images of the IDX folder `dir` (`--held-out`), and how a pairs file names them:
-/// images none of `data`'s training or validation images equal, to score both inherited
-/// and stand-alone accuracy on many more images than the validation split holds.
-///
-/// Exits with an error naming the folder when it does not load, holds images of another
-/// shape or class count than `data`, or shares an image with `data`'s training or
-/// validation images (byte for byte).
-fn held_out_images(dir: &str, data: &Dataset, split: &SplitOptions) -> (Split, String) {
-    let source = Source::Idx(from_root(dir));
-    let theirs = kiln_data::load(&source, split)
-        .unwrap_or_else(|e| fail(&format!("--held-out {}: {e}", source.name())));
-    if theirs.shape != data.shape || theirs.classes != data.classes {
-        fail(&format!(
-            "--held-out {}: {:?} images of {} classes, but the supernet's data has {:?} of {}",
-            source.name(),
-            theirs.input_shape(),
-            theirs.classes,
-            data.input_shape(),
-            data.classes
-        ));
-    }
-    let seen: std::collections::HashSet<&[u8]> = [&data.train, &data.validation]
-        .into_iter()
-        .flat_map(|s| (0..s.len()).map(|i| s.image(i)))
-        .collect();
-    let shared = (0..theirs.test.len())
-        .filter(|&i| seen.contains(theirs.test.image(i)))
-        .count();
-    if shared > 0 {
-        fail(&format!(
-            "--held-out {}: {shared} of its test images are training or validation images",
-            source.name()
-        ));
-    }
-    let name = format!(
-        "the test images of {} ({} images, content {})",
-        Source::Idx(dir.into()).name(),
-        theirs.test.len(),
-        theirs.content_id()
-    );
-    (theirs.test, name)
 }
 
 /// A path from the command line. Cargo runs a bench in its package's folder

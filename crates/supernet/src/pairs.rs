@@ -16,7 +16,7 @@
 
 use std::path::{Path, PathBuf};
 
-use kiln_data::{Source, SplitOptions};
+use kiln_data::{Dataset, Source, Split, SplitOptions};
 use kiln_space::Genome;
 
 /// How a pairs file names accuracies measured on the validation split (the default; a file
@@ -41,6 +41,15 @@ pub enum PairsError {
         path: String,
         /// 1-based line number.
         line: usize,
+    },
+    /// `--held-out` images that cannot score a ranking: unreadable, of another shape or
+    /// class count, or shared with the training or validation images.
+    #[error("--held-out {dir}: {message}")]
+    HeldOut {
+        /// The IDX folder, as given.
+        dir: String,
+        /// What is wrong with it.
+        message: String,
     },
     /// A file measured on other data or other images than the run that uses it.
     #[error("{path}: pairs {field} {theirs}, but this run {wanted}")]
@@ -228,6 +237,57 @@ pub fn header(data: &str, scored: Option<&str>) -> String {
         Some(images) => format!("data,{data}\nscored,{images}\n"),
         None => format!("data,{data}\n"),
     }
+}
+
+/// The test images of the IDX folder `dir` (`named` as the user gave it, from where the
+/// commands are typed) that stand in for `data`'s test split when a ranking is scored on
+/// held-out images (`--held-out`), split as `split`, and the `scored` line that names them
+/// (`the test images of idx:NAMED (N images, content ID)`): many more images than the
+/// validation split holds, none of them seen in training.
+///
+/// Errors: [`PairsError::HeldOut`] (naming `dir`) when the folder does not load, holds images of another
+/// shape or class count than `data`, or shares an image with `data`'s training or
+/// validation images (byte for byte).
+pub fn held_out_images(
+    dir: &Path,
+    named: &str,
+    data: &Dataset,
+    split: &SplitOptions,
+) -> Result<(Split, String), PairsError> {
+    let source = Source::Idx(dir.into());
+    let wrong = |message: String| PairsError::HeldOut {
+        dir: source.name(),
+        message,
+    };
+    let theirs = kiln_data::load(&source, split).map_err(|e| wrong(e.to_string()))?;
+    if theirs.shape != data.shape || theirs.classes != data.classes {
+        return Err(wrong(format!(
+            "{:?} images of {} classes, but the supernet's data has {:?} of {}",
+            theirs.input_shape(),
+            theirs.classes,
+            data.input_shape(),
+            data.classes
+        )));
+    }
+    let seen: std::collections::HashSet<&[u8]> = [&data.train, &data.validation]
+        .into_iter()
+        .flat_map(|s| (0..s.len()).map(|i| s.image(i)))
+        .collect();
+    let shared = (0..theirs.test.len())
+        .filter(|&i| seen.contains(theirs.test.image(i)))
+        .count();
+    if shared > 0 {
+        return Err(wrong(format!(
+            "{shared} of its test images are training or validation images"
+        )));
+    }
+    let scored = format!(
+        "the test images of {} ({} images, content {})",
+        Source::Idx(named.into()).name(),
+        theirs.test.len(),
+        theirs.content_id()
+    );
+    Ok((theirs.test, scored))
 }
 
 /// The mean of one genome's accuracies from several trainings (fractions, as a pairs file
