@@ -6,9 +6,10 @@
 //! `cargo run --profile dev -p kiln-pipeline --example ranking -- docs/ranking/pairs.csv
 //! [--supernet DIR] [--compare OTHER.csv] [--out DIR]` writes `scatter.svg` and `summary.md`
 //! in the file's folder (or `--out`'s: a committed summary stays as its flags made it);
-//! with `--supernet` the summary names the supernet's weights by content, its epochs and the
-//! data and split it was trained on (refused unless the pairs file's `data` line names the
-//! same). With `--compare`, a pairs file of the same genomes and data, the summary also gives
+//! with `--supernet` (one supernet's folder or a few-shot split's) the summary names the
+//! supernet's weights by content, its epochs and the data and split it was trained on
+//! (refused unless the pairs file's `data` line names the same, and its `supernet` line, when
+//! it has one, the same weights). With `--compare`, a pairs file of the same genomes and data, the summary also gives
 //! Kendall's tau-b between the two files' rankings over the genomes both hold, column by
 //! column: stand-alone against stand-alone trained with other seeds (the judge bench's
 //! `--seed-base`; the ground truth's own noise, the most any evaluator can be expected to
@@ -62,8 +63,13 @@ fn main() -> Result<(), Error> {
         "validation"
     };
     let images = ours.scored_on();
-    if let Some(dir) = &supernet {
-        let trained = kiln_supernet::identity(dir)?.data;
+    // the supernet, when named: its weights id, epochs, identity, whether a split
+    let named = supernet
+        .as_deref()
+        .map(|d| named_supernet(d, &ours))
+        .transpose()?;
+    if let (Some(dir), Some(n)) = (&supernet, &named) {
+        let trained = &n.identity.data;
         if trained != data {
             let (a, b) = (file.display(), dir.display());
             let msg = format!("{a} holds pairs on {data}, but {b} was trained on {trained}");
@@ -91,18 +97,15 @@ fn main() -> Result<(), Error> {
         .map(|(x, y)| (100.0 * x, 100.0 * y))
         .collect();
     let caption = format!("{} genomes: Kendall's tau-b {tau:.3}", found.len());
-    // (weights id, epochs trained, data and split) of the supernet, when named
-    let trained = match &supernet {
-        Some(d) => Some((
-            kiln_pipeline::supernet_cache::weights_id(d)?,
-            kiln_supernet::epochs_done(d)?,
-            kiln_supernet::identity(d)?.data,
-        )),
-        None => None,
-    };
-    let x_axis = match &trained {
-        Some((_, epochs, _)) => {
-            format!("inherited {short} top-1 % (host; {epochs}-epoch supernet, BN recalibrated)")
+    let x_axis = match &named {
+        Some(n) => {
+            let epochs = n.epochs;
+            let what = if n.split {
+                "few-shot split"
+            } else {
+                "supernet"
+            };
+            format!("inherited {short} top-1 % (host; {epochs}-epoch {what}, BN recalibrated)")
         }
         None => format!("inherited {short} top-1 % (host; BN recalibrated)"),
     };
@@ -134,8 +137,8 @@ fn main() -> Result<(), Error> {
         None
     };
     if let Some(path) = &space {
-        let input = match &supernet {
-            Some(d) => kiln_supernet::identity(d)?.input,
+        let input = match &named {
+            Some(n) => n.identity.input,
             None => InputSpec {
                 channels: 1,
                 height: 28,
@@ -158,8 +161,15 @@ fn main() -> Result<(), Error> {
         found.len(),
         range(&a),
         range(&b),
-        match &trained {
-            Some((id, epochs, _)) => format!(" Supernet trained {epochs} epochs, weights {id}."),
+        match &named {
+            Some(n) if n.split => format!(
+                " A few-shot split, each part trained {} epochs, weights {}.",
+                n.epochs, n.weights
+            ),
+            Some(n) => format!(
+                " Supernet trained {} epochs, weights {}.",
+                n.epochs, n.weights
+            ),
             None => String::new(),
         },
         sentences
@@ -184,6 +194,45 @@ fn main() -> Result<(), Error> {
         dir.join("summary.md").display()
     );
     Ok(())
+}
+
+/// The supernet `--supernet DIR` names.
+struct Named {
+    /// The content id of its weights ([`kiln_supernet::weights_id`]; a split's parts').
+    weights: String,
+    /// Epochs it (each part of a split) was trained.
+    epochs: usize,
+    /// What it (a split's first part: its parts train alike) was trained for and on.
+    identity: kiln_supernet::SupernetIdentity,
+    /// A few-shot split's folder.
+    split: bool,
+}
+
+/// The supernet in `dir` (one, or a few-shot split's folder), checked against the
+/// `supernet` line of the pairs file `ours` (a file without one is not checked).
+///
+/// Errors: the supernet's files; weights other than the file's.
+fn named_supernet(dir: &Path, ours: &PairsFile) -> Result<Named, Error> {
+    let split = kiln_supernet::split::read_split(dir)?;
+    let one = match &split {
+        Some(m) => kiln_supernet::split::part_dir(dir, m.parts.first().ok_or("no parts")?),
+        None => dir.to_path_buf(),
+    };
+    let weights = kiln_supernet::weights_id(dir)?;
+    if let Some(theirs) = ours.supernet.as_ref().filter(|t| **t != weights) {
+        return Err(format!(
+            "{} holds pairs inherited from weights {theirs}, but {} holds weights {weights}",
+            ours.path.display(),
+            dir.display()
+        )
+        .into());
+    }
+    Ok(Named {
+        weights,
+        epochs: kiln_supernet::epochs_done(&one)?,
+        identity: kiln_supernet::identity(&one)?,
+        split: split.is_some(),
+    })
 }
 
 /// Each `--compare` file's pairs, read once.

@@ -148,14 +148,13 @@ pub fn dir_for(
 }
 
 /// The content id of the weights the supernet in `dir` holds now (the file its
-/// `supernet.json` names): what benchmarks name a supernet by, so results of other
-/// weights under the same folder name are not mixed in.
+/// `supernet.json` names; a split's folder: its parts' ids, joined by commas):
+/// [`kiln_supernet::weights_id`], what runs and benchmarks name a supernet by.
 ///
-/// Errors: `supernet.json` (kiln-supernet's, naming the file); the weights file.
+/// Errors: `supernet.json` or `split.json` (kiln-supernet's, naming the file); the
+/// weights file.
 pub fn weights_id(dir: &Path) -> Result<String, PipelineError> {
-    let path = kiln_supernet::weights_path(dir)?;
-    let bytes = std::fs::read(&path).map_err(|e| io(&path, e))?;
-    Ok(content_id(&bytes))
+    Ok(kiln_supernet::weights_id(dir)?)
 }
 
 /// What [`ensure`] did.

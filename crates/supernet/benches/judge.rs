@@ -44,11 +44,15 @@
 //! file says so in a `scored,IMAGES` line (folder, image count, content id) and is refused by
 //! a run that scores elsewhere. Each training's validation top-1 also goes to stderr
 //! (`validation,genome,top1`); `--against` (which scores the validation split) is refused.
-//! `--space FILE` draws the candidates from FILE's space instead of the supernet's and
-//! judges only those the supernet holds: a few-shot split (Zhao et al., 2021: one supernet
-//! per value of a choice, each trained on a space with that value alone) is ranked by
-//! running the bench once per supernet with the same `--space` and `--pairs` file, each run
-//! adding its candidates.
+//! `SUPERNET_DIR` may be a few-shot split's folder (Zhao et al., 2021: one supernet per
+//! value of a choice, each trained on a space with that value alone; `supernet train
+//! --few-shot`): candidates are drawn from the whole space its `split.json` holds and each
+//! is judged by the part that holds it. `--space FILE` draws the candidates from FILE's
+//! space instead of the supernet's (for a split, FILE must be its whole space) and judges
+//! only those the supernet holds. A new pairs file names the supernet's weights in a
+//! `supernet,WEIGHTS` line (a split's parts' content ids), and a run with other weights
+//! (a supernet trained further or again, or another one) is refused rather than mixing
+//! two supernets' inherited accuracies in one column.
 
 use std::collections::HashMap;
 use std::io::Write;
@@ -57,14 +61,20 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
-use kiln_data::{Dataset, Source, Split, SplitOptions};
+use kiln_data::{Dataset, Split, SplitOptions};
 use kiln_space::Genome;
-use kiln_supernet::{JudgeSettings, SupernetWeights, accuracy, recalibrate};
+use kiln_supernet::pairs::{Pair, VALIDATION};
+use kiln_supernet::{JudgeSettings, SupernetIdentity, SupernetWeights, accuracy, recalibrate};
 
+#[path = "judge/args.rs"]
+mod args;
 #[path = "judge/pairs.rs"]
 mod pairs;
-use kiln_supernet::pairs::{Pair, VALIDATION};
+#[path = "judge/setup.rs"]
+mod setup;
+use args::parse_args;
 use pairs::{measured, open_pairs, read_pairs};
+use setup::{Judges, check_data, held_by, judges, load_data, train_alone, with_held_out};
 
 fn main() {
     let Some(args) = parse_args() else {
@@ -76,150 +86,174 @@ fn main() {
         );
         return;
     };
-    let Args {
-        dir,
-        candidates,
-        workers,
-        recal,
-        against,
-        alone,
-        burn,
-        pairs_file,
-        alone_from,
-        seed_base,
-        idx,
-        validation,
-        held_out_dir,
-        space_file,
-    } = args;
-    if let Ok(Some(m)) = kiln_supernet::split::read_split(&dir) {
-        fail(&format!(
-            "{} is a few-shot split by `{}`: run the bench once per part ({}/{}, ...) with \
-             --space FILE of the whole space and the same --pairs file",
-            dir.display(),
-            m.by,
-            dir.display(),
-            m.parts.first().map_or("", String::as_str)
-        ));
-    }
-    let identity = kiln_supernet::identity(&dir).unwrap_or_else(|e| fail(&e.to_string()));
+    let judges = judges(&args.dir, args.space_file.as_deref());
+    let identities: Vec<SupernetIdentity> = (judges.parts.iter())
+        .map(|d| kiln_supernet::identity(d).unwrap_or_else(|e| fail(&e.to_string())))
+        .collect();
     let split = SplitOptions {
-        validation_fraction: validation,
+        validation_fraction: args.validation,
         ..SplitOptions::default()
     };
-    let (data, data_identity) = supernet_data(&dir, &identity, idx.as_deref(), &split);
-    let (data, scored_line) = with_held_out(data, held_out_dir.as_deref(), &split);
-    let held_out = scored_line.is_some();
-    let scored = if held_out {
-        &data.test
-    } else {
-        &data.validation
-    };
+    let (data, data_identity) = load_data(args.idx.as_deref(), &split);
+    for (dir, identity) in judges.parts.iter().zip(&identities) {
+        check_data(dir, identity, &data, &data_identity);
+    }
+    let (data, scored_line) = with_held_out(data, args.held_out_dir.as_deref(), &split);
     let scored_on = scored_line.as_deref().unwrap_or(VALIDATION);
-    let device = kiln_train::device();
-    let (net, _, epochs, _) =
-        kiln_supernet::load(&dir, &device).unwrap_or_else(|e| fail(&e.to_string()));
-    let weights = SupernetWeights::of(&net).expect("supernet weights");
-    let settings = JudgeSettings {
-        recalibration_images: recal.unwrap_or(identity.config.recalibration_images),
-        ..JudgeSettings::default()
+    let weights_id = kiln_supernet::weights_id(&args.dir).unwrap_or_else(|e| fail(&e.to_string()));
+    let candidates = args.candidates;
+    let genomes = match &judges.drawn {
+        Some((space, _)) => kiln_supernet::ranking_genomes(space, candidates),
+        None => kiln_supernet::ranking_genomes(&identities[0].space, candidates),
     };
-    let (genomes, held) = ranking_candidates(&identity, space_file.as_deref(), candidates);
+    let pairs_file = args.pairs_file.as_deref();
     let earlier = pairs_file
-        .as_deref()
-        .map(|p| read_pairs(p, &genomes, &data_identity, scored_on))
+        .map(|p| read_pairs(p, &genomes, &data_identity, scored_on, Some(&weights_id)))
         .unwrap_or_default();
     // where each candidate's stand-alone accuracy comes from, when the ranking is measured
-    let truth = match (&alone_from, alone) {
+    let truth = match (&args.alone_from, args.alone) {
         (Some(p), _) => Some(Truth::Measured(
             measured(p, &genomes, &data_identity, scored_on),
             p.clone(),
         )),
         (None, Some(epochs)) => Some(Truth::Train {
             epochs,
-            seed_base: seed_base.unwrap_or(0),
+            seed_base: args.seed_base.unwrap_or(0),
         }),
         (None, None) => None,
     };
-    let todo: Vec<usize> = (0..candidates)
-        .filter(|i| held[*i] && !earlier.iter().any(|p| p.0 == *i))
-        .collect();
-    let log = pairs_file
-        .as_ref()
-        .map(|p| open_pairs(p, &data_identity, scored_line.as_deref()));
-    let next = AtomicUsize::new(0);
-    let started = Instant::now();
-    let other = against.map(|n| JudgeSettings {
-        recalibration_images: n,
-        ..settings.clone()
-    });
-    let bench = Bench {
-        weights: &weights,
-        data: &data,
-        scored,
-        held_out,
-        settings: &settings,
-        other: other.as_ref(),
-        truth: truth.as_ref(),
-        log: log.as_ref(),
-        burn,
+    let log =
+        pairs_file.map(|p| open_pairs(p, &data_identity, scored_line.as_deref(), &weights_id));
+    let mut run = Run {
+        phases: Vec::new(),
+        judged: 0,
+        wall: 0.0,
+        held: vec![false; candidates],
+        first_reason: None,
     };
-    let phases: Vec<Judged> = std::thread::scope(|s| {
-        let handles: Vec<_> = (0..workers)
-            .map(|_| {
-                let net = net.clone();
-                let (bench, genomes, next, todo) = (&bench, &genomes, &next, &todo);
-                s.spawn(move || {
-                    kiln_train::with_threads(1, || {
-                        let mut out = Vec::new();
-                        while let Some(&i) = todo.get(next.fetch_add(1, Ordering::Relaxed)) {
-                            out.push(bench.judge(&net, &genomes[i], i));
-                        }
-                        out
-                    })
-                    .expect("thread pool")
-                })
-            })
+    for (dir, identity) in judges.parts.iter().zip(&identities) {
+        let (held, reason) = held_by(identity, judges.drawn.as_ref(), &genomes);
+        let todo: Vec<usize> = (0..candidates)
+            .filter(|i| held[*i] && !earlier.iter().any(|p| p.0 == *i))
             .collect();
-        handles
-            .into_iter()
-            .flat_map(|h| h.join().expect("worker"))
-            .collect()
-    });
-    let wall = started.elapsed().as_secs_f64();
-    let median = |mut v: Vec<f64>| {
-        v.sort_by(f64::total_cmp);
-        v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
-    };
-    println!(
-        "supernet {} ({} epochs), {} recalibration images, scored on {}, on {}",
-        dir.display(),
-        epochs,
-        settings.recalibration_images,
-        // a held-out name gives its image count already
-        match held_out {
-            true => scored_on.to_owned(),
-            false => format!("{scored_on} ({} images)", scored.len()),
-        },
-        if burn {
-            "burn"
-        } else {
-            "kiln-runtime's kernels"
+        for (was, now) in run.held.iter_mut().zip(&held) {
+            *was |= now;
         }
-    );
-    println!(
-        "{} candidates, {workers} workers: {wall:.1} s wall, {:.2} candidates/s (host); \
-         median recalibration {:.3} s, scoring {:.3} s",
-        todo.len(),
-        todo.len() as f64 / wall,
-        median(phases.iter().map(|p| p.recalibration).collect()),
-        median(phases.iter().map(|p| p.scoring).collect()),
-    );
-    if let Some(n) = against {
-        print_against(n, &phases);
+        run.first_reason = run.first_reason.take().or(reason);
+        if todo.is_empty() {
+            println!(
+                "supernet {}: none of the candidates to judge",
+                dir.display()
+            );
+            continue;
+        }
+        let settings = JudgeSettings {
+            recalibration_images: args.recal.unwrap_or(identity.config.recalibration_images),
+            ..JudgeSettings::default()
+        };
+        let device = kiln_train::device();
+        let (net, _, epochs, _) =
+            kiln_supernet::load(dir, &device).unwrap_or_else(|e| fail(&e.to_string()));
+        let weights = SupernetWeights::of(&net).expect("supernet weights");
+        let other = args.against.map(|n| JudgeSettings {
+            recalibration_images: n,
+            ..settings.clone()
+        });
+        let bench = Bench {
+            weights: &weights,
+            data: &data,
+            scored: if scored_line.is_some() {
+                &data.test
+            } else {
+                &data.validation
+            },
+            held_out: scored_line.is_some(),
+            settings: &settings,
+            other: other.as_ref(),
+            truth: truth.as_ref(),
+            log: log.as_ref(),
+            burn: args.burn,
+        };
+        println!(
+            "supernet {} ({epochs} epochs), {} recalibration images, scored on {}, on {}: \
+             {} of the {candidates} candidates to judge",
+            dir.display(),
+            settings.recalibration_images,
+            // a held-out name gives its image count already
+            match scored_line.is_some() {
+                true => scored_on.to_owned(),
+                false => format!("{scored_on} ({} images)", bench.scored.len()),
+            },
+            if args.burn {
+                "burn"
+            } else {
+                "kiln-runtime's kernels"
+            },
+            todo.len()
+        );
+        let started = Instant::now();
+        run.phases
+            .extend(bench.judge_all(&net, &genomes, &todo, args.workers));
+        run.wall += started.elapsed().as_secs_f64();
+        run.judged += todo.len();
+    }
+    run.report(&judges, candidates, args.workers);
+    if let Some(n) = args.against {
+        print_against(n, &run.phases);
     }
     if let Some(truth) = &truth {
-        print_ranking(truth, &phases, earlier, &genomes, scored_on);
+        print_ranking(truth, &run.phases, earlier, &genomes, scored_on);
+    }
+}
+
+/// What the supernets judged, over all of them.
+struct Run {
+    phases: Vec<Judged>,
+    /// Candidates judged in this run.
+    judged: usize,
+    /// Seconds of judging, summed over the supernets (`host`).
+    wall: f64,
+    /// Whether some supernet holds each candidate.
+    held: Vec<bool>,
+    /// Why the first candidate a supernet does not hold is not held.
+    first_reason: Option<String>,
+}
+
+impl Run {
+    /// Prints the throughput (wall time, candidates per second, the median seconds of the
+    /// two phases; `host`) and how many candidates no supernet holds. Exits with an error
+    /// when none holds any (naming the first reason).
+    fn report(&self, judges: &Judges, candidates: usize, workers: usize) {
+        let outside = self.held.iter().filter(|h| !**h).count();
+        let drawn = judges.drawn.as_ref().map_or("", |(_, file)| file.as_str());
+        if outside == candidates {
+            let why = self.first_reason.clone().unwrap_or_default();
+            fail(&format!(
+                "{drawn}: {} holds none of its {candidates} candidates (the first: {why})",
+                judges.what
+            ));
+        }
+        if outside > 0 {
+            println!(
+                "{outside} of the {candidates} candidates of {drawn} are not sub-networks of \
+                 {}: left to another supernet of the split",
+                judges.what
+            );
+        }
+        let median = |mut v: Vec<f64>| {
+            v.sort_by(f64::total_cmp);
+            v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
+        };
+        let phases = &self.phases;
+        println!(
+            "{} candidates, {workers} workers: {:.1} s wall, {:.2} candidates/s (host); \
+             median recalibration {:.3} s, scoring {:.3} s",
+            self.judged,
+            self.wall,
+            self.judged as f64 / self.wall,
+            median(phases.iter().map(|p| p.recalibration).collect()),
+            median(phases.iter().map(|p| p.scoring).collect()),
+        );
     }
 }
 
@@ -258,6 +292,39 @@ struct Judged {
 }
 
 impl Bench<'_> {
+    /// Judges the candidates `todo` (indices into `genomes`) with `workers` threads, each
+    /// on one thread of its own and (with burn) its own copy of `net`.
+    fn judge_all(
+        &self,
+        net: &kiln_supernet::SuperNet,
+        genomes: &[Genome],
+        todo: &[usize],
+        workers: usize,
+    ) -> Vec<Judged> {
+        let next = AtomicUsize::new(0);
+        std::thread::scope(|s| {
+            let handles: Vec<_> = (0..workers)
+                .map(|_| {
+                    let (net, next) = (net.clone(), &next);
+                    s.spawn(move || {
+                        kiln_train::with_threads(1, || {
+                            let mut out = Vec::new();
+                            while let Some(&i) = todo.get(next.fetch_add(1, Ordering::Relaxed)) {
+                                out.push(self.judge(&net, &genomes[i], i));
+                            }
+                            out
+                        })
+                        .expect("thread pool")
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .flat_map(|h| h.join().expect("worker"))
+                .collect()
+        })
+    }
+
     /// Judges candidate `i` (genome `g`) on `net` (a worker's copy) or the shared weights,
     /// and with a ground truth, trains or looks up its stand-alone accuracy and writes the
     /// pair to stderr and the pairs file as it comes: hours of training are not lost to a
@@ -375,155 +442,6 @@ fn print_ranking(
     );
 }
 
-/// The command line, as the module documentation gives it.
-struct Args {
-    dir: PathBuf,
-    candidates: usize,
-    workers: usize,
-    recal: Option<usize>,
-    against: Option<usize>,
-    alone: Option<usize>,
-    burn: bool,
-    pairs_file: Option<PathBuf>,
-    alone_from: Option<PathBuf>,
-    seed_base: Option<u64>,
-    idx: Option<String>,
-    validation: f64,
-    held_out_dir: Option<String>,
-    space_file: Option<PathBuf>,
-}
-
-/// Reads the command line; `None` without a `SUPERNET_DIR`. Exits with an error naming
-/// the flag when a value is missing or malformed.
-fn parse_args() -> Option<Args> {
-    let mut args = std::env::args().skip(1).filter(|a| a != "--bench");
-    let mut dir = None;
-    let mut a = Args {
-        dir: PathBuf::new(),
-        candidates: 200,
-        workers: 2,
-        recal: None,
-        against: None,
-        alone: None,
-        burn: false,
-        pairs_file: None,
-        alone_from: None,
-        seed_base: None,
-        idx: None,
-        validation: 0.1,
-        held_out_dir: None,
-        space_file: None,
-    };
-    while let Some(flag) = args.next() {
-        let mut value = |what: &str| {
-            args.next()
-                .unwrap_or_else(|| fail(&format!("{flag} takes {what}")))
-        };
-        let mut num = |what: &str| -> usize {
-            let v = value(what);
-            v.parse()
-                .unwrap_or_else(|_| fail(&format!("{flag} takes {what}, not {v:?}")))
-        };
-        match flag.as_str() {
-            "--candidates" => a.candidates = num("a number"),
-            "--workers" => a.workers = num("a number").max(1),
-            "--recalibration" => a.recal = Some(num("a number")),
-            "--against" => a.against = Some(num("a number")),
-            "--stand-alone" => a.alone = Some(num("a number")),
-            "--seed-base" => a.seed_base = Some(num("a number") as u64),
-            "--pairs" => a.pairs_file = Some(from_root(&value("a file"))),
-            "--stand-alone-from" => a.alone_from = Some(from_root(&value("a file"))),
-            "--idx" => a.idx = Some(value("a directory")),
-            "--held-out" => a.held_out_dir = Some(value("a directory")),
-            "--space" => a.space_file = Some(from_root(&value("a space file"))),
-            "--validation" => {
-                a.validation = Some(value("a share between 0 and 1"))
-                    .and_then(|v| v.parse().ok())
-                    .filter(|v: &f64| *v > 0.0 && *v < 1.0)
-                    .unwrap_or_else(|| fail("--validation takes a share between 0 and 1"))
-            }
-            "--engine" => match value("kernels or burn").as_str() {
-                "burn" => a.burn = true,
-                "kernels" => a.burn = false,
-                other => fail(&format!("--engine takes kernels or burn, not {other:?}")),
-            },
-            _ => dir = Some(from_root(&flag)),
-        }
-    }
-    if a.against.is_some() && a.held_out_dir.is_some() {
-        fail("--against judges a second time on the validation split: not with --held-out");
-    }
-    if a.seed_base.is_some() && (a.alone.is_none() || a.alone_from.is_some()) {
-        fail(
-            "--seed-base seeds stand-alone training: give it with --stand-alone EPOCHS \
-             (with --stand-alone-from nothing is trained)",
-        );
-    }
-    a.dir = dir?;
-    Some(a)
-}
-
-/// The ranking benchmark's `candidates` genomes, drawn from `space_file`'s space (`--space`)
-/// or else the supernet's, and whether the supernet holds each (all of them without
-/// `--space`; with it, one supernet of a few-shot split holds its share).
-///
-/// Exits with an error when `space_file` does not load, when the supernet holds none of
-/// them (naming the first reason), or when a genome it holds would be another network in
-/// the supernet's space than in `space_file`'s (fixed settings such as strides differ).
-fn ranking_candidates(
-    identity: &kiln_supernet::SupernetIdentity,
-    space_file: Option<&std::path::Path>,
-    candidates: usize,
-) -> (Vec<Genome>, Vec<bool>) {
-    let ours = &identity.space;
-    let Some(file) = space_file else {
-        return (
-            kiln_supernet::ranking_genomes(ours, candidates),
-            vec![true; candidates],
-        );
-    };
-    let space = kiln_space::Space::load(file).unwrap_or_else(|e| fail(&e.to_string()));
-    let genomes = kiln_supernet::ranking_genomes(&space, candidates);
-    let mut first_reason = None;
-    let mut held = Vec::new();
-    for g in &genomes {
-        match g.validate(ours, "the supernet's space") {
-            Ok(()) => {
-                let arch = |s| kiln_space::Architecture::new(s, g, identity.input).ok();
-                if arch(ours) != arch(&space) {
-                    fail(&format!(
-                        "{}: genome {} is another network in the supernet's space than in \
-                         this one: the two spaces differ beyond their choices",
-                        file.display(),
-                        g.id()
-                    ));
-                }
-                held.push(true);
-            }
-            Err(e) => {
-                first_reason.get_or_insert(e.to_string());
-                held.push(false);
-            }
-        }
-    }
-    let outside = held.iter().filter(|h| !**h).count();
-    if outside == candidates {
-        let why = first_reason.unwrap_or_default();
-        fail(&format!(
-            "{}: the supernet holds none of its {candidates} candidates (the first: {why})",
-            file.display()
-        ));
-    }
-    if outside > 0 {
-        println!(
-            "{outside} of the {candidates} candidates of {} are not sub-networks of this \
-             supernet: left to another supernet of the split",
-            file.display()
-        );
-    }
-    (genomes, held)
-}
-
 /// Where the stand-alone accuracies of a ranking run come from.
 enum Truth {
     /// Trained here from scratch: candidate i with seed `seed_base + i`.
@@ -531,84 +449,6 @@ enum Truth {
     /// Read from an earlier `--pairs` file (the file): candidate index -> top-1 on the images
     /// the run scores on (the file's `scored` line matches them).
     Measured(HashMap<usize, f64>, PathBuf),
-}
-
-/// Top-1 of genome `g` trained from scratch with `seed` on `data`'s training images: on
-/// the validation split, or with `held_out` on the test split (which then holds the
-/// held-out images; training reports its test top-1 once, at the end).
-fn train_alone(
-    net: &kiln_supernet::SuperNet,
-    g: &Genome,
-    seed: u64,
-    epochs: usize,
-    data: &Dataset,
-    held_out: bool,
-) -> f64 {
-    let config = kiln_train::TrainConfig {
-        epochs,
-        seed,
-        ..Default::default()
-    };
-    let arch = net.architecture(g).expect("architecture");
-    let t = kiln_train::train(&arch, &g.id(), data, &config, &mut kiln_train::Silent)
-        .expect("training");
-    let validation = t.metrics.validation_top1.unwrap_or(t.metrics.test_top1);
-    if held_out {
-        // the same training's validation top-1, to set the two measures side by side
-        eprintln!("validation,{},{validation:.4}", g.id());
-        t.metrics.test_top1
-    } else {
-        validation
-    }
-}
-
-/// The data the supernet at `dir` was trained on, and its identity string (the folder as
-/// `supernet train --idx` was given it): the bundled digits, or the IDX folder `idx`, split
-/// by `split`. The supernet's weights are judged on the data they were trained on or not at
-/// all: exits with an error saying so when `identity` (the supernet's) does not match.
-fn supernet_data(
-    dir: &std::path::Path,
-    identity: &kiln_supernet::SupernetIdentity,
-    idx: Option<&str>,
-    split: &SplitOptions,
-) -> (Dataset, String) {
-    let named = idx.map_or(Source::Mnist5k, |d| Source::Idx(d.into()));
-    let data_identity = named.identity(split);
-    let source = idx.map_or(Source::Mnist5k, |d| Source::Idx(from_root(d)));
-    let data = kiln_data::load(&source, split)
-        .unwrap_or_else(|e| fail(&format!("{}: {e}", source.name())));
-    // by the supernet's own check: its content where it recorded one (the same files in
-    // another folder pass), its name where not
-    let read_now = kiln_supernet::SupernetIdentity {
-        data: data_identity.clone(),
-        data_content: Some(data.content_id()),
-        ..identity.clone()
-    };
-    if let Err(e) = identity.check(&read_now, dir) {
-        fail(&format!(
-            "{e}. The bench reads the bundled digits or --idx DIR, with --validation SHARE, \
-             the default split seed and no train limit: give --idx and --validation as \
-             `supernet train` was given them"
-        ));
-    }
-    (data, data_identity)
-}
-
-/// `data` as the bench scores it: with `--held-out DIR`, DIR's test images stand in for its
-/// test split (training reads no test image) and every accuracy is measured on them, with
-/// the `scored` line a pairs file names them by
-/// ([`kiln_supernet::pairs::held_out_images`]); else unchanged.
-fn with_held_out(
-    data: Dataset,
-    held_out_dir: Option<&str>,
-    split: &SplitOptions,
-) -> (Dataset, Option<String>) {
-    let Some(dir) = held_out_dir else {
-        return (data, None);
-    };
-    let (test, name) = kiln_supernet::pairs::held_out_images(&from_root(dir), dir, &data, split)
-        .unwrap_or_else(|e| fail(&e.to_string()));
-    (Dataset { test, ..data }, Some(name))
 }
 
 /// A path from the command line. Cargo runs a bench in its package's folder

@@ -14,6 +14,7 @@ use burn::tensor::{Device, Tensor};
 use kiln_onnx::Weights;
 use kiln_space::{InputSpec, Space};
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 
 use crate::init::FromTensors;
 use crate::net::SuperConv;
@@ -200,6 +201,31 @@ fn pretty<T: Serialize>(v: &T) -> String {
 /// Errors: as [`load`] for `supernet.json`.
 pub fn weights_path(dir: &Path) -> Result<PathBuf, SupernetError> {
     Ok(read_state(dir)?.1)
+}
+
+/// The content id of the weights in `dir`: the first 16 hex digits of the SHA-256 of the
+/// weights file `supernet.json` names (kiln's content ids), or for a few-shot split's
+/// folder its parts' ids in `split.json`'s order, joined by commas. What a search's run
+/// identity and the ranking benchmark's pairs file name a supernet by, so results of other
+/// weights under the same folder name are not mixed in.
+///
+/// Errors: as [`load`] for `supernet.json` (each part's); `split.json`; the weights file.
+pub fn weights_id(dir: &Path) -> Result<String, SupernetError> {
+    let one = |dir: &Path| {
+        let path = weights_path(dir)?;
+        let bytes = std::fs::read(&path).map_err(|e| io(&path, e))?;
+        let digest = Sha256::digest(&bytes);
+        Ok::<_, SupernetError>(digest[..8].iter().map(|b| format!("{b:02x}")).collect())
+    };
+    match crate::split::read_split(dir)? {
+        None => one(dir),
+        Some(split) => {
+            let ids = (split.parts.iter())
+                .map(|label| one(&crate::split::part_dir(dir, label)))
+                .collect::<Result<Vec<String>, _>>()?;
+            Ok(ids.join(","))
+        }
+    }
 }
 
 /// Epochs the supernet in `dir` was trained for (committed in `supernet.json`), without

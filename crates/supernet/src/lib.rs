@@ -28,7 +28,7 @@ mod train;
 
 pub use checkpoint::{
     CHECKPOINT_VERSION, STATE_FILE, SupernetIdentity, epochs_done, identity, load, save,
-    weights_path,
+    weights_id, weights_path,
 };
 pub use extract::{export_subnet, subnet_weights};
 pub use judge::{JudgeSettings, Judgement, accuracy, judge, ranking_genomes, recalibrate};

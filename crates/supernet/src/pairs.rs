@@ -5,6 +5,7 @@
 //! ```text
 //! data,IDENTITY                     the data and split (kiln_data's identity line)
 //! scored,IMAGES                     only when scored on held-out images, not the validation split
+//! supernet,WEIGHTS                  the inherited column's supernet (crate::weights_id)
 //! done,INDEX,GENOME,INHERITED,STAND_ALONE   one line a genome, as it finishes (any order)
 //! ```
 //!
@@ -12,7 +13,8 @@
 //! bench drew from (the supernet's, or its `--space`), `GENOME` its id,
 //! the two accuracies top-1 fractions (`host`): inherited from the supernet (batch norm
 //! recalibrated) and trained from scratch. A file written before the bench wrote a `data`
-//! line holds the bundled digits' pairs.
+//! line holds the bundled digits' pairs; one written before it wrote a `supernet` line
+//! names its supernet only in the docs beside it.
 
 use std::path::{Path, PathBuf};
 
@@ -56,7 +58,8 @@ pub enum PairsError {
     Mismatch {
         /// The pairs file.
         path: String,
-        /// `measured on` (the data line) or `scored on` (the scored line).
+        /// `measured on` (the data line), `scored on` (the scored line) or `inherited from
+        /// supernet weights` (the supernet line).
         field: &'static str,
         /// The file's value.
         theirs: String,
@@ -116,13 +119,17 @@ pub struct PairsFile {
     /// Its `scored,` line (e.g. `the test images of idx:data/fashion-5k-heldout (...)`), or
     /// `None` for `data`'s validation split.
     pub scored: Option<String>,
+    /// Its `supernet,` line: the content id of the weights its inherited column came from
+    /// ([`crate::weights_id`]; a split's parts' ids joined by commas), or `None` for a file
+    /// from before the bench wrote one.
+    pub supernet: Option<String>,
     /// Its pairs in index order.
     pub pairs: Vec<Pair>,
 }
 
 impl PairsFile {
     /// Parses `text`, the contents of the pairs file `origin` (named in errors). Lines other
-    /// than `data,`, `scored,` and `done,` are skipped.
+    /// than `data,`, `scored,`, `supernet,` and `done,` are skipped.
     ///
     /// Errors: [`PairsError::Line`] for a malformed `done` line.
     pub fn parse(text: &str, origin: &Path) -> Result<PairsFile, PairsError> {
@@ -156,6 +163,7 @@ impl PairsFile {
             path: origin.to_path_buf(),
             data: header("data,").unwrap_or_else(bundled_digits),
             scored: header("scored,"),
+            supernet: header("supernet,"),
             pairs,
         })
     }
@@ -176,6 +184,26 @@ impl PairsFile {
         self.scored
             .clone()
             .unwrap_or_else(|| format!("{VALIDATION} of {}", self.data))
+    }
+
+    /// Refuses to add pairs inherited from the supernet whose weights are `weights`
+    /// ([`crate::weights_id`]) to a file whose inherited column another supernet's weights
+    /// gave (its `supernet` line; a file without one is not checked).
+    ///
+    /// Errors: [`PairsError::Mismatch`] naming both weights.
+    pub fn check_supernet(&self, weights: &str) -> Result<(), PairsError> {
+        match &self.supernet {
+            Some(theirs) if theirs != weights => Err(PairsError::Mismatch {
+                path: self.path.display().to_string(),
+                field: "inherited from supernet weights",
+                theirs: theirs.clone(),
+                wanted: format!(
+                    "judges with weights {weights} (a supernet trained further or again, or \
+                     another one: give another --pairs file)"
+                ),
+            }),
+            _ => Ok(()),
+        }
     }
 
     /// Its pairs, checked against a run that reads `data` (an identity line), scores on
@@ -230,13 +258,12 @@ impl PairsFile {
     }
 }
 
-/// The header a new pairs file starts with: its `data,` line and, for held-out scoring, its
-/// `scored,` line, each ending in a newline.
-pub fn header(data: &str, scored: Option<&str>) -> String {
-    match scored {
-        Some(images) => format!("data,{data}\nscored,{images}\n"),
-        None => format!("data,{data}\n"),
-    }
+/// The header a new pairs file starts with: its `data,` line, for held-out scoring its
+/// `scored,` line, then its `supernet,` line (`weights`, [`crate::weights_id`]), each
+/// ending in a newline.
+pub fn header(data: &str, scored: Option<&str>, weights: &str) -> String {
+    let scored = scored.map_or(String::new(), |images| format!("scored,{images}\n"));
+    format!("data,{data}\n{scored}supernet,{weights}\n")
 }
 
 /// The test images of the IDX folder `dir` (`named` as the user gave it, from where the
@@ -342,17 +369,34 @@ mod tests {
         };
         let text = format!(
             "{}{}\n{}\n",
-            header("idx:x", Some("held-out y")),
+            header("idx:x", Some("held-out y"), "0123,4567"),
             a.to_line(),
             b.to_line()
         );
         let file = PairsFile::parse(&text, path()).unwrap();
         assert_eq!(file.data, "idx:x");
         assert_eq!(file.scored_on(), "held-out y");
+        assert_eq!(file.supernet.as_deref(), Some("0123,4567"));
         let ids: Vec<&str> = file.pairs.iter().map(|p| p.genome.as_str()).collect();
         assert_eq!(ids, ["aa", "bb"]);
         assert_eq!(file.pairs[1].to_line(), "done,1,bb,0.8002,0.8469");
-        assert_eq!(file.pairs[1].line, 3);
+        assert_eq!(file.pairs[1].line, 4);
+    }
+
+    #[test]
+    fn pairs_of_other_weights_are_not_added_to_a_file() {
+        let text = format!("{}done,0,aa,0.5,0.6\n", header("idx:x", None, "aaaa"));
+        let file = PairsFile::parse(&text, path()).unwrap();
+        assert!(file.check_supernet("aaaa").is_ok());
+        let err = file.check_supernet("bbbb").unwrap_err().to_string();
+        assert!(
+            err.starts_with("runs/pairs.csv: pairs inherited from supernet weights aaaa, but this run judges with weights bbbb"),
+            "{err}"
+        );
+        // a file from before the supernet line is not checked
+        let old = PairsFile::parse("data,idx:x\ndone,0,aa,0.5,0.6\n", path()).unwrap();
+        assert_eq!(old.supernet, None);
+        assert!(old.check_supernet("bbbb").is_ok());
     }
 
     #[test]

@@ -257,6 +257,16 @@ mod tests {
         }
         assert!(split_complete(&dir, 1));
         assert!(!split_complete(&dir, 2));
+        // a split is named by its parts' weights, in order, each as one supernet's is
+        let ids: Vec<String> = ["head0", "head32"]
+            .map(|label| crate::weights_id(&part_dir(&dir, label)).unwrap())
+            .into();
+        assert_eq!(crate::weights_id(&dir).unwrap(), ids.join(","));
+        // kiln's content id of the weights file: the first 16 hex digits of its SHA-256
+        let file = std::fs::read(crate::weights_path(&part_dir(&dir, "head0")).unwrap());
+        let sha = <sha2::Sha256 as sha2::Digest>::digest(file.unwrap());
+        let hex: String = sha[..8].iter().map(|b| format!("{b:02x}")).collect();
+        assert_eq!(ids[0], hex);
         assert!(
             !split_complete(tmp.path(), 1),
             "a folder without split.json"

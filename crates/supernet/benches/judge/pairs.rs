@@ -24,7 +24,7 @@ pub fn measured(
     if !path.is_file() {
         fail(&format!("{}: no such pairs file", path.display()));
     }
-    let known: HashMap<usize, f64> = read_pairs(path, genomes, data, scored_on)
+    let known: HashMap<usize, f64> = read_pairs(path, genomes, data, scored_on, None)
         .into_iter()
         .map(|(i, _, stand_alone)| (i, stand_alone))
         .collect();
@@ -41,12 +41,15 @@ pub fn measured(
 
 /// The `(index, inherited, stand_alone)` pairs of earlier sittings in a `--pairs` file (a
 /// missing or empty file holds none), checked against this run's data, scored images and genomes
-/// (`PairsFile::for_run`); exits with its error otherwise.
+/// (`PairsFile::for_run`) and, with `weights` (the supernet's content id), against the
+/// supernet its inherited column came from (`PairsFile::check_supernet`); exits with
+/// their error otherwise.
 pub fn read_pairs(
     path: &Path,
     genomes: &[Genome],
     data: &str,
     scored_on: &str,
+    weights: Option<&str>,
 ) -> Vec<(usize, f64, f64)> {
     let text = match std::fs::read_to_string(path) {
         Ok(text) => text,
@@ -58,6 +61,10 @@ pub fn read_pairs(
         return Vec::new();
     }
     let file = PairsFile::parse(&text, path).unwrap_or_else(|e| fail(&e.to_string()));
+    if let Some(weights) = weights {
+        file.check_supernet(weights)
+            .unwrap_or_else(|e| fail(&e.to_string()));
+    }
     let pairs = file
         .for_run(data, scored_on, genomes)
         .unwrap_or_else(|e| fail(&e.to_string()));
@@ -68,12 +75,13 @@ pub fn read_pairs(
 }
 
 /// Opens the `--pairs` file `path` for appending; a new file first gets its header
-/// (`kiln_supernet::pairs::header`); kept with its path, for messages. Exits naming the
-/// file when it cannot be written.
+/// (`kiln_supernet::pairs::header`, naming the supernet by `weights`); kept with its path,
+/// for messages. Exits naming the file when it cannot be written.
 pub fn open_pairs(
     path: &Path,
     data: &str,
     scored: Option<&str>,
+    weights: &str,
 ) -> Mutex<(PathBuf, std::fs::File)> {
     let cannot = |e: std::io::Error| -> ! { fail(&format!("{}: {e}", path.display())) };
     let mut file = std::fs::OpenOptions::new()
@@ -83,7 +91,7 @@ pub fn open_pairs(
         .unwrap_or_else(|e| cannot(e));
     let text = std::fs::read_to_string(path).unwrap_or_default();
     if text.is_empty() {
-        file.write_all(header(data, scored).as_bytes())
+        file.write_all(header(data, scored, weights).as_bytes())
             .unwrap_or_else(|e| cannot(e));
     } else if !text.ends_with('\n') {
         // a file edited by hand without a last newline: the next pair starts a line of its own
