@@ -96,6 +96,7 @@ fn train(a: TrainArgs) -> Result<()> {
         ..SupernetConfig::default()
     };
     let (bar, mut report) = epoch_bar(config.epochs);
+    let mut trained = 0;
     kiln_supernet::split::train_supernets(
         &space,
         a.split.settle(&space, kiln_search::StrategyKind::Evolution),
@@ -104,9 +105,18 @@ fn train(a: TrainArgs) -> Result<()> {
         &config,
         &a.out,
         a.resume,
-        &mut report,
+        &mut |p| {
+            trained += usize::from(matches!(p, Progress::Epoch(_)));
+            report(p)
+        },
     )?;
     bar.finish_and_clear();
+    if trained == 0 {
+        println!(
+            "nothing to train: --epochs {} were trained already",
+            a.epochs
+        );
+    }
     println!("supernet: {}", a.out.display());
     Ok(())
 }

@@ -247,32 +247,44 @@ fn best_of_front(run_dir: &Path) -> Result<PathBuf, PipelineError> {
 }
 
 /// The newest run folder under `runs` whose front.json is for `target`.
+///
+/// Errors: [`PipelineError::Invalid`] when there is none, naming any front.json under
+/// `runs` that could not be read (and why), which might have been the one.
 fn latest_run(runs: &Path, target: &str) -> Result<PathBuf, PipelineError> {
-    let none = || {
+    let mut unreadable = Vec::new();
+    let none = |unreadable: &[String]| {
+        let why = match unreadable {
+            [] => String::new(),
+            errors => format!(" (not read: {})", errors.join("; ")),
+        };
         PipelineError::Invalid(format!(
-            "no search run for target {target} with a front.json under {}; give --model MODEL.onnx (or a run folder)",
+            "no search run for target {target} with a front.json under {}{why}; give --model \
+             MODEL.onnx (or a run folder)",
             runs.display()
         ))
     };
-    let entries = std::fs::read_dir(runs).map_err(|_| none())?;
+    let entries = std::fs::read_dir(runs).map_err(|_| none(&[]))?;
     let mut best: Option<(std::time::SystemTime, PathBuf)> = None;
     for e in entries.flatten() {
-        let Ok(front) = FrontFile::read(&e.path()) else {
+        let file = e.path().join(FrontFile::NAME);
+        if !file.is_file() {
             continue;
+        }
+        let front = match FrontFile::read(&e.path()) {
+            Ok(front) => front,
+            Err(err) => {
+                unreadable.push(err.to_string());
+                continue;
+            }
         };
-        let Ok(modified) = e
-            .path()
-            .join(FrontFile::NAME)
-            .metadata()
-            .and_then(|m| m.modified())
-        else {
+        let Ok(modified) = file.metadata().and_then(|m| m.modified()) else {
             continue;
         };
         if front.target() == Some(target) && best.as_ref().is_none_or(|(t, _)| modified > *t) {
             best = Some((modified, e.path()));
         }
     }
-    best.map(|(_, p)| p).ok_or_else(none)
+    best.map(|(_, p)| p).ok_or_else(|| none(&unreadable))
 }
 
 #[cfg(test)]
@@ -323,5 +335,43 @@ mod tests {
             };
             assert_eq!(best_of_front(&run).unwrap(), run.join("front/b").join(want));
         }
+    }
+
+    /// A front as the report writes it (its ends' crowding distances infinite, `null` in
+    /// the file) is found for its target; a front.json that cannot be read is named.
+    #[test]
+    fn the_newest_run_for_a_target_is_found_and_an_unreadable_front_named() {
+        let runs = tempfile::tempdir().unwrap();
+        let front = |target: &str| FrontFile {
+            run: [("target".to_string(), target.to_string())].into(),
+            objectives: vec!["accuracy".into()],
+            front: vec![FrontModel {
+                trial: 1,
+                genome_id: "g".into(),
+                genome: serde_json::Value::Null,
+                metrics: Default::default(),
+                folder: "front/01-g".into(),
+                crowding_distance: f64::INFINITY,
+            }],
+        };
+        for (target, folder) in [("jetson", "j"), ("pixel", "p")] {
+            std::fs::create_dir(runs.path().join(folder)).unwrap();
+            front(target).write(&runs.path().join(folder)).unwrap();
+        }
+        let text = std::fs::read_to_string(runs.path().join("j/front.json")).unwrap();
+        assert!(text.contains("\"crowding_distance\": null"), "{text}");
+        assert_eq!(
+            latest_run(runs.path(), "jetson").unwrap(),
+            runs.path().join("j")
+        );
+        write(&runs.path().join("broken/front.json"), b"{").unwrap();
+        let e = latest_run(runs.path(), "jetson-orin")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("no search run for target jetson-orin")
+                && e.contains("broken/front.json: not a front file"),
+            "{e}"
+        );
     }
 }

@@ -131,6 +131,12 @@ pub enum QuantError {
     /// tract could not run the float model for calibration.
     #[error("calibration run failed: {0}")]
     Calibrate(String),
+    /// A percentile that does not name a range: it must lie above 50 and at most 100.
+    #[error(
+        "percentile {0}: the range runs from the (100 - p)-th to the p-th percentile, so p \
+         must be above 50 and at most 100 (e.g. 99.99)"
+    )]
+    Percentile(f64),
 }
 
 /// Quantizes the f32 ONNX model `onnx` (batch 1, NCHW input of
@@ -141,13 +147,19 @@ pub enum QuantError {
 /// [`QuantError::Parse`] for bytes that are not ONNX, [`QuantError::NoImages`],
 /// [`QuantError::ImageShape`] for an image of the wrong length,
 /// [`QuantError::Node`] naming a node (e.g. a batch norm not after a
-/// convolution), [`QuantError::Calibrate`] when tract cannot run the model.
+/// convolution), [`QuantError::Calibrate`] when tract cannot run the model,
+/// [`QuantError::Percentile`] for a percentile outside (50, 100].
 pub fn quantize(
     onnx: &[u8],
     input_shape: &[usize],
     images: &[Vec<f32>],
     options: &QuantizeOptions,
 ) -> Result<Quantized, QuantError> {
+    if let Calibration::Percentile(p) = options.calibration
+        && !(p > 50.0 && p <= 100.0)
+    {
+        return Err(QuantError::Percentile(p));
+    }
     if images.is_empty() {
         return Err(QuantError::NoImages);
     }

@@ -1,8 +1,8 @@
 //! Bad QDQ input is refused by kiln-lower naming the node (zero or negative
 //! scale, zero point out of range, per-axis scales on an axis kiln does not
 //! take, scale / zero point / data shapes that disagree); calibration on too
-//! few images warns with the count; a float op between quantized ones stays
-//! f32 and the lowering names it.
+//! few images warns with the count; a percentile outside (50, 100] is refused; a float
+//! op between quantized ones stays f32 and the lowering names it.
 
 use kiln_onnx::proto::{AttributeProto, ModelProto, attribute_type};
 use kiln_onnx::{Attribute, Dim, GraphBuilder};
@@ -246,4 +246,21 @@ fn percentile_calibration_narrows_the_ranges() {
         scale(Calibration::Percentile(99.0)),
     );
     assert!(p < full, "percentile {p} vs min/max {full}");
+}
+
+#[test]
+fn a_percentile_outside_50_to_100_is_refused_naming_it() {
+    for p in [150.0, 100.5, -1.0, 50.0, 0.0, f64::NAN] {
+        let options = QuantizeOptions {
+            calibration: Calibration::Percentile(p),
+            min_images: 1,
+        };
+        let Err(e) = quantize(&float_model(), &[1, 4, 5, 5], &images(4), &options) else {
+            panic!("percentile {p} accepted");
+        };
+        assert!(
+            e.to_string().starts_with(&format!("percentile {p}:")),
+            "{e}"
+        );
+    }
 }

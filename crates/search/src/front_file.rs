@@ -26,7 +26,9 @@ pub struct FrontModel {
     /// Its folder relative to the run folder (`front/01-ID`), holding
     /// `model.onnx` and the generated crate.
     pub folder: String,
-    /// NSGA-II crowding distance within the front.
+    /// NSGA-II crowding distance within the front: infinite for the front's end points
+    /// (and a front of one or two), written `null` since JSON has no infinity.
+    #[serde(deserialize_with = "infinite_if_null")]
     pub crowding_distance: f64,
 }
 
@@ -35,6 +37,12 @@ impl FrontModel {
     pub fn accuracy(&self) -> Option<f64> {
         self.metrics.get(keys::ACCURACY).map(|m| m.value)
     }
+}
+
+/// A crowding distance as `front.json` holds it: a number, or `null` for infinity
+/// (serde_json writes a non-finite number as `null`).
+fn infinite_if_null<'de, D: serde::Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+    Ok(Option::<f64>::deserialize(d)?.unwrap_or(f64::INFINITY))
 }
 
 /// The whole `front.json`.
@@ -132,6 +140,11 @@ mod tests {
             objectives: vec!["accuracy".into(), "latency".into()],
             front: vec![model(1, 0.9), model(2, 0.95), model(3, 0.95)],
         };
+        // the ends of a front are infinitely far from their neighbours, as the report
+        // computes them
+        let mut file = file;
+        file.front[0].crowding_distance = f64::INFINITY;
+        file.front[2].crowding_distance = f64::INFINITY;
         file.write(dir.path()).unwrap();
         let back = FrontFile::read(dir.path()).unwrap();
         assert_eq!(back, file);

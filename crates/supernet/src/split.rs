@@ -146,7 +146,13 @@ pub fn train_split(
             "holds one supernet (supernet.json): train the few-shot split in another folder",
         ));
     }
-    // without --resume whatever split is there is trained over, readable or not
+    if !resume && dir.join(SPLIT_FILE).exists() {
+        return Err(io(
+            dir,
+            "holds a few-shot split (split.json): --resume continues it (to --epochs); train a \
+             new one in another folder (or delete this one)",
+        ));
+    }
     if let Some(found) = if resume { read_split(dir)? } else { None } {
         if found.by != by {
             return Err(SupernetError::Mismatch {
@@ -315,21 +321,35 @@ mod tests {
         );
         let e = e.unwrap_err().to_string();
         assert!(e.contains("holds one supernet"), "{e}");
-        // without --resume, a damaged manifest is trained over
+        // a trained split is not trained over without --resume, nor a damaged one (whose
+        // --resume names the file)
+        let again = |resume: bool| {
+            let e = train_split(
+                &space,
+                SplitBy::Head,
+                &data,
+                "t",
+                &config,
+                &dir,
+                resume,
+                &mut |_| {},
+            );
+            e.unwrap_err().to_string()
+        };
+        let e = again(false);
+        assert!(
+            e.contains("holds a few-shot split") && e.contains("--resume"),
+            "{e}"
+        );
         std::fs::write(dir.join(SPLIT_FILE), "{").unwrap();
         assert!(read_split(&dir).is_err());
-        train_split(
-            &space,
-            SplitBy::Head,
-            &data,
-            "t",
-            &config,
-            &dir,
-            false,
-            &mut |_| {},
-        )
-        .unwrap();
-        assert!(read_split(&dir).unwrap().is_some());
+        assert!(again(false).contains("holds a few-shot split"));
+        assert!(again(true).contains("split.json"));
+        assert_eq!(
+            crate::epochs_done(&one).unwrap(),
+            1,
+            "the trained part is kept"
+        );
     }
 
     #[test]

@@ -192,6 +192,39 @@ fn training_checkpoints_every_epoch_and_resumes() {
     assert_eq!(resumed, Some(1));
     assert_eq!(m.epochs.len(), 2);
 
+    // its epochs are not trained over without --resume, nor continued with other settings
+    let again = |config: &SupernetConfig, resume: bool| {
+        let space = space();
+        let r = train(
+            &space,
+            &data,
+            "mnist-5k test",
+            config,
+            dir.path(),
+            resume,
+            &mut |_| {},
+        );
+        let Err(e) = r else { panic!("trained") };
+        e.to_string()
+    };
+    let e = again(&more, false);
+    assert!(
+        e.contains("holds a supernet trained 2 epochs") && e.contains("--resume"),
+        "{e}"
+    );
+    let other = SupernetConfig {
+        seed: 3,
+        batch_size: 8,
+        epochs: 3,
+        ..more.clone()
+    };
+    let e = again(&other, true);
+    assert!(
+        e.contains("batch size 16, not 8") && e.contains("seed 0, not 3"),
+        "{e}"
+    );
+    assert_eq!(crate::epochs_done(dir.path()).unwrap(), 2);
+
     // another data set (another name, other images) is refused, naming it
     let err = id
         .check(

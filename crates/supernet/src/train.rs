@@ -91,6 +91,48 @@ impl SupernetConfig {
         Ok(())
     }
 
+    /// Refuses to continue a supernet in `dir` trained with these settings with `other`
+    /// ones: a resumed run goes on as it began. Only `epochs` (training further) and
+    /// `threads` (the same weights either way) may differ.
+    ///
+    /// Errors: [`SupernetError::Checkpoint`] naming the folder and every setting that
+    /// differs, the supernet's and the run's.
+    pub(crate) fn check_resumed_with(&self, other: &Self, dir: &Path) -> Result<(), SupernetError> {
+        let (a, b) = (self, other);
+        let mut differ = Vec::new();
+        let mut compare = |name: &str, ours: String, theirs: String| {
+            if ours != theirs {
+                differ.push(format!("{name} {ours}, not {theirs}"));
+            }
+        };
+        compare(
+            "batch size",
+            a.batch_size.to_string(),
+            b.batch_size.to_string(),
+        );
+        compare("lr", a.lr.to_string(), b.lr.to_string());
+        compare(
+            "random sub-networks",
+            a.random_subnets.to_string(),
+            b.random_subnets.to_string(),
+        );
+        compare("shift", a.max_shift.to_string(), b.max_shift.to_string());
+        compare("seed", a.seed.to_string(), b.seed.to_string());
+        let recal = |c: &Self| c.recalibration_images.to_string();
+        compare("recalibration images", recal(a), recal(b));
+        if differ.is_empty() {
+            return Ok(());
+        }
+        Err(crate::checkpoint::io(
+            dir,
+            format!(
+                "--resume continues a supernet with the settings it began with: it was trained \
+                 with {}: give those (or train a new one in another folder)",
+                differ.join(", ")
+            ),
+        ))
+    }
+
     fn lr_at(&self, step: usize, total: usize) -> f64 {
         let warm = (total / 20).max(1);
         if step < warm {
@@ -157,6 +199,17 @@ pub fn train(
              continue the split with --few-shot",
         ));
     }
+    if !resume && dir.join(crate::STATE_FILE).is_file() {
+        let done =
+            crate::epochs_done(dir).map_or(String::new(), |n| format!(" trained {n} epochs"));
+        return Err(crate::checkpoint::io(
+            dir,
+            format!(
+                "holds a supernet{done}: --resume continues it (to --epochs); train a new one \
+                 in another folder (or delete this one)"
+            ),
+        ));
+    }
     let identity = SupernetIdentity {
         space: space.clone(),
         input: kiln_train::input_spec(data),
@@ -212,6 +265,7 @@ fn train_on_pool(
     let (mut net, done, mut metrics) = if resume && dir.join(crate::STATE_FILE).is_file() {
         let (net, found, done, mut metrics) = load(dir, &ad)?;
         found.check(&identity, dir)?;
+        found.config.check_resumed_with(config, dir)?;
         // a folder that did not record what its first epochs saw does not learn it now
         identity.data_content = found.data_content;
         // a kill between writing metrics.json and supernet.json leaves one record ahead
