@@ -610,16 +610,20 @@ fn a_few_shot_split_judges_each_candidate_on_the_part_that_holds_it() {
 
 /// What cannot use the trained split in `split` (cached in `cache`) is refused before any
 /// training, saying what to do: a split asked for with `--evaluator train` or `--strategy
-/// dnas` (also the split's folder given with `--supernet`); `--few-shot none` with the
-/// split's folder; a split of a
-/// space with one head width; one of its parts given for the whole space.
+/// dnas` (also the split's folder given with `--supernet`); `--evaluator train` or the
+/// cache's epochs beside `--supernet`; `--few-shot none` with the split's folder; a split
+/// of a space with one head width; one of its parts given for the whole space.
 fn what_cannot_use_a_split_is_refused_before_training(dir: &Path, cache: &Path, split: &Path) {
     let tiny = tiny_space();
     let out = dir.join("refused");
     let search = |space: &str, extra: &[&str]| {
         let mut args = vec!["search", "--target", "jetson", "--space", space];
-        args.extend_from_slice(&["--supernet-cache", cache.to_str().unwrap()]);
-        args.extend_from_slice(&["--supernet-epochs", "2", "--trials", "2", "--train-limit"]);
+        // the cache's settings are refused beside a given supernet
+        if !extra.contains(&"--supernet") {
+            args.extend_from_slice(&["--supernet-cache", cache.to_str().unwrap()]);
+            args.extend_from_slice(&["--supernet-epochs", "2"]);
+        }
+        args.extend_from_slice(&["--trials", "2", "--train-limit"]);
         args.extend_from_slice(&["300", "-o", out.to_str().unwrap()]);
         args.extend_from_slice(extra);
         xtask(&args)
@@ -637,9 +641,12 @@ fn what_cannot_use_a_split_is_refused_before_training(dir: &Path, cache: &Path, 
     }
     let (train, dnas) = (["--evaluator", "train"], ["--strategy", "dnas"]);
     refused(&tiny, &head(&train), "not with --evaluator train");
+    let given = split.to_str().unwrap();
+    let both = [&train[..], &["--supernet", given]].concat();
+    refused(&tiny, &both, "--evaluator train trains every candidate from scratch");
+    refused(&tiny, &["--supernet", given, "--supernet-epochs", "3"], "cannot be used with");
     let learns = "--strategy dnas learns its distribution";
     refused(&tiny, &head(&dnas), learns);
-    let given = split.to_str().unwrap();
     let holds = format!("--few-shot none, but --supernet {given} holds a few-shot split by `head`");
     refused(&tiny, &["--few-shot", "none", "--supernet", given], &holds);
     refused(&tiny, &[&dnas[..], &["--supernet", given]].concat(), learns);

@@ -131,10 +131,10 @@ pub struct Args {
     #[arg(long, value_name = "DIR")]
     pub supernet: Option<PathBuf>,
     /// Where supernets are cached, one per space, data and training settings.
-    #[arg(long, value_name = "DIR", default_value = "runs/supernets")]
+    #[arg(long, value_name = "DIR", default_value = "runs/supernets", conflicts_with = "supernet")]
     pub supernet_cache: PathBuf,
     /// Epochs of a supernet trained for the cache (of each part of a few-shot split).
-    #[arg(long, default_value_t = 2)]
+    #[arg(long, default_value_t = 2, conflicts_with = "supernet")]
     pub supernet_epochs: usize,
     /// Few-shot split (Zhao et al., 2021): `head`, a supernet per head conv width, each trained
     /// --supernet-epochs; `none`; `auto`: `head` when the space has 2+ widths (not with dnas),
@@ -217,7 +217,16 @@ pub fn run(args: Args) -> Result<()> {
     let interrupt = Arc::new(AtomicBool::new(false));
     let data = args.data.load()?;
     let space = args.space.clone().unwrap_or_else(|| space_path("mobile"));
-    let uses_supernet = args.evaluator != EvaluatorArg::Train || args.supernet.is_some();
+    if args.evaluator == EvaluatorArg::Train
+        && let Some(dir) = &args.supernet
+    {
+        bail!(
+            "--evaluator train trains every candidate from scratch; --supernet {} judges them \
+             by inheritance: give one of the two",
+            dir.display()
+        );
+    }
+    let uses_supernet = args.evaluator != EvaluatorArg::Train;
     let mut request = SearchRequest {
         target: target.clone(),
         space_path: space,
