@@ -643,8 +643,16 @@ fn what_cannot_use_a_split_is_refused_before_training(dir: &Path, cache: &Path, 
     refused(&tiny, &head(&train), "not with --evaluator train");
     let given = split.to_str().unwrap();
     let both = [&train[..], &["--supernet", given]].concat();
-    refused(&tiny, &both, "--evaluator train trains every candidate from scratch");
-    refused(&tiny, &["--supernet", given, "--supernet-epochs", "3"], "cannot be used with");
+    refused(
+        &tiny,
+        &both,
+        "--evaluator train trains every candidate from scratch",
+    );
+    refused(
+        &tiny,
+        &["--supernet", given, "--supernet-epochs", "3"],
+        "cannot be used with",
+    );
     let learns = "--strategy dnas learns its distribution";
     refused(&tiny, &head(&dnas), learns);
     let holds = format!("--few-shot none, but --supernet {given} holds a few-shot split by `head`");

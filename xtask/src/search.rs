@@ -131,7 +131,12 @@ pub struct Args {
     #[arg(long, value_name = "DIR")]
     pub supernet: Option<PathBuf>,
     /// Where supernets are cached, one per space, data and training settings.
-    #[arg(long, value_name = "DIR", default_value = "runs/supernets", conflicts_with = "supernet")]
+    #[arg(
+        long,
+        value_name = "DIR",
+        default_value = "runs/supernets",
+        conflicts_with = "supernet"
+    )]
     pub supernet_cache: PathBuf,
     /// Epochs of a supernet trained for the cache (of each part of a few-shot split).
     #[arg(long, default_value_t = 2, conflicts_with = "supernet")]

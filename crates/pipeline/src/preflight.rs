@@ -102,6 +102,14 @@ pub(crate) fn check(
                 .into(),
         ));
     }
+    if req.data.validation.is_empty() {
+        return Err(PipelineError::Invalid(
+            "--validation 0: a search ranks candidates on the validation split, and without one \
+             it would choose them by the test images it then reports: give a share above 0 \
+             (default 0.1)"
+                .into(),
+        ));
+    }
     given_folder_agrees(req.supernet.as_deref(), req.few_shot)?;
     if let Some(by) = few_shot(req) {
         if req.few_shot == FewShot::By(by) {

@@ -139,6 +139,7 @@ pub fn train_split(
     progress: &mut (dyn FnMut(Progress) + Send),
 ) -> Result<(), SupernetError> {
     config.validate()?;
+    crate::train::has_validation(data)?;
     let parts = by.parts(space).map_err(space_error)?;
     if dir.join(STATE_FILE).is_file() {
         return Err(io(

@@ -579,3 +579,41 @@ fn the_ranking_genomes_are_the_committed_ones() {
         assert!(pairs.len() >= 10, "{}", path.display());
     }
 }
+
+/// Without a validation split (`--validation 0`) every judgement would fall back to the
+/// test images: training a supernet or a split is refused before anything is written.
+#[test]
+fn data_without_a_validation_split_is_refused() {
+    let mut data = data();
+    data.validation = kiln_data::Split::new(data.shape, Vec::new(), Vec::new()).unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("net");
+    let one = train(
+        &space(),
+        &data,
+        "t",
+        &one_epoch(16),
+        &dir,
+        false,
+        &mut |_| {},
+    );
+    let by = kiln_space::SplitBy::Head;
+    let split = crate::split::train_split(
+        &space(),
+        by,
+        &data,
+        "t",
+        &one_epoch(16),
+        &dir,
+        false,
+        &mut |_| {},
+    );
+    for e in [
+        one.err().map(|e| e.to_string()),
+        split.err().map(|e| e.to_string()),
+    ] {
+        let e = e.expect("refused");
+        assert!(e.contains("no validation split (--validation 0)"), "{e}");
+    }
+    assert!(!dir.exists(), "nothing written");
+}

@@ -192,6 +192,7 @@ pub fn train(
     progress: &mut (dyn FnMut(Progress) + Send),
 ) -> Result<(SuperNet, SupernetMetrics), SupernetError> {
     config.validate()?;
+    has_validation(data)?;
     if dir.join(crate::split::SPLIT_FILE).is_file() {
         return Err(crate::checkpoint::io(
             dir,
@@ -220,6 +221,21 @@ pub fn train(
     kiln_train::with_threads(config.threads, || {
         train_on_pool(&identity, data, dir, resume, progress)
     })?
+}
+
+/// Refuses data without a validation split: each epoch's record and every judged
+/// sub-network are scored on it (the test split stays for reporting).
+///
+/// Errors: [`SupernetError::Config`].
+pub(crate) fn has_validation(data: &Dataset) -> Result<(), SupernetError> {
+    if data.validation.is_empty() {
+        return Err(SupernetError::Config(
+            "no validation split (--validation 0): each epoch's record and every judged \
+             sub-network are scored on it; give a share above 0"
+                .into(),
+        ));
+    }
+    Ok(())
 }
 
 /// What [`train`] reports as it goes.
