@@ -220,7 +220,7 @@ fn bad_input_gets_clear_messages() {
         run_s,
     ]);
     assert!(!o.status.success());
-    assert!(text(&o).contains("holds no search journal"), "{}", text(&o));
+    assert!(text(&o).contains("no search journal at"), "{}", text(&o));
 
     let o = xtask(&[
         "search",

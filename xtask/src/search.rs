@@ -87,7 +87,7 @@ pub struct Args {
     /// Seed of the strategy and of every candidate's training.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
-    /// Candidates evaluated at once, one thread each (the supernet trains, and a front model fine-tuned alone trains, on 2 at most).
+    /// Candidates evaluated at once (at most 256), one thread each (the supernet trains, and a front model fine-tuned alone trains, on 2 at most).
     #[arg(long, default_value_t = 2)]
     pub workers: usize,
     /// Objectives of the Pareto front: accuracy, latency, size, memory.
@@ -207,29 +207,15 @@ pub fn run(args: Args) -> Result<()> {
     let target = kiln_target::load(&targets, &args.target)?;
     let objectives = Objective::parse_list(&args.objectives)
         .map_err(|e| anyhow::anyhow!("--objectives: {e}"))?;
-    let journal = args
-        .journal
-        .clone()
-        .or_else(|| std::env::var("KILN_JOURNAL").ok());
-    if args.workers == 0 && journal.is_none() {
-        bail!("--workers must be at least 1");
-    }
-    if args.trials == Some(0) {
-        bail!("--trials must be at least 1");
-    }
+    let journal = (args.journal.clone()).or_else(|| std::env::var("KILN_JOURNAL").ok());
     let device = device_for(&args, &target)?;
     let holds_power_mode = device.as_ref().is_some_and(|d| d.plan.is_some());
     let interrupt = Arc::new(AtomicBool::new(false));
     let data = args.data.load()?;
     let space = args.space.clone().unwrap_or_else(|| space_path("mobile"));
-    if args.evaluator == EvaluatorArg::Train
-        && let Some(dir) = &args.supernet
-    {
-        bail!(
-            "--evaluator train trains every candidate from scratch; --supernet {} judges them \
-             by inheritance: give one of the two",
-            dir.display()
-        );
+    if let (EvaluatorArg::Train, Some(dir)) = (args.evaluator, &args.supernet) {
+        let dir = dir.display();
+        bail!("--evaluator train trains each candidate, --supernet {dir} inherits: not both");
     }
     let uses_supernet = args.evaluator != EvaluatorArg::Train;
     let mut request = SearchRequest {

@@ -96,8 +96,7 @@ fn train(a: TrainArgs) -> Result<()> {
         ..SupernetConfig::default()
     };
     let (bar, mut report) = epoch_bar(config.epochs);
-    let mut trained = 0;
-    kiln_supernet::split::train_supernets(
+    let trained = kiln_supernet::split::train_supernets(
         &space,
         a.split.settle(&space, kiln_search::StrategyKind::Evolution),
         &data,
@@ -105,15 +104,12 @@ fn train(a: TrainArgs) -> Result<()> {
         &config,
         &a.out,
         a.resume,
-        &mut |p| {
-            trained += usize::from(matches!(p, Progress::Epoch(_)));
-            report(p)
-        },
+        &mut report,
     )?;
     bar.finish_and_clear();
     if trained == 0 {
         println!(
-            "nothing to train: --epochs {} were trained already",
+            "nothing to train: all {} epochs were trained already",
             a.epochs
         );
     }

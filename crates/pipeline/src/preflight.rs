@@ -20,6 +20,9 @@ use crate::lut;
 use crate::search::{Reward, SearchRequest, TableChoice};
 use crate::supernet_cache::FewShot;
 
+/// More worker threads than this is a typo, not a machine.
+const MAX_WORKERS: usize = 256;
+
 /// What the checks found, for the search that follows them.
 pub(crate) struct Checked {
     /// The space file's text (its fingerprint goes into the run identity).
@@ -101,6 +104,20 @@ pub(crate) fn check(
              train, or with the run folder's journal)"
                 .into(),
         ));
+    }
+    if req.workers > MAX_WORKERS {
+        let n = req.workers;
+        return Err(PipelineError::Invalid(format!(
+            "--workers {n}: at most {MAX_WORKERS} (a thread each)"
+        )));
+    }
+    if req.workers == 0 && req.journal.is_none() {
+        return Err(PipelineError::Invalid(
+            "--workers must be at least 1".into(),
+        ));
+    }
+    if req.trials == Some(0) {
+        return Err(PipelineError::Invalid("--trials must be at least 1".into()));
     }
     if req.data.validation.is_empty() {
         return Err(PipelineError::Invalid(

@@ -232,14 +232,7 @@ pub fn ensure(
         None => state.is_file(),
         Some(_) => dir.join(kiln_supernet::split::SPLIT_FILE).is_file(),
     };
-    let mut trained_epochs = 0;
-    let mut count = |p: Progress| {
-        if matches!(p, Progress::Epoch(_)) {
-            trained_epochs += 1;
-        }
-        progress(p);
-    };
-    kiln_supernet::split::train_supernets(
+    let trained_epochs = kiln_supernet::split::train_supernets(
         &space,
         split,
         data,
@@ -247,7 +240,7 @@ pub fn ensure(
         config,
         &dir,
         resume,
-        &mut count,
+        progress,
     )
     .map_err(|e| PipelineError::Invalid(format!("supernet in {}: {e}", dir.display())))?;
     Ok(CachedSupernet {

@@ -61,8 +61,8 @@ pub enum SearchError {
         /// [`crate::journal::SCHEMA_VERSION`].
         expected: i64,
     },
-    /// No journal file where one was expected (resume, reports).
-    #[error("--resume: {path} holds no search journal")]
+    /// No journal file where one was expected (`--resume`, `report`).
+    #[error("no search journal at {path}: not a search run's folder, or its run never began")]
     NothingToResume {
         /// The journal path that does not exist.
         path: PathBuf,

@@ -191,7 +191,8 @@ pub fn train_split(
 }
 
 /// [`crate::train`] into `dir` without `split`, [`train_split`] with it: what the command
-/// line and the supernet cache train.
+/// line and the supernet cache train. Returns the epochs trained by this call, over all
+/// parts of a split (0: `resume` found every epoch trained).
 ///
 /// Errors: as theirs.
 #[allow(clippy::too_many_arguments)]
@@ -204,7 +205,12 @@ pub fn train_supernets(
     dir: &Path,
     resume: bool,
     progress: &mut (dyn FnMut(Progress) + Send),
-) -> Result<(), SupernetError> {
+) -> Result<usize, SupernetError> {
+    let mut trained = 0;
+    let progress = &mut |p: Progress| {
+        trained += usize::from(matches!(p, Progress::Epoch(_)));
+        progress(p)
+    };
     match split {
         None => crate::train(space, data, data_identity, config, dir, resume, progress).map(drop),
         Some(by) => train_split(
@@ -217,7 +223,8 @@ pub fn train_supernets(
             resume,
             progress,
         ),
-    }
+    }?;
+    Ok(trained)
 }
 
 #[cfg(test)]

@@ -192,39 +192,6 @@ fn training_checkpoints_every_epoch_and_resumes() {
     assert_eq!(resumed, Some(1));
     assert_eq!(m.epochs.len(), 2);
 
-    // its epochs are not trained over without --resume, nor continued with other settings
-    let again = |config: &SupernetConfig, resume: bool| {
-        let space = space();
-        let r = train(
-            &space,
-            &data,
-            "mnist-5k test",
-            config,
-            dir.path(),
-            resume,
-            &mut |_| {},
-        );
-        let Err(e) = r else { panic!("trained") };
-        e.to_string()
-    };
-    let e = again(&more, false);
-    assert!(
-        e.contains("holds a supernet trained 2 epochs") && e.contains("--resume"),
-        "{e}"
-    );
-    let other = SupernetConfig {
-        seed: 3,
-        batch_size: 8,
-        epochs: 3,
-        ..more.clone()
-    };
-    let e = again(&other, true);
-    assert!(
-        e.contains("batch size 16, not 8") && e.contains("seed 0, not 3"),
-        "{e}"
-    );
-    assert_eq!(crate::epochs_done(dir.path()).unwrap(), 2);
-
     // another data set (another name, other images) is refused, naming it
     let err = id
         .check(
@@ -616,4 +583,53 @@ fn data_without_a_validation_split_is_refused() {
         assert!(e.contains("no validation split (--validation 0)"), "{e}");
     }
     assert!(!dir.exists(), "nothing written");
+}
+
+/// A trained supernet's epochs are not trained over without `--resume`, nor continued
+/// with other settings than it began with (epochs may grow: training further).
+#[test]
+fn a_trained_supernet_is_not_trained_over_nor_resumed_with_other_settings() {
+    let data = data();
+    let dir = tempfile::tempdir().unwrap();
+    let config = one_epoch(16);
+    let train_with = |config: &SupernetConfig, resume: bool| {
+        let space = space();
+        train(
+            &space,
+            &data,
+            "mnist-5k test",
+            config,
+            dir.path(),
+            resume,
+            &mut |_| {},
+        )
+    };
+    train_with(&config, false).unwrap();
+    let refused = |config: &SupernetConfig, resume: bool| {
+        let Err(e) = train_with(config, resume) else {
+            panic!("trained")
+        };
+        e.to_string()
+    };
+    let e = refused(&config, false);
+    assert!(
+        e.contains("holds a supernet trained 1 epochs") && e.contains("--resume"),
+        "{e}"
+    );
+    let other = SupernetConfig {
+        seed: 3,
+        batch_size: 8,
+        epochs: 2,
+        ..config.clone()
+    };
+    let e = refused(&other, true);
+    assert!(
+        e.contains("batch size 16, not 8") && e.contains("seed 0, not 3"),
+        "{e}"
+    );
+    assert_eq!(
+        crate::epochs_done(dir.path()).unwrap(),
+        1,
+        "nothing trained"
+    );
 }
