@@ -613,7 +613,7 @@ fn a_trained_supernet_is_not_trained_over_nor_resumed_with_other_settings() {
     };
     let e = refused(&config, false);
     assert!(
-        e.contains("holds a supernet trained 1 epochs") && e.contains("--resume"),
+        e.contains("holds a supernet trained 1 epoch:") && e.contains("--resume"),
         "{e}"
     );
     let other = SupernetConfig {

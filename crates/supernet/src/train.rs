@@ -201,8 +201,10 @@ pub fn train(
         ));
     }
     if !resume && dir.join(crate::STATE_FILE).is_file() {
-        let done =
-            crate::epochs_done(dir).map_or(String::new(), |n| format!(" trained {n} epochs"));
+        let plural = |n: usize| if n == 1 { "" } else { "s" };
+        let done = crate::epochs_done(dir).map_or(String::new(), |n| {
+            format!(" trained {n} epoch{}", plural(n))
+        });
         return Err(crate::checkpoint::io(
             dir,
             format!(
