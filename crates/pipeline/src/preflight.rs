@@ -61,6 +61,10 @@ pub fn preflight(req: &mut SearchRequest) -> Result<(), PipelineError> {
     let wanted =
         crate::search::run_identity(req, &c.space, &c.space_text, &c.fitness, c.judge_only);
     let mut stored = Journal::open(&req.out)?.meta()?;
+    if stored.fields.is_empty() {
+        // an empty file: as the journal says when it is resumed
+        return Err(SearchError::NothingToResume { path }.into());
+    }
     // the weights are known once the supernet is trained; the search compares them
     stored.fields.remove(crate::search::SUPERNET_WEIGHTS);
     let mut differences = kiln_search::journal::differences(&stored, &wanted);

@@ -319,7 +319,13 @@ impl Journal {
         options: &LeaseOptions,
     ) -> Result<Journal, SearchError> {
         let mut journal = Self::open_at(location)?;
-        let differences = differences(&journal.meta()?, meta);
+        let stored = journal.meta()?;
+        if stored.fields.is_empty() {
+            // an empty file (or one whose run never stored its identity) holds no run
+            let path = journal.path().to_path_buf();
+            return Err(SearchError::NothingToResume { path });
+        }
+        let differences = differences(&stored, meta);
         if !differences.is_empty() {
             return Err(SearchError::ResumeMismatch {
                 path: journal.path().to_path_buf(),

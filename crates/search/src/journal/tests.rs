@@ -63,6 +63,12 @@ fn a_different_search_is_refused() {
         Journal::resume(empty.path(), &meta("jetson")),
         Err(SearchError::NothingToResume { .. })
     ));
+    // an empty journal file holds no run either (not "a different search" of every field)
+    std::fs::write(Journal::path_in(empty.path()), b"").unwrap();
+    let Err(e) = Journal::resume(empty.path(), &meta("jetson")) else {
+        panic!("resumed an empty journal")
+    };
+    assert!(e.to_string().starts_with("no search journal at"), "{e}");
 }
 
 #[test]
