@@ -291,7 +291,17 @@ pub fn load(
     device: &Device,
 ) -> Result<(SuperNet, SupernetIdentity, usize, SupernetMetrics), SupernetError> {
     let (state, weights_path) = read_state(dir)?;
-    let weights = Weights::load(&weights_path).map_err(|e| io(&weights_path, e))?;
+    // its errors name the file
+    let weights = Weights::load(&weights_path)?;
+    // a NaN would fail every sub-network judged; say so once, naming the file
+    let not_finite = (weights.tensors.iter())
+        .find_map(|(name, t)| Some((name, t.data.iter().find(|v| !v.is_finite())?)));
+    if let Some((name, v)) = not_finite {
+        return Err(io(
+            &weights_path,
+            format!("weight `{name}` holds {v}: the checkpoint is damaged (or diverged)"),
+        ));
+    }
     let origin = weights_path.display().to_string();
     let mut init = FromTensors {
         tensors: &weights.tensors,

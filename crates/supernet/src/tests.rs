@@ -632,4 +632,18 @@ fn a_trained_supernet_is_not_trained_over_nor_resumed_with_other_settings() {
         1,
         "nothing trained"
     );
+    // a weight that is not a number is refused when the supernet loads, naming the file
+    let file = crate::weights_path(dir.path()).unwrap();
+    let mut weights = kiln_onnx::Weights::load(&file).unwrap();
+    let stem = weights.tensors.values_mut().next().unwrap();
+    stem.data[0] = f32::NAN;
+    std::fs::write(&file, weights.to_safetensors().unwrap()).unwrap();
+    let Err(e) = load(dir.path(), &kiln_train::device()) else {
+        panic!("loaded NaN weights")
+    };
+    let e = e.to_string();
+    assert!(
+        e.contains("supernet-1.safetensors") && e.contains("holds NaN"),
+        "{e}"
+    );
 }
