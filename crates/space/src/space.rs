@@ -117,7 +117,9 @@ impl Space {
     ///
     /// Errors: [`SpaceError::Parse`] for invalid TOML or a missing, unknown or mistyped
     /// field; [`SpaceError::Invalid`] naming the field (e.g. `stage[1].kernels`) for an
-    /// empty choice list, a zero width or depth, an even kernel or a stride other than 1 or 2.
+    /// empty choice list, a choice listed twice, a zero width or depth, a width above 4,096,
+    /// a depth above 32, an expand ratio above 16, an even kernel or a stride other than 1
+    /// or 2.
     pub fn from_toml(text: &str, origin: &str) -> Result<Space, SpaceError> {
         let space: Space = toml::from_str(text).map_err(|e| SpaceError::Parse {
             origin: origin.to_owned(),
@@ -136,8 +138,7 @@ impl Space {
         if self.name.trim().is_empty() {
             return Err(bad("name".into(), "must not be empty".into()));
         }
-        nonempty_positive(&self.stem.widths, "stem.widths", false)
-            .map_err(|m| bad("stem.widths".into(), m))?;
+        choices(&self.stem.widths, false, MAX_WIDTH).map_err(|m| bad("stem.widths".into(), m))?;
         check_kernel(self.stem.kernel).map_err(|m| bad("stem.kernel".into(), m))?;
         check_stride(self.stem.stride).map_err(|m| bad("stem.stride".into(), m))?;
         if self.stages.is_empty() {
@@ -149,25 +150,25 @@ impl Space {
         for (i, s) in self.stages.iter().enumerate() {
             let f = |name: &str| format!("stage[{i}].{name}");
             check_stride(s.stride).map_err(|m| bad(f("stride"), m))?;
-            nonempty_positive(&s.depth, "depth", false).map_err(|m| bad(f("depth"), m))?;
-            nonempty_positive(&s.widths, "widths", false).map_err(|m| bad(f("widths"), m))?;
-            nonempty_positive(&s.expand, "expand", false).map_err(|m| bad(f("expand"), m))?;
-            nonempty_positive(&s.kernels, "kernels", false).map_err(|m| bad(f("kernels"), m))?;
+            choices(&s.depth, false, MAX_DEPTH).map_err(|m| bad(f("depth"), m))?;
+            choices(&s.widths, false, MAX_WIDTH).map_err(|m| bad(f("widths"), m))?;
+            choices(&s.expand, false, MAX_EXPAND).map_err(|m| bad(f("expand"), m))?;
+            choices(&s.kernels, false, usize::MAX).map_err(|m| bad(f("kernels"), m))?;
             for &k in &s.kernels {
                 check_kernel(k).map_err(|m| bad(f("kernels"), m))?;
             }
             if s.se.is_empty() {
                 return Err(bad(f("se"), "needs at least one choice".into()));
             }
+            distinct(&s.se).map_err(|m| bad(f("se"), m))?;
             if s.activations.is_empty() {
                 return Err(bad(f("activations"), "needs at least one choice".into()));
             }
+            distinct(&s.activations).map_err(|m| bad(f("activations"), m))?;
         }
-        nonempty_positive(&self.head.widths, "head.widths", true)
-            .map_err(|m| bad("head.widths".into(), m))?;
+        choices(&self.head.widths, true, MAX_WIDTH).map_err(|m| bad("head.widths".into(), m))?;
         if let Some(sides) = &self.resolution {
-            nonempty_positive(sides, "resolution", false)
-                .map_err(|m| bad("resolution".into(), m))?;
+            choices(sides, false, usize::MAX).map_err(|m| bad("resolution".into(), m))?;
             if let Some(s) = sides.iter().find(|&&s| !(8..=1024).contains(&s)) {
                 return Err(bad(
                     "resolution".into(),
@@ -179,29 +180,41 @@ impl Space {
             if formats.is_empty() {
                 return Err(bad("precision".into(), "needs at least one choice".into()));
             }
-            if let Some((i, p)) = formats
-                .iter()
-                .enumerate()
-                .find(|(i, p)| formats[..*i].contains(p))
-            {
-                return Err(bad(
-                    "precision".into(),
-                    format!("`{p}` is listed twice (choice {i})"),
-                ));
-            }
+            distinct(formats).map_err(|m| bad("precision".into(), m))?;
         }
         Ok(())
     }
 }
 
-fn nonempty_positive(values: &[usize], _name: &str, zero_ok: bool) -> Result<(), String> {
+/// The most channels a layer may choose: far above mobile CNNs (MobileNetV2's widest layer
+/// has 1,280) and below widths whose weights would not fit in memory.
+const MAX_WIDTH: usize = 4096;
+/// The most blocks a stage may choose (MobileNetV2's deepest stage has 4).
+const MAX_DEPTH: usize = 32;
+/// The largest expand ratio (MobileNetV2 uses 6).
+const MAX_EXPAND: usize = 16;
+
+/// A numeric choice list: not empty, no 0 unless `zero_ok`, none above `max`, none twice.
+fn choices(values: &[usize], zero_ok: bool, max: usize) -> Result<(), String> {
     if values.is_empty() {
         return Err("needs at least one choice".into());
     }
     if !zero_ok && values.contains(&0) {
         return Err("choices must be at least 1".into());
     }
-    Ok(())
+    if let Some(v) = values.iter().find(|&&v| v > max) {
+        return Err(format!("{v} is above {max}, the most kiln builds"));
+    }
+    distinct(values)
+}
+
+/// A choice list that lists no choice twice (a genome's choice would be ambiguous, and a
+/// sampler would weight it double).
+fn distinct<T: PartialEq + fmt::Display>(values: &[T]) -> Result<(), String> {
+    match (values.iter().enumerate()).find(|(i, v)| values[..*i].contains(v)) {
+        Some((i, v)) => Err(format!("`{v}` is listed twice (choice {i})")),
+        None => Ok(()),
+    }
 }
 
 fn check_kernel(k: usize) -> Result<(), String> {
@@ -246,6 +259,38 @@ mod tests {
         );
         let err = Space::from_toml(&text, "s.toml").unwrap_err().to_string();
         assert!(err.contains("stride"), "{err}");
+    }
+
+    #[test]
+    fn choices_listed_twice_or_too_large_are_named() {
+        for (from, to, field, needle) in [
+            (
+                "widths = [0, 128, 256]",
+                "widths = [0, 128, 128]",
+                "head.widths",
+                "`128` is listed twice (choice 2)",
+            ),
+            (
+                "depth = [1, 2]",
+                "depth = [1, 100000]",
+                "stage[0].depth",
+                "100000 is above 32",
+            ),
+            (
+                "se = [false, true]",
+                "se = [true, true]",
+                "se",
+                "`true` is listed twice",
+            ),
+        ] {
+            assert!(SPACE.contains(from), "{from}");
+            let text = SPACE.replacen(from, to, 1);
+            let err = Space::from_toml(&text, "s.toml").unwrap_err().to_string();
+            assert!(err.contains(field) && err.contains(needle), "{err}");
+        }
+        let wide = SPACE.replacen("widths = [0, 128, 256]", "widths = [0, 100000000]", 1);
+        let err = Space::from_toml(&wide, "s.toml").unwrap_err().to_string();
+        assert!(err.contains("100000000 is above 4096"), "{err}");
     }
 
     #[test]
