@@ -131,6 +131,9 @@ pub(crate) fn check(
                 .into(),
         ));
     }
+    if !req.resume && req.journal.is_none() {
+        new_run_folder(&req.out)?;
+    }
     given_folder_agrees(req.supernet.as_deref(), req.few_shot)?;
     if let Some(by) = few_shot(req) {
         if req.few_shot == FewShot::By(by) {
@@ -218,6 +221,35 @@ fn given_folder_agrees(dir: Option<&Path>, few_shot: FewShot) -> Result<(), Pipe
         "--few-shot {asked}, but --supernet {} holds {holds}: a given supernet is used as it \
          is; leave out --few-shot (or give `auto`)",
         dir.display()
+    )))
+}
+
+/// A new search's folder `out` holds no other kind of kiln output: not a supernet's (its
+/// files would be mixed with the run's), nor a search's outputs whose journal is gone (its
+/// trials would sit beside the new run's, and its report be overwritten). A folder that
+/// holds a journal is left to the journal, which refuses it without `--resume`.
+///
+/// Errors: [`PipelineError::Invalid`] naming the folder and what it holds.
+fn new_run_folder(out: &Path) -> Result<(), PipelineError> {
+    let holds = |name: &str| out.join(name).exists();
+    let why = if holds(kiln_supernet::STATE_FILE) || holds(kiln_supernet::split::SPLIT_FILE) {
+        "holds a supernet: give the search a folder of its own".to_string()
+    } else if Journal::path_in(out).exists() {
+        return Ok(());
+    } else if let Some(name) = ["front.json", "trials.csv", "report.html", "trials", "front"]
+        .into_iter()
+        .find(|name| holds(name))
+    {
+        format!(
+            "holds a search's {name} but no journal, so that run can be neither resumed nor \
+             added to: give another folder, or delete its outputs"
+        )
+    } else {
+        return Ok(());
+    };
+    Err(PipelineError::Invalid(format!(
+        "-o {}: {why}",
+        out.display()
     )))
 }
 
@@ -401,5 +433,22 @@ mod tests {
             one.path().display()
         );
         assert!(e.to_string().contains(&says), "{e}");
+    }
+
+    #[test]
+    fn a_new_search_refuses_a_supernets_folder_or_a_run_without_its_journal() {
+        let out = tempfile::tempdir().unwrap();
+        let folder = out.path();
+        assert!(new_run_folder(folder).is_ok(), "an empty folder");
+        std::fs::write(folder.join("notes.txt"), "mine").unwrap();
+        assert!(new_run_folder(folder).is_ok(), "a user's own file");
+        std::fs::create_dir(folder.join("trials")).unwrap();
+        let e = new_run_folder(folder).unwrap_err().to_string();
+        assert!(e.contains("holds a search's trials but no journal"), "{e}");
+        std::fs::write(Journal::path_in(folder), "").unwrap();
+        assert!(new_run_folder(folder).is_ok(), "left to the journal");
+        std::fs::write(folder.join(kiln_supernet::STATE_FILE), "{}").unwrap();
+        let e = new_run_folder(folder).unwrap_err().to_string();
+        assert!(e.contains("holds a supernet"), "{e}");
     }
 }

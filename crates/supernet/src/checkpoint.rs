@@ -203,6 +203,28 @@ pub fn weights_path(dir: &Path) -> Result<PathBuf, SupernetError> {
     Ok(read_state(dir)?.1)
 }
 
+/// A supernet trained afresh (not resumed) goes into a folder of its own: refused when `dir`
+/// holds anything but the supernet cache's lock file (`train.lock`), so another tool's files
+/// (a search run's journal and report, another model) are neither mixed with it nor
+/// overwritten. A missing folder is fine (training creates it).
+///
+/// Errors: [`SupernetError::Checkpoint`] naming the folder and a file in it.
+pub(crate) fn new_folder(dir: &Path) -> Result<(), SupernetError> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Ok(());
+    };
+    let mut other = (entries.flatten())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|name| name != "train.lock");
+    match other.next() {
+        Some(name) => Err(io(
+            dir,
+            format!("holds other files ({name}, ...): a new supernet needs a folder of its own"),
+        )),
+        None => Ok(()),
+    }
+}
+
 /// The content id of the weights in `dir`: the first 16 hex digits of the SHA-256 of the
 /// weights file `supernet.json` names (kiln's content ids), or for a few-shot split's
 /// folder its parts' ids in `split.json`'s order, joined by commas. What a search's run

@@ -154,6 +154,9 @@ pub fn train_split(
              new one in another folder (or delete this one)",
         ));
     }
+    if !resume {
+        crate::checkpoint::new_folder(dir)?;
+    }
     if let Some(found) = if resume { read_split(dir)? } else { None } {
         if found.by != by {
             return Err(SupernetError::Mismatch {

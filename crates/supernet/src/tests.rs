@@ -612,6 +612,25 @@ fn a_trained_supernet_is_not_trained_over_nor_resumed_with_other_settings() {
         e.to_string()
     };
     let e = refused(&config, false);
+    let search_run = tempfile::tempdir().unwrap();
+    std::fs::write(search_run.path().join("journal.sqlite"), b"").unwrap();
+    let r = train(
+        &space(),
+        &data,
+        "t",
+        &config,
+        search_run.path(),
+        false,
+        &mut |_| {},
+    );
+    let Err(other) = r else {
+        panic!("trained into a search's folder")
+    };
+    let other = other.to_string();
+    assert!(
+        other.contains("holds other files (journal.sqlite, ...)"),
+        "{other}"
+    );
     assert!(
         e.contains("holds a supernet trained 1 epoch:") && e.contains("--resume"),
         "{e}"

@@ -213,6 +213,9 @@ pub fn train(
             ),
         ));
     }
+    if !resume {
+        crate::checkpoint::new_folder(dir)?;
+    }
     let identity = SupernetIdentity {
         space: space.clone(),
         input: kiln_train::input_spec(data),
