@@ -123,6 +123,7 @@ pub(crate) fn check(
     if req.trials == Some(0) {
         return Err(PipelineError::Invalid("--trials must be at least 1".into()));
     }
+    req.evolution.validate().map_err(PipelineError::Invalid)?;
     if req.data.validation.is_empty() {
         return Err(PipelineError::Invalid(
             "--validation 0: a search ranks candidates on the validation split, and without one \

@@ -221,6 +221,28 @@ pub struct EvolutionConfig {
     pub crossover: f64,
 }
 
+impl EvolutionConfig {
+    /// Refuses settings evolution cannot run with, naming the flag: a population or a
+    /// tournament of 0, a crossover probability outside 0..=1.
+    ///
+    /// Errors: the message.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.population == 0 {
+            return Err("--population must be at least 1".into());
+        }
+        if self.tournament == 0 {
+            return Err("--tournament must be at least 1".into());
+        }
+        if !(0.0..=1.0).contains(&self.crossover) {
+            return Err(format!(
+                "--crossover is a probability, 0 to 1, not {}",
+                self.crossover
+            ));
+        }
+        Ok(())
+    }
+}
+
 impl Default for EvolutionConfig {
     fn default() -> Self {
         Self {
@@ -442,6 +464,50 @@ pub(crate) mod tests {
     fn median(mut v: Vec<f64>) -> f64 {
         v.sort_by(f64::total_cmp);
         v[v.len() / 2]
+    }
+
+    #[test]
+    fn evolution_settings_it_cannot_run_with_are_named() {
+        assert!(EvolutionConfig::default().validate().is_ok());
+        for (config, flag) in [
+            (
+                EvolutionConfig {
+                    population: 0,
+                    ..Default::default()
+                },
+                "--population",
+            ),
+            (
+                EvolutionConfig {
+                    tournament: 0,
+                    ..Default::default()
+                },
+                "--tournament",
+            ),
+            (
+                EvolutionConfig {
+                    crossover: 2.0,
+                    ..Default::default()
+                },
+                "--crossover",
+            ),
+            (
+                EvolutionConfig {
+                    crossover: -0.5,
+                    ..Default::default()
+                },
+                "--crossover",
+            ),
+            (
+                EvolutionConfig {
+                    crossover: f64::NAN,
+                    ..Default::default()
+                },
+                "--crossover",
+            ),
+        ] {
+            assert!(config.validate().unwrap_err().starts_with(flag));
+        }
     }
 
     #[test]
