@@ -140,6 +140,23 @@ fn targets_lists_the_five_profiles() {
     );
 }
 
+/// `cargo xtask targets | head`: a reader that has gone ends the command with the shell's
+/// status for SIGPIPE, without a panic.
+#[test]
+fn output_into_a_closed_pipe_ends_quietly() {
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let o = Command::new(env!("CARGO_BIN_EXE_xtask"))
+        .args(["targets", "--targets-dir"])
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("../targets"))
+        .stdout(writer)
+        .stderr(Stdio::piped())
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(141), "{}", stderr(&o));
+    assert!(!stderr(&o).contains("panicked"), "{}", stderr(&o));
+}
+
 #[test]
 fn bad_target_file_is_rejected_with_the_field_named() {
     let dir = tempfile::tempdir().unwrap();

@@ -84,7 +84,22 @@ enum Command {
     Lut(lut::LutCommand),
 }
 
+/// Output piped into a reader that stops early (`cargo xtask targets | head`) ends the
+/// command quietly with the shell's status for SIGPIPE, as Unix tools end, instead of
+/// panicking in `println!`.
+fn quiet_on_closed_stdout() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let message = info.payload().downcast_ref::<String>();
+        if message.is_some_and(|m| m.starts_with("failed printing to stdout: Broken pipe")) {
+            std::process::exit(141);
+        }
+        default(info)
+    }));
+}
+
 fn main() {
+    quiet_on_closed_stdout();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Space(cmd) => space::run(cmd),

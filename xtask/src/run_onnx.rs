@@ -1,9 +1,9 @@
 //! `cargo xtask run-onnx MODEL.onnx --input X.npy --output Y.npy [--target host]`:
 //! lowers, generates, builds (release) and runs the program on the input.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use kiln_pipeline::ModelSource;
 use kiln_pipeline::run::Program;
 use kiln_target::Triple;
@@ -33,7 +33,7 @@ pub fn run(args: RunOnnxArgs) -> anyhow::Result<()> {
         .target
         .parse()
         .with_context(|| format!("--target {}", args.target))?;
-    let (shape, input) = read_npy(&args.input)?;
+    let (shape, input) = kiln_pipeline::npy::read(&args.input)?;
     let onnx = std::fs::read(&args.model)
         .with_context(|| format!("cannot read {}", args.model.display()))?;
     let work = args.work_dir.clone().unwrap_or_else(|| {
@@ -63,7 +63,7 @@ pub fn run(args: RunOnnxArgs) -> anyhow::Result<()> {
     }
     let output = program.run(&input, &args.input.display().to_string())?;
     let out_shape = &program.built.output_shape;
-    write_npy(&args.output, out_shape, &output)?;
+    kiln_pipeline::npy::write(&args.output, out_shape, &output)?;
     eprintln!(
         "{} -> {} ({} values, shape {:?}); generated crate in {}",
         args.input.display(),
@@ -72,42 +72,5 @@ pub fn run(args: RunOnnxArgs) -> anyhow::Result<()> {
         out_shape,
         work.display()
     );
-    Ok(())
-}
-
-/// Reads an f32 .npy file: (shape, values in C order).
-pub fn read_npy(path: &Path) -> anyhow::Result<(Vec<usize>, Vec<f32>)> {
-    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-    let npy = npyz::NpyFile::new(&bytes[..])
-        .with_context(|| format!("{} is not a .npy file", path.display()))?;
-    if npy.order() != npyz::Order::C {
-        bail!(
-            "{}: Fortran-order arrays are not supported; save it in C order",
-            path.display()
-        );
-    }
-    let shape: Vec<usize> = npy.shape().iter().map(|d| *d as usize).collect();
-    let values = npy
-        .into_vec::<f32>()
-        .with_context(|| format!("{}: expected an f32 array", path.display()))?;
-    Ok((shape, values))
-}
-
-/// Writes an f32 .npy file in C order.
-pub fn write_npy(path: &Path, shape: &[usize], values: &[f32]) -> anyhow::Result<()> {
-    use npyz::WriterBuilder;
-    let file =
-        std::fs::File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
-    let dims: Vec<u64> = shape.iter().map(|d| *d as u64).collect();
-    let mut w = npyz::WriteOptions::new()
-        .default_dtype()
-        .shape(&dims)
-        .writer(std::io::BufWriter::new(file))
-        .begin_nd()
-        .with_context(|| format!("writing {}", path.display()))?;
-    w.extend(values.iter().copied())
-        .with_context(|| format!("writing {}", path.display()))?;
-    w.finish()
-        .with_context(|| format!("writing {}", path.display()))?;
     Ok(())
 }

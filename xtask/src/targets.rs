@@ -10,8 +10,8 @@ use crate::common::targets_dir;
 /// hard constraints a model must meet on each.
 #[derive(clap::Args)]
 pub struct Args {
-    /// Folder of profiles (default: targets/ of the checkout).
-    #[arg(long)]
+    /// Folder of profiles (default: targets/ of the checkout; `--dir` also works).
+    #[arg(long = "targets-dir", visible_alias = "dir", value_name = "DIR")]
     dir: Option<PathBuf>,
     /// Print the profiles as JSON.
     #[arg(long)]
@@ -39,7 +39,7 @@ pub fn run(args: Args) -> Result<()> {
         println!(
             "{:<12} {:<28} {:<8} {:<22} {}",
             t.name,
-            t.triple,
+            t.triple.to_string(),
             t.deploy.method.to_string(),
             modes,
             t.constraint_summary()

@@ -29,6 +29,7 @@ mod inherit;
 pub mod judge;
 pub mod judgments;
 pub mod lut;
+pub mod npy;
 pub mod precision;
 pub mod preflight;
 pub mod resolution;
