@@ -79,7 +79,8 @@ pub fn preflight(req: &mut SearchRequest) -> Result<(), PipelineError> {
     if !split(&stored) && split(&wanted) {
         differences.push(
             "the search's supernet is a few-shot split by default since 2026-12-03: \
-             `--few-shot none` resumes a run judged by one supernet"
+             `--few-shot none` resumes a run judged by one supernet (one given with \
+             `--supernet DIR` resumes with that option again)"
                 .into(),
         );
     }

@@ -339,6 +339,41 @@ pub fn load(
     Ok((net, id, state.epochs_done, metrics))
 }
 
+/// The first field where two spaces differ, in the space file's names
+/// (`stage[1].widths`), and its two values as JSON.
+fn first_difference(a: &Space, b: &Space) -> Option<(String, String, String)> {
+    let (a, b) = (serde_json::to_value(a).ok()?, serde_json::to_value(b).ok()?);
+    value_difference(&a, &b, "")
+}
+
+fn value_difference(
+    a: &serde_json::Value,
+    b: &serde_json::Value,
+    at: &str,
+) -> Option<(String, String, String)> {
+    use serde_json::Value;
+    let field = |name: &str| match at {
+        "" => name.to_owned(),
+        _ => format!("{at}.{name}"),
+    };
+    match (a, b) {
+        (Value::Object(x), Value::Object(y)) => (x.keys().chain(y.keys())).find_map(|k| {
+            let none = Value::Null;
+            let (u, v) = (x.get(k).unwrap_or(&none), y.get(k).unwrap_or(&none));
+            value_difference(u, v, &field(k))
+        }),
+        // a list of tables (the stages) element by element; a list of choices whole
+        (Value::Array(x), Value::Array(y))
+            if x.len() == y.len() && x.iter().all(Value::is_object) =>
+        {
+            (x.iter().zip(y).enumerate())
+                .find_map(|(i, (u, v))| value_difference(u, v, &format!("{at}[{i}]")))
+        }
+        _ if a != b => Some((at.to_owned(), a.to_string(), b.to_string())),
+        _ => None,
+    }
+}
+
 impl SupernetIdentity {
     /// Refuses a supernet trained for another space, input or data, naming the first
     /// field that differs. Where both sides record the data's content
@@ -358,14 +393,20 @@ impl SupernetIdentity {
             })
         };
         if self.space != wanted.space {
-            return mismatch(
-                "space",
-                format!("space `{}`", self.space.name),
-                format!(
-                    "space `{}` (or another definition of it)",
-                    wanted.space.name
+            let (ours, theirs) = (&self.space.name, &wanted.space.name);
+            // two definitions of one name: say where they part
+            return match first_difference(&self.space, &wanted.space) {
+                Some((at, a, b)) if ours == theirs => mismatch(
+                    "space",
+                    format!("space `{ours}` with {at} = {a}"),
+                    format!("{at} = {b}"),
                 ),
-            );
+                _ => mismatch(
+                    "space",
+                    format!("space `{ours}`"),
+                    format!("space `{theirs}` (or another definition of it)"),
+                ),
+            };
         }
         if self.input != wanted.input {
             return mismatch("input", self.input.to_string(), wanted.input.to_string());

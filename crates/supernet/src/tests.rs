@@ -666,3 +666,32 @@ fn a_trained_supernet_is_not_trained_over_nor_resumed_with_other_settings() {
         "{e}"
     );
 }
+
+/// A space file edited since the supernet was trained (the same name, another definition)
+/// is refused naming the first field where the two part, in the file's names.
+#[test]
+fn another_definition_of_a_space_is_named_where_it_differs() {
+    let id = SupernetIdentity {
+        space: space(),
+        input: kiln_train::input_spec(&data()),
+        data: "d".into(),
+        data_content: None,
+        config: SupernetConfig::default(),
+    };
+    let mut edited = space();
+    edited.stages[1].widths.push(64);
+    let wanted = SupernetIdentity {
+        space: edited,
+        ..id.clone()
+    };
+    let e = id.check(&wanted, std::path::Path::new("net"));
+    let e = e.unwrap_err().to_string();
+    let widths = |s: &Space| serde_json::to_string(&s.stages[1].widths).unwrap();
+    let says = format!(
+        "(space `{}` with stage[1].widths = {}; this run has stage[1].widths = {})",
+        id.space.name,
+        widths(&id.space),
+        widths(&wanted.space)
+    );
+    assert!(e.contains(&says), "{e}");
+}
