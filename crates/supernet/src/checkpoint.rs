@@ -341,7 +341,7 @@ pub fn load(
 
 /// The first field where two spaces differ, in the space file's names
 /// (`stage[1].widths`), and its two values as JSON.
-fn first_difference(a: &Space, b: &Space) -> Option<(String, String, String)> {
+pub(crate) fn first_difference(a: &Space, b: &Space) -> Option<(String, String, String)> {
     let (a, b) = (serde_json::to_value(a).ok()?, serde_json::to_value(b).ok()?);
     value_difference(&a, &b, "")
 }

@@ -59,11 +59,22 @@ impl SplitManifest {
         if self.space == *space {
             return Ok(());
         }
+        let (ours, by) = (&self.space.name, self.by);
+        let (supernet, wanted) = match crate::checkpoint::first_difference(&self.space, space) {
+            Some((at, a, b)) if *ours == space.name => (
+                format!("space `{ours}` with {at} = {a}, split by `{by}`"),
+                format!("{at} = {b}"),
+            ),
+            _ => (
+                format!("space `{ours}` (split by `{by}`)"),
+                format!("space `{}` (or another definition of it)", space.name),
+            ),
+        };
         Err(SupernetError::Mismatch {
             path: dir.display().to_string(),
             field: "space",
-            supernet: format!("space `{}` (split by `{}`)", self.space.name, self.by),
-            wanted: format!("space `{}` (or another definition of it)", space.name),
+            supernet,
+            wanted,
         })
     }
 }
