@@ -97,6 +97,7 @@ pub fn run(cmd: LutCommand) -> Result<()> {
             Ok(())
         }
         LutCommand::Check(args) => {
+            lut::check_samples(args.samples)?;
             let req = request(&args.table)?;
             let mut table = lut::build_table(&req, &mut print_event)?;
             let report = lut::check_table(

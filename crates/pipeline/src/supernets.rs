@@ -81,10 +81,13 @@ impl Supernets {
         let parts = manifest.by.parts(wanted)?;
         let labels: Vec<&str> = parts.iter().map(|p| p.label.as_str()).collect();
         if labels != manifest.parts {
+            let listed = match manifest.parts.is_empty() {
+                true => "no parts".to_string(),
+                false => format!("the parts {}", manifest.parts.join(", ")),
+            };
             return Err(PipelineError::Invalid(format!(
-                "{}: lists the parts {} but the space split by `{}` makes {}",
+                "{}: lists {listed} but the space split by `{}` makes {}",
                 dir.join(kiln_supernet::split::SPLIT_FILE).display(),
-                manifest.parts.join(", "),
                 manifest.by,
                 labels.join(", ")
             )));

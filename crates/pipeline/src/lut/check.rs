@@ -78,12 +78,28 @@ pub struct CheckReport {
     pub at_median: RejectionAt,
 }
 
+/// Refuses fewer than 2 samples for [`check_table`]: one network ranks nothing (two rank
+/// one pair; the default, 50, ranks 1,225). A caller that builds the table first checks
+/// this before.
+///
+/// Errors: [`PipelineError::Invalid`] naming `--samples`.
+pub fn check_samples(samples: usize) -> Result<(), PipelineError> {
+    if samples < 2 {
+        return Err(PipelineError::Invalid(format!(
+            "--samples {samples}: the check ranks the table's predictions against whole \
+             networks measured, which needs at least 2 (the default is 50)"
+        )));
+    }
+    Ok(())
+}
+
 /// Samples `samples` genomes with `seed` (use a seed other than the build's, whose
 /// networks fitted the constant), measures them whole, compares with the table, and
 /// writes the agreement of each precision sampled (and so the search's margins) into the
 /// table file.
 ///
-/// Errors: as [`super::build_table`]; a table without a fitted constant.
+/// Errors: as [`super::build_table`]; a table without a fitted constant; fewer than 2
+/// samples ([`check_samples`]).
 pub fn check_table(
     req: &LutRequest,
     table: &mut LatencyTable,
@@ -91,13 +107,14 @@ pub fn check_table(
     seed: u64,
     date: &str,
 ) -> Result<CheckReport, PipelineError> {
+    check_samples(samples)?;
     let mode = req
         .target
         .modes_within_budget()
         .first()
         .map(|m| (m.name.clone(), m.clock_mhz))
         .unwrap_or_default();
-    let nets = sample_networks(&req.space, req.input, samples.max(2), seed)?;
+    let nets = sample_networks(&req.space, req.input, samples, seed)?;
     let costs = match &req.path {
         MeasurePath::Device(on) => {
             let restore = on.begin()?;

@@ -36,7 +36,7 @@ use rand_chacha::ChaCha8Rng;
 
 pub use bundle::{MeasurePath, MemberCost, measure_alone, measure_models};
 pub use calibrate::{calibrate, calibration_text};
-pub use check::{CheckReport, CheckRow, RejectionAt, check_table, today};
+pub use check::{CheckReport, CheckRow, RejectionAt, check_samples, check_table, today};
 pub use device::{OnDevice, device_name, device_path};
 pub use int8::{CALIBRATION_INPUTS, layer_model, space_for_precision};
 
