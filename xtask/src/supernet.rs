@@ -175,7 +175,7 @@ fn export(a: ExportArgs) -> Result<()> {
     let data = a.data.load()?;
     let supernets = kiln_pipeline::Supernets::load(&a.supernet, None, &data, &a.data.identity())?;
     // the supernet's own space judges the genome: the one it was trained on
-    let genome = kiln_space::Genome::load(&a.genome, supernets.space())?;
+    let genome = supernets.load_genome(&a.genome)?;
     let judge = supernets.for_genome(&genome)?;
     let judged = judge.judge(&genome, &data, true)?;
     let Some((test, onnx)) = judged.exported else {

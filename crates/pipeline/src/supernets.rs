@@ -120,6 +120,24 @@ impl Supernets {
         })
     }
 
+    /// The genome in the JSON file `path`, read against the whole space these supernets
+    /// hold.
+    ///
+    /// Errors: as [`Genome::load`]; for a part of a split loaded alone, a genome of
+    /// another part says the folder is a part and names the split's folder.
+    pub fn load_genome(&self, path: &Path) -> Result<Genome, PipelineError> {
+        Genome::load(path, &self.space).map_err(|e| match split_holding(&self.dir) {
+            Some((dir, split, _)) => PipelineError::Invalid(format!(
+                "{e} ({} is part `{}` of the few-shot split in {}: give the split's folder \
+                 for the whole space)",
+                dir.display(),
+                dir.file_name().unwrap_or_default().to_string_lossy(),
+                split.display()
+            )),
+            None => e.into(),
+        })
+    }
+
     /// The supernet that holds `genome`: the one, or the part of the split its choice
     /// names.
     ///
