@@ -646,7 +646,7 @@ fn what_cannot_use_a_split_is_refused_before_training(dir: &Path, cache: &Path, 
     refused(
         &tiny,
         &both,
-        "--evaluator train trains every candidate from scratch",
+        "--evaluator train trains each candidate, --supernet",
     );
     refused(
         &tiny,
