@@ -51,7 +51,7 @@ pub struct Args {
     #[arg(long, default_value_t = 8)]
     fit: usize,
     /// Timed runs per layer for `host` and `device` tables (the median is the entry).
-    #[arg(long, default_value_t = 50)]
+    #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..))]
     runs: u32,
     /// Seed of the layers' random weights and of the fit networks.
     #[arg(long, default_value_t = 0)]
@@ -138,7 +138,7 @@ fn request(args: &Args) -> Result<LutRequest> {
         "sim" => MeasurePath::Sim,
         "host" if target.triple.is_host() => MeasurePath::Host {
             warmup: 5,
-            runs: args.runs.max(1),
+            runs: args.runs,
         },
         "host" => bail!(
             "--source host: {} programs ({}) do not run natively here, and times under an \
@@ -148,7 +148,7 @@ fn request(args: &Args) -> Result<LutRequest> {
         ),
         "device" => {
             let spec = args.dev.spec();
-            lut::device_path(&target, &spec.flags("--device"), 5, args.runs.max(1))?
+            lut::device_path(&target, &spec.flags("--device"), 5, args.runs)?
         }
         other => bail!("--source `{other}`: expected sim, host or device"),
     };
