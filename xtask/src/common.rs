@@ -145,10 +145,10 @@ pub struct DataArgs {
     #[arg(long, value_name = "DIR", conflicts_with = "idx")]
     pub images: Option<PathBuf>,
     /// --images: fit every image to HxW (default: the median size, longer side <= 224, multiples of 8).
-    #[arg(long, value_name = "HxW")]
+    #[arg(long, value_name = "HxW", requires = "images")]
     pub resolution: Option<Resolution>,
     /// --images: 1 (grey) or 3 (RGB) channels (default: 1 when every image is grey).
-    #[arg(long)]
+    #[arg(long, requires = "images")]
     pub channels: Option<usize>,
     /// --images: `crop` (centre) or `letterbox` (black bars) images of another aspect ratio.
     #[arg(long, default_value = "crop")]
