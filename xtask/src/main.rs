@@ -84,14 +84,15 @@ enum Command {
     Lut(lut::LutCommand),
 }
 
-/// Output piped into a reader that stops early (`cargo xtask targets | head`) ends the
-/// command quietly with the shell's status for SIGPIPE, as Unix tools end, instead of
-/// panicking in `println!`.
+/// Output piped into a reader that stops early (`cargo xtask targets | head`, stdout or
+/// stderr) ends the command quietly with the shell's status for SIGPIPE, as Unix tools
+/// end, instead of panicking in `println!`.
 fn quiet_on_closed_stdout() {
     let default = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
         let message = info.payload().downcast_ref::<String>();
-        if message.is_some_and(|m| m.starts_with("failed printing to stdout: Broken pipe")) {
+        let closed = |m: &String| m.starts_with("failed printing to std") && m.contains("pipe");
+        if message.is_some_and(closed) {
             std::process::exit(141);
         }
         default(info)
