@@ -81,6 +81,8 @@ impl Location {
     pub fn display(&self) -> String {
         match self {
             Location::Folder(dir) => Journal::path_in(dir).display().to_string(),
+            // a worker asking for the database's runs names none
+            Location::Postgres { url, run } if run.is_empty() => redact(url),
             Location::Postgres { url, run } => format!("{} (run {run})", redact(url)),
         }
     }
