@@ -28,6 +28,8 @@ pub struct SupernetJudge {
     pub dir: PathBuf,
     /// Epochs it was trained for.
     pub epochs: usize,
+    /// Epochs its training was asked for (fewer trained: stopped before its end).
+    pub planned_epochs: usize,
     /// Batch-norm recalibration and batch size.
     pub settings: JudgeSettings,
     /// The content id of its weights file ([`crate::supernet_cache::weights_id`]): what
@@ -97,6 +99,7 @@ impl SupernetJudge {
             net: Mutex::new(net),
             dir: dir.to_path_buf(),
             epochs,
+            planned_epochs: identity.config.epochs,
             settings,
             weights_id,
             data_content,

@@ -320,6 +320,15 @@ fn attach_supernet(
     note: &mut dyn FnMut(&str),
 ) -> Result<(), PipelineError> {
     let judge = Supernets::load(dir, Some(space), &evaluator.data, data_identity)?;
+    for part in judge.parts().filter(|p| p.epochs < p.planned_epochs) {
+        note(&format!(
+            "warning: the supernet in {} trained {} of its {} epochs (its training was \
+             stopped): `cargo xtask supernet train --resume` with its settings finishes it",
+            part.dir.display(),
+            part.epochs,
+            part.planned_epochs
+        ));
+    }
     note(&format!(
         "candidates inherit weights and accuracy from {}; {}",
         judge.describe(),
