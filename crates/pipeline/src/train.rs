@@ -16,7 +16,8 @@ use crate::files::write;
 /// Trains `arch` (the network of `genome` for `data`) and writes the run
 /// folder `out`. Returns the training metrics.
 ///
-/// Errors: training's, the export's, or a file that cannot be written.
+/// Errors: `out` holds a supernet or a search run (their `metrics.json` would be
+/// overwritten); training's, the export's, or a file that cannot be written.
 pub fn train_run(
     arch: &Architecture,
     genome: &Genome,
@@ -25,6 +26,19 @@ pub fn train_run(
     progress: &mut dyn Observer,
     out: &Path,
 ) -> Result<Metrics, PipelineError> {
+    let (supernet, split) = (kiln_supernet::STATE_FILE, kiln_supernet::split::SPLIT_FILE);
+    let another = [
+        out.join(supernet),
+        out.join(split),
+        kiln_search::Journal::path_in(out),
+    ];
+    if let Some(file) = another.iter().find(|f| f.exists()) {
+        return Err(PipelineError::Invalid(format!(
+            "--out {}: holds {}, another tool's folder: give the training a folder of its own",
+            out.display(),
+            file.file_name().unwrap_or_default().to_string_lossy()
+        )));
+    }
     let trained = kiln_train::train(arch, &genome.id(), data, config, progress)?;
     let onnx = kiln_train::export_onnx(&trained)?;
     let weights = kiln_train::onnx_weights(&trained.architecture, &trained.network)?
