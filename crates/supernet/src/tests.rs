@@ -245,17 +245,7 @@ fn training_records_its_datas_content() {
     let dir = tempfile::tempdir().unwrap();
     let config = one_epoch(16);
     let train_into_dir = |config: &SupernetConfig, resume: bool| {
-        let space = space();
-        train(
-            &space,
-            &data,
-            "mnist-5k test",
-            config,
-            dir.path(),
-            resume,
-            &mut |_| {},
-        )
-        .unwrap()
+        train_in(dir.path(), &data, config, resume).unwrap()
     };
     train_into_dir(&config, false);
     let id = crate::identity(dir.path()).unwrap();
@@ -357,6 +347,24 @@ fn training_records_its_datas_content() {
         ),
         (2, None)
     );
+}
+
+/// [`train`] of the tiny space on `data` into `dir`, silently.
+fn train_in(
+    dir: &std::path::Path,
+    data: &Dataset,
+    config: &SupernetConfig,
+    resume: bool,
+) -> Result<(SuperNet, SupernetMetrics), SupernetError> {
+    train(
+        &space(),
+        data,
+        "mnist-5k test",
+        config,
+        dir,
+        resume,
+        &mut |_| {},
+    )
 }
 
 /// One epoch in batches of 16, batch norm recalibrated on `recalibration_images`.
@@ -592,18 +600,8 @@ fn a_trained_supernet_is_not_trained_over_nor_resumed_with_other_settings() {
     let data = data();
     let dir = tempfile::tempdir().unwrap();
     let config = one_epoch(16);
-    let train_with = |config: &SupernetConfig, resume: bool| {
-        let space = space();
-        train(
-            &space,
-            &data,
-            "mnist-5k test",
-            config,
-            dir.path(),
-            resume,
-            &mut |_| {},
-        )
-    };
+    let train_with =
+        |config: &SupernetConfig, resume: bool| train_in(dir.path(), &data, config, resume);
     train_with(&config, false).unwrap();
     let refused = |config: &SupernetConfig, resume: bool| {
         let Err(e) = train_with(config, resume) else {
