@@ -3,6 +3,8 @@
 //! function that calls into the library crates; no logic lives here that a
 //! library could own.
 
+use std::io::ErrorKind;
+
 use clap::{Parser, Subcommand};
 
 mod bench;
@@ -124,6 +126,12 @@ fn main() {
         Command::Worker(args) => worker::run(args),
     };
     if let Err(e) = result {
+        let pipe = |c: &(dyn std::error::Error + 'static)| {
+            (c.downcast_ref::<std::io::Error>()).is_some_and(|e| e.kind() == ErrorKind::BrokenPipe)
+        };
+        if e.chain().any(pipe) {
+            std::process::exit(141); // as quiet_on_closed_stdout
+        }
         eprintln!("error: {}", kiln_pipeline::error_text(e.as_ref()));
         std::process::exit(1);
     }

@@ -108,10 +108,7 @@ fn train(a: TrainArgs) -> Result<()> {
     )?;
     bar.finish_and_clear();
     if trained == 0 {
-        println!(
-            "nothing to train: all {} epochs were trained already",
-            a.epochs
-        );
+        println!("nothing to train: --epochs {} reached already", a.epochs);
     }
     println!("supernet: {}", a.out.display());
     Ok(())

@@ -8,8 +8,9 @@
 //! in the file's folder (or `--out`'s: a committed summary stays as its flags made it);
 //! with `--supernet` (one supernet's folder or a few-shot split's) the summary names the
 //! supernet's weights by content, its epochs and the data and split it was trained on
-//! (refused unless the pairs file's `data` line names the same, and its `supernet` line, when
-//! it has one, the same weights). With `--compare`, a pairs file of the same genomes and data, the summary also gives
+//! (refused unless the pairs file's `data` line names the same, and its `supernet` lines,
+//! when it has them, these weights). With `--compare`, a pairs file of the same genomes and
+//! data, the summary also gives
 //! Kendall's tau-b between the two files' rankings over the genomes both hold, column by
 //! column: stand-alone against stand-alone trained with other seeds (the judge bench's
 //! `--seed-base`; the ground truth's own noise, the most any evaluator can be expected to
@@ -209,7 +210,7 @@ struct Named {
 }
 
 /// The supernet in `dir` (one, or a few-shot split's folder), checked against the
-/// `supernet` line of the pairs file `ours` (a file without one is not checked).
+/// `supernet` lines of the pairs file `ours` (a file without them is not checked).
 ///
 /// Errors: the supernet's files; weights other than the file's.
 fn named_supernet(dir: &Path, ours: &PairsFile) -> Result<Named, Error> {
@@ -219,10 +220,12 @@ fn named_supernet(dir: &Path, ours: &PairsFile) -> Result<Named, Error> {
         None => dir.to_path_buf(),
     };
     let weights = kiln_supernet::weights_id(dir)?;
-    if let Some(theirs) = ours.supernet.as_ref().filter(|t| **t != weights) {
+    if !ours.supernets.is_empty() && !ours.supernets.contains(&weights) {
         return Err(format!(
-            "{} holds pairs inherited from weights {theirs}, but {} holds weights {weights}",
+            "{} holds pairs inherited from weights {}, but {} holds weights {weights}: give \
+             the supernet that judged them",
             ours.path.display(),
+            ours.supernets.join(" and "),
             dir.display()
         )
         .into());

@@ -23,18 +23,20 @@ pub fn read(path: &Path) -> Result<(Vec<usize>, Vec<f32>), PipelineError> {
         ));
     }
     let shape: Vec<usize> = npy.shape().iter().map(|d| *d as usize).collect();
-    let data_at = header_len(&bytes);
+    // npyz reads the values the shape asks for: more or fewer bytes mean a wrong shape
+    let (stored, wanted) = (
+        bytes.len().saturating_sub(header_len(&bytes)),
+        shape.iter().product::<usize>(),
+    );
+    if stored != 4 * wanted {
+        return Err(bad(format!(
+            "holds {stored} bytes of data, but its shape {shape:?} takes {} (f32)",
+            4 * wanted
+        )));
+    }
     let values = npy
         .into_vec::<f32>()
         .map_err(|e| bad(format!("expected an f32 array: {e}")))?;
-    // npyz reads the values the shape asks for; bytes past them mean a wrong shape
-    let stored = bytes.len().saturating_sub(data_at) / 4;
-    if stored != values.len() {
-        return Err(bad(format!(
-            "holds {stored} values, but its shape {shape:?} has {}",
-            values.len()
-        )));
-    }
     Ok((shape, values))
 }
 
@@ -76,7 +78,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_tensor_round_trips_and_extra_values_are_refused() {
+    fn a_tensor_round_trips_and_more_or_fewer_values_are_refused() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("x.npy");
         let values: Vec<f32> = (0..6).map(|v| v as f32 / 2.0).collect();
@@ -87,9 +89,14 @@ mod tests {
         std::fs::write(&path, &bytes).unwrap();
         let e = read(&path).unwrap_err().to_string();
         assert!(
-            e.contains("holds 56 values, but its shape [1, 2, 3] has 6"),
+            e.contains("holds 224 bytes of data, but its shape [1, 2, 3] takes 24"),
             "{e}"
         );
+        for cut in [1, 4] {
+            std::fs::write(&path, &bytes[..bytes.len() - 200 - cut]).unwrap();
+            let e = read(&path).unwrap_err().to_string();
+            assert!(e.contains(&format!("holds {} bytes", 24 - cut)), "{e}");
+        }
         std::fs::write(&path, b"not numpy").unwrap();
         let e = read(&path).unwrap_err().to_string();
         assert!(e.contains("x.npy: not a .npy file"), "{e}");

@@ -127,9 +127,10 @@ pub(crate) fn check(
     req.evolution.validate().map_err(PipelineError::Invalid)?;
     if req.data.validation.is_empty() {
         return Err(PipelineError::Invalid(
-            "--validation 0: a search ranks candidates on the validation split, and without one \
-             it would choose them by the test images it then reports: give a share above 0 \
-             (default 0.1)"
+            "no validation split (--validation 0, or too few training images to hold one \
+             out): a search ranks candidates on it, and without one it would choose them by \
+             the test images it then reports: give a share above 0 (default 0.1) or more \
+             images"
                 .into(),
         ));
     }

@@ -321,12 +321,16 @@ fn attach_supernet(
 ) -> Result<(), PipelineError> {
     let judge = Supernets::load(dir, Some(space), &evaluator.data, data_identity)?;
     for part in judge.parts().filter(|p| p.epochs < p.planned_epochs) {
+        let (n, of) = (part.epochs, part.planned_epochs);
+        let out = match crate::supernets::split_holding(&part.dir) {
+            Some((_, split, m)) => format!("--few-shot {} -o {}", m.by, split.display()),
+            None => format!("-o {}", part.dir.display()),
+        };
         note(&format!(
-            "warning: the supernet in {} trained {} of its {} epochs (its training was \
-             stopped): `cargo xtask supernet train --resume` with its settings finishes it",
-            part.dir.display(),
-            part.epochs,
-            part.planned_epochs
+            "warning: the supernet in {} trained {n} of its {of} epochs (its training was \
+             stopped): `cargo xtask supernet train --resume --epochs {of} {out}`, with the \
+             space, data and settings it began with, finishes it",
+            part.dir.display()
         ));
     }
     note(&format!(

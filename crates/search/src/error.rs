@@ -62,7 +62,10 @@ pub enum SearchError {
         expected: i64,
     },
     /// No journal file where one was expected (`--resume`, `report`).
-    #[error("no search journal at {path}: not a search run's folder, or its run never began")]
+    #[error(
+        "no search journal at {path}: not a search run's folder, or its run never began \
+         (a search without --resume starts one)"
+    )]
     NothingToResume {
         /// The journal path that does not exist.
         path: PathBuf,

@@ -49,10 +49,12 @@
 //! --few-shot`): candidates are drawn from the whole space its `split.json` holds and each
 //! is judged by the part that holds it. `--space FILE` draws the candidates from FILE's
 //! space instead of the supernet's (for a split, FILE must be its whole space) and judges
-//! only those the supernet holds. A new pairs file names the supernet's weights in a
-//! `supernet,WEIGHTS` line (a split's parts' content ids), and a run with other weights
-//! (a supernet trained further or again, or another one) is refused rather than mixing
-//! two supernets' inherited accuracies in one column.
+//! only those the supernet holds. A pairs file names the weights that judged it in
+//! `supernet,WEIGHTS` lines (a split's parts' content ids joined), and a run with other
+//! weights (a supernet trained further or again, or another one) is refused for genomes
+//! the file holds already, rather than mixing two supernets' inherited accuracies of one
+//! genome set; supernets of a hand-made split, each run with `--space` and the same file,
+//! add their lines beside each other.
 
 use std::collections::HashMap;
 use std::io::Write;
@@ -106,9 +108,28 @@ fn main() {
         Some((space, _)) => kiln_supernet::ranking_genomes(space, candidates),
         None => kiln_supernet::ranking_genomes(&identities[0].space, candidates),
     };
+    // which candidates each supernet holds, and which any of them holds
+    let holds: Vec<(Vec<bool>, Option<String>)> = (identities.iter())
+        .map(|identity| held_by(identity, judges.drawn.as_ref(), &genomes))
+        .collect();
+    let mut run = Run {
+        phases: Vec::new(),
+        judged: 0,
+        wall: 0.0,
+        held: vec![false; candidates],
+        first_reason: None,
+    };
+    for (held, reason) in &holds {
+        for (was, now) in run.held.iter_mut().zip(held) {
+            *was |= now;
+        }
+        run.first_reason = run.first_reason.take().or(reason.clone());
+    }
+    run.refuse_none_held(&judges, candidates);
     let pairs_file = args.pairs_file.as_deref();
+    let ours = Some((weights_id.as_str(), run.held.as_slice()));
     let earlier = pairs_file
-        .map(|p| read_pairs(p, &genomes, &data_identity, scored_on, Some(&weights_id)))
+        .map(|p| read_pairs(p, &genomes, &data_identity, scored_on, ours))
         .unwrap_or_default();
     // where each candidate's stand-alone accuracy comes from, when the ranking is measured
     let truth = match (&args.alone_from, args.alone) {
@@ -124,22 +145,10 @@ fn main() {
     };
     let log =
         pairs_file.map(|p| open_pairs(p, &data_identity, scored_line.as_deref(), &weights_id));
-    let mut run = Run {
-        phases: Vec::new(),
-        judged: 0,
-        wall: 0.0,
-        held: vec![false; candidates],
-        first_reason: None,
-    };
-    for (dir, identity) in judges.parts.iter().zip(&identities) {
-        let (held, reason) = held_by(identity, judges.drawn.as_ref(), &genomes);
+    for ((dir, identity), (held, _)) in judges.parts.iter().zip(&identities).zip(&holds) {
         let todo: Vec<usize> = (0..candidates)
             .filter(|i| held[*i] && !earlier.iter().any(|p| p.0 == *i))
             .collect();
-        for (was, now) in run.held.iter_mut().zip(&held) {
-            *was |= now;
-        }
-        run.first_reason = run.first_reason.take().or(reason);
         if todo.is_empty() {
             println!(
                 "supernet {}: none of the candidates to judge",
@@ -220,19 +229,25 @@ struct Run {
 }
 
 impl Run {
+    /// Exits with an error when no supernet holds any candidate (naming the first reason),
+    /// before anything is judged or written.
+    fn refuse_none_held(&self, judges: &Judges, candidates: usize) {
+        if self.held.iter().any(|h| *h) {
+            return;
+        }
+        let drawn = judges.drawn.as_ref().map_or("", |(_, file)| file.as_str());
+        let why = self.first_reason.clone().unwrap_or_default();
+        fail(&format!(
+            "{drawn}: {} holds none of its {candidates} candidates (the first: {why})",
+            judges.what
+        ));
+    }
+
     /// Prints the throughput (wall time, candidates per second, the median seconds of the
-    /// two phases; `host`) and how many candidates no supernet holds. Exits with an error
-    /// when none holds any (naming the first reason).
+    /// two phases; `host`) and how many candidates no supernet holds.
     fn report(&self, judges: &Judges, candidates: usize, workers: usize) {
         let outside = self.held.iter().filter(|h| !**h).count();
         let drawn = judges.drawn.as_ref().map_or("", |(_, file)| file.as_str());
-        if outside == candidates {
-            let why = self.first_reason.clone().unwrap_or_default();
-            fail(&format!(
-                "{drawn}: {} holds none of its {candidates} candidates (the first: {why})",
-                judges.what
-            ));
-        }
         if outside > 0 {
             println!(
                 "{outside} of the {candidates} candidates of {drawn} are not sub-networks of \

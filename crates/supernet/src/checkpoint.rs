@@ -203,23 +203,33 @@ pub fn weights_path(dir: &Path) -> Result<PathBuf, SupernetError> {
     Ok(read_state(dir)?.1)
 }
 
-/// A supernet trained afresh (not resumed) goes into a folder of its own: refused when `dir`
-/// holds anything but the supernet cache's lock file (`train.lock`), so another tool's files
-/// (a search run's journal and report, another model) are neither mixed with it nor
-/// overwritten. A missing folder is fine (training creates it).
+/// Files other kiln commands write into their folders: a search run's (journal, front,
+/// report, trials) and a training run's (model, weights, genome).
+const OTHER_TOOLS_FILES: [&str; 9] = [
+    "journal.sqlite",
+    "front.json",
+    "trials.csv",
+    "report.html",
+    "trials",
+    "front",
+    "model.onnx",
+    "weights.safetensors",
+    "genome.json",
+];
+
+/// A supernet trained afresh goes into a folder of its own: refused when `dir` holds
+/// another kiln command's outputs ([`OTHER_TOOLS_FILES`]: a search run's, a training
+/// run's), which would be mixed with it or overwritten. A missing folder, the user's own
+/// files and what an interrupted first epoch of a supernet left are fine.
 ///
-/// Errors: [`SupernetError::Checkpoint`] naming the folder and a file in it.
+/// Errors: [`SupernetError::Checkpoint`] naming the folder and the file.
 pub(crate) fn new_folder(dir: &Path) -> Result<(), SupernetError> {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return Ok(());
-    };
-    let mut other = (entries.flatten())
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|name| name != "train.lock");
-    match other.next() {
-        Some(name) => Err(io(
+    match OTHER_TOOLS_FILES.iter().find(|f| dir.join(f).exists()) {
+        Some(file) => Err(io(
             dir,
-            format!("holds other files ({name}, ...): a new supernet needs a folder of its own"),
+            format!(
+                "holds {file}, another kiln command's output: a supernet needs a folder of its own"
+            ),
         )),
         None => Ok(()),
     }
@@ -321,7 +331,10 @@ pub fn load(
     if let Some((name, v)) = not_finite {
         return Err(io(
             &weights_path,
-            format!("weight `{name}` holds {v}: the checkpoint is damaged (or diverged)"),
+            format!(
+                "weight `{name}` holds {v}: the checkpoint is damaged (or its training \
+                 diverged); train the supernet again"
+            ),
         ));
     }
     let origin = weights_path.display().to_string();

@@ -5,7 +5,8 @@
 //! ```text
 //! data,IDENTITY                     the data and split (kiln_data's identity line)
 //! scored,IMAGES                     only when scored on held-out images, not the validation split
-//! supernet,WEIGHTS                  the inherited column's supernet (crate::weights_id)
+//! supernet,WEIGHTS                  a supernet that judged some of them (crate::weights_id);
+//!                                   one line per supernet (the parts of a hand-made split)
 //! done,INDEX,GENOME,INHERITED,STAND_ALONE   one line a genome, as it finishes (any order)
 //! ```
 //!
@@ -119,10 +120,11 @@ pub struct PairsFile {
     /// Its `scored,` line (e.g. `the test images of idx:data/fashion-5k-heldout (...)`), or
     /// `None` for `data`'s validation split.
     pub scored: Option<String>,
-    /// Its `supernet,` line: the content id of the weights its inherited column came from
-    /// ([`crate::weights_id`]; a split's parts' ids joined by commas), or `None` for a file
-    /// from before the bench wrote one.
-    pub supernet: Option<String>,
+    /// Its `supernet,` lines: the content ids of the weights its inherited column came
+    /// from ([`crate::weights_id`]; a split's parts' ids joined by commas), one line per
+    /// supernet that judged some of its genomes; none in a file from before the bench
+    /// wrote them.
+    pub supernets: Vec<String>,
     /// Its pairs in index order.
     pub pairs: Vec<Pair>,
 }
@@ -163,7 +165,9 @@ impl PairsFile {
             path: origin.to_path_buf(),
             data: header("data,").unwrap_or_else(bundled_digits),
             scored: header("scored,"),
-            supernet: header("supernet,"),
+            supernets: (text.lines())
+                .filter_map(|l| l.trim().strip_prefix("supernet,").map(str::to_owned))
+                .collect(),
             pairs,
         })
     }
@@ -187,23 +191,28 @@ impl PairsFile {
     }
 
     /// Refuses to add pairs inherited from the supernet whose weights are `weights`
-    /// ([`crate::weights_id`]) to a file whose inherited column another supernet's weights
-    /// gave (its `supernet` line; a file without one is not checked).
+    /// ([`crate::weights_id`]) to a file where other weights judged genomes this supernet
+    /// holds (`held`, by index): its `supernet` lines do not name these weights, and it
+    /// already has a pair of such a genome. Genomes another supernet holds (a part of a
+    /// hand-made split) may sit beside them; a file without `supernet` lines is not
+    /// checked.
     ///
     /// Errors: [`PairsError::Mismatch`] naming both weights.
-    pub fn check_supernet(&self, weights: &str) -> Result<(), PairsError> {
-        match &self.supernet {
-            Some(theirs) if theirs != weights => Err(PairsError::Mismatch {
-                path: self.path.display().to_string(),
-                field: "inherited from supernet weights",
-                theirs: theirs.clone(),
-                wanted: format!(
-                    "judges with weights {weights} (a supernet trained further or again, or \
-                     another one: give another --pairs file)"
-                ),
-            }),
-            _ => Ok(()),
+    pub fn check_supernet(&self, weights: &str, held: &[bool]) -> Result<(), PairsError> {
+        let ours = self.supernets.is_empty() || self.supernets.iter().any(|w| w == weights);
+        let judged_elsewhere = (self.pairs.iter()).any(|p| held.get(p.index) == Some(&true));
+        if ours || !judged_elsewhere {
+            return Ok(());
         }
+        Err(PairsError::Mismatch {
+            path: self.path.display().to_string(),
+            field: "inherited from supernet weights",
+            theirs: self.supernets.join(" and "),
+            wanted: format!(
+                "judges the same genomes with weights {weights} (a supernet trained further \
+                 or again, or another one: give another --pairs file)"
+            ),
+        })
     }
 
     /// Its pairs, checked against a run that reads `data` (an identity line), scores on
@@ -376,7 +385,7 @@ mod tests {
         let file = PairsFile::parse(&text, path()).unwrap();
         assert_eq!(file.data, "idx:x");
         assert_eq!(file.scored_on(), "held-out y");
-        assert_eq!(file.supernet.as_deref(), Some("0123,4567"));
+        assert_eq!(file.supernets, ["0123,4567"]);
         let ids: Vec<&str> = file.pairs.iter().map(|p| p.genome.as_str()).collect();
         assert_eq!(ids, ["aa", "bb"]);
         assert_eq!(file.pairs[1].to_line(), "done,1,bb,0.8002,0.8469");
@@ -387,16 +396,22 @@ mod tests {
     fn pairs_of_other_weights_are_not_added_to_a_file() {
         let text = format!("{}done,0,aa,0.5,0.6\n", header("idx:x", None, "aaaa"));
         let file = PairsFile::parse(&text, path()).unwrap();
-        assert!(file.check_supernet("aaaa").is_ok());
-        let err = file.check_supernet("bbbb").unwrap_err().to_string();
+        let (genome_0, genome_1) = ([true, false], [false, true]);
+        assert!(file.check_supernet("aaaa", &genome_0).is_ok());
+        let err = file
+            .check_supernet("bbbb", &genome_0)
+            .unwrap_err()
+            .to_string();
         assert!(
-            err.starts_with("runs/pairs.csv: pairs inherited from supernet weights aaaa, but this run judges with weights bbbb"),
+            err.starts_with("runs/pairs.csv: pairs inherited from supernet weights aaaa, but this run judges the same genomes with weights bbbb"),
             "{err}"
         );
+        // another part's supernet, holding other genomes, adds its pairs beside them
+        assert!(file.check_supernet("bbbb", &genome_1).is_ok());
         // a file from before the supernet line is not checked
         let old = PairsFile::parse("data,idx:x\ndone,0,aa,0.5,0.6\n", path()).unwrap();
-        assert_eq!(old.supernet, None);
-        assert!(old.check_supernet("bbbb").is_ok());
+        assert!(old.supernets.is_empty());
+        assert!(old.check_supernet("bbbb", &genome_0).is_ok());
     }
 
     #[test]

@@ -165,7 +165,8 @@ pub fn train_split(
              new one in another folder (or delete this one)",
         ));
     }
-    if !resume {
+    if !dir.join(SPLIT_FILE).is_file() {
+        // trained afresh, with --resume or without
         crate::checkpoint::new_folder(dir)?;
     }
     if let Some(found) = if resume { read_split(dir)? } else { None } {

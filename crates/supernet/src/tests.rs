@@ -588,7 +588,10 @@ fn data_without_a_validation_split_is_refused() {
         split.err().map(|e| e.to_string()),
     ] {
         let e = e.expect("refused");
-        assert!(e.contains("no validation split (--validation 0)"), "{e}");
+        assert!(
+            e.contains("no validation split (--validation 0, or too few"),
+            "{e}"
+        );
     }
     assert!(!dir.exists(), "nothing written");
 }
@@ -610,25 +613,25 @@ fn a_trained_supernet_is_not_trained_over_nor_resumed_with_other_settings() {
         e.to_string()
     };
     let e = refused(&config, false);
+    // a search run's folder is refused, --resume or not; what an interrupted first epoch
+    // left, or a file of the user's, is not
     let search_run = tempfile::tempdir().unwrap();
     std::fs::write(search_run.path().join("journal.sqlite"), b"").unwrap();
-    let r = train(
-        &space(),
-        &data,
-        "t",
-        &config,
-        search_run.path(),
-        false,
-        &mut |_| {},
-    );
-    let Err(other) = r else {
-        panic!("trained into a search's folder")
-    };
-    let other = other.to_string();
-    assert!(
-        other.contains("holds other files (journal.sqlite, ...)"),
-        "{other}"
-    );
+    for resume in [false, true] {
+        let Err(other) = train_in(search_run.path(), &data, &config, resume) else {
+            panic!("trained into a search's folder")
+        };
+        let other = other.to_string();
+        assert!(
+            other.contains("holds journal.sqlite, another kiln"),
+            "{other}"
+        );
+    }
+    let interrupted = tempfile::tempdir().unwrap();
+    for file in ["supernet-1.safetensors", ".gitkeep"] {
+        std::fs::write(interrupted.path().join(file), b"").unwrap();
+    }
+    train_in(interrupted.path(), &data, &config, false).unwrap();
     assert!(
         e.contains("holds a supernet trained 1 epoch:") && e.contains("--resume"),
         "{e}"

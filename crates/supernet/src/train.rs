@@ -213,7 +213,8 @@ pub fn train(
             ),
         ));
     }
-    if !resume {
+    if !dir.join(crate::STATE_FILE).is_file() {
+        // trained afresh, with --resume or without
         crate::checkpoint::new_folder(dir)?;
     }
     let identity = SupernetIdentity {
@@ -235,8 +236,9 @@ pub fn train(
 pub(crate) fn has_validation(data: &Dataset) -> Result<(), SupernetError> {
     if data.validation.is_empty() {
         return Err(SupernetError::Config(
-            "no validation split (--validation 0): each epoch's record and every judged \
-             sub-network are scored on it; give a share above 0"
+            "no validation split (--validation 0, or too few training images to hold one \
+             out): each epoch's record and every judged sub-network are scored on it; give \
+             a share above 0 or more images"
                 .into(),
         ));
     }
