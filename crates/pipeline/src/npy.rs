@@ -23,15 +23,21 @@ pub fn read(path: &Path) -> Result<(Vec<usize>, Vec<f32>), PipelineError> {
         ));
     }
     let shape: Vec<usize> = npy.shape().iter().map(|d| *d as usize).collect();
+    let is_f32 = match npy.dtype() {
+        npyz::DType::Plain(t) => t.to_string().ends_with("f4"),
+        _ => false,
+    };
+    if !is_f32 {
+        let dtype = npy.dtype().descr();
+        return Err(bad(format!("expected an f32 array, not {dtype}")));
+    }
     // npyz reads the values the shape asks for: more or fewer bytes mean a wrong shape
-    let (stored, wanted) = (
-        bytes.len().saturating_sub(header_len(&bytes)),
-        shape.iter().product::<usize>(),
-    );
-    if stored != 4 * wanted {
+    let stored = bytes.len().saturating_sub(header_len(&bytes));
+    let wanted = (shape.iter()).try_fold(4usize, |n, &d| n.checked_mul(d));
+    if wanted != Some(stored) {
+        let takes = wanted.map_or("more than this machine can hold".into(), |w| w.to_string());
         return Err(bad(format!(
-            "holds {stored} bytes of data, but its shape {shape:?} takes {} (f32)",
-            4 * wanted
+            "holds {stored} bytes of data, but its shape {shape:?} takes {takes} (f32)"
         )));
     }
     let values = npy
@@ -97,6 +103,23 @@ mod tests {
             let e = read(&path).unwrap_err().to_string();
             assert!(e.contains(&format!("holds {} bytes", 24 - cut)), "{e}");
         }
+        // another type, or a shape whose size overflows, is named as such
+        let header = |descr: &str, shape: &str| {
+            let h = format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': {shape}, }}");
+            let h = format!("{h:<117}\n");
+            let mut b = b"\x93NUMPY\x01\x00".to_vec();
+            b.extend_from_slice(&(h.len() as u16).to_le_bytes());
+            b.extend_from_slice(h.as_bytes());
+            b
+        };
+        let mut f8 = header("<f8", "(1, 6)");
+        f8.extend_from_slice(&[0; 48]);
+        std::fs::write(&path, &f8).unwrap();
+        let e = read(&path).unwrap_err().to_string();
+        assert!(e.contains("expected an f32 array, not '<f8'"), "{e}");
+        std::fs::write(&path, header("<f4", "(4611686018427387904,)")).unwrap();
+        let e = read(&path).unwrap_err().to_string();
+        assert!(e.contains("takes more than this machine can hold"), "{e}");
         std::fs::write(&path, b"not numpy").unwrap();
         let e = read(&path).unwrap_err().to_string();
         assert!(e.contains("x.npy: not a .npy file"), "{e}");

@@ -203,33 +203,47 @@ pub fn weights_path(dir: &Path) -> Result<PathBuf, SupernetError> {
     Ok(read_state(dir)?.1)
 }
 
-/// Files other kiln commands write into their folders: a search run's (journal, front,
-/// report, trials) and a training run's (model, weights, genome).
-const OTHER_TOOLS_FILES: [&str; 9] = [
-    "journal.sqlite",
-    "front.json",
-    "trials.csv",
-    "report.html",
-    "trials",
-    "front",
-    "model.onnx",
-    "weights.safetensors",
-    "genome.json",
-];
+/// Whether `name`, in a folder without `supernet.json`, is what a supernet's interrupted
+/// first epoch (or the cache's lock) leaves: `train.lock`, `metrics.json`,
+/// `supernet-<N>.safetensors`, and the temporaries `supernet-<N>.tmp-<PID>`,
+/// `metrics.tmp-<PID>`, `supernet.tmp-<PID>`; or a hidden file (`.gitkeep`).
+fn interrupted_epochs_file(name: &str) -> bool {
+    let numbered = |rest: &str, tail: &str| {
+        rest.strip_suffix(tail)
+            .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+    };
+    let temporary = |rest: &str| {
+        rest.split_once(".tmp-")
+            .is_some_and(|(n, _)| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+    };
+    matches!(name, "train.lock" | "metrics.json")
+        || name.starts_with('.')
+        // write_atomic's temporaries of metrics.json and supernet.json
+        || name.starts_with("metrics.tmp-")
+        || name.starts_with("supernet.tmp-")
+        || name
+            .strip_prefix("supernet-")
+            .is_some_and(|rest| numbered(rest, ".safetensors") || temporary(rest))
+}
 
 /// A supernet trained afresh goes into a folder of its own: refused when `dir` holds
-/// another kiln command's outputs ([`OTHER_TOOLS_FILES`]: a search run's, a training
-/// run's), which would be mixed with it or overwritten. A missing folder, the user's own
-/// files and what an interrupted first epoch of a supernet left are fine.
+/// anything but what an interrupted first epoch of a supernet leaves (and hidden files),
+/// since training writes `metrics.json` and deletes other `supernet-*` weights there: a
+/// search's or a training run's folder, a `flash` folder, `-o .` by mistake. A missing
+/// folder is fine.
 ///
-/// Errors: [`SupernetError::Checkpoint`] naming the folder and the file.
+/// Errors: [`SupernetError::Checkpoint`] naming the folder and a file in it.
 pub(crate) fn new_folder(dir: &Path) -> Result<(), SupernetError> {
-    match OTHER_TOOLS_FILES.iter().find(|f| dir.join(f).exists()) {
-        Some(file) => Err(io(
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Ok(());
+    };
+    let names = entries
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned());
+    match names.filter(|n| !interrupted_epochs_file(n)).min() {
+        Some(name) => Err(io(
             dir,
-            format!(
-                "holds {file}, another kiln command's output: a supernet needs a folder of its own"
-            ),
+            format!("holds {name}, not a supernet's: a supernet needs a folder of its own"),
         )),
         None => Ok(()),
     }
@@ -445,5 +459,41 @@ impl SupernetIdentity {
             }
             _ => Ok(()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::SupernetConfig;
+    use crate::tests::{data, space};
+
+    /// A space file edited since the supernet was trained (the same name, another definition)
+    /// is refused naming the first field where the two part, in the file's names.
+    #[test]
+    fn another_definition_of_a_space_is_named_where_it_differs() {
+        let id = SupernetIdentity {
+            space: space(),
+            input: kiln_train::input_spec(&data()),
+            data: "d".into(),
+            data_content: None,
+            config: SupernetConfig::default(),
+        };
+        let mut edited = space();
+        edited.stages[1].widths.push(64);
+        let wanted = SupernetIdentity {
+            space: edited,
+            ..id.clone()
+        };
+        let e = id.check(&wanted, std::path::Path::new("net"));
+        let e = e.unwrap_err().to_string();
+        let widths = |s: &Space| serde_json::to_string(&s.stages[1].widths).unwrap();
+        let says = format!(
+            "(space `{}` with stage[1].widths = {}; this run has stage[1].widths = {})",
+            id.space.name,
+            widths(&id.space),
+            widths(&wanted.space)
+        );
+        assert!(e.contains(&says), "{e}");
     }
 }

@@ -623,15 +623,26 @@ fn a_trained_supernet_is_not_trained_over_nor_resumed_with_other_settings() {
         };
         let other = other.to_string();
         assert!(
-            other.contains("holds journal.sqlite, another kiln"),
+            other.contains("holds journal.sqlite, not a supernet's"),
             "{other}"
         );
     }
     let interrupted = tempfile::tempdir().unwrap();
-    for file in ["supernet-1.safetensors", ".gitkeep"] {
+    for file in [
+        "supernet-1.safetensors",
+        "supernet-2.tmp-77",
+        "metrics.json",
+        ".gitkeep",
+    ] {
         std::fs::write(interrupted.path().join(file), b"").unwrap();
     }
     train_in(interrupted.path(), &data, &config, false).unwrap();
+    let flash = tempfile::tempdir().unwrap();
+    std::fs::write(flash.path().join("input.bin"), b"").unwrap();
+    let Err(flashed) = train_in(flash.path(), &data, &config, false) else {
+        panic!("trained into another command's folder")
+    };
+    assert!(flashed.to_string().contains("holds input.bin"), "{flashed}");
     assert!(
         e.contains("holds a supernet trained 1 epoch:") && e.contains("--resume"),
         "{e}"
@@ -666,33 +677,4 @@ fn a_trained_supernet_is_not_trained_over_nor_resumed_with_other_settings() {
         e.contains("supernet-1.safetensors") && e.contains("holds NaN"),
         "{e}"
     );
-}
-
-/// A space file edited since the supernet was trained (the same name, another definition)
-/// is refused naming the first field where the two part, in the file's names.
-#[test]
-fn another_definition_of_a_space_is_named_where_it_differs() {
-    let id = SupernetIdentity {
-        space: space(),
-        input: kiln_train::input_spec(&data()),
-        data: "d".into(),
-        data_content: None,
-        config: SupernetConfig::default(),
-    };
-    let mut edited = space();
-    edited.stages[1].widths.push(64);
-    let wanted = SupernetIdentity {
-        space: edited,
-        ..id.clone()
-    };
-    let e = id.check(&wanted, std::path::Path::new("net"));
-    let e = e.unwrap_err().to_string();
-    let widths = |s: &Space| serde_json::to_string(&s.stages[1].widths).unwrap();
-    let says = format!(
-        "(space `{}` with stage[1].widths = {}; this run has stage[1].widths = {})",
-        id.space.name,
-        widths(&id.space),
-        widths(&wanted.space)
-    );
-    assert!(e.contains(&says), "{e}");
 }
