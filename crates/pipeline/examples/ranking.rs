@@ -8,8 +8,8 @@
 //! in the file's folder (or `--out`'s: a committed summary stays as its flags made it);
 //! with `--supernet` (one supernet's folder or a few-shot split's) the summary names the
 //! supernet's weights by content, its epochs and the data and split it was trained on
-//! (refused unless the pairs file's `data` line names the same, and its `supernet` lines,
-//! when it has them, these weights). With `--compare`, a pairs file of the same genomes and
+//! (refused unless the pairs file's `data` line names the same, and its pairs that name
+//! weights, these weights). With `--compare`, a pairs file of the same genomes and
 //! data, the summary also gives
 //! Kendall's tau-b between the two files' rankings over the genomes both hold, column by
 //! column: stand-alone against stand-alone trained with other seeds (the judge bench's
@@ -209,8 +209,8 @@ struct Named {
     split: bool,
 }
 
-/// The supernet in `dir` (one, or a few-shot split's folder), checked against the
-/// `supernet` lines of the pairs file `ours` (a file without them is not checked).
+/// The supernet in `dir` (one, or a few-shot split's folder), checked against the weights
+/// each pair of the pairs file `ours` names (lines that name none are not checked).
 ///
 /// Errors: the supernet's files; weights other than the file's.
 fn named_supernet(dir: &Path, ours: &PairsFile) -> Result<Named, Error> {
@@ -220,12 +220,17 @@ fn named_supernet(dir: &Path, ours: &PairsFile) -> Result<Named, Error> {
         None => dir.to_path_buf(),
     };
     let weights = kiln_supernet::weights_id(dir)?;
-    if !ours.supernets.is_empty() && !ours.supernets.contains(&weights) {
+    // a pair names the supernet (a split's part) that judged it
+    let ids: Vec<&str> = weights.split(',').collect();
+    let other = ours.pairs.iter().find_map(|p| {
+        let w = p.weights.as_deref()?;
+        (!ids.contains(&w)).then_some((p.line, w))
+    });
+    if let Some((line, theirs)) = other {
         return Err(format!(
-            "{} holds pairs inherited from weights {}, but {} holds weights {weights}: give \
-             the supernet that judged them",
+            "{}:{line}: a pair inherited from weights {theirs}, but {} holds weights \
+             {weights}: give the supernet that judged them",
             ours.path.display(),
-            ours.supernets.join(" and "),
             dir.display()
         )
         .into());

@@ -49,12 +49,11 @@
 //! --few-shot`): candidates are drawn from the whole space its `split.json` holds and each
 //! is judged by the part that holds it. `--space FILE` draws the candidates from FILE's
 //! space instead of the supernet's (for a split, FILE must be its whole space) and judges
-//! only those the supernet holds. A pairs file names the weights that judged it in
-//! `supernet,WEIGHTS` lines (a split's parts' content ids joined), and a run with other
-//! weights (a supernet trained further or again, or another one) is refused for genomes
-//! the file holds already, rather than mixing two supernets' inherited accuracies of one
-//! genome set; supernets of a hand-made split, each run with `--space` and the same file,
-//! add their lines beside each other.
+//! only those the supernet holds. Each pair names the content id of the weights that
+//! judged it (a split's part's), and a run that would judge a genome of the file with other
+//! weights (a supernet trained further or again, or another one) is refused rather than
+//! mixing two supernets' inherited accuracies; supernets of a hand-made split, each run with
+//! `--space` and the same file, add their genomes beside each other.
 
 use std::collections::HashMap;
 use std::io::Write;
@@ -102,7 +101,6 @@ fn main() {
     }
     let (data, scored_line) = with_held_out(data, args.held_out_dir.as_deref(), &split);
     let scored_on = scored_line.as_deref().unwrap_or(VALIDATION);
-    let weights_id = kiln_supernet::weights_id(&args.dir).unwrap_or_else(|e| fail(&e.to_string()));
     let candidates = args.candidates;
     let genomes = match &judges.drawn {
         Some((space, _)) => kiln_supernet::ranking_genomes(space, candidates),
@@ -126,10 +124,19 @@ fn main() {
         run.first_reason = run.first_reason.take().or(reason.clone());
     }
     run.refuse_none_held(&judges, candidates);
+    // the content id of each supernet, and of the one that judges each candidate
+    let weights: Vec<String> = (judges.parts.iter())
+        .map(|d| kiln_supernet::weights_id(d).unwrap_or_else(|e| fail(&e.to_string())))
+        .collect();
+    let mut judged_by: Vec<Option<&str>> = vec![None; candidates];
+    for ((held, _), id) in holds.iter().zip(&weights) {
+        for (by, _) in judged_by.iter_mut().zip(held).filter(|(_, h)| **h) {
+            *by = Some(id.as_str());
+        }
+    }
     let pairs_file = args.pairs_file.as_deref();
-    let ours = Some((weights_id.as_str(), run.held.as_slice()));
     let earlier = pairs_file
-        .map(|p| read_pairs(p, &genomes, &data_identity, scored_on, ours))
+        .map(|p| read_pairs(p, &genomes, &data_identity, scored_on, Some(&judged_by)))
         .unwrap_or_default();
     // where each candidate's stand-alone accuracy comes from, when the ranking is measured
     let truth = match (&args.alone_from, args.alone) {
@@ -143,9 +150,14 @@ fn main() {
         }),
         (None, None) => None,
     };
-    let log =
-        pairs_file.map(|p| open_pairs(p, &data_identity, scored_line.as_deref(), &weights_id));
-    for ((dir, identity), (held, _)) in judges.parts.iter().zip(&identities).zip(&holds) {
+    let log = pairs_file.map(|p| open_pairs(p, &data_identity, scored_line.as_deref()));
+    let parts = judges
+        .parts
+        .iter()
+        .zip(&identities)
+        .zip(&holds)
+        .zip(&weights);
+    for (((dir, identity), (held, _)), weights_id) in parts {
         let todo: Vec<usize> = (0..candidates)
             .filter(|i| held[*i] && !earlier.iter().any(|p| p.0 == *i))
             .collect();
@@ -170,6 +182,7 @@ fn main() {
         });
         let bench = Bench {
             weights: &weights,
+            weights_id,
             data: &data,
             scored: if scored_line.is_some() {
                 &data.test
@@ -276,6 +289,8 @@ impl Run {
 /// scored on, the judge settings, where stand-alone accuracies come from, the pairs file.
 struct Bench<'a> {
     weights: &'a SupernetWeights,
+    /// Their content id, which each pair written names.
+    weights_id: &'a str,
     /// With `held_out`, its test split holds the held-out images.
     data: &'a Dataset,
     /// What inherited top-1 is scored on: `data`'s validation or (held-out) test split.
@@ -384,6 +399,7 @@ impl Bench<'_> {
                 inherited: top1,
                 stand_alone: acc,
                 line: 0,
+                weights: Some(self.weights_id.to_owned()),
             };
             let line = pair.to_line();
             eprintln!("{line}");

@@ -5,17 +5,16 @@
 //! ```text
 //! data,IDENTITY                     the data and split (kiln_data's identity line)
 //! scored,IMAGES                     only when scored on held-out images, not the validation split
-//! supernet,WEIGHTS                  a supernet that judged some of them (crate::weights_id);
-//!                                   one line per supernet (the parts of a hand-made split)
-//! done,INDEX,GENOME,INHERITED,STAND_ALONE   one line a genome, as it finishes (any order)
+//! done,INDEX,GENOME,INHERITED,STAND_ALONE,WEIGHTS   one line a genome, as it finishes (any order)
 //! ```
 //!
 //! `INDEX` is the genome's position in [`crate::ranking_genomes`]'s sample of the space the
 //! bench drew from (the supernet's, or its `--space`), `GENOME` its id,
 //! the two accuracies top-1 fractions (`host`): inherited from the supernet (batch norm
-//! recalibrated) and trained from scratch. A file written before the bench wrote a `data`
-//! line holds the bundled digits' pairs; one written before it wrote a `supernet` line
-//! names its supernet only in the docs beside it.
+//! recalibrated) and trained from scratch, `WEIGHTS` the content id of the supernet that
+//! judged it ([`crate::weights_id`]; for a split, the part's). A file written before the
+//! bench wrote a `data` line holds the bundled digits' pairs; lines written before it wrote
+//! `WEIGHTS` (four fields after `done`) name their supernet only in the docs beside them.
 
 use std::path::{Path, PathBuf};
 
@@ -37,8 +36,8 @@ pub enum PairsError {
         /// The I/O error.
         message: String,
     },
-    /// A `done` line without five fields or with a field that is not a number.
-    #[error("{path}:{line}: expected done,index,genome,inherited,stand_alone")]
+    /// A `done` line without five or six fields or with a field that is not a number.
+    #[error("{path}:{line}: expected done,index,genome,inherited,stand_alone[,weights]")]
     Line {
         /// The pairs file.
         path: String,
@@ -60,7 +59,7 @@ pub enum PairsError {
         /// The pairs file.
         path: String,
         /// `measured on` (the data line), `scored on` (the scored line) or `inherited from
-        /// supernet weights` (the supernet line).
+        /// supernet weights` (a pair's weights).
         field: &'static str,
         /// The file's value.
         theirs: String,
@@ -99,13 +98,23 @@ pub struct Pair {
     pub stand_alone: f64,
     /// The 1-based line it was read from (0 for a pair not read from a file).
     pub line: usize,
+    /// The content id of the supernet that judged it ([`crate::weights_id`]; a split's
+    /// part's), `None` for a line written before pairs named it.
+    pub weights: Option<String>,
 }
 
 impl Pair {
     /// Its `done,...` line (accuracies to 4 decimals, as the bench has always written them).
     pub fn to_line(&self) -> String {
         let (i, g) = (self.index, &self.genome);
-        format!("done,{i},{g},{:.4},{:.4}", self.inherited, self.stand_alone)
+        let w = self
+            .weights
+            .as_ref()
+            .map_or(String::new(), |w| format!(",{w}"));
+        format!(
+            "done,{i},{g},{:.4},{:.4}{w}",
+            self.inherited, self.stand_alone
+        )
     }
 }
 
@@ -120,18 +129,13 @@ pub struct PairsFile {
     /// Its `scored,` line (e.g. `the test images of idx:data/fashion-5k-heldout (...)`), or
     /// `None` for `data`'s validation split.
     pub scored: Option<String>,
-    /// Its `supernet,` lines: the content ids of the weights its inherited column came
-    /// from ([`crate::weights_id`]; a split's parts' ids joined by commas), one line per
-    /// supernet that judged some of its genomes; none in a file from before the bench
-    /// wrote them.
-    pub supernets: Vec<String>,
     /// Its pairs in index order.
     pub pairs: Vec<Pair>,
 }
 
 impl PairsFile {
     /// Parses `text`, the contents of the pairs file `origin` (named in errors). Lines other
-    /// than `data,`, `scored,`, `supernet,` and `done,` are skipped.
+    /// than `data,`, `scored,` and `done,` are skipped.
     ///
     /// Errors: [`PairsError::Line`] for a malformed `done` line.
     pub fn parse(text: &str, origin: &Path) -> Result<PairsFile, PairsError> {
@@ -149,8 +153,10 @@ impl PairsFile {
                 path: origin.display().to_string(),
                 line: n + 1,
             };
-            let [_, index, genome, inherited, stand_alone] = fields[..] else {
-                return Err(bad());
+            let (index, genome, inherited, stand_alone, weights) = match fields[..] {
+                [_, i, g, a, b] => (i, g, a, b, None),
+                [_, i, g, a, b, w] => (i, g, a, b, Some(w.to_owned())),
+                _ => return Err(bad()),
             };
             pairs.push(Pair {
                 index: index.parse().map_err(|_| bad())?,
@@ -158,6 +164,7 @@ impl PairsFile {
                 inherited: inherited.parse().map_err(|_| bad())?,
                 stand_alone: stand_alone.parse().map_err(|_| bad())?,
                 line: n + 1,
+                weights,
             });
         }
         pairs.sort_by_key(|p| p.index);
@@ -165,9 +172,6 @@ impl PairsFile {
             path: origin.to_path_buf(),
             data: header("data,").unwrap_or_else(bundled_digits),
             scored: header("scored,"),
-            supernets: (text.lines())
-                .filter_map(|l| l.trim().strip_prefix("supernet,").map(str::to_owned))
-                .collect(),
             pairs,
         })
     }
@@ -190,27 +194,27 @@ impl PairsFile {
             .unwrap_or_else(|| format!("{VALIDATION} of {}", self.data))
     }
 
-    /// Refuses to add pairs inherited from the supernet whose weights are `weights`
-    /// ([`crate::weights_id`]) to a file where other weights judged genomes this supernet
-    /// holds (`held`, by index): its `supernet` lines do not name these weights, and it
-    /// already has a pair of such a genome. Genomes another supernet holds (a part of a
-    /// hand-made split) may sit beside them; a file without `supernet` lines is not
-    /// checked.
+    /// Refuses a run that would judge a genome this file holds with other weights than
+    /// judged it: `judges[i]` is the content id of the supernet that judges genome `i` in
+    /// this run (`None`: none holds it). Pairs of genomes no supernet of this run holds (a
+    /// hand-made split's other parts), and lines that name no weights, are not checked.
     ///
     /// Errors: [`PairsError::Mismatch`] naming both weights.
-    pub fn check_supernet(&self, weights: &str, held: &[bool]) -> Result<(), PairsError> {
-        let ours = self.supernets.is_empty() || self.supernets.iter().any(|w| w == weights);
-        let judged_elsewhere = (self.pairs.iter()).any(|p| held.get(p.index) == Some(&true));
-        if ours || !judged_elsewhere {
+    pub fn check_judged_by(&self, judges: &[Option<&str>]) -> Result<(), PairsError> {
+        let other = self.pairs.iter().find_map(|p| {
+            let (theirs, ours) = (p.weights.as_deref()?, (*judges.get(p.index)?)?);
+            (theirs != ours).then(|| (theirs.to_owned(), ours))
+        });
+        let Some((theirs, ours)) = other else {
             return Ok(());
-        }
+        };
         Err(PairsError::Mismatch {
             path: self.path.display().to_string(),
             field: "inherited from supernet weights",
-            theirs: self.supernets.join(" and "),
+            theirs,
             wanted: format!(
-                "judges the same genomes with weights {weights} (a supernet trained further \
-                 or again, or another one: give another --pairs file)"
+                "judges the same genomes with weights {ours} (a supernet trained further or \
+                 again, or another one: give another --pairs file)"
             ),
         })
     }
@@ -267,12 +271,13 @@ impl PairsFile {
     }
 }
 
-/// The header a new pairs file starts with: its `data,` line, for held-out scoring its
-/// `scored,` line, then its `supernet,` line (`weights`, [`crate::weights_id`]), each
-/// ending in a newline.
-pub fn header(data: &str, scored: Option<&str>, weights: &str) -> String {
-    let scored = scored.map_or(String::new(), |images| format!("scored,{images}\n"));
-    format!("data,{data}\n{scored}supernet,{weights}\n")
+/// The header a new pairs file starts with: its `data,` line and, for held-out scoring, its
+/// `scored,` line, each ending in a newline.
+pub fn header(data: &str, scored: Option<&str>) -> String {
+    match scored {
+        Some(images) => format!("data,{data}\nscored,{images}\n"),
+        None => format!("data,{data}\n"),
+    }
 }
 
 /// The test images of the IDX folder `dir` (`named` as the user gave it, from where the
@@ -370,48 +375,48 @@ mod tests {
             inherited: 0.8002,
             stand_alone: 0.8469,
             line: 0,
+            weights: Some("0123".into()),
         };
         let b = Pair {
             index: 0,
             genome: "aa".into(),
+            weights: None,
             ..a.clone()
         };
         let text = format!(
             "{}{}\n{}\n",
-            header("idx:x", Some("held-out y"), "0123,4567"),
+            header("idx:x", Some("held-out y")),
             a.to_line(),
             b.to_line()
         );
         let file = PairsFile::parse(&text, path()).unwrap();
         assert_eq!(file.data, "idx:x");
         assert_eq!(file.scored_on(), "held-out y");
-        assert_eq!(file.supernets, ["0123,4567"]);
         let ids: Vec<&str> = file.pairs.iter().map(|p| p.genome.as_str()).collect();
         assert_eq!(ids, ["aa", "bb"]);
-        assert_eq!(file.pairs[1].to_line(), "done,1,bb,0.8002,0.8469");
-        assert_eq!(file.pairs[1].line, 4);
+        assert_eq!(file.pairs[1].to_line(), "done,1,bb,0.8002,0.8469,0123");
+        assert_eq!(file.pairs[0].to_line(), "done,0,aa,0.8002,0.8469");
+        assert_eq!(file.pairs[1].line, 3);
     }
 
     #[test]
-    fn pairs_of_other_weights_are_not_added_to_a_file() {
-        let text = format!("{}done,0,aa,0.5,0.6\n", header("idx:x", None, "aaaa"));
-        let file = PairsFile::parse(&text, path()).unwrap();
-        let (genome_0, genome_1) = ([true, false], [false, true]);
-        assert!(file.check_supernet("aaaa", &genome_0).is_ok());
-        let err = file
-            .check_supernet("bbbb", &genome_0)
-            .unwrap_err()
-            .to_string();
+    fn a_genome_judged_by_other_weights_is_not_judged_again_into_the_file() {
+        let text =
+            "data,idx:x\ndone,0,aa,0.5,0.6,aaaa\ndone,1,bb,0.5,0.6,cccc\ndone,2,cc,0.5,0.6\n";
+        let file = PairsFile::parse(text, path()).unwrap();
+        assert!(file.check_judged_by(&[Some("aaaa"), None, None]).is_ok());
+        let err = file.check_judged_by(&[Some("bbbb"), None, None]);
+        let err = err.unwrap_err().to_string();
         assert!(
             err.starts_with("runs/pairs.csv: pairs inherited from supernet weights aaaa, but this run judges the same genomes with weights bbbb"),
             "{err}"
         );
-        // another part's supernet, holding other genomes, adds its pairs beside them
-        assert!(file.check_supernet("bbbb", &genome_1).is_ok());
-        // a file from before the supernet line is not checked
-        let old = PairsFile::parse("data,idx:x\ndone,0,aa,0.5,0.6\n", path()).unwrap();
-        assert!(old.supernets.is_empty());
-        assert!(old.check_supernet("bbbb", &genome_0).is_ok());
+        // another part of a hand-made split holds other genomes; a line that names no
+        // weights is not checked
+        assert!(
+            file.check_judged_by(&[None, Some("cccc"), Some("dddd")])
+                .is_ok()
+        );
     }
 
     #[test]
@@ -426,7 +431,7 @@ mod tests {
         let err = PairsFile::parse("data,x\ndone,0,aa,0.5\n", path()).unwrap_err();
         assert_eq!(
             err.to_string(),
-            "runs/pairs.csv:2: expected done,index,genome,inherited,stand_alone"
+            "runs/pairs.csv:2: expected done,index,genome,inherited,stand_alone[,weights]"
         );
         let err = PairsFile::parse("done,0,aa,0.5,high\n", path()).unwrap_err();
         assert!(matches!(err, PairsError::Line { line: 1, .. }), "{err}");

@@ -41,15 +41,15 @@ pub fn measured(
 
 /// The `(index, inherited, stand_alone)` pairs of earlier sittings in a `--pairs` file (a
 /// missing or empty file holds none), checked against this run's data, scored images and genomes
-/// (`PairsFile::for_run`) and, with `weights` (the supernet's content id and which
-/// genomes it holds), against the supernets its inherited column came from
-/// (`PairsFile::check_supernet`); exits with their error otherwise.
+/// (`PairsFile::for_run`) and, with `judges` (the content id of the supernet that judges
+/// each candidate in this run), against the weights that judged them
+/// (`PairsFile::check_judged_by`); exits with their error otherwise.
 pub fn read_pairs(
     path: &Path,
     genomes: &[Genome],
     data: &str,
     scored_on: &str,
-    weights: Option<(&str, &[bool])>,
+    judges: Option<&[Option<&str>]>,
 ) -> Vec<(usize, f64, f64)> {
     let text = match std::fs::read_to_string(path) {
         Ok(text) => text,
@@ -61,8 +61,8 @@ pub fn read_pairs(
         return Vec::new();
     }
     let file = PairsFile::parse(&text, path).unwrap_or_else(|e| fail(&e.to_string()));
-    if let Some((weights, held)) = weights {
-        file.check_supernet(weights, held)
+    if let Some(judges) = judges {
+        file.check_judged_by(judges)
             .unwrap_or_else(|e| fail(&e.to_string()));
     }
     let pairs = file
@@ -75,14 +75,12 @@ pub fn read_pairs(
 }
 
 /// Opens the `--pairs` file `path` for appending; a new file first gets its header
-/// (`kiln_supernet::pairs::header`, naming the supernet by `weights`), a file that does not
-/// name these weights yet a `supernet` line for them; kept with its path, for messages.
-/// Exits naming the file when it cannot be written.
+/// (`kiln_supernet::pairs::header`); kept with its path, for messages. Exits naming the
+/// file when it cannot be written.
 pub fn open_pairs(
     path: &Path,
     data: &str,
     scored: Option<&str>,
-    weights: &str,
 ) -> Mutex<(PathBuf, std::fs::File)> {
     let cannot = |e: std::io::Error| -> ! { fail(&format!("{}: {e}", path.display())) };
     let mut file = std::fs::OpenOptions::new()
@@ -92,22 +90,11 @@ pub fn open_pairs(
         .unwrap_or_else(|e| cannot(e));
     let text = std::fs::read_to_string(path).unwrap_or_default();
     if text.is_empty() {
-        file.write_all(header(data, scored, weights).as_bytes())
+        file.write_all(header(data, scored).as_bytes())
             .unwrap_or_else(|e| cannot(e));
-        return Mutex::new((path.to_path_buf(), file));
-    }
-    if !text.ends_with('\n') {
+    } else if !text.ends_with('\n') {
         // a file edited by hand without a last newline: the next pair starts a line of its own
         file.write_all(b"\n").unwrap_or_else(|e| cannot(e));
-    }
-    // another supernet's pairs beside these (a part of a hand-made split); a file from
-    // before the supernet lines stays as it was
-    let named: Vec<&str> = (text.lines())
-        .filter_map(|l| l.strip_prefix("supernet,"))
-        .collect();
-    if !named.is_empty() && !named.contains(&weights) {
-        file.write_all(format!("supernet,{weights}\n").as_bytes())
-            .unwrap_or_else(|e| cannot(e));
     }
     Mutex::new((path.to_path_buf(), file))
 }
