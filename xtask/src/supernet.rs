@@ -51,6 +51,11 @@ pub struct TrainArgs {
     /// Continue the checkpoint in DIR.
     #[arg(long)]
     resume: bool,
+    /// `sandwich`: the largest, smallest and random sub-networks every step (BigNAS);
+    /// `progressive`: Once-for-All's progressive shrinking (the largest alone, then
+    /// elastic kernels, depths, everything; 30/20/25/25% of the steps).
+    #[arg(long, default_value = "sandwich")]
+    schedule: kiln_supernet::Schedule,
     /// A few-shot split (Zhao et al., 2021): the space divided by a decision (`head`: the
     /// head conv's width), one supernet per choice, each for --epochs; `auto`: `head` where
     /// the search's default would split (2+ widths); `none`: one supernet.
@@ -93,6 +98,7 @@ fn train(a: TrainArgs) -> Result<()> {
         lr: a.lr,
         seed: a.seed,
         threads: a.threads,
+        schedule: a.schedule,
         ..SupernetConfig::default()
     };
     let (bar, mut report) = epoch_bar(config.epochs);

@@ -22,6 +22,7 @@ mod kernels;
 pub mod net;
 pub mod pairs;
 mod sandwich;
+pub mod schedule;
 pub mod shapes;
 pub mod split;
 mod train;
@@ -35,6 +36,7 @@ pub use judge::{JudgeSettings, Judgement, accuracy, judge, ranking_genomes, reca
 pub use kernels::SupernetWeights;
 pub use net::SuperNet;
 pub use sandwich::{largest, smallest};
+pub use schedule::Schedule;
 pub use train::{EpochRecord, Progress, SupernetConfig, SupernetMetrics, TRAINING_FORMAT, train};
 
 /// What went wrong with a supernet, in the user's words.

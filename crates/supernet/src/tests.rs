@@ -350,7 +350,7 @@ fn training_records_its_datas_content() {
 }
 
 /// [`train`] of the tiny space on `data` into `dir`, silently.
-fn train_in(
+pub(crate) fn train_in(
     dir: &std::path::Path,
     data: &Dataset,
     config: &SupernetConfig,

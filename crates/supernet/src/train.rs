@@ -21,6 +21,7 @@ use crate::bn::BnContext;
 use crate::checkpoint::{SupernetIdentity, load, save};
 use crate::init::Seeded;
 use crate::judge::{JudgeSettings, judge};
+use crate::schedule::{Phases, Schedule};
 use crate::{SuperNet, SupernetError, largest, smallest};
 
 /// Bumped when a change to training changes the weights a seed gives, so caches keyed by
@@ -56,6 +57,10 @@ pub struct SupernetConfig {
     /// largest difference is 1.5 points against 2.75: the 400 validation images'
     /// own granularity dominates either way, and 250 is one batch, half the work).
     pub recalibration_images: usize,
+    /// Which sub-networks each step trains ([`Schedule`]); left out of the JSON when the
+    /// sandwich rule, so older supernets' settings read and hash as before.
+    #[serde(skip_serializing_if = "Schedule::is_sandwich")]
+    pub schedule: Schedule,
 }
 
 impl Default for SupernetConfig {
@@ -69,6 +74,7 @@ impl Default for SupernetConfig {
             seed: 0,
             threads: 1,
             recalibration_images: 250,
+            schedule: Schedule::Sandwich,
         }
     }
 }
@@ -92,8 +98,8 @@ impl SupernetConfig {
     }
 
     /// Refuses to continue a supernet in `dir` trained with these settings with `other`
-    /// ones: a resumed run goes on as it began. Only `epochs` (training further) and
-    /// `threads` (the same weights either way) may differ.
+    /// ones: a resumed run goes on as it began. Only `epochs` (training further; not under
+    /// progressive shrinking) and `threads` (the same weights either way) may differ.
     ///
     /// Errors: [`SupernetError::Checkpoint`] naming the folder and every setting that
     /// differs, the supernet's and the run's.
@@ -120,6 +126,11 @@ impl SupernetConfig {
         compare("seed", a.seed.to_string(), b.seed.to_string());
         let recal = |c: &Self| c.recalibration_images.to_string();
         compare("recalibration images", recal(a), recal(b));
+        compare("schedule", a.schedule.to_string(), b.schedule.to_string());
+        if a.schedule == Schedule::Progressive {
+            // its phases are shares of all epochs: more epochs would reopen a phase
+            compare("epochs", a.epochs.to_string(), b.epochs.to_string());
+        }
         if differ.is_empty() {
             return Ok(());
         }
@@ -317,6 +328,7 @@ fn train_on_pool(
         max_shift: config.max_shift,
     });
     let sized = Resolutions::of(&identity.space, data);
+    let phases = Phases::new(&identity.space, config.schedule);
     for epoch in done + 1..=config.epochs {
         // seeded per epoch, so a resumed run sees the batches it would have seen
         let mut rng = ChaCha8Rng::seed_from_u64(config.seed ^ (epoch as u64) << 32);
@@ -350,10 +362,8 @@ fn train_on_pool(
             };
             let labels: Vec<i64> = batch.labels.iter().map(|&l| l as i64).collect();
             let y = Tensor::<1, Int>::from_data(TensorData::new(labels, [idx.len()]), &ad);
-            let mut students: Vec<Genome> = vec![small.clone()];
-            students.extend(
-                (0..config.random_subnets).map(|_| Genome::sample(&identity.space, &mut rng)),
-            );
+            let elastic = phases.at((epoch - 1) * steps + s, total);
+            let students = phases.students(elastic, config.random_subnets, &mut rng);
             let students: Vec<(&Genome, Tensor<4>)> =
                 students.iter().map(|g| (g, input(g))).collect();
             let sandwich = Sandwich {
