@@ -61,6 +61,10 @@ pub struct TrainArgs {
     /// the search's default would split (2+ widths); `none`: one supernet.
     #[arg(long = "few-shot", value_name = "DECISION", default_value = "none")]
     split: kiln_pipeline::supernet_cache::FewShot,
+    /// With a split: first train one supernet of the whole space this many epochs
+    /// (DIR/shared/), and start every part from its weights (0: from random weights).
+    #[arg(long, default_value_t = 0)]
+    shared_epochs: usize,
     /// The supernet's folder.
     #[arg(short = 'o', long = "out", value_name = "DIR")]
     out: PathBuf,
@@ -99,6 +103,7 @@ fn train(a: TrainArgs) -> Result<()> {
         seed: a.seed,
         threads: a.threads,
         schedule: a.schedule,
+        shared_epochs: a.shared_epochs,
         ..SupernetConfig::default()
     };
     let (bar, mut report) = epoch_bar(config.epochs);
@@ -164,12 +169,17 @@ pub fn epoch_bar(epochs: usize) -> (ProgressBar, impl FnMut(Progress) + Send) {
             100.0 * r.smallest_top1,
             r.seconds
         )),
+        // only a split's part starting from its shared supernet has 0 epochs done
+        Progress::Resumed(0) => say("part starts from the shared supernet's weights".into()),
         Progress::Resumed(done) => say(format!("supernet resumed after epoch {done}")),
         Progress::Part {
             label,
             index,
             parts: n,
-        } => say(format!("few-shot split: part {label} ({index} of {n})")),
+        } => say(match index {
+            0 => format!("few-shot split: first the whole space's supernet ({label}/)"),
+            _ => format!("few-shot split: part {label} ({index} of {n})"),
+        }),
     };
     (bar, report)
 }

@@ -14,6 +14,7 @@
 
 pub mod bn;
 mod checkpoint;
+mod config;
 pub mod dnas;
 mod extract;
 mod init;
@@ -31,13 +32,14 @@ pub use checkpoint::{
     CHECKPOINT_VERSION, STATE_FILE, SupernetIdentity, epochs_done, identity, load, save,
     weights_id, weights_path,
 };
+pub use config::SupernetConfig;
 pub use extract::{export_subnet, subnet_weights};
 pub use judge::{JudgeSettings, Judgement, accuracy, judge, ranking_genomes, recalibrate};
 pub use kernels::SupernetWeights;
 pub use net::SuperNet;
 pub use sandwich::{largest, smallest};
 pub use schedule::Schedule;
-pub use train::{EpochRecord, Progress, SupernetConfig, SupernetMetrics, TRAINING_FORMAT, train};
+pub use train::{EpochRecord, Progress, SupernetMetrics, TRAINING_FORMAT, train};
 
 /// What went wrong with a supernet, in the user's words.
 #[derive(Debug, thiserror::Error)]

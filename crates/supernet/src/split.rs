@@ -11,8 +11,12 @@ use kiln_data::Dataset;
 use kiln_space::{Space, SpacePart, SplitBy};
 use serde::{Deserialize, Serialize};
 
-use crate::checkpoint::{STATE_FILE, io, write_atomic};
-use crate::{Progress, SupernetConfig, SupernetError};
+use crate::checkpoint::{STATE_FILE, SupernetIdentity, io, write_atomic};
+use crate::init::{FromTensors, Sliced};
+use crate::{Progress, SuperNet, SupernetConfig, SupernetError};
+
+/// The folder of a split's shared supernet ([`SupernetConfig::shared_epochs`]).
+pub const SHARED_DIR: &str = "shared";
 
 /// The file that makes a folder a split: `DIR/split.json`.
 pub const SPLIT_FILE: &str = "split.json";
@@ -184,6 +188,19 @@ pub fn train_split(
     std::fs::create_dir_all(dir).map_err(|e| io(dir, e))?;
     let text = serde_json::to_string_pretty(&manifest).map_err(|e| io(dir, e))?;
     write_atomic(&dir.join(SPLIT_FILE), text.as_bytes())?;
+    let shared = (config.shared_epochs > 0)
+        .then(|| {
+            train_shared(
+                space,
+                data,
+                data_identity,
+                config,
+                dir,
+                parts.len(),
+                progress,
+            )
+        })
+        .transpose()?;
     for (i, part) in parts.iter().enumerate() {
         progress(Progress::Part {
             label: part.label.clone(),
@@ -191,7 +208,12 @@ pub fn train_split(
             parts: parts.len(),
         });
         let part_dir = part_dir(dir, &part.label);
-        let resume_part = resume && part_dir.join(STATE_FILE).is_file();
+        if let Some(shared) = &shared
+            && !part_dir.join(STATE_FILE).is_file()
+        {
+            start_from_shared(shared, &part.space, data, data_identity, config, &part_dir)?;
+        }
+        let resume_part = part_dir.join(STATE_FILE).is_file() && (resume || shared.is_some());
         crate::train(
             &part.space,
             data,
@@ -203,6 +225,74 @@ pub fn train_split(
         )?;
     }
     Ok(())
+}
+
+/// The whole space's supernet a split's parts start from ([`SupernetConfig::shared_epochs`]),
+/// trained (or continued) in `dir/shared/`; returns that folder.
+///
+/// Errors: as [`crate::train`]'s.
+fn train_shared(
+    space: &Space,
+    data: &Dataset,
+    data_identity: &str,
+    config: &SupernetConfig,
+    dir: &Path,
+    parts: usize,
+    progress: &mut (dyn FnMut(Progress) + Send),
+) -> Result<PathBuf, SupernetError> {
+    let shared_dir = dir.join(SHARED_DIR);
+    progress(Progress::Part {
+        label: SHARED_DIR.into(),
+        index: 0,
+        parts,
+    });
+    let whole = SupernetConfig {
+        epochs: config.shared_epochs,
+        shared_epochs: 0,
+        ..config.clone()
+    };
+    let resume = shared_dir.join(STATE_FILE).is_file();
+    crate::train(
+        space,
+        data,
+        data_identity,
+        &whole,
+        &shared_dir,
+        resume,
+        progress,
+    )?;
+    Ok(shared_dir)
+}
+
+/// Writes into `part_dir` an epoch-0 checkpoint of the part's supernet whose weights are
+/// the shared supernet's, sliced to the part's space, so its training continues from them.
+///
+/// Errors: the shared weights cannot be read or do not hold the part's tensors.
+fn start_from_shared(
+    shared_dir: &Path,
+    part_space: &Space,
+    data: &Dataset,
+    data_identity: &str,
+    config: &SupernetConfig,
+    part_dir: &Path,
+) -> Result<(), SupernetError> {
+    let file = crate::weights_path(shared_dir)?;
+    let weights = kiln_onnx::Weights::load(&file).map_err(|e| io(&file, e))?;
+    let origin = file.display().to_string();
+    let mut init = Sliced(FromTensors {
+        tensors: &weights.tensors,
+        origin: &origin,
+    });
+    let input = kiln_train::input_spec(data);
+    let net = SuperNet::build(part_space, input, &mut init, &kiln_train::device())?;
+    let identity = SupernetIdentity {
+        space: part_space.clone(),
+        input,
+        data: data_identity.into(),
+        data_content: Some(data.content_id()),
+        config: config.clone(),
+    };
+    crate::save(part_dir, &net, &identity, 0, &Default::default())
 }
 
 /// [`crate::train`] into `dir` without `split`, [`train_split`] with it: what the command
@@ -227,6 +317,11 @@ pub fn train_supernets(
         progress(p)
     };
     match split {
+        None if config.shared_epochs > 0 => Err(SupernetError::Config(
+            "shared epochs train what a few-shot split's parts start from: give a split \
+             (--few-shot head)"
+                .into(),
+        )),
         None => crate::train(space, data, data_identity, config, dir, resume, progress).map(drop),
         Some(by) => train_split(
             space,
@@ -246,6 +341,77 @@ pub fn train_supernets(
 mod tests {
     use super::*;
     use crate::tests::{data, one_epoch, space};
+
+    /// With shared epochs, one supernet of the whole space trains first and each part
+    /// starts from its weights, sliced (a stem the same, a head conv its first channels).
+    #[test]
+    fn parts_start_from_the_shared_supernets_weights() {
+        let data = data();
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("split");
+        let config = SupernetConfig {
+            shared_epochs: 1,
+            ..one_epoch(48)
+        };
+        let alone = train_supernets(
+            &space(),
+            None,
+            &data,
+            "t",
+            &config,
+            &dir,
+            false,
+            &mut |_| {},
+        );
+        let e = alone.unwrap_err().to_string();
+        assert!(e.contains("--few-shot head") && !dir.exists(), "{e}");
+        let mut parts = Vec::new();
+        let mut record = |p: Progress| {
+            if let Progress::Part { label, index, .. } = p {
+                parts.push(format!("{label} {index}"));
+            }
+        };
+        let space = space();
+        train_split(
+            &space,
+            SplitBy::Head,
+            &data,
+            "t",
+            &config,
+            &dir,
+            false,
+            &mut record,
+        )
+        .unwrap();
+        assert_eq!(parts, ["shared 0", "head0 1", "head32 2"]);
+        let shared = dir.join(SHARED_DIR);
+        assert_eq!(crate::epochs_done(&shared).unwrap(), 1);
+        assert_eq!(crate::identity(&shared).unwrap().config.shared_epochs, 0);
+        let part = part_dir(&dir, "head32");
+        assert_eq!(crate::identity(&part).unwrap().config, config);
+        // the part's starting point, written again beside it, is the shared weights
+        let start = tmp.path().join("start");
+        start_from_shared(
+            &shared,
+            &crate::identity(&part).unwrap().space,
+            &data,
+            "t",
+            &config,
+            &start,
+        )
+        .unwrap();
+        let load = |d: &Path| kiln_onnx::Weights::load(&crate::weights_path(d).unwrap()).unwrap();
+        let (whole, first) = (load(&shared), load(&start));
+        assert_eq!(first.tensors["stem.weight"], whole.tensors["stem.weight"]);
+        let head = &first.tensors["head.weight"];
+        let n = head.data.len();
+        assert_eq!(head.data, whole.tensors["head.weight"].data[..n]);
+        assert_ne!(
+            load(&part).tensors["stem.weight"],
+            whole.tensors["stem.weight"],
+            "trained on"
+        );
+    }
 
     #[test]
     fn a_split_trains_one_supernet_per_part_and_resumes_only_itself() {
