@@ -402,6 +402,23 @@ fn value_difference(
 }
 
 impl SupernetIdentity {
+    /// The identity of a supernet of `space` trained on `data` (named `data_identity`)
+    /// with `config`: what [`crate::train`] records and checks a checkpoint against.
+    pub(crate) fn of(
+        space: &Space,
+        data: &kiln_data::Dataset,
+        data_identity: &str,
+        config: &SupernetConfig,
+    ) -> SupernetIdentity {
+        SupernetIdentity {
+            space: space.clone(),
+            input: kiln_train::input_spec(data),
+            data: data_identity.into(),
+            data_content: Some(data.content_id()),
+            config: config.clone(),
+        }
+    }
+
     /// Refuses a supernet trained for another space, input or data, naming the first
     /// field that differs. Where both sides record the data's content
     /// ([`kiln_data::Dataset::content_id`]) the data is judged by it alone, so the same

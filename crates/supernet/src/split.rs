@@ -283,15 +283,8 @@ fn start_from_shared(
         tensors: &weights.tensors,
         origin: &origin,
     });
-    let input = kiln_train::input_spec(data);
-    let net = SuperNet::build(part_space, input, &mut init, &kiln_train::device())?;
-    let identity = SupernetIdentity {
-        space: part_space.clone(),
-        input,
-        data: data_identity.into(),
-        data_content: Some(data.content_id()),
-        config: config.clone(),
-    };
+    let identity = SupernetIdentity::of(part_space, data, data_identity, config);
+    let net = SuperNet::build(part_space, identity.input, &mut init, &kiln_train::device())?;
     crate::save(part_dir, &net, &identity, 0, &Default::default())
 }
 
@@ -406,6 +399,14 @@ mod tests {
         let head = &first.tensors["head.weight"];
         let n = head.data.len();
         assert_eq!(head.data, whole.tensors["head.weight"].data[..n]);
+        // the head-less part's classifier is a true slice: its first input rows
+        let headless = tmp.path().join("headless");
+        let space0 = crate::identity(&part_dir(&dir, "head0")).unwrap().space;
+        start_from_shared(&shared, &space0, &data, "t", &config, &headless).unwrap();
+        let (part0, parent) = (&load(&headless).tensors, &whole.tensors);
+        let (c0, c) = (&part0["classifier.weight"], &parent["classifier.weight"]);
+        assert!(c0.shape[0] < c.shape[0], "{:?} {:?}", c0.shape, c.shape);
+        assert_eq!(c0.data, c.data[..c0.data.len()]);
         assert_ne!(
             load(&part).tensors["stem.weight"],
             whole.tensors["stem.weight"],

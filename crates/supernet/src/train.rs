@@ -104,13 +104,7 @@ pub fn train(
         // trained afresh, with --resume or without
         crate::checkpoint::new_folder(dir)?;
     }
-    let identity = SupernetIdentity {
-        space: space.clone(),
-        input: kiln_train::input_spec(data),
-        data: data_identity.into(),
-        data_content: Some(data.content_id()),
-        config: config.clone(),
-    };
+    let identity = SupernetIdentity::of(space, data, data_identity, config);
     kiln_train::with_threads(config.threads, || {
         train_on_pool(&identity, data, dir, resume, progress)
     })?
