@@ -341,7 +341,7 @@ fn cached_supernet(args: &Args, request: &mut SearchRequest) -> Result<()> {
     // minutes of training to come: refuse bad settings (a resume of another run) first
     request.supernet = Some(dir);
     kiln_pipeline::preflight::preflight(request)?;
-    let (bar, mut report) = crate::supernet::epoch_bar(config.epochs);
+    let (bar, mut report) = crate::supernet::epoch_bar();
     let cached = kiln_pipeline::supernet_cache::ensure(
         &cache,
         &request.space_path,

@@ -106,7 +106,7 @@ fn train(a: TrainArgs) -> Result<()> {
         shared_epochs: a.shared_epochs,
         ..SupernetConfig::default()
     };
-    let (bar, mut report) = epoch_bar(config.epochs);
+    let (bar, mut report) = epoch_bar();
     let trained = kiln_supernet::split::train_supernets(
         &space,
         a.split.settle(&space, kiln_search::StrategyKind::Evolution),
@@ -127,7 +127,7 @@ fn train(a: TrainArgs) -> Result<()> {
 
 /// A progress bar for supernet training and the reporter that drives it (per-epoch
 /// lines; plain lines when the bar is hidden, output not a terminal).
-pub fn epoch_bar(epochs: usize) -> (ProgressBar, impl FnMut(Progress) + Send) {
+pub fn epoch_bar() -> (ProgressBar, impl FnMut(Progress) + Send) {
     let bar = ProgressBar::new(0);
     bar.set_style(
         ProgressStyle::with_template(
@@ -147,6 +147,7 @@ pub fn epoch_bar(epochs: usize) -> (ProgressBar, impl FnMut(Progress) + Send) {
     let report = move |p: Progress| match p {
         Progress::Step {
             epoch,
+            epochs,
             step,
             steps,
             loss,

@@ -84,7 +84,6 @@ const PROGRESSIVE_ENDS: [(Elastic, f64); 3] = [
 
 /// A training run's phases: each one's narrowed space and its smallest sub-network.
 pub(crate) struct Phases {
-    schedule: Schedule,
     spaces: Vec<(Elastic, Space, Genome)>,
 }
 
@@ -109,13 +108,14 @@ impl Phases {
                 (e, narrowed, small)
             })
             .collect();
-        Phases { schedule, spaces }
+        Phases { spaces }
     }
 
     /// What is elastic at 0-based `step` of `total`.
     pub(crate) fn at(&self, step: usize, total: usize) -> Elastic {
-        if self.schedule == Schedule::Sandwich {
-            return Elastic::All;
+        if let [(only, _, _)] = self.spaces.as_slice() {
+            // one phase (the sandwich rule): the same throughout
+            return *only;
         }
         let share = step as f64 / total.max(1) as f64;
         PROGRESSIVE_ENDS

@@ -183,6 +183,7 @@ pub fn train_split(
             });
         }
         found.check_space(space, dir)?;
+        check_parts_resume(&parts, data, data_identity, config, dir)?;
     }
     let manifest = SplitManifest::with_parts(space, by, &parts);
     std::fs::create_dir_all(dir).map_err(|e| io(dir, e))?;
@@ -223,6 +224,30 @@ pub fn train_split(
             resume_part,
             progress,
         )?;
+    }
+    Ok(())
+}
+
+/// Refuses a resume whose settings a part already trained would refuse, before any part
+/// (or the shared supernet) trains on: a larger `--shared-epochs` would otherwise train
+/// the shared supernet further only for the first part begun to refuse it.
+///
+/// Errors: as [`SupernetIdentity::check`]'s and a resume's settings check.
+fn check_parts_resume(
+    parts: &[SpacePart],
+    data: &Dataset,
+    data_identity: &str,
+    config: &SupernetConfig,
+    dir: &Path,
+) -> Result<(), SupernetError> {
+    for part in parts {
+        let part_dir = part_dir(dir, &part.label);
+        if part_dir.join(STATE_FILE).is_file() {
+            let found = crate::identity(&part_dir)?;
+            let wanted = SupernetIdentity::of(&part.space, data, data_identity, config);
+            found.check(&wanted, &part_dir)?;
+            found.config.check_resumed_with(config, &part_dir)?;
+        }
     }
     Ok(())
 }
@@ -343,7 +368,7 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let dir = tmp.path().join("split");
         let config = SupernetConfig {
-            shared_epochs: 1,
+            shared_epochs: 2,
             ..one_epoch(48)
         };
         let alone = train_supernets(
@@ -358,11 +383,19 @@ mod tests {
         );
         let e = alone.unwrap_err().to_string();
         assert!(e.contains("--few-shot head") && !dir.exists(), "{e}");
-        let mut parts = Vec::new();
-        let mut record = |p: Progress| {
-            if let Progress::Part { label, index, .. } = p {
-                parts.push(format!("{label} {index}"));
+        // each part as it begins, with the epochs its steps say it trains to
+        let mut parts: Vec<String> = Vec::new();
+        let mut record = |p: Progress| match p {
+            Progress::Part { label, index, .. } => parts.push(format!("{label} {index}")),
+            Progress::Step {
+                epochs, step: 1, ..
+            } => {
+                let last = parts.last_mut().unwrap();
+                if !last.contains('/') {
+                    last.push_str(&format!(" /{epochs}"));
+                }
             }
+            _ => {}
         };
         let space = space();
         train_split(
@@ -376,9 +409,27 @@ mod tests {
             &mut record,
         )
         .unwrap();
-        assert_eq!(parts, ["shared 0", "head0 1", "head32 2"]);
+        assert_eq!(parts, ["shared 0 /2", "head0 1 /1", "head32 2 /1"]);
         let shared = dir.join(SHARED_DIR);
-        assert_eq!(crate::epochs_done(&shared).unwrap(), 1);
+        assert_eq!(crate::epochs_done(&shared).unwrap(), 2);
+        // a resume with more shared epochs is refused before the shared supernet trains on
+        let more = SupernetConfig {
+            shared_epochs: 3,
+            ..config.clone()
+        };
+        let e = train_split(
+            &space,
+            SplitBy::Head,
+            &data,
+            "t",
+            &more,
+            &dir,
+            true,
+            &mut |_| {},
+        );
+        let e = e.unwrap_err().to_string();
+        assert!(e.contains("shared epochs 2, not 3"), "{e}");
+        assert_eq!(crate::epochs_done(&shared).unwrap(), 2);
         assert_eq!(crate::identity(&shared).unwrap().config.shared_epochs, 0);
         let part = part_dir(&dir, "head32");
         assert_eq!(crate::identity(&part).unwrap().config, config);

@@ -133,6 +133,8 @@ pub enum Progress {
     Step {
         /// 1-based epoch.
         epoch: usize,
+        /// Epochs this supernet trains to (a split's shared supernet: its shared epochs).
+        epochs: usize,
         /// 1-based step of the epoch.
         step: usize,
         /// Steps per epoch.
@@ -254,6 +256,7 @@ fn train_on_pool(
             loss_sum += f64::from(value);
             progress(Progress::Step {
                 epoch,
+                epochs: config.epochs,
                 step: s + 1,
                 steps,
                 loss: loss_sum / (s + 1) as f64,
