@@ -7,9 +7,14 @@
 //! - kernel: the centre k x k of the largest depthwise kernel;
 //! - squeeze-excite: its weights (the first channels) are skipped when the genome turns it
 //!   off;
-//! - activation: relu6 and hswish share the weights (an activation has none; both are
-//!   near-identity on the small positive values batch norm produces, so one set of
-//!   weights serves both, and the space keeps its per-block choice);
+//! - activation: relu6 and hswish share the weights (an activation has none of its own),
+//!   so the space keeps its per-block choice. The two differ where batch norm puts most
+//!   values: below 3, hswish(x) = x (x + 3) / 6 has half relu6's slope at 0 and passes
+//!   small negatives (down to -0.375); they agree on [3, 6]. One set of weights serves two
+//!   functions, the next batch norm (recalibrated per sub-network) taking up scale, not
+//!   shape: a known interference, chosen over a weight set per activation (twice the
+//!   blocks' weights) and over one activation per stage (which would leave genomes of the
+//!   default space outside the supernet);
 //! - batch norm: gamma and beta shared (the first channels), statistics never shared
 //!   (see [`crate::bn`]).
 
