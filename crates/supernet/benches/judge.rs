@@ -39,7 +39,7 @@
 //! ceiling of the ground truth; the `ranking` example's `--compare`).
 //! `--held-out DIR` (an IDX folder) scores both accuracies on DIR's test images instead of
 //! the validation split (on 1,000 images chance alone moves a model by about a point;
-//! docs/ranking/README.md): training, recalibration and the supernet check still read
+//! docs/ranking/earlier.md): training, recalibration and the supernet check still read
 //! `--idx`, and DIR may share none of its training images (checked byte for byte). A pairs
 //! file says so in a `scored,IMAGES` line (folder, image count, content id) and is refused by
 //! a run that scores elsewhere. Each training's validation top-1 also goes to stderr
