@@ -9,7 +9,7 @@
 //!   off;
 //! - activation: relu6 and hswish share the weights (an activation has none of its own),
 //!   so the space keeps its per-block choice. The two differ where batch norm puts most
-//!   values: below 3, hswish(x) = x (x + 3) / 6 has half relu6's slope at 0 and passes
+//!   values: on [-3, 3], hswish(x) = x (x + 3) / 6 has half relu6's slope at 0 and passes
 //!   small negatives (down to -0.375); they agree on [3, 6]. One set of weights serves two
 //!   functions, the next batch norm (recalibrated per sub-network) taking up scale, not
 //!   shape: a known interference, chosen over a weight set per activation (twice the

@@ -277,6 +277,18 @@ fn train_shared(
         ..config.clone()
     };
     let resume = shared_dir.join(STATE_FILE).is_file();
+    if resume && crate::epochs_done(&shared_dir)? > config.shared_epochs {
+        // the parts would start from more epochs than they record
+        return Err(io(
+            &shared_dir,
+            format!(
+                "holds a shared supernet trained {} epochs, more than --shared-epochs {}: \
+                 give at least that many (or train the split in another folder)",
+                crate::epochs_done(&shared_dir)?,
+                config.shared_epochs
+            ),
+        ));
+    }
     crate::train(
         space,
         data,
@@ -463,6 +475,31 @@ mod tests {
             whole.tensors["stem.weight"],
             "trained on"
         );
+        // killed before any part began, then resumed with fewer shared epochs: the parts
+        // would start from 2 epochs of training while recording 1, so it is refused
+        for label in ["head0", "head32"] {
+            std::fs::remove_dir_all(part_dir(&dir, label)).unwrap();
+        }
+        let fewer = SupernetConfig {
+            shared_epochs: 1,
+            ..config.clone()
+        };
+        let e = train_split(
+            &space,
+            SplitBy::Head,
+            &data,
+            "t",
+            &fewer,
+            &dir,
+            true,
+            &mut |_| {},
+        );
+        let e = e.unwrap_err().to_string();
+        assert!(
+            e.contains("trained 2 epochs, more than --shared-epochs 1"),
+            "{e}"
+        );
+        assert!(!part_dir(&dir, "head0").exists());
     }
 
     #[test]
