@@ -419,6 +419,21 @@ impl SupernetIdentity {
         }
     }
 
+    /// What a resume of the supernet this identity was read from must match: `wanted`'s
+    /// space, input and data ([`Self::check`]) and the training settings it began with
+    /// ([`SupernetConfig::check_resumed_with`]); [`crate::train`] checks it, and a split
+    /// checks every part with it before any trains.
+    ///
+    /// Errors: as theirs.
+    pub(crate) fn check_resume(
+        &self,
+        wanted: &SupernetIdentity,
+        dir: &Path,
+    ) -> Result<(), SupernetError> {
+        self.check(wanted, dir)?;
+        self.config.check_resumed_with(&wanted.config, dir)
+    }
+
     /// Refuses a supernet trained for another space, input or data, naming the first
     /// field that differs. Where both sides record the data's content
     /// ([`kiln_data::Dataset::content_id`]) the data is judged by it alone, so the same

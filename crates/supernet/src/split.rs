@@ -232,7 +232,7 @@ pub fn train_split(
 /// (or the shared supernet) trains on: a larger `--shared-epochs` would otherwise train
 /// the shared supernet further only for the first part begun to refuse it.
 ///
-/// Errors: as [`SupernetIdentity::check`]'s and a resume's settings check.
+/// Errors: as [`SupernetIdentity::check_resume`]'s.
 fn check_parts_resume(
     parts: &[SpacePart],
     data: &Dataset,
@@ -245,8 +245,7 @@ fn check_parts_resume(
         if part_dir.join(STATE_FILE).is_file() {
             let found = crate::identity(&part_dir)?;
             let wanted = SupernetIdentity::of(&part.space, data, data_identity, config);
-            found.check(&wanted, &part_dir)?;
-            found.config.check_resumed_with(config, &part_dir)?;
+            found.check_resume(&wanted, &part_dir)?;
         }
     }
     Ok(())
@@ -277,14 +276,18 @@ fn train_shared(
         ..config.clone()
     };
     let resume = shared_dir.join(STATE_FILE).is_file();
-    if resume && crate::epochs_done(&shared_dir)? > config.shared_epochs {
+    let done = if resume {
+        crate::epochs_done(&shared_dir)?
+    } else {
+        0
+    };
+    if done > config.shared_epochs {
         // the parts would start from more epochs than they record
         return Err(io(
             &shared_dir,
             format!(
-                "holds a shared supernet trained {} epochs, more than --shared-epochs {}: \
+                "holds a shared supernet trained {done} epochs, more than --shared-epochs {}: \
                  give at least that many (or train the split in another folder)",
-                crate::epochs_done(&shared_dir)?,
                 config.shared_epochs
             ),
         ));
@@ -424,22 +427,26 @@ mod tests {
         assert_eq!(parts, ["shared 0 /2", "head0 1 /1", "head32 2 /1"]);
         let shared = dir.join(SHARED_DIR);
         assert_eq!(crate::epochs_done(&shared).unwrap(), 2);
-        // a resume with more shared epochs is refused before the shared supernet trains on
-        let more = SupernetConfig {
-            shared_epochs: 3,
-            ..config.clone()
+        // the error of resuming the split with other shared epochs
+        let resume_with = |shared_epochs| {
+            let other = SupernetConfig {
+                shared_epochs,
+                ..config.clone()
+            };
+            let run = train_split(
+                &space,
+                SplitBy::Head,
+                &data,
+                "t",
+                &other,
+                &dir,
+                true,
+                &mut |_| {},
+            );
+            run.unwrap_err().to_string()
         };
-        let e = train_split(
-            &space,
-            SplitBy::Head,
-            &data,
-            "t",
-            &more,
-            &dir,
-            true,
-            &mut |_| {},
-        );
-        let e = e.unwrap_err().to_string();
+        // a resume with more shared epochs is refused before the shared supernet trains on
+        let e = resume_with(3);
         assert!(e.contains("shared epochs 2, not 3"), "{e}");
         assert_eq!(crate::epochs_done(&shared).unwrap(), 2);
         assert_eq!(crate::identity(&shared).unwrap().config.shared_epochs, 0);
@@ -480,21 +487,7 @@ mod tests {
         for label in ["head0", "head32"] {
             std::fs::remove_dir_all(part_dir(&dir, label)).unwrap();
         }
-        let fewer = SupernetConfig {
-            shared_epochs: 1,
-            ..config.clone()
-        };
-        let e = train_split(
-            &space,
-            SplitBy::Head,
-            &data,
-            "t",
-            &fewer,
-            &dir,
-            true,
-            &mut |_| {},
-        );
-        let e = e.unwrap_err().to_string();
+        let e = resume_with(1);
         assert!(
             e.contains("trained 2 epochs, more than --shared-epochs 1"),
             "{e}"

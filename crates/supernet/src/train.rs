@@ -171,8 +171,7 @@ fn train_on_pool(
     let mut identity = identity.clone();
     let (mut net, done, mut metrics) = if resume && dir.join(crate::STATE_FILE).is_file() {
         let (net, found, done, mut metrics) = load(dir, &ad)?;
-        found.check(&identity, dir)?;
-        found.config.check_resumed_with(config, dir)?;
+        found.check_resume(&identity, dir)?;
         // a folder that did not record what its first epochs saw does not learn it now
         identity.data_content = found.data_content;
         // a kill between writing metrics.json and supernet.json leaves one record ahead
