@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 use kiln_supernet::{Progress, SupernetConfig};
 
@@ -65,6 +65,9 @@ pub struct TrainArgs {
     /// (DIR/shared/), and start every part from its weights (0: from random weights).
     #[arg(long, default_value_t = 0)]
     shared_epochs: usize,
+    /// A batch norm gamma and beta per activation (relu6, hswish) in the blocks.
+    #[arg(long)]
+    bn_per_activation: bool,
     /// The supernet's folder.
     #[arg(short = 'o', long = "out", value_name = "DIR")]
     out: PathBuf,
@@ -104,6 +107,7 @@ fn train(a: TrainArgs) -> Result<()> {
         threads: a.threads,
         schedule: a.schedule,
         shared_epochs: a.shared_epochs,
+        bn_per_activation: a.bn_per_activation,
         ..SupernetConfig::default()
     };
     let (bar, mut report) = epoch_bar();
@@ -176,10 +180,10 @@ pub fn epoch_bar() -> (ProgressBar, impl FnMut(Progress) + Send) {
         Progress::Part {
             label,
             index,
-            parts: n,
+            parts,
         } => say(match index {
             0 => format!("few-shot split: first the whole space's supernet ({label}/)"),
-            _ => format!("few-shot split: part {label} ({index} of {n})"),
+            _ => format!("few-shot split: part {label} ({index} of {parts})"),
         }),
     };
     (bar, report)
@@ -192,16 +196,12 @@ fn export(a: ExportArgs) -> Result<()> {
     let genome = supernets.load_genome(&a.genome)?;
     let judge = supernets.for_genome(&genome)?;
     let judged = judge.judge(&genome, &data, true)?;
-    let Some((test, onnx)) = judged.exported else {
-        bail!(
-            "the supernet judged genome {} but wrote no model",
-            genome.id()
-        );
-    };
+    let id = genome.id();
+    let (test, onnx) = (judged.exported)
+        .with_context(|| format!("the supernet judged genome {id} but wrote no model"))?;
     std::fs::write(&a.out, onnx).with_context(|| format!("cannot write {}", a.out.display()))?;
     println!(
-        "genome {}: validation top-1 {:.2}%, test top-1 {:.2}% ({}; host); model {}",
-        genome.id(),
+        "genome {id}: validation top-1 {:.2}%, test top-1 {:.2}% ({}; host); model {}",
         100.0 * judged.validation_top1,
         100.0 * test,
         judge.accuracy_kind(&data),

@@ -94,7 +94,12 @@ fn add<const D: usize>(
 fn add_conv(w: &mut Weights, name: &str, c: &SuperConv) -> Result<(), SupernetError> {
     add(w, format!("{name}.weight"), &c.weight)?;
     add(w, format!("{name}.gamma"), &c.gamma)?;
-    add(w, format!("{name}.beta"), &c.beta)
+    add(w, format!("{name}.beta"), &c.beta)?;
+    if let Some(a) = &c.hswish_affine {
+        add(w, format!("{name}.gamma_hswish"), &a.gamma)?;
+        add(w, format!("{name}.beta_hswish"), &a.beta)?;
+    }
+    Ok(())
 }
 
 /// Every parameter of `net` by the names [`SuperNet`]'s builder reads them under.
@@ -357,7 +362,8 @@ pub fn load(
         origin: &origin,
     };
     let id = state.identity;
-    let net = SuperNet::build(&id.space, id.input, &mut init, device)?;
+    let per_activation = id.config.bn_per_activation;
+    let net = SuperNet::build(&id.space, id.input, per_activation, &mut init, device)?;
     let metrics_path = dir.join("metrics.json");
     let metrics = std::fs::read_to_string(&metrics_path)
         .ok()

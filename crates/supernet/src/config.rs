@@ -45,6 +45,13 @@ pub struct SupernetConfig {
     /// default, left out of the JSON): each part from seeded random weights.
     #[serde(skip_serializing_if = "is_zero")]
     pub shared_epochs: usize,
+    /// A batch norm gamma and beta per activation in the blocks' expand and depthwise
+    /// convs where a stage offers more than one (after slimmable networks' switchable
+    /// batch norm, Yu et al., ICLR 2019, which keeps one per width): relu6 and hswish then
+    /// share the conv weights but not the scale and shift. `false` (the default, left out
+    /// of the JSON): one pair for both.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub bn_per_activation: bool,
 }
 
 fn is_zero(n: &usize) -> bool {
@@ -64,6 +71,7 @@ impl Default for SupernetConfig {
             recalibration_images: 250,
             schedule: Schedule::Sandwich,
             shared_epochs: 0,
+            bn_per_activation: false,
         }
     }
 }
@@ -118,6 +126,8 @@ impl SupernetConfig {
         compare("schedule", a.schedule.to_string(), b.schedule.to_string());
         let shared = |c: &Self| c.shared_epochs.to_string();
         compare("shared epochs", shared(a), shared(b));
+        let per = |c: &Self| c.bn_per_activation.to_string();
+        compare("batch norm per activation", per(a), per(b));
         if a.schedule == Schedule::Progressive {
             // its phases are shares of all epochs: more epochs would reopen a phase
             compare("epochs", a.epochs.to_string(), b.epochs.to_string());

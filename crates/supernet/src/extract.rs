@@ -32,24 +32,15 @@ fn conv(
 ) -> Result<(), SupernetError> {
     let n = &spec.name;
     let c = spec.out_channels;
+    let [gamma, beta] = sc.affine(spec.activation, c);
     put(
         w,
         format!("{n}.weight"),
         spec.weight_shape(),
         vals(conv_weight(sc, spec))?,
     )?;
-    put(
-        w,
-        format!("{n}.bn.weight"),
-        vec![c],
-        vals(sc.gamma.val().narrow(0, 0, c))?,
-    )?;
-    put(
-        w,
-        format!("{n}.bn.bias"),
-        vec![c],
-        vals(sc.beta.val().narrow(0, 0, c))?,
-    )?;
+    put(w, format!("{n}.bn.weight"), vec![c], vals(gamma)?)?;
+    put(w, format!("{n}.bn.bias"), vec![c], vals(beta)?)?;
     let stats = bn.fixed(n, c)?;
     put(w, format!("{n}.bn.running_mean"), vec![c], stats.mean())?;
     put(w, format!("{n}.bn.running_var"), vec![c], stats.var())?;

@@ -14,8 +14,8 @@ pub(crate) trait Init {
 }
 
 /// Seeded: convs He normal with fan-out (`sqrt(2 / (out x k x k))`, as kiln-train and
-/// torchvision initialise MobileNets), classifier N(0, 0.01^2), gammas 1, betas and biases
-/// 0.
+/// torchvision initialise MobileNets), classifier N(0, 0.01^2), gammas (`.gamma`,
+/// `.gamma_hswish`) 1, betas and biases 0.
 pub(crate) struct Seeded(pub ChaCha8Rng);
 
 impl Seeded {
@@ -37,7 +37,8 @@ impl Seeded {
 impl Init for Seeded {
     fn values(&mut self, name: &str, shape: &[usize]) -> Result<Vec<f32>, SupernetError> {
         let n: usize = shape.iter().product();
-        Ok(if name.ends_with(".gamma") {
+        let gamma = name.ends_with(".gamma") || name.ends_with(".gamma_hswish");
+        Ok(if gamma {
             vec![1.0; n]
         } else if shape.len() == 1 {
             vec![0.0; n]

@@ -118,4 +118,6 @@ pub enum SupernetError {
 }
 
 #[cfg(test)]
+mod affine_tests;
+#[cfg(test)]
 mod tests;

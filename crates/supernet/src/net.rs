@@ -16,14 +16,15 @@
 //!   blocks' weights) and over one activation per stage (which would leave genomes of the
 //!   default space outside the supernet);
 //! - batch norm: gamma and beta shared (the first channels), statistics never shared
-//!   (see [`crate::bn`]).
+//!   (see [`crate::bn`]); with [`crate::SupernetConfig::bn_per_activation`], a block conv
+//!   followed by hswish has a gamma and beta of its own ([`SuperConv::affine`]).
 
 use burn::module::{Module, Param};
 use burn::tensor::activation::{relu, sigmoid};
 use burn::tensor::module::conv2d;
 use burn::tensor::ops::ConvOptions;
 use burn::tensor::{Device, Tensor, TensorData};
-use kiln_space::{Architecture, ConvBn, Genome, InputSpec, Space, SqueezeExcite};
+use kiln_space::{Activation, Architecture, ConvBn, Genome, InputSpec, Space, SqueezeExcite};
 use kiln_train::conv2d_no_bias;
 
 use crate::bn::BnContext;
@@ -39,6 +40,31 @@ pub struct SuperConv {
     pub gamma: Param<Tensor<1>>,
     /// Batch-norm shift `[out_max]`.
     pub beta: Param<Tensor<1>>,
+    /// With [`crate::SupernetConfig::bn_per_activation`], a block conv's own gamma and
+    /// beta (`[out_max]` each) for sub-networks that follow it with hswish; `None`: one
+    /// pair for every activation.
+    pub hswish_affine: Option<Affine>,
+}
+
+/// A batch norm's learned scale and shift.
+#[derive(Module, Debug)]
+pub struct Affine {
+    /// Scale `[out_max]`.
+    pub gamma: Param<Tensor<1>>,
+    /// Shift `[out_max]`.
+    pub beta: Param<Tensor<1>>,
+}
+
+impl SuperConv {
+    /// The batch norm's gamma and beta (`[c]` each, the first channels) for a conv
+    /// followed by `activation`.
+    pub(crate) fn affine(&self, activation: Option<Activation>, c: usize) -> [Tensor<1>; 2] {
+        let (gamma, beta) = match (&self.hswish_affine, activation) {
+            (Some(a), Some(Activation::Hswish)) => (&a.gamma, &a.beta),
+            _ => (&self.gamma, &self.beta),
+        };
+        [gamma.val().narrow(0, 0, c), beta.val().narrow(0, 0, c)]
+    }
 }
 
 /// Squeeze-excite at its largest.
@@ -97,26 +123,29 @@ impl SuperNet {
     pub(crate) fn build(
         space: &Space,
         input: InputSpec,
+        bn_per_activation: bool,
         init: &mut dyn Init,
         device: &Device,
     ) -> Result<SuperNet, SupernetError> {
         let layout = shapes::Layout::of(space, input);
-        let stem = super_conv(init, "stem", layout.stem, device)?;
+        let stem = super_conv(init, "stem", layout.stem, false, device)?;
         let mut blocks = Vec::new();
         for (n, b) in layout.blocks.iter().enumerate() {
             let name = format!("blocks.{n}");
+            // only where a block may choose hswish among others
+            let own = bn_per_activation && b.activation_choice;
             blocks.push(SuperBlock {
                 expand: match b.expand {
-                    Some(s) => Some(super_conv(init, &format!("{name}.expand"), s, device)?),
+                    Some(s) => Some(super_conv(init, &format!("{name}.expand"), s, own, device)?),
                     None => None,
                 },
-                depthwise: super_conv(init, &format!("{name}.dw"), b.depthwise, device)?,
+                depthwise: super_conv(init, &format!("{name}.dw"), b.depthwise, own, device)?,
                 se: None,
-                project: super_conv(init, &format!("{name}.project"), b.project, device)?,
+                project: super_conv(init, &format!("{name}.project"), b.project, false, device)?,
             });
         }
         let head = match layout.head {
-            Some(s) => Some(super_conv(init, "head", s, device)?),
+            Some(s) => Some(super_conv(init, "head", s, false, device)?),
             None => None,
         };
         for (n, b) in layout.blocks.iter().enumerate() {
@@ -232,16 +261,28 @@ fn param4(
     Ok(Param::from_data(TensorData::new(v, shape), device))
 }
 
+/// Its parameters are named `{name}.weight`, `.gamma`, `.beta` and, with
+/// `hswish_affine`, `.gamma_hswish` and `.beta_hswish`.
 fn super_conv(
     init: &mut dyn Init,
     name: &str,
     shape: [usize; 4],
+    hswish_affine: bool,
     device: &Device,
 ) -> Result<SuperConv, SupernetError> {
+    let c = shape[0];
+    let hswish_affine = match hswish_affine {
+        true => Some(Affine {
+            gamma: vector(init, &format!("{name}.gamma_hswish"), c, device)?,
+            beta: vector(init, &format!("{name}.beta_hswish"), c, device)?,
+        }),
+        false => None,
+    };
     Ok(SuperConv {
         weight: param4(init, &format!("{name}.weight"), shape, device)?,
-        gamma: vector(init, &format!("{name}.gamma"), shape[0], device)?,
-        beta: vector(init, &format!("{name}.beta"), shape[0], device)?,
+        gamma: vector(init, &format!("{name}.gamma"), c, device)?,
+        beta: vector(init, &format!("{name}.beta"), c, device)?,
+        hswish_affine,
     })
 }
 
@@ -291,13 +332,8 @@ fn conv_bn(
 ) -> Result<Tensor<4>, SupernetError> {
     let p = spec.padding();
     let y = conv2d_no_bias(x, conv_weight(sc, spec), spec.stride, p, spec.groups);
-    let c = spec.out_channels;
-    let y = bn.apply(
-        &spec.name,
-        y,
-        sc.gamma.val().narrow(0, 0, c),
-        sc.beta.val().narrow(0, 0, c),
-    )?;
+    let [gamma, beta] = sc.affine(spec.activation, spec.out_channels);
+    let y = bn.apply(&spec.name, y, gamma, beta)?;
     Ok(match spec.activation {
         None => y,
         Some(a) => kiln_train::activate(y, a),

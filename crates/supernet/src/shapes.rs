@@ -13,6 +13,8 @@ pub struct BlockShapes {
     pub se: Option<(usize, usize)>,
     /// Projection `[out_max, mid_max, 1, 1]`.
     pub project: [usize; 4],
+    /// The stage offers more than one activation.
+    pub activation_choice: bool,
 }
 
 /// Every shape of a supernet.
@@ -55,6 +57,7 @@ impl Layout {
                     depthwise: [mid, 1, k_max, k_max],
                     se: stage.se.contains(&true).then_some(((mid / 4).max(4), mid)),
                     project: [out_max, mid, 1, 1],
+                    activation_choice: stage.activations.len() > 1,
                 });
             }
             in_max = out_max;

@@ -240,12 +240,17 @@ fn check_parts_resume(
     config: &SupernetConfig,
     dir: &Path,
 ) -> Result<(), SupernetError> {
+    // the data's content is hashed once, not once per part
+    let mut wanted: Option<SupernetIdentity> = None;
     for part in parts {
         let part_dir = part_dir(dir, &part.label);
         if part_dir.join(STATE_FILE).is_file() {
             let found = crate::identity(&part_dir)?;
-            let wanted = SupernetIdentity::of(&part.space, data, data_identity, config);
-            found.check_resume(&wanted, &part_dir)?;
+            let wanted = wanted.get_or_insert_with(|| {
+                SupernetIdentity::of(&part.space, data, data_identity, config)
+            });
+            wanted.space = part.space.clone();
+            found.check_resume(wanted, &part_dir)?;
         }
     }
     Ok(())
@@ -324,7 +329,14 @@ fn start_from_shared(
         origin: &origin,
     });
     let identity = SupernetIdentity::of(part_space, data, data_identity, config);
-    let net = SuperNet::build(part_space, identity.input, &mut init, &kiln_train::device())?;
+    let (input, per_activation) = (identity.input, config.bn_per_activation);
+    let net = SuperNet::build(
+        part_space,
+        input,
+        per_activation,
+        &mut init,
+        &kiln_train::device(),
+    )?;
     crate::save(part_dir, &net, &identity, 0, &Default::default())
 }
 

@@ -34,7 +34,14 @@ pub(crate) fn data() -> Dataset {
 
 pub(crate) fn net(data: &Dataset) -> SuperNet {
     let input = kiln_train::input_spec(data);
-    SuperNet::build(&space(), input, &mut Seeded::new(3), &kiln_train::device()).unwrap()
+    SuperNet::build(
+        &space(),
+        input,
+        false,
+        &mut Seeded::new(3),
+        &kiln_train::device(),
+    )
+    .unwrap()
 }
 
 fn genomes() -> Vec<Genome> {
@@ -69,12 +76,16 @@ fn every_sub_network_extracts_exactly_its_architectures_weights() {
 #[test]
 fn the_exported_sub_network_computes_what_the_supernet_computes() {
     let data = data();
-    let net = net(&data);
-    for g in genomes().into_iter().take(3) {
-        let mut j = judge(&net, &g, &data, &settings()).unwrap();
+    export_matches(&net(&data), &data, &genomes()[..3]);
+}
+
+/// Each genome's exported model (run by tract) gives the supernet's logits on 3 images.
+pub(crate) fn export_matches(net: &SuperNet, data: &Dataset, genomes: &[Genome]) {
+    for g in genomes {
+        let mut j = judge(net, g, data, &settings()).unwrap();
         let idx = [0usize, 1, 2];
-        let (_, ours) = accuracy(&net, &g, &mut j.bn, &data.test, &data, 250).unwrap();
-        let onnx = export_subnet(&net, &g, &j.bn, &data, 0.5).unwrap();
+        let (_, ours) = accuracy(net, g, &mut j.bn, &data.test, data, 250).unwrap();
+        let onnx = export_subnet(net, g, &j.bn, data, 0.5).unwrap();
         let model = tract_onnx::onnx()
             .model_for_read(&mut &onnx[..])
             .unwrap()
@@ -151,6 +162,7 @@ fn training_checkpoints_every_epoch_and_resumes() {
     let other = SuperNet::build(
         &space(),
         id.input,
+        false,
         &mut Seeded::new(9),
         &kiln_train::device(),
     )
@@ -477,7 +489,7 @@ fn a_sub_network_refuses_images_at_another_side_than_its_genomes() {
     let data = data();
     let input = kiln_train::input_spec(&data);
     let dev = kiln_train::device();
-    let net = SuperNet::build(&space, input, &mut Seeded::new(3), &dev).unwrap();
+    let net = SuperNet::build(&space, input, false, &mut Seeded::new(3), &dev).unwrap();
     let small = smallest(&space);
     let err = judge(&net, &small, &data, &settings())
         .unwrap_err()
@@ -490,7 +502,7 @@ fn a_sub_network_refuses_images_at_another_side_than_its_genomes() {
     assert!(judge(&net, &small, &d16, &settings()).is_ok());
     // a genome without a resolution takes the supernet's own input, and only it
     let plain = largest(&self::space());
-    let net = SuperNet::build(&self::space(), input, &mut Seeded::new(3), &dev).unwrap();
+    let net = SuperNet::build(&self::space(), input, false, &mut Seeded::new(3), &dev).unwrap();
     assert!(judge(&net, &plain, &d16, &settings()).is_err());
 }
 

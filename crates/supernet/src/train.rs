@@ -180,7 +180,14 @@ fn train_on_pool(
         (net, done, metrics)
     } else {
         let mut init = Seeded::new(config.seed);
-        let net = SuperNet::build(&identity.space, identity.input, &mut init, &ad)?;
+        let per_activation = config.bn_per_activation;
+        let net = SuperNet::build(
+            &identity.space,
+            identity.input,
+            per_activation,
+            &mut init,
+            &ad,
+        )?;
         (net, 0, SupernetMetrics::default())
     };
     metrics.source = "host".into();
@@ -495,7 +502,7 @@ mod tests {
         let (data, space) = (data(), space());
         let ad = kiln_train::device().autodiff();
         let input = kiln_train::input_spec(&data);
-        let net = SuperNet::build(&space, input, &mut Seeded::new(5), &ad).unwrap();
+        let net = SuperNet::build(&space, input, false, &mut Seeded::new(5), &ad).unwrap();
         let ce = CrossEntropyLossConfig::new().init(&ad);
         let (x, y) = batch(&data, 8, &ad);
         let mut rng = ChaCha8Rng::seed_from_u64(1);

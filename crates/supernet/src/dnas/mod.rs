@@ -394,4 +394,4 @@ pub fn argmax(space: &Space, probabilities: &[Vec<f64>]) -> Result<Genome, Super
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

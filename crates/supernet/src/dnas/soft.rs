@@ -59,17 +59,37 @@ fn activate(y: Tensor<4>, a: Activation) -> Tensor<4> {
     }
 }
 
-/// The activations of `options` mixed by `g`.
-fn mixed(y: Tensor<4>, g: &Tensor<1>, options: &[Activation]) -> Tensor<4> {
+/// A conv at its largest (weight `w`), batch norm over the batch, then the activations of
+/// `options` mixed by `g`, each after the gamma and beta it has in `sc`
+/// ([`SuperConv::affine`]).
+fn conv_bn_mixed(
+    sc: &SuperConv,
+    w: Tensor<4>,
+    x: Tensor<4>,
+    (stride, groups): (usize, usize),
+    bn: &mut BnContext,
+    g: &Tensor<1>,
+    options: &[Activation],
+) -> Result<Tensor<4>, SupernetError> {
+    let k = w.dims()[2];
+    let conv_options = ConvOptions::new([stride, stride], [k / 2, k / 2], [1, 1], groups);
+    let y = conv2d(x, w, None, conv_options);
+    let c = y.dims()[1];
+    let device = y.device();
+    // normalised once; each activation scales and shifts it with its own pair
+    let (ones, zeros) = (Tensor::ones([c], &device), Tensor::zeros([c], &device));
+    let normalised = bn.apply("soft", y, ones, zeros)?;
     let mut out: Option<Tensor<4>> = None;
     for (i, &a) in options.iter().enumerate() {
-        let t = activate(y.clone(), a) * pick(g, i);
+        let [gamma, beta] = sc.affine(Some(a), c);
+        let z = normalised.clone() * gamma.reshape([1, c, 1, 1]) + beta.reshape([1, c, 1, 1]);
+        let t = activate(z, a) * pick(g, i);
         out = Some(match out {
             Some(o) => o + t,
             None => t,
         });
     }
-    out.unwrap_or(y)
+    Ok(out.unwrap_or(normalised))
 }
 
 /// A conv at its largest (weight `w`), then batch norm over the batch.
@@ -170,11 +190,15 @@ pub(crate) fn forward(
             // expand: ratio 1 passes the input on, the others the expand conv's first
             // in_width x ratio channels; the mask keeps the depthwise's channels to match
             let expanded = match &sb.expand {
-                Some(se) => Some(mixed(
-                    conv_bn(se, se.weight.val(), x.clone(), 1, 1, &mut bn)?,
+                Some(se) => Some(conv_bn_mixed(
+                    se,
+                    se.weight.val(),
+                    x.clone(),
+                    (1, 1),
+                    &mut bn,
                     ga,
                     &s.activations,
-                )),
+                )?),
                 None => None,
             };
             let (mut mid, mut mid_mask): (Option<Tensor<4>>, Option<Tensor<1>>) = (None, None);
@@ -206,8 +230,9 @@ pub(crate) fn forward(
             let w = sb.depthwise.weight.val();
             let k_max = w.dims()[2];
             let taps = kernel_mask(gk, &s.kernels, k_max, &device);
-            let y = conv_bn(&sb.depthwise, w * taps, mid, stride, mid_max, &mut bn)?;
-            let mut y = scale(mixed(y, ga, &s.activations), mid_mask);
+            let (dw, acts) = (&sb.depthwise, &s.activations);
+            let y = conv_bn_mixed(dw, w * taps, mid, (stride, mid_max), &mut bn, ga, acts)?;
+            let mut y = scale(y, mid_mask);
             if let (Some(ss), Some(hidden)) = (&sb.se, hidden) {
                 // every option that turns it on, and every one that leaves it off
                 let with = squeeze_excite(ss, y.clone(), hidden);

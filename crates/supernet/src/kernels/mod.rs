@@ -25,12 +25,14 @@ use forward::Maps;
 use subnet::SubNet;
 
 /// A conv at its largest: OIHW `[out_max, in_max / groups, k_max, k_max]`, with its
-/// batch norm's gamma and beta (`[out_max]` each).
+/// batch norm's gamma and beta (`[out_max]` each), and those for hswish when it has its
+/// own ([`SuperConv::hswish_affine`]).
 pub(crate) struct ConvWeights {
     pub weight: Vec<f32>,
     pub dims: [usize; 4],
     pub gamma: Vec<f32>,
     pub beta: Vec<f32>,
+    pub hswish_affine: Option<[Vec<f32>; 2]>,
 }
 
 /// Squeeze-excite at its largest: reduce `[reduced_max][channels_max]`, expand
@@ -76,6 +78,10 @@ fn conv_weights(sc: &SuperConv) -> Result<ConvWeights, SupernetError> {
         weight: values(w)?,
         gamma: values(sc.gamma.val())?,
         beta: values(sc.beta.val())?,
+        hswish_affine: match &sc.hswish_affine {
+            Some(a) => Some([values(a.gamma.val())?, values(a.beta.val())?]),
+            None => None,
+        },
     })
 }
 
@@ -236,4 +242,4 @@ fn accuracy(
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

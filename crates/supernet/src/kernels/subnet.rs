@@ -151,6 +151,11 @@ fn conv(w: &ConvWeights, spec: &ConvBn) -> SubConv {
     };
     let ((in_h, in_w), (out_h, out_w)) = (spec.input_hw, spec.output_hw);
     let p = spec.padding();
+    // as `SuperConv::affine` picks them
+    let (gamma, beta) = match (&w.hswish_affine, spec.activation) {
+        (Some([g, b]), Some(Activation::Hswish)) => (g, b),
+        _ => (&w.gamma, &w.beta),
+    };
     SubConv {
         name: spec.name.clone(),
         kind,
@@ -173,8 +178,8 @@ fn conv(w: &ConvWeights, spec: &ConvBn) -> SubConv {
             act: Act::None,
         },
         weight,
-        gamma: w.gamma[..cout].to_vec(),
-        beta: w.beta[..cout].to_vec(),
+        gamma: gamma[..cout].to_vec(),
+        beta: beta[..cout].to_vec(),
         act: activation(spec.activation),
     }
 }

@@ -26,26 +26,37 @@ fn close(a: f32, b: f32, what: &str) {
     assert!((a - b).abs() <= tol, "{what}: kernels {a}, burn {b}");
 }
 
+/// A supernet of `space` on `input`, seeded weights.
+fn seeded(space: &Space, input: kiln_space::InputSpec) -> SuperNet {
+    let dev = kiln_train::device();
+    SuperNet::build(space, input, false, &mut Seeded::new(5), &dev).unwrap()
+}
+
 fn agree(space: &Space, genomes: usize) {
     agree_on(space, &data(), genomes);
 }
 
 fn agree_on(space: &Space, data: &Dataset, genomes: usize) {
-    let data = data.clone();
-    let input = kiln_train::input_spec(&data);
-    let net = SuperNet::build(space, input, &mut Seeded::new(5), &kiln_train::device()).unwrap();
-    let weights = SupernetWeights::of(&net).unwrap();
+    let input = kiln_train::input_spec(data);
+    let net = seeded(space, input);
+    let mut rng = ChaCha8Rng::seed_from_u64(11);
+    let mut all = vec![largest(space), smallest(space)];
+    all.extend((0..genomes).map(|_| Genome::sample(space, &mut rng)));
+    agree_with(&net, data, &all);
+}
+
+/// Batch-norm statistics, logits and top-1 of each genome on `net`: kiln-runtime's
+/// kernels against burn's forward pass.
+pub(crate) fn agree_with(net: &SuperNet, data: &Dataset, all: &[Genome]) {
+    let weights = SupernetWeights::of(net).unwrap();
     let settings = JudgeSettings {
         recalibration_images: 100,
         batch: 40,
     };
-    let mut rng = ChaCha8Rng::seed_from_u64(11);
-    let mut all = vec![largest(space), smallest(space)];
-    all.extend((0..genomes).map(|_| Genome::sample(space, &mut rng)));
-    for g in &all {
+    for g in all {
         let id = g.id();
-        let burn = judge(&net, g, &data, &settings).unwrap();
-        let ours = weights.judge(g, &data, &settings).unwrap();
+        let burn = judge(net, g, data, &settings).unwrap();
+        let ours = weights.judge(g, data, &settings).unwrap();
         assert_eq!(burn.bn.stats.len(), ours.bn.stats.len(), "{id}: layers");
         for (name, s) in &burn.bn.stats {
             let o = &ours.bn.stats[name];
@@ -58,9 +69,9 @@ fn agree_on(space: &Space, data: &Dataset, genomes: usize) {
         }
         // the same statistics give the same logits
         let mut bn = burn.bn.clone();
-        let (top1, logits) = accuracy(&net, g, &mut bn, &data.validation, &data, 64).unwrap();
+        let (top1, logits) = accuracy(net, g, &mut bn, &data.validation, data, 64).unwrap();
         let (our_top1, our_logits) = weights
-            .accuracy(g, &mut bn, &data.validation, &data, 64)
+            .accuracy(g, &mut bn, &data.validation, data, 64)
             .unwrap();
         assert_eq!(logits.len(), our_logits.len());
         for (a, b) in our_logits.iter().zip(&logits) {
@@ -97,7 +108,7 @@ fn fixed_statistics_are_required() {
     let data = data();
     let space = Space::from_toml(include_str!("../../../../spaces/mobile.toml"), "mobile").unwrap();
     let input = kiln_train::input_spec(&data);
-    let net = SuperNet::build(&space, input, &mut Seeded::new(5), &kiln_train::device()).unwrap();
+    let net = seeded(&space, input);
     let weights = SupernetWeights::of(&net).unwrap();
     let mut bn = crate::bn::BnContext::collect();
     bn.mode = crate::bn::BnMode::Fixed;
@@ -114,7 +125,7 @@ fn data_of_another_shape_is_refused() {
     let mut input = kiln_train::input_spec(&data);
     input.height = 32;
     input.width = 32;
-    let net = SuperNet::build(&space, input, &mut Seeded::new(5), &kiln_train::device()).unwrap();
+    let net = seeded(&space, input);
     let weights = SupernetWeights::of(&net).unwrap();
     let settings = JudgeSettings::default();
     let err = weights
