@@ -65,7 +65,7 @@ pub struct TrainArgs {
     /// (DIR/shared/), and start every part from its weights (0: from random weights).
     #[arg(long, default_value_t = 0)]
     shared_epochs: usize,
-    /// A batch norm gamma and beta per activation in the blocks (ranks worse: docs/ranking).
+    /// A batch norm gamma and beta per activation in the blocks (no better: docs/ranking).
     #[arg(long)]
     bn_per_activation: bool,
     /// The supernet's folder.

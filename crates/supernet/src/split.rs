@@ -324,6 +324,8 @@ fn start_from_shared(
     let file = crate::weights_path(shared_dir)?;
     let weights = kiln_onnx::Weights::load(&file).map_err(|e| io(&file, e))?;
     let origin = file.display().to_string();
+    // every part keeps the whole space's activation choices (a split by the head conv),
+    // so a part has a hswish pair exactly where the shared supernet has one
     let mut init = Sliced(FromTensors {
         tensors: &weights.tensors,
         origin: &origin,

@@ -75,14 +75,26 @@ fn conv_bn_mixed(
     let conv_options = ConvOptions::new([stride, stride], [k / 2, k / 2], [1, 1], groups);
     let y = conv2d(x, w, None, conv_options);
     let c = y.dims()[1];
-    let device = y.device();
-    // normalised once; each activation scales and shifts it with its own pair
-    let (ones, zeros) = (Tensor::ones([c], &device), Tensor::zeros([c], &device));
-    let normalised = bn.apply("soft", y, ones, zeros)?;
+    // one pair: batch norm as everywhere else; a pair per activation: normalised once,
+    // each activation then scaling and shifting it with its own
+    let own = sc.hswish_affine.is_some();
+    let [gamma, beta] = match own {
+        true => [
+            Tensor::ones([c], &y.device()),
+            Tensor::zeros([c], &y.device()),
+        ],
+        false => sc.affine(None, c),
+    };
+    let normalised = bn.apply("soft", y, gamma, beta)?;
     let mut out: Option<Tensor<4>> = None;
     for (i, &a) in options.iter().enumerate() {
-        let [gamma, beta] = sc.affine(Some(a), c);
-        let z = normalised.clone() * gamma.reshape([1, c, 1, 1]) + beta.reshape([1, c, 1, 1]);
+        let z = match own {
+            true => {
+                let [gamma, beta] = sc.affine(Some(a), c);
+                normalised.clone() * gamma.reshape([1, c, 1, 1]) + beta.reshape([1, c, 1, 1])
+            }
+            false => normalised.clone(),
+        };
         let t = activate(z, a) * pick(g, i);
         out = Some(match out {
             Some(o) => o + t,
