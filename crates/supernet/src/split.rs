@@ -389,6 +389,27 @@ mod tests {
     use super::*;
     use crate::tests::{data, one_epoch, space};
 
+    /// [`train_split`] by the head conv, the data named `t`.
+    fn split_by_head(
+        space: &Space,
+        data: &Dataset,
+        config: &SupernetConfig,
+        dir: &Path,
+        resume: bool,
+        progress: &mut (dyn FnMut(Progress) + Send),
+    ) -> Result<(), SupernetError> {
+        train_split(
+            space,
+            SplitBy::Head,
+            data,
+            "t",
+            config,
+            dir,
+            resume,
+            progress,
+        )
+    }
+
     /// With shared epochs, one supernet of the whole space trains first and each part
     /// starts from its weights, sliced (a stem the same, a head conv its first channels).
     #[test]
@@ -427,17 +448,7 @@ mod tests {
             _ => {}
         };
         let space = space();
-        train_split(
-            &space,
-            SplitBy::Head,
-            &data,
-            "t",
-            &config,
-            &dir,
-            false,
-            &mut record,
-        )
-        .unwrap();
+        split_by_head(&space, &data, &config, &dir, false, &mut record).unwrap();
         assert_eq!(parts, ["shared 0 /2", "head0 1 /1", "head32 2 /1"]);
         let shared = dir.join(SHARED_DIR);
         assert_eq!(crate::epochs_done(&shared).unwrap(), 2);
@@ -447,16 +458,7 @@ mod tests {
                 shared_epochs,
                 ..config.clone()
             };
-            let run = train_split(
-                &space,
-                SplitBy::Head,
-                &data,
-                "t",
-                &other,
-                &dir,
-                true,
-                &mut |_| {},
-            );
+            let run = split_by_head(&space, &data, &other, &dir, true, &mut |_| {});
             run.unwrap_err().to_string()
         };
         // a resume with more shared epochs is refused before the shared supernet trains on
@@ -527,17 +529,7 @@ mod tests {
             }
         };
         let space = space();
-        train_split(
-            &space,
-            SplitBy::Head,
-            &data,
-            "t",
-            &config,
-            &dir,
-            false,
-            &mut record,
-        )
-        .unwrap();
+        split_by_head(&space, &data, &config, &dir, false, &mut record).unwrap();
         assert_eq!(parts, ["head0 1/2", "head32 2/2"]);
         let manifest = read_split(&dir).unwrap().unwrap();
         assert_eq!(manifest, SplitManifest::of(&space, SplitBy::Head).unwrap());
@@ -566,18 +558,9 @@ mod tests {
         // resuming it for another space is refused, naming the field
         let mut other = space.clone();
         other.stem.widths = vec![4];
-        let e = train_split(
-            &other,
-            SplitBy::Head,
-            &data,
-            "t",
-            &config,
-            &dir,
-            true,
-            &mut |_| {},
-        )
-        .unwrap_err()
-        .to_string();
+        let e = split_by_head(&other, &data, &config, &dir, true, &mut |_| {})
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("another space") && e.contains("split"), "{e}");
 
         // one supernet and a split never share a folder, and a tool that reads one
@@ -594,31 +577,13 @@ mod tests {
             "{e}"
         );
         let one = part_dir(&dir, "head32");
-        let e = train_split(
-            &space,
-            SplitBy::Head,
-            &data,
-            "t",
-            &config,
-            &one,
-            false,
-            &mut |_| {},
-        );
+        let e = split_by_head(&space, &data, &config, &one, false, &mut |_| {});
         let e = e.unwrap_err().to_string();
         assert!(e.contains("holds one supernet"), "{e}");
         // a trained split is not trained over without --resume, nor a damaged one (whose
         // --resume names the file)
         let again = |resume: bool| {
-            let e = train_split(
-                &space,
-                SplitBy::Head,
-                &data,
-                "t",
-                &config,
-                &dir,
-                resume,
-                &mut |_| {},
-            );
+            let e = split_by_head(&space, &data, &config, &dir, resume, &mut |_| {});
             e.unwrap_err().to_string()
         };
         let e = again(false);
