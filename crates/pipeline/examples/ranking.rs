@@ -41,7 +41,12 @@ const USAGE: &str = "usage: ranking PAIRS.csv [--supernet DIR] [--compare OTHER.
 
 fn main() -> Result<(), Error> {
     let mut args = std::env::args().skip(1);
-    let file = PathBuf::from(args.next().ok_or(USAGE)?);
+    let first = args.next().ok_or(USAGE)?;
+    if first == "--help" || first == "-h" {
+        println!("{USAGE}");
+        return Ok(());
+    }
+    let file = PathBuf::from(first);
     let (mut supernet, mut compare, mut space, mut out) = (None, Vec::new(), None, None);
     while let Some(flag) = args.next() {
         let value = args.next().map(PathBuf::from).ok_or(USAGE)?;
