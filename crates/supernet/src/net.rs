@@ -59,12 +59,19 @@ impl SuperConv {
     /// The batch norm's gamma and beta (`[c]` each, the first channels) for a conv
     /// followed by `activation`.
     pub(crate) fn affine(&self, activation: Option<Activation>, c: usize) -> [Tensor<1>; 2] {
-        let (gamma, beta) = match (&self.hswish_affine, activation) {
-            (Some(a), Some(Activation::Hswish)) => (&a.gamma, &a.beta),
+        let (gamma, beta) = match &self.hswish_affine {
+            Some(a) if takes_hswish_pair(activation) => (&a.gamma, &a.beta),
             _ => (&self.gamma, &self.beta),
         };
         [gamma.val().narrow(0, 0, c), beta.val().narrow(0, 0, c)]
     }
+}
+
+/// Whether a conv followed by `activation` takes its hswish gamma and beta, where it has
+/// them ([`SuperConv::hswish_affine`]): the one rule burn's forward pass, the export and
+/// kiln-runtime's judge share.
+pub(crate) fn takes_hswish_pair(activation: Option<Activation>) -> bool {
+    activation == Some(Activation::Hswish)
 }
 
 /// Squeeze-excite at its largest.

@@ -71,9 +71,7 @@ fn conv_bn_mixed(
     g: &Tensor<1>,
     options: &[Activation],
 ) -> Result<Tensor<4>, SupernetError> {
-    let k = w.dims()[2];
-    let conv_options = ConvOptions::new([stride, stride], [k / 2, k / 2], [1, 1], groups);
-    let y = conv2d(x, w, None, conv_options);
+    let y = conv_at_largest(w, x, stride, groups);
     let c = y.dims()[1];
     // one pair: batch norm as everywhere else; a pair per activation: normalised once,
     // each activation then scaling and shifting it with its own
@@ -104,6 +102,13 @@ fn conv_bn_mixed(
     Ok(out.unwrap_or(normalised))
 }
 
+/// A conv at its largest (weight `w`, padding half its kernel), no bias.
+fn conv_at_largest(w: Tensor<4>, x: Tensor<4>, stride: usize, groups: usize) -> Tensor<4> {
+    let k = w.dims()[2];
+    let options = ConvOptions::new([stride, stride], [k / 2, k / 2], [1, 1], groups);
+    conv2d(x, w, None, options)
+}
+
 /// A conv at its largest (weight `w`), then batch norm over the batch.
 fn conv_bn(
     sc: &SuperConv,
@@ -113,16 +118,9 @@ fn conv_bn(
     groups: usize,
     bn: &mut BnContext,
 ) -> Result<Tensor<4>, SupernetError> {
-    let k = w.dims()[2];
-    let options = ConvOptions::new([stride, stride], [k / 2, k / 2], [1, 1], groups);
-    let y = conv2d(x, w, None, options);
-    let c = y.dims()[1];
-    bn.apply(
-        "soft",
-        y,
-        sc.gamma.val().narrow(0, 0, c),
-        sc.beta.val().narrow(0, 0, c),
-    )
+    let y = conv_at_largest(w, x, stride, groups);
+    let [gamma, beta] = sc.affine(None, y.dims()[1]);
+    bn.apply("soft", y, gamma, beta)
 }
 
 /// Squeeze-excite at its largest, hidden unit j weighted by `hidden[j]` (the weight of

@@ -7,7 +7,7 @@ use kiln_space::{Activation, ConvBn, Genome, SqueezeExcite};
 use super::{ConvWeights, SeWeights, SupernetWeights};
 use crate::SupernetError;
 use crate::bn::BN_EPSILON;
-use crate::net::{block_index, kernel_offset};
+use crate::net::{block_index, kernel_offset, takes_hswish_pair};
 
 /// Which kernel runs a convolution.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -151,9 +151,8 @@ fn conv(w: &ConvWeights, spec: &ConvBn) -> SubConv {
     };
     let ((in_h, in_w), (out_h, out_w)) = (spec.input_hw, spec.output_hw);
     let p = spec.padding();
-    // as `SuperConv::affine` picks them
-    let (gamma, beta) = match (&w.hswish_affine, spec.activation) {
-        (Some([g, b]), Some(Activation::Hswish)) => (g, b),
+    let (gamma, beta) = match &w.hswish_affine {
+        Some([g, b]) if takes_hswish_pair(spec.activation) => (g, b),
         _ => (&w.gamma, &w.beta),
     };
     SubConv {
