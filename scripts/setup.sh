@@ -8,6 +8,8 @@
 # own with initdb and pg_ctl as the `postgres` user). Safe to run again;
 # needs root (or sudo) for apt-get.
 set -euo pipefail
+# from the clone's root, so rustup reads its rust-toolchain.toml wherever this is run from
+cd "$(dirname "$0")/.."
 
 rustup target add wasm32-unknown-unknown aarch64-unknown-linux-musl
 
@@ -47,4 +49,5 @@ then
   python3 -m venv "$ort_venv"
   "$ort_venv/bin/python" -m pip install -q "${ort_pins[@]}"
 fi
-echo "onnxruntime: $ort_venv/bin/python"
+echo "onnxruntime: $ort_venv/bin/python (the tests compare against it with"
+echo "  KILN_ORT_PYTHON=$ort_venv/bin/python cargo test --workspace; without it they skip those comparisons)"

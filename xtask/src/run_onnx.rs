@@ -14,7 +14,7 @@ use crate::common::workspace_root;
 pub struct RunOnnxArgs {
     /// The ONNX model.
     pub model: PathBuf,
-    /// Input tensor (.npy, f32, the model's input shape; batch 1).
+    /// Input tensor (.npy, f32, the model's input shape; its first axis is the batch).
     #[arg(long)]
     pub input: PathBuf,
     /// Where to write the output tensor (.npy, f32).

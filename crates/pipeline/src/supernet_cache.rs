@@ -31,8 +31,8 @@ pub enum FewShot {
     ///
     /// Why the head conv: on Fashion-MNIST the split by it ranks 30 genomes with Kendall's
     /// tau-b 0.341 against their mean trained-from-scratch accuracy where single supernets
-    /// score -0.046 to -0.002, and a split by another decision 0.021 (docs/ranking/README.md;
-    /// host).
+    /// score -0.046 to -0.002, and a split by another decision 0.021, each part trained 7
+    /// epochs (0.161 at the search's default 2; docs/ranking/README.md; host).
     #[default]
     Auto,
     /// One supernet for the whole space (`none`).
