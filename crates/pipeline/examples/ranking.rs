@@ -6,10 +6,11 @@
 //! `cargo run --profile dev -p kiln-pipeline --example ranking -- docs/ranking/pairs.csv
 //! [--supernet DIR] [--compare OTHER.csv] [--out DIR]` writes `scatter.svg` and `summary.md`
 //! in the file's folder (or `--out`'s: a committed summary stays as its flags made it);
-//! with `--supernet` (one supernet's folder or a few-shot split's) the summary names the
-//! supernet's weights by content, its epochs and the data and split it was trained on
-//! (refused unless the pairs file's `data` line names the same, and its pairs that name
-//! weights, these weights). With `--compare`, a pairs file of the same genomes and
+//! with `--supernet` (one supernet's folder or a few-shot split's; given more than once, the
+//! parts of a split made by hand, each trained with `--space` on a part of the space) the
+//! summary names the supernet's weights by content, its epochs and the data and split it was
+//! trained on (refused unless the pairs file's `data` line names the same, and its pairs that
+//! name weights, these weights). With `--compare`, a pairs file of the same genomes and
 //! data, the summary also gives
 //! Kendall's tau-b between the two files' rankings over the genomes both hold, column by
 //! column: stand-alone against stand-alone trained with other seeds (the judge bench's
@@ -36,8 +37,8 @@ type Error = Box<dyn std::error::Error>;
 
 use kiln_supernet::pairs::{self, Pair, PairsFile};
 
-const USAGE: &str = "usage: ranking PAIRS.csv [--supernet DIR] [--compare OTHER.csv]... [--space SPACE.toml] \
-     [--out DIR]";
+const USAGE: &str = "usage: ranking PAIRS.csv [--supernet DIR]... [--compare OTHER.csv]... \
+     [--space SPACE.toml] [--out DIR]";
 
 fn main() -> Result<(), Error> {
     let mut args = std::env::args().skip(1);
@@ -47,11 +48,11 @@ fn main() -> Result<(), Error> {
         return Ok(());
     }
     let file = PathBuf::from(first);
-    let (mut supernet, mut compare, mut space, mut out) = (None, Vec::new(), None, None);
+    let (mut supernets, mut compare, mut space, mut out) = (Vec::new(), Vec::new(), None, None);
     while let Some(flag) = args.next() {
         let value = args.next().map(PathBuf::from).ok_or(USAGE)?;
         match flag.as_str() {
-            "--supernet" => supernet = Some(value),
+            "--supernet" => supernets.push(value),
             "--compare" => compare.push(value),
             "--space" => space = Some(value),
             "--out" => out = Some(value),
@@ -61,7 +62,7 @@ fn main() -> Result<(), Error> {
     let ours = PairsFile::read(&file)?;
     // each compared file read once, for its own sentences and the mean of trainings
     let compared = read_compared(&file, &ours, &compare)?;
-    let (found, data) = (ours.pairs.as_slice(), ours.data.as_str());
+    let found = ours.pairs.as_slice();
     // the axes' and summary's name for the images every accuracy was measured on
     let short = if ours.scored.is_some() {
         "held-out"
@@ -70,18 +71,9 @@ fn main() -> Result<(), Error> {
     };
     let images = ours.scored_on();
     // the supernet, when named: its weights id, epochs, identity, whether a split
-    let named = supernet
-        .as_deref()
-        .map(|d| named_supernet(d, &ours))
+    let named = (!supernets.is_empty())
+        .then(|| named_supernets(&supernets, &ours))
         .transpose()?;
-    if let (Some(dir), Some(n)) = (&supernet, &named) {
-        let trained = &n.identity.data;
-        if trained != data {
-            let (a, b) = (file.display(), dir.display());
-            let msg = format!("{a} holds pairs on {data}, but {b} was trained on {trained}");
-            return Err(msg.into());
-        }
-    }
     if found.len() < 2 {
         return Err(format!(
             "{}: {} pairs, need 2 for a ranking",
@@ -105,7 +97,7 @@ fn main() -> Result<(), Error> {
     let caption = format!("{} genomes: Kendall's tau-b {tau:.3}", found.len());
     let x_axis = match &named {
         Some(n) => {
-            let epochs = n.epochs;
+            let epochs = &n.epochs;
             let what = if n.split {
                 "few-shot split"
             } else {
@@ -202,29 +194,51 @@ fn main() -> Result<(), Error> {
     Ok(())
 }
 
-/// The supernet `--supernet DIR` names.
+/// The supernet `--supernet DIR` names (or the parts of a hand-made split, the flag given
+/// once a part).
 struct Named {
-    /// The content id of its weights ([`kiln_supernet::weights_id`]; a split's parts').
+    /// The content id of its weights ([`kiln_supernet::weights_id`]; a split's parts',
+    /// comma-separated).
     weights: String,
-    /// Epochs it (each part of a split) was trained.
-    epochs: usize,
+    /// Epochs it (each part of a split) was trained: one figure, or each part's when they
+    /// differ (`4/4/5`).
+    epochs: String,
     /// What it (a split's first part: its parts train alike) was trained for and on.
     identity: kiln_supernet::SupernetIdentity,
-    /// A few-shot split's folder.
+    /// A few-shot split's folder, or more than one folder.
     split: bool,
 }
 
-/// The supernet in `dir` (one, or a few-shot split's folder), checked against the weights
-/// each pair of the pairs file `ours` names (lines that name none are not checked).
+/// The supernets in `dirs` (each one supernet or a few-shot split's folder), checked
+/// against the data the pairs file `ours` names and the weights each of its pairs names
+/// (lines that name none are not checked).
 ///
-/// Errors: the supernet's files; weights other than the file's.
-fn named_supernet(dir: &Path, ours: &PairsFile) -> Result<Named, Error> {
-    let split = kiln_supernet::split::read_split(dir)?;
-    let one = match &split {
-        Some(m) => kiln_supernet::split::part_dir(dir, m.parts.first().ok_or("no parts")?),
-        None => dir.to_path_buf(),
-    };
-    let weights = kiln_supernet::weights_id(dir)?;
+/// Errors: the supernets' files; a supernet trained on other data; weights other than the
+/// file's.
+fn named_supernets(dirs: &[PathBuf], ours: &PairsFile) -> Result<Named, Error> {
+    let (mut weights, mut epochs, mut identity) = (Vec::new(), Vec::new(), None);
+    let mut split = dirs.len() > 1;
+    for dir in dirs {
+        let manifest = kiln_supernet::split::read_split(dir)?;
+        let one = match &manifest {
+            Some(m) => kiln_supernet::split::part_dir(dir, m.parts.first().ok_or("no parts")?),
+            None => dir.clone(),
+        };
+        let id = kiln_supernet::identity(&one)?;
+        if id.data != ours.data {
+            let (a, b, data) = (ours.path.display(), dir.display(), &ours.data);
+            let msg = format!(
+                "{a} holds pairs on {data}, but {b} was trained on {}",
+                id.data
+            );
+            return Err(msg.into());
+        }
+        split |= manifest.is_some();
+        weights.push(kiln_supernet::weights_id(dir)?);
+        epochs.push(kiln_supernet::epochs_done(&one)?);
+        identity.get_or_insert(id);
+    }
+    let weights = weights.join(",");
     // a pair names the supernet (a split's part) that judged it
     let ids: Vec<&str> = weights.split(',').collect();
     let other = ours.pairs.iter().find_map(|p| {
@@ -232,19 +246,24 @@ fn named_supernet(dir: &Path, ours: &PairsFile) -> Result<Named, Error> {
         (!ids.contains(&w)).then_some((p.line, w))
     });
     if let Some((line, theirs)) = other {
+        let named: Vec<String> = dirs.iter().map(|d| d.display().to_string()).collect();
         return Err(format!(
             "{}:{line}: a pair inherited from weights {theirs}, but {} holds weights \
              {weights}: give the supernet that judged them",
             ours.path.display(),
-            dir.display()
+            named.join(" and ")
         )
         .into());
     }
+    if epochs.iter().all(|&e| e == epochs[0]) {
+        epochs.truncate(1);
+    }
+    let epochs: Vec<String> = epochs.iter().map(usize::to_string).collect();
     Ok(Named {
         weights,
-        epochs: kiln_supernet::epochs_done(&one)?,
-        identity: kiln_supernet::identity(&one)?,
-        split: split.is_some(),
+        epochs: epochs.join("/"),
+        identity: identity.ok_or(USAGE)?,
+        split,
     })
 }
 
