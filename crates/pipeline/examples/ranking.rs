@@ -7,10 +7,11 @@
 //! [--supernet DIR] [--compare OTHER.csv] [--out DIR]` writes `scatter.svg` and `summary.md`
 //! in the file's folder (or `--out`'s: a committed summary stays as its flags made it);
 //! with `--supernet` (one supernet's folder or a few-shot split's; given more than once, the
-//! parts of a split made by hand, each trained with `--space` on a part of the space) the
-//! summary names the supernet's weights by content, its epochs and the data and split it was
-//! trained on (refused unless the pairs file's `data` line names the same, and its pairs that
-//! name weights, these weights). With `--compare`, a pairs file of the same genomes and
+//! parts of a split made by hand, each trained by `cargo xtask supernet train --space` on a
+//! part of the space) the summary names the supernet's weights by content, its epochs and
+//! the data and split it was trained on (refused unless the pairs file's `data` line names
+//! the same, and its pairs that name weights, these weights; the same weights twice are
+//! refused). With `--compare`, a pairs file of the same genomes and
 //! data, the summary also gives
 //! Kendall's tau-b between the two files' rankings over the genomes both hold, column by
 //! column: stand-alone against stand-alone trained with other seeds (the judge bench's
@@ -197,15 +198,16 @@ fn main() -> Result<(), Error> {
 /// The supernet `--supernet DIR` names (or the parts of a hand-made split, the flag given
 /// once a part).
 struct Named {
-    /// The content id of its weights ([`kiln_supernet::weights_id`]; a split's parts',
-    /// comma-separated).
+    /// The content ids of its weights ([`kiln_supernet::weights_id`]), a split's parts' in
+    /// order, comma-separated.
     weights: String,
-    /// Epochs it (each part of a split) was trained: one figure, or each part's when they
-    /// differ (`4/4/5`).
+    /// Epochs it (each part of a split) was trained: one figure, or each part's in order
+    /// when they differ (`4/4/5`).
     epochs: String,
-    /// What it (a split's first part: its parts train alike) was trained for and on.
+    /// What the first part was trained for and on (its input sizes the summary's
+    /// parameters and MACs; every part's data is checked against the pairs file's).
     identity: kiln_supernet::SupernetIdentity,
-    /// A few-shot split's folder, or more than one folder.
+    /// More than one part (a few-shot split's folder, or more than one folder).
     split: bool,
 }
 
@@ -213,57 +215,67 @@ struct Named {
 /// against the data the pairs file `ours` names and the weights each of its pairs names
 /// (lines that name none are not checked).
 ///
-/// Errors: the supernets' files; a supernet trained on other data; weights other than the
-/// file's.
+/// Errors: the supernets' files; a supernet trained on other data; the same weights named
+/// twice; weights other than the file's.
 fn named_supernets(dirs: &[PathBuf], ours: &PairsFile) -> Result<Named, Error> {
-    let (mut weights, mut epochs, mut identity) = (Vec::new(), Vec::new(), None);
-    let mut split = dirs.len() > 1;
+    let mut parts = Vec::new();
     for dir in dirs {
-        let manifest = kiln_supernet::split::read_split(dir)?;
-        let one = match &manifest {
-            Some(m) => kiln_supernet::split::part_dir(dir, m.parts.first().ok_or("no parts")?),
-            None => dir.clone(),
-        };
-        let id = kiln_supernet::identity(&one)?;
+        match kiln_supernet::split::read_split(dir)? {
+            Some(m) => parts.extend(
+                m.parts
+                    .iter()
+                    .map(|label| kiln_supernet::split::part_dir(dir, label)),
+            ),
+            None => parts.push(dir.clone()),
+        }
+    }
+    let (mut ids, mut epochs, mut identity) = (Vec::new(), Vec::new(), None);
+    for part in &parts {
+        let id = kiln_supernet::identity(part)?;
         if id.data != ours.data {
-            let (a, b, data) = (ours.path.display(), dir.display(), &ours.data);
+            let (a, b, data) = (ours.path.display(), part.display(), &ours.data);
             let msg = format!(
                 "{a} holds pairs on {data}, but {b} was trained on {}",
                 id.data
             );
             return Err(msg.into());
         }
-        split |= manifest.is_some();
-        weights.push(kiln_supernet::weights_id(dir)?);
-        epochs.push(kiln_supernet::epochs_done(&one)?);
+        let weights = kiln_supernet::weights_id(part)?;
+        if ids.contains(&weights) {
+            let msg = format!("{} holds weights {weights} named twice", part.display());
+            return Err(msg.into());
+        }
+        ids.push(weights);
+        epochs.push(kiln_supernet::epochs_done(part)?);
         identity.get_or_insert(id);
     }
-    let weights = weights.join(",");
     // a pair names the supernet (a split's part) that judged it
-    let ids: Vec<&str> = weights.split(',').collect();
     let other = ours.pairs.iter().find_map(|p| {
         let w = p.weights.as_deref()?;
-        (!ids.contains(&w)).then_some((p.line, w))
+        (!ids.iter().any(|id| id == w)).then_some((p.line, w))
     });
+    let weights = ids.join(",");
     if let Some((line, theirs)) = other {
         let named: Vec<String> = dirs.iter().map(|d| d.display().to_string()).collect();
+        let verb = if dirs.len() > 1 { "hold" } else { "holds" };
         return Err(format!(
-            "{}:{line}: a pair inherited from weights {theirs}, but {} holds weights \
+            "{}:{line}: a pair inherited from weights {theirs}, but {} {verb} weights \
              {weights}: give the supernet that judged them",
             ours.path.display(),
             named.join(" and ")
         )
         .into());
     }
-    if epochs.iter().all(|&e| e == epochs[0]) {
+    if epochs.windows(2).all(|w| w[0] == w[1]) {
         epochs.truncate(1);
     }
     let epochs: Vec<String> = epochs.iter().map(usize::to_string).collect();
+    let identity = identity.ok_or("a few-shot split without parts")?;
     Ok(Named {
         weights,
         epochs: epochs.join("/"),
-        identity: identity.ok_or(USAGE)?,
-        split,
+        identity,
+        split: parts.len() > 1,
     })
 }
 
