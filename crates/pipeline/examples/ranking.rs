@@ -218,16 +218,14 @@ struct Named {
 /// Errors: the supernets' files; a supernet trained on other data; the same weights named
 /// twice; weights other than the file's.
 fn named_supernets(dirs: &[PathBuf], ours: &PairsFile) -> Result<Named, Error> {
+    // the folders as given, for errors
+    let named = || {
+        let named: Vec<String> = dirs.iter().map(|d| d.display().to_string()).collect();
+        named.join(" and ")
+    };
     let mut parts = Vec::new();
     for dir in dirs {
-        match kiln_supernet::split::read_split(dir)? {
-            Some(m) => parts.extend(
-                m.parts
-                    .iter()
-                    .map(|label| kiln_supernet::split::part_dir(dir, label)),
-            ),
-            None => parts.push(dir.clone()),
-        }
+        parts.extend(kiln_supernet::split::supernet_dirs(dir)?);
     }
     let (mut ids, mut epochs, mut identity) = (Vec::new(), Vec::new(), None);
     for part in &parts {
@@ -256,13 +254,12 @@ fn named_supernets(dirs: &[PathBuf], ours: &PairsFile) -> Result<Named, Error> {
     });
     let weights = ids.join(",");
     if let Some((line, theirs)) = other {
-        let named: Vec<String> = dirs.iter().map(|d| d.display().to_string()).collect();
         let verb = if dirs.len() > 1 { "hold" } else { "holds" };
         return Err(format!(
             "{}:{line}: a pair inherited from weights {theirs}, but {} {verb} weights \
              {weights}: give the supernet that judged them",
             ours.path.display(),
-            named.join(" and ")
+            named()
         )
         .into());
     }
@@ -270,7 +267,8 @@ fn named_supernets(dirs: &[PathBuf], ours: &PairsFile) -> Result<Named, Error> {
         epochs.truncate(1);
     }
     let epochs: Vec<String> = epochs.iter().map(usize::to_string).collect();
-    let identity = identity.ok_or("a few-shot split without parts")?;
+    let identity =
+        identity.ok_or_else(|| format!("{}: a few-shot split without parts", named()))?;
     Ok(Named {
         weights,
         epochs: epochs.join("/"),

@@ -268,15 +268,10 @@ pub fn weights_id(dir: &Path) -> Result<String, SupernetError> {
         let digest = Sha256::digest(&bytes);
         Ok::<_, SupernetError>(digest[..8].iter().map(|b| format!("{b:02x}")).collect())
     };
-    match crate::split::read_split(dir)? {
-        None => one(dir),
-        Some(split) => {
-            let ids = (split.parts.iter())
-                .map(|label| one(&crate::split::part_dir(dir, label)))
-                .collect::<Result<Vec<String>, _>>()?;
-            Ok(ids.join(","))
-        }
-    }
+    let ids = (crate::split::supernet_dirs(dir)?.iter())
+        .map(|d| one(d))
+        .collect::<Result<Vec<String>, _>>()?;
+    Ok(ids.join(","))
 }
 
 /// Epochs the supernet in `dir` was trained for (committed in `supernet.json`), without

@@ -92,6 +92,17 @@ pub fn part_dir(dir: &Path, label: &str) -> PathBuf {
     dir.join(label)
 }
 
+/// The folder of every supernet in `dir`: a few-shot split's parts in its manifest's order,
+/// or `dir` itself when it holds no split.
+///
+/// Errors: as [`read_split`].
+pub fn supernet_dirs(dir: &Path) -> Result<Vec<PathBuf>, SupernetError> {
+    Ok(match read_split(dir)? {
+        Some(m) => m.parts.iter().map(|label| part_dir(dir, label)).collect(),
+        None => vec![dir.to_path_buf()],
+    })
+}
+
 /// Reads `dir/split.json`; `None` when there is none (`dir` is one supernet's folder, or
 /// nothing yet).
 ///
