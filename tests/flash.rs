@@ -394,6 +394,7 @@ fn a_run_folder_gives_its_fronts_most_accurate_model() {
         // a front's ends are infinitely crowded-apart (`null` in the file), as the report
         // writes them
         crowding_distance: f64::INFINITY,
+        labels: Default::default(),
     };
     let mut front = FrontFile {
         run: [("target".to_string(), "host".to_string())].into(),

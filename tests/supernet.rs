@@ -358,7 +358,7 @@ fn the_default_search_trains_a_cached_supernet_and_fine_tunes_its_front(dir: &Pa
     assert!(!models.is_empty(), "{front}");
     let csv = std::fs::read_to_string(run.join("trials.csv")).unwrap();
     assert!(
-        csv.contains("fine-tuned 1 epochs from weights inherited"),
+        csv.contains("fine-tuned 1 epoch from weights inherited"),
         "{csv}"
     );
     let html = std::fs::read_to_string(run.join("report.html")).unwrap();
@@ -368,13 +368,22 @@ fn the_default_search_trains_a_cached_supernet_and_fine_tunes_its_front(dir: &Pa
     );
     for m in models {
         assert_eq!(m["metrics"]["latency_ms"]["source"], "sim", "{m}");
+        // front.json and the closing summary say what each accuracy is, in full and in brief
+        let tuned = m["metrics"].get("inherited_accuracy").is_some();
+        let kind = m["labels"]["accuracy_kind"].as_str().unwrap_or_default();
+        let full = ["inherited from the supernet", "fine-tuned 1 epoch from"];
+        assert!(kind.starts_with(full[tuned as usize]), "{m}");
+        let brief = ["(host, inherited)", "(host, fine-tuned 1 epoch)"][tuned as usize];
+        let line = format!("  {}  accuracy ", m["folder"].as_str().unwrap());
+        let said = |l: &str| l.starts_with(&line) && l.contains(brief);
+        assert!(out.lines().any(said), "{brief} for {line}: {out}");
         let model = run.join(m["folder"].as_str().unwrap()).join("model.onnx");
         if m["metrics"].get("inherited_accuracy").is_some() {
             // the deployed file says what its accuracy is, as the report does
             let bytes = std::fs::read(&model).unwrap();
             let says = |s: &str| bytes.windows(s.len()).any(|w| w == s.as_bytes());
             assert!(
-                says("fine-tuned 1 epochs from weights inherited"),
+                says("fine-tuned 1 epoch from weights inherited"),
                 "{model:?}"
             );
             assert!(!says("trained from scratch"), "{model:?}");

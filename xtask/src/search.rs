@@ -138,8 +138,8 @@ pub struct Args {
         conflicts_with = "supernet"
     )]
     pub supernet_cache: PathBuf,
-    /// Epochs of a supernet trained for the cache (of each part of a few-shot split).
-    #[arg(long, default_value_t = 2, conflicts_with = "supernet")]
+    /// Epochs a cached supernet trains (a split's: each part): more rank better (docs/ranking).
+    #[arg(long, default_value_t = 4, conflicts_with = "supernet")]
     pub supernet_epochs: usize,
     /// Few-shot split (Zhao et al., 2021): `head`, a supernet per head conv width, each trained
     /// --supernet-epochs; `none`; `auto`: `head` when the space has 2+ widths (not with dnas),

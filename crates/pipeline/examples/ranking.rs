@@ -41,7 +41,18 @@ use kiln_supernet::pairs::{self, Pair, PairsFile};
 const USAGE: &str = "usage: ranking PAIRS.csv [--supernet DIR]... [--compare OTHER.csv]... \
      [--space SPACE.toml] [--out DIR]";
 
-fn main() -> Result<(), Error> {
+/// Prints an error in its own words (Display, not Debug) and exits 1.
+fn main() -> std::process::ExitCode {
+    match run() {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn run() -> Result<(), Error> {
     let mut args = std::env::args().skip(1);
     let first = args.next().ok_or(USAGE)?;
     if first == "--help" || first == "-h" {

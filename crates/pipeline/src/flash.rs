@@ -307,6 +307,7 @@ mod tests {
             .into(),
             folder: format!("front/{folder}"),
             crowding_distance: 0.0,
+            labels: Default::default(),
         };
         // The run's precision, then a genome of a space that chooses it: its own wins.
         let own = serde_json::json!({ "precision": "int8" });
@@ -352,6 +353,7 @@ mod tests {
                 metrics: Default::default(),
                 folder: "front/01-g".into(),
                 crowding_distance: f64::INFINITY,
+                labels: Default::default(),
             }],
         };
         for (target, folder) in [("jetson", "j"), ("pixel", "p")] {

@@ -1,12 +1,15 @@
 //! What a finished search says to its user: the counts, what the candidates' accuracies
 //! are, the Pareto front with each figure's source, and where the report is.
 
+use kiln_search::evaluator::accuracy_kind_in_brief;
+
 use crate::search::SearchOutcome;
 
 impl SearchOutcome {
     /// The closing summary, one line per entry: why the search stopped and its counts;
     /// with weight sharing, how many candidates were judged, built and measured, and
-    /// fine-tuned; the front (accuracy, latency and size with their sources); the report.
+    /// fine-tuned; the front (accuracy, latency and size with their sources, and what each
+    /// accuracy is); the report.
     pub fn summary_lines(&self) -> Vec<String> {
         let (summary, files) = (&self.summary, &self.files);
         let s = &summary.state;
@@ -64,10 +67,21 @@ impl SearchOutcome {
                     format!("{} ({})", f.value_with_unit(), f.source)
                 })
             };
+            // what the accuracy is beside where it was measured: a front mixes inherited
+            // and fine-tuned models
+            let accuracy = match (m.metrics.get("accuracy"), m.accuracy_kind()) {
+                (Some(f), Some(kind)) => format!(
+                    "{} ({}, {})",
+                    f.value_with_unit(),
+                    f.source,
+                    accuracy_kind_in_brief(kind)
+                ),
+                _ => fig("accuracy"),
+            };
             lines.push(format!(
                 "  {}  accuracy {}  latency {}  size {}",
                 m.folder,
-                fig("accuracy"),
+                accuracy,
                 fig("latency_ms"),
                 fig("size_bytes")
             ));

@@ -49,6 +49,34 @@ pub struct Evaluation {
 
 /// [`Evaluation::labels`] key of what the accuracy is.
 pub const ACCURACY_KIND: &str = "accuracy_kind";
+
+/// An [`ACCURACY_KIND`] label in a few words, for a line of console output: `inherited`,
+/// `fine-tuned 2 epochs`, `trained from scratch`, each followed by `, int8` for a model
+/// quantized after (the label's `; then quantized to int8` part). The whole label names the
+/// supernet, epochs and images; the report and `trials.csv` show it.
+pub fn accuracy_kind_in_brief(kind: &str) -> String {
+    let (f32_part, int8) = match kind.split_once("; then quantized to int8") {
+        Some((f32_part, _)) => (f32_part, true),
+        None => (kind, false),
+    };
+    // where the details begin: the weights' origin, or a parenthesis of settings
+    let end = [
+        " from weights",
+        " from the supernet",
+        " from a supernet",
+        " (",
+    ]
+    .iter()
+    .filter_map(|at| f32_part.find(at))
+    .min()
+    .unwrap_or(f32_part.len());
+    let brief = f32_part[..end].trim();
+    if int8 {
+        format!("{brief}, int8")
+    } else {
+        brief.to_string()
+    }
+}
 /// [`Evaluation::labels`] key of the device that measured the trial's `device` figures
 /// (`ssh user@host:port`, `adb SERIAL`); a shared run's workers each bring their own.
 pub const MEASURED_ON: &str = "device";
@@ -172,5 +200,24 @@ mod legacy {
                 serde_json::from_str(&serde_json::to_string(&e).unwrap()).unwrap();
             assert_eq!(again, e);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::accuracy_kind_in_brief;
+
+    #[test]
+    fn an_accuracy_kind_in_brief_keeps_what_it_is_and_drops_where_from() {
+        let inherited = "inherited from the supernet in runs/supernets/mobile-split-head-6d65/head0 \
+                         (4 epochs), batch norm recalibrated on 250 training images";
+        assert_eq!(accuracy_kind_in_brief(inherited), "inherited");
+        let tuned = "fine-tuned 2 epochs from weights inherited from the supernet in runs/x/head0";
+        assert_eq!(accuracy_kind_in_brief(tuned), "fine-tuned 2 epochs");
+        let scratch = "trained from scratch (10 epochs)";
+        assert_eq!(accuracy_kind_in_brief(scratch), "trained from scratch");
+        let int8 = format!("{tuned}; then quantized to int8 (calibrated on 100 training images)");
+        assert_eq!(accuracy_kind_in_brief(&int8), "fine-tuned 2 epochs, int8");
+        assert_eq!(accuracy_kind_in_brief("something new"), "something new");
     }
 }

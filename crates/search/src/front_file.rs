@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::evaluator::ACCURACY_KIND;
 use crate::objective::keys;
 use crate::{Metric, SearchError};
 
@@ -30,12 +31,22 @@ pub struct FrontModel {
     /// (and a front of one or two), written `null` since JSON has no infinity.
     #[serde(deserialize_with = "infinite_if_null")]
     pub crowding_distance: f64,
+    /// The trial's labels ([`crate::Evaluation::labels`]): above all
+    /// [`ACCURACY_KIND`], what its accuracy is (inherited, fine-tuned, trained from
+    /// scratch). Fronts written before it read as empty.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
 }
 
 impl FrontModel {
     /// Its validation accuracy (a fraction in 0..1), if it has one.
     pub fn accuracy(&self) -> Option<f64> {
         self.metrics.get(keys::ACCURACY).map(|m| m.value)
+    }
+
+    /// What its accuracy is, in the label's words ([`ACCURACY_KIND`]), if known.
+    pub fn accuracy_kind(&self) -> Option<&str> {
+        self.labels.get(ACCURACY_KIND).map(String::as_str)
     }
 }
 
@@ -129,6 +140,7 @@ mod tests {
             metrics,
             folder: format!("front/0{trial}-g{trial}"),
             crowding_distance: 0.0,
+            labels: BTreeMap::from([(ACCURACY_KIND.to_string(), "inherited".to_string())]),
         }
     }
 
@@ -150,6 +162,15 @@ mod tests {
         assert_eq!(back, file);
         assert_eq!(back.target(), Some("jetson"));
         assert_eq!(back.most_accurate().unwrap().trial, 2);
+        assert_eq!(back.front[0].accuracy_kind(), Some("inherited"));
+        // a front written before the labels were kept still reads, without them
+        let text = std::fs::read_to_string(dir.path().join(FrontFile::NAME)).unwrap();
+        let mut old: serde_json::Value = serde_json::from_str(&text).unwrap();
+        for m in old["front"].as_array_mut().unwrap() {
+            m.as_object_mut().unwrap().remove("labels");
+        }
+        let old: FrontFile = serde_json::from_value(old).unwrap();
+        assert_eq!(old.front[0].accuracy_kind(), None);
         let err = FrontFile::read(&dir.path().join("nope")).unwrap_err();
         assert!(err.to_string().contains("front.json"), "{err}");
     }

@@ -177,6 +177,11 @@ pub fn write_report(
                 .unwrap_or_default(),
             folder: format!("front/{folder}"),
             crowding_distance: *crowding,
+            labels: t
+                .evaluation
+                .as_ref()
+                .map(|e| e.labels.clone())
+                .unwrap_or_default(),
         });
     }
     let front_json = FrontFile {
@@ -640,6 +645,20 @@ mod tests {
         .unwrap();
         let ids: Vec<&str> = files.front.iter().map(|m| m.genome_id.as_str()).collect();
         assert_eq!(ids, ["b", "a"]);
+        // front.json says what each accuracy is, as the trial's label does
+        let kinds: Vec<_> = FrontFile::read(dir.path())
+            .unwrap()
+            .front
+            .iter()
+            .map(|m| m.accuracy_kind().map(str::to_string))
+            .collect();
+        assert_eq!(
+            kinds,
+            [
+                Some("inherited from a supernet".into()),
+                Some("fine-tuned 2 epochs".into())
+            ]
+        );
         let html = std::fs::read_to_string(&files.report_html).unwrap();
         assert!(html.contains("<svg"), "no plot");
         assert!(html.contains("Pareto front"));
