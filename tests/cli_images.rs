@@ -102,7 +102,7 @@ fn train_records_class_names_and_eval_reads_the_cache_and_prints_them() {
         "{stdout}"
     );
     assert!(
-        stdout.contains("(trained from scratch (1 epochs)): test top-1"),
+        stdout.contains("(trained from scratch (1 epoch)): test top-1"),
         "{stdout}"
     );
 

@@ -84,11 +84,45 @@ pub fn preflight(req: &mut SearchRequest) -> Result<(), PipelineError> {
                 .into(),
         );
     }
+    if let Some(hint) = other_settings_of_one_cache(&stored, &wanted) {
+        differences.push(hint);
+    }
     Err(SearchError::ResumeMismatch {
         path,
         differences: differences.join("; "),
     }
     .into())
+}
+
+/// When the two runs' evaluators name supernets of one cache folder kept apart only by the
+/// settings' id (`<space>-<id>`, `<space>-split-head-<id>`), a hint at the setting most
+/// likely to differ: the search's default epochs.
+fn other_settings_of_one_cache(
+    stored: &kiln_search::RunMeta,
+    wanted: &kiln_search::RunMeta,
+) -> Option<String> {
+    // `supernet DIR ( few-shot split by ...)?(, judge only)?, fine-tune ...`
+    let folder = |m: &kiln_search::RunMeta| {
+        let rest = m.fields.get("evaluator")?.strip_prefix("supernet ")?;
+        let end = [" (", ", judge only", ", fine-tune"]
+            .iter()
+            .filter_map(|at| rest.find(at))
+            .min()?;
+        Some(PathBuf::from(&rest[..end]))
+    };
+    let (was, now) = (folder(stored)?, folder(wanted)?);
+    let kind = |p: &Path| {
+        Some((
+            p.parent()?.to_owned(),
+            p.file_name()?.to_str()?.rsplit_once('-')?.0.to_owned(),
+        ))
+    };
+    (was != now && kind(&was)? == kind(&now)?).then(|| {
+        "the cached supernets differ in their training settings: since 2026-12-04 the search \
+         trains 4 epochs a part by default (2 before), so `--supernet-epochs 2` resumes a run \
+         begun before then with the default"
+            .into()
+    })
 }
 
 /// Every check before the journal, in the order a user would fix them.
@@ -453,5 +487,32 @@ mod tests {
         std::fs::write(folder.join(kiln_supernet::STATE_FILE), "{}").unwrap();
         let e = new_run_folder(folder).unwrap_err().to_string();
         assert!(e.contains("holds a supernet"), "{e}");
+    }
+
+    #[test]
+    fn resuming_against_another_cached_supernet_of_the_space_hints_at_the_epochs() {
+        let meta = |dir: &str| {
+            let e =
+                format!("supernet {dir} (few-shot split by `head`), fine-tune 2 epochs x 5 models");
+            kiln_search::RunMeta::default().with("evaluator", e)
+        };
+        let (was, now) = (
+            meta("runs/supernets/mobile-split-head-8fb5"),
+            meta("runs/supernets/mobile-split-head-6d65"),
+        );
+        let hint = other_settings_of_one_cache(&was, &now).unwrap();
+        assert!(hint.contains("`--supernet-epochs 2` resumes"), "{hint}");
+        // the same folder, another space's, a given folder elsewhere, no supernet: no hint
+        assert_eq!(other_settings_of_one_cache(&was, &was), None);
+        let other_space = meta("runs/supernets/wide-split-head-6d65");
+        assert_eq!(other_settings_of_one_cache(&was, &other_space), None);
+        assert_eq!(
+            other_settings_of_one_cache(&was, &meta("mine/mobile-split-head-6d65")),
+            None
+        );
+        assert_eq!(
+            other_settings_of_one_cache(&was, &kiln_search::RunMeta::default()),
+            None
+        );
     }
 }

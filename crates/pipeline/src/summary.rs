@@ -2,6 +2,7 @@
 //! are, the Pareto front with each figure's source, and where the report is.
 
 use kiln_search::evaluator::accuracy_kind_in_brief;
+use kiln_search::objective::keys;
 
 use crate::search::SearchOutcome;
 
@@ -69,14 +70,14 @@ impl SearchOutcome {
             };
             // what the accuracy is beside where it was measured: a front mixes inherited
             // and fine-tuned models
-            let accuracy = match (m.metrics.get("accuracy"), m.accuracy_kind()) {
+            let accuracy = match (m.metrics.get(keys::ACCURACY), m.accuracy_kind()) {
                 (Some(f), Some(kind)) => format!(
                     "{} ({}, {})",
                     f.value_with_unit(),
                     f.source,
                     accuracy_kind_in_brief(kind)
                 ),
-                _ => fig("accuracy"),
+                _ => fig(keys::ACCURACY),
             };
             lines.push(format!(
                 "  {}  accuracy {}  latency {}  size {}",

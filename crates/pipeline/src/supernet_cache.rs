@@ -179,6 +179,7 @@ impl std::fmt::Display for CachedSupernet {
         }
         match (self.trained_epochs, self.split) {
             (0, _) => write!(f, "cached, reused"),
+            (1, None) => write!(f, "trained 1 epoch"),
             (n, None) => write!(f, "trained {n} epochs"),
             (n, Some(_)) => write!(f, "trained {n} epochs over its parts"),
         }

@@ -50,15 +50,27 @@ pub struct Evaluation {
 /// [`Evaluation::labels`] key of what the accuracy is.
 pub const ACCURACY_KIND: &str = "accuracy_kind";
 
+/// [`Evaluation::labels`] key of the device that measured the trial's `device` figures
+/// (`ssh user@host:port`, `adb SERIAL`); a shared run's workers each bring their own.
+pub const MEASURED_ON: &str = "device";
+/// [`Evaluation::labels`] key saying whether the figures were measured or only
+/// predicted (a weight-sharing search judges first and measures its front after).
+pub const FIGURES: &str = "figures";
+
 /// An [`ACCURACY_KIND`] label in a few words, for a line of console output: `inherited`,
-/// `fine-tuned 2 epochs`, `trained from scratch`, each followed by `, int8` for a model
-/// quantized after (the label's `; then quantized to int8` part). The whole label names the
+/// `fine-tuned 2 epochs`, `trained from scratch`, followed by `, int8` for a model
+/// quantized after (the label's `; then quantized to int8` part) or `, of the f32 network`
+/// for an int8 genome judged on its f32 sub-network only. The whole label names the
 /// supernet, epochs and images; the report and `trials.csv` show it.
 pub fn accuracy_kind_in_brief(kind: &str) -> String {
-    let (f32_part, int8) = match kind.split_once("; then quantized to int8") {
-        Some((f32_part, _)) => (f32_part, true),
-        None => (kind, false),
-    };
+    let suffixes = [
+        ("; then quantized to int8", ", int8"),
+        ("; of the f32 network", ", of the f32 network"),
+    ];
+    let (f32_part, suffix) = suffixes
+        .iter()
+        .find_map(|(at, says)| kind.split_once(at).map(|(before, _)| (before, *says)))
+        .unwrap_or((kind, ""));
     // where the details begin: the weights' origin, or a parenthesis of settings
     let end = [
         " from weights",
@@ -70,19 +82,8 @@ pub fn accuracy_kind_in_brief(kind: &str) -> String {
     .filter_map(|at| f32_part.find(at))
     .min()
     .unwrap_or(f32_part.len());
-    let brief = f32_part[..end].trim();
-    if int8 {
-        format!("{brief}, int8")
-    } else {
-        brief.to_string()
-    }
+    format!("{}{suffix}", f32_part[..end].trim())
 }
-/// [`Evaluation::labels`] key of the device that measured the trial's `device` figures
-/// (`ssh user@host:port`, `adb SERIAL`); a shared run's workers each bring their own.
-pub const MEASURED_ON: &str = "device";
-/// [`Evaluation::labels`] key saying whether the figures were measured or only
-/// predicted (a weight-sharing search judges first and measures its front after).
-pub const FIGURES: &str = "figures";
 
 /// Why an evaluation did not finish.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -218,6 +219,11 @@ mod tests {
         assert_eq!(accuracy_kind_in_brief(scratch), "trained from scratch");
         let int8 = format!("{tuned}; then quantized to int8 (calibrated on 100 training images)");
         assert_eq!(accuracy_kind_in_brief(&int8), "fine-tuned 2 epochs, int8");
+        let judged = format!("{inherited}; of the f32 network: this genome is int8, ...");
+        assert_eq!(
+            accuracy_kind_in_brief(&judged),
+            "inherited, of the f32 network"
+        );
         assert_eq!(accuracy_kind_in_brief("something new"), "something new");
     }
 }
