@@ -9,6 +9,7 @@ use std::fmt::Write as _;
 
 use plotters::prelude::*;
 
+use crate::evaluator::{ACCURACY_KIND, accuracy_kind_in_brief};
 use crate::objective::keys;
 use crate::{Journal, Metric, Objective, SearchError, Source, Status, TrialRecord};
 
@@ -210,6 +211,12 @@ pub struct BaselineRow {
     pub genome_id: String,
     /// Validation accuracy, a fraction in 0..1.
     pub accuracy: f64,
+    /// Where the accuracy was measured (`host`; `sim` for an int8 build).
+    pub accuracy_source: Source,
+    /// What the accuracy is, in brief ([`crate::evaluator::accuracy_kind_in_brief`]:
+    /// `inherited`, `fine-tuned 2 epochs`, `trained from scratch`); `None` when the
+    /// journal does not say.
+    pub accuracy_kind: Option<String>,
     /// Latency (p50, ms) at the chosen power mode.
     pub latency_ms: f64,
     /// Where the latency comes from (`sim` or `device`).
@@ -223,11 +230,15 @@ pub struct BaselineRow {
 impl BaselineRow {
     fn of(run: &str, t: &TrialRecord) -> Option<BaselineRow> {
         let lat = figure(t, keys::LATENCY_MS)?;
+        let acc = figure(t, keys::ACCURACY)?;
+        let kind = t.evaluation.as_ref()?.labels.get(ACCURACY_KIND);
         Some(BaselineRow {
             run: run.to_string(),
             trial: t.number,
             genome_id: t.genome_id.clone(),
-            accuracy: accuracy(t)?,
+            accuracy: acc.value,
+            accuracy_source: acc.source,
+            accuracy_kind: kind.map(|k| accuracy_kind_in_brief(k)),
             latency_ms: lat.value,
             latency_source: lat.source,
             params: figure(t, "params").map(|f| f.value),
@@ -391,16 +402,18 @@ pub fn markdown(
         let _ = writeln!(s);
         let _ = writeln!(
             s,
-            "| model | run | trial | val. acc. % (host) | latency ms | params | MACs |"
+            "| model | run | trial | val. acc. % | accuracy is | latency ms | params | MACs |"
         );
-        let _ = writeln!(s, "|---|---|---|---|---|---|---|");
+        let _ = writeln!(s, "|---|---|---|---|---|---|---|---|");
         let row = |s: &mut String, name: &str, r: &BaselineRow| {
             let _ = writeln!(
                 s,
-                "| {name} | {} | {} | {:.2} | {:.2} ({}) | {} | {} |",
+                "| {name} | {} | {} | {:.2} ({}) | {} | {:.2} ({}) | {} | {} |",
                 r.run,
                 r.trial,
                 r.accuracy * 100.0,
+                r.accuracy_source,
+                r.accuracy_kind.as_deref().unwrap_or("-"),
                 r.latency_ms,
                 r.latency_source,
                 r.params.map_or("-".into(), |v| format!("{v:.0}")),
@@ -652,7 +665,10 @@ mod tests {
                 trial(3, Status::Done, 0.970, 20.0),
             ],
         );
-        let base = [trial(1, Status::Done, 0.966, 24.0)];
+        let mut base = [trial(1, Status::Done, 0.966, 24.0)];
+        let scratch = "trained from scratch (10 epochs)".to_string();
+        let labels = &mut base[0].evaluation.as_mut().unwrap().labels;
+        labels.insert(ACCURACY_KIND.into(), scratch);
         let b = versus_baseline(&[run], "mbv2", &base, 0.005).expect("baseline");
         let m = b.fastest_within.as_ref().expect("a model within 0.5 pt");
         assert_eq!(m.trial, 2);
@@ -660,6 +676,10 @@ mod tests {
         assert_eq!(b.most_accurate.as_ref().map(|m| m.trial), Some(3));
         let text = markdown(&[], &[], Some(&b));
         assert!(text.contains("3.00x (goal >= 1.5x: met)"), "{text}");
+        // each accuracy says where it was measured and what it is, where the journal says
+        let says = "| baseline | mbv2 | 1 | 96.60 (host) | trained from scratch | 24.00 (sim) |";
+        assert!(text.contains(says), "{text}");
+        assert!(text.contains("| 96.20 (host) | - |"), "{text}");
         assert!(curves_svg(&[]).is_ok());
     }
 }
