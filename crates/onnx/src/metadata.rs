@@ -27,8 +27,14 @@ pub const NORMALIZATION: &str = "kiln.normalization";
 pub const TEST_TOP1: &str = "kiln.test_top1";
 /// What [`TEST_TOP1`] is, in words: `trained from scratch (N epochs)`, `inherited
 /// from a supernet` (kiln-supernet's exports) or `fine-tuned N epochs from weights
-/// inherited from the supernet in DIR` (a weight-sharing search's front).
+/// inherited from the supernet in DIR` (a weight-sharing search's front); `1 epoch` in the
+/// singular ([`epochs_in_words`]).
 pub const ACCURACY_KIND: &str = "kiln.accuracy_kind";
+
+/// A count of epochs as the [`ACCURACY_KIND`] texts write it: `1 epoch`, `4 epochs`.
+pub fn epochs_in_words(epochs: usize) -> String {
+    format!("{epochs} epoch{}", if epochs == 1 { "" } else { "s" })
+}
 
 /// The `metadata_props` of the ONNX model in `bytes`, key -> value.
 ///
@@ -49,6 +55,12 @@ pub fn read(bytes: &[u8], origin: &str) -> Result<BTreeMap<String, String>, Onnx
 mod tests {
     use super::*;
     use crate::{Dim, GraphBuilder};
+
+    #[test]
+    fn epochs_are_counted_in_words() {
+        assert_eq!(epochs_in_words(1), "1 epoch");
+        assert_eq!(epochs_in_words(4), "4 epochs");
+    }
 
     #[test]
     fn reads_back_what_a_builder_wrote_and_refuses_garbage() {

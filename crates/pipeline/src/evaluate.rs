@@ -432,11 +432,8 @@ impl PipelineEvaluator {
             .map_err(|e| format!("training: {e}"))?;
         eval.timings
             .insert("train_s".into(), t.elapsed().as_secs_f64());
-        let kind = format!(
-            "trained from scratch ({} epoch{})",
-            config.epochs,
-            if config.epochs == 1 { "" } else { "s" }
-        );
+        let epochs = kiln_onnx::metadata::epochs_in_words(config.epochs);
+        let kind = format!("trained from scratch ({epochs})");
         let onnx = record_trained(&trained, kind, &trial.dir, eval)?;
         write(&trial.dir.join("model.onnx"), &onnx)?;
         Ok(onnx)

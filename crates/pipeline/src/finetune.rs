@@ -274,9 +274,8 @@ fn record_fine_tuning(
 /// What a fine-tuned accuracy is, as its trial's label and the ONNX model's metadata say.
 fn kind(judge: &SupernetJudge, config: &TrainConfig) -> String {
     format!(
-        "{FINE_TUNED} {} epoch{} from weights inherited from the supernet in {}",
-        config.epochs,
-        if config.epochs == 1 { "" } else { "s" },
+        "{FINE_TUNED} {} from weights inherited from the supernet in {}",
+        kiln_onnx::metadata::epochs_in_words(config.epochs),
         judge.dir.display()
     )
 }

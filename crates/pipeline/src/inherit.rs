@@ -244,11 +244,10 @@ impl SupernetJudge {
     /// What an accuracy from this supernet is, in words, for `data`.
     pub fn accuracy_kind(&self, data: &Dataset) -> String {
         format!(
-            "inherited from the supernet in {} ({} epoch{}), batch norm recalibrated on {} \
-             training images",
+            "inherited from the supernet in {} ({}), batch norm recalibrated on {} training \
+             images",
             self.dir.display(),
-            self.epochs,
-            if self.epochs == 1 { "" } else { "s" },
+            kiln_onnx::metadata::epochs_in_words(self.epochs),
             self.settings.images_used(data.train.len())
         )
     }

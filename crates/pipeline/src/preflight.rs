@@ -101,7 +101,8 @@ fn other_settings_of_one_cache(
     stored: &kiln_search::RunMeta,
     wanted: &kiln_search::RunMeta,
 ) -> Option<String> {
-    // `supernet DIR ( few-shot split by ...)?(, judge only)?, fine-tune ...`
+    // `supernet DIR( (few-shot split by ...))?(, judge only)?, fine-tune ...`, as
+    // `crate::search::run_identity` writes it
     let folder = |m: &kiln_search::RunMeta| {
         let rest = m.fields.get("evaluator")?.strip_prefix("supernet ")?;
         let end = [" (", ", judge only", ", fine-tune"]

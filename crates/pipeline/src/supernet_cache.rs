@@ -13,6 +13,7 @@
 use std::path::{Path, PathBuf};
 
 use kiln_data::Dataset;
+use kiln_onnx::metadata::epochs_in_words;
 use kiln_search::StrategyKind;
 use kiln_space::{Space, SplitBy};
 use kiln_supernet::{Progress, SupernetConfig};
@@ -179,9 +180,8 @@ impl std::fmt::Display for CachedSupernet {
         }
         match (self.trained_epochs, self.split) {
             (0, _) => write!(f, "cached, reused"),
-            (1, None) => write!(f, "trained 1 epoch"),
-            (n, None) => write!(f, "trained {n} epochs"),
-            (n, Some(_)) => write!(f, "trained {n} epochs over its parts"),
+            (n, None) => write!(f, "trained {}", epochs_in_words(n)),
+            (n, Some(_)) => write!(f, "trained {} over its parts", epochs_in_words(n)),
         }
     }
 }

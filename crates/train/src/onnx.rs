@@ -47,11 +47,8 @@ pub fn raw_pixel_normalization(norm: &Normalization) -> kiln_onnx::Normalization
 /// Errors: as for [`onnx_weights`], and [`TrainError::Export`] when the exporter rejects the
 /// weights or normalisation.
 pub fn export_onnx(trained: &Trained) -> Result<Vec<u8>, TrainError> {
-    let epochs = trained.metrics.config.epochs;
-    let kind = format!(
-        "trained from scratch ({epochs} epoch{})",
-        if epochs == 1 { "" } else { "s" }
-    );
+    let epochs = kiln_onnx::metadata::epochs_in_words(trained.metrics.config.epochs);
+    let kind = format!("trained from scratch ({epochs})");
     export_onnx_as(trained, &kind)
 }
 
